@@ -1,0 +1,198 @@
+"""The ``lanterna`` command: ``serve``, ``keys create|list|revoke``, ``migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from . import __version__
+
+T = TypeVar("T")
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .server.settings import Settings
+
+    return Settings.from_env(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+    )
+
+
+def _in_transaction(url: str, work: Callable[..., T]) -> T:
+    """Run ``work(conn)`` in one committed transaction on a migrated database."""
+    from .store.db import Database
+    from .store.migrations import migrate
+
+    db = Database(url)
+    try:
+        migrate(db)
+        conn = db.connect_writer()
+        try:
+            conn.raw.execute("BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.raw.execute("ROLLBACK")
+                raise
+            conn.raw.execute("COMMIT")
+            return result
+        finally:
+            conn.raw.close()
+    finally:
+        db.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the server; on an empty database bootstrap a project and print its keys."""
+    import uvicorn
+
+    from .server.app import create_app
+    from .store import projects
+    from .store.db import Database
+
+    settings = _settings(args)
+    key = _in_transaction(settings.db_url, projects.bootstrap)
+    db = Database(settings.db_url)
+    where = db.describe()
+    db.close()
+    print(f"Lanterna {__version__}: data in {where}")
+    if key is not None:
+        print("Created an organization, a project and an API key. Put these lines in your .env:")
+        print()
+        print(f"LANGFUSE_PUBLIC_KEY={key.public_key}")
+        print(f"LANGFUSE_SECRET_KEY={key.secret_key}")
+        print(f"LANGFUSE_HOST={settings.base_url}")
+        print()
+        print("The secret key is shown only this once; `lanterna keys create` makes another.")
+    else:
+        print("Existing project(s) found; `lanterna keys list` shows their public keys.")
+    print(f"Listening on {settings.base_url}", flush=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending schema migrations."""
+    from .store.db import Database
+    from .store.migrations import migrate
+
+    db = Database(_settings(args).db_url)
+    try:
+        done = migrate(db)
+    finally:
+        db.close()
+    print(f"applied {len(done)} migration(s)" + (": " + ", ".join(done) if done else ""))
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Create, list or revoke API keys."""
+    from .store import projects
+
+    url = _settings(args).db_url
+    if args.action == "create":
+
+        def create(conn):  # type: ignore[no-untyped-def]
+            project_id = args.project
+            if project_id is None:
+                all_projects = projects.list_projects(conn)
+                if len(all_projects) != 1:
+                    raise SystemExit(
+                        "more than one project (or none): name one with --project ID"
+                    )
+                project_id = all_projects[0]["id"]
+            elif projects.get_project(conn, project_id) is None:
+                raise SystemExit(f"no project {project_id}")
+            return projects.create_key(conn, project_id, note=args.note)
+
+        key = _in_transaction(url, create)
+        print(f"project: {key.project_id}")
+        print(f"LANGFUSE_PUBLIC_KEY={key.public_key}")
+        print(f"LANGFUSE_SECRET_KEY={key.secret_key}")
+        print("The secret key is shown only this once.")
+        return 0
+    if args.action == "list":
+        rows = _in_transaction(url, lambda c: projects.list_keys(c, args.project))
+        for row in rows:
+            state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+            print(
+                f"{row['public_key']}  {row['display_secret']}  project={row['project_id']}"
+                f" ({row['project_name']})  created={row['created_at']}  {state}"
+                + (f"  note={row['note']}" if row["note"] else "")
+            )
+        return 0
+    revoked = _in_transaction(url, lambda c: projects.revoke_key(c, args.key))
+    if not revoked:
+        print(f"no active key {args.key}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key}")
+    return 0
+
+
+def _db_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        help="folder of the SQLite database (default ~/.lanterna, env LANTERNA_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="postgresql://user:pass@host/db instead of SQLite (env LANTERNA_DATABASE_URL)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (documented in docs/cli.md)."""
+    parser = argparse.ArgumentParser(prog="lanterna", description="Self-hosted LLM observability.")
+    parser.add_argument("--version", action="version", version=f"lanterna {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server (API and UI)")
+    serve.add_argument("--host", help="interface to bind (default 127.0.0.1, env LANTERNA_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 3000, env LANTERNA_PORT)")
+    _db_options(serve)
+    serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    serve.add_argument(
+        "--access-log", action=argparse.BooleanOptionalAction, default=False,
+        help="log every request (default off)",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply pending schema migrations")
+    _db_options(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create", help="create a key pair (prints the secret once)")
+    create.add_argument("--project", help="project id (needed when there are several)")
+    create.add_argument("--note", help="a note to remember the key by")
+    _db_options(create)
+    listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--project", help="only this project's keys")
+    _db_options(listing)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by public key or id")
+    revoke.add_argument("key", help="public key (pk-lf-...) or key id")
+    _db_options(revoke)
+    keys.set_defaults(func=cmd_keys)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lanterna`` command."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Domain events: what every wire format is turned into before it reaches the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Kind = Literal["trace", "observation", "score"]
+
+OBSERVATION_TYPES = (
+    "SPAN",
+    "GENERATION",
+    "EVENT",
+    "AGENT",
+    "TOOL",
+    "CHAIN",
+    "RETRIEVER",
+    "EVALUATOR",
+    "EMBEDDING",
+    "GUARDRAIL",
+)
+LEVELS = ("DEBUG", "DEFAULT", "WARNING", "ERROR")
+SCORE_DATA_TYPES = ("NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT", "CORRECTION")
+SCORE_SOURCES = ("API", "EVAL", "ANNOTATION")
+
+
+@dataclass(slots=True)
+class DomainEvent:
+    """One upsert of one entity: only the fields the sender provided are in ``fields``.
+
+    ``timestamp`` is the sender's event time, used to order events for the same entity;
+    ``is_update`` marks ``*-update`` events, which sort after creates on ties.
+    """
+
+    kind: Kind
+    entity_id: str
+    timestamp: datetime
+    fields: dict[str, Any] = field(default_factory=dict)
+    is_update: bool = False

@@ -1,0 +1,383 @@
+"""``POST /api/public/ingestion`` batches -> domain events, with per-event errors.
+
+One bad event never rejects its neighbours: each event is validated on its own and
+becomes either a :class:`DomainEvent` or an error entry of the 207 response.
+Field names follow the Langfuse wire contract (camelCase); unknown keys are ignored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..timeutil import parse_ts
+from .environment import normalize_environment
+from .events import LEVELS, OBSERVATION_TYPES, SCORE_DATA_TYPES, SCORE_SOURCES, DomainEvent
+from .usage import UsageError, normalize_cost_details, normalize_legacy_usage, normalize_usage_details
+
+MAX_ID = 800
+
+
+class Invalid(ValueError):
+    """A per-event validation failure; the message says which field and why."""
+
+
+@dataclass(slots=True)
+class EventError:
+    """One entry of the 207 response's ``errors`` list."""
+
+    id: str
+    status: int
+    message: str
+    error: Any = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The wire form."""
+        out: dict[str, Any] = {"id": self.id, "status": self.status, "message": self.message}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+@dataclass(slots=True)
+class ParsedBatch:
+    """The outcome of reading a batch: events to write and the 207 lists."""
+
+    events: list[DomainEvent] = field(default_factory=list)
+    successes: list[str] = field(default_factory=list)
+    errors: list[EventError] = field(default_factory=list)
+
+
+# --- field readers -----------------------------------------------------------------
+
+
+def _str(body: dict[str, Any], key: str, *, max_len: int | None = None) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Invalid(f"{key}: expected a string, got {type(value).__name__}")
+    if max_len is not None and len(value) > max_len:
+        raise Invalid(f"{key}: longer than {max_len} characters")
+    return value
+
+
+def _id(body: dict[str, Any], key: str) -> str | None:
+    value = _str(body, key, max_len=MAX_ID)
+    if value is not None and (not value or "\r" in value):
+        raise Invalid(f"{key}: must be 1-{MAX_ID} characters without carriage returns")
+    return value
+
+
+def _ts(body: dict[str, Any], key: str) -> datetime | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    try:
+        return parse_ts(value)
+    except ValueError as exc:
+        raise Invalid(f"{key}: {exc}") from None
+
+
+def _version_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return _str(body, key)
+
+
+def _metadata(body: dict[str, Any]) -> dict[str, Any] | None:
+    value = body.get("metadata")
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value
+    # Langfuse keeps a non-object metadata value under the key "metadata".
+    return {"metadata": value}
+
+
+def _tags(body: dict[str, Any]) -> list[str] | None:
+    value = body.get("tags")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise Invalid("tags: expected a list of strings")
+    return sorted(set(value))
+
+
+def _level(body: dict[str, Any]) -> str | None:
+    value = body.get("level")
+    if value is None:
+        return None
+    if value not in LEVELS:
+        raise Invalid(f"level: must be one of {', '.join(LEVELS)}")
+    return str(value)
+
+
+def _put(out: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        out[key] = value
+
+
+# --- bodies --------------------------------------------------------------------------
+
+
+def trace_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a TraceBody, in domain names; absent fields are left out."""
+    out: dict[str, Any] = {}
+    _put(out, "timestamp", _ts(body, "timestamp"))
+    _put(out, "name", _str(body, "name", max_len=1000))
+    _put(out, "user_id", _str(body, "userId"))
+    _put(out, "session_id", _id(body, "sessionId"))
+    _put(out, "release", _str(body, "release"))
+    _put(out, "version", _version_str(body, "version"))
+    _put(out, "input", body.get("input"))
+    _put(out, "output", body.get("output"))
+    _put(out, "metadata", _metadata(body))
+    _put(out, "tags", _tags(body))
+    public = body.get("public")
+    if public is not None:
+        if not isinstance(public, bool):
+            raise Invalid("public: expected a boolean")
+        out["public"] = public
+    if body.get("environment") is not None:
+        out["environment"] = normalize_environment(body["environment"])
+    return out
+
+
+def _model_parameters(body: dict[str, Any]) -> dict[str, Any] | None:
+    value = body.get("modelParameters")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise Invalid("modelParameters: expected an object")
+    return value
+
+
+def observation_fields(body: dict[str, Any], *, generation: bool) -> dict[str, Any]:
+    """The fields of a span/event/generation body, in domain names."""
+    out: dict[str, Any] = {}
+    _put(out, "trace_id", _id(body, "traceId"))
+    _put(out, "name", _str(body, "name"))
+    _put(out, "start_time", _ts(body, "startTime"))
+    _put(out, "end_time", _ts(body, "endTime"))
+    _put(out, "metadata", _metadata(body))
+    _put(out, "input", body.get("input"))
+    _put(out, "output", body.get("output"))
+    _put(out, "level", _level(body))
+    _put(out, "status_message", _str(body, "statusMessage"))
+    _put(out, "parent_observation_id", _id(body, "parentObservationId"))
+    _put(out, "version", _version_str(body, "version"))
+    if body.get("environment") is not None:
+        out["environment"] = normalize_environment(body["environment"])
+    if not generation:
+        return out
+    _put(out, "completion_start_time", _ts(body, "completionStartTime"))
+    _put(out, "model", _str(body, "model"))
+    _put(out, "model_parameters", _model_parameters(body))
+    try:
+        legacy_usage, legacy_cost = normalize_legacy_usage(body.get("usage") or None)
+        usage = normalize_usage_details(body.get("usageDetails") or None) or legacy_usage
+        cost = normalize_cost_details(body.get("costDetails") or None) or legacy_cost
+    except UsageError as exc:
+        raise Invalid(str(exc)) from None
+    if usage:
+        out["usage_details"] = usage
+        out["provided_usage_details"] = usage
+    if cost:
+        out["cost_details"] = cost
+        out["provided_cost_details"] = cost
+        out["total_cost"] = cost.get("total")
+    prompt_name = _str(body, "promptName")
+    prompt_version = body.get("promptVersion")
+    if (prompt_name is None) != (prompt_version is None):
+        raise Invalid("promptName and promptVersion must be given together")
+    if prompt_version is not None:
+        if isinstance(prompt_version, bool) or not isinstance(prompt_version, int):
+            raise Invalid("promptVersion: expected an integer")
+        out["prompt_name"] = prompt_name
+        out["prompt_version"] = prompt_version
+    return out
+
+
+def score_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a ScoreBody, validated by data type and target (contract 2.4)."""
+    out: dict[str, Any] = {}
+    name = _str(body, "name")
+    if not name:
+        raise Invalid("name: required, a non-empty string")
+    out["name"] = name
+    trace_id = _id(body, "traceId")
+    observation_id = _id(body, "observationId")
+    session_id = _id(body, "sessionId")
+    dataset_run_id = _id(body, "datasetRunId")
+    targets = sum(x is not None for x in (trace_id, session_id, dataset_run_id))
+    if targets != 1:
+        raise Invalid("a score needs exactly one of traceId, sessionId or datasetRunId")
+    if observation_id is not None and trace_id is None:
+        raise Invalid("observationId requires traceId")
+    _put(out, "trace_id", trace_id)
+    _put(out, "observation_id", observation_id)
+    _put(out, "session_id", session_id)
+    _put(out, "dataset_run_id", dataset_run_id)
+    _put(out, "timestamp", _ts(body, "timestamp"))
+    _put(out, "comment", _str(body, "comment"))
+    _put(out, "metadata", _metadata(body))
+    _put(out, "config_id", _str(body, "configId"))
+    _put(out, "queue_id", _str(body, "queueId"))
+    source = body.get("source", "API")
+    if source not in SCORE_SOURCES:
+        raise Invalid(f"source: must be one of {', '.join(SCORE_SOURCES)}")
+    out["source"] = source
+    if body.get("environment") is not None:
+        out["environment"] = normalize_environment(body["environment"])
+    value = body.get("value")
+    data_type = body.get("dataType")
+    if data_type is not None and data_type not in SCORE_DATA_TYPES:
+        raise Invalid(f"dataType: must be one of {', '.join(SCORE_DATA_TYPES)}")
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(value, bool):
+        value, is_number = int(value), True
+    if data_type is None:
+        if is_number:
+            data_type = "NUMERIC"
+        elif isinstance(value, str):
+            data_type = "CATEGORICAL"
+        else:
+            raise Invalid("value: required, a number or a string")
+    if data_type == "NUMERIC":
+        if not is_number or value != value:
+            raise Invalid("value: a NUMERIC score needs a number")
+        out["value"], out["string_value"] = float(value), None
+    elif data_type == "BOOLEAN":
+        if not is_number or value not in (0, 1):
+            raise Invalid("value: a BOOLEAN score needs 0 or 1")
+        out["value"], out["string_value"] = float(value), "True" if value else "False"
+    elif data_type == "CATEGORICAL":
+        if not isinstance(value, str):
+            raise Invalid("value: a CATEGORICAL score needs a string")
+        out["value"], out["string_value"] = 0.0, value
+    else:  # TEXT, CORRECTION
+        if not isinstance(value, str) or not value:
+            raise Invalid(f"value: a {data_type} score needs a non-empty string")
+        if data_type == "TEXT" and len(value) > 500:
+            raise Invalid("value: a TEXT score holds at most 500 characters")
+        if data_type == "CORRECTION" and (session_id or dataset_run_id):
+            raise Invalid("a CORRECTION score targets a trace or an observation")
+        out["value"], out["string_value"] = 0.0, value
+    out["data_type"] = data_type
+    return out
+
+
+# --- envelopes -----------------------------------------------------------------------
+
+_OBSERVATION_EVENTS: dict[str, tuple[str, bool, bool]] = {
+    # type -> (observation type, is_update, generation fields allowed)
+    "span-create": ("SPAN", False, False),
+    "span-update": ("SPAN", True, False),
+    "generation-create": ("GENERATION", False, True),
+    "generation-update": ("GENERATION", True, True),
+    "event-create": ("EVENT", False, False),
+    "agent-create": ("AGENT", False, True),
+    "tool-create": ("TOOL", False, True),
+    "chain-create": ("CHAIN", False, True),
+    "retriever-create": ("RETRIEVER", False, True),
+    "evaluator-create": ("EVALUATOR", False, True),
+    "embedding-create": ("EMBEDDING", False, True),
+    "guardrail-create": ("GUARDRAIL", False, True),
+}
+SCORE_ONLY_TYPES = frozenset({"score-create", "sdk-log"})
+
+
+def _envelope(event: Any) -> tuple[str, str, datetime, dict[str, Any]]:
+    if not isinstance(event, dict):
+        raise Invalid("each event must be an object")
+    event_id = _id(event, "id")
+    if event_id is None:
+        raise Invalid("id: required")
+    event_type = event.get("type")
+    if not isinstance(event_type, str):
+        raise Invalid("type: required, a string")
+    timestamp = _ts(event, "timestamp")
+    if timestamp is None:
+        raise Invalid("timestamp: required, an ISO-8601 datetime with offset")
+    body = event.get("body")
+    if not isinstance(body, dict):
+        raise Invalid("body: required, an object")
+    return event_id, event_type, timestamp, body
+
+
+def read_event(event: Any) -> tuple[str, DomainEvent | None]:
+    """Validate one envelope; return its id and the domain event (None: nothing to store).
+
+    Raises :class:`Invalid` with a message naming the field at fault.
+    """
+    event_id, event_type, timestamp, body = _envelope(event)
+    if event_type == "trace-create":
+        entity = _id(body, "id")
+        fields = trace_fields(body)
+        return event_id, DomainEvent("trace", entity, timestamp, fields) if entity else None
+    spec = _OBSERVATION_EVENTS.get(event_type)
+    legacy = event_type in ("observation-create", "observation-update")
+    if spec is not None or legacy:
+        entity = _id(body, "id")
+        if entity is None:
+            raise Invalid("body.id: required for observation events")
+        if legacy:
+            obs_type = body.get("type", "SPAN")
+            if obs_type not in ("SPAN", "GENERATION", "EVENT"):
+                raise Invalid("body.type: must be SPAN, GENERATION or EVENT")
+            fields = observation_fields(body, generation=True)
+            is_update = event_type == "observation-update"
+        else:
+            assert spec is not None
+            obs_type, is_update, generation = spec
+            fields = observation_fields(body, generation=generation)
+        fields["type"] = obs_type
+        return event_id, DomainEvent("observation", entity, timestamp, fields, is_update)
+    if event_type == "score-create":
+        entity = _id(body, "id")
+        fields = score_fields(body)
+        return event_id, DomainEvent("score", entity, timestamp, fields) if entity else None
+    if event_type == "sdk-log":
+        return event_id, None
+    if event_type == "dataset-run-item-create":
+        raise Invalid("dataset-run-item-create is internal and cannot be sent here")
+    raise Invalid(f"unknown event type {event_type!r}")
+
+
+def read_batch(batch: list[Any], *, scores_only: bool = False) -> ParsedBatch:
+    """Validate every event of a batch; bad ones become per-event errors.
+
+    ``scores_only`` is the public-key (Bearer) scope: anything but a score or an
+    sdk-log is refused with 401 "Access Scope Denied".
+    """
+    out = ParsedBatch()
+    for raw in batch:
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        error_id = raw_id if isinstance(raw_id, str) and raw_id else "unknown"
+        if scores_only and isinstance(raw, dict) and raw.get("type") not in SCORE_ONLY_TYPES:
+            out.errors.append(
+                EventError(error_id, 401, "Authentication error", "Access Scope Denied")
+            )
+            continue
+        try:
+            event_id, domain = read_event(raw)
+        except Invalid as exc:
+            out.errors.append(EventError(error_id, 400, "Invalid request data", str(exc)))
+            continue
+        if raw.get("type") == "sdk-log":
+            continue  # a valid sdk-log is listed in neither successes nor errors
+        if domain is not None:
+            out.events.append(domain)
+        out.successes.append(event_id)
+    return out
+
+
+def new_id() -> str:
+    """A fresh random id (uuid4), as the Langfuse server makes them."""
+    return str(uuid.uuid4())

@@ -1,0 +1,1 @@
+"""The Lanterna server: ASGI app, public API, settings. Needs ``lanterna[server]``."""

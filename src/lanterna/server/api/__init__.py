@@ -1,0 +1,1 @@
+"""Public API: one module per resource, each exposing ``router``."""

@@ -1,0 +1,45 @@
+"""``GET /api/public/health`` (no auth) and ``GET /api/public/projects``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from ... import __version__
+from ...store import projects
+from ..auth import ProjectKey
+from ..errors import not_found
+from ..responses import JSON
+from ..runtime import runtime
+
+router = APIRouter()
+
+
+@router.get("/api/public/health")
+async def health(request: Request, failIfDatabaseUnavailable: bool = False) -> JSON:  # noqa: N803
+    """Liveness; with ``failIfDatabaseUnavailable=true`` also a database round trip."""
+    if failIfDatabaseUnavailable:
+        try:
+            await runtime(request).read(lambda c: c.scalar("SELECT 1"))
+        except Exception as exc:
+            return JSON(
+                {"status": f"Database not available: {type(exc).__name__}", "version": __version__},
+                status_code=503,
+            )
+    return JSON({"status": "OK", "version": __version__})
+
+
+@router.get("/api/public/projects")
+def list_projects(request: Request, principal: ProjectKey) -> JSON:
+    """The key's own project (what ``auth_check()`` looks for)."""
+    row = runtime(request).read_sync(lambda c: projects.get_project(c, principal.project_id))
+    if row is None:
+        raise not_found("Project")
+    item = {
+        "id": row["id"],
+        "name": row["name"],
+        "organization": {"id": row["org_id"], "name": row["org_name"]},
+        "metadata": row["metadata"] if isinstance(row["metadata"], dict) else {},
+    }
+    if row["retention_days"]:
+        item["retentionDays"] = row["retention_days"]
+    return JSON({"data": [item]})

@@ -1,0 +1,118 @@
+"""API-key authentication (contract 1.1).
+
+``Authorization: Basic base64(publicKey:secretKey)`` gives full access to the key's
+project. ``Authorization: Bearer <publicKey>`` gives the ``scores`` scope, accepted only
+by the ingestion route (score events) and ``POST /api/public/scores``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+
+from ..store import projects
+from .errors import ApiError
+from .runtime import runtime
+
+HINT = "Confirm that you've configured the correct host."
+_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a project and the scope the credentials give."""
+
+    project_id: str
+    public_key: str
+    scope: Literal["all", "scores"]
+
+
+class _KeyCache:
+    """Recently verified credentials, keyed by a hash (no secret is kept in clear)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
+
+    def get(self, token: bytes) -> Principal | None:
+        with self._lock:
+            hit = self._entries.get(token)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, token: bytes, principal: Principal) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[token] = (time.monotonic() + _CACHE_SECONDS, principal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+key_cache = _KeyCache()
+
+
+def _unauthorized(reason: str) -> ApiError:
+    return ApiError(401, f"{reason}. {HINT}", "UnauthorizedError")
+
+
+def authenticate(request: Request) -> Principal:
+    """Resolve the request's credentials to a :class:`Principal` or raise 401."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise _unauthorized("No authorization header")
+    scheme, _, credentials = header.partition(" ")
+    credentials = credentials.strip()
+    token = hashlib.sha256(header.encode()).digest()
+    cached = key_cache.get(token)
+    if cached is not None:
+        return cached
+    rt = runtime(request)
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise _unauthorized("Invalid basic auth credentials") from None
+        public_key, sep, secret_key = decoded.partition(":")
+        if not sep or not public_key or not secret_key:
+            raise _unauthorized("Invalid basic auth credentials")
+        row = rt.read_sync(lambda c: projects.find_key(c, public_key))
+        if row is None or not projects.secret_matches(row, secret_key):
+            raise _unauthorized("Invalid credentials")
+        principal = Principal(row["project_id"], public_key, "all")
+    elif scheme.lower() == "bearer":
+        row = rt.read_sync(lambda c: projects.find_key(c, credentials))
+        if row is None:
+            raise _unauthorized("Invalid public key")
+        principal = Principal(row["project_id"], credentials, "scores")
+    else:
+        raise _unauthorized("Unsupported authorization scheme")
+    key_cache.put(token, principal)
+    return principal
+
+
+def require_project(request: Request) -> Principal:
+    """Dependency: a full-access project key (Basic auth)."""
+    principal = authenticate(request)
+    if principal.scope != "all":
+        raise ApiError(403, "Access denied - insufficient permissions for this endpoint")
+    return principal
+
+
+def allow_public_key(request: Request) -> Principal:
+    """Dependency: a Basic project key, or a Bearer public key (scores scope)."""
+    return authenticate(request)
+
+
+ProjectKey = Annotated[Principal, Depends(require_project)]
+AnyKey = Annotated[Principal, Depends(allow_public_key)]

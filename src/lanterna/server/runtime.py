@@ -1,0 +1,54 @@
+"""What a running server holds: settings, the database, the writer. Built in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from ..store.db import Conn, Database
+from ..store.migrations import migrate
+from ..store.writer import Writer
+from .settings import Settings
+
+T = TypeVar("T")
+
+
+class Runtime:
+    """The server's shared state; one per app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.db_url, read_pool_size=settings.read_pool_size)
+        self.writer = Writer(self.db)
+
+    def start(self) -> None:
+        """Migrate the schema and start the writer."""
+        migrate(self.db)
+        self.writer.start()
+
+    def stop(self) -> None:
+        """Drain the writer and close connections."""
+        self.writer.stop()
+        self.db.close()
+
+    def read_sync(self, query: Callable[[Conn], T]) -> T:
+        """Run ``query`` on a read connection (blocking)."""
+        with self.db.read() as conn:
+            return query(conn)
+
+    async def read(self, query: Callable[[Conn], T]) -> T:
+        """Run ``query`` on a read connection in the thread pool."""
+        return await run_in_threadpool(self.read_sync, query)
+
+    async def write(self, work: Callable[[Conn], T]) -> T:
+        """Run ``work`` in the writer; returns after it is committed."""
+        return await self.writer.run(work)
+
+
+def runtime(request: Request) -> Runtime:
+    """The runtime of the app serving ``request``."""
+    rt: Runtime = request.app.state.runtime
+    return rt

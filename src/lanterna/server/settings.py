@@ -1,0 +1,56 @@
+"""One settings object, read from ``LANTERNA_*`` environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from ..store.db import default_sqlite_url
+
+
+def _default_data_dir() -> str:
+    return os.environ.get("LANTERNA_DATA_DIR") or str(Path.home() / ".lanterna")
+
+
+@dataclass
+class Settings:
+    """Server settings. Every field has an environment variable ``LANTERNA_<NAME>``."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    data_dir: str = field(default_factory=_default_data_dir)
+    #: ``postgresql://user:pass@host/db``; empty means the SQLite file in ``data_dir``.
+    database_url: str = ""
+    #: URL clients use to reach this server (printed as LANGFUSE_HOST); default from host/port.
+    public_url: str = ""
+    #: Largest request body accepted, in bytes (413 above it).
+    max_request_bytes: int = 20 * 1024 * 1024
+    #: Largest single ingestion event, in bytes (a per-event 413 above it).
+    max_event_bytes: int = 5 * 1024 * 1024
+    #: Read connections kept open.
+    read_pool_size: int = 8
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from ``LANTERNA_*`` variables, then ``overrides`` (None is ignored)."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"LANTERNA_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = int(raw) if f.type in ("int", int) else raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def db_url(self) -> str:
+        """The database to open: ``database_url`` or the SQLite file in ``data_dir``."""
+        return self.database_url or default_sqlite_url(self.data_dir)
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach the server."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,142 @@
+"""Stored rows -> the JSON objects of the public API (Langfuse's field names).
+
+Every property the OpenAPI schema marks required is present: nullable ones as
+``null``, lists as ``[]``. One function per entity, shared by every route that returns it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..store.dialect import Dialect
+from ..timeutil import seconds_between
+
+
+def _sum_containing(values: dict[str, Any] | None, needle: str) -> float:
+    if not values:
+        return 0
+    return sum(v for k, v in values.items() if needle in k and isinstance(v, (int, float)))
+
+
+def trace_json(d: Dialect, row: dict[str, Any], project_id: str) -> dict[str, Any]:
+    """A Trace with ``htmlPath`` (the fields every trace response carries)."""
+    return {
+        "id": row["id"],
+        "timestamp": d.ts_out(row["timestamp"]),
+        "name": row["name"],
+        "input": d.json_out(row["input"]),
+        "output": d.json_out(row["output"]),
+        "sessionId": row["session_id"],
+        "release": row["release"],
+        "version": row["version"],
+        "userId": row["user_id"],
+        "metadata": d.json_out(row["metadata"]),
+        "tags": d.json_out(row["tags"]) or [],
+        "public": bool(row["public"]),
+        "bookmarked": bool(row.get("bookmarked")),
+        "environment": row["environment"],
+        "htmlPath": f"/project/{project_id}/traces/{row['id']}",
+        "projectId": project_id,
+        "createdAt": d.ts_out(row.get("created_at")),
+        "updatedAt": d.ts_out(row.get("updated_at")),
+    }
+
+
+def observation_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
+    """An ObservationsView (v1 observation with derived usage, cost and latency)."""
+    usage = d.json_out(row["usage_details"]) or {}
+    cost = d.json_out(row["cost_details"]) or {}
+    start = d.ts_parse(row["start_time"])
+    end = d.ts_parse(row["end_time"])
+    first_token = d.ts_parse(row["completion_start_time"])
+    usage_in = int(_sum_containing(usage, "input"))
+    usage_out = int(_sum_containing(usage, "output"))
+    usage_total = int(usage.get("total", 0) or 0)
+    cost_in = _sum_containing(cost, "input") if cost else None
+    cost_out = _sum_containing(cost, "output") if cost else None
+    total_cost = row["total_cost"]
+    return {
+        "id": row["id"],
+        "traceId": row["trace_id"],
+        "type": row["type"],
+        "name": row["name"],
+        "startTime": d.ts_out(row["start_time"]),
+        "endTime": d.ts_out(row["end_time"]),
+        "completionStartTime": d.ts_out(row["completion_start_time"]),
+        "model": row["model"],
+        "modelParameters": d.json_out(row["model_parameters"]) or {},
+        "input": d.json_out(row["input"]),
+        "output": d.json_out(row["output"]),
+        "version": row["version"],
+        "metadata": d.json_out(row["metadata"]),
+        "usage": {
+            "input": usage_in,
+            "output": usage_out,
+            "total": usage_total,
+            "unit": "TOKENS",
+            "inputCost": cost_in,
+            "outputCost": cost_out,
+            "totalCost": total_cost,
+        },
+        "usageDetails": usage,
+        "costDetails": cost,
+        "level": row["level"],
+        "statusMessage": row["status_message"],
+        "parentObservationId": row["parent_observation_id"],
+        "promptId": row["prompt_id"],
+        "promptName": row["prompt_name"],
+        "promptVersion": row["prompt_version"],
+        "environment": row["environment"],
+        "modelId": row["model_id"],
+        "inputPrice": None,
+        "outputPrice": None,
+        "totalPrice": None,
+        "calculatedInputCost": cost_in,
+        "calculatedOutputCost": cost_out,
+        "calculatedTotalCost": total_cost,
+        "latency": seconds_between(start, end),
+        "timeToFirstToken": seconds_between(start, first_token),
+        "promptTokens": usage_in,
+        "completionTokens": usage_out,
+        "totalTokens": usage_total,
+        "unit": "TOKENS",
+        "projectId": row["project_id"],
+        "createdAt": d.ts_out(row.get("created_at")),
+        "updatedAt": d.ts_out(row.get("updated_at")),
+    }
+
+
+def score_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
+    """A Score (v1/v2 read shape, discriminated by ``dataType``)."""
+    return {
+        "id": row["id"],
+        "traceId": row["trace_id"],
+        "sessionId": row["session_id"],
+        "observationId": row["observation_id"],
+        "datasetRunId": row["dataset_run_id"],
+        "name": row["name"],
+        "value": row["value"],
+        "stringValue": row["string_value"],
+        "dataType": row["data_type"],
+        "source": row["source"],
+        "timestamp": d.ts_out(row["timestamp"]),
+        "createdAt": d.ts_out(row["created_at"]),
+        "updatedAt": d.ts_out(row["updated_at"]),
+        "authorUserId": row["author_user_id"],
+        "comment": row["comment"],
+        "metadata": d.json_out(row["metadata"]) or {},
+        "configId": row["config_id"],
+        "queueId": row["queue_id"],
+        "environment": row["environment"],
+        "projectId": row["project_id"],
+    }
+
+
+def session_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
+    """A Session."""
+    return {
+        "id": row["id"],
+        "createdAt": d.ts_out(row["created_at"]),
+        "projectId": row["project_id"],
+        "environment": row["environment"],
+    }

@@ -1,0 +1,170 @@
+"""Connections: open a database by URL, hand out read connections, run migrations.
+
+SQLite: one file in WAL mode; the single writer (see ``writer.py``) owns the only
+write connection, readers take connections from a small pool. PostgreSQL: psycopg 3,
+a write connection for the writer and a ``psycopg_pool`` pool for reads.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .dialect import POSTGRES, SQLITE, Dialect
+
+
+class Conn:
+    """A DB-API connection plus its dialect, with dict rows and ``?`` placeholders."""
+
+    __slots__ = ("dialect", "raw")
+
+    def __init__(self, raw: Any, dialect: Dialect) -> None:
+        self.raw = raw
+        self.dialect = dialect
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a query and return every row as a dict."""
+        cur = self.raw.execute(self.dialect.sql(sql), params)
+        if cur.description is None:
+            return []
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        """Run a query and return its first row as a dict, or None."""
+        rows = self.all(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run a query and return the first column of its first row, or None."""
+        row = self.raw.execute(self.dialect.sql(sql), params).fetchone()
+        return None if row is None else row[0]
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement and return the number of rows it touched."""
+        cur = self.raw.execute(self.dialect.sql(sql), params)
+        return int(cur.rowcount or 0)
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for each parameter row (``executemany``)."""
+        cur = self.raw.cursor()
+        cur.executemany(self.dialect.sql(sql), list(rows))
+
+
+def _sqlite_connect(path: str, *, readonly: bool) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves (the writer uses
+    # BEGIN IMMEDIATE so it never fails half-way on a lock upgrade).
+    raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    # WAL: readers never block the writer and the writer never blocks readers.
+    raw.execute("PRAGMA journal_mode=WAL")
+    # FULL: the WAL is fsynced at every commit, so a 2xx survives a power cut, not just
+    # a process crash. Group commit makes that one fsync per group of requests.
+    raw.execute("PRAGMA synchronous=FULL")
+    # Wait for a lock instead of failing at once (only migrations and tools contend).
+    raw.execute("PRAGMA busy_timeout=30000")
+    # 64 MiB page cache per connection: list queries scan hot index pages repeatedly.
+    raw.execute("PRAGMA cache_size=-65536")
+    # Temporary B-trees for ORDER BY / GROUP BY stay in memory.
+    raw.execute("PRAGMA temp_store=MEMORY")
+    if readonly:
+        # A read connection can never write by mistake.
+        raw.execute("PRAGMA query_only=1")
+    return raw
+
+
+class Database:
+    """A database opened from a URL: ``sqlite:///path.db``, a path, or ``postgresql://``."""
+
+    def __init__(self, url: str, *, read_pool_size: int = 8) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._closed = False
+        if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            from psycopg_pool import ConnectionPool
+
+            self.dialect: Dialect = POSTGRES
+            self._pg_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+            self._pool = ConnectionPool(
+                self._pg_url,
+                min_size=1,
+                max_size=read_pool_size,
+                kwargs={"autocommit": True},
+                open=True,
+            )
+            self.path: Path | None = None
+        else:
+            self.dialect = SQLITE
+            path = url.removeprefix("sqlite:///") if url.startswith("sqlite:") else url
+            self.path = Path(path).expanduser().resolve()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+            self._reader_count = 0
+            self._read_pool_size = read_pool_size
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when this database is an SQLite file."""
+        return self.dialect is SQLITE
+
+    def describe(self) -> str:
+        """Where the data lives, without any password."""
+        if self.path is not None:
+            return str(self.path)
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self._pg_url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+        return f"postgresql://{host}{port}{parts.path}"
+
+    def connect_writer(self) -> Conn:
+        """A new connection for writing (the writer thread, migrations, tools)."""
+        if self.path is not None:
+            return Conn(_sqlite_connect(str(self.path), readonly=False), self.dialect)
+        import psycopg
+
+        return Conn(psycopg.connect(self._pg_url, autocommit=True), self.dialect)
+
+    @contextmanager
+    def read(self) -> Iterator[Conn]:
+        """Borrow a read connection (autocommit; each statement sees committed data)."""
+        if self.path is None:
+            with self._pool.connection() as raw:
+                yield Conn(raw, self.dialect)
+            return
+        try:
+            raw = self._readers.get_nowait()
+        except queue.Empty:
+            raw = _sqlite_connect(str(self.path), readonly=True)
+        try:
+            yield Conn(raw, self.dialect)
+        finally:
+            if raw.in_transaction:
+                raw.rollback()
+            if self._closed or self._readers.qsize() >= self._read_pool_size:
+                raw.close()
+            else:
+                self._readers.put(raw)
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._closed = True
+        if self.path is None:
+            self._pool.close()
+            return
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                break
+
+
+def default_sqlite_url(data_dir: str | os.PathLike[str]) -> str:
+    """The SQLite URL inside ``data_dir``."""
+    return "sqlite:///" + str(Path(data_dir).expanduser().resolve() / "lanterna.db")

@@ -1,0 +1,105 @@
+"""Every SQLite/PostgreSQL difference, each in one small named helper.
+
+Store code writes SQL once, with ``?`` placeholders and portable syntax
+(``INSERT ... ON CONFLICT ... DO UPDATE`` works on both), and asks the dialect for the
+few things that differ: placeholders, timestamps, JSON columns and JSON predicates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from .. import _json
+from ..timeutil import UTC, format_ts
+
+
+class Dialect:
+    """The SQLite flavour; :class:`PostgresDialect` overrides what differs."""
+
+    name = "sqlite"
+
+    def sql(self, text: str) -> str:
+        """SQL as the driver wants it (SQLite takes ``?`` as written)."""
+        return text
+
+    def ts(self, dt: datetime | None) -> Any:
+        """A timestamp as bound to a query."""
+        return None if dt is None else format_ts(dt)
+
+    def ts_out(self, value: Any) -> str | None:
+        """A stored timestamp as the API returns it (ISO-8601, UTC, ``Z``)."""
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return format_ts(value)
+        return str(value)
+
+    def ts_parse(self, value: Any) -> datetime | None:
+        """A stored timestamp as an aware datetime."""
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+    def json(self, value: Any) -> Any:
+        """A JSON value as bound to a JSON column."""
+        return None if value is None else _json.dumps(value)
+
+    def json_out(self, value: Any) -> Any:
+        """A JSON column as a Python value."""
+        if value is None or not isinstance(value, (str, bytes)):
+            return value
+        return _json.loads(value)
+
+    def json_array_contains(self, column: str) -> str:
+        """SQL that is true when the JSON array ``column`` holds the bound string."""
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = ?)"
+
+    def json_text_at(self, column: str) -> str:
+        """SQL for the text of top-level key ``?`` (bound) in JSON object ``column``."""
+        return f"json_extract({column}, '$.' || json_quote(?))"
+
+    def text_search(self, column: str) -> str:
+        """SQL true when the text of ``column`` contains the bound substring (any case)."""
+        return f"instr(lower(CAST({column} AS TEXT)), lower(?)) > 0"
+
+    def epoch_seconds(self, column: str) -> str:
+        """SQL for a timestamp column as seconds since the epoch (float)."""
+        return f"((julianday({column}) - 2440587.5) * 86400.0)"
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL via psycopg 3: ``%s`` placeholders, timestamptz and jsonb."""
+
+    name = "postgresql"
+
+    def sql(self, text: str) -> str:
+        return _pg_sql(text)
+
+    def ts(self, dt: datetime | None) -> Any:
+        return dt
+
+    def json_array_contains(self, column: str) -> str:
+        return f"{column} @> jsonb_build_array(?::text)"
+
+    def json_text_at(self, column: str) -> str:
+        return f"({column} ->> ?::text)"
+
+    def text_search(self, column: str) -> str:
+        return f"strpos(lower({column}::text), lower(?)) > 0"
+
+    def epoch_seconds(self, column: str) -> str:
+        return f"extract(epoch from {column})"
+
+
+@lru_cache(maxsize=2048)
+def _pg_sql(text: str) -> str:
+    # Our SQL never holds a literal "?" or "%" (patterns are bound as parameters).
+    return text.replace("%", "%%").replace("?", "%s")
+
+
+SQLITE = Dialect()
+POSTGRES = PostgresDialect()

@@ -1,0 +1,204 @@
+"""Schema migrations: a plain ordered list, applied names recorded in ``schema_migrations``.
+
+Each migration is a function of a connection; it runs in its own transaction. The SQL
+is written once with ``{TS}`` (timestamp), ``{JSON}``, ``{BOOL}`` and ``{FLOAT}`` slots
+that each dialect fills in. Never edit a released migration: add a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..timeutil import now
+from .db import Conn, Database
+
+_TYPES = {
+    "sqlite": {"TS": "TEXT", "JSON": "TEXT", "BOOL": "INTEGER", "FLOAT": "REAL"},
+    "postgresql": {
+        "TS": "TIMESTAMPTZ",
+        "JSON": "JSONB",
+        "BOOL": "BOOLEAN",
+        "FLOAT": "DOUBLE PRECISION",
+    },
+}
+
+
+def _ddl(conn: Conn, script: str) -> None:
+    types = _TYPES[conn.dialect.name]
+    for statement in script.format(**types).split(";"):
+        if statement.strip():
+            conn.raw.execute(statement)
+
+
+def m0001_core(conn: Conn) -> None:
+    """Organisations, projects, API keys, traces, observations, scores, sessions."""
+    _ddl(
+        conn,
+        """
+        CREATE TABLE organizations (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at {TS} NOT NULL
+        );
+        CREATE TABLE projects (
+            id TEXT PRIMARY KEY,
+            org_id TEXT NOT NULL REFERENCES organizations(id),
+            name TEXT NOT NULL,
+            retention_days INTEGER,
+            metadata {JSON},
+            created_at {TS} NOT NULL
+        );
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL REFERENCES projects(id),
+            public_key TEXT NOT NULL UNIQUE,
+            secret_salt TEXT NOT NULL,
+            secret_hash TEXT NOT NULL,
+            display_secret TEXT NOT NULL,
+            note TEXT,
+            created_at {TS} NOT NULL,
+            last_used_at {TS},
+            revoked_at {TS}
+        );
+        CREATE INDEX api_keys_project ON api_keys (project_id);
+        CREATE TABLE traces (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            timestamp {TS} NOT NULL,
+            name TEXT,
+            user_id TEXT,
+            session_id TEXT,
+            release TEXT,
+            version TEXT,
+            environment TEXT NOT NULL,
+            input {JSON},
+            output {JSON},
+            metadata {JSON},
+            tags {JSON} NOT NULL,
+            public {BOOL} NOT NULL,
+            bookmarked {BOOL} NOT NULL,
+            created_at {TS} NOT NULL,
+            updated_at {TS} NOT NULL,
+            PRIMARY KEY (project_id, id)
+        );
+        CREATE INDEX traces_time ON traces (project_id, timestamp);
+        CREATE INDEX traces_user ON traces (project_id, user_id, timestamp);
+        CREATE INDEX traces_session ON traces (project_id, session_id, timestamp);
+        CREATE INDEX traces_name ON traces (project_id, name, timestamp);
+        CREATE TABLE observations (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            parent_observation_id TEXT,
+            type TEXT NOT NULL,
+            name TEXT,
+            start_time {TS} NOT NULL,
+            end_time {TS},
+            completion_start_time {TS},
+            level TEXT NOT NULL,
+            status_message TEXT,
+            version TEXT,
+            environment TEXT NOT NULL,
+            input {JSON},
+            output {JSON},
+            metadata {JSON},
+            model TEXT,
+            model_parameters {JSON},
+            usage_details {JSON},
+            provided_usage_details {JSON},
+            cost_details {JSON},
+            provided_cost_details {JSON},
+            total_cost {FLOAT},
+            model_id TEXT,
+            prompt_id TEXT,
+            prompt_name TEXT,
+            prompt_version INTEGER,
+            created_at {TS} NOT NULL,
+            updated_at {TS} NOT NULL,
+            PRIMARY KEY (project_id, id)
+        );
+        CREATE INDEX observations_trace ON observations (project_id, trace_id);
+        CREATE INDEX observations_time ON observations (project_id, start_time);
+        CREATE INDEX observations_type ON observations (project_id, type, start_time);
+        CREATE TABLE scores (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            timestamp {TS} NOT NULL,
+            trace_id TEXT,
+            observation_id TEXT,
+            session_id TEXT,
+            dataset_run_id TEXT,
+            name TEXT NOT NULL,
+            value {FLOAT},
+            string_value TEXT,
+            data_type TEXT NOT NULL,
+            source TEXT NOT NULL,
+            comment TEXT,
+            metadata {JSON},
+            config_id TEXT,
+            queue_id TEXT,
+            author_user_id TEXT,
+            environment TEXT NOT NULL,
+            created_at {TS} NOT NULL,
+            updated_at {TS} NOT NULL,
+            PRIMARY KEY (project_id, id)
+        );
+        CREATE INDEX scores_trace ON scores (project_id, trace_id);
+        CREATE INDEX scores_session ON scores (project_id, session_id);
+        CREATE INDEX scores_time ON scores (project_id, timestamp);
+        CREATE INDEX scores_name ON scores (project_id, name, timestamp);
+        CREATE TABLE sessions (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            created_at {TS} NOT NULL,
+            PRIMARY KEY (project_id, id)
+        );
+        CREATE INDEX sessions_time ON sessions (project_id, created_at)
+        """,
+    )
+
+
+MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
+    ("0001_core", m0001_core),
+]
+
+
+def applied(conn: Conn) -> list[str]:
+    """Names of the migrations already applied, in order."""
+    conn.raw.execute(
+        conn.dialect.sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            f"(name TEXT PRIMARY KEY, applied_at {_TYPES[conn.dialect.name]['TS']} NOT NULL)"
+        )
+    )
+    return [r["name"] for r in conn.all("SELECT name FROM schema_migrations ORDER BY name")]
+
+
+def migrate(db: Database) -> list[str]:
+    """Apply every pending migration; return the names applied now."""
+    conn = db.connect_writer()
+    done: list[str] = []
+    try:
+        if db.dialect.name == "postgresql":
+            # One migrator at a time across processes (replicas starting together).
+            conn.raw.execute("SELECT pg_advisory_lock(7240311)")
+        have = set(applied(conn))
+        for name, step in MIGRATIONS:
+            if name in have:
+                continue
+            conn.raw.execute("BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN")
+            try:
+                step(conn)
+                conn.run(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                    (name, db.dialect.ts(now())),
+                )
+                conn.raw.execute("COMMIT")
+            except BaseException:
+                conn.raw.execute("ROLLBACK")
+                raise
+            done.append(name)
+    finally:
+        conn.raw.close()
+    return done

@@ -1,0 +1,57 @@
+"""Timestamps: parse the ISO-8601 strings clients send, format what we store and return.
+
+Everything is stored in UTC with microsecond precision. On SQLite a timestamp is the
+fixed-width text ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (so text order is time order); on
+PostgreSQL it is ``timestamptz``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+UTC = timezone.utc
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+class NaiveTimestampError(ValueError):
+    """A timestamp without a UTC offset: we refuse to guess its zone."""
+
+
+def parse_ts(value: object) -> datetime:
+    """Parse an ISO-8601 timestamp that carries an offset (``Z`` or ``+hh:mm``).
+
+    Raises ``ValueError`` (``NaiveTimestampError`` for a missing offset) on bad input.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ISO-8601 string, got {type(value).__name__}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        # More than six fractional digits (nanoseconds) are cut to microseconds.
+        dt = datetime.fromisoformat(_FRACTION.sub(r"\1", text))
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise NaiveTimestampError(f"timestamp {value!r} has no UTC offset (add Z or +hh:mm)")
+    return dt.astimezone(UTC)
+
+
+def format_ts(dt: datetime) -> str:
+    """Format an aware datetime as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    """``end - start`` in seconds, or None when either is missing."""
+    if start is None or end is None:
+        return None
+    return (end - start) / timedelta(seconds=1)

@@ -1,0 +1,203 @@
+"""Shared fixtures: a real database per test (SQLite file or PostgreSQL database), the
+real app in-process (Starlette TestClient) or on a real port (uvicorn in a thread).
+
+``--db sqlite|postgres|all`` picks the backends (default: all). PostgreSQL needs
+``LANTERNA_TEST_POSTGRES_URL`` (``scripts/test`` starts a server and sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from lanterna.server.app import create_app
+from lanterna.server.settings import Settings
+from lanterna.store import projects
+from lanterna.store.db import Database
+from lanterna.store.migrations import migrate
+
+PG_ENV = "LANTERNA_TEST_POSTGRES_URL"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        default="all",
+        choices=("sqlite", "postgres", "all"),
+        help="database backends to test against (default: all)",
+    )
+
+
+def _backends(config: pytest.Config) -> list[str]:
+    choice = config.getoption("--db")
+    return ["sqlite", "postgres"] if choice == "all" else [choice]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", _backends(metafunc.config))
+
+
+def _pg_admin_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.fail(
+            f"{PG_ENV} is not set: run the suite with scripts/test (it starts PostgreSQL),"
+            " or pass --db sqlite"
+        )
+    return url
+
+
+def _with_db(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+_template_lock = threading.Lock()
+_template_ready = False
+
+
+def _pg_template(admin_url: str) -> str:
+    """A migrated template database, made once per session; tests clone it."""
+    global _template_ready
+    import psycopg
+
+    name = f"lanterna_tpl_{os.getpid()}"
+    with _template_lock:
+        if not _template_ready:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                conn.execute(f'CREATE DATABASE "{name}"')
+            db = Database(_with_db(admin_url, name))
+            migrate(db)
+            db.close()
+            _template_ready = True
+    return name
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty (migrated on PostgreSQL) database for one test."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'lanterna.db'}"
+        return
+    import psycopg
+
+    admin = _pg_admin_url()
+    template = _pg_template(admin)
+    name = f"lanterna_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield _with_db(admin, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(db_url: str, data_dir: Path) -> Settings:
+    """Settings for a test server on ``db_url``."""
+    url = "" if db_url.startswith("sqlite") else db_url
+    if db_url.startswith("sqlite"):
+        data_dir = Path(db_url.removeprefix("sqlite:///")).parent
+    return Settings(data_dir=str(data_dir), database_url=url)
+
+
+@dataclass
+class Project:
+    """A project with a key pair."""
+
+    id: str
+    public_key: str
+    secret_key: str
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.public_key, self.secret_key)
+
+
+def new_project(app_or_url: object, name: str = "Test Project") -> Project:
+    """Create an organisation, a project and a key directly in the database."""
+    url = app_or_url if isinstance(app_or_url, str) else app_or_url.state.runtime.db.url  # type: ignore[attr-defined]
+    db = Database(url)
+    migrate(db)
+    conn = db.connect_writer()
+    try:
+        conn.raw.execute("BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN")
+        org = projects.create_organization(conn, f"Org of {name}")
+        project_id = projects.create_project(conn, org, name)
+        key = projects.create_key(conn, project_id)
+        conn.raw.execute("COMMIT")
+    finally:
+        conn.raw.close()
+        db.close()
+    return Project(project_id, key.public_key, key.secret_key)
+
+
+class Api(TestClient):
+    """The real app in-process, authenticated as ``project`` by default."""
+
+    project: Project
+
+    def new_project(self, name: str = "Other Project") -> Project:
+        return new_project(self.app, name)
+
+
+@pytest.fixture
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    """The app on a fresh database, with one project whose key is the default auth."""
+    app = create_app(make_settings(db_url, tmp_path))
+    project = new_project(db_url)
+    with Api(app, raise_server_exceptions=True) as client:
+        client.project = project
+        client.auth = project.auth
+        yield client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """A server on a real port: ``url`` plus a project to talk to it with."""
+
+    url: str
+    project: Project
+    db_url: str
+
+
+@pytest.fixture
+def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """The app served by uvicorn on 127.0.0.1 in a background thread."""
+    import uvicorn
+
+    port = free_port()
+    settings = make_settings(db_url, tmp_path)
+    settings.port = port
+    app = create_app(settings)
+    project = new_project(db_url)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", project, db_url)
+    finally:
+        server.should_exit = True
+        thread.join(15)
