@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from .responses import JSON
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .responses import JSON
 
 _NAMES = {
     400: "InvalidRequestError",
@@ -39,7 +40,8 @@ def not_found(what: str) -> ApiError:
 
 def error_response(status: int, message: str, error: Any = None) -> JSON:
     """The JSON response for an error."""
-    body = {"message": message, "error": error if error is not None else _NAMES.get(status, "Error")}
+    name = error if error is not None else _NAMES.get(status, "Error")
+    body = {"message": message, "error": name}
     return JSON(body, status_code=status)
 
 

@@ -34,7 +34,7 @@ class Conn:
         if cur.description is None:
             return []
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         """Run a query and return its first row as a dict, or None."""
@@ -135,22 +135,22 @@ class Database:
     def read(self) -> Iterator[Conn]:
         """Borrow a read connection (autocommit; each statement sees committed data)."""
         if self.path is None:
-            with self._pool.connection() as raw:
-                yield Conn(raw, self.dialect)
+            with self._pool.connection() as pg:
+                yield Conn(pg, self.dialect)
             return
         try:
-            raw = self._readers.get_nowait()
+            lite = self._readers.get_nowait()
         except queue.Empty:
-            raw = _sqlite_connect(str(self.path), readonly=True)
+            lite = _sqlite_connect(str(self.path), readonly=True)
         try:
-            yield Conn(raw, self.dialect)
+            yield Conn(lite, self.dialect)
         finally:
-            if raw.in_transaction:
-                raw.rollback()
+            if lite.in_transaction:
+                lite.rollback()
             if self._closed or self._readers.qsize() >= self._read_pool_size:
-                raw.close()
+                lite.close()
             else:
-                self._readers.put(raw)
+                self._readers.put(lite)
 
     def close(self) -> None:
         """Close pooled connections."""

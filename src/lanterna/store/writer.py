@@ -100,7 +100,9 @@ class Writer:
         finally:
             conn.raw.close()
 
-    def _commit_group(self, conn: Conn, group: list[tuple[Work, concurrent.futures.Future[Any]]]) -> None:
+    def _commit_group(
+        self, conn: Conn, group: list[tuple[Work, concurrent.futures.Future[Any]]]
+    ) -> None:
         results: list[tuple[concurrent.futures.Future[Any], bool, Any]] = []
         raw = conn.raw
         try:

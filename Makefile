@@ -1,0 +1,17 @@
+.PHONY: test lint check bench serve
+
+test:
+	scripts/test
+
+lint:
+	.venv/bin/ruff check src tests
+	.venv/bin/ruff format --check src tests
+
+check: lint
+	.venv/bin/mypy
+
+bench:
+	.venv/bin/python bench/ingest.py
+
+serve:
+	.venv/bin/lanterna serve

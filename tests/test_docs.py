@@ -1,0 +1,62 @@
+"""Every CLI flag, setting and endpoint has documentation (datasette's habit)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from pathlib import Path
+
+from lanterna.cli import build_parser
+from lanterna.server.app import create_app
+from lanterna.server.settings import Settings
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def _all_docs() -> str:
+    return "\n".join(p.read_text() for p in sorted(DOCS.glob("*.md")))
+
+
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _options(sub)
+    return found - {"--help", "--no-access-log"}
+
+
+def test_every_cli_flag_is_documented():
+    text = (DOCS / "cli.md").read_text()
+    missing = sorted(
+        o for o in _options(build_parser()) if not re.search(rf"(?<![\w-]){o}(?![\w-])", text)
+    )
+    assert not missing, f"undocumented flags in docs/cli.md: {missing}"
+
+
+def test_every_setting_is_documented():
+    text = (DOCS / "settings.md").read_text()
+    missing = [
+        f.name
+        for f in dataclasses.fields(Settings)
+        if f"LANTERNA_{f.name.upper()}" not in text or f"`{f.name}`" not in text
+    ]
+    assert not missing, f"undocumented settings in docs/settings.md: {missing}"
+
+
+def test_every_endpoint_is_documented(tmp_path: Path):
+    app = create_app(Settings(data_dir=str(tmp_path)))
+    # Path parameters may be named differently in prose: compare with names blanked.
+    text = re.sub(r"\{[^}]*\}", "{}", _all_docs().replace("`", ""))
+    missing = []
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        if not path.startswith(("/api/public", "/v1/")):
+            continue
+        documented_path = re.sub(r"\{[^}]*\}", "{}", path)
+        for method in sorted(getattr(route, "methods", ()) - {"HEAD"}):
+            if f"{method} {documented_path}" not in text:
+                missing.append(f"{method} {documented_path}")
+    assert not missing, f"undocumented endpoints: {missing}"
