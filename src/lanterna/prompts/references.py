@@ -1,0 +1,102 @@
+"""References between prompts: ``@@@langfusePrompt:name=N|version=V@@@`` (or ``label=L``).
+
+A reference is replaced by the referenced prompt's text. References nest; a cycle or a
+missing prompt is an error naming the reference.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+REFERENCE = re.compile(r"@@@langfusePrompt:(.*?)@@@")
+MAX_DEPTH = 5
+
+
+class PromptReferenceError(ValueError):
+    """A reference that cannot be resolved (missing prompt, bad syntax, cycle, depth)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One parsed reference."""
+
+    text: str
+    name: str
+    version: int | None
+    label: str | None
+
+
+def parse(text: str) -> list[Reference]:
+    """Every reference in ``text``."""
+    found = []
+    for match in REFERENCE.finditer(text):
+        parts = dict(p.split("=", 1) for p in match.group(1).split("|") if "=" in p)
+        name = parts.get("name")
+        if not name:
+            raise PromptReferenceError(f"prompt reference without a name: {match.group(0)}")
+        version = parts.get("version")
+        label = parts.get("label")
+        if (version is None) == (label is None):
+            raise PromptReferenceError(
+                f"a prompt reference needs a version or a label: {match.group(0)}"
+            )
+        if version is not None and not version.isdigit():
+            raise PromptReferenceError(
+                f"prompt reference version must be a number: {match.group(0)}"
+            )
+        found.append(Reference(match.group(0), name, int(version) if version else None, label))
+    return found
+
+
+Lookup = Callable[[str, int | None, str | None], dict[str, Any] | None]
+
+
+def _as_text(prompt: Any) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    raise PromptReferenceError("only text prompts can be referenced from another prompt")
+
+
+def resolve(
+    prompt: Any, lookup: Lookup, *, root: tuple[str, int]
+) -> tuple[Any, dict[str, Any] | None]:
+    """Replace references in a prompt (text or chat) using ``lookup(name, version, label)``.
+
+    Returns the resolved prompt and the resolution graph (None without references).
+    """
+    graph: dict[str, Any] = {"root": {"name": root[0], "version": root[1]}, "dependencies": {}}
+
+    def expand(text: str, parent: str, chain: tuple[str, ...], depth: int) -> str:
+        refs = parse(text)
+        if not refs:
+            return text
+        if depth > MAX_DEPTH:
+            raise PromptReferenceError(f"prompt references nest deeper than {MAX_DEPTH}")
+        for ref in refs:
+            row = lookup(ref.name, ref.version, ref.label)
+            if row is None:
+                raise PromptReferenceError(f"referenced prompt not found: {ref.text}")
+            key = f"{row['name']}@{row['version']}"
+            if row["name"] in chain:
+                raise PromptReferenceError(f"prompt references form a cycle through {row['name']}")
+            graph["dependencies"].setdefault(parent, []).append(
+                {"name": row["name"], "version": row["version"]}
+            )
+            inner = expand(_as_text(row["prompt"]), key, (*chain, row["name"]), depth + 1)
+            text = text.replace(ref.text, inner)
+        return text
+
+    top = f"{root[0]}@{root[1]}"
+    if isinstance(prompt, str):
+        out: Any = expand(prompt, top, (root[0],), 1)
+    else:
+        out = []
+        for message in prompt:
+            content = message.get("content")
+            if isinstance(content, str):
+                message = {**message, "content": expand(content, top, (root[0],), 1)}
+            out.append(message)
+    return out, (graph if graph["dependencies"] else None)

@@ -1,0 +1,196 @@
+"""Prompts (Langfuse v2 prompt API, contract 4.3) and per-version comparison metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from ...prompts import references
+from ...prompts.validate import PromptError, check_create, check_labels, check_name
+from ...store import prompts as store
+from ...store.db import Conn
+from ...timeutil import parse_ts
+from ..auth import ProjectKey
+from ..errors import ApiError
+from ..responses import JSON
+from ..runtime import runtime
+from .body import read_json, read_json_object
+
+router = APIRouter()
+
+
+def _bad(exc: Exception) -> ApiError:
+    return ApiError(400, str(exc), "InvalidRequestError")
+
+
+def prompt_json(conn: Conn, row: dict[str, Any], *, resolve: bool = True) -> dict[str, Any]:
+    """A Prompt as the SDKs parse it; references resolved unless ``resolve`` is false."""
+    d = conn.dialect
+    body = row["prompt"]
+    graph = None
+    if resolve:
+
+        def lookup(name: str, version: int | None, label: str | None) -> dict[str, Any] | None:
+            return store.get(conn, row["project_id"], name, version=version, label=label)
+
+        try:
+            body, graph = references.resolve(body, lookup, root=(row["name"], row["version"]))
+        except references.PromptReferenceError as exc:
+            raise _bad(exc) from None
+    return {
+        "id": row["id"],
+        "projectId": row["project_id"],
+        "name": row["name"],
+        "version": row["version"],
+        "type": row["type"],
+        "prompt": body,
+        "config": row["config"] if row["config"] is not None else {},
+        "labels": row["labels"],
+        "tags": row["tags"],
+        "commitMessage": row["commit_message"],
+        "resolutionGraph": graph,
+        "isActive": "production" in row["labels"],
+        "createdBy": row["created_by"],
+        "createdAt": d.ts_out(row["created_at"]),
+        "updatedAt": d.ts_out(row["updated_at"]),
+    }
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_ts(value)
+    except ValueError as exc:
+        raise ApiError(400, f"{name}: {exc}") from None
+
+
+@router.post("/api/public/v2/prompts")
+async def create_prompt(request: Request, principal: ProjectKey) -> JSON:
+    """Create a new version of a prompt (version = previous + 1; ``latest`` moves to it)."""
+    try:
+        new = check_create(await read_json(request))
+    except PromptError as exc:
+        raise _bad(exc) from None
+    rt = runtime(request)
+
+    def work(conn: Conn) -> dict[str, Any]:
+        row = store.create(conn, principal.project_id, new)
+        return prompt_json(conn, row, resolve=False)
+
+    try:
+        return JSON(await rt.write(work))
+    except PromptError as exc:
+        raise _bad(exc) from None
+
+
+@router.get("/api/public/v2/prompts")
+def list_prompts(
+    request: Request,
+    principal: ProjectKey,
+    name: str | None = None,
+    label: str | None = None,
+    tag: str | None = None,
+    page: int = Query(1, ge=1),
+    limit: int = Query(10, ge=1, le=100),
+    fromUpdatedAt: str | None = None,
+    toUpdatedAt: str | None = None,
+) -> JSON:
+    """Prompt names with their versions, labels and tags (PromptMeta), newest first."""
+    start, end = _time(fromUpdatedAt, "fromUpdatedAt"), _time(toUpdatedAt, "toUpdatedAt")
+    items, total = runtime(request).read_sync(
+        lambda c: store.list_names(
+            c, principal.project_id, name=name, label=label, tag=tag,
+            from_updated=start, to_updated=end, page=page, limit=limit,
+        )
+    )
+    meta = {"page": page, "limit": limit, "totalItems": total, "totalPages": -(-total // limit)}
+    return JSON({"data": items, "meta": meta})
+
+
+@router.get("/api/public/prompts/metrics")
+def prompt_metrics(
+    request: Request,
+    principal: ProjectKey,
+    name: str,
+    fromTimestamp: str | None = None,
+    toTimestamp: str | None = None,
+) -> JSON:
+    """Per version of a prompt: generations, average latency and cost, tokens, scores."""
+    start, end = _time(fromTimestamp, "fromTimestamp"), _time(toTimestamp, "toTimestamp")
+    data = runtime(request).read_sync(
+        lambda c: store.version_metrics(c, principal.project_id, name, from_ts=start, to_ts=end)
+    )
+    return JSON({"name": name, "data": data})
+
+
+@router.patch("/api/public/v2/prompts/{name:path}/versions/{version}")
+async def update_labels(request: Request, name: str, version: int, principal: ProjectKey) -> JSON:
+    """Add labels to one version (they move off every other version)."""
+    body = await read_json_object(request)
+    try:
+        labels = check_labels(body.get("newLabels"))
+    except PromptError as exc:
+        raise _bad(exc) from None
+
+    def work(conn: Conn) -> dict[str, Any] | None:
+        row = store.add_labels(conn, principal.project_id, name, version, labels)
+        return None if row is None else prompt_json(conn, row, resolve=False)
+
+    found = await runtime(request).write(work)
+    if found is None:
+        raise ApiError(404, f"Prompt not found: '{name}' with version {version}")
+    return JSON(found)
+
+
+def _selector(version: int | None, label: str | None) -> None:
+    if version is not None and label is not None:
+        raise ApiError(400, "Give either version or label, not both")
+
+
+@router.get("/api/public/v2/prompts/{name:path}")
+def get_prompt(
+    request: Request,
+    name: str,
+    principal: ProjectKey,
+    version: int | None = None,
+    label: str | None = None,
+    resolve: bool = True,
+) -> JSON:
+    """One version: by ``version``, by ``label``, or the ``production`` one."""
+    _selector(version, label)
+
+    def query(conn: Conn) -> dict[str, Any] | None:
+        row = store.get(conn, principal.project_id, name, version=version, label=label)
+        return None if row is None else prompt_json(conn, row, resolve=resolve)
+
+    found = runtime(request).read_sync(query)
+    if found is None:
+        which = f"version {version}" if version is not None else f"label '{label or 'production'}'"
+        raise ApiError(404, f"Prompt not found: '{name}' with {which}")
+    return JSON(found)
+
+
+@router.delete("/api/public/v2/prompts/{name:path}")
+async def delete_prompt(
+    request: Request,
+    name: str,
+    principal: ProjectKey,
+    version: int | None = None,
+    label: str | None = None,
+) -> Response:
+    """Delete every version, or the one given by ``version`` or ``label``."""
+    _selector(version, label)
+    try:
+        check_name(name)
+    except PromptError as exc:
+        raise _bad(exc) from None
+    deleted = await runtime(request).write(
+        lambda c: store.delete(c, principal.project_id, name, version=version, label=label)
+    )
+    if not deleted:
+        raise ApiError(404, f"Prompt not found: '{name}'")
+    return Response(status_code=204)

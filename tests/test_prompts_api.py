@@ -1,0 +1,209 @@
+"""Prompt management API (Langfuse v2 prompts), on both backends."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
+
+import httpx
+
+from helpers import event, ingest
+
+
+def create(api, **body):
+    response = api.post("/api/public/v2/prompts", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_versions_labels_and_fetching(api):
+    v1 = create(api, name="research_agent_v1", prompt="You are a research agent on {{topic}}.",
+                config={"model": "gpt-4", "temperature": 0.7}, labels=["production"])
+    assert (v1["version"], v1["type"]) == (1, "text")
+    assert v1["labels"] == ["production", "latest"]
+    assert v1["config"] == {"model": "gpt-4", "temperature": 0.7}
+    v2 = create(api, name="research_agent_v1", prompt="v2 {{topic}}", commitMessage="shorter")
+    assert v2["version"] == 2 and v2["labels"] == ["latest"]
+
+    # No label and no version: the production one.
+    got = api.get("/api/public/v2/prompts/research_agent_v1").json()
+    assert got["version"] == 1 and got["prompt"] == "You are a research agent on {{topic}}."
+    assert got["isActive"] is True and got["tags"] == [] and got["commitMessage"] is None
+    assert api.get("/api/public/v2/prompts/research_agent_v1?label=latest").json()["version"] == 2
+    got2 = api.get("/api/public/v2/prompts/research_agent_v1?version=2").json()
+    assert got2["commitMessage"] == "shorter"
+    assert api.get("/api/public/v2/prompts/research_agent_v1?version=2&label=x").status_code == 400
+
+    # Promote v2: production moves off v1.
+    patched = api.patch(
+        "/api/public/v2/prompts/research_agent_v1/versions/2", json={"newLabels": ["production"]}
+    )
+    assert patched.status_code == 200, patched.text
+    assert set(patched.json()["labels"]) == {"latest", "production"}
+    v1_now = api.get("/api/public/v2/prompts/research_agent_v1?version=1").json()
+    assert v1_now["labels"] == []
+    assert api.get("/api/public/v2/prompts/research_agent_v1").json()["version"] == 2
+
+
+def test_missing_prompt_is_404_with_message(api):
+    response = api.get("/api/public/v2/prompts/nope")
+    assert response.status_code == 404
+    assert response.json()["message"] == "Prompt not found: 'nope' with label 'production'"
+    create(api, name="draft", prompt="x")  # only "latest", no production label
+    assert api.get("/api/public/v2/prompts/draft").status_code == 404
+    assert api.get("/api/public/v2/prompts/draft?version=7").status_code == 404
+
+
+def test_chat_prompt_with_placeholder_and_folder_name(api):
+    name = "agents/support/triage"
+    chat = create(
+        api,
+        name=name,
+        type="chat",
+        prompt=[
+            {"role": "system", "content": "You triage for {{team}}."},
+            {"type": "placeholder", "name": "history"},
+            {"role": "user", "content": "{{question}}"},
+        ],
+        labels=["production"],
+    )
+    assert chat["type"] == "chat"
+    got = api.get(f"/api/public/v2/prompts/{quote(name, safe='')}").json()
+    assert got["name"] == name
+    assert got["prompt"][1] == {"type": "placeholder", "name": "history"}
+    assert got["prompt"][0] == {"role": "system", "content": "You triage for {{team}}.",
+                                "type": "chatmessage"}
+    # A chat prompt cannot become a text prompt.
+    response = api.post("/api/public/v2/prompts", json={"name": name, "prompt": "text now"})
+    assert response.status_code == 400 and "chat prompt" in response.json()["message"]
+    assert api.patch(
+        f"/api/public/v2/prompts/{quote(name, safe='')}/versions/1", json={"newLabels": ["staging"]}
+    ).status_code == 200
+
+
+def test_validation_errors(api):
+    cases = [
+        ({"prompt": "x"}, "name"),
+        ({"name": "a|b", "prompt": "x"}, "|"),
+        ({"name": "new", "prompt": "x"}, "reserved"),
+        ({"name": "ok", "prompt": "x", "labels": ["Prod"]}, "label"),
+        ({"name": "ok", "prompt": "x", "labels": ["latest"]}, "reserved"),
+        ({"name": "ok", "prompt": 5}, "text prompt"),
+        ({"name": "ok", "type": "chat", "prompt": [{"role": "user"}]}, "content"),
+        ({"name": "ok", "type": "image", "prompt": "x"}, "type"),
+    ]
+    for body, needle in cases:
+        response = api.post("/api/public/v2/prompts", json=body)
+        assert response.status_code == 400, (body, response.text)
+        assert needle in response.json()["message"], (body, response.json())
+    assert api.post("/api/public/v2/prompts", content=b"{oops").status_code == 400
+    assert api.get("/api/public/v2/prompts", params={"limit": 1000}).status_code == 400
+    assert api.get("/api/public/v2/prompts").json()["data"] == []
+
+
+def test_tags_list_and_delete(api):
+    create(api, name="a", prompt="1", tags=["team-x"])
+    create(api, name="a", prompt="2")  # inherits tags
+    create(api, name="b", prompt="1", labels=["production"])
+    listing = api.get("/api/public/v2/prompts").json()
+    assert listing["meta"] == {"page": 1, "limit": 10, "totalItems": 2, "totalPages": 1}
+    by_name = {p["name"]: p for p in listing["data"]}
+    assert by_name["a"]["versions"] == [1, 2] and by_name["a"]["tags"] == ["team-x"]
+    assert by_name["b"]["labels"] == ["latest", "production"]
+    assert [p["name"] for p in api.get("/api/public/v2/prompts?tag=team-x").json()["data"]] == ["a"]
+    assert [
+        p["name"] for p in api.get("/api/public/v2/prompts?label=production").json()["data"]
+    ] == ["b"]
+    page = api.get("/api/public/v2/prompts?limit=1&page=2").json()
+    assert page["meta"]["totalPages"] == 2 and len(page["data"]) == 1
+
+    assert api.delete("/api/public/v2/prompts/a?version=2").status_code == 204
+    assert api.get("/api/public/v2/prompts/a?label=latest").json()["version"] == 1
+    assert api.delete("/api/public/v2/prompts/a").status_code == 204
+    assert api.get("/api/public/v2/prompts/a?version=1").status_code == 404
+    assert api.delete("/api/public/v2/prompts/a").status_code == 404
+
+
+def test_prompt_references_resolve(api):
+    create(api, name="tone", prompt="Be kind.", labels=["production"])
+    create(
+        api,
+        name="main",
+        prompt="Answer. @@@langfusePrompt:name=tone|label=production@@@",
+        labels=["production"],
+    )
+    got = api.get("/api/public/v2/prompts/main").json()
+    assert got["prompt"] == "Answer. Be kind."
+    assert got["resolutionGraph"]["dependencies"]
+    raw = api.get("/api/public/v2/prompts/main?resolve=false").json()
+    assert raw["prompt"].endswith("@@@") and raw["resolutionGraph"] is None
+    create(api, name="broken", prompt="@@@langfusePrompt:name=ghost|version=1@@@",
+           labels=["production"])
+    response = api.get("/api/public/v2/prompts/broken")
+    assert response.status_code == 400 and "ghost" in response.json()["message"]
+
+
+def test_other_projects_prompts_are_invisible(api):
+    create(api, name="secret-sauce", prompt="x", labels=["production"])
+    other = api.new_project()
+    assert api.get("/api/public/v2/prompts/secret-sauce", auth=other.auth).status_code == 404
+    assert api.get("/api/public/v2/prompts", auth=other.auth).json()["data"] == []
+
+
+def test_concurrent_creations_get_consecutive_versions(live_server):
+    auth = live_server.project.auth
+
+    def make(i: int) -> int:
+        with httpx.Client(base_url=live_server.url, auth=auth, timeout=30) as client:
+            r = client.post("/api/public/v2/prompts", json={"name": "race", "prompt": f"#{i}"})
+            assert r.status_code == 200, r.text
+            return int(r.json()["version"])
+
+    with ThreadPoolExecutor(20) as pool:
+        versions = list(pool.map(make, range(20)))
+    assert sorted(versions) == list(range(1, 21))
+    with httpx.Client(base_url=live_server.url, auth=auth) as client:
+        meta = client.get("/api/public/v2/prompts?name=race").json()["data"][0]
+        assert meta["versions"] == list(range(1, 21))
+        assert client.get("/api/public/v2/prompts/race?label=latest").json()["version"] == 20
+
+
+def test_metrics_compare_versions(api):
+    create(api, name="qa", prompt="v1")
+    create(api, name="qa", prompt="v2")
+    events = []
+    for i, (version, latency, cost, rating) in enumerate(
+        [(1, 2.0, 0.02, 3), (1, 4.0, 0.04, 4), (2, 1.0, 0.01, 5)]
+    ):
+        trace = f"t{i}"
+        events += [
+            event("trace-create", {"id": trace, "name": "answer"}),
+            event(
+                "generation-create",
+                {
+                    "id": f"g{i}", "traceId": trace, "model": "gpt-4o",
+                    "promptName": "qa", "promptVersion": version,
+                    "startTime": "2024-05-01T10:00:00Z",
+                    "endTime": f"2024-05-01T10:00:0{int(latency)}Z",
+                    "usageDetails": {"input": 100, "output": 10},
+                    "costDetails": {"total": cost},
+                },
+            ),
+            event("score-create", {"id": f"s{i}", "traceId": trace, "name": "user_rating",
+                                   "value": rating}),
+        ]
+    assert ingest(api, *events)["errors"] == []
+    response = api.get("/api/public/prompts/metrics", params={"name": "qa"})
+    assert response.status_code == 200, response.text
+    data = {row["version"]: row for row in response.json()["data"]}
+    assert data[1]["generations"] == 2 and data[2]["generations"] == 1
+    assert data[1]["avgLatency"] == 3.0 and data[2]["avgLatency"] == 1.0
+    assert abs(data[1]["avgCost"] - 0.03) < 1e-9 and abs(data[2]["totalCost"] - 0.01) < 1e-9
+    assert data[1]["usage"]["input"] == 200
+    assert data[1]["scores"]["user_rating"] == {"avg": 3.5, "count": 2}
+    assert data[2]["scores"]["user_rating"] == {"avg": 5.0, "count": 1}
+    assert data[2]["labels"] == ["latest"]
+    later = api.get(
+        "/api/public/prompts/metrics", params={"name": "qa", "fromTimestamp": "2030-01-01T00:00:00Z"}
+    ).json()["data"]
+    assert all(row["generations"] == 0 for row in later)
