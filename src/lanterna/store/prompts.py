@@ -317,3 +317,25 @@ def version_metrics(
 
 def _mean(values: list[float]) -> float | None:
     return math.fsum(values) / len(values) if values else None
+
+
+class PromptLinker:
+    """Finds the prompt id for an observation's (prompt name, version); one lookup each."""
+
+    def __init__(self, conn: Conn, project_id: str) -> None:
+        self.conn = conn
+        self.project_id = project_id
+        self._ids: dict[tuple[str, int], str | None] = {}
+
+    def link(self, record: dict[str, Any]) -> None:
+        """Set ``record["prompt_id"]`` from its prompt name and version (None if unknown)."""
+        name, version = record.get("prompt_name"), record.get("prompt_version")
+        if name is None or version is None:
+            return
+        key = (name, int(version))
+        if key not in self._ids:
+            self._ids[key] = self.conn.scalar(
+                "SELECT id FROM prompts WHERE project_id = ? AND name = ? AND version = ?",
+                (self.project_id, name, int(version)),
+            )
+        record["prompt_id"] = self._ids[key]

@@ -11,6 +11,7 @@ from ..ingest.events import DomainEvent
 from ..ingest.merge import merge
 from ..timeutil import now
 from .db import Conn
+from .prompts import PromptLinker
 from .tables import COLUMNS, TABLE, to_record, to_row
 
 _CHUNK = 500
@@ -50,6 +51,7 @@ def apply_events(conn: Conn, project_id: str, events: Iterable[DomainEvent]) -> 
         grouped[event.kind][event.entity_id].append(event)
     stamp = conn.dialect.ts(now())
     written = 0
+    prompts = PromptLinker(conn, project_id)
     for kind, by_id in grouped.items():
         stored = _load(conn, kind, project_id, list(by_id))
         rows = []
@@ -57,6 +59,8 @@ def apply_events(conn: Conn, project_id: str, events: Iterable[DomainEvent]) -> 
         for entity_id, entity_events in by_id.items():
             old = stored.get(entity_id)
             record = merge(kind, old, entity_events)
+            if kind == "observation":
+                prompts.link(record)  # generations point at the prompt version they used
             if record == old:
                 continue  # a re-sent event: nothing changes, nothing is written
             rows.append([project_id, entity_id, *to_row(conn.dialect, kind, record), stamp, stamp])
