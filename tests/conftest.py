@@ -8,22 +8,19 @@ real app in-process (Starlette TestClient) or on a real port (uvicorn in a threa
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from lanterna.server.app import create_app
-from lanterna.server.settings import Settings
-from lanterna.store import projects
 from lanterna.store.db import Database
 from lanterna.store.migrations import migrate
+from support import LiveServer, Project, free_port, make_settings, new_project
 
 PG_ENV = "LANTERNA_TEST_POSTGRES_URL"
 
@@ -102,45 +99,6 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def make_settings(db_url: str, data_dir: Path) -> Settings:
-    """Settings for a test server on ``db_url``."""
-    url = "" if db_url.startswith("sqlite") else db_url
-    if db_url.startswith("sqlite"):
-        data_dir = Path(db_url.removeprefix("sqlite:///")).parent
-    return Settings(data_dir=str(data_dir), database_url=url)
-
-
-@dataclass
-class Project:
-    """A project with a key pair."""
-
-    id: str
-    public_key: str
-    secret_key: str
-
-    @property
-    def auth(self) -> tuple[str, str]:
-        return (self.public_key, self.secret_key)
-
-
-def new_project(app_or_url: object, name: str = "Test Project") -> Project:
-    """Create an organisation, a project and a key directly in the database."""
-    url = app_or_url if isinstance(app_or_url, str) else app_or_url.state.runtime.db.url  # type: ignore[attr-defined]
-    db = Database(url)
-    migrate(db)
-    conn = db.connect_writer()
-    try:
-        conn.raw.execute("BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN")
-        org = projects.create_organization(conn, f"Org of {name}")
-        project_id = projects.create_project(conn, org, name)
-        key = projects.create_key(conn, project_id)
-        conn.raw.execute("COMMIT")
-    finally:
-        conn.raw.close()
-        db.close()
-    return Project(project_id, key.public_key, key.secret_key)
-
-
 class Api(TestClient):
     """The real app in-process, authenticated as ``project`` by default."""
 
@@ -159,21 +117,6 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
         client.project = project
         client.auth = project.auth
         yield client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class LiveServer:
-    """A server on a real port: ``url`` plus a project to talk to it with."""
-
-    url: str
-    project: Project
-    db_url: str
 
 
 @pytest.fixture

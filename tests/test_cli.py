@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from conftest import make_settings
 from lanterna.cli import main
 from lanterna.server.app import create_app
 from lanterna.store.db import Database
+from support import make_settings
 
 
 def _db_args(db_url: str) -> list[str]:
@@ -80,7 +80,7 @@ def test_secret_is_stored_only_as_a_salted_hash(db_url: str, capsys: pytest.Capt
 
 
 def test_keys_create_needs_project_when_several(db_url: str, capsys: pytest.CaptureFixture[str]):
-    from conftest import new_project
+    from support import new_project
 
     _bootstrap(db_url)
     other = new_project(db_url, "Second")

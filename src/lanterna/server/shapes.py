@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _json
 from ..store.dialect import Dialect
 from ..timeutil import seconds_between
 
@@ -140,3 +141,113 @@ def session_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
         "projectId": row["project_id"],
         "environment": row["environment"],
     }
+
+
+#: Metadata values longer than this are cut in v2 observations unless expanded.
+V2_METADATA_CHARS = 200
+
+
+def _raw_text(value: Any) -> str | None:
+    """A JSON value as the raw string Langfuse stores (strings as-is, others as JSON)."""
+    if value is None or isinstance(value, str):
+        return value
+    return _json.dumps(value)
+
+
+def _v2_metadata(value: Any, expand: frozenset[str]) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        value = {"metadata": value}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        text = _raw_text(item)
+        if text is not None and len(text) > V2_METADATA_CHARS and key not in expand:
+            text = text[:V2_METADATA_CHARS]
+        out[key] = text
+    return out
+
+
+def observation_v2_json(
+    d: Dialect, row: dict[str, Any], groups: frozenset[str], expand: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """An ObservationV2 with the requested field groups (``core`` always).
+
+    Input and output are raw strings; metadata values are strings cut to 200 characters
+    unless their key is in ``expand``. Trace-derived fields (``userId``, ``tags``, ...)
+    read the ``trace_*`` columns of ``row``. ``modelId`` and the prices are always
+    present, null unless the ``model`` group is asked for.
+    """
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "traceId": row["trace_id"],
+        "startTime": d.ts_out(row["start_time"]),
+        "endTime": d.ts_out(row["end_time"]),
+        "projectId": row["project_id"],
+        "parentObservationId": row["parent_observation_id"],
+        "type": row["type"],
+        "modelId": None,
+        "inputPrice": None,
+        "outputPrice": None,
+        "totalPrice": None,
+    }
+    if "basic" in groups:
+        public = row.get("trace_public")
+        bookmarked = row.get("trace_bookmarked")
+        out.update(
+            name=row["name"],
+            level=row["level"],
+            statusMessage=row["status_message"],
+            version=row["version"],
+            environment=row["environment"],
+            bookmarked=None if bookmarked is None else bool(bookmarked),
+            public=None if public is None else bool(public),
+            userId=row.get("trace_user_id"),
+            sessionId=row.get("trace_session_id"),
+            isRootObservation=row["parent_observation_id"] is None,
+        )
+    if "time" in groups:
+        out.update(
+            completionStartTime=d.ts_out(row["completion_start_time"]),
+            createdAt=d.ts_out(row["created_at"]),
+            updatedAt=d.ts_out(row["updated_at"]),
+        )
+    if "io" in groups:
+        out["input"] = _raw_text(d.json_out(row["input"]))
+        out["output"] = _raw_text(d.json_out(row["output"]))
+    if "metadata" in groups:
+        out["metadata"] = _v2_metadata(d.json_out(row["metadata"]), expand)
+    if "model" in groups:
+        out.update(
+            providedModelName=row["model"],
+            internalModelId=row["model_id"],
+            modelParameters=d.json_out(row["model_parameters"]),
+            modelId=row["model_id"],
+        )
+    if "usage" in groups:
+        out.update(
+            usageDetails=d.json_out(row["usage_details"]) or {},
+            costDetails=d.json_out(row["cost_details"]) or {},
+            totalCost=row["total_cost"],
+            usagePricingTierName=None,
+        )
+    if "prompt" in groups:
+        out.update(
+            promptId=row["prompt_id"],
+            promptName=row["prompt_name"],
+            promptVersion=row["prompt_version"],
+        )
+    if "metrics" in groups:
+        start = d.ts_parse(row["start_time"])
+        out.update(
+            latency=seconds_between(start, d.ts_parse(row["end_time"])),
+            timeToFirstToken=seconds_between(start, d.ts_parse(row["completion_start_time"])),
+        )
+    if "trace_context" in groups:
+        tags = row.get("trace_tags")
+        out.update(
+            tags=d.json_out(tags) if tags is not None else [],
+            release=row.get("trace_release"),
+            traceName=row.get("trace_name"),
+        )
+    return out

@@ -66,9 +66,17 @@ class Dialect:
         """SQL true when the text of ``column`` contains the bound substring (any case)."""
         return f"instr(lower(CAST({column} AS TEXT)), lower(?)) > 0"
 
+    def contains_text(self, column: str) -> str:
+        """SQL true when the text of ``column`` contains the bound substring (exact case)."""
+        return f"instr({column}, ?) > 0"
+
     def epoch_seconds(self, column: str) -> str:
         """SQL for a timestamp column as seconds since the epoch (float)."""
         return f"((julianday({column}) - 2440587.5) * 86400.0)"
+
+    def utc_day(self, column: str) -> str:
+        """SQL for a timestamp column's UTC date as ``YYYY-MM-DD`` text."""
+        return f"substr({column}, 1, 10)"  # stored as fixed-width UTC ISO text
 
 
 class PostgresDialect(Dialect):
@@ -82,6 +90,10 @@ class PostgresDialect(Dialect):
     def ts(self, dt: datetime | None) -> Any:
         return dt
 
+    def json_out(self, value: Any) -> Any:
+        # psycopg already decodes jsonb; a str here is a JSON string value, not JSON text.
+        return value
+
     def json_array_contains(self, column: str) -> str:
         return f"{column} @> jsonb_build_array(?::text)"
 
@@ -91,8 +103,14 @@ class PostgresDialect(Dialect):
     def text_search(self, column: str) -> str:
         return f"strpos(lower({column}::text), lower(?)) > 0"
 
+    def contains_text(self, column: str) -> str:
+        return f"strpos({column}, ?) > 0"
+
     def epoch_seconds(self, column: str) -> str:
         return f"extract(epoch from {column})"
+
+    def utc_day(self, column: str) -> str:
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
 
 @lru_cache(maxsize=2048)

@@ -159,8 +159,82 @@ def m0001_core(conn: Conn) -> None:
     )
 
 
+def m0002_read_indexes(conn: Conn) -> None:
+    """Indexes for the filters of the trace and observation lists."""
+    _ddl(
+        conn,
+        """
+        CREATE INDEX traces_environment ON traces (project_id, environment, timestamp);
+        CREATE INDEX observations_name ON observations (project_id, name, start_time);
+        CREATE INDEX observations_environment ON observations (project_id, environment, start_time);
+        CREATE INDEX observations_parent ON observations (project_id, parent_observation_id)
+        """,
+    )
+    if conn.dialect.name == "postgresql":
+        # Tag filters ("all of", "any of") become jsonb containment, which a GIN index
+        # answers; SQLite has no index over JSON array elements.
+        _ddl(conn, "CREATE INDEX traces_tags ON traces USING GIN (tags jsonb_path_ops)")
+
+
+def m0003_prompts(conn: Conn) -> None:
+    """Prompt versions with labels and tags."""
+    _ddl(
+        conn,
+        """
+        CREATE TABLE prompts (
+            id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            prompt {JSON} NOT NULL,
+            config {JSON} NOT NULL,
+            labels {JSON} NOT NULL,
+            tags {JSON} NOT NULL,
+            commit_message TEXT,
+            created_by TEXT NOT NULL,
+            created_at {TS} NOT NULL,
+            updated_at {TS} NOT NULL,
+            UNIQUE (project_id, name, version)
+        );
+        CREATE INDEX prompts_updated ON prompts (project_id, updated_at);
+        CREATE INDEX observations_prompt ON observations (project_id, prompt_id)
+        """,
+    )
+
+
+def m0004_models(conn: Conn) -> None:
+    """Custom model prices per project; what priced each observation, and its tokens."""
+    _ddl(
+        conn,
+        """
+        CREATE TABLE models (
+            id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL,
+            model_name TEXT NOT NULL,
+            match_pattern TEXT NOT NULL,
+            start_date {TS},
+            unit TEXT,
+            tokenizer_id TEXT,
+            tokenizer_config {JSON},
+            pricing_tiers {JSON} NOT NULL,
+            created_at {TS} NOT NULL,
+            updated_at {TS} NOT NULL
+        );
+        CREATE INDEX models_project ON models (project_id, created_at);
+        ALTER TABLE observations ADD COLUMN cost_info {JSON};
+        ALTER TABLE observations ADD COLUMN usage_input BIGINT;
+        ALTER TABLE observations ADD COLUMN usage_output BIGINT;
+        ALTER TABLE observations ADD COLUMN usage_total BIGINT
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0001_core", m0001_core),
+    ("0002_read_indexes", m0002_read_indexes),
+    ("0003_prompts", m0003_prompts),
+    ("0004_models", m0004_models),
 ]
 
 

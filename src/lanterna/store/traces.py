@@ -1,10 +1,224 @@
-"""Trace queries: by id (with observations and scores), lists, aggregates, deletes."""
+"""Trace queries: by id (with observations and scores), filtered lists, aggregates, deletes."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from ..timeutil import seconds_between
 from .db import Conn
+from .dialect import Dialect
+from .filters import Column, Condition, FilterError, compile_conditions, merge_conditions
+
+_CHUNK = 500
+
+# Aggregates over a trace's observations, as correlated subqueries on the trace row
+# (each one is an index lookup on observations_trace).
+_OBS_OF_T = "FROM observations o WHERE o.project_id = t.project_id AND o.trace_id = t.id"
+_SEVERITY = (
+    "CASE o.level WHEN 'ERROR' THEN 3 WHEN 'WARNING' THEN 2 WHEN 'DEFAULT' THEN 1 ELSE 0 END"
+)
+
+
+def _level_count(level: str) -> str:
+    return f"(SELECT COUNT(*) {_OBS_OF_T} AND o.level = '{level}')"
+
+
+def trace_columns(d: Dialect) -> dict[str, Column]:
+    """The columns a trace list can be filtered on (the ``filter`` whitelist)."""
+    latency = (
+        f"(SELECT {d.epoch_seconds('MAX(COALESCE(o.end_time, o.start_time))')}"
+        f" - {d.epoch_seconds('MIN(o.start_time)')} {_OBS_OF_T})"
+    )
+    return {
+        "id": Column("t.id", "string"),
+        "name": Column("t.name", "string"),
+        "timestamp": Column("t.timestamp", "datetime"),
+        "userId": Column("t.user_id", "string"),
+        "sessionId": Column("t.session_id", "string"),
+        "release": Column("t.release", "string"),
+        "version": Column("t.version", "string"),
+        "environment": Column("t.environment", "string"),
+        "tags": Column("t.tags", "array"),
+        "bookmarked": Column("t.bookmarked", "boolean"),
+        "public": Column("t.public", "boolean"),
+        "metadata": Column("t.metadata", "object"),
+        "latency": Column(latency, "number"),
+        "totalCost": Column(f"(SELECT COALESCE(SUM(o.total_cost), 0) {_OBS_OF_T})", "number"),
+        "level": Column(
+            f"(SELECT CASE MAX({_SEVERITY}) WHEN 3 THEN 'ERROR' WHEN 2 THEN 'WARNING'"
+            f" WHEN 1 THEN 'DEFAULT' WHEN 0 THEN 'DEBUG' END {_OBS_OF_T})",
+            "string",
+        ),
+        "errorCount": Column(_level_count("ERROR"), "number"),
+        "warningCount": Column(_level_count("WARNING"), "number"),
+        "defaultCount": Column(_level_count("DEFAULT"), "number"),
+        "debugCount": Column(_level_count("DEBUG"), "number"),
+    }
+
+
+#: ``orderBy`` field -> (SQL column, may hold NULL).
+ORDER_FIELDS: dict[str, tuple[str, bool]] = {
+    "id": ("t.id", False),
+    "timestamp": ("t.timestamp", False),
+    "name": ("t.name", True),
+    "userId": ("t.user_id", True),
+    "release": ("t.release", True),
+    "version": ("t.version", True),
+    "public": ("t.public", False),
+    "bookmarked": ("t.bookmarked", False),
+    "sessionId": ("t.session_id", True),
+}
+
+
+@dataclass(slots=True)
+class TraceQuery:
+    """What a trace list asks for: simple parameters, ``filter`` conditions, order."""
+
+    user_id: str | None = None
+    name: str | None = None
+    session_id: str | None = None
+    from_timestamp: datetime | None = None
+    to_timestamp: datetime | None = None
+    tags: Sequence[str] = ()
+    version: str | None = None
+    release: str | None = None
+    environments: Sequence[str] = ()
+    filters: Sequence[Condition] = ()
+    order_field: str = "timestamp"
+    order_desc: bool = True
+
+    def conditions(self) -> list[Condition]:
+        """Simple parameters as conditions, merged with (and overridden by) ``filters``."""
+        simple: list[Condition] = []
+        for column, value in (
+            ("userId", self.user_id),
+            ("name", self.name),
+            ("sessionId", self.session_id),
+            ("version", self.version),
+            ("release", self.release),
+        ):
+            if value is not None:
+                simple.append(Condition("string", column, "=", value))
+        if self.from_timestamp is not None:
+            simple.append(Condition("datetime", "timestamp", ">=", self.from_timestamp))
+        if self.to_timestamp is not None:
+            simple.append(Condition("datetime", "timestamp", "<", self.to_timestamp))
+        if self.tags:
+            simple.append(Condition("arrayOptions", "tags", "all of", list(self.tags)))
+        if self.environments:
+            simple.append(
+                Condition("stringOptions", "environment", "any of", list(self.environments))
+            )
+        return merge_conditions(simple, list(self.filters))
+
+
+def _order_sql(field: str, desc: bool) -> str:
+    if field not in ORDER_FIELDS:
+        raise FilterError(f"orderBy: unknown field {field!r}; use one of {', '.join(ORDER_FIELDS)}")
+    column, nullable = ORDER_FIELDS[field]
+    direction = "DESC" if desc else "ASC"
+    # NULLs last on both backends (their defaults differ); only said for nullable
+    # columns so that the plain index order serves the default sort.
+    nulls = " NULLS LAST" if nullable else ""
+    return f"{column} {direction}{nulls}, t.id {direction}"
+
+
+_IO_COLUMNS = "t.input, t.output, t.metadata"
+_NO_IO = "NULL AS input, NULL AS output, NULL AS metadata"
+_CORE_COLUMNS = (
+    "t.project_id, t.id, t.timestamp, t.name, t.user_id, t.session_id, t.release, t.version,"
+    " t.environment, t.tags, t.public, t.bookmarked, t.created_at, t.updated_at"
+)
+
+
+def list_traces(
+    conn: Conn,
+    project_id: str,
+    query: TraceQuery,
+    *,
+    limit: int,
+    offset: int,
+    with_io: bool = True,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the project's traces matching ``query``, and the total count.
+
+    Raises :class:`FilterError` for an unknown column, operator or order field.
+    """
+    compiled = compile_conditions(
+        query.conditions(), trace_columns(conn.dialect), conn.dialect, resource="traces"
+    )
+    order = _order_sql(query.order_field, query.order_desc)
+    where = f"t.project_id = ? AND {compiled.where()}"
+    params = [project_id, *compiled.params]
+    total = int(conn.scalar(f"SELECT COUNT(*) FROM traces t WHERE {where}", params) or 0)
+    if total <= offset:
+        return [], total
+    rows = conn.all(
+        f"SELECT {_CORE_COLUMNS}, {_IO_COLUMNS if with_io else _NO_IO} FROM traces t"
+        f" WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return rows, total
+
+
+def _in_chunks(ids: Sequence[str]) -> list[list[str]]:
+    unique = list(dict.fromkeys(ids))
+    return [unique[i : i + _CHUNK] for i in range(0, len(unique), _CHUNK)]
+
+
+def trace_metrics(
+    conn: Conn, project_id: str, trace_ids: Sequence[str]
+) -> dict[str, tuple[float, float]]:
+    """``trace id -> (latency seconds, total cost)`` in one grouped query per chunk.
+
+    Latency runs from the first observation's start to the last one's end; traces
+    without observations are absent (their latency and cost are 0).
+    """
+    d = conn.dialect
+    out: dict[str, tuple[float, float]] = {}
+    for chunk in _in_chunks(trace_ids):
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.all(
+            "SELECT trace_id, MIN(start_time) AS first_start,"
+            " MAX(COALESCE(end_time, start_time)) AS last_end, SUM(total_cost) AS cost"
+            f" FROM observations WHERE project_id = ? AND trace_id IN ({marks})"
+            " GROUP BY trace_id",
+            [project_id, *chunk],
+        )
+        for r in rows:
+            latency = seconds_between(d.ts_parse(r["first_start"]), d.ts_parse(r["last_end"]))
+            out[r["trace_id"]] = (latency or 0.0, float(r["cost"] or 0.0))
+    return out
+
+
+def _ids_by_trace(
+    conn: Conn, table: str, project_id: str, trace_ids: Sequence[str], order: str
+) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    for chunk in _in_chunks(trace_ids):
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.all(
+            f"SELECT trace_id, id FROM {table} WHERE project_id = ? AND trace_id IN ({marks})"
+            f" ORDER BY {order}, id",
+            [project_id, *chunk],
+        )
+        for r in rows:
+            out[r["trace_id"]].append(r["id"])
+    return out
+
+
+def observation_ids(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dict[str, list[str]]:
+    """``trace id -> its observation ids`` (start order), one query per chunk of traces."""
+    return _ids_by_trace(conn, "observations", project_id, trace_ids, "start_time")
+
+
+def score_ids(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dict[str, list[str]]:
+    """``trace id -> its score ids`` (oldest first), one query per chunk of traces."""
+    return _ids_by_trace(conn, "scores", project_id, trace_ids, "timestamp")
 
 
 def get_trace(conn: Conn, project_id: str, trace_id: str) -> dict[str, Any] | None:
@@ -26,3 +240,19 @@ def scores_of(conn: Conn, project_id: str, trace_id: str) -> list[dict[str, Any]
         "SELECT * FROM scores WHERE project_id = ? AND trace_id = ? ORDER BY timestamp, id",
         (project_id, trace_id),
     )
+
+
+def delete_traces(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int:
+    """Delete traces with their observations and scores; return how many traces went.
+
+    Runs in the writer. Every statement is scoped to ``project_id``: an id of another
+    project's trace matches nothing.
+    """
+    deleted = 0
+    for chunk in _in_chunks(trace_ids):
+        marks = ", ".join("?" * len(chunk))
+        params = [project_id, *chunk]
+        conn.run(f"DELETE FROM scores WHERE project_id = ? AND trace_id IN ({marks})", params)
+        conn.run(f"DELETE FROM observations WHERE project_id = ? AND trace_id IN ({marks})", params)
+        deleted += conn.run(f"DELETE FROM traces WHERE project_id = ? AND id IN ({marks})", params)
+    return deleted

@@ -1,0 +1,89 @@
+"""Query parameters shared by the list endpoints: pages, field groups, 400s for bad input."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ...store.filters import FilterError
+from ..errors import ApiError
+
+DEFAULT_LIMIT = 50
+MAX_PAGE_LIMIT = 100
+
+
+@contextmanager
+def bad_request() -> Iterator[None]:
+    """Turn a :class:`FilterError` raised inside into a 400 with its message."""
+    try:
+        yield
+    except FilterError as exc:
+        raise ApiError(400, "Invalid request data", str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of a v1 list: ``page`` starts at 1."""
+
+    page: int
+    limit: int
+
+    @property
+    def offset(self) -> int:
+        """Rows before this page."""
+        return (self.page - 1) * self.limit
+
+    def meta(self, total: int) -> dict[str, int]:
+        """The ``meta`` of the list envelope."""
+        return {
+            "page": self.page,
+            "limit": self.limit,
+            "totalItems": total,
+            "totalPages": math.ceil(total / self.limit),
+        }
+
+    def envelope(self, data: list[Any], total: int) -> dict[str, Any]:
+        """``{data, meta}``."""
+        return {"data": data, "meta": self.meta(total)}
+
+
+def page_of(page: int | None, limit: int | None, *, max_limit: int = MAX_PAGE_LIMIT) -> Page:
+    """Validate ``page`` (>= 1, default 1) and ``limit`` (1..max, default 50)."""
+    page = 1 if page is None else page
+    limit = DEFAULT_LIMIT if limit is None else limit
+    if page < 1:
+        raise ApiError(400, "Invalid request data", "page: must be 1 or more")
+    if not 1 <= limit <= max_limit:
+        raise ApiError(400, "Invalid request data", f"limit: must be between 1 and {max_limit}")
+    return Page(page, limit)
+
+
+def field_groups(
+    value: str | None, known: tuple[str, ...], default: tuple[str, ...]
+) -> frozenset[str]:
+    """The field groups named in a ``fields=a,b`` parameter.
+
+    Unknown names are ignored, as Langfuse does, so a newer client that asks for a group
+    we do not serve still gets an answer. ``core`` is always included.
+    """
+    if value is None or not value.strip():
+        return frozenset(default)
+    asked = {part.strip() for part in value.split(",")}
+    return frozenset({"core"} | (asked & set(known)))
+
+
+def order_by(value: str | None, default: tuple[str, bool]) -> tuple[str, bool]:
+    """Parse ``field.asc|desc`` into ``(field, descending)``; 400 when malformed."""
+    if value is None or value == "":
+        return default
+    field, dot, direction = value.rpartition(".")
+    if not dot or not field or direction.lower() not in ("asc", "desc"):
+        raise ApiError(
+            400,
+            "Invalid request data",
+            f"orderBy: expected 'field.asc' or 'field.desc', got {value!r}",
+        )
+    return field, direction.lower() == "desc"
