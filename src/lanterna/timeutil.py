@@ -35,14 +35,18 @@ def parse_ts(value: object) -> datetime:
         dt = datetime.fromisoformat(_FRACTION.sub(r"\1", text))
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise NaiveTimestampError(f"timestamp {value!r} has no UTC offset (add Z or +hh:mm)")
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 falls before year 1 in UTC
+        raise ValueError(f"timestamp {value!r} is out of range") from None
 
 
 def format_ts(dt: datetime) -> str:
     """Format an aware datetime as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if dt.tzinfo is not UTC:
+        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    # isoformat is twice as fast as strftime (a hot path) and pads years below 1000.
+    return dt.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def now() -> datetime:

@@ -12,12 +12,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .. import _json
 from ..timeutil import parse_ts
 from .environment import normalize_environment
-from .events import LEVELS, OBSERVATION_TYPES, SCORE_DATA_TYPES, SCORE_SOURCES, DomainEvent
-from .usage import UsageError, normalize_cost_details, normalize_legacy_usage, normalize_usage_details
+from .events import LEVELS, SCORE_DATA_TYPES, SCORE_SOURCES, DomainEvent
+from .usage import (
+    UsageError,
+    normalize_cost_details,
+    normalize_legacy_usage,
+    normalize_usage_details,
+)
 
 MAX_ID = 800
+#: Text that ends up in an index (ids, names, user ids...) stays under PostgreSQL's
+#: B-tree entry limit (about 2,700 bytes) with room for the other key columns.
+MAX_INDEXED_BYTES = 2000
+MAX_INT32 = 2**31 - 1
+#: Deepest JSON nesting accepted in an event body.
+MAX_DEPTH = 200
+_ENCODER_DEPTH = 254
 
 
 class Invalid(ValueError):
@@ -64,8 +77,18 @@ def _str(body: dict[str, Any], key: str, *, max_len: int | None = None) -> str |
     return value
 
 
+def _key_str(body: dict[str, Any], key: str, *, max_len: int = 1000) -> str | None:
+    """A string that is indexed: at most ``max_len`` characters and 2,000 UTF-8 bytes."""
+    value = _str(body, key, max_len=max_len)
+    # Four bytes per character at most: only long strings need the byte count.
+    if value is not None and len(value) * 4 > MAX_INDEXED_BYTES:
+        if len(value.encode()) > MAX_INDEXED_BYTES:
+            raise Invalid(f"{key}: longer than {MAX_INDEXED_BYTES} bytes (UTF-8)")
+    return value
+
+
 def _id(body: dict[str, Any], key: str) -> str | None:
-    value = _str(body, key, max_len=MAX_ID)
+    value = _key_str(body, key, max_len=MAX_ID)
     if value is not None and (not value or "\r" in value):
         raise Invalid(f"{key}: must be 1-{MAX_ID} characters without carriage returns")
     return value
@@ -130,10 +153,10 @@ def trace_fields(body: dict[str, Any]) -> dict[str, Any]:
     """The fields of a TraceBody, in domain names; absent fields are left out."""
     out: dict[str, Any] = {}
     _put(out, "timestamp", _ts(body, "timestamp"))
-    _put(out, "name", _str(body, "name", max_len=1000))
-    _put(out, "user_id", _str(body, "userId"))
+    _put(out, "name", _key_str(body, "name"))
+    _put(out, "user_id", _key_str(body, "userId"))
     _put(out, "session_id", _id(body, "sessionId"))
-    _put(out, "release", _str(body, "release"))
+    _put(out, "release", _key_str(body, "release"))
     _put(out, "version", _version_str(body, "version"))
     _put(out, "input", body.get("input"))
     _put(out, "output", body.get("output"))
@@ -162,7 +185,7 @@ def observation_fields(body: dict[str, Any], *, generation: bool) -> dict[str, A
     """The fields of a span/event/generation body, in domain names."""
     out: dict[str, Any] = {}
     _put(out, "trace_id", _id(body, "traceId"))
-    _put(out, "name", _str(body, "name"))
+    _put(out, "name", _key_str(body, "name"))
     _put(out, "start_time", _ts(body, "startTime"))
     _put(out, "end_time", _ts(body, "endTime"))
     _put(out, "metadata", _metadata(body))
@@ -199,6 +222,8 @@ def observation_fields(body: dict[str, Any], *, generation: bool) -> dict[str, A
     if prompt_version is not None:
         if isinstance(prompt_version, bool) or not isinstance(prompt_version, int):
             raise Invalid("promptVersion: expected an integer")
+        if not 0 <= prompt_version <= MAX_INT32:  # stored in a 32-bit column
+            raise Invalid(f"promptVersion: must be between 0 and {MAX_INT32}")
         out["prompt_name"] = prompt_name
         out["prompt_version"] = prompt_version
     return out
@@ -207,7 +232,7 @@ def observation_fields(body: dict[str, Any], *, generation: bool) -> dict[str, A
 def score_fields(body: dict[str, Any]) -> dict[str, Any]:
     """The fields of a ScoreBody, validated by data type and target (contract 2.4)."""
     out: dict[str, Any] = {}
-    name = _str(body, "name")
+    name = _key_str(body, "name")
     if not name:
         raise Invalid("name: required, a non-empty string")
     out["name"] = name
@@ -229,7 +254,9 @@ def score_fields(body: dict[str, Any]) -> dict[str, Any]:
     _put(out, "metadata", _metadata(body))
     _put(out, "config_id", _str(body, "configId"))
     _put(out, "queue_id", _str(body, "queueId"))
-    source = body.get("source", "API")
+    source = body.get("source")
+    if source is None:  # absent or an explicit null: the default
+        source = "API"
     if source not in SCORE_SOURCES:
         raise Invalid(f"source: must be one of {', '.join(SCORE_SOURCES)}")
     out["source"] = source
@@ -239,24 +266,23 @@ def score_fields(body: dict[str, Any]) -> dict[str, Any]:
     data_type = body.get("dataType")
     if data_type is not None and data_type not in SCORE_DATA_TYPES:
         raise Invalid(f"dataType: must be one of {', '.join(SCORE_DATA_TYPES)}")
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(value, bool):
-        value, is_number = int(value), True
+    # A JSON boolean counts as the number 0/1 (bool is an int subclass).
+    number = float(value) if isinstance(value, (int, float)) else None
     if data_type is None:
-        if is_number:
+        if number is not None:
             data_type = "NUMERIC"
         elif isinstance(value, str):
             data_type = "CATEGORICAL"
         else:
             raise Invalid("value: required, a number or a string")
     if data_type == "NUMERIC":
-        if not is_number or value != value:
+        if number is None or number != number:
             raise Invalid("value: a NUMERIC score needs a number")
-        out["value"], out["string_value"] = float(value), None
+        out["value"], out["string_value"] = number, None
     elif data_type == "BOOLEAN":
-        if not is_number or value not in (0, 1):
+        if number not in (0.0, 1.0):
             raise Invalid("value: a BOOLEAN score needs 0 or 1")
-        out["value"], out["string_value"] = float(value), "True" if value else "False"
+        out["value"], out["string_value"] = number, "True" if number else "False"
     elif data_type == "CATEGORICAL":
         if not isinstance(value, str):
             raise Invalid("value: a CATEGORICAL score needs a string")
@@ -293,6 +319,39 @@ _OBSERVATION_EVENTS: dict[str, tuple[str, bool, bool]] = {
 SCORE_ONLY_TYPES = frozenset({"score-create", "sdk-log"})
 
 
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    return value
+
+
+def without_nul(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with NUL characters removed from every string and key; checks depth.
+
+    PostgreSQL text and jsonb cannot hold U+0000, so keeping them would fail the write;
+    they are dropped on every backend alike. The walk runs only when the encoded body
+    shows an escaped NUL (a C-speed search), so clean bodies cost one encode.
+    Raises :class:`Invalid` for a body nested deeper than :data:`MAX_DEPTH`.
+    """
+    # orjson encodes at most 254 levels. Encoding the body inside extra list levels
+    # proves that it, and every response that embeds its values, stays encodable.
+    wrapped: Any = body
+    for _ in range(_ENCODER_DEPTH - MAX_DEPTH):
+        wrapped = [wrapped]
+    try:
+        encoded = _json.dumpb(wrapped)
+    except TypeError:
+        raise Invalid(f"body: nested more than {MAX_DEPTH} levels deep") from None
+    if b"\\u0000" not in encoded:
+        return body
+    cleaned: dict[str, Any] = _strip_nul(body)
+    return cleaned
+
+
 def _envelope(event: Any) -> tuple[str, str, datetime, dict[str, Any]]:
     if not isinstance(event, dict):
         raise Invalid("each event must be an object")
@@ -308,7 +367,7 @@ def _envelope(event: Any) -> tuple[str, str, datetime, dict[str, Any]]:
     body = event.get("body")
     if not isinstance(body, dict):
         raise Invalid("body: required, an object")
-    return event_id, event_type, timestamp, body
+    return event_id, event_type, timestamp, without_nul(body)
 
 
 def read_event(event: Any) -> tuple[str, DomainEvent | None]:
@@ -327,17 +386,19 @@ def read_event(event: Any) -> tuple[str, DomainEvent | None]:
         entity = _id(body, "id")
         if entity is None:
             raise Invalid("body.id: required for observation events")
+        obs_type: str | None
         if legacy:
-            obs_type = body.get("type", "SPAN")
-            if obs_type not in ("SPAN", "GENERATION", "EVENT"):
+            is_update = event_type == "observation-update"
+            # A legacy update without a type keeps the stored one (merge defaults to SPAN).
+            obs_type = body.get("type", None if is_update else "SPAN")
+            if obs_type is not None and obs_type not in ("SPAN", "GENERATION", "EVENT"):
                 raise Invalid("body.type: must be SPAN, GENERATION or EVENT")
             fields = observation_fields(body, generation=True)
-            is_update = event_type == "observation-update"
         else:
             assert spec is not None
             obs_type, is_update, generation = spec
             fields = observation_fields(body, generation=generation)
-        fields["type"] = obs_type
+        _put(fields, "type", obs_type)
         return event_id, DomainEvent("observation", entity, timestamp, fields, is_update)
     if event_type == "score-create":
         entity = _id(body, "id")

@@ -41,12 +41,23 @@ def _is_empty_io(value: Any) -> bool:
     return value is None or value == ""
 
 
-def _defaults(kind: str, first: DomainEvent) -> dict[str, Any]:
-    f = first.fields
+def _first(ordered: list[DomainEvent], key: str) -> Any:
+    """The value of ``key`` in the earliest event that provides it (None if none does)."""
+    for event in ordered:
+        value = event.fields.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _defaults(kind: str, ordered: list[DomainEvent]) -> dict[str, Any]:
+    """A new entity: fixed fields from the earliest event that carries them."""
+    first = ordered[0]
+    environment = _first(ordered, "environment") or DEFAULT
     if kind == "trace":
         return {
-            "timestamp": f.get("timestamp") or first.timestamp,
-            "environment": f.get("environment", DEFAULT),
+            "timestamp": _first(ordered, "timestamp") or first.timestamp,
+            "environment": environment,
             "tags": [],
             "public": False,
             "bookmarked": False,
@@ -54,15 +65,21 @@ def _defaults(kind: str, first: DomainEvent) -> dict[str, Any]:
     if kind == "observation":
         return {
             # An observation sent without a trace gets a trace id of its own.
-            "trace_id": f.get("trace_id") or str(uuid.uuid4()),
-            "start_time": f.get("start_time") or first.timestamp,
-            "environment": f.get("environment", DEFAULT),
+            "trace_id": _first(ordered, "trace_id") or str(uuid.uuid4()),
+            "start_time": _first(ordered, "start_time") or first.timestamp,
+            "environment": environment,
             "level": "DEFAULT",
+            # Only a legacy observation-update without a type leaves this in place.
+            "type": "SPAN",
         }
-    return {
-        "timestamp": f.get("timestamp") or first.timestamp,
-        "environment": f.get("environment", DEFAULT),
+    score = {
+        "timestamp": _first(ordered, "timestamp") or first.timestamp,
+        "environment": environment,
     }
+    trace_id = _first(ordered, "trace_id")
+    if trace_id is not None:
+        score["trace_id"] = trace_id
+    return score
 
 
 def merge(kind: str, stored: dict[str, Any] | None, events: list[DomainEvent]) -> dict[str, Any]:
@@ -71,7 +88,7 @@ def merge(kind: str, stored: dict[str, Any] | None, events: list[DomainEvent]) -
     Records use domain field names; the result holds every field that has a value.
     """
     ordered = sorted(events, key=event_order)
-    record: dict[str, Any] = dict(stored) if stored else _defaults(kind, ordered[0])
+    record: dict[str, Any] = dict(stored) if stored else _defaults(kind, ordered)
     fixed = IMMUTABLE[kind]
     for event in ordered:
         for key, value in event.fields.items():
@@ -90,4 +107,5 @@ def merge(kind: str, stored: dict[str, Any] | None, events: list[DomainEvent]) -
         end = record.get("end_time")
         if end is not None and end < record["start_time"]:
             record["end_time"] = record["start_time"]
-    return record
+    # Stored records hold no None fields either, so an unchanged entity compares equal.
+    return {key: value for key, value in record.items() if value is not None}

@@ -36,7 +36,9 @@ def _count(value: Any) -> int | None:
     return None
 
 
-def _openai(usage: dict[str, Any], inp: str, out: str, inp_details: str, out_details: str) -> dict[str, int]:
+def _openai(
+    usage: dict[str, Any], inp: str, out: str, inp_details: str, out_details: str
+) -> dict[str, int]:
     result: dict[str, int] = {}
     input_count = _count(usage.get(inp)) or 0
     output_count = _count(usage.get(out)) or 0
@@ -48,8 +50,9 @@ def _openai(usage: dict[str, Any], inp: str, out: str, inp_details: str, out_det
             count = _count(raw)
             if count is None:
                 continue
-            name = key.removesuffix("_tokens")
-            result[f"{prefix}_{name}"] = count
+            # The detail key is kept whole: "cached_tokens" -> "input_cached_tokens",
+            # the name the model price table uses.
+            result[f"{prefix}_{key}"] = count
             if prefix == "input":
                 input_count -= count
             else:
@@ -69,7 +72,10 @@ def normalize_usage_details(value: Any) -> dict[str, int] | None:
         raise UsageError("usageDetails must be an object of usage type -> token count")
     if any(k in value for k in _OPENAI_CHAT):
         result = _openai(
-            value, "prompt_tokens", "completion_tokens", "prompt_tokens_details",
+            value,
+            "prompt_tokens",
+            "completion_tokens",
+            "prompt_tokens_details",
             "completion_tokens_details",
         )
     elif any(k in value for k in _OPENAI_RESPONSES) and not any(
@@ -101,7 +107,11 @@ def normalize_legacy_usage(value: Any) -> tuple[dict[str, int] | None, dict[str,
     counts: dict[str, int] = {}
     costs: dict[str, float] = {}
     if any(k in value for k in ("promptTokens", "completionTokens", "totalTokens")):
-        pairs = (("promptTokens", "input"), ("completionTokens", "output"), ("totalTokens", "total"))
+        pairs = (
+            ("promptTokens", "input"),
+            ("completionTokens", "output"),
+            ("totalTokens", "total"),
+        )
     else:
         pairs = (("input", "input"), ("output", "output"), ("total", "total"))
     for wire, key in pairs:

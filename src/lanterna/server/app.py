@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from .. import __version__
-from .api import ingestion, observations, projects, scores, sessions, traces
+from .api import ingestion, observations, otel, projects, prompts, scores, sessions, traces
 from .errors import HANDLERS
 from .runtime import Runtime
 from .settings import Settings
@@ -47,6 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         allow_credentials=False,
     )
-    for module in (projects, ingestion, traces, observations, sessions, scores):
+    for module in (projects, ingestion, traces, observations, sessions, scores, prompts, otel):
         app.include_router(module.router)
     return app

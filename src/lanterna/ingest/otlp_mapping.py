@@ -1,0 +1,628 @@
+"""Spans -> trace and observation domain events (contract 3.3-3.5).
+
+One span gives one observation event, and a trace event when the span is a root
+(the full trace), carries trace-level keys (an update), or belongs to a trace whose
+root is not in this export (a shallow ``{timestamp, environment}`` so the trace is
+listed before its root arrives). Merging is left to :mod:`.merge`, like for every
+other wire format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+from .. import _json
+from .environment import normalize_environment
+from .events import OBSERVATION_TYPES, DomainEvent
+from .langfuse_events import Invalid, without_nul
+from .otlp_io import CONSUMED_PREFIXES, input_output, trace_input_output
+from .otlp_semconv import (
+    completion_start_time,
+    cost_details,
+    first,
+    is_agent_aggregate,
+    model_name,
+    model_parameters,
+    parse_json,
+    usage_details,
+)
+
+LANGFUSE_SCOPE = "langfuse-sdk"
+MAX_INT32 = 2**31 - 1
+# Indexed text columns hold at most this many UTF-8 bytes: PostgreSQL refuses btree
+# entries above ~2.7 KB, and a name or an id longer than this is a sender's mistake
+# that should not lose the span.
+MAX_NAME_BYTES = 1000
+MAX_ID_BYTES = 800
+
+
+class OtlpError(ValueError):
+    """The export as a whole cannot be used; the message says why (answered with 400)."""
+
+
+@dataclass(slots=True)
+class SpanData:
+    """One span with everything the mapping reads, as plain Python values."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    status_code: int = 0
+    status_message: str = ""
+    resource: dict[str, Any] = field(default_factory=dict)
+    scope_name: str = ""
+    scope_version: str = ""
+    scope_attributes: dict[str, Any] = field(default_factory=dict)
+    #: Values derived once per span and read by several rules.
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def _dt(ns: int) -> datetime:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=rest // 1000)
+
+
+def _true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _clip(text: str, max_bytes: int) -> str:
+    if len(text) * 4 <= max_bytes:
+        return text
+    return text.encode()[:max_bytes].decode(errors="ignore")
+
+
+def _text(value: Any) -> str | None:
+    """An id-like value as text; non-strings are JSON-encoded (Langfuse does the same)."""
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else _json.dumps(value)
+
+
+def is_root(span: SpanData) -> bool:
+    """No parent span, or marked as the trace root by the Langfuse SDK."""
+    return span.parent_span_id is None or _true(span.attributes.get("langfuse.internal.as_root"))
+
+
+# --- observation type, name, level, environment ----------------------------------------
+
+_OPENINFERENCE_KINDS = {
+    "CHAIN": "CHAIN",
+    "RETRIEVER": "RETRIEVER",
+    "LLM": "GENERATION",
+    "EMBEDDING": "EMBEDDING",
+    "AGENT": "AGENT",
+    "TOOL": "TOOL",
+    "GUARDRAIL": "GUARDRAIL",
+    "EVALUATOR": "EVALUATOR",
+}
+_GENAI_OPERATIONS = {
+    "chat": "GENERATION",
+    "completion": "GENERATION",
+    "text_completion": "GENERATION",
+    "generate_content": "GENERATION",
+    "generate": "GENERATION",
+    "embeddings": "EMBEDDING",
+    "invoke_agent": "AGENT",
+    "create_agent": "AGENT",
+    "execute_tool": "TOOL",
+}
+_GENKIT_SUBTYPES = {
+    "model": "GENERATION",
+    "background-model": "GENERATION",
+    "embedder": "EMBEDDING",
+    "tool": "TOOL",
+    "tool.v2": "TOOL",
+    "retriever": "RETRIEVER",
+    "evaluator": "EVALUATOR",
+}
+_VERCEL_OPERATIONS = {
+    "ai.generateText.doGenerate": "GENERATION",
+    "ai.streamText.doStream": "GENERATION",
+    "ai.generateObject.doGenerate": "GENERATION",
+    "ai.streamObject.doStream": "GENERATION",
+    "ai.embed.doEmbed": "EMBEDDING",
+    "ai.embedMany.doEmbed": "EMBEDDING",
+}
+_VERCEL_MODEL_KEYS = (
+    "langfuse.observation.model.name",
+    "ai.model.id",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+)
+_MODEL_PRESENCE = (
+    "langfuse.observation.model.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "llm.model_name",
+    "model",
+)
+_GENERATION_HINTS = (
+    "langfuse.observation.model.name",
+    "langfuse.observation.cost_details",
+    "langfuse.observation.usage_details",
+    "langfuse.observation.completion_start_time",
+    "langfuse.observation.model.parameters",
+    "langfuse.observation.prompt.name",
+    "langfuse.observation.prompt.version",
+)
+_LIVEKIT_TYPES = {"agent_turn": "AGENT", "start_agent_activity": "AGENT", "function_tool": "TOOL"}
+
+
+@lru_cache(maxsize=64)
+def _at_most_3_3(version: str) -> bool:
+    try:
+        major, minor = (int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) <= (3, 3)
+
+
+def _old_python_sdk(span: SpanData) -> bool:
+    """Python SDK <= 3.3 sent generations as ``type=span`` with generation keys."""
+    if span.scope_name != LANGFUSE_SCOPE or span.resource.get("telemetry.sdk.language") != "python":
+        return False
+    return _at_most_3_3(span.scope_version) and any(k in span.attributes for k in _GENERATION_HINTS)
+
+
+def observation_type(span: SpanData) -> str:
+    """The observation type; the first matching rule of contract 3.5 wins."""
+    a = span.attributes
+    declared = a.get("langfuse.observation.type")
+    if declared == "span" and _old_python_sdk(span):
+        return "GENERATION"
+    if isinstance(declared, str) and declared.upper() in OBSERVATION_TYPES:
+        return declared.upper()
+    kind = a.get("openinference.span.kind")
+    if isinstance(kind, str) and kind.upper() in _OPENINFERENCE_KINDS:
+        return _OPENINFERENCE_KINDS[kind.upper()]
+    operation = a.get("gen_ai.operation.name")
+    if operation in _GENAI_OPERATIONS:
+        return _GENAI_OPERATIONS[operation]
+    subtype = a.get("genkit:metadata:subtype")
+    if subtype in _GENKIT_SUBTYPES:
+        return _GENKIT_SUBTYPES[subtype]
+    vercel_op = a.get("ai.operationId") or a.get("operation.name")
+    if isinstance(vercel_op, str):
+        for prefix, mapped in _VERCEL_OPERATIONS.items():
+            if vercel_op.startswith(prefix) and first(a, *_VERCEL_MODEL_KEYS) is not None:
+                return mapped
+        if vercel_op.startswith("ai.toolCall"):
+            return "TOOL"
+    if first(a, "gen_ai.tool.name", "gen_ai.tool.call.id") is not None:
+        return "TOOL"
+    if first(a, "flue.tool.name", "flue.tool.call_id") is not None:
+        return "TOOL"
+    if first(a, "flue.task.id", "flue.task.agent") is not None:
+        return "AGENT"
+    if span.scope_name == "livekit-agents" and span.name in _LIVEKIT_TYPES:
+        return _LIVEKIT_TYPES[span.name]
+    if first(a, *_MODEL_PRESENCE) is not None:
+        return "GENERATION"
+    return "SPAN"
+
+
+def observation_name(span: SpanData) -> str:
+    """Tool name, Genkit or Logfire names, Vercel function ids, else the span name."""
+    a = span.attributes
+    for key in ("gen_ai.tool.name", "genkit:name", "logfire.msg", "ai.toolCall.name"):
+        value = a.get(key)
+        if isinstance(value, str) and value:
+            return value
+    operation = a.get("ai.operationId")
+    if isinstance(operation, str) and operation:
+        function = a.get("ai.telemetry.functionId")
+        return f"{function}:{operation}" if function else operation
+    return span.name
+
+
+_LEVELS = {
+    "DEBUG": "DEBUG",
+    "TRACE": "DEBUG",
+    "VERBOSE": "DEBUG",
+    "DEFAULT": "DEFAULT",
+    "INFO": "DEFAULT",
+    "LOG": "DEFAULT",
+    "NOTICE": "DEFAULT",
+    "OK": "DEFAULT",
+    "SUCCESS": "DEFAULT",
+    "WARNING": "WARNING",
+    "WARN": "WARNING",
+    "ERROR": "ERROR",
+    "FATAL": "ERROR",
+    "CRITICAL": "ERROR",
+}
+STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+
+
+def level(span: SpanData) -> str:
+    """The Langfuse level attribute (aliases accepted), else ERROR for an error status."""
+    declared = span.attributes.get("langfuse.observation.level")
+    if isinstance(declared, str) and declared.upper() in _LEVELS:
+        return _LEVELS[declared.upper()]
+    return "ERROR" if span.status_code == STATUS_ERROR else "DEFAULT"
+
+
+def status_message(span: SpanData) -> str | None:
+    """The Langfuse status message attribute, else the span status message."""
+    declared = span.attributes.get("langfuse.observation.status_message")
+    if declared not in (None, ""):
+        return str(declared)
+    return span.status_message or None
+
+
+def environment(span: SpanData) -> str:
+    """Each environment key is looked for on the span, then on the resource."""
+    for key in ("langfuse.environment", "deployment.environment.name", "deployment.environment"):
+        for source in (span.attributes, span.resource):
+            value = source.get(key)
+            if value not in (None, ""):
+                return normalize_environment(value)
+    return normalize_environment(None)
+
+
+# --- metadata --------------------------------------------------------------------------
+
+
+_METADATA_PREFIXES = (
+    "langfuse.trace.metadata",
+    "langfuse.observation.metadata",
+    "langfuse.metadata",
+    "ai.telemetry.metadata",
+)
+
+
+def _metadata_groups(attrs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each metadata prefix's values, from ``prefix`` (a JSON object) and ``prefix.<key>``.
+
+    One pass over the attributes; the per-key values win over the JSON object. Values
+    are JSON-decoded when they are JSON: SDKs encode non-string values (5.x strings
+    too), and Langfuse decodes them the same way when reading.
+    """
+    blobs: dict[str, dict[str, Any]] = {}
+    keyed: dict[str, dict[str, Any]] = {}
+    for key, value in attrs.items():
+        if not key.startswith(_METADATA_PREFIXES):
+            continue
+        for prefix in _METADATA_PREFIXES:
+            if key == prefix:
+                blob = parse_json(value)
+                if isinstance(blob, dict):
+                    blobs[prefix] = blob
+                break
+            if key.startswith(prefix) and key[len(prefix)] == ".":
+                keyed.setdefault(prefix, {})[key[len(prefix) + 1 :]] = parse_json(value)
+                break
+    return {p: {**blobs.get(p, {}), **keyed.get(p, {})} for p in _METADATA_PREFIXES}
+
+
+def _groups(span: SpanData) -> dict[str, dict[str, Any]]:
+    groups = span.memo.get("metadata")
+    if groups is None:
+        groups = span.memo["metadata"] = _metadata_groups(span.attributes)
+        resource = span.memo.get("resource_metadata")
+        if resource is None:
+            resource = _metadata_groups(span.resource)["langfuse.trace.metadata"]
+        groups["resource"] = resource
+    return groups
+
+
+_AI_TELEMETRY_RESERVED = frozenset({"userId", "sessionId", "tags", "langfusePrompt"})
+
+
+def _shared_metadata(groups: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Legacy ``langfuse.metadata`` and Vercel telemetry metadata: both trace and span."""
+    out = dict(groups["langfuse.metadata"])
+    for key, value in groups["ai.telemetry.metadata"].items():
+        if key not in _AI_TELEMETRY_RESERVED:
+            out[key] = value
+    return out
+
+
+def trace_metadata(span: SpanData) -> dict[str, Any]:
+    """Trace metadata set on the resource and on the span."""
+    groups = _groups(span)
+    return {
+        **groups["resource"],
+        **_shared_metadata(groups),
+        **groups["langfuse.trace.metadata"],
+    }
+
+
+def observation_metadata(span: SpanData) -> dict[str, Any]:
+    """Observation metadata set on the span."""
+    groups = _groups(span)
+    return {**_shared_metadata(groups), **groups["langfuse.observation.metadata"]}
+
+
+_CONTEXT_KEYS = ("attributes", "resourceAttributes", "scope")
+
+
+def _context_metadata(span: SpanData, used: set[str]) -> dict[str, Any]:
+    """The raw attributes not read elsewhere, the resource and the scope."""
+    out: dict[str, Any] = {}
+    if not span.scope_name.startswith(LANGFUSE_SCOPE):
+        out["attributes"] = {
+            k: v
+            for k, v in span.attributes.items()
+            if k not in used and not k.startswith(CONSUMED_PREFIXES)
+        }
+    out["resourceAttributes"] = span.resource
+    out["scope"] = {
+        "name": span.scope_name,
+        "version": span.scope_version,
+        "attributes": span.scope_attributes,
+    }
+    return out
+
+
+# --- trace-level keys ------------------------------------------------------------------
+
+
+def _from_metadata(attrs: dict[str, Any], key: str) -> Any:
+    for prefix in ("langfuse.observation.metadata.", "langfuse.trace.metadata."):
+        value = attrs.get(prefix + key)
+        if value not in (None, ""):
+            return parse_json(value)
+    return None
+
+
+def user_id(attrs: dict[str, Any]) -> str | None:
+    """The trace's user id from the first user key present."""
+    value = first(attrs, "langfuse.user.id", "user.id")
+    if value is None:
+        value = _from_metadata(attrs, "langfuse_user_id")
+    if value is None:
+        value = attrs.get("ai.telemetry.metadata.userId")
+    text = _text(value)
+    return None if text is None else _clip(text, MAX_ID_BYTES)
+
+
+def session_id(attrs: dict[str, Any]) -> str | None:
+    """The trace's session id from the first session key present."""
+    value = first(attrs, "langfuse.session.id", "session.id", "gen_ai.conversation.id")
+    if value is None:
+        value = _from_metadata(attrs, "langfuse_session_id")
+    if value is None:
+        value = attrs.get("ai.telemetry.metadata.sessionId")
+    text = _text(value)
+    return None if text is None else _clip(text, MAX_ID_BYTES)
+
+
+def _tag_list(value: Any) -> list[str] | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        parsed = parse_json(value) if value.lstrip().startswith("[") else value
+        if isinstance(parsed, str):
+            return [t.strip() for t in parsed.split(",") if t.strip()]
+        value = parsed
+    if isinstance(value, list):
+        return [t if isinstance(t, str) else _json.dumps(t) for t in value if t not in (None, "")]
+    return [_json.dumps(value)]
+
+
+def tags(attrs: dict[str, Any]) -> list[str] | None:
+    """Trace tags: a string array, a JSON array, a comma-separated or a single string."""
+    for key in ("langfuse.trace.tags", "langfuse.tags"):
+        found = _tag_list(attrs.get(key))
+        if found:
+            return sorted(set(found))
+    found = _tag_list(_from_metadata(attrs, "langfuse_tags"))
+    for key in ("ai.telemetry.metadata.tags", "tag.tags"):
+        found = found or _tag_list(attrs.get(key))
+    return sorted(set(found)) if found else None
+
+
+def public(attrs: dict[str, Any]) -> bool | None:
+    """``langfuse.trace.public`` (or legacy ``langfuse.public``) when true."""
+    value = first(attrs, "langfuse.trace.public", "langfuse.public")
+    return True if _true(value) else None
+
+
+# --- one span -------------------------------------------------------------------------
+
+
+def _put(out: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        out[key] = value
+
+
+def _prompt(attrs: dict[str, Any]) -> tuple[str, int] | None:
+    name = first(attrs, "langfuse.observation.prompt.name", "langfuse.prompt.name")
+    version = first(attrs, "langfuse.observation.prompt.version", "langfuse.prompt.version")
+    if name is None:
+        linked = parse_json(attrs.get("ai.telemetry.metadata.langfusePrompt"))
+        if isinstance(linked, dict):
+            name, version = linked.get("name"), linked.get("version")
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        number = int(version) if not isinstance(version, bool) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not 0 <= number <= MAX_INT32:  # stored in a 32-bit column
+        return None
+    return name, number
+
+
+def observation_event(span: SpanData) -> DomainEvent:
+    """The ``<type>-create`` of one span."""
+    a = span.attributes
+    start = _dt(span.start_ns)
+    obs_type = observation_type(span)
+    inp, out, used = input_output(a, span.scope_name, span.events)
+    fields: dict[str, Any] = {
+        "trace_id": span.trace_id,
+        "type": obs_type,
+        "name": _clip(observation_name(span), MAX_NAME_BYTES),
+        "start_time": start,
+        "end_time": _dt(span.end_ns),
+        "level": level(span),
+        "environment": environment(span),
+        "metadata": {
+            **_groups(span)["resource"],
+            **observation_metadata(span),
+            **_context_metadata(span, used),
+        },
+    }
+    # An as_root span's parent is a stand-in the SDK invents for a given trace id;
+    # no observation has that id, so it would hang the span off nothing.
+    if span.parent_span_id is not None and not _true(a.get("langfuse.internal.as_root")):
+        fields["parent_observation_id"] = span.parent_span_id
+    _put(fields, "status_message", status_message(span))
+    _put(fields, "version", _text(a.get("langfuse.version") or None))
+    if "version" not in fields:
+        _put(fields, "version", _text(span.resource.get("service.version")))
+    _put(fields, "input", inp)
+    _put(fields, "output", out)
+    if obs_type not in ("SPAN", "EVENT"):
+        _generation_fields(span, obs_type, start, fields)
+    return DomainEvent("observation", span.span_id, start, fields)
+
+
+def _generation_fields(span: SpanData, obs_type: str, start: datetime, out: dict[str, Any]) -> None:
+    a = span.attributes
+    _put(out, "completion_start_time", completion_start_time(a, start))
+    _put(out, "model_parameters", model_parameters(a, span.scope_name))
+    if not is_agent_aggregate(a):
+        _put(out, "model", model_name(a))
+        usage = usage_details(a, span.scope_name)
+        if usage:
+            out["usage_details"] = out["provided_usage_details"] = usage
+        cost = cost_details(a)
+        if cost:
+            out["cost_details"] = out["provided_cost_details"] = cost
+            out["total_cost"] = cost.get("total")
+    prompt = _prompt(a) if obs_type == "GENERATION" else None
+    if prompt is not None:
+        out["prompt_name"], out["prompt_version"] = prompt
+
+
+def trace_event(span: SpanData, observation: DomainEvent) -> DomainEvent | None:
+    """The trace event of a span: full for a root, an update when it has trace keys."""
+    a = span.attributes
+    start = observation.timestamp
+    fields: dict[str, Any] = {"timestamp": start, "environment": observation.fields["environment"]}
+    name = _text(a.get("langfuse.trace.name"))
+    _put(fields, "name", None if name is None else _clip(name, MAX_NAME_BYTES))
+    _put(fields, "user_id", user_id(a))
+    _put(fields, "session_id", session_id(a))
+    _put(fields, "tags", tags(a))
+    _put(fields, "public", public(a))
+    inp, out = trace_input_output(a)
+    _put(fields, "input", inp)
+    _put(fields, "output", out)
+    span_trace_md = _groups(span)["langfuse.trace.metadata"]
+    root = is_root(span)
+    if not root:
+        if len(fields) == 2 and not span_trace_md:
+            return None
+        _put(fields, "metadata", trace_metadata(span) or None)
+        return DomainEvent("trace", span.trace_id, start, fields, is_update=True)
+    obs = observation.fields
+    fields.setdefault("name", obs["name"])
+    _put(fields, "version", obs.get("version"))
+    _put(fields, "release", _text(first(a, "langfuse.release")))
+    if "release" not in fields:
+        _put(fields, "release", _text(span.resource.get("langfuse.release")))
+    if "input" not in fields:
+        _put(fields, "input", obs.get("input"))
+    if "output" not in fields:
+        _put(fields, "output", obs.get("output"))
+    context = {k: obs["metadata"][k] for k in _CONTEXT_KEYS if k in obs["metadata"]}
+    fields["metadata"] = {**trace_metadata(span), **observation_metadata(span), **context}
+    return DomainEvent("trace", span.trace_id, start, fields)
+
+
+class _Updates:
+    """Trace updates of one export, without the repeats propagated attributes cause.
+
+    SDKs copy trace attributes onto every span, so most children carry the same
+    update. A repeat is dropped only while every update of the trace so far is the
+    same, so that order-dependent outcomes (later values win) are untouched.
+    """
+
+    def __init__(self) -> None:
+        self.first: dict[str, DomainEvent] = {}
+        self.mixed: set[str] = set()
+
+    def keep(self, event: DomainEvent) -> bool:
+        first = self.first.get(event.entity_id)
+        if first is None:
+            self.first[event.entity_id] = event
+            return True
+        if event.entity_id not in self.mixed:
+            same = {k: v for k, v in event.fields.items() if k != "timestamp"} == {
+                k: v for k, v in first.fields.items() if k != "timestamp"
+            }
+            if same:
+                if event.timestamp < first.timestamp:  # the earliest time founds the trace
+                    first.timestamp = first.fields["timestamp"] = event.timestamp
+                return False
+            self.mixed.add(event.entity_id)
+        return True
+
+
+def _sanitized(events: list[DomainEvent]) -> None:
+    """NUL characters out (PostgreSQL cannot store them), nesting depth checked."""
+    everything = {"events": [e.fields for e in events]}
+    try:
+        if without_nul(everything) is everything:
+            return  # the common case: one encode for the whole export
+    except Invalid:
+        pass
+    for event in events:
+        try:
+            event.fields = without_nul(event.fields)
+        except Invalid as exc:
+            raise OtlpError(f"span {event.entity_id}: {exc}") from None
+
+
+def events_of_spans(spans: list[SpanData]) -> list[DomainEvent]:
+    """Trace events then observation events for an export's spans."""
+    traces: list[DomainEvent] = []
+    observations: list[DomainEvent] = []
+    covered: set[str] = set()
+    shallow: dict[str, DomainEvent] = {}
+    updates = _Updates()
+    resource_metadata: dict[int, dict[str, Any]] = {}
+    for span in spans:
+        # Spans of one resource share its attribute dict: read its metadata once.
+        key = id(span.resource)
+        if key not in resource_metadata:
+            groups = _metadata_groups(span.resource)
+            resource_metadata[key] = groups["langfuse.trace.metadata"]
+        span.memo["resource_metadata"] = resource_metadata[key]
+        observation = observation_event(span)
+        observations.append(observation)
+        trace = trace_event(span, observation)
+        if trace is not None:
+            if not trace.is_update or updates.keep(trace):
+                traces.append(trace)
+            covered.add(span.trace_id)
+            continue
+        # The trace row should exist before its root arrives (it may never, when the
+        # root lives in a service that exports elsewhere).
+        seen = shallow.get(span.trace_id)
+        if seen is None or observation.timestamp < seen.timestamp:
+            env = observation.fields["environment"]
+            shallow[span.trace_id] = DomainEvent(
+                "trace",
+                span.trace_id,
+                observation.timestamp,
+                {"timestamp": observation.timestamp, "environment": env},
+                is_update=True,
+            )
+    traces.extend(e for trace_id, e in shallow.items() if trace_id not in covered)
+    events = traces + observations
+    _sanitized(events)
+    return events

@@ -1,0 +1,368 @@
+"""Semantic-convention keys -> model, parameters, usage, cost, input/output (contract 3.6).
+
+Each reader takes a span's attributes (plus scope name and span events where a
+convention needs them) and returns plain values; none of them raises on odd input:
+an attribute that cannot be read is skipped, as Langfuse does.
+
+Conventions covered: Langfuse's own ``langfuse.observation.*`` keys, OpenInference
+(``input.value``, ``llm.*``), the OpenTelemetry GenAI conventions (``gen_ai.*``
+attributes and message events, old and new forms), Traceloop/OpenLLMetry
+(``gen_ai.prompt.N.*``, ``traceloop.entity.*``), the Vercel AI SDK (scope ``ai``),
+Pydantic AI / Logfire, MLflow, Flue, LiveKit and Google ADK.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from .. import _json
+from ..timeutil import NaiveTimestampError, parse_ts
+from .usage import UsageError, normalize_cost_details, normalize_usage_details
+
+# --- small value helpers ---------------------------------------------------------------
+
+
+def parse_json(value: Any) -> Any:
+    """A string attribute holding JSON, decoded; anything else (or bad JSON) unchanged."""
+    if isinstance(value, str) and value:
+        try:
+            return _json.loads(value)
+        except _json.JSONDecodeError:
+            return value
+    return value
+
+
+def parse_io(value: Any) -> Any:
+    """An input/output attribute: JSON objects, arrays and quoted strings are decoded.
+
+    SDKs JSON-encode structured values but send text as it is, so a text answer such
+    as ``42`` or ``true`` stays text instead of turning into a number or a boolean.
+    """
+    if isinstance(value, str) and value[:1] in ("{", "[", '"'):
+        return parse_json(value)
+    return value
+
+
+def _json_object(value: Any) -> dict[str, Any] | None:
+    parsed = parse_json(value)
+    return parsed if isinstance(parsed, dict) else None
+
+
+def first(attrs: dict[str, Any], *keys: str) -> Any:
+    """The value of the first key present with a non-empty value."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return int(number) if number.is_integer() else None
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+# --- model -----------------------------------------------------------------------------
+
+MODEL_KEYS = (
+    "langfuse.observation.model.name",
+    "gen_ai.response.model",
+    "ai.model.id",
+    "gen_ai.request.model",
+    "llm.response.model",
+    "llm.model_name",
+    "model",
+)
+# Vercel AI SDK agent spans repeat their steps' model and usage: counting them twice
+# would double the cost.
+AGENT_OPERATIONS = frozenset({"invoke_agent", "agent_step"})
+
+
+def is_agent_aggregate(attrs: dict[str, Any]) -> bool:
+    """Whether model, usage and cost are skipped on this span (agent roll-ups)."""
+    return attrs.get("gen_ai.operation.name") in AGENT_OPERATIONS
+
+
+def model_name(attrs: dict[str, Any]) -> str | None:
+    """The model name, from the first model key present."""
+    value = first(attrs, *MODEL_KEYS)
+    if value is None and attrs.get("genkit:metadata:subtype") == "model":
+        value = attrs.get("genkit:name")
+    return None if value is None else str(value)
+
+
+# --- model parameters ------------------------------------------------------------------
+
+
+def _param_value(value: Any) -> Any:
+    # Langfuse's clients read model parameters as string | number | bool values.
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    return _json.dumps(value)
+
+
+def _params(source: dict[str, Any]) -> dict[str, Any]:
+    return {str(k): _param_value(v) for k, v in source.items() if v is not None}
+
+
+_AI_PARAMS = (
+    ("maxSteps", ("ai.settings.maxSteps",)),
+    ("toolChoice", ("ai.prompt.toolChoice",)),
+    ("maxTokens", ("gen_ai.request.max_tokens",)),
+    ("finishReason", ("gen_ai.response.finish_reasons", "gen_ai.finishReason")),
+    ("system", ("gen_ai.system", "ai.model.provider")),
+    ("maxRetries", ("ai.settings.maxRetries",)),
+    ("mode", ("ai.settings.mode",)),
+    ("temperature", ("gen_ai.request.temperature",)),
+    (
+        "service_tier",
+        ("ai.response.providerMetadata.openai.serviceTier", "gen_ai.request.service_tier"),
+    ),
+)
+
+
+def model_parameters(attrs: dict[str, Any], scope: str) -> dict[str, Any] | None:
+    """Model parameters: the Langfuse key, the Vercel set, OpenInference or GenAI keys."""
+    explicit = _json_object(attrs.get("langfuse.observation.model.parameters"))
+    if explicit is not None:
+        return _params(explicit) or None
+    if scope == "ai":
+        found = {name: first(attrs, *keys) for name, keys in _AI_PARAMS}
+        return _params({k: v for k, v in found.items() if v is not None}) or None
+    for key in ("llm.invocation_parameters", "model_config"):
+        blob = _json_object(attrs.get(key))
+        if blob:
+            return _params(blob)
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        for prefix in ("gen_ai.request.", "llm.invocation_parameters."):
+            if key.startswith(prefix) and key != prefix + "model":
+                out[key[len(prefix) :]] = value
+    return _params(out) or None
+
+
+# --- usage -----------------------------------------------------------------------------
+
+_INPUT = ("prompt_tokens", "input_tokens", "prompt")
+_OUTPUT = ("completion_tokens", "output_tokens", "completion")
+_TOTAL = ("total_tokens", "total")
+_CACHE_READ = (
+    "cache_read.input_tokens",
+    "cache_read_input_tokens",
+    "cache_read_tokens",
+    "details.cache_read_tokens",
+    "details.cache_read_input_tokens",
+    "prompt_details.cache_read",
+    "input_cached_tokens",
+)
+_CACHE_CREATION = (
+    "cache_creation.input_tokens",
+    "cache_creation_input_tokens",
+    "cache_write_tokens",
+    "details.cache_write_tokens",
+    "details.cache_creation_input_tokens",
+    "prompt_details.cache_write",
+    "input_cache_creation",
+)
+_REASONING = ("reasoning.output_tokens", "completion_details.reasoning")
+_AUDIO = ("completion_details.audio",)
+
+
+def _take(raw: dict[str, int], keys: tuple[str, ...]) -> int | None:
+    found = None
+    for key in keys:
+        value = raw.pop(key, None)
+        if found is None and value is not None:
+            found = value
+    return found
+
+
+def _split(base: dict[str, int | None], subtract: dict[str, tuple[str, ...]]) -> dict[str, int]:
+    """Remove detail counts from ``input``/``output`` so no token is counted twice."""
+    out = {k: v for k, v in base.items() if v is not None}
+    for total_key, detail_keys in subtract.items():
+        if total_key in out:
+            taken = sum(out.get(k, 0) for k in detail_keys)
+            out[total_key] = max(out[total_key] - taken, 0)
+    return out
+
+
+def _generic_usage(attrs: dict[str, Any]) -> dict[str, int]:
+    raw: dict[str, int] = {}
+    for key, value in attrs.items():
+        if key.startswith("gen_ai.usage."):
+            name = key[len("gen_ai.usage.") :]
+            if name == "cost":
+                continue
+        elif key.startswith("llm.token_count."):
+            name = key[len("llm.token_count.") :]
+        else:
+            continue
+        count = _count(value)
+        if count is not None and count >= 0:
+            raw[name] = count
+    if not raw:
+        return {}
+    known = {
+        "input": _take(raw, _INPUT),
+        "output": _take(raw, _OUTPUT),
+        "total": _take(raw, _TOTAL),
+        "input_cached_tokens": _take(raw, _CACHE_READ),
+        "input_cache_creation": _take(raw, _CACHE_CREATION),
+        "output_reasoning_tokens": _take(raw, _REASONING),
+        "output_audio_tokens": _take(raw, _AUDIO),
+    }
+    out = _split(
+        known,
+        {
+            "input": ("input_cached_tokens", "input_cache_creation"),
+            "output": ("output_reasoning_tokens", "output_audio_tokens"),
+        },
+    )
+    for key, value in raw.items():
+        out[key.removeprefix("details.")] = value
+    return out
+
+
+def _provider_usage(attrs: dict[str, Any]) -> dict[str, int]:
+    """Cache and reasoning counts the Vercel AI SDK reports per provider."""
+    meta = _json_object(attrs.get("ai.response.providerMetadata")) or {}
+    out: dict[str, int] = {}
+
+    def put(key: str, value: Any) -> None:
+        count = _count(value)
+        if count is not None and count >= 0:
+            out[key] = count
+
+    openai = meta.get("openai")
+    if isinstance(openai, dict):
+        put("input_cached_tokens", openai.get("cachedPromptTokens"))
+        put("accepted_prediction_tokens", openai.get("acceptedPredictionTokens"))
+        put("rejected_prediction_tokens", openai.get("rejectedPredictionTokens"))
+        put("output_reasoning_tokens", openai.get("reasoningTokens"))
+    anthropic = meta.get("anthropic")
+    if isinstance(anthropic, dict):
+        put("input_cache_creation", anthropic.get("cacheCreationInputTokens"))
+        usage = anthropic.get("usage")
+        if isinstance(usage, dict):
+            put("input_cache_creation", usage.get("cache_creation_input_tokens"))
+            put("input_cached_tokens", usage.get("cache_read_input_tokens"))
+    bedrock = meta.get("bedrock")
+    if isinstance(bedrock, dict) and isinstance(bedrock.get("usage"), dict):
+        usage = bedrock["usage"]
+        put("input_cache_read", usage.get("cacheReadInputTokens"))
+        put("input_cache_write", usage.get("cacheWriteInputTokens"))
+        put("input_cache_creation", usage.get("cacheCreationInputTokens"))
+    return out
+
+
+def _vercel_usage(attrs: dict[str, Any]) -> dict[str, int]:
+    def count(*keys: str) -> int | None:
+        return _count(first(attrs, *keys))
+
+    base: dict[str, int | None] = {
+        "input": count(
+            "gen_ai.usage.prompt_tokens",
+            "gen_ai.usage.input_tokens",
+            "ai.usage.inputTokens",
+            "ai.usage.promptTokens",
+        ),
+        "output": count(
+            "gen_ai.usage.completion_tokens",
+            "gen_ai.usage.output_tokens",
+            "ai.usage.outputTokens",
+            "ai.usage.completionTokens",
+        ),
+        "total": count("ai.usage.tokens", "ai.usage.totalTokens"),
+        "input_cached_tokens": count("ai.usage.cachedInputTokens"),
+        "output_reasoning_tokens": count("ai.usage.reasoningTokens"),
+    }
+    for key, value in _provider_usage(attrs).items():
+        if base.get(key) is None:
+            base[key] = value
+    return _split(
+        base,
+        {
+            "input": ("input_cached_tokens", "input_cache_read", "input_cache_creation"),
+            "output": ("output_reasoning_tokens",),
+        },
+    )
+
+
+def usage_details(attrs: dict[str, Any], scope: str) -> dict[str, int] | None:
+    """Usage counts by usage key, with ``total`` (the sum when not reported)."""
+    explicit = attrs.get("langfuse.observation.usage_details")
+    if explicit is not None:
+        parsed = parse_json(explicit)
+        if isinstance(parsed, dict):
+            try:
+                return normalize_usage_details(parsed)
+            except UsageError:
+                return None
+        if not isinstance(explicit, str) or parsed is not explicit:
+            return None  # readable but not an object: Langfuse stores no usage
+    usage = _vercel_usage(attrs) if scope == "ai" else _generic_usage(attrs)
+    if not usage:
+        return None
+    if "total" not in usage:
+        usage["total"] = sum(usage.values())
+    return usage
+
+
+def cost_details(attrs: dict[str, Any]) -> dict[str, float] | None:
+    """Provided cost in USD by cost key (a provided cost is never recalculated)."""
+    explicit = _json_object(attrs.get("langfuse.observation.cost_details"))
+    if explicit is not None:
+        try:
+            return normalize_cost_details(explicit)
+        except UsageError:
+            return None
+    for key in ("gen_ai.usage.cost", "llm.cost.total"):
+        total = _number(attrs.get(key))
+        if total is not None and math.isfinite(total) and total >= 0:
+            return {"total": total}
+    return None
+
+
+def completion_start_time(attrs: dict[str, Any], start: datetime) -> datetime | None:
+    """When the first token arrived, from the Langfuse key or Vercel's ms-to-first-chunk."""
+    value = attrs.get("langfuse.observation.completion_start_time")
+    if isinstance(value, str):
+        text = parse_json(value)
+        if isinstance(text, str):
+            try:
+                return parse_ts(text)
+            except NaiveTimestampError:
+                return parse_ts(text + "Z")  # SDKs write UTC; an offset-less time is UTC
+            except ValueError:
+                pass
+    ms = _number(first(attrs, "ai.response.msToFirstChunk", "ai.stream.msToFirstChunk"))
+    if ms is not None and ms >= 0:
+        return start + timedelta(milliseconds=ms)
+    return None

@@ -1,0 +1,88 @@
+"""OTLP/HTTP trace export: ``POST /api/public/otel/v1/traces`` and ``POST /v1/traces``.
+
+The second path is the plain OTLP one, so a stock exporter configured with only the
+server's base URL as its endpoint works. Bodies are protobuf or OTLP/JSON, optionally
+gzip- or deflate-compressed. The answer is 200 only after the spans are committed, as for
+``/api/public/ingestion``; a malformed export is refused whole with 400 and a reason.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ...ingest.otlp import OtlpError, decode_json, decode_protobuf, export_response, to_events
+from ...store.write import apply_events
+from ..auth import ProjectKey
+from ..errors import ApiError
+from ..runtime import runtime
+from .body import read_body
+
+router = APIRouter()
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
+    """Decompress a gzip or deflate body, refusing more than ``limit`` bytes of output."""
+    inflater = zlib.decompressobj(wbits=_WBITS[encoding])
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, f"Failed to decompress {encoding} body: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, f"Decompressed body is larger than the limit of {limit} bytes")
+    if not inflater.eof:
+        raise ApiError(400, f"Failed to decompress {encoding} body: truncated stream")
+    return out
+
+
+async def _export(request: Request, principal: ProjectKey) -> Response:
+    content_type = request.headers.get("content-type", "").lower()
+    if PROTOBUF in content_type:
+        protobuf = True
+    elif JSON in content_type:
+        protobuf = False
+    else:
+        raise ApiError(
+            400,
+            f"Invalid content type {content_type or '(none)'!r}: send {PROTOBUF} or {JSON}",
+            "Invalid content type",
+        )
+    rt = runtime(request)
+    raw = await read_body(request)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in _WBITS:
+        raw = _inflate(raw, encoding, rt.settings.max_request_bytes)
+    elif encoding not in ("", "identity"):
+        raise ApiError(
+            415, f"Unsupported content encoding {encoding!r}: send gzip, deflate or none"
+        )
+    try:
+        export = decode_protobuf(raw) if protobuf else decode_json(raw)
+        events = to_events(export)
+    except OtlpError as exc:
+        raise ApiError(400, str(exc)) from None
+    if events:
+        project_id = principal.project_id
+        await rt.write(lambda conn: apply_events(conn, project_id, events))
+    body, media_type = export_response(protobuf)
+    return Response(body, media_type=media_type)
+
+
+@router.post("/api/public/otel/v1/traces")
+async def otel_traces(request: Request, principal: ProjectKey) -> Response:
+    """Accept an OTLP trace export (protobuf or JSON, optionally gzip)."""
+    return await _export(request, principal)
+
+
+@router.post("/v1/traces")
+async def otlp_traces(request: Request, principal: ProjectKey) -> Response:
+    """The same export on the standard OTLP/HTTP path."""
+    return await _export(request, principal)

@@ -1,0 +1,182 @@
+"""Score queries: one score, filtered pages of scores (with their trace's user and tags),
+and deletes. Writes of new scores go through ``write.apply_events`` like every event.
+
+Filters use the shared compiler in ``filters.py``: the simple query parameters become
+conditions, merged with the ``filter`` JSON parameter over :data:`SCORE_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .db import Conn
+from .filters import Column, Condition, compile_conditions, merge_conditions
+
+#: The ``operator`` of the ``operator``/``value`` parameters -> SQL (never user text).
+VALUE_OPERATORS = {"<": "<", ">": ">", "<=": "<=", ">=": ">=", "=": "=", "!=": "<>", "<>": "<>"}
+
+#: What the legacy v1 routes return: trace scores of the types their clients know.
+V1_DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT")
+
+_TRACE = "trace"  # the join a trace column needs
+_JOIN = " LEFT JOIN traces t ON t.project_id = s.project_id AND t.id = s.trace_id"
+
+#: Columns a ``filter`` condition may name (and the simple parameters use).
+SCORE_COLUMNS: dict[str, Column] = {
+    "id": Column("s.id", "string"),
+    "name": Column("s.name", "string"),
+    "value": Column("s.value", "number"),
+    "stringValue": Column("s.string_value", "string"),
+    "dataType": Column("s.data_type", "string"),
+    "source": Column("s.source", "string"),
+    "timestamp": Column("s.timestamp", "datetime"),
+    "environment": Column("s.environment", "string"),
+    "traceId": Column("s.trace_id", "string"),
+    "observationId": Column("s.observation_id", "string"),
+    "sessionId": Column("s.session_id", "string"),
+    "datasetRunId": Column("s.dataset_run_id", "string"),
+    "configId": Column("s.config_id", "string"),
+    "queueId": Column("s.queue_id", "string"),
+    "comment": Column("s.comment", "string"),
+    "authorUserId": Column("s.author_user_id", "string"),
+    "metadata": Column("s.metadata", "object"),
+    "userId": Column("t.user_id", "string", join=_TRACE),
+    "traceName": Column("t.name", "string", join=_TRACE),
+    "traceTags": Column("t.tags", "array", join=_TRACE),
+    "traceEnvironment": Column("t.environment", "string", join=_TRACE),
+}
+
+# The trace columns shown next to a score (``trace: {userId, tags, environment,
+# sessionId}``); prefixed so they never shadow a score column.
+_SELECT = (
+    "SELECT s.*, t.user_id AS trace_user_id, t.tags AS trace_tags, "
+    f"t.environment AS trace_environment, t.session_id AS trace_session_id FROM scores s{_JOIN}"
+)
+
+
+@dataclass
+class ScoreQuery:
+    """The filters of ``GET /api/public/v2/scores`` (and the legacy v1 list), parsed."""
+
+    user_id: str | None = None
+    name: str | None = None
+    from_timestamp: datetime | None = None
+    to_timestamp: datetime | None = None
+    environments: list[str] = field(default_factory=list)
+    source: str | None = None
+    score_ids: list[str] = field(default_factory=list)
+    config_id: str | None = None
+    session_id: str | None = None
+    dataset_run_id: str | None = None
+    trace_id: str | None = None
+    observation_ids: list[str] = field(default_factory=list)
+    queue_id: str | None = None
+    data_type: str | None = None
+    trace_tags: list[str] = field(default_factory=list)
+    #: ``operator`` (a key of VALUE_OPERATORS) and ``value``: both or neither.
+    operator: str | None = None
+    value: float | None = None
+    #: Conditions of the ``filter`` parameter; they replace simple ones on their column.
+    filters: list[Condition] = field(default_factory=list)
+    #: v1: only scores on a trace (no session / dataset-run scores), of V1_DATA_TYPES.
+    traces_only: bool = False
+
+    def conditions(self) -> list[Condition]:
+        """Simple parameters as conditions, merged with ``filters``."""
+        simple: list[Condition] = []
+        for column, value in (
+            ("name", self.name),
+            ("source", self.source),
+            ("configId", self.config_id),
+            ("sessionId", self.session_id),
+            ("datasetRunId", self.dataset_run_id),
+            ("traceId", self.trace_id),
+            ("queueId", self.queue_id),
+            ("dataType", self.data_type),
+            ("userId", self.user_id),
+        ):
+            if value is not None:
+                simple.append(Condition("string", column, "=", value))
+        for column, values in (
+            ("environment", self.environments),
+            ("id", self.score_ids),
+            ("observationId", self.observation_ids),
+        ):
+            if values:
+                simple.append(Condition("stringOptions", column, "any of", list(values)))
+        if self.trace_tags:
+            simple.append(Condition("arrayOptions", "traceTags", "all of", list(self.trace_tags)))
+        if self.from_timestamp is not None:
+            simple.append(Condition("datetime", "timestamp", ">=", self.from_timestamp))
+        if self.to_timestamp is not None:
+            simple.append(Condition("datetime", "timestamp", "<", self.to_timestamp))
+        merged = merge_conditions(simple, self.filters)
+        if self.environments and self.reads_trace(merged):
+            # Filtering by trace properties: the trace must be in those environments too.
+            merged.append(
+                Condition("stringOptions", "traceEnvironment", "any of", list(self.environments))
+            )
+        return merged
+
+    @staticmethod
+    def reads_trace(conditions: list[Condition]) -> bool:
+        """True when a condition reads the scored trace's columns."""
+        return any(
+            (col := SCORE_COLUMNS.get(c.column)) is not None and col.join == _TRACE
+            for c in conditions
+        )
+
+
+def _where(conn: Conn, project_id: str, q: ScoreQuery) -> tuple[str, list[Any], bool]:
+    """SQL condition, parameters, and whether it reads the trace; FilterError if bad."""
+    compiled = compile_conditions(q.conditions(), SCORE_COLUMNS, conn.dialect, resource="scores")
+    clauses = ["s.project_id = ?", compiled.where()]
+    params: list[Any] = [project_id, *compiled.params]
+    if q.operator is not None and q.value is not None:
+        clauses.append(f"s.value {VALUE_OPERATORS[q.operator]} ?")
+        params.append(q.value)
+    if q.traces_only:
+        marks = ", ".join("?" * len(V1_DATA_TYPES))
+        clauses.append(
+            "s.trace_id IS NOT NULL AND s.session_id IS NULL AND s.dataset_run_id IS NULL"
+            f" AND s.data_type IN ({marks})"
+        )
+        params.extend(V1_DATA_TYPES)
+    return " AND ".join(clauses), params, _TRACE in compiled.joins
+
+
+def list_scores(
+    conn: Conn, project_id: str, q: ScoreQuery, *, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the project's scores matching ``q``, newest first, and the total.
+
+    Raises ``FilterError`` for an unknown filter column, type or operator.
+    """
+    where, params, reads_trace = _where(conn, project_id, q)
+    join = _JOIN if reads_trace else ""
+    total = int(conn.scalar(f"SELECT COUNT(*) FROM scores s{join} WHERE {where}", params) or 0)
+    if total <= offset:
+        return [], total
+    rows = conn.all(
+        f"{_SELECT} WHERE {where} ORDER BY s.timestamp DESC, s.id DESC LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return rows, total
+
+
+def get_score(
+    conn: Conn, project_id: str, score_id: str, *, traces_only: bool = False
+) -> dict[str, Any] | None:
+    """One score row (with its trace's columns), or None."""
+    where, params, _ = _where(
+        conn, project_id, ScoreQuery(score_ids=[score_id], traces_only=traces_only)
+    )
+    return conn.one(f"{_SELECT} WHERE {where}", params)
+
+
+def delete_score(conn: Conn, project_id: str, score_id: str) -> bool:
+    """Delete one score; False when the project has no such score. Runs in the writer."""
+    sql = "DELETE FROM scores WHERE project_id = ? AND id = ?"
+    return conn.run(sql, (project_id, score_id)) > 0
