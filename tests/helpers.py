@@ -15,9 +15,16 @@ def iso(dt: datetime | None = None, *, seconds: float = 0) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def event(type_: str, body: dict[str, Any], *, at: float = 0, id: str | None = None) -> dict[str, Any]:
+def event(
+    type_: str, body: dict[str, Any], *, at: float = 0, id: str | None = None
+) -> dict[str, Any]:
     """One ingestion envelope."""
-    return {"id": id or str(uuid.uuid4()), "type": type_, "timestamp": iso(seconds=at), "body": body}
+    return {
+        "id": id or str(uuid.uuid4()),
+        "type": type_,
+        "timestamp": iso(seconds=at),
+        "body": body,
+    }
 
 
 def ingest(api: Any, *events: dict[str, Any], auth: Any = None) -> dict[str, Any]:

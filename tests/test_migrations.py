@@ -9,8 +9,16 @@ EXPECTED = {
     "organizations": ["id", "name", "created_at"],
     "projects": ["id", "org_id", "name", "retention_days", "metadata", "created_at"],
     "api_keys": [
-        "id", "project_id", "public_key", "secret_salt", "secret_hash", "display_secret",
-        "note", "created_at", "last_used_at", "revoked_at",
+        "id",
+        "project_id",
+        "public_key",
+        "secret_salt",
+        "secret_hash",
+        "display_secret",
+        "note",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
     ],
     "sessions": ["project_id", "id", "environment", "created_at"],
 }

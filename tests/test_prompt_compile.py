@@ -18,7 +18,10 @@ def test_text_variables():
 
 
 def test_non_ascii_text_is_kept():
-    assert compile_text("{{이름}}님 안녕하세요 {{name}}", {"name": "민수"}) == "{{이름}}님 안녕하세요 민수"
+    assert (
+        compile_text("{{이름}}님 안녕하세요 {{name}}", {"name": "민수"})
+        == "{{이름}}님 안녕하세요 민수"
+    )
 
 
 def test_chat_placeholders_and_variables():

@@ -17,8 +17,13 @@ def create(api, **body):
 
 
 def test_versions_labels_and_fetching(api):
-    v1 = create(api, name="research_agent_v1", prompt="You are a research agent on {{topic}}.",
-                config={"model": "gpt-4", "temperature": 0.7}, labels=["production"])
+    v1 = create(
+        api,
+        name="research_agent_v1",
+        prompt="You are a research agent on {{topic}}.",
+        config={"model": "gpt-4", "temperature": 0.7},
+        labels=["production"],
+    )
     assert (v1["version"], v1["type"]) == (1, "text")
     assert v1["labels"] == ["production", "latest"]
     assert v1["config"] == {"model": "gpt-4", "temperature": 0.7}
@@ -45,11 +50,21 @@ def test_versions_labels_and_fetching(api):
     assert api.get("/api/public/v2/prompts/research_agent_v1").json()["version"] == 2
 
 
+def test_first_version_without_labels_is_production(api):
+    # The seed guide: create_prompt(name, prompt, config) then get_prompt(name).
+    first = create(api, name="fresh", prompt="v1")
+    assert first["labels"] == ["production", "latest"]
+    assert api.get("/api/public/v2/prompts/fresh").json()["version"] == 1
+    second = create(api, name="fresh", prompt="v2")  # later versions do not take it
+    assert second["labels"] == ["latest"]
+    assert api.get("/api/public/v2/prompts/fresh").json()["version"] == 1
+
+
 def test_missing_prompt_is_404_with_message(api):
     response = api.get("/api/public/v2/prompts/nope")
     assert response.status_code == 404
     assert response.json()["message"] == "Prompt not found: 'nope' with label 'production'"
-    create(api, name="draft", prompt="x")  # only "latest", no production label
+    create(api, name="draft", prompt="x", labels=["staging"])  # no production label
     assert api.get("/api/public/v2/prompts/draft").status_code == 404
     assert api.get("/api/public/v2/prompts/draft?version=7").status_code == 404
 
@@ -71,14 +86,21 @@ def test_chat_prompt_with_placeholder_and_folder_name(api):
     got = api.get(f"/api/public/v2/prompts/{quote(name, safe='')}").json()
     assert got["name"] == name
     assert got["prompt"][1] == {"type": "placeholder", "name": "history"}
-    assert got["prompt"][0] == {"role": "system", "content": "You triage for {{team}}.",
-                                "type": "chatmessage"}
+    assert got["prompt"][0] == {
+        "role": "system",
+        "content": "You triage for {{team}}.",
+        "type": "chatmessage",
+    }
     # A chat prompt cannot become a text prompt.
     response = api.post("/api/public/v2/prompts", json={"name": name, "prompt": "text now"})
     assert response.status_code == 400 and "chat prompt" in response.json()["message"]
-    assert api.patch(
-        f"/api/public/v2/prompts/{quote(name, safe='')}/versions/1", json={"newLabels": ["staging"]}
-    ).status_code == 200
+    assert (
+        api.patch(
+            f"/api/public/v2/prompts/{quote(name, safe='')}/versions/1",
+            json={"newLabels": ["staging"]},
+        ).status_code
+        == 200
+    )
 
 
 def test_validation_errors(api):
@@ -102,7 +124,7 @@ def test_validation_errors(api):
 
 
 def test_tags_list_and_delete(api):
-    create(api, name="a", prompt="1", tags=["team-x"])
+    create(api, name="a", prompt="1", tags=["team-x"], labels=["dev"])
     create(api, name="a", prompt="2")  # inherits tags
     create(api, name="b", prompt="1", labels=["production"])
     listing = api.get("/api/public/v2/prompts").json()
@@ -137,8 +159,12 @@ def test_prompt_references_resolve(api):
     assert got["resolutionGraph"]["dependencies"]
     raw = api.get("/api/public/v2/prompts/main?resolve=false").json()
     assert raw["prompt"].endswith("@@@") and raw["resolutionGraph"] is None
-    create(api, name="broken", prompt="@@@langfusePrompt:name=ghost|version=1@@@",
-           labels=["production"])
+    create(
+        api,
+        name="broken",
+        prompt="@@@langfusePrompt:name=ghost|version=1@@@",
+        labels=["production"],
+    )
     response = api.get("/api/public/v2/prompts/broken")
     assert response.status_code == 400 and "ghost" in response.json()["message"]
 
@@ -181,16 +207,21 @@ def test_metrics_compare_versions(api):
             event(
                 "generation-create",
                 {
-                    "id": f"g{i}", "traceId": trace, "model": "gpt-4o",
-                    "promptName": "qa", "promptVersion": version,
+                    "id": f"g{i}",
+                    "traceId": trace,
+                    "model": "gpt-4o",
+                    "promptName": "qa",
+                    "promptVersion": version,
                     "startTime": "2024-05-01T10:00:00Z",
                     "endTime": f"2024-05-01T10:00:0{int(latency)}Z",
                     "usageDetails": {"input": 100, "output": 10},
                     "costDetails": {"total": cost},
                 },
             ),
-            event("score-create", {"id": f"s{i}", "traceId": trace, "name": "user_rating",
-                                   "value": rating}),
+            event(
+                "score-create",
+                {"id": f"s{i}", "traceId": trace, "name": "user_rating", "value": rating},
+            ),
         ]
     assert ingest(api, *events)["errors"] == []
     response = api.get("/api/public/prompts/metrics", params={"name": "qa"})
@@ -204,6 +235,7 @@ def test_metrics_compare_versions(api):
     assert data[2]["scores"]["user_rating"] == {"avg": 5.0, "count": 1}
     assert data[2]["labels"] == ["latest"]
     later = api.get(
-        "/api/public/prompts/metrics", params={"name": "qa", "fromTimestamp": "2030-01-01T00:00:00Z"}
+        "/api/public/prompts/metrics",
+        params={"name": "qa", "fromTimestamp": "2030-01-01T00:00:00Z"},
     ).json()["data"]
     assert all(row["generations"] == 0 for row in later)

@@ -1,11 +1,42 @@
 """Lanterna: self-hosted LLM observability, compatible with the Langfuse wire protocol.
 
-``import lanterna`` pulls in no server dependencies. The server lives in
-``lanterna.server`` (``pip install 'lanterna[server]'``) and runs with ``lanterna serve``.
+This package is the Python SDK::
+
+    from lanterna import observe, context
+
+    @observe()
+    def answer(question: str) -> str:
+        context.update_current_trace(user_id="u1", session_id="s1")
+        return "42"
+
+``import lanterna`` pulls in no server dependencies (only the standard library, orjson
+and httpx). The server lives in ``lanterna.server`` (``pip install 'lanterna[server]'``)
+and runs with ``lanterna serve``.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__"]
+# The version comes first: the SDK modules read it while this module is still loading.
+from .sdk.client import Lanterna, get_client, set_client
+from .sdk.context import Context, context
+from .sdk.handles import ObservationHandle, StatefulObservation, StatefulTrace
+from .sdk.observe import observe
+from .sdk.prompts import Prompt, PromptError, PromptNotFoundError
+
+__all__ = [
+    "Context",
+    "Lanterna",
+    "ObservationHandle",
+    "Prompt",
+    "PromptError",
+    "PromptNotFoundError",
+    "StatefulObservation",
+    "StatefulTrace",
+    "__version__",
+    "context",
+    "get_client",
+    "observe",
+    "set_client",
+]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from lf2_common import _handler, capture_log, emit
-
 from langfuse import Langfuse
 from langfuse.decorators import langfuse_context, observe
+from lf2_common import _handler, capture_log, emit
 
 capture_log()
 langfuse = Langfuse()
@@ -74,8 +73,12 @@ _handler.records[:] = [r for r in _handler.records if "does-not-exist" not in r]
 emit(
     {
         "created": [v1.version, v2.version, chat.version],
-        "production": {"version": production.version, "prompt": production.prompt,
-                       "config": production.config, "labels": production.labels},
+        "production": {
+            "version": production.version,
+            "prompt": production.prompt,
+            "config": production.config,
+            "labels": production.labels,
+        },
         "latest_version": latest.version,
         "by_version": by_version.version,
         "compiled": production.compile(topic="whales"),

@@ -12,6 +12,8 @@ form that works on 2.x (error level on the observation, details in trace metadat
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
 
 from langfuse import Langfuse
 from langfuse.decorators import langfuse_context, observe
@@ -127,46 +129,26 @@ async def resilient_agent_run_v2(prompt: str, user_id: str) -> str:
         raise
 
 
-async def call_and_capture(coro_fn, *args) -> dict:  # type: ignore[no-untyped-def]
-    """Run an observed function that may raise; return its trace id and what it raised."""
-    ids: list[str] = []
-
-    @observe(name=coro_fn.__name__)
-    async def wrapper() -> object:
-        ids.append(langfuse_context.get_current_trace_id())
-        return await coro_fn.__wrapped__(*args)
-
+async def run_traced(fn: Callable[..., Awaitable[object]], *args: object) -> dict[str, object]:
+    """Call a top-level observed function with a known trace id (the SDK's
+    ``langfuse_observation_id`` keyword); report what the caller saw."""
+    trace_id = str(uuid.uuid4())
     try:
-        await wrapper()
-    except Exception as exc:  # the guide re-raises; report what the caller saw
-        return {"trace_id": ids[0], "raised": type(exc).__name__, "message": str(exc)}
-    return {"trace_id": ids[0], "raised": None, "message": None}
+        await fn(*args, langfuse_observation_id=trace_id)
+    except Exception as exc:  # the guide re-raises; report what reached the caller
+        return {"trace_id": trace_id, "raised": type(exc).__name__, "message": str(exc)}
+    return {"trace_id": trace_id, "raised": None, "message": None}
 
 
 async def main() -> None:
-    report_trace: list[str] = []
-
-    @observe(name="generate_report_outer")
-    async def report_with_feedback() -> None:
-        trace_id = langfuse_context.get_current_trace_id()
-        report_trace.append(trace_id)
-        await generate_report.__wrapped__("quarterly numbers", user_id="u-report")
-        record_user_feedback(trace_id, rating=5, comment="spot on")
-
-    await report_with_feedback()
-    workflow = await call_and_capture(complex_workflow, "u-51", "summarize")
-    guide_52 = await call_and_capture(resilient_agent_run, "please fail", "u-52")
-    v2_52 = await call_and_capture(resilient_agent_run_v2, "please fail too", "u-52b")
+    report = await run_traced(generate_report, "quarterly numbers", "u-report")
+    record_user_feedback(str(report["trace_id"]), rating=5, comment="spot on")
+    workflow = await run_traced(complex_workflow, "u-51", "summarize")
+    guide_52 = await run_traced(resilient_agent_run, "please fail", "u-52")
+    v2_52 = await run_traced(resilient_agent_run_v2, "please fail too", "u-52b")
     langfuse_context.flush()
     langfuse.flush()
-    emit(
-        {
-            "report_trace": report_trace[0],
-            "workflow": workflow,
-            "guide_52": guide_52,
-            "v2_52": v2_52,
-        }
-    )
+    emit({"report": report, "workflow": workflow, "guide_52": guide_52, "v2_52": v2_52})
 
 
 if __name__ == "__main__":

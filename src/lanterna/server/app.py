@@ -9,10 +9,24 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from .. import __version__
-from .api import ingestion, observations, otel, projects, prompts, scores, sessions, traces
+from ..cost.builtin import warm_up as warm_up_prices
+from .api import (
+    ingestion,
+    metrics,
+    models,
+    observations,
+    otel,
+    projects,
+    prompts,
+    scores,
+    sessions,
+    traces,
+    users,
+)
 from .errors import HANDLERS
 from .runtime import Runtime
 from .settings import Settings
+from .ui import mount as mount_ui
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -23,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt.start()
+        warm_up_prices()  # load genai-prices' data off the request path
         try:
             yield
         finally:
@@ -49,4 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for module in (projects, ingestion, traces, observations, sessions, scores, prompts, otel):
         app.include_router(module.router)
+    for module in (models, metrics, users):  # cost tracking
+        app.include_router(module.router)
+    mount_ui(app)  # the dashboard under /
     return app

@@ -13,6 +13,9 @@ def _default_data_dir() -> str:
     return os.environ.get("LANTERNA_DATA_DIR") or str(Path.home() / ".lanterna")
 
 
+_CLI_ONLY = frozenset({"no_auth"})
+
+
 @dataclass
 class Settings:
     """Server settings. Every field has an environment variable ``LANTERNA_<NAME>``."""
@@ -30,12 +33,25 @@ class Settings:
     max_event_bytes: int = 5 * 1024 * 1024
     #: Read connections kept open.
     read_pool_size: int = 8
+    #: Email of the owner account made at first start (default admin@localhost).
+    admin_email: str = ""
+    #: Password of that owner; empty means generate one and print it once.
+    admin_password: str = ""
+    #: Days a dashboard login lasts.
+    session_days: int = 14
+    #: Failed logins allowed per client address and per email in 15 minutes.
+    login_attempts: int = 10
+    #: ``--no-auth``: no login, for one local user on loopback. CLI only: never read
+    #: from the environment, so auth cannot be turned off by a stray variable.
+    no_auth: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from ``LANTERNA_*`` variables, then ``overrides`` (None is ignored)."""
         values: dict[str, object] = {}
         for f in fields(cls):
+            if f.name in _CLI_ONLY:
+                continue
             raw = os.environ.get(f"LANTERNA_{f.name.upper()}")
             if raw is not None and raw != "":
                 values[f.name] = int(raw) if f.type in ("int", int) else raw

@@ -43,10 +43,17 @@ def trace_json(d: Dialect, row: dict[str, Any], project_id: str) -> dict[str, An
     }
 
 
+def _price(value: str | None) -> float | None:
+    """A unit price recorded as a decimal string, as the v1 API's number."""
+    return None if value is None else float(value)
+
+
 def observation_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
     """An ObservationsView (v1 observation with derived usage, cost and latency)."""
     usage = d.json_out(row["usage_details"]) or {}
     cost = d.json_out(row["cost_details"]) or {}
+    cost_info = d.json_out(row.get("cost_info")) or {}
+    prices = cost_info.get("prices") or {}
     start = d.ts_parse(row["start_time"])
     end = d.ts_parse(row["end_time"])
     first_token = d.ts_parse(row["completion_start_time"])
@@ -89,9 +96,14 @@ def observation_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
         "promptVersion": row["prompt_version"],
         "environment": row["environment"],
         "modelId": row["model_id"],
-        "inputPrice": None,
-        "outputPrice": None,
-        "totalPrice": None,
+        "inputPrice": _price(prices.get("input")),
+        "outputPrice": _price(prices.get("output")),
+        "totalPrice": _price(prices.get("total")),
+        # Lanterna: what priced this observation (model, tier, unit prices, usage
+        # source) or why it has no cost; see docs/api-cost.md.
+        "costInfo": cost_info or None,
+        "providedUsageDetails": d.json_out(row.get("provided_usage_details")),
+        "providedCostDetails": d.json_out(row.get("provided_cost_details")),
         "calculatedInputCost": cost_in,
         "calculatedOutputCost": cost_out,
         "calculatedTotalCost": total_cost,
@@ -178,6 +190,8 @@ def observation_v2_json(
     read the ``trace_*`` columns of ``row``. ``modelId`` and the prices are always
     present, null unless the ``model`` group is asked for.
     """
+    v2_info = d.json_out(row.get("cost_info")) or {}
+    v2_prices = v2_info.get("prices") or {}  # decimal strings, as Langfuse's v2 sends them
     out: dict[str, Any] = {
         "id": row["id"],
         "traceId": row["trace_id"],
@@ -221,6 +235,9 @@ def observation_v2_json(
         out.update(
             providedModelName=row["model"],
             internalModelId=row["model_id"],
+            inputPrice=v2_prices.get("input"),
+            outputPrice=v2_prices.get("output"),
+            totalPrice=v2_prices.get("total"),
             modelParameters=d.json_out(row["model_parameters"]),
             modelId=row["model_id"],
         )
@@ -229,7 +246,7 @@ def observation_v2_json(
             usageDetails=d.json_out(row["usage_details"]) or {},
             costDetails=d.json_out(row["cost_details"]) or {},
             totalCost=row["total_cost"],
-            usagePricingTierName=None,
+            usagePricingTierName=v2_info.get("tier"),
         )
     if "prompt" in groups:
         out.update(

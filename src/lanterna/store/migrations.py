@@ -230,11 +230,101 @@ def m0004_models(conn: Conn) -> None:
     )
 
 
+def m0005_accounts(conn: Conn) -> None:
+    """Dashboard accounts: users (argon2 hashes), roles per project, login sessions."""
+    _ddl(
+        conn,
+        """
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            name TEXT,
+            password_hash TEXT NOT NULL,
+            is_admin {BOOL} NOT NULL,
+            must_change_password {BOOL} NOT NULL,
+            created_at {TS} NOT NULL,
+            last_login_at {TS}
+        );
+        CREATE TABLE memberships (
+            user_id TEXT NOT NULL REFERENCES users(id),
+            project_id TEXT NOT NULL REFERENCES projects(id),
+            role TEXT NOT NULL,
+            created_at {TS} NOT NULL,
+            PRIMARY KEY (user_id, project_id)
+        );
+        CREATE INDEX memberships_project ON memberships (project_id);
+        CREATE TABLE ui_sessions (
+            token_hash TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            csrf_token TEXT NOT NULL,
+            created_at {TS} NOT NULL,
+            expires_at {TS} NOT NULL
+        );
+        CREATE INDEX ui_sessions_user ON ui_sessions (user_id)
+        """,
+    )
+
+
+def m0006_rollups(conn: Conn) -> None:
+    """Hourly rollups for the metrics (``lanterna.analytics.rollups``), built from the
+    traces already stored."""
+    from ..analytics.rollups import backfill  # analytics builds on store, not the reverse
+
+    _ddl(
+        conn,
+        """
+        CREATE TABLE rollup_traces (
+            project_id TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            latency_bucket INTEGER NOT NULL,
+            traces BIGINT NOT NULL,
+            errors BIGINT NOT NULL,
+            latency_sum {FLOAT} NOT NULL,
+            PRIMARY KEY (project_id, hour, environment, latency_bucket)
+        );
+        CREATE TABLE rollup_models (
+            project_id TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            model TEXT NOT NULL,
+            observations BIGINT NOT NULL,
+            cost {FLOAT} NOT NULL,
+            input_tokens BIGINT NOT NULL,
+            output_tokens BIGINT NOT NULL,
+            total_tokens BIGINT NOT NULL,
+            PRIMARY KEY (project_id, hour, environment, model)
+        );
+        CREATE TABLE trace_totals (
+            project_id TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            timestamp {TS} NOT NULL,
+            environment TEXT NOT NULL,
+            user_id TEXT,
+            session_id TEXT,
+            observations BIGINT NOT NULL,
+            cost {FLOAT} NOT NULL,
+            tokens BIGINT NOT NULL,
+            PRIMARY KEY (project_id, trace_id)
+        );
+        CREATE INDEX trace_totals_time ON trace_totals
+            (project_id, timestamp, environment, user_id, session_id, observations, cost, tokens);
+        CREATE INDEX trace_totals_user ON trace_totals
+            (project_id, user_id, timestamp, environment, observations, cost, tokens);
+        CREATE INDEX trace_totals_session ON trace_totals
+            (project_id, session_id, timestamp, environment, observations, cost, tokens)
+        """,
+    )
+    backfill(conn)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0001_core", m0001_core),
     ("0002_read_indexes", m0002_read_indexes),
     ("0003_prompts", m0003_prompts),
     ("0004_models", m0004_models),
+    ("0005_accounts", m0005_accounts),
+    ("0006_rollups", m0006_rollups),
 ]
 
 

@@ -146,7 +146,7 @@ _V2_BASE = (
     " o.end_time, o.completion_start_time, o.level, o.status_message, o.version,"
     " o.environment, o.model, o.model_parameters, o.usage_details, o.cost_details,"
     " o.total_cost, o.model_id, o.prompt_id, o.prompt_name, o.prompt_version,"
-    " o.created_at, o.updated_at"
+    " o.created_at, o.updated_at, o.cost_info"
 )
 _V2_TRACE = (
     "t.name AS trace_name, t.tags AS trace_tags, t.release AS trace_release,"

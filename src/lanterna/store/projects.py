@@ -142,3 +142,14 @@ def list_projects(conn: Conn) -> list[dict[str, Any]]:
         "SELECT p.id, p.name, o.id AS org_id, o.name AS org_name FROM projects p"
         " JOIN organizations o ON o.id = p.org_id ORDER BY p.created_at"
     )
+
+
+def update_project(conn: Conn, project_id: str, name: str, retention_days: int | None) -> bool:
+    """Rename a project and set its retention (days; None keeps data forever)."""
+    return (
+        conn.run(
+            "UPDATE projects SET name = ?, retention_days = ? WHERE id = ?",
+            (name, retention_days, project_id),
+        )
+        > 0
+    )

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from ..prompts.validate import LATEST, NewPrompt, PromptError
+from ..prompts.validate import LATEST, PRODUCTION, NewPrompt, PromptError
 from ..timeutil import now
 from .db import Conn
 
@@ -61,7 +61,11 @@ def create(conn: Conn, project_id: str, new: NewPrompt, created_by: str = "API")
             f" cannot be {new.type}"
         )
     version = versions[-1]["version"] + 1 if versions else 1
-    labels = list(dict.fromkeys([*new.labels, LATEST]))
+    # The first version of a new name, sent with no labels, is served by default: the
+    # seed guide's create_prompt(...) then get_prompt(name) works as written. Later
+    # versions never take production unless asked to.
+    initial = [PRODUCTION] if not versions and not new.labels else new.labels
+    labels = list(dict.fromkeys([*initial, LATEST]))
     tags = new.tags if new.tags is not None else (versions[-1]["tags"] if versions else [])
     d = conn.dialect
     stamp = now()
@@ -89,9 +93,19 @@ def create(conn: Conn, project_id: str, new: NewPrompt, created_by: str = "API")
     conn.run(
         f"INSERT INTO prompts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            row["id"], project_id, new.name, version, new.type, d.json(new.prompt),
-            d.json(new.config), d.json(labels), d.json(tags), new.commit_message, created_by,
-            d.ts(stamp), d.ts(stamp),
+            row["id"],
+            project_id,
+            new.name,
+            version,
+            new.type,
+            d.json(new.prompt),
+            d.json(new.config),
+            d.json(labels),
+            d.json(tags),
+            new.commit_message,
+            created_by,
+            d.ts(stamp),
+            d.ts(stamp),
         ),
     )
     return row

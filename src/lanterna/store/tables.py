@@ -6,6 +6,8 @@ the driver binds. The dialect decides how timestamps and JSON are stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from .dialect import Dialect
@@ -28,6 +30,8 @@ COLUMNS: dict[str, dict[str, str | None]] = {
         "usage_details": JSON, "provided_usage_details": JSON, "cost_details": JSON,
         "provided_cost_details": JSON, "total_cost": None, "model_id": None,
         "prompt_id": None, "prompt_name": None, "prompt_version": None,
+        # Derived by lanterna.cost at write time (migration 0004).
+        "cost_info": JSON, "usage_input": None, "usage_output": None, "usage_total": None,
     },
     "score": {
         "timestamp": TS, "trace_id": None, "observation_id": None, "session_id": None,
@@ -39,19 +43,18 @@ COLUMNS: dict[str, dict[str, str | None]] = {
 TABLE = {"trace": "traces", "observation": "observations", "score": "scores"}
 
 
+@cache
+def _row_plan(dialect: Dialect, kind: str) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+    convert = {TS: dialect.ts, JSON: dialect.json, BOOL: bool, None: None}
+    return tuple((name, convert[kind_of]) for name, kind_of in COLUMNS[kind].items())
+
+
 def to_row(dialect: Dialect, kind: str, record: dict[str, Any]) -> list[Any]:
     """The bound values for ``COLUMNS[kind]`` in order."""
-    out: list[Any] = []
-    for name, kind_of in COLUMNS[kind].items():
-        value = record.get(name)
-        if kind_of is TS:
-            value = dialect.ts(value)
-        elif kind_of is JSON:
-            value = dialect.json(value)
-        elif kind_of is BOOL:
-            value = bool(value)
-        out.append(value)
-    return out
+    # A precomputed (column, converter) plan: this runs for every row ingested.
+    get = record.get
+    plan = _row_plan(dialect, kind)
+    return [get(name) if conv is None else conv(get(name)) for name, conv in plan]
 
 
 def to_record(dialect: Dialect, kind: str, row: dict[str, Any]) -> dict[str, Any]:

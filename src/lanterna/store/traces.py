@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..analytics import rollups
 from ..timeutil import seconds_between
 from .db import Conn
 from .dialect import Dialect
@@ -90,6 +91,22 @@ class TraceQuery:
     filters: Sequence[Condition] = ()
     order_field: str = "timestamp"
     order_desc: bool = True
+    #: Dashboard only: text the trace's input or output contains (any case, any script).
+    search: str | None = None
+    #: Dashboard only: a model one of the trace's observations used.
+    model: str | None = None
+
+    def extra_where(self, d: Dialect) -> tuple[list[str], list[Any]]:
+        """SQL for ``search`` and ``model`` (conditions the ``filter`` JSON cannot say)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.search:
+            clauses.append(f"({d.text_search('t.input')} OR {d.text_search('t.output')})")
+            params += [self.search, self.search]
+        if self.model:
+            clauses.append(f"EXISTS (SELECT 1 {_OBS_OF_T} AND o.model = ?)")
+            params.append(self.model)
+        return clauses, params
 
     def conditions(self) -> list[Condition]:
         """Simple parameters as conditions, merged with (and overridden by) ``filters``."""
@@ -154,6 +171,10 @@ def list_traces(
     order = _order_sql(query.order_field, query.order_desc)
     where = f"t.project_id = ? AND {compiled.where()}"
     params = [project_id, *compiled.params]
+    extra, extra_params = query.extra_where(conn.dialect)
+    for clause in extra:
+        where += f" AND {clause}"
+    params += extra_params
     total = int(conn.scalar(f"SELECT COUNT(*) FROM traces t WHERE {where}", params) or 0)
     if total <= offset:
         return [], total
@@ -248,11 +269,20 @@ def delete_traces(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int:
     Runs in the writer. Every statement is scoped to ``project_id``: an id of another
     project's trace matches nothing.
     """
-    deleted = 0
-    for chunk in _in_chunks(trace_ids):
-        marks = ", ".join("?" * len(chunk))
-        params = [project_id, *chunk]
-        conn.run(f"DELETE FROM scores WHERE project_id = ? AND trace_id IN ({marks})", params)
-        conn.run(f"DELETE FROM observations WHERE project_id = ? AND trace_id IN ({marks})", params)
-        deleted += conn.run(f"DELETE FROM traces WHERE project_id = ? AND id IN ({marks})", params)
-    return deleted
+
+    def delete() -> int:
+        deleted = 0
+        for chunk in _in_chunks(trace_ids):
+            marks = ", ".join("?" * len(chunk))
+            params = [project_id, *chunk]
+            conn.run(f"DELETE FROM scores WHERE project_id = ? AND trace_id IN ({marks})", params)
+            conn.run(
+                f"DELETE FROM observations WHERE project_id = ? AND trace_id IN ({marks})", params
+            )
+            deleted += conn.run(
+                f"DELETE FROM traces WHERE project_id = ? AND id IN ({marks})", params
+            )
+        return deleted
+
+    # The hourly rollups lose what these traces contributed.
+    return rollups.maintained(conn, project_id, set(trace_ids), delete)

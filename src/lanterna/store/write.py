@@ -1,32 +1,75 @@
-"""Write domain events: load what is stored, merge, upsert. Runs inside the writer."""
+"""Write domain events: load what is stored, merge, upsert.
+
+The single writer thread is the one place every write waits for, so the work is split:
+
+- :func:`prepare_events` runs *before* the writer (in the request, on a read
+  connection): it groups the events by entity and, for each entity, computes the row
+  it gets if it is new (merge, prompt link, cost, encoding). That is most of the CPU.
+- the returned :class:`PreparedEvents` is called *in* the writer: it loads the
+  entities that are already stored and merges only those again (their stored state
+  decides the result); every other entity takes its prepared row. Then a few
+  multi-row upserts per table.
+
+The outcome is exactly that of merging everything in the writer: a prepared row is
+used only when the writer's own transaction finds no stored entity.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
+from ..analytics import rollups
 from ..ingest.events import DomainEvent
 from ..ingest.merge import merge
 from ..timeutil import now
 from .db import Conn
+from .models import pricing as batch_pricing
 from .prompts import PromptLinker
 from .tables import COLUMNS, TABLE, to_record, to_row
 
 _CHUNK = 500
+# 64 rows x 35 columns stays far below SQLite's (32,766) and PostgreSQL's (65,535)
+# limits on bound parameters per statement.
+_MAX_ROWS = 64
 
 
 @cache
-def _upsert_sql(kind: str) -> str:
+def _upsert_sql(kind: str, rows: int = 1) -> str:
     cols = list(COLUMNS[kind])
     names = ", ".join(["project_id", "id", *cols, "created_at", "updated_at"])
-    marks = ", ".join("?" * (len(cols) + 4))
+    one = "(" + ", ".join("?" * (len(cols) + 4)) + ")"
     updates = ", ".join(f"{c} = excluded.{c}" for c in [*cols, "updated_at"])
     return (
-        f"INSERT INTO {TABLE[kind]} ({names}) VALUES ({marks}) "
+        f"INSERT INTO {TABLE[kind]} ({names}) VALUES {', '.join([one] * rows)} "
         f"ON CONFLICT (project_id, id) DO UPDATE SET {updates}"
     )
+
+
+def _chunks(rows: list[list[Any]], most: int) -> Iterator[tuple[int, list[Any]]]:
+    """``(row count, flat parameters)`` per power-of-two chunk of at most ``most`` rows.
+
+    Only a few statement shapes per table exist to cache (seven for 64 rows).
+    """
+    start = 0
+    while start < len(rows):
+        size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
+        yield size, [value for row in rows[start : start + size] for value in row]
+        start += size
+
+
+def _upsert(conn: Conn, kind: str, rows: list[list[Any]]) -> None:
+    """Insert or overwrite ``rows`` (distinct ids): multi-row statements where the
+    dialect prefers them (``insert_rows``), else one pipelined ``executemany``."""
+    most = min(_MAX_ROWS, conn.dialect.insert_rows)
+    if most <= 1:
+        conn.many(_upsert_sql(kind), rows)
+        return
+    for size, params in _chunks(rows, most):
+        conn.run(_upsert_sql(kind, size), params)
 
 
 def _load(conn: Conn, kind: str, project_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -44,35 +87,128 @@ def _load(conn: Conn, kind: str, project_id: str, ids: list[str]) -> dict[str, d
     return found
 
 
-def apply_events(conn: Conn, project_id: str, events: Iterable[DomainEvent]) -> int:
-    """Merge ``events`` into the project's stored entities; return rows written."""
-    grouped: dict[str, dict[str, list[DomainEvent]]] = defaultdict(lambda: defaultdict(list))
+_SESSION_SQL = (
+    "INSERT INTO sessions (project_id, id, environment, created_at) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (project_id, id) DO NOTHING"
+)
+_BY_ID = itemgetter(1)
+
+
+class _Entity:
+    """One entity's events, and its row (plus session) for the case that it is new."""
+
+    __slots__ = ("events", "row", "session")
+
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+        self.row: list[Any] | None = None
+        self.session: tuple[Any, ...] | None = None
+
+
+def _finish(
+    conn: Conn,
+    prompts: PromptLinker,
+    pricing: Any,
+    project_id: str,
+    kind: str,
+    entity_id: str,
+    record: dict[str, Any],
+    old: dict[str, Any] | None,
+    stamp: Any,
+) -> tuple[list[Any], tuple[Any, ...] | None] | None:
+    """Derived fields, then the row and session of a merged record (None: unchanged)."""
+    if kind == "observation":
+        prompts.link(record)  # generations point at the prompt version they used
+        pricing.apply(record, old)  # usage in one vocabulary, cost, model id
+    if record == old:
+        return None  # a re-sent event: nothing changes, nothing is written
+    row = [project_id, entity_id, *to_row(conn.dialect, kind, record), stamp, stamp]
+    session = None
+    if kind == "trace" and record.get("session_id"):
+        session = (project_id, record["session_id"], record["environment"], stamp)
+    return row, session
+
+
+class PreparedEvents:
+    """Events grouped by entity with their rows-if-new; call it with the writer's
+    connection (``await rt.write(prepared)``) to merge and store them."""
+
+    def __init__(self, project_id: str, kinds: dict[str, dict[str, _Entity]]) -> None:
+        self.project_id = project_id
+        self.kinds = kinds
+
+    def __call__(self, conn: Conn) -> int:
+        """Merge into the stored entities and upsert; return rows written. The hourly
+        rollups move by the difference the write made to the touched traces."""
+        touched = rollups.touched_traces(conn, self.project_id, self.kinds)
+        return rollups.maintained(conn, self.project_id, touched, lambda: self._apply(conn))
+
+    def _apply(self, conn: Conn) -> int:
+        project_id = self.project_id
+        stamp = conn.dialect.ts(now())
+        written = 0
+        prompts = PromptLinker(conn, project_id)
+        pricing = batch_pricing(conn, project_id)  # custom models load once, on first use
+        for kind, entities in self.kinds.items():
+            stored = _load(conn, kind, project_id, list(entities))
+            rows = []
+            sessions = []
+            for entity_id, entity in entities.items():
+                old = stored.get(entity_id)
+                if old is None and entity.row is not None:
+                    rows.append(entity.row)
+                    if entity.session is not None:
+                        sessions.append(entity.session)
+                    continue
+                record = merge(kind, old, entity.events)
+                done = _finish(
+                    conn, prompts, pricing, project_id, kind, entity_id, record, old, stamp
+                )
+                if done is not None:
+                    rows.append(done[0])
+                    if done[1] is not None:
+                        sessions.append(done[1])
+            if rows:
+                rows.sort(key=_BY_ID)
+                _upsert(conn, kind, rows)
+                written += len(rows)
+            if sessions:
+                conn.many(_SESSION_SQL, sessions)
+        return written
+
+
+def prepare_events(
+    conn: Conn, project_id: str, events: Iterable[DomainEvent], *, rows: bool = True
+) -> PreparedEvents:
+    """Group ``events`` and (with ``rows``) compute each entity's row as if it were new.
+
+    ``conn`` may be a read connection: it is used only to look up prompt versions and
+    the project's custom model prices.
+    """
+    kinds: dict[str, dict[str, _Entity]] = defaultdict(dict)
     for event in events:
-        grouped[event.kind][event.entity_id].append(event)
+        entities = kinds[event.kind]
+        entity = entities.get(event.entity_id)
+        if entity is None:
+            entity = entities[event.entity_id] = _Entity()
+        entity.events.append(event)
+    if not rows:
+        return PreparedEvents(project_id, dict(kinds))
     stamp = conn.dialect.ts(now())
-    written = 0
     prompts = PromptLinker(conn, project_id)
-    for kind, by_id in grouped.items():
-        stored = _load(conn, kind, project_id, list(by_id))
-        rows = []
-        sessions = []
-        for entity_id, entity_events in by_id.items():
-            old = stored.get(entity_id)
-            record = merge(kind, old, entity_events)
-            if kind == "observation":
-                prompts.link(record)  # generations point at the prompt version they used
-            if record == old:
-                continue  # a re-sent event: nothing changes, nothing is written
-            rows.append([project_id, entity_id, *to_row(conn.dialect, kind, record), stamp, stamp])
-            if kind == "trace" and record.get("session_id"):
-                sessions.append((project_id, record["session_id"], record["environment"], stamp))
-        if rows:
-            conn.many(_upsert_sql(kind), rows)
-            written += len(rows)
-        if sessions:
-            conn.many(
-                "INSERT INTO sessions (project_id, id, environment, created_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (project_id, id) DO NOTHING",
-                sessions,
-            )
-    return written
+    pricing = batch_pricing(conn, project_id)
+    for kind, entities in kinds.items():
+        for entity_id, entity in entities.items():
+            record = merge(kind, None, entity.events)
+            done = _finish(conn, prompts, pricing, project_id, kind, entity_id, record, None, stamp)
+            if done is not None:
+                entity.row, entity.session = done
+    return PreparedEvents(project_id, dict(kinds))
+
+
+def apply_events(conn: Conn, project_id: str, events: Iterable[DomainEvent]) -> int:
+    """Merge ``events`` into the project's stored entities; return rows written.
+
+    The one-step form, for callers already in the writer; see :func:`prepare_events`.
+    """
+    return prepare_events(conn, project_id, events, rows=False)(conn)

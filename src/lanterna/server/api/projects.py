@@ -15,7 +15,7 @@ router = APIRouter()
 
 
 @router.get("/api/public/health")
-async def health(request: Request, failIfDatabaseUnavailable: bool = False) -> JSON:  # noqa: N803
+async def health(request: Request, failIfDatabaseUnavailable: bool = False) -> JSON:
     """Liveness; with ``failIfDatabaseUnavailable=true`` also a database round trip."""
     if failIfDatabaseUnavailable:
         try:

@@ -103,8 +103,15 @@ def list_prompts(
     start, end = _time(fromUpdatedAt, "fromUpdatedAt"), _time(toUpdatedAt, "toUpdatedAt")
     items, total = runtime(request).read_sync(
         lambda c: store.list_names(
-            c, principal.project_id, name=name, label=label, tag=tag,
-            from_updated=start, to_updated=end, page=page, limit=limit,
+            c,
+            principal.project_id,
+            name=name,
+            label=label,
+            tag=tag,
+            from_updated=start,
+            to_updated=end,
+            page=page,
+            limit=limit,
         )
     )
     meta = {"page": page, "limit": limit, "totalItems": total, "totalPages": -(-total // limit)}

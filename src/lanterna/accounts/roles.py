@@ -1,0 +1,44 @@
+"""Roles per project and what each may do. One table, read by every UI route."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+ROLES = ("owner", "admin", "member", "viewer")
+
+Permission = Literal[
+    "read",  # see traces, sessions, users, metrics, prompts, settings pages
+    "annotate",  # add scores by hand
+    "edit_prompts",  # create prompt versions, move labels
+    "manage_keys",  # create and revoke API keys
+    "manage_members",  # invite people, change roles, remove members
+    "manage_project",  # rename, retention, model prices
+]
+
+_RANK = {role: len(ROLES) - i for i, role in enumerate(ROLES)}  # owner 4 ... viewer 1
+
+#: The least role that holds each permission.
+_NEEDS: dict[str, str] = {
+    "read": "viewer",
+    "annotate": "member",
+    "edit_prompts": "member",
+    "manage_keys": "admin",
+    "manage_members": "admin",
+    "manage_project": "admin",
+}
+
+
+def allowed(role: str | None, permission: Permission) -> bool:
+    """True when ``role`` holds ``permission`` (None, no role, holds nothing)."""
+    if role not in _RANK:
+        return False
+    return _RANK[role] >= _RANK[_NEEDS[permission]]
+
+
+def assignable_roles(actor_role: str | None) -> tuple[str, ...]:
+    """Roles ``actor_role`` may give or take away: owners all, admins up to admin."""
+    if actor_role == "owner":
+        return ROLES
+    if actor_role == "admin":
+        return ("admin", "member", "viewer")
+    return ()

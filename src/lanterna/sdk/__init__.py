@@ -1,0 +1,1 @@
+"""The client SDK (``import lanterna``): imports nothing from the server side."""

@@ -1,0 +1,522 @@
+"""The ``Lanterna`` client: configuration, the explicit trace/span/generation/score API,
+flush/shutdown, auth and cost look-ups; and ``get_client()`` for the process-wide one.
+
+Configuration comes from arguments, else ``LANTERNA_*`` environment variables, else the
+``LANGFUSE_*`` ones the Langfuse SDKs read, so an app configured for Langfuse works
+unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from . import _errors, _state
+from .exporter import BatchExporter, HttpSender
+from .fields import OBSERVATION_FIELDS, TRACE_FIELDS, timestamp, to_wire
+from .handles import StatefulObservation, StatefulTrace, score_body
+from .records import Envelope, EventOptions, new_span_id, new_trace_id
+
+if TYPE_CHECKING:
+    from .prompts import Prompt, PromptManager
+
+DEFAULT_HOST = "http://localhost:3000"
+_warned_no_keys = False
+_lock = threading.Lock()
+
+
+def _env(*names: str) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def _env_bool(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    return value.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+def _pick(arg: Any, *names: str, cast: Callable[[str], Any] = str, default: Any = None) -> Any:
+    if arg is not None:
+        return arg
+    raw = _env(*names)
+    return cast(raw) if raw is not None else default
+
+
+class Lanterna:
+    """A client for a Lanterna (or Langfuse) server.
+
+    Every argument may be left out and is then read from the environment:
+    ``public_key`` (``LANTERNA_PUBLIC_KEY`` / ``LANGFUSE_PUBLIC_KEY``), ``secret_key``
+    (``LANTERNA_SECRET_KEY`` / ``LANGFUSE_SECRET_KEY``), ``host`` (``LANTERNA_HOST`` /
+    ``LANGFUSE_HOST`` / ``LANGFUSE_BASE_URL``, default ``http://localhost:3000``),
+    ``enabled`` (``LANTERNA_ENABLED`` / ``LANGFUSE_TRACING_ENABLED``), ``sample_rate``
+    (``LANTERNA_SAMPLE_RATE`` / ``LANGFUSE_SAMPLE_RATE``; the share of traces kept),
+    ``environment`` (``LANTERNA_ENVIRONMENT`` / ``LANGFUSE_TRACING_ENVIRONMENT``),
+    ``release`` (``LANTERNA_RELEASE`` / ``LANGFUSE_RELEASE``), ``flush_at``,
+    ``flush_interval``, ``max_queue_size``, ``max_queue_bytes`` (characters of large
+    captured values waiting to be sent; beyond it records are dropped and counted),
+    ``max_field_size`` (characters kept of each
+    input/output/metadata value; longer values are cut with a marker), ``timeout``
+    (HTTP, seconds), ``max_retry_seconds``, ``exit_timeout`` (the flush at interpreter
+    exit) and ``flush_timeout`` (``LANTERNA_<NAME>`` each).
+
+    ``mask`` is called with every input, output and metadata value before it leaves the
+    process and returns what to send instead. Without keys the client warns once and
+    does nothing; ``enabled=False`` turns it off silently. The first client created
+    becomes the process-wide one that ``@observe`` and ``context`` use.
+    """
+
+    def __init__(
+        self,
+        public_key: str | None = None,
+        secret_key: str | None = None,
+        host: str | None = None,
+        *,
+        enabled: bool | None = None,
+        sample_rate: float | None = None,
+        environment: str | None = None,
+        release: str | None = None,
+        mask: Callable[[Any], Any] | None = None,
+        flush_at: int | None = None,
+        flush_interval: float | None = None,
+        max_queue_size: int | None = None,
+        max_queue_bytes: int | None = None,
+        max_field_size: int | None = None,
+        timeout: float | None = None,
+        max_retry_seconds: float | None = None,
+        exit_timeout: float | None = None,
+        flush_timeout: float | None = None,
+        exporter: Any = None,
+        **langfuse_options: Any,
+    ) -> None:
+        global _warned_no_keys
+        # Options only the Langfuse SDKs have (threads, max_retries, sdk_integration,
+        # httpx_client, debug, ...) are accepted so their call sites work, and ignored.
+        self.public_key = _pick(public_key, "LANTERNA_PUBLIC_KEY", "LANGFUSE_PUBLIC_KEY")
+        self.secret_key = _pick(secret_key, "LANTERNA_SECRET_KEY", "LANGFUSE_SECRET_KEY")
+        self.host = str(
+            _pick(host, "LANTERNA_HOST", "LANGFUSE_HOST", "LANGFUSE_BASE_URL", default=DEFAULT_HOST)
+        ).rstrip("/")
+        on = _pick(
+            enabled, "LANTERNA_ENABLED", "LANGFUSE_TRACING_ENABLED", cast=_env_bool, default=True
+        )
+        self._sample = float(
+            _pick(
+                sample_rate, "LANTERNA_SAMPLE_RATE", "LANGFUSE_SAMPLE_RATE", cast=float, default=1.0
+            )
+        )
+        self._limit = int(
+            _pick(max_field_size, "LANTERNA_MAX_FIELD_SIZE", cast=int, default=1_000_000)
+        )
+        self._timeout = float(_pick(timeout, "LANTERNA_TIMEOUT", cast=float, default=20.0))
+        options = EventOptions(
+            environment=_pick(environment, "LANTERNA_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT"),
+            release=_pick(release, "LANTERNA_RELEASE", "LANGFUSE_RELEASE"),
+            mask=mask,
+        )
+        if exporter is None and on and not (self.public_key and self.secret_key):
+            if not _warned_no_keys:
+                _warned_no_keys = True
+                _errors.logger.warning(
+                    "lanterna: no API keys (set LANTERNA_PUBLIC_KEY and LANTERNA_SECRET_KEY,"
+                    " or LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY); tracing is off"
+                )
+            on = False
+        if exporter is None and not on:
+            exporter = _Off()
+        if exporter is None:
+            exporter = BatchExporter(
+                HttpSender(
+                    self.host,
+                    self.public_key or "",
+                    self.secret_key or "",
+                    self._timeout,
+                    __version__,
+                ),
+                options,
+                flush_at=int(_pick(flush_at, "LANTERNA_FLUSH_AT", cast=int, default=512)),
+                flush_interval=float(
+                    _pick(flush_interval, "LANTERNA_FLUSH_INTERVAL", cast=float, default=1.0)
+                ),
+                max_queue_bytes=int(
+                    _pick(max_queue_bytes, "LANTERNA_MAX_QUEUE_BYTES", cast=int, default=64_000_000)
+                ),
+                max_queue_size=int(
+                    _pick(max_queue_size, "LANTERNA_MAX_QUEUE_SIZE", cast=int, default=100_000)
+                ),
+                max_retry_seconds=float(
+                    _pick(max_retry_seconds, "LANTERNA_MAX_RETRY_SECONDS", cast=float, default=60.0)
+                ),
+                exit_timeout=float(
+                    _pick(exit_timeout, "LANTERNA_EXIT_TIMEOUT", cast=float, default=2.0)
+                ),
+                flush_timeout=float(
+                    _pick(flush_timeout, "LANTERNA_FLUSH_TIMEOUT", cast=float, default=10.0)
+                ),
+            )
+        elif hasattr(exporter, "bind"):
+            exporter.bind(options)
+        self.exporter = exporter
+        self.enabled = bool(on)
+        self._prompt_manager: PromptManager | None = None  # made on first use
+        #: Read on every observed call: tracing on, and where records go.
+        self._on = self.enabled
+        self._submit = exporter.submit
+        with _lock:
+            if _state.client is None:
+                _state.client = self
+
+    # --- sending ----------------------------------------------------------------------
+
+    def _send(self, event_type: str, body: dict[str, Any]) -> None:
+        if self._on:
+            self._submit(Envelope(event_type, body))
+
+    def _trace_wire(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return to_wire(fields, TRACE_FIELDS, self._limit)
+
+    def _observation_wire(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return to_wire(fields, OBSERVATION_FIELDS, self._limit)
+
+    def trace(self, *, id: str | None = None, **fields: Any) -> StatefulTrace:
+        """Create (or update, with an existing ``id``) a trace.
+
+        Keywords: name, user_id, session_id, version, release, input, output, metadata,
+        tags, public, timestamp. Returns a handle with ``update``, ``span``,
+        ``generation``, ``event`` and ``score``.
+        """
+        trace_id = id or new_trace_id()
+        wire = self._trace_wire(fields)
+        wire.setdefault("timestamp", timestamp(_now()))
+        self._send("trace-create", {"id": trace_id, **wire})
+        return StatefulTrace(self, trace_id, None, "trace")
+
+    def _observation(
+        self,
+        kind: str,
+        trace_id: str | None,
+        parent_observation_id: str | None,
+        id: str | None,
+        fields: dict[str, Any],
+    ) -> StatefulObservation:
+        if trace_id is None:
+            trace_id = new_trace_id()
+            name = fields.get("name")
+            self._send(
+                "trace-create",
+                {
+                    "id": trace_id,
+                    "timestamp": timestamp(_now()),
+                    **({"name": name} if name else {}),
+                },
+            )
+        obs_id = id or new_span_id()
+        wire = self._observation_wire(fields)
+        wire.setdefault("startTime", timestamp(_now()))
+        body = {"id": obs_id, "traceId": trace_id, **wire}
+        if parent_observation_id:
+            body["parentObservationId"] = parent_observation_id
+        self._send(f"{kind}-create", body)
+        return StatefulObservation(self, trace_id, obs_id, kind)
+
+    def span(
+        self,
+        *,
+        trace_id: str | None = None,
+        parent_observation_id: str | None = None,
+        id: str | None = None,
+        **fields: Any,
+    ) -> StatefulObservation:
+        """Start a span (keywords: name, input, output, metadata, level, status_message,
+        version, start_time, end_time). Without ``trace_id`` a new trace is created."""
+        return self._observation("span", trace_id, parent_observation_id, id, fields)
+
+    def generation(
+        self,
+        *,
+        trace_id: str | None = None,
+        parent_observation_id: str | None = None,
+        id: str | None = None,
+        **fields: Any,
+    ) -> StatefulObservation:
+        """Start a generation: the span keywords plus model, model_parameters, usage,
+        usage_details, cost_details, completion_start_time and prompt (a prompt object
+        or ``{name, version}``; links the generation to that prompt version)."""
+        return self._observation("generation", trace_id, parent_observation_id, id, fields)
+
+    def event(
+        self,
+        *,
+        trace_id: str | None = None,
+        parent_observation_id: str | None = None,
+        id: str | None = None,
+        **fields: Any,
+    ) -> StatefulObservation:
+        """Record a point-in-time event (span keywords)."""
+        return self._observation("event", trace_id, parent_observation_id, id, fields)
+
+    def score(
+        self,
+        *,
+        name: str,
+        value: float | str | bool,
+        trace_id: str | None = None,
+        observation_id: str | None = None,
+        session_id: str | None = None,
+        id: str | None = None,
+        comment: str | None = None,
+        data_type: str | None = None,
+        config_id: str | None = None,
+        metadata: Any = None,
+    ) -> None:
+        """Score a trace (optionally one observation of it) or a session."""
+        try:
+            body = score_body(
+                self,
+                name=name,
+                value=value,
+                trace_id=trace_id,
+                observation_id=observation_id,
+                session_id=session_id,
+                id=id,
+                comment=comment,
+                data_type=data_type,
+                config_id=config_id,
+                metadata=metadata,
+            )
+            self._send("score-create", body)
+        except Exception as exc:
+            _errors.report("client.score", exc)
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until queued events are delivered; False if ``timeout`` passed first."""
+        return bool(self.exporter.flush(timeout))
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush (bounded by ``timeout``) and stop the exporter thread."""
+        self._on = False
+        return bool(self.exporter.shutdown(timeout))
+
+    def stats(self) -> dict[str, int]:
+        """Exporter counters: sent, failed, dropped, retried, batches, pending, queued."""
+        return dict(self.exporter.stats())
+
+    # --- REST -------------------------------------------------------------------------
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        import httpx
+
+        response = httpx.get(
+            self.host + path,
+            params=params,
+            auth=(self.public_key or "", self.secret_key or ""),
+            timeout=self._timeout,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def auth_check(self) -> bool:
+        """True when the server accepts the keys (``GET /api/public/projects``).
+
+        Unlike tracing, this is an explicit blocking call; it logs why it failed.
+        """
+        try:
+            data = self._get("/api/public/projects").get("data")
+        except Exception as exc:
+            _errors.logger.warning("lanterna: auth check against %s failed: %s", self.host, exc)
+            return False
+        return bool(data)
+
+    def get_session_cost(self, session_id: str) -> float:
+        """The total cost (USD) of a session's traces, as the server computed it.
+
+        Reads ``totalCost`` of ``GET /api/public/sessions/{id}``; a server that does not
+        report it there is asked for the session's traces instead. An unknown session
+        costs 0.0. Raises ``httpx.HTTPError`` when the server cannot answer.
+        """
+        from urllib.parse import quote
+
+        import httpx
+
+        try:
+            session = self._get(f"/api/public/sessions/{quote(session_id, safe='')}")
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 404:
+                return 0.0  # no trace carries this session id (yet): nothing spent
+            raise
+        if isinstance(session.get("totalCost"), (int, float)):
+            return float(session["totalCost"])
+        return self._sum_pages("/api/public/traces", {"sessionId": session_id}, "totalCost")
+
+    def get_user_cost(self, user_id: str, since: _dt.datetime | None = None) -> float:
+        """The total cost (USD) of a user's traces, optionally only those from ``since``.
+
+        Uses ``GET /api/public/metrics/daily?userId=...&fromTimestamp=...`` (the daily
+        metrics Langfuse also serves). Raises ``httpx.HTTPError`` when the server
+        cannot answer.
+        """
+        params: dict[str, Any] = {"userId": user_id}
+        if since is not None:
+            params["fromTimestamp"] = timestamp(since)
+        return self._sum_pages("/api/public/metrics/daily", params, "totalCost")
+
+    # --- prompts (see lanterna.sdk.prompts) -------------------------------------------
+
+    def _prompts(self) -> PromptManager:
+        manager = self._prompt_manager
+        if manager is None:
+            from .prompts import PromptManager, Transport
+
+            with _lock:
+                manager = self._prompt_manager
+                if manager is None:
+                    transport = Transport(
+                        self.host, self.public_key or "", self.secret_key or "", __version__
+                    )
+                    manager = PromptManager(transport, fetch_timeout=min(self._timeout, 5.0))
+                    self._prompt_manager = manager
+        return manager
+
+    def get_prompt(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        label: str | None = None,
+        type: str = "text",
+        cache_ttl_seconds: float | None = None,
+        fallback: Any = None,
+        max_retries: int | None = None,
+        fetch_timeout_seconds: float | None = None,
+    ) -> Prompt:
+        """A prompt version: by ``version``, by ``label``, else the one labelled ``production``.
+
+        Served from the client's cache while younger than ``cache_ttl_seconds`` (default
+        60, or ``LANTERNA_PROMPT_CACHE_TTL_SECONDS``, else
+        ``LANGFUSE_PROMPT_CACHE_DEFAULT_TTL_SECONDS``; 0 disables the cache); an older
+        entry is returned at once and refreshed in the background. ``fallback`` (a text,
+        a list of chat messages, or a callable returning one) is returned, marked
+        ``is_fallback``, when the server cannot be reached, fails or has no such prompt;
+        without it those raise ``PromptUnavailableError``, ``PromptError`` or
+        ``PromptNotFoundError`` (``lanterna.sdk.prompts``). ``type`` is the fallback's
+        type. Fetches are retried ``max_retries`` times (default 2, at most 4) and each
+        waits at most ``fetch_timeout_seconds`` (default 5).
+        """
+        return self._prompts().get(
+            name,
+            version,
+            label,
+            type=type,
+            cache_ttl_seconds=cache_ttl_seconds,
+            fallback=fallback,
+            max_retries=max_retries,
+            fetch_timeout_seconds=fetch_timeout_seconds,
+        )
+
+    def create_prompt(
+        self,
+        *,
+        name: str,
+        prompt: str | list[dict[str, Any]],
+        labels: list[str] | None = None,
+        tags: list[str] | None = None,
+        type: str | None = None,
+        config: Any = None,
+        commit_message: str | None = None,
+    ) -> Prompt:
+        """Create the next version of prompt ``name`` and return it.
+
+        A text prompt is a string; a chat prompt (``type="chat"``, the default for a list)
+        is a list of ``{role, content}`` messages and ``{type: "placeholder", name}``
+        entries. ``labels`` (e.g. ``["production"]``) move to this version; ``latest``
+        always does. Raises :class:`PromptError` with the server's message when refused.
+        """
+        return self._prompts().create(
+            name=name,
+            prompt=prompt,
+            labels=labels,
+            tags=tags,
+            type=type,
+            config=config,
+            commit_message=commit_message,
+        )
+
+    def update_prompt_labels(self, name: str, version: int, new_labels: list[str]) -> Prompt:
+        """Add ``new_labels`` to one version (they move off every other version)."""
+        return self._prompts().update_labels(name, version, new_labels)
+
+    def update_prompt(self, *, name: str, version: int, new_labels: list[str]) -> Prompt:
+        """Langfuse's name for :meth:`update_prompt_labels`."""
+        return self.update_prompt_labels(name, version, new_labels)
+
+    def clear_prompt_cache(self) -> None:
+        """Forget every cached prompt, so the next ``get_prompt`` asks the server."""
+        self._prompts().clear()
+
+    def _sum_pages(self, path: str, params: dict[str, Any], key: str) -> float:
+        total = 0.0
+        page = 1
+        while True:
+            body = self._get(path, {**params, "page": page, "limit": 100})
+            for row in body.get("data") or []:
+                value = row.get(key)
+                if isinstance(value, (int, float)):
+                    total += value
+            if page >= int((body.get("meta") or {}).get("totalPages") or 1):
+                return total
+            page += 1
+
+
+class _Off:
+    """The exporter of a client that is off: takes nothing, sends nothing, imports nothing."""
+
+    def submit(self, item: Any) -> bool:
+        return False
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        return True
+
+    def pending(self) -> int:
+        return 0
+
+    def stats(self) -> dict[str, int]:
+        return dict.fromkeys(
+            ("sent", "failed", "dropped", "retried", "batches", "pending", "queued"), 0
+        )
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def get_client() -> Lanterna:
+    """The process-wide client: the first one created, else one made from the environment."""
+    client = _state.client
+    if client is None:
+        with _lock:
+            client = _state.client
+        if client is None:
+            client = Lanterna()  # registers itself
+    return client
+
+
+def set_client(client: Lanterna | None) -> Lanterna | None:
+    """Make ``client`` the process-wide client (None: the next call builds one from the
+    environment); returns the previous one. Mostly for tests and multi-project apps."""
+    with _lock:
+        previous = _state.client
+        _state.client = client
+    return previous

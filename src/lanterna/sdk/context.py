@@ -1,0 +1,217 @@
+"""The ``context`` object: read and change the current trace and observation.
+
+Drop-in for langfuse 2.x's ``langfuse_context`` (``from lanterna import context as
+langfuse_context``). Outside any observed call every method is a no-op that logs once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from . import _errors
+from .fields import OBSERVATION_FIELDS, TRACE_FIELDS, to_wire
+from .handles import apply_observation, apply_trace, score_body
+from .observe import CURRENT, observe
+from .records import Envelope, Observation
+
+_TRACE_UPDATE = {**TRACE_FIELDS, "level": "level", "status_message": "statusMessage"}
+_warned: set[str] = set()
+
+
+def _current(what: str) -> Observation | None:
+    obs = CURRENT.get()
+    if obs is None and what not in _warned:
+        _warned.add(what)
+        _errors.logger.warning("lanterna: %s called outside an observed function; ignored", what)
+    return obs
+
+
+class Context:
+    """Functions on the innermost observed call (see :data:`context`)."""
+
+    observe = staticmethod(observe)
+
+    def update_current_trace(
+        self,
+        *,
+        name: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        version: str | None = None,
+        release: str | None = None,
+        input: Any = None,
+        output: Any = None,
+        metadata: Any = None,
+        tags: Sequence[str] | None = None,
+        public: bool | None = None,
+        level: str | None = None,
+        status_message: str | None = None,
+    ) -> None:
+        """Set fields of the current trace. ``metadata`` merges with earlier metadata,
+        ``tags`` add to earlier tags; ``level`` and ``status_message`` apply to the
+        trace's root observation (so ``level="ERROR"`` marks the trace as failed)."""
+        obs = _current("update_current_trace")
+        if obs is None:
+            return
+        fields = {
+            "name": name,
+            "user_id": user_id,
+            "session_id": session_id,
+            "version": version,
+            "release": release,
+            "input": input,
+            "output": output,
+            "metadata": metadata,
+            "tags": tags,
+            "public": public,
+            "level": level,
+            "status_message": status_message,
+        }
+        wire = to_wire(fields, _TRACE_UPDATE, obs.trace.client._limit)
+        try:
+            apply_trace(obs.trace, wire)
+        except Exception as exc:
+            _errors.report("context.update_current_trace", exc)
+
+    def update_current_observation(
+        self,
+        *,
+        name: str | None = None,
+        input: Any = None,
+        output: Any = None,
+        metadata: Any = None,
+        level: str | None = None,
+        status_message: str | None = None,
+        version: str | None = None,
+        start_time: Any = None,
+        end_time: Any = None,
+        completion_start_time: Any = None,
+        model: str | None = None,
+        model_parameters: dict[str, Any] | None = None,
+        usage: Any = None,
+        usage_details: dict[str, int] | None = None,
+        cost_details: dict[str, float] | None = None,
+        prompt: Any = None,
+    ) -> None:
+        """Set fields of the current observation. An ``output`` set here wins over the
+        function's return value; ``metadata`` merges; generation fields (model, usage,
+        costs, prompt link, completion start time) apply to any observation type."""
+        obs = _current("update_current_observation")
+        if obs is None:
+            return
+        fields = {
+            "name": name,
+            "input": input,
+            "output": output,
+            "metadata": metadata,
+            "level": level,
+            "status_message": status_message,
+            "version": version,
+            "start_time": start_time,
+            "end_time": end_time,
+            "completion_start_time": completion_start_time,
+            "model": model,
+            "model_parameters": model_parameters,
+            "usage": usage,
+            "usage_details": usage_details,
+            "cost_details": cost_details,
+            "prompt": prompt,
+        }
+        wire = to_wire(fields, OBSERVATION_FIELDS, obs.trace.client._limit)
+        try:
+            apply_observation(obs, wire)
+        except Exception as exc:
+            _errors.report("context.update_current_observation", exc)
+
+    def get_current_trace_id(self) -> str | None:
+        """The current trace's id, or None outside observed code."""
+        obs = CURRENT.get()
+        return obs.trace.id if obs is not None else None
+
+    def get_current_observation_id(self) -> str | None:
+        """The current observation's id, or None outside observed code."""
+        obs = CURRENT.get()
+        return obs.id if obs is not None else None
+
+    def _score(
+        self, what: str, on_observation: bool, name: str, value: Any, kwargs: dict[str, Any]
+    ) -> None:
+        obs = _current(what)
+        if obs is None or not obs.trace.sampled:
+            return
+        try:
+            client = obs.trace.client
+            body = score_body(
+                client,
+                name=name,
+                value=value,
+                trace_id=obs.trace.id,
+                observation_id=obs.id if on_observation else None,
+                **kwargs,
+            )
+            client._submit(Envelope("score-create", body))
+        except Exception as exc:
+            _errors.report(f"context.{what}", exc)
+
+    def score_current_trace(
+        self,
+        *,
+        name: str,
+        value: float | str | bool,
+        comment: str | None = None,
+        data_type: str | None = None,
+        config_id: str | None = None,
+        metadata: Any = None,
+        id: str | None = None,
+    ) -> None:
+        """Score the current trace."""
+        self._score(
+            "score_current_trace",
+            False,
+            name,
+            value,
+            {
+                "comment": comment,
+                "data_type": data_type,
+                "config_id": config_id,
+                "metadata": metadata,
+                "id": id,
+            },
+        )
+
+    def score_current_observation(
+        self,
+        *,
+        name: str,
+        value: float | str | bool,
+        comment: str | None = None,
+        data_type: str | None = None,
+        config_id: str | None = None,
+        metadata: Any = None,
+        id: str | None = None,
+    ) -> None:
+        """Score the current observation."""
+        self._score(
+            "score_current_observation",
+            True,
+            name,
+            value,
+            {
+                "comment": comment,
+                "data_type": data_type,
+                "config_id": config_id,
+                "metadata": metadata,
+                "id": id,
+            },
+        )
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Flush the process-wide client (see ``Lanterna.flush``)."""
+        from .client import get_client
+
+        return get_client().flush(timeout)
+
+
+#: The process-wide :class:`Context`.
+context = Context()

@@ -1,0 +1,5 @@
+"""Integrations, each an optional extra imported only when used:
+
+- :mod:`lanterna.sdk.integrations.langchain`: a LangChain ``CallbackHandler``;
+- :mod:`lanterna.sdk.integrations.openai`: a drop-in for the ``openai`` package.
+"""

@@ -1,0 +1,208 @@
+"""Models: custom prices per project, and the built-in ones (contract 4.5).
+
+``GET /api/public/models`` lists the project's custom models first, then the built-in
+models (``isLangfuseManaged: true``, prices from genai-prices). ``?match=<model name>``
+answers which model a name resolves to now (custom models win over built-ins): a page
+with that one model, or an empty page whose ``message`` says no price matched.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ...cost import builtin
+from ...cost.prices import ModelError, PriceModel, Tier, check_create
+from ...store import models as store
+from ...store.db import Conn
+from ...timeutil import now
+from ..auth import ProjectKey
+from ..errors import ApiError, not_found
+from ..responses import JSON
+from ..runtime import runtime
+from .body import read_json
+from .params import page_of
+
+router = APIRouter()
+
+_EPOCH = "1970-01-01T00:00:00.000000Z"
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def custom_json(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored custom model as Langfuse's ``Model``."""
+    d = conn.dialect
+    tiers = row["pricing_tiers"]
+    default = next(t for t in tiers if t["isDefault"])
+    prices = default["prices"]
+    return {
+        "id": row["id"],
+        "modelName": row["model_name"],
+        "matchPattern": row["match_pattern"],
+        "startDate": d.ts_out(row["start_date"]),
+        "unit": row["unit"],
+        "inputPrice": _number(prices.get("input")),
+        "outputPrice": _number(prices.get("output")),
+        "totalPrice": _number(prices.get("total")),
+        "tokenizerId": row["tokenizer_id"],
+        "tokenizerConfig": row["tokenizer_config"],
+        "isLangfuseManaged": False,
+        "createdAt": d.ts_out(row["created_at"]),
+        "prices": {k: {"price": float(v)} for k, v in prices.items()},
+        "pricingTiers": [
+            {
+                "id": t["id"],
+                "name": t["name"],
+                "isDefault": t["isDefault"],
+                "priority": t["priority"],
+                "conditions": t["conditions"],
+                "prices": {k: float(v) for k, v in t["prices"].items()},
+            }
+            for t in sorted(tiers, key=lambda t: t["priority"])
+        ],
+    }
+
+
+def _shown(model: PriceModel, tier: Tier) -> dict[str, Decimal]:
+    keys = model.extra.get("shown") or tier.prices.keys()
+    return {k: v for k, v in tier.prices.items() if k in keys}
+
+
+def builtin_json(model: PriceModel) -> dict[str, Any]:
+    """A built-in (genai-prices) model as Langfuse's ``Model``, plus ``provider``."""
+    prices = _shown(model, model.default)
+    tiers = []
+    for tier in model.all_tiers():
+        shaped = tier.to_json()
+        shaped["prices"] = {k: float(v) for k, v in _shown(model, tier).items()}
+        tiers.append(shaped)
+    return {
+        "id": model.id,
+        "modelName": model.model_name,
+        "matchPattern": model.match_pattern,
+        "startDate": None,
+        "unit": "TOKENS",
+        "inputPrice": _number(prices.get("input")),
+        "outputPrice": _number(prices.get("output")),
+        "totalPrice": None,
+        "tokenizerId": model.tokenizer_id,
+        "tokenizerConfig": None,
+        "isLangfuseManaged": True,
+        "createdAt": _EPOCH,
+        "prices": {k: {"price": float(v)} for k, v in prices.items()},
+        "pricingTiers": tiers,
+        "provider": model.provider,
+    }
+
+
+_catalog: tuple[date, list[dict[str, Any]]] | None = None
+
+
+def _builtins() -> list[dict[str, Any]]:
+    """Every built-in model as JSON, at today's prices (built once a day)."""
+    global _catalog
+    today = now().date()
+    if _catalog is None or _catalog[0] != today:
+        _catalog = (today, [builtin_json(m) for m in builtin.all_models()])
+    return _catalog[1]
+
+
+@router.get("/api/public/models")
+def list_models(
+    request: Request,
+    principal: ProjectKey,
+    page: int | None = None,
+    limit: int | None = None,
+    match: str | None = None,
+) -> JSON:
+    """Custom models (newest first), then built-in ones; or what ``match`` resolves to."""
+    paging = page_of(page, limit)
+    project_id = principal.project_id
+    rt = runtime(request)
+    if match is not None:
+        return JSON(rt.read_sync(lambda conn: _match(conn, project_id, match, paging)))
+    custom = rt.read_sync(
+        lambda conn: [custom_json(conn, r) for r in store.list_custom(conn, project_id)]
+    )
+    builtins = _builtins()
+    start = paging.offset
+    data = custom[start : start + paging.limit]
+    if len(data) < paging.limit:
+        first = max(start - len(custom), 0)
+        data += builtins[first : first + paging.limit - len(data)]
+    return JSON(paging.envelope(data, len(custom) + len(builtins)))
+
+
+def _match(conn: Conn, project_id: str, name: str, paging: Any) -> dict[str, Any]:
+    pricing = store.pricing(conn, project_id)
+    model = pricing.match(name, now())
+    if model is None:
+        body = paging.envelope([], 0)
+        body["message"] = f"no price matched model {name!r}"
+        return body
+    if model.builtin:
+        shaped = builtin_json(model)
+    else:
+        row = store.get(conn, project_id, model.id)
+        assert row is not None
+        shaped = custom_json(conn, row)
+    return paging.envelope([shaped] if paging.page == 1 else [], 1)
+
+
+@router.post("/api/public/models")
+async def create_model(request: Request, principal: ProjectKey) -> JSON:
+    """Create a custom model; it prices new observations at once and wins over built-ins."""
+    try:
+        fields = check_create(await read_json(request))
+    except ModelError as exc:
+        raise ApiError(400, "Invalid request data", str(exc)) from None
+    project_id = principal.project_id
+
+    def work(conn: Conn) -> dict[str, Any]:
+        return custom_json(conn, store.create(conn, project_id, fields))
+
+    created = await runtime(request).write(work)
+    store.forget(project_id)  # committed: price new observations with it at once
+    return JSON(created)
+
+
+@router.get("/api/public/models/{model_id:path}")
+def get_model(request: Request, model_id: str, principal: ProjectKey) -> JSON:
+    """A custom model of the project, or a built-in one (``builtin:<provider>:<model>``)."""
+    project_id = principal.project_id
+
+    def read(conn: Conn) -> dict[str, Any] | None:
+        row = store.get(conn, project_id, model_id)
+        return None if row is None else custom_json(conn, row)
+
+    found = runtime(request).read_sync(read)
+    if found is None:
+        model = builtin.by_id(model_id)
+        if model is None:
+            raise not_found(f"Model {model_id}")
+        found = builtin_json(model)
+    return JSON(found)
+
+
+@router.delete("/api/public/models/{model_id:path}")
+async def delete_model(request: Request, model_id: str, principal: ProjectKey) -> Response:
+    """Delete a custom model (204); built-in models cannot be deleted (403)."""
+    project_id = principal.project_id
+    deleted = await runtime(request).write(lambda conn: store.delete(conn, project_id, model_id))
+    if deleted:
+        store.forget(project_id)
+        return Response(status_code=204)
+    if builtin.by_id(model_id) is not None:
+        raise ApiError(
+            403,
+            "Built-in models cannot be deleted; create a custom model with a matching"
+            " pattern to override its prices",
+        )
+    raise not_found(f"Model {model_id}")

@@ -1,0 +1,38 @@
+"""The web dashboard, served by the same app under ``/`` (the API stays under ``/api``).
+
+One router per page group; ``mount`` adds them, the static files and the HTML error
+handlers to the app. See docs/ui.md.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from .account import router as account_router
+from .metrics_page import router as metrics_router
+from .prompts_page import router as prompts_router
+from .sessions_page import router as sessions_router
+from .settings_page import router as settings_router
+from .static import router as static_router
+from .traces_page import router as traces_router
+from .users_page import router as users_router
+from .web import Redirect, UiError, ui_error, ui_redirect
+
+ROUTERS = (
+    static_router,
+    account_router,
+    traces_router,
+    sessions_router,
+    users_router,
+    metrics_router,
+    prompts_router,
+    settings_router,
+)
+
+
+def mount(app: FastAPI) -> None:
+    """Add the dashboard's routes and error handlers to ``app``."""
+    app.add_exception_handler(UiError, ui_error)
+    app.add_exception_handler(Redirect, ui_redirect)
+    for router in ROUTERS:
+        app.include_router(router, include_in_schema=False)

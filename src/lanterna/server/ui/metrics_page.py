@@ -1,0 +1,269 @@
+"""The metrics dashboard: totals and charts over a chosen range (analytics.metrics)."""
+
+from __future__ import annotations
+
+import html
+import math
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ...analytics import metrics
+from ...store.db import Conn
+from ...store.filters import FilterError
+from ...timeutil import now
+from .fmt import duration
+from .traces_page import parse_when
+from .web import project_page, render, rt_of
+
+router = APIRouter()
+
+RANGES = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+COLORS = ["#5b8def", "#9b6cf0", "#3aa55d", "#e3a030", "#d9534f", "#0f6d77", "#8a2a8a", "#7a7f8a"]
+
+
+def label(text: Any) -> str:
+    """A user-provided value as chart text: plotly reads a little HTML in labels, so
+    markup characters are escaped (it shows the entities as the characters)."""
+    return html.escape(str(text))
+
+
+def scope_of(request: Request, project_id: str) -> tuple[metrics.Scope, dict[str, str], str]:
+    """The range (``range`` preset or ``custom`` ``from``/``to``) and environment."""
+    q = request.query_params
+    params = {k: q.get(k, "").strip() for k in ("range", "from", "to", "env")}
+    end = now()
+    preset = params["range"] or "7d"
+    params["range"] = preset
+    error = ""
+    start = end - RANGES.get(preset, RANGES["7d"])
+    if preset == "custom":
+        try:
+            start = parse_when(params["from"], "from") or start
+            end = parse_when(params["to"], "to") or end
+        except FilterError as exc:
+            error = str(exc)
+        if start >= end:
+            error, start = "The range must start before it ends.", end - RANGES["7d"]
+    return metrics.Scope(project_id, start, end, params["env"] or None), params, error
+
+
+def charts(
+    data: dict[str, Any],
+    top_users: list[Any],
+    top_sessions: list[Any],
+    scores: dict[str, list[float | None]],
+) -> list[dict[str, Any]]:
+    """Plotly figure specs (data + layout) for each chart."""
+    x = data["buckets"]
+    series = data["series"]
+    totals = data["totals"]
+    cost_traces = [
+        {
+            "type": "bar",
+            "name": label(model),
+            "x": x,
+            "y": values,
+            "marker": {"color": COLORS[i % 8]},
+        }
+        for i, (model, values) in enumerate(series["costByModel"].items())
+    ] or [{"type": "bar", "name": "cost", "x": x, "y": [0] * len(x)}]
+    hist = data["histogram"]
+    marks = [
+        (name, totals[key])
+        for name, key in (("p50", "p50Latency"), ("p95", "p95Latency"), ("p99", "p99Latency"))
+        if totals[key] is not None
+    ]
+    return [
+        {
+            "id": "chart-cost",
+            "title": "Cost by model (USD)",
+            "data": cost_traces,
+            "layout": {"barmode": "stack", "yaxis": {"tickprefix": "$"}},
+        },
+        {
+            "id": "chart-latency",
+            "title": "Trace latency distribution (s)",
+            "data": [
+                {
+                    "type": "bar",
+                    "name": "traces",
+                    "x": [h["seconds"] for h in hist],
+                    "y": [h["count"] for h in hist],
+                    "marker": {"color": COLORS[0]},
+                }
+            ],
+            "layout": {
+                "xaxis": {"type": "log", "title": {"text": "seconds"}},
+                "bargap": 0.05,
+                "shapes": [
+                    {
+                        "type": "line",
+                        "x0": v,
+                        "x1": v,
+                        "yref": "paper",
+                        "y0": 0,
+                        "y1": 1,
+                        "line": {"dash": "dot", "color": COLORS[4]},
+                    }
+                    for _, v in marks
+                ],
+                "annotations": [
+                    {
+                        # Annotations on a log axis take log10 positions (shapes do not).
+                        "x": math.log10(v),
+                        "y": 1 - 0.08 * i,
+                        "yref": "paper",
+                        "text": f"{name} {duration(v)}",
+                        "showarrow": False,
+                        "xanchor": "left",
+                        "xref": "x",
+                        "font": {"color": COLORS[4]},
+                    }
+                    for i, (name, v) in enumerate(marks)
+                ],
+            },
+        },
+        {
+            "id": "chart-tokens",
+            "title": "Token usage",
+            "data": [
+                {
+                    "type": "bar",
+                    "name": "input",
+                    "x": x,
+                    "y": series["inputTokens"],
+                    "marker": {"color": COLORS[0]},
+                },
+                {
+                    "type": "bar",
+                    "name": "output",
+                    "x": x,
+                    "y": series["outputTokens"],
+                    "marker": {"color": COLORS[1]},
+                },
+            ],
+            "layout": {"barmode": "stack"},
+        },
+        {
+            "id": "chart-errors",
+            "title": "Error rate (traces with an ERROR)",
+            "data": [
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": "error rate",
+                    "x": x,
+                    "y": series["errorRate"],
+                    "line": {"color": COLORS[4]},
+                    "connectgaps": False,
+                }
+            ],
+            "layout": {"yaxis": {"tickformat": ".0%", "rangemode": "tozero"}},
+        },
+        {
+            "id": "chart-traces",
+            "title": "Requests (traces)",
+            "data": [
+                {
+                    "type": "bar",
+                    "name": "traces",
+                    "x": x,
+                    "y": series["traces"],
+                    "marker": {"color": COLORS[2]},
+                }
+            ],
+            "layout": {},
+        },
+        {
+            "id": "chart-scores",
+            "title": "Score averages",
+            "data": [
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": label(name),
+                    "x": x,
+                    "y": values,
+                    "connectgaps": True,
+                    "line": {"color": COLORS[i % 8]},
+                }
+                for i, (name, values) in enumerate(scores.items())
+            ]
+            or [
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": "no scores",
+                    "x": x,
+                    "y": [None] * len(x),
+                }
+            ],
+            "layout": {},
+        },
+        {
+            "id": "chart-top-users",
+            "title": "Top users by cost",
+            "data": [
+                {
+                    "type": "bar",
+                    "orientation": "h",
+                    "name": "cost",
+                    "x": [u["cost"] for u in reversed(top_users)],
+                    "y": [label(u["id"]) for u in reversed(top_users)],
+                    "marker": {"color": COLORS[3]},
+                }
+            ],
+            "layout": {"xaxis": {"tickprefix": "$"}, "margin": {"l": 120}},
+        },
+        {
+            "id": "chart-top-sessions",
+            "title": "Top sessions by cost",
+            "data": [
+                {
+                    "type": "bar",
+                    "orientation": "h",
+                    "name": "cost",
+                    "x": [s["cost"] for s in reversed(top_sessions)],
+                    "y": [label(s["id"]) for s in reversed(top_sessions)],
+                    "marker": {"color": COLORS[5]},
+                }
+            ],
+            "layout": {"xaxis": {"tickprefix": "$"}, "margin": {"l": 120}},
+        },
+    ]
+
+
+@router.get("/project/{project_id}/metrics")
+async def metrics_page(request: Request, project_id: str) -> Response:
+    """Totals and charts for the chosen range."""
+    page = await project_page(request, project_id)
+    scope, params, error = scope_of(request, page.pid)
+
+    def read(c: Conn) -> tuple[dict[str, Any], list[Any], list[Any], dict[str, Any]]:
+        return (
+            metrics.overview(c, scope),
+            metrics.top_by_cost(c, scope, "user_id"),
+            metrics.top_by_cost(c, scope, "session_id"),
+            metrics.score_series(c, scope),
+        )
+
+    data, top_users, top_sessions, scores = await rt_of(request).read(read)
+    return render(
+        request,
+        "metrics.html",
+        {
+            "p": params,
+            "scope": scope,
+            "t": data["totals"],
+            "charts": charts(data, top_users, top_sessions, scores),
+            "top_users": top_users,
+            "top_sessions": top_sessions,
+            "ranges": tuple(RANGES),
+            "error": error,
+        },
+        page=page,
+        status=400 if error else 200,
+    )

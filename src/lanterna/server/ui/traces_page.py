@@ -1,0 +1,424 @@
+"""Traces: the filtered list and one trace (tree, waterfall, IO, usage, cost, scores),
+and scores added by hand (annotations)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ...analytics.traces import LEVELS, trace_rollups, trace_scores
+from ...ingest.langfuse_events import Invalid
+from ...store import traces as trace_store
+from ...store.db import Conn
+from ...store.filters import Condition, FilterError
+from ...store.write import apply_events
+from ...timeutil import UTC, format_ts, now, parse_ts
+from ..api.scores import score_event
+from ..shapes import observation_json, score_json, trace_json
+from .io_view import io_view
+from .web import Page, not_found, page_form, project_page, redirect, render, rt_of
+
+router = APIRouter()
+
+PAGE_SIZES = (25, 50, 100)
+RANGES = {"1h": 1 / 24, "24h": 1, "7d": 7, "30d": 30, "90d": 90}
+SORTS = {
+    "timestamp": "Time",
+    "name": "Name",
+    "userId": "User",
+    "sessionId": "Session",
+    "release": "Release",
+}
+LEVEL_CHOICES = ("ERROR", "WARNING", "DEFAULT", "DEBUG")
+
+
+def parse_when(value: str, name: str) -> datetime | None:
+    """A date or ``datetime-local`` value (UTC when it has no offset)."""
+    if not value:
+        return None
+    text = value.strip()
+    if len(text) == 10:  # a bare date
+        text += "T00:00"
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return parse_ts(text)
+        except ValueError:
+            raise FilterError(f"{name}: not a date or time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def time_range(params: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """``range`` preset (``24h``, ``7d``...) or ``custom`` with ``from``/``to``."""
+    preset = params.get("range") or "all"
+    if preset in RANGES:
+        return now() - timedelta(days=RANGES[preset]), None
+    if preset == "custom":
+        return parse_when(params.get("from", ""), "from"), parse_when(params.get("to", ""), "to")
+    return None, None
+
+
+@dataclass
+class ListView:
+    """The trace list's filters, read from (and written back to) the URL."""
+
+    params: dict[str, Any]
+    page: int = 1
+    limit: int = 50
+    sort: str = "timestamp"
+    desc: bool = True
+    meta: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def from_request(cls, request: Request) -> ListView:
+        q = request.query_params
+        keys = ("q", "user", "session", "name", "env", "release", "level", "model", "range")
+        params: dict[str, Any] = {k: q.get(k, "").strip() for k in keys}
+        params.update({"from": q.get("from", "").strip(), "to": q.get("to", "").strip()})
+        params["tag"] = [t.strip() for raw in q.getlist("tag") for t in raw.split(",") if t.strip()]
+        params["meta"] = [m.strip() for m in q.getlist("meta") if m.strip()]
+        view = cls(params)
+        view.page = max(1, _int(q.get("page"), 1))
+        limit = _int(q.get("limit"), 50)
+        view.limit = limit if limit in PAGE_SIZES else 50
+        sort = q.get("sort", "timestamp")
+        view.sort = sort if sort in SORTS else "timestamp"
+        view.desc = q.get("dir", "desc") != "asc"
+        params.update(sort=view.sort if view.sort != "timestamp" else "")
+        params.update(dir="" if view.desc else "asc", limit=view.limit if view.limit != 50 else "")
+        for item in params["meta"]:
+            key, sep, value = item.partition("=")
+            if sep and key.strip():
+                view.meta.append((key.strip(), value.strip()))
+        return view
+
+    def query(self) -> trace_store.TraceQuery:
+        """The store query for these filters; raises FilterError for a bad value."""
+        p = self.params
+        start, end = time_range(p)
+        filters = [Condition("stringObject", "metadata", "=", v, key=k) for k, v in self.meta]
+        if p["level"] == "errors":
+            filters.append(Condition("number", "errorCount", ">", 0))
+        elif p["level"] in LEVEL_CHOICES:
+            filters.append(Condition("string", "level", "=", p["level"]))
+        return trace_store.TraceQuery(
+            user_id=p["user"] or None,
+            session_id=p["session"] or None,
+            name=p["name"] or None,
+            release=p["release"] or None,
+            environments=[p["env"]] if p["env"] else (),
+            tags=p["tag"],
+            from_timestamp=start,
+            to_timestamp=end,
+            filters=filters,
+            order_field=self.sort,
+            order_desc=self.desc,
+            search=p["q"] or None,
+            model=p["model"] or None,
+        )
+
+    @property
+    def active(self) -> bool:
+        """True when any filter narrows the list."""
+        p = self.params
+        return any(
+            p[k]
+            for k in (
+                "q",
+                "user",
+                "session",
+                "name",
+                "env",
+                "release",
+                "level",
+                "model",
+                "tag",
+                "meta",
+            )
+        ) or p["range"] not in ("", "all")
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value else default
+    except ValueError:
+        return default
+
+
+def _preview(value: Any, size: int = 140) -> str:
+    view = io_view(value)
+    if view.kind == "none":
+        return ""
+    if view.kind == "chat":
+        last = view.messages[-1]
+        text = " ".join(last.texts) if last.texts else ""
+    elif view.kind == "text":
+        text = view.value
+    else:
+        from .fmt import pretty
+
+        text = pretty(view.value) if view.kind == "tree" else str(view.value)
+    text = " ".join(text.split())
+    return text if len(text) <= size else text[:size] + "…"
+
+
+def list_rows(
+    conn: Conn, project_id: str, query: trace_store.TraceQuery, *, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of traces with everything the list shows per row."""
+    rows, total = trace_store.list_traces(conn, project_id, query, limit=limit, offset=offset)
+    ids = [r["id"] for r in rows]
+    metrics = trace_store.trace_metrics(conn, project_id, ids)
+    rollups = trace_rollups(conn, project_id, ids)
+    scores = trace_scores(conn, project_id, ids)
+    d = conn.dialect
+    out = []
+    for row in rows:
+        trace = trace_json(d, row, project_id)
+        latency, cost = metrics.get(row["id"], (None, None))
+        rollup = rollups.get(row["id"])
+        out.append(
+            {
+                **trace,
+                "latency": latency,
+                "cost": cost,
+                "tokens": rollup.tokens if rollup else 0,
+                "level": rollup.level if rollup else "DEFAULT",
+                "errors": rollup.errors if rollup else 0,
+                "scores": scores.get(row["id"], []),
+                "inputPreview": _preview(trace["input"]),
+                "outputPreview": _preview(trace["output"]),
+            }
+        )
+    return out, total
+
+
+@router.get("/project/{project_id}/traces")
+async def traces_list(request: Request, project_id: str) -> Response:
+    """The project's traces: filters in the URL, search, sort, pages."""
+    page = await project_page(request, project_id)
+    view = ListView.from_request(request)
+    error = ""
+    rows: list[dict[str, Any]] = []
+    total = 0
+    try:
+        query = view.query()
+        rows, total = await rt_of(request).read(
+            lambda c: list_rows(
+                c, page.pid, query, limit=view.limit, offset=(view.page - 1) * view.limit
+            )
+        )
+    except FilterError as exc:
+        error = str(exc)
+    pages = max(1, -(-total // view.limit))
+    return render(
+        request,
+        "traces.html",
+        {
+            "view": view,
+            "p": view.params,
+            "rows": rows,
+            "total": total,
+            "pages": pages,
+            "error": error,
+            "sorts": SORTS,
+            "ranges": ("1h", "24h", "7d", "30d", "90d"),
+            "levels": LEVEL_CHOICES,
+        },
+        page=page,
+        status=400 if error else 200,
+    )
+
+
+# --- one trace ----------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    """An observation placed in the tree and on the timeline."""
+
+    obs: dict[str, Any]
+    depth: int
+    offset_pct: float = 0.0
+    width_pct: float = 0.0
+    start_offset: float = 0.0
+
+
+def build_tree(observations: list[dict[str, Any]]) -> list[Node]:
+    """Observations in depth-first order (children by start time), with their depth.
+
+    An observation whose parent is missing is a root, and a parent cycle cannot loop.
+    """
+    ids = {o["id"] for o in observations}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for o in observations:
+        parent = o["parentObservationId"] if o["parentObservationId"] in ids else None
+        children.setdefault(parent, []).append(o)
+    for kids in children.values():
+        kids.sort(key=lambda o: (o["startTime"] or "", o["id"]))
+    out: list[Node] = []
+    seen: set[str] = set()
+
+    def walk(parent: str | None, depth: int) -> None:
+        for o in children.get(parent, []):
+            if o["id"] in seen:
+                continue
+            seen.add(o["id"])
+            out.append(Node(o, depth))
+            walk(o["id"], depth + 1)
+
+    walk(None, 0)
+    # Observations only reachable through a cycle still appear, at the top level.
+    for o in observations:
+        if o["id"] not in seen:
+            seen.add(o["id"])
+            out.append(Node(o, 0))
+            walk(o["id"], 1)
+    return out
+
+
+def place_on_timeline(nodes: list[Node], trace_start: datetime) -> float:
+    """Set each node's bar (percent of the span); return the span in seconds."""
+    starts: list[tuple[Node, datetime, datetime]] = []
+    t0 = trace_start
+    t1 = trace_start
+    for node in nodes:
+        start = parse_ts(node.obs["startTime"])
+        end = parse_ts(node.obs["endTime"]) if node.obs["endTime"] else start
+        end = max(end, start)
+        starts.append((node, start, end))
+        t0, t1 = min(t0, start), max(t1, end)
+    span = (t1 - t0).total_seconds()
+    for node, start, end in starts:
+        node.start_offset = (start - t0).total_seconds()
+        if span > 0:
+            node.offset_pct = 100 * node.start_offset / span
+            node.width_pct = max(100 * (end - start).total_seconds() / span, 0.3)
+        else:
+            node.offset_pct, node.width_pct = 0.0, 100.0
+        node.offset_pct = min(node.offset_pct, 99.7)
+        node.width_pct = min(node.width_pct, 100 - node.offset_pct)
+    return span
+
+
+def worst_level(levels: list[str]) -> str:
+    """The most severe of ``levels`` (DEFAULT for none)."""
+    ranks = [LEVELS.index(x) for x in levels if x in LEVELS]
+    return LEVELS[max(ranks)] if ranks else "DEFAULT"
+
+
+def trace_detail(conn: Conn, project_id: str, trace_id: str) -> dict[str, Any] | None:
+    """The trace with its observations (API shapes), scores, latency and cost."""
+    row = trace_store.get_trace(conn, project_id, trace_id)
+    if row is None:
+        return None
+    d = conn.dialect
+    observations = [
+        observation_json(d, o) for o in trace_store.observations_of(conn, project_id, trace_id)
+    ]
+    scores = [score_json(d, s) for s in trace_store.scores_of(conn, project_id, trace_id)]
+    latency, cost = trace_store.trace_metrics(conn, project_id, [trace_id]).get(
+        trace_id, (None, None)
+    )
+    return {
+        "trace": trace_json(d, row, project_id),
+        "observations": observations,
+        "scores": scores,
+        "latency": latency,
+        "cost": cost,
+        "tokens": sum(o["usage"]["total"] or 0 for o in observations),
+    }
+
+
+@router.get("/project/{project_id}/traces/{trace_id:path}")
+async def trace_page(request: Request, project_id: str, trace_id: str) -> Response:
+    """One trace: tree, timeline, the selected observation's IO, usage, cost, scores."""
+    page = await project_page(request, project_id)
+    found = await rt_of(request).read(lambda c: trace_detail(c, page.pid, trace_id))
+    if found is None:
+        raise not_found("Trace")
+    return _trace_response(request, page, found, error="")
+
+
+def _trace_response(
+    request: Request, page: Page, found: dict[str, Any], *, error: str, status: int = 200
+) -> Response:
+    trace = found["trace"]
+    nodes = build_tree(found["observations"])
+    span = place_on_timeline(nodes, parse_ts(trace["timestamp"]))
+    selected_id = request.query_params.get("observation", "")
+    selected = next((n.obs for n in nodes if n.obs["id"] == selected_id), None)
+    subject = selected or trace
+    scores = found["scores"]
+    if selected is not None:
+        shown_scores = [s for s in scores if s["observationId"] == selected["id"]]
+    else:
+        shown_scores = scores
+    return render(
+        request,
+        "trace.html",
+        {
+            "trace": trace,
+            "found": found,
+            "nodes": nodes,
+            "span": span,
+            "selected": selected,
+            "subject": subject,
+            "input_view": io_view(subject.get("input")),
+            "output_view": io_view(subject.get("output")),
+            "metadata": subject.get("metadata"),
+            "scores": shown_scores,
+            "all_scores": scores,
+            "error": error,
+            "trace_level": worst_level([n.obs["level"] for n in nodes]),
+        },
+        page=page,
+        status=status,
+    )
+
+
+@router.post("/project/{project_id}/scores")
+async def add_score(request: Request, project_id: str) -> Response:
+    """Add a score by hand to a trace or one of its observations (source ANNOTATION)."""
+    page, form = await page_form(request, project_id, "annotate")
+    rt = rt_of(request)
+    trace_id = form.get("trace_id")
+    observation_id = form.get("observation_id") or None
+    found = await rt.read(lambda c: trace_detail(c, page.pid, trace_id))
+    if found is None:
+        raise not_found("Trace")
+    if observation_id and observation_id not in {o["id"] for o in found["observations"]}:
+        raise not_found("Observation")
+    data_type = form.get("data_type", "NUMERIC")
+    raw_value = form.get("value")
+    value: Any = raw_value
+    if data_type in ("NUMERIC", "BOOLEAN"):
+        try:
+            value = float(raw_value)
+        except ValueError:
+            value = None
+    body = {
+        "traceId": trace_id,
+        "observationId": observation_id,
+        "name": form.get("name"),
+        "value": value,
+        "dataType": data_type,
+        "comment": form.get("comment") or None,
+        "source": "ANNOTATION",
+    }
+    try:
+        event = score_event(body, format_ts(now()))
+    except Invalid as exc:
+        return _trace_response(request, page, found, error=str(exc), status=400)
+    event.fields["author_user_id"] = page.viewer.user["id"]
+    await rt.write(lambda c: apply_events(c, page.pid, [event]))
+    target = f"/project/{page.pid}/traces/{quote(trace_id, safe='/')}"
+    if observation_id:
+        target += "?" + urlencode({"observation": observation_id})
+    return redirect(target + "#scores")

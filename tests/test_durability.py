@@ -1,0 +1,262 @@
+"""``lanterna serve`` as a real process: first-start output, and no acknowledged event lost
+to ``kill -9``.
+
+The promise under test (ARCHITECTURE.md, "What the server promises"): a 2xx means the
+data is committed, so a crash right after it loses nothing. Several threads send batches;
+the moment one of them has its N-th 207, the server gets SIGKILL while the others are
+mid-request. After a restart every event of every acknowledged batch must be readable.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from support import free_port
+
+pytestmark = pytest.mark.slow
+
+KEY_LINE = re.compile(r"^(LANGFUSE_(?:PUBLIC_KEY|SECRET_KEY|HOST))=(\S+)$", re.M)
+
+
+def _db_args(db_url: str) -> list[str]:
+    if db_url.startswith("sqlite:///"):
+        return ["--data-dir", str(Path(db_url.removeprefix("sqlite:///")).parent)]
+    return ["--database-url", db_url]
+
+
+class Server:
+    """One ``lanterna serve`` process on a free port; ``output`` is what it printed."""
+
+    def __init__(self, db_url: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("LANTERNA_DATABASE_URL", None)
+        env.pop("LANTERNA_DATA_DIR", None)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lanterna.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                *_db_args(db_url),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
+        self.output = ""
+        self._wait_ready()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while "Listening on" not in self.output:
+            try:
+                line = self._lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                self.kill()
+                pytest.fail(f"lanterna serve did not start:\n{self.output}")
+            self.output += line
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/api/public/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.kill()
+        pytest.fail(f"lanterna serve never answered /api/public/health:\n{self.output}")
+
+    def keys(self) -> dict[str, str]:
+        """The ``LANGFUSE_*=`` lines printed so far."""
+        return dict(KEY_LINE.findall(self.output))
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self._close()
+
+    def stop(self) -> int:
+        """SIGTERM: a graceful shutdown. Uvicorn re-raises the signal once it has shut
+        down, so a clean stop exits with -SIGTERM (0 on older versions)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(30)
+        self._close()
+        return code
+
+    def _close(self) -> None:
+        self._pump_thread.join(10)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        while (line := self._lines.get_nowait() if not self._lines.empty() else None) is not None:
+            self.output += line
+
+
+def test_first_start_prints_the_env_lines_and_they_work(db_url: str):
+    server = Server(db_url)
+    try:
+        keys = server.keys()
+        assert set(keys) == {"LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_HOST"}
+        assert keys["LANGFUSE_PUBLIC_KEY"].startswith("pk-lf-")
+        assert keys["LANGFUSE_SECRET_KEY"].startswith("sk-lf-")
+        assert keys["LANGFUSE_HOST"] == f"http://localhost:{server.port}"
+        auth = (keys["LANGFUSE_PUBLIC_KEY"], keys["LANGFUSE_SECRET_KEY"])
+        # the printed host works as printed (localhost), with the printed keys
+        response = httpx.get(f"{keys['LANGFUSE_HOST']}/api/public/projects", auth=auth)
+        assert response.status_code == 200
+        assert len(response.json()["data"]) == 1
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM), server.output
+
+    again = Server(db_url)
+    try:
+        assert again.keys() == {}
+        assert keys["LANGFUSE_SECRET_KEY"] not in again.output
+        assert "Existing project" in again.output
+        response = httpx.get(f"{again.url}/api/public/projects", auth=auth)
+        assert response.status_code == 200
+    finally:
+        assert again.stop() in (0, -signal.SIGTERM), again.output
+
+
+@dataclass
+class Acked:
+    """What the server acknowledged: trace id -> {observation id: expected output}."""
+
+    traces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    responses: int = 0
+
+
+def _batch(traces: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``traces`` traces of a span, a child span (created then updated) and a generation."""
+    stamp = "2024-05-01T10:00:00.000000Z"
+    events: list[dict[str, Any]] = []
+    expected: dict[str, dict[str, Any]] = {}
+
+    def add(type_: str, body: dict[str, Any]) -> None:
+        events.append({"id": uuid.uuid4().hex, "type": type_, "timestamp": stamp, "body": body})
+
+    for _ in range(traces):
+        tid, root, child, gen = (str(uuid.uuid4()) for _ in range(4))
+        text = "x" * random.randint(100, 600)
+        add("trace-create", {"id": tid, "name": "durable", "input": {"q": text}})
+        add("span-create", {"id": root, "traceId": tid, "name": "root", "input": text})
+        add("span-create", {"id": child, "traceId": tid, "parentObservationId": root})
+        add(
+            "generation-create",
+            {
+                "id": gen,
+                "traceId": tid,
+                "parentObservationId": child,
+                "model": "gpt-4o",
+                "usage": {"input": 7, "output": 3},
+                "output": {"text": text},
+            },
+        )
+        add("span-update", {"id": child, "traceId": tid, "output": {"done": tid}})
+        expected[tid] = {root: None, child: {"done": tid}, gen: {"text": text}}
+    return events, expected
+
+
+def _load(server: Server, auth: tuple[str, str], acked: Acked, kill_after: int) -> None:
+    """Several threads send batches until the server dies; it is killed after the
+    ``kill_after``-th acknowledged batch of this round."""
+    start = acked.responses
+    failures: list[str] = []
+
+    def send(client: httpx.Client) -> bool:
+        events, expected = _batch(random.randint(5, 20))
+        try:
+            response = client.post("/api/public/ingestion", json={"batch": events})
+        except httpx.TransportError:
+            return False  # the server is gone
+        if response.status_code != 207 or response.json()["errors"]:
+            failures.append(f"{response.status_code} {response.text[:500]}")
+            return False
+        with acked.lock:
+            acked.traces.update(expected)
+            acked.responses += 1
+            if acked.responses - start == kill_after:
+                os.kill(server.proc.pid, signal.SIGKILL)
+        return True
+
+    def sender() -> None:
+        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and send(client):
+                pass
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+        assert not thread.is_alive()
+    assert failures == []
+    assert acked.responses - start >= kill_after, "the server was not killed under load"
+    server.kill()
+    assert server.proc.returncode == -signal.SIGKILL
+
+
+def test_kill_9_loses_no_acknowledged_event(db_url: str):
+    server = Server(db_url)
+    keys = server.keys()
+    auth = (keys["LANGFUSE_PUBLIC_KEY"], keys["LANGFUSE_SECRET_KEY"])
+    acked = Acked()
+    try:
+        for kill_after in (random.randint(5, 15), random.randint(20, 40)):
+            _load(server, auth, acked, kill_after)
+            server = Server(db_url)
+            assert "LANGFUSE_SECRET_KEY" not in server.output
+            assert server.keys() == {}
+        assert acked.responses >= 25
+
+        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as client:
+            for trace_id, observations in acked.traces.items():
+                response = client.get(f"/api/public/traces/{trace_id}")
+                assert response.status_code == 200, (trace_id, response.text)
+                trace = response.json()
+                got = {o["id"]: o for o in trace["observations"]}
+                assert set(got) == set(observations), trace_id
+                for obs_id, output in observations.items():
+                    if output is not None:
+                        assert got[obs_id]["output"] == output
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM), server.output

@@ -1,0 +1,96 @@
+"""The official Langfuse 5.x SDK creates, fetches (by label and by version), compiles and
+relabels prompts with no change, and its generations (OTLP spans) link to the version.
+
+The SDK runs in ``.venvs/langfuse5`` as a subprocess (``tests/clients/lf5_prompts.py``);
+what it stored is read back through our API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENTS = ROOT / "tests" / "clients"
+PYTHON = ROOT / ".venvs" / "langfuse5" / "bin" / "python"
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(server: Any) -> dict[str, Any]:
+    if not PYTHON.exists():
+        pytest.fail(
+            f"{PYTHON} is missing: run scripts/test, which creates .venvs/langfuse5 from"
+            " tests/clients/langfuse5.txt"
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "OTEL_"))}
+    env.update(
+        LANGFUSE_PUBLIC_KEY=server.project.public_key,
+        LANGFUSE_SECRET_KEY=server.project.secret_key,
+        LANGFUSE_BASE_URL=server.url,
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    proc = subprocess.run(
+        [str(PYTHON), str(CLIENTS / "lf5_prompts.py")],
+        env=env,
+        cwd=CLIENTS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, f"lf5_prompts.py failed:\n{proc.stdout}\n{proc.stderr}"
+    assert "Failed to export" not in proc.stderr, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["sdk_log"] == [], result["sdk_log"]
+    return result
+
+
+def test_langfuse5_prompts_end_to_end(live_server):
+    result = run_script(live_server)
+    assert result["created"] == [1, 2, 1]
+    assert result["production"] == {
+        "version": 1,
+        "prompt": "You are a research agent. Topic: {{topic}}",
+        "config": {"model": "gpt-4", "temperature": 0.7},
+        "labels": ["production"],
+    }
+    assert result["latest"] == [2, "shorter"] and result["by_version"] == 2
+    assert result["compiled"] == "You are a research agent. Topic: whales"
+    assert result["chat_compiled"] == [
+        {"role": "system", "content": "You triage for ops."},
+        {"role": "user", "content": "earlier"},
+        {"role": "user", "content": "why?"},
+    ]
+    assert result["langchain"] == [
+        ["system", "You triage for {team}."],
+        ["user", "{question}"],
+    ]
+    assert result["fallback"] == [True, "fallback 1"]
+    assert result["missing"] == "NotFoundError 404"
+    assert result["relabelled"] == ["latest", "production"]
+    assert result["after_relabel"] == 2
+
+    with httpx.Client(base_url=live_server.url, auth=live_server.project.auth) as client:
+        trace = client.get(f"/api/public/traces/{result['trace_id']}").json()
+        generations = {o["name"]: o for o in trace["observations"] if o["type"] == "GENERATION"}
+        assert set(generations) == {"with-v1", "with-v2", "with-fallback"}
+        versions = {
+            v: client.get("/api/public/v2/prompts/research_agent_v1", params={"version": v}).json()
+            for v in (1, 2)
+        }
+        for name, version in (("with-v1", 1), ("with-v2", 2)):
+            gen = generations[name]
+            assert (gen["promptName"], gen["promptVersion"]) == ("research_agent_v1", version)
+            assert gen["promptId"] == versions[version]["id"]
+        # The SDK sends no link for a fallback prompt.
+        assert generations["with-fallback"]["promptName"] is None
+        assert generations["with-fallback"]["promptId"] is None
+        metrics = client.get("/api/public/prompts/metrics?name=research_agent_v1").json()["data"]
+        assert [(m["version"], m["generations"]) for m in metrics] == [(1, 1), (2, 1)]

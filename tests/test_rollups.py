@@ -1,0 +1,314 @@
+"""Hourly rollups: they equal aggregates of the raw rows after inserts, updates and
+deletes, and the metrics read from them keep their documented percentile error."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from helpers import T0, event, ingest, iso
+from lanterna.analytics import metrics, rollups
+from lanterna.cost.recompute import recompute
+from lanterna.store.db import Database
+
+
+def _raw(conn: Any, project_id: str) -> dict[str, Any]:
+    """The rollups' content computed in Python from the raw rows (the definition)."""
+    traces = {
+        r["id"]: r for r in conn.all("SELECT * FROM traces WHERE project_id = ?", [project_id])
+    }
+    obs = defaultdict(list)
+    for o in conn.all("SELECT * FROM observations WHERE project_id = ?", [project_id]):
+        obs[o["trace_id"]].append(o)
+    d = conn.dialect
+    trace_keys: dict[tuple, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    model_keys: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0, 0])
+    for tid, t in traces.items():
+        hour = d.ts_out(t["timestamp"])[:13]
+        env = t["environment"]
+        mine = obs.get(tid, [])
+        if not mine:
+            trace_keys[(hour, env, rollups.NO_LATENCY)][0] += 1
+            continue
+        start = min(d.ts_parse(o["start_time"]) for o in mine)
+        end = max(d.ts_parse(o["end_time"] or o["start_time"]) for o in mine)
+        latency = (end - start).total_seconds()
+        v = trace_keys[(hour, env, rollups.latency_bucket(latency))]
+        v[0] += 1
+        v[1] += int(any(o["level"] == "ERROR" for o in mine))
+        v[2] += latency
+        for o in mine:
+            m = model_keys[(hour, env, o["model"] or "")]
+            m[0] += 1
+            m[1] += float(o["total_cost"] or 0)
+            m[2] += int(o["usage_input"] or 0)
+            m[3] += int(o["usage_output"] or 0)
+            m[4] += int(o["usage_total"] or 0)
+    totals = {
+        (tid, t["user_id"], t["session_id"]): [
+            len(obs.get(tid, [])),
+            sum(float(o["total_cost"] or 0) for o in obs.get(tid, [])),
+            sum(int(o["usage_total"] or 0) for o in obs.get(tid, [])),
+        ]
+        for tid, t in traces.items()
+    }
+    return {"traces": dict(trace_keys), "models": dict(model_keys), "totals": totals}
+
+
+def _rolled(conn: Any, project_id: str) -> dict[str, Any]:
+    """The rollup tables' content, rows that went back to zero left out."""
+    out: dict[str, Any] = {"traces": {}, "models": {}, "totals": {}}
+    for r in conn.all("SELECT * FROM trace_totals WHERE project_id = ?", [project_id]):
+        out["totals"][(r["trace_id"], r["user_id"], r["session_id"])] = [
+            int(r["observations"]),
+            float(r["cost"]),
+            int(r["tokens"]),
+        ]
+    for r in conn.all("SELECT * FROM rollup_traces WHERE project_id = ?", [project_id]):
+        if r["traces"]:
+            key = (r["hour"], r["environment"], int(r["latency_bucket"]))
+            out["traces"][key] = [int(r["traces"]), int(r["errors"]), float(r["latency_sum"])]
+    for r in conn.all("SELECT * FROM rollup_models WHERE project_id = ?", [project_id]):
+        if r["observations"]:
+            out["models"][(r["hour"], r["environment"], r["model"])] = [
+                int(r["observations"]),
+                float(r["cost"]),
+                int(r["input_tokens"]),
+                int(r["output_tokens"]),
+                int(r["total_tokens"]),
+            ]
+    return out
+
+
+def _assert_rollups_match(api: Any) -> dict[str, Any]:
+    rt = api.app.state.runtime
+    pid = api.project.id
+    raw = rt.read_sync(lambda c: _raw(c, pid))
+    rolled = rt.read_sync(lambda c: _rolled(c, pid))
+    for table in ("traces", "models", "totals"):
+        assert set(rolled[table]) == set(raw[table]), table
+        for key, values in raw[table].items():
+            assert rolled[table][key] == pytest.approx(values, rel=1e-9, abs=1e-3), (
+                key
+            )  # julianday: ~10 µs
+    return raw
+
+
+def _trace(i: int, minutes: float, *, env: str = "production") -> list[dict[str, Any]]:
+    """A trace at T0 + ``minutes`` with a span and a generation (no end times yet)."""
+    at = minutes * 60
+    tid = f"t{i}"
+    return [
+        event(
+            "trace-create",
+            {"id": tid, "timestamp": iso(seconds=at), "environment": env, "userId": "u1"},
+        ),
+        event("span-create", {"id": f"{tid}-s", "traceId": tid, "startTime": iso(seconds=at)}),
+        event(
+            "generation-create",
+            {
+                "id": f"{tid}-g",
+                "traceId": tid,
+                "model": "model-a" if i % 2 else "model-b",
+                "startTime": iso(seconds=at + 0.1),
+                "usageDetails": {"input": 10 + i, "output": 5},
+                "costDetails": {"total": 0.01 * (i + 1)},
+            },
+        ),
+    ]
+
+
+def test_rollups_follow_inserts_updates_and_deletes(api):
+    # Inserts across several hours and two environments, one trace without observations.
+    events = [e for i in range(12) for e in _trace(i, 23 * i, env="production" if i % 3 else "dev")]
+    events.append(event("trace-create", {"id": "bare", "timestamp": iso(seconds=90)}))
+    ingest(api, *events)
+    raw = _assert_rollups_match(api)
+    assert sum(v[0] for v in raw["traces"].values()) == 13
+
+    # Updates: end times arrive later (latency buckets move), a generation gets new usage
+    # and cost, an observation turns into an error.
+    ingest(
+        api,
+        *[
+            event(
+                "span-update",
+                {
+                    "id": f"t{i}-s",
+                    "traceId": f"t{i}",
+                    "endTime": iso(seconds=23 * i * 60 + 0.5 + i),
+                },
+            )
+            for i in range(12)
+        ],
+        event(
+            "generation-update",
+            {
+                "id": "t3-g",
+                "traceId": "t3",
+                "usageDetails": {"input": 999, "output": 1},
+                "costDetails": {"total": 2.5},
+            },
+        ),
+        event("span-update", {"id": "t4-s", "traceId": "t4", "level": "ERROR"}),
+    )
+    raw = _assert_rollups_match(api)
+    assert sum(v[1] for v in raw["traces"].values()) == 1
+
+    # An observation that arrives before its trace counts once the trace exists.
+    ingest(
+        api,
+        event("span-create", {"id": "late-s", "traceId": "late", "startTime": iso(seconds=7000)}),
+    )
+    _assert_rollups_match(api)
+    ingest(api, event("trace-create", {"id": "late", "timestamp": iso(seconds=7000)}))
+    raw = _assert_rollups_match(api)
+    assert sum(v[0] for v in raw["traces"].values()) == 14
+
+    # Deletes (one and many) take the traces' contributions away.
+    assert api.delete("/api/public/traces/t3").status_code == 200
+    _assert_rollups_match(api)
+    response = api.request("DELETE", "/api/public/traces", json={"traceIds": ["t0", "t5", "bare"]})
+    assert response.status_code == 200, response.text
+    raw = _assert_rollups_match(api)
+    assert sum(v[0] for v in raw["traces"].values()) == 10
+
+    # The top users come from trace_totals and match the raw rows.
+    scope = metrics.Scope(api.project.id, T0 - timedelta(days=1), T0 + timedelta(days=1))
+    top = api.app.state.runtime.read_sync(lambda c: metrics.top_by_cost(c, scope, "user_id"))
+    mine = [v for k, v in raw["totals"].items() if k[1] == "u1" and v[0] > 0]
+    assert top == [
+        {
+            "id": "u1",
+            "traces": len(mine),
+            "cost": pytest.approx(sum(v[1] for v in mine)),
+            "tokens": sum(v[2] for v in mine),
+        }
+    ]
+
+
+def test_backfill_rebuilds_the_rollups(api):
+    ingest(api, *[e for i in range(6) for e in _trace(i, 41 * i)])
+    rt = api.app.state.runtime
+    before = rt.read_sync(lambda c: _rolled(c, api.project.id))
+
+    def rebuild(conn: Any) -> None:
+        conn.run("DELETE FROM rollup_traces")
+        conn.run("DELETE FROM rollup_models")
+        rollups.backfill(conn)
+
+    rt.writer.run_sync(rebuild)
+    after = rt.read_sync(lambda c: _rolled(c, api.project.id))
+    assert after == before
+    _assert_rollups_match(api)
+
+
+def test_metrics_from_rollups_equal_raw_totals_and_percentiles_within_bound(api):
+    rng = random.Random(7)
+    latencies = []
+    events = []
+    for i in range(200):
+        at = rng.uniform(0, 6 * 3600)
+        latency = rng.lognormvariate(0.0, 1.0)
+        latencies.append(latency)
+        tid = f"p{i}"
+        events += [
+            event("trace-create", {"id": tid, "timestamp": iso(seconds=at)}),
+            event(
+                "generation-create",
+                {
+                    "id": f"{tid}-g",
+                    "traceId": tid,
+                    "model": "m",
+                    "startTime": iso(seconds=at),
+                    "endTime": iso(seconds=at + latency),
+                    "level": "ERROR" if i % 10 == 0 else "DEFAULT",
+                    "usageDetails": {"input": 3, "output": 2},
+                    "costDetails": {"total": 0.5},
+                },
+            ),
+        ]
+    ingest(api, *events)
+    # A range that starts and ends inside hours: its whole hours come from the rollups,
+    # the partial ones from raw rows.
+    scope = metrics.Scope(
+        api.project.id, T0 - timedelta(minutes=17), T0 + timedelta(hours=6, minutes=5)
+    )
+    out = api.app.state.runtime.read_sync(lambda c: metrics.overview(c, scope))
+    totals = out["totals"]
+    assert totals["traces"] == 200
+    assert totals["observations"] == 200
+    assert totals["cost"] == pytest.approx(100.0)
+    assert totals["inputTokens"] == 600 and totals["outputTokens"] == 400
+    assert totals["errorRate"] == pytest.approx(0.1)
+    assert totals["avgLatency"] == pytest.approx(sum(latencies) / 200, abs=1e-4)
+    assert sum(out["series"]["traces"]) == 200
+    exact = sorted(latencies)
+    for q, key in ((0.5, "p50Latency"), (0.95, "p95Latency"), (0.99, "p99Latency")):
+        want = exact[max(1, math.ceil(q * 200)) - 1]
+        assert abs(totals[key] - want) / want <= metrics.PERCENTILE_ERROR, key
+
+    # A range of whole hours only (all from the rollups) and one inside a single hour
+    # (all raw) agree with the raw rows too.
+    whole = metrics.Scope(api.project.id, T0, T0 + timedelta(hours=7))
+    same = api.app.state.runtime.read_sync(lambda c: metrics.overview(c, whole))["totals"]
+    for key in (
+        "traces",
+        "observations",
+        "cost",
+        "totalTokens",
+        "errorRate",
+        "avgLatency",
+        "p50Latency",
+        "p95Latency",
+        "p99Latency",
+    ):
+        assert same[key] == pytest.approx(totals[key], rel=1e-9), key
+    inside = metrics.Scope(api.project.id, T0 + timedelta(minutes=5), T0 + timedelta(minutes=50))
+    part = api.app.state.runtime.read_sync(lambda c: metrics.overview(c, inside))["totals"]
+    at = [e for e in events if e["type"] == "trace-create"]
+    assert part["traces"] == sum(
+        1 for e in at if iso(seconds=300) <= e["body"]["timestamp"] < iso(seconds=3000)
+    )
+
+
+def test_cost_recompute_moves_the_rollups(api, db_url):
+    ingest(
+        api,
+        event("trace-create", {"id": "r", "timestamp": iso()}),
+        event(
+            "generation-create",
+            {
+                "id": "r-g",
+                "traceId": "r",
+                "model": "acme-house-model",
+                "startTime": iso(),
+                "usageDetails": {"input": 1000, "output": 100},
+            },
+        ),
+    )
+    before = _assert_rollups_match(api)
+    assert sum(v[1] for v in before["models"].values()) == 0  # no price known yet
+    response = api.post(
+        "/api/public/models",
+        json={
+            "modelName": "acme-house-model",
+            "matchPattern": "^acme-house-model$",
+            "inputPrice": 1e-6,
+            "outputPrice": 2e-6,
+        },
+    )
+    assert response.status_code == 200, response.text
+
+    db = Database(db_url)
+    try:
+        assert recompute(db, since=T0 - timedelta(days=1)).changed == 1
+    finally:
+        db.close()
+    after = _assert_rollups_match(api)
+    assert sum(v[1] for v in after["models"].values()) == pytest.approx(1000e-6 + 200e-6)

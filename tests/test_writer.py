@@ -1,0 +1,145 @@
+"""The write path's mechanics: group commit, announced work, the SQLite checkpointer and
+WAL bound, and large batches (multi-row statements), on both backends."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import event, ingest
+from lanterna.store import writer as writer_module
+from lanterna.store.db import Database
+from lanterna.store.migrations import migrate
+from lanterna.store.writer import Writer
+from lanterna.timeutil import now
+
+
+@pytest.fixture
+def db(db_url: str):
+    database = Database(db_url)
+    migrate(database)
+    yield database
+    database.close()
+
+
+def _insert(name: str):
+    def work(conn):
+        conn.run(
+            "INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)",
+            (name, name, conn.dialect.ts(now())),
+        )
+        return name
+
+    return work
+
+
+def _names(db: Database) -> set[str]:
+    with db.read() as conn:
+        return {r["id"] for r in conn.all("SELECT id FROM organizations")}
+
+
+def test_announced_work_joins_the_same_commit(db: Database):
+    writer = Writer(db, linger=2.0)
+    writer.start()
+    try:
+        with writer.expect() as expected:
+            first = writer.submit(_insert("a"))
+            time.sleep(0.2)  # "a" waits: more work was announced
+            assert not first.done()
+            second = writer.submit(_insert("b"))
+            expected.done()
+        assert first.result(10) == "a" and second.result(10) == "b"
+        assert (writer.commits, writer.units) == (1, 2)
+        assert _names(db) == {"a", "b"}
+    finally:
+        writer.stop()
+
+
+def test_without_announced_work_a_unit_commits_at_once(db: Database):
+    writer = Writer(db, linger=5.0)
+    writer.start()
+    try:
+        started = time.monotonic()
+        assert writer.run_sync(_insert("solo"), timeout=10) == "solo"
+        assert time.monotonic() - started < 2.0  # did not wait for the linger
+        # an announcement that is withdrawn (failed request) does not hold commits
+        with writer.expect():
+            pass
+        started = time.monotonic()
+        writer.run_sync(_insert("after"), timeout=10)
+        assert time.monotonic() - started < 2.0
+    finally:
+        writer.stop()
+
+
+def test_a_failing_unit_is_rolled_back_alone(db: Database):
+    writer = Writer(db)
+    writer.start()
+    try:
+
+        def boom(conn):
+            _insert("half")(conn)
+            raise ValueError("boom")
+
+        bad = writer.submit(boom)
+        good = writer.submit(_insert("kept"))
+        with pytest.raises(ValueError, match="boom"):
+            bad.result(10)
+        assert good.result(10) == "kept"
+        assert _names(db) == {"kept"}
+    finally:
+        writer.stop()
+
+
+def test_sqlite_wal_is_checkpointed_in_the_background_and_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(writer_module, "WAL_RESTART_BYTES", 256 * 1024)
+    monkeypatch.setattr(writer_module, "WAL_KEEP_BYTES", 64 * 1024)
+    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
+    migrate(db)
+    writer = Writer(db)
+    writer.start()
+    wal = tmp_path / "w.db-wal"
+    try:
+        sizes = []
+        for n in range(40):
+            writer.run_sync(_insert(f"org-{n}-" + "x" * 100_000), timeout=10)
+            sizes.append(os.path.getsize(wal))
+        # 4 MB were written; the log is restarted and cut back instead of growing
+        assert max(sizes) < 1024 * 1024, sizes
+        deadline = time.monotonic() + 10
+        while writer._checkpointer is not None and writer._checkpointer.runs == 0:
+            assert time.monotonic() < deadline, "the checkpointer never ran"
+            time.sleep(0.05)
+    finally:
+        writer.stop()
+    assert len(_names(db)) == 40
+    db.close()
+
+
+def test_a_large_batch_of_new_and_existing_entities(api):
+    """More rows than one multi-row statement holds, half of them updates."""
+    first = [event("trace-create", {"id": f"t{n}", "name": "old"}) for n in range(70)]
+    first += [
+        event("span-create", {"id": f"s{n}", "traceId": f"t{n % 70}", "name": "old"})
+        for n in range(75)
+    ]
+    assert ingest(api, *first)["errors"] == []
+    second = [event("trace-create", {"id": f"t{n}", "name": "new"}, at=1) for n in range(140)]
+    second += [
+        event("span-update", {"id": f"s{n}", "traceId": f"t{n % 70}", "output": n}, at=1)
+        for n in range(150)
+    ]
+    assert ingest(api, *second)["errors"] == []
+    listed = api.get("/api/public/traces", params={"limit": 100, "page": 2}).json()
+    assert listed["meta"]["totalItems"] == 140
+    for n in (0, 69, 70, 139):
+        assert api.get(f"/api/public/traces/t{n}").json()["name"] == "new"
+    for n in (0, 74, 75, 149):
+        obs = api.get(f"/api/public/observations/s{n}").json()
+        assert obs["output"] == n
+        assert obs["name"] == ("old" if n < 75 else None)

@@ -1,0 +1,106 @@
+"""``lanterna serve`` as a user runs it: the owner account at first start, ``--no-auth``."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _db_args(db_url: str) -> list[str]:
+    if db_url.startswith("sqlite:///"):
+        return ["--data-dir", str(Path(db_url.removeprefix("sqlite:///")).parent)]
+    return ["--database-url", db_url]
+
+
+@contextmanager
+def serve(db_url: str, *extra: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """Run ``lanterna serve``; yield (base URL, what it printed before listening)."""
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lanterna", "serve", "--port", str(port), *_db_args(db_url), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**clean, **(env or {})},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Listening on"):
+                break
+        printed = "".join(lines)
+        assert "Listening on" in printed, printed
+        base = f"http://127.0.0.1:{port}"
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/api/public/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield base, printed
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def _login(base: str, email: str, password: str) -> httpx.Response:
+    with httpx.Client(base_url=base) as client:
+        form = client.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token
+        return client.post(
+            "/login", data={"csrf_token": token.group(1), "email": email, "password": password}
+        )
+
+
+def test_first_start_prints_a_one_time_owner_password_once(db_url: str) -> None:
+    with serve(db_url) as (base, printed):
+        found = re.search(r"owner account for the web UI: (\S+)\n.*password.*: (\S+)\n", printed)
+        assert found, printed
+        email, password = found.groups()
+        assert email == "admin@localhost"
+        response = _login(base, email, password)
+        # Logged in, and sent to set a password of their own.
+        assert response.status_code == 303 and response.headers["location"] == "/account"
+        assert _login(base, email, "not it").status_code == 401
+    with serve(db_url) as (_base, printed):
+        assert "password" not in printed.lower()
+
+
+def test_owner_from_environment(db_url: str) -> None:
+    env = {"LANTERNA_ADMIN_EMAIL": "Me@Example.com", "LANTERNA_ADMIN_PASSWORD": "s3cret pass"}
+    with serve(db_url, env=env) as (base, printed):
+        assert "me@example.com" in printed and "s3cret pass" not in printed
+        response = _login(base, "me@example.com", "s3cret pass")
+        assert response.status_code == 303 and response.headers["location"] == "/"
+
+
+def test_no_auth_warns_and_binds_loopback(db_url: str) -> None:
+    with serve(db_url, "--no-auth", "--host", "0.0.0.0") as (base, printed):
+        assert "WARNING: --no-auth" in printed
+        assert "binding 127.0.0.1 only" in printed
+        with httpx.Client(base_url=base, follow_redirects=True) as client:
+            page = client.get("/")
+            assert page.status_code == 200 and "/traces" in str(page.url)
