@@ -462,7 +462,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pg-admin-url", help="PostgreSQL server URL (default: scripts/pg-start)")
     parser.add_argument("--verbose", action="store_true", help="print the server's pid")
+    parser.add_argument(
+        "--otlp",
+        action="store_true",
+        help="OTLP mode: the same workload as OTLP protobuf exports and as JSON batches,"
+        " alternating in one run, with the OTLP/JSON cost ratio (bench/otlp_ingest.py)",
+    )
     args = parser.parse_args(argv)
+    if args.otlp:
+        import otlp_ingest  # bench/otlp_ingest.py, next to this file
+
+        forwarded = ["--observations", str(args.observations), "--backend", args.backend]
+        forwarded += ["--concurrency", str(args.concurrency), "--clients", str(args.clients)]
+        if args.pg_admin_url:
+            forwarded += ["--pg-admin-url", args.pg_admin_url]
+        return int(otlp_ingest.main(forwarded))
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
     traces_per_batch = max(1, args.batch // EVENTS_PER_TRACE)
     print(

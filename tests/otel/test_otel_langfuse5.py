@@ -108,6 +108,12 @@ def test_observe_generation_and_trace_attributes(live_server):
     # The session was created by the trace that carries it.
     session = get(live_server, "/api/public/sessions/session-1")
     assert ids["trace"] in [t["id"] for t in session.get("traces", [])]
+    scores = {s["name"]: s for s in trace["scores"]}
+    assert scores["helpfulness"]["value"] == 0.75
+    assert scores["helpfulness"]["comment"] == "ok"
+    assert scores["helpfulness"]["observationId"] is None
+    assert scores["correct"]["dataType"] == "BOOLEAN" and scores["correct"]["value"] == 1
+    assert scores["correct"]["observationId"] == ids["generation"]
 
 
 def test_python_executable_is_the_pinned_sdk():

@@ -56,6 +56,12 @@ def pipeline(question: str) -> dict[str, object]:
         answer = call_llm(question, docs)
         with contextlib.suppress(ValueError):
             failing_step()
+        # Scores from inside the trace and by id (they go to /api/public/scores).
+        get_client().score_current_trace(name="helpfulness", value=0.75, comment="ok")
+        get_client().create_score(
+            trace_id=ids["trace"], observation_id=ids["generation"], name="correct",
+            value=1, data_type="BOOLEAN",
+        )  # fmt: skip
         return {"answer": answer, "docs": docs}
 
 
