@@ -204,24 +204,42 @@ def _begin_failed(exc: Exception, kwargs: dict[str, Any]) -> Observation | None:
 # --- wrappers, one per kind of function -------------------------------------------------
 
 
+def _begin_safely(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observation | None:
+    """:func:`begin`, or ``None`` (call untraced) when starting the trace fails."""
+    try:
+        return begin(spec, args, kwargs)
+    except Exception as exc:
+        return _begin_failed(exc, kwargs)
+
+
+def _leave(
+    obs: Observation,
+    token: Token[Observation | None],
+    spec: _Spec,
+    result: Any,
+    exc: BaseException | None,
+) -> None:
+    """The call returned or raised: restore the caller's current observation, end ours."""
+    CURRENT.reset(token)
+    if exc is not None:
+        end(obs, None, exc, False)
+    else:
+        end(obs, result, None, spec.capture_output)
+
+
 def _wrap_sync(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     @functools.wraps(fn)
     def observed(*args: Any, **kwargs: Any) -> Any:
-        try:
-            obs = begin(spec, args, kwargs)
-        except Exception as exc:
-            obs = _begin_failed(exc, kwargs)
+        obs = _begin_safely(spec, args, kwargs)
         if obs is None:
             return fn(*args, **kwargs)
         token = CURRENT.set(obs)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            CURRENT.reset(token)
-            end(obs, None, exc, False)
+            _leave(obs, token, spec, None, exc)
             raise
-        CURRENT.reset(token)
-        end(obs, result, None, spec.capture_output)
+        _leave(obs, token, spec, result, None)
         return result
 
     return observed
@@ -230,21 +248,16 @@ def _wrap_sync(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
 def _wrap_async(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def observed(*args: Any, **kwargs: Any) -> Any:
-        try:
-            obs = begin(spec, args, kwargs)
-        except Exception as exc:
-            obs = _begin_failed(exc, kwargs)
+        obs = _begin_safely(spec, args, kwargs)
         if obs is None:
             return await fn(*args, **kwargs)
         token = CURRENT.set(obs)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            CURRENT.reset(token)
-            end(obs, None, exc, False)
+            _leave(obs, token, spec, None, exc)
             raise
-        CURRENT.reset(token)
-        end(obs, result, None, spec.capture_output)
+        _leave(obs, token, spec, result, None)
         return result
 
     return observed
@@ -278,10 +291,7 @@ class _Collector:
 def _wrap_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     @functools.wraps(fn)
     def observed(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        try:
-            obs = begin(spec, args, kwargs)
-        except Exception as exc:
-            obs = _begin_failed(exc, kwargs)
+        obs = _begin_safely(spec, args, kwargs)
         if obs is None:
             return (yield from fn(*args, **kwargs))
         collect = (
@@ -329,10 +339,7 @@ def _wrap_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
 def _wrap_async_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def observed(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        try:
-            obs = begin(spec, args, kwargs)
-        except Exception as exc:
-            obs = _begin_failed(exc, kwargs)
+        obs = _begin_safely(spec, args, kwargs)
         if obs is None:
             async for item in fn(*args, **kwargs):
                 yield item

@@ -25,9 +25,10 @@ version::
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -63,6 +64,26 @@ _MODEL_PARAMETERS = (
     "request_timeout",
     "reasoning_effort",
 )
+
+_Callback = TypeVar("_Callback", bound=Callable[..., None])
+
+
+def _guarded(callback: _Callback) -> _Callback:
+    """Wrap a LangChain callback so a failure of ours is reported, never raised.
+
+    LangChain runs the user's chain and our callbacks in the same call; an exception
+    escaping here would break the traced app, so it goes to ``_errors`` instead.
+    """
+    where = f"langchain.{callback.__name__}"
+
+    @functools.wraps(callback)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            callback(*args, **kwargs)
+        except Exception as exc:
+            _errors.report(where, exc)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class CallbackHandler(BaseCallbackHandler):
@@ -168,11 +189,9 @@ class CallbackHandler(BaseCallbackHandler):
             obs.output = plain(output, self.client._limit)
         end(obs, None, error, False)
 
-    def _guard(self, where: str, exc: Exception) -> None:
-        _errors.report(f"langchain.{where}", exc)
-
     # --- chains ---------------------------------------------------------------------
 
+    @_guarded
     def on_chain_start(
         self,
         serialized: dict[str, Any] | None,
@@ -185,29 +204,23 @@ class CallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """A chain or runnable started."""
-        try:
-            name = _name(serialized, kwargs, "chain")
-            kind = "agent" if "agent" in name.lower() else "chain"
-            self._start(run_id, parent_run_id, kind, name, inputs, metadata, tags)
-        except Exception as exc:
-            self._guard("on_chain_start", exc)
+        name = _name(serialized, kwargs, "chain")
+        kind = "agent" if "agent" in name.lower() else "chain"
+        self._start(run_id, parent_run_id, kind, name, inputs, metadata, tags)
 
+    @_guarded
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """A chain finished."""
-        try:
-            self._end(run_id, outputs)
-        except Exception as exc:
-            self._guard("on_chain_end", exc)
+        self._end(run_id, outputs)
 
+    @_guarded
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """A chain failed."""
-        try:
-            self._end(run_id, error=error)
-        except Exception as exc:
-            self._guard("on_chain_error", exc)
+        self._end(run_id, error=error)
 
     # --- models ---------------------------------------------------------------------
 
+    @_guarded
     def on_chat_model_start(
         self,
         serialized: dict[str, Any] | None,
@@ -220,12 +233,10 @@ class CallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """A chat model was called."""
-        try:
-            flat = [_message(m) for batch in messages for m in batch]
-            self._start_generation(serialized, flat, run_id, parent_run_id, tags, metadata, kwargs)
-        except Exception as exc:
-            self._guard("on_chat_model_start", exc)
+        flat = [_message(m) for batch in messages for m in batch]
+        self._start_generation(serialized, flat, run_id, parent_run_id, tags, metadata, kwargs)
 
+    @_guarded
     def on_llm_start(
         self,
         serialized: dict[str, Any] | None,
@@ -238,11 +249,8 @@ class CallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """A completion model was called."""
-        try:
-            value = prompts[0] if len(prompts) == 1 else prompts
-            self._start_generation(serialized, value, run_id, parent_run_id, tags, metadata, kwargs)
-        except Exception as exc:
-            self._guard("on_llm_start", exc)
+        value = prompts[0] if len(prompts) == 1 else prompts
+        self._start_generation(serialized, value, run_id, parent_run_id, tags, metadata, kwargs)
 
     def _start_generation(
         self,
@@ -284,40 +292,35 @@ class CallbackHandler(BaseCallbackHandler):
             ancestor = self._parents.get(ancestor)
         return None
 
+    @_guarded
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """A streamed token: the first one fixes the time to first token."""
-        try:
-            if run_id in self._first_token:
-                return
-            obs = self._runs.get(run_id)
-            if obs is not None:
-                self._first_token.add(run_id)
-                set_extra(obs, completionStartTime=iso(time.time_ns()))
-        except Exception as exc:
-            self._guard("on_llm_new_token", exc)
+        if run_id in self._first_token:
+            return
+        obs = self._runs.get(run_id)
+        if obs is not None:
+            self._first_token.add(run_id)
+            set_extra(obs, completionStartTime=iso(time.time_ns()))
 
+    @_guarded
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """A model call finished: its reply, model name and usage."""
-        try:
-            obs = self._runs.get(run_id)
-            if obs is not None:
-                output, usage, model = _llm_result(response)
-                set_extra(obs, usageDetails=usage)
-                if model:
-                    set_extra(obs, model=model)
-                self._end(run_id, output)
-        except Exception as exc:
-            self._guard("on_llm_end", exc)
+        obs = self._runs.get(run_id)
+        if obs is not None:
+            output, usage, model = _llm_result(response)
+            set_extra(obs, usageDetails=usage)
+            if model:
+                set_extra(obs, model=model)
+            self._end(run_id, output)
 
+    @_guarded
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """A model call failed."""
-        try:
-            self._end(run_id, error=error)
-        except Exception as exc:
-            self._guard("on_llm_error", exc)
+        self._end(run_id, error=error)
 
     # --- tools and retrievers -------------------------------------------------------
 
+    @_guarded
     def on_tool_start(
         self,
         serialized: dict[str, Any] | None,
@@ -331,33 +334,27 @@ class CallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """A tool was called."""
-        try:
-            self._start(
-                run_id,
-                parent_run_id,
-                "tool",
-                _name(serialized, kwargs, "tool"),
-                inputs if inputs is not None else input_str,
-                metadata,
-                tags,
-            )
-        except Exception as exc:
-            self._guard("on_tool_start", exc)
+        self._start(
+            run_id,
+            parent_run_id,
+            "tool",
+            _name(serialized, kwargs, "tool"),
+            inputs if inputs is not None else input_str,
+            metadata,
+            tags,
+        )
 
+    @_guarded
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """A tool returned."""
-        try:
-            self._end(run_id, getattr(output, "content", output))
-        except Exception as exc:
-            self._guard("on_tool_end", exc)
+        self._end(run_id, getattr(output, "content", output))
 
+    @_guarded
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """A tool failed."""
-        try:
-            self._end(run_id, error=error)
-        except Exception as exc:
-            self._guard("on_tool_error", exc)
+        self._end(run_id, error=error)
 
+    @_guarded
     def on_retriever_start(
         self,
         serialized: dict[str, Any] | None,
@@ -370,39 +367,32 @@ class CallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """A retriever was queried."""
-        try:
-            self._start(
-                run_id,
-                parent_run_id,
-                "retriever",
-                _name(serialized, kwargs, "retriever"),
-                query,
-                metadata,
-                tags,
-            )
-        except Exception as exc:
-            self._guard("on_retriever_start", exc)
+        self._start(
+            run_id,
+            parent_run_id,
+            "retriever",
+            _name(serialized, kwargs, "retriever"),
+            query,
+            metadata,
+            tags,
+        )
 
+    @_guarded
     def on_retriever_end(self, documents: Sequence[Any], *, run_id: UUID, **kwargs: Any) -> None:
         """A retriever returned documents."""
-        try:
-            docs = [
-                {
-                    "page_content": getattr(d, "page_content", d),
-                    "metadata": getattr(d, "metadata", {}),
-                }
-                for d in documents
-            ]
-            self._end(run_id, docs)
-        except Exception as exc:
-            self._guard("on_retriever_end", exc)
+        docs = [
+            {
+                "page_content": getattr(d, "page_content", d),
+                "metadata": getattr(d, "metadata", {}),
+            }
+            for d in documents
+        ]
+        self._end(run_id, docs)
 
+    @_guarded
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """A retriever failed."""
-        try:
-            self._end(run_id, error=error)
-        except Exception as exc:
-            self._guard("on_retriever_error", exc)
+        self._end(run_id, error=error)
 
     # --- langfuse 2.x conveniences -----------------------------------------------------
 

@@ -327,6 +327,21 @@ def _safe_finish(obs: Observation, api: str, result: Any) -> None:
         _errors.report("openai.finish", exc)
 
 
+def _returned(
+    obs: Observation,
+    api: str,
+    kwargs: dict[str, Any],
+    result: Any,
+    proxy: Callable[[Any, _Accumulator], Any],
+) -> Any:
+    """The call returned: a stream is handed back wrapped (ends with its last chunk),
+    anything else ends the observation now."""
+    if kwargs.get("stream"):
+        return proxy(result, _Accumulator(obs, api))
+    _safe_finish(obs, api, result)
+    return result
+
+
 def _wrap_sync(original: Callable[..., Any], api: str) -> Callable[..., Any]:
     @functools.wraps(original)
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -338,10 +353,7 @@ def _wrap_sync(original: Callable[..., Any], api: str) -> Callable[..., Any]:
         except BaseException as exc:
             end(obs, None, exc, False)
             raise
-        if kwargs.get("stream"):
-            return _StreamProxy(result, _Accumulator(obs, api))
-        _safe_finish(obs, api, result)
-        return result
+        return _returned(obs, api, kwargs, result, _StreamProxy)
 
     create.__lanterna_wrapped__ = True  # type: ignore[attr-defined]
     return create
@@ -358,10 +370,7 @@ def _wrap_async(original: Callable[..., Any], api: str) -> Callable[..., Any]:
         except BaseException as exc:
             end(obs, None, exc, False)
             raise
-        if kwargs.get("stream"):
-            return _AsyncStreamProxy(result, _Accumulator(obs, api))
-        _safe_finish(obs, api, result)
-        return result
+        return _returned(obs, api, kwargs, result, _AsyncStreamProxy)
 
     create.__lanterna_wrapped__ = True  # type: ignore[attr-defined]
     return create

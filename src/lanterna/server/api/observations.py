@@ -7,7 +7,7 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from ... import _json
 from ...ingest.events import LEVELS, OBSERVATION_TYPES
@@ -76,12 +76,7 @@ def _query(
         )
 
 
-@router.get("/api/public/observations")
-def list_observations(
-    request: Request,
-    principal: ProjectKey,
-    page: int | None = None,
-    limit: int | None = None,
+def _filters(
     name: OptStr = None,
     user_id: Annotated[str | None, Query(alias="userId")] = None,
     type_: Annotated[str | None, Query(alias="type")] = None,
@@ -93,22 +88,30 @@ def list_observations(
     to_start_time: Annotated[str | None, Query(alias="toStartTime")] = None,
     version: OptStr = None,
     filter_json: Annotated[str | None, Query(alias="filter")] = None,
+) -> dict[str, Any]:
+    """The filter parameters the v1 and v2 lists share, as keywords of :func:`_query`.
+
+    Only collected here: checking them is left to ``_query`` so that each endpoint's own
+    checks keep coming first.
+    """
+    return dict(locals())
+
+
+#: The shared filter parameters of the observation lists, by name for ``_query``.
+Filters = Annotated[dict[str, Any], Depends(_filters)]
+
+
+@router.get("/api/public/observations")
+def list_observations(
+    request: Request,
+    principal: ProjectKey,
+    filters: Filters,
+    page: int | None = None,
+    limit: int | None = None,
 ) -> JSON:
     """A page of the project's observations (v1 shape), newest start first."""
     paging = page_of(page, limit)
-    query = _query(
-        name=name,
-        user_id=user_id,
-        type_=type_,
-        trace_id=trace_id,
-        level=level,
-        parent_observation_id=parent_observation_id,
-        environment=environment,
-        from_start_time=from_start_time,
-        to_start_time=to_start_time,
-        version=version,
-        filter_json=filter_json,
-    )
+    query = _query(**filters)
     project_id = principal.project_id
 
     def read(conn: Conn) -> dict[str, Any]:
@@ -168,24 +171,14 @@ def _bool_param(value: str | None, name: str) -> bool | None:
 def list_observations_v2(
     request: Request,
     principal: ProjectKey,
+    filters: Filters,
     fields: OptStr = None,
     expand_metadata: Annotated[str | None, Query(alias="expandMetadata")] = None,
     limit: int | None = None,
     cursor: OptStr = None,
     parse_io_as_json: Annotated[str | None, Query(alias="parseIoAsJson")] = None,
-    name: OptStr = None,
-    user_id: Annotated[str | None, Query(alias="userId")] = None,
     session_id: Annotated[str | None, Query(alias="sessionId")] = None,
-    type_: Annotated[str | None, Query(alias="type")] = None,
-    trace_id: Annotated[str | None, Query(alias="traceId")] = None,
-    level: OptStr = None,
-    parent_observation_id: Annotated[str | None, Query(alias="parentObservationId")] = None,
     is_root: Annotated[str | None, Query(alias="isRootObservation")] = None,
-    environment: OptList = None,
-    from_start_time: Annotated[str | None, Query(alias="fromStartTime")] = None,
-    to_start_time: Annotated[str | None, Query(alias="toStartTime")] = None,
-    version: OptStr = None,
-    filter_json: Annotated[str | None, Query(alias="filter")] = None,
 ) -> JSON:
     """Observations newest start first, a cursor page at a time, with chosen field groups."""
     if _bool_param(parse_io_as_json, "parseIoAsJson"):
@@ -201,19 +194,7 @@ def list_observations_v2(
     groups = field_groups(fields, V2_GROUPS, V2_DEFAULT_GROUPS)
     expand = frozenset(k.strip() for k in (expand_metadata or "").split(",") if k.strip())
     query = _query(
-        name=name,
-        user_id=user_id,
-        type_=type_,
-        trace_id=trace_id,
-        level=level,
-        parent_observation_id=parent_observation_id,
-        environment=environment,
-        from_start_time=from_start_time,
-        to_start_time=to_start_time,
-        version=version,
-        filter_json=filter_json,
-        session_id=session_id,
-        is_root=_bool_param(is_root, "isRootObservation"),
+        **filters, session_id=session_id, is_root=_bool_param(is_root, "isRootObservation")
     )
     with bad_request():
         after = decode_cursor(cursor) if cursor else None

@@ -11,40 +11,28 @@ from ...analytics.sessions import session_summaries, session_turns
 from ...store import sessions as session_store
 from ...store.costs import session_totals
 from ...store.db import Conn
-from ...store.filters import FilterError
 from ..shapes import trace_json
 from .io_view import io_view
-from .traces_page import RANGES, time_range
+from .listing import PAGE_SIZE, list_query
 from .web import not_found, project_page, render, rt_of
 
 router = APIRouter()
-PAGE_SIZE = 50
 
 
 @router.get("/project/{project_id}/sessions")
 async def sessions_list(request: Request, project_id: str) -> Response:
     """A page of sessions, newest first."""
     page = await project_page(request, project_id)
-    q = request.query_params
-    params = {k: q.get(k, "") for k in ("range", "from", "to")}
-    try:
-        number = max(1, int(q.get("page") or 1))
-    except ValueError:
-        number = 1
-    error = ""
-    try:
-        start, end = time_range(params)
-    except FilterError as exc:
-        error, start, end = str(exc), None, None
+    lq = list_query(request)
 
     def read(c: Conn) -> tuple[list[dict[str, Any]], int]:
         rows, total = session_store.list_sessions(
             c,
             page.pid,
-            from_timestamp=start,
-            to_timestamp=end,
+            from_timestamp=lq.start,
+            to_timestamp=lq.end,
             limit=PAGE_SIZE,
-            offset=(number - 1) * PAGE_SIZE,
+            offset=lq.offset,
         )
         summaries = session_summaries(c, page.pid, [r["id"] for r in rows])
         d = c.dialect
@@ -60,20 +48,7 @@ async def sessions_list(request: Request, project_id: str) -> Response:
         return out, total
 
     rows, total = await rt_of(request).read(read)
-    return render(
-        request,
-        "sessions.html",
-        {
-            "rows": rows,
-            "total": total,
-            "p": {**params, "page": number},
-            "current": number,
-            "pages": max(1, -(-total // PAGE_SIZE)),
-            "ranges": tuple(RANGES),
-            "error": error,
-        },
-        page=page,
-    )
+    return render(request, "sessions.html", lq.context(rows, total), page=page)
 
 
 @router.get("/project/{project_id}/sessions/{session_id:path}")

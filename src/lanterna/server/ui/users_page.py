@@ -13,35 +13,22 @@ from ...analytics.sessions import session_summaries, sessions_of_user
 from ...store import costs
 from ...store import traces as trace_store
 from ...store.db import Conn
-from ...store.filters import FilterError
-from .traces_page import RANGES, list_rows, time_range
+from .listing import PAGE_SIZE, list_query
+from .traces_page import list_rows
 from .web import not_found, project_page, render, rt_of
 
 router = APIRouter()
-PAGE_SIZE = 50
 
 
 @router.get("/project/{project_id}/users")
 async def users_list(request: Request, project_id: str) -> Response:
     """A page of users, most recently seen first."""
     page = await project_page(request, project_id)
-    q = request.query_params
-    params = {k: q.get(k, "") for k in ("range", "from", "to")}
-    try:
-        number = max(1, int(q.get("page") or 1))
-    except ValueError:
-        number = 1
-    error = ""
-    try:
-        start, end = time_range(params)
-    except FilterError as exc:
-        error, start, end = str(exc), None, None
-    scope = costs.TraceScope(from_timestamp=start, to_timestamp=end)
+    lq = list_query(request)
+    scope = costs.TraceScope(from_timestamp=lq.start, to_timestamp=lq.end)
 
     def read(c: Conn) -> tuple[list[dict[str, Any]], int]:
-        rows, total = costs.list_users(
-            c, page.pid, scope, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
-        )
+        rows, total = costs.list_users(c, page.pid, scope, limit=PAGE_SIZE, offset=lq.offset)
         ids = [r["userId"] for r in rows]
         scores = user_score_averages(c, page.pid, ids)
         features = user_features(c, page.pid, ids)
@@ -51,20 +38,7 @@ async def users_list(request: Request, project_id: str) -> Response:
         return rows, total
 
     rows, total = await rt_of(request).read(read)
-    return render(
-        request,
-        "users.html",
-        {
-            "rows": rows,
-            "total": total,
-            "p": {**params, "page": number},
-            "current": number,
-            "pages": max(1, -(-total // PAGE_SIZE)),
-            "ranges": tuple(RANGES),
-            "error": error,
-        },
-        page=page,
-    )
+    return render(request, "users.html", lq.context(rows, total), page=page)
 
 
 @router.get("/project/{project_id}/users/{user_id:path}")
