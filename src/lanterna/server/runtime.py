@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -46,6 +47,21 @@ class Runtime:
     async def write(self, work: Callable[[Conn], T]) -> T:
         """Run ``work`` in the writer; returns after it is committed."""
         return await self.writer.run(work)
+
+    async def prepare_and_commit(
+        self, prepare: Callable[[Conn], tuple[T, Callable[[Conn], Any] | None]]
+    ) -> T:
+        """Run ``prepare`` on a read connection in the thread pool (the CPU work: parse,
+        validate, pre-merge), then its returned unit of work in the writer; return
+        ``prepare``'s result once that unit is committed (at once when it is None)."""
+        # The writer holds its next commit briefly for batches that are being prepared.
+        with self.writer.expect() as expected:
+            result, work = await self.read(prepare)
+            committed = self.writer.submit(work) if work is not None else None
+            expected.done()
+        if committed is not None:
+            await asyncio.wrap_future(committed)
+        return result
 
 
 def runtime(request: Request) -> Runtime:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -41,7 +40,7 @@ def _oversize_errors(batch: list[Any], limit: int) -> tuple[list[Any], list[Even
 
 def _prepare(
     conn: Conn, raw: bytes, project_id: str, scores_only: bool, limit: int
-) -> tuple[ParsedBatch, list[EventError], PreparedEvents | None]:
+) -> tuple[tuple[ParsedBatch, list[EventError]], PreparedEvents | None]:
     """Parse, validate and pre-merge a batch (CPU work, kept out of the writer)."""
     try:
         payload = _json.loads(raw)
@@ -55,7 +54,7 @@ def _prepare(
         batch, errors = _oversize_errors(batch, limit)
     parsed = read_batch(batch, scores_only=scores_only)
     prepared = prepare_events(conn, project_id, parsed.events) if parsed.events else None
-    return parsed, errors, prepared
+    return (parsed, errors), prepared
 
 
 @router.post("/api/public/ingestion", status_code=207)
@@ -66,16 +65,10 @@ async def ingest(request: Request, principal: AnyKey) -> JSON:
     project_id = principal.project_id
     scores_only = principal.scope == "scores"
     limit = rt.settings.max_event_bytes
-    # The writer holds its next commit briefly for batches that are being prepared.
-    with rt.writer.expect() as expected:
-        # Off the event loop: a 100-event batch is milliseconds of parsing and merging.
-        parsed, errors, prepared = await rt.read(
-            lambda conn: _prepare(conn, raw, project_id, scores_only, limit)
-        )
-        committed = rt.writer.submit(prepared) if prepared is not None else None
-        expected.done()
-    if committed is not None:
-        await asyncio.wrap_future(committed)
+    # Off the event loop: a 100-event batch is milliseconds of parsing and merging.
+    parsed, errors = await rt.prepare_and_commit(
+        lambda conn: _prepare(conn, raw, project_id, scores_only, limit)
+    )
     return JSON(
         {
             "successes": [{"id": i, "status": 201} for i in parsed.successes],

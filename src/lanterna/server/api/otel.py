@@ -14,7 +14,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ...ingest.otlp import OtlpError, decode_json, decode_protobuf, export_response, to_events
-from ...store.write import apply_events
+from ...store.db import Conn
+from ...store.write import PreparedEvents, prepare_events
 from ..auth import ProjectKey
 from ..errors import ApiError
 from ..runtime import runtime
@@ -64,14 +65,17 @@ async def _export(request: Request, principal: ProjectKey) -> Response:
         raise ApiError(
             415, f"Unsupported content encoding {encoding!r}: send gzip, deflate or none"
         )
-    try:
-        export = decode_protobuf(raw) if protobuf else decode_json(raw)
-        events = to_events(export)
-    except OtlpError as exc:
-        raise ApiError(400, str(exc)) from None
-    if events:
-        project_id = principal.project_id
-        await rt.write(lambda conn: apply_events(conn, project_id, events))
+    project_id = principal.project_id
+
+    def prepare(conn: Conn) -> tuple[None, PreparedEvents | None]:
+        # Decoding and mapping are CPU work: in the thread pool, like the JSON path.
+        try:
+            events = to_events(decode_protobuf(raw) if protobuf else decode_json(raw))
+        except OtlpError as exc:
+            raise ApiError(400, str(exc)) from None
+        return None, prepare_events(conn, project_id, events) if events else None
+
+    await rt.prepare_and_commit(prepare)
     body, media_type = export_response(protobuf)
     return Response(body, media_type=media_type)
 
