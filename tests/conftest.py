@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from starlette.testclient import TestClient
 from lanterna.server.app import create_app
 from lanterna.store.db import Database
 from lanterna.store.migrations import migrate
-from support import LiveServer, Project, free_port, make_settings, new_project
+from support import LiveServer, Project, make_settings, new_project, serve
 
 PG_ENV = "LANTERNA_TEST_POSTGRES_URL"
 
@@ -122,25 +121,5 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
 @pytest.fixture
 def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """The app served by uvicorn on 127.0.0.1 in a background thread."""
-    import uvicorn
-
-    port = free_port()
-    settings = make_settings(db_url, tmp_path)
-    settings.port = port
-    app = create_app(settings)
-    project = new_project(db_url)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", project, db_url)
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with serve(db_url, tmp_path) as server:
+        yield server

@@ -7,6 +7,8 @@ A module name of its own: several ``conftest.py`` files exist, so importing help
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,3 +71,36 @@ class LiveServer:
     url: str
     project: Project
     db_url: str
+
+
+@contextmanager
+def serve(db_url: str, data_dir: Path) -> Iterator[LiveServer]:
+    """The app on ``db_url`` served by uvicorn on 127.0.0.1 in a background thread,
+    with a fresh project to talk to it with."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from lanterna.server.app import create_app
+
+    port = free_port()
+    settings = make_settings(db_url, data_dir)
+    settings.port = port
+    app = create_app(settings)
+    project = new_project(db_url)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", project, db_url)
+    finally:
+        server.should_exit = True
+        thread.join(15)

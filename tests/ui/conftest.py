@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +20,7 @@ from lanterna.accounts import store as accounts
 from lanterna.server.app import create_app
 from lanterna.store.db import Database
 from lanterna.store.migrations import migrate
-from support import LiveServer, Project, free_port, make_settings, new_project
+from support import LiveServer, Project, make_settings, new_project, serve
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -101,29 +99,8 @@ def site(live_server: LiveServer) -> Site:
 def sqlite_site(tmp_path: Path) -> Iterator[Site]:
     """A live server on SQLite only, for checks no storage backend can change
     (what the browser does with rendered markup)."""
-    import uvicorn
-
-    db_url = f"sqlite:///{tmp_path / 'lanterna.db'}"
-    port = free_port()
-    settings = make_settings(db_url, tmp_path)
-    settings.port = port
-    app = create_app(settings)
-    project = new_project(db_url)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    try:
-        yield _site(LiveServer(f"http://127.0.0.1:{port}", project, db_url))
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with serve(f"sqlite:///{tmp_path / 'lanterna.db'}", tmp_path) as server:
+        yield _site(server)
 
 
 @pytest.fixture(scope="session")
