@@ -16,9 +16,15 @@ scan that index instead of joining traces with their wide observation rows.
 
 Entities are upserts (an observation's end time or cost may arrive later, a trace's
 timestamp may change) and traces can be deleted, so the rollups are kept as deltas:
-:func:`maintained` computes the touched traces' contributions from raw rows before
-and after a write, in the same transaction, and adds the difference. That costs two
-indexed queries per table for the batch's traces only, never a scan of an hour.
+what a trace added is recorded in its ``trace_totals`` row (with its latency and error
+flag), so the *before* side of a write is read back from there (:func:`recorded`), the
+*after* side is computed from the raw rows (:func:`contribution`), in the same
+transaction, and the difference is added. That costs a few indexed queries for the
+batch's traces only, never a scan of an hour.
+
+The common case costs no query at all: a trace that is new, with all its observations
+new in the same batch (:class:`Fresh`), contributes exactly what its prepared records
+say, computed before the writer runs.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from ..store.db import Conn
+from ..timeutil import format_ts
 
 T = TypeVar("T")
 
@@ -58,65 +65,176 @@ class Contribution:
         #: trace id -> its ``trace_totals`` row (without project and id)
         self.totals: dict[str, tuple[Any, ...]] = {}
 
+    def _trace(self, hour: str, env: str, n: int, latency: float | None, error: int) -> None:
+        if n == 0:
+            self.traces[(hour, env, NO_LATENCY)][0] += 1
+            return
+        seconds = latency or 0.0
+        v = self.traces[(hour, env, latency_bucket(seconds))]
+        v[0] += 1
+        v[1] += error
+        v[2] += seconds
+
+
+class Fresh:
+    """What a trace that is new, with observations that are all new, contributes:
+    computed from its records before the writer runs (see :func:`classify`)."""
+
+    __slots__ = ("error", "hour", "latency", "models", "totals")
+
+    def __init__(
+        self, dialect: Any, trace: dict[str, Any], observations: list[dict[str, Any]]
+    ) -> None:
+        stamp = trace["timestamp"]
+        self.hour = format_ts(stamp)[:13]  # the label utc_hour() gives on both backends
+        env = trace["environment"]
+        self.models: dict[ModelKey, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0, 0])
+        cost = 0.0
+        tokens = 0
+        error = 0
+        latency = None
+        if observations:
+            first = min(o["start_time"] for o in observations)
+            last = max(o.get("end_time") or o["start_time"] for o in observations)
+            latency = (last - first).total_seconds()
+        for o in observations:
+            if o.get("level") == "ERROR":
+                error = 1
+            c = float(o.get("total_cost") or 0)
+            total = int(o.get("usage_total") or 0)
+            cost += c
+            tokens += total
+            v = self.models[(self.hour, env, o.get("model") or "")]
+            v[0] += 1
+            v[1] += c
+            v[2] += int(o.get("usage_input") or 0)
+            v[3] += int(o.get("usage_output") or 0)
+            v[4] += total
+        self.latency = latency
+        self.error = error
+        self.totals = (
+            dialect.ts(stamp),
+            env,
+            trace.get("user_id"),
+            trace.get("session_id"),
+            len(observations),
+            cost,
+            tokens,
+            latency,
+            error,
+        )
+
+    def add_to(self, out: Contribution, trace_id: str) -> None:
+        """Add this trace's values to ``out``."""
+        out.totals[trace_id] = self.totals
+        out._trace(self.hour, self.totals[1], self.totals[4], self.latency, self.error)
+        for key, values in self.models.items():
+            into = out.models[key]
+            for i, x in enumerate(values):
+                into[i] += x
+
+
+_JOIN = "observations o ON o.project_id = t.project_id AND o.trace_id = t.id"
+
+
+def _chunked(ids: Iterable[str]) -> Iterable[list[str]]:
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), _CHUNK):
+        yield ordered[start : start + _CHUNK]
+
+
+def _models(conn: Conn, project_id: str, chunk: list[str], out: Contribution) -> None:
+    """Add the per-model values of the stored traces ``chunk`` to ``out``."""
+    hour = conn.dialect.utc_hour("t.timestamp")
+    marks = ", ".join("?" * len(chunk))
+    for r in conn.all(
+        f"SELECT {hour} AS hour, t.environment AS env, o.model AS model, COUNT(*) AS n,"
+        " COALESCE(SUM(o.total_cost), 0) AS cost, COALESCE(SUM(o.usage_input), 0) AS input,"
+        " COALESCE(SUM(o.usage_output), 0) AS output,"
+        " COALESCE(SUM(o.usage_total), 0) AS total"
+        f" FROM traces t JOIN {_JOIN} WHERE t.project_id = ? AND t.id IN ({marks})"
+        " GROUP BY hour, t.environment, o.model",
+        [project_id, *chunk],
+    ):
+        v = out.models[(r["hour"], r["env"], r["model"] or "")]
+        v[0] += int(r["n"])
+        v[1] += float(r["cost"] or 0)
+        v[2] += int(r["input"] or 0)
+        v[3] += int(r["output"] or 0)
+        v[4] += int(r["total"] or 0)
+
 
 def contribution(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contribution:
-    """The rollup values of the stored traces ``trace_ids`` (with their observations)."""
+    """The rollup values of the stored traces ``trace_ids`` (with their observations),
+    computed from the raw rows."""
     d = conn.dialect
     out = Contribution()
-    ids = sorted(set(trace_ids))
     latency = (
         f"{d.epoch_seconds('MAX(COALESCE(o.end_time, o.start_time))')}"
         f" - {d.epoch_seconds('MIN(o.start_time)')}"
     )
     hour = d.utc_hour("t.timestamp")
-    join = "observations o ON o.project_id = t.project_id AND o.trace_id = t.id"
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
+    for chunk in _chunked(trace_ids):
         marks = ", ".join("?" * len(chunk))
-        params = [project_id, *chunk]
         for r in conn.all(
             f"SELECT t.id AS id, t.timestamp AS ts, {hour} AS hour, t.environment AS env,"
             " t.user_id AS user_id, t.session_id AS session_id, COUNT(o.id) AS n,"
             f" {latency} AS latency, MAX(CASE WHEN o.level = 'ERROR' THEN 1 ELSE 0 END) AS error,"
             " COALESCE(SUM(o.total_cost), 0) AS cost, COALESCE(SUM(o.usage_total), 0) AS tokens"
-            f" FROM traces t LEFT JOIN {join}"
+            f" FROM traces t LEFT JOIN {_JOIN}"
             f" WHERE t.project_id = ? AND t.id IN ({marks})"
             " GROUP BY t.id, t.timestamp, t.environment, t.user_id, t.session_id",
-            params,
+            [project_id, *chunk],
         ):
+            n = int(r["n"])
+            seconds = float(r["latency"] or 0.0) if n else None
+            error = int(r["error"] or 0) if n else 0
             out.totals[r["id"]] = (
                 r["ts"],
                 r["env"],
                 r["user_id"],
                 r["session_id"],
-                int(r["n"]),
+                n,
                 float(r["cost"] or 0),
                 int(r["tokens"] or 0),
+                seconds,
+                error,
             )
-            if int(r["n"]) == 0:
-                key = (r["hour"], r["env"], NO_LATENCY)
-                out.traces[key][0] += 1
-                continue
-            seconds = float(r["latency"] or 0.0)
-            v = out.traces[(r["hour"], r["env"], latency_bucket(seconds))]
-            v[0] += 1
-            v[1] += int(r["error"] or 0)
-            v[2] += seconds
+            out._trace(r["hour"], r["env"], n, seconds, error)
+        _models(conn, project_id, chunk, out)
+    return out
+
+
+def recorded(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contribution:
+    """What the stored traces ``trace_ids`` have added to the rollups: their
+    ``trace_totals`` rows (exactly the values added, whichever way they were
+    computed) and their per-model values."""
+    out = Contribution()
+    hour = conn.dialect.utc_hour("timestamp")
+    for chunk in _chunked(trace_ids):
+        marks = ", ".join("?" * len(chunk))
         for r in conn.all(
-            f"SELECT {hour} AS hour, t.environment AS env, o.model AS model, COUNT(*) AS n,"
-            " COALESCE(SUM(o.total_cost), 0) AS cost, COALESCE(SUM(o.usage_input), 0) AS input,"
-            " COALESCE(SUM(o.usage_output), 0) AS output,"
-            " COALESCE(SUM(o.usage_total), 0) AS total"
-            f" FROM traces t JOIN {join} WHERE t.project_id = ? AND t.id IN ({marks})"
-            " GROUP BY hour, t.environment, o.model",
-            params,
+            f"SELECT trace_id, timestamp AS ts, {hour} AS hour, environment AS env, user_id,"
+            " session_id, observations, cost, tokens, latency, error FROM trace_totals"
+            f" WHERE project_id = ? AND trace_id IN ({marks})",
+            [project_id, *chunk],
         ):
-            v = out.models[(r["hour"], r["env"], r["model"] or "")]
-            v[0] += int(r["n"])
-            v[1] += float(r["cost"] or 0)
-            v[2] += int(r["input"] or 0)
-            v[3] += int(r["output"] or 0)
-            v[4] += int(r["total"] or 0)
+            n = int(r["observations"])
+            seconds = None if r["latency"] is None else float(r["latency"])
+            error = int(r["error"])
+            out.totals[r["trace_id"]] = (
+                r["ts"],
+                r["env"],
+                r["user_id"],
+                r["session_id"],
+                n,
+                float(r["cost"]),
+                int(r["tokens"]),
+                seconds,
+                error,
+            )
+            out._trace(r["hour"], r["env"], n, seconds, error)
+        _models(conn, project_id, chunk, out)
     return out
 
 
@@ -142,11 +260,13 @@ _MODELS_SQL = (
 
 _TOTALS_SQL = (
     "INSERT INTO trace_totals (project_id, trace_id, timestamp, environment, user_id,"
-    " session_id, observations, cost, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " session_id, observations, cost, tokens, latency, error)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (project_id, trace_id) DO UPDATE SET timestamp = excluded.timestamp,"
     " environment = excluded.environment, user_id = excluded.user_id,"
     " session_id = excluded.session_id, observations = excluded.observations,"
-    " cost = excluded.cost, tokens = excluded.tokens"
+    " cost = excluded.cost, tokens = excluded.tokens, latency = excluded.latency,"
+    " error = excluded.error"
 )
 
 
@@ -191,27 +311,10 @@ def maintained(conn: Conn, project_id: str, trace_ids: set[str], work: Callable[
     move the rollups by the difference it made to those traces."""
     if not trace_ids:
         return work()
-    before = contribution(conn, project_id, trace_ids)
+    before = recorded(conn, project_id, trace_ids)
     result = work()
     add(conn, project_id, contribution(conn, project_id, trace_ids), before)
     return result
-
-
-def stored_trace_ids(conn: Conn, project_id: str, observation_ids: Iterable[str]) -> set[str]:
-    """The traces the stored observations ``observation_ids`` belong to."""
-    ids = list(observation_ids)
-    out: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        # No DISTINCT (the set dedupes): with it SQLite walks the whole project through
-        # the trace_id index instead of looking each id up by primary key.
-        for r in conn.all(
-            f"SELECT trace_id FROM observations WHERE project_id = ? AND id IN ({marks})",
-            [project_id, *chunk],
-        ):
-            out.add(r["trace_id"])
-    return out
 
 
 def backfill(conn: Conn) -> None:
@@ -239,20 +342,47 @@ def backfill(conn: Conn) -> None:
         add(conn, project_id, total)
 
 
-def touched_traces(conn: Conn, project_id: str, kinds: dict[str, Any]) -> set[str]:
-    """The traces a batch of events (``kind -> {entity id: entity with .events}``) can
-    change: its traces, the traces its observations name, and those its already stored
-    observations belong to (an observation's trace is fixed by its first event)."""
-    traces = set(kinds.get("trace", ()))
-    observations = kinds.get("observation", {})
-    for entity in observations.values():
+def classify(
+    conn: Conn,
+    project_id: str,
+    kinds: dict[str, Any],
+    stored: dict[str, dict[str, dict[str, Any]]],
+    fresh: dict[str, Fresh],
+) -> tuple[list[str], set[str]]:
+    """Split the traces a batch can change into those whose precomputed :class:`Fresh`
+    values hold and the rest (computed from the raw rows before and after the write).
+
+    ``kinds`` maps kind -> {entity id: entity with ``.events``}; ``stored`` holds the
+    entities of the batch that are stored already, by kind; ``fresh`` the precomputed
+    values of the batch's traces as if they and their observations were all new. A
+    trace's values hold when it is not stored, none of its observations is stored
+    (neither in this batch nor before it) and every observation naming it is new.
+    """
+    stored_traces = stored.get("trace", {})
+    candidates = {t for t in kinds.get("trace", ()) if t in fresh and t not in stored_traces}
+    touched = set(kinds.get("trace", ()))
+    stored_obs = stored.get("observation", {})
+    for obs_id, entity in kinds.get("observation", {}).items():
+        old = stored_obs.get(obs_id)
+        if old is not None:  # an observation's trace is fixed by its first event
+            touched.add(old["trace_id"])
+            candidates.discard(old["trace_id"])
         for event in entity.events:
             trace_id = event.fields.get("trace_id")
             if trace_id is not None:
-                traces.add(trace_id)
-    if observations:
-        traces |= stored_trace_ids(conn, project_id, observations)
-    return traces
+                touched.add(trace_id)
+                if old is not None or trace_id not in candidates:
+                    candidates.discard(trace_id)
+    for chunk in _chunked(candidates):
+        # Observations stored before their trace (no DISTINCT: it makes SQLite walk
+        # the whole project's trace_id index instead of seeking each id).
+        marks = ", ".join("?" * len(chunk))
+        for r in conn.all(
+            f"SELECT trace_id FROM observations WHERE project_id = ? AND trace_id IN ({marks})",
+            [project_id, *chunk],
+        ):
+            candidates.discard(r["trace_id"])
+    return sorted(candidates), touched - candidates
 
 
 Snapshot = list[tuple[str, set[str], Contribution]]
@@ -264,7 +394,7 @@ def snapshot(conn: Conn, rows: Iterable[dict[str, Any]]) -> Snapshot:
     touched: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         touched[row["project_id"]].add(row["trace_id"])
-    return [(pid, ids, contribution(conn, pid, ids)) for pid, ids in sorted(touched.items())]
+    return [(pid, ids, recorded(conn, pid, ids)) for pid, ids in sorted(touched.items())]
 
 
 def settle(conn: Conn, before: Snapshot) -> None:

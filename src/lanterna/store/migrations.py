@@ -266,10 +266,8 @@ def m0005_accounts(conn: Conn) -> None:
 
 
 def m0006_rollups(conn: Conn) -> None:
-    """Hourly rollups for the metrics (``lanterna.analytics.rollups``), built from the
-    traces already stored."""
-    from ..analytics.rollups import backfill  # analytics builds on store, not the reverse
-
+    """Hourly rollups for the metrics (``lanterna.analytics.rollups``). They are built
+    from the traces already stored by 0007 (which adds the columns the build writes)."""
     _ddl(
         conn,
         """
@@ -315,7 +313,44 @@ def m0006_rollups(conn: Conn) -> None:
             (project_id, session_id, timestamp, environment, observations, cost, tokens)
         """,
     )
+
+
+def m0007_trace_totals_latency(conn: Conn) -> None:
+    """Each trace's latency and error flag in ``trace_totals``: what it added to the
+    rollups is read back from there, not recomputed. Rebuilds the rollups."""
+    from ..analytics.rollups import backfill  # analytics builds on store, not the reverse
+
+    _ddl(
+        conn,
+        """
+        ALTER TABLE trace_totals ADD COLUMN latency {FLOAT};
+        ALTER TABLE trace_totals ADD COLUMN error INTEGER NOT NULL DEFAULT 0;
+        DELETE FROM trace_totals;
+        DELETE FROM rollup_traces;
+        DELETE FROM rollup_models
+        """,
+    )
     backfill(conn)
+
+
+def m0008_write_light_indexes(conn: Conn) -> None:
+    """Drop the indexes whose random keys cost most per ingested row and that other
+    indexes can stand in for (measured: one WAL page per observation for the parent
+    index, 0.6 per observation for the two trace_totals ones):
+
+    - ``observations_parent``: a parent filter finds the children through the
+      parent's trace (``observations_trace``);
+    - ``trace_totals_user`` / ``trace_totals_session``: top users and sessions read
+      ``trace_totals_time``.
+    """
+    _ddl(
+        conn,
+        """
+        DROP INDEX observations_parent;
+        DROP INDEX trace_totals_user;
+        DROP INDEX trace_totals_session
+        """,
+    )
 
 
 MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
@@ -325,6 +360,8 @@ MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0004_models", m0004_models),
     ("0005_accounts", m0005_accounts),
     ("0006_rollups", m0006_rollups),
+    ("0007_trace_totals_latency", m0007_trace_totals_latency),
+    ("0008_write_light_indexes", m0008_write_light_indexes),
 ]
 
 

@@ -103,13 +103,22 @@ class ObservationQuery:
         return merge_conditions(simple, list(self.filters))
 
 
-def _compile(conn: Conn, query: ObservationQuery) -> Compiled:
-    return compile_conditions(
+def _compile(conn: Conn, project_id: str, query: ObservationQuery) -> Compiled:
+    compiled = compile_conditions(
         query.conditions(),
         observation_columns(conn.dialect),
         conn.dialect,
         resource="observations",
     )
+    if query.parent_observation_id:
+        # No index by parent (it cost a random B-tree page per ingested observation):
+        # children share their parent's trace, so the trace index finds them.
+        compiled.clauses.append(
+            "o.trace_id = (SELECT p.trace_id FROM observations p"
+            " WHERE p.project_id = ? AND p.id = ?)"
+        )
+        compiled.params += [project_id, query.parent_observation_id]
+    return compiled
 
 
 def get_observation(conn: Conn, project_id: str, observation_id: str) -> dict[str, Any] | None:
@@ -126,7 +135,7 @@ def list_observations(
 
     Raises :class:`~lanterna.store.filters.FilterError` for a bad filter.
     """
-    compiled = _compile(conn, query)
+    compiled = _compile(conn, project_id, query)
     join = TRACE_JOIN if "trace" in compiled.joins else ""
     where = f"o.project_id = ? AND {compiled.where()}"
     params = [project_id, *compiled.params]
@@ -173,7 +182,7 @@ def observations_after(
     ``(start_time, id)`` from the previous page. ``with_trace`` adds the trace's
     columns (``trace_*``); IO and metadata are read only when asked for.
     """
-    compiled = _compile(conn, query)
+    compiled = _compile(conn, project_id, query)
     d = conn.dialect
     where = [f"o.project_id = ? AND {compiled.where()}"]
     params: list[Any] = [project_id, *compiled.params]

@@ -133,24 +133,42 @@ class PreparedEvents:
     """Events grouped by entity with their rows-if-new; call it with the writer's
     connection (``await rt.write(prepared)``) to merge and store them."""
 
-    def __init__(self, project_id: str, kinds: dict[str, dict[str, _Entity]]) -> None:
+    def __init__(
+        self,
+        project_id: str,
+        kinds: dict[str, dict[str, _Entity]],
+        fresh: dict[str, rollups.Fresh] | None = None,
+    ) -> None:
         self.project_id = project_id
         self.kinds = kinds
+        #: rollup values of the batch's traces if they and their observations are new
+        self.fresh = fresh or {}
 
     def __call__(self, conn: Conn) -> int:
         """Merge into the stored entities and upsert; return rows written. The hourly
         rollups move by the difference the write made to the touched traces."""
-        touched = rollups.touched_traces(conn, self.project_id, self.kinds)
-        return rollups.maintained(conn, self.project_id, touched, lambda: self._apply(conn))
+        project_id = self.project_id
+        stored = {
+            kind: _load(conn, kind, project_id, list(entities))
+            for kind, entities in self.kinds.items()
+        }
+        fresh, other = rollups.classify(conn, project_id, self.kinds, stored, self.fresh)
+        before = rollups.recorded(conn, project_id, other) if other else None
+        written = self._apply(conn, stored)
+        after = rollups.contribution(conn, project_id, other) if other else rollups.Contribution()
+        for trace_id in fresh:
+            self.fresh[trace_id].add_to(after, trace_id)
+        rollups.add(conn, project_id, after, before)
+        return written
 
-    def _apply(self, conn: Conn) -> int:
+    def _apply(self, conn: Conn, stored_kinds: dict[str, dict[str, dict[str, Any]]]) -> int:
         project_id = self.project_id
         stamp = conn.dialect.ts(now())
         written = 0
         prompts = PromptLinker(conn, project_id)
         pricing = batch_pricing(conn, project_id)  # custom models load once, on first use
         for kind, entities in self.kinds.items():
-            stored = _load(conn, kind, project_id, list(entities))
+            stored = stored_kinds[kind]
             rows = []
             sessions = []
             for entity_id, entity in entities.items():
@@ -197,13 +215,23 @@ def prepare_events(
     stamp = conn.dialect.ts(now())
     prompts = PromptLinker(conn, project_id)
     pricing = batch_pricing(conn, project_id)
+    traces: dict[str, dict[str, Any]] = {}
+    by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for kind, entities in kinds.items():
         for entity_id, entity in entities.items():
             record = merge(kind, None, entity.events)
             done = _finish(conn, prompts, pricing, project_id, kind, entity_id, record, None, stamp)
             if done is not None:
                 entity.row, entity.session = done
-    return PreparedEvents(project_id, dict(kinds))
+            if kind == "trace":
+                traces[entity_id] = record
+            elif kind == "observation" and "trace_id" in record:
+                by_trace[record["trace_id"]].append(record)
+    fresh = {
+        trace_id: rollups.Fresh(conn.dialect, record, by_trace.get(trace_id, []))
+        for trace_id, record in traces.items()
+    }
+    return PreparedEvents(project_id, dict(kinds), fresh)
 
 
 def apply_events(conn: Conn, project_id: str, events: Iterable[DomainEvent]) -> int:
