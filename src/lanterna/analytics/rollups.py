@@ -238,17 +238,21 @@ def recorded(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contribut
     return out
 
 
-_TRACES_SQL = (
+_TRACES_HEAD = (
     "INSERT INTO rollup_traces (project_id, hour, environment, latency_bucket, traces,"
-    " errors, latency_sum) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " errors, latency_sum)"
+)
+_TRACES_TAIL = (
     " ON CONFLICT (project_id, hour, environment, latency_bucket) DO UPDATE SET"
     " traces = rollup_traces.traces + excluded.traces,"
     " errors = rollup_traces.errors + excluded.errors,"
     " latency_sum = rollup_traces.latency_sum + excluded.latency_sum"
 )
-_MODELS_SQL = (
+_MODELS_HEAD = (
     "INSERT INTO rollup_models (project_id, hour, environment, model, observations, cost,"
-    " input_tokens, output_tokens, total_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " input_tokens, output_tokens, total_tokens)"
+)
+_MODELS_TAIL = (
     " ON CONFLICT (project_id, hour, environment, model) DO UPDATE SET"
     " observations = rollup_models.observations + excluded.observations,"
     " cost = rollup_models.cost + excluded.cost,"
@@ -256,12 +260,11 @@ _MODELS_SQL = (
     " output_tokens = rollup_models.output_tokens + excluded.output_tokens,"
     " total_tokens = rollup_models.total_tokens + excluded.total_tokens"
 )
-
-
-_TOTALS_SQL = (
+_TOTALS_HEAD = (
     "INSERT INTO trace_totals (project_id, trace_id, timestamp, environment, user_id,"
     " session_id, observations, cost, tokens, latency, error)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_TOTALS_TAIL = (
     " ON CONFLICT (project_id, trace_id) DO UPDATE SET timestamp = excluded.timestamp,"
     " environment = excluded.environment, user_id = excluded.user_id,"
     " session_id = excluded.session_id, observations = excluded.observations,"
@@ -280,8 +283,7 @@ def add(conn: Conn, project_id: str, plus: Contribution, minus: Contribution | N
         for trace_id, row in sorted(plus.totals.items())
         if old_totals.get(trace_id) != row
     ]
-    if changed:
-        conn.many(_TOTALS_SQL, changed)
+    conn.insert(_TOTALS_HEAD, changed, _TOTALS_TAIL)
     gone = sorted(set(old_totals) - set(plus.totals))
     for start in range(0, len(gone), _CHUNK):
         chunk = gone[start : start + _CHUNK]
@@ -290,7 +292,10 @@ def add(conn: Conn, project_id: str, plus: Contribution, minus: Contribution | N
             f" ({', '.join('?' * len(chunk))})",
             [project_id, *chunk],
         )
-    for table, sql in (("traces", _TRACES_SQL), ("models", _MODELS_SQL)):
+    for table, head, tail in (
+        ("traces", _TRACES_HEAD, _TRACES_TAIL),
+        ("models", _MODELS_HEAD, _MODELS_TAIL),
+    ):
         new: dict[Any, list[float]] = getattr(plus, table)
         old: dict[Any, list[float]] = getattr(minus, table) if minus is not None else {}
         rows = []
@@ -302,8 +307,7 @@ def add(conn: Conn, project_id: str, plus: Contribution, minus: Contribution | N
             width = len(a if a is not None else b)  # type: ignore[arg-type]
             delta = [(a[i] if a else 0) - (b[i] if b else 0) for i in range(width)]
             rows.append([project_id, *key, *delta])
-        if rows:
-            conn.many(sql, rows)
+        conn.insert(head, rows, tail)
 
 
 def maintained(conn: Conn, project_id: str, trace_ids: set[str], work: Callable[[], T]) -> T:

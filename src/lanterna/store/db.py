@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,40 @@ class Conn:
         """Run one statement for each parameter row (``executemany``)."""
         cur = self.raw.cursor()
         cur.executemany(self.dialect.sql(sql), list(rows))
+
+    def insert(self, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+        """Run ``head VALUES (?, ...), (?, ...) tail`` for ``rows`` (all of one width).
+
+        On SQLite as multi-row statements of up to 64 rows: each statement is one trip
+        out of and back into the GIL (``executemany`` makes one per row, and under load
+        each re-entry can wait for a busy request thread). On PostgreSQL, whose driver
+        re-parses long statements, as one pipelined ``executemany``.
+        """
+        if not rows:
+            return
+        most = min(_MAX_ROWS, self.dialect.insert_rows)
+        width = len(rows[0])
+        if most <= 1:
+            self.many(_values_sql(head, width, 1, tail), rows)
+            return
+        start = 0
+        while start < len(rows):
+            # Power-of-two chunks: only a few statement shapes per table to cache.
+            size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
+            params = [value for row in rows[start : start + size] for value in row]
+            self.raw.execute(_values_sql(head, width, size, tail), params)
+            start += size
+
+
+# 64 rows x 35 columns stays far below SQLite's (32,766) and PostgreSQL's (65,535)
+# limits on bound parameters per statement.
+_MAX_ROWS = 64
+
+
+@lru_cache(maxsize=256)
+def _values_sql(head: str, width: int, rows: int, tail: str) -> str:
+    one = "(" + ", ".join("?" * width) + ")"
+    return f"{head} VALUES {', '.join([one] * rows)}{tail}"
 
 
 def _sqlite_connect(path: str, *, readonly: bool) -> sqlite3.Connection:

@@ -17,7 +17,7 @@ used only when the writer's own transaction finds no stored entity.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import cache
 from operator import itemgetter
 from typing import Any
@@ -32,44 +32,23 @@ from .prompts import PromptLinker
 from .tables import COLUMNS, TABLE, to_record, to_row
 
 _CHUNK = 500
-# 64 rows x 35 columns stays far below SQLite's (32,766) and PostgreSQL's (65,535)
-# limits on bound parameters per statement.
-_MAX_ROWS = 64
 
 
 @cache
-def _upsert_sql(kind: str, rows: int = 1) -> str:
+def _upsert_parts(kind: str) -> tuple[str, str]:
     cols = list(COLUMNS[kind])
     names = ", ".join(["project_id", "id", *cols, "created_at", "updated_at"])
-    one = "(" + ", ".join("?" * (len(cols) + 4)) + ")"
     updates = ", ".join(f"{c} = excluded.{c}" for c in [*cols, "updated_at"])
     return (
-        f"INSERT INTO {TABLE[kind]} ({names}) VALUES {', '.join([one] * rows)} "
-        f"ON CONFLICT (project_id, id) DO UPDATE SET {updates}"
+        f"INSERT INTO {TABLE[kind]} ({names})",
+        f" ON CONFLICT (project_id, id) DO UPDATE SET {updates}",
     )
 
 
-def _chunks(rows: list[list[Any]], most: int) -> Iterator[tuple[int, list[Any]]]:
-    """``(row count, flat parameters)`` per power-of-two chunk of at most ``most`` rows.
-
-    Only a few statement shapes per table exist to cache (seven for 64 rows).
-    """
-    start = 0
-    while start < len(rows):
-        size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
-        yield size, [value for row in rows[start : start + size] for value in row]
-        start += size
-
-
 def _upsert(conn: Conn, kind: str, rows: list[list[Any]]) -> None:
-    """Insert or overwrite ``rows`` (distinct ids): multi-row statements where the
-    dialect prefers them (``insert_rows``), else one pipelined ``executemany``."""
-    most = min(_MAX_ROWS, conn.dialect.insert_rows)
-    if most <= 1:
-        conn.many(_upsert_sql(kind), rows)
-        return
-    for size, params in _chunks(rows, most):
-        conn.run(_upsert_sql(kind, size), params)
+    """Insert or overwrite ``rows`` (distinct ids)."""
+    head, tail = _upsert_parts(kind)
+    conn.insert(head, rows, tail)
 
 
 def _load(conn: Conn, kind: str, project_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -87,10 +66,8 @@ def _load(conn: Conn, kind: str, project_id: str, ids: list[str]) -> dict[str, d
     return found
 
 
-_SESSION_SQL = (
-    "INSERT INTO sessions (project_id, id, environment, created_at) "
-    "VALUES (?, ?, ?, ?) ON CONFLICT (project_id, id) DO NOTHING"
-)
+_SESSION_HEAD = "INSERT INTO sessions (project_id, id, environment, created_at)"
+_SESSION_TAIL = " ON CONFLICT (project_id, id) DO NOTHING"
 _BY_ID = itemgetter(1)
 
 
@@ -191,7 +168,7 @@ class PreparedEvents:
                 _upsert(conn, kind, rows)
                 written += len(rows)
             if sessions:
-                conn.many(_SESSION_SQL, sessions)
+                conn.insert(_SESSION_HEAD, sessions, _SESSION_TAIL)
         return written
 
 
