@@ -143,3 +143,104 @@ def test_a_large_batch_of_new_and_existing_entities(api):
         obs = api.get(f"/api/public/observations/s{n}").json()
         assert obs["output"] == n
         assert obs["name"] == ("old" if n < 75 else None)
+
+
+class _Combinable:
+    """A unit the writer may run together with its neighbours (like ingestion batches)."""
+
+    def __init__(self, name: str, *, fail: bool = False) -> None:
+        self.names = [name]
+        self.fail = fail
+        self.combine_key = "orgs"
+
+    @classmethod
+    def combine(cls, parts: list[_Combinable]) -> _Combinable:
+        out = cls("", fail=any(p.fail for p in parts))
+        out.names = [n for p in parts for n in p.names]
+        return out
+
+    def __call__(self, conn) -> list[str]:
+        for name in self.names:
+            _insert(name)(conn)
+        if self.fail:
+            raise ValueError(f"unit {self.names} fails")
+        return self.names
+
+
+def _one_group(writer: Writer, units: list) -> list:
+    with writer.expect() as expected:
+        futures = [writer.submit(u) for u in units]
+        expected.done()
+    return futures
+
+
+def test_neighbouring_combinable_units_run_as_one(db: Database):
+    writer = Writer(db, linger=2.0)
+    writer.start()
+    try:
+        futures = _one_group(
+            writer, [_Combinable("a"), _Combinable("b"), _insert("c"), _Combinable("d")]
+        )
+        # a and b ran as one unit (both get its result); c and d each alone
+        assert [f.result(10) for f in futures] == [["a", "b"], ["a", "b"], "c", ["d"]]
+        assert writer.commits == 1
+        assert _names(db) == {"a", "b", "c", "d"}
+    finally:
+        writer.stop()
+
+
+def test_a_failing_unit_in_a_combined_run_fails_alone(db: Database):
+    writer = Writer(db, linger=2.0)
+    writer.start()
+    try:
+        futures = _one_group(
+            writer, [_Combinable("a"), _Combinable("bad", fail=True), _Combinable("c")]
+        )
+        assert futures[0].result(10) == ["a"]
+        with pytest.raises(ValueError, match="bad"):
+            futures[1].result(10)
+        assert futures[2].result(10) == ["c"]
+        # nothing of the failed combined attempt or of the failing unit is left
+        assert _names(db) == {"a", "c"}
+    finally:
+        writer.stop()
+
+
+def test_concurrent_batches_on_the_same_entities_merge_as_if_sequential(api):
+    """Batches that the writer combines may create and update the same trace and
+    observation: the result equals sending them one after another."""
+    import threading
+
+    from test_rollups import _assert_rollups_match
+
+    batches = [
+        [
+            event("trace-create", {"id": "t", "name": "first", "tags": ["a"]}, at=0),
+            event("span-create", {"id": "s", "traceId": "t", "name": "s1"}, at=0),
+        ],
+        [
+            event("trace-create", {"id": "t", "userId": "u", "tags": ["b"]}, at=1),
+            event("span-update", {"id": "s", "traceId": "t", "level": "ERROR"}, at=1),
+            event("span-create", {"id": "s2", "traceId": "t", "name": "s2"}, at=1),
+        ],
+        [event("span-create", {"id": "s3", "traceId": "t", "name": "s3"}, at=2)],
+    ]
+    rt = api.app.state.runtime
+    rt.writer.linger = 1.0
+    commits = rt.writer.commits
+    with rt.writer.expect() as expected:
+        threads = [threading.Thread(target=ingest, args=(api, *b)) for b in batches]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        expected.done()
+        for thread in threads:
+            thread.join(30)
+    assert rt.writer.commits == commits + 1  # the three batches shared one commit
+    trace = api.get("/api/public/traces/t").json()
+    assert (trace["name"], trace["userId"], sorted(trace["tags"])) == ("first", "u", ["a", "b"])
+    by_id = {o["id"]: o for o in trace["observations"]}
+    assert set(by_id) == {"s", "s2", "s3"}
+    assert (by_id["s"]["name"], by_id["s"]["level"]) == ("s1", "ERROR")
+    raw = _assert_rollups_match(api)
+    assert sum(v[1] for v in raw["traces"].values()) == 1  # the trace has an error

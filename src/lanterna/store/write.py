@@ -120,6 +120,46 @@ class PreparedEvents:
         self.kinds = kinds
         #: rollup values of the batch's traces if they and their observations are new
         self.fresh = fresh or {}
+        #: the writer runs neighbouring batches of one project as one (see ``combine``)
+        self.combine_key = ("events", project_id)
+
+    def traces_touched(self) -> set[str]:
+        """The trace ids this batch names (its traces and its observations' traces)."""
+        touched = set(self.kinds.get("trace", ()))
+        for entity in self.kinds.get("observation", {}).values():
+            for event in entity.events:
+                trace_id = event.fields.get("trace_id")
+                if trace_id is not None:
+                    touched.add(trace_id)
+        return touched
+
+    @classmethod
+    def combine(cls, parts: list[PreparedEvents]) -> PreparedEvents:
+        """One unit doing what ``parts`` (batches of one project) do, in one set of
+        statements. An entity in several parts gets all their events and is merged
+        in the writer; a trace several parts name loses its precomputed rollup values."""
+        kinds: dict[str, dict[str, _Entity]] = defaultdict(dict)
+        fresh: dict[str, rollups.Fresh] = {}
+        seen: set[str] = set()
+        shared: set[str] = set()
+        for part in parts:
+            touched = part.traces_touched()
+            shared |= touched & seen
+            seen |= touched
+            fresh.update(part.fresh)
+            for kind, entities in part.kinds.items():
+                into = kinds[kind]
+                for entity_id, entity in entities.items():
+                    have = into.get(entity_id)
+                    if have is None:
+                        into[entity_id] = entity
+                    else:
+                        both = _Entity()  # no row-if-new: merged from all events
+                        both.events = have.events + entity.events
+                        into[entity_id] = both
+        for trace_id in shared:
+            fresh.pop(trace_id, None)
+        return cls(parts[0].project_id, dict(kinds), fresh)
 
     def __call__(self, conn: Conn) -> int:
         """Merge into the stored entities and upsert; return rows written. The hourly

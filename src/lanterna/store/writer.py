@@ -262,21 +262,12 @@ class Writer:
         raw = conn.raw
         try:
             raw.execute("BEGIN IMMEDIATE" if self.db.is_sqlite else "BEGIN")
-            for work, future in group:
-                if not future.set_running_or_notify_cancel():
+            live = [(w, f) for w, f in group if f.set_running_or_notify_cancel()]
+            for run in _runs(live):
+                if len(run) > 1 and self._run_combined(conn, run, results):
                     continue
-                raw.execute("SAVEPOINT unit")
-                try:
-                    value = work(conn)
-                except BaseException as exc:  # one unit's failure stays its own
-                    raw.execute("ROLLBACK TO SAVEPOINT unit")
-                    raw.execute("RELEASE SAVEPOINT unit")
-                    results.append((future, False, exc))
-                    if not isinstance(exc, Exception):
-                        raise
-                else:
-                    raw.execute("RELEASE SAVEPOINT unit")
-                    results.append((future, True, value))
+                for work, future in run:
+                    self._run_unit(conn, work, future, results)
             raw.execute("COMMIT")
         except Exception as exc:
             log.exception("write transaction failed; %d request(s) get an error", len(group))
@@ -301,3 +292,69 @@ class Writer:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+    @staticmethod
+    def _run_unit(
+        conn: Conn,
+        work: Work,
+        future: concurrent.futures.Future[Any],
+        results: list[tuple[concurrent.futures.Future[Any], bool, Any]],
+    ) -> None:
+        raw = conn.raw
+        raw.execute("SAVEPOINT unit")
+        try:
+            value = work(conn)
+        except BaseException as exc:  # one unit's failure stays its own
+            raw.execute("ROLLBACK TO SAVEPOINT unit")
+            raw.execute("RELEASE SAVEPOINT unit")
+            results.append((future, False, exc))
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            raw.execute("RELEASE SAVEPOINT unit")
+            results.append((future, True, value))
+
+    @staticmethod
+    def _run_combined(
+        conn: Conn,
+        run: list[tuple[Work, concurrent.futures.Future[Any]]],
+        results: list[tuple[concurrent.futures.Future[Any], bool, Any]],
+    ) -> bool:
+        """Run units that can be combined as one (one set of statements instead of one
+        per unit); False, with nothing written, when that fails: then each unit runs
+        on its own, so that a failing one still fails alone."""
+        raw = conn.raw
+        combined = type(run[0][0]).combine([work for work, _future in run])  # type: ignore[attr-defined]
+        raw.execute("SAVEPOINT combined")
+        try:
+            value = combined(conn)
+        except Exception:
+            raw.execute("ROLLBACK TO SAVEPOINT combined")
+            raw.execute("RELEASE SAVEPOINT combined")
+            log.debug("combined units failed; running them one by one", exc_info=True)
+            return False
+        raw.execute("RELEASE SAVEPOINT combined")
+        results.extend((future, True, value) for _work, future in run)
+        return True
+
+
+def _runs(
+    units: list[tuple[Work, concurrent.futures.Future[Any]]],
+) -> list[list[tuple[Work, concurrent.futures.Future[Any]]]]:
+    """Consecutive units with the same ``combine_key`` (not None) form one run; every
+    other unit is a run of its own. Only neighbours combine, so the order of writes
+    that depend on each other (an ingest, a delete, an ingest) is kept.
+
+    A unit type opts in with a ``combine_key`` attribute and a ``combine(units)``
+    class method returning one unit that does what they do in order.
+    """
+    runs: list[list[tuple[Work, concurrent.futures.Future[Any]]]] = []
+    last: Any = None
+    for unit in units:
+        key = getattr(unit[0], "combine_key", None)
+        if key is not None and key == last:
+            runs[-1].append(unit)
+        else:
+            runs.append([unit])
+        last = key
+    return runs
