@@ -150,9 +150,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             if project_id is None:
                 all_projects = projects.list_projects(conn)
                 if len(all_projects) != 1:
-                    raise SystemExit(
-                        "more than one project (or none): name one with --project ID"
-                    )
+                    raise SystemExit("more than one project (or none): name one with --project ID")
                 project_id = all_projects[0]["id"]
             elif projects.get_project(conn, project_id) is None:
                 raise SystemExit(f"no project {project_id}")
@@ -249,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     _db_options(serve)
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
     serve.add_argument(
-        "--access-log", action=argparse.BooleanOptionalAction, default=False,
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="log every request (default off)",
     )
     serve.add_argument(

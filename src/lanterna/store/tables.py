@@ -16,6 +16,8 @@ TS = "ts"
 JSON = "json"
 BOOL = "bool"
 
+# One line per group of columns reads better here than one line per column.
+# fmt: off
 COLUMNS: dict[str, dict[str, str | None]] = {
     "trace": {
         "timestamp": TS, "name": None, "user_id": None, "session_id": None, "release": None,
@@ -40,6 +42,7 @@ COLUMNS: dict[str, dict[str, str | None]] = {
         "config_id": None, "queue_id": None, "author_user_id": None, "environment": None,
     },
 }
+# fmt: on
 TABLE = {"trace": "traces", "observation": "observations", "score": "scores"}
 
 
