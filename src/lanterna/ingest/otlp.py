@@ -4,7 +4,9 @@ Both wire forms are read with the message classes of ``opentelemetry-proto``:
 protobuf with ``ExportTraceServiceRequest.FromString``, OTLP/JSON with protobuf's
 ``json_format`` *after* the ids are taken out. OTLP/JSON carries trace and span ids as
 hex strings while protobuf's JSON mapping reads ``bytes`` fields as base64, so the JSON
-path lifts the ids out itself and parses only the rest.
+path lifts the ids out itself and parses only the rest. ``json_format`` is slow (pure
+Python), so an export in the canonical form exporters write is read directly, into the
+same values; any other form still goes through ``json_format`` (see _json_spans).
 
 The decoded spans become :class:`SpanData` (plain Python values), which
 :mod:`.otlp_mapping` turns into the same :class:`DomainEvent` s that
@@ -17,18 +19,20 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from .. import _json
 from ..timeutil import now
@@ -78,7 +82,14 @@ def any_value(value: AnyValue) -> Any:
 
 def attributes(values: Iterable[KeyValue]) -> dict[str, Any]:
     """A repeated ``KeyValue`` field as a dict (a later duplicate key wins)."""
-    return {kv.key: any_value(kv.value) for kv in values}
+    out: dict[str, Any] = {}
+    for kv in values:
+        value = kv.value
+        # Most attributes are non-empty strings: read them without WhichOneof (a hot
+        # path); an unset or empty string reads as "" and takes the general way.
+        text = value.string_value
+        out[kv.key] = text if text else any_value(value)
+    return out
 
 
 def _ns(start: int, end: int) -> tuple[int, int]:
@@ -88,62 +99,56 @@ def _ns(start: int, end: int) -> tuple[int, int]:
     return (start or end), (end or start)
 
 
-def _span(
-    span: Span,
-    ids: tuple[str, str, str | None],
-    resource: dict[str, Any],
-    scope: tuple[str, str, dict[str, Any]],
-) -> SpanData:
-    start, end = _ns(span.start_time_unix_nano, span.end_time_unix_nano)
-    return SpanData(
-        trace_id=ids[0],
-        span_id=ids[1],
-        parent_span_id=ids[2],
-        name=span.name,
-        start_ns=start,
-        end_ns=end,
-        attributes=attributes(span.attributes),
-        events=[(e.name, attributes(e.attributes)) for e in span.events],
-        status_code=span.status.code,
-        status_message=span.status.message,
-        resource=resource,
-        scope_name=scope[0],
-        scope_version=scope[1],
-        scope_attributes=scope[2],
-    )
-
-
 def _walk(
     request: ExportTraceServiceRequest,
     ids: Iterator[tuple[str, str, str | None]] | None,
 ) -> Iterator[SpanData]:
+    attrs = attributes
     for resource_spans in request.resource_spans:
-        resource = attributes(resource_spans.resource.attributes)
+        resource = attrs(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             s = scope_spans.scope
-            scope = (s.name, s.version, attributes(s.attributes))
+            scope_name, scope_version, scope_attrs = s.name, s.version, attrs(s.attributes)
             for span in scope_spans.spans:
-                span_ids = next(ids) if ids is not None else _proto_ids(span)
-                yield _span(span, span_ids, resource, scope)
+                trace_id, span_id, parent = next(ids) if ids is not None else _proto_ids(span)
+                start, end = _ns(span.start_time_unix_nano, span.end_time_unix_nano)
+                status = span.status
+                events = span.events
+                yield SpanData(
+                    trace_id,
+                    span_id,
+                    parent,
+                    span.name,
+                    start,
+                    end,
+                    attrs(span.attributes),
+                    [(e.name, attrs(e.attributes)) for e in events] if events else [],
+                    status.code,
+                    status.message,
+                    resource,
+                    scope_name,
+                    scope_version,
+                    scope_attrs,
+                )
 
 
 # --- protobuf --------------------------------------------------------------------------
 
 
 def _proto_ids(span: Span) -> tuple[str, str, str | None]:
-    if not span.trace_id:
+    trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+    if not trace_id:
         raise OtlpError(f"span {span.name!r} has no traceId")
-    if not span.span_id:
+    if not span_id:
         raise OtlpError(f"span {span.name!r} has no spanId")
-    for key, value in (("traceId", span.trace_id), ("spanId", span.span_id)):
+    for key, value in (("traceId", trace_id), ("spanId", span_id)):
         if len(value) * 2 > MAX_ID_BYTES:
             raise OtlpError(f"span {span.name!r}: {key} is longer than {MAX_ID_BYTES // 2} bytes")
-    if len(span.parent_span_id) * 2 > MAX_ID_BYTES:
+    if len(parent) * 2 > MAX_ID_BYTES:
         raise OtlpError(
             f"span {span.name!r}: parentSpanId is longer than {MAX_ID_BYTES // 2} bytes"
         )
-    parent = span.parent_span_id.hex() if span.parent_span_id else None
-    return span.trace_id.hex(), span.span_id.hex(), parent
+    return trace_id.hex(), span_id.hex(), parent.hex() if parent else None
 
 
 def decode_protobuf(raw: bytes) -> ExportTraceServiceRequest:
@@ -159,10 +164,12 @@ def decode_protobuf(raw: bytes) -> ExportTraceServiceRequest:
 
 @dataclass(slots=True)
 class JsonExport:
-    """An OTLP/JSON export: the parsed message plus the ids lifted out of it, in order."""
+    """An OTLP/JSON export: the parsed message plus the ids lifted out of it, in order,
+    or (``request`` None) its spans, read directly from canonical JSON."""
 
-    request: ExportTraceServiceRequest
+    request: ExportTraceServiceRequest | None
     ids: list[tuple[str, str, str | None]]
+    spans: list[SpanData] | None = None
 
 
 def _list(container: dict[str, Any], key: str, where: str) -> list[Any]:
@@ -195,7 +202,10 @@ def _fix_any_value(value: Any) -> None:
         inner = value.get(container_key)
         if isinstance(inner, dict) and isinstance(inner.get("values"), list):
             for item in inner["values"]:
-                _fix_any_value(item.get("value") if container_key == "kvlistValue" else item)
+                if container_key == "kvlistValue":
+                    # Not an object: json_format refuses it below (a 400, not a crash here).
+                    item = item.get("value") if isinstance(item, dict) else None
+                _fix_any_value(item)
 
 
 def _fix_attributes(container: dict[str, Any], where: str) -> None:
@@ -268,6 +278,209 @@ def _prepare_json(doc: Any) -> list[tuple[str, str, str | None]]:
     return ids
 
 
+# --- canonical OTLP/JSON without json_format -------------------------------------------
+#
+# json_format.ParseDict is pure Python: ~250 µs per span of the Langfuse SDK's shape,
+# 95% of it in the attribute lists. An export in the canonical form OTLP/JSON exporters
+# write is read directly into the spans the parsed message would give. Anything else
+# (a null, bytes, a number written as a float or a float-string, an enum by number-string,
+# a proto field name or an unknown key, two values in one AnyValue...) makes the whole
+# export take ParseDict's way as before, so what is accepted, refused and read stays
+# the same: each form read here is one ParseDict reads to the same value.
+
+
+class _Unusual(Exception):
+    """Not in the canonical form read directly; ParseDict reads the export."""
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+_INTEGER = re.compile(r"-?[0-9]+")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _json_any(value: Any) -> Any:
+    """A canonical OTLP/JSON ``AnyValue`` as any_value() reads the parsed message."""
+    if type(value) is not dict:
+        raise _Unusual
+    if len(value) != 1:
+        if value:
+            raise _Unusual
+        return None  # no value set
+    ((kind, inner),) = value.items()
+    kind_type = type(inner)
+    if kind == "stringValue":
+        if kind_type is str:
+            return inner
+    elif kind == "intValue":
+        if kind_type is str and _INTEGER.fullmatch(inner):
+            inner, kind_type = int(inner), int
+        if kind_type is int and _INT64[0] <= inner <= _INT64[1]:
+            return inner
+    elif kind == "boolValue":
+        if kind_type is bool:
+            return inner
+    elif kind == "doubleValue":
+        if kind_type is int and -(2**53) <= inner <= 2**53:  # exactly a double
+            return float(inner)
+        if kind_type is float and math.isfinite(inner):
+            return inner
+    elif kind in ("arrayValue", "kvlistValue") and kind_type is dict:
+        values = inner.get("values", [])
+        if inner.keys() <= {"values"} and type(values) is list:
+            if kind == "arrayValue":
+                return [_json_any(v) for v in values]
+            return _json_attributes(values)
+    raise _Unusual
+
+
+def _json_attributes(values: Any) -> dict[str, Any]:
+    """A canonical list of ``{key, value}`` objects as attributes() reads it."""
+    if type(values) is not list:
+        raise _Unusual
+    out: dict[str, Any] = {}
+    for kv in values:
+        if type(kv) is not dict or len(kv) != 2:
+            raise _Unusual
+        key = kv.get("key")
+        value = kv.get("value")
+        if type(key) is not str or value is None:
+            raise _Unusual
+        out[key] = _json_any(value)
+    return out
+
+
+def _unsigned(bits: int) -> Callable[[Any], int]:
+    top = 2**bits
+
+    def read(value: Any) -> int:
+        if type(value) is str and _DIGITS.fullmatch(value):
+            value = int(value)
+        if type(value) is int and 0 <= value < top:
+            return value
+        raise _Unusual
+
+    return read
+
+
+def _enum(enum: EnumDescriptor) -> Callable[[Any], int]:
+    names = {v.name: v.number for v in enum.values}
+
+    def read(value: Any) -> int:
+        if type(value) is str and value in names:
+            return names[value]
+        if type(value) is int and -(2**31) <= value < 2**31:  # open enum: any int32
+            return value
+        raise _Unusual
+
+    return read
+
+
+def _string(value: Any) -> str:
+    if type(value) is str:
+        return value
+    raise _Unusual
+
+
+_READERS = {
+    FieldDescriptor.TYPE_STRING: _string,
+    FieldDescriptor.TYPE_FIXED64: _unsigned(64),
+    FieldDescriptor.TYPE_FIXED32: _unsigned(32),
+    FieldDescriptor.TYPE_UINT32: _unsigned(32),
+}
+
+
+def _scalars(message: Any, *nested: str) -> tuple[dict[str, Callable[[Any], Any]], frozenset[str]]:
+    """Readers of a message's scalar fields by JSON name; ``nested``: the message
+    fields read by the caller (any other message or bytes field is unusual)."""
+    readers: dict[str, Callable[[Any], Any]] = {}
+    for f in message.DESCRIPTOR.fields:
+        if f.type == FieldDescriptor.TYPE_ENUM:
+            readers[f.json_name] = _enum(f.enum_type)
+        elif f.type in _READERS:
+            readers[f.json_name] = _READERS[f.type]
+    return readers, frozenset(nested)
+
+
+_REQUEST = _scalars(ExportTraceServiceRequest, "resourceSpans")
+_RESOURCE_SPANS = _scalars(ResourceSpans, "resource", "scopeSpans")
+_RESOURCE = _scalars(Resource, "attributes")
+_SCOPE_SPANS = _scalars(ScopeSpans, "scope", "spans")
+_SCOPE = _scalars(InstrumentationScope, "attributes")
+_SPAN = _scalars(Span, "attributes", "events", "status")
+_EVENT = _scalars(Span.Event, "attributes")
+_STATUS = _scalars(Status)
+
+
+def _read(obj: Any, shape: tuple[dict[str, Callable[[Any], Any]], frozenset[str]]) -> dict:
+    """The scalar fields of a canonical object (defaults left out), checked."""
+    if type(obj) is not dict:
+        raise _Unusual
+    readers, nested = shape
+    out = {}
+    for key, value in obj.items():
+        reader = readers.get(key)
+        if reader is not None:
+            out[key] = reader(value)
+        elif key not in nested:
+            raise _Unusual
+    return out
+
+
+def _items(obj: dict[str, Any], key: str) -> Any:
+    value = obj.get(key, ())
+    if type(value) is not list and value != ():
+        raise _Unusual
+    return value
+
+
+def _json_spans(doc: Any, ids: list[tuple[str, str, str | None]]) -> list[SpanData]:
+    """The spans of a canonical export, as _walk() reads the parsed message."""
+    spans: list[SpanData] = []
+    id_of = iter(ids)
+    _read(doc, _REQUEST)
+    for resource_spans in _items(doc, "resourceSpans"):
+        _read(resource_spans, _RESOURCE_SPANS)
+        resource_obj = resource_spans.get("resource", {})
+        _read(resource_obj, _RESOURCE)
+        resource = _json_attributes(resource_obj.get("attributes", []))
+        for scope_spans in _items(resource_spans, "scopeSpans"):
+            _read(scope_spans, _SCOPE_SPANS)
+            scope_obj = scope_spans.get("scope", {})
+            scope = _read(scope_obj, _SCOPE)
+            scope_name, scope_version = scope.get("name", ""), scope.get("version", "")
+            scope_attrs = _json_attributes(scope_obj.get("attributes", []))
+            for span in _items(scope_spans, "spans"):
+                fields = _read(span, _SPAN)
+                status = _read(span.get("status", {}), _STATUS)
+                events = []
+                for event in _items(span, "events"):
+                    name = _read(event, _EVENT).get("name", "")
+                    events.append((name, _json_attributes(event.get("attributes", []))))
+                trace_id, span_id, parent = next(id_of)
+                start, end = _ns(
+                    fields.get("startTimeUnixNano", 0), fields.get("endTimeUnixNano", 0)
+                )
+                spans.append(
+                    SpanData(
+                        trace_id,
+                        span_id,
+                        parent,
+                        fields.get("name", ""),
+                        start,
+                        end,
+                        _json_attributes(span.get("attributes", [])),
+                        events,
+                        status.get("code", 0),
+                        status.get("message", ""),
+                        resource,
+                        scope_name,
+                        scope_version,
+                        scope_attrs,
+                    )
+                )
+    return spans
+
+
 def decode_json(raw: bytes) -> JsonExport:
     """An OTLP/JSON export; :class:`OtlpError` when it is not one."""
     try:
@@ -275,6 +488,10 @@ def decode_json(raw: bytes) -> JsonExport:
     except _json.JSONDecodeError as exc:
         raise OtlpError(f"Failed to parse OTel JSON Trace: {exc}") from None
     ids = _prepare_json(doc)
+    try:
+        return JsonExport(None, ids, _json_spans(doc, ids))
+    except _Unusual:
+        pass
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
@@ -289,6 +506,8 @@ def decode_json(raw: bytes) -> JsonExport:
 def spans_of(export: ExportTraceServiceRequest | JsonExport) -> list[SpanData]:
     """Every span of an export; :class:`OtlpError` if one lacks usable ids."""
     if isinstance(export, JsonExport):
+        if export.request is None:
+            return list(export.spans or ())
         return list(_walk(export.request, iter(export.ids)))
     return list(_walk(export, None))
 

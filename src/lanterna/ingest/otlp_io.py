@@ -286,6 +286,7 @@ def _genai_messages(attrs: dict[str, Any], scope: str, events: Events) -> Found:
 
 
 Rule = Callable[[dict[str, Any], str, Events], Found]
+# In order; input_output() runs the first one (_langfuse) inline.
 RULES: tuple[Rule, ...] = (
     _langfuse,
     _vercel,
@@ -301,9 +302,32 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+_LANGFUSE_IN = "langfuse.observation.input"
+_LANGFUSE_OUT = "langfuse.observation.output"
+
+
 def input_output(attrs: dict[str, Any], scope: str, events: Events) -> Found:
     """``(input, output, keys read)`` from the first rule that yields either."""
-    for rule in RULES:
+    # The first rule (_langfuse) inline: the Langfuse SDKs' spans end here.
+    inp = attrs.get(_LANGFUSE_IN)
+    out = attrs.get(_LANGFUSE_OUT)
+    has_in = inp is not None and inp != ""
+    has_out = out is not None and out != ""
+    if has_in or has_out:
+        used: set[str] = set()
+        if has_in:
+            inp = parse_io(inp)
+            used.add(_LANGFUSE_IN)
+        else:
+            inp = None
+        if has_out:
+            out = parse_io(out)
+            used.add(_LANGFUSE_OUT)
+        else:
+            out = None
+        if inp is not None or out is not None:
+            return inp, out, used
+    for rule in RULES[1:]:
         inp, out, used = rule(attrs, scope, events)
         if inp is not None or out is not None:
             return inp, out, used

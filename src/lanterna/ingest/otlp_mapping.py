@@ -10,9 +10,11 @@ other wire format.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from .. import _json
 from .environment import normalize_environment
@@ -24,6 +26,7 @@ from .otlp_semconv import (
     cost_details,
     first,
     is_agent_aggregate,
+    metadata_groups,
     model_name,
     model_parameters,
     parse_json,
@@ -65,9 +68,13 @@ class SpanData:
     memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def _dt(ns: int) -> datetime:
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=rest // 1000)
+    # Whole microseconds since the epoch, exactly; about twice as fast as
+    # fromtimestamp() + replace() on this hot path (two per span).
+    return _EPOCH + timedelta(0, 0, ns // 1000)  # (days, seconds, microseconds)
 
 
 def _true(value: Any) -> bool:
@@ -89,7 +96,7 @@ def _text(value: Any) -> str | None:
 
 def is_root(span: SpanData) -> bool:
     """No parent span, or marked as the trace root by the Langfuse SDK."""
-    return span.parent_span_id is None or _true(span.attributes.get("langfuse.internal.as_root"))
+    return span.parent_span_id is None or _true(span.attributes.get(_AS_ROOT))
 
 
 # --- observation type, name, level, environment ----------------------------------------
@@ -272,46 +279,16 @@ def environment(span: SpanData) -> str:
 # --- metadata --------------------------------------------------------------------------
 
 
-_METADATA_PREFIXES = (
-    "langfuse.trace.metadata",
-    "langfuse.observation.metadata",
-    "langfuse.metadata",
-    "ai.telemetry.metadata",
-)
-
-
-def _metadata_groups(attrs: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each metadata prefix's values, from ``prefix`` (a JSON object) and ``prefix.<key>``.
-
-    One pass over the attributes; the per-key values win over the JSON object. Values
-    are JSON-decoded when they are JSON: SDKs encode non-string values (5.x strings
-    too), and Langfuse decodes them the same way when reading.
-    """
-    blobs: dict[str, dict[str, Any]] = {}
-    keyed: dict[str, dict[str, Any]] = {}
-    for key, value in attrs.items():
-        if not key.startswith(_METADATA_PREFIXES):
-            continue
-        for prefix in _METADATA_PREFIXES:
-            if key == prefix:
-                blob = parse_json(value)
-                if isinstance(blob, dict):
-                    blobs[prefix] = blob
-                break
-            if key.startswith(prefix) and key[len(prefix)] == ".":
-                keyed.setdefault(prefix, {})[key[len(prefix) + 1 :]] = parse_json(value)
-                break
-    return {p: {**blobs.get(p, {}), **keyed.get(p, {})} for p in _METADATA_PREFIXES}
-
-
 def _groups(span: SpanData) -> dict[str, dict[str, Any]]:
     groups = span.memo.get("metadata")
     if groups is None:
-        groups = span.memo["metadata"] = _metadata_groups(span.attributes)
+        groups = span.memo["metadata"] = metadata_groups(span.attributes)
         resource = span.memo.get("resource_metadata")
         if resource is None:
-            resource = _metadata_groups(span.resource)["langfuse.trace.metadata"]
+            resource = metadata_groups(span.resource)["langfuse.trace.metadata"]
         groups["resource"] = resource
+        # Read by both the observation and the trace: built once (never mutated).
+        groups["shared"] = _shared_metadata(groups)
     return groups
 
 
@@ -332,15 +309,9 @@ def trace_metadata(span: SpanData) -> dict[str, Any]:
     groups = _groups(span)
     return {
         **groups["resource"],
-        **_shared_metadata(groups),
+        **groups["shared"],
         **groups["langfuse.trace.metadata"],
     }
-
-
-def observation_metadata(span: SpanData) -> dict[str, Any]:
-    """Observation metadata set on the span."""
-    groups = _groups(span)
-    return {**_shared_metadata(groups), **groups["langfuse.observation.metadata"]}
 
 
 _CONTEXT_KEYS = ("attributes", "resourceAttributes", "scope")
@@ -356,19 +327,49 @@ def _context_metadata(span: SpanData, used: set[str]) -> dict[str, Any]:
             if k not in used and not k.startswith(CONSUMED_PREFIXES)
         }
     out["resourceAttributes"] = span.resource
-    out["scope"] = {
-        "name": span.scope_name,
-        "version": span.scope_version,
-        "attributes": span.scope_attributes,
-    }
+    scope = span.memo.get("scope")
+    if scope is None:
+        scope = {
+            "name": span.scope_name,
+            "version": span.scope_version,
+            "attributes": span.scope_attributes,
+        }
+    out["scope"] = scope
     return out
 
 
 # --- trace-level keys ------------------------------------------------------------------
 
 
+_FROM_METADATA = ("langfuse.observation.metadata.", "langfuse.trace.metadata.")
+_USER_KEYS = ("langfuse.user.id", "user.id")
+_SESSION_KEYS = ("langfuse.session.id", "session.id", "gen_ai.conversation.id")
+_TAG_KEYS = ("langfuse.trace.tags", "langfuse.tags")
+_LATE_TAG_KEYS = ("ai.telemetry.metadata.tags", "tag.tags")
+_PUBLIC_KEYS = ("langfuse.trace.public", "langfuse.public")
+_AS_ROOT = "langfuse.internal.as_root"
+#: Every attribute a trace *update* depends on besides the span's metadata groups
+#: and its environment (see _update_signature). A key read by trace_event() for a
+#: non-root span must be listed here.
+TRACE_UPDATE_KEYS = (
+    "langfuse.trace.name",
+    *_USER_KEYS,
+    *_SESSION_KEYS,
+    *_TAG_KEYS,
+    *_LATE_TAG_KEYS,
+    *_PUBLIC_KEYS,
+    *(p + k for p in _FROM_METADATA for k in ("langfuse_user_id", "langfuse_session_id")),
+    *(p + "langfuse_tags" for p in _FROM_METADATA),
+    "ai.telemetry.metadata.userId",
+    "ai.telemetry.metadata.sessionId",
+    "langfuse.trace.input",
+    "langfuse.trace.output",
+    _AS_ROOT,
+)
+
+
 def _from_metadata(attrs: dict[str, Any], key: str) -> Any:
-    for prefix in ("langfuse.observation.metadata.", "langfuse.trace.metadata."):
+    for prefix in _FROM_METADATA:
         value = attrs.get(prefix + key)
         if value not in (None, ""):
             return parse_json(value)
@@ -377,7 +378,7 @@ def _from_metadata(attrs: dict[str, Any], key: str) -> Any:
 
 def user_id(attrs: dict[str, Any]) -> str | None:
     """The trace's user id from the first user key present."""
-    value = first(attrs, "langfuse.user.id", "user.id")
+    value = first(attrs, *_USER_KEYS)
     if value is None:
         value = _from_metadata(attrs, "langfuse_user_id")
     if value is None:
@@ -388,7 +389,7 @@ def user_id(attrs: dict[str, Any]) -> str | None:
 
 def session_id(attrs: dict[str, Any]) -> str | None:
     """The trace's session id from the first session key present."""
-    value = first(attrs, "langfuse.session.id", "session.id", "gen_ai.conversation.id")
+    value = first(attrs, *_SESSION_KEYS)
     if value is None:
         value = _from_metadata(attrs, "langfuse_session_id")
     if value is None:
@@ -412,19 +413,19 @@ def _tag_list(value: Any) -> list[str] | None:
 
 def tags(attrs: dict[str, Any]) -> list[str] | None:
     """Trace tags: a string array, a JSON array, a comma-separated or a single string."""
-    for key in ("langfuse.trace.tags", "langfuse.tags"):
+    for key in _TAG_KEYS:
         found = _tag_list(attrs.get(key))
         if found:
             return sorted(set(found))
     found = _tag_list(_from_metadata(attrs, "langfuse_tags"))
-    for key in ("ai.telemetry.metadata.tags", "tag.tags"):
+    for key in _LATE_TAG_KEYS:
         found = found or _tag_list(attrs.get(key))
     return sorted(set(found)) if found else None
 
 
 def public(attrs: dict[str, Any]) -> bool | None:
     """``langfuse.trace.public`` (or legacy ``langfuse.public``) when true."""
-    value = first(attrs, "langfuse.trace.public", "langfuse.public")
+    value = first(attrs, *_PUBLIC_KEYS)
     return True if _true(value) else None
 
 
@@ -460,6 +461,7 @@ def observation_event(span: SpanData) -> DomainEvent:
     start = _dt(span.start_ns)
     obs_type = observation_type(span)
     inp, out, used = input_output(a, span.scope_name, span.events)
+    groups = _groups(span)
     fields: dict[str, Any] = {
         "trace_id": span.trace_id,
         "type": obs_type,
@@ -468,9 +470,12 @@ def observation_event(span: SpanData) -> DomainEvent:
         "end_time": _dt(span.end_ns),
         "level": level(span),
         "environment": environment(span),
+        # The resource's trace metadata, then the span's observation metadata (the
+        # shared groups, then langfuse.observation.metadata), then its context.
         "metadata": {
-            **_groups(span)["resource"],
-            **observation_metadata(span),
+            **groups["resource"],
+            **groups["shared"],
+            **groups["langfuse.observation.metadata"],
             **_context_metadata(span, used),
         },
     }
@@ -478,12 +483,19 @@ def observation_event(span: SpanData) -> DomainEvent:
     # no observation has that id, so it would hang the span off nothing.
     if span.parent_span_id is not None and not _true(a.get("langfuse.internal.as_root")):
         fields["parent_observation_id"] = span.parent_span_id
-    _put(fields, "status_message", status_message(span))
-    _put(fields, "version", _text(a.get("langfuse.version") or None))
-    if "version" not in fields:
-        _put(fields, "version", _text(span.resource.get("service.version")))
-    _put(fields, "input", inp)
-    _put(fields, "output", out)
+    # (``if value is not None`` stands for _put() on this hot path.)
+    message = status_message(span)
+    if message is not None:
+        fields["status_message"] = message
+    version = _text(a.get("langfuse.version") or None)
+    if version is None:
+        version = _text(span.resource.get("service.version"))
+    if version is not None:
+        fields["version"] = version
+    if inp is not None:
+        fields["input"] = inp
+    if out is not None:
+        fields["output"] = out
     if obs_type not in ("SPAN", "EVENT"):
         _generation_fields(span, obs_type, start, fields)
     return DomainEvent("observation", span.span_id, start, fields)
@@ -512,19 +524,30 @@ def trace_event(span: SpanData, observation: DomainEvent) -> DomainEvent | None:
     a = span.attributes
     start = observation.timestamp
     fields: dict[str, Any] = {"timestamp": start, "environment": observation.fields["environment"]}
+    # (``if value is not None`` stands for _put() on this hot path.)
     name = _text(a.get("langfuse.trace.name"))
-    _put(fields, "name", None if name is None else _clip(name, MAX_NAME_BYTES))
-    _put(fields, "user_id", user_id(a))
-    _put(fields, "session_id", session_id(a))
-    _put(fields, "tags", tags(a))
-    _put(fields, "public", public(a))
+    if name is not None:
+        fields["name"] = _clip(name, MAX_NAME_BYTES)
+    value: Any = user_id(a)
+    if value is not None:
+        fields["user_id"] = value
+    value = session_id(a)
+    if value is not None:
+        fields["session_id"] = value
+    value = tags(a)
+    if value is not None:
+        fields["tags"] = value
+    value = public(a)
+    if value is not None:
+        fields["public"] = value
     inp, out = trace_input_output(a)
-    _put(fields, "input", inp)
-    _put(fields, "output", out)
-    span_trace_md = _groups(span)["langfuse.trace.metadata"]
-    root = is_root(span)
-    if not root:
-        if len(fields) == 2 and not span_trace_md:
+    if inp is not None:
+        fields["input"] = inp
+    if out is not None:
+        fields["output"] = out
+    groups = _groups(span)
+    if not is_root(span):
+        if len(fields) == 2 and not groups["langfuse.trace.metadata"]:
             return None
         _put(fields, "metadata", trace_metadata(span) or None)
         return DomainEvent("trace", span.trace_id, start, fields, is_update=True)
@@ -538,8 +561,19 @@ def trace_event(span: SpanData, observation: DomainEvent) -> DomainEvent | None:
         _put(fields, "input", obs.get("input"))
     if "output" not in fields:
         _put(fields, "output", obs.get("output"))
-    context = {k: obs["metadata"][k] for k in _CONTEXT_KEYS if k in obs["metadata"]}
-    fields["metadata"] = {**trace_metadata(span), **observation_metadata(span), **context}
+    obs_metadata = obs["metadata"]
+    # trace_metadata(), then the observation metadata, then the span's context.
+    metadata = {
+        **groups["resource"],
+        **groups["shared"],
+        **groups["langfuse.trace.metadata"],
+        **groups["shared"],
+        **groups["langfuse.observation.metadata"],
+    }
+    for key in _CONTEXT_KEYS:
+        if key in obs_metadata:
+            metadata[key] = obs_metadata[key]
+    fields["metadata"] = metadata
     return DomainEvent("trace", span.trace_id, start, fields)
 
 
@@ -554,22 +588,73 @@ class _Updates:
     def __init__(self) -> None:
         self.first: dict[str, DomainEvent] = {}
         self.mixed: set[str] = set()
+        #: The signature of the span that gave each trace's first update.
+        self.signatures: dict[str, bytes] = {}
 
-    def keep(self, event: DomainEvent) -> bool:
+    def comparable(self, trace_id: str) -> bool:
+        """Whether a repeat of the trace's first update would still be dropped."""
+        return trace_id in self.signatures and trace_id not in self.mixed
+
+    def repeat(self, trace_id: str, signature: bytes | None, timestamp: datetime) -> bool:
+        """Whether a span with this signature would give a dropped repeat (see keep()).
+
+        The same signature means the same update fields (trace_event is a function of
+        them), so the repeat is dropped without being built.
+        """
+        if signature is None or trace_id in self.mixed:
+            return False
+        if self.signatures.get(trace_id) != signature:
+            return False
+        first = self.first[trace_id]
+        if timestamp < first.timestamp:  # as keep() does
+            first.timestamp = first.fields["timestamp"] = timestamp
+        return True
+
+    def keep(self, event: DomainEvent, signature: bytes | None = None) -> bool:
         first = self.first.get(event.entity_id)
         if first is None:
             self.first[event.entity_id] = event
+            if signature is not None:
+                self.signatures[event.entity_id] = signature
             return True
         if event.entity_id not in self.mixed:
-            same = {k: v for k, v in event.fields.items() if k != "timestamp"} == {
-                k: v for k, v in first.fields.items() if k != "timestamp"
-            }
-            if same:
+            # Equal but for the timestamp (every trace event has one).
+            fields = event.fields
+            if fields == {**first.fields, "timestamp": fields["timestamp"]}:
                 if event.timestamp < first.timestamp:  # the earliest time founds the trace
                     first.timestamp = first.fields["timestamp"] = event.timestamp
                 return False
             self.mixed.add(event.entity_id)
         return True
+
+
+# Types that orjson would write like a string (or an object): two different values
+# could encode alike, so such a span gets no signature.
+_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_STRICT |= orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _update_signature(span: SpanData, environment: str) -> bytes | None:
+    """What a non-root span's trace update is computed from, encoded; None if unsure.
+
+    The JSON encoding keeps types apart (``1``, ``1.0``, ``true`` and ``"1"`` differ),
+    where ``==`` would not. The metadata groups are the parsed values the update's
+    metadata is merged from.
+    """
+    groups = _groups(span)
+    try:
+        return orjson.dumps(
+            [
+                environment,
+                groups["resource"],
+                groups["shared"],
+                groups["langfuse.trace.metadata"],
+                list(map(span.attributes.get, TRACE_UPDATE_KEYS)),
+            ],
+            option=_STRICT,
+        )
+    except TypeError:
+        return None
 
 
 def _sanitized(events: list[DomainEvent]) -> None:
@@ -595,18 +680,39 @@ def events_of_spans(spans: list[SpanData]) -> list[DomainEvent]:
     shallow: dict[str, DomainEvent] = {}
     updates = _Updates()
     resource_metadata: dict[int, dict[str, Any]] = {}
+    scopes: dict[tuple[int, str, str], dict[str, Any]] = {}
     for span in spans:
         # Spans of one resource share its attribute dict: read its metadata once.
         key = id(span.resource)
         if key not in resource_metadata:
-            groups = _metadata_groups(span.resource)
+            groups = metadata_groups(span.resource)
             resource_metadata[key] = groups["langfuse.trace.metadata"]
         span.memo["resource_metadata"] = resource_metadata[key]
+        # Likewise one scope object for the spans of one scope (events only read it).
+        scope_key = (id(span.scope_attributes), span.scope_name, span.scope_version)
+        scope = scopes.get(scope_key)
+        if scope is None:
+            scope = scopes[scope_key] = {
+                "name": span.scope_name,
+                "version": span.scope_version,
+                "attributes": span.scope_attributes,
+            }
+        span.memo["scope"] = scope
         observation = observation_event(span)
         observations.append(observation)
+        signature = None
+        if span.parent_span_id is not None and updates.comparable(span.trace_id):
+            # Children repeat their trace's update (propagated attributes): most are
+            # recognised by their inputs, without building the update to compare it.
+            signature = _update_signature(span, observation.fields["environment"])
+            if updates.repeat(span.trace_id, signature, observation.timestamp):
+                covered.add(span.trace_id)
+                continue
         trace = trace_event(span, observation)
         if trace is not None:
-            if not trace.is_update or updates.keep(trace):
+            if trace.is_update and trace.entity_id not in updates.first:
+                signature = _update_signature(span, observation.fields["environment"])
+            if not trace.is_update or updates.keep(trace, signature):
                 traces.append(trace)
             covered.add(span.trace_id)
             continue

@@ -1,4 +1,4 @@
-"""Semantic-convention keys -> model, parameters, usage, cost, input/output (contract 3.6).
+"""Semantic-convention keys -> metadata, model, parameters, usage, cost (contract 3.6).
 
 Each reader takes a span's attributes (plus scope name and span events where a
 convention needs them) and returns plain values; none of them raises on odd input:
@@ -24,9 +24,14 @@ from .usage import UsageError, normalize_cost_details, normalize_usage_details
 # --- small value helpers ---------------------------------------------------------------
 
 
+# The characters a JSON text can start with (RFC 8259: whitespace, then a value).
+# Other strings are not JSON; skipping the decoder saves raising and catching an error.
+JSON_STARTS = frozenset(' \t\n\r{["-0123456789tfn')
+
+
 def parse_json(value: Any) -> Any:
     """A string attribute holding JSON, decoded; anything else (or bad JSON) unchanged."""
-    if isinstance(value, str) and value:
+    if isinstance(value, str) and value and value[0] in JSON_STARTS:
         try:
             return _json.loads(value)
         except _json.JSONDecodeError:
@@ -88,6 +93,79 @@ def _number(value: Any) -> float | None:
     return None
 
 
+# --- metadata ------------------------------------------------------------------------
+
+METADATA_PREFIXES = (
+    "langfuse.trace.metadata",
+    "langfuse.observation.metadata",
+    "langfuse.metadata",
+    "ai.telemetry.metadata",
+)
+
+
+_METADATA_ROOTS = frozenset(METADATA_PREFIXES)
+_UNKNOWN = object()
+#: Attribute key -> (metadata prefix, key inside it, or None for the JSON-object key),
+#: or None for keys of no metadata group. Attribute names repeat across spans and
+#: exports, so each is classified once; the bound keeps odd senders from growing it.
+_METADATA_KEYS: dict[str, tuple[str, str | None] | None] = {}
+_METADATA_KEYS_MAX = 20_000
+
+
+def _metadata_key(key: str) -> tuple[str, str | None] | None:
+    # Every prefix ends with its only ".metadata", so the first ".metadata" of a key
+    # that has one of them as a prefix ends exactly there.
+    head, found, rest = key.partition(".metadata")
+    if not found or head + ".metadata" not in _METADATA_ROOTS:
+        return None
+    if not rest:
+        return head + ".metadata", None
+    if rest[0] != ".":
+        return None
+    return head + ".metadata", rest[1:]
+
+
+def metadata_groups(attrs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each metadata prefix's values, from ``prefix`` (a JSON object) and ``prefix.<key>``.
+
+    One pass over the attributes; the per-key values win over the JSON object. Values
+    are JSON-decoded when they are JSON: SDKs encode non-string values (5.x strings
+    too), and Langfuse decodes them the same way when reading.
+    """
+    blobs: dict[str, dict[str, Any]] = {}
+    keyed: dict[str, dict[str, Any]] = {}
+    known = _METADATA_KEYS.get
+    for key, value in attrs.items():
+        kind: Any = known(key, _UNKNOWN)
+        if kind is None:
+            continue
+        if kind is _UNKNOWN:
+            kind = _metadata_key(key)
+            if len(_METADATA_KEYS) < _METADATA_KEYS_MAX:
+                _METADATA_KEYS[key] = kind
+            if kind is None:
+                continue
+        prefix: str = kind[0]
+        sub: str | None = kind[1]
+        # parse_json(), inline: a call per value is a measurable share of this loop.
+        if isinstance(value, str) and value and value[0] in JSON_STARTS:
+            try:  # noqa: SIM105 (contextlib.suppress costs more on this hot path)
+                value = _json.loads(value)
+            except _json.JSONDecodeError:
+                pass
+        if sub is None:
+            if isinstance(value, dict):
+                blobs[prefix] = value
+        else:
+            group = keyed.get(prefix)
+            if group is None:
+                group = keyed[prefix] = {}
+            group[sub] = value
+    if not blobs:
+        return {p: keyed.get(p) or {} for p in METADATA_PREFIXES}
+    return {p: {**blobs.get(p, {}), **keyed.get(p, {})} for p in METADATA_PREFIXES}
+
+
 # --- model -----------------------------------------------------------------------------
 
 MODEL_KEYS = (
@@ -147,6 +225,9 @@ _AI_PARAMS = (
 )
 
 
+_PARAM_PREFIXES = ("gen_ai.request.", "llm.invocation_parameters.")
+
+
 def model_parameters(attrs: dict[str, Any], scope: str) -> dict[str, Any] | None:
     """Model parameters: the Langfuse key, the Vercel set, OpenInference or GenAI keys."""
     explicit = _json_object(attrs.get("langfuse.observation.model.parameters"))
@@ -161,7 +242,9 @@ def model_parameters(attrs: dict[str, Any], scope: str) -> dict[str, Any] | None
             return _params(blob)
     out: dict[str, Any] = {}
     for key, value in attrs.items():
-        for prefix in ("gen_ai.request.", "llm.invocation_parameters."):
+        if not key.startswith(_PARAM_PREFIXES):  # one C-level test for most keys
+            continue
+        for prefix in _PARAM_PREFIXES:
             if key.startswith(prefix) and key != prefix + "model":
                 out[key[len(prefix) :]] = value
     return _params(out) or None
@@ -213,9 +296,14 @@ def _split(base: dict[str, int | None], subtract: dict[str, tuple[str, ...]]) ->
     return out
 
 
+_USAGE_PREFIXES = ("gen_ai.usage.", "llm.token_count.")
+
+
 def _generic_usage(attrs: dict[str, Any]) -> dict[str, int]:
     raw: dict[str, int] = {}
     for key, value in attrs.items():
+        if not key.startswith(_USAGE_PREFIXES):  # one C-level test for most keys
+            continue
         if key.startswith("gen_ai.usage."):
             name = key[len("gen_ai.usage.") :]
             if name == "cost":
