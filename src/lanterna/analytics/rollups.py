@@ -137,10 +137,10 @@ class Fresh:
 _JOIN = "observations o ON o.project_id = t.project_id AND o.trace_id = t.id"
 
 
-def _chunked(ids: Iterable[str]) -> Iterable[list[str]]:
+def _chunked(ids: Iterable[str], size: int = _CHUNK) -> Iterable[list[str]]:
     ordered = sorted(set(ids))
-    for start in range(0, len(ordered), _CHUNK):
-        yield ordered[start : start + _CHUNK]
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
 
 
 def _models(conn: Conn, project_id: str, chunk: list[str], out: Contribution) -> None:
@@ -377,7 +377,7 @@ def classify(
                 touched.add(trace_id)
                 if old is not None or trace_id not in candidates:
                     candidates.discard(trace_id)
-    for chunk in _chunked(candidates):
+    for chunk in _chunked(candidates, 64):  # small: index probes whatever the statistics
         # Observations stored before their trace (no DISTINCT: it makes SQLite walk
         # the whole project's trace_id index instead of seeking each id).
         marks = ", ".join("?" * len(chunk))

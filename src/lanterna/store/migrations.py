@@ -342,13 +342,20 @@ def m0008_write_light_indexes(conn: Conn) -> None:
       parent's trace (``observations_trace``);
     - ``trace_totals_user`` / ``trace_totals_session``: top users and sessions read
       ``trace_totals_time``.
+
+    ``observations_prompt`` (by prompt id, which no query filters on) becomes a partial
+    index by prompt name, the column the prompt metrics and the ``promptName`` filter
+    use: observations without a prompt are not in it at all.
     """
     _ddl(
         conn,
         """
         DROP INDEX observations_parent;
         DROP INDEX trace_totals_user;
-        DROP INDEX trace_totals_session
+        DROP INDEX trace_totals_session;
+        DROP INDEX observations_prompt;
+        CREATE INDEX observations_prompt_name ON observations
+            (project_id, prompt_name, start_time) WHERE prompt_name IS NOT NULL
         """,
     )
 

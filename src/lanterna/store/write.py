@@ -31,7 +31,10 @@ from .models import pricing as batch_pricing
 from .prompts import PromptLinker
 from .tables import COLUMNS, TABLE, to_record, to_row
 
-_CHUNK = 500
+# Ids per lookup statement. Kept small so that PostgreSQL plans each lookup as primary
+# key probes even before it has statistics: with 320 ids and none, it chose to read the
+# whole project through another (project_id, ...) index (100 ms per batch at 100k rows).
+_CHUNK = 64
 
 
 @cache
