@@ -265,3 +265,25 @@ def test_v2_exact_page_leaves_no_cursor(api):
     first = v2(api, limit=3)
     rest = v2(api, limit=3, cursor=first["meta"]["cursor"])
     assert len(rest["data"]) == 1 and "cursor" not in rest["meta"]
+
+
+def test_parent_filter_finds_children_before_and_after_the_parent_is_stored(api):
+    """Children are looked up in their parent's trace; a parent that has not arrived
+    yet (OTLP parents end, and are exported, after their children) still matches."""
+    ingest(
+        api,
+        event("span-create", {"id": "c1", "traceId": "tp", "parentObservationId": "p"}, at=1),
+        event("span-create", {"id": "c2", "traceId": "tp", "parentObservationId": "p"}, at=2),
+        event("span-create", {"id": "x", "traceId": "tq", "parentObservationId": "q"}, at=3),
+    )
+    for path in ("/api/public/observations", "/api/public/v2/observations"):
+        got = api.get(path, params={"parentObservationId": "p"}).json()["data"]
+        assert sorted(o["id"] for o in got) == ["c1", "c2"], path
+    ingest(api, event("span-create", {"id": "p", "traceId": "tp"}, at=0))
+    for path in ("/api/public/observations", "/api/public/v2/observations"):
+        got = api.get(path, params={"parentObservationId": "p"}).json()["data"]
+        assert sorted(o["id"] for o in got) == ["c1", "c2"], path
+    assert (
+        api.get("/api/public/observations", params={"parentObservationId": "zzz"}).json()["data"]
+        == []
+    )

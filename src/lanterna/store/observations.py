@@ -112,12 +112,16 @@ def _compile(conn: Conn, project_id: str, query: ObservationQuery) -> Compiled:
     )
     if query.parent_observation_id:
         # No index by parent (it cost a random B-tree page per ingested observation):
-        # children share their parent's trace, so the trace index finds them.
-        compiled.clauses.append(
-            "o.trace_id = (SELECT p.trace_id FROM observations p"
-            " WHERE p.project_id = ? AND p.id = ?)"
+        # children share their parent's trace, so the trace index finds them. A parent
+        # not stored yet (OTLP parents often arrive after their children) leaves the
+        # plain filter, which scans.
+        trace_id = conn.scalar(
+            "SELECT trace_id FROM observations WHERE project_id = ? AND id = ?",
+            (project_id, query.parent_observation_id),
         )
-        compiled.params += [project_id, query.parent_observation_id]
+        if trace_id is not None:
+            compiled.clauses.append("o.trace_id = ?")
+            compiled.params.append(trace_id)
     return compiled
 
 
