@@ -277,8 +277,16 @@ class Server:
         raise SystemExit(f"server not healthy:\n{self.output}")
 
     def peak_rss_mib(self) -> float:
+        return self._status_mib("VmHWM")
+
+    def anon_rss_mib(self) -> float:
+        """Resident memory of the process's own (heap, stacks): without the SQLite
+        file pages it has memory-mapped, which are the OS page cache."""
+        return self._status_mib("RssAnon")
+
+    def _status_mib(self, field: str) -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        kib = int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
+        kib = int(re.search(rf"^{field}:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
         return kib / 1024
 
     def cpu_seconds(self) -> float:
@@ -320,6 +328,7 @@ class Result:
     stored_traces: int
     sent_traces: int
     server_cpu: float
+    anon_rss_mib: float
 
     @property
     def rate(self) -> float:
@@ -401,6 +410,7 @@ def run(backend: str, args: argparse.Namespace) -> Result:
         if failures:
             raise SystemExit(f"{backend}: {len(failures)} failed request(s): {failures[:3]}")
         rss = server.peak_rss_mib()
+        anon = server.anon_rss_mib()
         sent_obs = batches * obs_per_batch
         stored_obs, stored_traces = _count(backend, workdir, db_args)
         return Result(
@@ -413,6 +423,7 @@ def run(backend: str, args: argparse.Namespace) -> Result:
             stored_traces,
             batches * traces_per_batch,
             cpu,
+            anon,
         )
     finally:
         server.stop()
@@ -499,7 +510,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{pad}{len(r.latencies)} requests of {traces_per_batch * EVENTS_PER_TRACE} events:"
             f" latency p50 {p50:.0f} ms, p99 {p99:.0f} ms\n"
             f"{pad}server: {r.server_cpu / r.observations * 1e6:.0f} us CPU per observation,"
-            f" peak RSS {r.peak_rss_mib:.0f} MiB\n"
+            f" peak RSS {r.peak_rss_mib:.0f} MiB ({r.anon_rss_mib:.0f} MiB without mapped"
+            " database pages at the end)\n"
             f"{pad}check: {stored} "
             + ("== sent" if good else f"!= sent ({r.observations:,} / {r.sent_traces:,})"),
             flush=True,
