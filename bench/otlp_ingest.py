@@ -280,7 +280,8 @@ def run(backend: str, args: argparse.Namespace, report: Callable[[str], None]) -
         report(
             f"{backend:>8}: json {sent / json_s:9,.0f} obs/s  otlp {sent / otlp_s:9,.0f} obs/s  "
             f"otlp/json cost per observation {otlp_s / json_s:.2f}x  "
-            f"server peak RSS {server.peak_rss_mib():.0f} MiB  "
+            f"server peak RSS {server.peak_rss_mib():.0f} MiB"
+            f" ({server.anon_rss_mib():.0f} MiB without mapped database pages)  "
             f"check: {stored_obs:,} observations / {stored_traces:,} traces "
             f"{'== sent' if good else '!= sent'}"
         )
