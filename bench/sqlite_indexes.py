@@ -20,17 +20,23 @@ import tempfile
 import time
 import uuid
 
-ONE = "(" + ", ".join("?" * 10) + ")"
+ONE = "(" + ", ".join("?" * 11) + ")"
+_TRACE = "CREATE INDEX o_trace ON o (project_id, trace_id)"
+_APPENDING = [
+    "CREATE INDEX o_time ON o (project_id, start_time)",
+    "CREATE INDEX o_type ON o (project_id, type, start_time)",
+    "CREATE INDEX o_name ON o (project_id, name, start_time)",
+    "CREATE INDEX o_env ON o (project_id, environment, start_time)",
+    "CREATE INDEX o_prompt ON o (project_id, prompt_id) WHERE prompt_id IS NOT NULL",
+]
 SETS = {
     "primary key only": [],
-    "+ trace index": ["CREATE INDEX o_trace ON o (project_id, trace_id)"],
-    "+ time, type, name, environment, prompt": [
-        "CREATE INDEX o_trace ON o (project_id, trace_id)",
-        "CREATE INDEX o_time ON o (project_id, start_time)",
-        "CREATE INDEX o_type ON o (project_id, type, start_time)",
-        "CREATE INDEX o_name ON o (project_id, name, start_time)",
-        "CREATE INDEX o_env ON o (project_id, environment, start_time)",
-        "CREATE INDEX o_prompt ON o (project_id, prompt_id)",
+    "+ trace index": [_TRACE],
+    "+ time, type, name, environment, prompt": [_TRACE, *_APPENDING],
+    "+ parent index (lanterna's set)": [
+        _TRACE,
+        *_APPENDING,
+        "CREATE INDEX o_parent ON o (project_id, parent_id)",
     ],
 }
 
@@ -45,12 +51,12 @@ def _rows(project: str, n: int, t0: int) -> list[tuple[object, ...]]:
     out = []
     names = ("agent", "retrieve", "llm-call", "rerank", "llm-call-2")
     for i in range(n // 5):
-        trace = str(uuid.uuid4())
+        trace, root = str(uuid.uuid4()), str(uuid.uuid4())
         for j in range(5):
             stamp = _stamp(t0 + i, j)
             out.append(
-                (project, str(uuid.uuid4()), trace, "SPAN", names[j], stamp, "default", None,
-                 "x" * 1000, "y" * 700)
+                (project, root if j == 0 else str(uuid.uuid4()), trace, None if j == 0 else root,
+                 "SPAN", names[j], stamp, "default", None, "x" * 1000, "y" * 700)
             )  # fmt: skip
     return out
 
@@ -64,8 +70,8 @@ def measure(indexes: list[str], prefill: int, measured: int) -> tuple[float, flo
     conn.execute("PRAGMA wal_autocheckpoint=0")  # lanterna checkpoints in another thread
     conn.execute(
         "CREATE TABLE o (project_id TEXT NOT NULL, id TEXT NOT NULL, trace_id TEXT NOT NULL,"
-        " type TEXT, name TEXT, start_time TEXT, environment TEXT, prompt_id TEXT,"
-        " input TEXT, output TEXT, PRIMARY KEY (project_id, id))"
+        " parent_id TEXT, type TEXT, name TEXT, start_time TEXT, environment TEXT,"
+        " prompt_id TEXT, input TEXT, output TEXT, PRIMARY KEY (project_id, id))"
     )
     for sql in indexes:
         conn.execute(sql)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import event, ingest
+from helpers import event, ingest, iso
 from lanterna.store import writer as writer_module
 from lanterna.store.db import Database
 from lanterna.store.migrations import migrate
@@ -244,3 +244,118 @@ def test_concurrent_batches_on_the_same_entities_merge_as_if_sequential(api):
     assert (by_id["s"]["name"], by_id["s"]["level"]) == ("s1", "ERROR")
     raw = _assert_rollups_match(api)
     assert sum(v[1] for v in raw["traces"].values()) == 1  # the trace has an error
+
+
+def _combined_equals_sequential(api, batches: list[list[dict]]) -> None:
+    """Run ``batches`` through the writer as one combined unit in one project and one
+    by one in another: the stored rows are the same, and each project's rollups equal
+    its raw rows."""
+    from lanterna.ingest.langfuse_events import read_batch
+    from lanterna.store.write import PreparedEvents, prepare_events
+    from test_rollups import _assert_rollups_match
+
+    rt = api.app.state.runtime
+    combined_project, sequential_project = api.project, api.new_project()
+
+    def prepared(project_id: str, events: list[dict]) -> PreparedEvents:
+        parsed = read_batch(events)
+        assert not parsed.errors
+        return rt.read_sync(lambda conn: prepare_events(conn, project_id, parsed.events))
+
+    units = [prepared(combined_project.id, b) for b in batches]
+    rt.writer.run_sync(PreparedEvents.combine(units))
+    for events in batches:
+        rt.writer.run_sync(prepared(sequential_project.id, events))
+
+    def rows(project_id: str) -> dict[str, list]:
+        out = {}
+        for table in ("traces", "observations"):
+            out[table] = [
+                {k: v for k, v in r.items() if k not in ("project_id", "created_at", "updated_at")}
+                for r in rt.read_sync(
+                    lambda c, t=table: c.all(
+                        f"SELECT * FROM {t} WHERE project_id = ? ORDER BY id", [project_id]
+                    )
+                )
+            ]
+        return out
+
+    assert rows(combined_project.id) == rows(sequential_project.id)
+    _assert_rollups_match(api)
+    api.auth = sequential_project.auth
+    api.project = sequential_project
+    _assert_rollups_match(api)
+
+
+def test_combined_batches_later_update_without_trace_id(api):
+    # The second batch's update names no trace: the trace cannot keep the values
+    # precomputed from the first batch alone.
+    _combined_equals_sequential(
+        api,
+        [
+            [
+                event("trace-create", {"id": "t"}, at=0),
+                event(
+                    "generation-create",
+                    {"id": "g", "traceId": "t", "model": "m",
+                     "usageDetails": {"input": 1, "output": 1}},
+                    at=0,
+                ),
+            ],
+            [
+                event(
+                    "generation-update",
+                    {"id": "g", "endTime": iso(seconds=30), "level": "ERROR",
+                     "usageDetails": {"input": 100, "output": 50}, "costDetails": {"total": 5}},
+                    at=1,
+                )
+            ],
+        ],
+    )  # fmt: skip
+
+
+def test_combined_batches_apply_in_batch_order_whatever_the_event_times(api):
+    # A retried (older) batch after a newer one: as when they commit one by one, the
+    # later batch overwrites and the first write fixes the immutable fields.
+    _combined_equals_sequential(
+        api,
+        [
+            [
+                event("trace-create", {"id": "A", "name": "one", "timestamp": iso(seconds=9e3)},
+                      at=5),
+                event(
+                    "generation-create",
+                    {"id": "o", "traceId": "A", "model": "m", "usageDetails": {"input": 10}},
+                    at=5,
+                ),
+            ],
+            [
+                event("trace-create", {"id": "A", "name": "two", "timestamp": iso()}, at=0),
+                event("trace-create", {"id": "B"}, at=0),
+                event("generation-update", {"id": "o", "traceId": "B", "endTime": iso(seconds=2)},
+                      at=0),
+            ],
+        ],
+    )  # fmt: skip
+
+
+def test_a_base_exception_fails_the_group_and_stops_the_writer_cleanly(db: Database):
+    writer = Writer(db, linger=2.0)
+    writer.start()
+
+    class Stop(BaseException):
+        pass
+
+    def interrupt(conn):
+        raise Stop
+
+    futures = _one_group(writer, [_insert("a"), interrupt])
+    for future in futures:
+        with pytest.raises(Stop):  # the group's error, never a hang
+            future.result(10)
+    writer._thread.join(10)  # type: ignore[union-attr]
+    assert not writer._thread.is_alive()  # type: ignore[union-attr]
+    with pytest.raises(writer_module.WriterClosedError):
+        writer.submit(_insert("b")).result(10)
+    assert _names(db) == set()
+    writer.stop()

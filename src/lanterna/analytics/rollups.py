@@ -169,10 +169,8 @@ def contribution(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contr
     computed from the raw rows."""
     d = conn.dialect
     out = Contribution()
-    latency = (
-        f"{d.epoch_seconds('MAX(COALESCE(o.end_time, o.start_time))')}"
-        f" - {d.epoch_seconds('MIN(o.start_time)')}"
-    )
+    # Exact to the microsecond, as Fresh computes it from the records.
+    latency = d.seconds_between("MAX(COALESCE(o.end_time, o.start_time))", "MIN(o.start_time)")
     hour = d.utc_hour("t.timestamp")
     for chunk in _chunked(trace_ids):
         marks = ", ".join("?" * len(chunk))

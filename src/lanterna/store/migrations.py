@@ -334,14 +334,9 @@ def m0007_trace_totals_latency(conn: Conn) -> None:
 
 
 def m0008_write_light_indexes(conn: Conn) -> None:
-    """Drop the indexes whose random keys cost most per ingested row and that other
-    indexes can stand in for (measured: one WAL page per observation for the parent
-    index, 0.6 per observation for the two trace_totals ones):
-
-    - ``observations_parent``: a parent filter finds the children through the
-      parent's trace (``observations_trace``);
-    - ``trace_totals_user`` / ``trace_totals_session``: top users and sessions read
-      ``trace_totals_time``.
+    """Drop the two ``trace_totals`` indexes with random keys (user, session), whose
+    upkeep cost about 0.6 WAL pages per ingested observation: top users and sessions
+    read ``trace_totals_time``.
 
     ``observations_prompt`` (by prompt id, which no query filters on) becomes a partial
     index by prompt name, the column the prompt metrics and the ``promptName`` filter
@@ -350,7 +345,6 @@ def m0008_write_light_indexes(conn: Conn) -> None:
     _ddl(
         conn,
         """
-        DROP INDEX observations_parent;
         DROP INDEX trace_totals_user;
         DROP INDEX trace_totals_session;
         DROP INDEX observations_prompt;

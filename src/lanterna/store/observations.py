@@ -103,26 +103,13 @@ class ObservationQuery:
         return merge_conditions(simple, list(self.filters))
 
 
-def _compile(conn: Conn, project_id: str, query: ObservationQuery) -> Compiled:
-    compiled = compile_conditions(
+def _compile(conn: Conn, query: ObservationQuery) -> Compiled:
+    return compile_conditions(
         query.conditions(),
         observation_columns(conn.dialect),
         conn.dialect,
         resource="observations",
     )
-    if query.parent_observation_id:
-        # No index by parent (it cost a random B-tree page per ingested observation):
-        # children share their parent's trace, so the trace index finds them. A parent
-        # not stored yet (OTLP parents often arrive after their children) leaves the
-        # plain filter, which scans.
-        trace_id = conn.scalar(
-            "SELECT trace_id FROM observations WHERE project_id = ? AND id = ?",
-            (project_id, query.parent_observation_id),
-        )
-        if trace_id is not None:
-            compiled.clauses.append("o.trace_id = ?")
-            compiled.params.append(trace_id)
-    return compiled
 
 
 def get_observation(conn: Conn, project_id: str, observation_id: str) -> dict[str, Any] | None:
@@ -139,7 +126,7 @@ def list_observations(
 
     Raises :class:`~lanterna.store.filters.FilterError` for a bad filter.
     """
-    compiled = _compile(conn, project_id, query)
+    compiled = _compile(conn, query)
     join = TRACE_JOIN if "trace" in compiled.joins else ""
     where = f"o.project_id = ? AND {compiled.where()}"
     params = [project_id, *compiled.params]
@@ -186,7 +173,7 @@ def observations_after(
     ``(start_time, id)`` from the previous page. ``with_trace`` adds the trace's
     columns (``trace_*``); IO and metadata are read only when asked for.
     """
-    compiled = _compile(conn, project_id, query)
+    compiled = _compile(conn, query)
     d = conn.dialect
     where = [f"o.project_id = ? AND {compiled.where()}"]
     params: list[Any] = [project_id, *compiled.params]

@@ -75,14 +75,34 @@ _BY_ID = itemgetter(1)
 
 
 class _Entity:
-    """One entity's events, and its row (plus session) for the case that it is new."""
+    """One entity's events, and its row (plus session) for the case that it is new.
 
-    __slots__ = ("events", "row", "session")
+    ``groups`` is set when batches were combined (see :meth:`PreparedEvents.combine`):
+    the events of each batch, in batch order, merged one batch after the other exactly
+    as if each had been stored before the next arrived.
+    """
+
+    __slots__ = ("events", "groups", "row", "session")
 
     def __init__(self) -> None:
         self.events: list[DomainEvent] = []
+        self.groups: list[list[DomainEvent]] | None = None
         self.row: list[Any] | None = None
         self.session: tuple[Any, ...] | None = None
+
+    def merged(self, kind: str, old: dict[str, Any] | None) -> dict[str, Any]:
+        """The record after this entity's events, from the stored ``old`` (or None)."""
+        if self.groups is None:
+            return merge(kind, old, self.events)
+        record = old
+        for group in self.groups:
+            record = merge(kind, record, group)
+        assert record is not None
+        return record
+
+
+def _trace_ids(entity: _Entity) -> set[str]:
+    return {t for e in entity.events if (t := e.fields.get("trace_id")) is not None}
 
 
 def _finish(
@@ -130,17 +150,19 @@ class PreparedEvents:
         """The trace ids this batch names (its traces and its observations' traces)."""
         touched = set(self.kinds.get("trace", ()))
         for entity in self.kinds.get("observation", {}).values():
-            for event in entity.events:
-                trace_id = event.fields.get("trace_id")
-                if trace_id is not None:
-                    touched.add(trace_id)
+            touched |= _trace_ids(entity)
         return touched
 
     @classmethod
     def combine(cls, parts: list[PreparedEvents]) -> PreparedEvents:
-        """One unit doing what ``parts`` (batches of one project) do, in one set of
-        statements. An entity in several parts gets all their events and is merged
-        in the writer; a trace several parts name loses its precomputed rollup values."""
+        """One unit doing what ``parts`` (batches of one project, in order) do one after
+        the other, in one set of statements.
+
+        An entity in several parts is merged in the writer, part by part in order (so
+        a later batch overwrites an earlier one whatever their event times, as when
+        they commit separately). A trace that several parts name, or that an entity in
+        several parts names, loses its precomputed rollup values.
+        """
         kinds: dict[str, dict[str, _Entity]] = defaultdict(dict)
         fresh: dict[str, rollups.Fresh] = {}
         seen: set[str] = set()
@@ -156,10 +178,13 @@ class PreparedEvents:
                     have = into.get(entity_id)
                     if have is None:
                         into[entity_id] = entity
-                    else:
-                        both = _Entity()  # no row-if-new: merged from all events
-                        both.events = have.events + entity.events
-                        into[entity_id] = both
+                        continue
+                    both = _Entity()  # no row-if-new: merged in the writer
+                    both.events = have.events + entity.events
+                    both.groups = [*(have.groups or [have.events]), entity.events]
+                    into[entity_id] = both
+                    # e.g. an update without a traceId, or one naming another trace
+                    shared |= _trace_ids(both)
         for trace_id in shared:
             fresh.pop(trace_id, None)
         return cls(parts[0].project_id, dict(kinds), fresh)
@@ -198,7 +223,7 @@ class PreparedEvents:
                     if entity.session is not None:
                         sessions.append(entity.session)
                     continue
-                record = merge(kind, old, entity.events)
+                record = entity.merged(kind, old)
                 done = _finish(
                     conn, prompts, pricing, project_id, kind, entity_id, record, old, stamp
                 )

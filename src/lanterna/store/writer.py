@@ -231,7 +231,18 @@ class Writer:
                 if self._checkpointer is not None:
                     self._checkpointer.committed()
                     self._bound_wal(conn)
+        except BaseException:  # e.g. SystemExit from a unit: its group failed already
+            log.critical("the writer stopped: no more writes in this process", exc_info=True)
         finally:
+            # Stopped, or died of a BaseException: nothing queued may wait forever.
+            self._closed = True
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _STOP and not item[1].done():
+                    item[1].set_exception(WriterClosedError("the writer is stopped"))
             conn.raw.close()
 
     def _bound_wal(self, conn: Conn) -> None:
@@ -269,7 +280,7 @@ class Writer:
                 for work, future in run:
                     self._run_unit(conn, work, future, results)
             raw.execute("COMMIT")
-        except Exception as exc:
+        except BaseException as exc:  # KeyboardInterrupt too: no future may hang
             log.exception("write transaction failed; %d request(s) get an error", len(group))
             try:
                 raw.execute("ROLLBACK")
@@ -284,6 +295,8 @@ class Writer:
             for future, _ok, _value in results:
                 if not future.done():
                     future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
             return
         self.commits += 1
         self.units += len(results)
@@ -324,9 +337,9 @@ class Writer:
         per unit); False, with nothing written, when that fails: then each unit runs
         on its own, so that a failing one still fails alone."""
         raw = conn.raw
-        combined = type(run[0][0]).combine([work for work, _future in run])  # type: ignore[attr-defined]
         raw.execute("SAVEPOINT combined")
         try:
+            combined = type(run[0][0]).combine([work for work, _future in run])  # type: ignore[attr-defined]
             value = combined(conn)
         except Exception:
             raw.execute("ROLLBACK TO SAVEPOINT combined")
