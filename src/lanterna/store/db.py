@@ -107,11 +107,6 @@ def _sqlite_connect(path: str, *, readonly: bool) -> sqlite3.Connection:
     raw.execute("PRAGMA cache_size=-65536")
     # Temporary B-trees for ORDER BY / GROUP BY stay in memory.
     raw.execute("PRAGMA temp_store=MEMORY")
-    # Read database pages through a memory map instead of a read() call each: the
-    # writer's id lookups and index inserts touch pages all over the file (measured:
-    # ~6% less server CPU per ingested observation). The mapped pages are the OS page
-    # cache, shared by all connections, not memory of our own.
-    raw.execute("PRAGMA mmap_size=1073741824")
     if readonly:
         # A read connection can never write by mistake.
         raw.execute("PRAGMA query_only=1")
