@@ -32,6 +32,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -161,13 +163,64 @@ class BatchMaker:
 
 @dataclass
 class ClientJob:
-    host: str
     port: int
     auth: str
     batches: int
     traces_per_batch: int
     threads: int
     seed: int
+
+
+def send_all(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    bodies: list[bytes],
+    threads: int,
+    expected: int,
+    ready: Any,
+    start: Any,
+) -> tuple[list[float], list[str]]:
+    """Send ``bodies`` (already encoded) in order over ``threads`` keep-alive connections,
+    once ``start`` is set (``ready`` hears first that this process is ready); return the
+    request latencies and failures (a status other than ``expected``, or any per-event
+    error in a 207). The first failure stops every connection."""
+    queue = bodies[::-1]  # pop() from the end sends them in order
+    lock = threading.Lock()
+    latencies: list[float] = []
+    failures: list[str] = []
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        while True:
+            with lock:
+                if not queue or failures:
+                    break
+                body = queue.pop()
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body, headers)
+                response = conn.getresponse()
+                payload = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                failures.append(f"request failed: {exc!r}")
+                break
+            elapsed = time.perf_counter() - t0
+            if response.status != expected or (expected == 207 and orjson.loads(payload)["errors"]):
+                failures.append(f"{response.status}: {payload[:300]!r}")
+                break
+            with lock:
+                latencies.append(elapsed)
+        conn.close()
+
+    ready.put(True)
+    start.wait()
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    return latencies, failures
 
 
 def _client_main(job: ClientJob, ready: Any, start: Any, results: Any) -> None:
@@ -178,43 +231,10 @@ def _client_main(job: ClientJob, ready: Any, start: Any, results: Any) -> None:
     """
     maker = BatchMaker(job.seed)
     bodies = [maker.batch(job.traces_per_batch) for _ in range(job.batches)]
-    bodies.reverse()  # pop() from the end sends them in order
-    lock = threading.Lock()
-    latencies: list[float] = []
-    failures: list[str] = []
     headers = {"Authorization": job.auth, "Content-Type": "application/json"}
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection(job.host, job.port, timeout=120)
-        while True:
-            with lock:
-                if not bodies or failures:
-                    break
-                body = bodies.pop()
-            t0 = time.perf_counter()
-            try:
-                conn.request("POST", "/api/public/ingestion", body, headers)
-                response = conn.getresponse()
-                payload = response.read()
-            except (OSError, http.client.HTTPException) as exc:
-                failures.append(f"request failed: {exc!r}")
-                break
-            elapsed = time.perf_counter() - t0
-            if response.status != 207 or orjson.loads(payload)["errors"]:
-                failures.append(f"{response.status}: {payload[:300]!r}")
-                break
-            with lock:
-                latencies.append(elapsed)
-        conn.close()
-
-    ready.put(True)
-    start.wait()
-    threads = [threading.Thread(target=worker) for _ in range(job.threads)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    results.put((latencies, failures))
+    results.put(
+        send_all(job.port, "/api/public/ingestion", headers, bodies, job.threads, 207, ready, start)
+    )
 
 
 # --- the server -------------------------------------------------------------------------
@@ -280,8 +300,8 @@ class Server:
         return self._status_mib("VmHWM")
 
     def anon_rss_mib(self) -> float:
-        """Resident memory of the process's own (heap, stacks): without the SQLite
-        file pages it has memory-mapped, which are the OS page cache."""
+        """Resident memory of the process's own (heap, stacks): without mapped files
+        (libraries, any memory-mapped database pages), which the OS shares."""
         return self._status_mib("RssAnon")
 
     def _status_mib(self, field: str) -> float:
@@ -340,12 +360,17 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-def run(backend: str, args: argparse.Namespace) -> Result:
-    env = dict(os.environ)
-    for name in ("LANTERNA_DATABASE_URL", "LANTERNA_DATA_DIR", "LANTERNA_PUBLIC_URL"):
-        env.pop(name, None)
+@contextmanager
+def server_on_scratch_database(
+    backend: str, pg_admin_url: str | None, prefix: str
+) -> Iterator[tuple[Server, Path, list[str]]]:
+    """A ``lanterna serve`` subprocess on a fresh database: SQLite in a temporary data
+    directory, or a new PostgreSQL database on ``pg_admin_url`` (default: the server
+    scripts/pg-start runs). Yields the server, the directory and the database options;
+    stops the server and removes the data afterwards."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
     env["PYTHONPATH"] = str(ROOT / "src")
-    workdir = Path(tempfile.mkdtemp(prefix="lanterna-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     pg_admin = pg_name = None
     if backend == "sqlite":
         db_args = ["--data-dir", str(workdir)]
@@ -353,7 +378,7 @@ def run(backend: str, args: argparse.Namespace) -> Result:
         import psycopg
 
         pg_admin = (
-            args.pg_admin_url
+            pg_admin_url
             or subprocess.run(
                 [str(ROOT / "scripts" / "pg-start")], check=True, capture_output=True, text=True
             ).stdout.strip()
@@ -362,77 +387,93 @@ def run(backend: str, args: argparse.Namespace) -> Result:
         with psycopg.connect(pg_admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{pg_name}"')
         db_args = ["--database-url", pg_admin.rpartition("/")[0] + "/" + pg_name]
-    server = Server(db_args, _free_port(), env)
-    if args.verbose:  # e.g. to attach a profiler: py-spy record -p PID
-        print(f"{backend:>8}: server pid {server.proc.pid}", file=sys.stderr, flush=True)
+    server = None
     try:
-        traces_per_batch = max(1, args.batch // EVENTS_PER_TRACE)
-        obs_per_batch = traces_per_batch * OBS_PER_TRACE
-        batches = max(1, round(args.observations / obs_per_batch))
-        clients = max(1, min(args.clients, args.concurrency))
-        jobs = []
-        for n in range(clients):
-            share = batches // clients + (1 if n < batches % clients else 0)
-            threads = args.concurrency // clients + (1 if n < args.concurrency % clients else 0)
-            jobs.append(
-                ClientJob(
-                    "127.0.0.1",
-                    server.port,
-                    server.auth,
-                    share,
-                    traces_per_batch,
-                    threads,
-                    seed=1000 + n,
-                )
-            )
-        ctx = mp.get_context("fork")
-        ready = ctx.Queue()
-        start = ctx.Event()
-        results = ctx.Queue()
-        procs = [ctx.Process(target=_client_main, args=(j, ready, start, results)) for j in jobs]
-        for proc in procs:
-            proc.start()
-        for _ in procs:
-            ready.get()  # every client has encoded its batches
-        cpu0 = server.cpu_seconds()
-        t0 = time.perf_counter()
-        start.set()
-        latencies: list[float] = []
-        failures: list[str] = []
-        for _ in procs:
-            lat, fail = results.get()
-            latencies.extend(lat)
-            failures.extend(fail)
-        seconds = time.perf_counter() - t0
-        cpu = server.cpu_seconds() - cpu0
-        for proc in procs:
-            proc.join()
-        if failures:
-            raise SystemExit(f"{backend}: {len(failures)} failed request(s): {failures[:3]}")
-        rss = server.peak_rss_mib()
-        anon = server.anon_rss_mib()
-        sent_obs = batches * obs_per_batch
-        stored_obs, stored_traces = _count(backend, workdir, db_args)
-        return Result(
-            backend,
-            sent_obs,
-            seconds,
-            latencies,
-            rss,
-            stored_obs,
-            stored_traces,
-            batches * traces_per_batch,
-            cpu,
-            anon,
-        )
+        server = Server(db_args, _free_port(), env)
+        yield server, workdir, db_args
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         if pg_admin and pg_name:
             import psycopg
 
             with psycopg.connect(pg_admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+
+
+def run(backend: str, args: argparse.Namespace) -> Result:
+    with server_on_scratch_database(backend, args.pg_admin_url, "lanterna-bench-") as (
+        server,
+        workdir,
+        db_args,
+    ):
+        return _run(backend, args, server, workdir, db_args)
+
+
+def _run(
+    backend: str, args: argparse.Namespace, server: Server, workdir: Path, db_args: list[str]
+) -> Result:
+    if args.verbose:  # e.g. to attach a profiler: py-spy record -p PID
+        print(f"{backend:>8}: server pid {server.proc.pid}", file=sys.stderr, flush=True)
+    traces_per_batch = max(1, args.batch // EVENTS_PER_TRACE)
+    obs_per_batch = traces_per_batch * OBS_PER_TRACE
+    batches = max(1, round(args.observations / obs_per_batch))
+    clients = max(1, min(args.clients, args.concurrency))
+    jobs = []
+    for n in range(clients):
+        share = batches // clients + (1 if n < batches % clients else 0)
+        threads = args.concurrency // clients + (1 if n < args.concurrency % clients else 0)
+        jobs.append(
+            ClientJob(
+                server.port,
+                server.auth,
+                share,
+                traces_per_batch,
+                threads,
+                seed=1000 + n,
+            )
+        )
+    ctx = mp.get_context("fork")
+    ready = ctx.Queue()
+    start = ctx.Event()
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_client_main, args=(j, ready, start, results)) for j in jobs]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.get()  # every client has encoded its batches
+    cpu0 = server.cpu_seconds()
+    t0 = time.perf_counter()
+    start.set()
+    latencies: list[float] = []
+    failures: list[str] = []
+    for _ in procs:
+        lat, fail = results.get()
+        latencies.extend(lat)
+        failures.extend(fail)
+    seconds = time.perf_counter() - t0
+    cpu = server.cpu_seconds() - cpu0
+    for proc in procs:
+        proc.join()
+    if failures:
+        raise SystemExit(f"{backend}: {len(failures)} failed request(s): {failures[:3]}")
+    rss = server.peak_rss_mib()
+    anon = server.anon_rss_mib()
+    sent_obs = batches * obs_per_batch
+    stored_obs, stored_traces = _count(backend, workdir, db_args)
+    return Result(
+        backend,
+        sent_obs,
+        seconds,
+        latencies,
+        rss,
+        stored_obs,
+        stored_traces,
+        batches * traces_per_batch,
+        cpu,
+        anon,
+    )
 
 
 def _count(backend: str, workdir: Path, db_args: list[str]) -> tuple[int, int]:
@@ -510,8 +551,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{pad}{len(r.latencies)} requests of {traces_per_batch * EVENTS_PER_TRACE} events:"
             f" latency p50 {p50:.0f} ms, p99 {p99:.0f} ms\n"
             f"{pad}server: {r.server_cpu / r.observations * 1e6:.0f} us CPU per observation,"
-            f" peak RSS {r.peak_rss_mib:.0f} MiB ({r.anon_rss_mib:.0f} MiB without mapped"
-            " database pages at the end)\n"
+            f" peak RSS {r.peak_rss_mib:.0f} MiB ({r.anon_rss_mib:.0f} MiB anonymous"
+            " at the end)\n"
             f"{pad}check: {stored} "
             + ("== sent" if good else f"!= sent ({r.observations:,} / {r.sent_traces:,})"),
             flush=True,

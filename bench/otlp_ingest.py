@@ -17,17 +17,11 @@ Server start-up, the JSON workload and the database checks come from bench/inges
 from __future__ import annotations
 
 import argparse
-import http.client
 import multiprocessing as mp
 import os
 import random
-import shutil
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,39 +166,12 @@ def _client(job: Job, ready: Any, start: Any, results: Any) -> None:
         else ("/api/public/ingestion", "application/json", 207)
     )
     headers = {"Authorization": job.auth, "Content-Type": media}
-    lock = threading.Lock()
-    failures: list[str] = []
     # Encoded before the clock starts (as in bench/ingest.py): building protobuf spans
     # in Python costs the client far more than JSON, and client and server share cores.
     bodies = [maker.batch(job.traces_per_batch) for _ in range(job.batches)]
-    bodies.reverse()  # pop() from the end sends them in order
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", job.port, timeout=120)
-        while True:
-            with lock:
-                if not bodies or failures:
-                    break
-                body = bodies.pop()
-            try:
-                conn.request("POST", path, body, headers)
-                response = conn.getresponse()
-                payload = response.read()
-            except (OSError, http.client.HTTPException) as exc:
-                failures.append(f"request failed: {exc!r}")
-                break
-            if response.status != expected:
-                failures.append(f"{response.status}: {payload[:300]!r}")
-                break
-        conn.close()
-
-    ready.put(True)
-    start.wait()
-    threads = [threading.Thread(target=worker) for _ in range(job.threads)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _latencies, failures = json_bench.send_all(
+        job.port, path, headers, bodies, job.threads, expected, ready, start
+    )
     results.put(failures)
 
 
@@ -244,27 +211,9 @@ def _timed(port: int, auth: str, mode: str, args: argparse.Namespace, seed: int)
 
 
 def run(backend: str, args: argparse.Namespace, report: Callable[[str], None]) -> bool:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
-    env["PYTHONPATH"] = str(ROOT / "src")
-    workdir = Path(tempfile.mkdtemp(prefix="lanterna-otlp-bench-"))
-    pg_admin = pg_name = None
-    if backend == "sqlite":
-        db_args = ["--data-dir", str(workdir)]
-    else:
-        import psycopg
-
-        pg_admin = (
-            args.pg_admin_url
-            or subprocess.run(
-                [str(ROOT / "scripts" / "pg-start")], check=True, capture_output=True, text=True
-            ).stdout.strip()
-        )
-        pg_name = f"lanterna_bench_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(pg_admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{pg_name}"')
-        db_args = ["--database-url", pg_admin.rpartition("/")[0] + "/" + pg_name]
-    server = json_bench.Server(db_args, json_bench._free_port(), env)
-    try:
+    with json_bench.server_on_scratch_database(
+        backend, args.pg_admin_url, "lanterna-otlp-bench-"
+    ) as (server, workdir, db_args):
         # The paths take turns, so that load from elsewhere on the machine and the
         # growing database weigh on both alike.
         per_round = argparse.Namespace(**vars(args))
@@ -281,19 +230,11 @@ def run(backend: str, args: argparse.Namespace, report: Callable[[str], None]) -
             f"{backend:>8}: json {sent / json_s:9,.0f} obs/s  otlp {sent / otlp_s:9,.0f} obs/s  "
             f"otlp/json cost per observation {otlp_s / json_s:.2f}x  "
             f"server peak RSS {server.peak_rss_mib():.0f} MiB"
-            f" ({server.anon_rss_mib():.0f} MiB without mapped database pages)  "
+            f" ({server.anon_rss_mib():.0f} MiB anonymous)  "
             f"check: {stored_obs:,} observations / {stored_traces:,} traces "
             f"{'== sent' if good else '!= sent'}"
         )
         return good
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-        if pg_admin and pg_name:
-            import psycopg
-
-            with psycopg.connect(pg_admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 def main(argv: list[str] | None = None) -> int:
