@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from ..store.db import Conn
+from ..store.dialect import Dialect
 from ..timeutil import format_ts
 
 T = TypeVar("T")
@@ -65,7 +66,11 @@ class Contribution:
         #: trace id -> its ``trace_totals`` row (without project and id)
         self.totals: dict[str, tuple[Any, ...]] = {}
 
-    def _trace(self, hour: str, env: str, n: int, latency: float | None, error: int) -> None:
+    def add_trace(self, trace_id: str, hour: str, totals: tuple[Any, ...]) -> None:
+        """Add one trace: its ``trace_totals`` row (timestamp, environment, user,
+        session, observations, cost, tokens, latency, error) in its UTC ``hour``."""
+        self.totals[trace_id] = totals
+        env, n, latency, error = totals[1], totals[4], totals[7], totals[8]
         if n == 0:
             self.traces[(hour, env, NO_LATENCY)][0] += 1
             return
@@ -80,10 +85,10 @@ class Fresh:
     """What a trace that is new, with observations that are all new, contributes:
     computed from its records before the writer runs (see :func:`classify`)."""
 
-    __slots__ = ("error", "hour", "latency", "models", "totals")
+    __slots__ = ("hour", "models", "totals")
 
     def __init__(
-        self, dialect: Any, trace: dict[str, Any], observations: list[dict[str, Any]]
+        self, dialect: Dialect, trace: dict[str, Any], observations: list[dict[str, Any]]
     ) -> None:
         stamp = trace["timestamp"]
         self.hour = format_ts(stamp)[:13]  # the label utc_hour() gives on both backends
@@ -110,8 +115,6 @@ class Fresh:
             v[2] += int(o.get("usage_input") or 0)
             v[3] += int(o.get("usage_output") or 0)
             v[4] += total
-        self.latency = latency
-        self.error = error
         self.totals = (
             dialect.ts(stamp),
             env,
@@ -126,8 +129,7 @@ class Fresh:
 
     def add_to(self, out: Contribution, trace_id: str) -> None:
         """Add this trace's values to ``out``."""
-        out.totals[trace_id] = self.totals
-        out._trace(self.hour, self.totals[1], self.totals[4], self.latency, self.error)
+        out.add_trace(trace_id, self.hour, self.totals)
         for key, values in self.models.items():
             into = out.models[key]
             for i, x in enumerate(values):
@@ -185,20 +187,21 @@ def contribution(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contr
             [project_id, *chunk],
         ):
             n = int(r["n"])
-            seconds = float(r["latency"] or 0.0) if n else None
-            error = int(r["error"] or 0) if n else 0
-            out.totals[r["id"]] = (
-                r["ts"],
-                r["env"],
-                r["user_id"],
-                r["session_id"],
-                n,
-                float(r["cost"] or 0),
-                int(r["tokens"] or 0),
-                seconds,
-                error,
+            out.add_trace(
+                r["id"],
+                r["hour"],
+                (
+                    r["ts"],
+                    r["env"],
+                    r["user_id"],
+                    r["session_id"],
+                    n,
+                    float(r["cost"] or 0),
+                    int(r["tokens"] or 0),
+                    float(r["latency"] or 0.0) if n else None,
+                    int(r["error"] or 0) if n else 0,
+                ),
             )
-            out._trace(r["hour"], r["env"], n, seconds, error)
         _models(conn, project_id, chunk, out)
     return out
 
@@ -217,21 +220,21 @@ def recorded(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contribut
             f" WHERE project_id = ? AND trace_id IN ({marks})",
             [project_id, *chunk],
         ):
-            n = int(r["observations"])
-            seconds = None if r["latency"] is None else float(r["latency"])
-            error = int(r["error"])
-            out.totals[r["trace_id"]] = (
-                r["ts"],
-                r["env"],
-                r["user_id"],
-                r["session_id"],
-                n,
-                float(r["cost"]),
-                int(r["tokens"]),
-                seconds,
-                error,
+            out.add_trace(
+                r["trace_id"],
+                r["hour"],
+                (
+                    r["ts"],
+                    r["env"],
+                    r["user_id"],
+                    r["session_id"],
+                    int(r["observations"]),
+                    float(r["cost"]),
+                    int(r["tokens"]),
+                    None if r["latency"] is None else float(r["latency"]),
+                    int(r["error"]),
+                ),
             )
-            out._trace(r["hour"], r["env"], n, seconds, error)
         _models(conn, project_id, chunk, out)
     return out
 
@@ -373,7 +376,7 @@ def classify(
             trace_id = event.fields.get("trace_id")
             if trace_id is not None:
                 touched.add(trace_id)
-                if old is not None or trace_id not in candidates:
+                if old is not None:
                     candidates.discard(trace_id)
     for chunk in _chunked(candidates, 64):  # small: index probes whatever the statistics
         # Observations stored before their trace (no DISTINCT: it makes SQLite walk
