@@ -3,6 +3,7 @@ WAL bound, and large batches (multi-row statements), on both backends."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import time
 from pathlib import Path
@@ -119,6 +120,43 @@ def test_sqlite_wal_is_checkpointed_in_the_background_and_bounded(
         writer.stop()
     assert len(_names(db)) == 40
     db.close()
+
+
+def test_sqlite_commits_are_acknowledged_only_after_the_wal_is_fsynced(tmp_path: Path):
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    migrate(db)
+    writer = Writer(db)
+    writer.start()
+    try:
+        syncer = writer._syncer
+        assert syncer is not None
+        for n in range(5):
+            before = syncer.syncs
+            assert writer.run_sync(_insert(f"s{n}"), timeout=10) == f"s{n}"
+            # the result arrived after an fsync that began after the commit
+            assert syncer.syncs > before
+    finally:
+        writer.stop()
+    assert _names(db) == {f"s{n}" for n in range(5)}
+    db.close()
+
+
+def test_a_failed_wal_fsync_fails_the_waiting_requests(tmp_path: Path):
+    syncer = writer_module.WalSyncer(str(tmp_path / "missing-dir" / "x.db-wal"))
+    syncer.start()
+    try:
+        ok: concurrent.futures.Future[str] = concurrent.futures.Future()
+        failed: concurrent.futures.Future[str] = concurrent.futures.Future()
+        for future in (ok, failed):
+            future.set_running_or_notify_cancel()
+        syncer.committed([(ok, True, "value"), (failed, False, ValueError("unit failed"))])
+        # not durable: neither may look committed
+        with pytest.raises(FileNotFoundError):
+            ok.result(10)
+        with pytest.raises(FileNotFoundError):
+            failed.result(10)
+    finally:
+        syncer.stop()
 
 
 def test_a_large_batch_of_new_and_existing_entities(api):

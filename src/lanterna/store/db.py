@@ -99,7 +99,8 @@ def _sqlite_connect(path: str, *, readonly: bool) -> sqlite3.Connection:
     # WAL: readers never block the writer and the writer never blocks readers.
     raw.execute("PRAGMA journal_mode=WAL")
     # FULL: the WAL is fsynced at every commit, so a 2xx survives a power cut, not just
-    # a process crash. Group commit makes that one fsync per group of requests.
+    # a process crash. The writer's connection switches to NORMAL and has a syncer
+    # thread fsync the WAL before any commit is acknowledged (see writer.py).
     raw.execute("PRAGMA synchronous=FULL")
     # Wait for a lock instead of failing at once (only migrations and tools contend).
     raw.execute("PRAGMA busy_timeout=30000")

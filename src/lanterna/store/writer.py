@@ -8,9 +8,16 @@ caller's future resolve: an HTTP 2xx is sent after the data is durable.
 
 On SQLite the writer never checkpoints: copying WAL pages back into the database
 file is done by a :class:`Checkpointer` thread on its own connection, so a commit
-costs only its WAL append and fsync. Checkpointing in the writer (SQLite's default,
-every 1000 pages) took about 40% of each commit under load, because random-id index
-pages written by many commits were copied back again and again.
+costs only its WAL append. Checkpointing in the writer (SQLite's default, every 1000
+pages) took about 40% of each commit under load, because random-id index pages
+written by many commits were copied back again and again.
+
+Nor does the SQLite writer wait for the disk: its connection commits with
+``synchronous=NORMAL`` (the WAL frames reach the OS, not yet the disk) and starts the
+next transaction at once, while a :class:`WalSyncer` thread fsyncs the WAL file and
+only then resolves the committed group's futures. An acknowledged write is on disk,
+exactly as with ``synchronous=FULL``, but the fsync of one group overlaps the next
+group's work instead of stalling the only writer (it was about a quarter of its time).
 """
 
 from __future__ import annotations
@@ -36,9 +43,9 @@ _STOP = object()
 
 #: Above this WAL size the writer itself finishes a checkpoint and restarts the log,
 #: so that the file cannot grow without bound under sustained load.
-WAL_RESTART_BYTES = 512 * 1024 * 1024
+WAL_RESTART_BYTES = 128 * 1024 * 1024
 #: The WAL file is cut back to this size whenever it restarts.
-WAL_KEEP_BYTES = 64 * 1024 * 1024
+WAL_KEEP_BYTES = 128 * 1024 * 1024
 
 
 class Checkpointer:
@@ -98,6 +105,101 @@ class Checkpointer:
             log.warning("background checkpoint failed", exc_info=True)
 
 
+class WalSyncer:
+    """Makes committed WAL frames durable, then resolves the futures waiting on them.
+
+    The writer hands each committed group's results over in commit order; one fsync
+    of the WAL file covers every group committed before it started, so under load one
+    fsync serves several groups. SQLite appends a commit's frames to the WAL and never
+    overwrites them before a checkpoint has copied them into the (fsynced) database
+    file, so after the fsync the commit survives a power cut.
+    """
+
+    def __init__(self, wal_path: str) -> None:
+        self.wal_path = wal_path
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._fd: int | None = None
+        self._thread: threading.Thread | None = None
+        self.syncs = 0
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread = threading.Thread(target=self._run, name="lanterna-wal-sync", daemon=True)
+        self._thread.start()
+
+    def committed(self, results: Results) -> None:
+        """Resolve ``results`` (future, ok, value) once the WAL is on disk."""
+        self._queue.put(results)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Sync and resolve what is queued, then stop."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _sync(self) -> None:
+        fd = self._fd
+        if fd is not None and os.fstat(fd).st_nlink == 0:  # the WAL was deleted: reopen
+            os.close(fd)
+            fd = None
+        if fd is None:
+            fd = self._fd = os.open(self.wal_path, os.O_RDONLY)
+        os.fsync(fd)
+        self.syncs += 1
+
+    def _run(self) -> None:
+        stopping = False
+        try:
+            while not stopping:
+                batches = [self._queue.get()]
+                while True:  # everything committed so far shares this fsync
+                    try:
+                        batches.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if batches[-1] is _STOP:
+                    stopping = True
+                    batches.pop()
+                if not batches:
+                    continue
+                try:
+                    self._sync()
+                except Exception as exc:  # e.g. EIO: nothing here may look committed
+                    log.critical("fsync of the WAL failed; the commits are not durable")
+                    for results in batches:
+                        _fail(results, exc)
+                    continue
+                for results in batches:
+                    _resolve(results)
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+Results = list[tuple[concurrent.futures.Future[Any], bool, Any]]
+
+
+def _resolve(results: Results) -> None:
+    """Give each future its unit's value or exception."""
+    for future, ok, value in results:
+        if future.done():  # resolved already (the group failed as a whole)
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def _fail(results: Results, exc: BaseException) -> None:
+    """Give every future of ``results`` the same exception."""
+    for future, _ok, _value in results:
+        if not future.done():
+            future.set_exception(exc)
+
+
 class Expected:
     """A promise that a unit of work will be submitted soon (see :meth:`Writer.expect`)."""
 
@@ -139,6 +241,7 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._checkpointer: Checkpointer | None = None
+        self._syncer: WalSyncer | None = None
         self._wal = str(db.path) + "-wal" if db.path is not None else None
         self.commits = 0
         self.units = 0
@@ -154,6 +257,10 @@ class Writer:
             # Checkpoints run in the Checkpointer (see the module docstring).
             conn.raw.execute("PRAGMA wal_autocheckpoint=0")
             conn.raw.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
+            # The WalSyncer fsyncs each commit before it is acknowledged.
+            conn.raw.execute("PRAGMA synchronous=NORMAL")
+            self._syncer = WalSyncer(self._wal)
+            self._syncer.start()
             self._checkpointer = Checkpointer(self.db)
             self._checkpointer.start()
         self._thread = threading.Thread(
@@ -200,6 +307,8 @@ class Writer:
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout)
+        if self._syncer is not None:
+            self._syncer.stop(timeout)
         if self._checkpointer is not None:
             self._checkpointer.stop(timeout)
 
@@ -300,11 +409,10 @@ class Writer:
             return
         self.commits += 1
         self.units += len(results)
-        for future, ok, value in results:
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        if self._syncer is not None:
+            self._syncer.committed(results)  # resolved once the WAL is on disk
+        else:
+            _resolve(results)
 
     @staticmethod
     def _run_unit(
