@@ -6,6 +6,8 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -122,41 +124,111 @@ def test_sqlite_wal_is_checkpointed_in_the_background_and_bounded(
     db.close()
 
 
-def test_sqlite_commits_are_acknowledged_only_after_the_wal_is_fsynced(tmp_path: Path):
-    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+@contextmanager
+def _sqlite_writer(path: Path) -> Iterator[tuple[Database, Writer]]:
+    db = Database(f"sqlite:///{path}")
     migrate(db)
     writer = Writer(db)
     writer.start()
     try:
+        yield db, writer
+    finally:
+        writer.stop()
+        db.close()
+
+
+def test_sqlite_commits_are_acknowledged_only_after_the_wal_is_fsynced(tmp_path: Path):
+    with _sqlite_writer(tmp_path / "s.db") as (db, writer):
         syncer = writer._syncer
         assert syncer is not None
         for n in range(5):
             before = syncer.syncs
             assert writer.run_sync(_insert(f"s{n}"), timeout=10) == f"s{n}"
-            # the result arrived after an fsync that began after the commit
+            # the result arrived after an fsync that began after the commit...
             assert syncer.syncs > before
-    finally:
-        writer.stop()
-    assert _names(db) == {f"s{n}" for n in range(5)}
-    db.close()
+        # ...of the WAL file SQLite writes
+        assert syncer._fd is not None
+        assert os.fstat(syncer._fd).st_ino == os.stat(tmp_path / "s.db-wal").st_ino
+        assert _names(db) == {f"s{n}" for n in range(5)}
 
 
-def test_a_failed_wal_fsync_fails_the_waiting_requests(tmp_path: Path):
-    syncer = writer_module.WalSyncer(str(tmp_path / "missing-dir" / "x.db-wal"))
+def _results(*outcomes: tuple[bool, object]) -> list:
+    results = []
+    for ok, value in outcomes:
+        future: concurrent.futures.Future[object] = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+        results.append((future, ok, value))
+    return results
+
+
+def test_a_failed_wal_fsync_is_final(tmp_path: Path):
+    # fsync(2) on /dev/null fails for real (EINVAL), as it would on a failing disk
+    failures: list[BaseException] = []
+    syncer = writer_module.WalSyncer("/dev/null", on_failure=failures.append)
     syncer.start()
     try:
-        ok: concurrent.futures.Future[str] = concurrent.futures.Future()
-        failed: concurrent.futures.Future[str] = concurrent.futures.Future()
-        for future in (ok, failed):
-            future.set_running_or_notify_cancel()
-        syncer.committed([(ok, True, "value"), (failed, False, ValueError("unit failed"))])
-        # not durable: neither may look committed
-        with pytest.raises(FileNotFoundError):
-            ok.result(10)
-        with pytest.raises(FileNotFoundError):
-            failed.result(10)
+        unit_error = ValueError("unit failed")
+        first = _results((True, "written"), (False, unit_error))
+        syncer.committed(first)
+        with pytest.raises(OSError):  # written but not durable: not acknowledged
+            first[0][0].result(10)
+        # a unit that rolled back on its own keeps its own error
+        assert first[1][0].exception(10) is unit_error
+        assert len(failures) == 1 and syncer.syncs == 0
+        # later commits fail too: a later fsync could succeed over a hole in the log
+        later = _results((True, "also written"))
+        syncer.committed(later)
+        assert later[0][0].exception(10) is failures[0]
     finally:
-        syncer.stop()
+        syncer.finish()
+        syncer.join(10)
+
+
+def test_a_deleted_wal_is_never_acknowledged(tmp_path: Path):
+    wal = tmp_path / "x.db-wal"
+    wal.write_bytes(b"frames")
+    syncer = writer_module.WalSyncer(str(wal))
+    syncer.start()
+    try:
+        first = _results((True, 1))
+        syncer.committed(first)
+        assert first[0][0].result(10) == 1
+        wal.unlink()  # what was written to it can no longer reach the disk
+        wal.write_bytes(b"another file at the same path")
+        later = _results((True, 2))
+        syncer.committed(later)
+        with pytest.raises(OSError, match="deleted while in use"):
+            later[0][0].result(10)
+    finally:
+        syncer.finish()
+        syncer.join(10)
+
+
+def test_after_a_failed_fsync_the_writer_takes_no_more_work(tmp_path: Path):
+    with _sqlite_writer(tmp_path / "f.db") as (db, writer):
+        assert writer._syncer is not None
+        writer._syncer.wal_path = "/dev/null"  # its first fsync fails for real
+        with pytest.raises(OSError):
+            writer.run_sync(_insert("a"), timeout=10)
+        with pytest.raises(writer_module.WriterClosedError, match="fsync"):
+            writer.run_sync(_insert("b"), timeout=10)
+        assert "b" not in _names(db)
+
+
+def test_stop_with_a_slow_unit_still_resolves_it(db: Database):
+    writer = Writer(db)
+    writer.start()
+
+    def slow(conn):
+        time.sleep(1.0)
+        return _insert("slow")(conn)
+
+    future = writer.submit(slow)
+    time.sleep(0.1)  # the writer is inside the unit
+    writer.stop(timeout=0.1)  # gives up waiting for the thread...
+    assert future.result(10) == "slow"  # ...which still commits, syncs and answers
+    writer._thread.join(10)  # type: ignore[union-attr]
+    assert _names(db) == {"slow"}
 
 
 def test_a_large_batch_of_new_and_existing_entities(api):
@@ -397,3 +469,14 @@ def test_a_base_exception_fails_the_group_and_stops_the_writer_cleanly(db: Datab
         writer.submit(_insert("b")).result(10)
     assert _names(db) == set()
     writer.stop()
+
+
+def test_requests_to_a_stopped_writer_get_503_and_write_nothing(api):
+    api.app.state.runtime.writer.stop()  # as during shutdown, or after a failed fsync
+    r = api.post(
+        "/api/public/ingestion",
+        json={"batch": [event("trace-create", {"id": "t-late", "name": "late"})]},
+    )
+    assert r.status_code == 503, r.text
+    assert "stopped" in r.json()["message"]
+    assert api.get("/api/public/traces/t-late").status_code == 404

@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..store.writer import WriterClosedError
 from .responses import JSON
 
 _NAMES = {
@@ -64,8 +65,15 @@ async def _http_error(_request: Request, exc: Exception) -> JSON:
     return error_response(exc.status_code, str(exc.detail))
 
 
+async def _writer_closed(_request: Request, exc: Exception) -> JSON:
+    # The writer is stopping (shutdown) or stopped after a failed fsync: nothing of the
+    # request was written; the client may retry against a healthy server.
+    return error_response(503, str(exc))
+
+
 HANDLERS = {
     ApiError: _api_error,
+    WriterClosedError: _writer_closed,
     RequestValidationError: _validation_error,
     StarletteHTTPException: _http_error,
 }

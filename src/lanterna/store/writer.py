@@ -110,17 +110,27 @@ class WalSyncer:
 
     The writer hands each committed group's results over in commit order; one fsync
     of the WAL file covers every group committed before it started, so under load one
-    fsync serves several groups. SQLite appends a commit's frames to the WAL and never
-    overwrites them before a checkpoint has copied them into the (fsynced) database
-    file, so after the fsync the commit survives a power cut.
+    fsync serves several groups. SQLite never overwrites a commit's frames before a
+    checkpoint has copied them into the database file and fsynced it (also with
+    ``synchronous=NORMAL``), so after this fsync the commit survives a power cut.
+
+    A failed fsync is final, as in PostgreSQL: Linux may mark the pages that failed to
+    reach the disk clean and report the error only once, so a later fsync could succeed
+    with a hole in the log. From the first failure on, every waiting request gets the
+    error and ``on_failure`` is called (the writer stops taking work).
     """
 
-    def __init__(self, wal_path: str) -> None:
+    def __init__(
+        self, wal_path: str, on_failure: Callable[[BaseException], None] | None = None
+    ) -> None:
         self.wal_path = wal_path
+        self.on_failure = on_failure
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._fd: int | None = None
         self._thread: threading.Thread | None = None
         self.syncs = 0
+        #: the fsync error that stopped this syncer, if any
+        self.error: BaseException | None = None
 
     def start(self) -> None:
         """Start the thread."""
@@ -131,22 +141,24 @@ class WalSyncer:
         """Resolve ``results`` (future, ok, value) once the WAL is on disk."""
         self._queue.put(results)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Sync and resolve what is queued, then stop."""
-        if self._thread is None:
-            return
+    def finish(self) -> None:
+        """No more commits: sync and resolve what is queued, then end the thread. Called
+        by the writer thread, the only producer, so nothing committed is left behind."""
         self._queue.put(_STOP)
-        self._thread.join(timeout)
-        self._thread = None
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (after :meth:`finish`)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def _sync(self) -> None:
-        fd = self._fd
-        if fd is not None and os.fstat(fd).st_nlink == 0:  # the WAL was deleted: reopen
-            os.close(fd)
-            fd = None
-        if fd is None:
-            fd = self._fd = os.open(self.wal_path, os.O_RDONLY)
-        os.fsync(fd)
+        if self._fd is None:
+            self._fd = os.open(self.wal_path, os.O_RDONLY)
+        # SQLite keeps writing to the WAL it opened; if that file was unlinked, syncing
+        # a new file at the same path would acknowledge frames that are not on disk.
+        if os.fstat(self._fd).st_nlink == 0:
+            raise OSError(f"the WAL file {self.wal_path} was deleted while in use")
+        os.fsync(self._fd)
         self.syncs += 1
 
     def _run(self) -> None:
@@ -162,21 +174,31 @@ class WalSyncer:
                 if batches[-1] is _STOP:
                     stopping = True
                     batches.pop()
-                if not batches:
-                    continue
-                try:
-                    self._sync()
-                except Exception as exc:  # e.g. EIO: nothing here may look committed
-                    log.critical("fsync of the WAL failed; the commits are not durable")
-                    for results in batches:
-                        _fail(results, exc)
-                    continue
-                for results in batches:
-                    _resolve(results)
+                if batches:
+                    self._settle(batches)
         finally:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+    def _settle(self, batches: list[Results]) -> None:
+        if self.error is None:
+            try:
+                self._sync()
+            except Exception as exc:  # e.g. EIO
+                log.critical(
+                    "fsync of the SQLite WAL failed: the server stops writing; recent"
+                    " commits may not be on disk (restart it once the disk is fixed)",
+                    exc_info=True,
+                )
+                self.error = exc
+                if self.on_failure is not None:
+                    self.on_failure(exc)
+        for results in batches:
+            if self.error is None:
+                _resolve(results)
+            else:
+                _fail(results, self.error)
 
 
 Results = list[tuple[concurrent.futures.Future[Any], bool, Any]]
@@ -194,10 +216,11 @@ def _resolve(results: Results) -> None:
 
 
 def _fail(results: Results, exc: BaseException) -> None:
-    """Give every future of ``results`` the same exception."""
-    for future, _ok, _value in results:
+    """``exc`` for the units that wrote (they are not durable); a unit that failed on its
+    own (rolled back, nothing written) keeps its own error."""
+    for future, ok, value in results:
         if not future.done():
-            future.set_exception(exc)
+            future.set_exception(exc if ok else value)
 
 
 class Expected:
@@ -259,7 +282,7 @@ class Writer:
             conn.raw.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
             # The WalSyncer fsyncs each commit before it is acknowledged.
             conn.raw.execute("PRAGMA synchronous=NORMAL")
-            self._syncer = WalSyncer(self._wal)
+            self._syncer = WalSyncer(self._wal, on_failure=self._fsync_failed)
             self._syncer.start()
             self._checkpointer = Checkpointer(self.db)
             self._checkpointer.start()
@@ -272,7 +295,7 @@ class Writer:
         """Queue ``work(conn)``; the future resolves after its transaction commits."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         if self._closed:
-            future.set_exception(WriterClosedError("the writer is stopped"))
+            future.set_exception(self._closed_error())
             return future
         self._queue.put((work, future))
         return future
@@ -300,17 +323,34 @@ class Writer:
         return self.submit(work).result(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish what is queued, then stop the thread."""
-        if self._thread is None or self._closed:
+        """Finish what is queued, then stop the threads."""
+        if self._thread is None:
             self._closed = True
             return
-        self._closed = True
-        self._queue.put(_STOP)
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
         self._thread.join(timeout)
         if self._syncer is not None:
-            self._syncer.stop(timeout)
+            # The writer thread tells the syncer to finish once its last group is handed
+            # over; if that thread is still busy, the syncer stays to resolve it.
+            self._syncer.join(timeout)
         if self._checkpointer is not None:
             self._checkpointer.stop(timeout)
+
+    def _closed_error(self) -> WriterClosedError:
+        if self._syncer is not None and self._syncer.error is not None:
+            return WriterClosedError(
+                "the server stopped writing after an fsync of its database failed"
+                f" ({self._syncer.error}); restart it once the disk is fixed"
+            )
+        return WriterClosedError("the writer is stopped")
+
+    def _fsync_failed(self, exc: BaseException) -> None:
+        # Called by the syncer: writing on after a failed fsync could acknowledge commits
+        # behind a hole in the log. Take no more work; what is queued fails.
+        self._closed = True
+        self._queue.put(_STOP)
 
     def _run(self, conn: Conn) -> None:
         stopping = False
@@ -318,6 +358,9 @@ class Writer:
             while not stopping:
                 first = self._queue.get()
                 if first is _STOP:
+                    break
+                if self._syncer is not None and self._syncer.error is not None:
+                    first[1].set_exception(self._closed_error())  # no commit after that
                     break
                 group = [first]
                 deadline = time.monotonic() + self.linger
@@ -351,7 +394,9 @@ class Writer:
                 except queue.Empty:
                     break
                 if item is not _STOP and not item[1].done():
-                    item[1].set_exception(WriterClosedError("the writer is stopped"))
+                    item[1].set_exception(self._closed_error())
+            if self._syncer is not None:
+                self._syncer.finish()  # after the last group this thread handed over
             conn.raw.close()
 
     def _bound_wal(self, conn: Conn) -> None:
