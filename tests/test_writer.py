@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -480,3 +481,37 @@ def test_requests_to_a_stopped_writer_get_503_and_write_nothing(api):
     assert r.status_code == 503, r.text
     assert "stopped" in r.json()["message"]
     assert api.get("/api/public/traces/t-late").status_code == 404
+
+
+def test_work_submitted_while_the_writer_stops_is_always_answered(db: Database):
+    writer = Writer(db)
+    writer.start()
+    futures: list[concurrent.futures.Future[str]] = []
+    lock = threading.Lock()
+
+    def submit_many(k: int) -> None:
+        refused = 0
+        for n in range(5000):
+            future = writer.submit(_insert(f"w{k}-{n}"))
+            with lock:
+                futures.append(future)
+            if future.done() and future.exception() is not None:
+                refused += 1
+                if refused > 20:  # well after the stop
+                    return
+            time.sleep(0.0005)
+
+    threads = [threading.Thread(target=submit_many, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    writer.stop()
+    for thread in threads:
+        thread.join(10)
+    done, pending = concurrent.futures.wait(futures, timeout=10)
+    assert not pending  # committed, or refused with WriterClosedError: never left waiting
+    committed = {f.result() for f in done if f.exception() is None}
+    refused = [f for f in done if f.exception() is not None]
+    assert all(isinstance(f.exception(), writer_module.WriterClosedError) for f in refused)
+    assert committed == _names(db)
+    assert committed and refused  # the stop fell while work was still coming in

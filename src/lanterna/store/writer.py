@@ -261,6 +261,7 @@ class Writer:
         self._expected = 0
         self._expected_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._submit_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._checkpointer: Checkpointer | None = None
@@ -294,10 +295,11 @@ class Writer:
     def submit(self, work: Callable[[Conn], T]) -> concurrent.futures.Future[T]:
         """Queue ``work(conn)``; the future resolves after its transaction commits."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        if self._closed:
-            future.set_exception(self._closed_error())
-            return future
-        self._queue.put((work, future))
+        with self._submit_lock:  # never into the queue after the writer's last drain
+            if self._closed:
+                future.set_exception(self._closed_error())
+                return future
+            self._queue.put((work, future))
         return future
 
     def expect(self) -> Expected:
@@ -387,14 +389,15 @@ class Writer:
             log.critical("the writer stopped: no more writes in this process", exc_info=True)
         finally:
             # Stopped, or died of a BaseException: nothing queued may wait forever.
-            self._closed = True
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not _STOP and not item[1].done():
-                    item[1].set_exception(self._closed_error())
+            with self._submit_lock:
+                self._closed = True
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not _STOP and not item[1].done():
+                        item[1].set_exception(self._closed_error())
             if self._syncer is not None:
                 self._syncer.finish()  # after the last group this thread handed over
             conn.raw.close()
