@@ -399,7 +399,11 @@ class Writer:
                     if item is not _STOP and not item[1].done():
                         item[1].set_exception(self._closed_error())
             if self._syncer is not None:
-                self._syncer.finish()  # after the last group this thread handed over
+                # After the last group this thread handed over; and wait for it: closing
+                # the last connection checkpoints and deletes the WAL, which must not
+                # happen before the syncer has fsynced (and answered) what is in it.
+                self._syncer.finish()
+                self._syncer.join()
             conn.raw.close()
 
     def _bound_wal(self, conn: Conn) -> None:
