@@ -6,11 +6,17 @@ A module name of its own: several ``conftest.py`` files exist, so importing help
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from lanterna.server.settings import Settings
 from lanterna.store import projects
@@ -104,3 +110,49 @@ def serve(db_url: str, data_dir: Path) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENTS = ROOT / "tests" / "clients"
+
+
+def run_sdk_script(
+    sdk: str,
+    script: str,
+    server: Any,
+    *args: str,
+    secret: str | None = None,
+    quiet_about: str | None = None,
+) -> dict[str, Any]:
+    """Run ``tests/clients/<script>`` with an official SDK (the venv ``.venvs/<sdk>``,
+    e.g. ``langfuse2``) against the live ``server``; return the JSON of its last line.
+    ``quiet_about``: text the SDK must not have logged (e.g. an export failure)."""
+    python = ROOT / ".venvs" / sdk / "bin" / "python"
+    if not python.exists():
+        pytest.fail(
+            f"{python} is missing: run scripts/test, which creates .venvs/{sdk} from"
+            f" tests/clients/{sdk}.txt (by hand: python3 -m venv .venvs/{sdk} &&"
+            f" .venvs/{sdk}/bin/pip install -r tests/clients/{sdk}.txt)"
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "OTEL_"))}
+    env.update(
+        LANGFUSE_PUBLIC_KEY=server.project.public_key,
+        LANGFUSE_SECRET_KEY=secret or server.project.secret_key,
+        LANGFUSE_HOST=server.url,  # 2.x
+        LANGFUSE_BASE_URL=server.url,  # 5.x
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    proc = subprocess.run(
+        [str(python), str(CLIENTS / script), *args],
+        env=env,
+        cwd=CLIENTS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout}\n{proc.stderr}"
+    if quiet_about is not None:
+        assert quiet_about not in proc.stderr, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result

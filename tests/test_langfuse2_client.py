@@ -10,47 +10,19 @@ returns only after every batch got its answer.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CLIENTS = ROOT / "tests" / "clients"
-PYTHON = ROOT / ".venvs" / "langfuse2" / "bin" / "python"
+from support import run_sdk_script
 
 pytestmark = pytest.mark.slow
 
 
 def run_client(script: str, server: Any) -> dict[str, Any]:
     """Run ``tests/clients/<script>`` with the 2.x SDK against ``server``; its JSON result."""
-    if not PYTHON.exists():
-        pytest.fail(
-            f"{PYTHON} is missing: run scripts/test, which creates .venvs/langfuse2 from"
-            " tests/clients/langfuse2.txt (or create it by hand as CONTRIBUTING.md says)"
-        )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LANGFUSE_")}
-    env.update(
-        LANGFUSE_PUBLIC_KEY=server.project.public_key,
-        LANGFUSE_SECRET_KEY=server.project.secret_key,
-        LANGFUSE_HOST=server.url,
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    proc = subprocess.run(
-        [str(PYTHON), str(CLIENTS / script)],
-        env=env,
-        cwd=CLIENTS,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout}\n{proc.stderr}"
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_sdk_script("langfuse2", script, server)
     # The SDK logs (never raises) when the server rejects an event or a request fails.
     assert result["sdk_log"] == [], result["sdk_log"]
     return result

@@ -10,20 +10,13 @@ commit and the SDK's ``flush()`` returns only after every batch got its answer.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from helpers import event
-
-ROOT = Path(__file__).resolve().parents[1]
-CLIENTS = ROOT / "tests" / "clients"
-PYTHON = ROOT / ".venvs" / "langfuse5" / "bin" / "python"
+from support import run_sdk_script
 
 pytestmark = pytest.mark.slow
 
@@ -34,31 +27,7 @@ SESSION_ID = "chat-42"
 
 def run_client(server: Any, *args: str, secret: str | None = None) -> dict[str, Any]:
     """Run lf5_scores.py with the 5.x SDK against ``server``; its JSON result."""
-    if not PYTHON.exists():
-        pytest.fail(
-            f"{PYTHON} is missing: run scripts/test, which creates .venvs/langfuse5 from"
-            " tests/clients/langfuse5.txt (by hand: python3 -m venv .venvs/langfuse5 &&"
-            " .venvs/langfuse5/bin/pip install -r tests/clients/langfuse5.txt)"
-        )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "OTEL_"))}
-    env.update(
-        LANGFUSE_PUBLIC_KEY=server.project.public_key,
-        LANGFUSE_SECRET_KEY=secret or server.project.secret_key,
-        LANGFUSE_BASE_URL=server.url,
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    proc = subprocess.run(
-        [str(PYTHON), str(CLIENTS / "lf5_scores.py"), *args],
-        env=env,
-        cwd=CLIENTS,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, f"lf5_scores.py failed:\n{proc.stdout}\n{proc.stderr}"
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return run_sdk_script("langfuse5", "lf5_scores.py", server, *args, secret=secret)
 
 
 def test_auth_check_succeeds_and_fails_with_a_wrong_secret(live_server):

@@ -7,47 +7,18 @@ what it stored is read back through our API.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CLIENTS = ROOT / "tests" / "clients"
-PYTHON = ROOT / ".venvs" / "langfuse5" / "bin" / "python"
+from support import run_sdk_script
 
 pytestmark = pytest.mark.slow
 
 
 def run_script(server: Any) -> dict[str, Any]:
-    if not PYTHON.exists():
-        pytest.fail(
-            f"{PYTHON} is missing: run scripts/test, which creates .venvs/langfuse5 from"
-            " tests/clients/langfuse5.txt"
-        )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "OTEL_"))}
-    env.update(
-        LANGFUSE_PUBLIC_KEY=server.project.public_key,
-        LANGFUSE_SECRET_KEY=server.project.secret_key,
-        LANGFUSE_BASE_URL=server.url,
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    proc = subprocess.run(
-        [str(PYTHON), str(CLIENTS / "lf5_prompts.py")],
-        env=env,
-        cwd=CLIENTS,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, f"lf5_prompts.py failed:\n{proc.stdout}\n{proc.stderr}"
-    assert "Failed to export" not in proc.stderr, proc.stderr
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_sdk_script("langfuse5", "lf5_prompts.py", server, quiet_about="Failed to export")
     assert result["sdk_log"] == [], result["sdk_log"]
     return result
 

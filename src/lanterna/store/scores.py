@@ -1,5 +1,6 @@
 """Score queries: one score, filtered pages of scores (with their trace's user and tags),
-and deletes. Writes of new scores go through ``write.apply_events`` like every event.
+cursor pages (v3), and deletes. Writes of new scores go through ``write.apply_events``
+like every event.
 
 Filters use the shared compiler in ``filters.py``: the simple query parameters become
 conditions, merged with the ``filter`` JSON parameter over :data:`SCORE_COLUMNS`.
@@ -78,7 +79,10 @@ class ScoreQuery:
     #: ``operator`` (a key of VALUE_OPERATORS) and ``value``: both or neither.
     operator: str | None = None
     value: float | None = None
-    #: Conditions of the ``filter`` parameter; they replace simple ones on their column.
+    #: v3: exact numeric values, any of (BOOLEAN ones as 1.0 / 0.0).
+    values: list[float] = field(default_factory=list)
+    #: Conditions of the ``filter`` parameter (v2), or the list parameters of v3; they
+    #: replace simple ones on their column.
     filters: list[Condition] = field(default_factory=list)
     #: v1: only scores on a trace (no session / dataset-run scores), of V1_DATA_TYPES.
     traces_only: bool = False
@@ -137,6 +141,9 @@ def _where(conn: Conn, project_id: str, q: ScoreQuery) -> tuple[str, list[Any], 
     if q.operator is not None and q.value is not None:
         clauses.append(f"s.value {VALUE_OPERATORS[q.operator]} ?")
         params.append(q.value)
+    if q.values:
+        clauses.append(f"s.value IN ({', '.join('?' * len(q.values))})")
+        params.extend(q.values)
     if q.traces_only:
         marks = ", ".join("?" * len(V1_DATA_TYPES))
         clauses.append(
@@ -164,6 +171,36 @@ def list_scores(
         [*params, limit, offset],
     )
     return rows, total
+
+
+def scores_after(
+    conn: Conn,
+    project_id: str,
+    q: ScoreQuery,
+    *,
+    limit: int,
+    after: tuple[datetime, str] | None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Up to ``limit`` matching scores after the cursor, and whether more exist (v3).
+
+    Order: ``timestamp`` descending, then ``id`` descending (a total order, so a walk
+    with the cursor sees every row exactly once, without OFFSET's rescans). ``after`` is
+    the last row's ``(timestamp, id)`` from the previous page. Rows are plain score rows
+    (no trace columns). Raises ``FilterError`` for a bad filter.
+    """
+    where, params, reads_trace = _where(conn, project_id, q)
+    if after is not None:
+        # Written so the timestamp bound alone can drive the scores_time range scan.
+        ts = conn.dialect.ts(after[0])
+        where += " AND s.timestamp <= ? AND (s.timestamp < ? OR s.id < ?)"
+        params += [ts, ts, after[1]]
+    join = _JOIN if reads_trace else ""
+    rows = conn.all(
+        f"SELECT s.* FROM scores s{join} WHERE {where}"
+        " ORDER BY s.timestamp DESC, s.id DESC LIMIT ?",
+        [*params, limit + 1],
+    )
+    return rows[:limit], len(rows) > limit
 
 
 def get_score(

@@ -1,4 +1,4 @@
-"""Scores (contract 4.2): create, list (v1 legacy and v2), get, delete.
+"""Scores (contract 4.2): create, list (v1 legacy, v2, and the v3 cursor list), get, delete.
 
 ``POST /api/public/scores`` takes one score object (answer ``200 {id}``) or, as the
 langfuse 5.x Python SDK sends them, a JSON list of scores (answer ``202 {"message":
@@ -18,8 +18,9 @@ from starlette.datastructures import QueryParams
 from ...ingest.events import SCORE_DATA_TYPES, SCORE_SOURCES, DomainEvent
 from ...ingest.langfuse_events import Invalid, new_id, read_event
 from ...store import scores as q
+from ...store.db import Conn
 from ...store.dialect import Dialect
-from ...store.filters import parse_filter, parse_time
+from ...store.filters import Condition, parse_filter, parse_time
 from ...store.write import apply_events
 from ...timeutil import format_ts, now
 from ..auth import AnyKey, ProjectKey
@@ -28,7 +29,8 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import score_json
 from .body import read_json
-from .params import bad_request, field_groups, page_of
+from .observations import decode_cursor, encode_cursor
+from .params import DEFAULT_LIMIT, MAX_PAGE_LIMIT, bad_request, field_groups, page_of
 
 router = APIRouter()
 
@@ -216,6 +218,199 @@ def _list(request: Request, project_id: str, *, v1: bool) -> JSON:
             item["trace"] = _trace_part(d, row)
         data.append(item)
     return JSON(paging.envelope(data, total))
+
+
+# --- v3: cursor list -----------------------------------------------------------------
+
+V3_GROUPS = ("details", "subject", "annotation")
+#: Data types whose scores ``value`` may match exactly (TEXT/CORRECTION cannot).
+V3_VALUE_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL")
+
+#: v3 list parameters (comma-separated, any of) -> the ``SCORE_COLUMNS`` they filter.
+_V3_LISTS = (
+    ("id", "id"),
+    ("name", "name"),
+    ("environment", "environment"),
+    ("configId", "configId"),
+    ("queueId", "queueId"),
+    ("authorUserId", "authorUserId"),
+    ("traceId", "traceId"),
+    ("sessionId", "sessionId"),
+    ("observationId", "observationId"),
+    ("experimentId", "datasetRunId"),
+)
+
+
+def _v3_groups(value: str | None) -> frozenset[str]:
+    """The groups of ``fields``; unlike the v2 lists, an unknown group is a 400."""
+    asked = {part.strip() for part in (value or "").split(",") if part.strip()}
+    unknown = sorted(asked - {"core", *V3_GROUPS})
+    if unknown:
+        raise _bad(f"fields: unknown group(s) {', '.join(unknown)}; use {', '.join(V3_GROUPS)}")
+    return frozenset(asked)
+
+
+def _upper_choices(params: QueryParams, name: str, allowed: tuple[str, ...]) -> list[str]:
+    """A comma-separated enum parameter, case-insensitive, as upper-case values."""
+    values = [v.upper() for v in _csv(params, name)]
+    wrong = [v for v in values if v not in allowed]
+    if wrong:
+        raise _bad(f"{name}: must be one of {', '.join(allowed)}, got {wrong[0]!r}")
+    return values
+
+
+def _number(raw: str, name: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _bad(f"{name}: expected a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise _bad(f"{name}: must be a finite number, got {raw!r}")
+    return value
+
+
+def _v3_targets(params: QueryParams) -> None:
+    """The spec's rules between the target filters (observation ids live in a trace)."""
+    given = {
+        n for n in ("traceId", "sessionId", "observationId", "experimentId") if _csv(params, n)
+    }
+    if "observationId" in given and "traceId" not in given:
+        raise _bad("observationId: requires traceId (observation ids are scoped to a trace)")
+    for one, others in (
+        ("sessionId", ("traceId", "observationId", "experimentId")),
+        ("experimentId", ("traceId", "sessionId", "observationId")),
+    ):
+        clash = [o for o in others if o in given]
+        if one in given and clash:
+            raise _bad(f"{one}: cannot be combined with {', '.join(clash)}")
+
+
+def _v3_values(params: QueryParams, data_types: list[str], query: q.ScoreQuery) -> None:
+    """``value`` / ``valueMin`` / ``valueMax`` into ``query``, checked against dataType."""
+    values = _csv(params, "value")
+    bounds = {n: _text(params, n) for n in ("valueMin", "valueMax")}
+    if not values and not any(bounds.values()):
+        return
+    if len(data_types) != 1:
+        raise _bad("value, valueMin and valueMax require exactly one dataType")
+    (data_type,) = data_types
+    if values:
+        if data_type not in V3_VALUE_TYPES:
+            raise _bad(f"value: needs dataType {', '.join(V3_VALUE_TYPES)}, not {data_type}")
+        if data_type == "NUMERIC":
+            query.values = [_number(v, "value") for v in values]
+        elif data_type == "BOOLEAN":
+            wrong = [v for v in values if v.lower() not in ("true", "false")]
+            if wrong:
+                raise _bad(f"value: BOOLEAN values must be true or false, got {wrong[0]!r}")
+            query.values = [1.0 if v.lower() == "true" else 0.0 for v in values]
+        else:  # CATEGORICAL: the category is the string value
+            query.filters.append(Condition("stringOptions", "stringValue", "any of", values))
+    for name, op in (("valueMin", ">="), ("valueMax", "<=")):
+        raw = bounds[name]
+        if raw is None:
+            continue
+        if data_type != "NUMERIC":
+            raise _bad(f"{name}: needs dataType NUMERIC, not {data_type}")
+        query.filters.append(Condition("number", "value", op, _number(raw, name)))
+
+
+def _v3_query(params: QueryParams) -> q.ScoreQuery:
+    """The v3 filters; ApiError (or FilterError for timestamps) when malformed."""
+    _v3_targets(params)
+    query = q.ScoreQuery()
+    for name, column in _V3_LISTS:
+        values = _csv(params, name)
+        if values:
+            query.filters.append(Condition("stringOptions", column, "any of", values))
+    sources = _upper_choices(params, "source", SCORE_SOURCES)
+    data_types = _upper_choices(params, "dataType", SCORE_DATA_TYPES)
+    for column, chosen in (("source", sources), ("dataType", data_types)):
+        if chosen:
+            query.filters.append(Condition("stringOptions", column, "any of", chosen))
+    _v3_values(params, data_types, query)
+    query.from_timestamp = parse_time(_text(params, "fromTimestamp"), "fromTimestamp")
+    query.to_timestamp = parse_time(_text(params, "toTimestamp"), "toTimestamp")
+    return query
+
+
+def _v3_value(row: dict[str, Any]) -> Any:
+    """The polymorphic ``value``: a number, a boolean, or the string of the other types."""
+    data_type = row["data_type"]
+    if data_type == "NUMERIC":
+        return row["value"]
+    if data_type == "BOOLEAN":
+        return bool(row["value"])
+    return row["string_value"] or ""  # CORRECTION: empty string when unset, as Langfuse
+
+
+def _subject(row: dict[str, Any]) -> dict[str, Any] | None:
+    """What the score rates: ``{kind, id}`` (an observation's also carries ``traceId``)."""
+    if row["observation_id"] is not None:
+        return {"kind": "observation", "id": row["observation_id"], "traceId": row["trace_id"]}
+    for kind, column in (
+        ("trace", "trace_id"),
+        ("session", "session_id"),
+        ("experiment", "dataset_run_id"),
+    ):
+        if row[column] is not None:
+            return {"kind": kind, "id": row[column]}
+    return None
+
+
+def score_v3_json(d: Dialect, row: dict[str, Any], groups: frozenset[str]) -> dict[str, Any]:
+    """A ScoreV3: the core fields, plus the ``details``/``subject``/``annotation`` groups."""
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "projectId": row["project_id"],
+        "name": row["name"],
+        "value": _v3_value(row),
+        "dataType": row["data_type"],
+        "source": row["source"],
+        "timestamp": d.ts_out(row["timestamp"]),
+        "environment": row["environment"],
+        "createdAt": d.ts_out(row["created_at"]),
+        "updatedAt": d.ts_out(row["updated_at"]),
+    }
+    if "details" in groups:
+        out.update(
+            comment=row["comment"],
+            configId=row["config_id"],
+            metadata=d.json_out(row["metadata"]) or {},
+        )
+    if "subject" in groups:
+        out["subject"] = _subject(row)
+    if "annotation" in groups:
+        out.update(authorUserId=row["author_user_id"], queueId=row["queue_id"])
+    return out
+
+
+@router.get("/api/public/v3/scores")
+def list_scores_v3(request: Request, principal: ProjectKey) -> JSON:
+    """Scores newest first, a cursor page at a time, with ``value`` typed by ``dataType``."""
+    params = request.query_params
+    limit = _int(params, "limit")
+    limit = DEFAULT_LIMIT if limit is None else limit
+    if not 1 <= limit <= MAX_PAGE_LIMIT:
+        raise _bad(f"limit: must be between 1 and {MAX_PAGE_LIMIT}")
+    groups = _v3_groups(params.get("fields"))
+    cursor = _text(params, "cursor")
+    with bad_request():
+        query = _v3_query(params)
+        after = decode_cursor(cursor) if cursor else None
+    project_id = principal.project_id
+
+    def read(conn: Conn) -> dict[str, Any]:
+        with bad_request():
+            rows, more = q.scores_after(conn, project_id, query, limit=limit, after=after)
+        d = conn.dialect
+        meta: dict[str, Any] = {"limit": limit}
+        if more:  # absent on the last page, as the spec says
+            last = rows[-1]
+            meta["cursor"] = encode_cursor(d.ts_out(last["timestamp"]) or "", last["id"])
+        return {"data": [score_v3_json(d, r, groups) for r in rows], "meta": meta}
+
+    return JSON(runtime(request).read_sync(read))
 
 
 # --- read and delete ---------------------------------------------------------------
