@@ -10,18 +10,20 @@ import json
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from lanterna.server.settings import Settings
 from lanterna.store import projects
-from lanterna.store.db import Database
+from lanterna.store.db import Conn, Database
 from lanterna.store.migrations import migrate
+
+T = TypeVar("T")
 
 
 def make_settings(db_url: str, data_dir: Path) -> Settings:
@@ -45,22 +47,46 @@ class Project:
         return (self.public_key, self.secret_key)
 
 
-def new_project(app_or_url: object, name: str = "Test Project") -> Project:
-    """Create an organisation, a project and a key directly in the database."""
+def _in_transaction(app_or_url: object, work: Callable[[Conn], T]) -> T:
+    """Run ``work(conn)`` in one committed transaction on the app's (migrated) database."""
     url = app_or_url if isinstance(app_or_url, str) else app_or_url.state.runtime.db.url  # type: ignore[attr-defined]
     db = Database(url)
     migrate(db)
     conn = db.connect_writer()
     try:
         conn.raw.execute("BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN")
-        org = projects.create_organization(conn, f"Org of {name}")
-        project_id = projects.create_project(conn, org, name)
-        key = projects.create_key(conn, project_id)
+        result = work(conn)
         conn.raw.execute("COMMIT")
+        return result
     finally:
         conn.raw.close()
         db.close()
-    return Project(project_id, key.public_key, key.secret_key)
+
+
+def new_project(app_or_url: object, name: str = "Test Project") -> Project:
+    """Create an organisation, a project and a key directly in the database."""
+
+    def create(conn: Conn) -> Project:
+        org = projects.create_organization(conn, f"Org of {name}")
+        project_id = projects.create_project(conn, org, name)
+        key = projects.create_key(conn, project_id)
+        return Project(project_id, key.public_key, key.secret_key)
+
+    return _in_transaction(app_or_url, create)
+
+
+def seed_score_config(
+    app_or_url: object, project_id: str, config_id: str, name: str, data_type: str = "NUMERIC"
+) -> None:
+    """Store a score config with a chosen id (the API makes random ones), so seeded
+    scores may name it by a readable ``configId``."""
+    from lanterna.ingest.score_configs import check_config
+    from lanterna.store import score_configs
+
+    fields = check_config({"name": name, "dataType": data_type})
+    _in_transaction(
+        app_or_url, lambda conn: score_configs.create(conn, project_id, fields, config_id)
+    )
 
 
 def free_port() -> int:

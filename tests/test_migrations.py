@@ -21,6 +21,19 @@ EXPECTED = {
         "revoked_at",
     ],
     "sessions": ["project_id", "id", "environment", "created_at"],
+    "score_configs": [
+        "project_id",
+        "id",
+        "name",
+        "data_type",
+        "is_archived",
+        "min_value",
+        "max_value",
+        "categories",
+        "description",
+        "created_at",
+        "updated_at",
+    ],
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from helpers import event, ingest, iso
+from support import seed_score_config
 
 # Required properties of the OpenAPI schemas (BaseScore / BaseScoreV1 plus the value
 # fields of each data type): generated clients fail to parse a score without them.
@@ -302,6 +303,7 @@ def test_a_key_never_sees_or_deletes_another_projects_scores(api):
 @pytest.fixture
 def scored(api):
     """Two traces and a session with scores of every kind, timestamps 0..7 s after T0."""
+    seed_score_config(api.app, api.project.id, "cfg", "quality")
     result = ingest(
         api,
         event("trace-create", {"id": "t1", "userId": "alice", "tags": ["a", "b"],

@@ -18,7 +18,7 @@ from helpers import event, ingest, iso
 from lanterna.accounts import store as accounts
 from lanterna.store.db import Database
 from lanterna.store.migrations import migrate
-from support import run_sdk_script
+from support import run_sdk_script, seed_score_config
 
 V3 = "/api/public/v3/scores"
 #: The fields every ScoreV3 carries whatever ``fields`` asks for (the spec's core).
@@ -31,6 +31,12 @@ ANNOTATION = {"authorUserId", "queueId"}
 
 #: The seeded scores, newest first (the order of the list).
 NEWEST_FIRST = ["eval", "corr", "text", "cat", "bool-f", "bool-t", "num-b", "num-a"]
+
+
+def seed_configs(app_or_url: Any, project_id: str) -> None:
+    """The score configs the seeded NUMERIC scores name."""
+    for config_id in ("cfg-1", "cfg-2"):
+        seed_score_config(app_or_url, project_id, config_id, "accuracy")
 
 
 def create_scores(client: Any, url: str, bodies: list[dict[str, Any]], auth: Any) -> None:
@@ -64,6 +70,7 @@ def seed_bodies() -> list[dict[str, Any]]:
 @pytest.fixture
 def seeded(api: Any) -> Any:
     """``api`` with the scores of :func:`seed_bodies` plus an EVAL score (ingestion)."""
+    seed_configs(api.app, api.project.id)
     create_scores(api, "", seed_bodies(), api.auth)
     body = {"id": "eval", "traceId": "t-3", "name": "judge", "value": 2, "source": "EVAL",
             "environment": "staging", "timestamp": iso(seconds=8)}  # fmt: skip
@@ -341,6 +348,7 @@ def test_the_public_key_alone_cannot_read(seeded):
 @pytest.mark.slow
 def test_langfuse5_sdk_get_many_parses_every_page(live_server):
     auth = live_server.project.auth
+    seed_configs(live_server.db_url, live_server.project.id)
     with httpx.Client() as client:
         create_scores(client, live_server.url, seed_bodies(), auth)
     result = run_sdk_script("langfuse5", "lf5_scores_v3.py", live_server)

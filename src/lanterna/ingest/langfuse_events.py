@@ -59,6 +59,8 @@ class ParsedBatch:
     """The outcome of reading a batch: events to write and the 207 lists."""
 
     events: list[DomainEvent] = field(default_factory=list)
+    #: The envelope id of each of ``events`` (same order).
+    event_ids: list[str] = field(default_factory=list)
     successes: list[str] = field(default_factory=list)
     errors: list[EventError] = field(default_factory=list)
 
@@ -255,7 +257,7 @@ def score_fields(body: dict[str, Any]) -> dict[str, Any]:
     _put(out, "timestamp", _ts(body, "timestamp"))
     _put(out, "comment", _str(body, "comment"))
     _put(out, "metadata", _metadata(body))
-    _put(out, "config_id", _str(body, "configId"))
+    _put(out, "config_id", _str(body, "configId") or None)  # "" names no config
     _put(out, "queue_id", _str(body, "queueId"))
     source = body.get("source")
     if source is None:  # absent or an explicit null: the default
@@ -269,37 +271,51 @@ def score_fields(body: dict[str, Any]) -> dict[str, Any]:
     data_type = body.get("dataType")
     if data_type is not None and data_type not in SCORE_DATA_TYPES:
         raise Invalid(f"dataType: must be one of {', '.join(SCORE_DATA_TYPES)}")
-    # A JSON boolean counts as the number 0/1 (bool is an int subclass).
-    number = float(value) if isinstance(value, (int, float)) else None
     if data_type is None:
-        if number is not None:
+        if isinstance(value, (int, float)):
             data_type = "NUMERIC"
         elif isinstance(value, str):
             data_type = "CATEGORICAL"
         else:
             raise Invalid("value: required, a number or a string")
+        if out.get("config_id") is not None:
+            # The config decides the type (checked against it before the write).
+            out[TYPE_FROM_CONFIG] = True
+    out["value"], out["string_value"] = typed_value(data_type, value)
+    if data_type == "CORRECTION" and (session_id or dataset_run_id):
+        raise Invalid("a CORRECTION score targets a trace or an observation")
+    out["data_type"] = data_type
+    return out
+
+
+#: Set in a score's fields when it names a config but no dataType, so the check against
+#: the config (``ingest.score_configs.check_score``, which removes it) may retype it.
+TYPE_FROM_CONFIG = "_type_from_config"
+
+
+def typed_value(data_type: str, value: Any) -> tuple[float, str | None]:
+    """A score's ``(value, string_value)`` for its data type; raises :class:`Invalid`."""
+    # A JSON boolean counts as the number 0/1 (bool is an int subclass).
+    number = float(value) if isinstance(value, (int, float)) else None
     if data_type == "NUMERIC":
         if number is None or number != number:
             raise Invalid("value: a NUMERIC score needs a number")
-        out["value"], out["string_value"] = number, None
-    elif data_type == "BOOLEAN":
+        return number, None
+    if data_type == "BOOLEAN":
         if number not in (0.0, 1.0):
             raise Invalid("value: a BOOLEAN score needs 0 or 1")
-        out["value"], out["string_value"] = number, "True" if number else "False"
-    elif data_type == "CATEGORICAL":
+        assert number is not None
+        return number, "True" if number else "False"
+    if data_type == "CATEGORICAL":
         if not isinstance(value, str):
             raise Invalid("value: a CATEGORICAL score needs a string")
-        out["value"], out["string_value"] = 0.0, value
-    else:  # TEXT, CORRECTION
-        if not isinstance(value, str) or not value:
-            raise Invalid(f"value: a {data_type} score needs a non-empty string")
-        if data_type == "TEXT" and len(value) > 500:
-            raise Invalid("value: a TEXT score holds at most 500 characters")
-        if data_type == "CORRECTION" and (session_id or dataset_run_id):
-            raise Invalid("a CORRECTION score targets a trace or an observation")
-        out["value"], out["string_value"] = 0.0, value
-    out["data_type"] = data_type
-    return out
+        return 0.0, value
+    # TEXT, CORRECTION
+    if not isinstance(value, str) or not value:
+        raise Invalid(f"value: a {data_type} score needs a non-empty string")
+    if data_type == "TEXT" and len(value) > 500:
+        raise Invalid("value: a TEXT score holds at most 500 characters")
+    return 0.0, value
 
 
 # --- envelopes -----------------------------------------------------------------------
@@ -457,6 +473,7 @@ def read_batch(batch: list[Any], *, scores_only: bool = False) -> ParsedBatch:
             continue  # a valid sdk-log is listed in neither successes nor errors
         if domain is not None:
             out.events.append(domain)
+            out.event_ids.append(event_id)
         out.successes.append(event_id)
     return out
 

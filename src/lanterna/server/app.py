@@ -18,6 +18,7 @@ from .api import (
     otel,
     projects,
     prompts,
+    score_configs,
     scores,
     sessions,
     traces,
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for module in (projects, ingestion, traces, observations, sessions, scores, prompts, otel):
         app.include_router(module.router)
+    app.include_router(score_configs.router)
     for module in (models, metrics, users):  # cost tracking
         app.include_router(module.router)
     mount_ui(app)  # the dashboard under /

@@ -354,6 +354,30 @@ def m0008_write_light_indexes(conn: Conn) -> None:
     )
 
 
+def m0009_score_configs(conn: Conn) -> None:
+    """Score configs per project (data type, range, categories), listed newest first."""
+    _ddl(
+        conn,
+        """
+        CREATE TABLE score_configs (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            data_type TEXT NOT NULL,
+            is_archived {BOOL} NOT NULL,
+            min_value {FLOAT},
+            max_value {FLOAT},
+            categories {JSON},
+            description TEXT,
+            created_at {TS} NOT NULL,
+            updated_at {TS} NOT NULL,
+            PRIMARY KEY (project_id, id)
+        );
+        CREATE INDEX score_configs_created ON score_configs (project_id, created_at, id)
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0001_core", m0001_core),
     ("0002_read_indexes", m0002_read_indexes),
@@ -363,6 +387,7 @@ MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0006_rollups", m0006_rollups),
     ("0007_trace_totals_latency", m0007_trace_totals_latency),
     ("0008_write_light_indexes", m0008_write_light_indexes),
+    ("0009_score_configs", m0009_score_configs),
 ]
 
 

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Request
 
 from ... import _json
 from ...ingest.langfuse_events import EventError, ParsedBatch, read_batch
+from ...ingest.score_configs import check_batch, config_ids
+from ...store import score_configs
 from ...store.db import Conn
 from ...store.write import PreparedEvents, prepare_events
 from ..auth import AnyKey
@@ -53,6 +55,9 @@ def _prepare(
     if len(raw) > limit:
         batch, errors = _oversize_errors(batch, limit)
     parsed = read_batch(batch, scores_only=scores_only)
+    wanted = config_ids(parsed.events)
+    if wanted:  # only scores that name a config cost a lookup
+        check_batch(parsed, score_configs.get_many(conn, project_id, wanted))
     prepared = prepare_events(conn, project_id, parsed.events) if parsed.events else None
     return (parsed, errors), prepared
 

@@ -17,6 +17,8 @@ from starlette.datastructures import QueryParams
 
 from ...ingest.events import SCORE_DATA_TYPES, SCORE_SOURCES, DomainEvent
 from ...ingest.langfuse_events import Invalid, new_id, read_event
+from ...ingest.score_configs import check_score, config_ids
+from ...store import score_configs
 from ...store import scores as q
 from ...store.db import Conn
 from ...store.dialect import Dialect
@@ -26,7 +28,7 @@ from ...timeutil import format_ts, now
 from ..auth import AnyKey, ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
-from ..runtime import runtime
+from ..runtime import Runtime, runtime
 from ..shapes import score_json
 from .body import read_json
 from .observations import decode_cursor, encode_cursor
@@ -57,6 +59,34 @@ def score_event(body: Any, received: str) -> DomainEvent:
     return event
 
 
+def _score_error(index: int, body: Any, exc: Invalid) -> dict[str, Any]:
+    raw_id = body.get("id") if isinstance(body, dict) else None
+    return {
+        "message": f"score {index}: {exc}",
+        "index": index,
+        "id": raw_id if isinstance(raw_id, str) else None,
+    }
+
+
+async def _configs(
+    rt: Runtime, project_id: str, events: list[DomainEvent]
+) -> dict[str, dict[str, Any]] | None:
+    """The configs the scores name, by id; None when no score names one."""
+    wanted = config_ids(events)
+    if not wanted:
+        return None
+    return await rt.read(lambda conn: score_configs.get_many(conn, project_id, wanted))
+
+
+async def _check_configs(rt: Runtime, project_id: str, events: list[DomainEvent]) -> None:
+    """Check each score that names a config against it; raises :class:`Invalid`."""
+    configs = await _configs(rt, project_id, events)
+    if configs is not None:
+        for event in events:
+            if "config_id" in event.fields:
+                check_score(event.fields, configs.get(event.fields["config_id"]))
+
+
 @router.post("/api/public/scores")
 async def create_scores(request: Request, principal: AnyKey) -> JSON:
     """Create one score (``200 {id}``) or a list of scores (``202`` / ``207``)."""
@@ -67,6 +97,7 @@ async def create_scores(request: Request, principal: AnyKey) -> JSON:
     if isinstance(payload, dict):
         try:
             event = score_event(payload, received)
+            await _check_configs(rt, project_id, [event])
         except Invalid as exc:
             raise ApiError(400, str(exc)) from None
         await rt.write(lambda conn: apply_events(conn, project_id, [event]))
@@ -77,18 +108,28 @@ async def create_scores(request: Request, principal: AnyKey) -> JSON:
         raise ApiError(400, "expected at least one score")
     events: list[DomainEvent] = []
     errors: list[dict[str, Any]] = []
+    indexed: list[tuple[int, DomainEvent]] = []
     for index, body in enumerate(payload):
         try:
-            events.append(score_event(body, received))
+            event = score_event(body, received)
         except Invalid as exc:
-            raw_id = body.get("id") if isinstance(body, dict) else None
-            errors.append(
-                {
-                    "message": f"score {index}: {exc}",
-                    "index": index,
-                    "id": raw_id if isinstance(raw_id, str) else None,
-                }
-            )
+            errors.append(_score_error(index, body, exc))
+            continue
+        events.append(event)
+        indexed.append((index, event))
+    configs = await _configs(rt, project_id, events)
+    if configs is not None:
+        valid: list[DomainEvent] = []
+        for index, event in indexed:
+            try:
+                if "config_id" in event.fields:
+                    check_score(event.fields, configs.get(event.fields["config_id"]))
+            except Invalid as exc:
+                errors.append(_score_error(index, payload[index], exc))
+                continue
+            valid.append(event)
+        events = valid
+        errors.sort(key=lambda e: e["index"])
     if events:
         await rt.write(lambda conn: apply_events(conn, project_id, events))
     if not errors:

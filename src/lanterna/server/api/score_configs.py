@@ -1,0 +1,120 @@
+"""Score configs (contract 4.2): create, list (newest first), get, update/archive.
+
+Validation follows Langfuse: categories only (and always) for CATEGORICAL configs,
+a range only for NUMERIC ones, BOOLEAN configs get the generated True/False categories.
+Scores that name a config are checked against it in the scores and ingestion routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from ...ingest.langfuse_events import Invalid
+from ...ingest.score_configs import check_config, check_update
+from ...store import score_configs as store
+from ...store.db import Conn
+from ..auth import ProjectKey
+from ..errors import ApiError, not_found
+from ..responses import JSON
+from ..runtime import runtime
+from .body import read_json
+from .params import page_of
+
+router = APIRouter()
+
+PATH = "/api/public/score-configs"
+
+
+def config_json(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored config as Langfuse's ``ScoreConfig`` (every property present)."""
+    d = conn.dialect
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "createdAt": d.ts_out(row["created_at"]),
+        "updatedAt": d.ts_out(row["updated_at"]),
+        "projectId": row["project_id"],
+        "dataType": row["data_type"],
+        "isArchived": row["is_archived"],
+        "minValue": row["min_value"],
+        "maxValue": row["max_value"],
+        "categories": row["categories"],
+        "description": row["description"],
+    }
+
+
+def _invalid(exc: Invalid) -> ApiError:
+    return ApiError(400, f"Invalid request data: {exc}")
+
+
+@router.post(PATH)
+async def create_config(request: Request, principal: ProjectKey) -> JSON:
+    """Create a config (200 with the ScoreConfig)."""
+    body = await read_json(request)
+    try:
+        fields = check_config(body)
+    except Invalid as exc:
+        raise _invalid(exc) from None
+    project_id = principal.project_id
+    created = await runtime(request).write(
+        lambda conn: config_json(conn, store.create(conn, project_id, fields))
+    )
+    return JSON(created)
+
+
+@router.get(PATH)
+async def list_configs(
+    request: Request, principal: ProjectKey, page: int | None = None, limit: int | None = None
+) -> JSON:
+    """The project's configs, newest first, in the v1 page envelope."""
+    paging = page_of(page, limit)
+    project_id = principal.project_id
+
+    def read(conn: Conn) -> dict[str, Any]:
+        rows, total = store.page(conn, project_id, paging.limit, paging.offset)
+        return paging.envelope([config_json(conn, r) for r in rows], total)
+
+    return JSON(await runtime(request).read(read))
+
+
+@router.get(PATH + "/{config_id}")
+async def get_config(request: Request, config_id: str, principal: ProjectKey) -> JSON:
+    """One config of the project (404 when missing)."""
+    project_id = principal.project_id
+
+    def read(conn: Conn) -> dict[str, Any] | None:
+        row = store.get(conn, project_id, config_id)
+        return None if row is None else config_json(conn, row)
+
+    found = await runtime(request).read(read)
+    if found is None:
+        raise not_found(f"Score config {config_id}")
+    return JSON(found)
+
+
+@router.patch(PATH + "/{config_id}")
+async def update_config(request: Request, config_id: str, principal: ProjectKey) -> JSON:
+    """Change a config's fields (incl. ``isArchived``); the result is validated as on
+    create. ``dataType`` cannot change."""
+    patch = await read_json(request)
+    project_id = principal.project_id
+
+    def work(conn: Conn) -> dict[str, Any] | Invalid | None:
+        # In the writer, so the read and the update see the same config.
+        stored = store.get(conn, project_id, config_id)
+        if stored is None:
+            return None
+        try:
+            fields = check_update(stored, patch)
+        except Invalid as exc:
+            return exc
+        return config_json(conn, store.update(conn, project_id, config_id, fields))
+
+    outcome = await runtime(request).write(work)
+    if outcome is None:
+        raise not_found(f"Score config {config_id}")
+    if isinstance(outcome, Invalid):
+        raise _invalid(outcome)
+    return JSON(outcome)
