@@ -297,6 +297,18 @@ def test_post_score_list_refuses_only_the_bad_ones(api, configs):
     assert stored_score(api, "cat")["value"] == 2
 
 
+def test_post_score_list_naming_only_unknown_configs_refuses_them(api):
+    bodies = [score("no-such-config", 0.5, "orphan"), {"id": "plain", "name": "n", "value": 1}]
+    bodies[1]["traceId"] = "t1"
+    response = api.post("/api/public/scores", json=bodies)
+    assert response.status_code == 207, response.text
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+    assert [(e["index"], e["id"]) for e in body["errors"]] == [(0, "orphan")]
+    assert score_status(api, "orphan") == 404
+    assert stored_score(api, "plain")["value"] == 1
+
+
 @pytest.mark.parametrize(("kind", "value", "extra", "data_type", "number", "text"), VALID)
 def test_ingested_score_with_a_valid_config(
     api, configs, kind, value, extra, data_type, number, text

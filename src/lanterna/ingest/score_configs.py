@@ -168,6 +168,13 @@ def check_score(fields: dict[str, Any], config: dict[str, Any] | None) -> None:
             raise Invalid(f"value: {label!r} is not a category of the config ({labels})")
 
 
+def check_named(fields: dict[str, Any], configs: dict[str, dict[str, Any]]) -> None:
+    """:func:`check_score` for a score that names a config (``configs``: the batch's,
+    by id); a score naming none passes as it is."""
+    if "config_id" in fields:
+        check_score(fields, configs.get(fields["config_id"]))
+
+
 def config_ids(events: list[Any]) -> set[str]:
     """The config ids the score events of a batch name (usually none)."""
     return {e.fields["config_id"] for e in events if e.kind == "score" and "config_id" in e.fields}
@@ -179,9 +186,9 @@ def check_batch(parsed: ParsedBatch, configs: dict[str, dict[str, Any]]) -> None
     kept_events = []
     kept_ids = []
     for event_id, event in zip(parsed.event_ids, parsed.events, strict=True):
-        if event.kind == "score" and "config_id" in event.fields:
+        if event.kind == "score":
             try:
-                check_score(event.fields, configs.get(event.fields["config_id"]))
+                check_named(event.fields, configs)
             except Invalid as exc:
                 parsed.successes.remove(event_id)
                 parsed.errors.append(EventError(event_id, 400, "Invalid request data", str(exc)))

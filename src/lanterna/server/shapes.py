@@ -268,3 +268,71 @@ def observation_v2_json(
             traceName=row.get("trace_name"),
         )
     return out
+
+
+def _v3_value(row: dict[str, Any]) -> Any:
+    """The polymorphic ``value``: a number, a boolean, or the string of the other types."""
+    data_type = row["data_type"]
+    if data_type == "NUMERIC":
+        return row["value"]
+    if data_type == "BOOLEAN":
+        return bool(row["value"])
+    return row["string_value"] or ""  # CORRECTION: empty string when unset, as Langfuse
+
+
+def _subject(row: dict[str, Any]) -> dict[str, Any] | None:
+    """What the score rates: ``{kind, id}`` (an observation's also carries ``traceId``)."""
+    if row["observation_id"] is not None:
+        return {"kind": "observation", "id": row["observation_id"], "traceId": row["trace_id"]}
+    for kind, column in (
+        ("trace", "trace_id"),
+        ("session", "session_id"),
+        ("experiment", "dataset_run_id"),
+    ):
+        if row[column] is not None:
+            return {"kind": kind, "id": row[column]}
+    return None
+
+
+def score_v3_json(d: Dialect, row: dict[str, Any], groups: frozenset[str]) -> dict[str, Any]:
+    """A ScoreV3: the core fields, plus the ``details``/``subject``/``annotation`` groups."""
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "projectId": row["project_id"],
+        "name": row["name"],
+        "value": _v3_value(row),
+        "dataType": row["data_type"],
+        "source": row["source"],
+        "timestamp": d.ts_out(row["timestamp"]),
+        "environment": row["environment"],
+        "createdAt": d.ts_out(row["created_at"]),
+        "updatedAt": d.ts_out(row["updated_at"]),
+    }
+    if "details" in groups:
+        out.update(
+            comment=row["comment"],
+            configId=row["config_id"],
+            metadata=d.json_out(row["metadata"]) or {},
+        )
+    if "subject" in groups:
+        out["subject"] = _subject(row)
+    if "annotation" in groups:
+        out.update(authorUserId=row["author_user_id"], queueId=row["queue_id"])
+    return out
+
+
+def config_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored score config as Langfuse's ``ScoreConfig`` (every property present)."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "createdAt": d.ts_out(row["created_at"]),
+        "updatedAt": d.ts_out(row["updated_at"]),
+        "projectId": row["project_id"],
+        "dataType": row["data_type"],
+        "isArchived": row["is_archived"],
+        "minValue": row["min_value"],
+        "maxValue": row["max_value"],
+        "categories": row["categories"],
+        "description": row["description"],
+    }

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from ... import _json
 from ...ingest.events import LEVELS, OBSERVATION_TYPES
 from ...store import observations as q
 from ...store.db import Conn
-from ...store.filters import FilterError, parse_filter, parse_time
-from ...timeutil import parse_ts
+from ...store.filters import parse_filter, parse_time
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import observation_json, observation_v2_json
-from .params import bad_request, field_groups, page_of
+from .params import bad_request, decode_cursor, encode_cursor, field_groups, page_of
 
 router = APIRouter()
 
@@ -140,22 +135,6 @@ def get_observation(request: Request, observation_id: str, principal: ProjectKey
 
 
 # --- v2 ------------------------------------------------------------------------------
-
-
-def encode_cursor(start_time: str, observation_id: str) -> str:
-    """The opaque cursor after a row: base64 of its sort key ``[startTime, id]``."""
-    return base64.urlsafe_b64encode(_json.dumpb([start_time, observation_id])).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The sort key inside a cursor; :class:`FilterError` when it is not one of ours."""
-    try:
-        start, observation_id = _json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(observation_id, str):
-            raise ValueError("id")
-        return parse_ts(start), observation_id
-    except (ValueError, TypeError, binascii.Error, _json.JSONDecodeError):
-        raise FilterError("cursor: not a cursor returned by this endpoint") from None
 
 
 def _bool_param(value: str | None, name: str) -> bool | None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from ... import _json
 from ...store.filters import FilterError
+from ...timeutil import parse_ts
 from ..errors import ApiError
 
 DEFAULT_LIMIT = 50
@@ -87,3 +92,22 @@ def order_by(value: str | None, default: tuple[str, bool]) -> tuple[str, bool]:
             f"orderBy: expected 'field.asc' or 'field.desc', got {value!r}",
         )
     return field, direction.lower() == "desc"
+
+
+# --- cursor lists (v2 observations, v3 scores) ---------------------------------------
+
+
+def encode_cursor(timestamp: str, row_id: str) -> str:
+    """The opaque cursor after a row: base64url of its sort key ``[timestamp, id]``."""
+    return base64.urlsafe_b64encode(_json.dumpb([timestamp, row_id])).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The sort key inside a cursor; :class:`FilterError` when it is not one of ours."""
+    try:
+        start, row_id = _json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(row_id, str):
+            raise ValueError("id")
+        return parse_ts(start), row_id
+    except (ValueError, TypeError, binascii.Error, _json.JSONDecodeError):
+        raise FilterError("cursor: not a cursor returned by this endpoint") from None

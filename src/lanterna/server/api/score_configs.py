@@ -19,30 +19,13 @@ from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
+from ..shapes import config_json
 from .body import read_json
 from .params import page_of
 
 router = APIRouter()
 
 PATH = "/api/public/score-configs"
-
-
-def config_json(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
-    """A stored config as Langfuse's ``ScoreConfig`` (every property present)."""
-    d = conn.dialect
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "createdAt": d.ts_out(row["created_at"]),
-        "updatedAt": d.ts_out(row["updated_at"]),
-        "projectId": row["project_id"],
-        "dataType": row["data_type"],
-        "isArchived": row["is_archived"],
-        "minValue": row["min_value"],
-        "maxValue": row["max_value"],
-        "categories": row["categories"],
-        "description": row["description"],
-    }
 
 
 def _invalid(exc: Invalid) -> ApiError:
@@ -59,7 +42,7 @@ async def create_config(request: Request, principal: ProjectKey) -> JSON:
         raise _invalid(exc) from None
     project_id = principal.project_id
     created = await runtime(request).write(
-        lambda conn: config_json(conn, store.create(conn, project_id, fields))
+        lambda conn: config_json(conn.dialect, store.create(conn, project_id, fields))
     )
     return JSON(created)
 
@@ -74,7 +57,7 @@ async def list_configs(
 
     def read(conn: Conn) -> dict[str, Any]:
         rows, total = store.page(conn, project_id, paging.limit, paging.offset)
-        return paging.envelope([config_json(conn, r) for r in rows], total)
+        return paging.envelope([config_json(conn.dialect, r) for r in rows], total)
 
     return JSON(await runtime(request).read(read))
 
@@ -86,7 +69,7 @@ async def get_config(request: Request, config_id: str, principal: ProjectKey) ->
 
     def read(conn: Conn) -> dict[str, Any] | None:
         row = store.get(conn, project_id, config_id)
-        return None if row is None else config_json(conn, row)
+        return None if row is None else config_json(conn.dialect, row)
 
     found = await runtime(request).read(read)
     if found is None:
@@ -110,7 +93,7 @@ async def update_config(request: Request, config_id: str, principal: ProjectKey)
             fields = check_update(stored, patch)
         except Invalid as exc:
             return exc
-        return config_json(conn, store.update(conn, project_id, config_id, fields))
+        return config_json(conn.dialect, store.update(conn, project_id, config_id, fields))
 
     outcome = await runtime(request).write(work)
     if outcome is None:

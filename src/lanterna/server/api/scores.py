@@ -17,7 +17,7 @@ from starlette.datastructures import QueryParams
 
 from ...ingest.events import SCORE_DATA_TYPES, SCORE_SOURCES, DomainEvent
 from ...ingest.langfuse_events import Invalid, new_id, read_event
-from ...ingest.score_configs import check_score, config_ids
+from ...ingest.score_configs import check_named, config_ids
 from ...store import score_configs
 from ...store import scores as q
 from ...store.db import Conn
@@ -29,10 +29,17 @@ from ..auth import AnyKey, ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import Runtime, runtime
-from ..shapes import score_json
+from ..shapes import score_json, score_v3_json
 from .body import read_json
-from .observations import decode_cursor, encode_cursor
-from .params import DEFAULT_LIMIT, MAX_PAGE_LIMIT, bad_request, field_groups, page_of
+from .params import (
+    DEFAULT_LIMIT,
+    MAX_PAGE_LIMIT,
+    bad_request,
+    decode_cursor,
+    encode_cursor,
+    field_groups,
+    page_of,
+)
 
 router = APIRouter()
 
@@ -70,21 +77,12 @@ def _score_error(index: int, body: Any, exc: Invalid) -> dict[str, Any]:
 
 async def _configs(
     rt: Runtime, project_id: str, events: list[DomainEvent]
-) -> dict[str, dict[str, Any]] | None:
-    """The configs the scores name, by id; None when no score names one."""
+) -> dict[str, dict[str, Any]]:
+    """The configs the scores name, by id (no query when none names one)."""
     wanted = config_ids(events)
     if not wanted:
-        return None
+        return {}
     return await rt.read(lambda conn: score_configs.get_many(conn, project_id, wanted))
-
-
-async def _check_configs(rt: Runtime, project_id: str, events: list[DomainEvent]) -> None:
-    """Check each score that names a config against it; raises :class:`Invalid`."""
-    configs = await _configs(rt, project_id, events)
-    if configs is not None:
-        for event in events:
-            if "config_id" in event.fields:
-                check_score(event.fields, configs.get(event.fields["config_id"]))
 
 
 @router.post("/api/public/scores")
@@ -97,7 +95,7 @@ async def create_scores(request: Request, principal: AnyKey) -> JSON:
     if isinstance(payload, dict):
         try:
             event = score_event(payload, received)
-            await _check_configs(rt, project_id, [event])
+            check_named(event.fields, await _configs(rt, project_id, [event]))
         except Invalid as exc:
             raise ApiError(400, str(exc)) from None
         await rt.write(lambda conn: apply_events(conn, project_id, [event]))
@@ -106,7 +104,6 @@ async def create_scores(request: Request, principal: AnyKey) -> JSON:
         raise ApiError(400, "expected a score object or a list of score objects")
     if not payload:
         raise ApiError(400, "expected at least one score")
-    events: list[DomainEvent] = []
     errors: list[dict[str, Any]] = []
     indexed: list[tuple[int, DomainEvent]] = []
     for index, body in enumerate(payload):
@@ -115,21 +112,18 @@ async def create_scores(request: Request, principal: AnyKey) -> JSON:
         except Invalid as exc:
             errors.append(_score_error(index, body, exc))
             continue
-        events.append(event)
         indexed.append((index, event))
-    configs = await _configs(rt, project_id, events)
-    if configs is not None:
-        valid: list[DomainEvent] = []
-        for index, event in indexed:
-            try:
-                if "config_id" in event.fields:
-                    check_score(event.fields, configs.get(event.fields["config_id"]))
-            except Invalid as exc:
-                errors.append(_score_error(index, payload[index], exc))
-                continue
-            valid.append(event)
-        events = valid
-        errors.sort(key=lambda e: e["index"])
+    configs = await _configs(rt, project_id, [event for _index, event in indexed])
+    valid: list[DomainEvent] = []
+    for index, event in indexed:
+        try:
+            check_named(event.fields, configs)
+        except Invalid as exc:
+            errors.append(_score_error(index, payload[index], exc))
+            continue
+        valid.append(event)
+    events = valid
+    errors.sort(key=lambda e: e["index"])
     if events:
         await rt.write(lambda conn: apply_events(conn, project_id, events))
     if not errors:
@@ -373,57 +367,6 @@ def _v3_query(params: QueryParams) -> q.ScoreQuery:
     query.from_timestamp = parse_time(_text(params, "fromTimestamp"), "fromTimestamp")
     query.to_timestamp = parse_time(_text(params, "toTimestamp"), "toTimestamp")
     return query
-
-
-def _v3_value(row: dict[str, Any]) -> Any:
-    """The polymorphic ``value``: a number, a boolean, or the string of the other types."""
-    data_type = row["data_type"]
-    if data_type == "NUMERIC":
-        return row["value"]
-    if data_type == "BOOLEAN":
-        return bool(row["value"])
-    return row["string_value"] or ""  # CORRECTION: empty string when unset, as Langfuse
-
-
-def _subject(row: dict[str, Any]) -> dict[str, Any] | None:
-    """What the score rates: ``{kind, id}`` (an observation's also carries ``traceId``)."""
-    if row["observation_id"] is not None:
-        return {"kind": "observation", "id": row["observation_id"], "traceId": row["trace_id"]}
-    for kind, column in (
-        ("trace", "trace_id"),
-        ("session", "session_id"),
-        ("experiment", "dataset_run_id"),
-    ):
-        if row[column] is not None:
-            return {"kind": kind, "id": row[column]}
-    return None
-
-
-def score_v3_json(d: Dialect, row: dict[str, Any], groups: frozenset[str]) -> dict[str, Any]:
-    """A ScoreV3: the core fields, plus the ``details``/``subject``/``annotation`` groups."""
-    out: dict[str, Any] = {
-        "id": row["id"],
-        "projectId": row["project_id"],
-        "name": row["name"],
-        "value": _v3_value(row),
-        "dataType": row["data_type"],
-        "source": row["source"],
-        "timestamp": d.ts_out(row["timestamp"]),
-        "environment": row["environment"],
-        "createdAt": d.ts_out(row["created_at"]),
-        "updatedAt": d.ts_out(row["updated_at"]),
-    }
-    if "details" in groups:
-        out.update(
-            comment=row["comment"],
-            configId=row["config_id"],
-            metadata=d.json_out(row["metadata"]) or {},
-        )
-    if "subject" in groups:
-        out["subject"] = _subject(row)
-    if "annotation" in groups:
-        out.update(authorUserId=row["author_user_id"], queueId=row["queue_id"])
-    return out
 
 
 @router.get("/api/public/v3/scores")
