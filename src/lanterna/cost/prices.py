@@ -10,18 +10,23 @@ Matching (contract 5.1): a project's custom models win over built-ins; among cus
 models the one with the latest ``startDate`` not after the observation wins (models
 without a start date last, then the newest). The pattern is searched in the model name
 (PostgreSQL ``~`` semantics); ``(?i)`` makes it case-insensitive.
+
+Every pattern here is user-supplied and runs on RE2 (``google-re2``), which matches in
+time linear in the name: a pattern such as ``^(a+)+$`` cannot stall ingestion. RE2 has
+no lookarounds or backreferences; such patterns are refused when a model is created.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
+
+import re2
 
 from ..timeutil import parse_ts
 from .usage import PARENT, TOTAL, canonical_key
@@ -36,10 +41,36 @@ class ModelError(ValueError):
     """A model definition that cannot be accepted (the API answers 400 with the text)."""
 
 
+def _options(case_sensitive: bool) -> Any:
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern is the caller's 400, not a log line
+    options.case_sensitive = case_sensitive
+    return options
+
+
 @lru_cache(maxsize=4096)
-def compile_pattern(pattern: str, case_sensitive: bool = True) -> re.Pattern[str]:
-    """A compiled regex, cached: patterns are matched on every priced observation."""
-    return re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
+def compile_pattern(pattern: str, case_sensitive: bool = True) -> Any | None:
+    """A compiled RE2 regex (linear-time matching), cached: patterns are matched on
+    every priced observation. None for a pattern RE2 refuses (one stored before
+    patterns were checked with RE2): it matches nothing."""
+    try:
+        return re2.compile(pattern, _options(case_sensitive))
+    except re2.error:
+        return None
+
+
+def check_pattern(pattern: str, where: str) -> None:
+    """Raise :class:`ModelError` naming ``where`` unless RE2 compiles ``pattern``."""
+    try:
+        re2.compile(pattern, _options(True))
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ModelError(
+            f"{where}: invalid regex: {reason} (patterns use RE2 syntax: no lookarounds"
+            " or backreferences)"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +85,8 @@ class UsageCondition:
     def holds(self, usage: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
         """Whether the condition holds for this usage."""
         rx = compile_pattern(self.pattern, self.case_sensitive)
+        if rx is None:
+            return False
         got = sum(v for k, v in usage.items() if rx.search(k))
         op = self.operator
         if op == "gt":
@@ -194,11 +227,9 @@ def match_custom(models: Sequence[PriceModel], name: str, at: datetime | None) -
     for model in models:
         if model.start_date is not None and at is not None and model.start_date > at:
             continue
-        try:
-            if compile_pattern(model.match_pattern).search(name):
-                return model
-        except re.error:
-            continue  # stored before we validated patterns; never blocks ingestion
+        rx = compile_pattern(model.match_pattern)
+        if rx is not None and rx.search(name):
+            return model
     return None
 
 
@@ -235,10 +266,9 @@ def _condition(raw: Any, where: str) -> dict[str, Any]:
         pattern = raw["usageDetailPattern"]
         if not isinstance(pattern, str) or not pattern:
             raise ModelError(f"{where}.usageDetailPattern: expected a regex")
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ModelError(f"{where}.usageDetailPattern: invalid regex: {exc}") from None
+        if len(pattern) > MAX_PATTERN:
+            raise ModelError(f"{where}.usageDetailPattern: at most {MAX_PATTERN} characters")
+        check_pattern(pattern, f"{where}.usageDetailPattern")
         op = raw.get("operator")
         if op not in OPERATORS:
             raise ModelError(f"{where}.operator: must be one of {', '.join(OPERATORS)}")
@@ -344,10 +374,7 @@ def check_create(body: Any) -> dict[str, Any]:
         raise ModelError("matchPattern: required, a regex")
     if len(pattern) > MAX_PATTERN:
         raise ModelError(f"matchPattern: at most {MAX_PATTERN} characters")
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ModelError(f"matchPattern: invalid regex: {exc}") from None
+    check_pattern(pattern, "matchPattern")
     start = body.get("startDate")
     start_date = None
     if start is not None:
