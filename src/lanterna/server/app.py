@@ -25,6 +25,7 @@ from .api import (
     users,
 )
 from .errors import HANDLERS
+from .guards import RequestGuard
 from .runtime import Runtime
 from .settings import Settings
 from .ui import mount as mount_ui
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         allow_credentials=False,
     )
+    # Outermost: refuses NUL bytes in paths and query strings before anything else runs.
+    app.add_middleware(RequestGuard)
     for module in (projects, ingestion, traces, observations, sessions, scores, prompts, otel):
         app.include_router(module.router)
     app.include_router(score_configs.router)

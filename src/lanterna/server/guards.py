@@ -1,0 +1,52 @@
+"""ASGI middleware that guards every route before it runs.
+
+``RequestGuard`` refuses a request whose path or query string holds a NUL byte (raw or
+``%00``) with a 400, before any route, so no parameter carrying one reaches a database
+driver (PostgreSQL refuses NUL in text; SQLite would silently store it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import PlainTextResponse, Response
+
+from .errors import error_response
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+App = Any
+
+NUL_MESSAGE = "A path or query parameter contains a NUL byte (%00), which is not allowed."
+
+
+def has_nul(scope: Scope) -> bool:
+    """Whether the request's path or query string holds a NUL byte, raw or %-encoded
+    (``%00`` is its only encoding; the decoded path is checked too)."""
+    if "\x00" in scope.get("path", ""):
+        return True
+    for raw in (scope.get("raw_path") or b"", scope.get("query_string") or b""):
+        if b"\x00" in raw or b"%00" in raw:
+            return True
+    return False
+
+
+def bad_request(scope: Scope, message: str) -> Response:
+    """A 400 with ``message``: the API's JSON error body, or plain text for the dashboard."""
+    if scope["path"].startswith("/api"):
+        return error_response(400, message)
+    return PlainTextResponse(message, status_code=400)
+
+
+class RequestGuard:
+    """Refuse NUL bytes in the path or query string with a 400 before any route runs."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and has_nul(scope):
+            await bad_request(scope, NUL_MESSAGE)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
