@@ -122,7 +122,14 @@ def serve(db_url: str, data_dir: Path) -> Iterator[LiveServer]:
     app = create_app(settings)
     project = new_project(db_url)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            proxy_headers=False,  # as `lanterna serve` runs it: the app decides (guards.py)
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

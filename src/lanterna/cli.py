@@ -21,6 +21,8 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         port=getattr(args, "port", None),
         data_dir=args.data_dir,
         database_url=args.database_url,
+        forwarded_allow_ips=getattr(args, "forwarded_allow_ips", None),
+        public_url=getattr(args, "public_url", None),
     )
 
 
@@ -120,6 +122,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=args.log_level,
         access_log=args.access_log,
+        # Forwarded headers are handled by the app, from forwarded_allow_ips only:
+        # uvicorn's default would believe them from any local peer.
+        proxy_headers=False,
     )
     return 0
 
@@ -235,6 +240,24 @@ def _db_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    """``users unlock EMAIL``: clear the failed-login limits of an account."""
+    from .accounts import store as accounts
+    from .accounts.ratelimit import unlock
+
+    email = accounts.normalize_email(args.email)
+
+    def work(conn):  # type: ignore[no-untyped-def]
+        return accounts.find_user(conn, email) is not None, unlock(conn, email)
+
+    exists, cleared = _in_transaction(_settings(args).db_url, work)
+    if not exists:
+        print(f"No account {email}.", file=sys.stderr)
+        return 1
+    print(f"Unlocked {email} ({cleared} failed-login counter(s) cleared).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (documented in docs/cli.md)."""
     parser = argparse.ArgumentParser(prog="lanterna", description="Self-hosted LLM observability.")
@@ -251,6 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=False,
         help="log every request (default off)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="comma-separated proxies (addresses or networks) whose X-Forwarded-For/-Proto"
+        " headers are believed (default none; env LANTERNA_FORWARDED_ALLOW_IPS)",
+    )
+    serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="URL clients reach the server at; https turns on HSTS (env LANTERNA_PUBLIC_URL)",
     )
     serve.add_argument(
         "--no-auth",
@@ -276,6 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key", help="public key (pk-lf-...) or key id")
     _db_options(revoke)
     keys.set_defaults(func=cmd_keys)
+
+    users = sub.add_parser("users", help="manage dashboard accounts")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    unlock = users_sub.add_parser(
+        "unlock", help="clear an account's failed-login limits (see docs/security.md)"
+    )
+    unlock.add_argument("email", help="the account's email")
+    _db_options(unlock)
+    unlock.set_defaults(func=cmd_users)
 
     costs = sub.add_parser("costs", help="cost tracking maintenance")
     costs_sub = costs.add_subparsers(dest="action", required=True)

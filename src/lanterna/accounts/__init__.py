@@ -8,12 +8,12 @@ API keys (``pk-lf``/``sk-lf``) are a different thing: they authenticate SDKs, li
 from __future__ import annotations
 
 from .passwords import generate_password, hash_password, verify_password
-from .ratelimit import LoginLimiter
+from .ratelimit import LoginThrottle
 from .roles import ROLES, Permission, allowed, assignable_roles
 
 __all__ = [
     "ROLES",
-    "LoginLimiter",
+    "LoginThrottle",
     "Permission",
     "allowed",
     "assignable_roles",

@@ -25,7 +25,7 @@ from .api import (
     users,
 )
 from .errors import HANDLERS
-from .guards import RequestGuard
+from .guards import RequestGuard, trust_proxies
 from .runtime import Runtime
 from .settings import Settings
 from .ui import mount as mount_ui
@@ -64,8 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         allow_credentials=False,
     )
-    # Outermost: refuses NUL bytes in paths and query strings before anything else runs.
-    app.add_middleware(RequestGuard)
+    # Outermost: refuses NUL bytes in paths and query strings before anything else runs;
+    # HSTS when the public URL is https.
+    app.add_middleware(RequestGuard, hsts=settings.base_url.startswith("https://"))
+    # X-Forwarded-For/-Proto only from the proxies in forwarded_allow_ips (off by default).
+    trust_proxies(app, settings.forwarded_allow_ips)
     for module in (projects, ingestion, traces, observations, sessions, scores, prompts, otel):
         app.include_router(module.router)
     app.include_router(score_configs.router)

@@ -2,7 +2,12 @@
 
 ``RequestGuard`` refuses a request whose path or query string holds a NUL byte (raw or
 ``%00``) with a 400, before any route, so no parameter carrying one reaches a database
-driver (PostgreSQL refuses NUL in text; SQLite would silently store it).
+driver (PostgreSQL refuses NUL in text; SQLite would silently store it). When the public
+URL is https it adds ``Strict-Transport-Security`` to every response.
+
+``trust_proxies`` believes ``X-Forwarded-For``/``-Proto`` only from the proxies named in
+the ``forwarded_allow_ips`` setting (uvicorn's own proxy handling is switched off: it
+trusts any local peer), so a client cannot pick its own address for the login limits.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ Receive = Any
 Send = Any
 App = Any
 
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 NUL_MESSAGE = "A path or query parameter contains a NUL byte (%00), which is not allowed."
 
 
@@ -40,13 +46,39 @@ def bad_request(scope: Scope, message: str) -> Response:
 
 
 class RequestGuard:
-    """Refuse NUL bytes in the path or query string with a 400 before any route runs."""
+    """Refuse NUL bytes in the path or query string with a 400 before any route runs;
+    with ``hsts``, add Strict-Transport-Security to every response."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, hsts: bool = False) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and has_nul(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.hsts:
+            send = _with_header(send, HSTS)
+        if has_nul(scope):
             await bad_request(scope, NUL_MESSAGE)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _with_header(send: Send, header: tuple[bytes, bytes]) -> Send:
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), header]
+        await send(message)
+
+    return sending
+
+
+def trust_proxies(app: Any, forwarded_allow_ips: str) -> None:
+    """Put uvicorn's proxy-header handling in front of ``app`` (a FastAPI app) for the
+    proxies named in ``forwarded_allow_ips``; nothing when it is empty."""
+    hosts = [h.strip() for h in forwarded_allow_ips.split(",") if h.strip()]
+    if hosts:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=hosts)

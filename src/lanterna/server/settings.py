@@ -39,8 +39,13 @@ class Settings:
     admin_password: str = ""
     #: Days a dashboard login lasts.
     session_days: int = 14
-    #: Failed logins allowed per client address and per email in 15 minutes.
+    #: Failed logins allowed per client address in 15 minutes, and per account before
+    #: unknown clients back off (see docs/security.md).
     login_attempts: int = 10
+    #: Proxies whose ``X-Forwarded-For``/``-Proto`` headers are believed: comma-separated
+    #: addresses or networks (``127.0.0.1``, ``10.0.0.0/8``), ``*`` for any. Empty (the
+    #: default): forwarded headers are ignored and the peer address is the client.
+    forwarded_allow_ips: str = ""
     #: ``--no-auth``: no login, for one local user on loopback. CLI only: never read
     #: from the environment, so auth cannot be turned off by a stray variable.
     no_auth: bool = False

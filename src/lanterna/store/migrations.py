@@ -378,6 +378,39 @@ def m0009_score_configs(conn: Conn) -> None:
     )
 
 
+def m0010_login_throttle(conn: Conn) -> None:
+    """Login throttling shared by every server process: failure counters per client
+    address, per (account, address) and per account; devices that logged in before;
+    lockout events shown to the account's owner."""
+    _ddl(
+        conn,
+        """
+        CREATE TABLE login_failures (
+            key TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            first_at {TS} NOT NULL,
+            last_at {TS} NOT NULL
+        );
+        CREATE TABLE login_devices (
+            token_hash TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            created_at {TS} NOT NULL
+        );
+        CREATE INDEX login_devices_user ON login_devices (user_id);
+        CREATE TABLE login_events (
+            id TEXT PRIMARY KEY,
+            at {TS} NOT NULL,
+            email TEXT NOT NULL,
+            client TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            failures INTEGER NOT NULL,
+            until_at {TS} NOT NULL
+        );
+        CREATE INDEX login_events_email ON login_events (email, at)
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0001_core", m0001_core),
     ("0002_read_indexes", m0002_read_indexes),
@@ -388,6 +421,7 @@ MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0007_trace_totals_latency", m0007_trace_totals_latency),
     ("0008_write_light_indexes", m0008_write_light_indexes),
     ("0009_score_configs", m0009_score_configs),
+    ("0010_login_throttle", m0010_login_throttle),
 ]
 
 

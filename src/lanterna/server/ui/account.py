@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...accounts import LoginLimiter, hash_password, verify_password
+from ...accounts import LoginThrottle, hash_password, ratelimit, verify_password
 from ...accounts import store as accounts
 from ...accounts.passwords import check_new_password, needs_rehash
 from ...store import projects as project_store
@@ -38,12 +38,12 @@ def _dummy_hash() -> str:
     return hash_password("not a password of anyone")
 
 
-def _limiter(request: Request) -> LoginLimiter:
+def _throttle(request: Request) -> LoginThrottle:
     state = request.app.state
-    if getattr(state, "login_limiter", None) is None:
-        state.login_limiter = LoginLimiter(rt_of(request).settings.login_attempts)
-    limiter: LoginLimiter = state.login_limiter
-    return limiter
+    if getattr(state, "login_throttle", None) is None:
+        state.login_throttle = LoginThrottle(rt_of(request).settings.login_attempts)
+    throttle: LoginThrottle = state.login_throttle
+    return throttle
 
 
 def _login_page(
@@ -79,36 +79,52 @@ async def login(request: Request) -> Response:
     form = await read_form(request, request.cookies.get(LOGIN_CSRF_COOKIE, ""))
     email = accounts.normalize_email(form.get("email"))
     password = form.raw("password")
+    # The peer address; a proxy's X-Forwarded-For counts only when the proxy is named in
+    # forwarded_allow_ips (see server/guards.py).
     client = request.client.host if request.client else "unknown"
-    keys = (f"ip:{client}", f"email:{email}")
-    limiter = _limiter(request)
-    wait = limiter.retry_after(*keys)
+    device = request.cookies.get(ratelimit.DEVICE_COOKIE, "")
+    throttle = _throttle(request)
+    rt = rt_of(request)
+
+    def look(c: Conn) -> tuple[dict[str, Any] | None, float]:
+        user = accounts.find_user(c, email)
+        known = user is not None and ratelimit.is_known_device(c, user["id"], device)
+        return user, throttle.retry_after(c, email, client, known=known)
+
+    user, wait = await rt.read(look)
     if wait > 0:
         minutes = max(1, round(wait / 60))
-        return _login_page(
+        response = _login_page(
             request,
             error=f"Too many failed logins. Try again in {minutes} minute(s).",
             email=email,
             status=429,
         )
-    rt = rt_of(request)
-    user = await rt.read(lambda c: accounts.find_user(c, email))
+        response.headers["Retry-After"] = str(max(1, round(wait)))
+        return response
     stored = user["password_hash"] if user else _dummy_hash()
     if user is None or not verify_password(stored, password):
-        limiter.failed(*keys)
+        await rt.write(lambda c: throttle.failed(c, email, client))
         return _login_page(request, error="Wrong email or password.", email=email, status=401)
-    limiter.succeeded(*keys)
     rehashed = hash_password(password) if needs_rehash(stored) else None
     days = rt.settings.session_days
 
-    def start(c: Conn) -> str:
+    def start(c: Conn) -> tuple[str, str | None]:
+        throttle.succeeded(c, email, client)
         accounts.record_login(c, user["id"], rehashed)
-        return accounts.create_session(c, user["id"], days)
+        known = ratelimit.is_known_device(c, user["id"], device)
+        return accounts.create_session(c, user["id"], days), (
+            None if known else ratelimit.remember_device(c, user["id"])
+        )
 
-    token = await rt.write(start)
+    token, new_device = await rt.write(start)
     target = "/account" if user["must_change_password"] else safe_next(form.get("next"))
     response = redirect(target)
     set_cookie(request, response, SESSION_COOKIE, token, days * 86400)
+    if new_device is not None:  # a known client from now on (see accounts/ratelimit.py)
+        set_cookie(
+            request, response, ratelimit.DEVICE_COOKIE, new_device, ratelimit.DEVICE_DAYS * 86400
+        )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
 
@@ -153,10 +169,15 @@ async def account_page(request: Request) -> Response:
     """The viewer's account: change the password."""
     viewer = await viewer_of(request)
     assert viewer is not None
-    projects = await rt_of(request).read(lambda c: accounts.projects_of(c, viewer.user))
-    return render(
-        request, "account.html", {"error": "", "done": False, "mine": projects}, viewer=viewer
-    )
+    context = await rt_of(request).read(lambda c: _account_context(c, viewer.user))
+    return render(request, "account.html", {"error": "", "done": False, **context}, viewer=viewer)
+
+
+def _account_context(c: Conn, user: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "mine": accounts.projects_of(c, user),
+        "lockouts": ratelimit.lockouts(c, user["email"]),
+    }
 
 
 @router.post("/account")
@@ -184,11 +205,11 @@ async def change_password(request: Request) -> Response:
 
         await rt.write(change)
         viewer.user["must_change_password"] = False
-    projects = await rt.read(lambda c: accounts.projects_of(c, viewer.user))
+    context = await rt.read(lambda c: _account_context(c, viewer.user))
     return render(
         request,
         "account.html",
-        {"error": error, "done": not error, "mine": projects},
+        {"error": error, "done": not error, **context},
         viewer=viewer,
         status=400 if error else 200,
     )
