@@ -104,3 +104,26 @@ def test_no_auth_warns_and_binds_loopback(db_url: str) -> None:
         with httpx.Client(base_url=base, follow_redirects=True) as client:
             page = client.get("/")
             assert page.status_code == 200 and "/traces" in str(page.url)
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_data_is_readable_only_by_the_server_user(tmp_path: Path) -> None:
+    data = tmp_path / "fresh" / "data"
+    url = f"sqlite:///{data / 'lanterna.db'}"
+    files = [data / n for n in ("lanterna.db", "lanterna.db-wal", "lanterna.db-shm")]
+    with serve(url) as (base, printed):
+        assert httpx.get(f"{base}/api/public/health").status_code == 200
+        assert _mode(data) == 0o700
+        assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+        assert "tightened" not in printed  # made right, nothing to fix
+    # An installation from before (readable by every local user) is fixed at start.
+    data.chmod(0o755)
+    files[0].chmod(0o644)
+    with serve(url) as (_base, printed):
+        assert f"tightened the permissions of {data} from 755 to 700" in printed
+        assert f"tightened the permissions of {files[0]} from 644 to 600" in printed
+        assert _mode(data) == 0o700
+        assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}

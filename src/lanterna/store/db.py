@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .dialect import POSTGRES, SQLITE, Dialect
+from .files import secure_sqlite
 
 
 class Conn:
@@ -138,7 +139,7 @@ class Database:
             self.dialect = SQLITE
             path = url.removeprefix("sqlite:///") if url.startswith("sqlite:") else url
             self.path = Path(path).expanduser().resolve()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            secure_sqlite(self.path)  # folder 0700, database, WAL and SHM 0600
             self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
             self._reader_count = 0
             self._read_pool_size = read_pool_size
