@@ -146,7 +146,7 @@ def test_logout_and_password_change_end_sessions(two_projects) -> None:
         "/account",
         data={"csrf_token": token, "current": PASSWORD, "new": "short", "again": "short"},
     )
-    assert response.status_code == 400 and "at least 8" in response.text
+    assert response.status_code == 400 and "at least 12" in response.text
     response = client.post(
         "/account",
         data={

@@ -90,10 +90,13 @@ def test_first_start_prints_a_one_time_owner_password_once(db_url: str) -> None:
 
 
 def test_owner_from_environment(db_url: str) -> None:
-    env = {"LANTERNA_ADMIN_EMAIL": "Me@Example.com", "LANTERNA_ADMIN_PASSWORD": "s3cret pass"}
+    env = {
+        "LANTERNA_ADMIN_EMAIL": "Me@Example.com",
+        "LANTERNA_ADMIN_PASSWORD": "s3cret pass phrase",
+    }
     with serve(db_url, env=env) as (base, printed):
-        assert "me@example.com" in printed and "s3cret pass" not in printed
-        response = _login(base, "me@example.com", "s3cret pass")
+        assert "me@example.com" in printed and "s3cret pass phrase" not in printed
+        response = _login(base, "me@example.com", "s3cret pass phrase")
         assert response.status_code == 303 and response.headers["location"] == "/"
 
 

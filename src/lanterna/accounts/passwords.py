@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from functools import cache
+from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -11,7 +13,7 @@ _hasher = PasswordHasher()
 
 #: A stored hash that no password matches (accounts that cannot log in with a password).
 UNUSABLE = "!"
-MIN_LENGTH = 8
+MIN_LENGTH = 12
 
 
 def hash_password(password: str) -> str:
@@ -42,10 +44,21 @@ def generate_password() -> str:
     return secrets.token_urlsafe(15)
 
 
+@cache
+def common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords, lower case (``common_passwords.txt``, from
+    zxcvbn's frequency list; its header states the origin and licence)."""
+    text = resources.files(__package__).joinpath("common_passwords.txt").read_text("utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("# "))
+
+
 def check_new_password(password: str) -> str | None:
-    """Why ``password`` cannot be used, or None when it can."""
+    """Why ``password`` cannot be used, or None when it can: at least ``MIN_LENGTH``
+    characters, at most 1024, and not one of the common passwords (in any case)."""
     if len(password) < MIN_LENGTH:
         return f"Use at least {MIN_LENGTH} characters."
     if len(password) > 1024:
         return "Use at most 1024 characters."
+    if password.strip().lower() in common_passwords():
+        return "This is one of the most common passwords: choose another."
     return None

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..store.db import Conn
 from ..timeutil import now
-from .passwords import UNUSABLE, generate_password, hash_password
+from .passwords import UNUSABLE, check_new_password, generate_password, hash_password
 from .roles import ROLES
 
 #: The account made by ``--no-auth`` for the local user (cannot log in with a password).
@@ -96,9 +96,14 @@ def set_password(conn: Conn, user_id: str, password: str, *, must_change: bool =
     )
 
 
-def record_login(conn: Conn, user_id: str, rehashed: str | None = None) -> None:
-    """Note the time of a successful login (and store a stronger hash if one was made)."""
+def record_login(
+    conn: Conn, user_id: str, rehashed: str | None = None, *, must_change: bool | None = None
+) -> None:
+    """Note the time of a successful login (and store a stronger hash if one was made;
+    ``must_change=True``: the password no longer meets the rules and must be changed)."""
     conn.run("UPDATE users SET last_login_at = ? WHERE id = ?", (conn.dialect.ts(now()), user_id))
+    if must_change:
+        conn.run("UPDATE users SET must_change_password = ? WHERE id = ?", (True, user_id))
     if rehashed is not None:
         conn.run("UPDATE users SET password_hash = ? WHERE id = ?", (rehashed, user_id))
 
@@ -256,7 +261,9 @@ def bootstrap_owner(
     email = normalize_email(email or DEFAULT_OWNER_EMAIL)
     generated = password is None or password == ""
     secret = generate_password() if generated else str(password)
-    create_user(conn, email, secret, is_admin=True, must_change_password=generated)
+    # A given password that breaks the rules works once, then must be changed.
+    weak = check_new_password(secret) is not None
+    create_user(conn, email, secret, is_admin=True, must_change_password=generated or weak)
     return email, (secret if generated else None)
 
 

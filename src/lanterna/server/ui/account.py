@@ -108,17 +108,20 @@ async def login(request: Request) -> Response:
         return _login_page(request, error="Wrong email or password.", email=email, status=401)
     rehashed = hash_password(password) if needs_rehash(stored) else None
     days = rt.settings.session_days
+    # A password set before today's rules (12+ characters, not a common one) must change.
+    weak = check_new_password(password) is not None
 
     def start(c: Conn) -> tuple[str, str | None]:
         throttle.succeeded(c, email, client)
-        accounts.record_login(c, user["id"], rehashed)
+        accounts.record_login(c, user["id"], rehashed, must_change=weak or None)
         known = ratelimit.is_known_device(c, user["id"], device)
         return accounts.create_session(c, user["id"], days), (
             None if known else ratelimit.remember_device(c, user["id"])
         )
 
     token, new_device = await rt.write(start)
-    target = "/account" if user["must_change_password"] else safe_next(form.get("next"))
+    must_change = weak or user["must_change_password"]
+    target = "/account" if must_change else safe_next(form.get("next"))
     response = redirect(target)
     set_cookie(request, response, SESSION_COOKIE, token, days * 86400)
     if new_device is not None:  # a known client from now on (see accounts/ratelimit.py)

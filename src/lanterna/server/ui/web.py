@@ -144,6 +144,9 @@ async def viewer_of(request: Request, *, required: bool = True) -> Viewer | None
     token = request.cookies.get(SESSION_COOKIE, "")
     user = await rt.read(lambda c: accounts.session_user(c, token)) if token else None
     if user is not None:
+        changing = request.url.path == "/account"
+        if user["must_change_password"] and request.method == "GET" and not changing:
+            raise Redirect("/account")  # a one-time or too weak password: change it first
         return Viewer(user, str(user.pop("csrf_token")), token)
     if rt.settings.no_auth and _is_loopback(request):
         # --no-auth: the local user is logged in on first sight, through a real session
