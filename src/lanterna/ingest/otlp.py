@@ -19,7 +19,7 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -512,13 +512,48 @@ def spans_of(export: ExportTraceServiceRequest | JsonExport) -> list[SpanData]:
     return list(_walk(export, None))
 
 
-def to_events(export: ExportTraceServiceRequest | JsonExport) -> list[DomainEvent]:
-    """The domain events of a whole export (traces first, then observations)."""
-    return events_of_spans(spans_of(export))
+_ID_DIGITS = (("traceId", "trace_id", 32), ("spanId", "span_id", 16))
 
 
-def export_response(protobuf: bool) -> tuple[bytes, str]:
-    """The body and media type of a successful answer in the request's format."""
+def _id_problem(span: SpanData) -> str | None:
+    """Why a span's ids are not OTLP ids (32 / 16 hex digits, not all zero), or None."""
+    for key, attr, digits in (*_ID_DIGITS, ("parentSpanId", "parent_span_id", 16)):
+        value = getattr(span, attr)
+        if value is None:
+            continue
+        if len(value) != digits or not _HEX.fullmatch(value) or not value.strip("0"):
+            return f"span {span.name!r}: {key} must be {digits} hex digits, not all zero"
+    return None
+
+
+def to_events(
+    export: ExportTraceServiceRequest | JsonExport, rejected: list[str] | None = None
+) -> list[DomainEvent]:
+    """The domain events of a whole export (traces first, then observations). Spans
+    whose ids are not OTLP ids are left out, their reasons appended to ``rejected``."""
+    spans = []
+    for span in spans_of(export):
+        problem = _id_problem(span)
+        if problem is None:
+            spans.append(span)
+        elif rejected is not None:
+            rejected.append(problem)
+    return events_of_spans(spans)
+
+
+def export_response(protobuf: bool, rejected: Sequence[str] = ()) -> tuple[bytes, str]:
+    """The body and media type of a successful answer in the request's format, with
+    OTLP's ``partialSuccess`` when spans were ``rejected``."""
+    message = "; ".join(rejected[:10]) + (
+        f"; and {len(rejected) - 10} more" if len(rejected) > 10 else ""
+    )
     if protobuf:
-        return ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf"
-    return b"{}", "application/json"
+        response = ExportTraceServiceResponse()
+        if rejected:
+            response.partial_success.rejected_spans = len(rejected)
+            response.partial_success.error_message = message
+        return response.SerializeToString(), "application/x-protobuf"
+    if not rejected:
+        return b"{}", "application/json"
+    partial = {"rejectedSpans": str(len(rejected)), "errorMessage": message}
+    return _json.dumpb({"partialSuccess": partial}), "application/json"

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 
 from .. import __version__
 from ..cost.builtin import warm_up as warm_up_prices
@@ -25,7 +24,7 @@ from .api import (
     users,
 )
 from .errors import HANDLERS
-from .guards import RequestGuard, trust_proxies
+from .guards import PublicApiCors, RequestGuard, trust_proxies
 from .runtime import Runtime
 from .settings import Settings
 from .ui import mount as mount_ui
@@ -56,14 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = rt
     for exc_type, handler in HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
-    # Browser SDKs post scores cross-origin: reflect any origin, no credentials.
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origin_regex=".*",
-        allow_methods=["*"],
-        allow_headers=["*"],
-        allow_credentials=False,
-    )
+    # Browser SDKs post scores cross-origin: CORS on /api/public only, no credentials.
+    app.add_middleware(PublicApiCors)
     # Outermost: refuses NUL bytes in paths and query strings before anything else runs;
     # HSTS when the public URL is https.
     app.add_middleware(RequestGuard, hsts=settings.base_url.startswith("https://"))

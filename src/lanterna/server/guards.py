@@ -74,6 +74,31 @@ def _with_header(send: Send, header: tuple[bytes, bytes]) -> Send:
     return sending
 
 
+class PublicApiCors:
+    """CORS for the public API only (``/api/public/...``, OTLP's ``/v1/...``): any
+    origin, never credentials (browser SDKs authenticate with a header, not cookies).
+    Dashboard routes, which do use cookies, get no CORS headers, so other sites'
+    scripts cannot read them."""
+
+    def __init__(self, app: App) -> None:
+        from starlette.middleware.cors import CORSMiddleware
+
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["*"],
+            allow_headers=["*"],
+            allow_credentials=False,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(("/api/public/", "/v1/")):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def trust_proxies(app: Any, forwarded_allow_ips: str) -> None:
     """Put uvicorn's proxy-header handling in front of ``app`` (a FastAPI app) for the
     proxies named in ``forwarded_allow_ips``; nothing when it is empty."""

@@ -1,7 +1,9 @@
-"""Reading request bodies with a size limit, and JSON bodies with a clear 400."""
+"""Reading request bodies with a size limit (also after gzip/deflate decompression),
+and JSON bodies with a clear 400."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from starlette.requests import Request
@@ -25,6 +27,37 @@ async def read_body(request: Request) -> bytes:
             raise ApiError(413, f"Request body is larger than the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
+    """Decompress a gzip or deflate body, refusing more than ``limit`` bytes of output."""
+    inflater = zlib.decompressobj(wbits=_WBITS[encoding])
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, f"Failed to decompress {encoding} body: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, f"Decompressed body is larger than the limit of {limit} bytes")
+    if not inflater.eof:
+        raise ApiError(400, f"Failed to decompress {encoding} body: truncated stream")
+    return out
+
+
+async def read_decoded_body(request: Request) -> bytes:
+    """The body after its ``Content-Encoding`` (gzip, deflate or none): 413 above
+    ``max_request_bytes`` before or after decompression, 415 for other encodings."""
+    raw = await read_body(request)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in _WBITS:
+        return _inflate(raw, encoding, runtime(request).settings.max_request_bytes)
+    if encoding not in ("", "identity"):
+        raise ApiError(
+            415, f"Unsupported content encoding {encoding!r}: send gzip, deflate or none"
+        )
+    return raw
 
 
 async def read_json(request: Request) -> Any:

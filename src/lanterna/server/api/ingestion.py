@@ -16,7 +16,7 @@ from ..auth import AnyKey
 from ..errors import ApiError
 from ..responses import JSON
 from ..runtime import runtime
-from .body import read_body
+from .body import read_decoded_body
 
 router = APIRouter()
 
@@ -66,7 +66,7 @@ def _prepare(
 async def ingest(request: Request, principal: AnyKey) -> JSON:
     """Validate each event, commit the good ones, answer ``{successes, errors}``."""
     rt = runtime(request)
-    raw = await read_body(request)
+    raw = await read_decoded_body(request)  # gzip/deflate, capped as for OTLP
     project_id = principal.project_id
     scores_only = principal.scope == "scores"
     limit = rt.settings.max_event_bytes

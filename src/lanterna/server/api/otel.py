@@ -8,8 +8,6 @@ gzip- or deflate-compressed. The answer is 200 only after the spans are committe
 
 from __future__ import annotations
 
-import zlib
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -19,29 +17,12 @@ from ...store.write import PreparedEvents, prepare_events
 from ..auth import ProjectKey
 from ..errors import ApiError
 from ..runtime import runtime
-from .body import read_body
+from .body import read_decoded_body
 
 router = APIRouter()
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-
-
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-
-
-def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
-    """Decompress a gzip or deflate body, refusing more than ``limit`` bytes of output."""
-    inflater = zlib.decompressobj(wbits=_WBITS[encoding])
-    try:
-        out = inflater.decompress(raw, limit + 1)
-    except zlib.error as exc:
-        raise ApiError(400, f"Failed to decompress {encoding} body: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise ApiError(413, f"Decompressed body is larger than the limit of {limit} bytes")
-    if not inflater.eof:
-        raise ApiError(400, f"Failed to decompress {encoding} body: truncated stream")
-    return out
 
 
 async def _export(request: Request, principal: ProjectKey) -> Response:
@@ -57,26 +38,21 @@ async def _export(request: Request, principal: ProjectKey) -> Response:
             "Invalid content type",
         )
     rt = runtime(request)
-    raw = await read_body(request)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in _WBITS:
-        raw = _inflate(raw, encoding, rt.settings.max_request_bytes)
-    elif encoding not in ("", "identity"):
-        raise ApiError(
-            415, f"Unsupported content encoding {encoding!r}: send gzip, deflate or none"
-        )
+    raw = await read_decoded_body(request)
     project_id = principal.project_id
+
+    rejected: list[str] = []  # spans with ids that are not OTLP ids (the rest go on)
 
     def prepare(conn: Conn) -> tuple[None, PreparedEvents | None]:
         # Decoding and mapping are CPU work: in the thread pool, like the JSON path.
         try:
-            events = to_events(decode_protobuf(raw) if protobuf else decode_json(raw))
+            events = to_events(decode_protobuf(raw) if protobuf else decode_json(raw), rejected)
         except OtlpError as exc:
             raise ApiError(400, str(exc)) from None
         return None, prepare_events(conn, project_id, events) if events else None
 
     await rt.prepare_and_commit(prepare)
-    body, media_type = export_response(protobuf)
+    body, media_type = export_response(protobuf, rejected)
     return Response(body, media_type=media_type)
 
 
