@@ -57,8 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_exception_handler(exc_type, handler)
     # Browser SDKs post scores cross-origin: CORS on /api/public only, no credentials.
     app.add_middleware(PublicApiCors)
-    # Outermost: refuses NUL bytes in paths and query strings before anything else runs;
-    # HSTS when the public URL is https.
+    # Refuses NUL bytes in paths and query strings before CORS or any route runs; HSTS
+    # when the public URL is https.
     app.add_middleware(RequestGuard, hsts=settings.base_url.startswith("https://"))
     # X-Forwarded-For/-Proto only from the proxies in forwarded_allow_ips (off by default).
     trust_proxies(app, settings.forwarded_allow_ips)

@@ -3,7 +3,8 @@
 ``RequestGuard`` refuses a request whose path or query string holds a NUL byte (raw or
 ``%00``) with a 400, before any route, so no parameter carrying one reaches a database
 driver (PostgreSQL refuses NUL in text; SQLite would silently store it). When the public
-URL is https it adds ``Strict-Transport-Security`` to every response.
+URL is https it adds ``Strict-Transport-Security`` to every response. ``PublicApiCors``
+answers CORS on the public API only.
 
 ``trust_proxies`` believes ``X-Forwarded-For``/``-Proto`` only from the proxies named in
 the ``forwarded_allow_ips`` setting (uvicorn's own proxy handling is switched off: it
