@@ -9,9 +9,10 @@ This package is the Python SDK::
         context.update_current_trace(user_id="u1", session_id="s1")
         return "42"
 
-``import lanterna`` pulls in no server dependencies (only the standard library, orjson
-and httpx). The server lives in ``lanterna.server`` (``pip install 'lanterna[server]'``)
-and runs with ``lanterna serve``.
+``import lanterna`` pulls in no server dependencies (only the standard library and
+orjson). Its explicit calls raise ``LanternaError`` subclasses, never a third-party
+exception; tracing never raises. The server lives in ``lanterna.server``
+(``pip install 'lanterna[server]'``) and runs with ``lanterna serve``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ __version__ = "0.1.0.dev0"
 # The version comes first: the SDK modules read it while this module is still loading.
 from .sdk.client import Lanterna, get_client, set_client
 from .sdk.context import Context, context
+from .sdk.errors import (
+    LanternaAPIError,
+    LanternaConnectionError,
+    LanternaError,
+    LanternaTimeoutError,
+)
 from .sdk.handles import ObservationHandle, StatefulObservation, StatefulTrace
 from .sdk.observe import observe
 from .sdk.prompts import Prompt, PromptError, PromptNotFoundError
@@ -28,6 +35,10 @@ from .sdk.prompts import Prompt, PromptError, PromptNotFoundError
 __all__ = [
     "Context",
     "Lanterna",
+    "LanternaAPIError",
+    "LanternaConnectionError",
+    "LanternaError",
+    "LanternaTimeoutError",
     "ObservationHandle",
     "Prompt",
     "PromptError",

@@ -14,16 +14,19 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .server.settings import Settings
+    from .server.settings import Settings, SettingsError
 
-    return Settings.from_env(
-        host=getattr(args, "host", None),
-        port=getattr(args, "port", None),
-        data_dir=args.data_dir,
-        database_url=args.database_url,
-        forwarded_allow_ips=getattr(args, "forwarded_allow_ips", None),
-        public_url=getattr(args, "public_url", None),
-    )
+    try:
+        return Settings.from_env(
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            data_dir=args.data_dir,
+            database_url=args.database_url,
+            forwarded_allow_ips=getattr(args, "forwarded_allow_ips", None),
+            public_url=getattr(args, "public_url", None),
+        )
+    except SettingsError as exc:
+        raise SystemExit(f"lanterna: {exc}") from None
 
 
 def _in_transaction(url: str, work: Callable[..., T]) -> T:

@@ -59,14 +59,24 @@ class Reply:
     delay: float = 0.0
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up
+            super().handle_error(request, client_address)
+
+
 class StandIn:
-    """A local HTTP server that records ingestion batches and answers from a script."""
+    """A local HTTP server that records ingestion batches and answers from a script
+    (a GET answers from the same script, by default 200 ``{}``)."""
 
     def __init__(self, port: int = 0) -> None:
         self.batches: list[list[dict[str, Any]]] = []
         self.script: list[Reply] = []
         self.requests = 0
         self.times: list[float] = []
+        self.gets: list[str] = []
         self.lock = threading.Lock()
         stand_in = self
 
@@ -99,10 +109,25 @@ class StandIn:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_GET(self) -> None:
+                with stand_in.lock:
+                    stand_in.requests += 1
+                    stand_in.gets.append(self.path)
+                    reply = stand_in.script.pop(0) if stand_in.script else Reply(200, {})
+                time.sleep(reply.delay)
+                data = json.dumps(reply.body if reply.body is not None else {}).encode()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = _QuietServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -24,6 +24,10 @@ def test_public_surface_is_deliberate():
     assert lanterna.__all__ == [
         "Context",
         "Lanterna",
+        "LanternaAPIError",
+        "LanternaConnectionError",
+        "LanternaError",
+        "LanternaTimeoutError",
         "ObservationHandle",
         "Prompt",
         "PromptError",

@@ -3,8 +3,11 @@ that the hot path reads one module attribute and imports nothing)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .client import Lanterna
 
 #: The client ``@observe`` and ``context`` use; set by the first ``Lanterna(...)`` or by
 #: ``get_client()``.
-client: Any = None
+client: Lanterna | None = None

@@ -11,21 +11,26 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from . import _errors, _state
+from .errors import LanternaAPIError
 from .exporter import BatchExporter, HttpSender
 from .fields import OBSERVATION_FIELDS, TRACE_FIELDS, timestamp, to_wire
 from .handles import StatefulObservation, StatefulTrace, score_body
 from .records import Envelope, EventOptions, new_span_id, new_trace_id
+from .transport import Transport
 
 if TYPE_CHECKING:
     from .prompts import Prompt, PromptManager
+    from .transport import Clock
 
 DEFAULT_HOST = "http://localhost:3000"
 _warned_no_keys = False
+_warned_lanterna_host = False
 _lock = threading.Lock()
 
 
@@ -50,29 +55,83 @@ def _pick(arg: Any, *names: str, cast: Callable[[str], Any] = str, default: Any 
     return cast(raw) if raw is not None else default
 
 
+def _tls_verify(raw: str) -> bool | str:
+    """``LANTERNA_TLS_VERIFY``: a boolean word, else the path of a CA bundle file."""
+    flag = _env_bool(raw)
+    word = raw.strip().lower() in ("0", "false", "no", "off", "", "1", "true", "yes", "on")
+    return bool(flag) if word else raw
+
+
+def resolve_base_url(given: str | None = None) -> str:
+    """The server URL: ``given``, else the first set of ``LANTERNA_BASE_URL``,
+    ``LANGFUSE_BASE_URL``, ``LANGFUSE_HOST``, else ``http://localhost:3000``.
+
+    ``LANTERNA_HOST`` is the interface ``lanterna serve`` binds, not the SDK's URL. For
+    older setups that used it for the SDK it is still read last, and only when it holds
+    a URL (``http://`` or ``https://``), with a deprecation warning.
+    """
+    global _warned_lanterna_host
+    url = given or _env("LANTERNA_BASE_URL", "LANGFUSE_BASE_URL", "LANGFUSE_HOST")
+    if not url:
+        legacy = os.environ.get("LANTERNA_HOST", "")
+        if legacy.lower().startswith(("http://", "https://")):
+            url = legacy
+            if not _warned_lanterna_host:
+                _warned_lanterna_host = True
+                message = (
+                    "lanterna: LANTERNA_HOST as the SDK's server URL is deprecated (it is the"
+                    " interface `lanterna serve` binds); set LANTERNA_BASE_URL instead"
+                )
+                warnings.warn(message, DeprecationWarning, stacklevel=3)
+                _errors.logger.warning(message)
+    return str(url or DEFAULT_HOST).rstrip("/")
+
+
 class Lanterna:
     """A client for a Lanterna (or Langfuse) server.
 
     Every argument may be left out and is then read from the environment:
     ``public_key`` (``LANTERNA_PUBLIC_KEY`` / ``LANGFUSE_PUBLIC_KEY``), ``secret_key``
-    (``LANTERNA_SECRET_KEY`` / ``LANGFUSE_SECRET_KEY``), ``host`` (``LANTERNA_HOST`` /
-    ``LANGFUSE_HOST`` / ``LANGFUSE_BASE_URL``, default ``http://localhost:3000``),
-    ``enabled`` (``LANTERNA_ENABLED`` / ``LANGFUSE_TRACING_ENABLED``), ``sample_rate``
+    (``LANTERNA_SECRET_KEY`` / ``LANGFUSE_SECRET_KEY``), ``base_url`` or its Langfuse
+    name ``host`` (``LANTERNA_BASE_URL`` / ``LANGFUSE_BASE_URL`` / ``LANGFUSE_HOST``,
+    default ``http://localhost:3000``; see :func:`resolve_base_url`), ``enabled``
+    (``LANTERNA_ENABLED`` / ``LANGFUSE_TRACING_ENABLED``), ``sample_rate``
     (``LANTERNA_SAMPLE_RATE`` / ``LANGFUSE_SAMPLE_RATE``; the share of traces kept),
     ``environment`` (``LANTERNA_ENVIRONMENT`` / ``LANGFUSE_TRACING_ENVIRONMENT``),
     ``release`` (``LANTERNA_RELEASE`` / ``LANGFUSE_RELEASE``), ``flush_at``,
     ``flush_interval``, ``max_queue_size``, ``max_queue_bytes`` (characters of large
     captured values waiting to be sent; beyond it records are dropped and counted),
-    ``max_field_size`` (characters kept of each
-    input/output/metadata value; longer values are cut with a marker), ``timeout``
-    (HTTP, seconds), ``max_retry_seconds``, ``exit_timeout`` (the flush at interpreter
-    exit) and ``flush_timeout`` (``LANTERNA_<NAME>`` each).
+    ``max_field_size`` (characters kept of each input/output/metadata value; longer
+    values are cut with a marker), ``timeout`` (HTTP, seconds), ``tls_verify`` (False,
+    or a CA bundle file), ``max_retry_seconds`` (a per-batch retry limit; none by
+    default), ``exit_timeout`` (the flush at interpreter exit) and ``flush_timeout``
+    (``LANTERNA_<NAME>`` each).
 
     ``mask`` is called with every input, output and metadata value before it leaves the
     process and returns what to send instead. Without keys the client warns once and
     does nothing; ``enabled=False`` turns it off silently. The first client created
-    becomes the process-wide one that ``@observe`` and ``context`` use.
+    becomes the process-wide one that ``@observe`` and ``context`` use. ``clock`` is
+    what the exporter's retries wait on (tests pass one they control).
     """
+
+    #: Where requests go (no trailing slash); ``host`` is the same value.
+    base_url: str
+    public_key: str | None
+    secret_key: str | None
+    #: Tracing was switched on (keys present and not disabled).
+    enabled: bool
+    #: Records are taken now: ``enabled`` and not shut down. Read on every observed call.
+    active: bool
+    #: The share of traces kept (0.0 to 1.0).
+    sample_rate: float
+    #: Characters kept of each captured input/output/metadata value.
+    max_field_size: int
+    #: Seconds an HTTP request may take.
+    timeout: float
+    #: Every request this client makes goes through it (see ``lanterna.sdk.transport``).
+    transport: Transport
+    #: Queue a record for sending (the exporter's ``submit``): never blocks or raises.
+    submit: Callable[[Any], bool]
 
     def __init__(
         self,
@@ -80,6 +139,7 @@ class Lanterna:
         secret_key: str | None = None,
         host: str | None = None,
         *,
+        base_url: str | None = None,
         enabled: bool | None = None,
         sample_rate: float | None = None,
         environment: str | None = None,
@@ -91,10 +151,12 @@ class Lanterna:
         max_queue_bytes: int | None = None,
         max_field_size: int | None = None,
         timeout: float | None = None,
+        tls_verify: bool | str | None = None,
         max_retry_seconds: float | None = None,
         exit_timeout: float | None = None,
         flush_timeout: float | None = None,
         exporter: Any = None,
+        clock: Clock | None = None,
         **langfuse_options: Any,
     ) -> None:
         global _warned_no_keys
@@ -102,21 +164,28 @@ class Lanterna:
         # httpx_client, debug, ...) are accepted so their call sites work, and ignored.
         self.public_key = _pick(public_key, "LANTERNA_PUBLIC_KEY", "LANGFUSE_PUBLIC_KEY")
         self.secret_key = _pick(secret_key, "LANTERNA_SECRET_KEY", "LANGFUSE_SECRET_KEY")
-        self.host = str(
-            _pick(host, "LANTERNA_HOST", "LANGFUSE_HOST", "LANGFUSE_BASE_URL", default=DEFAULT_HOST)
-        ).rstrip("/")
+        self.base_url = resolve_base_url(base_url or host)
         on = _pick(
             enabled, "LANTERNA_ENABLED", "LANGFUSE_TRACING_ENABLED", cast=_env_bool, default=True
         )
-        self._sample = float(
+        self.sample_rate = float(
             _pick(
                 sample_rate, "LANTERNA_SAMPLE_RATE", "LANGFUSE_SAMPLE_RATE", cast=float, default=1.0
             )
         )
-        self._limit = int(
+        self.max_field_size = int(
             _pick(max_field_size, "LANTERNA_MAX_FIELD_SIZE", cast=int, default=1_000_000)
         )
-        self._timeout = float(_pick(timeout, "LANTERNA_TIMEOUT", cast=float, default=20.0))
+        self.timeout = float(_pick(timeout, "LANTERNA_TIMEOUT", cast=float, default=20.0))
+        verify = _pick(tls_verify, "LANTERNA_TLS_VERIFY", cast=_tls_verify, default=True)
+        self.transport = Transport(
+            self.base_url,
+            self.public_key or "",
+            self.secret_key or "",
+            timeout=self.timeout,
+            verify=verify,
+            version=__version__,
+        )
         options = EventOptions(
             environment=_pick(environment, "LANTERNA_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT"),
             release=_pick(release, "LANTERNA_RELEASE", "LANGFUSE_RELEASE"),
@@ -133,14 +202,9 @@ class Lanterna:
         if exporter is None and not on:
             exporter = _Off()
         if exporter is None:
+            retry_limit = _pick(max_retry_seconds, "LANTERNA_MAX_RETRY_SECONDS", cast=float)
             exporter = BatchExporter(
-                HttpSender(
-                    self.host,
-                    self.public_key or "",
-                    self.secret_key or "",
-                    self._timeout,
-                    __version__,
-                ),
+                HttpSender(self.transport),
                 options,
                 flush_at=int(_pick(flush_at, "LANTERNA_FLUSH_AT", cast=int, default=512)),
                 flush_interval=float(
@@ -152,39 +216,45 @@ class Lanterna:
                 max_queue_size=int(
                     _pick(max_queue_size, "LANTERNA_MAX_QUEUE_SIZE", cast=int, default=100_000)
                 ),
-                max_retry_seconds=float(
-                    _pick(max_retry_seconds, "LANTERNA_MAX_RETRY_SECONDS", cast=float, default=60.0)
-                ),
+                max_retry_seconds=None if retry_limit is None else float(retry_limit),
                 exit_timeout=float(
                     _pick(exit_timeout, "LANTERNA_EXIT_TIMEOUT", cast=float, default=2.0)
                 ),
                 flush_timeout=float(
                     _pick(flush_timeout, "LANTERNA_FLUSH_TIMEOUT", cast=float, default=10.0)
                 ),
+                clock=clock,
             )
         elif hasattr(exporter, "bind"):
             exporter.bind(options)
         self.exporter = exporter
         self.enabled = bool(on)
         self._prompt_manager: PromptManager | None = None  # made on first use
-        #: Read on every observed call: tracing on, and where records go.
-        self._on = self.enabled
-        self._submit = exporter.submit
+        self.active = self.enabled
+        self.submit = exporter.submit
         with _lock:
             if _state.client is None:
                 _state.client = self
 
+    @property
+    def host(self) -> str:
+        """Langfuse's name for :attr:`base_url`."""
+        return self.base_url
+
     # --- sending ----------------------------------------------------------------------
 
-    def _send(self, event_type: str, body: dict[str, Any]) -> None:
-        if self._on:
-            self._submit(Envelope(event_type, body))
+    def send_event(self, event_type: str, body: dict[str, Any]) -> None:
+        """Queue one ingestion event (``trace-create``, ``span-update``, ...) as is."""
+        if self.active:
+            self.submit(Envelope(event_type, body))
 
-    def _trace_wire(self, fields: dict[str, Any]) -> dict[str, Any]:
-        return to_wire(fields, TRACE_FIELDS, self._limit)
+    def trace_wire(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Trace keywords (snake_case) as wire fields, values cut to ``max_field_size``."""
+        return to_wire(fields, TRACE_FIELDS, self.max_field_size)
 
-    def _observation_wire(self, fields: dict[str, Any]) -> dict[str, Any]:
-        return to_wire(fields, OBSERVATION_FIELDS, self._limit)
+    def observation_wire(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Observation keywords as wire fields, values cut to ``max_field_size``."""
+        return to_wire(fields, OBSERVATION_FIELDS, self.max_field_size)
 
     def trace(self, *, id: str | None = None, **fields: Any) -> StatefulTrace:
         """Create (or update, with an existing ``id``) a trace.
@@ -194,9 +264,9 @@ class Lanterna:
         ``generation``, ``event`` and ``score``.
         """
         trace_id = id or new_trace_id()
-        wire = self._trace_wire(fields)
+        wire = self.trace_wire(fields)
         wire.setdefault("timestamp", timestamp(_now()))
-        self._send("trace-create", {"id": trace_id, **wire})
+        self.send_event("trace-create", {"id": trace_id, **wire})
         return StatefulTrace(self, trace_id, None, "trace")
 
     def _observation(
@@ -210,7 +280,7 @@ class Lanterna:
         if trace_id is None:
             trace_id = new_trace_id()
             name = fields.get("name")
-            self._send(
+            self.send_event(
                 "trace-create",
                 {
                     "id": trace_id,
@@ -219,12 +289,12 @@ class Lanterna:
                 },
             )
         obs_id = id or new_span_id()
-        wire = self._observation_wire(fields)
+        wire = self.observation_wire(fields)
         wire.setdefault("startTime", timestamp(_now()))
         body = {"id": obs_id, "traceId": trace_id, **wire}
         if parent_observation_id:
             body["parentObservationId"] = parent_observation_id
-        self._send(f"{kind}-create", body)
+        self.send_event(f"{kind}-create", body)
         return StatefulObservation(self, trace_id, obs_id, kind)
 
     def span(
@@ -292,7 +362,7 @@ class Lanterna:
                 config_id=config_id,
                 metadata=metadata,
             )
-            self._send("score-create", body)
+            self.send_event("score-create", body)
         except Exception as exc:
             _errors.report("client.score", exc)
 
@@ -304,7 +374,7 @@ class Lanterna:
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush (bounded by ``timeout``) and stop the exporter thread."""
-        self._on = False
+        self.active = False
         return bool(self.exporter.shutdown(timeout))
 
     def stats(self) -> dict[str, int]:
@@ -314,16 +384,22 @@ class Lanterna:
     # --- REST -------------------------------------------------------------------------
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        import httpx
+        """GET a JSON answer (connection errors and 429/5xx retried twice).
 
-        response = httpx.get(
-            self.host + path,
-            params=params,
-            auth=(self.public_key or "", self.secret_key or ""),
-            timeout=self._timeout,
-        )
-        response.raise_for_status()
-        return response.json()
+        Raises :class:`LanternaAPIError` for a status that is not 2xx or an answer that
+        is not JSON, :class:`~lanterna.sdk.errors.LanternaConnectionError` when none came.
+        """
+        from urllib.parse import urlencode
+
+        if params:
+            path += "?" + urlencode(params)
+        reply = self.transport.request("GET", path, retries=2)
+        data = reply.data()
+        if not 200 <= reply.status_code < 300:
+            raise LanternaAPIError(reply.status_code, data)
+        if data is None:
+            raise LanternaAPIError(reply.status_code, None, "the server's answer is not JSON")
+        return data
 
     def auth_check(self) -> bool:
         """True when the server accepts the keys (``GET /api/public/projects``).
@@ -333,7 +409,7 @@ class Lanterna:
         try:
             data = self._get("/api/public/projects").get("data")
         except Exception as exc:
-            _errors.logger.warning("lanterna: auth check against %s failed: %s", self.host, exc)
+            _errors.logger.warning("lanterna: auth check against %s failed: %s", self.base_url, exc)
             return False
         return bool(data)
 
@@ -342,19 +418,18 @@ class Lanterna:
 
         Reads ``totalCost`` of ``GET /api/public/sessions/{id}``; a server that does not
         report it there is asked for the session's traces instead. An unknown session
-        costs 0.0. Raises ``httpx.HTTPError`` when the server cannot answer.
+        costs 0.0. Raises :class:`~lanterna.sdk.errors.LanternaError` when the server
+        cannot answer.
         """
         from urllib.parse import quote
 
-        import httpx
-
         try:
             session = self._get(f"/api/public/sessions/{quote(session_id, safe='')}")
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code == 404:
+        except LanternaAPIError as exc:
+            if exc.status == 404:
                 return 0.0  # no trace carries this session id (yet): nothing spent
             raise
-        if isinstance(session.get("totalCost"), (int, float)):
+        if isinstance(session, dict) and isinstance(session.get("totalCost"), (int, float)):
             return float(session["totalCost"])
         return self._sum_pages("/api/public/traces", {"sessionId": session_id}, "totalCost")
 
@@ -362,8 +437,8 @@ class Lanterna:
         """The total cost (USD) of a user's traces, optionally only those from ``since``.
 
         Uses ``GET /api/public/metrics/daily?userId=...&fromTimestamp=...`` (the daily
-        metrics Langfuse also serves). Raises ``httpx.HTTPError`` when the server
-        cannot answer.
+        metrics Langfuse also serves). Raises :class:`~lanterna.sdk.errors.LanternaError`
+        when the server cannot answer.
         """
         params: dict[str, Any] = {"userId": user_id}
         if since is not None:
@@ -375,15 +450,12 @@ class Lanterna:
     def _prompts(self) -> PromptManager:
         manager = self._prompt_manager
         if manager is None:
-            from .prompts import PromptManager, Transport
+            from .prompts import PromptManager
 
             with _lock:
                 manager = self._prompt_manager
                 if manager is None:
-                    transport = Transport(
-                        self.host, self.public_key or "", self.secret_key or "", __version__
-                    )
-                    manager = PromptManager(transport, fetch_timeout=min(self._timeout, 5.0))
+                    manager = PromptManager(self.transport, fetch_timeout=min(self.timeout, 5.0))
                     self._prompt_manager = manager
         return manager
 
@@ -468,8 +540,10 @@ class Lanterna:
         page = 1
         while True:
             body = self._get(path, {**params, "page": page, "limit": 100})
+            if not isinstance(body, dict):
+                raise LanternaAPIError(200, body, f"unexpected answer from {path}")
             for row in body.get("data") or []:
-                value = row.get(key)
+                value = row.get(key) if isinstance(row, dict) else None
                 if isinstance(value, (int, float)):
                     total += value
             if page >= int((body.get("meta") or {}).get("totalPages") or 1):

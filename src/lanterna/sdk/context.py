@@ -68,7 +68,7 @@ class Context:
             "level": level,
             "status_message": status_message,
         }
-        wire = to_wire(fields, _TRACE_UPDATE, obs.trace.client._limit)
+        wire = to_wire(fields, _TRACE_UPDATE, obs.trace.client.max_field_size)
         try:
             apply_trace(obs.trace, wire)
         except Exception as exc:
@@ -118,7 +118,7 @@ class Context:
             "cost_details": cost_details,
             "prompt": prompt,
         }
-        wire = to_wire(fields, OBSERVATION_FIELDS, obs.trace.client._limit)
+        wire = to_wire(fields, OBSERVATION_FIELDS, obs.trace.client.max_field_size)
         try:
             apply_observation(obs, wire)
         except Exception as exc:
@@ -150,7 +150,7 @@ class Context:
                 observation_id=obs.id if on_observation else None,
                 **kwargs,
             )
-            client._submit(Envelope("score-create", body))
+            client.submit(Envelope("score-create", body))
         except Exception as exc:
             _errors.report(f"context.{what}", exc)
 

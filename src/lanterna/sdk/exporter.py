@@ -3,12 +3,18 @@
 Shape (after OpenTelemetry's BatchProcessor and sentry-python's worker): ``submit()`` is
 a deque append that never blocks and never raises; the thread wakes when a batch is full
 or the interval passes, turns records into events, encodes them, and POSTs batches
-capped by count and bytes to ``/api/public/ingestion``. 429/5xx/connection errors are
-retried with exponential backoff, jitter and ``Retry-After`` until a deadline; a 413
-halves the batch; per-event errors in the 207 are logged and counted, not retried. When
-the queue is full new records are dropped and counted. ``flush(timeout)`` waits for
-what is queued; at interpreter exit a short flush says what it could not deliver. After
-``fork()`` the child starts with an empty queue, new locks and its own thread.
+capped by count and bytes to ``/api/public/ingestion``.
+
+Outages: connection errors, 429, 502, 503 and 504 are retried with exponential backoff,
+jitter and ``Retry-After`` for as long as it takes (no per-batch deadline unless
+``max_retry_seconds`` sets one); meanwhile new records wait in the queue, bounded by
+count and by the bytes of large values. When it is full, the newest records are the
+ones dropped (the queued ones are kept), counted in ``stats()["dropped"]`` and logged
+once per overflow. 408, 425 and 500 are retried twice, then the batch fails; a 413
+halves the batch; per-event errors in the 207 are logged and counted, not retried.
+``flush(timeout)`` waits for what is queued; at interpreter exit a short flush says
+what it could not deliver. After ``fork()`` the child starts with an empty queue, new
+locks and its own thread.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import random
 import threading
 import time
 import weakref
@@ -28,14 +33,22 @@ import orjson
 
 from . import _errors
 from .records import EventOptions
+from .transport import (
+    FAULT_RETRIES,
+    INGESTION_PATH,
+    OUTAGE_STATUSES,
+    RETRY_STATUSES,
+    SYSTEM_CLOCK,
+    Clock,
+    backoff,
+    retry_after,
+)
 
 if TYPE_CHECKING:
-    import http.client
-    import ssl
+    from .transport import Transport
 
 logger = _errors.logger
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _BIG_FIELDS = ("input", "output", "metadata")
 
 
@@ -57,143 +70,26 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
-class _Reply:
-    """A response: status, headers (case-insensitive ``get``) and the body as JSON."""
-
-    __slots__ = ("content", "headers", "status_code")
-
-    def __init__(self, status_code: int, headers: Any, content: bytes) -> None:
-        self.status_code = status_code
-        self.headers = headers
-        self.content = content
-
-    def json(self) -> Any:
-        return orjson.loads(self.content)
-
-
 class HttpSender:
-    """POSTs batches to ``<host>/api/public/ingestion`` with Basic auth over one kept-alive
-    connection (the standard library's ``http.client``).
+    """POSTs batches to ``<base URL>/api/public/ingestion`` over one kept-alive connection
+    of the client's :class:`~lanterna.sdk.transport.Transport` (auth, proxy, TLS and
+    timeouts are the transport's)."""
 
-    Why not httpx here: a plain connection has no reference cycles holding sent bodies
-    until the cyclic GC runs (httpx responses do), costs less CPU per request, and
-    imports nothing a fork could catch half-initialised. Proxies from the usual
-    environment variables (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``) are honoured.
-    """
-
-    def __init__(
-        self, host: str, public_key: str, secret_key: str, timeout: float, version: str
-    ) -> None:
-        # Imported here, when a client is made, not when lanterna is imported (they cost
-        # tens of milliseconds) and not on the exporter thread (a fork() during an
-        # import there would leave the child a half-initialised module).
-        import base64
-        import http.client
-        import urllib.parse
-        import urllib.request
-
-        self._http = http.client
-        self.url = host.rstrip("/") + "/api/public/ingestion"
-        parts = urllib.parse.urlsplit(self.url)
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname or "localhost"
-        self._port = parts.port or (443 if self._https else 80)
-        self._path = parts.path
-        self._timeout = timeout
-        token = base64.b64encode(f"{public_key}:{secret_key}".encode()).decode()
-        self._headers = {
-            "Content-Type": "application/json",
-            "Authorization": f"Basic {token}",
-            "User-Agent": f"lanterna-python/{version}",
-            "x-langfuse-sdk-name": "lanterna-python",
-            "x-langfuse-sdk-version": version,
-            "x-langfuse-public-key": public_key,
-        }
-        proxy = urllib.request.getproxies().get(parts.scheme)
-        self._proxy = None if not proxy or urllib.request.proxy_bypass(self._host) else proxy
-        self._conn: http.client.HTTPConnection | None = None
-        self._target = self._path
-
-    def _connect(self) -> tuple[http.client.HTTPConnection, str]:
-        import urllib.parse
-
-        hc = self._http
-        target = self._path
-        context = _tls_context() if self._https else None
-        if self._proxy is None:
-            host, port = self._host, self._port
-        else:
-            proxy = urllib.parse.urlsplit(self._proxy)
-            host, port = proxy.hostname or "localhost", proxy.port or 8080
-        conn: http.client.HTTPConnection
-        if self._https:
-            conn = hc.HTTPSConnection(host, port, timeout=self._timeout, context=context)
-            if self._proxy is not None:
-                conn.set_tunnel(self._host, self._port, headers=_proxy_auth(self._proxy))
-        else:
-            conn = hc.HTTPConnection(host, port, timeout=self._timeout)
-            if self._proxy is not None:
-                target = self.url  # a plain-HTTP proxy takes the absolute URL
-        return conn, target
+    def __init__(self, transport: Transport) -> None:
+        self.url = transport.base_url + INGESTION_PATH
+        self._session = transport.session()
 
     def post(self, body: bytes) -> Response:
-        for attempt in (0, 1):
-            reused = self._conn is not None
-            conn, target = (self._conn, self._target) if self._conn else self._connect()
-            headers = self._headers
-            if self._proxy is not None and not self._https:
-                headers = {**headers, **_proxy_auth(self._proxy)}
-            try:
-                conn.request("POST", target, body=body, headers=headers)
-                response = conn.getresponse()
-                content = response.read()
-            except (self._http.HTTPException, OSError) as exc:
-                conn.close()
-                self._conn = None
-                stale = isinstance(
-                    exc, (self._http.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
-                )
-                if reused and stale and attempt == 0:
-                    continue  # the server closed an idle kept-alive connection: once more
-                raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
-            if response.will_close:
-                conn.close()
-                self._conn = None
-            else:
-                self._conn, self._target = conn, target
-            return _Reply(response.status, response.headers, content)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """One batch; raises ``LanternaConnectionError`` when no answer came."""
+        return self._session.post(INGESTION_PATH, body)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close the connection."""
+        self._session.close()
 
     def forget(self) -> None:
         """Drop the connection without closing it (in a forked child: it is the parent's)."""
-        self._conn = None
-
-
-def _tls_context() -> ssl.SSLContext:
-    import ssl
-
-    try:  # the CA bundle httpx uses, when present; else the system's
-        import certifi
-
-        return ssl.create_default_context(cafile=certifi.where())
-    except ImportError:  # pragma: no cover
-        return ssl.create_default_context()
-
-
-def _proxy_auth(proxy: str) -> dict[str, str]:
-    import base64
-    import urllib.parse
-
-    parts = urllib.parse.urlsplit(proxy)
-    if not parts.username:
-        return {}
-    raw = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-    return {"Proxy-Authorization": "Basic " + base64.b64encode(raw.encode()).decode()}
+        self._session.forget()
 
 
 def encode(event: dict[str, Any]) -> bytes:
@@ -234,22 +130,6 @@ def shrink(event: dict[str, Any], encoded: bytes, limit: int) -> bytes:
     return encoded
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("retry-after") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
-
-
 class BatchExporter:
     """Queue + daemon thread + batching + retries (see the module docstring)."""
 
@@ -265,13 +145,15 @@ class BatchExporter:
         max_batch_events: int = 1000,
         max_batch_bytes: int = 2_500_000,
         max_event_bytes: int = 4_000_000,
-        max_retry_seconds: float = 60.0,
+        max_retry_seconds: float | None = None,
         exit_timeout: float = 2.0,
         flush_timeout: float = 10.0,
         backoff: tuple[float, float] = (0.25, 8.0),
+        clock: Clock | None = None,
     ) -> None:
         self._sender = sender
         self._options = options
+        self._clock = clock or SYSTEM_CLOCK
         self._flush_at = max(1, flush_at)
         self._interval = flush_interval
         self._max_queue = max_queue_size
@@ -279,13 +161,17 @@ class BatchExporter:
         self._max_batch_events = max(1, max_batch_events)
         self._max_batch_bytes = max_batch_bytes
         self._max_event_bytes = max_event_bytes
-        self._max_retry = max_retry_seconds
+        #: Per-batch retry limit; None (the default) or <= 0: retry while the queue has
+        #: room, so an outage of any length loses nothing that fits in the queue.
+        self._max_retry = max_retry_seconds if max_retry_seconds and max_retry_seconds > 0 else None
         self.exit_timeout = exit_timeout
         self._flush_timeout = flush_timeout
         self._backoff = backoff
         self._counts = {"sent": 0, "dropped": 0, "retried": 0, "failed": 0, "batches": 0}
         self._last_error = ""
         self._closed = False
+        #: Records dropped in the current overflow (logged when it starts and ends).
+        self._overflow = 0
         self._init_runtime()
         _live.add(self)
 
@@ -312,18 +198,31 @@ class BatchExporter:
         """Queue a record; False (and counted as dropped) when the queue is full."""
         queue = self._queue
         if len(queue) >= self._max_queue or self._closed:
-            self._counts["dropped"] += 1
-            return False
+            return self._drop()
         size = item.size
         if size:
             if self._bytes + size > self._max_bytes:
-                self._counts["dropped"] += 1
-                return False
+                return self._drop()
             self._bytes += size
         queue.append(item)
         if self._start_needed or len(queue) == self._flush_at:
             self._wake()
         return True
+
+    def _drop(self) -> bool:
+        """Count a record refused by a full (or closed) queue; log once per overflow."""
+        self._counts["dropped"] += 1
+        if not self._closed:
+            self._overflow += 1
+            if self._overflow == 1:
+                logger.warning(
+                    "lanterna: the queue is full (%d records, %d bytes of large values);"
+                    " new records are dropped until it drains (see stats()['dropped'])%s",
+                    len(self._queue),
+                    self._bytes,
+                    f"; last error: {self._last_error}" if self._last_error else "",
+                )
+        return False
 
     def _wake(self) -> None:
         try:
@@ -388,7 +287,8 @@ class BatchExporter:
             timeout = self.exit_timeout if timeout is None else timeout
             failed_before = self._counts["failed"]
             # Retries must not outlive the deadline; new records are no longer taken.
-            self._abort_at = time.monotonic() + timeout
+            ends = time.monotonic() + timeout
+            self._abort_at = self._clock.monotonic() + timeout
             ok = self._flush(timeout) if (self._queue or self._busy) else True
             self._closed = True
             lost = self._counts["failed"] - failed_before
@@ -405,7 +305,7 @@ class BatchExporter:
             self._wakeup.set()
             thread = self._thread
             if thread is not None and thread is not threading.current_thread():
-                thread.join(max(0.0, min(1.0, self._abort_at - time.monotonic())))
+                thread.join(max(0.0, min(1.0, ends - time.monotonic())))
             self._sender.close()
             return ok and not lost
         except Exception as exc:
@@ -462,6 +362,8 @@ class BatchExporter:
                     items.append(queue.popleft())
             except IndexError:
                 pass
+            if self._overflow and len(queue) <= self._max_queue // 2:
+                self._overflow_ended()
             if not items:
                 with self._cv:
                     self._busy = False
@@ -477,6 +379,13 @@ class BatchExporter:
                 self._in_flight = 0
             with self._cv:
                 self._cv.notify_all()
+
+    def _overflow_ended(self) -> None:
+        dropped, self._overflow = self._overflow, 0
+        logger.warning(
+            "lanterna: the queue has room again; %d records were dropped while it was full",
+            dropped,
+        )
 
     def _export(self, items: list[Any]) -> None:
         opts = self._options
@@ -534,8 +443,11 @@ class BatchExporter:
         body = b"".join(parts)
         del parts
         n = sum(counts)
-        deadline = min(time.monotonic() + self._max_retry, self._abort_at)
-        attempt = 0
+        clock = self._clock
+        deadline = self._abort_at
+        if self._max_retry is not None:
+            deadline = min(clock.monotonic() + self._max_retry, deadline)
+        attempt = faults = 0
         while True:
             self._counts["batches"] += 1
             wait: float | None = None
@@ -553,7 +465,9 @@ class BatchExporter:
                     self._send(chunk[:half], counts[:half])
                     self._send(chunk[half:], counts[half:])
                     return
-                if status not in _RETRY_STATUS:
+                if status not in OUTAGE_STATUSES:
+                    faults += 1
+                if status not in RETRY_STATUSES or faults > FAULT_RETRIES:
                     self._counts["failed"] += n
                     self._last_error = f"HTTP {status} {_short(response)}"
                     logger.warning(
@@ -561,22 +475,23 @@ class BatchExporter:
                     )
                     return
                 reason = f"HTTP {status}"
-                wait = _retry_after(response.headers)
+                wait = retry_after(response.headers)
             attempt += 1
             self._last_error = reason
-            base, cap = self._backoff
-            delay = min(cap, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+            delay = backoff(attempt, *self._backoff)
             if wait is not None:
                 delay = max(delay, wait)
-            if time.monotonic() + delay > deadline or self._stop.is_set():
+            if clock.monotonic() + delay > deadline or self._stop.is_set():
                 self._counts["failed"] += n
                 logger.warning(
                     "lanterna: gave up on %d events after %d attempts (%s)", n, attempt, reason
                 )
                 return
             self._counts["retried"] += 1
+            if attempt == 1:
+                logger.info("lanterna: the server is not taking events (%s); retrying", reason)
             logger.debug("lanterna: retrying %d events in %.2f s (%s)", n, delay, reason)
-            self._stop.wait(delay)
+            clock.wait(delay, self._stop)
 
     def _accepted(self, n: int, response: Response) -> None:
         errors: list[Any] = []

@@ -8,11 +8,14 @@ an update is never lost and never races with the exporter thread.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _errors
 from .fields import OBSERVATION_FIELDS, TRACE_FIELDS, to_wire
 from .records import Envelope, Observation, Trace, new_trace_id
+
+if TYPE_CHECKING:
+    from .client import Lanterna
 
 _RECORD_ATTRS = {
     "name": "name",
@@ -30,7 +33,7 @@ def apply_observation(obs: Observation, wire: dict[str, Any]) -> None:
         return
     if obs.end:
         body = {"id": obs.id, "traceId": trace.id, **wire}
-        trace.client._submit(Envelope(f"{obs.kind}-create", body))
+        trace.client.submit(Envelope(f"{obs.kind}-create", body))
         return
     for key, value in wire.items():
         attr = _RECORD_ATTRS.get(key)
@@ -56,7 +59,7 @@ def apply_trace(trace: Trace, wire: dict[str, Any]) -> None:
             apply_observation(trace.root, root_fields)
         elif trace.root_id is not None:  # the root has ended: send the change on its own
             body = {"id": trace.root_id, "traceId": trace.id, **root_fields}
-            trace.client._submit(Envelope(f"{trace.root_kind}-create", body))
+            trace.client.submit(Envelope(f"{trace.root_kind}-create", body))
         else:
             _errors.logger.warning(
                 "lanterna: level/status_message for trace %s not applied: its root observation"
@@ -66,7 +69,7 @@ def apply_trace(trace: Trace, wire: dict[str, Any]) -> None:
     if not wire:
         return
     if trace.closed:
-        trace.client._submit(Envelope("trace-create", {"id": trace.id, **wire}))
+        trace.client.submit(Envelope("trace-create", {"id": trace.id, **wire}))
         return
     if trace.fields is None:
         trace.fields = {}
@@ -81,7 +84,7 @@ def apply_trace(trace: Trace, wire: dict[str, Any]) -> None:
 
 
 def score_body(
-    client: Any,
+    client: Lanterna,
     *,
     name: str,
     value: float | str | bool,
@@ -107,9 +110,9 @@ def score_body(
         if val is not None:
             body[key] = val
     if metadata is not None:
-        body["metadata"] = to_wire({"metadata": metadata}, OBSERVATION_FIELDS, client._limit)[
-            "metadata"
-        ]
+        body["metadata"] = to_wire(
+            {"metadata": metadata}, OBSERVATION_FIELDS, client.max_field_size
+        )["metadata"]
     return body
 
 
@@ -135,7 +138,7 @@ class ObservationHandle:
         """Set observation fields: the keywords of ``context.update_current_observation``."""
         if self._obs is None:
             return
-        wire = to_wire(fields, OBSERVATION_FIELDS, self._obs.trace.client._limit)
+        wire = to_wire(fields, OBSERVATION_FIELDS, self._obs.trace.client.max_field_size)
         try:
             apply_observation(self._obs, wire)
         except Exception as exc:
@@ -148,7 +151,7 @@ class ObservationHandle:
         wire = to_wire(
             fields,
             {**TRACE_FIELDS, "level": "level", "status_message": "statusMessage"},
-            self._obs.trace.client._limit,
+            self._obs.trace.client.max_field_size,
         )
         try:
             apply_trace(self._obs.trace, wire)
@@ -161,7 +164,7 @@ class ObservationHandle:
         if obs is None or not obs.trace.sampled:
             return
         client = obs.trace.client
-        client._submit(
+        client.submit(
             Envelope(
                 "score-create",
                 score_body(
@@ -181,7 +184,7 @@ class ObservationHandle:
         if obs is None or not obs.trace.sampled:
             return
         client = obs.trace.client
-        client._submit(
+        client.submit(
             Envelope(
                 "score-create",
                 score_body(client, name=name, value=value, trace_id=obs.trace.id, **kwargs),
@@ -195,7 +198,9 @@ class ObservationHandle:
 class StatefulClient:
     """A trace or observation created through the client: add children, score it."""
 
-    def __init__(self, client: Any, trace_id: str, observation_id: str | None, kind: str) -> None:
+    def __init__(
+        self, client: Lanterna, trace_id: str, observation_id: str | None, kind: str
+    ) -> None:
         self._client = client
         self.trace_id = trace_id
         self.observation_id = observation_id
@@ -240,8 +245,8 @@ class StatefulTrace(StatefulClient):
 
     def update(self, **fields: Any) -> StatefulTrace:
         """Change trace fields (keywords as ``Lanterna.trace``)."""
-        self._client._send(
-            "trace-create", {"id": self.trace_id, **self._client._trace_wire(fields)}
+        self._client.send_event(
+            "trace-create", {"id": self.trace_id, **self._client.trace_wire(fields)}
         )
         return self
 
@@ -251,14 +256,14 @@ class StatefulObservation(StatefulClient):
 
     def update(self, **fields: Any) -> StatefulObservation:
         """Change fields (keywords as the method that created it)."""
-        wire = self._client._observation_wire(fields)
+        wire = self._client.observation_wire(fields)
         body = {"id": self.observation_id, "traceId": self.trace_id, **wire}
         event_type = (
             f"{self._kind}-update"
             if self._kind in ("span", "generation")
             else (f"{self._kind}-create")
         )
-        self._client._send(event_type, body)
+        self._client.send_event(event_type, body)
         return self
 
     def end(self, **fields: Any) -> StatefulObservation:

@@ -103,11 +103,11 @@ def begin(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observa
     if kwargs and not _SPECIAL.isdisjoint(kwargs):
         return _begin_explicit(spec, args, kwargs)
     client = _state.client or _client()
-    if not client._on:
+    if not client.active:
         return None
     parent = CURRENT.get()
     if parent is None:
-        rate = client._sample
+        rate = client.sample_rate
         trace = Trace(new_trace_id(), client, rate >= 1.0 or _rng.random() < rate)
         obs = Observation(trace, None, spec.kind, spec.name)
         trace.root = obs
@@ -120,7 +120,7 @@ def begin(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observa
     if spec.link is not None:
         obs.extra = dict(spec.link)
     if spec.capture_input and (args or kwargs) and trace.sampled:
-        limit = client._limit
+        limit = client.max_field_size
         budget = _Budget(limit)
         obs.input = capture_args(
             spec.names, args[spec.skip :] if spec.skip else args, kwargs, limit, budget
@@ -140,7 +140,7 @@ def _begin_explicit(
     own_id = next((special[k] for k in _ID_KW if special.get(k)), None)
     if trace_id:
         client = _state.client or _client()
-        if not client._on:
+        if not client.active:
             return None
         trace = Trace(str(trace_id), client, True)
         obs: Observation | None = Observation(
@@ -152,7 +152,7 @@ def _begin_explicit(
             obs.extra = dict(spec.link)
         if spec.capture_input and (args or kwargs):
             obs.input = capture_args(
-                spec.names, args[spec.skip :] if spec.skip else args, kwargs, client._limit
+                spec.names, args[spec.skip :] if spec.skip else args, kwargs, client.max_field_size
             )
     else:
         obs = begin(spec, args, kwargs)
@@ -171,13 +171,13 @@ def end(obs: Observation, output: Any, exc: BaseException | None, capture_output
         if exc is not None:
             _mark_error(obs, exc)
         elif capture_output and output is not None and obs.output is None and trace.sampled:
-            obs.output, size = captured_size(output, trace.client._limit)
+            obs.output, size = captured_size(output, trace.client.max_field_size)
             obs.size += size
         if obs.top:
             trace.closed = True
             trace.root = None
         if trace.sampled:
-            trace.client._submit(obs)
+            trace.client.submit(obs)
     except Exception as err:
         _errors.report("observe.end", err)
 
@@ -295,7 +295,7 @@ def _wrap_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
         if obs is None:
             return (yield from fn(*args, **kwargs))
         collect = (
-            _Collector(obs.trace.client._limit)
+            _Collector(obs.trace.client.max_field_size)
             if spec.capture_output and obs.trace.sampled
             else None
         )
@@ -345,7 +345,7 @@ def _wrap_async_generator(fn: Callable[..., Any], spec: _Spec) -> Callable[..., 
                 yield item
             return
         collect = (
-            _Collector(obs.trace.client._limit)
+            _Collector(obs.trace.client.max_field_size)
             if spec.capture_output and obs.trace.sampled
             else None
         )

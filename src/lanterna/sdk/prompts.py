@@ -13,15 +13,15 @@
 - a 404 evicts the entry and raises :class:`PromptNotFoundError`, unless there is a
   fallback.
 
-Requests go through the standard library's ``http.client`` (as the exporter's do): a
-connection per request, so any thread may fetch, and nothing an instrumentation of
-httpx or requests would trace. Nothing here imports the server side.
+Requests go through the client's :class:`~lanterna.sdk.transport.Transport` (auth,
+proxy, TLS and retry rules shared with the exporter): a connection per request, so any
+thread may fetch, and nothing an instrumentation of httpx or requests would trace.
+Nothing here imports the server side.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 import urllib.parse
@@ -29,11 +29,11 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import orjson
-
 from ..prompts.compile import compile_chat, compile_text
 from ..prompts.compile import variables as _variables
 from . import _errors
+from .errors import LanternaConnectionError, LanternaError
+from .transport import RETRY_STATUSES, Transport
 
 DEFAULT_TTL_SECONDS = 60.0
 DEFAULT_MAX_RETRIES = 2
@@ -41,13 +41,12 @@ MAX_RETRIES = 4
 #: The longest a miss goes straight to the fallback after a failed fetch (capped by the
 #: TTL): how often a down server is asked again for a key nobody has cached.
 COOL_DOWN_SECONDS = 5.0
-_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _PATH = "/api/public/v2/prompts"
 
 Fallback = str | list[dict[str, Any]] | Callable[[], Any] | None
 
 
-class PromptError(Exception):
+class PromptError(LanternaError):
     """A prompt request that the server refused or could not answer."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
@@ -211,79 +210,7 @@ def _to_langchain(text: str) -> str:
     return "".join(parts)
 
 
-# --- HTTP ----------------------------------------------------------------------------
-
-
-class Transport:
-    """JSON requests to the server with Basic auth, over ``http.client``.
-
-    A connection per request: prompt requests are rare (the cache answers the rest) and
-    may come from any thread. Proxies from the environment are honoured.
-    """
-
-    def __init__(self, host: str, public_key: str, secret_key: str, version: str) -> None:
-        import base64
-        import urllib.request
-
-        parts = urllib.parse.urlsplit(host.rstrip("/"))
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname or "localhost"
-        self._port = parts.port or (443 if self._https else 80)
-        self._base = parts.path
-        self._origin = f"{parts.scheme}://{parts.netloc}"
-        token = base64.b64encode(f"{public_key}:{secret_key}".encode()).decode()
-        self._headers = {
-            "Authorization": f"Basic {token}",
-            "Accept": "application/json",
-            "User-Agent": f"lanterna-python/{version}",
-            "x-langfuse-sdk-name": "lanterna-python",
-            "x-langfuse-sdk-version": version,
-            "x-langfuse-public-key": public_key,
-        }
-        proxy = urllib.request.getproxies().get(parts.scheme)
-        self._proxy = None if not proxy or urllib.request.proxy_bypass(self._host) else proxy
-
-    def request(
-        self, method: str, path: str, body: Any = None, *, timeout: float
-    ) -> tuple[int, Any]:
-        """``(status, JSON body or None)``; ``ConnectionError`` when no answer came."""
-        import http.client
-
-        from .exporter import _proxy_auth, _tls_context
-
-        headers = dict(self._headers)
-        data = None
-        if body is not None:
-            data = orjson.dumps(body)
-            headers["Content-Type"] = "application/json"
-        target = self._base + path
-        host, port = self._host, self._port
-        if self._proxy is not None:
-            proxy = urllib.parse.urlsplit(self._proxy)
-            host, port = proxy.hostname or "localhost", proxy.port or 8080
-        conn: http.client.HTTPConnection
-        if self._https:
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=_tls_context())
-            if self._proxy is not None:
-                conn.set_tunnel(self._host, self._port, headers=_proxy_auth(self._proxy))
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
-            if self._proxy is not None:
-                target = self._origin + target  # a plain-HTTP proxy takes the absolute URL
-                headers.update(_proxy_auth(self._proxy))
-        try:
-            conn.request(method, target, body=data, headers=headers)
-            response = conn.getresponse()
-            content = response.read()
-        except (http.client.HTTPException, OSError) as exc:
-            raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            conn.close()
-        try:
-            parsed = orjson.loads(content) if content else None
-        except orjson.JSONDecodeError:
-            parsed = None
-        return response.status, parsed
+# --- HTTP ---------------------------------------------------------------------------
 
 
 def _message_of(status: int, data: Any) -> str:
@@ -437,32 +364,25 @@ class PromptManager:
             path += f"?version={int(version)}"
         elif label is not None:
             path += "?" + urllib.parse.urlencode({"label": label})
-        attempt = 0
-        while True:
-            failed: int | None = None
-            try:
-                status, data = self.transport.request("GET", path, timeout=timeout)
-            except ConnectionError as exc:
-                reason = f"server unreachable ({exc})"
-            else:
-                if status == 200:
-                    return Prompt.from_api(data)
-                message = _message_of(status, data)
-                if status == 404:
-                    hint = ""
-                    if version is None and label is None:
-                        hint = (
-                            " (no version has the label 'production': give one that label,"
-                            " or ask for label='latest' or a version)"
-                        )
-                    raise PromptNotFoundError(message + hint, 404)
-                if status not in _RETRY_STATUS:
-                    raise PromptError(f"HTTP {status}: {message}", status)
-                reason, failed = f"HTTP {status}: {message}", status
-            if attempt >= retries:
-                raise PromptUnavailableError(reason, failed)
-            attempt += 1
-            time.sleep(min(0.1 * 2 ** (attempt - 1), 1.0) * (0.5 + random.random() / 2))
+        try:
+            reply = self.transport.request("GET", path, timeout=timeout, retries=retries)
+        except LanternaConnectionError as exc:
+            raise PromptUnavailableError(f"server unreachable ({exc})") from exc
+        status, data = reply.status_code, reply.data()
+        if status == 200:
+            return Prompt.from_api(data)
+        message = _message_of(status, data)
+        if status == 404:
+            hint = ""
+            if version is None and label is None:
+                hint = (
+                    " (no version has the label 'production': give one that label,"
+                    " or ask for label='latest' or a version)"
+                )
+            raise PromptNotFoundError(message + hint, 404)
+        if status in RETRY_STATUSES:
+            raise PromptUnavailableError(f"HTTP {status}: {message}", status)
+        raise PromptError(f"HTTP {status}: {message}", status)
 
     def _store(self, key: tuple[str, str], prompt: Prompt, ttl: float, epoch: int) -> None:
         with self._lock:
@@ -543,9 +463,10 @@ class PromptManager:
     def _call(self, method: str, path: str, body: Any) -> Prompt:
         # Not retried: a creation whose answer was lost would be made twice.
         try:
-            status, data = self.transport.request(method, path, body, timeout=self.fetch_timeout)
-        except ConnectionError as exc:
+            reply = self.transport.send(method, path, body, timeout=self.fetch_timeout)
+        except LanternaConnectionError as exc:
             raise PromptUnavailableError(f"server unreachable ({exc})") from exc
+        status, data = reply.status_code, reply.data()
         if status == 404:
             raise PromptNotFoundError(_message_of(status, data), 404)
         if not 200 <= status < 300:

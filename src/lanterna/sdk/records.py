@@ -11,7 +11,10 @@ import os
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import Lanterna
 
 # A private generator: user code that calls random.seed() must not make our ids repeat.
 _rng = random.Random(os.urandom(32))
@@ -57,7 +60,7 @@ class Trace:
 
     __slots__ = ("client", "closed", "fields", "id", "root", "root_id", "root_kind", "sampled")
 
-    def __init__(self, trace_id: str, client: Any, sampled: bool) -> None:
+    def __init__(self, trace_id: str, client: Lanterna, sampled: bool) -> None:
         self.id = trace_id
         self.client = client
         self.sampled = sampled

@@ -16,6 +16,10 @@ def _default_data_dir() -> str:
 _CLI_ONLY = frozenset({"no_auth"})
 
 
+class SettingsError(ValueError):
+    """A setting holds a value the server cannot use; the message says which and why."""
+
+
 @dataclass
 class Settings:
     """Server settings. Every field has an environment variable ``LANTERNA_<NAME>``."""
@@ -49,6 +53,14 @@ class Settings:
     #: ``--no-auth``: no login, for one local user on loopback. CLI only: never read
     #: from the environment, so auth cannot be turned off by a stray variable.
     no_auth: bool = False
+
+    def __post_init__(self) -> None:
+        if "://" in self.host:
+            raise SettingsError(
+                f"the bind interface (LANTERNA_HOST or --host) is {self.host!r}, which is a URL;"
+                " it takes an interface such as 127.0.0.1 or 0.0.0.0. The SDK's server URL is"
+                " LANTERNA_BASE_URL (or LANGFUSE_BASE_URL / LANGFUSE_HOST)."
+            )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -3,7 +3,7 @@ code, and turning provider objects (messages, usage) into wire values."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..capture import capture
 from ..fields import TRACE_FIELDS, to_wire
@@ -11,9 +11,12 @@ from ..handles import apply_trace
 from ..observe import CURRENT
 from ..records import Observation, Trace, _rng, new_trace_id
 
+if TYPE_CHECKING:
+    from ..client import Lanterna
+
 
 def start(
-    client: Any,
+    client: Lanterna,
     kind: str,
     name: str,
     parent: Observation | None,
@@ -26,7 +29,7 @@ def start(
     observation (when ``inside_current`` and it belongs to ``client``), else as the root
     of a new trace carrying ``trace_fields`` (keyword names: user_id, session_id, ...).
     Returns None when tracing is off or the trace is sampled out."""
-    if not client._on:
+    if not client.active:
         return None
     if parent is None and inside_current:
         current = CURRENT.get()
@@ -35,9 +38,9 @@ def start(
     if parent is not None:
         obs = Observation(parent.trace, parent.id, kind, name)
         if trace_fields:
-            apply_trace(parent.trace, to_wire(trace_fields, TRACE_FIELDS, client._limit))
+            apply_trace(parent.trace, to_wire(trace_fields, TRACE_FIELDS, client.max_field_size))
     else:
-        rate = client._sample
+        rate = client.sample_rate
         trace = Trace(trace_id or new_trace_id(), client, rate >= 1.0 or _rng.random() < rate)
         obs = Observation(trace, None, kind, name)
         obs.top = True
@@ -46,7 +49,7 @@ def start(
             trace.root_id = obs.id
             trace.root_kind = kind
         if trace_fields:
-            apply_trace(trace, to_wire(trace_fields, TRACE_FIELDS, client._limit))
+            apply_trace(trace, to_wire(trace_fields, TRACE_FIELDS, client.max_field_size))
     if not obs.trace.sampled:
         return None
     return obs

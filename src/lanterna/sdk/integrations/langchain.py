@@ -165,7 +165,7 @@ class CallbackHandler(BaseCallbackHandler):
         obs = start(self.client, kind, name, parent, fields)
         if obs is None:
             return
-        limit = self.client._limit
+        limit = self.client.max_field_size
         if value is not None:
             obs.input = plain(value, limit)
         run_metadata = {
@@ -186,7 +186,7 @@ class CallbackHandler(BaseCallbackHandler):
         if obs is None:
             return
         if output is not None:
-            obs.output = plain(output, self.client._limit)
+            obs.output = plain(output, self.client.max_field_size)
         end(obs, None, error, False)
 
     # --- chains ---------------------------------------------------------------------

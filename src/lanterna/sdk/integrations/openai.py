@@ -72,7 +72,7 @@ def _pop_ours(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _begin(api: str, kwargs: dict[str, Any], ours: dict[str, Any]) -> Observation | None:
     client = get_client()
-    if not client._on:
+    if not client.active:
         return None
     fields = {k: ours[k] for k in ("user_id", "session_id", "tags") if ours.get(k)}
     kind = "embedding" if api == "embeddings" else "generation"
@@ -82,7 +82,7 @@ def _begin(api: str, kwargs: dict[str, Any], ours: dict[str, Any]) -> Observatio
         return None
     if ours.get("trace_id") and ours.get("parent_observation_id"):
         obs.parent_id = str(ours["parent_observation_id"])
-    limit = client._limit
+    limit = client.max_field_size
     if api == "chat":
         value: Any = kwargs.get("messages")
         if kwargs.get("tools") or kwargs.get("functions"):
@@ -126,7 +126,7 @@ def _usage(usage: Any) -> dict[str, Any] | None:
 
 
 def _finish(obs: Observation, api: str, response: Any) -> None:
-    limit = obs.trace.client._limit
+    limit = obs.trace.client.max_field_size
     if api == "chat":
         choices = getattr(response, "choices", None) or []
         messages = [_dump(c.message) for c in choices]
@@ -225,7 +225,7 @@ class _Accumulator:
                     output["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
             else:
                 output = text
-            self.obs.output = plain(output, self.obs.trace.client._limit)
+            self.obs.output = plain(output, self.obs.trace.client.max_field_size)
             set_extra(
                 self.obs,
                 model=self.model,

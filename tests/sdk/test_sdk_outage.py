@@ -1,0 +1,164 @@
+"""Outages of several minutes against a real HTTP server, on a virtual clock.
+
+The exporter's retry waits run on a clock the test controls: each wait moves virtual
+time on at once, and the clock holds at chosen instants until the test has done what
+happens "then" (more calls by the app, the server coming up, the server recovering).
+So a five-minute outage takes well under a second and nothing waits for time to pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sdk_support import Reply, StandIn, free_port
+
+from lanterna import observe
+
+
+@observe()
+def answer(question: str) -> str:
+    return question.upper()
+
+
+class VirtualClock:
+    """Time that only the exporter's retry waits advance. At each instant given to
+    :meth:`at`, an action runs (on the exporter's thread) and the clock then holds
+    until :meth:`release` if the instant was given with ``hold=True``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits = 0
+        self._marks: list[tuple[float, Callable[[], Any] | None, bool]] = []
+        self.reached: dict[float, threading.Event] = {}
+        self._released: dict[float, threading.Event] = {}
+
+    def at(self, when: float, action: Callable[[], Any] | None = None, hold: bool = False) -> None:
+        self._marks.append((when, action, hold))
+        self._marks.sort(key=lambda m: m[0])
+        self.reached[when] = threading.Event()
+        self._released[when] = threading.Event()
+
+    def release(self, when: float) -> None:
+        self._released[when].set()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        self.waits += 1
+        target = self.now + seconds
+        for when, action, hold in list(self._marks):
+            if self.now < when <= target:
+                self.now = when
+                if action is not None:
+                    action()
+                self.reached[when].set()
+                if hold:
+                    assert self._released[when].wait(30), f"the test never released t={when}"
+        self.now = max(self.now, target)
+        return stop.is_set()
+
+
+def test_a_five_minute_outage_loses_nothing_with_default_settings(make_client):
+    # 0-150 s nothing listens (connection refused); 150-300 s the server answers 503;
+    # then it takes everything. The app keeps calling throughout.
+    port = free_port()
+    clock = VirtualClock()
+    servers: list[StandIn] = []
+
+    def server_comes_up_failing() -> None:
+        server = StandIn(port)
+        server.script = [Reply(503, {"message": "starting"})] * 100_000
+        servers.append(server)
+
+    def server_recovers() -> None:
+        with servers[0].lock:
+            servers[0].script = []
+
+    clock.at(100, hold=True)
+    clock.at(150, server_comes_up_failing)
+    clock.at(200, hold=True)
+    clock.at(300, server_recovers)
+    client = make_client(
+        public_key="pk", secret_key="sk", host=f"http://127.0.0.1:{port}", clock=clock
+    )
+    try:
+        calls = 0
+        for phase in (None, 100, 200):
+            if phase is not None:
+                assert clock.reached[phase].wait(30), f"the exporter never retried until t={phase}"
+                assert client.stats()["sent"] == 0
+            for _ in range(1000):
+                answer(f"q{calls}")
+                calls += 1
+            if phase is not None:
+                clock.release(phase)
+        assert client.flush(60)
+        stats = client.stats()
+        assert clock.now >= 300, "the outage did not last five virtual minutes"
+        assert stats["sent"] == 2 * calls and stats["failed"] == 0 and stats["dropped"] == 0
+        assert stats["retried"] >= 20
+        delivered = servers[0].events()
+        assert len({e["id"] for e in delivered}) == 2 * calls
+        outputs = {e["body"].get("output") for e in delivered if e["type"] == "span-create"}
+        assert outputs == {f"Q{i}" for i in range(calls)}
+    finally:
+        for server in servers:
+            server.close()
+
+
+def test_a_full_queue_drops_the_newest_records_counts_them_and_logs_once(make_client, caplog):
+    port = free_port()
+    clock = VirtualClock()
+    servers: list[StandIn] = []
+    clock.at(10, hold=True)
+    clock.at(20, lambda: servers.append(StandIn(port)))
+    client = make_client(
+        public_key="pk",
+        secret_key="sk",
+        host=f"http://127.0.0.1:{port}",
+        clock=clock,
+        max_queue_size=100,
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="lanterna"):
+            answer("q0")  # taken by the exporter, which is now retrying it
+            assert clock.reached[10].wait(30)
+            for i in range(1, 1000):
+                answer(f"q{i}")
+            clock.release(10)
+            assert client.flush(30)
+        stats = client.stats()
+        assert stats["dropped"] == 899 and stats["failed"] == 0
+        assert stats["sent"] == 2 * 101
+        outputs = sorted(
+            int(e["body"]["output"][1:]) for e in servers[0].events() if e["type"] == "span-create"
+        )
+        assert outputs == list(range(101))  # what was queued first is what was kept
+        full = [r for r in caplog.records if "queue is full" in r.getMessage()]
+        again = [r for r in caplog.records if "room again" in r.getMessage()]
+        assert len(full) == 1 and len(again) == 1
+        assert "899 records were dropped" in again[0].getMessage()
+    finally:
+        for server in servers:
+            server.close()
+
+
+def test_a_retry_limit_can_still_be_set(make_client):
+    # max_retry_seconds restores a per-batch deadline for those who prefer dropping.
+    clock = VirtualClock()
+    client = make_client(
+        public_key="pk",
+        secret_key="sk",
+        host=f"http://127.0.0.1:{free_port()}",
+        clock=clock,
+        max_retry_seconds=60,
+    )
+    answer("q")
+    assert client.flush(30)
+    stats = client.stats()
+    assert stats["failed"] == 2 and stats["sent"] == 0
+    assert 50 <= clock.now <= 60

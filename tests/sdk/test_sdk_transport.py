@@ -1,0 +1,132 @@
+"""The SDK's one transport: the server URL's variables, the errors explicit calls raise,
+retry rules shared by every request, and the server refusing a URL as its bind address."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sdk_support import Reply, free_port
+
+import lanterna
+from lanterna import (
+    LanternaAPIError,
+    LanternaConnectionError,
+    LanternaError,
+    LanternaTimeoutError,
+)
+from lanterna.sdk import client as client_module
+
+URL_VARIABLES = ("LANTERNA_BASE_URL", "LANGFUSE_BASE_URL", "LANGFUSE_HOST", "LANTERNA_HOST")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in URL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(client_module, "_warned_lanterna_host", False)
+    return monkeypatch
+
+
+def _url(make_client, **kwargs) -> str:
+    return str(make_client(enabled=False, **kwargs).base_url)
+
+
+def test_base_url_variables_in_their_order(make_client, clean_env):
+    assert _url(make_client) == "http://localhost:3000"
+    clean_env.setenv("LANGFUSE_HOST", "http://langfuse-host:1/")
+    assert _url(make_client) == "http://langfuse-host:1"
+    clean_env.setenv("LANGFUSE_BASE_URL", "http://langfuse-base:2")
+    assert _url(make_client) == "http://langfuse-base:2"
+    clean_env.setenv("LANTERNA_BASE_URL", "http://lanterna-base:3")
+    assert _url(make_client) == "http://lanterna-base:3"
+    assert _url(make_client, host="http://argument:4") == "http://argument:4"
+    client = make_client(enabled=False, base_url="http://argument:5")
+    assert client.base_url == client.host == "http://argument:5"
+
+
+def test_the_bind_interface_variable_is_not_the_sdk_url(make_client, clean_env):
+    clean_env.setenv("LANTERNA_HOST", "0.0.0.0")  # the server's bind setting in one shell
+    assert _url(make_client) == "http://localhost:3000"
+    clean_env.setenv("LANTERNA_HOST", "http://old-setup:3000")
+    with pytest.warns(DeprecationWarning, match="LANTERNA_BASE_URL"):
+        assert _url(make_client) == "http://old-setup:3000"
+    clean_env.setenv("LANGFUSE_HOST", "http://langfuse:3000")
+    assert _url(make_client) == "http://langfuse:3000"  # any other variable wins
+
+
+@pytest.mark.parametrize("how", [["--host", "http://127.0.0.1:3000"], "env"], ids=["flag", "env"])
+def test_serve_refuses_a_url_as_its_bind_interface(tmp_path: Path, how):
+    env = {k: v for k, v in os.environ.items() if k not in URL_VARIABLES}
+    env["LANTERNA_DATA_DIR"] = str(tmp_path)
+    args = [sys.executable, "-m", "lanterna.cli", "serve", "--port", str(free_port())]
+    if how == "env":
+        env["LANTERNA_HOST"] = "https://lanterna.example.com"
+    else:
+        args += how
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "LANTERNA_BASE_URL" in result.stderr and "is a URL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())  # refused before touching the data directory
+
+
+def test_explicit_calls_raise_the_sdk_errors_only(make_client, stand_in):
+    client = make_client(public_key="pk", secret_key="sk", host=stand_in.url, timeout=0.5)
+    stand_in.script = [Reply(401, {"message": "Invalid credentials"})]
+    with pytest.raises(LanternaAPIError) as refused:
+        client.get_user_cost("u1")
+    assert refused.value.status == 401 and refused.value.body == {"message": "Invalid credentials"}
+    assert "Invalid credentials" in str(refused.value)
+
+    # 503 is retried (twice), then reported with its status
+    stand_in.script = [Reply(503)] * 3
+    with pytest.raises(LanternaAPIError) as unavailable:
+        client.get_session_cost("s1")
+    assert unavailable.value.status == 503 and len(stand_in.gets) == 4
+
+    # a retried 502 that then succeeds is invisible to the caller
+    stand_in.script = [Reply(502), Reply(200, {"id": "s1", "totalCost": 1.5})]
+    assert client.get_session_cost("s1") == 1.5
+    assert stand_in.gets[-1] == "/api/public/sessions/s1"
+
+    # no answer within the timeout
+    stand_in.script = [Reply(200, {}, delay=2.0)] * 3
+    with pytest.raises(LanternaTimeoutError):
+        client.get_session_cost("slow")
+
+    down = make_client(public_key="pk", secret_key="sk", host=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(LanternaConnectionError) as unreachable:
+        down.get_user_cost("u1")
+    assert "Connection refused" in str(unreachable.value)
+    assert isinstance(unreachable.value, ConnectionError)  # also the built-in
+    assert down.auth_check() is False  # logs, never raises
+
+
+def test_the_error_family_is_exported_and_prompt_errors_belong_to_it():
+    assert issubclass(LanternaAPIError, LanternaError)
+    assert issubclass(LanternaTimeoutError, LanternaConnectionError)
+    assert issubclass(LanternaTimeoutError, TimeoutError)
+    assert issubclass(lanterna.PromptError, LanternaError)
+
+
+def test_every_request_carries_the_same_auth_and_sdk_headers(make_client, stand_in):
+    seen: list[dict[str, str]] = []
+    original = stand_in.server.RequestHandlerClass.do_POST
+
+    def record(handler):
+        seen.append(dict(handler.headers))
+        original(handler)
+
+    stand_in.server.RequestHandlerClass.do_POST = record
+    client = make_client(public_key="pk-1", secret_key="sk-1", host=stand_in.url)
+    client.trace(name="t")
+    assert client.flush(10)
+    (headers,) = seen
+    assert headers["Authorization"] == "Basic cGstMTpzay0x"  # pk-1:sk-1
+    assert headers["User-Agent"] == f"lanterna-python/{lanterna.__version__}"
+    assert headers["x-langfuse-public-key"] == "pk-1"
+    assert "sk-1" not in repr(client.transport)
