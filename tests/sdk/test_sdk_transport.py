@@ -130,3 +130,51 @@ def test_every_request_carries_the_same_auth_and_sdk_headers(make_client, stand_
     assert headers["User-Agent"] == f"lanterna-python/{lanterna.__version__}"
     assert headers["x-langfuse-public-key"] == "pk-1"
     assert "sk-1" not in repr(client.transport)
+
+
+@pytest.fixture
+def https_stand_in(stand_in, tmp_path: Path):
+    """The stand-in behind TLS with a self-signed certificate for 127.0.0.1."""
+    import shutil
+    import ssl
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    args += ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = stand_in.server
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    return stand_in.url.replace("http://", "https://"), cert
+
+
+def test_tls_is_verified_unless_told_otherwise(make_client, https_stand_in, clean_env):
+    url, cert = https_stand_in
+    strict = make_client(public_key="pk", secret_key="sk", host=url, timeout=5)
+    with pytest.raises(LanternaConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+        strict.get_user_cost("u1")
+    bundle = make_client(public_key="pk", secret_key="sk", host=url, tls_verify=str(cert))
+    assert bundle.get_user_cost("u1") == 0.0
+    clean_env.setenv("LANTERNA_TLS_VERIFY", "false")
+    unchecked = make_client(public_key="pk", secret_key="sk", host=url)
+    assert unchecked.get_user_cost("u1") == 0.0
+
+
+def test_requests_go_through_the_proxy_the_environment_names(make_client, stand_in, clean_env):
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        clean_env.delenv(name, raising=False)
+    clean_env.setenv("HTTP_PROXY", stand_in.url)  # the stand-in plays a forward proxy
+    client = make_client(
+        public_key="pk", secret_key="sk", host="http://lanterna.invalid:3000/prefix"
+    )
+    assert client.get_user_cost("u1") == 0.0
+    client.trace(name="through the proxy")
+    assert client.flush(10)
+    # a plain-HTTP proxy is sent the absolute URL, path prefix included
+    assert stand_in.gets == [
+        "http://lanterna.invalid:3000/prefix/api/public/metrics/daily?userId=u1&page=1&limit=100"
+    ]
+    assert [e["body"]["name"] for e in stand_in.events()] == ["through the proxy"]
