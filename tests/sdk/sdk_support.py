@@ -100,14 +100,7 @@ class StandIn:
                     }
                 if callable(body):
                     body = body(batch)
-                data = json.dumps(body if body is not None else {}).encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in reply.headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
+                self._answer(reply, body)
 
             def do_GET(self) -> None:
                 with stand_in.lock:
@@ -115,7 +108,10 @@ class StandIn:
                     stand_in.gets.append(self.path)
                     reply = stand_in.script.pop(0) if stand_in.script else Reply(200, {})
                 time.sleep(reply.delay)
-                data = json.dumps(reply.body if reply.body is not None else {}).encode()
+                self._answer(reply, reply.body)
+
+            def _answer(self, reply: Reply, body: Any) -> None:
+                data = json.dumps(body if body is not None else {}).encode()
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -62,6 +62,14 @@ class VirtualClock:
         return stop.is_set()
 
 
+def client_of(make_client, port: int, clock: VirtualClock, **settings: Any) -> Any:
+    """A client of the server (to be) on ``port``, retrying on ``clock``; otherwise the
+    default settings unless ``settings`` say otherwise."""
+    return make_client(
+        public_key="pk", secret_key="sk", host=f"http://127.0.0.1:{port}", clock=clock, **settings
+    )
+
+
 def test_a_five_minute_outage_loses_nothing_with_default_settings(make_client):
     # 0-150 s nothing listens (connection refused); 150-300 s the server answers 503;
     # then it takes everything. The app keeps calling throughout.
@@ -82,9 +90,7 @@ def test_a_five_minute_outage_loses_nothing_with_default_settings(make_client):
     clock.at(150, server_comes_up_failing)
     clock.at(200, hold=True)
     clock.at(300, server_recovers)
-    client = make_client(
-        public_key="pk", secret_key="sk", host=f"http://127.0.0.1:{port}", clock=clock
-    )
+    client = client_of(make_client, port, clock)
     try:
         calls = 0
         for phase in (None, 100, 200):
@@ -116,13 +122,7 @@ def test_a_full_queue_drops_the_newest_records_counts_them_and_logs_once(make_cl
     servers: list[StandIn] = []
     clock.at(10, hold=True)
     clock.at(20, lambda: servers.append(StandIn(port)))
-    client = make_client(
-        public_key="pk",
-        secret_key="sk",
-        host=f"http://127.0.0.1:{port}",
-        clock=clock,
-        max_queue_size=100,
-    )
+    client = client_of(make_client, port, clock, max_queue_size=100)
     try:
         with caplog.at_level(logging.WARNING, logger="lanterna"):
             answer("q0")  # taken by the exporter, which is now retrying it
@@ -150,13 +150,7 @@ def test_a_full_queue_drops_the_newest_records_counts_them_and_logs_once(make_cl
 def test_a_retry_limit_can_still_be_set(make_client):
     # max_retry_seconds restores a per-batch deadline for those who prefer dropping.
     clock = VirtualClock()
-    client = make_client(
-        public_key="pk",
-        secret_key="sk",
-        host=f"http://127.0.0.1:{free_port()}",
-        clock=clock,
-        max_retry_seconds=60,
-    )
+    client = client_of(make_client, free_port(), clock, max_retry_seconds=60)
     answer("q")
     assert client.flush(30)
     stats = client.stats()
