@@ -76,6 +76,7 @@ class HttpSender:
     timeouts are the transport's)."""
 
     def __init__(self, transport: Transport) -> None:
+        transport.prepare()
         self.url = transport.base_url + INGESTION_PATH
         self._session = transport.session()
 

@@ -173,6 +173,19 @@ class Transport:
 
     # --- connections -------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Import what requests need and resolve the proxy now, on the calling thread.
+
+        The exporter calls it when a client is made: imports cost tens of milliseconds
+        (too much for ``import lanterna``), and one running on the exporter thread when
+        the app calls ``fork()`` would leave the child a half-initialised module.
+        """
+        import http.client  # noqa: F401  (imports ssl too)
+
+        self._proxy()
+        if self._https:
+            self._tls_context()
+
     def _proxy(self) -> tuple[str | None, dict[str, str]]:
         """The proxy URL for the server (None: direct) and its ``Proxy-Authorization``."""
         if self._route is None:
