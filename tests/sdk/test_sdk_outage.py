@@ -9,13 +9,21 @@ So a five-minute outage takes well under a second and nothing waits for time to 
 from __future__ import annotations
 
 import logging
+import os
+import stat
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sdk_support import Reply, StandIn, free_port
 
 from lanterna import observe
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @observe()
@@ -156,3 +164,44 @@ def test_a_retry_limit_can_still_be_set(make_client):
     stats = client.stats()
     assert stats["failed"] == 2 and stats["sent"] == 0
     assert 50 <= clock.now <= 60
+
+
+def test_a_spool_directory_keeps_what_the_exit_could_not_deliver(make_client, tmp_path):
+    spool = tmp_path / "spool"
+    port = free_port()
+    code = f"""
+        from lanterna import observe, Lanterna
+        Lanterna(public_key="pk", secret_key="sk", host="http://127.0.0.1:{port}",
+                 exit_timeout=0.5, spool_dir={str(spool)!r})
+        @observe()
+        def job(i):
+            return i
+        for i in range(20):
+            job(i)
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "40 undelivered events written to the spool" in result.stderr
+    files = list(spool.iterdir())
+    assert files and all(f.suffix == ".batch" for f in files)
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+
+    server = StandIn(port)  # the server is back; the next client sends the spool first
+    try:
+        client = make_client(public_key="pk", secret_key="sk", host=server.url, spool_dir=spool)
+        answer("after")
+        assert client.flush(10)
+        outputs = [e["body"].get("output") for e in server.events() if e["type"] == "span-create"]
+        assert sorted(o for o in outputs if isinstance(o, int)) == list(range(20))
+        assert "AFTER" in outputs
+        assert client.stats()["sent"] == 42 and client.stats()["failed"] == 0
+        assert list(spool.iterdir()) == []
+    finally:
+        server.close()

@@ -104,8 +104,9 @@ class Lanterna:
     ``max_field_size`` (characters kept of each input/output/metadata value; longer
     values are cut with a marker), ``timeout`` (HTTP, seconds), ``tls_verify`` (False,
     or a CA bundle file), ``max_retry_seconds`` (a per-batch retry limit; none by
-    default), ``exit_timeout`` (the flush at interpreter exit) and ``flush_timeout``
-    (``LANTERNA_<NAME>`` each).
+    default), ``exit_timeout`` (the flush at interpreter exit), ``flush_timeout`` and
+    ``spool_dir`` (where undelivered batches wait for the next client when the process
+    ends during an outage; off by default) (``LANTERNA_<NAME>`` each).
 
     ``mask`` is called with every input, output and metadata value before it leaves the
     process and returns what to send instead. Without keys the client warns once and
@@ -155,6 +156,7 @@ class Lanterna:
         max_retry_seconds: float | None = None,
         exit_timeout: float | None = None,
         flush_timeout: float | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
         exporter: Any = None,
         clock: Clock | None = None,
         **langfuse_options: Any,
@@ -203,6 +205,12 @@ class Lanterna:
             exporter = _Off()
         if exporter is None:
             retry_limit = _pick(max_retry_seconds, "LANTERNA_MAX_RETRY_SECONDS", cast=float)
+            spool = None
+            spool_to = _pick(spool_dir, "LANTERNA_SPOOL_DIR")
+            if spool_to:
+                from .spool import Spool
+
+                spool = Spool(spool_to)
             exporter = BatchExporter(
                 HttpSender(self.transport),
                 options,
@@ -224,6 +232,7 @@ class Lanterna:
                     _pick(flush_timeout, "LANTERNA_FLUSH_TIMEOUT", cast=float, default=10.0)
                 ),
                 clock=clock,
+                spool=spool,
             )
         elif hasattr(exporter, "bind"):
             exporter.bind(options)
@@ -378,7 +387,8 @@ class Lanterna:
         return bool(self.exporter.shutdown(timeout))
 
     def stats(self) -> dict[str, int]:
-        """Exporter counters: sent, failed, dropped, retried, batches, pending, queued."""
+        """Exporter counters: sent, failed, dropped, retried, batches, spooled, pending,
+        queued."""
         return dict(self.exporter.stats())
 
     # --- REST -------------------------------------------------------------------------
@@ -568,7 +578,7 @@ class _Off:
 
     def stats(self) -> dict[str, int]:
         return dict.fromkeys(
-            ("sent", "failed", "dropped", "retried", "batches", "pending", "queued"), 0
+            ("sent", "failed", "dropped", "retried", "batches", "spooled", "pending", "queued"), 0
         )
 
 

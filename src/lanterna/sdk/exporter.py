@@ -13,7 +13,8 @@ ones dropped (the queued ones are kept), counted in ``stats()["dropped"]`` and l
 once per overflow. 408, 425 and 500 are retried twice, then the batch fails; a 413
 halves the batch; per-event errors in the 207 are logged and counted, not retried.
 ``flush(timeout)`` waits for what is queued; at interpreter exit a short flush says
-what it could not deliver. After ``fork()`` the child starts with an empty queue, new
+what it could not deliver (or, with a spool directory, writes it to files that the next
+exporter sends first: see ``spool.py``). After ``fork()`` the child starts with an empty queue, new
 locks and its own thread.
 """
 
@@ -45,6 +46,7 @@ from .transport import (
 )
 
 if TYPE_CHECKING:
+    from .spool import Spool
     from .transport import Transport
 
 logger = _errors.logger
@@ -151,8 +153,10 @@ class BatchExporter:
         flush_timeout: float = 10.0,
         backoff: tuple[float, float] = (0.25, 8.0),
         clock: Clock | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self._sender = sender
+        self._spool = spool
         self._options = options
         self._clock = clock or SYSTEM_CLOCK
         self._flush_at = max(1, flush_at)
@@ -168,7 +172,14 @@ class BatchExporter:
         self.exit_timeout = exit_timeout
         self._flush_timeout = flush_timeout
         self._backoff = backoff
-        self._counts = {"sent": 0, "dropped": 0, "retried": 0, "failed": 0, "batches": 0}
+        self._counts = {
+            "sent": 0,
+            "dropped": 0,
+            "retried": 0,
+            "failed": 0,
+            "batches": 0,
+            "spooled": 0,
+        }
         self._last_error = ""
         self._closed = False
         #: Records dropped in the current overflow (logged when it starts and ends).
@@ -287,13 +298,25 @@ class BatchExporter:
         try:
             timeout = self.exit_timeout if timeout is None else timeout
             failed_before = self._counts["failed"]
+            spooled_before = self._counts["spooled"]
             # Retries must not outlive the deadline; new records are no longer taken.
             ends = time.monotonic() + timeout
             self._abort_at = self._clock.monotonic() + timeout
             ok = self._flush(timeout) if (self._queue or self._busy) else True
             self._closed = True
+            if self._spool is not None and not ok:
+                self._spool_the_rest()
             lost = self._counts["failed"] - failed_before
+            spooled = self._counts["spooled"] - spooled_before
             queued = self.pending()
+            if spooled:
+                logger.warning(
+                    "lanterna: shutdown: %d undelivered events written to the spool %s;"
+                    " the next client using it sends them%s",
+                    spooled,
+                    self._spool.directory if self._spool is not None else "",
+                    f"; last error: {self._last_error}" if self._last_error else "",
+                )
             if lost or queued:
                 logger.warning(
                     "lanterna: shutdown: %d events undelivered%s within %.1f s (dropped)%s",
@@ -308,10 +331,18 @@ class BatchExporter:
             if thread is not None and thread is not threading.current_thread():
                 thread.join(max(0.0, min(1.0, ends - time.monotonic())))
             self._sender.close()
-            return ok and not lost
+            return ok and not lost and not spooled
         except Exception as exc:
             _errors.report("exporter.shutdown", exc)
             return False
+
+    def _spool_the_rest(self) -> None:
+        """Let the thread write what is still queued to the spool (a local disk: quick)."""
+        self._stop.set()
+        self._wakeup.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
 
     def pending(self) -> int:
         """Records queued or being sent."""
@@ -339,6 +370,8 @@ class BatchExporter:
     # --- the exporter thread ----------------------------------------------------------
 
     def _run(self) -> None:
+        if self._spool is not None:
+            self._replay(self._spool)
         while True:
             self._wakeup.wait(self._interval)
             self._wakeup.clear()
@@ -380,6 +413,29 @@ class BatchExporter:
                 self._in_flight = 0
             with self._cv:
                 self._cv.notify_all()
+
+    def _replay(self, spool: Spool) -> None:
+        """Send what an earlier exporter spooled, before anything else."""
+        self._busy = True  # flush() waits for this too
+        try:
+            for path, body in spool.claim():
+                try:
+                    events = orjson.loads(body)["batch"]
+                    self._send([orjson.dumps(e) for e in events], [1] * len(events))
+                finally:
+                    path.unlink(missing_ok=True)  # sent, failed, or spooled again
+        except Exception as exc:
+            _errors.report("exporter.replay", exc)
+
+    def _save(self, body: bytes, n: int) -> None:
+        assert self._spool is not None
+        try:
+            self._spool.save(body, n)
+        except OSError as exc:
+            self._counts["failed"] += n
+            logger.warning("lanterna: could not spool %d events: %s", n, exc)
+        else:
+            self._counts["spooled"] += n
 
     def _overflow_ended(self) -> None:
         dropped, self._overflow = self._overflow, 0
@@ -444,6 +500,9 @@ class BatchExporter:
         body = b"".join(parts)
         del parts
         n = sum(counts)
+        if self._spool is not None and self._stop.is_set():
+            self._save(body, n)  # stopping while the server is away: keep it for later
+            return
         clock = self._clock
         deadline = self._abort_at
         if self._max_retry is not None:
@@ -483,6 +542,10 @@ class BatchExporter:
             if wait is not None:
                 delay = max(delay, wait)
             if clock.monotonic() + delay > deadline or self._stop.is_set():
+                aborted = self._stop.is_set() or clock.monotonic() + delay > self._abort_at
+                if aborted and self._spool is not None:
+                    self._save(body, n)
+                    return
                 self._counts["failed"] += n
                 logger.warning(
                     "lanterna: gave up on %d events after %d attempts (%s)", n, attempt, reason
