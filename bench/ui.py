@@ -199,10 +199,8 @@ def build(db_url: str, traces: int, days: int) -> str:
     try:
 
         def tx(work):  # type: ignore[no-untyped-def]
-            conn.raw.execute("BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN")
-            out = work()
-            conn.raw.execute("COMMIT")
-            return out
+            with conn.transaction():
+                return work()
 
         def setup() -> str:
             org = projects.create_organization(conn, "Bench")

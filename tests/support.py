@@ -51,15 +51,11 @@ def _in_transaction(app_or_url: object, work: Callable[[Conn], T]) -> T:
     """Run ``work(conn)`` in one committed transaction on the app's (migrated) database."""
     url = app_or_url if isinstance(app_or_url, str) else app_or_url.state.runtime.db.url  # type: ignore[attr-defined]
     db = Database(url)
-    migrate(db)
-    conn = db.connect_writer()
     try:
-        conn.raw.execute("BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN")
-        result = work(conn)
-        conn.raw.execute("COMMIT")
-        return result
+        migrate(db)
+        with db.transaction() as conn:
+            return work(conn)
     finally:
-        conn.raw.close()
         db.close()
 
 

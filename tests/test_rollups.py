@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from helpers import T0, event, ingest, iso
-from lanterna.analytics import metrics, rollups
-from lanterna.cost.recompute import recompute
+from lanterna.analytics import metrics
+from lanterna.store import rollups
 from lanterna.store.db import Database
 from lanterna.store.migrations import migrate
+from lanterna.store.recompute import recompute
 
 
 def _raw(conn: Any, project_id: str) -> dict[str, Any]:

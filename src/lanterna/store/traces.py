@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..analytics import rollups
 from ..timeutil import seconds_between
+from . import rollups
 from .db import Conn
 from .dialect import Dialect
 from .filters import Column, Condition, FilterError, compile_conditions, merge_conditions

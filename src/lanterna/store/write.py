@@ -22,10 +22,10 @@ from functools import cache
 from operator import itemgetter
 from typing import Any
 
-from ..analytics import rollups
 from ..ingest.events import DomainEvent
 from ..ingest.merge import merge
 from ..timeutil import now
+from . import rollups
 from .db import Conn
 from .models import pricing as batch_pricing
 from .prompts import PromptLinker

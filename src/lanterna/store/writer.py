@@ -29,8 +29,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Protocol, TypeVar, cast
 
 from .db import Conn, Database
 
@@ -38,6 +38,28 @@ log = logging.getLogger("lanterna.writer")
 
 T = TypeVar("T")
 Work = Callable[[Conn], Any]
+
+
+class Combinable(Protocol):
+    """A unit of work that neighbouring units of the same kind can join.
+
+    Units with equal ``combine_key`` (not None) that are queued next to each other run
+    as the one unit ``type(unit).combine(units)`` returns: one set of statements
+    instead of one per unit (see :meth:`Writer._run_combined`). Plain callables have no
+    ``combine_key`` and always run alone. :class:`~lanterna.store.write.PreparedEvents`
+    is the combinable unit of ingestion.
+    """
+
+    #: Units with equal keys may combine; None never combines.
+    combine_key: Hashable | None
+
+    def __call__(self, conn: Conn) -> Any:
+        """Do the unit's writes on ``conn`` (inside the writer's transaction)."""
+
+    @classmethod
+    def combine(cls, units: Sequence[Any]) -> Work:
+        """One unit that does what ``units`` (all of this type, same key) do, in order."""
+
 
 _STOP = object()
 
@@ -431,20 +453,19 @@ class Writer:
         self, conn: Conn, group: list[tuple[Work, concurrent.futures.Future[Any]]]
     ) -> None:
         results: list[tuple[concurrent.futures.Future[Any], bool, Any]] = []
-        raw = conn.raw
         try:
-            raw.execute("BEGIN IMMEDIATE" if self.db.is_sqlite else "BEGIN")
+            conn.begin()
             live = [(w, f) for w, f in group if f.set_running_or_notify_cancel()]
             for run in _runs(live):
                 if len(run) > 1 and self._run_combined(conn, run, results):
                     continue
                 for work, future in run:
                     self._run_unit(conn, work, future, results)
-            raw.execute("COMMIT")
+            conn.commit()
         except BaseException as exc:  # KeyboardInterrupt too: no future may hang
             log.exception("write transaction failed; %d request(s) get an error", len(group))
             try:
-                raw.execute("ROLLBACK")
+                conn.rollback()
             except Exception:
                 log.debug("rollback after a failed commit failed too", exc_info=True)
             for _work, future in group:
@@ -499,7 +520,8 @@ class Writer:
         raw = conn.raw
         raw.execute("SAVEPOINT combined")
         try:
-            combined = type(run[0][0]).combine([work for work, _future in run])  # type: ignore[attr-defined]
+            kind = cast(type[Combinable], type(run[0][0]))
+            combined = kind.combine([work for work, _future in run])
             value = combined(conn)
         except Exception:
             raw.execute("ROLLBACK TO SAVEPOINT combined")
@@ -518,8 +540,7 @@ def _runs(
     other unit is a run of its own. Only neighbours combine, so the order of writes
     that depend on each other (an ingest, a delete, an ingest) is kept.
 
-    A unit type opts in with a ``combine_key`` attribute and a ``combine(units)``
-    class method returning one unit that does what they do in order.
+    A unit type opts in by being :class:`Combinable`.
     """
     runs: list[list[tuple[Work, concurrent.futures.Future[Any]]]] = []
     last: Any = None

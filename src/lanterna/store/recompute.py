@@ -3,7 +3,13 @@
 Observations are walked in start-time order in batches, each batch one transaction; every
 one is recalculated from its stored record exactly as ingestion would now calculate it.
 A provided cost always wins over a calculated one, so provided costs stay as they are;
-only rows whose derived fields change are written.
+only rows whose derived fields change are written, and the rollups move with them.
+
+It may run while a server writes to the same database: each batch's transaction takes
+the database's write lock exclusively (:meth:`~lanterna.store.db.Conn.begin`), so it
+runs between the server's write transactions, never interleaved with one (an
+interleaved ingest could be counted twice in the rollups). On SQLite that is
+``BEGIN IMMEDIATE``; on PostgreSQL an advisory lock every write transaction shares.
 """
 
 from __future__ import annotations
@@ -15,12 +21,12 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from ..analytics import rollups
-from ..store.db import Conn, Database
-from ..store.models import price_models
-from ..store.tables import COLUMNS, JSON, to_record
+from ..cost.calculate import DERIVED, Pricing, write
 from ..timeutil import now
-from .calculate import DERIVED, Pricing, write
+from . import rollups
+from .db import Conn, Database
+from .models import price_models
+from .tables import COLUMNS, JSON, to_record
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +63,9 @@ def _batch(
     if after is not None:
         where.append("(start_time, project_id, id) > (?, ?, ?)")
         params.extend(after)
-    lock = "" if d.name == "sqlite" else " FOR UPDATE"  # SQLite: BEGIN IMMEDIATE locks
     return conn.all(
         f"SELECT {cols} FROM observations WHERE {' AND '.join(where)}"
-        f" ORDER BY start_time, project_id, id LIMIT ?{lock}",
+        f" ORDER BY start_time, project_id, id LIMIT ?{d.for_update}",
         [*params, size],
     )
 
@@ -92,8 +97,7 @@ def recompute(
     conn = db.connect_writer()
     try:
         while True:
-            conn.raw.execute("BEGIN IMMEDIATE" if db.is_sqlite else "BEGIN")
-            try:
+            with conn.transaction(exclusive=True):
                 rows = _batch(conn, since, until, project_id, after, batch_size)
                 rollups_before = rollups.snapshot(conn, rows)  # costs feed the rollups
                 stamp = conn.dialect.ts(now())
@@ -118,10 +122,6 @@ def recompute(
                         result.changed += 1
                 result.scanned += len(rows)
                 rollups.settle(conn, rollups_before)
-                conn.raw.execute("COMMIT")
-            except BaseException:
-                conn.raw.execute("ROLLBACK")
-                raise
             if progress is not None:
                 progress(result)
             if len(rows) < batch_size:

@@ -5,7 +5,7 @@ text, the same label on both backends) and the trace's environment:
 
 - ``rollup_traces`` per latency bucket: traces, traces with an ERROR observation, summed
   latency. Bucket ``NO_LATENCY`` holds traces without observations; the other buckets
-  are those of :data:`lanterna.analytics.metrics.K` (log-spaced).
+  are those of :data:`K` (log-spaced).
 - ``rollup_models`` per observation model (``''`` for none): observations, cost and
   input/output/total tokens.
 
@@ -34,9 +34,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from ..store.db import Conn
-from ..store.dialect import Dialect
 from ..timeutil import format_ts
+from .db import Conn
+from .dialect import Dialect
 
 T = TypeVar("T")
 
