@@ -17,7 +17,7 @@ exception; tracing never raises. The server lives in ``lanterna.server``
 
 from __future__ import annotations
 
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 # The version comes first: the SDK modules read it while this module is still loading.
 from .sdk.client import Lanterna, get_client, set_client

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from .. import __version__
+from .._version import __version__
 from ..cost.builtin import warm_up as warm_up_prices
 from .api import (
     ingestion,

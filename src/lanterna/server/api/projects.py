@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from ... import __version__
+from ..._version import __version__
 from ...store import projects
 from ..auth import ProjectKey
 from ..errors import not_found
