@@ -9,6 +9,7 @@ lint:
 
 check: lint
 	.venv/bin/mypy
+	.venv/bin/lint-imports --no-logo
 
 bench:
 	.venv/bin/python bench/ingest.py

@@ -21,3 +21,25 @@ def test_import_contracts_are_kept() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout
+
+
+def test_the_sql_store_has_every_operation_of_the_store_interface() -> None:
+    """mypy checks the signatures (``SqlStore.__init__``); this checks that the server's
+    store object offers every operation the interface names."""
+    import inspect
+
+    from lanterna.store import interface
+
+    store = interface.sql_store()
+    resources = [
+        name for name, _ in inspect.getmembers(interface.Store) if not name.startswith("_")
+    ]
+    assert len(resources) >= 9
+    for resource in resources:
+        protocol = inspect.get_annotations(interface.Store.__dict__[resource].fget, eval_str=True)[
+            "return"
+        ]
+        operations = [n for n in protocol.__dict__ if not n.startswith("_")]
+        assert operations, resource
+        for operation in operations:
+            assert callable(getattr(getattr(store, resource), operation)), (resource, operation)

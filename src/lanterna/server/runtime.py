@@ -1,4 +1,5 @@
-"""What a running server holds: settings, the database, the writer. Built in the lifespan."""
+"""What a running server holds: settings, the database, the writer, the store interface.
+Built in the lifespan."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from ..store.db import Conn, Database
+from ..store.interface import Store, sql_store
 from ..store.migrations import migrate
 from ..store.writer import Writer
 from .settings import Settings
@@ -24,6 +26,9 @@ class Runtime:
         self.settings = settings
         self.db = Database(settings.db_url, read_pool_size=settings.read_pool_size)
         self.writer = Writer(self.db)
+        #: Every stored-data operation routes call (``store/interface.py``); run them
+        #: through :meth:`read` and :meth:`write`.
+        self.store: Store = sql_store()
 
     def start(self) -> None:
         """Migrate the schema and start the writer."""

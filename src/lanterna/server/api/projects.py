@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from ..._version import __version__
-from ...store import projects
 from ..auth import ProjectKey
 from ..errors import not_found
 from ..responses import JSON
@@ -31,7 +30,8 @@ async def health(request: Request, failIfDatabaseUnavailable: bool = False) -> J
 @router.get("/api/public/projects")
 def list_projects(request: Request, principal: ProjectKey) -> JSON:
     """The key's own project (what ``auth_check()`` looks for)."""
-    row = runtime(request).read_sync(lambda c: projects.get_project(c, principal.project_id))
+    rt = runtime(request)
+    row = rt.read_sync(lambda c: rt.store.projects.get_project(c, principal.project_id))
     if row is None:
         raise not_found("Project")
     item = {

@@ -1,0 +1,313 @@
+"""The store interface: every read and write the server makes of stored data, as Protocols.
+
+The server reaches stored data through a :class:`Store` (``Runtime.store``): one
+attribute per resource, each a Protocol listing the operations that routes call today.
+Every operation takes the connection it runs on first: a read connection from
+``Runtime.read`` or the writer's inside ``Runtime.write``, so the transaction stays
+the caller's. :class:`SqlStore` is the SQLite/PostgreSQL implementation: its resources
+are this package's query modules (a module satisfies a Protocol when its functions
+match; mypy checks that in :meth:`SqlStore.__init__`). Another backend (ClickHouse)
+implements the same Protocols with its own connection type and ``Dialect`` and the
+routes stay as they are.
+
+Not here yet: ``store.costs`` (daily metrics, user views), which the read layer takes
+over, and ``analytics`` (metric definitions), which composes its own SQL over the
+rollups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..cost.calculate import Pricing
+from ..ingest.events import DomainEvent
+from . import models, projects, prompts, score_configs, scores, sessions, traces, write
+from . import observations as observations_module
+from .db import Conn
+from .observations import ObservationQuery
+from .projects import NewKey
+from .prompts import NewPrompt
+from .scores import ScoreQuery
+from .traces import TraceQuery
+from .write import PreparedEvents
+
+Row = dict[str, Any]
+#: A page of rows and the total number of matches.
+Page = tuple[list[Row], int]
+#: A page of rows and whether more follow (cursor pagination).
+CursorPage = tuple[list[Row], bool]
+
+
+class Traces(Protocol):
+    """Traces: detail, list, per-trace aggregates, deletion."""
+
+    def get_trace(self, conn: Conn, project_id: str, trace_id: str) -> Row | None: ...
+
+    def list_traces(
+        self,
+        conn: Conn,
+        project_id: str,
+        query: TraceQuery,
+        *,
+        limit: int,
+        offset: int,
+        with_io: bool = True,
+    ) -> Page: ...
+
+    def observations_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]: ...
+
+    def scores_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]: ...
+
+    def trace_metrics(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> dict[str, tuple[float, float]]: ...
+
+    def observation_ids(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> dict[str, list[str]]: ...
+
+    def score_ids(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> dict[str, list[str]]: ...
+
+    def delete_traces(self, conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int: ...
+
+
+class Observations(Protocol):
+    """Observations: detail, offset and cursor lists."""
+
+    def get_observation(self, conn: Conn, project_id: str, observation_id: str) -> Row | None: ...
+
+    def list_observations(
+        self, conn: Conn, project_id: str, query: ObservationQuery, *, limit: int, offset: int
+    ) -> Page: ...
+
+    def observations_after(
+        self,
+        conn: Conn,
+        project_id: str,
+        query: ObservationQuery,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+        with_trace: bool,
+        with_io: bool,
+        with_metadata: bool,
+    ) -> CursorPage: ...
+
+
+class Scores(Protocol):
+    """Scores: detail, offset and cursor lists, deletion."""
+
+    def get_score(
+        self, conn: Conn, project_id: str, score_id: str, *, traces_only: bool = False
+    ) -> Row | None: ...
+
+    def list_scores(
+        self, conn: Conn, project_id: str, q: ScoreQuery, *, limit: int, offset: int
+    ) -> Page: ...
+
+    def scores_after(
+        self,
+        conn: Conn,
+        project_id: str,
+        q: ScoreQuery,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+    ) -> CursorPage: ...
+
+    def delete_score(self, conn: Conn, project_id: str, score_id: str) -> bool: ...
+
+
+class Sessions(Protocol):
+    """Sessions: views over the traces that share a session id."""
+
+    def get_session(self, conn: Conn, project_id: str, session_id: str) -> Row | None: ...
+
+    def list_sessions(
+        self,
+        conn: Conn,
+        project_id: str,
+        *,
+        from_timestamp: datetime | None = None,
+        to_timestamp: datetime | None = None,
+        environments: Sequence[str] = (),
+        limit: int,
+        offset: int,
+    ) -> Page: ...
+
+    def traces_of_session(self, conn: Conn, project_id: str, session_id: str) -> list[Row]: ...
+
+
+class ScoreConfigs(Protocol):
+    """Score configs: create, read, page, update (archive)."""
+
+    def create(
+        self, conn: Conn, project_id: str, fields: dict[str, Any], config_id: str | None = None
+    ) -> Row: ...
+
+    def get(self, conn: Conn, project_id: str, config_id: str) -> Row | None: ...
+
+    def get_many(
+        self, conn: Conn, project_id: str, config_ids: Iterable[str]
+    ) -> dict[str, Row]: ...
+
+    def page(self, conn: Conn, project_id: str, limit: int, offset: int) -> Page: ...
+
+    def update(
+        self, conn: Conn, project_id: str, config_id: str, fields: dict[str, Any]
+    ) -> Row: ...
+
+
+class Prompts(Protocol):
+    """Prompt versions, labels, and the metrics of each version."""
+
+    def create(
+        self, conn: Conn, project_id: str, new: NewPrompt, created_by: str = "API"
+    ) -> Row: ...
+
+    def get(
+        self,
+        conn: Conn,
+        project_id: str,
+        name: str,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+    ) -> Row | None: ...
+
+    def list_names(
+        self,
+        conn: Conn,
+        project_id: str,
+        *,
+        name: str | None = None,
+        label: str | None = None,
+        tag: str | None = None,
+        from_updated: datetime | None = None,
+        to_updated: datetime | None = None,
+        page: int = 1,
+        limit: int = 10,
+    ) -> Page: ...
+
+    def add_labels(
+        self, conn: Conn, project_id: str, name: str, version: int, labels: list[str]
+    ) -> Row | None: ...
+
+    def delete(
+        self,
+        conn: Conn,
+        project_id: str,
+        name: str,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+    ) -> int: ...
+
+    def version_metrics(
+        self,
+        conn: Conn,
+        project_id: str,
+        name: str,
+        *,
+        from_ts: datetime | None = None,
+        to_ts: datetime | None = None,
+    ) -> list[Row]: ...
+
+
+class Models(Protocol):
+    """Custom model prices and the pricing a batch is costed with."""
+
+    def create(self, conn: Conn, project_id: str, fields: dict[str, Any]) -> Row: ...
+
+    def get(self, conn: Conn, project_id: str, model_id: str) -> Row | None: ...
+
+    def list_custom(self, conn: Conn, project_id: str) -> list[Row]: ...
+
+    def delete(self, conn: Conn, project_id: str, model_id: str) -> bool: ...
+
+    def forget(self, project_id: str) -> None:
+        """Drop the project's cached prices (after a change is committed)."""
+
+    def pricing(self, conn: Conn, project_id: str) -> Pricing: ...
+
+
+class Projects(Protocol):
+    """Organisations, projects and API keys."""
+
+    def find_key(self, conn: Conn, public_key: str) -> Row | None: ...
+
+    def secret_matches(self, row: Row, secret: str) -> bool: ...
+
+    def get_project(self, conn: Conn, project_id: str) -> Row | None: ...
+
+    def create_organization(self, conn: Conn, name: str) -> str: ...
+
+    def create_project(self, conn: Conn, org_id: str, name: str) -> str: ...
+
+    def update_project(
+        self, conn: Conn, project_id: str, name: str, retention_days: int | None
+    ) -> bool: ...
+
+    def create_key(self, conn: Conn, project_id: str, note: str | None = None) -> NewKey: ...
+
+    def list_keys(self, conn: Conn, project_id: str | None = None) -> list[Row]: ...
+
+    def revoke_key(self, conn: Conn, key: str) -> bool: ...
+
+
+class Ingest(Protocol):
+    """The ingestion write path: prepare on a read connection, apply in the writer."""
+
+    def prepare_events(
+        self, conn: Conn, project_id: str, events: Iterable[DomainEvent], *, rows: bool = True
+    ) -> PreparedEvents: ...
+
+    def apply_events(self, conn: Conn, project_id: str, events: Iterable[DomainEvent]) -> int: ...
+
+
+class Store(Protocol):
+    """Everything the server reads and writes, one attribute per resource."""
+
+    @property
+    def traces(self) -> Traces: ...
+    @property
+    def observations(self) -> Observations: ...
+    @property
+    def scores(self) -> Scores: ...
+    @property
+    def sessions(self) -> Sessions: ...
+    @property
+    def score_configs(self) -> ScoreConfigs: ...
+    @property
+    def prompts(self) -> Prompts: ...
+    @property
+    def models(self) -> Models: ...
+    @property
+    def projects(self) -> Projects: ...
+    @property
+    def ingest(self) -> Ingest: ...
+
+
+class SqlStore:
+    """The SQLite/PostgreSQL store: this package's query modules, checked by mypy
+    against the Protocols above (each attribute's annotation is the check)."""
+
+    def __init__(self) -> None:
+        self.traces: Traces = traces
+        self.observations: Observations = observations_module
+        self.scores: Scores = scores
+        self.sessions: Sessions = sessions
+        self.score_configs: ScoreConfigs = score_configs
+        self.prompts: Prompts = prompts
+        self.models: Models = models
+        self.projects: Projects = projects
+        self.ingest: Ingest = write
+
+
+def sql_store() -> Store:
+    """The SQLite/PostgreSQL :class:`Store` (mypy checks that it is one)."""
+    return SqlStore()
