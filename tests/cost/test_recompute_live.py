@@ -153,3 +153,41 @@ def test_cli_recompute_beside_a_running_server(
     assert ingester.failures == []
     assert "20 changed" in capsys.readouterr().out
     _assert_consistent(db_url, live_server.project.id, 20 + ingester.sent)
+
+
+def test_an_exclusive_transaction_holds_off_the_servers_writes_until_it_commits(
+    live_server: LiveServer,
+) -> None:
+    """PostgreSQL has no database-wide write lock of its own: the server's write
+    transactions share an advisory lock that recompute's take exclusively. (SQLite's
+    write lock is its own ``BEGIN IMMEDIATE``.)"""
+    if not live_server.db_url.startswith("postgres"):
+        pytest.skip("SQLite: BEGIN IMMEDIATE is SQLite's own write lock")
+    db = Database(live_server.db_url)
+    done: list[httpx.Response] = []
+    try:
+        with _client(live_server) as client:
+            with db.transaction(exclusive=True) as conn:
+                sender = threading.Thread(
+                    target=lambda: done.append(
+                        client.post("/api/public/ingestion", json={"batch": _trace("held", 0)})
+                    )
+                )
+                sender.start()
+                # Until the server's writer is seen waiting for the lock (a state).
+                waiting = 0
+                for _ in range(100_000):
+                    with db.read() as probe:
+                        waiting = probe.scalar(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                            " AND NOT granted AND objid = 7240312 AND database ="
+                            " (SELECT oid FROM pg_database WHERE datname = current_database())"
+                        )
+                    if waiting or done:
+                        break
+                assert waiting == 1 and not done
+                assert conn.scalar("SELECT count(*) FROM traces WHERE id = 'held'") == 0
+            sender.join(30)
+    finally:
+        db.close()
+    assert done[0].status_code == 207 and not done[0].json()["errors"], done[0].text
