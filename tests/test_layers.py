@@ -31,14 +31,9 @@ def test_the_sql_store_has_every_operation_of_the_store_interface() -> None:
     from lanterna.store import interface
 
     store = interface.sql_store()
-    resources = [
-        name for name, _ in inspect.getmembers(interface.Store) if not name.startswith("_")
-    ]
+    resources = inspect.get_annotations(interface.Store, eval_str=True)
     assert len(resources) >= 9
-    for resource in resources:
-        protocol = inspect.get_annotations(interface.Store.__dict__[resource].fget, eval_str=True)[
-            "return"
-        ]
+    for resource, protocol in resources.items():
         operations = [n for n in protocol.__dict__ if not n.startswith("_")]
         assert operations, resource
         for operation in operations:

@@ -272,24 +272,15 @@ class Ingest(Protocol):
 class Store(Protocol):
     """Everything the server reads and writes, one attribute per resource."""
 
-    @property
-    def traces(self) -> Traces: ...
-    @property
-    def observations(self) -> Observations: ...
-    @property
-    def scores(self) -> Scores: ...
-    @property
-    def sessions(self) -> Sessions: ...
-    @property
-    def score_configs(self) -> ScoreConfigs: ...
-    @property
-    def prompts(self) -> Prompts: ...
-    @property
-    def models(self) -> Models: ...
-    @property
-    def projects(self) -> Projects: ...
-    @property
-    def ingest(self) -> Ingest: ...
+    traces: Traces
+    observations: Observations
+    scores: Scores
+    sessions: Sessions
+    score_configs: ScoreConfigs
+    prompts: Prompts
+    models: Models
+    projects: Projects
+    ingest: Ingest
 
 
 class SqlStore:
