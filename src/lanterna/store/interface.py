@@ -32,6 +32,7 @@ from .prompts import NewPrompt
 from .scores import ScoreQuery
 from .traces import TraceQuery
 from .write import PreparedEvents
+from .writer import Combinable
 
 Row = dict[str, Any]
 #: A page of rows and the total number of matches.
@@ -297,6 +298,10 @@ class SqlStore:
         self.models: Models = models
         self.projects: Projects = projects
         self.ingest: Ingest = write
+
+
+#: The writer combines neighbouring ingestion units (mypy checks the unit's shape).
+COMBINABLE_INGEST: type[Combinable] = PreparedEvents
 
 
 def sql_store() -> Store:

@@ -29,7 +29,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol, TypeVar, cast
 
 from .db import Conn, Database
@@ -50,14 +50,15 @@ class Combinable(Protocol):
     is the combinable unit of ingestion.
     """
 
-    #: Units with equal keys may combine; None never combines.
-    combine_key: Hashable | None
+    @property
+    def combine_key(self) -> Hashable | None:
+        """Units with equal keys may combine; None never combines."""
 
     def __call__(self, conn: Conn) -> Any:
         """Do the unit's writes on ``conn`` (inside the writer's transaction)."""
 
     @classmethod
-    def combine(cls, units: Sequence[Any]) -> Work:
+    def combine(cls, units: list[Any]) -> Work:
         """One unit that does what ``units`` (all of this type, same key) do, in order."""
 
 
