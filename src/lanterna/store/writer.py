@@ -82,7 +82,8 @@ class Checkpointer:
         self.db = db
         self.interval = interval
         self._wake = threading.Event()
-        self._stop = False
+        # Set once by stop(): ends the gathering wait at once instead of after it.
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.runs = 0
 
@@ -102,18 +103,18 @@ class Checkpointer:
         """Run a last checkpoint and stop."""
         if self._thread is None:
             return
-        self._stop = True
+        self._stopping.set()
         self._wake.set()
         self._thread.join(timeout)
 
     def _run(self, conn: Conn) -> None:
         try:
-            while not self._stop:
+            while not self._stopping.is_set():
                 self._wake.wait()
-                if self._stop:
+                # Gather the commits of one interval into one checkpoint; a stop ends
+                # the wait early (the last checkpoint below copies what is left).
+                if self._stopping.wait(self.interval):
                     break
-                # Gather the commits of one interval into one checkpoint.
-                time.sleep(self.interval)
                 self._wake.clear()
                 self._checkpoint(conn)
             self._checkpoint(conn)
