@@ -40,7 +40,10 @@ def _backends(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
-        metafunc.parametrize("backend", _backends(metafunc.config))
+        backends = _backends(metafunc.config)
+        if metafunc.definition.get_closest_marker("postgres_only"):
+            backends = [b for b in backends if b == "postgres"]
+        metafunc.parametrize("backend", backends)
 
 
 def _pg_admin_url() -> str:

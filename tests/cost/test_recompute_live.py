@@ -155,14 +155,13 @@ def test_cli_recompute_beside_a_running_server(
     _assert_consistent(db_url, live_server.project.id, 20 + ingester.sent)
 
 
+@pytest.mark.postgres_only
 def test_an_exclusive_transaction_holds_off_the_servers_writes_until_it_commits(
     live_server: LiveServer,
 ) -> None:
     """PostgreSQL has no database-wide write lock of its own: the server's write
     transactions share an advisory lock that recompute's take exclusively. (SQLite's
     write lock is its own ``BEGIN IMMEDIATE``.)"""
-    if not live_server.db_url.startswith("postgres"):
-        pytest.skip("SQLite: BEGIN IMMEDIATE is SQLite's own write lock")
     db = Database(live_server.db_url)
     done: list[httpx.Response] = []
     try:
