@@ -28,6 +28,7 @@ from typing import Any
 
 import re2
 
+from ..errors import InvalidRequestData
 from ..timeutil import parse_ts
 from .usage import PARENT, TOTAL, canonical_key
 
@@ -37,8 +38,9 @@ ATTRIBUTE_SOURCES = ("model_parameters", "metadata")
 MAX_PATTERN = 1000
 
 
-class ModelError(ValueError):
-    """A model definition that cannot be accepted (the API answers 400 with the text)."""
+class ModelError(InvalidRequestData, ValueError):
+    """A model definition that cannot be accepted (400, ``Invalid request data`` and the
+    text)."""
 
 
 def _options(case_sensitive: bool) -> Any:

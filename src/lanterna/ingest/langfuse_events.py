@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import _json
+from ..errors import InvalidInput
 from ..timeutil import parse_ts
 from .environment import normalize_environment
 from .events import LEVELS, SCORE_DATA_TYPES, SCORE_SOURCES, DomainEvent
@@ -33,7 +34,7 @@ MAX_DEPTH = 200
 _ENCODER_DEPTH = 254
 
 
-class Invalid(ValueError):
+class Invalid(InvalidInput, ValueError):
     """A per-event validation failure; the message says which field and why."""
 
 

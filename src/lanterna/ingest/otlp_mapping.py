@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from .. import _json
+from ..errors import InvalidInput
 from .environment import normalize_environment
 from .events import OBSERVATION_TYPES, DomainEvent
 from .langfuse_events import Invalid, without_nul
@@ -42,7 +43,7 @@ MAX_NAME_BYTES = 1000
 MAX_ID_BYTES = 800
 
 
-class OtlpError(ValueError):
+class OtlpError(InvalidInput, ValueError):
     """The export as a whole cannot be used; the message says why (answered with 400)."""
 
 

@@ -12,6 +12,7 @@ import math
 import re
 from typing import Any
 
+from ..errors import INVALID_REQUEST_DATA
 from .langfuse_events import TYPE_FROM_CONFIG, EventError, Invalid, ParsedBatch, typed_value
 
 CONFIG_DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT")
@@ -23,34 +24,43 @@ _NAME = re.compile(r"[A-Za-z0-9_ .()\-]+")
 UPDATABLE = ("name", "categories", "minValue", "maxValue", "description", "isArchived")
 
 
+class InvalidConfig(Invalid):
+    """A config body (create or PATCH) that cannot be accepted: a 400 whose message is
+    ``Invalid request data: <why>``."""
+
+    def body(self) -> dict[str, Any]:
+        """The 400 body, the reason after Langfuse's validation message."""
+        return {**super().body(), "message": f"{INVALID_REQUEST_DATA}: {self.message}"}
+
+
 def _number(body: dict[str, Any], key: str) -> float | None:
     value = body.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise Invalid(f"{key}: must be a finite number")
+        raise InvalidConfig(f"{key}: must be a finite number")
     return float(value)
 
 
 def _categories(raw: Any) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
-        raise Invalid("categories: a CATEGORICAL config needs a non-empty list")
+        raise InvalidConfig("categories: a CATEGORICAL config needs a non-empty list")
     out: list[dict[str, Any]] = []
     labels: set[str] = set()
     values: set[float] = set()
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
-            raise Invalid(f"categories[{index}]: must be an object with value and label")
+            raise InvalidConfig(f"categories[{index}]: must be an object with value and label")
         label = item.get("label")
         if not isinstance(label, str) or not label:
-            raise Invalid(f"categories[{index}].label: required, a non-empty string")
+            raise InvalidConfig(f"categories[{index}].label: required, a non-empty string")
         number = _number(item, "value") if "value" in item else None
         if number is None:
-            raise Invalid(f"categories[{index}].value: required, a number")
+            raise InvalidConfig(f"categories[{index}].value: required, a number")
         if label in labels:
-            raise Invalid(f"categories: duplicate label {label!r}, labels must be unique")
+            raise InvalidConfig(f"categories: duplicate label {label!r}, labels must be unique")
         if number in values:
-            raise Invalid(f"categories: duplicate value {number:g}, values must be unique")
+            raise InvalidConfig(f"categories: duplicate value {number:g}, values must be unique")
         labels.add(label)
         values.add(number)
         out.append({"value": number, "label": label})
@@ -61,41 +71,41 @@ def check_config(body: Any) -> dict[str, Any]:
     """A create body (or a stored config with a PATCH applied) as validated fields.
 
     Returns ``name, data_type, is_archived, min_value, max_value, categories,
-    description``; raises :class:`Invalid` naming the field at fault.
+    description``; raises :class:`InvalidConfig` naming the field at fault.
     """
     if not isinstance(body, dict):
-        raise Invalid("body must be a JSON object")
+        raise InvalidConfig("body must be a JSON object")
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise Invalid("name: required, a non-empty string")
+        raise InvalidConfig("name: required, a non-empty string")
     if len(name) > MAX_NAME:
-        raise Invalid(f"name: at most {MAX_NAME} characters")
+        raise InvalidConfig(f"name: at most {MAX_NAME} characters")
     if not _NAME.fullmatch(name):
-        raise Invalid(
+        raise InvalidConfig(
             "name: only letters, numbers, underscores, spaces, periods, parentheses"
             " and hyphens are allowed"
         )
     data_type = body.get("dataType")
     if data_type not in CONFIG_DATA_TYPES:
-        raise Invalid(f"dataType: required, one of {', '.join(CONFIG_DATA_TYPES)}")
+        raise InvalidConfig(f"dataType: required, one of {', '.join(CONFIG_DATA_TYPES)}")
     archived = body.get("isArchived", False)
     if not isinstance(archived, bool):
-        raise Invalid("isArchived: must be true or false")
+        raise InvalidConfig("isArchived: must be true or false")
     description = body.get("description")
     if description is not None and not isinstance(description, str):
-        raise Invalid("description: must be a string")
+        raise InvalidConfig("description: must be a string")
     min_value, max_value = _number(body, "minValue"), _number(body, "maxValue")
     if data_type != "NUMERIC" and (min_value is not None or max_value is not None):
-        raise Invalid("minValue/maxValue: only NUMERIC configs have a range")
+        raise InvalidConfig("minValue/maxValue: only NUMERIC configs have a range")
     if min_value is not None and max_value is not None and min_value > max_value:
-        raise Invalid("maxValue: must be greater than or equal to minValue")
+        raise InvalidConfig("maxValue: must be greater than or equal to minValue")
     categories: list[dict[str, Any]] | None = None
     if data_type == "CATEGORICAL":
         categories = _categories(body.get("categories"))
     elif body.get("categories") is not None:
         if data_type == "BOOLEAN":
-            raise Invalid("categories: generated for BOOLEAN configs and cannot be passed")
-        raise Invalid("categories: only CATEGORICAL configs have categories")
+            raise InvalidConfig("categories: generated for BOOLEAN configs and cannot be passed")
+        raise InvalidConfig("categories: only CATEGORICAL configs have categories")
     if data_type == "BOOLEAN":
         categories = [dict(c) for c in BOOLEAN_CATEGORIES]
     return {
@@ -112,9 +122,9 @@ def check_config(body: Any) -> dict[str, Any]:
 def check_update(stored: dict[str, Any], patch: Any) -> dict[str, Any]:
     """A stored config (store row) with a PATCH body applied, validated as on create."""
     if not isinstance(patch, dict):
-        raise Invalid("body must be a JSON object")
+        raise InvalidConfig("body must be a JSON object")
     if "dataType" in patch and patch["dataType"] != stored["data_type"]:
-        raise Invalid("dataType: cannot be changed; create a new config")
+        raise InvalidConfig("dataType: cannot be changed; create a new config")
     merged: dict[str, Any] = {
         "name": stored["name"],
         "dataType": stored["data_type"],

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InvalidInput
+
 REFERENCE = re.compile(r"@@@langfusePrompt:(.*?)@@@")
 MAX_DEPTH = 5
 
 
-class PromptReferenceError(ValueError):
-    """A reference that cannot be resolved (missing prompt, bad syntax, cycle, depth)."""
+class PromptReferenceError(InvalidInput, ValueError):
+    """A reference that cannot be resolved (missing prompt, bad syntax, cycle, depth): 400."""
 
 
 @dataclass(frozen=True, slots=True)

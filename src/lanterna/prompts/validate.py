@@ -6,14 +6,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import InvalidInput
+
 LABEL = re.compile(r"[a-z0-9_\-.]+")
 RESERVED_NAMES = frozenset({"new", "metrics", "prompt-detail"})
 LATEST = "latest"
 PRODUCTION = "production"
 
 
-class PromptError(ValueError):
-    """A request that cannot be accepted; the message says why."""
+class PromptError(InvalidInput, ValueError):
+    """A request that cannot be accepted (400); the message says why."""
 
 
 @dataclass

@@ -23,10 +23,12 @@ from .api import (
     traces,
     users,
 )
-from .errors import HANDLERS
+from .errors import RESPONSES as ERROR_RESPONSES
+from .errors import install as install_error_handlers
 from .guards import PublicApiCors, RequestGuard, trust_proxies
 from .runtime import Runtime
 from .settings import Settings
+from .ui import error_page
 from .ui import mount as mount_ui
 
 
@@ -53,8 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = rt
-    for exc_type, handler in HANDLERS.items():
-        app.add_exception_handler(exc_type, handler)
+    install_error_handlers(app, html_page=error_page)  # JSON on the API, HTML on the UI
     # Browser SDKs post scores cross-origin: CORS on /api/public only, no credentials.
     app.add_middleware(PublicApiCors)
     # Refuses NUL bytes in paths and query strings before CORS or any route runs; HSTS
@@ -63,9 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # X-Forwarded-For/-Proto only from the proxies in forwarded_allow_ips (off by default).
     trust_proxies(app, settings.forwarded_allow_ips)
     for module in (projects, ingestion, traces, observations, sessions, scores, prompts, otel):
-        app.include_router(module.router)
-    app.include_router(score_configs.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(score_configs.router, responses=ERROR_RESPONSES)
     for module in (models, metrics, users):  # cost tracking
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     mount_ui(app)  # the dashboard under /
     return app

@@ -1,54 +1,56 @@
-"""API errors and their JSON bodies (``{"message": ..., "error": ...}``)."""
+"""API errors and their JSON bodies (``{"message": ..., "error": ...}``).
+
+Every :class:`~lanterna.errors.DomainError` (from any package, or :class:`ApiError`
+raised in a route) is answered by one handler, installed by :func:`install`: its status
+and JSON body on the API, the dashboard's HTML error page elsewhere.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
-from ..store.writer import WriterClosedError
+from ..errors import ERROR_NAMES, INVALID_REQUEST_DATA, DomainError, NotFound
 from .responses import JSON
 
-_NAMES = {
-    400: "InvalidRequestError",
-    401: "UnauthorizedError",
-    403: "AccessDeniedError",
-    404: "LangfuseNotFoundError",
-    405: "MethodNotAllowedError",
-    409: "ConflictError",
-    413: "PayloadTooLargeError",
-    415: "UnsupportedMediaTypeError",
-    503: "ServiceUnavailableError",
-}
+#: Paths answered with JSON errors; every other path is the dashboard's (HTML errors).
+API_PREFIXES = ("/api/", "/v1/")
+
+#: Renders a domain error as an HTML page (the dashboard's ``error.html``).
+HtmlPage = Callable[[Request, DomainError], Awaitable[Response]]
 
 
-class ApiError(Exception):
+class ErrorBody(BaseModel):
+    """Every JSON error of the API (its schema in the OpenAPI document)."""
+
+    message: str
+    #: A stable name (``LangfuseNotFoundError``), or the details of what was invalid.
+    error: Any
+
+
+class ApiError(DomainError):
     """Raise anywhere in a route to answer ``status`` with a JSON error body."""
 
     def __init__(self, status: int, message: str, error: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error = error if error is not None else _NAMES.get(status, "Error")
+        super().__init__(message, status=status, error=error)
 
 
-def not_found(what: str) -> ApiError:
+def not_found(what: str) -> NotFound:
     """A 404 for a missing resource."""
-    return ApiError(404, f"{what} not found")
+    return NotFound(f"{what} not found")
 
 
 def error_response(status: int, message: str, error: Any = None) -> JSON:
     """The JSON response for an error."""
-    name = error if error is not None else _NAMES.get(status, "Error")
+    name = error if error is not None else ERROR_NAMES.get(status, "Error")
     body = {"message": message, "error": name}
     return JSON(body, status_code=status)
-
-
-async def _api_error(_request: Request, exc: Exception) -> JSON:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message, exc.error)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSON:
@@ -57,7 +59,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSON:
         {"path": [str(p) for p in e.get("loc", ())], "message": e.get("msg", "")}
         for e in exc.errors()
     ]
-    return error_response(400, "Invalid request data", issues)
+    return error_response(400, INVALID_REQUEST_DATA, issues)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSON:
@@ -65,15 +67,26 @@ async def _http_error(_request: Request, exc: Exception) -> JSON:
     return error_response(exc.status_code, str(exc.detail))
 
 
-async def _writer_closed(_request: Request, exc: Exception) -> JSON:
-    # The writer is stopping (shutdown) or stopped after a failed fsync: nothing of the
-    # request was written; the client may retry against a healthy server.
-    return error_response(503, str(exc))
+def install(app: FastAPI, html_page: HtmlPage | None = None) -> None:
+    """Register the error handlers on ``app``; ``html_page`` renders domain errors on
+    the dashboard's paths (without it they answer JSON there too)."""
+
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        # E.g. a WriterClosedError (503: stopping, or stopped after a failed fsync):
+        # nothing of the request was written; the client may retry.
+        assert isinstance(exc, DomainError)
+        if html_page is not None and not request.url.path.startswith(API_PREFIXES):
+            return await html_page(request, exc)
+        return JSON(exc.body(), status_code=exc.status)
+
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
 
-HANDLERS = {
-    ApiError: _api_error,
-    WriterClosedError: _writer_closed,
-    RequestValidationError: _validation_error,
-    StarletteHTTPException: _http_error,
+#: The error responses every API route documents (``include_router(responses=...)``):
+#: any client error is an :class:`ErrorBody`; FastAPI's default 422 is not listed (a
+#: validation error answers 400 here).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "Client error: the message says why"},
 }

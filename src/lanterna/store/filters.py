@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from .. import _json
+from ..errors import InvalidRequestData
 from ..timeutil import parse_ts
 from .dialect import Dialect
 
@@ -50,8 +51,9 @@ _TYPES_FOR_KIND: dict[str, tuple[str, ...]] = {
 _SQL_COMPARE = {"=": "=", ">": ">", "<": "<", ">=": ">=", "<=": "<=", "<>": "<>"}
 
 
-class FilterError(ValueError):
-    """A query parameter or filter condition the server cannot use (a 400)."""
+class FilterError(InvalidRequestData, ValueError):
+    """A query parameter or filter condition the server cannot use (a 400 in Langfuse's
+    ``Invalid request data`` shape)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol, TypeVar, cast
 
+from ..errors import Unavailable
 from .db import Conn, Database
 
 log = logging.getLogger("lanterna.writer")
@@ -270,8 +271,9 @@ class Expected:
         self.done()
 
 
-class WriterClosedError(RuntimeError):
-    """The writer was stopped; nothing more can be written."""
+class WriterClosedError(Unavailable, RuntimeError):
+    """The writer was stopped; nothing more can be written (503: nothing of the request
+    was written, the client may retry against a healthy server)."""
 
 
 class Writer:

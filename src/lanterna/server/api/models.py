@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ...cost import builtin
-from ...cost.prices import ModelError, PriceModel, Tier, check_create
+from ...cost.prices import PriceModel, Tier, check_create
 from ...store import models as store
 from ...store.db import Conn
 from ...timeutil import now
@@ -159,10 +159,7 @@ def _match(conn: Conn, project_id: str, name: str, paging: Any) -> dict[str, Any
 @router.post("/api/public/models")
 async def create_model(request: Request, principal: ProjectKey) -> JSON:
     """Create a custom model; it prices new observations at once and wins over built-ins."""
-    try:
-        fields = check_create(await read_json(request))
-    except ModelError as exc:
-        raise ApiError(400, "Invalid request data", str(exc)) from None
+    fields = check_create(await read_json(request))
     project_id = principal.project_id
 
     def work(conn: Conn) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import observation_json, observation_v2_json
-from .params import bad_request, decode_cursor, encode_cursor, field_groups, page_of
+from .params import decode_cursor, encode_cursor, field_groups, page_of
 
 router = APIRouter()
 
@@ -53,22 +53,21 @@ def _query(
 ) -> q.ObservationQuery:
     _check_enum(type_, OBSERVATION_TYPES, "type")
     _check_enum(level, LEVELS, "level")
-    with bad_request():
-        return q.ObservationQuery(
-            name=name,
-            user_id=user_id,
-            session_id=session_id,
-            type=type_,
-            trace_id=trace_id,
-            level=level,
-            parent_observation_id=parent_observation_id,
-            is_root=is_root,
-            environments=environment or (),
-            from_start_time=parse_time(from_start_time, "fromStartTime"),
-            to_start_time=parse_time(to_start_time, "toStartTime"),
-            version=version,
-            filters=parse_filter(filter_json),
-        )
+    return q.ObservationQuery(
+        name=name,
+        user_id=user_id,
+        session_id=session_id,
+        type=type_,
+        trace_id=trace_id,
+        level=level,
+        parent_observation_id=parent_observation_id,
+        is_root=is_root,
+        environments=environment or (),
+        from_start_time=parse_time(from_start_time, "fromStartTime"),
+        to_start_time=parse_time(to_start_time, "toStartTime"),
+        version=version,
+        filters=parse_filter(filter_json),
+    )
 
 
 def _filters(
@@ -110,10 +109,9 @@ def list_observations(
     project_id = principal.project_id
 
     def read(conn: Conn) -> dict[str, Any]:
-        with bad_request():
-            rows, total = q.list_observations(
-                conn, project_id, query, limit=paging.limit, offset=paging.offset
-            )
+        rows, total = q.list_observations(
+            conn, project_id, query, limit=paging.limit, offset=paging.offset
+        )
         return paging.envelope([observation_json(conn.dialect, r) for r in rows], total)
 
     return JSON(runtime(request).read_sync(read))
@@ -175,22 +173,20 @@ def list_observations_v2(
     query = _query(
         **filters, session_id=session_id, is_root=_bool_param(is_root, "isRootObservation")
     )
-    with bad_request():
-        after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
     project_id = principal.project_id
 
     def read(conn: Conn) -> dict[str, Any]:
-        with bad_request():
-            rows, more = q.observations_after(
-                conn,
-                project_id,
-                query,
-                limit=limit,
-                after=after,
-                with_trace=bool(groups & {"basic", "trace_context"}),
-                with_io="io" in groups,
-                with_metadata="metadata" in groups,
-            )
+        rows, more = q.observations_after(
+            conn,
+            project_id,
+            query,
+            limit=limit,
+            after=after,
+            with_trace=bool(groups & {"basic", "trace_context"}),
+            with_io="io" in groups,
+            with_metadata="metadata" in groups,
+        )
         d = conn.dialect
         meta: dict[str, Any] = {}
         if more:

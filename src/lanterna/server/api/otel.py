@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...ingest.otlp import OtlpError, decode_json, decode_protobuf, export_response, to_events
+from ...ingest.otlp import decode_json, decode_protobuf, export_response, to_events
 from ...store.db import Conn
 from ...store.write import PreparedEvents, prepare_events
 from ..auth import ProjectKey
@@ -45,10 +45,8 @@ async def _export(request: Request, principal: ProjectKey) -> Response:
 
     def prepare(conn: Conn) -> tuple[None, PreparedEvents | None]:
         # Decoding and mapping are CPU work: in the thread pool, like the JSON path.
-        try:
-            events = to_events(decode_protobuf(raw) if protobuf else decode_json(raw), rejected)
-        except OtlpError as exc:
-            raise ApiError(400, str(exc)) from None
+        # An unusable export raises OtlpError: a 400 with its reason.
+        events = to_events(decode_protobuf(raw) if protobuf else decode_json(raw), rejected)
         return None, prepare_events(conn, project_id, events) if events else None
 
     await rt.prepare_and_commit(prepare)

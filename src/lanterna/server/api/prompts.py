@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ...prompts import references
-from ...prompts.validate import PromptError, check_create, check_labels, check_name
+from ...prompts.validate import check_create, check_labels, check_name
 from ...store import prompts as store
 from ...store.db import Conn
 from ...timeutil import parse_ts
@@ -22,12 +22,9 @@ from .body import read_json, read_json_object
 router = APIRouter()
 
 
-def _bad(exc: Exception) -> ApiError:
-    return ApiError(400, str(exc), "InvalidRequestError")
-
-
 def prompt_json(conn: Conn, row: dict[str, Any], *, resolve: bool = True) -> dict[str, Any]:
-    """A Prompt as the SDKs parse it; references resolved unless ``resolve`` is false."""
+    """A Prompt as the SDKs parse it; references resolved unless ``resolve`` is false
+    (a reference that cannot be resolved raises a 400 ``PromptReferenceError``)."""
     d = conn.dialect
     body = row["prompt"]
     graph = None
@@ -36,10 +33,7 @@ def prompt_json(conn: Conn, row: dict[str, Any], *, resolve: bool = True) -> dic
         def lookup(name: str, version: int | None, label: str | None) -> dict[str, Any] | None:
             return store.get(conn, row["project_id"], name, version=version, label=label)
 
-        try:
-            body, graph = references.resolve(body, lookup, root=(row["name"], row["version"]))
-        except references.PromptReferenceError as exc:
-            raise _bad(exc) from None
+        body, graph = references.resolve(body, lookup, root=(row["name"], row["version"]))
     return {
         "id": row["id"],
         "projectId": row["project_id"],
@@ -71,20 +65,14 @@ def _time(value: str | None, name: str) -> datetime | None:
 @router.post("/api/public/v2/prompts")
 async def create_prompt(request: Request, principal: ProjectKey) -> JSON:
     """Create a new version of a prompt (version = previous + 1; ``latest`` moves to it)."""
-    try:
-        new = check_create(await read_json(request))
-    except PromptError as exc:
-        raise _bad(exc) from None
+    new = check_create(await read_json(request))
     rt = runtime(request)
 
     def work(conn: Conn) -> dict[str, Any]:
         row = store.create(conn, principal.project_id, new)
         return prompt_json(conn, row, resolve=False)
 
-    try:
-        return JSON(await rt.write(work))
-    except PromptError as exc:
-        raise _bad(exc) from None
+    return JSON(await rt.write(work))
 
 
 @router.get("/api/public/v2/prompts")
@@ -138,10 +126,7 @@ def prompt_metrics(
 async def update_labels(request: Request, name: str, version: int, principal: ProjectKey) -> JSON:
     """Add labels to one version (they move off every other version)."""
     body = await read_json_object(request)
-    try:
-        labels = check_labels(body.get("newLabels"))
-    except PromptError as exc:
-        raise _bad(exc) from None
+    labels = check_labels(body.get("newLabels"))
 
     def work(conn: Conn) -> dict[str, Any] | None:
         row = store.add_labels(conn, principal.project_id, name, version, labels)
@@ -191,10 +176,7 @@ async def delete_prompt(
 ) -> Response:
     """Delete every version, or the one given by ``version`` or ``label``."""
     _selector(version, label)
-    try:
-        check_name(name)
-    except PromptError as exc:
-        raise _bad(exc) from None
+    check_name(name)
     deleted = await runtime(request).write(
         lambda c: store.delete(c, principal.project_id, name, version=version, label=label)
     )

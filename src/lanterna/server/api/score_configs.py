@@ -11,12 +11,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from ...ingest.langfuse_events import Invalid
 from ...ingest.score_configs import check_config, check_update
 from ...store import score_configs as store
 from ...store.db import Conn
 from ..auth import ProjectKey
-from ..errors import ApiError, not_found
+from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import config_json
@@ -28,18 +27,10 @@ router = APIRouter()
 PATH = "/api/public/score-configs"
 
 
-def _invalid(exc: Invalid) -> ApiError:
-    return ApiError(400, f"Invalid request data: {exc}")
-
-
 @router.post(PATH)
 async def create_config(request: Request, principal: ProjectKey) -> JSON:
     """Create a config (200 with the ScoreConfig)."""
-    body = await read_json(request)
-    try:
-        fields = check_config(body)
-    except Invalid as exc:
-        raise _invalid(exc) from None
+    fields = check_config(await read_json(request))
     project_id = principal.project_id
     created = await runtime(request).write(
         lambda conn: config_json(conn.dialect, store.create(conn, project_id, fields))
@@ -84,20 +75,15 @@ async def update_config(request: Request, config_id: str, principal: ProjectKey)
     patch = await read_json(request)
     project_id = principal.project_id
 
-    def work(conn: Conn) -> dict[str, Any] | Invalid | None:
+    def work(conn: Conn) -> dict[str, Any] | None:
         # In the writer, so the read and the update see the same config.
         stored = store.get(conn, project_id, config_id)
         if stored is None:
             return None
-        try:
-            fields = check_update(stored, patch)
-        except Invalid as exc:
-            return exc
+        fields = check_update(stored, patch)  # InvalidConfig: a 400, nothing written
         return config_json(conn.dialect, store.update(conn, project_id, config_id, fields))
 
     outcome = await runtime(request).write(work)
     if outcome is None:
         raise not_found(f"Score config {config_id}")
-    if isinstance(outcome, Invalid):
-        raise _invalid(outcome)
     return JSON(outcome)

@@ -34,7 +34,6 @@ from .body import read_json
 from .params import (
     DEFAULT_LIMIT,
     MAX_PAGE_LIMIT,
-    bad_request,
     decode_cursor,
     encode_cursor,
     field_groups,
@@ -93,11 +92,8 @@ async def create_scores(request: Request, principal: AnyKey) -> JSON:
     project_id = principal.project_id
     rt = runtime(request)
     if isinstance(payload, dict):
-        try:
-            event = score_event(payload, received)
-            check_named(event.fields, await _configs(rt, project_id, [event]))
-        except Invalid as exc:
-            raise ApiError(400, str(exc)) from None
+        event = score_event(payload, received)  # Invalid: a 400 naming the field
+        check_named(event.fields, await _configs(rt, project_id, [event]))
         await rt.write(lambda conn: apply_events(conn, project_id, [event]))
         return JSON({"id": event.entity_id})
     if not isinstance(payload, list):
@@ -237,13 +233,12 @@ def _list(request: Request, project_id: str, *, v1: bool) -> JSON:
     groups = field_groups(params.get("fields"), ("score", "trace"), ("score", "trace"))
     with_trace = "trace" in groups
     rt = runtime(request)
-    with bad_request():
-        query = _query(params, traces_only=v1)
-        if not with_trace and query.reads_trace(query.conditions()):
-            raise _bad("filters on the trace (userId, traceTags) need 'trace' in fields")
-        rows, total = rt.read_sync(
-            lambda c: q.list_scores(c, project_id, query, limit=paging.limit, offset=paging.offset)
-        )
+    query = _query(params, traces_only=v1)
+    if not with_trace and query.reads_trace(query.conditions()):
+        raise _bad("filters on the trace (userId, traceTags) need 'trace' in fields")
+    rows, total = rt.read_sync(
+        lambda c: q.list_scores(c, project_id, query, limit=paging.limit, offset=paging.offset)
+    )
     d = rt.db.dialect
     data = []
     for row in rows:
@@ -379,14 +374,12 @@ def list_scores_v3(request: Request, principal: ProjectKey) -> JSON:
         raise _bad(f"limit: must be between 1 and {MAX_PAGE_LIMIT}")
     groups = _v3_groups(params.get("fields"))
     cursor = _text(params, "cursor")
-    with bad_request():
-        query = _v3_query(params)
-        after = decode_cursor(cursor) if cursor else None
+    query = _v3_query(params)
+    after = decode_cursor(cursor) if cursor else None
     project_id = principal.project_id
 
     def read(conn: Conn) -> dict[str, Any]:
-        with bad_request():
-            rows, more = q.scores_after(conn, project_id, query, limit=limit, after=after)
+        rows, more = q.scores_after(conn, project_id, query, limit=limit, after=after)
         d = conn.dialect
         meta: dict[str, Any] = {"limit": limit}
         if more:  # absent on the last page, as the spec says

@@ -1,7 +1,7 @@
 """The web dashboard, served by the same app under ``/`` (the API stays under ``/api``).
 
-One router per page group; ``mount`` adds them, the static files and the HTML error
-handlers to the app. See docs/ui.md.
+One router per page group; ``mount`` adds them, the static files and the redirect
+handler to the app; ``error_page`` renders errors on its paths. See docs/ui.md.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from .settings_page import router as settings_router
 from .static import router as static_router
 from .traces_page import router as traces_router
 from .users_page import router as users_router
-from .web import Redirect, UiError, ui_error, ui_redirect
+from .web import Redirect, error_page, ui_redirect
+
+__all__ = ["error_page", "mount"]
 
 ROUTERS = (
     static_router,
@@ -31,8 +33,8 @@ ROUTERS = (
 
 
 def mount(app: FastAPI) -> None:
-    """Add the dashboard's routes and error handlers to ``app``."""
-    app.add_exception_handler(UiError, ui_error)
+    """Add the dashboard's routes and its redirect handler to ``app`` (its errors are
+    answered by the app's one domain-error handler, with :func:`error_page`)."""
     app.add_exception_handler(Redirect, ui_redirect)
     for router in ROUTERS:
         app.include_router(router, include_in_schema=False)

@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ...accounts import Permission, allowed
 from ...accounts import store as accounts
+from ...errors import DomainError
 from ...store import projects as project_store
 from ...store.db import Conn
 from ..runtime import Runtime, runtime
@@ -57,13 +58,11 @@ templates = Environment(
 fmt.install(templates)
 
 
-class UiError(Exception):
-    """Answer with an HTML error page."""
+class UiError(DomainError):
+    """Answer with an HTML error page (:func:`error_page`)."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        super().__init__(message, status=status)
 
 
 class Redirect(Exception):
@@ -284,9 +283,8 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
 
 
-async def ui_error(request: Request, exc: Exception) -> Response:
-    """Exception handler: :class:`UiError` as an HTML page."""
-    assert isinstance(exc, UiError)
+async def error_page(request: Request, exc: DomainError) -> Response:
+    """A domain error (e.g. :class:`UiError`) on a dashboard path, as an HTML page."""
     viewer = None
     if exc.status != 403 or "session" not in exc.message:
         try:
