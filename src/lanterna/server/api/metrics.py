@@ -12,7 +12,7 @@ from ...store.filters import parse_time
 from ..auth import ProjectKey
 from ..responses import JSON
 from ..runtime import runtime
-from .params import bad_request, page_of
+from .params import page_of
 
 router = APIRouter()
 
@@ -32,15 +32,14 @@ def daily_metrics(
 ) -> JSON:
     """Days with traces, newest first (Langfuse's deprecated daily metrics shape)."""
     paging = page_of(page, limit)
-    with bad_request():
-        scope = costs.TraceScope(
-            from_timestamp=parse_time(from_timestamp, "fromTimestamp"),
-            to_timestamp=parse_time(to_timestamp, "toTimestamp"),
-            environments=environment or (),
-            user_id=user_id,
-            trace_name=trace_name,
-            tags=tags or (),
-        )
+    scope = costs.TraceScope(
+        from_timestamp=parse_time(from_timestamp, "fromTimestamp"),
+        to_timestamp=parse_time(to_timestamp, "toTimestamp"),
+        environments=environment or (),
+        user_id=user_id,
+        trace_name=trace_name,
+        tags=tags or (),
+    )
     project_id = principal.project_id
 
     def read(conn: Conn) -> dict[str, Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,15 +16,6 @@ from ..errors import ApiError
 
 DEFAULT_LIMIT = 50
 MAX_PAGE_LIMIT = 100
-
-
-@contextmanager
-def bad_request() -> Iterator[None]:
-    """Turn a :class:`FilterError` raised inside into a 400 with its message."""
-    try:
-        yield
-    except FilterError as exc:
-        raise ApiError(400, "Invalid request data", str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import session_json, trace_json
-from .params import bad_request, page_of
+from .params import page_of
 
 router = APIRouter()
 
@@ -32,9 +32,8 @@ def list_sessions(
 ) -> JSON:
     """A page of the project's sessions, newest first."""
     paging = page_of(page, limit)
-    with bad_request():
-        start = parse_time(from_timestamp, "fromTimestamp")
-        end = parse_time(to_timestamp, "toTimestamp")
+    start = parse_time(from_timestamp, "fromTimestamp")
+    end = parse_time(to_timestamp, "toTimestamp")
     project_id = principal.project_id
 
     def read(conn: Conn) -> dict[str, Any]:

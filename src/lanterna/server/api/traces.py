@@ -15,7 +15,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import observation_json, score_json, trace_json
 from .body import read_json_object
-from .params import bad_request, field_groups, order_by, page_of
+from .params import field_groups, order_by, page_of
 
 router = APIRouter()
 
@@ -76,33 +76,31 @@ def list_traces(
     paging = page_of(page, limit)
     groups = field_groups(fields, FIELD_GROUPS, FIELD_GROUPS)
     order_field, order_desc = order_by(order, ("timestamp", True))
-    with bad_request():
-        query = q.TraceQuery(
-            user_id=user_id,
-            name=name,
-            session_id=session_id,
-            from_timestamp=parse_time(from_timestamp, "fromTimestamp"),
-            to_timestamp=parse_time(to_timestamp, "toTimestamp"),
-            tags=tags or (),
-            version=version,
-            release=release,
-            environments=environment or (),
-            filters=parse_filter(filter_json),
-            order_field=order_field,
-            order_desc=order_desc,
-        )
+    query = q.TraceQuery(
+        user_id=user_id,
+        name=name,
+        session_id=session_id,
+        from_timestamp=parse_time(from_timestamp, "fromTimestamp"),
+        to_timestamp=parse_time(to_timestamp, "toTimestamp"),
+        tags=tags or (),
+        version=version,
+        release=release,
+        environments=environment or (),
+        filters=parse_filter(filter_json),
+        order_field=order_field,
+        order_desc=order_desc,
+    )
     project_id = principal.project_id
 
     def read(conn: Conn) -> dict[str, Any]:
-        with bad_request():
-            rows, total = q.list_traces(
-                conn,
-                project_id,
-                query,
-                limit=paging.limit,
-                offset=paging.offset,
-                with_io="io" in groups,
-            )
+        rows, total = q.list_traces(
+            conn,
+            project_id,
+            query,
+            limit=paging.limit,
+            offset=paging.offset,
+            with_io="io" in groups,
+        )
         return paging.envelope(_list_items(conn, project_id, rows, groups), total)
 
     return JSON(runtime(request).read_sync(read))

@@ -17,7 +17,7 @@ from ..auth import ProjectKey
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
-from .params import bad_request, page_of
+from .params import page_of
 
 router = APIRouter()
 
@@ -25,12 +25,11 @@ router = APIRouter()
 def _scope(
     from_timestamp: str | None, to_timestamp: str | None, environment: list[str] | None
 ) -> costs.TraceScope:
-    with bad_request():
-        return costs.TraceScope(
-            from_timestamp=parse_time(from_timestamp, "fromTimestamp"),
-            to_timestamp=parse_time(to_timestamp, "toTimestamp"),
-            environments=environment or (),
-        )
+    return costs.TraceScope(
+        from_timestamp=parse_time(from_timestamp, "fromTimestamp"),
+        to_timestamp=parse_time(to_timestamp, "toTimestamp"),
+        environments=environment or (),
+    )
 
 
 @router.get("/api/public/users")
