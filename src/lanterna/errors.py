@@ -75,18 +75,6 @@ class InvalidRequestData(InvalidInput):
         return {"message": INVALID_REQUEST_DATA, "error": self.message}
 
 
-class Unauthorized(DomainError):
-    """401: missing or wrong credentials."""
-
-    status = 401
-
-
-class Forbidden(DomainError):
-    """403: the caller may not do this."""
-
-    status = 403
-
-
 class NotFound(DomainError):
     """404: the resource does not exist (for this caller)."""
 
@@ -97,12 +85,6 @@ class Conflict(DomainError):
     """409: the request clashes with the current state."""
 
     status = 409
-
-
-class TooLarge(DomainError):
-    """413: the request is larger than a limit."""
-
-    status = 413
 
 
 class Unavailable(DomainError):
