@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from cost_helpers import generation
 
-from helpers import event, ingest, iso
+from helpers import T0, event, ingest, iso
+from lanterna.analytics import metrics
 
 DAY = 86400
 
@@ -136,3 +138,40 @@ def test_daily_metrics_in_langfuse_shape(api):
     assert dates(fromTimestamp=iso(seconds=DAY)) == [("2024-05-02", 2)]
     assert dates(limit=1, page=2) == [("2024-05-01", 2)]
     assert api.get("/api/public/metrics/daily", params={"limit": 0}).status_code == 400
+
+
+def test_daily_metrics_users_and_dashboard_agree(api):
+    """One definition of each metric: the daily metrics API, the users API and the
+    dashboard's totals give the same traces, observations, tokens and cost."""
+
+    seed(api)
+    pid = api.project.id
+    rt = api.app.state.runtime
+
+    def overview(**filters: Any) -> dict[str, Any]:
+        scope = metrics.Scope(pid, T0 - timedelta(hours=1), T0 + timedelta(days=2), **filters)
+        return rt.read_sync(lambda c: metrics.overview(c, scope))["totals"]
+
+    days = api.get("/api/public/metrics/daily").json()["data"]
+    totals = overview()
+    assert totals["traces"] == sum(d["countTraces"] for d in days) == 4
+    assert totals["observations"] == sum(d["countObservations"] for d in days) == 6
+    assert totals["cost"] == pytest.approx(sum(d["totalCost"] for d in days))
+    by_model = [u for d in days for u in d["usage"]]
+    assert totals["totalTokens"] == sum(u["totalUsage"] for u in by_model)
+
+    # A scope the hourly rollups do not key (a user, a trace name) reads raw rows.
+    for user in api.get("/api/public/users").json()["data"]:
+        mine = overview(user_id=user["userId"])
+        assert mine["traces"] == user["countTraces"]
+        assert mine["observations"] == user["countObservations"]
+        assert mine["cost"] == pytest.approx(user["totalCost"])
+        assert (mine["inputTokens"], mine["outputTokens"]) == (
+            user["inputTokens"],
+            user["outputTokens"],
+        )
+    chats = api.get("/api/public/metrics/daily", params={"traceName": "chat"}).json()["data"]
+    named = overview(trace_name="chat")
+    assert named["traces"] == sum(d["countTraces"] for d in chats) == 2
+    assert named["cost"] == pytest.approx(sum(d["totalCost"] for d in chats))
+    assert overview(environments=["staging"])["traces"] == 1

@@ -1,4 +1,4 @@
-"""Dashboard metrics, each defined once: per-page aggregates for the trace, session and
-user lists, and the project metrics (totals, percentiles, time series, top lists) that
-the UI shows and the API and alerts can reuse.
+"""Metrics, each defined once (:mod:`.metrics`: the scope, the SQL of each metric, the
+dashboard's totals, percentiles, series and top lists; :mod:`.usage`: usage per session,
+user and day), for the UI, the API and alerts alike.
 """

@@ -1,13 +1,16 @@
-"""Project metrics over a time range, each defined once here for the UI, the API and
-alerts: totals, latency percentiles, time series, top users and sessions, score averages.
+"""Project metrics, each defined once here for the UI, the API and alerts: the one
+:class:`Scope` (which traces), the SQL of each metric, and the dashboard's totals,
+latency percentiles, time series, top users and sessions, score averages
+(:mod:`.usage` has usage per session, user and day, from the same definitions).
 
 Definitions (a *request* is a trace; its observations count toward it):
 
-- traces: traces whose ``timestamp`` is in ``[start, end)``.
+- traces: traces in the :class:`Scope` (``timestamp`` in ``[start, end)``, filters).
 - cost, tokens, observations: sums over those traces' observations (``total_cost``,
-  ``usage_input``/``usage_output``/``usage_total``), as ``store.costs`` does.
+  ``usage_input``/``usage_output``/``usage_total``): :data:`USAGE`.
 - latency of a trace: from its first observation's start to its last observation's end
-  (``store.traces.trace_metrics``); traces without observations have none.
+  (:func:`latency_sql`; per trace for a list page: ``store.traces.trace_metrics``);
+  traces without observations have none.
 - error rate: traces with at least one ``ERROR`` observation / traces with observations.
 - requests per minute: traces / minutes in the range.
 - p50/p95/p99 latency: from a histogram of log-spaced buckets (20 per factor e); each
@@ -20,13 +23,15 @@ Buckets of the time series are UTC hours for ranges up to three days, else UTC d
 
 Traces, errors, latencies, cost and tokens of whole UTC hours come from the hourly
 rollups (:mod:`lanterna.store.rollups`); only the partial hours at either end of a
-range are read from raw rows, so the figures equal those of the raw rows.
+range are read from raw rows, so the figures equal those of the raw rows. The rollups
+are kept per environment only: a scope naming a user, trace name or tags reads raw rows.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -41,17 +46,63 @@ PERCENTILE_ERROR = math.exp(0.5 / K) - 1
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """The traces a metric covers: a project, a time range, optionally an environment."""
+    """The traces a metric covers: a project, a time range (``[start, end)`` on the
+    traces' ``timestamp``; either end may be open), and optionally environments, a user,
+    a trace name and tags (a trace has them all).
+
+    The one scope of every metric: the dashboard, the daily metrics and users APIs, and
+    later the metrics query API and alerts. Series, percentiles and top lists need both
+    ends of the range (:meth:`bounds`).
+    """
 
     project_id: str
-    start: datetime
-    end: datetime
-    environment: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    environments: Sequence[str] = ()
+    user_id: str | None = None
+    trace_name: str | None = None
+    tags: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "environments", tuple(self.environments))
+        object.__setattr__(self, "tags", tuple(self.tags))
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """``(start, end)``; ValueError when the range is open."""
+        if self.start is None or self.end is None:
+            raise ValueError("this metric needs a time range with a start and an end")
+        return self.start, self.end
 
     @property
     def hourly(self) -> bool:
         """True when the series use hour buckets (else days)."""
-        return self.end - self.start <= HOURLY_UP_TO
+        start, end = self.bounds()
+        return end - start <= HOURLY_UP_TO
+
+    @property
+    def rolled_up(self) -> bool:
+        """True when the hourly rollups can answer for this scope: they are kept per
+        project, hour and environment, not per user, trace name or tag."""
+        return self.user_id is None and self.trace_name is None and not self.tags
+
+    def filters(self, conn: Conn) -> tuple[str, list[Any]]:
+        """SQL condition on ``traces t`` for everything but the time range."""
+        d = conn.dialect
+        clauses = ["t.project_id = ?"]
+        params: list[Any] = [self.project_id]
+        if self.environments:
+            clauses.append(f"t.environment IN ({', '.join('?' * len(self.environments))})")
+            params.extend(self.environments)
+        if self.user_id is not None:
+            clauses.append("t.user_id = ?")
+            params.append(self.user_id)
+        if self.trace_name is not None:
+            clauses.append("t.name = ?")
+            params.append(self.trace_name)
+        for tag in self.tags:
+            clauses.append(d.json_array_contains("t.tags"))
+            params.append(tag)
+        return " AND ".join(clauses), params
 
     def where(
         self, conn: Conn, start: datetime | None = None, end: datetime | None = None
@@ -59,15 +110,14 @@ class Scope:
         """SQL condition on ``traces t`` and its parameters (``start``/``end`` narrow
         the range)."""
         d = conn.dialect
-        sql = "t.project_id = ? AND t.timestamp >= ? AND t.timestamp < ?"
-        params: list[Any] = [
-            self.project_id,
-            d.ts(start or self.start),
-            d.ts(end or self.end),
-        ]
-        if self.environment:
-            sql += " AND t.environment = ?"
-            params.append(self.environment)
+        sql, params = self.filters(conn)
+        start, end = start or self.start, end or self.end
+        if start is not None:
+            sql += " AND t.timestamp >= ?"
+            params.append(d.ts(start))
+        if end is not None:
+            sql += " AND t.timestamp < ?"
+            params.append(d.ts(end))
         return sql, params
 
     def bucket_sql(self, conn: Conn, column: str) -> str:
@@ -77,19 +127,67 @@ class Scope:
 
     def buckets(self) -> list[str]:
         """Every bucket label in the range, oldest first (so gaps show as zeros)."""
+        start, end = self.bounds()
         step = timedelta(hours=1) if self.hourly else timedelta(days=1)
         fmt = "%Y-%m-%dT%H" if self.hourly else "%Y-%m-%d"
-        at = self.start.replace(minute=0, second=0, microsecond=0)
+        at = start.replace(minute=0, second=0, microsecond=0)
         if not self.hourly:
             at = at.replace(hour=0)
         out = []
-        while at < self.end:
+        while at < end:
             out.append(at.strftime(fmt))
             at += step
         return out
 
 
-_JOIN = "JOIN observations o ON o.project_id = t.project_id AND o.trace_id = t.id"
+# --- the metrics, each defined once ---------------------------------------------------
+# SQL over ``traces t`` joined with ``observations o`` (:data:`JOIN`): a trace's
+# observations count toward it. The write side keeps the same sums per hour in the
+# rollups (:mod:`lanterna.store.rollups`); these read raw rows.
+
+JOIN = "JOIN observations o ON o.project_id = t.project_id AND o.trace_id = t.id"
+#: Observations, cost (USD) and input/output/total tokens, as ``observations``,
+#: ``cost``, ``input``, ``output``, ``total``.
+USAGE = (
+    "COUNT(o.id) AS observations, COALESCE(SUM(o.total_cost), 0) AS cost,"
+    " COALESCE(SUM(o.usage_input), 0) AS input, COALESCE(SUM(o.usage_output), 0) AS output,"
+    " COALESCE(SUM(o.usage_total), 0) AS total"
+)
+#: 1 when a trace has an ``ERROR`` observation (per trace, grouped by trace).
+ERROR = "MAX(CASE WHEN o.level = 'ERROR' THEN 1 ELSE 0 END)"
+
+
+def latency_sql(conn: Conn) -> str:
+    """A trace's latency in seconds (grouped by trace): its first observation's start to
+    its last observation's end."""
+    d = conn.dialect
+    return (
+        f"{d.epoch_seconds('MAX(COALESCE(o.end_time, o.start_time))')}"
+        f" - {d.epoch_seconds('MIN(o.start_time)')}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Observations, cost and tokens summed over some traces' observations."""
+
+    observations: int = 0
+    cost: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def of(cls, row: dict[str, Any] | None) -> Usage:
+        """From a row selected with :data:`USAGE` (None: nothing in scope)."""
+        row = row or {}
+        return cls(
+            observations=int(row.get("observations") or 0),
+            cost=float(row.get("cost") or 0.0),
+            input_tokens=int(row.get("input") or 0),
+            output_tokens=int(row.get("output") or 0),
+            total_tokens=int(row.get("total") or 0),
+        )
 
 
 @dataclass
@@ -125,17 +223,12 @@ class Histogram:
 def _trace_rows(conn: Conn, scope: Scope, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Raw rows of ``[start, end)``: per (series bucket, latency bucket) the traces with
     observations, errors and summed latency. One pass."""
-    d = conn.dialect
     where, params = scope.where(conn, start, end)
-    latency = (
-        f"{d.epoch_seconds('MAX(COALESCE(o.end_time, o.start_time))')}"
-        f" - {d.epoch_seconds('MIN(o.start_time)')}"
-    )
     # Grouped by timestamp first so that SQLite walks the time index, not every trace.
     per_trace = (
-        f"SELECT {scope.bucket_sql(conn, 't.timestamp')} AS bucket, {latency} AS latency,"
-        " MAX(CASE WHEN o.level = 'ERROR' THEN 1 ELSE 0 END) AS error"
-        f" FROM traces t {_JOIN} WHERE {where} GROUP BY t.timestamp, t.id"
+        f"SELECT {scope.bucket_sql(conn, 't.timestamp')} AS bucket,"
+        f" {latency_sql(conn)} AS latency, {ERROR} AS error"
+        f" FROM traces t {JOIN} WHERE {where} GROUP BY t.timestamp, t.id"
     )
     return conn.all(
         "SELECT bucket,"
@@ -150,22 +243,23 @@ def _model_rows(conn: Conn, scope: Scope, start: datetime, end: datetime) -> lis
     """Raw rows of ``[start, end)``: per (series bucket, model) observations, cost, tokens."""
     where, params = scope.where(conn, start, end)
     return conn.all(
-        f"SELECT {scope.bucket_sql(conn, 't.timestamp')} AS bucket, o.model AS model,"
-        " COUNT(*) AS n, COALESCE(SUM(o.total_cost), 0) AS cost,"
-        " COALESCE(SUM(o.usage_input), 0) AS input, COALESCE(SUM(o.usage_output), 0) AS output,"
-        " COALESCE(SUM(o.usage_total), 0) AS total"
-        f" FROM traces t {_JOIN} WHERE {where} GROUP BY bucket, o.model",
+        f"SELECT {scope.bucket_sql(conn, 't.timestamp')} AS bucket, o.model AS model, {USAGE}"
+        f" FROM traces t {JOIN} WHERE {where} GROUP BY bucket, o.model",
         params,
     )
 
 
 def _whole_hours(scope: Scope) -> tuple[datetime, datetime] | None:
-    """``[first, last)``: the whole UTC hours inside the scope (the rollups' part)."""
-    start = scope.start.astimezone(timezone.utc)
+    """``[first, last)``: the whole UTC hours inside the scope (the rollups' part), or
+    None when there are none or the rollups cannot answer for the scope."""
+    if not scope.rolled_up:
+        return None
+    scope_start, scope_end = scope.bounds()
+    start = scope_start.astimezone(timezone.utc)
     first = start.replace(minute=0, second=0, microsecond=0)
     if first < start:
         first += timedelta(hours=1)
-    last = scope.end.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    last = scope_end.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
     return (first, last) if first < last else None
 
 
@@ -173,9 +267,9 @@ def _rollup_where(scope: Scope, first: datetime, last: datetime) -> tuple[str, l
     fmt = "%Y-%m-%dT%H"
     sql = "project_id = ? AND hour >= ? AND hour < ?"
     params: list[Any] = [scope.project_id, first.strftime(fmt), last.strftime(fmt)]
-    if scope.environment:
-        sql += " AND environment = ?"
-        params.append(scope.environment)
+    if scope.environments:
+        sql += f" AND environment IN ({', '.join('?' * len(scope.environments))})"
+        params.extend(scope.environments)
     return sql, params
 
 
@@ -183,20 +277,21 @@ def _parts(conn: Conn, scope: Scope) -> tuple[int, list[dict[str, Any]], list[di
     """Traces in the scope, trace rows and model rows (shapes of :func:`_trace_rows` and
     :func:`_model_rows`): whole hours from the rollups, the partial hours at either end
     from raw rows, so the figures are those of the raw rows for any range."""
+    scope_start, scope_end = scope.bounds()
     hours = _whole_hours(scope)
     if hours is None:
         where, params = scope.where(conn)
         traces = int(conn.scalar(f"SELECT COUNT(*) FROM traces t WHERE {where}", params) or 0)
         return (
             traces,
-            _trace_rows(conn, scope, scope.start, scope.end),
-            _model_rows(conn, scope, scope.start, scope.end),
+            _trace_rows(conn, scope, scope_start, scope_end),
+            _model_rows(conn, scope, scope_start, scope_end),
         )
     first, last = hours
     trace_rows: list[dict[str, Any]] = []
     model_rows: list[dict[str, Any]] = []
     traces = 0
-    for start, end in ((scope.start, first), (last, scope.end)):
+    for start, end in ((scope_start, first), (last, scope_end)):
         if start < end:
             where, params = scope.where(conn, start, end)
             traces += int(conn.scalar(f"SELECT COUNT(*) FROM traces t WHERE {where}", params) or 0)
@@ -215,12 +310,12 @@ def _parts(conn: Conn, scope: Scope) -> tuple[int, list[dict[str, Any]], list[di
         if n and int(r["lb"]) != NO_LATENCY:
             trace_rows.append(r)
     for r in conn.all(
-        f"SELECT {label} AS bucket, model, SUM(observations) AS n, SUM(cost) AS cost,"
+        f"SELECT {label} AS bucket, model, SUM(observations) AS observations, SUM(cost) AS cost,"
         " SUM(input_tokens) AS input, SUM(output_tokens) AS output, SUM(total_tokens) AS total"
         f" FROM rollup_models WHERE {where} GROUP BY bucket, model",
         params,
     ):
-        if int(r["n"] or 0):
+        if int(r["observations"] or 0):
             model_rows.append({**r, "model": r["model"] or None})
     return traces, trace_rows, model_rows
 
@@ -255,11 +350,12 @@ def overview(conn: Conn, scope: Scope) -> dict[str, Any]:
             value = float(r[key] or 0)
             b[key] += value
             totals[key] += value
-        totals["observations"] += int(r["n"])
+        totals["observations"] += int(r["observations"])
         if r["model"] is not None or r["cost"]:
             by_model[model][r["bucket"]] += float(r["cost"] or 0)
 
-    minutes = max((scope.end - scope.start).total_seconds() / 60, 1e-9)
+    start, end = scope.bounds()
+    minutes = max((end - start).total_seconds() / 60, 1e-9)
     return {
         "buckets": labels,
         "hourly": scope.hourly,
@@ -304,15 +400,18 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
     """The ``limit`` users (``column="user_id"``) or sessions (``"session_id"``) that cost most."""
     if column not in ("user_id", "session_id"):
         raise ValueError(column)
+    if not scope.rolled_up:
+        return _top_by_cost_raw(conn, scope, column, limit)
     d = conn.dialect
+    start, end = scope.bounds()
     # trace_totals: one narrow row per trace (see store.rollups); its time index
     # covers the query, so a range reads its slice of that index and groups it.
     index = "trace_totals_time"
     where = "project_id = ? AND timestamp >= ? AND timestamp < ?"
-    params: list[Any] = [scope.project_id, d.ts(scope.start), d.ts(scope.end)]
-    if scope.environment:
-        where += " AND environment = ?"
-        params.append(scope.environment)
+    params: list[Any] = [scope.project_id, d.ts(start), d.ts(end)]
+    if scope.environments:
+        where += f" AND environment IN ({', '.join('?' * len(scope.environments))})"
+        params.extend(scope.environments)
     rows = conn.all(
         f"SELECT {column} AS key, COUNT(*) AS traces, SUM(cost) AS cost,"
         f" SUM(tokens) AS tokens FROM trace_totals{d.indexed_by(index)}"
@@ -320,6 +419,10 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
         f" AND observations > 0 GROUP BY {column} ORDER BY cost DESC, key LIMIT ?",
         [*params, limit],
     )
+    return _top_rows(rows)
+
+
+def _top_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "id": r["key"],
@@ -331,14 +434,31 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
     ]
 
 
+def _top_by_cost_raw(conn: Conn, scope: Scope, column: str, limit: int) -> list[dict[str, Any]]:
+    """:func:`top_by_cost` from raw rows, for scopes the rollups do not key by."""
+    where, params = scope.where(conn, *scope.bounds())
+    rows = conn.all(
+        f"SELECT t.{column} AS key, COUNT(DISTINCT t.id) AS traces, {USAGE} FROM traces t {JOIN}"
+        f" WHERE {where} AND t.{column} IS NOT NULL GROUP BY t.{column}"
+        " ORDER BY cost DESC, key LIMIT ?",
+        [*params, limit],
+    )
+    return _top_rows([{**r, "tokens": r["total"]} for r in rows])
+
+
 def score_series(conn: Conn, scope: Scope) -> dict[str, list[float | None]]:
     """Average of each numeric/boolean score name per bucket (None where none)."""
     d = conn.dialect
-    params: list[Any] = [scope.project_id, d.ts(scope.start), d.ts(scope.end)]
+    start, end = scope.bounds()
+    params: list[Any] = [scope.project_id, d.ts(start), d.ts(end)]
     env = ""
-    if scope.environment:
-        env = " AND s.environment = ?"
-        params.append(scope.environment)
+    if scope.environments:
+        env = f" AND s.environment IN ({', '.join('?' * len(scope.environments))})"
+        params.extend(scope.environments)
+    if not scope.rolled_up:  # scores of the traces in scope (by the scores' timestamps)
+        traces, trace_params = scope.filters(conn)
+        env += f" AND s.trace_id IN (SELECT t.id FROM traces t WHERE {traces})"
+        params.extend(trace_params)
     labels = scope.buckets()
     values: dict[str, dict[str, float]] = defaultdict(dict)
     for r in conn.all(
@@ -350,43 +470,3 @@ def score_series(conn: Conn, scope: Scope) -> dict[str, list[float | None]]:
     ):
         values[r["name"]][r["bucket"]] = float(r["avg"])
     return {name: [by.get(x) for x in labels] for name, by in sorted(values.items())}
-
-
-def user_score_averages(
-    conn: Conn, project_id: str, user_ids: list[str]
-) -> dict[str, dict[str, float]]:
-    """``user id -> {score name: average}`` over the numeric/boolean scores of their traces."""
-    if not user_ids:
-        return {}
-    marks = ", ".join("?" * len(user_ids))
-    out: dict[str, dict[str, float]] = defaultdict(dict)
-    for r in conn.all(
-        "SELECT t.user_id AS user_id, s.name AS name, AVG(s.value) AS avg FROM scores s"
-        " JOIN traces t ON t.project_id = s.project_id AND t.id = s.trace_id"
-        f" WHERE s.project_id = ? AND t.user_id IN ({marks})"
-        " AND s.data_type IN ('NUMERIC', 'BOOLEAN') GROUP BY t.user_id, s.name",
-        [project_id, *user_ids],
-    ):
-        out[r["user_id"]][r["name"]] = float(r["avg"])
-    return dict(out)
-
-
-def user_features(
-    conn: Conn, project_id: str, user_ids: list[str], limit: int = 3
-) -> dict[str, list[str]]:
-    """``user id -> their most used trace names`` (the "main features used")."""
-    if not user_ids:
-        return {}
-    marks = ", ".join("?" * len(user_ids))
-    counts: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for r in conn.all(
-        "SELECT user_id, name, COUNT(*) AS n FROM traces"
-        f" WHERE project_id = ? AND user_id IN ({marks}) AND name IS NOT NULL"
-        " GROUP BY user_id, name",
-        [project_id, *user_ids],
-    ):
-        counts[r["user_id"]].append((int(r["n"]), r["name"]))
-    return {
-        user: [name for _, name in sorted(items, key=lambda x: (-x[0], x[1]))[:limit]]
-        for user, items in counts.items()
-    }

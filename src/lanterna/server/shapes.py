@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _json
+from ..analytics.metrics import Usage
+from ..analytics.usage import DayUsage, UserTotals
+from ..store.db import Conn
 from ..store.dialect import Dialect
-from ..timeutil import seconds_between
+from ..timeutil import format_ts, seconds_between
 
 
 def _sum_containing(values: dict[str, Any] | None, needle: str) -> float:
@@ -335,4 +338,85 @@ def config_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
         "maxValue": row["max_value"],
         "categories": row["categories"],
         "description": row["description"],
+    }
+
+
+def custom_json(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored custom model as Langfuse's ``Model``."""
+    d = conn.dialect
+    tiers = row["pricing_tiers"]
+    default = next(t for t in tiers if t["isDefault"])
+    prices = default["prices"]
+    return {
+        "id": row["id"],
+        "modelName": row["model_name"],
+        "matchPattern": row["match_pattern"],
+        "startDate": d.ts_out(row["start_date"]),
+        "unit": row["unit"],
+        "inputPrice": _price(prices.get("input")),
+        "outputPrice": _price(prices.get("output")),
+        "totalPrice": _price(prices.get("total")),
+        "tokenizerId": row["tokenizer_id"],
+        "tokenizerConfig": row["tokenizer_config"],
+        "isLangfuseManaged": False,
+        "createdAt": d.ts_out(row["created_at"]),
+        "prices": {k: {"price": float(v)} for k, v in prices.items()},
+        "pricingTiers": [
+            {
+                "id": t["id"],
+                "name": t["name"],
+                "isDefault": t["isDefault"],
+                "priority": t["priority"],
+                "conditions": t["conditions"],
+                "prices": {k: float(v) for k, v in t["prices"].items()},
+            }
+            for t in sorted(tiers, key=lambda t: t["priority"])
+        ],
+    }
+
+
+# --- usage (analytics.usage): the users API, the daily metrics API, session totals ---------
+
+
+def usage_json(usage: Usage) -> dict[str, Any]:
+    """Observations, tokens and cost, as the users API and a session's totals name them."""
+    return {
+        "countObservations": usage.observations,
+        "inputTokens": usage.input_tokens,
+        "outputTokens": usage.output_tokens,
+        "totalTokens": usage.total_tokens,
+        "totalCost": usage.cost,
+    }
+
+
+def user_json(user: UserTotals) -> dict[str, Any]:
+    """A user of the users API: ``userId``, first and last seen, traces, usage."""
+    return {
+        "userId": user.user_id,
+        "firstSeen": format_ts(user.first_seen),
+        "lastSeen": format_ts(user.last_seen),
+        "countTraces": user.traces,
+        **usage_json(user.usage),
+    }
+
+
+def daily_json(day: DayUsage) -> dict[str, Any]:
+    """A day of Langfuse's daily metrics (``/api/public/metrics/daily``)."""
+    return {
+        "date": day.date,
+        "countTraces": day.traces,
+        "countObservations": day.usage.observations,
+        "totalCost": day.usage.cost,
+        "usage": [
+            {
+                "model": m.model,
+                "inputUsage": m.usage.input_tokens,
+                "outputUsage": m.usage.output_tokens,
+                "totalUsage": m.usage.total_tokens,
+                "countTraces": m.traces,
+                "countObservations": m.usage.observations,
+                "totalCost": m.usage.cost,
+            }
+            for m in day.models
+        ],
     }

@@ -10,9 +10,9 @@ match; mypy checks that in :meth:`SqlStore.__init__`). Another backend (ClickHou
 implements the same Protocols with its own connection type and ``Dialect`` and the
 routes stay as they are.
 
-Not here yet: ``store.costs`` (daily metrics, user views), which the read layer takes
-over, and ``analytics`` (metric definitions), which composes its own SQL over the
-rollups.
+Not here: ``analytics`` (the metric definitions, among them the daily metrics and users'
+usage), which composes its own SQL over the rollups and raw rows; a ClickHouse backend
+gives it its own implementation of those queries.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Daily metrics (contract 4.6): per day, traces, observations, cost and usage by model."""
+"""Daily metrics (contract 4.6): per day, traces, observations, cost and usage by model,
+as :mod:`lanterna.analytics` defines each metric for the dashboard too."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from ...store import costs
+from ...analytics.metrics import Scope
+from ...analytics.usage import daily_usage
 from ...store.db import Conn
 from ...store.filters import parse_time
 from ..auth import ProjectKey
 from ..responses import JSON
 from ..runtime import runtime
+from ..shapes import daily_json
 from .params import page_of
 
 router = APIRouter()
@@ -32,20 +35,18 @@ def daily_metrics(
 ) -> JSON:
     """Days with traces, newest first (Langfuse's deprecated daily metrics shape)."""
     paging = page_of(page, limit)
-    scope = costs.TraceScope(
-        from_timestamp=parse_time(from_timestamp, "fromTimestamp"),
-        to_timestamp=parse_time(to_timestamp, "toTimestamp"),
+    scope = Scope(
+        principal.project_id,
+        start=parse_time(from_timestamp, "fromTimestamp"),
+        end=parse_time(to_timestamp, "toTimestamp"),
         environments=environment or (),
         user_id=user_id,
         trace_name=trace_name,
         tags=tags or (),
     )
-    project_id = principal.project_id
 
     def read(conn: Conn) -> dict[str, Any]:
-        rows, total = costs.daily_metrics(
-            conn, project_id, scope, limit=paging.limit, offset=paging.offset
-        )
-        return paging.envelope(rows, total)
+        days, total = daily_usage(conn, scope, limit=paging.limit, offset=paging.offset)
+        return paging.envelope([daily_json(day) for day in days], total)
 
     return JSON(runtime(request).read_sync(read))

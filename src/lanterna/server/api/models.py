@@ -24,6 +24,7 @@ from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
+from ..shapes import custom_json
 from .body import read_json
 from .params import page_of
 
@@ -34,40 +35,6 @@ _EPOCH = "1970-01-01T00:00:00.000000Z"
 
 def _number(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def custom_json(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
-    """A stored custom model as Langfuse's ``Model``."""
-    d = conn.dialect
-    tiers = row["pricing_tiers"]
-    default = next(t for t in tiers if t["isDefault"])
-    prices = default["prices"]
-    return {
-        "id": row["id"],
-        "modelName": row["model_name"],
-        "matchPattern": row["match_pattern"],
-        "startDate": d.ts_out(row["start_date"]),
-        "unit": row["unit"],
-        "inputPrice": _number(prices.get("input")),
-        "outputPrice": _number(prices.get("output")),
-        "totalPrice": _number(prices.get("total")),
-        "tokenizerId": row["tokenizer_id"],
-        "tokenizerConfig": row["tokenizer_config"],
-        "isLangfuseManaged": False,
-        "createdAt": d.ts_out(row["created_at"]),
-        "prices": {k: {"price": float(v)} for k, v in prices.items()},
-        "pricingTiers": [
-            {
-                "id": t["id"],
-                "name": t["name"],
-                "isDefault": t["isDefault"],
-                "priority": t["priority"],
-                "conditions": t["conditions"],
-                "prices": {k: float(v) for k, v in t["prices"].items()},
-            }
-            for t in sorted(tiers, key=lambda t: t["priority"])
-        ],
-    }
 
 
 def _shown(model: PriceModel, tier: Tier) -> dict[str, Decimal]:

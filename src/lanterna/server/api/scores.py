@@ -16,8 +16,9 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import QueryParams
 
 from ...ingest.events import SCORE_DATA_TYPES, SCORE_SOURCES, DomainEvent
-from ...ingest.langfuse_events import Invalid, new_id, read_event
+from ...ingest.langfuse_events import Invalid
 from ...ingest.score_configs import check_named, config_ids
+from ...ingest.score_request import score_event
 from ...store import score_configs
 from ...store import scores as q
 from ...store.db import Conn
@@ -44,25 +45,6 @@ router = APIRouter()
 
 
 # --- create ------------------------------------------------------------------------
-
-
-def score_event(body: Any, received: str) -> DomainEvent:
-    """One ``CreateScoreRequest`` as the domain event a ``score-create`` would make.
-
-    A missing or empty ``id`` gets a fresh uuid. Raises :class:`Invalid`.
-    """
-    if not isinstance(body, dict):
-        raise Invalid("each score must be a JSON object")
-    if body.get("source") == "EVAL":
-        raise Invalid("source: EVAL is reserved for evaluator outputs; use API or ANNOTATION")
-    if body.get("id") is None or body.get("id") == "":
-        body = {**body, "id": new_id()}
-    # The same validation and normalisation as ingestion (Langfuse wraps the body in a
-    # score-create event too), so both routes store identical rows.
-    envelope = {"id": new_id(), "type": "score-create", "timestamp": received, "body": body}
-    _event_id, event = read_event(envelope)
-    assert event is not None  # the body has an id, so there is always an entity
-    return event
 
 
 def _score_error(index: int, body: Any, exc: Invalid) -> dict[str, Any]:

@@ -6,15 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from ...store import sessions as q
-from ...store.costs import session_totals
+from ...queries.sessions import session_detail, session_list
 from ...store.db import Conn
 from ...store.filters import parse_time
 from ..auth import ProjectKey
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
-from ..shapes import session_json, trace_json
+from ..shapes import session_json, trace_json, usage_json
 from .params import page_of
 
 router = APIRouter()
@@ -37,16 +36,16 @@ def list_sessions(
     project_id = principal.project_id
 
     def read(conn: Conn) -> dict[str, Any]:
-        rows, total = q.list_sessions(
+        items, total = session_list(
             conn,
             project_id,
-            from_timestamp=start,
-            to_timestamp=end,
+            start=start,
+            end=end,
             environments=environment or (),
             limit=paging.limit,
             offset=paging.offset,
         )
-        return paging.envelope([session_json(conn.dialect, r) for r in rows], total)
+        return paging.envelope([session_json(conn.dialect, i.row) for i in items], total)
 
     return JSON(runtime(request).read_sync(read))
 
@@ -57,15 +56,13 @@ def get_session(request: Request, session_id: str, principal: ProjectKey) -> JSO
     project_id = principal.project_id
 
     def read(conn: Conn) -> dict[str, Any] | None:
-        row = q.get_session(conn, project_id, session_id)
-        if row is None:
+        found = session_detail(conn, project_id, session_id)
+        if found is None:
             return None
         d = conn.dialect
-        out = session_json(d, row)
-        out["traces"] = [
-            trace_json(d, t, project_id) for t in q.traces_of_session(conn, project_id, session_id)
-        ]
-        out.update(session_totals(conn, project_id, session_id))  # cost and token totals
+        out = session_json(d, found.row)
+        out["traces"] = [trace_json(d, t, project_id) for t in found.traces]
+        out.update(usage_json(found.totals))  # cost and token totals
         return out
 
     found = runtime(request).read_sync(read)

@@ -6,8 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from ...queries.traces import TraceDetail, TraceItem, TraceParts, trace_detail, trace_list
 from ...store import traces as q
 from ...store.db import Conn
+from ...store.dialect import Dialect
 from ...store.filters import parse_filter, parse_time
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
@@ -30,27 +32,27 @@ def _blank_io(item: dict[str, Any]) -> None:
     item["input"] = item["output"] = item["metadata"] = None
 
 
-def _list_items(
-    conn: Conn, project_id: str, rows: list[dict[str, Any]], groups: frozenset[str]
-) -> list[dict[str, Any]]:
-    """TraceWithDetails for a page of rows: one query per aggregate for the whole page."""
-    ids = [r["id"] for r in rows]
-    metrics = q.trace_metrics(conn, project_id, ids) if "metrics" in groups else {}
-    obs = q.observation_ids(conn, project_id, ids) if "observations" in groups else {}
-    scores = q.score_ids(conn, project_id, ids) if "scores" in groups else {}
-    items = []
-    for row in rows:
-        item = trace_json(conn.dialect, row, project_id)
-        if "io" not in groups:
-            _blank_io(item)
-        item["observations"] = obs.get(row["id"], [])
-        item["scores"] = scores.get(row["id"], [])
-        if "metrics" in groups:
-            item["latency"], item["totalCost"] = metrics.get(row["id"], (0.0, 0.0))
-        else:
-            item["latency"] = item["totalCost"] = -1
-        items.append(item)
-    return items
+def _metrics(out: dict[str, Any], found: TraceItem | TraceDetail, groups: frozenset[str]) -> None:
+    """``latency`` and ``totalCost``: 0 for a trace without observations, -1 when the
+    ``metrics`` group was left out."""
+    if "metrics" in groups:
+        out["latency"] = 0.0 if found.latency is None else found.latency
+        out["totalCost"] = 0.0 if found.cost is None else found.cost
+    else:
+        out["latency"] = out["totalCost"] = -1
+
+
+def _list_item(
+    d: Dialect, project_id: str, found: TraceItem, groups: frozenset[str]
+) -> dict[str, Any]:
+    """A TraceWithDetails of the list."""
+    item = trace_json(d, found.row, project_id)
+    if "io" not in groups:
+        _blank_io(item)
+    item["observations"] = found.observation_ids
+    item["scores"] = found.score_ids
+    _metrics(item, found, groups)
+    return item
 
 
 @router.get("/api/public/traces")
@@ -91,17 +93,19 @@ def list_traces(
         order_desc=order_desc,
     )
     project_id = principal.project_id
+    parts = TraceParts(
+        io="io" in groups,
+        metrics="metrics" in groups,
+        observation_ids="observations" in groups,
+        score_ids="scores" in groups,
+    )
 
     def read(conn: Conn) -> dict[str, Any]:
-        rows, total = q.list_traces(
-            conn,
-            project_id,
-            query,
-            limit=paging.limit,
-            offset=paging.offset,
-            with_io="io" in groups,
+        items, total = trace_list(
+            conn, project_id, query, limit=paging.limit, offset=paging.offset, parts=parts
         )
-        return paging.envelope(_list_items(conn, project_id, rows, groups), total)
+        d = conn.dialect
+        return paging.envelope([_list_item(d, project_id, i, groups) for i in items], total)
 
     return JSON(runtime(request).read_sync(read))
 
@@ -125,25 +129,23 @@ async def delete_traces(request: Request, principal: ProjectKey) -> JSON:
 def _full_trace(
     conn: Conn, project_id: str, trace_id: str, groups: frozenset[str]
 ) -> dict[str, Any] | None:
-    row = q.get_trace(conn, project_id, trace_id)
-    if row is None:
+    found = trace_detail(
+        conn,
+        project_id,
+        trace_id,
+        observations="observations" in groups,
+        scores="scores" in groups,
+        metrics="metrics" in groups,
+    )
+    if found is None:
         return None
     d = conn.dialect
-    out = trace_json(d, row, project_id)
+    out = trace_json(d, found.row, project_id)
     if "io" not in groups:
         _blank_io(out)
-    out["observations"] = []
-    out["scores"] = []
-    if "observations" in groups:
-        rows = q.observations_of(conn, project_id, trace_id)
-        out["observations"] = [observation_json(d, o) for o in rows]
-    if "scores" in groups:
-        out["scores"] = [score_json(d, s) for s in q.scores_of(conn, project_id, trace_id)]
-    if "metrics" in groups:
-        metrics = q.trace_metrics(conn, project_id, [trace_id])
-        out["latency"], out["totalCost"] = metrics.get(trace_id, (0.0, 0.0))
-    else:
-        out["latency"] = out["totalCost"] = -1
+    out["observations"] = [observation_json(d, o) for o in found.observations]
+    out["scores"] = [score_json(d, s) for s in found.scores]
+    _metrics(out, found, groups)
     return out
 
 

@@ -10,24 +10,31 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from ...store import costs
+from ...analytics import usage
+from ...analytics.metrics import Scope
+from ...queries.users import user_list
 from ...store.db import Conn
 from ...store.filters import parse_time
 from ..auth import ProjectKey
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
+from ..shapes import user_json
 from .params import page_of
 
 router = APIRouter()
 
 
 def _scope(
-    from_timestamp: str | None, to_timestamp: str | None, environment: list[str] | None
-) -> costs.TraceScope:
-    return costs.TraceScope(
-        from_timestamp=parse_time(from_timestamp, "fromTimestamp"),
-        to_timestamp=parse_time(to_timestamp, "toTimestamp"),
+    project_id: str,
+    from_timestamp: str | None,
+    to_timestamp: str | None,
+    environment: list[str] | None,
+) -> Scope:
+    return Scope(
+        project_id,
+        start=parse_time(from_timestamp, "fromTimestamp"),
+        end=parse_time(to_timestamp, "toTimestamp"),
         environments=environment or (),
     )
 
@@ -44,14 +51,11 @@ def list_users(
 ) -> JSON:
     """A page of users, most recently seen first."""
     paging = page_of(page, limit)
-    scope = _scope(from_timestamp, to_timestamp, environment)
-    project_id = principal.project_id
+    scope = _scope(principal.project_id, from_timestamp, to_timestamp, environment)
 
     def read(conn: Conn) -> dict[str, Any]:
-        rows, total = costs.list_users(
-            conn, project_id, scope, limit=paging.limit, offset=paging.offset
-        )
-        return paging.envelope(rows, total)
+        items, total = user_list(conn, scope, limit=paging.limit, offset=paging.offset)
+        return paging.envelope([user_json(i.totals) for i in items], total)
 
     return JSON(runtime(request).read_sync(read))
 
@@ -66,11 +70,8 @@ def get_user(
     environment: Annotated[list[str] | None, Query()] = None,
 ) -> JSON:
     """One user's totals; 404 when no trace (in the time range) has that ``userId``."""
-    scope = _scope(from_timestamp, to_timestamp, environment)
-    project_id = principal.project_id
-    found = runtime(request).read_sync(
-        lambda conn: costs.get_user(conn, project_id, user_id, scope)
-    )
+    scope = _scope(principal.project_id, from_timestamp, to_timestamp, environment)
+    found = runtime(request).read_sync(lambda conn: usage.get_user(conn, scope, user_id))
     if found is None:
         raise not_found(f"User {user_id}")
-    return JSON(found)
+    return JSON(user_json(found))

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Request
 
 from ...store.filters import FilterError
-from .traces_page import RANGES, time_range
+from .ranges import LIST_RANGES, time_range
 
 PAGE_SIZE = 50
 
@@ -41,7 +41,7 @@ class ListQuery:
             "p": {**self.params, "page": self.number},
             "current": self.number,
             "pages": max(1, -(-total // PAGE_SIZE)),
-            "ranges": tuple(RANGES),
+            "ranges": tuple(LIST_RANGES),
             "error": self.error,
         }
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import math
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,15 +11,12 @@ from starlette.responses import Response
 
 from ...analytics import metrics
 from ...store.db import Conn
-from ...store.filters import FilterError
-from ...timeutil import now
 from .fmt import duration
-from .traces_page import parse_when
+from .ranges import METRIC_RANGES, bounded_range
 from .web import project_page, render, rt_of
 
 router = APIRouter()
 
-RANGES = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 COLORS = ["#5b8def", "#9b6cf0", "#3aa55d", "#e3a030", "#d9534f", "#0f6d77", "#8a2a8a", "#7a7f8a"]
 
 
@@ -33,21 +29,10 @@ def label(text: Any) -> str:
 def scope_of(request: Request, project_id: str) -> tuple[metrics.Scope, dict[str, str], str]:
     """The range (``range`` preset or ``custom`` ``from``/``to``) and environment."""
     q = request.query_params
-    params = {k: q.get(k, "").strip() for k in ("range", "from", "to", "env")}
-    end = now()
-    preset = params["range"] or "7d"
-    params["range"] = preset
-    error = ""
-    start = end - RANGES.get(preset, RANGES["7d"])
-    if preset == "custom":
-        try:
-            start = parse_when(params["from"], "from") or start
-            end = parse_when(params["to"], "to") or end
-        except FilterError as exc:
-            error = str(exc)
-        if start >= end:
-            error, start = "The range must start before it ends.", end - RANGES["7d"]
-    return metrics.Scope(project_id, start, end, params["env"] or None), params, error
+    window = bounded_range(q)
+    env = q.get("env", "").strip()
+    scope = metrics.Scope(project_id, window.start, window.end, (env,) if env else ())
+    return scope, {**window.params, "env": env}, window.error
 
 
 def charts(
@@ -261,7 +246,7 @@ async def metrics_page(request: Request, project_id: str) -> Response:
             "charts": charts(data, top_users, top_sessions, scores),
             "top_users": top_users,
             "top_sessions": top_sessions,
-            "ranges": tuple(RANGES),
+            "ranges": tuple(METRIC_RANGES),
             "error": error,
         },
         page=page,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...analytics.sessions import session_summaries, session_turns
-from ...store import sessions as session_store
-from ...store.costs import session_totals
+from ...queries.sessions import session_detail, session_list
 from ...store.db import Conn
 from ..shapes import trace_json
 from .io_view import io_view
@@ -26,24 +25,24 @@ async def sessions_list(request: Request, project_id: str) -> Response:
     lq = list_query(request)
 
     def read(c: Conn) -> tuple[list[dict[str, Any]], int]:
-        rows, total = session_store.list_sessions(
+        items, total = session_list(
             c,
             page.pid,
-            from_timestamp=lq.start,
-            to_timestamp=lq.end,
+            start=lq.start,
+            end=lq.end,
             limit=PAGE_SIZE,
             offset=lq.offset,
+            summaries=True,
         )
-        summaries = session_summaries(c, page.pid, [r["id"] for r in rows])
         d = c.dialect
         out = [
             {
-                "id": r["id"],
-                "created": d.ts_out(r["created_at"]),
-                "environment": r["environment"],
-                "s": summaries[r["id"]],
+                "id": i.row["id"],
+                "created": d.ts_out(i.row["created_at"]),
+                "environment": i.row["environment"],
+                "s": i.summary,
             }
-            for r in rows
+            for i in items
         ]
         return out, total
 
@@ -57,23 +56,18 @@ async def session_page(request: Request, project_id: str, session_id: str) -> Re
     page = await project_page(request, project_id)
 
     def read(c: Conn) -> dict[str, Any] | None:
-        row = session_store.get_session(c, page.pid, session_id)
-        if row is None:
+        found = session_detail(c, page.pid, session_id, turns=True)
+        if found is None:
             return None
         d = c.dialect
-        traces = [
-            trace_json(d, t, page.pid)
-            for t in session_store.traces_of_session(c, page.pid, session_id)
-        ]
-        turns, avg_latency = session_turns(c, page.pid, traces)
         return {
-            "id": row["id"],
-            "created": d.ts_out(row["created_at"]),
-            "environment": row["environment"],
-            "turns": turns,
-            "avg_latency": avg_latency,
-            "totals": session_totals(c, page.pid, session_id),
-            "users": sorted({t["userId"] for t in traces if t["userId"]}),
+            "id": found.row["id"],
+            "created": d.ts_out(found.row["created_at"]),
+            "environment": found.row["environment"],
+            "turns": [replace(t, trace=trace_json(d, t.trace, page.pid)) for t in found.turns],
+            "avg_latency": found.average_latency,
+            "totals": found.totals,
+            "users": found.users,
         }
 
     found = await rt_of(request).read(read)

@@ -16,8 +16,8 @@ from ...cost.prices import ModelError, check_create
 from ...store import models as model_store
 from ...store import projects as project_store
 from ...store.db import Conn
-from ..api.models import custom_json
 from ..auth import key_cache
+from ..shapes import custom_json
 from .web import Page, UiError, not_found, page_form, project_page, redirect, render, rt_of
 
 router = APIRouter()

@@ -4,29 +4,30 @@ and scores added by hand (annotations)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...analytics.traces import LEVELS, trace_rollups, trace_scores
 from ...ingest.langfuse_events import Invalid
+from ...ingest.score_request import score_event
+from ...queries.traces import LEVELS, TraceItem, TraceParts, trace_detail, trace_list
 from ...store import traces as trace_store
 from ...store.db import Conn
+from ...store.dialect import Dialect
 from ...store.filters import Condition, FilterError
 from ...store.write import apply_events
-from ...timeutil import UTC, format_ts, now, parse_ts
-from ..api.scores import score_event
+from ...timeutil import format_ts, now, parse_ts
 from ..shapes import observation_json, score_json, trace_json
 from .io_view import io_view
+from .ranges import LIST_RANGES, time_range
 from .web import Page, not_found, page_form, project_page, redirect, render, rt_of
 
 router = APIRouter()
 
 PAGE_SIZES = (25, 50, 100)
-RANGES = {"1h": 1 / 24, "24h": 1, "7d": 7, "30d": 30, "90d": 90}
 SORTS = {
     "timestamp": "Time",
     "name": "Name",
@@ -35,33 +36,6 @@ SORTS = {
     "release": "Release",
 }
 LEVEL_CHOICES = ("ERROR", "WARNING", "DEFAULT", "DEBUG")
-
-
-def parse_when(value: str, name: str) -> datetime | None:
-    """A date or ``datetime-local`` value (UTC when it has no offset)."""
-    if not value:
-        return None
-    text = value.strip()
-    if len(text) == 10:  # a bare date
-        text += "T00:00"
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            return parse_ts(text)
-        except ValueError:
-            raise FilterError(f"{name}: not a date or time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def time_range(params: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
-    """``range`` preset (``24h``, ``7d``...) or ``custom`` with ``from``/``to``."""
-    preset = params.get("range") or "all"
-    if preset in RANGES:
-        return now() - timedelta(days=RANGES[preset]), None
-    if preset == "custom":
-        return parse_when(params.get("from", ""), "from"), parse_when(params.get("to", ""), "to")
-    return None, None
 
 
 @dataclass
@@ -168,35 +142,33 @@ def _preview(value: Any, size: int = 140) -> str:
     return text if len(text) <= size else text[:size] + "…"
 
 
+#: What the trace list shows of each trace besides the trace itself.
+LIST_PARTS = TraceParts(rollups=True, scores=True)
+
+
+def list_row(d: Dialect, project_id: str, item: TraceItem) -> dict[str, Any]:
+    """A trace of the list as its row shows it (the user page's recent traces too)."""
+    trace = trace_json(d, item.row, project_id)
+    rollup = item.rollup
+    return {
+        **trace,
+        "latency": item.latency,
+        "cost": item.cost,
+        "tokens": rollup.tokens if rollup else 0,
+        "level": rollup.level if rollup else "DEFAULT",
+        "errors": rollup.errors if rollup else 0,
+        "scores": item.scores,
+        "inputPreview": _preview(trace["input"]),
+        "outputPreview": _preview(trace["output"]),
+    }
+
+
 def list_rows(
     conn: Conn, project_id: str, query: trace_store.TraceQuery, *, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of traces with everything the list shows per row."""
-    rows, total = trace_store.list_traces(conn, project_id, query, limit=limit, offset=offset)
-    ids = [r["id"] for r in rows]
-    metrics = trace_store.trace_metrics(conn, project_id, ids)
-    rollups = trace_rollups(conn, project_id, ids)
-    scores = trace_scores(conn, project_id, ids)
-    d = conn.dialect
-    out = []
-    for row in rows:
-        trace = trace_json(d, row, project_id)
-        latency, cost = metrics.get(row["id"], (None, None))
-        rollup = rollups.get(row["id"])
-        out.append(
-            {
-                **trace,
-                "latency": latency,
-                "cost": cost,
-                "tokens": rollup.tokens if rollup else 0,
-                "level": rollup.level if rollup else "DEFAULT",
-                "errors": rollup.errors if rollup else 0,
-                "scores": scores.get(row["id"], []),
-                "inputPreview": _preview(trace["input"]),
-                "outputPreview": _preview(trace["output"]),
-            }
-        )
-    return out, total
+    items, total = trace_list(conn, project_id, query, limit=limit, offset=offset, parts=LIST_PARTS)
+    return [list_row(conn.dialect, project_id, i) for i in items], total
 
 
 @router.get("/project/{project_id}/traces")
@@ -228,7 +200,7 @@ async def traces_list(request: Request, project_id: str) -> Response:
             "pages": pages,
             "error": error,
             "sorts": SORTS,
-            "ranges": ("1h", "24h", "7d", "30d", "90d"),
+            "ranges": tuple(LIST_RANGES),
             "levels": LEVEL_CHOICES,
         },
         page=page,
@@ -313,25 +285,19 @@ def worst_level(levels: list[str]) -> str:
     return LEVELS[max(ranks)] if ranks else "DEFAULT"
 
 
-def trace_detail(conn: Conn, project_id: str, trace_id: str) -> dict[str, Any] | None:
-    """The trace with its observations (API shapes), scores, latency and cost."""
-    row = trace_store.get_trace(conn, project_id, trace_id)
-    if row is None:
+def trace_view(conn: Conn, project_id: str, trace_id: str) -> dict[str, Any] | None:
+    """The trace with its observations (API shapes), scores, latency, cost and tokens."""
+    found = trace_detail(conn, project_id, trace_id)
+    if found is None:
         return None
     d = conn.dialect
-    observations = [
-        observation_json(d, o) for o in trace_store.observations_of(conn, project_id, trace_id)
-    ]
-    scores = [score_json(d, s) for s in trace_store.scores_of(conn, project_id, trace_id)]
-    latency, cost = trace_store.trace_metrics(conn, project_id, [trace_id]).get(
-        trace_id, (None, None)
-    )
+    observations = [observation_json(d, o) for o in found.observations]
     return {
-        "trace": trace_json(d, row, project_id),
+        "trace": trace_json(d, found.row, project_id),
         "observations": observations,
-        "scores": scores,
-        "latency": latency,
-        "cost": cost,
+        "scores": [score_json(d, s) for s in found.scores],
+        "latency": found.latency,
+        "cost": found.cost,
         "tokens": sum(o["usage"]["total"] or 0 for o in observations),
     }
 
@@ -340,7 +306,7 @@ def trace_detail(conn: Conn, project_id: str, trace_id: str) -> dict[str, Any] |
 async def trace_page(request: Request, project_id: str, trace_id: str) -> Response:
     """One trace: tree, timeline, the selected observation's IO, usage, cost, scores."""
     page = await project_page(request, project_id)
-    found = await rt_of(request).read(lambda c: trace_detail(c, page.pid, trace_id))
+    found = await rt_of(request).read(lambda c: trace_view(c, page.pid, trace_id))
     if found is None:
         raise not_found("Trace")
     return _trace_response(request, page, found, error="")
@@ -390,7 +356,7 @@ async def add_score(request: Request, project_id: str) -> Response:
     rt = rt_of(request)
     trace_id = form.get("trace_id")
     observation_id = form.get("observation_id") or None
-    found = await rt.read(lambda c: trace_detail(c, page.pid, trace_id))
+    found = await rt.read(lambda c: trace_view(c, page.pid, trace_id))
     if found is None:
         raise not_found("Trace")
     if observation_id and observation_id not in {o["id"] for o in found["observations"]}:

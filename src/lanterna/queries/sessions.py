@@ -1,12 +1,17 @@
-"""Per-session aggregates for the session list and the session view."""
+"""Sessions: a page of the session list (with per-session summaries when asked for) and
+one session with its traces, usage and turns. The public API (``/api/public/sessions``)
+and the dashboard's session pages both read them here."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from ..store.costs import session_totals
+from ..analytics.metrics import Usage
+from ..analytics.usage import session_totals
+from ..store import sessions as session_store
 from ..store.db import Conn
 from ..store.traces import trace_metrics
 from ..timeutil import seconds_between
@@ -31,7 +36,7 @@ def session_summaries(
     """``session id -> SessionSummary`` for a page of sessions.
 
     Turns are traces; duration runs from the first trace's timestamp to the last one's.
-    Cost and tokens are :func:`lanterna.store.costs.session_totals`.
+    Cost and tokens are :func:`lanterna.analytics.usage.session_totals`.
     """
     ids = list(dict.fromkeys(session_ids))
     if not ids:
@@ -57,8 +62,8 @@ def session_summaries(
         out[r["session_id"]].users.append(r["user_id"])
     for sid in ids:
         totals = session_totals(conn, project_id, sid)
-        out[sid].cost = totals["totalCost"]
-        out[sid].tokens = totals["totalTokens"]
+        out[sid].cost = totals.cost
+        out[sid].tokens = totals.total_tokens
     return out
 
 
@@ -99,3 +104,71 @@ def sessions_of_user(conn: Conn, project_id: str, user_id: str, *, limit: int = 
         (project_id, user_id, limit),
     )
     return [r["session_id"] for r in rows]
+
+
+Row = dict[str, Any]
+
+
+@dataclass(slots=True)
+class SessionItem:
+    """A session of a list page, with its summary when asked for."""
+
+    row: Row
+    summary: SessionSummary | None = None
+
+
+def session_list(
+    conn: Conn,
+    project_id: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    environments: Sequence[str] = (),
+    limit: int,
+    offset: int,
+    summaries: bool = False,
+) -> tuple[list[SessionItem], int]:
+    """A page of the project's sessions (newest first, created in ``[start, end)``) and
+    the total count; with ``summaries``, each session's :class:`SessionSummary`."""
+    rows, total = session_store.list_sessions(
+        conn,
+        project_id,
+        from_timestamp=start,
+        to_timestamp=end,
+        environments=environments,
+        limit=limit,
+        offset=offset,
+    )
+    found = session_summaries(conn, project_id, [r["id"] for r in rows]) if summaries else {}
+    return [SessionItem(r, found.get(r["id"])) for r in rows], total
+
+
+@dataclass(slots=True)
+class SessionDetail:
+    """A session row, its trace rows (oldest first) and their usage; with turns, each
+    trace as a :class:`Turn` and the average latency per turn."""
+
+    row: Row
+    traces: list[Row]
+    totals: Usage
+    turns: list[Turn] = field(default_factory=list)
+    average_latency: float | None = None
+
+    @property
+    def users(self) -> list[str]:
+        """The users of the session's traces, sorted."""
+        return sorted({t["user_id"] for t in self.traces if t["user_id"]})
+
+
+def session_detail(
+    conn: Conn, project_id: str, session_id: str, *, turns: bool = False
+) -> SessionDetail | None:
+    """One session, or None when the project has no such session."""
+    row = session_store.get_session(conn, project_id, session_id)
+    if row is None:
+        return None
+    traces = session_store.traces_of_session(conn, project_id, session_id)
+    out = SessionDetail(row, traces, session_totals(conn, project_id, session_id))
+    if turns:
+        out.turns, out.average_latency = session_turns(conn, project_id, traces)
+    return out

@@ -1,0 +1,202 @@
+"""Usage per session, per user and per day: observations, cost and tokens as
+:mod:`lanterna.analytics.metrics` defines them, over the traces of a :class:`Scope`.
+
+The daily metrics API (``GET /api/public/metrics/daily``), the users API and the
+session and user views all read them here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..store.db import Conn
+from .metrics import JOIN, USAGE, Scope, Usage
+
+
+def _usage_by(
+    conn: Conn, key: str, where: str, params: list[Any], keys: list[Any]
+) -> dict[Any, Usage]:
+    """Usage per value of the SQL expression ``key`` (those in ``keys``) over the traces
+    that ``where`` (on ``traces t``) selects."""
+    if not keys:
+        return {}
+    rows = conn.all(
+        f"SELECT {key} AS key, {USAGE} FROM traces t {JOIN}"
+        f" WHERE {where} AND {key} IN ({', '.join('?' * len(keys))}) GROUP BY {key}",
+        [*params, *keys],
+    )
+    return {r["key"]: Usage.of(r) for r in rows}
+
+
+def session_totals(conn: Conn, project_id: str, session_id: str) -> Usage:
+    """Cost and tokens of all the observations of a session's traces."""
+    row = conn.one(
+        f"SELECT {USAGE} FROM traces t {JOIN} WHERE t.project_id = ? AND t.session_id = ?",
+        (project_id, session_id),
+    )
+    return Usage.of(row)
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserTotals:
+    """A user (a ``userId`` of traces): when first and last seen, traces and usage."""
+
+    user_id: str
+    first_seen: datetime
+    last_seen: datetime
+    traces: int
+    usage: Usage
+
+
+_USER_HEAD = (
+    "SELECT t.user_id AS user_id, MIN(t.timestamp) AS first_seen,"
+    " MAX(t.timestamp) AS last_seen, COUNT(*) AS traces FROM traces t"
+)
+
+
+def _users(
+    conn: Conn, where: str, params: list[Any], heads: list[dict[str, Any]]
+) -> list[UserTotals]:
+    """The users of ``heads`` (rows of :data:`_USER_HEAD`) with their usage."""
+    d = conn.dialect
+    sums = _usage_by(conn, "t.user_id", where, params, [h["user_id"] for h in heads])
+    out = []
+    for h in heads:
+        first, last = d.ts_parse(h["first_seen"]), d.ts_parse(h["last_seen"])
+        assert first is not None and last is not None  # grouped rows have timestamps
+        out.append(
+            UserTotals(h["user_id"], first, last, int(h["traces"]), sums.get(h["user_id"], Usage()))
+        )
+    return out
+
+
+def list_users(
+    conn: Conn, scope: Scope, *, limit: int, offset: int
+) -> tuple[list[UserTotals], int]:
+    """A page of users (the distinct ``userId`` of traces), most recently seen first."""
+    where, params = scope.where(conn)
+    where += " AND t.user_id IS NOT NULL"
+    total = int(
+        conn.scalar(f"SELECT COUNT(DISTINCT t.user_id) FROM traces t WHERE {where}", params)
+    )
+    if total <= offset:
+        return [], total
+    heads = conn.all(
+        f"{_USER_HEAD} WHERE {where}"
+        " GROUP BY t.user_id ORDER BY last_seen DESC, user_id LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return _users(conn, where, params, heads), total
+
+
+def get_user(conn: Conn, scope: Scope, user_id: str) -> UserTotals | None:
+    """One user's totals, or None when no trace in scope has that ``userId``."""
+    where, params = scope.where(conn)
+    where += " AND t.user_id = ?"
+    params.append(user_id)
+    head = conn.one(f"{_USER_HEAD} WHERE {where} GROUP BY t.user_id", params)
+    found = _users(conn, where, params, [head] if head else [])
+    return found[0] if found else None
+
+
+def user_score_averages(
+    conn: Conn, project_id: str, user_ids: list[str]
+) -> dict[str, dict[str, float]]:
+    """``user id -> {score name: average}`` over the numeric/boolean scores of their traces."""
+    if not user_ids:
+        return {}
+    marks = ", ".join("?" * len(user_ids))
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in conn.all(
+        "SELECT t.user_id AS user_id, s.name AS name, AVG(s.value) AS avg FROM scores s"
+        " JOIN traces t ON t.project_id = s.project_id AND t.id = s.trace_id"
+        f" WHERE s.project_id = ? AND t.user_id IN ({marks})"
+        " AND s.data_type IN ('NUMERIC', 'BOOLEAN') GROUP BY t.user_id, s.name",
+        [project_id, *user_ids],
+    ):
+        out[r["user_id"]][r["name"]] = float(r["avg"])
+    return dict(out)
+
+
+def user_features(
+    conn: Conn, project_id: str, user_ids: list[str], limit: int = 3
+) -> dict[str, list[str]]:
+    """``user id -> their most used trace names`` (the "main features used")."""
+    if not user_ids:
+        return {}
+    marks = ", ".join("?" * len(user_ids))
+    counts: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for r in conn.all(
+        "SELECT user_id, name, COUNT(*) AS n FROM traces"
+        f" WHERE project_id = ? AND user_id IN ({marks}) AND name IS NOT NULL"
+        " GROUP BY user_id, name",
+        [project_id, *user_ids],
+    ):
+        counts[r["user_id"]].append((int(r["n"]), r["name"]))
+    return {
+        user: [name for _, name in sorted(items, key=lambda x: (-x[0], x[1]))[:limit]]
+        for user, items in counts.items()
+    }
+
+
+# --- days ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """One model's observations on a day, and how many traces they belong to."""
+
+    model: str
+    traces: int
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class DayUsage:
+    """A UTC day with traces: their count, their observations' usage, usage by model."""
+
+    date: str
+    traces: int
+    usage: Usage
+    models: list[ModelUsage] = field(default_factory=list)
+
+
+def daily_usage(conn: Conn, scope: Scope, *, limit: int, offset: int) -> tuple[list[DayUsage], int]:
+    """Per UTC day with traces (newest first): traces, observations, cost, usage by model.
+
+    Days are those of the traces' timestamps; ``models`` lists the observations that
+    name a model.
+    """
+    d = conn.dialect
+    day = d.utc_day("t.timestamp")
+    where, params = scope.where(conn)
+    total = int(conn.scalar(f"SELECT COUNT(DISTINCT {day}) FROM traces t WHERE {where}", params))
+    if total <= offset:
+        return [], total
+    heads = conn.all(
+        f"SELECT {day} AS day, COUNT(*) AS traces FROM traces t WHERE {where}"
+        " GROUP BY day ORDER BY day DESC LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    days = [h["day"] for h in heads]
+    in_days = f"{day} IN ({', '.join('?' * len(days))})"
+    sums = _usage_by(conn, day, where, params, days)
+    by_model: dict[str, list[ModelUsage]] = {x: [] for x in days}
+    for r in conn.all(
+        f"SELECT {day} AS day, o.model AS model, COUNT(DISTINCT t.id) AS traces, {USAGE}"
+        f" FROM traces t {JOIN} WHERE {where} AND {in_days} AND o.model IS NOT NULL"
+        " GROUP BY day, o.model ORDER BY day, o.model",
+        [*params, *days],
+    ):
+        by_model[r["day"]].append(ModelUsage(r["model"], int(r["traces"]), Usage.of(r)))
+    out = [
+        DayUsage(h["day"], int(h["traces"]), sums.get(h["day"], Usage()), by_model[h["day"]])
+        for h in heads
+    ]
+    return out, total

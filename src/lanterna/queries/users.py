@@ -1,0 +1,87 @@
+"""Users (the ``userId`` of traces): a page of users, one user with their traces and
+sessions. The users API (``/api/public/users``) and the dashboard's user pages both read
+them here; each user's usage is :mod:`lanterna.analytics.usage`'s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..analytics.metrics import Scope
+from ..analytics.usage import (
+    UserTotals,
+    get_user,
+    list_users,
+    user_features,
+    user_score_averages,
+)
+from ..store.db import Conn
+from ..store.traces import TraceQuery
+from .sessions import SessionSummary, session_summaries, sessions_of_user
+from .traces import TraceItem, TraceParts, trace_list
+
+
+@dataclass(slots=True)
+class UserItem:
+    """A user of a list page; score averages and main features when asked for."""
+
+    totals: UserTotals
+    scores: dict[str, float] = field(default_factory=dict)
+    features: list[str] = field(default_factory=list)
+
+
+def user_list(
+    conn: Conn, scope: Scope, *, limit: int, offset: int, details: bool = False
+) -> tuple[list[UserItem], int]:
+    """A page of the users of the traces in ``scope`` (most recently seen first) and the
+    total count; with ``details``, each user's score averages and main features."""
+    users, total = list_users(conn, scope, limit=limit, offset=offset)
+    items = [UserItem(u) for u in users]
+    if details:
+        ids = [u.user_id for u in users]
+        scores = user_score_averages(conn, scope.project_id, ids)
+        features = user_features(conn, scope.project_id, ids)
+        for item in items:
+            item.scores = scores.get(item.totals.user_id, {})
+            item.features = features.get(item.totals.user_id, [])
+    return items, total
+
+
+@dataclass(slots=True)
+class UserDetail:
+    """One user: totals, score averages, main features, recent traces and sessions."""
+
+    totals: UserTotals
+    scores: dict[str, float]
+    features: list[str]
+    traces: list[TraceItem]
+    sessions: list[tuple[str, SessionSummary]]
+
+
+#: What the user view shows of each recent trace (as the trace list does).
+USER_TRACE_PARTS = TraceParts(rollups=True, scores=True)
+
+
+def user_detail(
+    conn: Conn, project_id: str, user_id: str, *, recent: int = 25
+) -> UserDetail | None:
+    """One user with their ``recent`` latest traces and their sessions (most recent
+    first), or None when no trace has that ``userId``."""
+    totals = get_user(conn, Scope(project_id), user_id)
+    if totals is None:
+        return None
+    traces, _ = trace_list(
+        conn,
+        project_id,
+        TraceQuery(user_id=user_id),
+        limit=recent,
+        offset=0,
+        parts=USER_TRACE_PARTS,
+    )
+    session_ids = sessions_of_user(conn, project_id, user_id)
+    return UserDetail(
+        totals=totals,
+        scores=user_score_averages(conn, project_id, [user_id]).get(user_id, {}),
+        features=user_features(conn, project_id, [user_id], limit=10).get(user_id, []),
+        traces=traces,
+        sessions=list(session_summaries(conn, project_id, session_ids).items()),
+    )
