@@ -24,6 +24,22 @@ from support import LiveServer, Project, make_settings, new_project, serve
 PG_ENV = "LANTERNA_TEST_POSTGRES_URL"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashes() -> Iterator[None]:
+    """Argon2id at its cheapest parameters in the test process (servers that tests start
+    as subprocesses keep the real ones). The login tests hash and verify hundreds of
+    passwords, each 0.05-0.2 s of CPU at the production cost; what they check (throttling,
+    roles, sessions) does not depend on the cost, and the hashes are real argon2id."""
+    from argon2 import PasswordHasher
+
+    from lanterna.accounts import passwords
+
+    real = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    passwords._hasher = real
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--db",
