@@ -81,12 +81,18 @@ _template_lock = threading.Lock()
 _template_ready = False
 
 
+def _template_name() -> str:
+    # One per process: each xdist worker builds its own, so none waits for (or races
+    # with) another worker's migration.
+    return f"lanterna_tpl_{os.getpid()}"
+
+
 def _pg_template(admin_url: str) -> str:
     """A migrated template database, made once per session; tests clone it."""
     global _template_ready
     import psycopg
 
-    name = f"lanterna_tpl_{os.getpid()}"
+    name = _template_name()
     with _template_lock:
         if not _template_ready:
             with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -97,6 +103,15 @@ def _pg_template(admin_url: str) -> str:
             db.close()
             _template_ready = True
     return name
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop this process's template database (the shared server keeps no leftovers)."""
+    if _template_ready:
+        import psycopg
+
+        with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{_template_name()}" WITH (FORCE)')
 
 
 @pytest.fixture
