@@ -24,6 +24,22 @@ from support import LiveServer, Project, make_settings, new_project, serve
 PG_ENV = "LANTERNA_TEST_POSTGRES_URL"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashes() -> Iterator[None]:
+    """Argon2id at its cheapest parameters in the test process (servers that tests start
+    as subprocesses keep the real ones). The login tests hash and verify hundreds of
+    passwords, each 0.05-0.2 s of CPU at the production cost; what they check (throttling,
+    roles, sessions) does not depend on the cost, and the hashes are real argon2id."""
+    from argon2 import PasswordHasher
+
+    from lanterna.accounts import passwords
+
+    real = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    passwords._hasher = real
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--db",
@@ -65,12 +81,18 @@ _template_lock = threading.Lock()
 _template_ready = False
 
 
+def _template_name() -> str:
+    # One per process: each xdist worker builds its own, so none waits for (or races
+    # with) another worker's migration.
+    return f"lanterna_tpl_{os.getpid()}"
+
+
 def _pg_template(admin_url: str) -> str:
     """A migrated template database, made once per session; tests clone it."""
     global _template_ready
     import psycopg
 
-    name = f"lanterna_tpl_{os.getpid()}"
+    name = _template_name()
     with _template_lock:
         if not _template_ready:
             with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -81,6 +103,15 @@ def _pg_template(admin_url: str) -> str:
             db.close()
             _template_ready = True
     return name
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop this process's template database (the shared server keeps no leftovers)."""
+    if _template_ready:
+        import psycopg
+
+        with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{_template_name()}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import json
 import os
 import socket
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,10 +88,28 @@ def seed_score_config(
 
 
 def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
+    """A TCP port that is free on 127.0.0.1 right now (for a server started later, or a
+    server that is deliberately absent; a server of this process binds its own socket:
+    see :func:`serve`)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_until(
+    condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition"
+) -> None:
+    """Return as soon as ``condition()`` is true; fail the test if it is not within
+    ``timeout`` seconds (a bound for a broken build, never a duration a test relies on).
+
+    For what another thread or process does: tests never sleep for time to pass.
+    """
+    deadline = time.monotonic() + timeout
+    idle = threading.Event()  # never set: a short pause between checks
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout} s")
+        idle.wait(0.01)
 
 
 @dataclass
@@ -105,14 +125,15 @@ class LiveServer:
 def serve(db_url: str, data_dir: Path) -> Iterator[LiveServer]:
     """The app on ``db_url`` served by uvicorn on 127.0.0.1 in a background thread,
     with a fresh project to talk to it with."""
-    import threading
-    import time
-
     import uvicorn
 
     from lanterna.server.app import create_app
 
-    port = free_port()
+    # Bound here and handed to uvicorn: no other test (or xdist worker) can take the
+    # port between choosing and binding it.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
     settings = make_settings(db_url, data_dir)
     settings.port = port
     app = create_app(settings)
@@ -127,18 +148,18 @@ def serve(db_url: str, data_dir: Path) -> Iterator[LiveServer]:
             proxy_headers=False,  # as `lanterna serve` runs it: the app decides (guards.py)
         )
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
+    wait_until(lambda: server.started or not thread.is_alive(), 20, "the test server's start")
+    if not server.started:
+        sock.close()
+        raise RuntimeError("test server did not start")
     try:
         yield LiveServer(f"http://127.0.0.1:{port}", project, db_url)
     finally:
         server.should_exit = True
         thread.join(15)
+        sock.close()
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,6 +9,7 @@ mid-request. After a restart every event of every acknowledged batch must be rea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import random
@@ -26,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support import free_port
+from support import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -88,15 +89,19 @@ class Server:
                 self.kill()
                 pytest.fail(f"lanterna serve did not start:\n{self.output}")
             self.output += line
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/api/public/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
+
+        def answered_or_exited() -> bool:
             if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
+                return True
+            try:
+                return httpx.get(f"{self.url}/api/public/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        with contextlib.suppress(pytest.fail.Exception):  # reported below, with the output
+            wait_until(answered_or_exited, max(deadline - time.monotonic(), 1.0))
+            if self.proc.poll() is None:
+                return
         self.kill()
         pytest.fail(f"lanterna serve never answered /api/public/health:\n{self.output}")
 

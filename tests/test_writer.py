@@ -6,7 +6,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from lanterna.store.db import Database
 from lanterna.store.migrations import migrate
 from lanterna.store.writer import Writer
 from lanterna.timeutil import now
+from support import wait_until
 
 
 @pytest.fixture
@@ -51,7 +51,9 @@ def test_announced_work_joins_the_same_commit(db: Database):
     try:
         with writer.expect() as expected:
             first = writer.submit(_insert("a"))
-            time.sleep(0.2)  # "a" waits: more work was announced
+            # The writer has taken "a" and, since more work was announced, waits for it
+            # ("b" below can only share the commit if "a" was not committed alone).
+            wait_until(writer._queue.empty, what="the writer taking the first unit")
             assert not first.done()
             second = writer.submit(_insert("b"))
             expected.done()
@@ -63,18 +65,15 @@ def test_announced_work_joins_the_same_commit(db: Database):
 
 
 def test_without_announced_work_a_unit_commits_at_once(db: Database):
-    writer = Writer(db, linger=5.0)
+    # A linger far beyond run_sync's timeout: a unit that waited for it would time out.
+    writer = Writer(db, linger=3600.0)
     writer.start()
     try:
-        started = time.monotonic()
         assert writer.run_sync(_insert("solo"), timeout=10) == "solo"
-        assert time.monotonic() - started < 2.0  # did not wait for the linger
         # an announcement that is withdrawn (failed request) does not hold commits
         with writer.expect():
             pass
-        started = time.monotonic()
         writer.run_sync(_insert("after"), timeout=10)
-        assert time.monotonic() - started < 2.0
     finally:
         writer.stop()
 
@@ -115,10 +114,9 @@ def test_sqlite_wal_is_checkpointed_in_the_background_and_bounded(
             sizes.append(os.path.getsize(wal))
         # 4 MB were written; the log is restarted and cut back instead of growing
         assert max(sizes) < 1024 * 1024, sizes
-        deadline = time.monotonic() + 10
-        while writer._checkpointer is not None and writer._checkpointer.runs == 0:
-            assert time.monotonic() < deadline, "the checkpointer never ran"
-            time.sleep(0.05)
+        checkpointer = writer._checkpointer
+        assert checkpointer is not None
+        wait_until(lambda: checkpointer.runs > 0, what="a background checkpoint")
     finally:
         writer.stop()
     assert len(_names(db)) == 40
@@ -219,14 +217,18 @@ def test_after_a_failed_fsync_the_writer_takes_no_more_work(tmp_path: Path):
 def test_stop_with_a_slow_unit_still_resolves_it(db: Database):
     writer = Writer(db)
     writer.start()
+    inside, finish = threading.Event(), threading.Event()
 
     def slow(conn):
-        time.sleep(1.0)
+        inside.set()
+        assert finish.wait(10)
         return _insert("slow")(conn)
 
     future = writer.submit(slow)
-    time.sleep(0.1)  # the writer is inside the unit
+    assert inside.wait(10)  # the writer is inside the unit
     writer.stop(timeout=0.1)  # gives up waiting for the thread...
+    assert not future.done()
+    finish.set()
     assert future.result(10) == "slow"  # ...which still commits, syncs and answers
     writer._thread.join(10)  # type: ignore[union-attr]
     assert _names(db) == {"slow"}
@@ -317,7 +319,9 @@ def test_a_failing_unit_in_a_combined_run_fails_alone(db: Database):
         writer.stop()
 
 
-def test_concurrent_batches_on_the_same_entities_merge_as_if_sequential(api):
+def test_concurrent_batches_on_the_same_entities_merge_as_if_sequential(
+    api, monkeypatch: pytest.MonkeyPatch
+):
     """Batches that the writer combines may create and update the same trace and
     observation: the result equals sending them one after another."""
     import threading
@@ -337,14 +341,27 @@ def test_concurrent_batches_on_the_same_entities_merge_as_if_sequential(api):
         [event("span-create", {"id": "s3", "traceId": "t", "name": "s3"}, at=2)],
     ]
     rt = api.app.state.runtime
-    rt.writer.linger = 1.0
+    rt.writer.linger = 60.0  # the test's own announcement ends the wait
+    submitted = threading.Semaphore(0)
+    submit = rt.writer.submit
+
+    def counted_submit(work):  # the real submit; the test learns when it happened
+        future = submit(work)
+        submitted.release()
+        return future
+
+    monkeypatch.setattr(rt.writer, "submit", counted_submit)
     commits = rt.writer.commits
     with rt.writer.expect() as expected:
         threads = [threading.Thread(target=ingest, args=(api, *b)) for b in batches]
         for thread in threads:
             thread.start()
-        time.sleep(0.3)
+        for _ in batches:  # each request submits its batch once
+            assert submitted.acquire(timeout=30)
         expected.done()
+        # Withdrawing an announcement does not wake a lingering writer; one more (empty)
+        # unit does, and it joins the same commit.
+        submit(lambda conn: None)
         for thread in threads:
             thread.join(30)
     assert rt.writer.commits == commits + 1  # the three batches shared one commit
@@ -499,12 +516,13 @@ def test_work_submitted_while_the_writer_stops_is_always_answered(db: Database):
                 refused += 1
                 if refused > 20:  # well after the stop
                     return
-            time.sleep(0.0005)
+            if n % 20 == 19:  # keep pace with the writer instead of queueing thousands
+                concurrent.futures.wait([future], timeout=10)
 
     threads = [threading.Thread(target=submit_many, args=(k,)) for k in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(0.2)
+    wait_until(lambda: writer.commits >= 5, what="the first commits")
     writer.stop()
     for thread in threads:
         thread.join(10)

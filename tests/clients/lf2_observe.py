@@ -65,7 +65,7 @@ def sync_pipeline(question: str, user_id: str) -> dict[str, str]:
 
 @observe(as_type="generation")
 async def acomplete(prompt: str) -> str:
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # lets the concurrent call run: the two spans interleave
     langfuse_context.update_current_observation(
         model="claude-3-haiku",
         usage_details={"input": 40, "output": 10},

@@ -10,10 +10,11 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sdk_support import Reply, StandIn, free_port
+from sdk_support import Reply, StandIn, VirtualClock, free_port, wait_until
 
 from lanterna import context, observe
 
@@ -32,7 +33,7 @@ def stand_in_client(make_client, server, **kwargs):
 
 def test_500_then_success_is_retried(make_client, stand_in):
     stand_in.script = [Reply(500), Reply(502), Reply(503)]
-    client = stand_in_client(make_client, stand_in)
+    client = stand_in_client(make_client, stand_in, clock=VirtualClock())  # no real waits
     for i in range(10):
         answer(f"q{i}")
     assert client.flush(15)
@@ -43,11 +44,12 @@ def test_500_then_success_is_retried(make_client, stand_in):
 
 def test_429_waits_for_retry_after(make_client, stand_in):
     stand_in.script = [Reply(429, {"message": "slow down"}, {"Retry-After": "1"})]
-    client = stand_in_client(make_client, stand_in)
+    clock = VirtualClock()
+    client = stand_in_client(make_client, stand_in, clock=clock)
     answer("q")
     assert client.flush(15)
     assert stand_in.requests == 2
-    assert stand_in.times[1] - stand_in.times[0] >= 0.95
+    assert clock.waited[0] >= 1.0  # the retry waited as long as it was asked to
     assert client.stats()["sent"] == 2 and client.stats()["retried"] == 1
 
 
@@ -98,23 +100,30 @@ def test_client_errors_are_not_retried(make_client, stand_in, caplog):
 
 def test_retries_stop_at_the_deadline(make_client, stand_in):
     stand_in.script = [Reply(503)] * 100
-    client = stand_in_client(make_client, stand_in, max_retry_seconds=1.0)
+    clock = VirtualClock()
+    client = stand_in_client(make_client, stand_in, max_retry_seconds=1.0, clock=clock)
     answer("q")
-    started = time.monotonic()
     assert client.flush(10)
-    assert time.monotonic() - started < 3
+    assert clock.now <= 1.0  # gave up rather than wait past the limit
+    assert stand_in.requests < 100
     stats = client.stats()
     assert stats["failed"] == 2 and stats["sent"] == 0 and stats["retried"] >= 1
 
 
 def test_slow_server_never_blocks_the_app(make_client, stand_in):
-    stand_in.script = [Reply(delay=1.0)] * 3
+    slow = threading.Event()  # the server answers nothing until the test sets it
+    stand_in.script = [Reply(gate=slow)] * 3
     client = stand_in_client(make_client, stand_in, flush_at=50)
-    started = time.perf_counter()
-    for i in range(2000):
-        answer(f"q{i}")
-    elapsed = time.perf_counter() - started
-    assert elapsed < 1.0, f"2000 calls took {elapsed:.2f} s against a slow server"
+    try:
+        for i in range(25):
+            answer(f"q{i}")
+        wait_until(lambda: stand_in.requests >= 1, what="the first batch")
+        for i in range(25, 2000):
+            answer(f"q{i}")
+        # every call returned while the server sat on the exporter's batch
+        assert stand_in.batches == []
+    finally:
+        slow.set()
     assert client.flush(30)
     assert client.stats()["sent"] == 4000
 
@@ -126,8 +135,8 @@ def test_server_down_then_back_loses_nothing(make_client):
     )
     for i in range(300):
         answer(f"q{i}")
-    time.sleep(1.5)  # the exporter is retrying connection errors now
-    assert client.stats()["retried"] >= 1 and client.stats()["sent"] == 0
+    wait_until(lambda: client.stats()["retried"] >= 1, what="a retry of the connection error")
+    assert client.stats()["sent"] == 0
     server = StandIn(port)
     try:
         for i in range(300, 400):
@@ -141,10 +150,14 @@ def test_server_down_then_back_loses_nothing(make_client):
 
 
 def test_overflow_drops_and_counts(make_client, stand_in):
-    stand_in.script = [Reply(delay=0.5)]
+    slow = threading.Event()
+    stand_in.script = [Reply(gate=slow)]
     client = stand_in_client(make_client, stand_in, max_queue_size=100, flush_at=10)
-    for i in range(1000):
-        answer(f"q{i}")
+    try:
+        for i in range(1000):
+            answer(f"q{i}")
+    finally:
+        slow.set()
     assert client.flush(20)
     stats = client.stats()
     assert stats["dropped"] > 0
@@ -204,16 +217,30 @@ def test_huge_input_is_cut_and_memory_stays_bounded(live_server, reader):
 
 
 def _run_script(
-    code: str, env: dict[str, str], timeout: float = 60
+    code: str,
+    env: dict[str, str],
+    timeout: float = 60,
+    go_when: Callable[[], object] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter. With ``go_when``, a line reaches the script's
+    stdin once ``go_when()`` is true (the script waits for it with ``input()``)."""
     full_env = {**os.environ, "PYTHONPATH": SRC, **env}
-    result = subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=full_env,
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-    )
+    ) as proc:
+        try:
+            if go_when is not None:
+                wait_until(go_when, timeout, "the script's cue")
+            out, err = proc.communicate("go\n" if go_when is not None else None, timeout)
+        except BaseException:
+            proc.kill()
+            raise
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     assert "internal error" not in result.stderr, result.stderr
     return result
 
@@ -258,11 +285,10 @@ def test_exit_with_the_server_down_ends_within_the_deadline():
         for i in range(20):
             job(i)
     """.replace("PORT", str(free_port()))
-    started = time.monotonic()
-    result = _run_script(code, {})
-    elapsed = time.monotonic() - started
+    # Without the deadline the exit flush would retry for ever: _run_script's timeout
+    # fails the test; the message shows the deadline ended it.
+    result = _run_script(code, {}, timeout=30)
     assert result.returncode == 0, result.stderr
-    assert elapsed < 6, f"exit took {elapsed:.1f} s"
     assert "shutdown: 40 events undelivered within 1.0 s" in result.stderr
     assert "Connection refused" in result.stderr
 
@@ -295,9 +321,17 @@ def test_forked_child_delivers_its_own_events(stand_in):
 
 
 def test_fork_while_the_exporter_is_busy(stand_in):
-    stand_in.script = [Reply(delay=0.5)] * 5
+    # The parent's first batch waits for the gate, which the next request (the child's)
+    # opens: the fork falls while the parent's exporter thread is inside that POST.
+    held = threading.Event()
+
+    def open_gate(batch):
+        held.set()
+        return {"successes": [{"id": e["id"], "status": 201} for e in batch], "errors": []}
+
+    stand_in.script = [Reply(gate=held), Reply(207, open_gate)]
     code = """
-        import os, time
+        import os
         from lanterna import observe, Lanterna
         client = Lanterna(public_key="pk", secret_key="sk", host="URL", flush_interval=0.01)
         @observe()
@@ -305,7 +339,7 @@ def test_fork_while_the_exporter_is_busy(stand_in):
             return who
         for _ in range(200):
             job("parent")
-        time.sleep(0.1)  # the parent's thread is inside a slow POST now
+        input()  # the test says when the server holds the parent's first batch
         pid = os.fork()
         if pid == 0:
             job("child")
@@ -314,7 +348,10 @@ def test_fork_while_the_exporter_is_busy(stand_in):
         assert client.flush(20)
         print(os.waitstatus_to_exitcode(status))
     """.replace("URL", stand_in.url)
-    result = _run_script(code, {})
+    try:
+        result = _run_script(code, {}, go_when=lambda: stand_in.requests >= 1)
+    finally:
+        held.set()
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0"]
     outputs = [e["body"].get("output") for e in stand_in.events() if e["type"] == "span-create"]
@@ -379,27 +416,42 @@ def test_shutdown_stops_taking_records(make_client, stand_in, kind):
 
 
 def test_large_values_count_against_a_memory_budget(make_client, stand_in):
-    stand_in.script = [Reply(delay=1.0)]
+    slow = threading.Event()
+    stand_in.script = [Reply(gate=slow)]
     client = stand_in_client(
         make_client, stand_in, max_queue_bytes=3_000_000, max_field_size=1_000_000
     )
-    for _ in range(10):
-        answer("y" * 500_000)  # input and output each count 500,000
+    try:
+        for _ in range(10):
+            answer("y" * 500_000)  # input and output each count 500,000
+    finally:
+        slow.set()
     assert client.flush(20)
     stats = client.stats()
     # at most three such calls fit the budget at a time; the rest were dropped, counted
     assert stats["dropped"] >= 5 and stats["sent"] == 2 * (10 - stats["dropped"])
 
 
-def test_idle_keep_alive_connection_is_reopened(client, reader):
-    # uvicorn closes idle connections after 5 s; the next batch must not fail or retry
+@pytest.fixture
+def keep_alive_stand_in() -> Iterator[StandIn]:
+    server = StandIn(keep_alive=True)
+    yield server
+    server.close()
+
+
+def test_idle_keep_alive_connection_is_reopened(make_client, keep_alive_stand_in):
+    # Servers close idle connections (uvicorn after 5 s); the next batch must not fail or
+    # retry. This server closes them when told, so the test need not wait.
+    client = stand_in_client(make_client, keep_alive_stand_in)
     answer("first")
     assert client.flush(10)
-    time.sleep(5.5)
+    assert len(keep_alive_stand_in.connections) == 1  # kept alive
+    keep_alive_stand_in.drop_connections()
     answer("second")
     assert client.flush(10)
     stats = client.stats()
     assert stats["sent"] == 4 and stats["retried"] == 0 and stats["failed"] == 0
+    assert len(keep_alive_stand_in.connections) == 1  # a new one
 
 
 def test_one_exporter_thread_however_many_threads_start_it(make_client, stand_in, monkeypatch):

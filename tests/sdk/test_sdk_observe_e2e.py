@@ -33,7 +33,7 @@ def test_nested_sync_async_and_generators_form_one_tree(client, reader):
 
     @observe(as_type="tool")
     async def lookup(key: str) -> str:
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0)  # lets the other lookup run: the two interleave
         return key.upper()
 
     @observe(as_type="agent")
@@ -275,7 +275,8 @@ def test_threads_and_tasks_keep_their_parents(client, reader):
 
     @observe()
     async def task(i: int) -> int:
-        await asyncio.sleep(0.001 * (3 - i))
+        for _ in range(3 - i):  # the tasks interleave and end in reverse order
+            await asyncio.sleep(0)
         return work(i)
 
     @observe()

@@ -14,12 +14,10 @@ import stat
 import subprocess
 import sys
 import textwrap
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sdk_support import Reply, StandIn, free_port
+from sdk_support import Reply, StandIn, VirtualClock, free_port
 
 from lanterna import observe
 
@@ -29,45 +27,6 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 @observe()
 def answer(question: str) -> str:
     return question.upper()
-
-
-class VirtualClock:
-    """Time that only the exporter's retry waits advance. At each instant given to
-    :meth:`at`, an action runs (on the exporter's thread) and the clock then holds
-    until :meth:`release` if the instant was given with ``hold=True``."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.waits = 0
-        self._marks: list[tuple[float, Callable[[], Any] | None, bool]] = []
-        self.reached: dict[float, threading.Event] = {}
-        self._released: dict[float, threading.Event] = {}
-
-    def at(self, when: float, action: Callable[[], Any] | None = None, hold: bool = False) -> None:
-        self._marks.append((when, action, hold))
-        self._marks.sort(key=lambda m: m[0])
-        self.reached[when] = threading.Event()
-        self._released[when] = threading.Event()
-
-    def release(self, when: float) -> None:
-        self._released[when].set()
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wait(self, seconds: float, stop: threading.Event) -> bool:
-        self.waits += 1
-        target = self.now + seconds
-        for when, action, hold in list(self._marks):
-            if self.now < when <= target:
-                self.now = when
-                if action is not None:
-                    action()
-                self.reached[when].set()
-                if hold:
-                    assert self._released[when].wait(30), f"the test never released t={when}"
-        self.now = max(self.now, target)
-        return stop.is_set()
 
 
 def client_of(make_client, port: int, clock: VirtualClock, **settings: Any) -> Any:

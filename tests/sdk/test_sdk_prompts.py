@@ -5,7 +5,8 @@ eviction; generations linked to the prompt version, directly and through the Ope
 LangChain integrations, and counted by the per-version metrics.
 
 Requests are counted by a small forwarding proxy between the client and the server,
-which can also be told to answer with an error, to answer slowly, or to go away.
+which can also be told to answer with an error, to hold its answers, or to go away. The
+proxied client runs on a virtual clock: cache entries go stale when the test says so.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,7 +24,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from sdk_support import by_name, free_port
+from sdk_support import VirtualClock, by_name, free_port, wait_until
 from test_sdk_openai import Provider
 
 from lanterna import Lanterna, Prompt, PromptError, PromptNotFoundError, context, observe
@@ -37,15 +37,16 @@ from lanterna.sdk.prompts import PromptUnavailableError
 class Proxy:
     """Forwards every request to the live server and counts the prompt fetches.
 
-    ``status`` (when set) is answered instead of forwarding; ``delay`` seconds pass
-    before each answer; ``close()`` stops listening, so connections are refused.
+    ``status`` (when set) is answered instead of forwarding; ``gate`` (when set) holds
+    each answer until the test sets that event (a slow server); ``close()`` stops
+    listening, so connections are refused.
     """
 
     def __init__(self, target: str) -> None:
         self.target = target
         self.fetches: list[str] = []
         self.status: int | None = None
-        self.delay = 0.0
+        self.gate: threading.Event | None = None
         self.lock = threading.Lock()
         proxy = self
 
@@ -55,7 +56,9 @@ class Proxy:
                 if self.command == "GET" and self.path.startswith("/api/public/v2/prompts/"):
                     with proxy.lock:
                         proxy.fetches.append(self.path)
-                time.sleep(proxy.delay)
+                gate = proxy.gate
+                if gate is not None:
+                    assert gate.wait(30), "the test never opened the gate"
                 if proxy.status is not None:
                     status, body = proxy.status, json.dumps({"message": "scripted"}).encode()
                 else:
@@ -103,11 +106,22 @@ def proxy(live_server: Any) -> Iterator[Proxy]:
 
 
 @pytest.fixture
-def proxied(live_server: Any, proxy: Proxy, make_client: Callable[..., Lanterna]) -> Lanterna:
-    """A client that reaches the live server through the proxy."""
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def proxied(
+    live_server: Any, proxy: Proxy, make_client: Callable[..., Lanterna], clock: VirtualClock
+) -> Lanterna:
+    """A client that reaches the live server through the proxy, on the virtual ``clock``."""
     p = live_server.project
     return make_client(
-        public_key=p.public_key, secret_key=p.secret_key, host=proxy.url, flush_interval=0.05
+        public_key=p.public_key,
+        secret_key=p.secret_key,
+        host=proxy.url,
+        flush_interval=0.05,
+        clock=clock,
     )
 
 
@@ -116,13 +130,6 @@ def server_api(live_server: Any) -> Iterator[httpx.Client]:
     """The server's API directly: changes made behind the SDK's back."""
     with httpx.Client(base_url=live_server.url, auth=live_server.project.auth) as http:
         yield http
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
 
 
 def warnings_about(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
@@ -258,7 +265,7 @@ def test_cache_hit_is_served_with_no_request(proxied: Lanterna, proxy: Proxy) ->
 
 
 def test_stale_entry_is_served_at_once_and_refreshed_in_the_background(
-    proxied: Lanterna, proxy: Proxy, server_api: httpx.Client
+    proxied: Lanterna, proxy: Proxy, server_api: httpx.Client, clock: VirtualClock
 ) -> None:
     proxied.create_prompt(name="swr", prompt="old", labels=["production"])
     assert proxied.get_prompt("swr", cache_ttl_seconds=1).prompt == "old"
@@ -267,28 +274,30 @@ def test_stale_entry_is_served_at_once_and_refreshed_in_the_background(
         "/api/public/v2/prompts", json={"name": "swr", "prompt": "new", "labels": ["production"]}
     )
     assert made.status_code == 200, made.text
-    time.sleep(1.05)  # the entry is now stale
-    proxy.delay = 0.5  # and the server slow
+    clock.advance(1.05)  # the entry is now stale
+    slow = proxy.gate = threading.Event()  # and the server answers only when told
 
-    results: list[tuple[str, float]] = []
+    results: list[str] = []
 
     def caller() -> None:
-        started = time.monotonic()
-        got = proxied.get_prompt("swr", cache_ttl_seconds=1)
-        results.append((got.prompt, time.monotonic() - started))
+        results.append(proxied.get_prompt("swr", cache_ttl_seconds=1).prompt)
 
     threads = [threading.Thread(target=caller) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    # Every caller got the cached version immediately, without waiting for the server.
-    assert [p for p, _ in results] == ["old"] * 8
-    assert max(took for _, took in results) < 0.3, results
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        # Every caller got the cached version while the server still held the refresh.
+        assert not any(t.is_alive() for t in threads)
+        assert results == ["old"] * 8
+        wait_until(lambda: proxy.count() == 2, what="the refresh")
+    finally:
+        proxy.gate = None
+        slow.set()
     # One refresh is in flight for the key, however many callers saw the stale entry.
-    wait_for(lambda: proxied.get_prompt("swr", cache_ttl_seconds=1).prompt == "new")
+    wait_until(lambda: proxied.get_prompt("swr", cache_ttl_seconds=1).prompt == "new")
     assert proxy.count() == 2
-    proxy.delay = 0
     assert proxied.get_prompt("swr", cache_ttl_seconds=1).version == 2
     assert proxy.count() == 2
 
@@ -297,16 +306,19 @@ def test_stale_entry_is_served_at_once_and_refreshed_in_the_background(
 
 
 def test_server_down_uses_the_fallback_and_warns_once(
-    make_client: Callable[..., Lanterna], caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., Lanterna], caplog: pytest.LogCaptureFixture, clock: VirtualClock
 ) -> None:
-    down = make_client(public_key="pk", secret_key="sk", host=f"http://127.0.0.1:{free_port()}")
+    down = make_client(
+        public_key="pk", secret_key="sk", host=f"http://127.0.0.1:{free_port()}", clock=clock
+    )
     caplog.set_level(logging.WARNING, logger="lanterna")
-    started = time.monotonic()
+    waits: list[int] = []
     for _ in range(5):
         prompt = down.get_prompt("research_agent_v1", fallback="Fallback about {{topic}}")
         assert prompt.is_fallback and prompt.version == 0 and prompt.type == "text"
         assert prompt.compile(topic="x") == "Fallback about x"
-    assert time.monotonic() - started < 3  # one failed fetch, then no more waiting
+        waits.append(clock.waits)
+    assert waits[0] >= 1 and set(waits) == {waits[0]}  # one fetch retried, then no waiting
     assert len(warnings_about(caplog, "research_agent_v1")) == 1
     assert "using the fallback" in warnings_about(caplog, "research_agent_v1")[0]
 
@@ -326,20 +338,26 @@ def test_server_down_uses_the_fallback_and_warns_once(
         down.get_prompt("no-fallback", max_retries=0)
 
 
+def _refreshes_done() -> bool:
+    return not any(t.name == "lanterna-prompt-refresh" for t in threading.enumerate())
+
+
 def test_server_down_keeps_serving_the_cached_version(
-    proxied: Lanterna, proxy: Proxy, caplog: pytest.LogCaptureFixture
+    proxied: Lanterna, proxy: Proxy, caplog: pytest.LogCaptureFixture, clock: VirtualClock
 ) -> None:
     proxied.create_prompt(name="kept", prompt="cached text", labels=["production"])
     assert proxied.get_prompt("kept", cache_ttl_seconds=0.2).version == 1
     proxy.close()
     caplog.set_level(logging.WARNING, logger="lanterna")
-    time.sleep(0.25)
+    clock.advance(0.25)
     for _ in range(3):
         got = proxied.get_prompt("kept", cache_ttl_seconds=0.2, fallback="unused")
         assert (got.prompt, got.is_fallback) == ("cached text", False)
-    wait_for(lambda: bool(warnings_about(caplog, "serving the cached version")))
-    time.sleep(0.3)
+    wait_until(lambda: bool(warnings_about(caplog, "serving the cached version")))
+    wait_until(_refreshes_done, what="the end of the refresh")
+    clock.advance(0.3)  # stale again: another refresh, which fails as well
     assert proxied.get_prompt("kept", cache_ttl_seconds=0.2).prompt == "cached text"
+    wait_until(_refreshes_done, what="the end of the refresh")
     assert len(warnings_about(caplog, "'kept'")) == 1
 
 
@@ -363,7 +381,7 @@ def test_5xx_answers_use_the_fallback_after_retries(
 
 
 def test_404_evicts_the_entry_and_raises_unless_there_is_a_fallback(
-    proxied: Lanterna, proxy: Proxy, server_api: httpx.Client
+    proxied: Lanterna, proxy: Proxy, server_api: httpx.Client, clock: VirtualClock
 ) -> None:
     with pytest.raises(PromptNotFoundError, match="production") as missing:
         proxied.get_prompt("never-made")
@@ -373,11 +391,11 @@ def test_404_evicts_the_entry_and_raises_unless_there_is_a_fallback(
     proxied.create_prompt(name="doomed", prompt="here", labels=["production"])
     assert proxied.get_prompt("doomed", cache_ttl_seconds=0.2).prompt == "here"
     assert server_api.delete("/api/public/v2/prompts/doomed").status_code == 204
-    time.sleep(0.25)
+    clock.advance(0.25)
     # The stale entry is still served once; its refresh gets the 404 and evicts it.
     before = proxy.count()
     assert proxied.get_prompt("doomed", cache_ttl_seconds=0.2).prompt == "here"
-    wait_for(lambda: proxy.count() == before + 1)
+    wait_until(lambda: proxy.count() == before + 1)
 
     def evicted() -> bool:
         try:
@@ -386,7 +404,7 @@ def test_404_evicts_the_entry_and_raises_unless_there_is_a_fallback(
             return True
         return False
 
-    wait_for(evicted)
+    wait_until(evicted)
     fallback = proxied.get_prompt("doomed", fallback="gone {{x}}")
     assert fallback.is_fallback and fallback.compile(x=1) == "gone 1"
 

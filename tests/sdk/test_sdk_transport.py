@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -94,9 +95,13 @@ def test_explicit_calls_raise_the_sdk_errors_only(make_client, stand_in):
     assert stand_in.gets[-1] == "/api/public/sessions/s1"
 
     # no answer within the timeout
-    stand_in.script = [Reply(200, {}, delay=2.0)] * 3
-    with pytest.raises(LanternaTimeoutError):
-        client.get_session_cost("slow")
+    never = threading.Event()  # the server answers only after the test
+    stand_in.script = [Reply(200, {}, gate=never)] * 3
+    try:
+        with pytest.raises(LanternaTimeoutError):
+            client.get_session_cost("slow")
+    finally:
+        never.set()
 
     down = make_client(public_key="pk", secret_key="sk", host=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(LanternaConnectionError) as unreachable:

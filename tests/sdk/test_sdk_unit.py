@@ -228,13 +228,16 @@ def test_current_observation_inside_generator_is_the_generator(lanterna_capture)
 
 
 def test_cancelled_task_is_a_warning(lanterna_capture):
+    started = asyncio.Event()
+
     @observe()
     async def slow():
-        await asyncio.sleep(10)
+        started.set()
+        await asyncio.Event().wait()  # until cancelled
 
     async def main():
         task = asyncio.create_task(slow())
-        await asyncio.sleep(0.01)
+        await started.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -483,15 +486,18 @@ def test_explicit_observation_id_and_environment(make_client):
 def test_one_observe_object_used_by_many_tasks_at_once(lanterna_capture):
     step = observe(name="step")
 
-    async def work(i):
+    async def work(i, finished):
         async with step as span:
-            await asyncio.sleep(0.01 * (3 - i))
+            await finished[i + 1].wait()  # the tasks end in reverse order, interleaved
             span.update(output=i)
             assert context.get_current_observation_id() == span.id
+            finished[i].set()
 
     async def main():
+        finished = [asyncio.Event() for _ in range(4)]
+        finished[3].set()
         with step:
-            await asyncio.gather(*(work(i) for i in range(3)))
+            await asyncio.gather(*(work(i, finished) for i in range(3)))
 
     asyncio.run(main())
     steps = lanterna_capture.observations(name="step")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 import pytest
@@ -14,43 +13,44 @@ HOSTILE = "^(a+)+$"
 
 
 def test_catastrophic_pattern_does_not_stall_ingestion_or_health(live_server):
+    # No timing: with a backtracking engine the longer names take hours (26 a's took
+    # 2.4 s on Python's re and every extra one doubles it), so a request or health probe
+    # that does not answer within the client's timeout fails the test.
     auth = live_server.project.auth
-    with httpx.Client(base_url=live_server.url, auth=auth, timeout=30) as client:
+    with httpx.Client(base_url=live_server.url, auth=auth, timeout=20) as client:
         created = client.post(
             "/api/public/models",
             json={"modelName": "evil", "matchPattern": HOSTILE, "inputPrice": 1},
         )
         assert created.status_code == 200, created.text  # harmless on RE2
 
-        health_times: list[float] = []
         stop = threading.Event()
         answered = threading.Event()
+        failures: list[BaseException] = []
 
         def probe() -> None:
-            with httpx.Client(base_url=live_server.url, timeout=30) as other:
+            with httpx.Client(base_url=live_server.url, timeout=20) as other:
                 while not stop.is_set():
-                    started = time.monotonic()
-                    assert other.get("/api/public/health").status_code == 200
-                    health_times.append(time.monotonic() - started)
+                    try:
+                        assert other.get("/api/public/health").status_code == 200
+                    except BaseException as exc:  # reported by the test
+                        failures.append(exc)
+                        return
                     answered.set()
 
         thread = threading.Thread(target=probe)
         thread.start()
         assert answered.wait(10)
         try:
-            # With Python's re, 26 a's took 2.4 s and every extra one doubled it.
             for length in (26, 30, 40, 2000):
                 name = "a" * length + "!"
                 gen = {"id": f"g{length}", "traceId": "t", "model": name}
-                started = time.monotonic()
                 response = client.post(
                     "/api/public/ingestion",
                     json={"batch": [event("generation-create", gen)]},
                 )
-                elapsed = time.monotonic() - started
                 assert response.status_code == 207, response.text
                 assert response.json()["successes"], response.text
-                assert elapsed < 0.5, (length, elapsed)
             # A name the pattern does match is priced by it.
             matched = {"id": "gm", "traceId": "t", "model": "aaaa"}
             client.post(
@@ -59,11 +59,12 @@ def test_catastrophic_pattern_does_not_stall_ingestion_or_health(live_server):
             assert (
                 client.get("/api/public/observations/gm").json()["modelId"] == created.json()["id"]
             )
+            answered.clear()  # the probe answers after the last ingestion too
+            assert answered.wait(20) or failures
         finally:
-            time.sleep(0.1)  # let the probe answer after the last ingestion too
             stop.set()
             thread.join(30)
-    assert max(health_times) < 0.5, max(health_times)
+    assert failures == []
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ Chromium (Debian's, never a downloaded one), logins, screenshots."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -169,7 +170,12 @@ def two_projects(db_url: str, tmp_path: Path) -> Iterator[tuple[Browser, Project
 def shot(tab: Any, name: str) -> None:
     """Save a 1440x900 screenshot of the page as tests/ui/screenshots/<name>.png."""
     SCREENSHOTS.mkdir(exist_ok=True)
-    tab.screenshot(path=str(SCREENSHOTS / f"{re.sub(r'[^a-z0-9_-]+', '-', name.lower())}.png"))
+    target = SCREENSHOTS / f"{re.sub(r'[^a-z0-9_-]+', '-', name.lower())}.png"
+    # Written aside and renamed: another xdist worker may save the same name (the other
+    # backend's run of the test) at the same moment.
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    partial.write_bytes(tab.screenshot())
+    os.replace(partial, target)
 
 
 def login(tab: Any, url: str, email: str, password: str = PASSWORD) -> None:

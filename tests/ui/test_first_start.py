@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import free_port
+from support import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -51,12 +51,14 @@ def serve(db_url: str, *extra: str, env: dict[str, str] | None = None) -> Iterat
         printed = "".join(lines)
         assert "Listening on" in printed, printed
         base = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             try:
-                if httpx.get(f"{base}/api/public/health").status_code == 200:
-                    break
+                return httpx.get(f"{base}/api/public/health").status_code == 200
             except httpx.TransportError:
-                time.sleep(0.05)
+                return False
+
+        wait_until(healthy, max(deadline - time.monotonic(), 1.0), "an answer to /health")
         yield base, printed
     finally:
         proc.terminate()

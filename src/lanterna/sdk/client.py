@@ -22,7 +22,7 @@ from .exporter import BatchExporter, HttpSender
 from .fields import OBSERVATION_FIELDS, TRACE_FIELDS, timestamp, to_wire
 from .handles import StatefulObservation, StatefulTrace, score_body
 from .records import Envelope, EventOptions, new_span_id, new_trace_id
-from .transport import Transport
+from .transport import SYSTEM_CLOCK, Transport
 
 if TYPE_CHECKING:
     from .prompts import Prompt, PromptManager
@@ -112,7 +112,8 @@ class Lanterna:
     process and returns what to send instead. Without keys the client warns once and
     does nothing; ``enabled=False`` turns it off silently. The first client created
     becomes the process-wide one that ``@observe`` and ``context`` use. ``clock`` is
-    what the exporter's retries wait on (tests pass one they control).
+    what the exporter's retries wait on and what times the prompt cache (tests pass one
+    they control).
     """
 
     #: Where requests go (no trailing slash); ``host`` is the same value.
@@ -238,6 +239,7 @@ class Lanterna:
             exporter.bind(options)
         self.exporter = exporter
         self.enabled = bool(on)
+        self._clock = clock or SYSTEM_CLOCK
         self._prompt_manager: PromptManager | None = None  # made on first use
         self.active = self.enabled
         self.submit = exporter.submit
@@ -465,7 +467,9 @@ class Lanterna:
             with _lock:
                 manager = self._prompt_manager
                 if manager is None:
-                    manager = PromptManager(self.transport, fetch_timeout=min(self.timeout, 5.0))
+                    manager = PromptManager(
+                        self.transport, fetch_timeout=min(self.timeout, 5.0), clock=self._clock
+                    )
                     self._prompt_manager = manager
         return manager
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Mapping
@@ -33,7 +32,7 @@ from ..prompts.compile import compile_chat, compile_text
 from ..prompts.compile import variables as _variables
 from . import _errors
 from .errors import LanternaConnectionError, LanternaError
-from .transport import RETRY_STATUSES, Transport
+from .transport import RETRY_STATUSES, SYSTEM_CLOCK, Clock, Transport
 
 DEFAULT_TTL_SECONDS = 60.0
 DEFAULT_MAX_RETRIES = 2
@@ -242,10 +241,17 @@ def _env_ttl() -> float:
 
 
 class PromptManager:
-    """The prompt API of one client: its cache, fetches, creation and relabelling."""
+    """The prompt API of one client: its cache, fetches, creation and relabelling.
 
-    def __init__(self, transport: Transport, *, fetch_timeout: float = 5.0) -> None:
+    ``clock`` times cache entries and the waits between fetch retries (tests pass one
+    they control, so an entry goes stale without waiting for it).
+    """
+
+    def __init__(
+        self, transport: Transport, *, fetch_timeout: float = 5.0, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.transport = transport
+        self.clock = clock
         self.default_ttl = _env_ttl()
         self.fetch_timeout = fetch_timeout
         self._cache: dict[tuple[str, str], _Entry] = {}
@@ -290,7 +296,7 @@ class PromptManager:
             retries = min(max(int(max_retries), 0), MAX_RETRIES)
         timeout = self.fetch_timeout if fetch_timeout_seconds is None else fetch_timeout_seconds
         fetch = (name, version, label, retries, timeout)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             entry = self._cache.get(key) if ttl > 0 else None
             if entry is not None and entry.expires <= now and key not in self._refreshing:
@@ -313,7 +319,7 @@ class PromptManager:
                 self._evict(key)
             else:
                 with self._lock:
-                    self._down[key] = time.monotonic() + min(max(ttl, 0.0), COOL_DOWN_SECONDS)
+                    self._down[key] = self.clock.monotonic() + min(max(ttl, 0.0), COOL_DOWN_SECONDS)
             if fallback is None:
                 raise
             self._warn(key, f"prompt {_describe(key)}: {exc}; using the fallback")
@@ -346,7 +352,7 @@ class PromptManager:
             with self._lock:
                 entry = self._cache.get(key)
                 if entry is not None:  # ask again after a pause, not on every call
-                    entry.expires = time.monotonic() + min(ttl, COOL_DOWN_SECONDS)
+                    entry.expires = self.clock.monotonic() + min(ttl, COOL_DOWN_SECONDS)
             self._warn(key, f"prompt {_describe(key)}: {exc}; serving the cached version")
         except Exception as exc:
             _errors.report("prompts.refresh", exc)
@@ -365,7 +371,9 @@ class PromptManager:
         elif label is not None:
             path += "?" + urllib.parse.urlencode({"label": label})
         try:
-            reply = self.transport.request("GET", path, timeout=timeout, retries=retries)
+            reply = self.transport.request(
+                "GET", path, timeout=timeout, retries=retries, clock=self.clock
+            )
         except LanternaConnectionError as exc:
             raise PromptUnavailableError(f"server unreachable ({exc})") from exc
         status, data = reply.status_code, reply.data()
@@ -389,7 +397,7 @@ class PromptManager:
             self._down.pop(key, None)
             self._warned.discard(key)
             if ttl > 0 and epoch == self._epoch:
-                self._cache[key] = _Entry(prompt, time.monotonic() + ttl)
+                self._cache[key] = _Entry(prompt, self.clock.monotonic() + ttl)
 
     def _evict(self, key: tuple[str, str]) -> None:
         with self._lock:
