@@ -2,18 +2,71 @@
 
 Every property the OpenAPI schema marks required is present: nullable ones as
 ``null``, lists as ``[]``. One function per entity, shared by every route that returns it.
+Traces, observations and scores take their plain fields from the field tables
+(``lanterna.schema``): each field the table marks ``shape`` (or puts in a cursor-API
+group) is converted by its kind; the functions here add what is computed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from .. import _json
 from ..analytics.metrics import Usage
 from ..analytics.usage import DayUsage, UserTotals
+from ..schema import OBSERVATION, SCORE, TRACE, Entity
+from ..schema.field import BOOL, JSON, OBJECT, STRINGS, TIMESTAMP
 from ..store.db import Conn
 from ..store.dialect import Dialect
 from ..timeutil import format_ts, seconds_between
+
+_Plan = tuple[tuple[str, str, Callable[[Any], Any] | None, Callable[[], Any] | None], ...]
+
+
+@cache
+def _plan(d: Dialect, fields: tuple[tuple[str, str, str, Callable[[], Any] | None], ...]) -> _Plan:
+    """``(api name, column, converter, empty)`` for each field (made once per dialect)."""
+    convert: dict[str, Callable[[Any], Any]] = {
+        TIMESTAMP: d.ts_out,
+        JSON: d.json_out,
+        OBJECT: d.json_out,
+        STRINGS: d.json_out,
+        BOOL: bool,
+    }
+    return tuple((api, column, convert.get(kind), empty) for api, column, kind, empty in fields)
+
+
+def _fields(d: Dialect, fields: tuple[Any, ...], row: dict[str, Any], out: dict[str, Any]) -> None:
+    """Put the fields of ``fields`` (an entity's ``shape`` or one of its ``groups``) of
+    ``row`` into ``out``, each converted by its kind; ``empty()`` stands for a null or
+    empty value where the field table gives one."""
+    get = row.get
+    for api, column, conv, empty in _plan(d, fields):
+        value = get(column)
+        if conv is not None:
+            value = conv(value)
+        if empty is not None and not value:
+            value = empty()
+        out[api] = value
+
+
+def _shape(d: Dialect, entity: Entity, row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    _fields(d, entity.shape, row, out)
+    return out
+
+
+def _grouped(
+    d: Dialect, entity: Entity, row: dict[str, Any], groups: frozenset[str]
+) -> dict[str, Any]:
+    """The cursor API's object: the ``core`` fields, then those of each group asked for."""
+    out: dict[str, Any] = {}
+    for group, fields in entity.groups.items():
+        if group == "core" or group in groups:
+            _fields(d, fields, row, out)
+    return out
 
 
 def _sum_containing(values: dict[str, Any] | None, needle: str) -> float:
@@ -24,26 +77,10 @@ def _sum_containing(values: dict[str, Any] | None, needle: str) -> float:
 
 def trace_json(d: Dialect, row: dict[str, Any], project_id: str) -> dict[str, Any]:
     """A Trace with ``htmlPath`` (the fields every trace response carries)."""
-    return {
-        "id": row["id"],
-        "timestamp": d.ts_out(row["timestamp"]),
-        "name": row["name"],
-        "input": d.json_out(row["input"]),
-        "output": d.json_out(row["output"]),
-        "sessionId": row["session_id"],
-        "release": row["release"],
-        "version": row["version"],
-        "userId": row["user_id"],
-        "metadata": d.json_out(row["metadata"]),
-        "tags": d.json_out(row["tags"]) or [],
-        "public": bool(row["public"]),
-        "bookmarked": bool(row.get("bookmarked")),
-        "environment": row["environment"],
-        "htmlPath": f"/project/{project_id}/traces/{row['id']}",
-        "projectId": project_id,
-        "createdAt": d.ts_out(row.get("created_at")),
-        "updatedAt": d.ts_out(row.get("updated_at")),
-    }
+    out = _shape(d, TRACE, row)
+    out["htmlPath"] = f"/project/{project_id}/traces/{row['id']}"
+    out["projectId"] = project_id
+    return out
 
 
 def _price(value: str | None) -> float | None:
@@ -53,8 +90,9 @@ def _price(value: str | None) -> float | None:
 
 def observation_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
     """An ObservationsView (v1 observation with derived usage, cost and latency)."""
-    usage = d.json_out(row["usage_details"]) or {}
-    cost = d.json_out(row["cost_details"]) or {}
+    out = _shape(d, OBSERVATION, row)
+    usage = out["usageDetails"]
+    cost = out["costDetails"]
     cost_info = d.json_out(row.get("cost_info")) or {}
     prices = cost_info.get("prices") or {}
     start = d.ts_parse(row["start_time"])
@@ -66,21 +104,8 @@ def observation_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
     cost_in = _sum_containing(cost, "input") if cost else None
     cost_out = _sum_containing(cost, "output") if cost else None
     total_cost = row["total_cost"]
-    return {
-        "id": row["id"],
-        "traceId": row["trace_id"],
-        "type": row["type"],
-        "name": row["name"],
-        "startTime": d.ts_out(row["start_time"]),
-        "endTime": d.ts_out(row["end_time"]),
-        "completionStartTime": d.ts_out(row["completion_start_time"]),
-        "model": row["model"],
-        "modelParameters": d.json_out(row["model_parameters"]) or {},
-        "input": d.json_out(row["input"]),
-        "output": d.json_out(row["output"]),
-        "version": row["version"],
-        "metadata": d.json_out(row["metadata"]),
-        "usage": {
+    out.update(
+        usage={
             "input": usage_in,
             "output": usage_out,
             "total": usage_total,
@@ -89,63 +114,28 @@ def observation_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
             "outputCost": cost_out,
             "totalCost": total_cost,
         },
-        "usageDetails": usage,
-        "costDetails": cost,
-        "level": row["level"],
-        "statusMessage": row["status_message"],
-        "parentObservationId": row["parent_observation_id"],
-        "promptId": row["prompt_id"],
-        "promptName": row["prompt_name"],
-        "promptVersion": row["prompt_version"],
-        "environment": row["environment"],
-        "modelId": row["model_id"],
-        "inputPrice": _price(prices.get("input")),
-        "outputPrice": _price(prices.get("output")),
-        "totalPrice": _price(prices.get("total")),
+        inputPrice=_price(prices.get("input")),
+        outputPrice=_price(prices.get("output")),
+        totalPrice=_price(prices.get("total")),
         # Lanterna: what priced this observation (model, tier, unit prices, usage
         # source) or why it has no cost; see docs/api-cost.md.
-        "costInfo": cost_info or None,
-        "providedUsageDetails": d.json_out(row.get("provided_usage_details")),
-        "providedCostDetails": d.json_out(row.get("provided_cost_details")),
-        "calculatedInputCost": cost_in,
-        "calculatedOutputCost": cost_out,
-        "calculatedTotalCost": total_cost,
-        "latency": seconds_between(start, end),
-        "timeToFirstToken": seconds_between(start, first_token),
-        "promptTokens": usage_in,
-        "completionTokens": usage_out,
-        "totalTokens": usage_total,
-        "unit": "TOKENS",
-        "projectId": row["project_id"],
-        "createdAt": d.ts_out(row.get("created_at")),
-        "updatedAt": d.ts_out(row.get("updated_at")),
-    }
+        costInfo=cost_info or None,
+        calculatedInputCost=cost_in,
+        calculatedOutputCost=cost_out,
+        calculatedTotalCost=total_cost,
+        latency=seconds_between(start, end),
+        timeToFirstToken=seconds_between(start, first_token),
+        promptTokens=usage_in,
+        completionTokens=usage_out,
+        totalTokens=usage_total,
+        unit="TOKENS",
+    )
+    return out
 
 
 def score_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
     """A Score (v1/v2 read shape, discriminated by ``dataType``)."""
-    return {
-        "id": row["id"],
-        "traceId": row["trace_id"],
-        "sessionId": row["session_id"],
-        "observationId": row["observation_id"],
-        "datasetRunId": row["dataset_run_id"],
-        "name": row["name"],
-        "value": row["value"],
-        "stringValue": row["string_value"],
-        "dataType": row["data_type"],
-        "source": row["source"],
-        "timestamp": d.ts_out(row["timestamp"]),
-        "createdAt": d.ts_out(row["created_at"]),
-        "updatedAt": d.ts_out(row["updated_at"]),
-        "authorUserId": row["author_user_id"],
-        "comment": row["comment"],
-        "metadata": d.json_out(row["metadata"]) or {},
-        "configId": row["config_id"],
-        "queueId": row["queue_id"],
-        "environment": row["environment"],
-        "projectId": row["project_id"],
-    }
+    return _shape(d, SCORE, row)
 
 
 def session_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
@@ -195,39 +185,18 @@ def observation_v2_json(
     """
     v2_info = d.json_out(row.get("cost_info")) or {}
     v2_prices = v2_info.get("prices") or {}  # decimal strings, as Langfuse's v2 sends them
-    out: dict[str, Any] = {
-        "id": row["id"],
-        "traceId": row["trace_id"],
-        "startTime": d.ts_out(row["start_time"]),
-        "endTime": d.ts_out(row["end_time"]),
-        "projectId": row["project_id"],
-        "parentObservationId": row["parent_observation_id"],
-        "type": row["type"],
-        "modelId": None,
-        "inputPrice": None,
-        "outputPrice": None,
-        "totalPrice": None,
-    }
+    out = _grouped(d, OBSERVATION, row, groups)
+    out.setdefault("modelId", None)
+    out.update(inputPrice=None, outputPrice=None, totalPrice=None)
     if "basic" in groups:
         public = row.get("trace_public")
         bookmarked = row.get("trace_bookmarked")
         out.update(
-            name=row["name"],
-            level=row["level"],
-            statusMessage=row["status_message"],
-            version=row["version"],
-            environment=row["environment"],
             bookmarked=None if bookmarked is None else bool(bookmarked),
             public=None if public is None else bool(public),
             userId=row.get("trace_user_id"),
             sessionId=row.get("trace_session_id"),
             isRootObservation=row["parent_observation_id"] is None,
-        )
-    if "time" in groups:
-        out.update(
-            completionStartTime=d.ts_out(row["completion_start_time"]),
-            createdAt=d.ts_out(row["created_at"]),
-            updatedAt=d.ts_out(row["updated_at"]),
         )
     if "io" in groups:
         out["input"] = _raw_text(d.json_out(row["input"]))
@@ -245,18 +214,7 @@ def observation_v2_json(
             modelId=row["model_id"],
         )
     if "usage" in groups:
-        out.update(
-            usageDetails=d.json_out(row["usage_details"]) or {},
-            costDetails=d.json_out(row["cost_details"]) or {},
-            totalCost=row["total_cost"],
-            usagePricingTierName=v2_info.get("tier"),
-        )
-    if "prompt" in groups:
-        out.update(
-            promptId=row["prompt_id"],
-            promptName=row["prompt_name"],
-            promptVersion=row["prompt_version"],
-        )
+        out["usagePricingTierName"] = v2_info.get("tier")
     if "metrics" in groups:
         start = d.ts_parse(row["start_time"])
         out.update(
@@ -299,28 +257,10 @@ def _subject(row: dict[str, Any]) -> dict[str, Any] | None:
 
 def score_v3_json(d: Dialect, row: dict[str, Any], groups: frozenset[str]) -> dict[str, Any]:
     """A ScoreV3: the core fields, plus the ``details``/``subject``/``annotation`` groups."""
-    out: dict[str, Any] = {
-        "id": row["id"],
-        "projectId": row["project_id"],
-        "name": row["name"],
-        "value": _v3_value(row),
-        "dataType": row["data_type"],
-        "source": row["source"],
-        "timestamp": d.ts_out(row["timestamp"]),
-        "environment": row["environment"],
-        "createdAt": d.ts_out(row["created_at"]),
-        "updatedAt": d.ts_out(row["updated_at"]),
-    }
-    if "details" in groups:
-        out.update(
-            comment=row["comment"],
-            configId=row["config_id"],
-            metadata=d.json_out(row["metadata"]) or {},
-        )
+    out = _grouped(d, SCORE, row, groups)
+    out["value"] = _v3_value(row)
     if "subject" in groups:
         out["subject"] = _subject(row)
-    if "annotation" in groups:
-        out.update(authorUserId=row["author_user_id"], queueId=row["queue_id"])
     return out
 
 
