@@ -10,16 +10,19 @@ group) is converted by its kind; the functions here add what is computed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
 from .. import _json
 from ..analytics.metrics import Usage
 from ..analytics.usage import DayUsage, UserTotals
+from ..cost.prices import PriceModel, Tier
 from ..schema import OBSERVATION, SCORE, TRACE, Entity
 from ..schema.field import BOOL, JSON, OBJECT, STRINGS, TIMESTAMP
 from ..store.db import Conn
 from ..store.dialect import Dialect
+from ..store.prompts import VersionStats
 from ..timeutil import format_ts, seconds_between
 
 _Plan = tuple[tuple[str, str, Callable[[Any], Any] | None, Callable[[], Any] | None], ...]
@@ -83,8 +86,8 @@ def trace_json(d: Dialect, row: dict[str, Any], project_id: str) -> dict[str, An
     return out
 
 
-def _price(value: str | None) -> float | None:
-    """A unit price recorded as a decimal string, as the v1 API's number."""
+def _price(value: Any) -> float | None:
+    """A unit price (a decimal string or a Decimal) as the API's number."""
     return None if value is None else float(value)
 
 
@@ -281,6 +284,67 @@ def config_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- prompts ---------------------------------------------------------------------------
+
+
+def prompt_json(
+    d: Dialect, row: dict[str, Any], prompt: Any, graph: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A Prompt as the SDKs parse it; ``prompt`` is its body as returned (references
+    resolved or not) and ``graph`` the resolution graph (None: nothing resolved)."""
+    return {
+        "id": row["id"],
+        "projectId": row["project_id"],
+        "name": row["name"],
+        "version": row["version"],
+        "type": row["type"],
+        "prompt": prompt,
+        "config": row["config"] if row["config"] is not None else {},
+        "labels": row["labels"],
+        "tags": row["tags"],
+        "commitMessage": row["commit_message"],
+        "resolutionGraph": graph,
+        "isActive": "production" in row["labels"],
+        "createdBy": row["created_by"],
+        "createdAt": d.ts_out(row["created_at"]),
+        "updatedAt": d.ts_out(row["updated_at"]),
+    }
+
+
+def prompt_meta_json(d: Dialect, versions: list[dict[str, Any]]) -> dict[str, Any]:
+    """A PromptMeta: one prompt name from its version rows (oldest first)."""
+    newest = versions[-1]
+    return {
+        "name": newest["name"],
+        "type": newest["type"],
+        "versions": [v["version"] for v in versions],
+        "labels": sorted({x for v in versions for x in v["labels"]}),
+        "tags": newest["tags"],
+        "lastUpdatedAt": d.ts_out(max(v["updated_at"] for v in versions)),
+        "lastConfig": newest["config"],
+    }
+
+
+def version_stats_json(stats: VersionStats) -> dict[str, Any]:
+    """One prompt version's line of ``GET /api/public/prompts/metrics``."""
+    return {
+        "version": stats.version,
+        "labels": stats.labels,
+        "generations": stats.generations,
+        "traces": stats.traces,
+        "avgLatency": stats.avg_latency,
+        "avgCost": stats.avg_cost,
+        "totalCost": stats.total_cost,
+        "usage": stats.usage,
+        "scores": {name: {"avg": avg, "count": n} for name, (avg, n) in stats.scores.items()},
+    }
+
+
+# --- models ----------------------------------------------------------------------------
+
+_EPOCH = "1970-01-01T00:00:00.000000Z"
+
+
 def custom_json(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
     """A stored custom model as Langfuse's ``Model``."""
     d = conn.dialect
@@ -312,6 +376,38 @@ def custom_json(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
             }
             for t in sorted(tiers, key=lambda t: t["priority"])
         ],
+    }
+
+
+def _shown(model: PriceModel, tier: Tier) -> dict[str, Decimal]:
+    keys = model.extra.get("shown") or tier.prices.keys()
+    return {k: v for k, v in tier.prices.items() if k in keys}
+
+
+def builtin_json(model: PriceModel) -> dict[str, Any]:
+    """A built-in (genai-prices) model as Langfuse's ``Model``, plus ``provider``."""
+    prices = _shown(model, model.default)
+    tiers = []
+    for tier in model.all_tiers():
+        shaped = tier.to_json()
+        shaped["prices"] = {k: float(v) for k, v in _shown(model, tier).items()}
+        tiers.append(shaped)
+    return {
+        "id": model.id,
+        "modelName": model.model_name,
+        "matchPattern": model.match_pattern,
+        "startDate": None,
+        "unit": "TOKENS",
+        "inputPrice": _price(prices.get("input")),
+        "outputPrice": _price(prices.get("output")),
+        "totalPrice": None,
+        "tokenizerId": model.tokenizer_id,
+        "tokenizerConfig": None,
+        "isLangfuseManaged": True,
+        "createdAt": _EPOCH,
+        "prices": {k: {"price": float(v)} for k, v in prices.items()},
+        "pricingTiers": tiers,
+        "provider": model.provider,
     }
 
 
@@ -360,3 +456,19 @@ def daily_json(day: DayUsage) -> dict[str, Any]:
             for m in day.models
         ],
     }
+
+
+# --- projects --------------------------------------------------------------------------
+
+
+def project_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A Project (with its organisation), as ``auth_check()`` reads it."""
+    item = {
+        "id": row["id"],
+        "name": row["name"],
+        "organization": {"id": row["org_id"], "name": row["org_name"]},
+        "metadata": row["metadata"] if isinstance(row["metadata"], dict) else {},
+    }
+    if row["retention_days"]:
+        item["retentionDays"] = row["retention_days"]
+    return item
