@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import event, ingest
 
+from helpers import event, ingest
 from lanterna.schema import ENTITIES, Entity
 from lanterna.schema import field as kinds
 from lanterna.store.db import Database

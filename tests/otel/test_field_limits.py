@@ -5,9 +5,9 @@ never lost over a name)."""
 
 from __future__ import annotations
 
-from helpers import event, ingest
 from otel_spans import PROTOBUF, protobuf, record, span_id
 
+from helpers import event, ingest
 from lanterna.schema import OBSERVATION
 
 NAME = OBSERVATION["name"]
