@@ -141,6 +141,26 @@ def score_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
     return _shape(d, SCORE, row)
 
 
+def score_v1_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
+    """ScoreV1: the legacy trace-score shape (no session or dataset-run target)."""
+    out = score_json(d, row)
+    del out["sessionId"], out["datasetRunId"]
+    return out
+
+
+def score_trace_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any] | None:
+    """``trace: {userId, tags, environment, sessionId}`` for a score on a trace (read from
+    the ``trace_*`` columns of ``row``)."""
+    if row["trace_id"] is None:
+        return None
+    return {
+        "userId": row["trace_user_id"],
+        "tags": d.json_out(row["trace_tags"]) or [],
+        "environment": row["trace_environment"],
+        "sessionId": row["trace_session_id"],
+    }
+
+
 def session_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
     """A Session."""
     return {
