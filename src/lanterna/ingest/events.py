@@ -6,23 +6,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-Kind = Literal["trace", "observation", "score"]
+# The choices live with the field tables; re-exported for the wire-format modules.
+from ..schema import LEVELS, OBSERVATION_TYPES, SCORE_DATA_TYPES, SCORE_SOURCES
 
-OBSERVATION_TYPES = (
-    "SPAN",
-    "GENERATION",
-    "EVENT",
-    "AGENT",
-    "TOOL",
-    "CHAIN",
-    "RETRIEVER",
-    "EVALUATOR",
-    "EMBEDDING",
-    "GUARDRAIL",
-)
-LEVELS = ("DEBUG", "DEFAULT", "WARNING", "ERROR")
-SCORE_DATA_TYPES = ("NUMERIC", "CATEGORICAL", "BOOLEAN", "TEXT", "CORRECTION")
-SCORE_SOURCES = ("API", "EVAL", "ANNOTATION")
+Kind = Literal["trace", "observation", "score"]
+__all__ = [
+    "LEVELS",
+    "OBSERVATION_TYPES",
+    "SCORE_DATA_TYPES",
+    "SCORE_SOURCES",
+    "DomainEvent",
+    "Kind",
+]
 
 
 @dataclass(slots=True)

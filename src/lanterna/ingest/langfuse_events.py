@@ -3,20 +3,26 @@
 One bad event never rejects its neighbours: each event is validated on its own and
 becomes either a :class:`DomainEvent` or an error entry of the 207 response.
 Field names follow the Langfuse wire contract (camelCase); unknown keys are ignored.
+Plain fields are read by their kind and limits from the field tables
+(``lanterna.schema``); the rest (environment, metadata, usage, prompt links, score
+values and targets) by hand here.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from .. import _json
 from ..errors import InvalidInput
+from ..schema import OBSERVATION, SCORE, TRACE, Field
+from ..schema import field as kinds
 from ..timeutil import parse_ts
 from .environment import normalize_environment
-from .events import LEVELS, SCORE_DATA_TYPES, SCORE_SOURCES, DomainEvent
+from .events import SCORE_DATA_TYPES, SCORE_SOURCES, DomainEvent
 from .usage import (
     UsageError,
     normalize_cost_details,
@@ -24,11 +30,8 @@ from .usage import (
     normalize_usage_details,
 )
 
-MAX_ID = 800
-#: Text that ends up in an index (ids, names, user ids...) stays under PostgreSQL's
-#: B-tree entry limit (about 2,700 bytes) with room for the other key columns.
-MAX_INDEXED_BYTES = 2000
 MAX_INT32 = 2**31 - 1
+MAX_INT64 = 2**63 - 1
 #: Deepest JSON nesting accepted in an event body.
 MAX_DEPTH = 200
 _ENCODER_DEPTH = 254
@@ -66,57 +69,125 @@ class ParsedBatch:
     errors: list[EventError] = field(default_factory=list)
 
 
-# --- field readers -----------------------------------------------------------------
+# --- field readers: one per value kind, each given the field's line of the table ----
 
 
-def _str(body: dict[str, Any], key: str, *, max_len: int | None = None) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
+def _text(value: Any, f: Field) -> str:
+    """A string within the field's limits (characters, then UTF-8 bytes)."""
     if not isinstance(value, str):
-        raise Invalid(f"{key}: expected a string, got {type(value).__name__}")
-    if max_len is not None and len(value) > max_len:
-        raise Invalid(f"{key}: longer than {max_len} characters")
-    return value
-
-
-def _key_str(body: dict[str, Any], key: str, *, max_len: int = 1000) -> str | None:
-    """A string that is indexed: at most ``max_len`` characters and 2,000 UTF-8 bytes."""
-    value = _str(body, key, max_len=max_len)
+        raise Invalid(f"{f.api}: expected a string, got {type(value).__name__}")
+    max_chars = f.max_chars
+    if max_chars is not None and len(value) > max_chars:
+        raise Invalid(f"{f.api}: longer than {max_chars} characters")
+    max_bytes = f.max_bytes
     # Four bytes per character at most: only long strings need the byte count.
-    if (
-        value is not None
-        and len(value) * 4 > MAX_INDEXED_BYTES
-        and len(value.encode()) > MAX_INDEXED_BYTES
-    ):
-        raise Invalid(f"{key}: longer than {MAX_INDEXED_BYTES} bytes (UTF-8)")
+    if max_bytes is not None and len(value) * 4 > max_bytes and len(value.encode()) > max_bytes:
+        raise Invalid(f"{f.api}: longer than {max_bytes} bytes (UTF-8)")
     return value
 
 
-def _id(body: dict[str, Any], key: str) -> str | None:
-    value = _key_str(body, key, max_len=MAX_ID)
-    if value is not None and (not value or "\r" in value):
-        raise Invalid(f"{key}: must be 1-{MAX_ID} characters without carriage returns")
-    return value
+def _ident(value: Any, f: Field) -> str:
+    text = _text(value, f)
+    if not text or "\r" in text:
+        raise Invalid(f"{f.api}: must be 1-{f.max_chars} characters without carriage returns")
+    return text
 
 
-def _ts(body: dict[str, Any], key: str) -> datetime | None:
-    value = body.get(key)
-    if value is None:
-        return None
+def _version(value: Any, f: Field) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return _text(value, f)
+
+
+def _enum(value: Any, f: Field) -> str:
+    if value not in f.choices:
+        raise Invalid(f"{f.api}: must be one of {', '.join(f.choices)}")
+    return str(value)
+
+
+def _timestamp(value: Any, f: Field) -> datetime:
     try:
         return parse_ts(value)
     except ValueError as exc:
-        raise Invalid(f"{key}: {exc}") from None
+        raise Invalid(f"{f.api}: {exc}") from None
 
 
-def _version_str(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return _str(body, key)
+def _any(value: Any, f: Field) -> Any:
+    return value
+
+
+def _object(value: Any, f: Field) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Invalid(f"{f.api}: expected an object")
+    return value
+
+
+def _strings(value: Any, f: Field) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise Invalid(f"{f.api}: expected a list of strings")
+    return sorted(set(value))
+
+
+def _bool(value: Any, f: Field) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"{f.api}: expected a boolean")
+    return value
+
+
+def _number(value: Any, f: Field) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise Invalid(f"{f.api}: expected a number")
+    return float(value)
+
+
+def _int(value: Any, f: Field) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"{f.api}: expected an integer")
+    if not -MAX_INT64 <= value <= MAX_INT64:
+        raise Invalid(f"{f.api}: must be between {-MAX_INT64} and {MAX_INT64}")
+    return value
+
+
+_READERS: dict[str, Callable[[Any, Field], Any]] = {
+    kinds.TEXT: _text,
+    kinds.ID: _ident,
+    kinds.VERSION: _version,
+    kinds.ENUM: _enum,
+    kinds.TIMESTAMP: _timestamp,
+    kinds.JSON: _any,
+    kinds.OBJECT: _object,
+    kinds.STRINGS: _strings,
+    kinds.BOOL: _bool,
+    kinds.NUMBER: _number,
+    kinds.INT: _int,
+}
+_Plan = tuple[tuple[str, str, Callable[[Any, Field], Any], Field], ...]
+
+
+def _plan(fields: tuple[Field, ...]) -> _Plan:
+    return tuple((f.api, f.column, _READERS[f.kind], f) for f in fields if f.api)
+
+
+# What each body reads by kind (the field tables' ``read=AUTO`` fields), made once.
+_TRACE_AUTO = _plan(TRACE.auto)
+_OBSERVATION_AUTO = _plan(OBSERVATION.auto)
+_GENERATION_AUTO = _plan(OBSERVATION.auto_generation)
+_SCORE_AUTO = _plan(SCORE.auto)
+
+
+def _read_auto(body: dict[str, Any], plan: _Plan, out: dict[str, Any]) -> None:
+    """Each field of ``plan`` that ``body`` holds, read by its kind, into ``out``."""
+    get = body.get
+    for api, column, read, f in plan:
+        value = get(api)
+        if value is not None:
+            out[column] = read(value, f)
+
+
+def _read(body: dict[str, Any], f: Field) -> Any:
+    """One field of ``body`` read by its kind (None when absent)."""
+    value = body.get(f.api)  # type: ignore[arg-type]
+    return None if value is None else _READERS[f.kind](value, f)
 
 
 def _metadata(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -127,24 +198,6 @@ def _metadata(body: dict[str, Any]) -> dict[str, Any] | None:
         return value
     # Langfuse keeps a non-object metadata value under the key "metadata".
     return {"metadata": value}
-
-
-def _tags(body: dict[str, Any]) -> list[str] | None:
-    value = body.get("tags")
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        raise Invalid("tags: expected a list of strings")
-    return sorted(set(value))
-
-
-def _level(body: dict[str, Any]) -> str | None:
-    value = body.get("level")
-    if value is None:
-        return None
-    if value not in LEVELS:
-        raise Invalid(f"level: must be one of {', '.join(LEVELS)}")
-    return str(value)
 
 
 def _put(out: dict[str, Any], key: str, value: Any) -> None:
@@ -158,56 +211,23 @@ def _put(out: dict[str, Any], key: str, value: Any) -> None:
 def trace_fields(body: dict[str, Any]) -> dict[str, Any]:
     """The fields of a TraceBody, in domain names; absent fields are left out."""
     out: dict[str, Any] = {}
-    _put(out, "timestamp", _ts(body, "timestamp"))
-    _put(out, "name", _key_str(body, "name"))
-    _put(out, "user_id", _key_str(body, "userId"))
-    _put(out, "session_id", _id(body, "sessionId"))
-    _put(out, "release", _key_str(body, "release"))
-    _put(out, "version", _version_str(body, "version"))
-    _put(out, "input", body.get("input"))
-    _put(out, "output", body.get("output"))
+    _read_auto(body, _TRACE_AUTO, out)
     _put(out, "metadata", _metadata(body))
-    _put(out, "tags", _tags(body))
-    public = body.get("public")
-    if public is not None:
-        if not isinstance(public, bool):
-            raise Invalid("public: expected a boolean")
-        out["public"] = public
     if body.get("environment") is not None:
         out["environment"] = normalize_environment(body["environment"])
     return out
 
 
-def _model_parameters(body: dict[str, Any]) -> dict[str, Any] | None:
-    value = body.get("modelParameters")
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise Invalid("modelParameters: expected an object")
-    return value
-
-
 def observation_fields(body: dict[str, Any], *, generation: bool) -> dict[str, Any]:
     """The fields of a span/event/generation body, in domain names."""
     out: dict[str, Any] = {}
-    _put(out, "trace_id", _id(body, "traceId"))
-    _put(out, "name", _key_str(body, "name"))
-    _put(out, "start_time", _ts(body, "startTime"))
-    _put(out, "end_time", _ts(body, "endTime"))
+    _read_auto(body, _OBSERVATION_AUTO, out)
     _put(out, "metadata", _metadata(body))
-    _put(out, "input", body.get("input"))
-    _put(out, "output", body.get("output"))
-    _put(out, "level", _level(body))
-    _put(out, "status_message", _str(body, "statusMessage"))
-    _put(out, "parent_observation_id", _id(body, "parentObservationId"))
-    _put(out, "version", _version_str(body, "version"))
     if body.get("environment") is not None:
         out["environment"] = normalize_environment(body["environment"])
     if not generation:
         return out
-    _put(out, "completion_start_time", _ts(body, "completionStartTime"))
-    _put(out, "model", _str(body, "model"))
-    _put(out, "model_parameters", _model_parameters(body))
+    _read_auto(body, _GENERATION_AUTO, out)
     try:
         legacy_usage, legacy_cost = normalize_legacy_usage(body.get("usage") or None)
         usage = normalize_usage_details(body.get("usageDetails") or None) or legacy_usage
@@ -221,7 +241,7 @@ def observation_fields(body: dict[str, Any], *, generation: bool) -> dict[str, A
         out["cost_details"] = cost
         out["provided_cost_details"] = cost
         out["total_cost"] = cost.get("total")
-    prompt_name = _str(body, "promptName")
+    prompt_name = _read(body, _PROMPT_NAME)
     prompt_version = body.get("promptVersion")
     if (prompt_name is None) != (prompt_version is None):
         raise Invalid("promptName and promptVersion must be given together")
@@ -235,17 +255,20 @@ def observation_fields(body: dict[str, Any], *, generation: bool) -> dict[str, A
     return out
 
 
+_PROMPT_NAME = OBSERVATION["prompt_name"]
+
+
 def score_fields(body: dict[str, Any]) -> dict[str, Any]:
     """The fields of a ScoreBody, validated by data type and target (contract 2.4)."""
     out: dict[str, Any] = {}
-    name = _key_str(body, "name")
+    name = _read(body, SCORE["name"])
     if not name:
         raise Invalid("name: required, a non-empty string")
     out["name"] = name
-    trace_id = _id(body, "traceId")
-    observation_id = _id(body, "observationId")
-    session_id = _id(body, "sessionId")
-    dataset_run_id = _id(body, "datasetRunId")
+    trace_id = _read(body, SCORE["trace_id"])
+    observation_id = _read(body, SCORE["observation_id"])
+    session_id = _read(body, SCORE["session_id"])
+    dataset_run_id = _read(body, SCORE["dataset_run_id"])
     targets = sum(x is not None for x in (trace_id, session_id, dataset_run_id))
     if targets != 1:
         raise Invalid("a score needs exactly one of traceId, sessionId or datasetRunId")
@@ -255,11 +278,9 @@ def score_fields(body: dict[str, Any]) -> dict[str, Any]:
     _put(out, "observation_id", observation_id)
     _put(out, "session_id", session_id)
     _put(out, "dataset_run_id", dataset_run_id)
-    _put(out, "timestamp", _ts(body, "timestamp"))
-    _put(out, "comment", _str(body, "comment"))
+    _read_auto(body, _SCORE_AUTO, out)
     _put(out, "metadata", _metadata(body))
-    _put(out, "config_id", _str(body, "configId") or None)  # "" names no config
-    _put(out, "queue_id", _str(body, "queueId"))
+    _put(out, "config_id", _read(body, SCORE["config_id"]) or None)  # "" names no config
     source = body.get("source")
     if source is None:  # absent or an explicit null: the default
         source = "API"
@@ -389,16 +410,21 @@ def _bodies_clean(batch: list[Any]) -> bool:
     return b"\\u0000" not in encoded
 
 
+#: An event's envelope id has the limits of the ids of entities.
+_EVENT_ID = TRACE["id"]
+_EVENT_TIME = TRACE["timestamp"]
+
+
 def _envelope(event: Any, checked: bool = False) -> tuple[str, str, datetime, dict[str, Any]]:
     if not isinstance(event, dict):
         raise Invalid("each event must be an object")
-    event_id = _id(event, "id")
+    event_id = _read(event, _EVENT_ID)
     if event_id is None:
         raise Invalid("id: required")
     event_type = event.get("type")
     if not isinstance(event_type, str):
         raise Invalid("type: required, a string")
-    timestamp = _ts(event, "timestamp")
+    timestamp = _read(event, _EVENT_TIME)
     if timestamp is None:
         raise Invalid("timestamp: required, an ISO-8601 datetime with offset")
     body = event.get("body")
@@ -415,13 +441,13 @@ def read_event(event: Any, *, checked: bool = False) -> tuple[str, DomainEvent |
     """
     event_id, event_type, timestamp, body = _envelope(event, checked)
     if event_type == "trace-create":
-        entity = _id(body, "id")
+        entity = _read(body, TRACE["id"])
         fields = trace_fields(body)
         return event_id, DomainEvent("trace", entity, timestamp, fields) if entity else None
     spec = _OBSERVATION_EVENTS.get(event_type)
     legacy = event_type in ("observation-create", "observation-update")
     if spec is not None or legacy:
-        entity = _id(body, "id")
+        entity = _read(body, OBSERVATION["id"])
         if entity is None:
             raise Invalid("body.id: required for observation events")
         obs_type: str | None
@@ -439,7 +465,7 @@ def read_event(event: Any, *, checked: bool = False) -> tuple[str, DomainEvent |
         _put(fields, "type", obs_type)
         return event_id, DomainEvent("observation", entity, timestamp, fields, is_update)
     if event_type == "score-create":
-        entity = _id(body, "id")
+        entity = _read(body, SCORE["id"])
         fields = score_fields(body)
         return event_id, DomainEvent("score", entity, timestamp, fields) if entity else None
     if event_type == "sdk-log":

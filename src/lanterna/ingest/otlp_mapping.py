@@ -18,9 +18,11 @@ import orjson
 
 from .. import _json
 from ..errors import InvalidInput
+from ..schema import OBSERVATION, TRACE
 from .environment import normalize_environment
 from .events import OBSERVATION_TYPES, DomainEvent
 from .langfuse_events import Invalid, without_nul
+from .otlp_fields import clip, plan, read_fields
 from .otlp_io import CONSUMED_PREFIXES, input_output, trace_input_output
 from .otlp_semconv import (
     completion_start_time,
@@ -36,11 +38,20 @@ from .otlp_semconv import (
 
 LANGFUSE_SCOPE = "langfuse-sdk"
 MAX_INT32 = 2**31 - 1
-# Indexed text columns hold at most this many UTF-8 bytes: PostgreSQL refuses btree
-# entries above ~2.7 KB, and a name or an id longer than this is a sender's mistake
-# that should not lose the span.
-MAX_NAME_BYTES = 1000
+#: Span and trace ids (hex on the wire) longer than this many bytes are refused.
 MAX_ID_BYTES = 800
+# Names, user and session ids and releases are cut to their field's limits (the ones
+# the JSON path refuses above): a value that long is a sender's mistake that should not
+# lose the span.
+_OBSERVATION_NAME = OBSERVATION["name"]
+_TRACE_NAME = TRACE["name"]
+_USER_ID = TRACE["user_id"]
+_SESSION_ID = TRACE["session_id"]
+_RELEASE = TRACE["release"]
+# Fields whose line in the field table names span attributes, read by their kind.
+_OTLP_OBSERVATION = plan(tuple(f for f in OBSERVATION.otlp if not f.generation))
+_OTLP_GENERATION = plan(tuple(f for f in OBSERVATION.otlp if f.generation))
+_OTLP_TRACE = plan(TRACE.otlp)
 
 
 class OtlpError(InvalidInput, ValueError):
@@ -80,12 +91,6 @@ def _dt(ns: int) -> datetime:
 
 def _true(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _clip(text: str, max_bytes: int) -> str:
-    if len(text) * 4 <= max_bytes:
-        return text
-    return text.encode()[:max_bytes].decode(errors="ignore")
 
 
 def _text(value: Any) -> str | None:
@@ -366,6 +371,7 @@ TRACE_UPDATE_KEYS = (
     "langfuse.trace.input",
     "langfuse.trace.output",
     _AS_ROOT,
+    *(key for f in TRACE.otlp for key in f.otlp),
 )
 
 
@@ -385,7 +391,7 @@ def user_id(attrs: dict[str, Any]) -> str | None:
     if value is None:
         value = attrs.get("ai.telemetry.metadata.userId")
     text = _text(value)
-    return None if text is None else _clip(text, MAX_ID_BYTES)
+    return None if text is None else clip(text, _USER_ID)
 
 
 def session_id(attrs: dict[str, Any]) -> str | None:
@@ -396,7 +402,7 @@ def session_id(attrs: dict[str, Any]) -> str | None:
     if value is None:
         value = attrs.get("ai.telemetry.metadata.sessionId")
     text = _text(value)
-    return None if text is None else _clip(text, MAX_ID_BYTES)
+    return None if text is None else clip(text, _SESSION_ID)
 
 
 def _tag_list(value: Any) -> list[str] | None:
@@ -466,7 +472,7 @@ def observation_event(span: SpanData) -> DomainEvent:
     fields: dict[str, Any] = {
         "trace_id": span.trace_id,
         "type": obs_type,
-        "name": _clip(observation_name(span), MAX_NAME_BYTES),
+        "name": clip(observation_name(span), _OBSERVATION_NAME),
         "start_time": start,
         "end_time": _dt(span.end_ns),
         "level": level(span),
@@ -497,6 +503,8 @@ def observation_event(span: SpanData) -> DomainEvent:
         fields["input"] = inp
     if out is not None:
         fields["output"] = out
+    if _OTLP_OBSERVATION:
+        read_fields(a, _OTLP_OBSERVATION, fields)
     if obs_type not in ("SPAN", "EVENT"):
         _generation_fields(span, obs_type, start, fields)
     return DomainEvent("observation", span.span_id, start, fields)
@@ -515,6 +523,8 @@ def _generation_fields(span: SpanData, obs_type: str, start: datetime, out: dict
         if cost:
             out["cost_details"] = out["provided_cost_details"] = cost
             out["total_cost"] = cost.get("total")
+    if _OTLP_GENERATION:
+        read_fields(a, _OTLP_GENERATION, out)
     prompt = _prompt(a) if obs_type == "GENERATION" else None
     if prompt is not None:
         out["prompt_name"], out["prompt_version"] = prompt
@@ -528,7 +538,7 @@ def trace_event(span: SpanData, observation: DomainEvent) -> DomainEvent | None:
     # (``if value is not None`` stands for _put() on this hot path.)
     name = _text(a.get("langfuse.trace.name"))
     if name is not None:
-        fields["name"] = _clip(name, MAX_NAME_BYTES)
+        fields["name"] = clip(name, _TRACE_NAME)
     value: Any = user_id(a)
     if value is not None:
         fields["user_id"] = value
@@ -546,6 +556,8 @@ def trace_event(span: SpanData, observation: DomainEvent) -> DomainEvent | None:
         fields["input"] = inp
     if out is not None:
         fields["output"] = out
+    if _OTLP_TRACE:
+        read_fields(a, _OTLP_TRACE, fields)
     groups = _groups(span)
     if not is_root(span):
         if len(fields) == 2 and not groups["langfuse.trace.metadata"]:
@@ -555,9 +567,11 @@ def trace_event(span: SpanData, observation: DomainEvent) -> DomainEvent | None:
     obs = observation.fields
     fields.setdefault("name", obs["name"])
     _put(fields, "version", obs.get("version"))
-    _put(fields, "release", _text(first(a, "langfuse.release")))
-    if "release" not in fields:
-        _put(fields, "release", _text(span.resource.get("langfuse.release")))
+    release = _text(first(a, "langfuse.release"))
+    if release is None:
+        release = _text(span.resource.get("langfuse.release"))
+    if release is not None:
+        fields["release"] = clip(release, _RELEASE)
     if "input" not in fields:
         _put(fields, "input", obs.get("input"))
     if "output" not in fields:

@@ -2,18 +2,74 @@
 
 Every property the OpenAPI schema marks required is present: nullable ones as
 ``null``, lists as ``[]``. One function per entity, shared by every route that returns it.
+Traces, observations and scores take their plain fields from the field tables
+(``lanterna.schema``): each field the table marks ``shape`` (or puts in a cursor-API
+group) is converted by its kind; the functions here add what is computed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from .. import _json
 from ..analytics.metrics import Usage
 from ..analytics.usage import DayUsage, UserTotals
+from ..cost.prices import PriceModel, Tier
+from ..schema import OBSERVATION, SCORE, TRACE, Entity
+from ..schema.field import BOOL, JSON, OBJECT, STRINGS, TIMESTAMP
 from ..store.db import Conn
 from ..store.dialect import Dialect
+from ..store.prompts import VersionStats
 from ..timeutil import format_ts, seconds_between
+
+_Plan = tuple[tuple[str, str, Callable[[Any], Any] | None, Callable[[], Any] | None], ...]
+
+
+@cache
+def _plan(d: Dialect, fields: tuple[tuple[str, str, str, Callable[[], Any] | None], ...]) -> _Plan:
+    """``(api name, column, converter, empty)`` for each field (made once per dialect)."""
+    convert: dict[str, Callable[[Any], Any]] = {
+        TIMESTAMP: d.ts_out,
+        JSON: d.json_out,
+        OBJECT: d.json_out,
+        STRINGS: d.json_out,
+        BOOL: bool,
+    }
+    return tuple((api, column, convert.get(kind), empty) for api, column, kind, empty in fields)
+
+
+def _fields(d: Dialect, fields: tuple[Any, ...], row: dict[str, Any], out: dict[str, Any]) -> None:
+    """Put the fields of ``fields`` (an entity's ``shape`` or one of its ``groups``) of
+    ``row`` into ``out``, each converted by its kind; ``empty()`` stands for a null or
+    empty value where the field table gives one."""
+    get = row.get
+    for api, column, conv, empty in _plan(d, fields):
+        value = get(column)
+        if conv is not None:
+            value = conv(value)
+        if empty is not None and not value:
+            value = empty()
+        out[api] = value
+
+
+def _shape(d: Dialect, entity: Entity, row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    _fields(d, entity.shape, row, out)
+    return out
+
+
+def _grouped(
+    d: Dialect, entity: Entity, row: dict[str, Any], groups: frozenset[str]
+) -> dict[str, Any]:
+    """The cursor API's object: the ``core`` fields, then those of each group asked for."""
+    out: dict[str, Any] = {}
+    for group, fields in entity.groups.items():
+        if group == "core" or group in groups:
+            _fields(d, fields, row, out)
+    return out
 
 
 def _sum_containing(values: dict[str, Any] | None, needle: str) -> float:
@@ -24,37 +80,22 @@ def _sum_containing(values: dict[str, Any] | None, needle: str) -> float:
 
 def trace_json(d: Dialect, row: dict[str, Any], project_id: str) -> dict[str, Any]:
     """A Trace with ``htmlPath`` (the fields every trace response carries)."""
-    return {
-        "id": row["id"],
-        "timestamp": d.ts_out(row["timestamp"]),
-        "name": row["name"],
-        "input": d.json_out(row["input"]),
-        "output": d.json_out(row["output"]),
-        "sessionId": row["session_id"],
-        "release": row["release"],
-        "version": row["version"],
-        "userId": row["user_id"],
-        "metadata": d.json_out(row["metadata"]),
-        "tags": d.json_out(row["tags"]) or [],
-        "public": bool(row["public"]),
-        "bookmarked": bool(row.get("bookmarked")),
-        "environment": row["environment"],
-        "htmlPath": f"/project/{project_id}/traces/{row['id']}",
-        "projectId": project_id,
-        "createdAt": d.ts_out(row.get("created_at")),
-        "updatedAt": d.ts_out(row.get("updated_at")),
-    }
+    out = _shape(d, TRACE, row)
+    out["htmlPath"] = f"/project/{project_id}/traces/{row['id']}"
+    out["projectId"] = project_id
+    return out
 
 
-def _price(value: str | None) -> float | None:
-    """A unit price recorded as a decimal string, as the v1 API's number."""
+def _price(value: Any) -> float | None:
+    """A unit price (a decimal string or a Decimal) as the API's number."""
     return None if value is None else float(value)
 
 
 def observation_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
     """An ObservationsView (v1 observation with derived usage, cost and latency)."""
-    usage = d.json_out(row["usage_details"]) or {}
-    cost = d.json_out(row["cost_details"]) or {}
+    out = _shape(d, OBSERVATION, row)
+    usage = out["usageDetails"]
+    cost = out["costDetails"]
     cost_info = d.json_out(row.get("cost_info")) or {}
     prices = cost_info.get("prices") or {}
     start = d.ts_parse(row["start_time"])
@@ -66,21 +107,8 @@ def observation_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
     cost_in = _sum_containing(cost, "input") if cost else None
     cost_out = _sum_containing(cost, "output") if cost else None
     total_cost = row["total_cost"]
-    return {
-        "id": row["id"],
-        "traceId": row["trace_id"],
-        "type": row["type"],
-        "name": row["name"],
-        "startTime": d.ts_out(row["start_time"]),
-        "endTime": d.ts_out(row["end_time"]),
-        "completionStartTime": d.ts_out(row["completion_start_time"]),
-        "model": row["model"],
-        "modelParameters": d.json_out(row["model_parameters"]) or {},
-        "input": d.json_out(row["input"]),
-        "output": d.json_out(row["output"]),
-        "version": row["version"],
-        "metadata": d.json_out(row["metadata"]),
-        "usage": {
+    out.update(
+        usage={
             "input": usage_in,
             "output": usage_out,
             "total": usage_total,
@@ -89,62 +117,47 @@ def observation_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
             "outputCost": cost_out,
             "totalCost": total_cost,
         },
-        "usageDetails": usage,
-        "costDetails": cost,
-        "level": row["level"],
-        "statusMessage": row["status_message"],
-        "parentObservationId": row["parent_observation_id"],
-        "promptId": row["prompt_id"],
-        "promptName": row["prompt_name"],
-        "promptVersion": row["prompt_version"],
-        "environment": row["environment"],
-        "modelId": row["model_id"],
-        "inputPrice": _price(prices.get("input")),
-        "outputPrice": _price(prices.get("output")),
-        "totalPrice": _price(prices.get("total")),
+        inputPrice=_price(prices.get("input")),
+        outputPrice=_price(prices.get("output")),
+        totalPrice=_price(prices.get("total")),
         # Lanterna: what priced this observation (model, tier, unit prices, usage
         # source) or why it has no cost; see docs/api-cost.md.
-        "costInfo": cost_info or None,
-        "providedUsageDetails": d.json_out(row.get("provided_usage_details")),
-        "providedCostDetails": d.json_out(row.get("provided_cost_details")),
-        "calculatedInputCost": cost_in,
-        "calculatedOutputCost": cost_out,
-        "calculatedTotalCost": total_cost,
-        "latency": seconds_between(start, end),
-        "timeToFirstToken": seconds_between(start, first_token),
-        "promptTokens": usage_in,
-        "completionTokens": usage_out,
-        "totalTokens": usage_total,
-        "unit": "TOKENS",
-        "projectId": row["project_id"],
-        "createdAt": d.ts_out(row.get("created_at")),
-        "updatedAt": d.ts_out(row.get("updated_at")),
-    }
+        costInfo=cost_info or None,
+        calculatedInputCost=cost_in,
+        calculatedOutputCost=cost_out,
+        calculatedTotalCost=total_cost,
+        latency=seconds_between(start, end),
+        timeToFirstToken=seconds_between(start, first_token),
+        promptTokens=usage_in,
+        completionTokens=usage_out,
+        totalTokens=usage_total,
+        unit="TOKENS",
+    )
+    return out
 
 
 def score_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
     """A Score (v1/v2 read shape, discriminated by ``dataType``)."""
+    return _shape(d, SCORE, row)
+
+
+def score_v1_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
+    """ScoreV1: the legacy trace-score shape (no session or dataset-run target)."""
+    out = score_json(d, row)
+    del out["sessionId"], out["datasetRunId"]
+    return out
+
+
+def score_trace_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any] | None:
+    """``trace: {userId, tags, environment, sessionId}`` for a score on a trace (read from
+    the ``trace_*`` columns of ``row``)."""
+    if row["trace_id"] is None:
+        return None
     return {
-        "id": row["id"],
-        "traceId": row["trace_id"],
-        "sessionId": row["session_id"],
-        "observationId": row["observation_id"],
-        "datasetRunId": row["dataset_run_id"],
-        "name": row["name"],
-        "value": row["value"],
-        "stringValue": row["string_value"],
-        "dataType": row["data_type"],
-        "source": row["source"],
-        "timestamp": d.ts_out(row["timestamp"]),
-        "createdAt": d.ts_out(row["created_at"]),
-        "updatedAt": d.ts_out(row["updated_at"]),
-        "authorUserId": row["author_user_id"],
-        "comment": row["comment"],
-        "metadata": d.json_out(row["metadata"]) or {},
-        "configId": row["config_id"],
-        "queueId": row["queue_id"],
-        "environment": row["environment"],
-        "projectId": row["project_id"],
+        "userId": row["trace_user_id"],
+        "tags": d.json_out(row["trace_tags"]) or [],
+        "environment": row["trace_environment"],
+        "sessionId": row["trace_session_id"],
     }
 
 
@@ -195,39 +208,18 @@ def observation_v2_json(
     """
     v2_info = d.json_out(row.get("cost_info")) or {}
     v2_prices = v2_info.get("prices") or {}  # decimal strings, as Langfuse's v2 sends them
-    out: dict[str, Any] = {
-        "id": row["id"],
-        "traceId": row["trace_id"],
-        "startTime": d.ts_out(row["start_time"]),
-        "endTime": d.ts_out(row["end_time"]),
-        "projectId": row["project_id"],
-        "parentObservationId": row["parent_observation_id"],
-        "type": row["type"],
-        "modelId": None,
-        "inputPrice": None,
-        "outputPrice": None,
-        "totalPrice": None,
-    }
+    out = _grouped(d, OBSERVATION, row, groups)
+    out.setdefault("modelId", None)
+    out.update(inputPrice=None, outputPrice=None, totalPrice=None)
     if "basic" in groups:
         public = row.get("trace_public")
         bookmarked = row.get("trace_bookmarked")
         out.update(
-            name=row["name"],
-            level=row["level"],
-            statusMessage=row["status_message"],
-            version=row["version"],
-            environment=row["environment"],
             bookmarked=None if bookmarked is None else bool(bookmarked),
             public=None if public is None else bool(public),
             userId=row.get("trace_user_id"),
             sessionId=row.get("trace_session_id"),
             isRootObservation=row["parent_observation_id"] is None,
-        )
-    if "time" in groups:
-        out.update(
-            completionStartTime=d.ts_out(row["completion_start_time"]),
-            createdAt=d.ts_out(row["created_at"]),
-            updatedAt=d.ts_out(row["updated_at"]),
         )
     if "io" in groups:
         out["input"] = _raw_text(d.json_out(row["input"]))
@@ -245,18 +237,7 @@ def observation_v2_json(
             modelId=row["model_id"],
         )
     if "usage" in groups:
-        out.update(
-            usageDetails=d.json_out(row["usage_details"]) or {},
-            costDetails=d.json_out(row["cost_details"]) or {},
-            totalCost=row["total_cost"],
-            usagePricingTierName=v2_info.get("tier"),
-        )
-    if "prompt" in groups:
-        out.update(
-            promptId=row["prompt_id"],
-            promptName=row["prompt_name"],
-            promptVersion=row["prompt_version"],
-        )
+        out["usagePricingTierName"] = v2_info.get("tier")
     if "metrics" in groups:
         start = d.ts_parse(row["start_time"])
         out.update(
@@ -299,28 +280,10 @@ def _subject(row: dict[str, Any]) -> dict[str, Any] | None:
 
 def score_v3_json(d: Dialect, row: dict[str, Any], groups: frozenset[str]) -> dict[str, Any]:
     """A ScoreV3: the core fields, plus the ``details``/``subject``/``annotation`` groups."""
-    out: dict[str, Any] = {
-        "id": row["id"],
-        "projectId": row["project_id"],
-        "name": row["name"],
-        "value": _v3_value(row),
-        "dataType": row["data_type"],
-        "source": row["source"],
-        "timestamp": d.ts_out(row["timestamp"]),
-        "environment": row["environment"],
-        "createdAt": d.ts_out(row["created_at"]),
-        "updatedAt": d.ts_out(row["updated_at"]),
-    }
-    if "details" in groups:
-        out.update(
-            comment=row["comment"],
-            configId=row["config_id"],
-            metadata=d.json_out(row["metadata"]) or {},
-        )
+    out = _grouped(d, SCORE, row, groups)
+    out["value"] = _v3_value(row)
     if "subject" in groups:
         out["subject"] = _subject(row)
-    if "annotation" in groups:
-        out.update(authorUserId=row["author_user_id"], queueId=row["queue_id"])
     return out
 
 
@@ -339,6 +302,67 @@ def config_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
         "categories": row["categories"],
         "description": row["description"],
     }
+
+
+# --- prompts ---------------------------------------------------------------------------
+
+
+def prompt_json(
+    d: Dialect, row: dict[str, Any], prompt: Any, graph: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A Prompt as the SDKs parse it; ``prompt`` is its body as returned (references
+    resolved or not) and ``graph`` the resolution graph (None: nothing resolved)."""
+    return {
+        "id": row["id"],
+        "projectId": row["project_id"],
+        "name": row["name"],
+        "version": row["version"],
+        "type": row["type"],
+        "prompt": prompt,
+        "config": row["config"] if row["config"] is not None else {},
+        "labels": row["labels"],
+        "tags": row["tags"],
+        "commitMessage": row["commit_message"],
+        "resolutionGraph": graph,
+        "isActive": "production" in row["labels"],
+        "createdBy": row["created_by"],
+        "createdAt": d.ts_out(row["created_at"]),
+        "updatedAt": d.ts_out(row["updated_at"]),
+    }
+
+
+def prompt_meta_json(d: Dialect, versions: list[dict[str, Any]]) -> dict[str, Any]:
+    """A PromptMeta: one prompt name from its version rows (oldest first)."""
+    newest = versions[-1]
+    return {
+        "name": newest["name"],
+        "type": newest["type"],
+        "versions": [v["version"] for v in versions],
+        "labels": sorted({x for v in versions for x in v["labels"]}),
+        "tags": newest["tags"],
+        "lastUpdatedAt": d.ts_out(max(v["updated_at"] for v in versions)),
+        "lastConfig": newest["config"],
+    }
+
+
+def version_stats_json(stats: VersionStats) -> dict[str, Any]:
+    """One prompt version's line of ``GET /api/public/prompts/metrics``."""
+    return {
+        "version": stats.version,
+        "labels": stats.labels,
+        "generations": stats.generations,
+        "traces": stats.traces,
+        "avgLatency": stats.avg_latency,
+        "avgCost": stats.avg_cost,
+        "totalCost": stats.total_cost,
+        "usage": stats.usage,
+        "scores": {name: {"avg": avg, "count": n} for name, (avg, n) in stats.scores.items()},
+    }
+
+
+# --- models ----------------------------------------------------------------------------
+
+_EPOCH = "1970-01-01T00:00:00.000000Z"
 
 
 def custom_json(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
@@ -372,6 +396,38 @@ def custom_json(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
             }
             for t in sorted(tiers, key=lambda t: t["priority"])
         ],
+    }
+
+
+def _shown(model: PriceModel, tier: Tier) -> dict[str, Decimal]:
+    keys = model.extra.get("shown") or tier.prices.keys()
+    return {k: v for k, v in tier.prices.items() if k in keys}
+
+
+def builtin_json(model: PriceModel) -> dict[str, Any]:
+    """A built-in (genai-prices) model as Langfuse's ``Model``, plus ``provider``."""
+    prices = _shown(model, model.default)
+    tiers = []
+    for tier in model.all_tiers():
+        shaped = tier.to_json()
+        shaped["prices"] = {k: float(v) for k, v in _shown(model, tier).items()}
+        tiers.append(shaped)
+    return {
+        "id": model.id,
+        "modelName": model.model_name,
+        "matchPattern": model.match_pattern,
+        "startDate": None,
+        "unit": "TOKENS",
+        "inputPrice": _price(prices.get("input")),
+        "outputPrice": _price(prices.get("output")),
+        "totalPrice": None,
+        "tokenizerId": model.tokenizer_id,
+        "tokenizerConfig": None,
+        "isLangfuseManaged": True,
+        "createdAt": _EPOCH,
+        "prices": {k: {"price": float(v)} for k, v in prices.items()},
+        "pricingTiers": tiers,
+        "provider": model.provider,
     }
 
 
@@ -420,3 +476,19 @@ def daily_json(day: DayUsage) -> dict[str, Any]:
             for m in day.models
         ],
     }
+
+
+# --- projects --------------------------------------------------------------------------
+
+
+def project_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A Project (with its organisation), as ``auth_check()`` reads it."""
+    item = {
+        "id": row["id"],
+        "name": row["name"],
+        "organization": {"id": row["org_id"], "name": row["org_name"]},
+        "metadata": row["metadata"] if isinstance(row["metadata"], dict) else {},
+    }
+    if row["retention_days"]:
+        item["retentionDays"] = row["retention_days"]
+    return item

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from .. import _json
 from ..errors import InvalidRequestData
+from ..schema import Entity
 from ..timeutil import parse_ts
 from .dialect import Dialect
 
@@ -63,6 +64,15 @@ class Column:
     sql: str
     kind: Kind
     join: str | None = None
+
+
+def field_columns(entity: Entity) -> dict[str, Column]:
+    """The whitelist of an entity's own filterable fields (its field table's ``filter``);
+    list queries add their computed and joined columns to it."""
+    return {
+        name: Column(f"{entity.alias}.{column}", kind)  # type: ignore[arg-type]
+        for name, (column, kind) in entity.filters.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)

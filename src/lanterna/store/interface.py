@@ -28,7 +28,7 @@ from . import observations as observations_module
 from .db import Conn
 from .observations import ObservationQuery
 from .projects import NewKey
-from .prompts import NewPrompt
+from .prompts import NewPrompt, VersionStats
 from .scores import ScoreQuery
 from .traces import TraceQuery
 from .write import PreparedEvents
@@ -192,7 +192,7 @@ class Prompts(Protocol):
         to_updated: datetime | None = None,
         page: int = 1,
         limit: int = 10,
-    ) -> Page: ...
+    ) -> tuple[list[list[Row]], int]: ...
 
     def add_labels(
         self, conn: Conn, project_id: str, name: str, version: int, labels: list[str]
@@ -216,7 +216,7 @@ class Prompts(Protocol):
         *,
         from_ts: datetime | None = None,
         to_ts: datetime | None = None,
-    ) -> list[Row]: ...
+    ) -> list[VersionStats]: ...
 
 
 class Models(Protocol):

@@ -7,34 +7,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..schema import OBSERVATION
 from .db import Conn
 from .dialect import Dialect
-from .filters import Column, Compiled, Condition, compile_conditions, merge_conditions
+from .filters import (
+    Column,
+    Compiled,
+    Condition,
+    compile_conditions,
+    field_columns,
+    merge_conditions,
+)
 
 #: The join a filter or a v2 field group may need: the observation's trace.
 TRACE_JOIN = "LEFT JOIN traces t ON t.project_id = o.project_id AND t.id = o.trace_id"
 
 
+_OWN_COLUMNS = field_columns(OBSERVATION)
+
+
 def observation_columns(d: Dialect) -> dict[str, Column]:
-    """The columns an observation list can be filtered on (the ``filter`` whitelist)."""
+    """The columns an observation list can be filtered on (the ``filter`` whitelist): the
+    field table's, plus computed ones and the trace's."""
     return {
-        "id": Column("o.id", "string"),
-        "type": Column("o.type", "string"),
-        "name": Column("o.name", "string"),
-        "traceId": Column("o.trace_id", "string"),
-        "parentObservationId": Column("o.parent_observation_id", "string"),
-        "startTime": Column("o.start_time", "datetime"),
-        "endTime": Column("o.end_time", "datetime"),
-        "completionStartTime": Column("o.completion_start_time", "datetime"),
-        "environment": Column("o.environment", "string"),
-        "level": Column("o.level", "string"),
-        "statusMessage": Column("o.status_message", "string"),
-        "version": Column("o.version", "string"),
-        "model": Column("o.model", "string"),
-        "providedModelName": Column("o.model", "string"),
-        "promptName": Column("o.prompt_name", "string"),
-        "promptVersion": Column("o.prompt_version", "number"),
-        "totalCost": Column("o.total_cost", "number"),
+        **_OWN_COLUMNS,
         "latency": Column(
             f"({d.epoch_seconds('o.end_time')} - {d.epoch_seconds('o.start_time')})", "number"
         ),
@@ -42,7 +38,6 @@ def observation_columns(d: Dialect) -> dict[str, Column]:
             f"({d.epoch_seconds('o.completion_start_time')} - {d.epoch_seconds('o.start_time')})",
             "number",
         ),
-        "metadata": Column("o.metadata", "object"),
         "isRootObservation": Column("(o.parent_observation_id IS NULL)", "boolean"),
         "userId": Column("t.user_id", "string", join="trace"),
         "sessionId": Column("t.session_id", "string", join="trace"),
@@ -141,13 +136,8 @@ def list_observations(
     return rows, total
 
 
-_V2_BASE = (
-    "o.project_id, o.id, o.trace_id, o.parent_observation_id, o.type, o.name, o.start_time,"
-    " o.end_time, o.completion_start_time, o.level, o.status_message, o.version,"
-    " o.environment, o.model, o.model_parameters, o.usage_details, o.cost_details,"
-    " o.total_cost, o.model_id, o.prompt_id, o.prompt_name, o.prompt_version,"
-    " o.created_at, o.updated_at, o.cost_info"
-)
+#: Every column but the lazy ones (input, output, metadata: read only when asked for).
+_V2_BASE = ", ".join(f"o.{column}" for column in OBSERVATION.eager_columns)
 _V2_TRACE = (
     "t.name AS trace_name, t.tags AS trace_tags, t.release AS trace_release,"
     " t.user_id AS trace_user_id, t.session_id AS trace_session_id,"

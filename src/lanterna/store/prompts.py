@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -188,8 +189,9 @@ def list_names(
     to_updated: datetime | None = None,
     page: int = 1,
     limit: int = 10,
-) -> tuple[list[dict[str, Any]], int]:
-    """Prompts grouped by name (PromptMeta), with the total number of names."""
+) -> tuple[list[list[dict[str, Any]]], int]:
+    """The page of prompt names (most recently updated first), each as its version rows
+    (oldest first), and the total number of names."""
     where = ["project_id = ?"]
     params: list[Any] = [project_id]
     d = conn.dialect
@@ -228,22 +230,23 @@ def list_names(
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         grouped[row["name"]].append(_decode(conn, row))
-    items = []
-    for prompt_name in names:
-        versions = grouped[prompt_name]
-        newest = versions[-1]
-        items.append(
-            {
-                "name": prompt_name,
-                "type": newest["type"],
-                "versions": [v["version"] for v in versions],
-                "labels": sorted({x for v in versions for x in v["labels"]}),
-                "tags": newest["tags"],
-                "lastUpdatedAt": d.ts_out(max(v["updated_at"] for v in versions)),
-                "lastConfig": newest["config"],
-            }
-        )
-    return items, total
+    return [grouped[prompt_name] for prompt_name in names], total
+
+
+@dataclass(slots=True)
+class VersionStats:
+    """What the generations linked to one prompt version add up to."""
+
+    version: int
+    labels: list[str]
+    generations: int = 0
+    traces: int = 0
+    avg_latency: float | None = None
+    avg_cost: float | None = None
+    total_cost: float = 0.0
+    usage: dict[str, float] = field(default_factory=dict)
+    #: Score name -> (average, count), names in order.
+    scores: dict[str, tuple[float | None, int]] = field(default_factory=dict)
 
 
 def version_metrics(
@@ -253,7 +256,7 @@ def version_metrics(
     *,
     from_ts: datetime | None = None,
     to_ts: datetime | None = None,
-) -> list[dict[str, Any]]:
+) -> list[VersionStats]:
     """Per version of ``name``: generations, latency, cost, tokens and average scores."""
     d = conn.dialect
     where = ["o.project_id = ?", "o.prompt_name = ?"]
@@ -311,20 +314,20 @@ def version_metrics(
         st = stats.get(version)
         n = st["n"] if st else 0
         out.append(
-            {
-                "version": version,
-                "labels": labels.get(version, []),
-                "generations": n,
-                "traces": len(st["traces"]) if st else 0,
-                "avgLatency": _mean(st["lat"]) if st else None,
-                "avgCost": _mean(st["cost"]) if st else None,
-                "totalCost": sum(st["cost"]) if st else 0.0,
-                "usage": dict(st["usage"]) if st else {},
-                "scores": {
-                    score_name: {"avg": _mean(values), "count": len(values)}
+            VersionStats(
+                version,
+                labels.get(version, []),
+                generations=n,
+                traces=len(st["traces"]) if st else 0,
+                avg_latency=_mean(st["lat"]) if st else None,
+                avg_cost=_mean(st["cost"]) if st else None,
+                total_cost=sum(st["cost"]) if st else 0.0,
+                usage=dict(st["usage"]) if st else {},
+                scores={
+                    score_name: (_mean(values), len(values))
                     for score_name, values in sorted(scores.get(version, {}).items())
                 },
-            }
+            )
         )
     return out
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..schema import SCORE
 from .db import Conn
-from .filters import Column, Condition, compile_conditions, merge_conditions
+from .filters import Column, Condition, compile_conditions, field_columns, merge_conditions
 
 #: The ``operator`` of the ``operator``/``value`` parameters -> SQL (never user text).
 VALUE_OPERATORS = {"<": "<", ">": ">", "<=": "<=", ">=": ">=", "=": "=", "!=": "<>", "<>": "<>"}
@@ -24,25 +25,10 @@ V1_DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT")
 _TRACE = "trace"  # the join a trace column needs
 _JOIN = " LEFT JOIN traces t ON t.project_id = s.project_id AND t.id = s.trace_id"
 
-#: Columns a ``filter`` condition may name (and the simple parameters use).
+#: Columns a ``filter`` condition may name (and the simple parameters use): the field
+#: table's, plus the trace's.
 SCORE_COLUMNS: dict[str, Column] = {
-    "id": Column("s.id", "string"),
-    "name": Column("s.name", "string"),
-    "value": Column("s.value", "number"),
-    "stringValue": Column("s.string_value", "string"),
-    "dataType": Column("s.data_type", "string"),
-    "source": Column("s.source", "string"),
-    "timestamp": Column("s.timestamp", "datetime"),
-    "environment": Column("s.environment", "string"),
-    "traceId": Column("s.trace_id", "string"),
-    "observationId": Column("s.observation_id", "string"),
-    "sessionId": Column("s.session_id", "string"),
-    "datasetRunId": Column("s.dataset_run_id", "string"),
-    "configId": Column("s.config_id", "string"),
-    "queueId": Column("s.queue_id", "string"),
-    "comment": Column("s.comment", "string"),
-    "authorUserId": Column("s.author_user_id", "string"),
-    "metadata": Column("s.metadata", "object"),
+    **field_columns(SCORE),
     "userId": Column("t.user_id", "string", join=_TRACE),
     "traceName": Column("t.name", "string", join=_TRACE),
     "traceTags": Column("t.tags", "array", join=_TRACE),

@@ -1,4 +1,5 @@
-"""Column lists of the event tables, and conversion between records and rows.
+"""Column lists of the event tables (from the field tables in ``lanterna.schema``), and
+conversion between records and rows.
 
 A *record* holds Python values (aware datetimes, dicts, lists, bools); a *row* holds what
 the driver binds. The dialect decides how timestamps and JSON are stored.
@@ -10,40 +11,20 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from ..schema import ENTITIES
+from ..schema.field import STORE_BOOL, STORE_JSON, STORE_TS
 from .dialect import Dialect
 
-TS = "ts"
-JSON = "json"
-BOOL = "bool"
+TS = STORE_TS
+JSON = STORE_JSON
+BOOL = STORE_BOOL
 
-# One line per group of columns reads better here than one line per column.
-# fmt: off
+#: ``kind -> {column: storage}`` of the record merged from events (every column but
+#: ``project_id``, ``id`` and the row times), derived from the field tables.
 COLUMNS: dict[str, dict[str, str | None]] = {
-    "trace": {
-        "timestamp": TS, "name": None, "user_id": None, "session_id": None, "release": None,
-        "version": None, "environment": None, "input": JSON, "output": JSON,
-        "metadata": JSON, "tags": JSON, "public": BOOL, "bookmarked": BOOL,
-    },
-    "observation": {
-        "trace_id": None, "parent_observation_id": None, "type": None, "name": None,
-        "start_time": TS, "end_time": TS, "completion_start_time": TS, "level": None,
-        "status_message": None, "version": None, "environment": None, "input": JSON,
-        "output": JSON, "metadata": JSON, "model": None, "model_parameters": JSON,
-        "usage_details": JSON, "provided_usage_details": JSON, "cost_details": JSON,
-        "provided_cost_details": JSON, "total_cost": None, "model_id": None,
-        "prompt_id": None, "prompt_name": None, "prompt_version": None,
-        # Derived by lanterna.cost at write time (migration 0004).
-        "cost_info": JSON, "usage_input": None, "usage_output": None, "usage_total": None,
-    },
-    "score": {
-        "timestamp": TS, "trace_id": None, "observation_id": None, "session_id": None,
-        "dataset_run_id": None, "name": None, "value": None, "string_value": None,
-        "data_type": None, "source": None, "comment": None, "metadata": JSON,
-        "config_id": None, "queue_id": None, "author_user_id": None, "environment": None,
-    },
+    name: entity.record_columns for name, entity in ENTITIES.items()
 }
-# fmt: on
-TABLE = {"trace": "traces", "observation": "observations", "score": "scores"}
+TABLE = {name: entity.table for name, entity in ENTITIES.items()}
 
 
 @cache

@@ -8,11 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..schema import TRACE
 from ..timeutil import seconds_between
 from . import rollups
 from .db import Conn
 from .dialect import Dialect
-from .filters import Column, Condition, FilterError, compile_conditions, merge_conditions
+from .filters import (
+    Column,
+    Condition,
+    FilterError,
+    compile_conditions,
+    field_columns,
+    merge_conditions,
+)
 
 _CHUNK = 500
 
@@ -28,25 +36,18 @@ def _level_count(level: str) -> str:
     return f"(SELECT COUNT(*) {_OBS_OF_T} AND o.level = '{level}')"
 
 
+_OWN_COLUMNS = field_columns(TRACE)
+
+
 def trace_columns(d: Dialect) -> dict[str, Column]:
-    """The columns a trace list can be filtered on (the ``filter`` whitelist)."""
+    """The columns a trace list can be filtered on (the ``filter`` whitelist): the field
+    table's, plus aggregates over the trace's observations."""
     latency = (
         f"(SELECT {d.epoch_seconds('MAX(COALESCE(o.end_time, o.start_time))')}"
         f" - {d.epoch_seconds('MIN(o.start_time)')} {_OBS_OF_T})"
     )
     return {
-        "id": Column("t.id", "string"),
-        "name": Column("t.name", "string"),
-        "timestamp": Column("t.timestamp", "datetime"),
-        "userId": Column("t.user_id", "string"),
-        "sessionId": Column("t.session_id", "string"),
-        "release": Column("t.release", "string"),
-        "version": Column("t.version", "string"),
-        "environment": Column("t.environment", "string"),
-        "tags": Column("t.tags", "array"),
-        "bookmarked": Column("t.bookmarked", "boolean"),
-        "public": Column("t.public", "boolean"),
-        "metadata": Column("t.metadata", "object"),
+        **_OWN_COLUMNS,
         "latency": Column(latency, "number"),
         "totalCost": Column(f"(SELECT COALESCE(SUM(o.total_cost), 0) {_OBS_OF_T})", "number"),
         "level": Column(

@@ -9,14 +9,13 @@ with that one model, or an empty page whose ``message`` says no price matched.
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ...cost import builtin
-from ...cost.prices import PriceModel, Tier, check_create
+from ...cost.prices import check_create
 from ...store import models as store
 from ...store.db import Conn
 from ...timeutil import now
@@ -24,50 +23,11 @@ from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
-from ..shapes import custom_json
+from ..shapes import builtin_json, custom_json
 from .body import read_json
 from .params import page_of
 
 router = APIRouter()
-
-_EPOCH = "1970-01-01T00:00:00.000000Z"
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _shown(model: PriceModel, tier: Tier) -> dict[str, Decimal]:
-    keys = model.extra.get("shown") or tier.prices.keys()
-    return {k: v for k, v in tier.prices.items() if k in keys}
-
-
-def builtin_json(model: PriceModel) -> dict[str, Any]:
-    """A built-in (genai-prices) model as Langfuse's ``Model``, plus ``provider``."""
-    prices = _shown(model, model.default)
-    tiers = []
-    for tier in model.all_tiers():
-        shaped = tier.to_json()
-        shaped["prices"] = {k: float(v) for k, v in _shown(model, tier).items()}
-        tiers.append(shaped)
-    return {
-        "id": model.id,
-        "modelName": model.model_name,
-        "matchPattern": model.match_pattern,
-        "startDate": None,
-        "unit": "TOKENS",
-        "inputPrice": _number(prices.get("input")),
-        "outputPrice": _number(prices.get("output")),
-        "totalPrice": None,
-        "tokenizerId": model.tokenizer_id,
-        "tokenizerConfig": None,
-        "isLangfuseManaged": True,
-        "createdAt": _EPOCH,
-        "prices": {k: {"price": float(v)} for k, v in prices.items()},
-        "pricingTiers": tiers,
-        "provider": model.provider,
-    }
-
 
 _catalog: tuple[date, list[dict[str, Any]]] | None = None
 

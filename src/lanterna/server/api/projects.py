@@ -9,6 +9,7 @@ from ..auth import ProjectKey
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
+from ..shapes import project_json
 
 router = APIRouter()
 
@@ -34,12 +35,4 @@ def list_projects(request: Request, principal: ProjectKey) -> JSON:
     row = rt.read_sync(lambda c: rt.store.projects.get_project(c, principal.project_id))
     if row is None:
         raise not_found("Project")
-    item = {
-        "id": row["id"],
-        "name": row["name"],
-        "organization": {"id": row["org_id"], "name": row["org_name"]},
-        "metadata": row["metadata"] if isinstance(row["metadata"], dict) else {},
-    }
-    if row["retention_days"]:
-        item["retentionDays"] = row["retention_days"]
-    return JSON({"data": [item]})
+    return JSON({"data": [project_json(row)]})

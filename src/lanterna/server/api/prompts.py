@@ -13,6 +13,7 @@ from ...prompts.validate import check_create, check_labels, check_name
 from ...store import prompts as store
 from ...store.db import Conn
 from ...timeutil import parse_ts
+from .. import shapes
 from ..auth import ProjectKey
 from ..errors import ApiError
 from ..responses import JSON
@@ -23,34 +24,16 @@ router = APIRouter()
 
 
 def prompt_json(conn: Conn, row: dict[str, Any], *, resolve: bool = True) -> dict[str, Any]:
-    """A Prompt as the SDKs parse it; references resolved unless ``resolve`` is false
-    (a reference that cannot be resolved raises a 400 ``PromptReferenceError``)."""
-    d = conn.dialect
-    body = row["prompt"]
-    graph = None
+    """A Prompt; references resolved unless ``resolve`` is false (a reference that
+    cannot be resolved raises a 400 ``PromptReferenceError``)."""
+    body, graph = row["prompt"], None
     if resolve:
 
         def lookup(name: str, version: int | None, label: str | None) -> dict[str, Any] | None:
             return store.get(conn, row["project_id"], name, version=version, label=label)
 
         body, graph = references.resolve(body, lookup, root=(row["name"], row["version"]))
-    return {
-        "id": row["id"],
-        "projectId": row["project_id"],
-        "name": row["name"],
-        "version": row["version"],
-        "type": row["type"],
-        "prompt": body,
-        "config": row["config"] if row["config"] is not None else {},
-        "labels": row["labels"],
-        "tags": row["tags"],
-        "commitMessage": row["commit_message"],
-        "resolutionGraph": graph,
-        "isActive": "production" in row["labels"],
-        "createdBy": row["created_by"],
-        "createdAt": d.ts_out(row["created_at"]),
-        "updatedAt": d.ts_out(row["updated_at"]),
-    }
+    return shapes.prompt_json(conn.dialect, row, body, graph)
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -89,9 +72,10 @@ def list_prompts(
 ) -> JSON:
     """Prompt names with their versions, labels and tags (PromptMeta), newest first."""
     start, end = _time(fromUpdatedAt, "fromUpdatedAt"), _time(toUpdatedAt, "toUpdatedAt")
-    items, total = runtime(request).read_sync(
-        lambda c: store.list_names(
-            c,
+
+    def query(conn: Conn) -> tuple[list[dict[str, Any]], int]:
+        groups, total = store.list_names(
+            conn,
             principal.project_id,
             name=name,
             label=label,
@@ -101,7 +85,9 @@ def list_prompts(
             page=page,
             limit=limit,
         )
-    )
+        return [shapes.prompt_meta_json(conn.dialect, g) for g in groups], total
+
+    items, total = runtime(request).read_sync(query)
     meta = {"page": page, "limit": limit, "totalItems": total, "totalPages": -(-total // limit)}
     return JSON({"data": items, "meta": meta})
 
@@ -116,10 +102,10 @@ def prompt_metrics(
 ) -> JSON:
     """Per version of a prompt: generations, average latency and cost, tokens, scores."""
     start, end = _time(fromTimestamp, "fromTimestamp"), _time(toTimestamp, "toTimestamp")
-    data = runtime(request).read_sync(
+    stats = runtime(request).read_sync(
         lambda c: store.version_metrics(c, principal.project_id, name, from_ts=start, to_ts=end)
     )
-    return JSON({"name": name, "data": data})
+    return JSON({"name": name, "data": [shapes.version_stats_json(s) for s in stats]})
 
 
 @router.patch("/api/public/v2/prompts/{name:path}/versions/{version}")

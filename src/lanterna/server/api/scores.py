@@ -22,7 +22,6 @@ from ...ingest.score_request import score_event
 from ...store import score_configs
 from ...store import scores as q
 from ...store.db import Conn
-from ...store.dialect import Dialect
 from ...store.filters import Condition, parse_filter, parse_time
 from ...store.write import apply_events
 from ...timeutil import format_ts, now
@@ -30,7 +29,7 @@ from ..auth import AnyKey, ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import Runtime, runtime
-from ..shapes import score_json, score_v3_json
+from ..shapes import score_json, score_trace_json, score_v1_json, score_v3_json
 from .body import read_json
 from .params import (
     DEFAULT_LIMIT,
@@ -187,28 +186,6 @@ def _query(params: QueryParams, *, traces_only: bool) -> q.ScoreQuery:
     return query
 
 
-# --- shapes --------------------------------------------------------------------------
-
-
-def _trace_part(d: Dialect, row: dict[str, Any]) -> dict[str, Any] | None:
-    """``trace: {userId, tags, environment, sessionId}`` for a score on a trace."""
-    if row["trace_id"] is None:
-        return None
-    return {
-        "userId": row["trace_user_id"],
-        "tags": d.json_out(row["trace_tags"]) or [],
-        "environment": row["trace_environment"],
-        "sessionId": row["trace_session_id"],
-    }
-
-
-def _v1(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
-    """ScoreV1: the legacy trace-score shape (no session or dataset-run target)."""
-    out = score_json(d, row)
-    del out["sessionId"], out["datasetRunId"]
-    return out
-
-
 def _list(request: Request, project_id: str, *, v1: bool) -> JSON:
     params = request.query_params
     paging = page_of(_int(params, "page"), _int(params, "limit"))
@@ -224,10 +201,10 @@ def _list(request: Request, project_id: str, *, v1: bool) -> JSON:
     d = rt.db.dialect
     data = []
     for row in rows:
-        item = _v1(d, row) if v1 else score_json(d, row)
+        item = score_v1_json(d, row) if v1 else score_json(d, row)
         if with_trace:
             # Older generated clients require the trace object on every v1 item.
-            item["trace"] = _trace_part(d, row)
+            item["trace"] = score_trace_json(d, row)
         data.append(item)
     return JSON(paging.envelope(data, total))
 
@@ -404,7 +381,7 @@ def get_score_v1(request: Request, score_id: str, principal: ProjectKey) -> JSON
     row = rt.read_sync(lambda c: q.get_score(c, principal.project_id, score_id, traces_only=True))
     if row is None:
         raise not_found(f"Score {score_id}")
-    return JSON(_v1(rt.db.dialect, row))
+    return JSON(score_v1_json(rt.db.dialect, row))
 
 
 @router.delete("/api/public/scores/{score_id:path}")

@@ -14,11 +14,18 @@ from ... import _json
 from ...prompts.validate import PRODUCTION, PromptError, check_create, check_labels
 from ...store import prompts as prompt_store
 from ...store.db import Conn
+from ..shapes import prompt_meta_json, version_stats_json
 from .fmt import pretty
 from .web import Form, Page, not_found, page_form, project_page, redirect, render, rt_of
 
 router = APIRouter()
 PAGE_SIZE = 50
+
+
+def _metas(conn: Conn, project_id: str, **query: Any) -> tuple[list[dict[str, Any]], int]:
+    """A page of prompt names as PromptMeta objects, and the total number of names."""
+    groups, total = prompt_store.list_names(conn, project_id, **query)
+    return [prompt_meta_json(conn.dialect, g) for g in groups], total
 
 
 def prompt_url(project_id: str, name: str, **params: Any) -> str:
@@ -36,7 +43,7 @@ async def prompts_list(request: Request, project_id: str) -> Response:
     except ValueError:
         number = 1
     items, total = await rt_of(request).read(
-        lambda c: prompt_store.list_names(c, page.pid, page=number, limit=PAGE_SIZE)
+        lambda c: _metas(c, page.pid, page=number, limit=PAGE_SIZE)
     )
     return _list_response(request, page, items, total, number, error="", form=None)
 
@@ -119,7 +126,7 @@ def _int(value: str | None) -> int | None:
 
 def prompt_detail(conn: Conn, project_id: str, name: str) -> dict[str, Any] | None:
     """Every version of a prompt (newest first) and their stats."""
-    metas, _ = prompt_store.list_names(conn, project_id, name=name, limit=1)
+    metas, _ = _metas(conn, project_id, name=name, limit=1)
     if not metas:
         return None
     versions = []
@@ -127,7 +134,10 @@ def prompt_detail(conn: Conn, project_id: str, name: str) -> dict[str, Any] | No
         row = prompt_store.get(conn, project_id, name, version=number)
         if row is not None:
             versions.append(row)
-    stats = {s["version"]: s for s in prompt_store.version_metrics(conn, project_id, name)}
+    stats = {
+        s.version: version_stats_json(s)
+        for s in prompt_store.version_metrics(conn, project_id, name)
+    }
     return {"meta": metas[0], "versions": versions, "stats": stats}
 
 
@@ -232,9 +242,7 @@ async def create_version(request: Request, project_id: str) -> Response:
     except PromptError as exc:
         found = await rt.read(lambda c: prompt_detail(c, page.pid, name)) if name else None
         if found is None:
-            items, total = await rt.read(
-                lambda c: prompt_store.list_names(c, page.pid, page=1, limit=PAGE_SIZE)
-            )
+            items, total = await rt.read(lambda c: _metas(c, page.pid, page=1, limit=PAGE_SIZE))
             return _list_response(
                 request, page, items, total, 1, error=str(exc), form=form, status=400
             )
