@@ -180,6 +180,7 @@ class Transport:
         (too much for ``import lanterna``), and one running on the exporter thread when
         the app calls ``fork()`` would leave the child a half-initialised module.
         """
+        import encodings.idna  # noqa: F401  (socket.create_connection encodes host names)
         import http.client  # noqa: F401  (imports ssl too)
 
         self._proxy()
