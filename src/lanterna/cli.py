@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -74,6 +76,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"--no-auth: ignoring --host {settings.host}; binding 127.0.0.1 only.")
         settings.host = "127.0.0.1"
 
+    try:
+        sock = _bind(settings.host, settings.port)
+    except OSError as exc:
+        print(_bind_error(settings.host, settings.port, exc), file=sys.stderr)
+        return 2
+    settings.port = sock.getsockname()[1]  # the one bound when --port 0
+
     def first_start(conn):  # type: ignore[no-untyped-def]
         key = projects.bootstrap(conn)
         owner = bootstrap_owner(conn, settings.admin_email, settings.admin_password)
@@ -109,7 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"Listening on {settings.base_url}", flush=True)
     app = create_app(settings)
     _tune_gc()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -119,7 +128,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # uvicorn's default would believe them from any local peer.
         proxy_headers=False,
     )
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound before anything is written or printed, so a
+    port in use stops ``serve`` before it bootstraps a project or claims to listen."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> str:
+    """What to tell the user when the listening socket cannot be bound."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"Port {port} on {host} is in use (another lanterna serve?): pick another with"
+            f" --port N or LANTERNA_PORT=N, or stop what listens there."
+        )
+    if exc.errno == errno.EACCES:
+        return f"No permission to listen on {host}:{port}: pick a port above 1023 with --port N."
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"{host} is not an address of this machine: set --host (LANTERNA_HOST) to one that is."
+        )
+    return f"Cannot listen on {host}:{port}: {exc.strerror or exc}."
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

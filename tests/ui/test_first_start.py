@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import free_port, wait_until
+from support import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +29,9 @@ def _db_args(db_url: str) -> list[str]:
 @contextmanager
 def serve(db_url: str, *extra: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
     """Run ``lanterna serve``; yield (base URL, what it printed before listening)."""
-    port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lanterna", "serve", "--port", str(port), *_db_args(db_url), *extra],
+    proc = subprocess.Popen(  # port 0: the server binds a free port and prints it
+        [sys.executable, "-m", "lanterna", "serve", "--port", "0", *_db_args(db_url), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -49,8 +49,9 @@ def serve(db_url: str, *extra: str, env: dict[str, str] | None = None) -> Iterat
             if line.startswith("Listening on"):
                 break
         printed = "".join(lines)
-        assert "Listening on" in printed, printed
-        base = f"http://127.0.0.1:{port}"
+        listening = re.search(r"^Listening on http://[^:]+:(\d+)$", printed, re.M)
+        assert listening, printed
+        base = f"http://127.0.0.1:{listening.group(1)}"
 
         def healthy() -> bool:
             try:
@@ -132,3 +133,34 @@ def test_data_is_readable_only_by_the_server_user(tmp_path: Path) -> None:
         assert f"tightened the permissions of {files[0]} from 644 to 600" in printed
         assert _mode(data) == 0o700
         assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+
+
+def test_a_port_in_use_stops_serve_before_it_bootstraps_or_claims_to_listen(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lanterna",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            env=clean,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert f"Port {port} on 127.0.0.1 is in use" in done.stderr
+    assert "--port" in done.stderr
+    assert "Listening" not in done.stdout and "LANGFUSE_SECRET_KEY" not in done.stdout
+    assert not list(tmp_path.iterdir())  # no database made, no keys shown and lost
