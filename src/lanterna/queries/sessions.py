@@ -11,9 +11,8 @@ from typing import Any
 
 from ..analytics.metrics import Usage
 from ..analytics.usage import session_totals
-from ..store import sessions as session_store
 from ..store.db import Conn
-from ..store.traces import trace_metrics
+from ..store.interface import Store
 from ..timeutil import seconds_between
 
 
@@ -31,39 +30,25 @@ class SessionSummary:
 
 
 def session_summaries(
-    conn: Conn, project_id: str, session_ids: Sequence[str]
+    store: Store, conn: Conn, project_id: str, session_ids: Sequence[str]
 ) -> dict[str, SessionSummary]:
     """``session id -> SessionSummary`` for a page of sessions.
 
     Turns are traces; duration runs from the first trace's timestamp to the last one's.
     Cost and tokens are :func:`lanterna.analytics.usage.session_totals`.
     """
-    ids = list(dict.fromkeys(session_ids))
-    if not ids:
-        return {}
-    d = conn.dialect
-    marks = ", ".join("?" * len(ids))
-    out: dict[str, SessionSummary] = {sid: SessionSummary() for sid in ids}
-    for r in conn.all(
-        "SELECT session_id, COUNT(*) AS turns, MIN(timestamp) AS first, MAX(timestamp) AS last"
-        f" FROM traces WHERE project_id = ? AND session_id IN ({marks}) GROUP BY session_id",
-        [project_id, *ids],
-    ):
-        s = out[r["session_id"]]
-        s.turns = int(r["turns"])
-        s.first, s.last = d.ts_parse(r["first"]), d.ts_parse(r["last"])
-        s.duration = seconds_between(s.first, s.last)
-    for r in conn.all(
-        "SELECT DISTINCT session_id, user_id FROM traces"
-        f" WHERE project_id = ? AND session_id IN ({marks}) AND user_id IS NOT NULL"
-        " ORDER BY session_id, user_id",
-        [project_id, *ids],
-    ):
-        out[r["session_id"]].users.append(r["user_id"])
-    for sid in ids:
+    out: dict[str, SessionSummary] = {}
+    for sid, stats in store.sessions.session_stats(conn, project_id, session_ids).items():
         totals = session_totals(conn, project_id, sid)
-        out[sid].cost = totals.cost
-        out[sid].tokens = totals.total_tokens
+        out[sid] = SessionSummary(
+            turns=stats.turns,
+            users=stats.users,
+            first=stats.first,
+            last=stats.last,
+            duration=seconds_between(stats.first, stats.last),
+            cost=totals.cost,
+            tokens=totals.total_tokens,
+        )
     return out
 
 
@@ -78,10 +63,10 @@ class Turn:
 
 
 def session_turns(
-    conn: Conn, project_id: str, traces: list[dict[str, Any]]
+    store: Store, conn: Conn, project_id: str, traces: list[dict[str, Any]]
 ) -> tuple[list[Turn], float | None]:
     """The session's traces as turns (in order), and the average latency per turn."""
-    metrics = trace_metrics(conn, project_id, [t["id"] for t in traces])
+    metrics = store.traces.trace_metrics(conn, project_id, [t["id"] for t in traces])
     turns: list[Turn] = []
     running = 0.0
     latencies: list[float] = []
@@ -93,17 +78,6 @@ def session_turns(
         turns.append(Turn(t, latency, cost, running))
     average = sum(latencies) / len(latencies) if latencies else None
     return turns, average
-
-
-def sessions_of_user(conn: Conn, project_id: str, user_id: str, *, limit: int = 50) -> list[str]:
-    """Ids of the sessions a user's traces belong to, most recent first."""
-    rows = conn.all(
-        "SELECT session_id, MAX(timestamp) AS last FROM traces"
-        " WHERE project_id = ? AND user_id = ? AND session_id IS NOT NULL"
-        " GROUP BY session_id ORDER BY last DESC, session_id LIMIT ?",
-        (project_id, user_id, limit),
-    )
-    return [r["session_id"] for r in rows]
 
 
 Row = dict[str, Any]
@@ -118,6 +92,7 @@ class SessionItem:
 
 
 def session_list(
+    store: Store,
     conn: Conn,
     project_id: str,
     *,
@@ -130,7 +105,7 @@ def session_list(
 ) -> tuple[list[SessionItem], int]:
     """A page of the project's sessions (newest first, created in ``[start, end)``) and
     the total count; with ``summaries``, each session's :class:`SessionSummary`."""
-    rows, total = session_store.list_sessions(
+    rows, total = store.sessions.list_sessions(
         conn,
         project_id,
         from_timestamp=start,
@@ -139,7 +114,8 @@ def session_list(
         limit=limit,
         offset=offset,
     )
-    found = session_summaries(conn, project_id, [r["id"] for r in rows]) if summaries else {}
+    ids = [r["id"] for r in rows]
+    found = session_summaries(store, conn, project_id, ids) if summaries else {}
     return [SessionItem(r, found.get(r["id"])) for r in rows], total
 
 
@@ -161,14 +137,14 @@ class SessionDetail:
 
 
 def session_detail(
-    conn: Conn, project_id: str, session_id: str, *, turns: bool = False
+    store: Store, conn: Conn, project_id: str, session_id: str, *, turns: bool = False
 ) -> SessionDetail | None:
     """One session, or None when the project has no such session."""
-    row = session_store.get_session(conn, project_id, session_id)
+    row = store.sessions.get_session(conn, project_id, session_id)
     if row is None:
         return None
-    traces = session_store.traces_of_session(conn, project_id, session_id)
+    traces = store.sessions.traces_of_session(conn, project_id, session_id)
     out = SessionDetail(row, traces, session_totals(conn, project_id, session_id))
     if turns:
-        out.turns, out.average_latency = session_turns(conn, project_id, traces)
+        out.turns, out.average_latency = session_turns(store, conn, project_id, traces)
     return out

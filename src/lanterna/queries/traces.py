@@ -2,8 +2,8 @@
 trace with its observations, scores, latency and cost. The public API
 (``/api/public/traces``) and the dashboard's trace pages both read them here.
 
-Per-trace latency and cost are ``store.traces.trace_metrics``; tokens, observation
-count and the worst level are :func:`trace_rollups`.
+Per-trace latency and cost are the store's ``traces.trace_metrics``; tokens,
+observation count and the worst level its ``traces.trace_rollups``.
 """
 
 from __future__ import annotations
@@ -12,27 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..store import scores as score_store
-from ..store import traces as trace_store
 from ..store.db import Conn
 from ..store.filters import Condition
-from ..store.traces import TraceQuery
+from ..store.interface import ScoreQuery, Store, TraceQuery, TraceRollup
 
 Row = dict[str, Any]
-
-#: Levels from least to most severe; a trace's level is its worst observation's.
-LEVELS = ("DEBUG", "DEFAULT", "WARNING", "ERROR")
-_SEVERITY = "CASE level WHEN 'ERROR' THEN 3 WHEN 'WARNING' THEN 2 WHEN 'DEFAULT' THEN 1 ELSE 0 END"
-
-
-@dataclass(slots=True)
-class TraceRollup:
-    """What a trace's observations add up to."""
-
-    observations: int = 0
-    tokens: int = 0
-    level: str = "DEFAULT"
-    errors: int = 0
 
 
 @dataclass(slots=True)
@@ -46,39 +30,15 @@ class ScoreBrief:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def trace_rollups(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dict[str, TraceRollup]:
-    """``trace id -> TraceRollup`` for up to a page of traces, in one grouped query."""
-    ids = list(dict.fromkeys(trace_ids))
-    if not ids:
-        return {}
-    marks = ", ".join("?" * len(ids))
-    rows = conn.all(
-        "SELECT trace_id, COUNT(*) AS n, COALESCE(SUM(usage_total), 0) AS tokens,"
-        f" MAX({_SEVERITY}) AS severity,"
-        " SUM(CASE WHEN level = 'ERROR' THEN 1 ELSE 0 END) AS errors"
-        f" FROM observations WHERE project_id = ? AND trace_id IN ({marks}) GROUP BY trace_id",
-        [project_id, *ids],
-    )
-    return {
-        r["trace_id"]: TraceRollup(
-            observations=int(r["n"]),
-            tokens=int(r["tokens"] or 0),
-            level=LEVELS[int(r["severity"] or 0)],
-            errors=int(r["errors"] or 0),
-        )
-        for r in rows
-    }
-
-
 def trace_scores(
-    conn: Conn, project_id: str, trace_ids: Sequence[str], *, limit: int = 1000
+    store: Store, conn: Conn, project_id: str, trace_ids: Sequence[str], *, limit: int = 1000
 ) -> dict[str, list[ScoreBrief]]:
     """``trace id -> its scores`` (newest first) for a page of traces."""
     ids = list(dict.fromkeys(trace_ids))
     if not ids:
         return {}
-    query = score_store.ScoreQuery(filters=[Condition("stringOptions", "traceId", "any of", ids)])
-    rows, _total = score_store.list_scores(conn, project_id, query, limit=limit, offset=0)
+    query = ScoreQuery(filters=[Condition("stringOptions", "traceId", "any of", ids)])
+    rows, _total = store.scores.list_scores(conn, project_id, query, limit=limit, offset=0)
     out: dict[str, list[ScoreBrief]] = {}
     for r in rows:
         value = r["value"] if r["data_type"] in ("NUMERIC", "BOOLEAN") else r["string_value"]
@@ -121,6 +81,7 @@ class TraceItem:
 
 
 def trace_list(
+    store: Store,
     conn: Conn,
     project_id: str,
     query: TraceQuery,
@@ -133,15 +94,16 @@ def trace_list(
 
     Raises :class:`~lanterna.store.filters.FilterError` for a bad filter or order.
     """
-    rows, total = trace_store.list_traces(
+    traces = store.traces
+    rows, total = traces.list_traces(
         conn, project_id, query, limit=limit, offset=offset, with_io=parts.io
     )
     ids = [r["id"] for r in rows]
-    metrics = trace_store.trace_metrics(conn, project_id, ids) if parts.metrics else {}
-    obs = trace_store.observation_ids(conn, project_id, ids) if parts.observation_ids else {}
-    score_ids = trace_store.score_ids(conn, project_id, ids) if parts.score_ids else {}
-    rollups = trace_rollups(conn, project_id, ids) if parts.rollups else {}
-    scores = trace_scores(conn, project_id, ids) if parts.scores else {}
+    metrics = traces.trace_metrics(conn, project_id, ids) if parts.metrics else {}
+    obs = traces.observation_ids(conn, project_id, ids) if parts.observation_ids else {}
+    score_ids = traces.score_ids(conn, project_id, ids) if parts.score_ids else {}
+    rollups = traces.trace_rollups(conn, project_id, ids) if parts.rollups else {}
+    scores = trace_scores(store, conn, project_id, ids) if parts.scores else {}
     items = []
     for row in rows:
         tid = row["id"]
@@ -176,6 +138,7 @@ class TraceDetail:
 
 
 def trace_detail(
+    store: Store,
     conn: Conn,
     project_id: str,
     trace_id: str,
@@ -185,15 +148,16 @@ def trace_detail(
     metrics: bool = True,
 ) -> TraceDetail | None:
     """One trace with what is asked for, or None when the project has no such trace."""
-    row = trace_store.get_trace(conn, project_id, trace_id)
+    traces = store.traces
+    row = traces.get_trace(conn, project_id, trace_id)
     if row is None:
         return None
     out = TraceDetail(row)
     if observations:
-        out.observations = trace_store.observations_of(conn, project_id, trace_id)
+        out.observations = traces.observations_of(conn, project_id, trace_id)
     if scores:
-        out.scores = trace_store.scores_of(conn, project_id, trace_id)
+        out.scores = traces.scores_of(conn, project_id, trace_id)
     if metrics:
-        found = trace_store.trace_metrics(conn, project_id, [trace_id])
+        found = traces.trace_metrics(conn, project_id, [trace_id])
         out.latency, out.cost = found.get(trace_id, (None, None))
     return out

@@ -15,8 +15,8 @@ from ..analytics.usage import (
     user_score_averages,
 )
 from ..store.db import Conn
-from ..store.traces import TraceQuery
-from .sessions import SessionSummary, session_summaries, sessions_of_user
+from ..store.interface import Store, TraceQuery
+from .sessions import SessionSummary, session_summaries
 from .traces import TraceItem, TraceParts, trace_list
 
 
@@ -30,10 +30,13 @@ class UserItem:
 
 
 def user_list(
-    conn: Conn, scope: Scope, *, limit: int, offset: int, details: bool = False
+    store: Store, conn: Conn, scope: Scope, *, limit: int, offset: int, details: bool = False
 ) -> tuple[list[UserItem], int]:
     """A page of the users of the traces in ``scope`` (most recently seen first) and the
-    total count; with ``details``, each user's score averages and main features."""
+    total count; with ``details``, each user's score averages and main features.
+
+    All of it is :mod:`lanterna.analytics.usage`'s today; ``store`` is taken like every
+    view's, so a backend that answers users itself changes no caller."""
     users, total = list_users(conn, scope, limit=limit, offset=offset)
     items = [UserItem(u) for u in users]
     if details:
@@ -62,7 +65,7 @@ USER_TRACE_PARTS = TraceParts(rollups=True, scores=True)
 
 
 def user_detail(
-    conn: Conn, project_id: str, user_id: str, *, recent: int = 25
+    store: Store, conn: Conn, project_id: str, user_id: str, *, recent: int = 25
 ) -> UserDetail | None:
     """One user with their ``recent`` latest traces and their sessions (most recent
     first), or None when no trace has that ``userId``."""
@@ -70,6 +73,7 @@ def user_detail(
     if totals is None:
         return None
     traces, _ = trace_list(
+        store,
         conn,
         project_id,
         TraceQuery(user_id=user_id),
@@ -77,11 +81,11 @@ def user_detail(
         offset=0,
         parts=USER_TRACE_PARTS,
     )
-    session_ids = sessions_of_user(conn, project_id, user_id)
+    session_ids = store.sessions.sessions_of_user(conn, project_id, user_id)
     return UserDetail(
         totals=totals,
         scores=user_score_averages(conn, project_id, [user_id]).get(user_id, {}),
         features=user_features(conn, project_id, [user_id], limit=10).get(user_id, []),
         traces=traces,
-        sessions=list(session_summaries(conn, project_id, session_ids).items()),
+        sessions=list(session_summaries(store, conn, project_id, session_ids).items()),
     )

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from .._version import __version__
 from ..cost.builtin import warm_up as warm_up_prices
+from ..store.interface import Store
 from .api import (
     ingestion,
     metrics,
@@ -32,10 +33,14 @@ from .ui import error_page
 from .ui import mount as mount_ui
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app. The database is migrated and the writer started in the lifespan."""
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """Build the app. The database is migrated and the writer started in the lifespan.
+
+    ``store`` is what every route reads and writes stored data through (the
+    SQLite/PostgreSQL :class:`~lanterna.store.interface.SqlStore` by default).
+    """
     settings = settings or Settings.from_env()
-    rt = Runtime(settings)
+    rt = Runtime(settings, store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

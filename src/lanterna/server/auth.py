@@ -17,7 +17,6 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 
-from ..store import projects
 from .errors import ApiError
 from .runtime import runtime
 
@@ -78,6 +77,7 @@ def authenticate(request: Request) -> Principal:
     if cached is not None:
         return cached
     rt = runtime(request)
+    projects = rt.store.projects
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(credentials, validate=True).decode()

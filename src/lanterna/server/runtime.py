@@ -22,13 +22,14 @@ T = TypeVar("T")
 class Runtime:
     """The server's shared state; one per app."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
         self.db = Database(settings.db_url, read_pool_size=settings.read_pool_size)
         self.writer = Writer(self.db)
-        #: Every stored-data operation routes call (``store/interface.py``); run them
-        #: through :meth:`read` and :meth:`write`.
-        self.store: Store = sql_store()
+        #: Every stored-data operation routes, pages and the read layer call
+        #: (``store/interface.py``; the SQLite/PostgreSQL store unless another is given);
+        #: run them through :meth:`read` and :meth:`write`.
+        self.store: Store = store if store is not None else sql_store()
 
     def start(self) -> None:
         """Migrate the schema and start the writer."""

@@ -22,7 +22,7 @@ from ..schema import OBSERVATION, SCORE, TRACE, Entity
 from ..schema.field import BOOL, JSON, OBJECT, STRINGS, TIMESTAMP
 from ..store.db import Conn
 from ..store.dialect import Dialect
-from ..store.prompts import VersionStats
+from ..store.interface import VersionStats
 from ..timeutil import format_ts, seconds_between
 
 _Plan = tuple[tuple[str, str, Callable[[Any], Any] | None, Callable[[], Any] | None], ...]

@@ -1,18 +1,46 @@
 """The store interface: every read and write the server makes of stored data, as Protocols.
 
 The server reaches stored data through a :class:`Store` (``Runtime.store``): one
-attribute per resource, each a Protocol listing the operations that routes call today.
-Every operation takes the connection it runs on first: a read connection from
-``Runtime.read`` or the writer's inside ``Runtime.write``, so the transaction stays
-the caller's. :class:`SqlStore` is the SQLite/PostgreSQL implementation: its resources
-are this package's query modules (a module satisfies a Protocol when its functions
-match; mypy checks that in :meth:`SqlStore.__init__`). Another backend (ClickHouse)
-implements the same Protocols with its own connection type and ``Dialect`` and the
-routes stay as they are.
+attribute per resource, each a Protocol listing the operations that routes, dashboard
+pages and the read layer (``lanterna.queries``, whose functions take the store as their
+first argument) call. Every operation takes the connection it runs on first: a read
+connection from ``Runtime.read`` or the writer's inside ``Runtime.write``, so the
+transaction stays the caller's. :class:`SqlStore` is the SQLite/PostgreSQL
+implementation: its resources are this package's query modules (a module satisfies a
+Protocol when its functions match; mypy checks that in :meth:`SqlStore.__init__`).
+Another backend (ClickHouse) implements the same Protocols with its own connection type
+and ``Dialect``, is handed to ``create_app(settings, store=...)``, and the routes stay as
+they are.
 
-Not here: ``analytics`` (the metric definitions, among them the daily metrics and users'
-usage), which composes its own SQL over the rollups and raw rows; a ClickHouse backend
-gives it its own implementation of those queries.
+Which of ``lanterna.store``'s modules the layers above may import (the import-linter
+contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
+``lanterna.queries`` to it):
+
+- **this module**: the Protocols, :class:`Store`, and the types their operations take
+  and return (``TraceQuery``, ``ObservationQuery``, ``ScoreQuery``, ``NewPrompt``,
+  ``VersionStats``, ``NewKey``, ``PreparedEvents``, ...), re-exported here;
+- **types and parsing**, values without operations on stored data: ``db`` (``Conn``,
+  ``Database``, URLs), ``dialect`` (``Dialect``: how a backend spells timestamps and
+  JSON, which the JSON shapes read), ``filters`` (``Condition``, ``FilterError``,
+  ``parse_filter``, ``parse_time``), ``writer`` (the single write path every write goes
+  through), ``files``;
+- **operations**, never imported from above but through this module: ``traces``,
+  ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
+  ``models``, ``projects``, ``write``, ``rollups``, ``recompute``, ``tables``,
+  ``migrations``. ``server/runtime.py`` is the one exception: it builds the server's
+  store and migrates its database (it picks the backend).
+
+Not here:
+
+- ``analytics`` (the metric definitions, among them the daily metrics and users'
+  usage), which composes its own SQL over the rollups and raw rows; a ClickHouse backend
+  gives it its own implementation of those queries.
+- ``lanterna.accounts`` (dashboard users, their sessions and roles, login throttling):
+  a separate concern with its own tables, which stays with the metadata (projects, keys,
+  prompts) on SQLite/PostgreSQL when traces move to ClickHouse; the login and settings
+  pages call it directly.
+- The CLI (``lanterna keys``, ``migrate``, ``costs``) and test set-up, which work on
+  the SQLite/PostgreSQL database itself.
 """
 
 from __future__ import annotations
@@ -29,10 +57,38 @@ from .db import Conn
 from .observations import ObservationQuery
 from .projects import NewKey
 from .prompts import NewPrompt, VersionStats
-from .scores import ScoreQuery
-from .traces import TraceQuery
+from .scores import VALUE_OPERATORS, ScoreQuery
+from .sessions import SessionStats
+from .traces import TraceQuery, TraceRollup
 from .write import PreparedEvents
 from .writer import Combinable
+
+__all__ = [
+    "VALUE_OPERATORS",
+    "CursorPage",
+    "Ingest",
+    "Models",
+    "NewKey",
+    "NewPrompt",
+    "ObservationQuery",
+    "Observations",
+    "Page",
+    "PreparedEvents",
+    "Projects",
+    "Prompts",
+    "Row",
+    "ScoreConfigs",
+    "ScoreQuery",
+    "Scores",
+    "SessionStats",
+    "Sessions",
+    "SqlStore",
+    "Store",
+    "TraceQuery",
+    "TraceRollup",
+    "Traces",
+    "sql_store",
+]
 
 Row = dict[str, Any]
 #: A page of rows and the total number of matches.
@@ -72,6 +128,10 @@ class Traces(Protocol):
     def score_ids(
         self, conn: Conn, project_id: str, trace_ids: Sequence[str]
     ) -> dict[str, list[str]]: ...
+
+    def trace_rollups(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> dict[str, TraceRollup]: ...
 
     def delete_traces(self, conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int: ...
 
@@ -141,6 +201,14 @@ class Sessions(Protocol):
     ) -> Page: ...
 
     def traces_of_session(self, conn: Conn, project_id: str, session_id: str) -> list[Row]: ...
+
+    def session_stats(
+        self, conn: Conn, project_id: str, session_ids: Sequence[str]
+    ) -> dict[str, SessionStats]: ...
+
+    def sessions_of_user(
+        self, conn: Conn, project_id: str, user_id: str, *, limit: int = 50
+    ) -> list[str]: ...
 
 
 class ScoreConfigs(Protocol):

@@ -1,8 +1,10 @@
-"""Session queries: a page of sessions, one session with its traces."""
+"""Session queries: a page of sessions, one session with its traces, what a session's
+traces add up to, the sessions of a user."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -59,3 +61,54 @@ def traces_of_session(conn: Conn, project_id: str, session_id: str) -> list[dict
         "SELECT * FROM traces WHERE project_id = ? AND session_id = ? ORDER BY timestamp, id",
         (project_id, session_id),
     )
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """What a session's traces show: how many (its turns), the first and last trace's
+    timestamps and the users of its traces (sorted)."""
+
+    turns: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    users: list[str] = field(default_factory=list)
+
+
+def session_stats(
+    conn: Conn, project_id: str, session_ids: Sequence[str]
+) -> dict[str, SessionStats]:
+    """``session id -> SessionStats`` for a page of sessions (every id asked for, in
+    order; a session without traces has empty stats)."""
+    ids = list(dict.fromkeys(session_ids))
+    if not ids:
+        return {}
+    d = conn.dialect
+    marks = ", ".join("?" * len(ids))
+    out = {sid: SessionStats() for sid in ids}
+    for r in conn.all(
+        "SELECT session_id, COUNT(*) AS turns, MIN(timestamp) AS first, MAX(timestamp) AS last"
+        f" FROM traces WHERE project_id = ? AND session_id IN ({marks}) GROUP BY session_id",
+        [project_id, *ids],
+    ):
+        s = out[r["session_id"]]
+        s.turns = int(r["turns"])
+        s.first, s.last = d.ts_parse(r["first"]), d.ts_parse(r["last"])
+    for r in conn.all(
+        "SELECT DISTINCT session_id, user_id FROM traces"
+        f" WHERE project_id = ? AND session_id IN ({marks}) AND user_id IS NOT NULL"
+        " ORDER BY session_id, user_id",
+        [project_id, *ids],
+    ):
+        out[r["session_id"]].users.append(r["user_id"])
+    return out
+
+
+def sessions_of_user(conn: Conn, project_id: str, user_id: str, *, limit: int = 50) -> list[str]:
+    """Ids of the sessions a user's traces belong to, most recent first."""
+    rows = conn.all(
+        "SELECT session_id, MAX(timestamp) AS last FROM traces"
+        " WHERE project_id = ? AND user_id = ? AND session_id IS NOT NULL"
+        " GROUP BY session_id ORDER BY last DESC, session_id LIMIT ?",
+        (project_id, user_id, limit),
+    )
+    return [r["session_id"] for r in rows]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..schema import TRACE
+from ..schema import LEVELS, TRACE
 from ..timeutil import seconds_between
 from . import rollups
 from .db import Conn
@@ -215,6 +215,41 @@ def trace_metrics(
             latency = seconds_between(d.ts_parse(r["first_start"]), d.ts_parse(r["last_end"]))
             out[r["trace_id"]] = (latency or 0.0, float(r["cost"] or 0.0))
     return out
+
+
+@dataclass(slots=True)
+class TraceRollup:
+    """What a trace's observations add up to."""
+
+    observations: int = 0
+    tokens: int = 0
+    level: str = "DEFAULT"  # the worst observation's (``schema.LEVELS`` order)
+    errors: int = 0
+
+
+def trace_rollups(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dict[str, TraceRollup]:
+    """``trace id -> TraceRollup`` for up to a page of traces, in one grouped query."""
+    ids = list(dict.fromkeys(trace_ids))
+    if not ids:
+        return {}
+    marks = ", ".join("?" * len(ids))
+    rows = conn.all(
+        "SELECT o.trace_id, COUNT(*) AS n, COALESCE(SUM(o.usage_total), 0) AS tokens,"
+        f" MAX({_SEVERITY}) AS severity,"
+        " SUM(CASE WHEN o.level = 'ERROR' THEN 1 ELSE 0 END) AS errors"
+        f" FROM observations o WHERE o.project_id = ? AND o.trace_id IN ({marks})"
+        " GROUP BY o.trace_id",
+        [project_id, *ids],
+    )
+    return {
+        r["trace_id"]: TraceRollup(
+            observations=int(r["n"]),
+            tokens=int(r["tokens"] or 0),
+            level=LEVELS[int(r["severity"] or 0)],
+            errors=int(r["errors"] or 0),
+        )
+        for r in rows
+    }
 
 
 def _ids_by_trace(

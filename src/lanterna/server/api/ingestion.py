@@ -9,9 +9,8 @@ from fastapi import APIRouter, Request
 from ... import _json
 from ...ingest.langfuse_events import EventError, ParsedBatch, read_batch
 from ...ingest.score_configs import check_batch, config_ids
-from ...store import score_configs
 from ...store.db import Conn
-from ...store.write import PreparedEvents, prepare_events
+from ...store.interface import PreparedEvents, Store
 from ..auth import AnyKey
 from ..errors import ApiError
 from ..responses import JSON
@@ -41,7 +40,7 @@ def _oversize_errors(batch: list[Any], limit: int) -> tuple[list[Any], list[Even
 
 
 def _prepare(
-    conn: Conn, raw: bytes, project_id: str, scores_only: bool, limit: int
+    store: Store, conn: Conn, raw: bytes, project_id: str, scores_only: bool, limit: int
 ) -> tuple[tuple[ParsedBatch, list[EventError]], PreparedEvents | None]:
     """Parse, validate and pre-merge a batch (CPU work, kept out of the writer)."""
     try:
@@ -57,8 +56,9 @@ def _prepare(
     parsed = read_batch(batch, scores_only=scores_only)
     wanted = config_ids(parsed.events)
     if wanted:  # only scores that name a config cost a lookup
-        check_batch(parsed, score_configs.get_many(conn, project_id, wanted))
-    prepared = prepare_events(conn, project_id, parsed.events) if parsed.events else None
+        check_batch(parsed, store.score_configs.get_many(conn, project_id, wanted))
+    events = parsed.events
+    prepared = store.ingest.prepare_events(conn, project_id, events) if events else None
     return (parsed, errors), prepared
 
 
@@ -72,7 +72,7 @@ async def ingest(request: Request, principal: AnyKey) -> JSON:
     limit = rt.settings.max_event_bytes
     # Off the event loop: a 100-event batch is milliseconds of parsing and merging.
     parsed, errors = await rt.prepare_and_commit(
-        lambda conn: _prepare(conn, raw, project_id, scores_only, limit)
+        lambda conn: _prepare(rt.store, conn, raw, project_id, scores_only, limit)
     )
     return JSON(
         {

@@ -16,8 +16,8 @@ from starlette.responses import Response
 
 from ...cost import builtin
 from ...cost.prices import check_create
-from ...store import models as store
 from ...store.db import Conn
+from ...store.interface import Models
 from ...timeutil import now
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
@@ -54,9 +54,11 @@ def list_models(
     project_id = principal.project_id
     rt = runtime(request)
     if match is not None:
-        return JSON(rt.read_sync(lambda conn: _match(conn, project_id, match, paging)))
+        return JSON(
+            rt.read_sync(lambda conn: _match(rt.store.models, conn, project_id, match, paging))
+        )
     custom = rt.read_sync(
-        lambda conn: [custom_json(conn, r) for r in store.list_custom(conn, project_id)]
+        lambda conn: [custom_json(conn, r) for r in rt.store.models.list_custom(conn, project_id)]
     )
     builtins = _builtins()
     start = paging.offset
@@ -67,8 +69,8 @@ def list_models(
     return JSON(paging.envelope(data, len(custom) + len(builtins)))
 
 
-def _match(conn: Conn, project_id: str, name: str, paging: Any) -> dict[str, Any]:
-    pricing = store.pricing(conn, project_id)
+def _match(models: Models, conn: Conn, project_id: str, name: str, paging: Any) -> dict[str, Any]:
+    pricing = models.pricing(conn, project_id)
     model = pricing.match(name, now())
     if model is None:
         body = paging.envelope([], 0)
@@ -77,7 +79,7 @@ def _match(conn: Conn, project_id: str, name: str, paging: Any) -> dict[str, Any
     if model.builtin:
         shaped = builtin_json(model)
     else:
-        row = store.get(conn, project_id, model.id)
+        row = models.get(conn, project_id, model.id)
         assert row is not None
         shaped = custom_json(conn, row)
     return paging.envelope([shaped] if paging.page == 1 else [], 1)
@@ -88,12 +90,14 @@ async def create_model(request: Request, principal: ProjectKey) -> JSON:
     """Create a custom model; it prices new observations at once and wins over built-ins."""
     fields = check_create(await read_json(request))
     project_id = principal.project_id
+    rt = runtime(request)
+    models = rt.store.models
 
     def work(conn: Conn) -> dict[str, Any]:
-        return custom_json(conn, store.create(conn, project_id, fields))
+        return custom_json(conn, models.create(conn, project_id, fields))
 
-    created = await runtime(request).write(work)
-    store.forget(project_id)  # committed: price new observations with it at once
+    created = await rt.write(work)
+    models.forget(project_id)  # committed: price new observations with it at once
     return JSON(created)
 
 
@@ -101,12 +105,13 @@ async def create_model(request: Request, principal: ProjectKey) -> JSON:
 def get_model(request: Request, model_id: str, principal: ProjectKey) -> JSON:
     """A custom model of the project, or a built-in one (``builtin:<provider>:<model>``)."""
     project_id = principal.project_id
+    rt = runtime(request)
 
     def read(conn: Conn) -> dict[str, Any] | None:
-        row = store.get(conn, project_id, model_id)
+        row = rt.store.models.get(conn, project_id, model_id)
         return None if row is None else custom_json(conn, row)
 
-    found = runtime(request).read_sync(read)
+    found = rt.read_sync(read)
     if found is None:
         model = builtin.by_id(model_id)
         if model is None:
@@ -119,9 +124,11 @@ def get_model(request: Request, model_id: str, principal: ProjectKey) -> JSON:
 async def delete_model(request: Request, model_id: str, principal: ProjectKey) -> Response:
     """Delete a custom model (204); built-in models cannot be deleted (403)."""
     project_id = principal.project_id
-    deleted = await runtime(request).write(lambda conn: store.delete(conn, project_id, model_id))
+    rt = runtime(request)
+    models = rt.store.models
+    deleted = await rt.write(lambda conn: models.delete(conn, project_id, model_id))
     if deleted:
-        store.forget(project_id)
+        models.forget(project_id)
         return Response(status_code=204)
     if builtin.by_id(model_id) is not None:
         raise ApiError(

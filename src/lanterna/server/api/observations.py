@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from ...ingest.events import LEVELS, OBSERVATION_TYPES
-from ...store import observations as q
 from ...store.db import Conn
 from ...store.filters import parse_filter, parse_time
+from ...store.interface import ObservationQuery
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
@@ -50,10 +50,10 @@ def _query(
     filter_json: str | None,
     session_id: str | None = None,
     is_root: bool | None = None,
-) -> q.ObservationQuery:
+) -> ObservationQuery:
     _check_enum(type_, OBSERVATION_TYPES, "type")
     _check_enum(level, LEVELS, "level")
-    return q.ObservationQuery(
+    return ObservationQuery(
         name=name,
         user_id=user_id,
         session_id=session_id,
@@ -107,26 +107,28 @@ def list_observations(
     paging = page_of(page, limit)
     query = _query(**filters)
     project_id = principal.project_id
+    rt = runtime(request)
 
     def read(conn: Conn) -> dict[str, Any]:
-        rows, total = q.list_observations(
+        rows, total = rt.store.observations.list_observations(
             conn, project_id, query, limit=paging.limit, offset=paging.offset
         )
         return paging.envelope([observation_json(conn.dialect, r) for r in rows], total)
 
-    return JSON(runtime(request).read_sync(read))
+    return JSON(rt.read_sync(read))
 
 
 @router.get("/api/public/observations/{observation_id:path}")
 def get_observation(request: Request, observation_id: str, principal: ProjectKey) -> JSON:
     """One observation (v1 shape); 404 when the project has none with this id."""
     project_id = principal.project_id
+    rt = runtime(request)
 
     def read(conn: Conn) -> dict[str, Any] | None:
-        row = q.get_observation(conn, project_id, observation_id)
+        row = rt.store.observations.get_observation(conn, project_id, observation_id)
         return None if row is None else observation_json(conn.dialect, row)
 
-    found = runtime(request).read_sync(read)
+    found = rt.read_sync(read)
     if found is None:
         raise not_found(f"Observation {observation_id}")
     return JSON(found)
@@ -175,9 +177,10 @@ def list_observations_v2(
     )
     after = decode_cursor(cursor) if cursor else None
     project_id = principal.project_id
+    rt = runtime(request)
 
     def read(conn: Conn) -> dict[str, Any]:
-        rows, more = q.observations_after(
+        rows, more = rt.store.observations.observations_after(
             conn,
             project_id,
             query,
@@ -194,4 +197,4 @@ def list_observations_v2(
             meta["cursor"] = encode_cursor(d.ts_out(last["start_time"]) or "", last["id"])
         return {"data": [observation_v2_json(d, r, groups, expand) for r in rows], "meta": meta}
 
-    return JSON(runtime(request).read_sync(read))
+    return JSON(rt.read_sync(read))

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from ...ingest.otlp import decode_json, decode_protobuf, export_response, to_events
 from ...store.db import Conn
-from ...store.write import PreparedEvents, prepare_events
+from ...store.interface import PreparedEvents
 from ..auth import ProjectKey
 from ..errors import ApiError
 from ..runtime import runtime
@@ -47,7 +47,7 @@ async def _export(request: Request, principal: ProjectKey) -> Response:
         # Decoding and mapping are CPU work: in the thread pool, like the JSON path.
         # An unusable export raises OtlpError: a 400 with its reason.
         events = to_events(decode_protobuf(raw) if protobuf else decode_json(raw), rejected)
-        return None, prepare_events(conn, project_id, events) if events else None
+        return None, rt.store.ingest.prepare_events(conn, project_id, events) if events else None
 
     await rt.prepare_and_commit(prepare)
     body, media_type = export_response(protobuf, rejected)

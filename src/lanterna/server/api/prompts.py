@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from ...prompts import references
 from ...prompts.validate import check_create, check_labels, check_name
-from ...store import prompts as store
 from ...store.db import Conn
+from ...store.interface import Prompts
 from ...timeutil import parse_ts
 from .. import shapes
 from ..auth import ProjectKey
@@ -23,14 +23,16 @@ from .body import read_json, read_json_object
 router = APIRouter()
 
 
-def prompt_json(conn: Conn, row: dict[str, Any], *, resolve: bool = True) -> dict[str, Any]:
+def prompt_json(
+    prompts: Prompts, conn: Conn, row: dict[str, Any], *, resolve: bool = True
+) -> dict[str, Any]:
     """A Prompt; references resolved unless ``resolve`` is false (a reference that
     cannot be resolved raises a 400 ``PromptReferenceError``)."""
     body, graph = row["prompt"], None
     if resolve:
 
         def lookup(name: str, version: int | None, label: str | None) -> dict[str, Any] | None:
-            return store.get(conn, row["project_id"], name, version=version, label=label)
+            return prompts.get(conn, row["project_id"], name, version=version, label=label)
 
         body, graph = references.resolve(body, lookup, root=(row["name"], row["version"]))
     return shapes.prompt_json(conn.dialect, row, body, graph)
@@ -50,10 +52,11 @@ async def create_prompt(request: Request, principal: ProjectKey) -> JSON:
     """Create a new version of a prompt (version = previous + 1; ``latest`` moves to it)."""
     new = check_create(await read_json(request))
     rt = runtime(request)
+    prompts = rt.store.prompts
 
     def work(conn: Conn) -> dict[str, Any]:
-        row = store.create(conn, principal.project_id, new)
-        return prompt_json(conn, row, resolve=False)
+        row = prompts.create(conn, principal.project_id, new)
+        return prompt_json(prompts, conn, row, resolve=False)
 
     return JSON(await rt.write(work))
 
@@ -72,9 +75,10 @@ def list_prompts(
 ) -> JSON:
     """Prompt names with their versions, labels and tags (PromptMeta), newest first."""
     start, end = _time(fromUpdatedAt, "fromUpdatedAt"), _time(toUpdatedAt, "toUpdatedAt")
+    rt = runtime(request)
 
     def query(conn: Conn) -> tuple[list[dict[str, Any]], int]:
-        groups, total = store.list_names(
+        groups, total = rt.store.prompts.list_names(
             conn,
             principal.project_id,
             name=name,
@@ -87,7 +91,7 @@ def list_prompts(
         )
         return [shapes.prompt_meta_json(conn.dialect, g) for g in groups], total
 
-    items, total = runtime(request).read_sync(query)
+    items, total = rt.read_sync(query)
     meta = {"page": page, "limit": limit, "totalItems": total, "totalPages": -(-total // limit)}
     return JSON({"data": items, "meta": meta})
 
@@ -102,8 +106,11 @@ def prompt_metrics(
 ) -> JSON:
     """Per version of a prompt: generations, average latency and cost, tokens, scores."""
     start, end = _time(fromTimestamp, "fromTimestamp"), _time(toTimestamp, "toTimestamp")
-    stats = runtime(request).read_sync(
-        lambda c: store.version_metrics(c, principal.project_id, name, from_ts=start, to_ts=end)
+    rt = runtime(request)
+    stats = rt.read_sync(
+        lambda c: rt.store.prompts.version_metrics(
+            c, principal.project_id, name, from_ts=start, to_ts=end
+        )
     )
     return JSON({"name": name, "data": [shapes.version_stats_json(s) for s in stats]})
 
@@ -113,12 +120,14 @@ async def update_labels(request: Request, name: str, version: int, principal: Pr
     """Add labels to one version (they move off every other version)."""
     body = await read_json_object(request)
     labels = check_labels(body.get("newLabels"))
+    rt = runtime(request)
+    prompts = rt.store.prompts
 
     def work(conn: Conn) -> dict[str, Any] | None:
-        row = store.add_labels(conn, principal.project_id, name, version, labels)
-        return None if row is None else prompt_json(conn, row, resolve=False)
+        row = prompts.add_labels(conn, principal.project_id, name, version, labels)
+        return None if row is None else prompt_json(prompts, conn, row, resolve=False)
 
-    found = await runtime(request).write(work)
+    found = await rt.write(work)
     if found is None:
         raise ApiError(404, f"Prompt not found: '{name}' with version {version}")
     return JSON(found)
@@ -140,12 +149,14 @@ def get_prompt(
 ) -> JSON:
     """One version: by ``version``, by ``label``, or the ``production`` one."""
     _selector(version, label)
+    rt = runtime(request)
+    prompts = rt.store.prompts
 
     def query(conn: Conn) -> dict[str, Any] | None:
-        row = store.get(conn, principal.project_id, name, version=version, label=label)
-        return None if row is None else prompt_json(conn, row, resolve=resolve)
+        row = prompts.get(conn, principal.project_id, name, version=version, label=label)
+        return None if row is None else prompt_json(prompts, conn, row, resolve=resolve)
 
-    found = runtime(request).read_sync(query)
+    found = rt.read_sync(query)
     if found is None:
         which = f"version {version}" if version is not None else f"label '{label or 'production'}'"
         raise ApiError(404, f"Prompt not found: '{name}' with {which}")
@@ -163,8 +174,11 @@ async def delete_prompt(
     """Delete every version, or the one given by ``version`` or ``label``."""
     _selector(version, label)
     check_name(name)
-    deleted = await runtime(request).write(
-        lambda c: store.delete(c, principal.project_id, name, version=version, label=label)
+    rt = runtime(request)
+    deleted = await rt.write(
+        lambda c: rt.store.prompts.delete(
+            c, principal.project_id, name, version=version, label=label
+        )
     )
     if not deleted:
         raise ApiError(404, f"Prompt not found: '{name}'")

@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from ...ingest.score_configs import check_config, check_update
-from ...store import score_configs as store
 from ...store.db import Conn
 from ..auth import ProjectKey
 from ..errors import not_found
@@ -32,8 +31,9 @@ async def create_config(request: Request, principal: ProjectKey) -> JSON:
     """Create a config (200 with the ScoreConfig)."""
     fields = check_config(await read_json(request))
     project_id = principal.project_id
+    configs = runtime(request).store.score_configs
     created = await runtime(request).write(
-        lambda conn: config_json(conn.dialect, store.create(conn, project_id, fields))
+        lambda conn: config_json(conn.dialect, configs.create(conn, project_id, fields))
     )
     return JSON(created)
 
@@ -45,9 +45,10 @@ async def list_configs(
     """The project's configs, newest first, in the v1 page envelope."""
     paging = page_of(page, limit)
     project_id = principal.project_id
+    configs = runtime(request).store.score_configs
 
     def read(conn: Conn) -> dict[str, Any]:
-        rows, total = store.page(conn, project_id, paging.limit, paging.offset)
+        rows, total = configs.page(conn, project_id, paging.limit, paging.offset)
         return paging.envelope([config_json(conn.dialect, r) for r in rows], total)
 
     return JSON(await runtime(request).read(read))
@@ -57,9 +58,10 @@ async def list_configs(
 async def get_config(request: Request, config_id: str, principal: ProjectKey) -> JSON:
     """One config of the project (404 when missing)."""
     project_id = principal.project_id
+    configs = runtime(request).store.score_configs
 
     def read(conn: Conn) -> dict[str, Any] | None:
-        row = store.get(conn, project_id, config_id)
+        row = configs.get(conn, project_id, config_id)
         return None if row is None else config_json(conn.dialect, row)
 
     found = await runtime(request).read(read)
@@ -74,14 +76,15 @@ async def update_config(request: Request, config_id: str, principal: ProjectKey)
     create. ``dataType`` cannot change."""
     patch = await read_json(request)
     project_id = principal.project_id
+    configs = runtime(request).store.score_configs
 
     def work(conn: Conn) -> dict[str, Any] | None:
         # In the writer, so the read and the update see the same config.
-        stored = store.get(conn, project_id, config_id)
+        stored = configs.get(conn, project_id, config_id)
         if stored is None:
             return None
         fields = check_update(stored, patch)  # InvalidConfig: a 400, nothing written
-        return config_json(conn.dialect, store.update(conn, project_id, config_id, fields))
+        return config_json(conn.dialect, configs.update(conn, project_id, config_id, fields))
 
     outcome = await runtime(request).write(work)
     if outcome is None:

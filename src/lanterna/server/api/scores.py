@@ -19,11 +19,9 @@ from ...ingest.events import SCORE_DATA_TYPES, SCORE_SOURCES, DomainEvent
 from ...ingest.langfuse_events import Invalid
 from ...ingest.score_configs import check_named, config_ids
 from ...ingest.score_request import score_event
-from ...store import score_configs
-from ...store import scores as q
 from ...store.db import Conn
 from ...store.filters import Condition, parse_filter, parse_time
-from ...store.write import apply_events
+from ...store.interface import VALUE_OPERATORS, ScoreQuery
 from ...timeutil import format_ts, now
 from ..auth import AnyKey, ProjectKey
 from ..errors import ApiError, not_found
@@ -62,7 +60,7 @@ async def _configs(
     wanted = config_ids(events)
     if not wanted:
         return {}
-    return await rt.read(lambda conn: score_configs.get_many(conn, project_id, wanted))
+    return await rt.read(lambda conn: rt.store.score_configs.get_many(conn, project_id, wanted))
 
 
 @router.post("/api/public/scores")
@@ -75,7 +73,7 @@ async def create_scores(request: Request, principal: AnyKey) -> JSON:
     if isinstance(payload, dict):
         event = score_event(payload, received)  # Invalid: a 400 naming the field
         check_named(event.fields, await _configs(rt, project_id, [event]))
-        await rt.write(lambda conn: apply_events(conn, project_id, [event]))
+        await rt.write(lambda conn: rt.store.ingest.apply_events(conn, project_id, [event]))
         return JSON({"id": event.entity_id})
     if not isinstance(payload, list):
         raise ApiError(400, "expected a score object or a list of score objects")
@@ -102,7 +100,7 @@ async def create_scores(request: Request, principal: AnyKey) -> JSON:
     events = valid
     errors.sort(key=lambda e: e["index"])
     if events:
-        await rt.write(lambda conn: apply_events(conn, project_id, events))
+        await rt.write(lambda conn: rt.store.ingest.apply_events(conn, project_id, events))
     if not errors:
         return JSON({"message": "Accepted"}, status_code=202)
     return JSON(
@@ -148,9 +146,9 @@ def _many(params: QueryParams, name: str) -> list[str]:
     return [raw for raw in params.getlist(name) if raw]
 
 
-def _query(params: QueryParams, *, traces_only: bool) -> q.ScoreQuery:
+def _query(params: QueryParams, *, traces_only: bool) -> ScoreQuery:
     """The list filters from the query string; FilterError or ApiError when malformed."""
-    query = q.ScoreQuery(traces_only=traces_only)
+    query = ScoreQuery(traces_only=traces_only)
     for attr, name in (
         ("user_id", "userId"),
         ("name", "name"),
@@ -174,8 +172,8 @@ def _query(params: QueryParams, *, traces_only: bool) -> q.ScoreQuery:
     if (operator is None) != (raw_value is None):
         raise _bad("operator and value must be given together")
     if operator is not None and raw_value is not None:
-        if operator not in q.VALUE_OPERATORS:
-            raise _bad(f"operator: must be one of {', '.join(q.VALUE_OPERATORS)}")
+        if operator not in VALUE_OPERATORS:
+            raise _bad(f"operator: must be one of {', '.join(VALUE_OPERATORS)}")
         try:
             value = float(raw_value)
         except ValueError:
@@ -196,7 +194,9 @@ def _list(request: Request, project_id: str, *, v1: bool) -> JSON:
     if not with_trace and query.reads_trace(query.conditions()):
         raise _bad("filters on the trace (userId, traceTags) need 'trace' in fields")
     rows, total = rt.read_sync(
-        lambda c: q.list_scores(c, project_id, query, limit=paging.limit, offset=paging.offset)
+        lambda c: rt.store.scores.list_scores(
+            c, project_id, query, limit=paging.limit, offset=paging.offset
+        )
     )
     d = rt.db.dialect
     data = []
@@ -274,7 +274,7 @@ def _v3_targets(params: QueryParams) -> None:
             raise _bad(f"{one}: cannot be combined with {', '.join(clash)}")
 
 
-def _v3_values(params: QueryParams, data_types: list[str], query: q.ScoreQuery) -> None:
+def _v3_values(params: QueryParams, data_types: list[str], query: ScoreQuery) -> None:
     """``value`` / ``valueMin`` / ``valueMax`` into ``query``, checked against dataType."""
     values = _csv(params, "value")
     bounds = {n: _text(params, n) for n in ("valueMin", "valueMax")}
@@ -304,10 +304,10 @@ def _v3_values(params: QueryParams, data_types: list[str], query: q.ScoreQuery) 
         query.filters.append(Condition("number", "value", op, _number(raw, name)))
 
 
-def _v3_query(params: QueryParams) -> q.ScoreQuery:
+def _v3_query(params: QueryParams) -> ScoreQuery:
     """The v3 filters; ApiError (or FilterError for timestamps) when malformed."""
     _v3_targets(params)
-    query = q.ScoreQuery()
+    query = ScoreQuery()
     for name, column in _V3_LISTS:
         values = _csv(params, name)
         if values:
@@ -336,9 +336,10 @@ def list_scores_v3(request: Request, principal: ProjectKey) -> JSON:
     query = _v3_query(params)
     after = decode_cursor(cursor) if cursor else None
     project_id = principal.project_id
+    rt = runtime(request)
 
     def read(conn: Conn) -> dict[str, Any]:
-        rows, more = q.scores_after(conn, project_id, query, limit=limit, after=after)
+        rows, more = rt.store.scores.scores_after(conn, project_id, query, limit=limit, after=after)
         d = conn.dialect
         meta: dict[str, Any] = {"limit": limit}
         if more:  # absent on the last page, as the spec says
@@ -346,7 +347,7 @@ def list_scores_v3(request: Request, principal: ProjectKey) -> JSON:
             meta["cursor"] = encode_cursor(d.ts_out(last["timestamp"]) or "", last["id"])
         return {"data": [score_v3_json(d, r, groups) for r in rows], "meta": meta}
 
-    return JSON(runtime(request).read_sync(read))
+    return JSON(rt.read_sync(read))
 
 
 # --- read and delete ---------------------------------------------------------------
@@ -362,7 +363,7 @@ def list_scores_v2(request: Request, principal: ProjectKey) -> JSON:
 def get_score_v2(request: Request, score_id: str, principal: ProjectKey) -> JSON:
     """One score of any target; 404 when the project has no such score."""
     rt = runtime(request)
-    row = rt.read_sync(lambda c: q.get_score(c, principal.project_id, score_id))
+    row = rt.read_sync(lambda c: rt.store.scores.get_score(c, principal.project_id, score_id))
     if row is None:
         raise not_found(f"Score {score_id}")
     return JSON(score_json(rt.db.dialect, row))
@@ -378,7 +379,9 @@ def list_scores_v1(request: Request, principal: ProjectKey) -> JSON:
 def get_score_v1(request: Request, score_id: str, principal: ProjectKey) -> JSON:
     """One trace score in the ScoreV1 shape; 404 for other targets or unknown ids."""
     rt = runtime(request)
-    row = rt.read_sync(lambda c: q.get_score(c, principal.project_id, score_id, traces_only=True))
+    row = rt.read_sync(
+        lambda c: rt.store.scores.get_score(c, principal.project_id, score_id, traces_only=True)
+    )
     if row is None:
         raise not_found(f"Score {score_id}")
     return JSON(score_v1_json(rt.db.dialect, row))
@@ -391,7 +394,8 @@ async def delete_score(request: Request, score_id: str, principal: ProjectKey) -
     Langfuse answers 202 with a JSON message (its spec says 204); clients accept any 2xx.
     """
     project_id = principal.project_id
-    deleted = await runtime(request).write(lambda c: q.delete_score(c, project_id, score_id))
+    rt = runtime(request)
+    deleted = await rt.write(lambda c: rt.store.scores.delete_score(c, project_id, score_id))
     if not deleted:
         raise not_found(f"Score {score_id}")
     return JSON({"message": "Score deleted"}, status_code=202)

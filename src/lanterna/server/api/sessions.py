@@ -34,9 +34,11 @@ def list_sessions(
     start = parse_time(from_timestamp, "fromTimestamp")
     end = parse_time(to_timestamp, "toTimestamp")
     project_id = principal.project_id
+    rt = runtime(request)
 
     def read(conn: Conn) -> dict[str, Any]:
         items, total = session_list(
+            rt.store,
             conn,
             project_id,
             start=start,
@@ -47,16 +49,17 @@ def list_sessions(
         )
         return paging.envelope([session_json(conn.dialect, i.row) for i in items], total)
 
-    return JSON(runtime(request).read_sync(read))
+    return JSON(rt.read_sync(read))
 
 
 @router.get("/api/public/sessions/{session_id:path}")
 def get_session(request: Request, session_id: str, principal: ProjectKey) -> JSON:
     """A session with all its traces (oldest first); 404 when the project has none."""
     project_id = principal.project_id
+    rt = runtime(request)
 
     def read(conn: Conn) -> dict[str, Any] | None:
-        found = session_detail(conn, project_id, session_id)
+        found = session_detail(rt.store, conn, project_id, session_id)
         if found is None:
             return None
         d = conn.dialect
@@ -65,7 +68,7 @@ def get_session(request: Request, session_id: str, principal: ProjectKey) -> JSO
         out.update(usage_json(found.totals))  # cost and token totals
         return out
 
-    found = runtime(request).read_sync(read)
+    found = rt.read_sync(read)
     if found is None:
         raise not_found(f"Session {session_id}")
     return JSON(found)

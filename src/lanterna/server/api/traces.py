@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from ...queries.traces import TraceDetail, TraceItem, TraceParts, trace_detail, trace_list
-from ...store import traces as q
 from ...store.db import Conn
 from ...store.dialect import Dialect
 from ...store.filters import parse_filter, parse_time
+from ...store.interface import Store, TraceQuery
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
@@ -78,7 +78,7 @@ def list_traces(
     paging = page_of(page, limit)
     groups = field_groups(fields, FIELD_GROUPS, FIELD_GROUPS)
     order_field, order_desc = order_by(order, ("timestamp", True))
-    query = q.TraceQuery(
+    query = TraceQuery(
         user_id=user_id,
         name=name,
         session_id=session_id,
@@ -100,14 +100,16 @@ def list_traces(
         score_ids="scores" in groups,
     )
 
+    rt = runtime(request)
+
     def read(conn: Conn) -> dict[str, Any]:
         items, total = trace_list(
-            conn, project_id, query, limit=paging.limit, offset=paging.offset, parts=parts
+            rt.store, conn, project_id, query, limit=paging.limit, offset=paging.offset, parts=parts
         )
         d = conn.dialect
         return paging.envelope([_list_item(d, project_id, i, groups) for i in items], total)
 
-    return JSON(runtime(request).read_sync(read))
+    return JSON(rt.read_sync(read))
 
 
 @router.delete("/api/public/traces")
@@ -122,14 +124,16 @@ async def delete_traces(request: Request, principal: ProjectKey) -> JSON:
             400, "Invalid request data", f"traceIds: give between 1 and {MAX_DELETE} ids"
         )
     project_id = principal.project_id
-    await runtime(request).write(lambda conn: q.delete_traces(conn, project_id, ids))
+    rt = runtime(request)
+    await rt.write(lambda conn: rt.store.traces.delete_traces(conn, project_id, ids))
     return JSON({"message": "Traces deleted successfully"})
 
 
 def _full_trace(
-    conn: Conn, project_id: str, trace_id: str, groups: frozenset[str]
+    store: Store, conn: Conn, project_id: str, trace_id: str, groups: frozenset[str]
 ) -> dict[str, Any] | None:
     found = trace_detail(
+        store,
         conn,
         project_id,
         trace_id,
@@ -156,7 +160,8 @@ def get_trace(
     """A trace with its observations and scores; 404 when the project has no such trace."""
     groups = field_groups(fields, FIELD_GROUPS, FIELD_GROUPS)
     project_id = principal.project_id
-    found = runtime(request).read_sync(lambda c: _full_trace(c, project_id, trace_id, groups))
+    rt = runtime(request)
+    found = rt.read_sync(lambda c: _full_trace(rt.store, c, project_id, trace_id, groups))
     if found is None:
         raise not_found(f"Trace {trace_id}")
     return JSON(found)
@@ -170,5 +175,6 @@ async def delete_trace(request: Request, trace_id: str, principal: ProjectKey) -
     Langfuse); a trace of another project is never touched.
     """
     project_id = principal.project_id
-    await runtime(request).write(lambda conn: q.delete_traces(conn, project_id, [trace_id]))
+    rt = runtime(request)
+    await rt.write(lambda conn: rt.store.traces.delete_traces(conn, project_id, [trace_id]))
     return JSON({"message": "Trace deleted successfully"})

@@ -52,12 +52,13 @@ def list_users(
     """A page of users, most recently seen first."""
     paging = page_of(page, limit)
     scope = _scope(principal.project_id, from_timestamp, to_timestamp, environment)
+    rt = runtime(request)
 
     def read(conn: Conn) -> dict[str, Any]:
-        items, total = user_list(conn, scope, limit=paging.limit, offset=paging.offset)
+        items, total = user_list(rt.store, conn, scope, limit=paging.limit, offset=paging.offset)
         return paging.envelope([user_json(i.totals) for i in items], total)
 
-    return JSON(runtime(request).read_sync(read))
+    return JSON(rt.read_sync(read))
 
 
 @router.get("/api/public/users/{user_id:path}")

@@ -12,7 +12,6 @@ from starlette.responses import Response
 from ...accounts import LoginThrottle, hash_password, ratelimit, verify_password
 from ...accounts import store as accounts
 from ...accounts.passwords import check_new_password, needs_rehash
-from ...store import projects as project_store
 from ...store.db import Conn
 from .web import (
     LOGIN_CSRF_COOKIE,
@@ -271,11 +270,11 @@ async def create_project(request: Request) -> Response:
             request, "projects.html", _projects_context(mine, error), viewer=viewer, status=400
         )
 
+    projects = rt.store.projects
+
     def create(c: Conn) -> str:
-        org_id = (
-            project_store.create_organization(c, new_org) if org_choice == "new" else org_choice
-        )
-        project_id = project_store.create_project(c, org_id, name)
+        org_id = projects.create_organization(c, new_org) if org_choice == "new" else org_choice
+        project_id = projects.create_project(c, org_id, name)
         if not viewer.user["is_admin"]:
             accounts.set_member(c, viewer.user["id"], project_id, "owner")
         return project_id

@@ -12,8 +12,8 @@ from starlette.responses import Response
 
 from ... import _json
 from ...prompts.validate import PRODUCTION, PromptError, check_create, check_labels
-from ...store import prompts as prompt_store
 from ...store.db import Conn
+from ...store.interface import Prompts
 from ..shapes import prompt_meta_json, version_stats_json
 from .fmt import pretty
 from .web import Form, Page, not_found, page_form, project_page, redirect, render, rt_of
@@ -22,9 +22,11 @@ router = APIRouter()
 PAGE_SIZE = 50
 
 
-def _metas(conn: Conn, project_id: str, **query: Any) -> tuple[list[dict[str, Any]], int]:
+def _metas(
+    prompts: Prompts, conn: Conn, project_id: str, **query: Any
+) -> tuple[list[dict[str, Any]], int]:
     """A page of prompt names as PromptMeta objects, and the total number of names."""
-    groups, total = prompt_store.list_names(conn, project_id, **query)
+    groups, total = prompts.list_names(conn, project_id, **query)
     return [prompt_meta_json(conn.dialect, g) for g in groups], total
 
 
@@ -42,8 +44,9 @@ async def prompts_list(request: Request, project_id: str) -> Response:
         number = max(1, int(request.query_params.get("page") or 1))
     except ValueError:
         number = 1
-    items, total = await rt_of(request).read(
-        lambda c: _metas(c, page.pid, page=number, limit=PAGE_SIZE)
+    rt = rt_of(request)
+    items, total = await rt.read(
+        lambda c: _metas(rt.store.prompts, c, page.pid, page=number, limit=PAGE_SIZE)
     )
     return _list_response(request, page, items, total, number, error="", form=None)
 
@@ -124,19 +127,20 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def prompt_detail(conn: Conn, project_id: str, name: str) -> dict[str, Any] | None:
+def prompt_detail(
+    prompts: Prompts, conn: Conn, project_id: str, name: str
+) -> dict[str, Any] | None:
     """Every version of a prompt (newest first) and their stats."""
-    metas, _ = _metas(conn, project_id, name=name, limit=1)
+    metas, _ = _metas(prompts, conn, project_id, name=name, limit=1)
     if not metas:
         return None
     versions = []
     for number in sorted(metas[0]["versions"], reverse=True):
-        row = prompt_store.get(conn, project_id, name, version=number)
+        row = prompts.get(conn, project_id, name, version=number)
         if row is not None:
             versions.append(row)
     stats = {
-        s.version: version_stats_json(s)
-        for s in prompt_store.version_metrics(conn, project_id, name)
+        s.version: version_stats_json(s) for s in prompts.version_metrics(conn, project_id, name)
     }
     return {"meta": metas[0], "versions": versions, "stats": stats}
 
@@ -145,7 +149,8 @@ def prompt_detail(conn: Conn, project_id: str, name: str) -> dict[str, Any] | No
 async def prompt_page(request: Request, project_id: str, name: str) -> Response:
     """One prompt: versions, the selected one's content, a diff, labels, stats."""
     page = await project_page(request, project_id)
-    found = await rt_of(request).read(lambda c: prompt_detail(c, page.pid, name))
+    rt = rt_of(request)
+    found = await rt.read(lambda c: prompt_detail(rt.store.prompts, c, page.pid, name))
     if found is None:
         raise not_found("Prompt")
     return _prompt_response(request, page, name, found, error="", form=None)
@@ -234,15 +239,18 @@ async def create_version(request: Request, project_id: str) -> Response:
     """Create a prompt (its first version) or a new version of one."""
     page, form = await page_form(request, project_id, "edit_prompts")
     rt = rt_of(request)
+    prompts = rt.store.prompts
     name = form.get("name")
     author = page.viewer.user["email"]
     try:
         new = check_create(_new_version_body(form))
-        row = await rt.write(lambda c: prompt_store.create(c, page.pid, new, created_by=author))
+        row = await rt.write(lambda c: prompts.create(c, page.pid, new, created_by=author))
     except PromptError as exc:
-        found = await rt.read(lambda c: prompt_detail(c, page.pid, name)) if name else None
+        found = await rt.read(lambda c: prompt_detail(prompts, c, page.pid, name)) if name else None
         if found is None:
-            items, total = await rt.read(lambda c: _metas(c, page.pid, page=1, limit=PAGE_SIZE))
+            items, total = await rt.read(
+                lambda c: _metas(prompts, c, page.pid, page=1, limit=PAGE_SIZE)
+            )
             return _list_response(
                 request, page, items, total, 1, error=str(exc), form=form, status=400
             )
@@ -257,16 +265,17 @@ async def set_label(request: Request, project_id: str) -> Response:
     name = form.get("name")
     version = _int(form.get("version"))
     rt = rt_of(request)
+    prompts = rt.store.prompts
     try:
         labels = check_labels([form.get("label") or PRODUCTION])
     except PromptError as exc:
-        found = await rt.read(lambda c: prompt_detail(c, page.pid, name))
+        found = await rt.read(lambda c: prompt_detail(prompts, c, page.pid, name))
         if found is None:
             raise not_found("Prompt") from None
         return _prompt_response(request, page, name, found, error=str(exc), form=None, status=400)
     if version is None:
         raise not_found("Prompt version")
-    row = await rt.write(lambda c: prompt_store.add_labels(c, page.pid, name, version, labels))
+    row = await rt.write(lambda c: prompts.add_labels(c, page.pid, name, version, labels))
     if row is None:
         raise not_found("Prompt version")
     return redirect(prompt_url(page.pid, name, version=version))

@@ -23,9 +23,11 @@ async def sessions_list(request: Request, project_id: str) -> Response:
     """A page of sessions, newest first."""
     page = await project_page(request, project_id)
     lq = list_query(request)
+    rt = rt_of(request)
 
     def read(c: Conn) -> tuple[list[dict[str, Any]], int]:
         items, total = session_list(
+            rt.store,
             c,
             page.pid,
             start=lq.start,
@@ -46,7 +48,7 @@ async def sessions_list(request: Request, project_id: str) -> Response:
         ]
         return out, total
 
-    rows, total = await rt_of(request).read(read)
+    rows, total = await rt.read(read)
     return render(request, "sessions.html", lq.context(rows, total), page=page)
 
 
@@ -54,9 +56,10 @@ async def sessions_list(request: Request, project_id: str) -> Response:
 async def session_page(request: Request, project_id: str, session_id: str) -> Response:
     """One session: each turn's input and output in order, cumulative cost, latency."""
     page = await project_page(request, project_id)
+    rt = rt_of(request)
 
     def read(c: Conn) -> dict[str, Any] | None:
-        found = session_detail(c, page.pid, session_id, turns=True)
+        found = session_detail(rt.store, c, page.pid, session_id, turns=True)
         if found is None:
             return None
         d = c.dialect
@@ -70,7 +73,7 @@ async def session_page(request: Request, project_id: str, session_id: str) -> Re
             "users": found.users,
         }
 
-    found = await rt_of(request).read(read)
+    found = await rt.read(read)
     if found is None:
         raise not_found("Session")
     views = [(t, io_view(t.trace["input"]), io_view(t.trace["output"])) for t in found["turns"]]

@@ -13,9 +13,8 @@ from starlette.responses import Response
 from ...accounts import assignable_roles
 from ...accounts import store as accounts
 from ...cost.prices import ModelError, check_create
-from ...store import models as model_store
-from ...store import projects as project_store
 from ...store.db import Conn
+from ...store.interface import Store
 from ..auth import key_cache
 from ..shapes import custom_json
 from .web import Page, UiError, not_found, page_form, project_page, redirect, render, rt_of
@@ -23,17 +22,18 @@ from .web import Page, UiError, not_found, page_form, project_page, redirect, re
 router = APIRouter()
 
 
-def _settings_data(conn: Conn, page: Page) -> dict[str, Any]:
+def _settings_data(store: Store, conn: Conn, page: Page) -> dict[str, Any]:
     pid = page.pid
     return {
-        "keys": project_store.list_keys(conn, pid) if page.can("manage_keys") else [],
+        "keys": store.projects.list_keys(conn, pid) if page.can("manage_keys") else [],
         "members": accounts.list_members(conn, pid),
-        "models": [custom_json(conn, r) for r in model_store.list_custom(conn, pid)],
+        "models": [custom_json(conn, r) for r in store.models.list_custom(conn, pid)],
     }
 
 
 async def _render(request: Request, page: Page, *, status: int = 200, **extra: Any) -> Response:
-    data = await rt_of(request).read(lambda c: _settings_data(c, page))
+    rt = rt_of(request)
+    data = await rt.read(lambda c: _settings_data(rt.store, c, page))
     context = {
         "new_key": None,
         "new_member": None,
@@ -76,7 +76,8 @@ async def update_project(request: Request, project_id: str) -> Response:
             error = "Retention: a number of days from 1 to 36500, or empty to keep everything."
     if error:
         return await _render(request, page, status=400, error=error)
-    await rt_of(request).write(lambda c: project_store.update_project(c, page.pid, name, days))
+    rt = rt_of(request)
+    await rt.write(lambda c: rt.store.projects.update_project(c, page.pid, name, days))
     return redirect(_base(page))
 
 
@@ -88,7 +89,8 @@ async def create_key(request: Request, project_id: str) -> Response:
     """Create a key pair; the secret is in this response and never again."""
     page, form = await page_form(request, project_id, "manage_keys")
     note = form.get("note")[:200] or None
-    key = await rt_of(request).write(lambda c: project_store.create_key(c, page.pid, note))
+    rt = rt_of(request)
+    key = await rt.write(lambda c: rt.store.projects.create_key(c, page.pid, note))
     return await _render(request, page, new_key=key)
 
 
@@ -97,13 +99,15 @@ async def revoke_key(request: Request, project_id: str) -> Response:
     """Revoke one of this project's keys (it stops working at once on this server)."""
     page, form = await page_form(request, project_id, "manage_keys")
     key_id = form.get("key_id")
+    rt = rt_of(request)
+    projects = rt.store.projects
 
     def revoke(c: Conn) -> bool:
         # Only a key of this project: revoke_key alone matches any project's key.
-        mine = {k["id"] for k in project_store.list_keys(c, page.pid)}
-        return key_id in mine and project_store.revoke_key(c, key_id)
+        mine = {k["id"] for k in projects.list_keys(c, page.pid)}
+        return key_id in mine and projects.revoke_key(c, key_id)
 
-    if not await rt_of(request).write(revoke):
+    if not await rt.write(revoke):
         raise not_found("API key")
     key_cache.clear()
     return redirect(_base(page) + "#keys")
@@ -211,7 +215,8 @@ async def add_model(request: Request, project_id: str) -> Response:
         fields = check_create(body)
     except ModelError as exc:
         return await _render(request, page, status=400, section_error=str(exc))
-    await rt_of(request).write(lambda c: model_store.create(c, page.pid, fields))
+    rt = rt_of(request)
+    await rt.write(lambda c: rt.store.models.create(c, page.pid, fields))
     return redirect(_base(page) + "#models")
 
 
@@ -220,6 +225,7 @@ async def delete_model(request: Request, project_id: str) -> Response:
     """Delete a custom model price."""
     page, form = await page_form(request, project_id, "manage_project")
     model_id = form.get("model_id")
-    if not await rt_of(request).write(lambda c: model_store.delete(c, page.pid, model_id)):
+    rt = rt_of(request)
+    if not await rt.write(lambda c: rt.store.models.delete(c, page.pid, model_id)):
         raise not_found("Model")
     return redirect(_base(page) + "#models")

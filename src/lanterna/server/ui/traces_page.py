@@ -13,12 +13,12 @@ from starlette.responses import Response
 
 from ...ingest.langfuse_events import Invalid
 from ...ingest.score_request import score_event
-from ...queries.traces import LEVELS, TraceItem, TraceParts, trace_detail, trace_list
-from ...store import traces as trace_store
+from ...queries.traces import TraceItem, TraceParts, trace_detail, trace_list
+from ...schema import LEVELS
 from ...store.db import Conn
 from ...store.dialect import Dialect
 from ...store.filters import Condition, FilterError
-from ...store.write import apply_events
+from ...store.interface import Store, TraceQuery
 from ...timeutil import format_ts, now, parse_ts
 from ..shapes import observation_json, score_json, trace_json
 from .io_view import io_view
@@ -72,7 +72,7 @@ class ListView:
                 view.meta.append((key.strip(), value.strip()))
         return view
 
-    def query(self) -> trace_store.TraceQuery:
+    def query(self) -> TraceQuery:
         """The store query for these filters; raises FilterError for a bad value."""
         p = self.params
         start, end = time_range(p)
@@ -81,7 +81,7 @@ class ListView:
             filters.append(Condition("number", "errorCount", ">", 0))
         elif p["level"] in LEVEL_CHOICES:
             filters.append(Condition("string", "level", "=", p["level"]))
-        return trace_store.TraceQuery(
+        return TraceQuery(
             user_id=p["user"] or None,
             session_id=p["session"] or None,
             name=p["name"] or None,
@@ -164,10 +164,12 @@ def list_row(d: Dialect, project_id: str, item: TraceItem) -> dict[str, Any]:
 
 
 def list_rows(
-    conn: Conn, project_id: str, query: trace_store.TraceQuery, *, limit: int, offset: int
+    store: Store, conn: Conn, project_id: str, query: TraceQuery, *, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of traces with everything the list shows per row."""
-    items, total = trace_list(conn, project_id, query, limit=limit, offset=offset, parts=LIST_PARTS)
+    items, total = trace_list(
+        store, conn, project_id, query, limit=limit, offset=offset, parts=LIST_PARTS
+    )
     return [list_row(conn.dialect, project_id, i) for i in items], total
 
 
@@ -181,9 +183,10 @@ async def traces_list(request: Request, project_id: str) -> Response:
     total = 0
     try:
         query = view.query()
-        rows, total = await rt_of(request).read(
+        rt = rt_of(request)
+        rows, total = await rt.read(
             lambda c: list_rows(
-                c, page.pid, query, limit=view.limit, offset=(view.page - 1) * view.limit
+                rt.store, c, page.pid, query, limit=view.limit, offset=(view.page - 1) * view.limit
             )
         )
     except FilterError as exc:
@@ -285,9 +288,9 @@ def worst_level(levels: list[str]) -> str:
     return LEVELS[max(ranks)] if ranks else "DEFAULT"
 
 
-def trace_view(conn: Conn, project_id: str, trace_id: str) -> dict[str, Any] | None:
+def trace_view(store: Store, conn: Conn, project_id: str, trace_id: str) -> dict[str, Any] | None:
     """The trace with its observations (API shapes), scores, latency, cost and tokens."""
-    found = trace_detail(conn, project_id, trace_id)
+    found = trace_detail(store, conn, project_id, trace_id)
     if found is None:
         return None
     d = conn.dialect
@@ -306,7 +309,8 @@ def trace_view(conn: Conn, project_id: str, trace_id: str) -> dict[str, Any] | N
 async def trace_page(request: Request, project_id: str, trace_id: str) -> Response:
     """One trace: tree, timeline, the selected observation's IO, usage, cost, scores."""
     page = await project_page(request, project_id)
-    found = await rt_of(request).read(lambda c: trace_view(c, page.pid, trace_id))
+    rt = rt_of(request)
+    found = await rt.read(lambda c: trace_view(rt.store, c, page.pid, trace_id))
     if found is None:
         raise not_found("Trace")
     return _trace_response(request, page, found, error="")
@@ -356,7 +360,7 @@ async def add_score(request: Request, project_id: str) -> Response:
     rt = rt_of(request)
     trace_id = form.get("trace_id")
     observation_id = form.get("observation_id") or None
-    found = await rt.read(lambda c: trace_view(c, page.pid, trace_id))
+    found = await rt.read(lambda c: trace_view(rt.store, c, page.pid, trace_id))
     if found is None:
         raise not_found("Trace")
     if observation_id and observation_id not in {o["id"] for o in found["observations"]}:
@@ -383,7 +387,7 @@ async def add_score(request: Request, project_id: str) -> Response:
     except Invalid as exc:
         return _trace_response(request, page, found, error=str(exc), status=400)
     event.fields["author_user_id"] = page.viewer.user["id"]
-    await rt.write(lambda c: apply_events(c, page.pid, [event]))
+    await rt.write(lambda c: rt.store.ingest.apply_events(c, page.pid, [event]))
     target = f"/project/{page.pid}/traces/{quote(trace_id, safe='/')}"
     if observation_id:
         target += "?" + urlencode({"observation": observation_id})

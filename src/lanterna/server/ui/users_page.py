@@ -25,13 +25,16 @@ async def users_list(request: Request, project_id: str) -> Response:
     page = await project_page(request, project_id)
     lq = list_query(request)
     scope = Scope(page.pid, start=lq.start, end=lq.end)
+    rt = rt_of(request)
 
     def read(c: Conn) -> tuple[list[dict[str, Any]], int]:
-        items, total = user_list(c, scope, limit=PAGE_SIZE, offset=lq.offset, details=True)
+        items, total = user_list(
+            rt.store, c, scope, limit=PAGE_SIZE, offset=lq.offset, details=True
+        )
         rows = [{**user_json(i.totals), "scores": i.scores, "features": i.features} for i in items]
         return rows, total
 
-    rows, total = await rt_of(request).read(read)
+    rows, total = await rt.read(read)
     return render(request, "users.html", lq.context(rows, total), page=page)
 
 
@@ -39,9 +42,10 @@ async def users_list(request: Request, project_id: str) -> Response:
 async def user_page(request: Request, project_id: str, user_id: str) -> Response:
     """One user: totals, score averages, recent traces and sessions."""
     page = await project_page(request, project_id)
+    rt = rt_of(request)
 
     def read(c: Conn) -> dict[str, Any] | None:
-        found = user_detail(c, page.pid, user_id)
+        found = user_detail(rt.store, c, page.pid, user_id)
         if found is None:
             return None
         return {
@@ -52,7 +56,7 @@ async def user_page(request: Request, project_id: str, user_id: str) -> Response
             "sessions": found.sessions,
         }
 
-    found = await rt_of(request).read(read)
+    found = await rt.read(read)
     if found is None:
         raise not_found("User")
     return render(request, "user.html", {"u": found}, page=page)

@@ -24,7 +24,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from ...accounts import Permission, allowed
 from ...accounts import store as accounts
 from ...errors import DomainError
-from ...store import projects as project_store
 from ...store.db import Conn
 from ..runtime import Runtime, runtime
 from . import fmt
@@ -177,14 +176,16 @@ async def project_page(request: Request, project_id: str, need: Permission = "re
     """
     viewer = await viewer_of(request)
     assert viewer is not None
+    rt = rt_of(request)
 
     def read(c: Conn) -> tuple[str | None, dict[str, Any] | None, list[dict[str, Any]]]:
         role = accounts.role_in(c, viewer.user, project_id)
         if role is None:
             return None, None, []
-        return role, project_store.get_project(c, project_id), accounts.projects_of(c, viewer.user)
+        project = rt.store.projects.get_project(c, project_id)
+        return role, project, accounts.projects_of(c, viewer.user)
 
-    role, project, projects = await rt_of(request).read(read)
+    role, project, projects = await rt.read(read)
     if role is None or project is None:
         raise not_found()
     page = Page(viewer, project, role, projects)
