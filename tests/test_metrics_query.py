@@ -33,15 +33,15 @@ TRACES = [
 OBSERVATIONS: list[dict[str, Any]] = [
     {"id": "o-1", "traceId": "tr-1", "type": "GENERATION", "name": "llm", "model": "gpt-4o",
      "start": 0.0, "end": 1.5, "first": 0.5, "usage": (100, 50, 150), "cost": (0.01, 0.02),
-     "level": "DEFAULT", "metadata": {"team": "red"}},
+     "level": "DEFAULT", "metadata": {"team": "red", "rank": 1}},
     {"id": "o-2", "traceId": "tr-1", "type": "SPAN", "name": "retrieve", "start": 0.1,
-     "end": 0.4, "level": "DEFAULT", "parent": "o-1"},
+     "end": 0.4, "level": "DEFAULT", "parent": "o-1", "metadata": {"rank": "high"}},
     {"id": "o-3", "traceId": "tr-2", "type": "GENERATION", "name": "llm", "model": "claude",
      "start": 3600.0, "end": 3602.0, "first": 3601.25, "usage": (200, 100, 300),
-     "cost": (0.02, 0.04), "level": "ERROR", "metadata": {"team": "blue"}},
+     "cost": (0.02, 0.04), "level": "ERROR", "metadata": {"team": "blue", "rank": 2}},
     {"id": "o-4", "traceId": "tr-3", "type": "GENERATION", "name": "llm", "model": "gpt-4o",
      "start": DAY, "end": DAY + 3.0, "first": DAY + 1.0, "usage": (10, 5, 15),
-     "cost": (0.001, 0.002), "level": "DEFAULT", "metadata": {"team": "red"}},
+     "cost": (0.001, 0.002), "level": "DEFAULT", "metadata": {"team": "red", "rank": 3}},
     {"id": "o-5", "traceId": "tr-3", "type": "EVENT", "name": "log", "start": DAY + 0.2,
      "level": "WARNING"},
 ]  # fmt: skip
@@ -269,6 +269,16 @@ def test_score_views(seeded):
         assert response.status_code == 400, response.text
 
 
+def test_tags_group_as_lists(seeded):
+    data = rows(
+        seeded, version=1, view="traces", dimensions=[{"field": "tags"}],
+        metrics=[m("count", "count")],
+    )  # fmt: skip
+    assert {tuple(r["tags"]): r["count_count"] for r in data} == {
+        tuple(tags): 1 for _, _, _, _, tags, _, _ in TRACES
+    }
+
+
 def test_scores_joined_to_their_observation(seeded):
     data = rows(
         seeded,
@@ -354,6 +364,8 @@ def test_filters_by_type(seeded):
                   "type": "arrayOptions"}) == 2  # fmt: skip
     assert count({"column": "metadata", "key": "team", "operator": "=", "value": "red",
                   "type": "stringObject"}) == 2  # fmt: skip
+    assert count({"column": "metadata", "key": "rank", "operator": ">=", "value": 2,
+                  "type": "numberObject"}) == 2  # fmt: skip
     assert count({"column": "promptName", "operator": "is null", "type": "null"}) == 5
     assert count({"column": "isRootObservation", "operator": "=", "value": False,
                   "type": "boolean"}) == 1  # fmt: skip

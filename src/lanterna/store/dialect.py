@@ -92,6 +92,15 @@ class Dialect:
         """SQL for the text of top-level key ``?`` (bound) in JSON object ``column``."""
         return f"json_extract({column}, '$.' || json_quote(?))"
 
+    def json_number_at(self, column: str) -> str:
+        """SQL for the number at top-level key ``?`` (bound twice) in JSON object
+        ``column``; NULL when the value there is not a number."""
+        key = "'$.' || json_quote(?)"
+        return (
+            f"(CASE WHEN json_type({column}, {key}) IN ('integer', 'real')"
+            f" THEN json_extract({column}, {key}) END)"
+        )
+
     def text_search(self, column: str) -> str:
         """SQL true when the text of ``column`` contains the bound substring (any case)."""
         return f"instr(lower(CAST({column} AS TEXT)), lower(?)) > 0"
@@ -213,6 +222,12 @@ class PostgresDialect(Dialect):
 
     def json_text_at(self, column: str) -> str:
         return f"({column} ->> ?::text)"
+
+    def json_number_at(self, column: str) -> str:
+        return (
+            f"(CASE WHEN jsonb_typeof({column} -> ?::text) = 'number'"
+            f" THEN ({column} ->> ?::text)::double precision END)"
+        )
 
     def text_search(self, column: str) -> str:
         return f"strpos(lower({column}::text), lower(?)) > 0"

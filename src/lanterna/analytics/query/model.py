@@ -16,7 +16,7 @@ from typing import Any
 from ... import _json
 from ...errors import InvalidInput
 from ...store.dialect import SQLITE
-from ...store.filters import Condition, FilterError, compile_conditions
+from ...store.filters import Condition, FilterError, compile_conditions, conditions_of
 from ...timeutil import parse_ts
 from .views import AGGREGATIONS, PERCENTILES, View, views_for
 
@@ -209,20 +209,8 @@ def _metric_list(value: Any, view: View) -> tuple[Metric, ...]:
 
 
 def _filter_list(value: Any, view: View, version: int) -> tuple[Condition, ...]:
-    out: list[Condition] = []
-    for index, item in enumerate(_objects(value, "filters")):
-        where = f"filters[{index}]"
-        for name in ("column", "operator", "type"):
-            _string(item, name, where)
-        key = item.get("key")
-        if key is not None and not isinstance(key, str):
-            raise QueryError(f"{where}.key: expected a string")
-        if item["type"] != "null" and "value" not in item:
-            raise QueryError(f"{where}.value: required for type {item['type']!r}")
-        out.append(
-            Condition(item["type"], item["column"], item["operator"], item.get("value"), key)
-        )
-    try:  # column, type, operator and value checked as they will be compiled
+    try:  # parsed, then column, type, operator and value checked as they will be compiled
+        out = conditions_of([] if value is None else value, "filters")
         compile_conditions(
             out, view.filter_columns(SQLITE, version), SQLITE, resource=f"view {view.name!r}"
         )
