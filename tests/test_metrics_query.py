@@ -523,3 +523,38 @@ def test_the_routes_are_in_the_openapi_document(api):
         assert answer["schema"]["$ref"].endswith("/MetricsResponse")
     v2 = paths["/api/public/v2/metrics"]["get"]["parameters"][0]["schema"]["contentSchema"]
     assert "traces" not in v2["properties"]["view"]["enum"]
+
+
+@pytest.mark.parametrize(
+    ("version", "view"),
+    [(1, "traces"), (1, "observations"), (2, "observations"), (1, "scores-numeric"),
+     (2, "scores-boolean"), (1, "scores-categorical"), (2, "scores-categorical")],
+)  # fmt: skip
+def test_every_measure_aggregation_and_dimension_of_a_view_answers(seeded, version, view):
+    from lanterna.analytics.query import AGGREGATIONS, VIEWS
+
+    declared = VIEWS[view]
+    wanted = [
+        m(name, aggregation)
+        for name, measure in declared.measures.items()
+        for aggregation in AGGREGATIONS
+        if measure.allows(aggregation)
+    ]
+    (total,) = rows(seeded, version=version, view=view, metrics=wanted)
+    assert set(total) == {f"{x['aggregation']}_{x['measure']}" for x in wanted}
+    for column, value in total.items():
+        if column.startswith("histogram_"):
+            assert isinstance(value, list)
+        else:
+            assert value is None or isinstance(value, (int, float)), (column, value)
+    # Grouped by each dimension (v2 refuses the high-cardinality ones: 400).
+    for name, dim in declared.dimensions_for(version).items():
+        query = {"view": view, "dimensions": [{"field": name}], "metrics": [m("count", "count")],
+                 "fromTimestamp": FROM, "toTimestamp": TO}  # fmt: skip
+        response = metrics(seeded, query, version=version)
+        if version == 2 and dim.high_cardinality:
+            assert response.status_code == 400, (name, response.text)
+            continue
+        assert response.status_code == 200, (name, response.text)
+        data = response.json()["data"]
+        assert sum(r["count_count"] for r in data) == total["count_count"], name
