@@ -47,9 +47,7 @@ def compile_query(query: Query, project_id: str, dialect: Dialect) -> Compiled:
 
     for i, name in enumerate(query.dimensions):
         dim = dimensions[name]
-        sql, bound = dim.sql(d)
-        inner.append(f"{sql} AS d{i}")
-        params.extend(bound)
+        inner.append(f"{dim.sql(d)} AS d{i}")
         if dim.join:
             joins.add(dim.join)
         outer.append(f"d{i}")

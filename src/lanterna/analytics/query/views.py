@@ -27,10 +27,16 @@ DISTINCT_AGGREGATIONS = ("count", "sum")
 
 #: SQL of an expression, per dialect, with its bound parameters.
 Sql = Callable[[Dialect], tuple[str, list[Any]]]
+#: SQL of an expression without parameters, per dialect.
+Text = Callable[[Dialect], str]
 
 
 def _plain(text: str) -> Sql:
     return lambda _d: (text, [])
+
+
+def _text(text: str) -> Text:
+    return lambda _d: text
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +47,7 @@ class Dimension:
     unknown to v1."""
 
     name: str
-    sql: Sql
+    sql: Text
     kind: str
     join: str | None = None
     high_cardinality: bool = False
@@ -92,10 +98,7 @@ class View:
         """The ``filters`` whitelist: every dimension, metadata and the timestamps."""
         out: dict[str, Column] = {}
         for name, dim in self.dimensions_for(version).items():
-            sql, params = dim.sql(dialect)
-            if params:  # no filter column binds parameters of its own
-                continue
-            out[name] = Column(sql, dim.kind, dim.join)  # type: ignore[arg-type]
+            out[name] = Column(dim.sql(dialect), dim.kind, dim.join)  # type: ignore[arg-type]
         for name, (sql, kind, join) in self.extra_filters.items():
             out[name] = Column(sql, kind, join)  # type: ignore[arg-type]
         return out
@@ -109,23 +112,23 @@ def own(entity: Entity, column: str, name: str | None = None, **more: Any) -> Di
     f = entity[column]
     api = name or f.api
     assert api is not None, column
-    return Dimension(api, _plain(f"{entity.alias}.{column}"), FILTER_KIND[f.kind], **more)
+    return Dimension(api, _text(f"{entity.alias}.{column}"), FILTER_KIND[f.kind], **more)
 
 
 def joined(entity: Entity, column: str, name: str, **more: Any) -> Dimension:
     """A dimension on a column of a joined entity (its join named after its table)."""
     f = entity[column]
     return Dimension(
-        name, _plain(f"{entity.alias}.{column}"), FILTER_KIND[f.kind], join=entity.table, **more
+        name, _text(f"{entity.alias}.{column}"), FILTER_KIND[f.kind], join=entity.table, **more
     )
 
 
-def _month(column: str) -> Sql:
-    return lambda d: (d.utc_month(column), [])
+def _month(column: str) -> Text:
+    return lambda d: d.utc_month(column)
 
 
-def _day(column: str) -> Sql:
-    return lambda d: (d.utc_day(column), [])
+def _day(column: str) -> Text:
+    return lambda d: d.utc_day(column)
 
 
 def _dims(*items: Dimension) -> dict[str, Dimension]:
@@ -136,11 +139,11 @@ def _measures(*items: Measure) -> dict[str, Measure]:
     return {m.name: m for m in items}
 
 
-def _sql(sql: Callable[[Dialect], str]) -> Sql:
+def _sql(sql: Text) -> Sql:
     return lambda d: (sql(d), [])
 
 
-def _float(sql: Callable[[Dialect], str]) -> Sql:
+def _float(sql: Text) -> Sql:
     """A float-valued expression, cast so both backends aggregate it as a double."""
     return lambda d: (f"CAST({sql(d)} AS DOUBLE PRECISION)", [])
 
@@ -162,7 +165,7 @@ def _cost_part(part: str) -> Sql:
     )
 
 
-def _of_observations(select: Callable[[Dialect], str]) -> Callable[[Dialect], str]:
+def _of_observations(select: Text) -> Text:
     """A trace's value over its observations (a correlated subquery on their index)."""
     return lambda d: (
         f"(SELECT {select(d)} FROM observations ob"
@@ -272,7 +275,7 @@ OBSERVATIONS = View(
         Dimension("startTimeMonth", _month(f"{_O}.start_time"), "string"),
         Dimension(
             "isRootObservation",
-            _plain(f"({_O}.parent_observation_id IS NULL)"),
+            _text(f"({_O}.parent_observation_id IS NULL)"),
             "boolean",
             v2_only=True,
         ),
@@ -385,7 +388,7 @@ SCORES_BOOLEAN = replace(
         "scores-boolean",
         f"{_S}.data_type = 'BOOLEAN'",
         own(SCORE, "value"),
-        Dimension("booleanValue", _plain(f"({_S}.value = 1)"), "boolean"),
+        Dimension("booleanValue", _text(f"({_S}.value = 1)"), "boolean"),
     ),
     versions=(2,),
 )
