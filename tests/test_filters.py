@@ -103,6 +103,10 @@ def test_metadata_keys(api):
     assert matching(api, meta("is not null", "plan", type_="null")) == ["a", "b"]
     assert matching(api, meta("is null", "plan", type_="null")) == ["c"]
     assert matching(api, meta("any of", "plan", ["free", "x"], "categoryOptions")) == ["b"]
+    # numberObject compares numbers only ("count" is 3 on "a"; "plan" is text).
+    assert matching(api, meta(">=", "count", 3, "numberObject")) == ["a"]
+    assert matching(api, meta("<", "count", 3, "numberObject")) == []
+    assert matching(api, meta(">", "plan", 0, "numberObject")) == []
 
 
 def test_values_with_sql_in_them_are_only_values(api):

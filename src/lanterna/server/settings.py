@@ -50,6 +50,9 @@ class Settings:
     #: addresses or networks (``127.0.0.1``, ``10.0.0.0/8``), ``*`` for any. Empty (the
     #: default): forwarded headers are ignored and the peer address is the client.
     forwarded_allow_ips: str = ""
+    #: Longest a metrics query (``/api/public/metrics``, ``/api/public/v2/metrics``) may
+    #: run, in milliseconds, before it is cancelled and answered 422; 0: no limit.
+    query_timeout_ms: int = 30000
     #: ``--no-auth``: no login, for one local user on loopback. CLI only: never read
     #: from the environment, so auth cannot be turned off by a stray variable.
     no_auth: bool = False

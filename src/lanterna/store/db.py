@@ -7,18 +7,29 @@ a write connection for the writer and a ``psycopg_pool`` pool for reads.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..errors import DomainError
 from .dialect import POSTGRES, SQLITE, Dialect
 from .files import secure_sqlite
+
+
+class StatementTimeout(DomainError):
+    """422: a read ran longer than the server's statement timeout and was cancelled
+    (Langfuse answers 422 when a query exceeds its resource limits)."""
+
+    status = 422
+    error = "QueryTimeoutError"
 
 
 class Conn:
@@ -81,6 +92,44 @@ class Conn:
             self.raw.execute(_values_sql(head, width, size, tail), params)
             start += size
 
+    @contextmanager
+    def time_limit(
+        self, seconds: float | None, *, clock: Callable[[], float] = time.monotonic
+    ) -> Iterator[Conn]:
+        """Cancel what runs in the block after ``seconds`` (None or 0: no limit); a
+        cancelled statement raises :class:`StatementTimeout`. PostgreSQL: a
+        ``statement_timeout`` local to a transaction around the block (per statement; a
+        read connection is otherwise autocommit). SQLite: a progress handler interrupts
+        the running statement once ``clock`` passes the deadline, ``seconds`` after the
+        block starts."""
+        if not seconds or seconds <= 0:
+            yield self
+            return
+        message = f"The query ran longer than the server's limit of {seconds:g} s"
+        if self.dialect is SQLITE:
+            deadline = clock() + seconds
+            self.raw.set_progress_handler(lambda: 1 if clock() > deadline else 0, 100)
+            try:
+                yield self
+            except sqlite3.OperationalError as exc:
+                if "interrupted" in str(exc):
+                    raise StatementTimeout(message) from None
+                raise
+            finally:
+                self.raw.set_progress_handler(None, 0)
+            return
+        import psycopg
+
+        millis = max(1, math.ceil(seconds * 1000))
+        try:
+            with self.raw.transaction():
+                self.raw.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", (f"{millis}ms",)
+                )
+                yield self
+        except psycopg.errors.QueryCanceled:
+            raise StatementTimeout(message) from None
+
     def begin(self, *, exclusive: bool = False) -> None:
         """Start a write transaction holding the database's write lock (see
         :meth:`Dialect.begin`; ``exclusive`` also holds off other writers on PostgreSQL)."""
@@ -137,7 +186,38 @@ def _sqlite_connect(path: str, *, readonly: bool) -> sqlite3.Connection:
     if readonly:
         # A read connection can never write by mistake.
         raw.execute("PRAGMA query_only=1")
+    # Exact percentiles (the metrics query API); PostgreSQL has percentile_cont.
+    raw.create_aggregate("lanterna_percentile", 2, _Percentile)  # type: ignore[arg-type]
     return raw
+
+
+class _Percentile:
+    """SQLite aggregate ``lanterna_percentile(value, fraction)``: the exact quantile,
+    interpolated between the closest ranks as PostgreSQL's ``percentile_cont``."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.fraction = 0.5
+
+    def step(self, value: Any, fraction: float) -> None:
+        self.fraction = float(fraction)
+        if value is not None:
+            self.values.append(float(value))
+
+    def finalize(self) -> float | None:
+        return percentile_cont(self.values, self.fraction)
+
+
+def percentile_cont(values: list[float], fraction: float) -> float | None:
+    """The ``fraction`` (0..1) quantile of ``values`` by linear interpolation between
+    the closest ranks (PostgreSQL's ``percentile_cont``); None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 class Database:

@@ -92,6 +92,15 @@ class Dialect:
         """SQL for the text of top-level key ``?`` (bound) in JSON object ``column``."""
         return f"json_extract({column}, '$.' || json_quote(?))"
 
+    def json_number_at(self, column: str) -> str:
+        """SQL for the number at top-level key ``?`` (bound twice) in JSON object
+        ``column``; NULL when the value there is not a number."""
+        key = "'$.' || json_quote(?)"
+        return (
+            f"(CASE WHEN json_type({column}, {key}) IN ('integer', 'real')"
+            f" THEN json_extract({column}, {key}) END)"
+        )
+
     def text_search(self, column: str) -> str:
         """SQL true when the text of ``column`` contains the bound substring (any case)."""
         return f"instr(lower(CAST({column} AS TEXT)), lower(?)) > 0"
@@ -120,6 +129,43 @@ class Dialect:
     def utc_hour(self, column: str) -> str:
         """SQL for a timestamp column's UTC hour as ``YYYY-MM-DDTHH`` text."""
         return f"substr({column}, 1, 13)"
+
+    def utc_month(self, column: str) -> str:
+        """SQL for a timestamp column's UTC month as ``YYYY-MM`` text."""
+        return f"substr({column}, 1, 7)"
+
+    def time_bucket(self, column: str, granularity: str) -> str:
+        """SQL for the start of the UTC ``minute``, ``hour``, ``day``, ``week`` (from
+        Monday) or ``month`` holding a timestamp column, as ``YYYY-MM-DDTHH:MM:SS.000Z``."""
+        if granularity == "week":
+            return f"(date(substr({column}, 1, 10), '-6 days', 'weekday 1') || 'T00:00:00.000Z')"
+        keep, tail = _BUCKET_TEXT[granularity]
+        return f"(substr({column}, 1, {keep}) || '{tail}')"
+
+    def percentile(self, fraction: float, expr: str) -> str:
+        """SQL aggregate: the exact ``fraction`` quantile of ``expr`` (linear interpolation
+        between the closest ranks, as PostgreSQL's ``percentile_cont``); NULLs ignored.
+        On SQLite an aggregate registered on every connection (``store/db.py``)."""
+        return f"lanterna_percentile({expr}, {float(fraction)!r})"
+
+    def collect(self, expr: str) -> str:
+        """SQL aggregate: the non-null values of ``expr`` in a group, read back by
+        :meth:`collected`."""
+        return f"json_group_array({expr}) FILTER (WHERE {expr} IS NOT NULL)"
+
+    def collected(self, value: Any) -> list[Any]:
+        """The list :meth:`collect` selected."""
+        if value is None:
+            return []
+        return list(_json.loads(value)) if isinstance(value, (str, bytes)) else list(value)
+
+    def json_sum_keys_containing(self, column: str) -> str:
+        """SQL for the sum of the numeric values of JSON object ``column`` whose keys
+        contain the bound text (any case); NULL when none do."""
+        return (
+            f"(SELECT SUM(j.value) FROM json_each({column}) j"
+            " WHERE instr(lower(j.key), lower(?)) > 0 AND j.type IN ('integer', 'real'))"
+        )
 
     def indexed_by(self, index: str) -> str:
         """SQL after a table name that makes the query use ``index`` (SQLite's planner
@@ -177,6 +223,12 @@ class PostgresDialect(Dialect):
     def json_text_at(self, column: str) -> str:
         return f"({column} ->> ?::text)"
 
+    def json_number_at(self, column: str) -> str:
+        return (
+            f"(CASE WHEN jsonb_typeof({column} -> ?::text) = 'number'"
+            f" THEN ({column} ->> ?::text)::double precision END)"
+        )
+
     def text_search(self, column: str) -> str:
         return f"strpos(lower({column}::text), lower(?)) > 0"
 
@@ -198,6 +250,36 @@ class PostgresDialect(Dialect):
     def indexed_by(self, index: str) -> str:
         return ""
 
+    def utc_month(self, column: str) -> str:
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM')"
+
+    def time_bucket(self, column: str, granularity: str) -> str:
+        return (
+            f"to_char(date_trunc('{granularity}', {column} AT TIME ZONE 'UTC'),"
+            ' \'YYYY-MM-DD"T"HH24:MI:SS".000Z"\')'
+        )
+
+    def percentile(self, fraction: float, expr: str) -> str:
+        return f"percentile_cont({float(fraction)!r}) WITHIN GROUP (ORDER BY {expr})"
+
+    def collect(self, expr: str) -> str:
+        return f"array_remove(array_agg({expr}), NULL)"
+
+    def json_sum_keys_containing(self, column: str) -> str:
+        return (
+            f"(SELECT SUM((j.value #>> '{{}}')::double precision) FROM jsonb_each({column}) j"
+            " WHERE strpos(lower(j.key), lower(?::text)) > 0"
+            " AND jsonb_typeof(j.value) = 'number')"
+        )
+
+
+#: Per granularity: characters of the stored UTC text kept, and what completes them.
+_BUCKET_TEXT = {
+    "minute": (16, ":00.000Z"),
+    "hour": (13, ":00:00.000Z"),
+    "day": (10, "T00:00:00.000Z"),
+    "month": (7, "-01T00:00:00.000Z"),
+}
 
 #: Advisory lock keys (PostgreSQL): one migrator at a time; writers vs maintenance.
 _MIGRATION_LOCK = 7240311

@@ -35,6 +35,7 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     "arrayOptions": ("any of", "none of", "all of"),
     "number": ("=", ">", "<", ">=", "<="),
     "stringObject": ("=", "contains", "does not contain", "starts with", "ends with"),
+    "numberObject": ("=", ">", "<", ">=", "<="),
     "boolean": ("=", "<>"),
     "null": ("is null", "is not null"),
 }
@@ -46,7 +47,7 @@ _TYPES_FOR_KIND: dict[str, tuple[str, ...]] = {
     "number": ("number", "null"),
     "boolean": ("boolean", "null"),
     "array": ("arrayOptions",),
-    "object": ("stringObject", "categoryOptions", "null"),
+    "object": ("stringObject", "numberObject", "categoryOptions", "null"),
 }
 
 _SQL_COMPARE = {"=": "=", ">": ">", "<": "<", ">=": ">=", "<=": "<=", "<>": "<>"}
@@ -107,11 +108,17 @@ def parse_filter(text: str | None) -> list[Condition]:
         raw = _json.loads(text)
     except _json.JSONDecodeError:
         raise FilterError("Invalid JSON in filter parameter") from None
+    return conditions_of(raw, "filter")
+
+
+def conditions_of(raw: Any, name: str) -> list[Condition]:
+    """Conditions from a decoded JSON array of ``{type, column, operator, value, key?}``
+    (called ``name`` in error messages); raise :class:`FilterError`."""
     if not isinstance(raw, list):
-        raise FilterError("filter: expected a JSON array of conditions")
+        raise FilterError(f"{name}: expected a JSON array of conditions")
     out: list[Condition] = []
     for index, item in enumerate(raw):
-        where = f"filter[{index}]"
+        where = f"{name}[{index}]"
         if not isinstance(item, dict):
             raise FilterError(f"{where}: expected an object {{type, column, operator, value}}")
         for name in ("type", "column", "operator"):
@@ -184,6 +191,8 @@ def _expr(cond: Condition, column: Column, dialect: Dialect) -> tuple[str, list[
         if cond.type == "null":
             return column.sql, []
         raise FilterError(f"Filter on {cond.column!r} needs a 'key' (the {cond.column} key)")
+    if cond.type == "numberObject":  # only numbers compare; other values never match
+        return dialect.json_number_at(column.sql), [cond.key, cond.key]
     # Values of other JSON types compare as their text (numbers as digits).
     return f"CAST({dialect.json_text_at(column.sql)} AS TEXT)", [cond.key]
 
@@ -196,7 +205,7 @@ def _clause(cond: Condition, column: Column, dialect: Dialect) -> tuple[str, lis
     if cond.type == "datetime":
         value = _datetime_value(cond)
         return f"{expr} {_SQL_COMPARE[op]} ?", [*eparams, dialect.ts(value)]
-    if cond.type == "number":
+    if cond.type in ("number", "numberObject"):
         return f"{expr} {_SQL_COMPARE[op]} ?", [*eparams, _number_value(cond)]
     if cond.type == "boolean":
         if not isinstance(cond.value, bool):

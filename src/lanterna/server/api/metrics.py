@@ -1,16 +1,20 @@
-"""Daily metrics (contract 4.6): per day, traces, observations, cost and usage by model,
-as :mod:`lanterna.analytics` defines each metric for the dashboard too."""
+"""Metrics (contract 4.6): the daily metrics (per day, traces, observations, cost and
+usage by model, as :mod:`lanterna.analytics` defines each metric for the dashboard too)
+and the metrics query API, v1 and v2 (:mod:`lanterna.analytics.query` answers it)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 
 from ...analytics.metrics import Scope
+from ...analytics.query import AGGREGATIONS, parse_query, run_query, views_for
+from ...analytics.query.model import BINS_MAX, GRANULARITIES, ROW_LIMIT_MAX
 from ...analytics.usage import daily_usage
 from ...store.db import Conn
-from ...store.filters import parse_time
+from ...store.filters import OPERATORS, parse_time
 from ..auth import ProjectKey
 from ..responses import JSON
 from ..runtime import runtime
@@ -50,3 +54,127 @@ def daily_metrics(
         return paging.envelope([daily_json(day) for day in days], total)
 
     return JSON(runtime(request).read_sync(read))
+
+
+class MetricsResponse(BaseModel):
+    """The answer of both metrics query routes."""
+
+    data: list[dict[str, Any]] = Field(
+        description="One object per group: each dimension by its field name, the time bucket"
+        " as `time_dimension` (ISO-8601, UTC), each metric as `<aggregation>_<measure>`;"
+        " a histogram is a list of `[lower, upper, height]`."
+    )
+
+
+def _query_schema(version: int) -> dict[str, Any]:
+    """JSON Schema of the ``query`` parameter's JSON for API ``version`` (views, and so
+    dimensions and measures, per :mod:`lanterna.analytics.query.views`)."""
+    views = views_for(version)
+    names = sorted({n for v in views.values() for n in v.dimensions_for(version)})
+    measures = sorted({m for v in views.values() for m in v.measures})
+    field = {"type": "object", "required": ["field"], "properties": {"field": {"type": "string"}}}
+    return {
+        "type": "object",
+        "required": ["view", "metrics", "fromTimestamp", "toTimestamp"],
+        "properties": {
+            "view": {"enum": sorted(views)},
+            "dimensions": {"type": "array", "items": field, "description": ", ".join(names)},
+            "metrics": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["measure", "aggregation"],
+                    "properties": {
+                        "measure": {"type": "string", "description": ", ".join(measures)},
+                        "aggregation": {"enum": list(AGGREGATIONS)},
+                    },
+                },
+            },
+            "filters": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["column", "operator", "type"],
+                    "properties": {
+                        "column": {"type": "string"},
+                        "operator": {
+                            "enum": sorted({op for ops in OPERATORS.values() for op in ops})
+                        },
+                        "value": {},
+                        "type": {"enum": list(OPERATORS)},
+                        "key": {"type": "string"},
+                    },
+                },
+            },
+            "timeDimension": {
+                "type": ["object", "null"],
+                "properties": {"granularity": {"enum": ["auto", *GRANULARITIES]}},
+            },
+            "fromTimestamp": {"type": "string", "format": "date-time"},
+            "toTimestamp": {"type": "string", "format": "date-time"},
+            "orderBy": {
+                "type": ["array", "null"],
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "field": {"type": "string"},
+                        "direction": {"enum": ["asc", "desc"]},
+                    },
+                },
+            },
+            "config": {
+                "type": "object",
+                "properties": {
+                    "bins": {"type": "integer", "minimum": 1, "maximum": BINS_MAX},
+                    "row_limit": {"type": "integer", "minimum": 1, "maximum": ROW_LIMIT_MAX},
+                },
+            },
+        },
+    }
+
+
+def _query_param(version: int) -> Any:
+    return Query(
+        description="The metrics query as a JSON string (docs/metrics.md).",
+        json_schema_extra={
+            "contentMediaType": "application/json",
+            "contentSchema": _query_schema(version),
+        },
+    )
+
+
+def _answer(request: Request, project_id: str, text: str | None, version: int) -> JSON:
+    query = parse_query(text, version=version)
+    millis = runtime(request).settings.query_timeout_ms
+    timeout = millis / 1000 if millis > 0 else None
+
+    def read(conn: Conn) -> dict[str, Any]:
+        return {"data": run_query(conn, project_id, query, timeout=timeout)}
+
+    return JSON(runtime(request).read_sync(read))
+
+
+_ANSWER = {200: {"model": MetricsResponse, "description": "The query's rows"}}
+
+
+@router.get("/api/public/metrics", responses=_ANSWER, deprecated=True)  # type: ignore[arg-type]
+def metrics_v1(
+    request: Request,
+    principal: ProjectKey,
+    query: Annotated[str | None, _query_param(1)] = None,
+) -> JSON:
+    """The metrics query API, v1: views traces, observations, scores-numeric,
+    scores-categorical (Langfuse's deprecated version; v2 is the current one)."""
+    return _answer(request, principal.project_id, query, 1)
+
+
+@router.get("/api/public/v2/metrics", responses=_ANSWER)  # type: ignore[arg-type]
+def metrics_v2(
+    request: Request,
+    principal: ProjectKey,
+    query: Annotated[str | None, _query_param(2)] = None,
+) -> JSON:
+    """The metrics query API, v2: views observations, scores-numeric, scores-boolean,
+    scores-categorical; ids and users cannot be grouped by (filter on them instead)."""
+    return _answer(request, principal.project_id, query, 2)
