@@ -12,9 +12,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ...schema import SCORE_DATA_TYPES, SCORE_SOURCES
-from ...store import scores as score_store
 from ...store.db import Conn
 from ...store.filters import Condition, FilterError
+from ...store.interface import ScoreDistribution, ScoreQuery
 from ..shapes import score_json, score_trace_json
 from .fmt import score_value
 from .listing import PAGE_SIZE, ListQuery, list_query
@@ -59,13 +59,13 @@ class ScoreFilters:
             "value": self.value,
         }
 
-    def query(self, lq: ListQuery) -> score_store.ScoreQuery:
+    def query(self, lq: ListQuery) -> ScoreQuery:
         """The store query; raises FilterError for a value that cannot be compared."""
         if self.source and self.source not in SCORE_SOURCES:
             raise FilterError(f"source: one of {', '.join(SCORE_SOURCES)}")
         if self.data_type and self.data_type not in SCORE_DATA_TYPES:
             raise FilterError(f"data type: one of {', '.join(SCORE_DATA_TYPES)}")
-        query = score_store.ScoreQuery(
+        query = ScoreQuery(
             name=self.name or None,
             source=self.source or None,
             data_type=self.data_type or None,
@@ -87,7 +87,7 @@ class ScoreFilters:
         return query
 
 
-def chart(dist: score_store.ScoreDistribution, index: int) -> dict[str, Any]:
+def chart(dist: ScoreDistribution, index: int) -> dict[str, Any]:
     """The plotly spec of one distribution: a histogram, or a bar per value."""
     if dist.bins:
         discrete = all(lo == hi for lo, hi, _ in dist.bins)
@@ -128,22 +128,20 @@ async def scores_page(request: Request, project_id: str) -> Response:
     filters = ScoreFilters.from_request(request)
     error = lq.error
     rows: list[dict[str, Any]] = []
-    dists: list[score_store.ScoreDistribution] = []
+    dists: list[ScoreDistribution] = []
     total = 0
     try:
         query = filters.query(lq)
 
-        def read(c: Conn) -> tuple[list[dict[str, Any]], int, list[Any]]:
-            found, count = score_store.list_scores(
-                c, page.pid, query, limit=PAGE_SIZE, offset=lq.offset
-            )
-            return (
-                [_row(c, r) for r in found],
-                count,
-                score_store.score_distributions(c, page.pid, query),
-            )
+        rt = rt_of(request)
 
-        rows, total, dists = await rt_of(request).read(read)
+        def read(c: Conn) -> tuple[list[dict[str, Any]], int, list[ScoreDistribution]]:
+            scores = rt.store.scores
+            found, count = scores.list_scores(c, page.pid, query, limit=PAGE_SIZE, offset=lq.offset)
+            dists = scores.score_distributions(c, page.pid, query)
+            return [_row(c, r) for r in found], count, dists
+
+        rows, total, dists = await rt.read(read)
     except FilterError as exc:
         error = str(exc)
     context = lq.context(rows, total)

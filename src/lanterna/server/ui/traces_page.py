@@ -322,14 +322,15 @@ async def trace_link(request: Request, trace_id: str) -> Response:
     trace's page in whichever of the viewer's projects holds it (login first if needed)."""
     viewer = await viewer_of(request)
     assert viewer is not None
+    rt = rt_of(request)
 
     def find(c: Conn) -> str | None:
         for project in accounts.projects_of(c, viewer.user):
-            if trace_store.get_trace(c, project["id"], trace_id) is not None:
+            if rt.store.traces.get_trace(c, project["id"], trace_id) is not None:
                 return str(project["id"])
         return None
 
-    project_id = await rt_of(request).read(find)
+    project_id = await rt.read(find)
     if project_id is None:
         raise UiError(
             404,
