@@ -96,6 +96,10 @@ def test_users_list_sorts_by_each_column(app_client) -> None:
     page = client.get(f"/project/{project.id}/users?sort=cost")
     link = re.search(r'<a data-sort="cost" href="([^"]+)">Cost ↓</a>', page.text)
     assert link and link.group(1) == "?sort=cost&amp;dir=asc"
+    # The range form keeps the order.
+    page = client.get(f"/project/{project.id}/users?sort=cost&dir=asc")
+    assert '<input type="hidden" name="sort" value="cost">' in page.text
+    assert '<input type="hidden" name="dir" value="asc">' in page.text
 
 
 LANGCHAIN_AI = {
