@@ -1,4 +1,4 @@
-"""The ``lanterna`` command: ``serve``, ``keys``, ``migrate``, ``costs recompute``."""
+"""The ``lanterna`` command: ``serve``, ``keys``, ``migrate``, ``users``, ``costs recompute``."""
 
 from __future__ import annotations
 
@@ -177,6 +177,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _project_id(conn, given: str | None) -> str:  # type: ignore[no-untyped-def]
+    """``--project``'s id, checked; without it the only project (or exit)."""
+    from .store import projects
+
+    if given is None:
+        all_projects = projects.list_projects(conn)
+        if len(all_projects) != 1:
+            raise SystemExit("more than one project (or none): name one with --project ID")
+        return str(all_projects[0]["id"])
+    if projects.get_project(conn, given) is None:
+        raise SystemExit(f"no project {given}")
+    return given
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     """Create, list or revoke API keys."""
     from .store import projects
@@ -185,15 +199,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if args.action == "create":
 
         def create(conn):  # type: ignore[no-untyped-def]
-            project_id = args.project
-            if project_id is None:
-                all_projects = projects.list_projects(conn)
-                if len(all_projects) != 1:
-                    raise SystemExit("more than one project (or none): name one with --project ID")
-                project_id = all_projects[0]["id"]
-            elif projects.get_project(conn, project_id) is None:
-                raise SystemExit(f"no project {project_id}")
-            return projects.create_key(conn, project_id, note=args.note)
+            return projects.create_key(conn, _project_id(conn, args.project), note=args.note)
 
         key = _in_transaction(url, create)
         print(f"project: {key.project_id}")
@@ -271,6 +277,86 @@ def _db_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url",
         help="postgresql://user:pass@host/db instead of SQLite (env LANTERNA_DATABASE_URL)",
+    )
+
+
+def _one_time_password(args: argparse.Namespace) -> tuple[str, bool]:
+    """The password for ``users create``/``reset-password``: one line of stdin with
+    ``--password-stdin``, else a generated one; and whether it was generated."""
+    from .accounts.passwords import generate_password
+
+    if not args.password_stdin:
+        return generate_password(), True
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise SystemExit("lanterna: --password-stdin: no password on standard input")
+    return line, False
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    """``users create EMAIL``: an account with a one-time password, in a project."""
+    from .accounts import store as accounts
+
+    email = accounts.normalize_email(args.email)
+    if "@" not in email or len(email) > 320:
+        raise SystemExit(f"lanterna: {args.email!r} is not an email address")
+    password, generated = _one_time_password(args)
+
+    def work(conn):  # type: ignore[no-untyped-def]
+        if accounts.find_user(conn, email) is not None:
+            return None
+        project_id = _project_id(conn, args.project)
+        user_id = accounts.create_user(conn, email, password, must_change_password=True)
+        accounts.set_member(conn, user_id, project_id, args.role)
+        return project_id
+
+    project_id = _in_transaction(_settings(args).db_url, work)
+    if project_id is None:
+        print(
+            f"An account {email} exists already (`lanterna users reset-password` gives it"
+            " a new password).",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"Created {email} ({args.role} of project {project_id}).")
+    _print_one_time(password if generated else None)
+    return 0
+
+
+def cmd_users_reset_password(args: argparse.Namespace) -> int:
+    """``users reset-password EMAIL``: a one-time password, to change at the next login."""
+    from .accounts import store as accounts
+    from .accounts.ratelimit import unlock
+
+    email = accounts.normalize_email(args.email)
+    password, generated = _one_time_password(args)
+
+    def work(conn):  # type: ignore[no-untyped-def]
+        if not accounts.reset_password(conn, email, password):
+            return False
+        unlock(conn, email)  # a lost password often comes with a lockout
+        return True
+
+    if not _in_transaction(_settings(args).db_url, work):
+        print(f"No account {email}.", file=sys.stderr)
+        return 1
+    print(f"Reset the password of {email}; its sessions were logged out.")
+    _print_one_time(password if generated else None)
+    return 0
+
+
+def _print_one_time(password: str | None) -> None:
+    if password is not None:
+        print(f"One-time password (shown only now): {password}")
+    print("It must be changed at the next login.")
+
+
+def _password_stdin(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the one-time password from the first line of standard input"
+        " instead of generating one (it never appears in the process list)",
     )
 
 
@@ -353,6 +439,26 @@ def build_parser() -> argparse.ArgumentParser:
     unlock.add_argument("email", help="the account's email")
     _db_options(unlock)
     unlock.set_defaults(func=cmd_users)
+    from .accounts.roles import ROLES
+
+    create_user = users_sub.add_parser(
+        "create", help="create an account with a one-time password (changed at first login)"
+    )
+    create_user.add_argument("email", help="the account's email")
+    create_user.add_argument(
+        "--role", choices=ROLES, default="member", help="role in the project (default member)"
+    )
+    create_user.add_argument("--project", help="project id (needed when there are several)")
+    _password_stdin(create_user)
+    _db_options(create_user)
+    create_user.set_defaults(func=cmd_users_create)
+    reset = users_sub.add_parser(
+        "reset-password", help="give an account a new one-time password (changed at next login)"
+    )
+    reset.add_argument("email", help="the account's email")
+    _password_stdin(reset)
+    _db_options(reset)
+    reset.set_defaults(func=cmd_users_reset_password)
 
     costs = sub.add_parser("costs", help="cost tracking maintenance")
     costs_sub = costs.add_subparsers(dest="action", required=True)

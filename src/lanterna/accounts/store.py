@@ -108,6 +108,18 @@ def record_login(
         conn.run("UPDATE users SET password_hash = ? WHERE id = ?", (rehashed, user_id))
 
 
+def reset_password(conn: Conn, email: str, password: str) -> bool:
+    """Give an account a one-time ``password`` (``lanterna users reset-password``): it
+    must be changed at the next login, and every session of the account ends. False
+    when there is no such account."""
+    found = find_user(conn, email)
+    if found is None:
+        return False
+    set_password(conn, found["id"], password, must_change=True)
+    delete_sessions_of(conn, found["id"])
+    return True
+
+
 # --- sessions -------------------------------------------------------------------------
 
 

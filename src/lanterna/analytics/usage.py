@@ -76,10 +76,29 @@ def _users(
     return out
 
 
+#: What a user list can be ordered by -> the column of :data:`_USER_HEAD` (or of
+#: :data:`USAGE`, for ``cost`` and ``tokens``).
+USER_ORDERS = {
+    "userId": "user_id",
+    "traces": "traces",
+    "tokens": "total",
+    "cost": "cost",
+    "firstSeen": "first_seen",
+    "lastSeen": "last_seen",
+}
+
+
 def list_users(
-    conn: Conn, scope: Scope, *, limit: int, offset: int
+    conn: Conn,
+    scope: Scope,
+    *,
+    limit: int,
+    offset: int,
+    order: str = "lastSeen",
+    desc: bool = True,
 ) -> tuple[list[UserTotals], int]:
-    """A page of users (the distinct ``userId`` of traces), most recently seen first."""
+    """A page of users (the distinct ``userId`` of traces), ordered by ``order`` (a key
+    of :data:`USER_ORDERS`; most recently seen first by default), ties by user id."""
     where, params = scope.where(conn)
     where += " AND t.user_id IS NOT NULL"
     total = int(
@@ -87,11 +106,27 @@ def list_users(
     )
     if total <= offset:
         return [], total
-    heads = conn.all(
-        f"{_USER_HEAD} WHERE {where}"
-        " GROUP BY t.user_id ORDER BY last_seen DESC, user_id LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    )
+    column = USER_ORDERS.get(order, "last_seen")
+    by = f"{column} {'DESC' if desc else 'ASC'}, user_id"
+    if column in ("cost", "total"):
+        # Usage sums decide the page: find its users first, then their heads.
+        page = conn.all(
+            f"SELECT t.user_id AS user_id, {USAGE} FROM traces t LEFT {JOIN}"
+            f" WHERE {where} GROUP BY t.user_id ORDER BY {by} LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        ids = [r["user_id"] for r in page]
+        heads = conn.all(
+            f"{_USER_HEAD} WHERE {where} AND t.user_id IN ({', '.join('?' * len(ids))})"
+            " GROUP BY t.user_id",
+            [*params, *ids],
+        )
+        heads.sort(key=lambda h: ids.index(h["user_id"]))
+    else:
+        heads = conn.all(
+            f"{_USER_HEAD} WHERE {where} GROUP BY t.user_id ORDER BY {by} LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
     return _users(conn, where, params, heads), total
 
 

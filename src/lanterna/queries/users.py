@@ -30,14 +30,23 @@ class UserItem:
 
 
 def user_list(
-    store: Store, conn: Conn, scope: Scope, *, limit: int, offset: int, details: bool = False
+    store: Store,
+    conn: Conn,
+    scope: Scope,
+    *,
+    limit: int,
+    offset: int,
+    details: bool = False,
+    order: str = "lastSeen",
+    desc: bool = True,
 ) -> tuple[list[UserItem], int]:
-    """A page of the users of the traces in ``scope`` (most recently seen first) and the
-    total count; with ``details``, each user's score averages and main features.
+    """A page of the users of the traces in ``scope`` (most recently seen first, or by
+    ``order``: see ``analytics.usage.USER_ORDERS``) and the total count; with
+    ``details``, each user's score averages and main features.
 
     All of it is :mod:`lanterna.analytics.usage`'s today; ``store`` is taken like every
     view's, so a backend that answers users itself changes no caller."""
-    users, total = list_users(conn, scope, limit=limit, offset=offset)
+    users, total = list_users(conn, scope, limit=limit, offset=offset, order=order, desc=desc)
     items = [UserItem(u) for u in users]
     if details:
         ids = [u.user_id for u in users]

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from ..errors import ERROR_NAMES, INVALID_REQUEST_DATA, DomainError, NotFound
 from .responses import JSON
@@ -67,6 +67,17 @@ async def _http_error(_request: Request, exc: Exception) -> JSON:
     return error_response(exc.status_code, str(exc.detail))
 
 
+#: What the dashboard's error page says for a routing error (no route, wrong method).
+_PAGE_MESSAGES = {
+    404: "Page not found",
+    405: "This page cannot be opened this way",
+}
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(API_PREFIXES) or request.url.path in ("/api", "/v1")
+
+
 def install(app: FastAPI, html_page: HtmlPage | None = None) -> None:
     """Register the error handlers on ``app``; ``html_page`` renders domain errors on
     the dashboard's paths (without it they answer JSON there too)."""
@@ -75,13 +86,35 @@ def install(app: FastAPI, html_page: HtmlPage | None = None) -> None:
         # E.g. a WriterClosedError (503: stopping, or stopped after a failed fsync):
         # nothing of the request was written; the client may retry.
         assert isinstance(exc, DomainError)
-        if html_page is not None and not request.url.path.startswith(API_PREFIXES):
+        if html_page is not None and not _is_api(request):
             return await html_page(request, exc)
         return JSON(exc.body(), status_code=exc.status)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # No route (404) or a method a route does not take (405): a page on the
+        # dashboard's paths, JSON on the API's.
+        assert isinstance(exc, StarletteHTTPException)
+        if html_page is not None and not _is_api(request):
+            message = _PAGE_MESSAGES.get(exc.status_code, str(exc.detail))
+            response = await html_page(request, DomainError(message, status=exc.status_code))
+            if exc.headers:
+                response.headers.update(exc.headers)
+            return response
+        return await _http_error(request, exc)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # A bug: the dashboard shows a page (the traceback goes to the log as before).
+        if html_page is not None and not _is_api(request):
+            try:
+                return await html_page(request, DomainError("Something went wrong on our side."))
+            except Exception:  # the page itself failed (e.g. the database is gone)
+                return PlainTextResponse("Internal Server Error", status_code=500)
+        return error_response(500, "Internal Server Error")
+
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, server_error)
 
 
 #: The error responses every API route documents (``include_router(responses=...)``):

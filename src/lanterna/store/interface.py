@@ -57,7 +57,7 @@ from .db import Conn
 from .observations import ObservationQuery
 from .projects import NewKey
 from .prompts import NewPrompt, VersionStats
-from .scores import VALUE_OPERATORS, ScoreQuery
+from .scores import VALUE_OPERATORS, ScoreDistribution, ScoreQuery
 from .sessions import SessionStats
 from .traces import TraceQuery, TraceRollup
 from .write import PreparedEvents
@@ -78,6 +78,7 @@ __all__ = [
     "Prompts",
     "Row",
     "ScoreConfigs",
+    "ScoreDistribution",
     "ScoreQuery",
     "Scores",
     "SessionStats",
@@ -160,7 +161,7 @@ class Observations(Protocol):
 
 
 class Scores(Protocol):
-    """Scores: detail, offset and cursor lists, deletion."""
+    """Scores: detail, offset and cursor lists, deletion, distributions per name."""
 
     def get_score(
         self, conn: Conn, project_id: str, score_id: str, *, traces_only: bool = False
@@ -181,6 +182,17 @@ class Scores(Protocol):
     ) -> CursorPage: ...
 
     def delete_score(self, conn: Conn, project_id: str, score_id: str) -> bool: ...
+
+    def score_distributions(
+        self,
+        conn: Conn,
+        project_id: str,
+        q: ScoreQuery,
+        *,
+        max_names: int = 20,
+        max_bins: int = 20,
+        max_values: int = 20,
+    ) -> list[ScoreDistribution]: ...
 
 
 class Sessions(Protocol):

@@ -203,3 +203,84 @@ def delete_score(conn: Conn, project_id: str, score_id: str) -> bool:
     """Delete one score; False when the project has no such score. Runs in the writer."""
     sql = "DELETE FROM scores WHERE project_id = ? AND id = ?"
     return conn.run(sql, (project_id, score_id)) > 0
+
+
+@dataclass
+class ScoreDistribution:
+    """How the scores of one name and data type are spread (the dashboard's Scores page).
+
+    NUMERIC: ``bins`` are ``(lower, upper, count)``, each from ``lower`` up to (not
+    including, but the last one including) ``upper``; when the scores take at most
+    ``max_bins`` distinct values, one bin per value (``lower == upper``). Other types:
+    ``counts`` are ``(value, count)``, the most frequent first.
+    """
+
+    name: str
+    data_type: str
+    count: int
+    average: float | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    bins: list[tuple[float, float, int]] = field(default_factory=list)
+    counts: list[tuple[str, int]] = field(default_factory=list)
+
+
+def score_distributions(
+    conn: Conn,
+    project_id: str,
+    q: ScoreQuery,
+    *,
+    max_names: int = 20,
+    max_bins: int = 20,
+    max_values: int = 20,
+) -> list[ScoreDistribution]:
+    """The distribution of each score name (and data type) among the scores matching
+    ``q``: the ``max_names`` most frequent names, by name. Raises ``FilterError``."""
+    where, params, reads_trace = _where(conn, project_id, q)
+    source = f"FROM scores s{_JOIN if reads_trace else ''} WHERE {where}"
+    groups = conn.all(
+        "SELECT s.name AS name, s.data_type AS data_type, COUNT(*) AS n, AVG(s.value) AS avg,"
+        f" MIN(s.value) AS lo, MAX(s.value) AS hi {source}"
+        " GROUP BY s.name, s.data_type ORDER BY n DESC, name LIMIT ?",
+        [*params, max_names],
+    )
+    out: list[ScoreDistribution] = []
+    for g in sorted(groups, key=lambda g: (g["name"], g["data_type"])):
+        dist = ScoreDistribution(g["name"], g["data_type"], int(g["n"]))
+        one = " AND s.name = ? AND s.data_type = ?"
+        mine = [*params, g["name"], g["data_type"]]
+        if g["data_type"] == "NUMERIC" and g["lo"] is not None:
+            dist.average, dist.minimum, dist.maximum = float(g["avg"]), g["lo"], g["hi"]
+            dist.bins = _numeric_bins(conn, source + one, mine, g["lo"], g["hi"], max_bins)
+        else:
+            rows = conn.all(
+                f"SELECT s.string_value AS v, COUNT(*) AS n {source}{one}"
+                " GROUP BY s.string_value ORDER BY n DESC, v LIMIT ?",
+                [*mine, max_values],
+            )
+            dist.counts = [("" if r["v"] is None else str(r["v"]), int(r["n"])) for r in rows]
+        out.append(dist)
+    return out
+
+
+def _numeric_bins(
+    conn: Conn, source: str, params: list[Any], lo: float, hi: float, max_bins: int
+) -> list[tuple[float, float, int]]:
+    """A histogram of the values ``source`` selects (between ``lo`` and ``hi``)."""
+    distinct = conn.all(
+        f"SELECT s.value AS v, COUNT(*) AS n {source} GROUP BY s.value ORDER BY v LIMIT ?",
+        [*params, max_bins + 1],
+    )
+    if len(distinct) <= max_bins:  # few values (ratings, 0/1): one bar per value
+        return [(float(r["v"]), float(r["v"]), int(r["n"])) for r in distinct]
+    width = (hi - lo) / max_bins
+    edges = [lo + width * i for i in range(1, max_bins)]
+    # Bin i holds lower <= value < upper; portable SQL (no FLOOR in every SQLite).
+    case = " ".join(f"WHEN s.value < ? THEN {i}" for i in range(len(edges)))
+    rows = conn.all(
+        f"SELECT CASE {case} ELSE {max_bins - 1} END AS b, COUNT(*) AS n {source} GROUP BY 1",
+        [*edges, *params],
+    )
+    counts = {int(r["b"]): int(r["n"]) for r in rows}
+    bounds = [lo, *edges, hi]
+    return [(bounds[i], bounds[i + 1], counts.get(i, 0)) for i in range(max_bins)]

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from .account import router as account_router
 from .metrics_page import router as metrics_router
 from .prompts_page import router as prompts_router
+from .scores_page import router as scores_router
 from .sessions_page import router as sessions_router
 from .settings_page import router as settings_router
 from .static import router as static_router
@@ -26,6 +27,7 @@ ROUTERS = (
     traces_router,
     sessions_router,
     users_router,
+    scores_router,
     metrics_router,
     prompts_router,
     settings_router,

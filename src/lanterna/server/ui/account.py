@@ -18,6 +18,7 @@ from .web import (
     SESSION_COOKIE,
     Form,
     UiError,
+    account_url,
     new_token,
     read_form,
     redirect,
@@ -120,7 +121,7 @@ async def login(request: Request) -> Response:
 
     token, new_device = await rt.write(start)
     must_change = weak or user["must_change_password"]
-    target = "/account" if must_change else safe_next(form.get("next"))
+    target = account_url(form.get("next")) if must_change else safe_next(form.get("next"))
     response = redirect(target)
     set_cookie(request, response, SESSION_COOKIE, token, days * 86400)
     if new_device is not None:  # a known client from now on (see accounts/ratelimit.py)
@@ -172,6 +173,7 @@ async def account_page(request: Request) -> Response:
     viewer = await viewer_of(request)
     assert viewer is not None
     context = await rt_of(request).read(lambda c: _account_context(c, viewer.user))
+    context["next"] = _next_of(request.query_params.get("next"))
     return render(request, "account.html", {"error": "", "done": False, **context}, viewer=viewer)
 
 
@@ -180,6 +182,12 @@ def _account_context(c: Conn, user: dict[str, Any]) -> dict[str, Any]:
         "mine": accounts.projects_of(c, user),
         "lockouts": ratelimit.lockouts(c, user["email"]),
     }
+
+
+def _next_of(value: str | None) -> str:
+    """Where to go after a password change ("" for nowhere: stay on the account page)."""
+    target = safe_next(value)
+    return "" if target in ("/", "/account") or target.startswith("/account?") else target
 
 
 @router.post("/account")
@@ -207,7 +215,10 @@ async def change_password(request: Request) -> Response:
 
         await rt.write(change)
         viewer.user["must_change_password"] = False
+        if _next_of(form.get("next")):  # sent here on the way to a page: go on there
+            return redirect(_next_of(form.get("next")))
     context = await rt.read(lambda c: _account_context(c, viewer.user))
+    context["next"] = _next_of(form.get("next"))
     return render(
         request,
         "account.html",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -129,6 +130,24 @@ def score_value(value: Any) -> str:
     return str(value)
 
 
+def model_parameters(value: Any) -> Any:
+    """Model parameters as shown: a top-level value that is a number written as text
+    (the langfuse 2.x SDKs send ``"0.2"``) shows as the number; stored as sent."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        text = item.strip() if isinstance(item, str) else ""
+        if text and _NUMBER.fullmatch(text):
+            out[key] = int(text) if text.lstrip("-").isdigit() else float(text)
+        else:
+            out[key] = item
+    return out
+
+
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
 def install(env: Environment) -> None:
     """Register the filters and globals on a Jinja environment."""
     env.filters.update(
@@ -141,5 +160,6 @@ def install(env: Environment) -> None:
         json_island=json_island,
         short_id=short_id,
         score_value=score_value,
+        model_parameters=model_parameters,
     )
     env.globals.update(query=query)

@@ -37,7 +37,36 @@ class IOView:
     truncated: bool = False
 
 
+#: The ``type`` of a LangChain message (as its ``dict()`` has it, which the langfuse
+#: SDKs send) -> the chat role it stands for.
+LANGCHAIN_ROLES = {
+    "ai": "assistant",
+    "AIMessageChunk": "assistant",
+    "human": "user",
+    "HumanMessageChunk": "user",
+    "system": "system",
+    "SystemMessageChunk": "system",
+    "tool": "tool",
+    "ToolMessageChunk": "tool",
+    "function": "function",
+    "FunctionMessageChunk": "function",
+    "chat": "chat",
+    "ChatMessageChunk": "chat",
+}
+
+
+def _is_langchain(item: Any) -> bool:
+    return (
+        isinstance(item, dict)
+        and not isinstance(item.get("role"), str)
+        and item.get("type") in LANGCHAIN_ROLES
+        and "content" in item
+    )
+
+
 def _is_message(item: Any) -> bool:
+    if _is_langchain(item):
+        return True
     return (
         isinstance(item, dict)
         and isinstance(item.get("role"), str)
@@ -46,6 +75,18 @@ def _is_message(item: Any) -> bool:
 
 
 def _message(item: dict[str, Any]) -> Message:
+    if _is_langchain(item):
+        # A LangChain message: its role from ``type``; the empty fields it always
+        # carries (additional_kwargs, tool_calls, example, ...) are left out.
+        role = LANGCHAIN_ROLES[item["type"]]
+        if role == "chat" and isinstance(item.get("role"), str):
+            role = item["role"]
+        item = {"role": role} | {
+            k: v
+            for k, v in item.items()
+            if k not in ("type", "role") and v not in (None, "", {}, [], False)
+        }
+        item.setdefault("content", "")
     message = Message(role=item["role"])
     content = item.get("content")
     if isinstance(content, str):

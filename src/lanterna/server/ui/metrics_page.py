@@ -95,20 +95,7 @@ def charts(
                     }
                     for _, v in marks
                 ],
-                "annotations": [
-                    {
-                        # Annotations on a log axis take log10 positions (shapes do not).
-                        "x": math.log10(v),
-                        "y": 1 - 0.08 * i,
-                        "yref": "paper",
-                        "text": f"{name} {duration(v)}",
-                        "showarrow": False,
-                        "xanchor": "left",
-                        "xref": "x",
-                        "font": {"color": COLORS[4]},
-                    }
-                    for i, (name, v) in enumerate(marks)
-                ],
+                "annotations": percentile_labels(marks, [h["seconds"] for h in hist]),
             },
         },
         {
@@ -188,36 +175,68 @@ def charts(
             ],
             "layout": {},
         },
-        {
-            "id": "chart-top-users",
-            "title": "Top users by cost",
-            "data": [
-                {
-                    "type": "bar",
-                    "orientation": "h",
-                    "name": "cost",
-                    "x": [u["cost"] for u in reversed(top_users)],
-                    "y": [label(u["id"]) for u in reversed(top_users)],
-                    "marker": {"color": COLORS[3]},
-                }
-            ],
-            "layout": {"xaxis": {"tickprefix": "$"}, "margin": {"l": 120}},
+        top_chart("chart-top-users", "Top users by cost", top_users, COLORS[3]),
+        top_chart("chart-top-sessions", "Top sessions by cost", top_sessions, COLORS[5]),
+    ]
+
+
+def top_chart(chart_id: str, title: str, top: list[Any], color: str) -> dict[str, Any]:
+    """A horizontal bar per user or session, the costliest on top, each bar labelled:
+    a category axis with a tick per bar (plotly would skip every other label of a
+    crowded axis, and read ids that look like numbers as numbers)."""
+    ids = [str(t["id"]) for t in reversed(top)]
+    names = [label(i) for i in ids]
+    return {
+        "id": chart_id,
+        "title": title,
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": "cost",
+                "x": [t["cost"] for t in reversed(top)],
+                "y": names,
+                "marker": {"color": color},
+            }
+        ],
+        "layout": {
+            "xaxis": {"tickprefix": "$"},
+            "yaxis": {
+                "type": "category",
+                "tickmode": "array",
+                "tickvals": names,
+                "ticktext": [label(i if len(i) <= 24 else i[:23] + "…") for i in ids],
+                "automargin": True,
+                "tickfont": {"size": 11},
+            },
+            "margin": {"l": 120},
         },
+    }
+
+
+def percentile_labels(marks: list[tuple[str, float]], buckets: list[float]) -> list[Any]:
+    """The p50/p95/p99 labels of the latency histogram: one row each from the top (so
+    close values never print over each other), on the side of their line that has room."""
+    if not marks:
+        return []
+    logs = [math.log10(b) for b in buckets if b > 0] or [math.log10(v) for _, v in marks]
+    middle = (min(logs) + max(logs)) / 2
+    return [
         {
-            "id": "chart-top-sessions",
-            "title": "Top sessions by cost",
-            "data": [
-                {
-                    "type": "bar",
-                    "orientation": "h",
-                    "name": "cost",
-                    "x": [s["cost"] for s in reversed(top_sessions)],
-                    "y": [label(s["id"]) for s in reversed(top_sessions)],
-                    "marker": {"color": COLORS[5]},
-                }
-            ],
-            "layout": {"xaxis": {"tickprefix": "$"}, "margin": {"l": 120}},
-        },
+            # Annotations on a log axis take log10 positions (shapes do not).
+            "x": math.log10(v),
+            "y": 1 - 0.13 * i,
+            "yref": "paper",
+            "yanchor": "top",
+            "text": f"{name} {duration(v)}",
+            "showarrow": False,
+            "xanchor": "left" if math.log10(v) <= middle else "right",
+            "xshift": 4 if math.log10(v) <= middle else -4,
+            "xref": "x",
+            "bgcolor": "rgba(255,255,255,0.85)",
+            "font": {"color": COLORS[4]},
+        }
+        for i, (name, v) in enumerate(marks)
     ]
 
 

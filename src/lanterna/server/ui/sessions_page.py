@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,12 +11,22 @@ from starlette.responses import Response
 
 from ...queries.sessions import session_detail, session_list
 from ...store.db import Conn
+from ...store.dialect import Dialect
+from ...timeutil import format_ts
 from ..shapes import trace_json
 from .io_view import io_view
 from .listing import PAGE_SIZE, list_query
 from .web import not_found, project_page, render, rt_of
 
 router = APIRouter()
+
+
+def created(d: Dialect, row: dict[str, Any], first_trace: datetime | None) -> str | None:
+    """When a session began as the pages show it: its first trace's time (so data sent
+    later, e.g. back-filled, shows when it happened), else when it was stored."""
+    if first_trace is not None:
+        return format_ts(first_trace)
+    return d.ts_out(row["created_at"])
 
 
 @router.get("/project/{project_id}/sessions")
@@ -40,7 +51,7 @@ async def sessions_list(request: Request, project_id: str) -> Response:
         out = [
             {
                 "id": i.row["id"],
-                "created": d.ts_out(i.row["created_at"]),
+                "created": created(d, i.row, i.summary.first if i.summary else None),
                 "environment": i.row["environment"],
                 "s": i.summary,
             }
@@ -65,7 +76,9 @@ async def session_page(request: Request, project_id: str, session_id: str) -> Re
         d = c.dialect
         return {
             "id": found.row["id"],
-            "created": d.ts_out(found.row["created_at"]),
+            "created": created(
+                d, found.row, d.ts_parse(found.traces[0]["timestamp"]) if found.traces else None
+            ),
             "environment": found.row["environment"],
             "turns": [replace(t, trace=trace_json(d, t.trace, page.pid)) for t in found.turns],
             "avg_latency": found.average_latency,

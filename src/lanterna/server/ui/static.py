@@ -13,7 +13,12 @@ from .web import HERE
 
 router = APIRouter()
 
-_OWN = {"app.css": "text/css", "app.js": "text/javascript", "charts.js": "text/javascript"}
+_OWN = {
+    "app.css": "text/css",
+    "app.js": "text/javascript",
+    "charts.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 _LONG_CACHE = "public, max-age=86400"
 
 
@@ -45,6 +50,12 @@ def own_file(name: str) -> Response:
     return FileResponse(
         HERE / "static" / name, media_type=_OWN[name], headers={"Cache-Control": _LONG_CACHE}
     )
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """The icon, for browsers and tools that ask at the conventional path (an SVG)."""
+    return own_file("favicon.svg")
 
 
 @router.get("/static/vendor/plotly.min.js")

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ...accounts import store as accounts
 from ...ingest.langfuse_events import Invalid
 from ...ingest.score_request import score_event
 from ...queries.traces import TraceItem, TraceParts, trace_detail, trace_list
@@ -23,7 +24,17 @@ from ...timeutil import format_ts, now, parse_ts
 from ..shapes import observation_json, score_json, trace_json
 from .io_view import io_view
 from .ranges import LIST_RANGES, time_range
-from .web import Page, not_found, page_form, project_page, redirect, render, rt_of
+from .web import (
+    Page,
+    UiError,
+    not_found,
+    page_form,
+    project_page,
+    redirect,
+    render,
+    rt_of,
+    viewer_of,
+)
 
 router = APIRouter()
 
@@ -303,6 +314,30 @@ def trace_view(store: Store, conn: Conn, project_id: str, trace_id: str) -> dict
         "cost": found.cost,
         "tokens": sum(o["usage"]["total"] or 0 for o in observations),
     }
+
+
+@router.get("/trace/{trace_id:path}")
+async def trace_link(request: Request, trace_id: str) -> Response:
+    """``/trace/<id>``, the link the langfuse 2.x SDK prints (``get_trace_url()``): the
+    trace's page in whichever of the viewer's projects holds it (login first if needed)."""
+    viewer = await viewer_of(request)
+    assert viewer is not None
+    rt = rt_of(request)
+
+    def find(c: Conn) -> str | None:
+        for project in accounts.projects_of(c, viewer.user):
+            if rt.store.traces.get_trace(c, project["id"], trace_id) is not None:
+                return str(project["id"])
+        return None
+
+    project_id = await rt.read(find)
+    if project_id is None:
+        raise UiError(
+            404,
+            "Trace not found in your projects. A trace the SDK just sent may take a moment"
+            " to arrive: reload the page.",
+        )
+    return redirect(f"/project/{quote(project_id, safe='')}/traces/{quote(trace_id, safe='')}")
 
 
 @router.get("/project/{project_id}/traces/{trace_id:path}")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ...analytics.metrics import Scope
+from ...analytics.usage import USER_ORDERS
 from ...queries.users import user_detail, user_list
 from ...store.db import Conn
 from ..shapes import user_json
@@ -26,16 +27,36 @@ async def users_list(request: Request, project_id: str) -> Response:
     lq = list_query(request)
     scope = Scope(page.pid, start=lq.start, end=lq.end)
     rt = rt_of(request)
+    sort = request.query_params.get("sort", "")
+    sort = sort if sort in USER_ORDERS else "lastSeen"
+    # Names read best from A; every number, largest first.
+    default_desc = sort != "userId"
+    direction = request.query_params.get("dir", "")
+    desc = default_desc if direction not in ("asc", "desc") else direction == "desc"
 
     def read(c: Conn) -> tuple[list[dict[str, Any]], int]:
         items, total = user_list(
-            rt.store, c, scope, limit=PAGE_SIZE, offset=lq.offset, details=True
+            rt.store,
+            c,
+            scope,
+            limit=PAGE_SIZE,
+            offset=lq.offset,
+            details=True,
+            order=sort,
+            desc=desc,
         )
         rows = [{**user_json(i.totals), "scores": i.scores, "features": i.features} for i in items]
         return rows, total
 
     rows, total = await rt.read(read)
-    return render(request, "users.html", lq.context(rows, total), page=page)
+    context = lq.context(rows, total)
+    context["p"] = {
+        **context["p"],
+        "sort": "" if sort == "lastSeen" else sort,
+        "dir": "" if desc == default_desc else ("desc" if desc else "asc"),
+    }
+    context.update(sort=sort, desc=desc)
+    return render(request, "users.html", context, page=page)
 
 
 @router.get("/project/{project_id}/users/{user_id:path}")

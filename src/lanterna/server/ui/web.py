@@ -142,9 +142,11 @@ async def viewer_of(request: Request, *, required: bool = True) -> Viewer | None
     token = request.cookies.get(SESSION_COOKIE, "")
     user = await rt.read(lambda c: accounts.session_user(c, token)) if token else None
     if user is not None:
-        changing = request.url.path == "/account"
-        if user["must_change_password"] and request.method == "GET" and not changing:
-            raise Redirect("/account")  # a one-time or too weak password: change it first
+        if user["must_change_password"] and request.url.path not in ("/account", "/logout"):
+            # A one-time or too weak password: nothing else until it is changed.
+            if request.method == "GET":
+                raise Redirect("/account")
+            raise UiError(403, "Set a password of your own on the account page first.")
         return Viewer(user, str(user.pop("csrf_token")), token)
     if rt.settings.no_auth and _is_loopback(request):
         # --no-auth: the local user is logged in on first sight, through a real session
@@ -161,6 +163,12 @@ async def viewer_of(request: Request, *, required: bool = True) -> Viewer | None
     if request.method == "GET":
         raise Redirect("/login?next=" + quote(_here(request), safe=""))
     raise UiError(403, "Your session has ended: log in again.")
+
+
+def account_url(next_url: str) -> str:
+    """The account page, going on to ``next_url`` once the password is changed."""
+    target = safe_next(next_url)
+    return "/account" if target in ("/", "/account") else "/account?next=" + quote(target, safe="")
 
 
 def _here(request: Request) -> str:
