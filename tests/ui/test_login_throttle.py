@@ -93,8 +93,10 @@ def test_unlock_of_an_unknown_account_fails(db_url, capsys):
 
 def test_limits_are_shared_by_server_processes(db_url, tmp_path):
     """Two apps on one database (two processes' worth of state) see the same counters."""
-    first = _app(db_url, tmp_path)
+    clock = Clock()  # frozen: the back-off after five failures (1 s) cannot pass meanwhile
+    first = _app(db_url, tmp_path, clock)
     second = create_app(make_settings(db_url, tmp_path))
+    second.state.login_throttle = LoginThrottle(first.state.login_throttle.attempts, clock=clock)
     one = Browser(first, client=("192.0.2.66", 40000))
     other = Browser(second, client=("192.0.2.66", 40000))
     with one, other:
