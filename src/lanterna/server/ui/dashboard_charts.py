@@ -44,6 +44,7 @@ def _series_name(group: str, column: str, query: Query) -> str:
 
 
 def _time_series(chart_type: str, query: Query, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One trace per dimension group and metric over the query's whole range."""
     series: dict[tuple[str, str], tuple[list[str], list[Any]]] = {}
     for row in rows:
         group = _group(row, query)
@@ -62,7 +63,12 @@ def _time_series(chart_type: str, query: Query, rows: list[dict[str, Any]]) -> d
             if chart_type == "AREA_TIME_SERIES":
                 trace |= {"stackgroup": "one"}
         data.append(trace)
-    layout = {"barmode": "stack", "xaxis": {"type": "date"}, "yaxis": {"rangemode": "tozero"}}
+    span = [query.start.isoformat(), query.end.isoformat()]
+    layout = {
+        "barmode": "stack",
+        "xaxis": {"type": "date", "range": span},
+        "yaxis": {"rangemode": "tozero"},
+    }
     return {"data": data, "layout": layout}
 
 
