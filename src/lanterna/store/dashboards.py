@@ -41,9 +41,24 @@ def _bind(
     return [conn.dialect.json(fields[n]) if n in json else fields[n] for n in names]
 
 
-def _insert(conn: Conn, table: str, columns: str, values: list[Any]) -> None:
+def _insert(
+    conn: Conn,
+    table: str,
+    columns: str,
+    row: tuple[str, str | None],
+    fields: dict[str, Any],
+    names: tuple[str, ...],
+    json: tuple[str, ...],
+) -> str:
+    """Insert ``project_id, id (a fresh one when None), fields..., created, updated``;
+    return the id."""
+    project_id, row_id = row
+    row_id = row_id or str(uuid.uuid4())
+    stamp = conn.dialect.ts(now())
+    values = [project_id, row_id, *_bind(conn, fields, names, json), stamp, stamp]
     marks = ", ".join("?" for _ in values)
     conn.run(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values))
+    return row_id
 
 
 def _update(
@@ -75,6 +90,15 @@ def _delete(conn: Conn, table: str, project_id: str, row_id: str) -> bool:
     return bool(found)
 
 
+def _get(
+    conn: Conn, table: str, columns: str, json: tuple[str, ...], project_id: str, row_id: str
+) -> dict[str, Any] | None:
+    row = conn.one(
+        f"SELECT {columns} FROM {table} WHERE project_id = ? AND id = ?", (project_id, row_id)
+    )
+    return None if row is None else _decode(conn, row, json)
+
+
 def _page(
     conn: Conn,
     table: str,
@@ -101,11 +125,14 @@ def create_widget(
 ) -> dict[str, Any]:
     """Store a checked widget (``name``, ``description``, ``view``, ``dimensions``,
     ``metrics``, ``filters``, ``chart_type``, ``chart_config``); return the row."""
-    widget_id = widget_id or str(uuid.uuid4())
-    stamp = conn.dialect.ts(now())
-    values = _bind(conn, fields, _WIDGET_FIELDS, _WIDGET_JSON)
-    _insert(
-        conn, "dashboard_widgets", _WIDGET_COLUMNS, [project_id, widget_id, *values, stamp, stamp]
+    widget_id = _insert(
+        conn,
+        "dashboard_widgets",
+        _WIDGET_COLUMNS,
+        (project_id, widget_id),
+        fields,
+        _WIDGET_FIELDS,
+        _WIDGET_JSON,
     )
     row = get_widget(conn, project_id, widget_id)
     assert row is not None
@@ -114,11 +141,7 @@ def create_widget(
 
 def get_widget(conn: Conn, project_id: str, widget_id: str) -> dict[str, Any] | None:
     """One widget of the project, or None."""
-    row = conn.one(
-        f"SELECT {_WIDGET_COLUMNS} FROM dashboard_widgets WHERE project_id = ? AND id = ?",
-        (project_id, widget_id),
-    )
-    return None if row is None else _decode(conn, row, _WIDGET_JSON)
+    return _get(conn, "dashboard_widgets", _WIDGET_COLUMNS, _WIDGET_JSON, project_id, widget_id)
 
 
 def get_widgets(conn: Conn, project_id: str, widget_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -165,11 +188,14 @@ def create_dashboard(
 ) -> dict[str, Any]:
     """Store a checked dashboard (``name``, ``description``, ``definition``,
     ``filters``); return the row."""
-    dashboard_id = dashboard_id or str(uuid.uuid4())
-    stamp = conn.dialect.ts(now())
-    values = _bind(conn, fields, _DASHBOARD_FIELDS, _DASHBOARD_JSON)
-    _insert(
-        conn, "dashboards", _DASHBOARD_COLUMNS, [project_id, dashboard_id, *values, stamp, stamp]
+    dashboard_id = _insert(
+        conn,
+        "dashboards",
+        _DASHBOARD_COLUMNS,
+        (project_id, dashboard_id),
+        fields,
+        _DASHBOARD_FIELDS,
+        _DASHBOARD_JSON,
     )
     row = get_dashboard(conn, project_id, dashboard_id)
     assert row is not None
@@ -178,11 +204,7 @@ def create_dashboard(
 
 def get_dashboard(conn: Conn, project_id: str, dashboard_id: str) -> dict[str, Any] | None:
     """One dashboard of the project, or None."""
-    row = conn.one(
-        f"SELECT {_DASHBOARD_COLUMNS} FROM dashboards WHERE project_id = ? AND id = ?",
-        (project_id, dashboard_id),
-    )
-    return None if row is None else _decode(conn, row, _DASHBOARD_JSON)
+    return _get(conn, "dashboards", _DASHBOARD_COLUMNS, _DASHBOARD_JSON, project_id, dashboard_id)
 
 
 def page_dashboards(

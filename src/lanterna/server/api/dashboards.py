@@ -11,6 +11,7 @@ data.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 from ...analytics import dashboards as rules
 from ...analytics.dashboards import InvalidDashboard, PlacementConflict
 from ...store.db import Conn
+from ...store.dialect import Dialect
 from ...store.interface import Dashboards
 from ..auth import ProjectKey
 from ..errors import not_found
@@ -166,6 +168,47 @@ def _missing_widgets(store: Dashboards, conn: Conn, project_id: str, ids: list[s
     return [i for i in ids if i not in found]
 
 
+#: Picks the store's page or get operation of widgets or dashboards.
+Pager = Callable[[Dashboards], Callable[[Conn, str, int, int], tuple[list[dict[str, Any]], int]]]
+Getter = Callable[[Dashboards], Callable[[Conn, str, str], "dict[str, Any] | None"]]
+Shape = Callable[[Dialect, dict[str, Any]], dict[str, Any]]
+
+
+async def _list(
+    request: Request,
+    project_id: str,
+    page: int | None,
+    limit: int | None,
+    rows: Pager,
+    shape: Shape,
+) -> JSON:
+    """A page of the project's widgets or dashboards in the list envelope."""
+    paging = page_of(page, limit)
+    store = _store(request)
+
+    def read(conn: Conn) -> dict[str, Any]:
+        found, total = rows(store)(conn, project_id, paging.limit, paging.offset)
+        return paging.envelope([shape(conn.dialect, r) for r in found], total)
+
+    return JSON(await runtime(request).read(read))
+
+
+async def _one(
+    request: Request, project_id: str, row_id: str, get: Getter, shape: Shape, what: str
+) -> JSON:
+    """One widget or dashboard of the project (404 when missing)."""
+    store = _store(request)
+
+    def read(conn: Conn) -> dict[str, Any] | None:
+        row = get(store)(conn, project_id, row_id)
+        return None if row is None else shape(conn.dialect, row)
+
+    found = await runtime(request).read(read)
+    if found is None:
+        raise not_found(f"{what} {row_id}")
+    return JSON(found)
+
+
 # --- widgets -------------------------------------------------------------------------
 
 
@@ -174,14 +217,9 @@ async def list_widgets(
     request: Request, principal: ProjectKey, page: int | None = None, limit: int | None = None
 ) -> JSON:
     """The project's widgets, most recently updated first."""
-    paging = page_of(page, limit)
-    store = _store(request)
-
-    def read(conn: Conn) -> dict[str, Any]:
-        rows, total = store.page_widgets(conn, principal.project_id, paging.limit, paging.offset)
-        return paging.envelope([widget_json(conn.dialect, r) for r in rows], total)
-
-    return JSON(await runtime(request).read(read))
+    return await _list(
+        request, principal.project_id, page, limit, lambda s: s.page_widgets, widget_json
+    )
 
 
 @router.post(WIDGETS, responses=_ok(Widget), openapi_extra=_body(WidgetBody))
@@ -201,16 +239,14 @@ async def create_widget(request: Request, principal: ProjectKey) -> JSON:
 @router.get(WIDGETS + "/{widget_id}", responses=_ok(Widget))
 async def get_widget(request: Request, widget_id: str, principal: ProjectKey) -> JSON:
     """One widget of the project (404 when missing)."""
-    store = _store(request)
-
-    def read(conn: Conn) -> dict[str, Any] | None:
-        row = store.get_widget(conn, principal.project_id, widget_id)
-        return None if row is None else widget_json(conn.dialect, row)
-
-    found = await runtime(request).read(read)
-    if found is None:
-        raise not_found(f"Dashboard widget {widget_id}")
-    return JSON(found)
+    return await _one(
+        request,
+        principal.project_id,
+        widget_id,
+        lambda s: s.get_widget,
+        widget_json,
+        "Dashboard widget",
+    )
 
 
 @router.patch(WIDGETS + "/{widget_id}", responses=_ok(Widget), openapi_extra=_body(WidgetBody))
@@ -261,14 +297,9 @@ async def list_dashboards(
     request: Request, principal: ProjectKey, page: int | None = None, limit: int | None = None
 ) -> JSON:
     """The project's dashboards, most recently updated first."""
-    paging = page_of(page, limit)
-    store = _store(request)
-
-    def read(conn: Conn) -> dict[str, Any]:
-        rows, total = store.page_dashboards(conn, principal.project_id, paging.limit, paging.offset)
-        return paging.envelope([dashboard_json(conn.dialect, r) for r in rows], total)
-
-    return JSON(await runtime(request).read(read))
+    return await _list(
+        request, principal.project_id, page, limit, lambda s: s.page_dashboards, dashboard_json
+    )
 
 
 def _check_placed(store: Dashboards, conn: Conn, project_id: str, fields: dict[str, Any]) -> None:
@@ -301,16 +332,14 @@ async def create_dashboard(request: Request, principal: ProjectKey) -> JSON:
 @router.get(DASHBOARDS + "/{dashboard_id}", responses=_ok(Dashboard))
 async def get_dashboard(request: Request, dashboard_id: str, principal: ProjectKey) -> JSON:
     """One dashboard of the project (404 when missing)."""
-    store = _store(request)
-
-    def read(conn: Conn) -> dict[str, Any] | None:
-        row = store.get_dashboard(conn, principal.project_id, dashboard_id)
-        return None if row is None else dashboard_json(conn.dialect, row)
-
-    found = await runtime(request).read(read)
-    if found is None:
-        raise not_found(f"Dashboard {dashboard_id}")
-    return JSON(found)
+    return await _one(
+        request,
+        principal.project_id,
+        dashboard_id,
+        lambda s: s.get_dashboard,
+        dashboard_json,
+        "Dashboard",
+    )
 
 
 @router.patch(
