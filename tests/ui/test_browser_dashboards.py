@@ -3,6 +3,7 @@ reload, and see the same charts, plotting the values the ingested data gives."""
 
 from __future__ import annotations
 
+import html
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -11,8 +12,16 @@ from seed import _event, ingest
 
 from conftest import Site, login, shot
 
+#: A model name that would run script if a chart read it as markup.
+XSS_MODEL = '<img src=x onerror="alert(1)">'
 #: Generations ingested: (model, cost in USD), all within the last hour.
-GENERATIONS = [("gpt-4o", 0.05), ("gpt-4o", 0.03), ("gpt-4o-mini", 0.002), ("claude-3", 0.04)]
+GENERATIONS = [
+    ("gpt-4o", 0.05),
+    ("gpt-4o", 0.03),
+    ("gpt-4o-mini", 0.002),
+    ("claude-3", 0.04),
+    (XSS_MODEL, 0.001),
+]
 
 
 def _seed(site: Site) -> None:
@@ -106,7 +115,8 @@ def test_build_a_dashboard_with_two_widgets_and_reload(site: Site, page) -> None
     expected: dict[str, float] = {}
     for model, cost in GENERATIONS:
         expected[model] = expected.get(model, 0.0) + cost
-    plotted = dict(zip(bars["y"], bars["x"], strict=True))  # horizontal: models on y
+    # Horizontal: models on y, as text (plotly shows the entities as the characters).
+    plotted = dict(zip([html.unescape(m) for m in bars["y"]], bars["x"], strict=True))
     assert set(plotted) == set(expected)
     for model, total in expected.items():
         assert abs(plotted[model] - total) < 1e-9, (model, plotted[model], total)
@@ -115,6 +125,8 @@ def test_build_a_dashboard_with_two_widgets_and_reload(site: Site, page) -> None
 
     (line,) = after["Generations over time"]
     assert sum(line["y"]) == len(GENERATIONS)
+    label = page.locator("[data-testid=tile-chart] .ytick text", has_text="onerror")
+    assert label.first.text_content() == XSS_MODEL  # shown as text; no dialog opened
     tiles = page.get_by_test_id("tile")
     assert tiles.count() == 2
     # Each new tile goes below the others (x 0, 6 of 12 columns wide).
@@ -128,5 +140,6 @@ def test_build_a_dashboard_with_two_widgets_and_reload(site: Site, page) -> None
     page.wait_for_function(
         "document.querySelectorAll('[data-testid=tile-chart][data-rendered=true]').length == 6"
     )
-    assert page.get_by_test_id("tile-table").locator("tbody tr").count() == 3  # top models
+    models = {m for m, _ in GENERATIONS}
+    assert page.get_by_test_id("tile-table").locator("tbody tr").count() == len(models)
     shot(page, "dashboard-default")

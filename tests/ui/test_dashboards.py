@@ -190,3 +190,64 @@ def test_viewers_read_and_other_projects_see_nothing(two_projects) -> None:
     )
     assert client.get(board).status_code == 200
     assert token
+
+
+def test_every_chart_type_of_an_api_built_dashboard_draws(two_projects) -> None:
+    client, a, _ = two_projects
+    _seed(client, a.auth)
+    assert client.login("owner-a@example.com") == 303
+    base = {"view": "observations", "filters": [], "dimensions": []}
+    cost = [{"measure": "totalCost", "agg": "sum"}]
+    bodies = [
+        {**base, "name": "area", "metrics": cost, "chartType": "AREA_TIME_SERIES"},
+        {**base, "name": "pie", "metrics": [{"measure": "count", "agg": "count"}],
+         "dimensions": [{"field": "level"}], "chartType": "PIE"},
+        {**base, "name": "number", "metrics": cost, "chartType": "NUMBER"},
+        {**base, "name": "histogram", "metrics": [{"measure": "latency", "agg": "histogram"}],
+         "chartType": "HISTOGRAM", "chartConfig": {"bins": 4}},
+        {**base, "name": "scores", "view": "scores-numeric",
+         "metrics": [{"measure": "value", "agg": "avg"}], "chartType": "PIVOT_TABLE"},
+    ]  # fmt: skip
+    ids = []
+    for body in bodies:
+        response = client.post(WIDGETS, json=body, auth=a.auth)
+        assert response.status_code == 200, response.text
+        ids.append(response.json()["id"])
+    # Only ERROR observations on this dashboard: its filter joins each widget's.
+    errors = [{"column": "level", "operator": "=", "value": "ERROR", "type": "string"}]
+    placements = [
+        {
+            "type": "widget",
+            "id": f"p{i}",
+            "widgetId": w,
+            "x": 0,
+            "y": 6 * i,
+            "width": 12,
+            "height": 6,
+        }
+        for i, w in enumerate(ids[:4])
+    ]
+    board = client.post(
+        "/api/public/unstable/dashboards",
+        json={"name": "All kinds", "definition": {"widgets": placements}, "filters": errors},
+        auth=a.auth,
+    ).json()
+    path = f"/project/{a.id}/dashboards/{board['id']}?range=24h"
+    page = client.get(path).text
+    assert _tiles(page) == ["area", "pie", "number", "histogram"]
+    assert 'role="alert"' not in page, page
+    assert re.search(r'data-testid="tile-number">\s*0\.01\s*<', page)  # the ERROR one's cost
+    pie = re.search(r'data-chart="widget-1">([^<]*)<', page).group(1).replace(" ", "")
+    assert '"labels":["ERROR"]' in pie and '"values":[1]' in pie
+    histogram = re.search(r'data-chart="widget-3">([^<]*)<', page).group(1).replace(" ", "")
+    assert '"y":[1]' in histogram  # one ERROR observation, one bin
+    # A filter the widget's view lacks: that tile shows the query layer's message.
+    score_tile = {"type": "widget", "id": "s", "widgetId": ids[4], "x": 0, "y": 30, "width": 6,
+                  "height": 4}  # fmt: skip
+    placed = client.post(
+        f"/api/public/unstable/dashboards/{board['id']}/placements", json=score_tile, auth=a.auth
+    )
+    assert placed.status_code == 200, placed.text
+    page = client.get(path).text
+    assert page.count('role="alert"') == 1 and "level" in page.split('role="alert"')[1][:300]
+    assert _tiles(page)[-1] == "scores" and page.count('data-testid="tile-chart"') == 3
