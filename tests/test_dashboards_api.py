@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from support import run_sdk_script
+
 DASHBOARDS = "/api/public/unstable/dashboards"
 WIDGETS = "/api/public/unstable/dashboard-widgets"
 WIDGET_KEYS = {
@@ -290,3 +294,28 @@ def test_routes_are_in_the_openapi_document(api):
     }.items():
         assert methods <= set(paths[path]), path
     assert "requestBody" in paths[WIDGETS]["post"]
+
+
+@pytest.mark.slow
+def test_langfuse5_sdk_builds_a_dashboard(live_server):
+    result = run_sdk_script("langfuse5", "lf5_dashboards.py", live_server)
+    widget = result["widget"]
+    assert widget["class"] == "DashboardWidget" and widget["createdAtType"] == "datetime"
+    assert (widget["view"], widget["chartType"], widget["rowLimit"]) == (
+        "observations",
+        "LINE_TIME_SERIES",
+        20,
+    )
+    assert widget["filters"] == ["type"]
+    assert result["board"] == {"class": "Dashboard", "description": "for on-call"}
+    placed, moved = result["placed"], result["moved"]
+    assert placed["class"] == "DashboardPlacement_Widget" and placed["box"] == [0, 0, 6, 6]
+    assert moved["id"] == placed["id"] and moved["box"] == [6, 0, 6, 4]
+    assert result["fetched"] == [moved]
+    assert result["listed"] == [[True, "Latency"]] and result["listedMeta"] == 1
+    assert result["widgets"] == ["p95 latency by model"]
+    assert result["renamed"] == ["p95 latency", "NUMBER", "NUMBER"]
+    status, kind, message, code = result["refused"]
+    assert (status, kind, code) == (400, "PublicApiError", "invalid_query")
+    assert "Unknown measure 'colour'" in message
+    assert all(result["deleted"])
