@@ -212,6 +212,11 @@ def test_dashboard_bad_input(api):
     )
     dashboard = new_dashboard(api)
     refused(api.patch(f"{DASHBOARDS}/{dashboard['id']}", json={}), "at least one")
+    many = [{**wide, "x": 0, "id": f"p{i}"} for i in range(101)]
+    refused(
+        api.patch(f"{DASHBOARDS}/{dashboard['id']}", json={"definition": {"widgets": many}}),
+        "at most 100",
+    )
 
 
 def test_placements_add_move_remove(api):

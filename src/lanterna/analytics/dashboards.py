@@ -40,6 +40,8 @@ CHART_LABELS = {
     "PIVOT_TABLE": "Table",
 }
 GRID_COLUMNS = 12
+#: The most placements a dashboard holds (its page runs one query per placement).
+MAX_PLACEMENTS = 100
 TILE = 6  # a placement's default width and height
 NAME_MAX = 200
 DESCRIPTION_MAX = 2000
@@ -338,7 +340,10 @@ def _definition(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict) or "widgets" not in value:
         raise InvalidDashboard("definition: expected an object {widgets: [placement, ...]}")
     out, seen = [], set()
-    for index, item in enumerate(_objects(value["widgets"], "definition.widgets")):
+    items = _objects(value["widgets"], "definition.widgets")
+    if len(items) > MAX_PLACEMENTS:
+        raise InvalidDashboard(f"definition.widgets: at most {MAX_PLACEMENTS} placements")
+    for index, item in enumerate(items):
         where = f"definition.widgets[{index}]"
         widget_id = _placement_ref(item, where)
         pid = item.get("id")
@@ -401,6 +406,8 @@ def add_placement(definition: dict[str, Any], body: Any, new_id: str) -> dict[st
         pid = new_id
     elif not isinstance(pid, str) or not pid:
         raise InvalidDashboard("id: expected a non-empty string")
+    if len(definition["widgets"]) >= MAX_PLACEMENTS:
+        raise InvalidDashboard(f"A dashboard holds at most {MAX_PLACEMENTS} placements")
     if any(p["id"] == pid for p in definition["widgets"]):
         raise PlacementConflict(f"A placement with id {pid!r} is already on the dashboard")
     below = max((p["y"] + p["height"] for p in definition["widgets"]), default=0)
