@@ -10,6 +10,7 @@ Permission = Literal[
     "read",  # see traces, sessions, users, metrics, prompts, settings pages
     "annotate",  # add scores by hand
     "edit_prompts",  # create prompt versions, move labels
+    "edit_dashboards",  # create, arrange and delete dashboards and their widgets
     "manage_keys",  # create and revoke API keys
     "manage_members",  # invite people, change roles, remove members
     "manage_project",  # rename, retention, model prices
@@ -22,6 +23,7 @@ _NEEDS: dict[str, str] = {
     "read": "viewer",
     "annotate": "member",
     "edit_prompts": "member",
+    "edit_dashboards": "member",
     "manage_keys": "admin",
     "manage_members": "admin",
     "manage_project": "admin",

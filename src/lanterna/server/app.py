@@ -11,6 +11,7 @@ from .._version import __version__
 from ..cost.builtin import warm_up as warm_up_prices
 from ..store.interface import Store
 from .api import (
+    dashboards,
     ingestion,
     metrics,
     models,
@@ -73,5 +74,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(score_configs.router, responses=ERROR_RESPONSES)
     for module in (models, metrics, users):  # cost tracking
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(dashboards.router, responses=ERROR_RESPONSES)
     mount_ui(app)  # the dashboard under /
     return app

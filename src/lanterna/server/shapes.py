@@ -492,3 +492,39 @@ def project_json(row: dict[str, Any]) -> dict[str, Any]:
     if row["retention_days"]:
         item["retentionDays"] = row["retention_days"]
     return item
+
+
+# --- dashboards ------------------------------------------------------------------------
+
+
+def _named(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
+    """What a dashboard and a widget both have: id, times, name, description."""
+    return {
+        "id": row["id"],
+        "createdAt": d.ts_out(row["created_at"]),
+        "updatedAt": d.ts_out(row["updated_at"]),
+        "name": row["name"],
+        "description": row["description"],
+    }
+
+
+def widget_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored widget as Langfuse's ``unstable DashboardWidget``."""
+    return {
+        **_named(d, row),
+        "view": row["view"],
+        "dimensions": row["dimensions"],
+        "metrics": row["metrics"],
+        "filters": row["filters"],
+        "chartType": row["chart_type"],
+        "chartConfig": row["chart_config"],
+    }
+
+
+def dashboard_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored dashboard as Langfuse's ``unstable Dashboard``."""
+    return {
+        **_named(d, row),
+        "definition": row["definition"],
+        "filters": row["filters"],
+    }

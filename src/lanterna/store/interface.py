@@ -26,7 +26,7 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
   through), ``files``;
 - **operations**, never imported from above but through this module: ``traces``,
   ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
-  ``models``, ``projects``, ``write``, ``rollups``, ``recompute``, ``tables``,
+  ``models``, ``projects``, ``dashboards``, ``write``, ``rollups``, ``recompute``, ``tables``,
   ``migrations``. ``server/runtime.py`` is the one exception: it builds the server's
   store and migrates its database (it picks the backend).
 
@@ -51,7 +51,17 @@ from typing import Any, Protocol
 
 from ..cost.calculate import Pricing
 from ..ingest.events import DomainEvent
-from . import models, projects, prompts, score_configs, scores, sessions, traces, write
+from . import (
+    dashboards,
+    models,
+    projects,
+    prompts,
+    score_configs,
+    scores,
+    sessions,
+    traces,
+    write,
+)
 from . import observations as observations_module
 from .db import Conn
 from .observations import ObservationQuery
@@ -66,6 +76,7 @@ from .writer import Combinable
 __all__ = [
     "VALUE_OPERATORS",
     "CursorPage",
+    "Dashboards",
     "Ingest",
     "Models",
     "NewKey",
@@ -350,6 +361,46 @@ class Ingest(Protocol):
     def apply_events(self, conn: Conn, project_id: str, events: Iterable[DomainEvent]) -> int: ...
 
 
+class Dashboards(Protocol):
+    """Custom dashboards and dashboard widgets (checked above the store, stored as given)."""
+
+    def create_widget(
+        self, conn: Conn, project_id: str, fields: dict[str, Any], widget_id: str | None = None
+    ) -> Row: ...
+
+    def get_widget(self, conn: Conn, project_id: str, widget_id: str) -> Row | None: ...
+
+    def get_widgets(self, conn: Conn, project_id: str, widget_ids: list[str]) -> dict[str, Row]: ...
+
+    def page_widgets(self, conn: Conn, project_id: str, limit: int, offset: int) -> Page: ...
+
+    def update_widget(
+        self, conn: Conn, project_id: str, widget_id: str, fields: dict[str, Any]
+    ) -> Row | None: ...
+
+    def delete_widget(self, conn: Conn, project_id: str, widget_id: str) -> bool: ...
+
+    def create_dashboard(
+        self, conn: Conn, project_id: str, fields: dict[str, Any], dashboard_id: str | None = None
+    ) -> Row: ...
+
+    def get_dashboard(self, conn: Conn, project_id: str, dashboard_id: str) -> Row | None: ...
+
+    def page_dashboards(self, conn: Conn, project_id: str, limit: int, offset: int) -> Page: ...
+
+    def update_dashboard(
+        self, conn: Conn, project_id: str, dashboard_id: str, fields: dict[str, Any]
+    ) -> Row | None: ...
+
+    def delete_dashboard(self, conn: Conn, project_id: str, dashboard_id: str) -> bool: ...
+
+    def dashboards_placing(self, conn: Conn, project_id: str, widget_id: str) -> list[str]: ...
+
+    def default_dashboard(self, conn: Conn, project_id: str) -> tuple[bool, str | None]: ...
+
+    def record_default(self, conn: Conn, project_id: str, dashboard_id: str) -> bool: ...
+
+
 class Store(Protocol):
     """Everything the server reads and writes, one attribute per resource."""
 
@@ -362,6 +413,7 @@ class Store(Protocol):
     models: Models
     projects: Projects
     ingest: Ingest
+    dashboards: Dashboards
 
 
 class SqlStore:
@@ -378,6 +430,7 @@ class SqlStore:
         self.models: Models = models
         self.projects: Projects = projects
         self.ingest: Ingest = write
+        self.dashboards: Dashboards = dashboards
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

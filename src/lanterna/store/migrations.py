@@ -400,6 +400,49 @@ def m0010_login_throttle(conn: Conn) -> None:
     )
 
 
+def m0011_dashboards(conn: Conn) -> None:
+    """Custom dashboards and their widgets, per project; which dashboard is a project's
+    default (recorded once, so a deleted default dashboard is not created again)."""
+    _ddl(
+        conn,
+        """
+        CREATE TABLE dashboard_widgets (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            view TEXT NOT NULL,
+            dimensions {JSON} NOT NULL,
+            metrics {JSON} NOT NULL,
+            filters {JSON} NOT NULL,
+            chart_type TEXT NOT NULL,
+            chart_config {JSON} NOT NULL,
+            created_at {TS} NOT NULL,
+            updated_at {TS} NOT NULL,
+            PRIMARY KEY (project_id, id)
+        );
+        CREATE INDEX dashboard_widgets_updated ON dashboard_widgets (project_id, updated_at);
+        CREATE TABLE dashboards (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            definition {JSON} NOT NULL,
+            filters {JSON} NOT NULL,
+            created_at {TS} NOT NULL,
+            updated_at {TS} NOT NULL,
+            PRIMARY KEY (project_id, id)
+        );
+        CREATE INDEX dashboards_updated ON dashboards (project_id, updated_at);
+        CREATE TABLE default_dashboards (
+            project_id TEXT PRIMARY KEY,
+            dashboard_id TEXT NOT NULL,
+            created_at {TS} NOT NULL
+        )
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0001_core", m0001_core),
     ("0002_read_indexes", m0002_read_indexes),
@@ -411,6 +454,7 @@ MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0008_write_light_indexes", m0008_write_light_indexes),
     ("0009_score_configs", m0009_score_configs),
     ("0010_login_throttle", m0010_login_throttle),
+    ("0011_dashboards", m0011_dashboards),
 ]
 
 

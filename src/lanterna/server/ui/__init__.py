@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from .account import router as account_router
+from .dashboards_page import router as dashboards_router
 from .metrics_page import router as metrics_router
 from .prompts_page import router as prompts_router
 from .scores_page import router as scores_router
@@ -29,6 +30,7 @@ ROUTERS = (
     users_router,
     scores_router,
     metrics_router,
+    dashboards_router,
     prompts_router,
     settings_router,
 )

@@ -1,0 +1,458 @@
+"""Custom dashboards and dashboard widgets: Langfuse's ``/api/public/unstable/dashboards``
+and ``/api/public/unstable/dashboard-widgets`` routes (:mod:`lanterna.analytics.dashboards`
+checks what they store; ``store.dashboards`` stores it).
+
+A widget is a v2 metrics query plus a chart type; a dashboard places widgets on a
+12-column grid. Every change runs in the writer, so a check against stored rows (a
+placement's widget exists, a widget is not placed anywhere) and the write see the same
+data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from ...analytics import dashboards as rules
+from ...analytics.dashboards import InvalidDashboard, PlacementConflict
+from ...store.db import Conn
+from ...store.dialect import Dialect
+from ...store.interface import Dashboards
+from ..auth import ProjectKey
+from ..errors import not_found
+from ..responses import JSON
+from ..runtime import runtime
+from ..shapes import dashboard_json, widget_json
+from .body import read_json
+from .params import page_of
+
+router = APIRouter(tags=["Dashboards (unstable)"])
+
+DASHBOARDS = "/api/public/unstable/dashboards"
+WIDGETS = "/api/public/unstable/dashboard-widgets"
+
+
+class Widget(BaseModel):
+    """A dashboard widget (Langfuse's ``unstableDashboardWidget``)."""
+
+    id: str
+    createdAt: str
+    updatedAt: str
+    name: str
+    description: str
+    view: str
+    dimensions: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+    filters: list[dict[str, Any]]
+    chartType: str
+    chartConfig: dict[str, Any]
+
+
+class WidgetBody(BaseModel):
+    """Create (every field but ``description`` and ``chartConfig`` required) or update
+    (at least one field) a widget: view ``observations``, ``scores-numeric``,
+    ``scores-boolean`` or ``scores-categorical``; dimensions ``[{field}]``; metrics
+    ``[{measure, agg}]``; filters as in the metrics query; chartType one of
+    LINE_TIME_SERIES, AREA_TIME_SERIES, BAR_TIME_SERIES, HORIZONTAL_BAR, VERTICAL_BAR,
+    PIE, NUMBER, HISTOGRAM, PIVOT_TABLE; chartConfig ``{type?, row_limit?, bins?,
+    show_value_labels?, defaultSort?}``."""
+
+    name: str | None = None
+    description: str | None = None
+    view: str | None = None
+    dimensions: list[dict[str, Any]] | None = None
+    metrics: list[dict[str, Any]] | None = None
+    filters: list[dict[str, Any]] | None = None
+    chartType: str | None = None
+    chartConfig: dict[str, Any] | None = None
+
+
+class Placement(BaseModel):
+    """A widget's tile on a dashboard's 12-column grid."""
+
+    type: str = "widget"
+    id: str
+    widgetId: str
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class PlacementBody(BaseModel):
+    """Add (``widgetId`` required; the rest defaults to a 6x6 tile at x 0 below every
+    tile) or move/resize (``x``, ``y``, ``width``, ``height``; at least one) a placement."""
+
+    type: str | None = "widget"
+    id: str | None = None
+    widgetId: str | None = None
+    x: int | None = None
+    y: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class Dashboard(BaseModel):
+    """A dashboard (Langfuse's ``unstableDashboard``)."""
+
+    id: str
+    createdAt: str
+    updatedAt: str
+    name: str
+    description: str
+    definition: dict[str, list[Placement]]
+    filters: list[dict[str, Any]]
+
+
+class DashboardBody(BaseModel):
+    """Create (``name`` required) or update (at least one field) a dashboard;
+    ``definition`` is ``{widgets: [placement, ...]}`` and replaces every placement."""
+
+    name: str | None = None
+    description: str | None = None
+    definition: dict[str, list[Placement]] | None = None
+    filters: list[dict[str, Any]] | None = None
+
+
+class Message(BaseModel):
+    """The answer of a delete."""
+
+    message: str
+
+
+class Meta(BaseModel):
+    """The page of a list."""
+
+    page: int
+    limit: int
+    totalItems: int
+    totalPages: int
+
+
+class WidgetList(BaseModel):
+    """A page of widgets, most recently updated first."""
+
+    data: list[Widget]
+    meta: Meta
+
+
+class DashboardList(BaseModel):
+    """A page of dashboards, most recently updated first."""
+
+    data: list[Dashboard]
+    meta: Meta
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    if model is DashboardBody:  # its one nested model, inlined
+        schema["properties"]["definition"] = {"type": "object"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "description": "OK"}}
+
+
+def _store(request: Request) -> Dashboards:
+    return runtime(request).store.dashboards
+
+
+def _missing_widgets(store: Dashboards, conn: Conn, project_id: str, ids: list[str]) -> list[str]:
+    found = store.get_widgets(conn, project_id, ids)
+    return [i for i in ids if i not in found]
+
+
+#: Picks the store's page or get operation of widgets or dashboards.
+Pager = Callable[[Dashboards], Callable[[Conn, str, int, int], tuple[list[dict[str, Any]], int]]]
+Getter = Callable[[Dashboards], Callable[[Conn, str, str], "dict[str, Any] | None"]]
+Shape = Callable[[Dialect, dict[str, Any]], dict[str, Any]]
+
+
+async def _list(
+    request: Request,
+    project_id: str,
+    page: int | None,
+    limit: int | None,
+    rows: Pager,
+    shape: Shape,
+) -> JSON:
+    """A page of the project's widgets or dashboards in the list envelope."""
+    paging = page_of(page, limit)
+    store = _store(request)
+
+    def read(conn: Conn) -> dict[str, Any]:
+        found, total = rows(store)(conn, project_id, paging.limit, paging.offset)
+        return paging.envelope([shape(conn.dialect, r) for r in found], total)
+
+    return JSON(await runtime(request).read(read))
+
+
+async def _one(
+    request: Request, project_id: str, row_id: str, get: Getter, shape: Shape, what: str
+) -> JSON:
+    """One widget or dashboard of the project (404 when missing)."""
+    store = _store(request)
+
+    def read(conn: Conn) -> dict[str, Any] | None:
+        row = get(store)(conn, project_id, row_id)
+        return None if row is None else shape(conn.dialect, row)
+
+    found = await runtime(request).read(read)
+    if found is None:
+        raise not_found(f"{what} {row_id}")
+    return JSON(found)
+
+
+# --- widgets -------------------------------------------------------------------------
+
+
+@router.get(WIDGETS, responses=_ok(WidgetList))
+async def list_widgets(
+    request: Request, principal: ProjectKey, page: int | None = None, limit: int | None = None
+) -> JSON:
+    """The project's widgets, most recently updated first."""
+    return await _list(
+        request, principal.project_id, page, limit, lambda s: s.page_widgets, widget_json
+    )
+
+
+@router.post(WIDGETS, responses=_ok(Widget), openapi_extra=_body(WidgetBody))
+async def create_widget(request: Request, principal: ProjectKey) -> JSON:
+    """Create a widget (place it with ``POST /dashboards/{id}/placements``); 400 naming
+    the field, or with the metrics query's message when its query does not parse."""
+    fields = rules.check_widget(await read_json(request))
+    store = _store(request)
+    created = await runtime(request).write(
+        lambda conn: widget_json(
+            conn.dialect, store.create_widget(conn, principal.project_id, fields)
+        )
+    )
+    return JSON(created)
+
+
+@router.get(WIDGETS + "/{widget_id}", responses=_ok(Widget))
+async def get_widget(request: Request, widget_id: str, principal: ProjectKey) -> JSON:
+    """One widget of the project (404 when missing)."""
+    return await _one(
+        request,
+        principal.project_id,
+        widget_id,
+        lambda s: s.get_widget,
+        widget_json,
+        "Dashboard widget",
+    )
+
+
+@router.patch(WIDGETS + "/{widget_id}", responses=_ok(Widget), openapi_extra=_body(WidgetBody))
+async def update_widget(request: Request, widget_id: str, principal: ProjectKey) -> JSON:
+    """Change a widget's fields (at least one); changing ``chartType`` without
+    ``chartConfig`` resets the config."""
+    patch = await read_json(request)
+    store = _store(request)
+
+    def work(conn: Conn) -> dict[str, Any] | None:
+        stored = store.get_widget(conn, principal.project_id, widget_id)
+        if stored is None:
+            return None
+        fields = rules.check_widget_update(stored, patch)
+        row = store.update_widget(conn, principal.project_id, widget_id, fields)
+        return None if row is None else widget_json(conn.dialect, row)
+
+    outcome = await runtime(request).write(work)
+    if outcome is None:
+        raise not_found(f"Dashboard widget {widget_id}")
+    return JSON(outcome)
+
+
+@router.delete(WIDGETS + "/{widget_id}", responses=_ok(Message))
+async def delete_widget(request: Request, widget_id: str, principal: ProjectKey) -> JSON:
+    """Delete a widget; 409 while a dashboard still places it."""
+    store = _store(request)
+
+    def work(conn: Conn) -> bool:
+        placing = store.dashboards_placing(conn, principal.project_id, widget_id)
+        if placing:
+            raise PlacementConflict(
+                f"Dashboard widget {widget_id} is placed on dashboard(s) {', '.join(placing)};"
+                " remove those placements first"
+            )
+        return store.delete_widget(conn, principal.project_id, widget_id)
+
+    if not await runtime(request).write(work):
+        raise not_found(f"Dashboard widget {widget_id}")
+    return JSON({"message": "Dashboard widget deleted successfully"})
+
+
+# --- dashboards ----------------------------------------------------------------------
+
+
+@router.get(DASHBOARDS, responses=_ok(DashboardList))
+async def list_dashboards(
+    request: Request, principal: ProjectKey, page: int | None = None, limit: int | None = None
+) -> JSON:
+    """The project's dashboards, most recently updated first."""
+    return await _list(
+        request, principal.project_id, page, limit, lambda s: s.page_dashboards, dashboard_json
+    )
+
+
+def _check_placed(store: Dashboards, conn: Conn, project_id: str, fields: dict[str, Any]) -> None:
+    if "definition" not in fields:
+        return
+    ids = rules.placed_widgets(fields["definition"])
+    missing = _missing_widgets(store, conn, project_id, ids)
+    if missing:
+        index = ids.index(missing[0])
+        raise InvalidDashboard(
+            f"definition.widgets[{index}].widgetId: no widget {missing[0]!r} in this project"
+        )
+
+
+@router.post(DASHBOARDS, responses=_ok(Dashboard), openapi_extra=_body(DashboardBody))
+async def create_dashboard(request: Request, principal: ProjectKey) -> JSON:
+    """Create a dashboard (``name`` required; optional description, definition, filters)."""
+    fields = rules.check_dashboard(await read_json(request))
+    store = _store(request)
+
+    def work(conn: Conn) -> dict[str, Any]:
+        _check_placed(store, conn, principal.project_id, fields)
+        return dashboard_json(
+            conn.dialect, store.create_dashboard(conn, principal.project_id, fields)
+        )
+
+    return JSON(await runtime(request).write(work))
+
+
+@router.get(DASHBOARDS + "/{dashboard_id}", responses=_ok(Dashboard))
+async def get_dashboard(request: Request, dashboard_id: str, principal: ProjectKey) -> JSON:
+    """One dashboard of the project (404 when missing)."""
+    return await _one(
+        request,
+        principal.project_id,
+        dashboard_id,
+        lambda s: s.get_dashboard,
+        dashboard_json,
+        "Dashboard",
+    )
+
+
+@router.patch(
+    DASHBOARDS + "/{dashboard_id}", responses=_ok(Dashboard), openapi_extra=_body(DashboardBody)
+)
+async def update_dashboard(request: Request, dashboard_id: str, principal: ProjectKey) -> JSON:
+    """Change a dashboard's name, description, definition (all placements) or filters."""
+    fields = rules.check_dashboard_update(await read_json(request))
+    store = _store(request)
+
+    def work(conn: Conn) -> dict[str, Any] | None:
+        if store.get_dashboard(conn, principal.project_id, dashboard_id) is None:
+            return None
+        _check_placed(store, conn, principal.project_id, fields)
+        row = store.update_dashboard(conn, principal.project_id, dashboard_id, fields)
+        return None if row is None else dashboard_json(conn.dialect, row)
+
+    outcome = await runtime(request).write(work)
+    if outcome is None:
+        raise not_found(f"Dashboard {dashboard_id}")
+    return JSON(outcome)
+
+
+@router.delete(DASHBOARDS + "/{dashboard_id}", responses=_ok(Message))
+async def delete_dashboard(request: Request, dashboard_id: str, principal: ProjectKey) -> JSON:
+    """Delete a dashboard (its widgets stay)."""
+    store = _store(request)
+    if not await runtime(request).write(
+        lambda conn: store.delete_dashboard(conn, principal.project_id, dashboard_id)
+    ):
+        raise not_found(f"Dashboard {dashboard_id}")
+    return JSON({"message": "Dashboard deleted successfully"})
+
+
+# --- placements ----------------------------------------------------------------------
+
+
+@router.post(
+    DASHBOARDS + "/{dashboard_id}/placements",
+    responses=_ok(Placement),
+    openapi_extra=_body(PlacementBody),
+)
+async def add_placement(request: Request, dashboard_id: str, principal: ProjectKey) -> JSON:
+    """Place a widget of the project on the dashboard (404 for a missing dashboard or
+    widget, 409 for a placement id already on it)."""
+    body = await read_json(request)
+    store = _store(request)
+    project_id = principal.project_id
+
+    def work(conn: Conn) -> dict[str, Any]:
+        row = store.get_dashboard(conn, project_id, dashboard_id)
+        if row is None:
+            raise not_found(f"Dashboard {dashboard_id}")
+        placement = rules.add_placement(row["definition"], body, str(uuid.uuid4()))
+        if _missing_widgets(store, conn, project_id, [placement["widgetId"]]):
+            raise not_found(f"Dashboard widget {placement['widgetId']}")
+        definition = {"widgets": [*row["definition"]["widgets"], placement]}
+        store.update_dashboard(conn, project_id, dashboard_id, {"definition": definition})
+        return placement
+
+    return JSON(await runtime(request).write(work))
+
+
+def _edit_placement(
+    request: Request, dashboard_id: str, placement_id: str, project_id: str, change: Any
+) -> Any:
+    """A write unit: the dashboard's placement changed by ``change(placement)`` (None
+    removes it); answers the changed placement or the removed one."""
+    store = _store(request)
+
+    def work(conn: Conn) -> dict[str, Any]:
+        row = store.get_dashboard(conn, project_id, dashboard_id)
+        if row is None:
+            raise not_found(f"Dashboard {dashboard_id}")
+        placements = row["definition"]["widgets"]
+        found = next((p for p in placements if p["id"] == placement_id), None)
+        if found is None:
+            raise not_found(f"Placement {placement_id}")
+        changed = change(found)
+        kept = [changed if p is found else p for p in placements if p is not found or changed]
+        store.update_dashboard(conn, project_id, dashboard_id, {"definition": {"widgets": kept}})
+        return changed or found
+
+    return work
+
+
+@router.patch(
+    DASHBOARDS + "/{dashboard_id}/placements/{placement_id}",
+    responses=_ok(Placement),
+    openapi_extra=_body(PlacementBody),
+)
+async def update_placement(
+    request: Request, dashboard_id: str, placement_id: str, principal: ProjectKey
+) -> JSON:
+    """Move or resize a placement (omitted fields keep their value)."""
+    body = await read_json(request)
+    work = _edit_placement(
+        request,
+        dashboard_id,
+        placement_id,
+        principal.project_id,
+        lambda p: rules.move_placement(p, body),
+    )
+    return JSON(await runtime(request).write(work))
+
+
+@router.delete(DASHBOARDS + "/{dashboard_id}/placements/{placement_id}", responses=_ok(Message))
+async def delete_placement(
+    request: Request, dashboard_id: str, placement_id: str, principal: ProjectKey
+) -> JSON:
+    """Remove a placement (the widget stays)."""
+    work = _edit_placement(
+        request, dashboard_id, placement_id, principal.project_id, lambda p: None
+    )
+    await runtime(request).write(work)
+    return JSON({"message": "Placement deleted successfully"})
