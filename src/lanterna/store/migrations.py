@@ -1,8 +1,8 @@
 """Schema migrations: a plain ordered list, applied names recorded in ``schema_migrations``.
 
 Each migration is a function of a connection; it runs in its own transaction. The SQL
-is written once with ``{TS}`` (timestamp), ``{JSON}``, ``{BOOL}`` and ``{FLOAT}`` slots
-that each dialect fills in. Never edit a released migration: add a new one.
+is written once with ``{TS}`` (timestamp), ``{JSON}``, ``{BOOL}``, ``{FLOAT}`` and
+``{CLUSTERED}`` slots that each dialect fills in. Never edit a released migration: add a new one.
 """
 
 from __future__ import annotations
@@ -464,7 +464,7 @@ def m0012_wide_rollups(conn: Conn) -> None:
             errors BIGINT NOT NULL,
             latency_sum {FLOAT} NOT NULL,
             PRIMARY KEY (project_id, hour, environment, trace_name, latency_bucket)
-        );
+        ) {CLUSTERED};
         CREATE TABLE rollup_observation_hours (
             project_id TEXT NOT NULL,
             hour TEXT NOT NULL,
@@ -479,7 +479,7 @@ def m0012_wide_rollups(conn: Conn) -> None:
             output_tokens BIGINT NOT NULL,
             total_tokens BIGINT NOT NULL,
             PRIMARY KEY (project_id, hour, environment, trace_name, name, model)
-        );
+        ) {CLUSTERED};
         CREATE TABLE rollup_observation_buckets (
             project_id TEXT NOT NULL,
             hour TEXT NOT NULL,
@@ -492,7 +492,7 @@ def m0012_wide_rollups(conn: Conn) -> None:
             observations BIGINT NOT NULL,
             seconds {FLOAT} NOT NULL,
             PRIMARY KEY (project_id, hour, environment, trace_name, name, model, measure, bucket)
-        );
+        ) {CLUSTERED};
         CREATE TABLE rollup_user_hours (
             project_id TEXT NOT NULL,
             hour TEXT NOT NULL,
@@ -507,7 +507,7 @@ def m0012_wide_rollups(conn: Conn) -> None:
             output_tokens BIGINT NOT NULL,
             total_tokens BIGINT NOT NULL,
             PRIMARY KEY (project_id, hour, environment, user_id)
-        )
+        ) {CLUSTERED}
         """,
     )
     backfill(conn)

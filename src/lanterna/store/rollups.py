@@ -130,6 +130,18 @@ def _zeros(n: int) -> Callable[[], list[float]]:
     return lambda: [0] * n
 
 
+def _observe(
+    buckets: dict[BucketKey, list[float]], key: ObservationKey, measure: str, seconds: float
+) -> None:
+    k = (*key, measure, math.floor(math.log(seconds if seconds > MIN_LATENCY else MIN_LATENCY) * K))
+    h = buckets.get(k)
+    if h is None:
+        buckets[k] = [1, seconds]
+    else:
+        h[0] += 1
+        h[1] += seconds
+
+
 class Contribution:
     """What a set of traces adds to the rollups: values per key of each table, and
     each trace's ``trace_totals`` row."""
@@ -155,64 +167,73 @@ class Contribution:
         (``name``, ``model``, ``level``, ``total_cost``, ``usage_input``,
         ``usage_output``, ``usage_total``, and ``start_time``, ``end_time``,
         ``completion_start_time`` as aware datetimes)."""
+        # The write path's hot loop (every ingested observation): plain locals.
         stamp: datetime = trace["timestamp"]
         hour = format_ts(stamp)[:13]  # the label utc_hour() gives on both backends
         env = trace["environment"]
         tname = trace.get("name") or ""
+        by_key = self.observations
+        buckets = self.buckets
         cost = 0.0
-        tokens = 0
-        inputs = 0
-        outputs = 0
-        errors = 0
-        latency = None
-        if observations:
-            first = min(o["start_time"] for o in observations)
-            last = max(o.get("end_time") or o["start_time"] for o in observations)
-            latency = (last - first).total_seconds()
+        inputs = outputs = tokens = errors = 0
+        first = last = None
         for o in observations:
+            get = o.get
             start = o["start_time"]
-            error = 1 if o.get("level") == "ERROR" else 0
+            end = get("end_time")
+            if first is None or start < first:
+                first = start
+            stop = end or start
+            if last is None or stop > last:
+                last = stop
+            error = 1 if get("level") == "ERROR" else 0
+            c = float(get("total_cost") or 0)
+            i = int(get("usage_input") or 0)
+            out = int(get("usage_output") or 0)
+            total = int(get("usage_total") or 0)
             errors += error
-            c = float(o.get("total_cost") or 0)
-            i = int(o.get("usage_input") or 0)
-            out = int(o.get("usage_output") or 0)
-            total = int(o.get("usage_total") or 0)
             cost += c
             inputs += i
             outputs += out
             tokens += total
-            key = (hour, env, tname, o.get("name") or "", o.get("model") or "")
-            v = self.observations[key]
-            v[0] += 1
-            v[1] += error
-            v[2] += c
-            v[3] += i
-            v[4] += out
-            v[5] += total
-            for measure, at in (
-                (LATENCY, o.get("end_time")),
-                (TTFT, o.get("completion_start_time")),
-            ):
-                if at is not None:
-                    seconds = (at - start).total_seconds()
-                    h = self.buckets[(*key, measure, bucket(seconds))]
-                    h[0] += 1
-                    h[1] += seconds
+            key = (hour, env, tname, get("name") or "", get("model") or "")
+            v = by_key.get(key)
+            if v is None:
+                by_key[key] = [1, error, c, i, out, total]
+            else:
+                v[0] += 1
+                v[1] += error
+                v[2] += c
+                v[3] += i
+                v[4] += out
+                v[5] += total
+            if end is not None:
+                _observe(buckets, key, LATENCY, (end - start).total_seconds())
+            ttft = get("completion_start_time")
+            if ttft is not None:
+                _observe(buckets, key, TTFT, (ttft - start).total_seconds())
         error = 1 if errors else 0
         n = len(observations)
-        user = trace.get("user_id")
-        if n == 0:
+        latency = None if first is None or last is None else (last - first).total_seconds()
+        if latency is None:
             self.traces[(hour, env, tname, NO_LATENCY)][0] += 1
         else:
-            seconds = latency or 0.0
-            v = self.traces[(hour, env, tname, bucket(seconds))]
-            v[0] += 1
-            v[1] += error
-            v[2] += seconds
+            t = self.traces[(hour, env, tname, bucket(latency))]
+            t[0] += 1
+            t[1] += error
+            t[2] += latency
+        user = trace.get("user_id")
         if user is not None:
             u = self.users[(hour, env, user)]
-            for j, x in enumerate((1, 1 if n else 0, error, n, cost, inputs, outputs, tokens)):
-                u[j] += x
+            u[0] += 1
+            if n:
+                u[1] += 1
+                u[2] += error
+                u[3] += n
+                u[4] += cost
+                u[5] += inputs
+                u[6] += outputs
+                u[7] += tokens
         self.totals[trace_id] = (
             dialect.ts(stamp),
             env,
