@@ -93,6 +93,16 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
         ]
         for tid, t in traces.items()
     }
+    scores: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0])
+    for r in conn.all(
+        "SELECT * FROM scores WHERE project_id = ? AND value IS NOT NULL"
+        " AND data_type IN ('NUMERIC', 'BOOLEAN')",
+        [project_id],
+    ):
+        v = scores[(d.ts_out(r["timestamp"])[:13], r["environment"], r["name"], r["data_type"])]
+        v[0] += 1
+        v[1] += float(r["value"])
+    out["scores"] = scores
     return {**{k: dict(v) for k, v in out.items()}, "totals": totals}
 
 
@@ -111,6 +121,7 @@ def _rolled(conn: Any, project_id: str) -> dict[str, Any]:
         ("observations", "rollup_observation_hours"),
         ("buckets", "rollup_observation_buckets"),
         ("users", "rollup_user_hours"),
+        ("scores", "rollup_score_hours"),
     ):
         _, keys, values = rollups.TABLES[table]
         out[attr] = {}
@@ -132,7 +143,7 @@ def _assert_rollups_match(api: Any) -> dict[str, Any]:
     pid = api.project.id
     raw = rt.read_sync(lambda c: _raw(c, pid))
     rolled = rt.read_sync(lambda c: _rolled(c, pid))
-    for table in ("traces", "models", "observations", "buckets", "users", "totals"):
+    for table in ("traces", "models", "observations", "buckets", "users", "scores", "totals"):
         assert set(rolled[table]) == set(raw[table]), table
         for key, values in raw[table].items():
             assert rolled[table][key] == pytest.approx(values, rel=1e-9, abs=1e-9), key
@@ -274,7 +285,7 @@ def test_backfill_rebuilds_the_rollups(api):
     rt.writer.run_sync(rebuild)
     after = rt.read_sync(lambda c: _rolled(c, api.project.id))
     # The same keys and values: the build computes them as the write path does.
-    for table in ("traces", "observations", "buckets", "users", "totals"):
+    for table in ("traces", "observations", "buckets", "users", "scores", "totals"):
         assert set(after[table]) == set(before[table]), table
         for key, values in before[table].items():
             assert after[table][key] == pytest.approx(values, rel=1e-9, abs=1e-9), key

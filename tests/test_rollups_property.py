@@ -23,6 +23,7 @@ from test_rollups import _assert_rollups_match
 
 TRACES = ("t0", "t1", "t2")
 OBSERVATIONS = ("o0", "o1", "o2", "o3", "o4")  # o<j> belongs to TRACES[j % 3]
+SCORES = ("s0", "s1", "s2")
 MODEL = "acme-prop-model"  # priced by a custom model only once a step asks for it
 WINDOW = (T0 - timedelta(days=1), T0 + timedelta(days=1))
 
@@ -111,12 +112,36 @@ def _whole_trace(draw: Any) -> list[dict[str, Any]]:
     return draw(st.permutations(events))
 
 
-_batch = st.lists(st.one_of(_trace_event(), _observation_event()), min_size=1, max_size=8)
+@st.composite
+def _score_event(draw: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": draw(st.sampled_from(SCORES)),
+        "traceId": draw(st.sampled_from(TRACES)),
+        "name": draw(st.sampled_from(["quality", "helpful"])),
+        "timestamp": iso(seconds=draw(_seconds)),
+    }
+    kind = draw(st.sampled_from(["NUMERIC", "BOOLEAN", "CATEGORICAL"]))
+    body["dataType"] = kind
+    if kind == "NUMERIC":
+        body["value"] = draw(st.sampled_from([0.0, 0.5, 3.25, -1.0]))
+    elif kind == "BOOLEAN":
+        body["value"] = draw(st.sampled_from([0, 1]))
+    else:
+        body["value"] = draw(st.sampled_from(["good", "bad"]))
+    if draw(st.booleans()):
+        body["environment"] = draw(st.sampled_from(["production", "dev"]))
+    return event("score-create", body)
+
+
+_batch = st.lists(
+    st.one_of(_trace_event(), _observation_event(), _score_event()), min_size=1, max_size=8
+)
 _step = st.one_of(
     _whole_trace().map(lambda b: ("ingest", b)),
     st.tuples(_whole_trace(), _batch).map(lambda b: ("ingest", [*b[0], *b[1]])),
     _batch.map(lambda b: ("ingest", b)),
     st.sampled_from(TRACES).map(lambda t: ("delete", t)),
+    st.sampled_from(SCORES).map(lambda t: ("delete-score", t)),
     st.just(("recompute", None)),
 )
 
@@ -283,6 +308,8 @@ def test_rollups_equal_raw_rows_whatever_happens(api, db_url, steps):
             ingest(api, *arg)
         elif kind == "delete":
             assert api.delete(f"/api/public/traces/{arg}").status_code in (200, 404)
+        elif kind == "delete-score":
+            assert api.delete(f"/api/public/scores/{arg}").status_code in (200, 202, 204, 404)
         else:
             if not priced:
                 response = api.post(

@@ -444,8 +444,8 @@ def m0011_dashboards(conn: Conn) -> None:
 
 def m0012_wide_rollups(conn: Conn) -> None:
     """The rollups widened to what dashboards and metrics queries group by: trace name,
-    observation name, model, user, latency and time-to-first-token histograms
-    (``lanterna.store.rollups``). Replaces ``rollup_traces`` and ``rollup_models``
+    observation name, model, user, latency and time-to-first-token histograms, numeric
+    scores per name (``lanterna.store.rollups``). Replaces ``rollup_traces`` and ``rollup_models``
     and builds every rollup from the stored traces."""
     _ddl(
         conn,
@@ -507,6 +507,16 @@ def m0012_wide_rollups(conn: Conn) -> None:
             output_tokens BIGINT NOT NULL,
             total_tokens BIGINT NOT NULL,
             PRIMARY KEY (project_id, hour, environment, user_id)
+        ) {CLUSTERED};
+        CREATE TABLE rollup_score_hours (
+            project_id TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            name TEXT NOT NULL,
+            data_type TEXT NOT NULL,
+            scores BIGINT NOT NULL,
+            value_sum {FLOAT} NOT NULL,
+            PRIMARY KEY (project_id, hour, environment, name, data_type)
         ) {CLUSTERED}
         """,
     )

@@ -15,6 +15,10 @@ a trace's observations count in its trace's hour. ``''`` stands for "none" in te
   seconds. Percentiles read from them are within :data:`PERCENTILE_ERROR`.
 - ``rollup_user_hours`` per user (traces without a user are not in it): traces, traces
   with observations, traces with an ERROR observation, observations, cost and tokens.
+- ``rollup_score_hours``, keyed by the *score's* hour and environment, per score name
+  and data type (NUMERIC and BOOLEAN scores with a value): count and sum of values.
+  Scores are kept as deltas too: the write path subtracts a batch's stored scores
+  and adds them as written; deletes (of a score, of traces) subtract them first.
 
 Users: an hourly user rollup, not ``trace_totals`` with a user index. Its key leads
 with the hour, so a batch's upserts land in the few index pages of the current hour
@@ -78,6 +82,7 @@ TraceKey = tuple[str, str, str, int]  # hour, environment, trace name, latency b
 ObservationKey = tuple[str, str, str, str, str]  # hour, env, trace name, name, model
 BucketKey = tuple[str, str, str, str, str, str, int]  # ... model, measure, bucket
 UserKey = tuple[str, str, str]  # hour, environment, user
+ScoreKey = tuple[str, str, str, str]  # hour (of the score), environment, name, data type
 
 #: table -> (attribute of :class:`Contribution`, key columns, value columns)
 TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -110,7 +115,14 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
             "total_tokens",
         ),
     ),
+    "rollup_score_hours": (
+        "scores",
+        ("hour", "environment", "name", "data_type"),
+        ("scores", "value_sum"),
+    ),
 }
+#: the score data types with a numeric value (BOOLEAN as 0/1), the ones rolled up
+NUMERIC_SCORES = ("NUMERIC", "BOOLEAN")
 
 
 def bucket(seconds: float) -> int:
@@ -151,6 +163,7 @@ class Contribution:
         self.observations: dict[ObservationKey, list[float]] = defaultdict(_zeros(6))
         self.buckets: dict[BucketKey, list[float]] = defaultdict(_zeros(2))
         self.users: dict[UserKey, list[float]] = defaultdict(_zeros(8))
+        self.scores: dict[ScoreKey, list[float]] = defaultdict(_zeros(2))
         #: trace id -> its ``trace_totals`` row (the columns of :data:`_TOTALS_COLUMNS`
         #: after project and trace id)
         self.totals: dict[str, tuple[Any, ...]] = {}
@@ -246,6 +259,18 @@ class Contribution:
             latency,
             error,
         )
+
+    def add_score(self, score: Mapping[str, Any]) -> None:
+        """Add one score (a record or row: ``timestamp`` as an aware datetime,
+        ``environment``, ``name``, ``data_type``, ``value``); only numeric and boolean
+        scores with a value count."""
+        value = score.get("value")
+        if value is None or score.get("data_type") not in NUMERIC_SCORES:
+            return
+        hour = format_ts(score["timestamp"])[:13]
+        v = self.scores[(hour, score["environment"], score["name"], score["data_type"])]
+        v[0] += 1
+        v[1] += float(value)
 
     def update(self, other: Contribution) -> None:
         """Add ``other``'s hourly values (of other traces) to this one's (not its
@@ -403,6 +428,33 @@ def maintained(conn: Conn, project_id: str, trace_ids: set[str], work: Callable[
     return result
 
 
+def scores(records: Iterable[Mapping[str, Any]]) -> Contribution:
+    """What the scores ``records`` add to the rollups (see :meth:`Contribution.add_score`)."""
+    out = Contribution()
+    for record in records:
+        out.add_score(record)
+    return out
+
+
+def remove_scores(conn: Conn, project_id: str, column: str, ids: Sequence[str]) -> None:
+    """Before deleting the scores whose ``column`` (``id`` or ``trace_id``) is one of
+    ``ids``: take what they added out of the rollups."""
+    if column not in ("id", "trace_id"):
+        raise ValueError(column)
+    gone = Contribution()
+    d = conn.dialect
+    for chunk in _chunked(ids):
+        for r in conn.all(
+            "SELECT timestamp, environment, name, data_type, value FROM scores"
+            f" WHERE project_id = ? AND {column} IN ({', '.join('?' * len(chunk))})",
+            [project_id, *chunk],
+        ):
+            r["timestamp"] = d.ts_parse(r["timestamp"])
+            gone.add_score(r)
+    if gone.scores:
+        add(conn, project_id, Contribution(), gone)
+
+
 def backfill(conn: Conn) -> None:
     """Build the rollups of every stored trace (the migration that adds the tables);
     they and ``trace_totals`` must be empty."""
@@ -424,6 +476,14 @@ def backfill(conn: Conn) -> None:
             add(conn, project_id, only)
             total.update(part)
         add(conn, project_id, total)
+    hour = conn.dialect.utc_hour("timestamp")
+    conn.run(
+        "INSERT INTO rollup_score_hours (project_id, hour, environment, name, data_type,"
+        f" scores, value_sum) SELECT project_id, {hour}, environment, name, data_type,"
+        " COUNT(*), SUM(value) FROM scores WHERE value IS NOT NULL"
+        f" AND data_type IN ({', '.join(repr(t) for t in NUMERIC_SCORES)})"
+        f" GROUP BY project_id, {hour}, environment, name, data_type"
+    )
 
 
 def classify(

@@ -203,6 +203,11 @@ class PreparedEvents:
         after = rollups.contribution(conn, project_id, other) if other else rollups.Contribution()
         for trace_id in fresh:
             self.fresh[trace_id].add_to(after, trace_id)
+        scores = list(self.kinds.get("score", ()))
+        if scores:  # the scores as stored before and as written (one more lookup)
+            before = before or rollups.Contribution()
+            before.update(rollups.scores(stored["score"].values()))
+            after.update(rollups.scores(_load(conn, "score", project_id, scores).values()))
         rollups.add(conn, project_id, after, before)
         return written
 
