@@ -233,11 +233,31 @@ def _check_answers(api: Any, raw: dict[str, Any]) -> None:
         assert totals["errorRate"] == (
             pytest.approx(want["errors"] / want["observed"]) if want["observed"] else None
         )
+        series = rt.read_sync(lambda c, s=scope: metrics.score_series(c, s))
+        want_series = rt.read_sync(lambda c, s=scope: _raw_score_series(c, s))
+        assert set(series) == set(want_series)
+        for name, values in want_series.items():
+            assert series[name] == pytest.approx(values), name
     scope = metrics.Scope(pid, *WINDOW)
     top = rt.read_sync(lambda c: metrics.top_by_cost(c, scope, "user_id"))
     assert {r["id"]: (r["traces"], r["cost"]) for r in top} == {
         u: (v[1], pytest.approx(v[4])) for u, v in by_user.items() if v[1]
     }
+
+
+def _raw_score_series(conn: Any, scope: Any) -> dict[str, list[float | None]]:
+    """Average of each numeric/boolean score name per bucket, from the raw rows."""
+    d = conn.dialect
+    start, end = scope.bounds()
+    by: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in conn.all(
+        f"SELECT {scope.bucket_sql(conn, 'timestamp')} AS bucket, name, AVG(value) AS avg"
+        " FROM scores WHERE project_id = ? AND timestamp >= ? AND timestamp < ?"
+        " AND data_type IN ('NUMERIC', 'BOOLEAN') AND value IS NOT NULL GROUP BY bucket, name",
+        [scope.project_id, d.ts(start), d.ts(end)],
+    ):
+        by[r["name"]][r["bucket"]] = float(r["avg"])
+    return {name: [v.get(x) for x in scope.buckets()] for name, v in by.items()}
 
 
 def _raw_totals(conn: Any, pid: str, start: Any, end: Any) -> dict[str, Any]:

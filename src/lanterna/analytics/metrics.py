@@ -466,26 +466,52 @@ def _top_by_cost_raw(conn: Conn, scope: Scope, column: str, limit: int) -> list[
 
 
 def score_series(conn: Conn, scope: Scope) -> dict[str, list[float | None]]:
-    """Average of each numeric/boolean score name per bucket (None where none)."""
+    """Average of each numeric/boolean score name per bucket (None where none), by the
+    scores' timestamps; whole hours from the score rollup when the scope allows."""
     d = conn.dialect
     start, end = scope.bounds()
-    params: list[Any] = [scope.project_id, d.ts(start), d.ts(end)]
-    env = ""
-    if scope.environments:
-        env = f" AND s.environment IN ({', '.join('?' * len(scope.environments))})"
-        params.extend(scope.environments)
-    if not scope.rolled_up:  # scores of the traces in scope (by the scores' timestamps)
-        traces, trace_params = scope.filters(conn)
-        env += f" AND s.trace_id IN (SELECT t.id FROM traces t WHERE {traces})"
-        params.extend(trace_params)
+    hours, partial = rollup_read.split_hours(start, end)
+    if not scope.rolled_up or scope.trace_name is not None:
+        hours, partial = None, [(start, end)]
+    sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0]))
+    for a, b in partial:
+        params: list[Any] = [scope.project_id, d.ts(a), d.ts(b)]
+        env = ""
+        if scope.environments:
+            env = f" AND s.environment IN ({', '.join('?' * len(scope.environments))})"
+            params.extend(scope.environments)
+        if not scope.rolled_up or scope.trace_name is not None:
+            # scores of the traces in scope (by the scores' timestamps)
+            traces, trace_params = scope.filters(conn)
+            env += f" AND s.trace_id IN (SELECT t.id FROM traces t WHERE {traces})"
+            params.extend(trace_params)
+        for r in conn.all(
+            f"SELECT {scope.bucket_sql(conn, 's.timestamp')} AS bucket, s.name AS name,"
+            " SUM(s.value) AS total, COUNT(s.value) AS n FROM scores s WHERE s.project_id = ?"
+            " AND s.timestamp >= ? AND s.timestamp < ?"
+            f" AND s.data_type IN ('NUMERIC', 'BOOLEAN'){env} GROUP BY bucket, s.name",
+            params,
+        ):
+            v = sums[r["name"]][r["bucket"]]
+            v[0] += float(r["total"] or 0)
+            v[1] += int(r["n"])
+    if hours is not None:
+        time = "hour" if scope.hourly else "day"
+        for r in rollup_read.read(
+            conn,
+            "rollup_score_hours",
+            scope.project_id,
+            *hours,
+            measures=("scores", "value_sum"),
+            group_by=(time, "name"),
+            filters=_rollup_filters(scope),
+        ):
+            v = sums[r["name"]][r[time]]
+            v[0] += float(r["value_sum"])
+            v[1] += int(r["scores"])
     labels = scope.buckets()
-    values: dict[str, dict[str, float]] = defaultdict(dict)
-    for r in conn.all(
-        f"SELECT {scope.bucket_sql(conn, 's.timestamp')} AS bucket, s.name AS name,"
-        " AVG(s.value) AS avg FROM scores s WHERE s.project_id = ? AND s.timestamp >= ?"
-        f" AND s.timestamp < ? AND s.data_type IN ('NUMERIC', 'BOOLEAN'){env}"
-        " GROUP BY bucket, s.name",
-        params,
-    ):
-        values[r["name"]][r["bucket"]] = float(r["avg"])
-    return {name: [by.get(x) for x in labels] for name, by in sorted(values.items())}
+    out: dict[str, list[float | None]] = {}
+    for name, by in sorted(sums.items()):
+        if any(n for _, n in by.values()):
+            out[name] = [by[x][0] / by[x][1] if by.get(x) and by[x][1] else None for x in labels]
+    return out
