@@ -25,9 +25,14 @@ with the hour, so a batch's upserts land in the few index pages of the current h
 (an index leading with the user puts each trace's entry on a random page: migration
 0008 dropped ``trace_totals_user`` for costing about 0.6 WAL pages per observation).
 Grouping by user over a range reads one row per (user, hour, environment) instead of
-one per trace, and sums cost and tokens without touching trace rows. A scope naming
-*one* user reads raw rows through ``traces_user`` instead: that is bounded by the
-user's own traces.
+one per trace. Measured on SQLite (top 20 users by cost over 30 days, 300,000 traces,
+warm medians): with skewed users (Pareto; 19,000 user-hours) 14-21 ms against
+450-560 ms from ``trace_totals``'s time index; with 2,000 uniform users (271,000
+user-hours) 320 against 800 ms; with 50,000 uniform users, where almost every
+user-hour holds one trace, 800 against 660 ms: it never loses much and wins by an
+order of magnitude when users come back within the hour, as real ones do. A scope
+naming *one* user reads raw rows through ``traces_user`` instead: that is bounded by
+the user's own traces.
 
 Top sessions cannot be rolled up by hour (about as many keys as traces), so
 ``trace_totals`` holds one narrow row per trace (timestamp, environment, name, user,
