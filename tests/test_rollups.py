@@ -34,6 +34,7 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
         "observations": defaultdict(lambda: [0, 0, 0.0, 0, 0, 0]),
         "buckets": defaultdict(lambda: [0, 0.0]),
         "users": defaultdict(lambda: [0, 0, 0, 0, 0.0, 0, 0, 0]),
+        "model_traces": defaultdict(lambda: [0]),
     }
     for tid, t in traces.items():
         hour = d.ts_out(t["timestamp"])[:13]
@@ -61,6 +62,8 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
         v[0] += 1
         v[1] += error
         v[2] += latency
+        for model in {o["model"] for o in mine if o["model"]}:
+            out["model_traces"][(hour, env, name, model)][0] += 1
         for o in mine:
             usage = [
                 float(o["total_cost"] or 0),
@@ -106,6 +109,9 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
     return {**{k: dict(v) for k, v in out.items()}, "totals": totals}
 
 
+_TABLES = ("observations", "buckets", "users", "scores", "model_traces", "totals")
+
+
 def _rolled(conn: Any, project_id: str) -> dict[str, Any]:
     """The rollup tables' content, rows that went back to zero left out (``models``:
     the observation rollup summed over trace and observation names)."""
@@ -122,6 +128,7 @@ def _rolled(conn: Any, project_id: str) -> dict[str, Any]:
         ("buckets", "rollup_observation_buckets"),
         ("users", "rollup_user_hours"),
         ("scores", "rollup_score_hours"),
+        ("model_traces", "rollup_model_traces"),
     ):
         _, keys, values = rollups.TABLES[table]
         out[attr] = {}
@@ -143,7 +150,16 @@ def _assert_rollups_match(api: Any) -> dict[str, Any]:
     pid = api.project.id
     raw = rt.read_sync(lambda c: _raw(c, pid))
     rolled = rt.read_sync(lambda c: _rolled(c, pid))
-    for table in ("traces", "models", "observations", "buckets", "users", "scores", "totals"):
+    for table in (
+        "traces",
+        "models",
+        "observations",
+        "buckets",
+        "users",
+        "scores",
+        "model_traces",
+        "totals",
+    ):
         assert set(rolled[table]) == set(raw[table]), table
         for key, values in raw[table].items():
             assert rolled[table][key] == pytest.approx(values, rel=1e-9, abs=1e-9), key
@@ -285,7 +301,7 @@ def test_backfill_rebuilds_the_rollups(api):
     rt.writer.run_sync(rebuild)
     after = rt.read_sync(lambda c: _rolled(c, api.project.id))
     # The same keys and values: the build computes them as the write path does.
-    for table in ("traces", "observations", "buckets", "users", "scores", "totals"):
+    for table in ("traces", *_TABLES):
         assert set(after[table]) == set(before[table]), table
         for key, values in before[table].items():
             assert after[table][key] == pytest.approx(values, rel=1e-9, abs=1e-9), key

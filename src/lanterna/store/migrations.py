@@ -508,6 +508,15 @@ def m0012_wide_rollups(conn: Conn) -> None:
             total_tokens BIGINT NOT NULL,
             PRIMARY KEY (project_id, hour, environment, user_id)
         ) {CLUSTERED};
+        CREATE TABLE rollup_model_traces (
+            project_id TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            trace_name TEXT NOT NULL,
+            model TEXT NOT NULL,
+            traces BIGINT NOT NULL,
+            PRIMARY KEY (project_id, hour, environment, trace_name, model)
+        ) {CLUSTERED};
         CREATE TABLE rollup_score_hours (
             project_id TEXT NOT NULL,
             hour TEXT NOT NULL,

@@ -13,6 +13,8 @@ a trace's observations count in its trace's hour. ``''`` stands for "none" in te
   (``latency``: end - start of observations with an end time; ``ttft``:
   completion start - start of those with one) and log-spaced bucket: count and sum of
   seconds. Percentiles read from them are within :data:`PERCENTILE_ERROR`.
+- ``rollup_model_traces`` per trace name and model (not ``''``): traces with at least
+  one observation of that model (what a count of distinct traces per model needs).
 - ``rollup_user_hours`` per user (traces without a user are not in it): traces, traces
   with observations, traces with an ERROR observation, observations, cost and tokens.
 - ``rollup_score_hours``, keyed by the *score's* hour and environment, per score name
@@ -87,6 +89,7 @@ TraceKey = tuple[str, str, str, int]  # hour, environment, trace name, latency b
 ObservationKey = tuple[str, str, str, str, str]  # hour, env, trace name, name, model
 BucketKey = tuple[str, str, str, str, str, str, int]  # ... model, measure, bucket
 UserKey = tuple[str, str, str]  # hour, environment, user
+ModelKey = tuple[str, str, str, str]  # hour, environment, trace name, model
 ScoreKey = tuple[str, str, str, str]  # hour (of the score), environment, name, data type
 
 #: table -> (attribute of :class:`Contribution`, key columns, value columns)
@@ -120,6 +123,11 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
             "total_tokens",
         ),
     ),
+    "rollup_model_traces": (
+        "model_traces",
+        ("hour", "environment", "trace_name", "model"),
+        ("traces",),
+    ),
     "rollup_score_hours": (
         "scores",
         ("hour", "environment", "name", "data_type"),
@@ -147,18 +155,6 @@ def _zeros(n: int) -> Callable[[], list[float]]:
     return lambda: [0] * n
 
 
-def _observe(
-    buckets: dict[BucketKey, list[float]], key: ObservationKey, measure: str, seconds: float
-) -> None:
-    k = (*key, measure, math.floor(math.log(seconds if seconds > MIN_LATENCY else MIN_LATENCY) * K))
-    h = buckets.get(k)
-    if h is None:
-        buckets[k] = [1, seconds]
-    else:
-        h[0] += 1
-        h[1] += seconds
-
-
 class Contribution:
     """What a set of traces adds to the rollups: values per key of each table, and
     each trace's ``trace_totals`` row."""
@@ -168,6 +164,7 @@ class Contribution:
         self.observations: dict[ObservationKey, list[float]] = defaultdict(_zeros(6))
         self.buckets: dict[BucketKey, list[float]] = defaultdict(_zeros(2))
         self.users: dict[UserKey, list[float]] = defaultdict(_zeros(8))
+        self.model_traces: dict[ModelKey, list[float]] = defaultdict(_zeros(1))
         self.scores: dict[ScoreKey, list[float]] = defaultdict(_zeros(2))
         #: trace id -> its ``trace_totals`` row (the columns of :data:`_TOTALS_COLUMNS`
         #: after project and trace id)
@@ -192,9 +189,11 @@ class Contribution:
         tname = trace.get("name") or ""
         by_key = self.observations
         buckets = self.buckets
+        log, floor, lowest = math.log, math.floor, MIN_LATENCY
         cost = 0.0
         inputs = outputs = tokens = errors = 0
         first = last = None
+        models = set()
         for o in observations:
             get = o.get
             start = o["start_time"]
@@ -205,16 +204,20 @@ class Contribution:
             if last is None or stop > last:
                 last = stop
             error = 1 if get("level") == "ERROR" else 0
-            c = float(get("total_cost") or 0)
-            i = int(get("usage_input") or 0)
-            out = int(get("usage_output") or 0)
-            total = int(get("usage_total") or 0)
+            c = get("total_cost")
+            c = float(c) if c else 0.0
+            i = get("usage_input") or 0
+            out = get("usage_output") or 0
+            total = get("usage_total") or 0
             errors += error
             cost += c
             inputs += i
             outputs += out
             tokens += total
-            key = (hour, env, tname, get("name") or "", get("model") or "")
+            model = get("model") or ""
+            if model:
+                models.add(model)
+            key = (hour, env, tname, get("name") or "", model)
             v = by_key.get(key)
             if v is None:
                 by_key[key] = [1, error, c, i, out, total]
@@ -226,10 +229,26 @@ class Contribution:
                 v[4] += out
                 v[5] += total
             if end is not None:
-                _observe(buckets, key, LATENCY, (end - start).total_seconds())
+                seconds = (end - start).total_seconds()
+                k = (*key, LATENCY, floor(log(seconds if seconds > lowest else lowest) * K))
+                h = buckets.get(k)
+                if h is None:
+                    buckets[k] = [1, seconds]
+                else:
+                    h[0] += 1
+                    h[1] += seconds
             ttft = get("completion_start_time")
             if ttft is not None:
-                _observe(buckets, key, TTFT, (ttft - start).total_seconds())
+                seconds = (ttft - start).total_seconds()
+                k = (*key, TTFT, floor(log(seconds if seconds > lowest else lowest) * K))
+                h = buckets.get(k)
+                if h is None:
+                    buckets[k] = [1, seconds]
+                else:
+                    h[0] += 1
+                    h[1] += seconds
+        for model in models:
+            self.model_traces[(hour, env, tname, model)][0] += 1
         error = 1 if errors else 0
         n = len(observations)
         latency = None if first is None or last is None else (last - first).total_seconds()
@@ -381,6 +400,27 @@ def _upsert_sql(table: str) -> tuple[str, str]:
 
 
 _UPSERTS = {table: _upsert_sql(table) for table in TABLES}
+_INTEGERS = {"latency_bucket", "bucket"}
+_FLOATS = {"latency_sum", "cost", "seconds", "value_sum"}
+
+
+def _pg_upsert_sql(table: str) -> tuple[str, tuple[Callable[[Any], Any], ...]]:
+    """PostgreSQL: the upsert of :func:`_upsert_sql` from one array per column
+    (``unnest``), and each column's Python conversion."""
+    _, keys, values = TABLES[table]
+    head, tail = _UPSERTS[table]
+    arrays = []
+    cast: list[Callable[[Any], Any]] = []
+    for col in ("project_id", *keys):
+        arrays.append("?::bigint[]" if col in _INTEGERS else "?::text[]")
+        cast.append(int if col in _INTEGERS else str)
+    for col in values:
+        arrays.append("?::float8[]" if col in _FLOATS else "?::bigint[]")
+        cast.append(float if col in _FLOATS else int)
+    return f"{head} SELECT * FROM unnest({', '.join(arrays)}){tail}", tuple(cast)
+
+
+_PG_UPSERTS = {table: _pg_upsert_sql(table) for table in TABLES}
 
 
 def add(conn: Conn, project_id: str, plus: Contribution, minus: Contribution | None = None) -> None:
@@ -418,8 +458,18 @@ def add(conn: Conn, project_id: str, plus: Contribution, minus: Contribution | N
             else:
                 delta = [x - y for x, y in zip(a, b, strict=True)]
             rows.append([project_id, *key, *delta])  # type: ignore[misc]
-        head, tail = _UPSERTS[table]
-        conn.insert(head, rows, tail)
+        if not rows:
+            continue
+        if conn.dialect.name == "postgresql":
+            # One short statement binding a column array each (psycopg parses long
+            # multi-row statements anew every time; one pipelined statement per row
+            # costs its Python side about 40 us a row).
+            sql, cast = _PG_UPSERTS[table]
+            columns = zip(*rows, strict=True)
+            conn.run(sql, [[f(x) for x in col] for f, col in zip(cast, columns, strict=True)])
+        else:
+            head, tail = _UPSERTS[table]
+            conn.insert(head, rows, tail)
 
 
 def maintained(conn: Conn, project_id: str, trace_ids: set[str], work: Callable[[], T]) -> T:
