@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import T0, event, ingest, iso
-from lanterna.analytics import metrics
+from lanterna.analytics import metrics, usage
 from lanterna.store import rollup_read, rollups
 from lanterna.store.db import Database
 from lanterna.store.recompute import recompute
@@ -238,6 +238,35 @@ def _check_answers(api: Any, raw: dict[str, Any]) -> None:
         assert set(series) == set(want_series)
         for name, values in want_series.items():
             assert series[name] == pytest.approx(values), name
+    # The daily metrics (rollups plus raw rows) equal the raw rows' days, whole and
+    # partial ranges, filtered by trace name and environment or not.
+    for scope in (
+        metrics.Scope(pid),
+        metrics.Scope(pid, T0 - timedelta(minutes=53), T0 + timedelta(hours=2, minutes=9)),
+        metrics.Scope(pid, trace_name="chat", environments=["production"]),
+    ):
+        got_days = rt.read_sync(lambda c, s=scope: usage.daily_usage(c, s, limit=50, offset=0))
+        want_days = rt.read_sync(lambda c, s=scope: usage._daily_raw(c, s, limit=50, offset=0))
+        assert got_days[1] == want_days[1]
+        for a, b in zip(got_days[0], want_days[0], strict=True):
+            assert (a.date, a.traces, [m.model for m in a.models]) == (
+                b.date,
+                b.traces,
+                [m.model for m in b.models],
+            )
+            assert [m.traces for m in a.models] == [m.traces for m in b.models]
+            for x, y in zip(
+                [a.usage, *[m.usage for m in a.models]],
+                [b.usage, *[m.usage for m in b.models]],
+                strict=True,
+            ):
+                assert (x.observations, x.input_tokens, x.output_tokens, x.total_tokens) == (
+                    y.observations,
+                    y.input_tokens,
+                    y.output_tokens,
+                    y.total_tokens,
+                )
+                assert x.cost == pytest.approx(y.cost)
     scope = metrics.Scope(pid, *WINDOW)
     top = rt.read_sync(lambda c: metrics.top_by_cost(c, scope, "user_id"))
     assert {r["id"]: (r["traces"], r["cost"]) for r in top} == {

@@ -45,7 +45,6 @@ MEASURES: dict[str, tuple[str, ...]] = {table: values for table, (_, _, values) 
 #: (``YYYY-MM-DD``), both UTC
 TIME = {"hour": "hour", "day": "substr(hour, 1, 10)"}
 _TEXT = {"environment", "trace_name", "name", "model", "user_id", "measure"}
-_FMT = "%Y-%m-%dT%H"
 
 
 def covers(table: str, dimensions: Sequence[str], filters: Sequence[str] = ()) -> bool:
@@ -101,7 +100,7 @@ def read(
     if unknown:
         raise ValueError(f"{table} has no measure {sorted(unknown)}")
     where = ["project_id = ?", "hour >= ?", "hour < ?"]
-    params: list[Any] = [project_id, first.strftime(_FMT), last.strftime(_FMT)]
+    params: list[Any] = [project_id, _label(first), _label(last)]
     for dim, values in filters.items():
         values = ["" if v is None and dim in _TEXT else v for v in values]
         if not values:
@@ -122,6 +121,11 @@ def read(
         for m in measures:
             r[m] = r[m] or 0
     return rows
+
+
+def _label(at: datetime) -> str:
+    """The ``hour`` label of a time (``YYYY-MM-DDTHH``, UTC; years zero-padded)."""
+    return at.astimezone(timezone.utc).isoformat()[:13]
 
 
 def percentile(counts: Mapping[int, int], q: float) -> float | None:
