@@ -319,10 +319,24 @@ class Fresh:
         self.part = Contribution()
         self.part.add_trace(dialect, "", trace, observations)
 
+    @property
+    def totals(self) -> tuple[Any, ...]:
+        """The trace's ``trace_totals`` row."""
+        return self.part.totals[""]
+
     def add_to(self, out: Contribution, trace_id: str) -> None:
         """Add this trace's values to ``out``."""
         out.update(self.part)
         out.totals[trace_id] = self.part.totals[""]
+
+
+def summed(parts: Iterable[Contribution]) -> Contribution:
+    """The hourly values of ``parts`` added up (no ``trace_totals`` rows): a batch's
+    fresh traces summed before the writer runs, so that it only adds the sum."""
+    out = Contribution()
+    for part in parts:
+        out.update(part)
+    return out
 
 
 def _chunked(ids: Iterable[str], size: int = _CHUNK) -> Iterable[list[str]]:
