@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import T0, event, ingest, iso
+from helpers import T0, event, ingest, iso, price_model
 from lanterna.analytics import metrics, usage
 from lanterna.store import rollup_read, rollups
 from lanterna.store.db import Database
@@ -361,16 +361,7 @@ def test_rollups_equal_raw_rows_whatever_happens(api, db_url, steps):
             assert api.delete(f"/api/public/scores/{arg}").status_code in (200, 202, 204, 404)
         else:
             if not priced:
-                response = api.post(
-                    "/api/public/models",
-                    json={
-                        "modelName": MODEL,
-                        "matchPattern": f"^{MODEL}$",
-                        "inputPrice": 1e-3,
-                        "outputPrice": 2e-3,
-                    },
-                )
-                assert response.status_code == 200, response.text
+                price_model(api, MODEL, 1e-3, 2e-3)
                 priced = True
             db = Database(db_url)
             try:

@@ -228,19 +228,11 @@ class Contribution:
                 v[3] += i
                 v[4] += out
                 v[5] += total
-            if end is not None:
-                seconds = (end - start).total_seconds()
-                k = (*key, LATENCY, floor(log(seconds if seconds > lowest else lowest) * K))
-                h = buckets.get(k)
-                if h is None:
-                    buckets[k] = [1, seconds]
-                else:
-                    h[0] += 1
-                    h[1] += seconds
-            ttft = get("completion_start_time")
-            if ttft is not None:
-                seconds = (ttft - start).total_seconds()
-                k = (*key, TTFT, floor(log(seconds if seconds > lowest else lowest) * K))
+            for measure, at in ((LATENCY, end), (TTFT, get("completion_start_time"))):
+                if at is None:
+                    continue
+                seconds = (at - start).total_seconds()
+                k = (*key, measure, floor(log(seconds if seconds > lowest else lowest) * K))
                 h = buckets.get(k)
                 if h is None:
                     buckets[k] = [1, seconds]
