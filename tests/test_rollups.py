@@ -443,3 +443,30 @@ def test_upgrade_from_0011_builds_the_wide_rollups(api, db_url):
     raw = _assert_rollups_match(api)
     assert {k[2] for k in raw["traces"]} == {"", "chat"}
     assert {k[2] for k in raw["users"]} == {"u1", "u2"}
+
+
+def test_the_read_function_names_what_a_table_cannot_answer(api):
+    """A planner asking a rollup for a dimension or measure it does not keep gets a
+    ValueError naming it (and falls back to raw rows); a covered query answers."""
+    from lanterna.store import rollup_read
+
+    ingest(api, *_trace(1, 0))
+    rt = api.app.state.runtime
+    pid = api.project.id
+    day = (T0 - timedelta(days=1), T0 + timedelta(days=1))
+
+    def read(table: str, **kwargs: Any) -> list[dict[str, Any]]:
+        return rt.read_sync(lambda c: rollup_read.read(c, table, pid, *day, **kwargs))
+
+    assert not rollup_read.covers("rollup_observation_hours", ["user_id"])
+    with pytest.raises(ValueError, match="user_id"):
+        read("rollup_observation_hours", measures=["cost"], group_by=["user_id"])
+    with pytest.raises(ValueError, match="latency_sum"):
+        read("rollup_observation_hours", measures=["latency_sum"])
+    rows = read(
+        "rollup_observation_hours",
+        measures=["observations", "cost"],
+        group_by=["model"],
+        filters={"model": ["model-a", None]},
+    )
+    assert {r["model"]: r["observations"] for r in rows} == {"model-a": 1, None: 1}
