@@ -33,3 +33,17 @@ def ingest(api: Any, *events: dict[str, Any], auth: Any = None) -> dict[str, Any
     response = api.post("/api/public/ingestion", json={"batch": list(events)}, **kwargs)
     assert response.status_code == 207, response.text
     return response.json()
+
+
+def price_model(client: Any, model: str, input_price: float, output_price: float) -> None:
+    """Create a custom model price matching exactly ``model`` (USD per token)."""
+    response = client.post(
+        "/api/public/models",
+        json={
+            "modelName": model,
+            "matchPattern": f"^{model}$",
+            "inputPrice": input_price,
+            "outputPrice": output_price,
+        },
+    )
+    assert response.status_code == 200, response.text

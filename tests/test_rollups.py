@@ -28,62 +28,120 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
     for o in conn.all("SELECT * FROM observations WHERE project_id = ?", [project_id]):
         obs[o["trace_id"]].append(o)
     d = conn.dialect
-    trace_keys: dict[tuple, list[float]] = defaultdict(lambda: [0, 0, 0.0])
-    model_keys: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0, 0])
+    out: dict[str, dict[tuple, list[float]]] = {
+        "traces": defaultdict(lambda: [0, 0, 0.0]),
+        "models": defaultdict(lambda: [0, 0.0, 0, 0, 0]),
+        "observations": defaultdict(lambda: [0, 0, 0.0, 0, 0, 0]),
+        "buckets": defaultdict(lambda: [0, 0.0]),
+        "users": defaultdict(lambda: [0, 0, 0, 0, 0.0, 0, 0, 0]),
+        "model_traces": defaultdict(lambda: [0]),
+    }
     for tid, t in traces.items():
         hour = d.ts_out(t["timestamp"])[:13]
         env = t["environment"]
+        name = t["name"] or ""
         mine = obs.get(tid, [])
+        error = int(any(o["level"] == "ERROR" for o in mine))
+        if t["user_id"] is not None:
+            u = out["users"][(hour, env, t["user_id"])]
+            u[0] += 1
+            u[1] += int(bool(mine))
+            u[2] += error
+            u[3] += len(mine)
+            u[4] += sum(float(o["total_cost"] or 0) for o in mine)
+            u[5] += sum(int(o["usage_input"] or 0) for o in mine)
+            u[6] += sum(int(o["usage_output"] or 0) for o in mine)
+            u[7] += sum(int(o["usage_total"] or 0) for o in mine)
         if not mine:
-            trace_keys[(hour, env, rollups.NO_LATENCY)][0] += 1
+            out["traces"][(hour, env, name, rollups.NO_LATENCY)][0] += 1
             continue
         start = min(d.ts_parse(o["start_time"]) for o in mine)
         end = max(d.ts_parse(o["end_time"] or o["start_time"]) for o in mine)
         latency = (end - start).total_seconds()
-        v = trace_keys[(hour, env, rollups.latency_bucket(latency))]
+        v = out["traces"][(hour, env, name, rollups.bucket(latency))]
         v[0] += 1
-        v[1] += int(any(o["level"] == "ERROR" for o in mine))
+        v[1] += error
         v[2] += latency
+        for model in {o["model"] for o in mine if o["model"]}:
+            out["model_traces"][(hour, env, name, model)][0] += 1
         for o in mine:
-            m = model_keys[(hour, env, o["model"] or "")]
+            usage = [
+                float(o["total_cost"] or 0),
+                int(o["usage_input"] or 0),
+                int(o["usage_output"] or 0),
+                int(o["usage_total"] or 0),
+            ]
+            m = out["models"][(hour, env, o["model"] or "")]
             m[0] += 1
-            m[1] += float(o["total_cost"] or 0)
-            m[2] += int(o["usage_input"] or 0)
-            m[3] += int(o["usage_output"] or 0)
-            m[4] += int(o["usage_total"] or 0)
+            for j, x in enumerate(usage):
+                m[1 + j] += x
+            key = (hour, env, name, o["name"] or "", o["model"] or "")
+            w = out["observations"][key]
+            w[0] += 1
+            w[1] += int(o["level"] == "ERROR")
+            for j, x in enumerate(usage):
+                w[2 + j] += x
+            began = d.ts_parse(o["start_time"])
+            for measure, col in (("latency", "end_time"), ("ttft", "completion_start_time")):
+                if o[col] is not None:
+                    seconds = (d.ts_parse(o[col]) - began).total_seconds()
+                    h = out["buckets"][(*key, measure, rollups.bucket(seconds))]
+                    h[0] += 1
+                    h[1] += seconds
     totals = {
-        (tid, t["user_id"], t["session_id"]): [
+        (tid, t["user_id"], t["session_id"], t["name"]): [
             len(obs.get(tid, [])),
             sum(float(o["total_cost"] or 0) for o in obs.get(tid, [])),
             sum(int(o["usage_total"] or 0) for o in obs.get(tid, [])),
         ]
         for tid, t in traces.items()
     }
-    return {"traces": dict(trace_keys), "models": dict(model_keys), "totals": totals}
+    scores: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0])
+    for r in conn.all(
+        "SELECT * FROM scores WHERE project_id = ? AND value IS NOT NULL"
+        " AND data_type IN ('NUMERIC', 'BOOLEAN')",
+        [project_id],
+    ):
+        v = scores[(d.ts_out(r["timestamp"])[:13], r["environment"], r["name"], r["data_type"])]
+        v[0] += 1
+        v[1] += float(r["value"])
+    out["scores"] = scores
+    return {**{k: dict(v) for k, v in out.items()}, "totals": totals}
+
+
+_TABLES = ("observations", "buckets", "users", "scores", "model_traces", "totals")
 
 
 def _rolled(conn: Any, project_id: str) -> dict[str, Any]:
-    """The rollup tables' content, rows that went back to zero left out."""
-    out: dict[str, Any] = {"traces": {}, "models": {}, "totals": {}}
+    """The rollup tables' content, rows that went back to zero left out (``models``:
+    the observation rollup summed over trace and observation names)."""
+    out: dict[str, Any] = {"totals": {}}
     for r in conn.all("SELECT * FROM trace_totals WHERE project_id = ?", [project_id]):
-        out["totals"][(r["trace_id"], r["user_id"], r["session_id"])] = [
+        out["totals"][(r["trace_id"], r["user_id"], r["session_id"], r["name"])] = [
             int(r["observations"]),
             float(r["cost"]),
             int(r["tokens"]),
         ]
-    for r in conn.all("SELECT * FROM rollup_traces WHERE project_id = ?", [project_id]):
-        if r["traces"]:
-            key = (r["hour"], r["environment"], int(r["latency_bucket"]))
-            out["traces"][key] = [int(r["traces"]), int(r["errors"]), float(r["latency_sum"])]
-    for r in conn.all("SELECT * FROM rollup_models WHERE project_id = ?", [project_id]):
-        if r["observations"]:
-            out["models"][(r["hour"], r["environment"], r["model"])] = [
-                int(r["observations"]),
-                float(r["cost"]),
-                int(r["input_tokens"]),
-                int(r["output_tokens"]),
-                int(r["total_tokens"]),
-            ]
+    for attr, table in (
+        ("traces", "rollup_trace_hours"),
+        ("observations", "rollup_observation_hours"),
+        ("buckets", "rollup_observation_buckets"),
+        ("users", "rollup_user_hours"),
+        ("scores", "rollup_score_hours"),
+        ("model_traces", "rollup_model_traces"),
+    ):
+        _, keys, values = rollups.TABLES[table]
+        out[attr] = {}
+        for r in conn.all(f"SELECT * FROM {table} WHERE project_id = ?", [project_id]):
+            if r[values[0]]:
+                key = tuple(r[k] for k in keys)
+                out[attr][key] = [float(r[v]) for v in values]
+    models: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0, 0])
+    for (hour, env, _, _, model), v in out["observations"].items():
+        m = models[(hour, env, model)]
+        for j, x in enumerate([v[0], *v[2:]]):
+            m[j] += x
+    out["models"] = dict(models)
     return out
 
 
@@ -92,12 +150,19 @@ def _assert_rollups_match(api: Any) -> dict[str, Any]:
     pid = api.project.id
     raw = rt.read_sync(lambda c: _raw(c, pid))
     rolled = rt.read_sync(lambda c: _rolled(c, pid))
-    for table in ("traces", "models", "totals"):
+    for table in (
+        "traces",
+        "models",
+        "observations",
+        "buckets",
+        "users",
+        "scores",
+        "model_traces",
+        "totals",
+    ):
         assert set(rolled[table]) == set(raw[table]), table
         for key, values in raw[table].items():
-            assert rolled[table][key] == pytest.approx(values, rel=1e-9, abs=1e-3), (
-                key
-            )  # julianday: ~10 µs
+            assert rolled[table][key] == pytest.approx(values, rel=1e-9, abs=1e-9), key
     return raw
 
 
@@ -229,18 +294,17 @@ def test_backfill_rebuilds_the_rollups(api):
     before = rt.read_sync(lambda c: _rolled(c, api.project.id))
 
     def rebuild(conn: Any) -> None:
-        conn.run("DELETE FROM rollup_traces")
-        conn.run("DELETE FROM rollup_models")
+        for table in rollups.TABLES:
+            conn.run(f"DELETE FROM {table}")
         rollups.backfill(conn)
 
     rt.writer.run_sync(rebuild)
     after = rt.read_sync(lambda c: _rolled(c, api.project.id))
-    # The same keys and counts; latency sums may differ by the rebuild's precision
-    # (SQLite's julianday() keeps milliseconds, a batch's own records microseconds).
-    for table in ("traces", "models", "totals"):
+    # The same keys and values: the build computes them as the write path does.
+    for table in ("traces", *_TABLES):
         assert set(after[table]) == set(before[table]), table
         for key, values in before[table].items():
-            assert after[table][key] == pytest.approx(values, rel=1e-9, abs=1e-3), key
+            assert after[table][key] == pytest.approx(values, rel=1e-9, abs=1e-9), key
     _assert_rollups_match(api)
 
 
@@ -350,27 +414,59 @@ def test_cost_recompute_moves_the_rollups(api, db_url):
     assert sum(v[1] for v in after["models"].values()) == pytest.approx(1000e-6 + 200e-6)
 
 
-def test_upgrade_from_0006_rebuilds_the_rollups_with_latency(api, db_url):
-    """A database written before 0007 (no latency or error in trace_totals) gets them,
-    and rollups equal to the raw rows, when it is migrated."""
-    ingest(api, *[e for i in range(5) for e in _trace(i, 30 * i)])
+def test_upgrade_from_0011_builds_the_wide_rollups(api, db_url):
+    """A database written before 0012 (rollups per environment and model only) gets
+    the wide rollups, equal to the raw rows, when it is migrated."""
+    events = [e for i in range(5) for e in _trace(i, 30 * i)]
+    events.append(event("trace-create", {"id": "t0", "name": "chat", "userId": "u2"}))
+    ingest(api, *events)
     rt = api.app.state.runtime
 
-    def downgrade(conn: Any) -> None:  # the state a 0006 database was left in
-        conn.run("UPDATE trace_totals SET latency = NULL, error = 0")
-        conn.run("UPDATE rollup_traces SET traces = traces + 7")
-        conn.run("DELETE FROM schema_migrations WHERE name = '0007_trace_totals_latency'")
-        conn.run("ALTER TABLE trace_totals DROP COLUMN latency")
-        conn.run("ALTER TABLE trace_totals DROP COLUMN error")
+    def downgrade(conn: Any) -> None:  # the state a 0011 database was left in
+        for table in rollups.TABLES:
+            conn.run(f"DROP TABLE {table}")
+        conn.run("ALTER TABLE trace_totals DROP COLUMN name")
+        conn.run(
+            "CREATE TABLE rollup_traces (project_id TEXT NOT NULL, hour TEXT NOT NULL,"
+            " environment TEXT NOT NULL, latency_bucket INTEGER NOT NULL, traces BIGINT,"
+            " errors BIGINT, latency_sum REAL)"
+        )
+        conn.run("CREATE TABLE rollup_models (project_id TEXT NOT NULL, model TEXT)")
+        conn.run("DELETE FROM schema_migrations WHERE name = '0012_wide_rollups'")
 
     rt.writer.run_sync(downgrade)
     db = Database(db_url)
     try:
-        assert migrate(db) == ["0007_trace_totals_latency"]
+        assert migrate(db) == ["0012_wide_rollups"]
     finally:
         db.close()
-    _assert_rollups_match(api)
-    latencies = rt.read_sync(
-        lambda c: [r["latency"] for r in c.all("SELECT latency FROM trace_totals")]
+    raw = _assert_rollups_match(api)
+    assert {k[2] for k in raw["traces"]} == {"", "chat"}
+    assert {k[2] for k in raw["users"]} == {"u1", "u2"}
+
+
+def test_the_read_function_names_what_a_table_cannot_answer(api):
+    """A planner asking a rollup for a dimension or measure it does not keep gets a
+    ValueError naming it (and falls back to raw rows); a covered query answers."""
+    from lanterna.store import rollup_read
+
+    ingest(api, *_trace(1, 0))
+    rt = api.app.state.runtime
+    pid = api.project.id
+    day = (T0 - timedelta(days=1), T0 + timedelta(days=1))
+
+    def read(table: str, **kwargs: Any) -> list[dict[str, Any]]:
+        return rt.read_sync(lambda c: rollup_read.read(c, table, pid, *day, **kwargs))
+
+    assert not rollup_read.covers("rollup_observation_hours", ["user_id"])
+    with pytest.raises(ValueError, match="user_id"):
+        read("rollup_observation_hours", measures=["cost"], group_by=["user_id"])
+    with pytest.raises(ValueError, match="latency_sum"):
+        read("rollup_observation_hours", measures=["latency_sum"])
+    rows = read(
+        "rollup_observation_hours",
+        measures=["observations", "cost"],
+        group_by=["model"],
+        filters={"model": ["model-a", None]},
     )
-    assert len(latencies) == 5 and all(x is not None and x > 0 for x in latencies)
+    assert {r["model"]: r["observations"] for r in rows} == {"model-a": 1, None: 1}

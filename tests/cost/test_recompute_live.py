@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import T0, event, iso
+from helpers import T0, event, iso, price_model
 from lanterna.cli import main as cli_main
 from lanterna.store.db import Database
 from lanterna.store.recompute import Result, recompute
@@ -76,16 +76,7 @@ def _seed(client: httpx.Client, count: int) -> None:
     batch = [e for i in range(count) for e in _trace(f"old-{i}", i)]
     response = client.post("/api/public/ingestion", json={"batch": batch})
     assert response.status_code == 207 and not response.json()["errors"], response.text
-    response = client.post(
-        "/api/public/models",
-        json={
-            "modelName": MODEL,
-            "matchPattern": f"^{MODEL}$",
-            "inputPrice": 1e-6,
-            "outputPrice": 2e-6,
-        },
-    )
-    assert response.status_code == 200, response.text
+    price_model(client, MODEL, 1e-6, 2e-6)
 
 
 def _assert_consistent(db_url: str, project_id: str, traces: int) -> None:

@@ -15,33 +15,35 @@ Definitions (a *request* is a trace; its observations count toward it):
 - requests per minute: traces / minutes in the range.
 - p50/p95/p99 latency: from a histogram of log-spaced buckets (20 per factor e); each
   percentile reports its bucket's geometric middle, so it is within
-  :data:`PERCENTILE_ERROR` (e^(1/40) - 1, 2.6 %) of the exact value, for latencies of
-  1 ms and more (shorter ones share one bucket).
+  :data:`PERCENTILE_ERROR` (e^(1/40) - 1, 2.53 %) of the exact (nearest-rank) value,
+  for latencies of 1 ms and more (shorter ones share one bucket).
 - score averages: numeric and boolean scores by ``timestamp`` in the range.
 
 Buckets of the time series are UTC hours for ranges up to three days, else UTC days.
 
 Traces, errors, latencies, cost and tokens of whole UTC hours come from the hourly
-rollups (:mod:`lanterna.store.rollups`); only the partial hours at either end of a
-range are read from raw rows, so the figures equal those of the raw rows. The rollups
-are kept per environment only: a scope naming a user, trace name or tags reads raw rows.
+rollups (:mod:`lanterna.store.rollups`, read through :mod:`lanterna.store.rollup_read`),
+which are keyed by environment and trace name (so those filters are covered), and top
+users from the hourly user rollup; only the partial hours at either end of a range are
+read from raw rows, so the figures equal those of the raw rows. A scope naming a user
+or tags reads raw rows (a user's through the ``traces_user`` index).
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
+from ..store import rollup_read
 from ..store.db import Conn
-from ..store.rollups import MIN_LATENCY, NO_LATENCY, K
+from ..store.rollups import MIN_LATENCY, NO_LATENCY, PERCENTILE_ERROR, K, middle
+
+__all__ = ["PERCENTILE_ERROR", "Histogram", "Scope", "Usage", "overview", "top_by_cost"]
 
 HOURLY_UP_TO = timedelta(days=3)
-#: Bound on a percentile's relative error: half a bucket's width on the log scale.
-PERCENTILE_ERROR = math.exp(0.5 / K) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +84,8 @@ class Scope:
     @property
     def rolled_up(self) -> bool:
         """True when the hourly rollups can answer for this scope: they are kept per
-        project, hour and environment, not per user, trace name or tag."""
-        return self.user_id is None and self.trace_name is None and not self.tags
+        project, hour, environment and trace name, not per user or tag."""
+        return self.user_id is None and not self.tags
 
     def filters(self, conn: Conn) -> tuple[str, list[Any]]:
         """SQL condition on ``traces t`` for everything but the time range."""
@@ -204,20 +206,11 @@ class Histogram:
     @staticmethod
     def middle(bucket: int) -> float:
         """The geometric middle of a bucket, in seconds."""
-        return math.exp((bucket + 0.5) / K)
+        return middle(bucket)
 
     def percentile(self, q: float) -> float | None:
         """The ``q`` quantile (0..1), or None when empty."""
-        total = self.total
-        if total == 0:
-            return None
-        rank = max(1, math.ceil(q * total))
-        seen = 0
-        for bucket in sorted(self.counts):
-            seen += self.counts[bucket]
-            if seen >= rank:
-                return self.middle(bucket)
-        return self.middle(max(self.counts))
+        return rollup_read.percentile(self.counts, q)
 
 
 def _trace_rows(conn: Conn, scope: Scope, start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -249,28 +242,13 @@ def _model_rows(conn: Conn, scope: Scope, start: datetime, end: datetime) -> lis
     )
 
 
-def _whole_hours(scope: Scope) -> tuple[datetime, datetime] | None:
-    """``[first, last)``: the whole UTC hours inside the scope (the rollups' part), or
-    None when there are none or the rollups cannot answer for the scope."""
-    if not scope.rolled_up:
-        return None
-    scope_start, scope_end = scope.bounds()
-    start = scope_start.astimezone(timezone.utc)
-    first = start.replace(minute=0, second=0, microsecond=0)
-    if first < start:
-        first += timedelta(hours=1)
-    last = scope_end.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    return (first, last) if first < last else None
-
-
-def _rollup_where(scope: Scope, first: datetime, last: datetime) -> tuple[str, list[Any]]:
-    fmt = "%Y-%m-%dT%H"
-    sql = "project_id = ? AND hour >= ? AND hour < ?"
-    params: list[Any] = [scope.project_id, first.strftime(fmt), last.strftime(fmt)]
+def _rollup_filters(scope: Scope) -> dict[str, Sequence[Any]]:
+    filters: dict[str, Sequence[Any]] = {}
     if scope.environments:
-        sql += f" AND environment IN ({', '.join('?' * len(scope.environments))})"
-        params.extend(scope.environments)
-    return sql, params
+        filters["environment"] = scope.environments
+    if scope.trace_name is not None:
+        filters["trace_name"] = [scope.trace_name]
+    return filters
 
 
 def _parts(conn: Conn, scope: Scope) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
@@ -278,45 +256,66 @@ def _parts(conn: Conn, scope: Scope) -> tuple[int, list[dict[str, Any]], list[di
     :func:`_model_rows`): whole hours from the rollups, the partial hours at either end
     from raw rows, so the figures are those of the raw rows for any range."""
     scope_start, scope_end = scope.bounds()
-    hours = _whole_hours(scope)
-    if hours is None:
-        where, params = scope.where(conn)
-        traces = int(conn.scalar(f"SELECT COUNT(*) FROM traces t WHERE {where}", params) or 0)
-        return (
-            traces,
-            _trace_rows(conn, scope, scope_start, scope_end),
-            _model_rows(conn, scope, scope_start, scope_end),
-        )
-    first, last = hours
+    hours, partial = rollup_read.split_hours(scope_start, scope_end)
+    if not scope.rolled_up:
+        hours, partial = None, [(scope_start, scope_end)]
     trace_rows: list[dict[str, Any]] = []
     model_rows: list[dict[str, Any]] = []
     traces = 0
-    for start, end in ((scope_start, first), (last, scope_end)):
-        if start < end:
-            where, params = scope.where(conn, start, end)
-            traces += int(conn.scalar(f"SELECT COUNT(*) FROM traces t WHERE {where}", params) or 0)
-            trace_rows += _trace_rows(conn, scope, start, end)
-            model_rows += _model_rows(conn, scope, start, end)
-    label = "hour" if scope.hourly else "substr(hour, 1, 10)"
-    where, params = _rollup_where(scope, first, last)
-    for r in conn.all(
-        f"SELECT {label} AS bucket, latency_bucket AS lb, SUM(traces) AS n,"
-        " SUM(errors) AS errors, SUM(latency_sum) AS latency_sum"
-        f" FROM rollup_traces WHERE {where} GROUP BY bucket, lb",
-        params,
+    for start, end in partial:
+        where, params = scope.where(conn, start, end)
+        traces += int(conn.scalar(f"SELECT COUNT(*) FROM traces t WHERE {where}", params) or 0)
+        trace_rows += _trace_rows(conn, scope, start, end)
+        model_rows += _model_rows(conn, scope, start, end)
+    if hours is None:
+        return traces, trace_rows, model_rows
+    first, last = hours
+    time = "hour" if scope.hourly else "day"
+    filters = _rollup_filters(scope)
+    for r in rollup_read.read(
+        conn,
+        "rollup_trace_hours",
+        scope.project_id,
+        first,
+        last,
+        measures=("traces", "errors", "latency_sum"),
+        group_by=(time, "latency_bucket"),
+        filters=filters,
     ):
-        n = int(r["n"] or 0)
+        n = int(r["traces"])
         traces += n
-        if n and int(r["lb"]) != NO_LATENCY:
-            trace_rows.append(r)
-    for r in conn.all(
-        f"SELECT {label} AS bucket, model, SUM(observations) AS observations, SUM(cost) AS cost,"
-        " SUM(input_tokens) AS input, SUM(output_tokens) AS output, SUM(total_tokens) AS total"
-        f" FROM rollup_models WHERE {where} GROUP BY bucket, model",
-        params,
+        if n and int(r["latency_bucket"]) != NO_LATENCY:
+            trace_rows.append(
+                {
+                    "bucket": r[time],
+                    "lb": r["latency_bucket"],
+                    "n": n,
+                    "errors": r["errors"],
+                    "latency_sum": r["latency_sum"],
+                }
+            )
+    for r in rollup_read.read(
+        conn,
+        "rollup_observation_hours",
+        scope.project_id,
+        first,
+        last,
+        measures=("observations", "cost", "input_tokens", "output_tokens", "total_tokens"),
+        group_by=(time, "model"),
+        filters=filters,
     ):
-        if int(r["observations"] or 0):
-            model_rows.append({**r, "model": r["model"] or None})
+        if int(r["observations"]):
+            model_rows.append(
+                {
+                    "bucket": r[time],
+                    "model": r["model"],
+                    "observations": r["observations"],
+                    "cost": r["cost"],
+                    "input": r["input_tokens"],
+                    "output": r["output_tokens"],
+                    "total": r["total_tokens"],
+                }
+            )
     return traces, trace_rows, model_rows
 
 
@@ -397,26 +396,46 @@ def overview(conn: Conn, scope: Scope) -> dict[str, Any]:
 
 
 def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[dict[str, Any]]:
-    """The ``limit`` users (``column="user_id"``) or sessions (``"session_id"``) that cost most."""
+    """The ``limit`` users (``column="user_id"``) or sessions (``"session_id"``) that
+    cost most; ``traces`` counts their traces with observations."""
     if column not in ("user_id", "session_id"):
         raise ValueError(column)
-    if not scope.rolled_up:
+    if not scope.rolled_up or scope.trace_name is not None:
         return _top_by_cost_raw(conn, scope, column, limit)
     d = conn.dialect
     start, end = scope.bounds()
+    hours, partial = rollup_read.split_hours(start, end)
+    if column == "session_id" or hours is None:
+        partial = [(start, end)]
     # trace_totals: one narrow row per trace (see store.rollups); its time index
-    # covers the query, so a range reads its slice of that index and groups it.
+    # covers the query, so a range reads its slice of that index.
     index = "trace_totals_time"
-    where = "project_id = ? AND timestamp >= ? AND timestamp < ?"
-    params: list[Any] = [scope.project_id, d.ts(start), d.ts(end)]
+    envs = ""
     if scope.environments:
-        where += f" AND environment IN ({', '.join('?' * len(scope.environments))})"
-        params.extend(scope.environments)
+        envs = f" AND environment IN ({', '.join('?' * len(scope.environments))})"
+    parts: list[str] = []
+    params: list[Any] = []
+    for a, b in partial:
+        parts.append(
+            f"SELECT {column} AS key, 1 AS traces, cost, tokens"
+            f" FROM trace_totals{d.indexed_by(index)} WHERE project_id = ? AND timestamp >= ?"
+            f" AND timestamp < ?{envs} AND {column} IS NOT NULL AND observations > 0"
+        )
+        params += [scope.project_id, d.ts(a), d.ts(b), *scope.environments]
+    if column == "user_id" and hours is not None:
+        # Whole hours: one row per (user, hour, environment) of the hourly user rollup.
+        fmt = "%Y-%m-%dT%H"
+        parts.append(
+            "SELECT user_id AS key, observed_traces AS traces, cost, total_tokens AS tokens"
+            f" FROM rollup_user_hours WHERE project_id = ? AND hour >= ? AND hour < ?{envs}"
+            " AND observed_traces > 0"
+        )
+        params += [scope.project_id, hours[0].strftime(fmt), hours[1].strftime(fmt)]
+        params += scope.environments
     rows = conn.all(
-        f"SELECT {column} AS key, COUNT(*) AS traces, SUM(cost) AS cost,"
-        f" SUM(tokens) AS tokens FROM trace_totals{d.indexed_by(index)}"
-        f" WHERE {where} AND {column} IS NOT NULL"
-        f" AND observations > 0 GROUP BY {column} ORDER BY cost DESC, key LIMIT ?",
+        "SELECT key, SUM(traces) AS traces, SUM(cost) AS cost, SUM(tokens) AS tokens"
+        f" FROM ({' UNION ALL '.join(parts)}) per_part GROUP BY key"
+        " ORDER BY cost DESC, key LIMIT ?",
         [*params, limit],
     )
     return _top_rows(rows)
@@ -447,26 +466,52 @@ def _top_by_cost_raw(conn: Conn, scope: Scope, column: str, limit: int) -> list[
 
 
 def score_series(conn: Conn, scope: Scope) -> dict[str, list[float | None]]:
-    """Average of each numeric/boolean score name per bucket (None where none)."""
+    """Average of each numeric/boolean score name per bucket (None where none), by the
+    scores' timestamps; whole hours from the score rollup when the scope allows."""
     d = conn.dialect
     start, end = scope.bounds()
-    params: list[Any] = [scope.project_id, d.ts(start), d.ts(end)]
-    env = ""
-    if scope.environments:
-        env = f" AND s.environment IN ({', '.join('?' * len(scope.environments))})"
-        params.extend(scope.environments)
-    if not scope.rolled_up:  # scores of the traces in scope (by the scores' timestamps)
-        traces, trace_params = scope.filters(conn)
-        env += f" AND s.trace_id IN (SELECT t.id FROM traces t WHERE {traces})"
-        params.extend(trace_params)
+    hours, partial = rollup_read.split_hours(start, end)
+    if not scope.rolled_up or scope.trace_name is not None:
+        hours, partial = None, [(start, end)]
+    sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0]))
+    for a, b in partial:
+        params: list[Any] = [scope.project_id, d.ts(a), d.ts(b)]
+        env = ""
+        if scope.environments:
+            env = f" AND s.environment IN ({', '.join('?' * len(scope.environments))})"
+            params.extend(scope.environments)
+        if not scope.rolled_up or scope.trace_name is not None:
+            # scores of the traces in scope (by the scores' timestamps)
+            traces, trace_params = scope.filters(conn)
+            env += f" AND s.trace_id IN (SELECT t.id FROM traces t WHERE {traces})"
+            params.extend(trace_params)
+        for r in conn.all(
+            f"SELECT {scope.bucket_sql(conn, 's.timestamp')} AS bucket, s.name AS name,"
+            " SUM(s.value) AS total, COUNT(s.value) AS n FROM scores s WHERE s.project_id = ?"
+            " AND s.timestamp >= ? AND s.timestamp < ?"
+            f" AND s.data_type IN ('NUMERIC', 'BOOLEAN'){env} GROUP BY bucket, s.name",
+            params,
+        ):
+            v = sums[r["name"]][r["bucket"]]
+            v[0] += float(r["total"] or 0)
+            v[1] += int(r["n"])
+    if hours is not None:
+        time = "hour" if scope.hourly else "day"
+        for r in rollup_read.read(
+            conn,
+            "rollup_score_hours",
+            scope.project_id,
+            *hours,
+            measures=("scores", "value_sum"),
+            group_by=(time, "name"),
+            filters=_rollup_filters(scope),
+        ):
+            v = sums[r["name"]][r[time]]
+            v[0] += float(r["value_sum"])
+            v[1] += int(r["scores"])
     labels = scope.buckets()
-    values: dict[str, dict[str, float]] = defaultdict(dict)
-    for r in conn.all(
-        f"SELECT {scope.bucket_sql(conn, 's.timestamp')} AS bucket, s.name AS name,"
-        " AVG(s.value) AS avg FROM scores s WHERE s.project_id = ? AND s.timestamp >= ?"
-        f" AND s.timestamp < ? AND s.data_type IN ('NUMERIC', 'BOOLEAN'){env}"
-        " GROUP BY bucket, s.name",
-        params,
-    ):
-        values[r["name"]][r["bucket"]] = float(r["avg"])
-    return {name: [by.get(x) for x in labels] for name, by in sorted(values.items())}
+    out: dict[str, list[float | None]] = {}
+    for name, by in sorted(sums.items()):
+        if any(n for _, n in by.values()):
+            out[name] = [by[x][0] / by[x][1] if by.get(x) and by[x][1] else None for x in labels]
+    return out

@@ -2,16 +2,19 @@
 :mod:`lanterna.analytics.metrics` defines them, over the traces of a :class:`Scope`.
 
 The daily metrics API (``GET /api/public/metrics/daily``), the users API and the
-session and user views all read them here.
+session and user views all read them here. Days come from the hourly rollups when the
+scope allows (no user or tag filter): whole hours from them, the partial hours at the
+ends of a range from raw rows, so the figures equal those of the raw rows.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
+from ..store import rollup_read
 from ..store.db import Conn
 from .metrics import JOIN, USAGE, Scope, Usage
 
@@ -208,6 +211,15 @@ def daily_usage(conn: Conn, scope: Scope, *, limit: int, offset: int) -> tuple[l
     Days are those of the traces' timestamps; ``models`` lists the observations that
     name a model.
     """
+    if scope.rolled_up:
+        found = sorted(_days_from_rollups(conn, scope).values(), key=lambda x: x.date)
+        found = [x for x in reversed(found) if x.traces]
+        return found[offset : offset + limit], len(found)
+    return _daily_raw(conn, scope, limit=limit, offset=offset)
+
+
+def _daily_raw(conn: Conn, scope: Scope, *, limit: int, offset: int) -> tuple[list[DayUsage], int]:
+    """:func:`daily_usage` from raw rows (any scope)."""
     d = conn.dialect
     day = d.utc_day("t.timestamp")
     where, params = scope.where(conn)
@@ -235,3 +247,83 @@ def daily_usage(conn: Conn, scope: Scope, *, limit: int, offset: int) -> tuple[l
         for h in heads
     ]
     return out, total
+
+
+_EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc)
+_LATEST = datetime(9999, 12, 31, tzinfo=timezone.utc)
+_SUMS = ("observations", "cost", "input_tokens", "output_tokens", "total_tokens")
+
+
+def _add(into: list[float], row: dict[str, Any], names: tuple[str, ...]) -> None:
+    for i, name in enumerate(names):
+        into[i] += row[name] or 0
+
+
+def _days_from_rollups(conn: Conn, scope: Scope) -> dict[str, DayUsage]:
+    """Every day with traces in the scope: whole hours from the rollups, partial ones
+    (at a range's ends) from raw rows."""
+    d = conn.dialect
+    hours, partial = rollup_read.split_hours(scope.start or _EARLIEST, scope.end or _LATEST)
+    partial = [(a, b) for a, b in partial if a != _EARLIEST and b != _LATEST]
+    traces: dict[str, int] = defaultdict(int)
+    usage: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0, 0])
+    models: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0, 0, 0, 0])
+    raw_names = ("observations", "cost", "input", "output", "total")
+    day = d.utc_day("t.timestamp")
+    for start, end in partial:
+        where, params = scope.where(conn, start, end)
+        for r in conn.all(
+            f"SELECT {day} AS day, COUNT(*) AS traces FROM traces t WHERE {where} GROUP BY day",
+            params,
+        ):
+            traces[r["day"]] += int(r["traces"])
+        for r in conn.all(
+            f"SELECT {day} AS day, {USAGE} FROM traces t {JOIN} WHERE {where} GROUP BY day",
+            params,
+        ):
+            _add(usage[r["day"]], r, raw_names)
+        for r in conn.all(
+            f"SELECT {day} AS day, o.model AS model, COUNT(DISTINCT t.id) AS traces, {USAGE}"
+            f" FROM traces t {JOIN} WHERE {where} AND o.model IS NOT NULL GROUP BY day, o.model",
+            params,
+        ):
+            _add(models[(r["day"], r["model"])], r, ("traces", *raw_names))
+    if hours is not None:
+        filters: dict[str, Any] = {}
+        if scope.environments:
+            filters["environment"] = scope.environments
+        if scope.trace_name is not None:
+            filters["trace_name"] = [scope.trace_name]
+
+        def read(table: str, measures: tuple[str, ...], *by: str) -> list[dict[str, Any]]:
+            return rollup_read.read(
+                conn,
+                table,
+                scope.project_id,
+                *hours,
+                measures=measures,
+                group_by=("day", *by),
+                filters=filters,
+            )
+
+        for r in read("rollup_trace_hours", ("traces",)):
+            traces[r["day"]] += int(r["traces"])
+        for r in read("rollup_observation_hours", _SUMS):
+            _add(usage[r["day"]], r, _SUMS)
+        for r in read("rollup_observation_hours", _SUMS, "model"):
+            if r["model"] is not None:
+                _add(models[(r["day"], r["model"])], {**r, "traces": 0}, ("traces", *_SUMS))
+        for r in read("rollup_model_traces", ("traces",), "model"):
+            models[(r["day"], r["model"])][0] += int(r["traces"])
+    by_day: dict[str, list[ModelUsage]] = defaultdict(list)
+    for (at, model), v in sorted(models.items()):
+        if v[1]:
+            by_day[at].append(ModelUsage(model, int(v[0]), _usage(v[1:])))
+    return {
+        at: DayUsage(at, n, _usage(usage.get(at, [0, 0.0, 0, 0, 0])), by_day.get(at, []))
+        for at, n in traces.items()
+    }
+
+
+def _usage(v: list[float]) -> Usage:
+    return Usage(int(v[0]), float(v[1]), int(v[2]), int(v[3]), int(v[4]))

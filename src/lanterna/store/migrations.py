@@ -1,8 +1,8 @@
 """Schema migrations: a plain ordered list, applied names recorded in ``schema_migrations``.
 
 Each migration is a function of a connection; it runs in its own transaction. The SQL
-is written once with ``{TS}`` (timestamp), ``{JSON}``, ``{BOOL}`` and ``{FLOAT}`` slots
-that each dialect fills in. Never edit a released migration: add a new one.
+is written once with ``{TS}`` (timestamp), ``{JSON}``, ``{BOOL}``, ``{FLOAT}`` and
+``{CLUSTERED}`` slots that each dialect fills in. Never edit a released migration: add a new one.
 """
 
 from __future__ import annotations
@@ -307,8 +307,8 @@ def m0006_rollups(conn: Conn) -> None:
 
 
 def m0007_trace_totals_latency(conn: Conn) -> None:
-    """Each trace's latency and error flag in ``trace_totals``: what it added to the
-    rollups is read back from there, not recomputed. Rebuilds the rollups."""
+    """Each trace's latency and error flag in ``trace_totals``. Clears the rollups:
+    0012, which replaced their tables, builds them again (this step used to)."""
     _ddl(
         conn,
         """
@@ -319,7 +319,6 @@ def m0007_trace_totals_latency(conn: Conn) -> None:
         DELETE FROM rollup_models
         """,
     )
-    backfill(conn)
 
 
 def m0008_write_light_indexes(conn: Conn) -> None:
@@ -443,6 +442,96 @@ def m0011_dashboards(conn: Conn) -> None:
     )
 
 
+def m0012_wide_rollups(conn: Conn) -> None:
+    """The rollups widened to what dashboards and metrics queries group by: trace name,
+    observation name, model, user, latency and time-to-first-token histograms, numeric
+    scores per name (``lanterna.store.rollups``). Replaces ``rollup_traces`` and ``rollup_models``
+    and builds every rollup from the stored traces."""
+    _ddl(
+        conn,
+        """
+        DROP TABLE rollup_traces;
+        DROP TABLE rollup_models;
+        DELETE FROM trace_totals;
+        ALTER TABLE trace_totals ADD COLUMN name TEXT;
+        CREATE TABLE rollup_trace_hours (
+            project_id TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            trace_name TEXT NOT NULL,
+            latency_bucket INTEGER NOT NULL,
+            traces BIGINT NOT NULL,
+            errors BIGINT NOT NULL,
+            latency_sum {FLOAT} NOT NULL,
+            PRIMARY KEY (project_id, hour, environment, trace_name, latency_bucket)
+        ) {CLUSTERED};
+        CREATE TABLE rollup_observation_hours (
+            project_id TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            trace_name TEXT NOT NULL,
+            name TEXT NOT NULL,
+            model TEXT NOT NULL,
+            observations BIGINT NOT NULL,
+            errors BIGINT NOT NULL,
+            cost {FLOAT} NOT NULL,
+            input_tokens BIGINT NOT NULL,
+            output_tokens BIGINT NOT NULL,
+            total_tokens BIGINT NOT NULL,
+            PRIMARY KEY (project_id, hour, environment, trace_name, name, model)
+        ) {CLUSTERED};
+        CREATE TABLE rollup_observation_buckets (
+            project_id TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            trace_name TEXT NOT NULL,
+            name TEXT NOT NULL,
+            model TEXT NOT NULL,
+            measure TEXT NOT NULL,
+            bucket INTEGER NOT NULL,
+            observations BIGINT NOT NULL,
+            seconds {FLOAT} NOT NULL,
+            PRIMARY KEY (project_id, hour, environment, trace_name, name, model, measure, bucket)
+        ) {CLUSTERED};
+        CREATE TABLE rollup_user_hours (
+            project_id TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            traces BIGINT NOT NULL,
+            observed_traces BIGINT NOT NULL,
+            errors BIGINT NOT NULL,
+            observations BIGINT NOT NULL,
+            cost {FLOAT} NOT NULL,
+            input_tokens BIGINT NOT NULL,
+            output_tokens BIGINT NOT NULL,
+            total_tokens BIGINT NOT NULL,
+            PRIMARY KEY (project_id, hour, environment, user_id)
+        ) {CLUSTERED};
+        CREATE TABLE rollup_model_traces (
+            project_id TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            trace_name TEXT NOT NULL,
+            model TEXT NOT NULL,
+            traces BIGINT NOT NULL,
+            PRIMARY KEY (project_id, hour, environment, trace_name, model)
+        ) {CLUSTERED};
+        CREATE TABLE rollup_score_hours (
+            project_id TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            name TEXT NOT NULL,
+            data_type TEXT NOT NULL,
+            scores BIGINT NOT NULL,
+            value_sum {FLOAT} NOT NULL,
+            PRIMARY KEY (project_id, hour, environment, name, data_type)
+        ) {CLUSTERED}
+        """,
+    )
+    backfill(conn)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0001_core", m0001_core),
     ("0002_read_indexes", m0002_read_indexes),
@@ -455,6 +544,7 @@ MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0009_score_configs", m0009_score_configs),
     ("0010_login_throttle", m0010_login_throttle),
     ("0011_dashboards", m0011_dashboards),
+    ("0012_wide_rollups", m0012_wide_rollups),
 ]
 
 

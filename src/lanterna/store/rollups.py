@@ -1,37 +1,67 @@
-"""Hourly rollups of traces and observations, so that metrics never scan raw rows.
+"""Hourly rollups of traces, observations and users, so that metrics never scan raw rows.
 
-Two tables, keyed by the UTC hour of the *trace's* ``timestamp`` (``YYYY-MM-DDTHH``
-text, the same label on both backends) and the trace's environment:
+Every table is keyed by project, the UTC hour of the *trace's* ``timestamp``
+(``YYYY-MM-DDTHH`` text, the same label on both backends) and the trace's environment;
+a trace's observations count in its trace's hour. ``''`` stands for "none" in text keys.
 
-- ``rollup_traces`` per latency bucket: traces, traces with an ERROR observation, summed
-  latency. Bucket ``NO_LATENCY`` holds traces without observations; the other buckets
-  are those of :data:`K` (log-spaced).
-- ``rollup_models`` per observation model (``''`` for none): observations, cost and
-  input/output/total tokens.
+- ``rollup_trace_hours`` per trace name and trace latency bucket: traces, traces with an
+  ERROR observation, summed latency. Bucket :data:`NO_LATENCY` holds traces without
+  observations; the others are log-spaced (:func:`bucket`).
+- ``rollup_observation_hours`` per trace name, observation name and model:
+  observations, ERROR observations, cost, input/output/total tokens.
+- ``rollup_observation_buckets`` per trace name, observation name, model, measure
+  (``latency``: end - start of observations with an end time; ``ttft``:
+  completion start - start of those with one) and log-spaced bucket: count and sum of
+  seconds. Percentiles read from them are within :data:`PERCENTILE_ERROR`.
+- ``rollup_model_traces`` per trace name and model (not ``''``): traces with at least
+  one observation of that model (what a count of distinct traces per model needs).
+- ``rollup_user_hours`` per user (traces without a user are not in it): traces, traces
+  with observations, traces with an ERROR observation, observations, cost and tokens.
+- ``rollup_score_hours``, keyed by the *score's* hour and environment, per score name
+  and data type (NUMERIC and BOOLEAN scores with a value): count and sum of values.
+  Scores are kept as deltas too: the write path subtracts a batch's stored scores
+  and adds them as written; deletes (of a score, of traces) subtract them first.
 
-Top users and sessions cannot be rolled up by hour (there are about as many keys as
-traces), so ``trace_totals`` holds one narrow row per trace (timestamp, environment,
-user, session, observations, cost, tokens) with a covering index by time: the top lists
-scan that index instead of joining traces with their wide observation rows.
+Users: an hourly user rollup, not ``trace_totals`` with a user index. Its key leads
+with the hour, so a batch's upserts land in the few index pages of the current hour
+(an index leading with the user puts each trace's entry on a random page: migration
+0008 dropped ``trace_totals_user`` for costing about 0.6 WAL pages per observation).
+Grouping by user over a range reads one row per (user, hour, environment) instead of
+one per trace. Measured on SQLite (top 20 users by cost over 30 days, 300,000 traces,
+warm medians): with skewed users (Pareto; 19,000 user-hours) 14-21 ms against
+450-560 ms from ``trace_totals``'s time index; with 2,000 uniform users (271,000
+user-hours) 320 against 800 ms; with 50,000 uniform users, where almost every
+user-hour holds one trace, 800 against 660 ms: it never loses much and wins by an
+order of magnitude when users come back within the hour, as real ones do. A scope
+naming *one* user reads raw rows through ``traces_user`` instead: that is bounded by
+the user's own traces.
 
-Entities are upserts (an observation's end time or cost may arrive later, a trace's
-timestamp may change) and traces can be deleted, so the rollups are kept as deltas:
-what a trace added is recorded in its ``trace_totals`` row (with its latency and error
-flag), so the *before* side of a write is read back from there (:func:`recorded`), the
-*after* side is computed from the raw rows (:func:`contribution`), in the same
-transaction, and the difference is added. That costs a few indexed queries for the
-batch's traces only, never a scan of an hour.
+Top sessions cannot be rolled up by hour (about as many keys as traces), so
+``trace_totals`` holds one narrow row per trace (timestamp, environment, name, user,
+session, observations, cost, tokens, latency, error flag) with a covering index by time.
+
+Entities are upserts (an observation's end time, cost or model may arrive later, a
+trace's timestamp, name or user may change) and traces can be deleted, so the rollups
+are kept as deltas. In the write's transaction, what the batch's traces contribute is
+computed from their raw rows before the write (:func:`recorded`) and after it
+(:func:`contribution`), and the difference is added. Both sides are computed in Python
+by one function (:meth:`Contribution.add_trace`) from the rows' exact timestamps, so
+what a trace added is exactly what is taken away later. That costs two indexed
+queries per 500 touched traces, never a scan of an hour.
 
 The common case costs no query at all: a trace that is new, with all its observations
-new in the same batch (:class:`Fresh`), contributes exactly what its prepared records
-say, computed before the writer runs.
+new in the same batch (:class:`Fresh`), contributes what its prepared records say,
+computed by the same function before the writer runs.
+
+:mod:`lanterna.store.rollup_read` reads the tables.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from ..timeutil import format_ts
@@ -40,103 +70,265 @@ from .dialect import Dialect
 
 T = TypeVar("T")
 
-#: Histogram buckets per factor e (bucket b holds latencies in [e^(b/K), e^((b+1)/K))).
+#: Histogram buckets per factor e (bucket b holds values in [e^(b/K), e^((b+1)/K))).
 K = 20
-#: Latencies below this (seconds) share the lowest bucket.
+#: Values below this (seconds) share the lowest bucket.
 MIN_LATENCY = 0.001
+#: Bound on a percentile's relative error when it reports its bucket's geometric
+#: middle: half a bucket's width on the log scale, e^(1/(2K)) - 1 (2.53 %), for
+#: values of :data:`MIN_LATENCY` and more.
+PERCENTILE_ERROR = math.exp(0.5 / K) - 1
 #: The latency bucket of traces without observations (they have no latency).
 NO_LATENCY = -1_000_000
+#: Measures of ``rollup_observation_buckets``.
+LATENCY, TTFT = "latency", "ttft"
 _CHUNK = 500
 
-TraceKey = tuple[str, str, int]  # hour, environment, latency bucket
-ModelKey = tuple[str, str, str]  # hour, environment, model ('' for none)
+# Keys (after the project): the dimensions of each table, in primary-key order.
+TraceKey = tuple[str, str, str, int]  # hour, environment, trace name, latency bucket
+ObservationKey = tuple[str, str, str, str, str]  # hour, env, trace name, name, model
+BucketKey = tuple[str, str, str, str, str, str, int]  # ... model, measure, bucket
+UserKey = tuple[str, str, str]  # hour, environment, user
+ModelKey = tuple[str, str, str, str]  # hour, environment, trace name, model
+ScoreKey = tuple[str, str, str, str]  # hour (of the score), environment, name, data type
+
+#: table -> (attribute of :class:`Contribution`, key columns, value columns)
+TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "rollup_trace_hours": (
+        "traces",
+        ("hour", "environment", "trace_name", "latency_bucket"),
+        ("traces", "errors", "latency_sum"),
+    ),
+    "rollup_observation_hours": (
+        "observations",
+        ("hour", "environment", "trace_name", "name", "model"),
+        ("observations", "errors", "cost", "input_tokens", "output_tokens", "total_tokens"),
+    ),
+    "rollup_observation_buckets": (
+        "buckets",
+        ("hour", "environment", "trace_name", "name", "model", "measure", "bucket"),
+        ("observations", "seconds"),
+    ),
+    "rollup_user_hours": (
+        "users",
+        ("hour", "environment", "user_id"),
+        (
+            "traces",
+            "observed_traces",
+            "errors",
+            "observations",
+            "cost",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+        ),
+    ),
+    "rollup_model_traces": (
+        "model_traces",
+        ("hour", "environment", "trace_name", "model"),
+        ("traces",),
+    ),
+    "rollup_score_hours": (
+        "scores",
+        ("hour", "environment", "name", "data_type"),
+        ("scores", "value_sum"),
+    ),
+}
+#: the score data types with a numeric value (BOOLEAN as 0/1), the ones rolled up
+NUMERIC_SCORES = ("NUMERIC", "BOOLEAN")
 
 
-def latency_bucket(seconds: float) -> int:
-    """The histogram bucket of a latency."""
+def bucket(seconds: float) -> int:
+    """The histogram bucket of a duration in seconds."""
     return math.floor(math.log(max(seconds, MIN_LATENCY)) * K)
 
 
+latency_bucket = bucket  # the name the trace latency histogram had
+
+
+def middle(b: int) -> float:
+    """The geometric middle of bucket ``b``, in seconds: what a percentile reports."""
+    return math.exp((b + 0.5) / K)
+
+
+def _zeros(n: int) -> Callable[[], list[float]]:
+    return lambda: [0] * n
+
+
 class Contribution:
-    """What a set of traces adds to the rollups: values per key of each table."""
+    """What a set of traces adds to the rollups: values per key of each table, and
+    each trace's ``trace_totals`` row."""
 
     def __init__(self) -> None:
-        self.traces: dict[TraceKey, list[float]] = defaultdict(lambda: [0, 0, 0.0])
-        self.models: dict[ModelKey, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0, 0])
-        #: trace id -> its ``trace_totals`` row (without project and id)
+        self.traces: dict[TraceKey, list[float]] = defaultdict(_zeros(3))
+        self.observations: dict[ObservationKey, list[float]] = defaultdict(_zeros(6))
+        self.buckets: dict[BucketKey, list[float]] = defaultdict(_zeros(2))
+        self.users: dict[UserKey, list[float]] = defaultdict(_zeros(8))
+        self.model_traces: dict[ModelKey, list[float]] = defaultdict(_zeros(1))
+        self.scores: dict[ScoreKey, list[float]] = defaultdict(_zeros(2))
+        #: trace id -> its ``trace_totals`` row (the columns of :data:`_TOTALS_COLUMNS`
+        #: after project and trace id)
         self.totals: dict[str, tuple[Any, ...]] = {}
 
-    def add_trace(self, trace_id: str, hour: str, totals: tuple[Any, ...]) -> None:
-        """Add one trace: its ``trace_totals`` row (timestamp, environment, user,
-        session, observations, cost, tokens, latency, error) in its UTC ``hour``."""
-        self.totals[trace_id] = totals
-        env, n, latency, error = totals[1], totals[4], totals[7], totals[8]
-        if n == 0:
-            self.traces[(hour, env, NO_LATENCY)][0] += 1
-            return
-        seconds = latency or 0.0
-        v = self.traces[(hour, env, latency_bucket(seconds))]
-        v[0] += 1
-        v[1] += error
-        v[2] += seconds
-
-
-class Fresh:
-    """What a trace that is new, with observations that are all new, contributes:
-    computed from its records before the writer runs (see :func:`classify`)."""
-
-    __slots__ = ("hour", "models", "totals")
-
-    def __init__(
-        self, dialect: Dialect, trace: dict[str, Any], observations: list[dict[str, Any]]
+    def add_trace(
+        self,
+        dialect: Dialect,
+        trace_id: str,
+        trace: Mapping[str, Any],
+        observations: Sequence[Mapping[str, Any]],
     ) -> None:
-        stamp = trace["timestamp"]
-        self.hour = format_ts(stamp)[:13]  # the label utc_hour() gives on both backends
+        """Add one trace (a record or row: ``timestamp`` as an aware datetime,
+        ``environment``, ``name``, ``user_id``, ``session_id``) with its observations
+        (``name``, ``model``, ``level``, ``total_cost``, ``usage_input``,
+        ``usage_output``, ``usage_total``, and ``start_time``, ``end_time``,
+        ``completion_start_time`` as aware datetimes)."""
+        # The write path's hot loop (every ingested observation): plain locals.
+        stamp: datetime = trace["timestamp"]
+        hour = format_ts(stamp)[:13]  # the label utc_hour() gives on both backends
         env = trace["environment"]
-        self.models: dict[ModelKey, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0, 0])
+        tname = trace.get("name") or ""
+        by_key = self.observations
+        buckets = self.buckets
+        log, floor, lowest = math.log, math.floor, MIN_LATENCY
         cost = 0.0
-        tokens = 0
-        error = 0
-        latency = None
-        if observations:
-            first = min(o["start_time"] for o in observations)
-            last = max(o.get("end_time") or o["start_time"] for o in observations)
-            latency = (last - first).total_seconds()
+        inputs = outputs = tokens = errors = 0
+        first = last = None
+        models = set()
         for o in observations:
-            if o.get("level") == "ERROR":
-                error = 1
-            c = float(o.get("total_cost") or 0)
-            total = int(o.get("usage_total") or 0)
+            get = o.get
+            start = o["start_time"]
+            end = get("end_time")
+            if first is None or start < first:
+                first = start
+            stop = end or start
+            if last is None or stop > last:
+                last = stop
+            error = 1 if get("level") == "ERROR" else 0
+            c = get("total_cost")
+            c = float(c) if c else 0.0
+            i = get("usage_input") or 0
+            out = get("usage_output") or 0
+            total = get("usage_total") or 0
+            errors += error
             cost += c
+            inputs += i
+            outputs += out
             tokens += total
-            v = self.models[(self.hour, env, o.get("model") or "")]
-            v[0] += 1
-            v[1] += c
-            v[2] += int(o.get("usage_input") or 0)
-            v[3] += int(o.get("usage_output") or 0)
-            v[4] += total
-        self.totals = (
+            model = get("model") or ""
+            if model:
+                models.add(model)
+            key = (hour, env, tname, get("name") or "", model)
+            v = by_key.get(key)
+            if v is None:
+                by_key[key] = [1, error, c, i, out, total]
+            else:
+                v[0] += 1
+                v[1] += error
+                v[2] += c
+                v[3] += i
+                v[4] += out
+                v[5] += total
+            for measure, at in ((LATENCY, end), (TTFT, get("completion_start_time"))):
+                if at is None:
+                    continue
+                seconds = (at - start).total_seconds()
+                k = (*key, measure, floor(log(seconds if seconds > lowest else lowest) * K))
+                h = buckets.get(k)
+                if h is None:
+                    buckets[k] = [1, seconds]
+                else:
+                    h[0] += 1
+                    h[1] += seconds
+        for model in models:
+            self.model_traces[(hour, env, tname, model)][0] += 1
+        error = 1 if errors else 0
+        n = len(observations)
+        latency = None if first is None or last is None else (last - first).total_seconds()
+        if latency is None:
+            self.traces[(hour, env, tname, NO_LATENCY)][0] += 1
+        else:
+            t = self.traces[(hour, env, tname, bucket(latency))]
+            t[0] += 1
+            t[1] += error
+            t[2] += latency
+        user = trace.get("user_id")
+        if user is not None:
+            u = self.users[(hour, env, user)]
+            u[0] += 1
+            if n:
+                u[1] += 1
+                u[2] += error
+                u[3] += n
+                u[4] += cost
+                u[5] += inputs
+                u[6] += outputs
+                u[7] += tokens
+        self.totals[trace_id] = (
             dialect.ts(stamp),
             env,
-            trace.get("user_id"),
+            trace.get("name"),
+            user,
             trace.get("session_id"),
-            len(observations),
+            n,
             cost,
             tokens,
             latency,
             error,
         )
 
+    def add_score(self, score: Mapping[str, Any]) -> None:
+        """Add one score (a record or row: ``timestamp`` as an aware datetime,
+        ``environment``, ``name``, ``data_type``, ``value``); only numeric and boolean
+        scores with a value count."""
+        value = score.get("value")
+        if value is None or score.get("data_type") not in NUMERIC_SCORES:
+            return
+        hour = format_ts(score["timestamp"])[:13]
+        v = self.scores[(hour, score["environment"], score["name"], score["data_type"])]
+        v[0] += 1
+        v[1] += float(value)
+
+    def update(self, other: Contribution) -> None:
+        """Add ``other``'s hourly values (of other traces) to this one's (not its
+        ``trace_totals`` rows)."""
+        for attr, _, _ in TABLES.values():
+            into = getattr(self, attr)
+            for key, values in getattr(other, attr).items():
+                have = into[key]
+                for j, x in enumerate(values):
+                    have[j] += x
+
+
+class Fresh:
+    """What a trace that is new, with observations that are all new, contributes:
+    computed from its records before the writer runs (see :func:`classify`)."""
+
+    __slots__ = ("part",)
+
+    def __init__(
+        self, dialect: Dialect, trace: dict[str, Any], observations: list[dict[str, Any]]
+    ) -> None:
+        self.part = Contribution()
+        self.part.add_trace(dialect, "", trace, observations)
+
+    @property
+    def totals(self) -> tuple[Any, ...]:
+        """The trace's ``trace_totals`` row."""
+        return self.part.totals[""]
+
     def add_to(self, out: Contribution, trace_id: str) -> None:
         """Add this trace's values to ``out``."""
-        out.add_trace(trace_id, self.hour, self.totals)
-        for key, values in self.models.items():
-            into = out.models[key]
-            for i, x in enumerate(values):
-                into[i] += x
+        out.update(self.part)
+        out.totals[trace_id] = self.part.totals[""]
 
 
-_JOIN = "observations o ON o.project_id = t.project_id AND o.trace_id = t.id"
+def summed(parts: Iterable[Contribution]) -> Contribution:
+    """The hourly values of ``parts`` added up (no ``trace_totals`` rows): a batch's
+    fresh traces summed before the writer runs, so that it only adds the sum."""
+    out = Contribution()
+    for part in parts:
+        out.update(part)
+    return out
 
 
 def _chunked(ids: Iterable[str], size: int = _CHUNK) -> Iterable[list[str]]:
@@ -145,25 +337,12 @@ def _chunked(ids: Iterable[str], size: int = _CHUNK) -> Iterable[list[str]]:
         yield ordered[start : start + size]
 
 
-def _models(conn: Conn, project_id: str, chunk: list[str], out: Contribution) -> None:
-    """Add the per-model values of the stored traces ``chunk`` to ``out``."""
-    hour = conn.dialect.utc_hour("t.timestamp")
-    marks = ", ".join("?" * len(chunk))
-    for r in conn.all(
-        f"SELECT {hour} AS hour, t.environment AS env, o.model AS model, COUNT(*) AS n,"
-        " COALESCE(SUM(o.total_cost), 0) AS cost, COALESCE(SUM(o.usage_input), 0) AS input,"
-        " COALESCE(SUM(o.usage_output), 0) AS output,"
-        " COALESCE(SUM(o.usage_total), 0) AS total"
-        f" FROM traces t JOIN {_JOIN} WHERE t.project_id = ? AND t.id IN ({marks})"
-        " GROUP BY hour, t.environment, o.model",
-        [project_id, *chunk],
-    ):
-        v = out.models[(r["hour"], r["env"], r["model"] or "")]
-        v[0] += int(r["n"])
-        v[1] += float(r["cost"] or 0)
-        v[2] += int(r["input"] or 0)
-        v[3] += int(r["output"] or 0)
-        v[4] += int(r["total"] or 0)
+_TRACE_COLS = "id, timestamp, environment, name, user_id, session_id"
+_OBS_COLS = (
+    "trace_id, name, model, level, total_cost, usage_input, usage_output, usage_total,"
+    " start_time, end_time, completion_start_time"
+)
+_TIMES = ("start_time", "end_time", "completion_start_time")
 
 
 def contribution(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contribution:
@@ -171,107 +350,83 @@ def contribution(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contr
     computed from the raw rows."""
     d = conn.dialect
     out = Contribution()
-    # Exact to the microsecond, as Fresh computes it from the records.
-    latency = d.seconds_between("MAX(COALESCE(o.end_time, o.start_time))", "MIN(o.start_time)")
-    hour = d.utc_hour("t.timestamp")
     for chunk in _chunked(trace_ids):
         marks = ", ".join("?" * len(chunk))
-        for r in conn.all(
-            f"SELECT t.id AS id, t.timestamp AS ts, {hour} AS hour, t.environment AS env,"
-            " t.user_id AS user_id, t.session_id AS session_id, COUNT(o.id) AS n,"
-            f" {latency} AS latency, MAX(CASE WHEN o.level = 'ERROR' THEN 1 ELSE 0 END) AS error,"
-            " COALESCE(SUM(o.total_cost), 0) AS cost, COALESCE(SUM(o.usage_total), 0) AS tokens"
-            f" FROM traces t LEFT JOIN {_JOIN}"
-            f" WHERE t.project_id = ? AND t.id IN ({marks})"
-            " GROUP BY t.id, t.timestamp, t.environment, t.user_id, t.session_id",
-            [project_id, *chunk],
+        params = [project_id, *chunk]
+        traces = conn.all(
+            f"SELECT {_TRACE_COLS} FROM traces WHERE project_id = ? AND id IN ({marks})", params
+        )
+        if not traces:
+            continue
+        by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for o in conn.all(
+            f"SELECT {_OBS_COLS} FROM observations WHERE project_id = ? AND trace_id IN ({marks})",
+            params,
         ):
-            n = int(r["n"])
-            out.add_trace(
-                r["id"],
-                r["hour"],
-                (
-                    r["ts"],
-                    r["env"],
-                    r["user_id"],
-                    r["session_id"],
-                    n,
-                    float(r["cost"] or 0),
-                    int(r["tokens"] or 0),
-                    float(r["latency"] or 0.0) if n else None,
-                    int(r["error"] or 0) if n else 0,
-                ),
-            )
-        _models(conn, project_id, chunk, out)
+            for col in _TIMES:
+                o[col] = d.ts_parse(o[col])
+            by_trace[o["trace_id"]].append(o)
+        for t in traces:
+            t["timestamp"] = d.ts_parse(t["timestamp"])
+            out.add_trace(d, t["id"], t, by_trace.get(t["id"], []))
     return out
 
 
 def recorded(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contribution:
     """What the stored traces ``trace_ids`` have added to the rollups: their
-    ``trace_totals`` rows (exactly the values added, whichever way they were
-    computed) and their per-model values."""
-    out = Contribution()
-    hour = conn.dialect.utc_hour("timestamp")
-    for chunk in _chunked(trace_ids):
-        marks = ", ".join("?" * len(chunk))
-        for r in conn.all(
-            f"SELECT trace_id, timestamp AS ts, {hour} AS hour, environment AS env, user_id,"
-            " session_id, observations, cost, tokens, latency, error FROM trace_totals"
-            f" WHERE project_id = ? AND trace_id IN ({marks})",
-            [project_id, *chunk],
-        ):
-            out.add_trace(
-                r["trace_id"],
-                r["hour"],
-                (
-                    r["ts"],
-                    r["env"],
-                    r["user_id"],
-                    r["session_id"],
-                    int(r["observations"]),
-                    float(r["cost"]),
-                    int(r["tokens"]),
-                    None if r["latency"] is None else float(r["latency"]),
-                    int(r["error"]),
-                ),
-            )
-        _models(conn, project_id, chunk, out)
-    return out
+    :func:`contribution` before a write (the rollups always equal the raw rows)."""
+    return contribution(conn, project_id, trace_ids)
 
 
-_TRACES_HEAD = (
-    "INSERT INTO rollup_traces (project_id, hour, environment, latency_bucket, traces,"
-    " errors, latency_sum)"
+_TOTALS_COLUMNS = (
+    "timestamp",
+    "environment",
+    "name",
+    "user_id",
+    "session_id",
+    "observations",
+    "cost",
+    "tokens",
+    "latency",
+    "error",
 )
-_TRACES_TAIL = (
-    " ON CONFLICT (project_id, hour, environment, latency_bucket) DO UPDATE SET"
-    " traces = rollup_traces.traces + excluded.traces,"
-    " errors = rollup_traces.errors + excluded.errors,"
-    " latency_sum = rollup_traces.latency_sum + excluded.latency_sum"
+_TOTALS_HEAD = f"INSERT INTO trace_totals (project_id, trace_id, {', '.join(_TOTALS_COLUMNS)})"
+_TOTALS_TAIL = " ON CONFLICT (project_id, trace_id) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in _TOTALS_COLUMNS
 )
-_MODELS_HEAD = (
-    "INSERT INTO rollup_models (project_id, hour, environment, model, observations, cost,"
-    " input_tokens, output_tokens, total_tokens)"
-)
-_MODELS_TAIL = (
-    " ON CONFLICT (project_id, hour, environment, model) DO UPDATE SET"
-    " observations = rollup_models.observations + excluded.observations,"
-    " cost = rollup_models.cost + excluded.cost,"
-    " input_tokens = rollup_models.input_tokens + excluded.input_tokens,"
-    " output_tokens = rollup_models.output_tokens + excluded.output_tokens,"
-    " total_tokens = rollup_models.total_tokens + excluded.total_tokens"
-)
-_TOTALS_HEAD = (
-    "INSERT INTO trace_totals (project_id, trace_id, timestamp, environment, user_id,"
-    " session_id, observations, cost, tokens, latency, error)"
-)
-_TOTALS_TAIL = (
-    " ON CONFLICT (project_id, trace_id) DO UPDATE SET timestamp = excluded.timestamp,"
-    " environment = excluded.environment, user_id = excluded.user_id,"
-    " session_id = excluded.session_id, observations = excluded.observations,"
-    " cost = excluded.cost, tokens = excluded.tokens, latency = excluded.latency,"
-    " error = excluded.error"
-)
+
+
+def _upsert_sql(table: str) -> tuple[str, str]:
+    _, keys, values = TABLES[table]
+    head = f"INSERT INTO {table} (project_id, {', '.join(keys)}, {', '.join(values)})"
+    tail = f" ON CONFLICT (project_id, {', '.join(keys)}) DO UPDATE SET " + ", ".join(
+        f"{v} = {table}.{v} + excluded.{v}" for v in values
+    )
+    return head, tail
+
+
+_UPSERTS = {table: _upsert_sql(table) for table in TABLES}
+_INTEGERS = {"latency_bucket", "bucket"}
+_FLOATS = {"latency_sum", "cost", "seconds", "value_sum"}
+
+
+def _pg_upsert_sql(table: str) -> tuple[str, tuple[Callable[[Any], Any], ...]]:
+    """PostgreSQL: the upsert of :func:`_upsert_sql` from one array per column
+    (``unnest``), and each column's Python conversion."""
+    _, keys, values = TABLES[table]
+    head, tail = _UPSERTS[table]
+    arrays = []
+    cast: list[Callable[[Any], Any]] = []
+    for col in ("project_id", *keys):
+        arrays.append("?::bigint[]" if col in _INTEGERS else "?::text[]")
+        cast.append(int if col in _INTEGERS else str)
+    for col in values:
+        arrays.append("?::float8[]" if col in _FLOATS else "?::bigint[]")
+        cast.append(float if col in _FLOATS else int)
+    return f"{head} SELECT * FROM unnest({', '.join(arrays)}){tail}", tuple(cast)
+
+
+_PG_UPSERTS = {table: _pg_upsert_sql(table) for table in TABLES}
 
 
 def add(conn: Conn, project_id: str, plus: Contribution, minus: Contribution | None = None) -> None:
@@ -293,22 +448,34 @@ def add(conn: Conn, project_id: str, plus: Contribution, minus: Contribution | N
             f" ({', '.join('?' * len(chunk))})",
             [project_id, *chunk],
         )
-    for table, head, tail in (
-        ("traces", _TRACES_HEAD, _TRACES_TAIL),
-        ("models", _MODELS_HEAD, _MODELS_TAIL),
-    ):
-        new: dict[Any, list[float]] = getattr(plus, table)
-        old: dict[Any, list[float]] = getattr(minus, table) if minus is not None else {}
+    for table, (attr, _, _) in TABLES.items():
+        new: dict[Any, list[float]] = getattr(plus, attr)
+        old: dict[Any, list[float]] = getattr(minus, attr) if minus is not None else {}
         rows = []
         for key in sorted(set(new) | set(old)):
             a = new.get(key)
             b = old.get(key)
             if a == b:
                 continue
-            width = len(a if a is not None else b)  # type: ignore[arg-type]
-            delta = [(a[i] if a else 0) - (b[i] if b else 0) for i in range(width)]
-            rows.append([project_id, *key, *delta])
-        conn.insert(head, rows, tail)
+            if b is None:
+                delta = a
+            elif a is None:
+                delta = [-x for x in b]
+            else:
+                delta = [x - y for x, y in zip(a, b, strict=True)]
+            rows.append([project_id, *key, *delta])  # type: ignore[misc]
+        if not rows:
+            continue
+        if conn.dialect.name == "postgresql":
+            # One short statement binding a column array each (psycopg parses long
+            # multi-row statements anew every time; one pipelined statement per row
+            # costs its Python side about 40 us a row).
+            sql, cast = _PG_UPSERTS[table]
+            columns = zip(*rows, strict=True)
+            conn.run(sql, [[f(x) for x in col] for f, col in zip(cast, columns, strict=True)])
+        else:
+            head, tail = _UPSERTS[table]
+            conn.insert(head, rows, tail)
 
 
 def maintained(conn: Conn, project_id: str, trace_ids: set[str], work: Callable[[], T]) -> T:
@@ -322,8 +489,36 @@ def maintained(conn: Conn, project_id: str, trace_ids: set[str], work: Callable[
     return result
 
 
+def scores(records: Iterable[Mapping[str, Any]]) -> Contribution:
+    """What the scores ``records`` add to the rollups (see :meth:`Contribution.add_score`)."""
+    out = Contribution()
+    for record in records:
+        out.add_score(record)
+    return out
+
+
+def remove_scores(conn: Conn, project_id: str, column: str, ids: Sequence[str]) -> None:
+    """Before deleting the scores whose ``column`` (``id`` or ``trace_id``) is one of
+    ``ids``: take what they added out of the rollups."""
+    if column not in ("id", "trace_id"):
+        raise ValueError(column)
+    gone = Contribution()
+    d = conn.dialect
+    for chunk in _chunked(ids):
+        for r in conn.all(
+            "SELECT timestamp, environment, name, data_type, value FROM scores"
+            f" WHERE project_id = ? AND {column} IN ({', '.join('?' * len(chunk))})",
+            [project_id, *chunk],
+        ):
+            r["timestamp"] = d.ts_parse(r["timestamp"])
+            gone.add_score(r)
+    if gone.scores:
+        add(conn, project_id, Contribution(), gone)
+
+
 def backfill(conn: Conn) -> None:
-    """Build the rollups of every stored trace (the migration that adds the tables)."""
+    """Build the rollups of every stored trace (the migration that adds the tables);
+    they and ``trace_totals`` must be empty."""
     projects = [
         r["project_id"] for r in conn.all("SELECT DISTINCT project_id FROM traces ORDER BY 1")
     ]
@@ -337,14 +532,19 @@ def backfill(conn: Conn) -> None:
         total = Contribution()
         for start in range(0, len(ids), 5000):
             part = contribution(conn, project_id, ids[start : start + 5000])
-            for table in ("traces", "models"):
-                into = getattr(total, table)
-                for key, values in getattr(part, table).items():
-                    into[key] = [x + y for x, y in zip(into[key], values, strict=True)]
             only = Contribution()  # per-trace rows now; the hourly sums once, below
             only.totals = part.totals
             add(conn, project_id, only)
+            total.update(part)
         add(conn, project_id, total)
+    hour = conn.dialect.utc_hour("timestamp")
+    conn.run(
+        "INSERT INTO rollup_score_hours (project_id, hour, environment, name, data_type,"
+        f" scores, value_sum) SELECT project_id, {hour}, environment, name, data_type,"
+        " COUNT(*), SUM(value) FROM scores WHERE value IS NOT NULL"
+        f" AND data_type IN ({', '.join(repr(t) for t in NUMERIC_SCORES)})"
+        f" GROUP BY project_id, {hour}, environment, name, data_type"
+    )
 
 
 def classify(

@@ -311,6 +311,7 @@ def delete_traces(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int:
         for chunk in _in_chunks(trace_ids):
             marks = ", ".join("?" * len(chunk))
             params = [project_id, *chunk]
+            rollups.remove_scores(conn, project_id, "trace_id", chunk)
             conn.run(f"DELETE FROM scores WHERE project_id = ? AND trace_id IN ({marks})", params)
             conn.run(
                 f"DELETE FROM observations WHERE project_id = ? AND trace_id IN ({marks})", params

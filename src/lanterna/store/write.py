@@ -138,11 +138,14 @@ class PreparedEvents:
         project_id: str,
         kinds: dict[str, dict[str, _Entity]],
         fresh: dict[str, rollups.Fresh] | None = None,
+        fresh_sum: rollups.Contribution | None = None,
     ) -> None:
         self.project_id = project_id
         self.kinds = kinds
         #: rollup values of the batch's traces if they and their observations are new
         self.fresh = fresh or {}
+        #: their hourly values summed (None: add them one by one)
+        self.fresh_sum = fresh_sum
         #: the writer runs neighbouring batches of one project as one (see ``combine``)
         self.combine_key = ("events", project_id)
 
@@ -187,7 +190,11 @@ class PreparedEvents:
                     shared |= _trace_ids(both)
         for trace_id in shared:
             fresh.pop(trace_id, None)
-        return cls(parts[0].project_id, dict(kinds), fresh)
+        sums = [part.fresh_sum for part in parts]
+        fresh_sum = None
+        if not shared and all(x is not None for x in sums):
+            fresh_sum = rollups.summed(x for x in sums if x is not None)
+        return cls(parts[0].project_id, dict(kinds), fresh, fresh_sum)
 
     def __call__(self, conn: Conn) -> int:
         """Merge into the stored entities and upsert; return rows written. The hourly
@@ -201,8 +208,18 @@ class PreparedEvents:
         before = rollups.recorded(conn, project_id, other) if other else None
         written = self._apply(conn, stored)
         after = rollups.contribution(conn, project_id, other) if other else rollups.Contribution()
-        for trace_id in fresh:
-            self.fresh[trace_id].add_to(after, trace_id)
+        if self.fresh_sum is not None and len(fresh) == len(self.fresh):
+            after.update(self.fresh_sum)  # the common case: every trace is as prepared
+            for trace_id in fresh:
+                after.totals[trace_id] = self.fresh[trace_id].totals
+        else:
+            for trace_id in fresh:
+                self.fresh[trace_id].add_to(after, trace_id)
+        scores = list(self.kinds.get("score", ()))
+        if scores:  # the scores as stored before and as written (one more lookup)
+            before = before or rollups.Contribution()
+            before.update(rollups.scores(stored["score"].values()))
+            after.update(rollups.scores(_load(conn, "score", project_id, scores).values()))
         rollups.add(conn, project_id, after, before)
         return written
 
@@ -276,7 +293,8 @@ def prepare_events(
         trace_id: rollups.Fresh(conn.dialect, record, by_trace.get(trace_id, []))
         for trace_id, record in traces.items()
     }
-    return PreparedEvents(project_id, dict(kinds), fresh)
+    fresh_sum = rollups.summed(f.part for f in fresh.values())
+    return PreparedEvents(project_id, dict(kinds), fresh, fresh_sum)
 
 
 def apply_events(conn: Conn, project_id: str, events: Iterable[DomainEvent]) -> int:

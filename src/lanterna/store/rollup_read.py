@@ -1,0 +1,146 @@
+"""Reading the hourly rollups (:mod:`lanterna.store.rollups`): sums and histograms over
+whole UTC hours, grouped by and filtered on the tables' dimensions.
+
+For the dashboard's metrics (:mod:`lanterna.analytics.metrics`) and for a metrics
+query planner. A planner answers a query from the rollups when
+
+1. its time range is on the *trace's* timestamp (every rollup is keyed by the hour of
+   its trace's timestamp; observations count in their trace's hour),
+2. every dimension it groups by and every filter it applies is an equality (or
+   "one of") on dimensions of one table (:data:`DIMENSIONS`, :func:`covers`), and
+3. its measures are sums of that table's values (:data:`MEASURES`), or percentiles
+   and histograms of a bucketed measure (latency: ``rollup_trace_hours`` by
+   ``latency_bucket``; observation latency and time to first token:
+   ``rollup_observation_buckets`` by ``measure`` and ``bucket``); a percentile read
+   from buckets is within :data:`~lanterna.store.rollups.PERCENTILE_ERROR` of the
+   exact value (:func:`percentile`).
+
+It splits the range with :func:`split_hours`, calls :func:`read` for the whole hours and
+reads the partial hours at either end from raw rows, then adds the two. Averages are
+sums over counts (``latency_sum / traces`` of traces with observations, ``seconds /
+observations`` of a bucketed measure); rates are sums over sums.
+
+Text dimensions store ``''`` for "none" (a trace without a name, an observation without
+a model); :func:`read` returns ``None`` for them and a filter value ``None`` matches
+them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .db import Conn
+from .rollups import NO_LATENCY, TABLES, middle
+
+#: table -> the dimensions it can group by and filter on (besides ``hour``/``day``)
+DIMENSIONS: dict[str, tuple[str, ...]] = {
+    table: tuple(k for k in keys if k != "hour") for table, (_, keys, _) in TABLES.items()
+}
+#: table -> the values it sums
+MEASURES: dict[str, tuple[str, ...]] = {table: values for table, (_, _, values) in TABLES.items()}
+#: the time dimensions :func:`read` can group by: hour (``YYYY-MM-DDTHH``) and day
+#: (``YYYY-MM-DD``), both UTC
+TIME = {"hour": "hour", "day": "substr(hour, 1, 10)"}
+_TEXT = {"environment", "trace_name", "name", "model", "user_id", "measure"}
+
+
+def covers(table: str, dimensions: Sequence[str], filters: Sequence[str] = ()) -> bool:
+    """True when ``table`` can group by ``dimensions`` and filter on ``filters``
+    (names of dimensions: its own, ``hour`` and ``day``)."""
+    have = set(DIMENSIONS[table]) | set(TIME)
+    return set(dimensions) <= have and set(filters) <= have
+
+
+def split_hours(
+    start: datetime, end: datetime
+) -> tuple[tuple[datetime, datetime] | None, list[tuple[datetime, datetime]]]:
+    """``[start, end)`` split into the whole UTC hours inside it (``(first, last)``,
+    None when there are none) and the partial ranges at either end (empty ones left
+    out): the rollups answer the first, raw rows the others."""
+    start = start.astimezone(timezone.utc)
+    end = end.astimezone(timezone.utc)
+    first = start.replace(minute=0, second=0, microsecond=0)
+    if first < start:
+        first += timedelta(hours=1)
+    last = end.replace(minute=0, second=0, microsecond=0)
+    if first >= last:
+        return None, [(start, end)] if start < end else []
+    parts = [(a, b) for a, b in ((start, first), (last, end)) if a < b]
+    return (first, last), parts
+
+
+def read(
+    conn: Conn,
+    table: str,
+    project_id: str,
+    first: datetime,
+    last: datetime,
+    *,
+    measures: Sequence[str],
+    group_by: Sequence[str] = (),
+    filters: Mapping[str, Sequence[Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """``SUM`` of each of ``measures`` of ``table``, grouped by ``group_by``, over the
+    whole UTC hours ``[first, last)`` of one project, where each dimension named in
+    ``filters`` is one of the values given.
+
+    Each row holds the ``group_by`` columns (``hour``/``day`` labels, dimension values
+    with ``None`` for ``''``) and the sums under the measures' names. Group by
+    ``latency_bucket`` (``rollup_trace_hours``) or ``measure`` and ``bucket``
+    (``rollup_observation_buckets``) for histograms (:func:`percentile`). Raises
+    ValueError for a name the table does not have.
+    """
+    filters = filters or {}
+    if not covers(table, group_by, list(filters)):
+        raise ValueError(f"{table} cannot group by {list(group_by)} or filter on {list(filters)}")
+    unknown = set(measures) - set(MEASURES[table])
+    if unknown:
+        raise ValueError(f"{table} has no measure {sorted(unknown)}")
+    where = ["project_id = ?", "hour >= ?", "hour < ?"]
+    params: list[Any] = [project_id, _label(first), _label(last)]
+    for dim, values in filters.items():
+        values = ["" if v is None and dim in _TEXT else v for v in values]
+        if not values:
+            where.append("1 = 0")
+            continue
+        where.append(f"{TIME.get(dim, dim)} IN ({', '.join('?' * len(values))})")
+        params.extend(values)
+    cols = [f"{TIME.get(g, g)} AS {g}" for g in group_by]
+    sums = [f"SUM({m}) AS {m}" for m in measures]
+    sql = f"SELECT {', '.join([*cols, *sums])} FROM {table} WHERE {' AND '.join(where)}"
+    if group_by:
+        sql += f" GROUP BY {', '.join(TIME.get(g, g) for g in group_by)}"
+    rows = conn.all(sql, params)
+    for r in rows:
+        for g in group_by:
+            if g in _TEXT and r[g] == "":
+                r[g] = None
+        for m in measures:
+            r[m] = r[m] or 0
+    return rows
+
+
+def _label(at: datetime) -> str:
+    """The ``hour`` label of a time (``YYYY-MM-DDTHH``, UTC; years zero-padded)."""
+    return at.astimezone(timezone.utc).isoformat()[:13]
+
+
+def percentile(counts: Mapping[int, int], q: float) -> float | None:
+    """The ``q`` quantile (0..1) of a histogram ``{bucket: count}`` (the nearest-rank
+    value's bucket middle, within ``PERCENTILE_ERROR`` of it), or None when empty.
+    :data:`~lanterna.store.rollups.NO_LATENCY` (traces without observations) is
+    left out."""
+    items = sorted((b, n) for b, n in counts.items() if b != NO_LATENCY and n)
+    total = sum(n for _, n in items)
+    if total == 0:
+        return None
+    rank = max(1, math.ceil(q * total))
+    seen = 0
+    for b, n in items:
+        seen += n
+        if seen >= rank:
+            return middle(b)
+    return middle(items[-1][0])
