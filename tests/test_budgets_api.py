@@ -270,3 +270,43 @@ def test_period_bounds_are_utc_calendar_periods():
     assert period_bounds("month", at) == (utc("2026-12-01T00:00:00"), utc("2027-01-01T00:00:00"))
     assert period_bounds("week", at) == (utc("2026-12-28T00:00:00"), utc("2027-01-04T00:00:00"))
     assert period_bounds("total", at) == (None, None)
+
+
+def test_two_evaluators_at_once_record_a_crossing_once(http, live_server):
+    """Two processes' evaluators in overlapping transactions: the first records and
+    notifies, the second waits for its commit and finds the crossing recorded."""
+    import threading
+
+    from support import wait_until
+
+    ok(http.post(BUDGETS, json={"name": "p", "limitUsd": 1, "period": "total"}))
+    spend(http, "2026-03-02T08:00:00Z", 2.0)
+    first, second, watcher = (Database(live_server.db_url) for _ in range(3))
+    at = utc("2026-03-02T09:00:00")
+    found: list[Any] = []
+    try:
+        with first.transaction() as conn:
+            (message,) = budget_messages(conn, live_server.project.id, at)
+            assert message.details["level"] == "exceeded"
+
+            def other() -> None:
+                with second.transaction() as conn2:
+                    found.append(budget_messages(conn2, live_server.project.id, at))
+
+            thread = threading.Thread(target=other)
+            thread.start()
+            if first.dialect.name == "postgresql":  # the second waits on the first's row
+                with watcher.read() as watch:
+                    wait_until(
+                        lambda: watch.scalar(
+                            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND datname = current_database()"
+                        ),
+                        20,
+                        "the second evaluator to wait",
+                    )
+        thread.join(20)
+        assert found == [[]]
+    finally:
+        for db in (first, second, watcher):
+            db.close()

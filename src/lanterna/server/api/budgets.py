@@ -192,25 +192,34 @@ async def create_budget(request: Request, principal: ProjectKey) -> JSON:
     return JSON(await runtime(request).write(work))
 
 
+async def _one(
+    request: Request, project_id: str, budget_id: str, at: str | None, *, whole: bool
+) -> JSON:
+    """The budget with its status and crossings (``whole``), or its status alone; 404
+    when the project has no such budget."""
+    when = _at(at)
+    store = _store(request)
+
+    def read(conn: Conn) -> dict[str, Any] | None:
+        row = store.get(conn, project_id, budget_id)
+        if row is None:
+            return None
+        shown = _shown(store, conn, project_id, row, when, crossings=whole)
+        return shown if whole else dict(shown["status"])
+
+    found = await runtime(request).read(read)
+    if found is None:
+        raise not_found(f"Budget {budget_id}")
+    return JSON(found)
+
+
 @router.get(BUDGETS + "/{budget_id}", responses=_ok(Budget))
 async def get_budget(
     request: Request, budget_id: str, principal: ProjectKey, at: str | None = None
 ) -> JSON:
     """One budget with its status at ``at`` and its recorded crossings (404 when
     missing)."""
-    when = _at(at)
-    store = _store(request)
-
-    def read(conn: Conn) -> dict[str, Any] | None:
-        row = store.get(conn, principal.project_id, budget_id)
-        if row is None:
-            return None
-        return _shown(store, conn, principal.project_id, row, when, crossings=True)
-
-    found = await runtime(request).read(read)
-    if found is None:
-        raise not_found(f"Budget {budget_id}")
-    return JSON(found)
+    return await _one(request, principal.project_id, budget_id, at, whole=True)
 
 
 @router.get(BUDGETS + "/{budget_id}/status", responses=_ok(BudgetStatus))
@@ -219,19 +228,7 @@ async def budget_status(
 ) -> JSON:
     """The budget's spend in the period containing ``at`` (default now): spent, limit,
     remaining, percent, period start and end, state (``ok``, ``soft``, ``exceeded``)."""
-    when = _at(at)
-    store = _store(request)
-
-    def read(conn: Conn) -> dict[str, Any] | None:
-        row = store.get(conn, principal.project_id, budget_id)
-        if row is None:
-            return None
-        return dict(_shown(store, conn, principal.project_id, row, when)["status"])
-
-    found = await runtime(request).read(read)
-    if found is None:
-        raise not_found(f"Budget {budget_id}")
-    return JSON(found)
+    return await _one(request, principal.project_id, budget_id, at, whole=False)
 
 
 @router.patch(BUDGETS + "/{budget_id}", responses=_ok(Budget), openapi_extra=_BODY)
