@@ -51,12 +51,12 @@ def post(client: httpx.Client, site: Site, path: str, **data: str) -> httpx.Resp
     )
 
 
-def spend(site: Site, cost: float, user: str) -> None:
+def spend(site: Site, cost: float, user: str | None = None, tags: list[str] | None = None) -> None:
     at = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
     trace_id = str(uuid.uuid4())
     batch = [
         {"id": str(uuid.uuid4()), "type": "trace-create", "timestamp": at,
-         "body": {"id": trace_id, "timestamp": at, "userId": user}},
+         "body": {"id": trace_id, "timestamp": at, "userId": user, "tags": tags or []}},
         {"id": str(uuid.uuid4()), "type": "generation-create", "timestamp": at,
          "body": {"id": str(uuid.uuid4()), "traceId": trace_id, "startTime": at,
                   "costDetails": {"total": cost}}},
@@ -112,3 +112,29 @@ def test_viewers_see_budgets_but_cannot_change_them(site: Site, logged_in) -> No
     assert post(viewer, site, "", name="mine", limit_usd="1").status_code == 403
     assert post(viewer, site, f"/{stored['id']}/delete").status_code == 403
     assert len(budgets(site)) == 1
+
+
+def test_in_a_browser_the_bar_fills_with_the_spend(sqlite_site: Site, page) -> None:
+    from conftest import login, shot
+
+    site = sqlite_site
+    login(page, site.url, site.owner)
+    page.goto(site.path("budgets"))
+    form = page.locator("#new-budget form")
+    form.locator("input[name=name]").fill(f"Team {XSS}")
+    form.locator("select[name=scope]").select_option("tag")
+    form.locator("input[name=scope_value]").fill("team-a")
+    form.locator("input[name=limit_usd]").fill("4")
+    form.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+    spend(site, 3.5, tags=["team-a"])
+    spend(site, 9.0, tags=["team-b"])
+    page.reload()
+    budget = page.get_by_test_id("budget")
+    assert f"Team {XSS}" in budget.locator("h2").inner_text()  # shown as text, not run
+    assert budget.get_by_test_id("budget-state").inner_text() == "soft"  # 87.5 %
+    fill = budget.get_by_test_id("budget-fill").bounding_box()
+    bar = budget.locator(".budget-bar").bounding_box()
+    assert fill is not None and bar is not None
+    assert abs(fill["width"] / bar["width"] - 0.875) < 0.01
+    shot(page, "budgets")
