@@ -30,6 +30,7 @@ from ..analytics.spend import cost_between
 from ..errors import InvalidInput
 from ..store import budgets as stored
 from ..store.db import Conn
+from ..store.interface import Budgets as BudgetStore
 from ..timeutil import UTC, format_ts
 from .message import AlertMessage
 
@@ -211,7 +212,12 @@ def describe(budget: dict[str, Any]) -> str:
 
 
 def budget_messages(
-    conn: Conn, project_id: str, now: datetime, *, base_url: str = ""
+    conn: Conn,
+    project_id: str,
+    now: datetime,
+    *,
+    base_url: str = "",
+    store: BudgetStore | None = None,
 ) -> list[AlertMessage]:
     """Record each budget of the project that reached its soft threshold or its limit
     in the current period and was not recorded yet, and return one ``fired``
@@ -221,10 +227,12 @@ def budget_messages(
     Run it in a write transaction (the writer, or ``Conn.transaction()``): the record
     and the decision to notify are one, so each crossing is notified once even when
     several processes evaluate at once. ``base_url`` is the server's public URL (the
-    messages link to the Budgets page).
+    messages link to the Budgets page); ``store`` is where budgets are kept (the
+    server's ``runtime.store.budgets``; the SQLite/PostgreSQL one by default).
     """
+    budgets: BudgetStore = stored if store is None else store
     out: list[AlertMessage] = []
-    for budget in stored.list_all(conn, project_id):
+    for budget in budgets.list_all(conn, project_id):
         st = status(conn, project_id, budget, now)
         if st.state == "ok":
             continue
@@ -232,7 +240,7 @@ def budget_messages(
         new = [
             level
             for level in levels
-            if stored.record_crossing(
+            if budgets.record_crossing(
                 conn, project_id, budget["id"], st.period_key, level, st.spent, st.limit, now
             )
         ]
