@@ -20,9 +20,11 @@ from __future__ import annotations
 from ._version import __version__
 
 # The version comes first: the SDK modules read it while this module is still loading.
+from .sdk.budgets import BudgetCheck, budget_guard
 from .sdk.client import Lanterna, get_client, set_client
 from .sdk.context import Context, context
 from .sdk.errors import (
+    BudgetExceeded,
     LanternaAPIError,
     LanternaConnectionError,
     LanternaError,
@@ -33,6 +35,8 @@ from .sdk.observe import observe
 from .sdk.prompts import Prompt, PromptError, PromptNotFoundError
 
 __all__ = [
+    "BudgetCheck",
+    "BudgetExceeded",
     "Context",
     "Lanterna",
     "LanternaAPIError",
@@ -46,6 +50,7 @@ __all__ = [
     "StatefulObservation",
     "StatefulTrace",
     "__version__",
+    "budget_guard",
     "context",
     "get_client",
     "observe",

@@ -274,6 +274,76 @@ def test_cost_aware_agent_5_4(guide_env, reader):
     assert reader.wait_trace(trace_ids[0])["metadata"]["session_cost"] == 0.0
 
 
+def test_cost_aware_agent_switches_model_as_the_session_budget_runs_low_5_4(
+    live_server, make_client, reader
+):
+    """The guide's ``cost_aware_agent`` verbatim, with ``get_session_cost`` filled in by our
+    SDK, over a conversation: one trace whose session id is its trace id (what the guide's
+    ``get_current_trace_id()`` names), one agent call per turn. The model calls are priced
+    by the server from the built-in prices (gpt-4-turbo: 5000 tokens in, 1000 out is
+    $0.08), so with a $0.25 budget the third turn has less than $0.10 left and switches."""
+    from sdk_support import VirtualClock
+
+    p = live_server.project
+    clock = VirtualClock()  # the SDK's cost cache ages on it: no sleeping
+    client = make_client(
+        public_key=p.public_key, secret_key=p.secret_key, host=live_server.url, clock=clock
+    )
+
+    def get_session_cost(session_id: str) -> float:
+        cost = get_client().get_session_cost(session_id)
+        return 0.0 if cost is None else cost  # None: the server could not say
+
+    def ChatOpenAI(model: str) -> GenericFakeChatModel:  # the app's model, instrumented
+        reply = AIMessage(
+            content=f"answer from {model}",
+            usage_metadata={"input_tokens": 5000, "output_tokens": 1000, "total_tokens": 6000},
+            response_metadata={"model_name": model},
+        )
+        return GenericFakeChatModel(messages=iter([reply]), callbacks=[CallbackHandler()])
+
+    # --- the guide's code, verbatim ---
+    @observe()
+    async def cost_aware_agent(prompt: str, budget: float):
+        session_id = langfuse_context.get_current_trace_id()
+        session_cost = get_session_cost(session_id)
+        if session_cost >= budget:
+            raise ValueError(f"Budget exceeded: {session_cost} >= {budget}")
+        # cheaper model when less than $0.10 remains
+        model = "gpt-3.5-turbo" if budget - session_cost < 0.10 else "gpt-4-turbo"
+        langfuse_context.update_current_trace(
+            metadata={"budget": budget, "session_cost": session_cost, "model_selected": model}
+        )
+        return await ChatOpenAI(model=model).ainvoke(prompt)
+
+    # --- the app: a conversation of five turns ---
+    @observe()
+    async def conversation() -> list[str]:
+        trace_id = langfuse_context.get_current_trace_id()
+        # the trace's fields are sent when it ends: send its session id now, by its id
+        client.trace(id=trace_id, session_id=trace_id)
+        trace_ids.append(trace_id)
+        answers = []
+        for turn in range(5):
+            answers.append((await cost_aware_agent(f"turn {turn}", 0.25)).content)
+            assert client.flush(10)  # the turn's generation is stored
+            clock.advance(10)  # and the SDK's cached session cost is stale
+        return answers
+
+    trace_ids.clear()
+    answers = asyncio.run(conversation())
+    assert answers == ["answer from gpt-4-turbo"] * 2 + ["answer from gpt-3.5-turbo"] * 3
+    assert client.flush(10)
+    trace = reader.wait_trace(trace_ids[0], observations=10)
+    generations = [o for o in trace["observations"] if o["type"] == "GENERATION"]
+    assert len(generations) == 5
+    assert generations[0]["calculatedTotalCost"] == pytest.approx(0.08)
+    spent = sum(g["calculatedTotalCost"] for g in generations)
+    assert client.get_session_cost(trace_ids[0], max_age=0) == pytest.approx(spent)
+    assert 0.15 < spent < 0.25  # the budget held
+    assert trace["metadata"]["model_selected"] == "gpt-3.5-turbo"
+
+
 def test_session_and_user_cost_read_back_equal_the_generations(guide_env, reader):
     client = guide_env
     session = f"sess-{random.getrandbits(32)}"

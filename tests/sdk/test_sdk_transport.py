@@ -79,36 +79,60 @@ def test_explicit_calls_raise_the_sdk_errors_only(make_client, stand_in):
     client = make_client(public_key="pk", secret_key="sk", host=stand_in.url, timeout=0.5)
     stand_in.script = [Reply(401, {"message": "Invalid credentials"})]
     with pytest.raises(LanternaAPIError) as refused:
-        client.get_user_cost("u1")
+        client.get_budget_status("b1")
     assert refused.value.status == 401 and refused.value.body == {"message": "Invalid credentials"}
     assert "Invalid credentials" in str(refused.value)
 
     # 503 is retried (twice), then reported with its status
     stand_in.script = [Reply(503)] * 3
     with pytest.raises(LanternaAPIError) as unavailable:
-        client.get_session_cost("s1")
+        client.get_budget_status("b1")
     assert unavailable.value.status == 503 and len(stand_in.gets) == 4
 
     # a retried 502 that then succeeds is invisible to the caller
-    stand_in.script = [Reply(502), Reply(200, {"id": "s1", "totalCost": 1.5})]
-    assert client.get_session_cost("s1") == 1.5
-    assert stand_in.gets[-1] == "/api/public/sessions/s1"
+    stand_in.script = [Reply(502), Reply(200, {"state": "ok"})]
+    assert client.get_budget_status("b/1") == {"state": "ok"}
+    assert stand_in.gets[-1] == "/api/public/budgets/b%2F1/status"
 
     # no answer within the timeout
     never = threading.Event()  # the server answers only after the test
     stand_in.script = [Reply(200, {}, gate=never)] * 3
     try:
         with pytest.raises(LanternaTimeoutError):
-            client.get_session_cost("slow")
+            client.get_budget_status("slow")
     finally:
         never.set()
 
     down = make_client(public_key="pk", secret_key="sk", host=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(LanternaConnectionError) as unreachable:
-        down.get_user_cost("u1")
+        down.get_budget_status("b1")
     assert "Connection refused" in str(unreachable.value)
     assert isinstance(unreachable.value, ConnectionError)  # also the built-in
     assert down.auth_check() is False  # logs, never raises
+
+
+def test_cost_look_ups_answer_none_instead_of_raising(make_client, stand_in):
+    client = make_client(public_key="pk", secret_key="sk", host=stand_in.url, timeout=0.5)
+    stand_in.script = [Reply(401, {"message": "Invalid credentials"})]
+    assert client.get_user_cost("u1") is None
+    stand_in.script = [Reply(503)] * 3
+    assert client.get_session_cost("s1") is None
+    stand_in.script = [Reply(502), Reply(200, {"id": "s1", "totalCost": 1.5})]
+    assert client.get_session_cost("s1") == 1.5
+    assert stand_in.gets[-1] == "/api/public/sessions/s1"
+    never = threading.Event()
+    stand_in.script = [Reply(200, {}, gate=never)] * 3
+    try:
+        assert client.get_session_cost("slow") is None
+    finally:
+        never.set()
+    stand_in.script = [Reply(200, ["not", "a", "page"])]
+    assert client.get_user_cost("u2") is None
+    assert client.get_user_cost("u3", period="fortnight") is None  # no request made
+
+    down = make_client(public_key="pk", secret_key="sk", host=f"http://127.0.0.1:{free_port()}")
+    assert down.get_user_cost("u1", "day") is None
+    assert down.get_session_cost("s1") is None
 
 
 def test_the_error_family_is_exported_and_prompt_errors_belong_to_it():
@@ -160,7 +184,8 @@ def test_tls_is_verified_unless_told_otherwise(make_client, https_stand_in, clea
     url, cert = https_stand_in
     strict = make_client(public_key="pk", secret_key="sk", host=url, timeout=5)
     with pytest.raises(LanternaConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
-        strict.get_user_cost("u1")
+        strict.get_budget_status("b1")
+    assert strict.get_user_cost("u1") is None
     bundle = make_client(public_key="pk", secret_key="sk", host=url, tls_verify=str(cert))
     assert bundle.get_user_cost("u1") == 0.0
     clean_env.setenv("LANTERNA_TLS_VERIFY", "false")

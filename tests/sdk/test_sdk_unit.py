@@ -22,6 +22,8 @@ from lanterna.sdk.testing import InMemoryExporter
 
 def test_public_surface_is_deliberate():
     assert lanterna.__all__ == [
+        "BudgetCheck",
+        "BudgetExceeded",
         "Context",
         "Lanterna",
         "LanternaAPIError",
@@ -35,6 +37,7 @@ def test_public_surface_is_deliberate():
         "StatefulObservation",
         "StatefulTrace",
         "__version__",
+        "budget_guard",
         "context",
         "get_client",
         "observe",

@@ -13,7 +13,7 @@ Permission = Literal[
     "edit_dashboards",  # create, arrange and delete dashboards and their widgets
     "manage_keys",  # create and revoke API keys
     "manage_members",  # invite people, change roles, remove members
-    "manage_project",  # rename, retention, model prices
+    "manage_project",  # rename, retention, model prices, budgets
 ]
 
 _RANK = {role: len(ROLES) - i for i, role in enumerate(ROLES)}  # owner 4 ... viewer 1

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from . import _errors, _state
+from .costs import CostReader
 from .errors import LanternaAPIError
 from .exporter import BatchExporter, HttpSender
 from .fields import OBSERVATION_FIELDS, TRACE_FIELDS, timestamp, to_wire
@@ -241,6 +242,7 @@ class Lanterna:
         self.enabled = bool(on)
         self._clock = clock or SYSTEM_CLOCK
         self._prompt_manager: PromptManager | None = None  # made on first use
+        self._costs: CostReader | None = None  # made on first use
         self.active = self.enabled
         self.submit = exporter.submit
         with _lock:
@@ -395,8 +397,11 @@ class Lanterna:
 
     # --- REST -------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET a JSON answer (connection errors and 429/5xx retried twice).
+    def _get(
+        self, path: str, params: dict[str, Any] | None = None, *, clock: Clock | None = None
+    ) -> Any:
+        """GET a JSON answer (connection errors and 429/5xx retried twice; the waits
+        between tries on ``clock``, default the real one).
 
         Raises :class:`LanternaAPIError` for a status that is not 2xx or an answer that
         is not JSON, :class:`~lanterna.sdk.errors.LanternaConnectionError` when none came.
@@ -405,7 +410,7 @@ class Lanterna:
 
         if params:
             path += "?" + urlencode(params)
-        reply = self.transport.request("GET", path, retries=2)
+        reply = self.transport.request("GET", path, retries=2, clock=clock or SYSTEM_CLOCK)
         data = reply.data()
         if not 200 <= reply.status_code < 300:
             raise LanternaAPIError(reply.status_code, data)
@@ -425,37 +430,61 @@ class Lanterna:
             return False
         return bool(data)
 
-    def get_session_cost(self, session_id: str) -> float:
-        """The total cost (USD) of a session's traces, as the server computed it.
+    def get_session_cost(self, session_id: str, *, max_age: float | None = None) -> float | None:
+        """The total cost (USD) of a session's traces, as the server computed it; 0.0 for
+        an unknown session.
 
-        Reads ``totalCost`` of ``GET /api/public/sessions/{id}``; a server that does not
-        report it there is asked for the session's traces instead. An unknown session
-        costs 0.0. Raises :class:`~lanterna.sdk.errors.LanternaError` when the server
-        cannot answer.
+        Reads ``totalCost`` of ``GET /api/public/sessions/{id}`` (a server that does not
+        report it there is asked for the session's traces instead). The answer is reused
+        for ``max_age`` seconds (default 5, on the client's clock; 0: always ask). Never
+        raises: returns None (and logs a warning) when the server is unreachable, answers
+        with an error, or the keys are refused.
+        """
+        return self._cost_reader().session_cost(session_id, max_age)
+
+    def get_user_cost(
+        self,
+        user_id: str,
+        period: str = "total",
+        *,
+        since: _dt.datetime | None = None,
+        max_age: float | None = None,
+    ) -> float | None:
+        """The total cost (USD) of a user's traces in the current UTC calendar ``period``:
+        ``day``, ``week`` (from Monday), ``month`` or ``total`` (the default); ``since``
+        (a datetime) counts from that instant instead.
+
+        Uses ``GET /api/public/metrics/daily?userId=...&fromTimestamp=...``. Cached and
+        never raising as :meth:`get_session_cost` (None for an unknown period too).
+        """
+        return self._cost_reader().user_cost(user_id, period, since, max_age)
+
+    def get_budget_status(self, budget_id: str, at: _dt.datetime | None = None) -> dict[str, Any]:
+        """A server-side budget's status (``GET /api/public/budgets/{id}/status``):
+        ``spentUsd``, ``limitUsd``, ``remainingUsd``, ``percent``, ``softPercent``,
+        ``state`` (``ok``, ``soft``, ``exceeded``), ``periodStart``, ``periodEnd``; for the
+        period containing ``at`` (default now). An explicit call: raises
+        :class:`~lanterna.sdk.errors.LanternaError` when the server cannot answer
+        (:class:`LanternaAPIError` with status 404 for an unknown budget).
         """
         from urllib.parse import quote
 
-        try:
-            session = self._get(f"/api/public/sessions/{quote(session_id, safe='')}")
-        except LanternaAPIError as exc:
-            if exc.status == 404:
-                return 0.0  # no trace carries this session id (yet): nothing spent
-            raise
-        if isinstance(session, dict) and isinstance(session.get("totalCost"), (int, float)):
-            return float(session["totalCost"])
-        return self._sum_pages("/api/public/traces", {"sessionId": session_id}, "totalCost")
+        params = None if at is None else {"at": timestamp(at)}
+        body = self._get(
+            f"/api/public/budgets/{quote(budget_id, safe='')}/status", params, clock=self._clock
+        )
+        if not isinstance(body, dict):
+            raise LanternaAPIError(200, body, "unexpected answer from the budget status route")
+        return body
 
-    def get_user_cost(self, user_id: str, since: _dt.datetime | None = None) -> float:
-        """The total cost (USD) of a user's traces, optionally only those from ``since``.
-
-        Uses ``GET /api/public/metrics/daily?userId=...&fromTimestamp=...`` (the daily
-        metrics Langfuse also serves). Raises :class:`~lanterna.sdk.errors.LanternaError`
-        when the server cannot answer.
-        """
-        params: dict[str, Any] = {"userId": user_id}
-        if since is not None:
-            params["fromTimestamp"] = timestamp(since)
-        return self._sum_pages("/api/public/metrics/daily", params, "totalCost")
+    def _cost_reader(self) -> CostReader:
+        reader = self._costs
+        if reader is None:
+            with _lock:
+                reader = self._costs
+                if reader is None:
+                    reader = self._costs = CostReader(self, self._clock)
+        return reader
 
     # --- prompts (see lanterna.sdk.prompts) -------------------------------------------
 
@@ -548,21 +577,6 @@ class Lanterna:
     def clear_prompt_cache(self) -> None:
         """Forget every cached prompt, so the next ``get_prompt`` asks the server."""
         self._prompts().clear()
-
-    def _sum_pages(self, path: str, params: dict[str, Any], key: str) -> float:
-        total = 0.0
-        page = 1
-        while True:
-            body = self._get(path, {**params, "page": page, "limit": 100})
-            if not isinstance(body, dict):
-                raise LanternaAPIError(200, body, f"unexpected answer from {path}")
-            for row in body.get("data") or []:
-                value = row.get(key) if isinstance(row, dict) else None
-                if isinstance(value, (int, float)):
-                    total += value
-            if page >= int((body.get("meta") or {}).get("totalPages") or 1):
-                return total
-            page += 1
 
 
 class _Off:

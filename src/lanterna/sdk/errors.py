@@ -43,3 +43,18 @@ class LanternaConnectionError(LanternaError, ConnectionError):
 
 class LanternaTimeoutError(LanternaConnectionError, TimeoutError):
     """No answer came within the timeout."""
+
+
+class BudgetExceeded(LanternaError):
+    """A ``budget_guard(..., enforce=True)`` found the budget spent: ``spent_usd`` has
+    reached ``limit_usd``. Raised only where enforcement was asked for, before the guarded
+    code runs."""
+
+    def __init__(self, budget: str, spent_usd: float, limit_usd: float) -> None:
+        super().__init__(
+            f"Budget exceeded: {budget} has spent ${spent_usd:,.4f} of its ${limit_usd:,.4f} limit"
+        )
+        #: What the budget covers (``session s1``, ``user ada (month)``, ``budget <id>``).
+        self.budget = budget
+        self.spent_usd = spent_usd
+        self.limit_usd = limit_usd

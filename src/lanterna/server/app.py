@@ -11,6 +11,7 @@ from .._version import __version__
 from ..cost.builtin import warm_up as warm_up_prices
 from ..store.interface import Store
 from .api import (
+    budgets,
     dashboards,
     ingestion,
     metrics,
@@ -75,5 +76,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     for module in (models, metrics, users):  # cost tracking
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(dashboards.router, responses=ERROR_RESPONSES)
+    app.include_router(budgets.router, responses=ERROR_RESPONSES)
     mount_ui(app)  # the dashboard under /
     return app

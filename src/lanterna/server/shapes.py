@@ -528,3 +528,29 @@ def dashboard_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
         "definition": row["definition"],
         "filters": row["filters"],
     }
+
+
+def budget_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored budget (``store.budgets``) as the budgets API shows it."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "scope": row["scope"],
+        "scopeValue": row["scope_value"],
+        "period": row["period"],
+        "limitUsd": row["limit_usd"],
+        "softPercent": row["soft_percent"],
+        "createdAt": format_ts(row["created_at"]),
+        "updatedAt": format_ts(row["updated_at"]),
+    }
+
+
+def crossing_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A recorded crossing of a budget's soft threshold or limit."""
+    return {
+        "level": row["level"],
+        "periodStart": None if row["period_start"] == "total" else row["period_start"],
+        "spentUsd": row["spent_usd"],
+        "limitUsd": float(row["limit_usd"]),
+        "at": format_ts(row["at"]),
+    }

@@ -26,9 +26,10 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
   through), ``files``;
 - **operations**, never imported from above but through this module: ``traces``,
   ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
-  ``models``, ``projects``, ``dashboards``, ``write``, ``rollups``, ``recompute``, ``tables``,
-  ``migrations``. ``server/runtime.py`` is the one exception: it builds the server's
-  store and migrates its database (it picks the backend).
+  ``models``, ``projects``, ``dashboards``, ``budgets``, ``write``, ``rollups``,
+  ``recompute``, ``tables``, ``migrations``. ``server/runtime.py`` is the one
+  exception: it builds the server's store and migrates its database (it picks the
+  backend).
 
 Not here:
 
@@ -52,6 +53,7 @@ from typing import Any, Protocol
 from ..cost.calculate import Pricing
 from ..ingest.events import DomainEvent
 from . import (
+    budgets,
     dashboards,
     models,
     projects,
@@ -75,6 +77,7 @@ from .writer import Combinable
 
 __all__ = [
     "VALUE_OPERATORS",
+    "Budgets",
     "CursorPage",
     "Dashboards",
     "Ingest",
@@ -401,6 +404,40 @@ class Dashboards(Protocol):
     def record_default(self, conn: Conn, project_id: str, dashboard_id: str) -> bool: ...
 
 
+class Budgets(Protocol):
+    """Cost budgets (checked above the store, stored as given) and their crossings."""
+
+    def create(
+        self, conn: Conn, project_id: str, fields: dict[str, Any], budget_id: str | None = None
+    ) -> Row: ...
+
+    def get(self, conn: Conn, project_id: str, budget_id: str) -> Row | None: ...
+
+    def list_all(self, conn: Conn, project_id: str) -> list[Row]: ...
+
+    def update(
+        self, conn: Conn, project_id: str, budget_id: str, fields: dict[str, Any]
+    ) -> Row | None: ...
+
+    def delete(self, conn: Conn, project_id: str, budget_id: str) -> bool: ...
+
+    def record_crossing(
+        self,
+        conn: Conn,
+        project_id: str,
+        budget_id: str,
+        period_start: str,
+        level: str,
+        spent_usd: float,
+        limit_usd: float,
+        at: datetime,
+    ) -> bool: ...
+
+    def crossings(
+        self, conn: Conn, project_id: str, budget_id: str, *, limit: int = 50
+    ) -> list[Row]: ...
+
+
 class Store(Protocol):
     """Everything the server reads and writes, one attribute per resource."""
 
@@ -414,6 +451,7 @@ class Store(Protocol):
     projects: Projects
     ingest: Ingest
     dashboards: Dashboards
+    budgets: Budgets
 
 
 class SqlStore:
@@ -431,6 +469,7 @@ class SqlStore:
         self.projects: Projects = projects
         self.ingest: Ingest = write
         self.dashboards: Dashboards = dashboards
+        self.budgets: Budgets = budgets
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

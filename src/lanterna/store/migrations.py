@@ -532,6 +532,40 @@ def m0012_wide_rollups(conn: Conn) -> None:
     backfill(conn)
 
 
+def m0013_budgets(conn: Conn) -> None:
+    """Cost budgets per project (for the project, a user, a session or a tag) and the
+    crossings of their soft threshold and hard limit, one per budget, period and level
+    (the key keeps a crossing from being recorded, and notified, twice)."""
+    _ddl(
+        conn,
+        """
+        CREATE TABLE budgets (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            scope_value TEXT,
+            period TEXT NOT NULL,
+            limit_usd {FLOAT} NOT NULL,
+            soft_percent {FLOAT},
+            created_at {TS} NOT NULL,
+            updated_at {TS} NOT NULL,
+            PRIMARY KEY (project_id, id)
+        );
+        CREATE TABLE budget_events (
+            project_id TEXT NOT NULL,
+            budget_id TEXT NOT NULL,
+            period_start TEXT NOT NULL,
+            level TEXT NOT NULL,
+            spent_usd {FLOAT} NOT NULL,
+            limit_usd {FLOAT} NOT NULL,
+            at {TS} NOT NULL,
+            PRIMARY KEY (project_id, budget_id, period_start, level)
+        )
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0001_core", m0001_core),
     ("0002_read_indexes", m0002_read_indexes),
@@ -545,6 +579,7 @@ MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0010_login_throttle", m0010_login_throttle),
     ("0011_dashboards", m0011_dashboards),
     ("0012_wide_rollups", m0012_wide_rollups),
+    ("0013_budgets", m0013_budgets),
 ]
 
 

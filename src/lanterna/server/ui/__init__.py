@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from .account import router as account_router
+from .budgets_page import router as budgets_router
 from .dashboards_page import router as dashboards_router
 from .metrics_page import router as metrics_router
 from .prompts_page import router as prompts_router
@@ -31,6 +32,7 @@ ROUTERS = (
     scores_router,
     metrics_router,
     dashboards_router,
+    budgets_router,
     prompts_router,
     settings_router,
 )

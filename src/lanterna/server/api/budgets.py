@@ -1,0 +1,265 @@
+"""Cost budgets: ``/api/public/budgets`` (create, list, read, change, delete) and each
+budget's status (spent, limit, remaining, percent, period, state). Lanterna's own
+routes (Langfuse has none), documented in docs/alerts.md and docs/api.md.
+
+Every change runs in the writer, checked before anything is written (a 400 naming the
+field, nothing stored). ``at`` (an ISO timestamp with an offset, default now) picks the
+period a status is computed for.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from ...alerts import budgets as rules
+from ...store.db import Conn
+from ...store.filters import parse_time
+from ...store.interface import Budgets
+from ...timeutil import format_ts, now
+from ..auth import ProjectKey
+from ..errors import not_found
+from ..responses import JSON
+from ..runtime import runtime
+from ..shapes import budget_json, crossing_json
+from .body import read_json
+from .params import page_of
+
+router = APIRouter(tags=["Budgets"])
+
+BUDGETS = "/api/public/budgets"
+
+
+class BudgetBody(BaseModel):
+    """Create a budget (``name`` and ``limitUsd`` required) or change one (PATCH: at
+    least one field; the others keep their value). ``scope``: ``project`` (default),
+    ``user``, ``session`` or ``tag``, with ``scopeValue`` naming the user id, session id
+    or tag; ``period``: ``day``, ``week``, ``month`` (default) or ``total`` (UTC calendar
+    periods); ``limitUsd``: the hard limit, above 0; ``softPercent``: the soft threshold
+    as a percentage of the limit, above 0 and below 100 (default 80; null for none)."""
+
+    name: str | None = None
+    scope: str | None = None
+    scopeValue: str | None = None
+    period: str | None = None
+    limitUsd: float | None = None
+    softPercent: float | None = None
+
+
+class BudgetStatus(BaseModel):
+    """A budget's spend in the period containing ``at``: ``state`` is ``ok``, ``soft``
+    (at or over the soft threshold) or ``exceeded`` (at or over the limit); the period
+    bounds are null for ``total``."""
+
+    budgetId: str
+    at: str
+    spentUsd: float
+    limitUsd: float
+    remainingUsd: float
+    percent: float
+    softPercent: float | None
+    state: str
+    periodStart: str | None
+    periodEnd: str | None
+
+
+class Crossing(BaseModel):
+    """A recorded crossing (``soft`` or ``exceeded``) in the period from ``periodStart``."""
+
+    level: str
+    periodStart: str | None
+    spentUsd: float
+    limitUsd: float
+    at: str
+
+
+class Budget(BaseModel):
+    """A budget with its current status (and, for one budget, its recorded crossings,
+    newest first)."""
+
+    id: str
+    name: str
+    scope: str
+    scopeValue: str | None
+    period: str
+    limitUsd: float
+    softPercent: float | None
+    createdAt: str
+    updatedAt: str
+    status: BudgetStatus
+    crossings: list[Crossing] | None = None
+
+
+class Meta(BaseModel):
+    """The page of a list."""
+
+    page: int
+    limit: int
+    totalItems: int
+    totalPages: int
+
+
+class BudgetList(BaseModel):
+    """A page of the project's budgets, by name."""
+
+    data: list[Budget]
+    meta: Meta
+
+
+class Message(BaseModel):
+    """The answer of a delete."""
+
+    message: str
+
+
+def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "description": "OK"}}
+
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": BudgetBody.model_json_schema()}},
+    }
+}
+
+
+def _at(value: str | None) -> datetime:
+    return parse_time(value, "at") or now()
+
+
+def _store(request: Request) -> Budgets:
+    return runtime(request).store.budgets
+
+
+def _shown(
+    store: Budgets,
+    conn: Conn,
+    project_id: str,
+    row: dict[str, Any],
+    at: datetime,
+    *,
+    crossings: bool = False,
+) -> dict[str, Any]:
+    """A budget's JSON with its status at ``at`` (and its crossings)."""
+    st = rules.status(conn, project_id, row, at)
+    out = {
+        **budget_json(row),
+        "status": {"budgetId": row["id"], "at": format_ts(at), **rules.status_json(st)},
+    }
+    if crossings:
+        found = store.crossings(conn, project_id, row["id"])
+        out["crossings"] = [crossing_json(r) for r in found]
+    return out
+
+
+@router.get(BUDGETS, responses=_ok(BudgetList))
+async def list_budgets(
+    request: Request,
+    principal: ProjectKey,
+    page: int | None = None,
+    limit: int | None = None,
+    at: str | None = None,
+) -> JSON:
+    """The project's budgets by name, each with its status at ``at`` (default now)."""
+    paging = page_of(page, limit)
+    when = _at(at)
+    store = _store(request)
+
+    def read(conn: Conn) -> dict[str, Any]:
+        rows = store.list_all(conn, principal.project_id)
+        shown = rows[paging.offset : paging.offset + paging.limit]
+        data = [_shown(store, conn, principal.project_id, r, when) for r in shown]
+        return paging.envelope(data, len(rows))
+
+    return JSON(await runtime(request).read(read))
+
+
+@router.post(BUDGETS, responses=_ok(Budget), openapi_extra=_BODY)
+async def create_budget(request: Request, principal: ProjectKey) -> JSON:
+    """Create a budget; 400 naming the field when the body is wrong (nothing stored)."""
+    fields = rules.check_budget(await read_json(request))
+    store = _store(request)
+    when = now()
+
+    def work(conn: Conn) -> dict[str, Any]:
+        row = store.create(conn, principal.project_id, fields)
+        return _shown(store, conn, principal.project_id, row, when)
+
+    return JSON(await runtime(request).write(work))
+
+
+async def _one(
+    request: Request, project_id: str, budget_id: str, at: str | None, *, whole: bool
+) -> JSON:
+    """The budget with its status and crossings (``whole``), or its status alone; 404
+    when the project has no such budget."""
+    when = _at(at)
+    store = _store(request)
+
+    def read(conn: Conn) -> dict[str, Any] | None:
+        row = store.get(conn, project_id, budget_id)
+        if row is None:
+            return None
+        shown = _shown(store, conn, project_id, row, when, crossings=whole)
+        return shown if whole else dict(shown["status"])
+
+    found = await runtime(request).read(read)
+    if found is None:
+        raise not_found(f"Budget {budget_id}")
+    return JSON(found)
+
+
+@router.get(BUDGETS + "/{budget_id}", responses=_ok(Budget))
+async def get_budget(
+    request: Request, budget_id: str, principal: ProjectKey, at: str | None = None
+) -> JSON:
+    """One budget with its status at ``at`` and its recorded crossings (404 when
+    missing)."""
+    return await _one(request, principal.project_id, budget_id, at, whole=True)
+
+
+@router.get(BUDGETS + "/{budget_id}/status", responses=_ok(BudgetStatus))
+async def budget_status(
+    request: Request, budget_id: str, principal: ProjectKey, at: str | None = None
+) -> JSON:
+    """The budget's spend in the period containing ``at`` (default now): spent, limit,
+    remaining, percent, period start and end, state (``ok``, ``soft``, ``exceeded``)."""
+    return await _one(request, principal.project_id, budget_id, at, whole=False)
+
+
+@router.patch(BUDGETS + "/{budget_id}", responses=_ok(Budget), openapi_extra=_BODY)
+async def update_budget(request: Request, budget_id: str, principal: ProjectKey) -> JSON:
+    """Change a budget's fields (at least one; the others keep their value). A change
+    starts its record of crossings afresh."""
+    patch = await read_json(request)
+    store = _store(request)
+    when = now()
+
+    def work(conn: Conn) -> dict[str, Any] | None:
+        row = store.get(conn, principal.project_id, budget_id)
+        if row is None:
+            return None
+        changed = store.update(
+            conn, principal.project_id, budget_id, rules.check_update(row, patch)
+        )
+        return None if changed is None else _shown(store, conn, principal.project_id, changed, when)
+
+    outcome = await runtime(request).write(work)
+    if outcome is None:
+        raise not_found(f"Budget {budget_id}")
+    return JSON(outcome)
+
+
+@router.delete(BUDGETS + "/{budget_id}", responses=_ok(Message))
+async def delete_budget(request: Request, budget_id: str, principal: ProjectKey) -> JSON:
+    """Delete a budget and its recorded crossings."""
+    store = _store(request)
+    if not await runtime(request).write(
+        lambda conn: store.delete(conn, principal.project_id, budget_id)
+    ):
+        raise not_found(f"Budget {budget_id}")
+    return JSON({"message": "Budget deleted successfully"})
