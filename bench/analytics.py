@@ -456,36 +456,66 @@ def reads(project_id: str, ids: dict[str, str], v2: bool) -> list[Read]:
     ]
     if v2:
         out += [
-            Read(
-                f"v2 metrics: {label}",
-                "/api/public/v2/metrics?query=" + quote(q),
-                DASHBOARD_MS,
-                True,
-            )
-            for label, q in v2_queries()
+            Read(f"{label}", f"{path}?query=" + quote(q), DASHBOARD_MS, True)
+            for label, path, q in metric_queries()
         ]
     return out
 
 
-def v2_queries() -> list[tuple[str, str]]:
-    """Five v2 metrics queries over the last 30 days (Langfuse's query JSON)."""
+def metric_queries() -> list[tuple[str, str, str]]:
+    """Metrics API queries over the last 30 days (Langfuse's query JSON): five v2 ones
+    (observations view; v2 refuses grouping by user) and two v1 ones on traces."""
     end = datetime.now(timezone.utc)
     window = {"fromTimestamp": _iso(end - timedelta(days=DAYS)), "toTimestamp": _iso(end)}
+    v1, v2 = "/api/public/metrics", "/api/public/v2/metrics"
 
     def q(**body: Any) -> str:
         return json.dumps({"filters": [], **window, **body})
 
+    def obs(**body: Any) -> str:
+        return q(view="observations", **body)
+
+    model = [{"field": "providedModelName"}]
     return [
         (
-            "p95 latency by model",
-            q(
-                view="observations",
-                dimensions=[{"field": "providedModelName"}],
-                metrics=[{"measure": "latency", "aggregation": "p95"}],
+            "v2: p95 latency by model",
+            v2,
+            obs(dimensions=model, metrics=[{"measure": "latency", "aggregation": "p95"}]),
+        ),
+        (
+            "v2: cost by model",
+            v2,
+            obs(dimensions=model, metrics=[{"measure": "totalCost", "aggregation": "sum"}]),
+        ),
+        (
+            "v2: tokens by model per day",
+            v2,
+            obs(
+                dimensions=model,
+                metrics=[{"measure": "totalTokens", "aggregation": "sum"}],
+                timeDimension={"granularity": "day"},
             ),
         ),
         (
-            "cost by user, top 20",
+            "v2: errors by trace name",
+            v2,
+            obs(
+                dimensions=[{"field": "traceName"}],
+                metrics=[{"measure": "count", "aggregation": "count"}],
+                filters=[{"column": "level", "operator": "=", "value": "ERROR", "type": "string"}],
+            ),
+        ),
+        (
+            "v2: observations per hour",
+            v2,
+            obs(
+                metrics=[{"measure": "count", "aggregation": "count"}],
+                timeDimension={"granularity": "hour"},
+            ),
+        ),
+        (
+            "v1: cost by user, top 20",
+            v1,
             q(
                 view="traces",
                 dimensions=[{"field": "userId"}],
@@ -495,29 +525,12 @@ def v2_queries() -> list[tuple[str, str]]:
             ),
         ),
         (
-            "traces per day",
+            "v1: traces per day",
+            v1,
             q(
                 view="traces",
                 metrics=[{"measure": "count", "aggregation": "count"}],
                 timeDimension={"granularity": "day"},
-            ),
-        ),
-        (
-            "tokens by model per day",
-            q(
-                view="observations",
-                dimensions=[{"field": "providedModelName"}],
-                metrics=[{"measure": "totalTokens", "aggregation": "sum"}],
-                timeDimension={"granularity": "day"},
-            ),
-        ),
-        (
-            "errors by trace name",
-            q(
-                view="traces",
-                dimensions=[{"field": "name"}],
-                metrics=[{"measure": "count", "aggregation": "count"}],
-                filters=[{"column": "level", "operator": "=", "value": "ERROR", "type": "string"}],
             ),
         ),
     ]
