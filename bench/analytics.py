@@ -58,11 +58,10 @@ from lanterna.store import projects  # noqa: E402
 from lanterna.store.db import Database  # noqa: E402
 from lanterna.store.migrations import migrate  # noqa: E402
 from lanterna.store.write import prepare_events  # noqa: E402
+from ui import EMAIL, PASSWORD, login  # noqa: E402  (bench/ui.py: the same bench account)
 
 FULL_OBSERVATIONS = 10_000_000
 OBS_PER_TRACE = 5  # on average: 3 to 7
-PASSWORD = "bench password"
-EMAIL = "bench@example.com"
 DAYS = 30
 #: Traces per write transaction.
 BATCH_TRACES = 1500
@@ -557,12 +556,7 @@ def measure(
     basic = base64.b64encode(f"{meta['public_key']}:{meta['secret_key']}".encode()).decode()
     out: list[tuple[Read, float]] = []
     with TestClient(app, client=("127.0.0.1", 50000)) as client:
-        form = client.get("/login").text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
-        assert token
-        client.post(
-            "/login", data={"csrf_token": token.group(1), "email": EMAIL, "password": PASSWORD}
-        )
+        login(client)
         v2 = client.get("/api/public/v2/metrics", headers={"Authorization": f"Basic {basic}"})
         has_v2 = v2.status_code != 404
         for read in reads(meta["project_id"], ids, has_v2):
