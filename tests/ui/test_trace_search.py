@@ -112,24 +112,24 @@ def test_trace_list_count_stops_at_the_limit_and_pages_still_work(
 def test_upgrade_indexes_the_traces_already_stored(
     two_projects: tuple[Browser, Project, Project], db_url: str
 ) -> None:
-    """A database written before 0013 has its stored traces searchable once migrated."""
+    """A database written before 0014 has its stored traces searchable once migrated."""
     client, a, _ = two_projects
     assert client.login("owner-a@example.com") in (302, 303)
     ingest(client, *(_trace(tid, i, o) for tid, (i, o) in TRACES.items()), auth=a.auth)
 
-    def downgrade(conn: Any) -> None:  # the state a 0012 database is in
+    def downgrade(conn: Any) -> None:  # the state a 0013 database is in
         if conn.dialect.name == "sqlite":
             for trigger in ("insert", "update", "delete"):
                 conn.run(f"DROP TRIGGER traces_search_{trigger}")
             conn.run("DROP TABLE traces_search")
         else:
             conn.run("DROP INDEX traces_search")
-        conn.run("DELETE FROM schema_migrations WHERE name = '0013_trace_search'")
+        conn.run("DELETE FROM schema_migrations WHERE name = '0014_trace_search'")
 
     client.app.state.runtime.writer.run_sync(downgrade)
     db = Database(db_url)
     try:
-        assert migrate(db) == ["0013_trace_search"]
+        assert migrate(db) == ["0014_trace_search"]
     finally:
         db.close()
     assert _found(client, a, "영업일 기준") == {"ko"}
