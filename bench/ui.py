@@ -238,6 +238,14 @@ def build(db_url: str, traces: int, days: int) -> str:
     return project_id
 
 
+def login(client: Any) -> None:
+    """Log the in-process client in as the bench project's owner (a session cookie)."""
+    form = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token
+    client.post("/login", data={"csrf_token": token.group(1), "email": EMAIL, "password": PASSWORD})
+
+
 def measure(db_url: str, data_dir: str, project_id: str, runs: int) -> dict[str, float]:
     """Median milliseconds per page, through the real app in-process."""
     from starlette.testclient import TestClient
@@ -262,12 +270,7 @@ def measure(db_url: str, data_dir: str, project_id: str, runs: int) -> dict[str,
     }
     out: dict[str, float] = {}
     with TestClient(app, client=("127.0.0.1", 50000)) as client:
-        form = client.get("/login").text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
-        assert token
-        client.post(
-            "/login", data={"csrf_token": token.group(1), "email": EMAIL, "password": PASSWORD}
-        )
+        login(client)
         for name, path in pages.items():
             response = client.get(path)
             assert response.status_code == 200, (path, response.status_code)

@@ -89,14 +89,22 @@ def trace_list(
     limit: int,
     offset: int,
     parts: TraceParts = TraceParts(),
+    count_limit: int | None = None,
 ) -> tuple[list[TraceItem], int]:
-    """A page of the project's traces matching ``query`` and the total count.
+    """A page of the project's traces matching ``query`` and the total count (which
+    may stop early with ``count_limit``, see :func:`~lanterna.store.traces.list_traces`).
 
     Raises :class:`~lanterna.store.filters.FilterError` for a bad filter or order.
     """
     traces = store.traces
     rows, total = traces.list_traces(
-        conn, project_id, query, limit=limit, offset=offset, with_io=parts.io
+        conn,
+        project_id,
+        query,
+        limit=limit,
+        offset=offset,
+        with_io=parts.io,
+        count_limit=count_limit,
     )
     ids = [r["id"] for r in rows]
     metrics = traces.trace_metrics(conn, project_id, ids) if parts.metrics else {}

@@ -117,6 +117,61 @@ class Dialect:
         """SQL true when the text of ``column`` contains the bound substring (exact case)."""
         return f"instr({column}, ?) > 0"
 
+    def search_index(self) -> list[str]:
+        """Statements (run once, by a migration) creating the index that
+        :meth:`trace_search` reads and filling it from the stored traces.
+
+        SQLite: an FTS5 table of the traces' input and output text, trigram tokens
+        (any script, case folded), ``detail=none`` (which trigrams a trace has, not
+        where: the smallest index, about a fifth of the write cost of ``detail=full``).
+        It is an external-content table over ``traces`` kept by triggers, so a write
+        of a trace whose input and output did not change costs nothing.
+        """
+        row = "new.rowid, new.input, new.output"
+        old = "'delete', old.rowid, old.input, old.output"
+        into = "INSERT INTO traces_search (rowid, input, output)"
+        drop = "INSERT INTO traces_search (traces_search, rowid, input, output)"
+        return [
+            "CREATE VIRTUAL TABLE traces_search USING fts5(input, output, content='traces',"
+            " content_rowid='rowid', tokenize='trigram', detail='none')",
+            f"CREATE TRIGGER traces_search_insert AFTER INSERT ON traces"
+            f" BEGIN {into} VALUES ({row}); END",
+            "CREATE TRIGGER traces_search_update AFTER UPDATE OF input, output ON traces"
+            " WHEN old.input IS NOT new.input OR old.output IS NOT new.output"
+            f" BEGIN {drop} VALUES ({old}); {into} VALUES ({row}); END",
+            f"CREATE TRIGGER traces_search_delete AFTER DELETE ON traces"
+            f" BEGIN {drop} VALUES ({old}); END",
+            "INSERT INTO traces_search (traces_search) VALUES ('rebuild')",
+        ]
+
+    def trace_search(self, text: str, *, narrowed: bool = True) -> tuple[str, list[Any]]:
+        """SQL (on ``traces t``) true when the trace's input or output JSON text contains
+        ``text`` in any case (ASCII case on SQLite, the database's on PostgreSQL), and
+        its parameters.
+
+        With ``narrowed`` and a text of three characters or more, the traces are first
+        narrowed to the index's candidates (:meth:`search_hits`), then the substring
+        is checked on those; otherwise every trace the other conditions leave is read.
+        """
+        exact = f"({self.text_search('t.input')} OR {self.text_search('t.output')})"
+        hits = self.search_hits(text) if narrowed else None
+        if hits is None:
+            return exact, [text, text]
+        sql, params = hits
+        return f"t.rowid IN ({sql}) AND {exact}", [*params, text, text]
+
+    def search_hits(self, text: str) -> tuple[str, list[Any]] | None:
+        """SQL selecting (as ``rowid``) the traces that may contain ``text``: those
+        having all of its trigrams in the index of :meth:`search_index` (which folds
+        case at least as widely as :meth:`trace_search`), in index order; None when
+        ``text`` is shorter than a trigram or the planner uses the index by itself
+        (PostgreSQL)."""
+        grams = _trigrams(text)
+        if not grams:
+            return None
+        match = " AND ".join('"' + g.replace('"', '""') + '"' for g in grams)
+        return "SELECT rowid FROM traces_search WHERE traces_search MATCH ?", [match]
+
     def epoch_seconds(self, column: str) -> str:
         """SQL for a timestamp column as seconds since the epoch (float)."""
         return f"((julianday({column}) - 2440587.5) * 86400.0)"
@@ -244,6 +299,37 @@ class PostgresDialect(Dialect):
     def contains_text(self, column: str) -> str:
         return f"strpos({column}, ?) > 0"
 
+    def search_index(self) -> list[str]:
+        """PostgreSQL: one pg_trgm GIN index over the input and output text together
+        (lower case; a newline between them, which JSON text never holds). Callers
+        create the ``pg_trgm`` extension first (:func:`~lanterna.store.migrations`
+        skips the index when the server lacks it)."""
+        return [
+            f"CREATE INDEX traces_search ON traces USING GIN (({_pg_searched('')}) gin_trgm_ops)"
+        ]
+
+    def search_hits(self, text: str) -> tuple[str, list[Any]] | None:
+        return None
+
+    def trace_search(self, text: str, *, narrowed: bool = True) -> tuple[str, list[Any]]:
+        # LIKE on the indexed expression lets pg_trgm narrow the rows (it needs three
+        # characters: a shorter text, whose LIKE would read the whole index, scans).
+        # It means the same as the per-column check unless the text holds a newline
+        # (JSON text never does: only a match across the joining newline could), so
+        # the check is added only then. The pattern is made in SQL, so it is
+        # lower-cased as the column is.
+        exact = f"({self.text_search('t.input')} OR {self.text_search('t.output')})"
+        if not narrowed or not _trigrams(text):
+            return exact, [text, text]
+        pattern = (
+            r"'%' || replace(replace(replace(lower(?::text), '\', '\\'), '%', '\%'),"
+            r" '_', '\_') || '%'"
+        )
+        like = f"{_pg_searched('t.')} LIKE {pattern}"
+        if "\n" in text:
+            return f"{like} AND {exact}", [text, text, text]
+        return like, [text]
+
     def epoch_seconds(self, column: str) -> str:
         return f"extract(epoch from {column})"
 
@@ -289,6 +375,19 @@ _BUCKET_TEXT = {
     "day": (10, "T00:00:00.000Z"),
     "month": (7, "-01T00:00:00.000Z"),
 }
+
+
+def _pg_searched(alias: str) -> str:
+    """What PostgreSQL's trace search index holds (and the search's LIKE reads)."""
+    return (
+        f"lower(COALESCE({alias}input::text, '') || chr(10) || COALESCE({alias}output::text, ''))"
+    )
+
+
+def _trigrams(text: str) -> list[str]:
+    """The distinct three-character substrings of ``text``, in order."""
+    return list(dict.fromkeys(text[i : i + 3] for i in range(len(text) - 2)))
+
 
 #: Advisory lock keys (PostgreSQL): one migrator at a time; writers vs maintenance.
 _MIGRATION_LOCK = 7240311

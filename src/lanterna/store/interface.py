@@ -126,6 +126,7 @@ class Traces(Protocol):
         limit: int,
         offset: int,
         with_io: bool = True,
+        count_limit: int | None = None,
     ) -> Page: ...
 
     def observations_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]: ...

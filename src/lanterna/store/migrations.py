@@ -566,6 +566,32 @@ def m0013_budgets(conn: Conn) -> None:
     )
 
 
+def m0014_trace_search(conn: Conn) -> None:
+    """An index for the trace list's text search (a substring of the input or output,
+    any case): ``Dialect.search_index`` (SQLite FTS5 trigrams, PostgreSQL pg_trgm),
+    built from the traces already stored. Without it (PostgreSQL without pg_trgm) the
+    search reads every trace, as before."""
+    if conn.dialect.name == "postgresql" and not _pg_trgm(conn):
+        return
+    for statement in conn.dialect.search_index():
+        conn.raw.execute(statement)
+
+
+def _pg_trgm(conn: Conn) -> bool:
+    """Whether PostgreSQL has the ``pg_trgm`` extension (created here when the server
+    ships it and the role may: it is a trusted extension since PostgreSQL 13)."""
+    if not conn.scalar("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'"):
+        return False
+    conn.raw.execute("SAVEPOINT pg_trgm")
+    try:
+        conn.raw.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    except Exception:  # no privilege: the search scans, as without the extension
+        conn.raw.execute("ROLLBACK TO SAVEPOINT pg_trgm")
+        return False
+    conn.raw.execute("RELEASE SAVEPOINT pg_trgm")
+    return True
+
+
 MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0001_core", m0001_core),
     ("0002_read_indexes", m0002_read_indexes),
@@ -580,6 +606,7 @@ MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0011_dashboards", m0011_dashboards),
     ("0012_wide_rollups", m0012_wide_rollups),
     ("0013_budgets", m0013_budgets),
+    ("0014_trace_search", m0014_trace_search),
 ]
 
 

@@ -97,13 +97,15 @@ class TraceQuery:
     #: Dashboard only: a model one of the trace's observations used.
     model: str | None = None
 
-    def extra_where(self, d: Dialect) -> tuple[list[str], list[Any]]:
-        """SQL for ``search`` and ``model`` (conditions the ``filter`` JSON cannot say)."""
+    def extra_where(self, d: Dialect, *, narrowed: bool = True) -> tuple[list[str], list[Any]]:
+        """SQL for ``search`` and ``model`` (conditions the ``filter`` JSON cannot say);
+        ``narrowed``: see :meth:`Dialect.trace_search`."""
         clauses: list[str] = []
         params: list[Any] = []
         if self.search:
-            clauses.append(f"({d.text_search('t.input')} OR {d.text_search('t.output')})")
-            params += [self.search, self.search]
+            clause, found = d.trace_search(self.search, narrowed=narrowed)
+            clauses.append(clause)
+            params += found
         if self.model:
             clauses.append(f"EXISTS (SELECT 1 {_OBS_OF_T} AND o.model = ?)")
             params.append(self.model)
@@ -161,8 +163,13 @@ def list_traces(
     limit: int,
     offset: int,
     with_io: bool = True,
+    count_limit: int | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the project's traces matching ``query``, and the total count.
+
+    With ``count_limit`` the count stops past ``max(count_limit, offset + limit)``: a
+    total above that means "more than that" (counting every match of a broad filter
+    or search reads every matching trace; the page itself stops at its last row).
 
     Raises :class:`FilterError` for an unknown column, operator or order field.
     """
@@ -170,13 +177,40 @@ def list_traces(
         query.conditions(), trace_columns(conn.dialect), conn.dialect, resource="traces"
     )
     order = _order_sql(query.order_field, query.order_desc)
-    where = f"t.project_id = ? AND {compiled.where()}"
-    params = [project_id, *compiled.params]
-    extra, extra_params = query.extra_where(conn.dialect)
-    for clause in extra:
-        where += f" AND {clause}"
-    params += extra_params
-    total = int(conn.scalar(f"SELECT COUNT(*) FROM traces t WHERE {where}", params) or 0)
+    d = conn.dialect
+    base = f"t.project_id = ? AND {compiled.where()}"
+    base_params = [project_id, *compiled.params]
+    hits = d.search_hits(query.search) if query.search else None
+    # A search the index narrows to few traces reads those and sorts them; a broad one
+    # reads the traces in list order until the page is full. Either way the count
+    # walks the index's candidates (SQLite: in index order, stopping at the count
+    # limit; PostgreSQL: its bitmap of candidates, checked until the limit).
+    if hits is not None:
+        few = _few_hits(conn, hits)
+    elif query.search:
+        few = not _broad(conn, query.search, base, base_params, order)
+    else:
+        few = True
+
+    def where_of(narrowed: bool) -> tuple[str, list[Any]]:
+        extra, extra_params = query.extra_where(d, narrowed=narrowed)
+        return " AND ".join([base, *extra]), [*base_params, *extra_params]
+
+    where, params = where_of(few)
+    source = "traces t"
+    count_where, count_params = where_of(True)
+    if hits is not None and not few:
+        source = f"({hits[0]}) AS h CROSS JOIN traces t ON t.rowid = h.rowid"
+        count_where, count_params = where_of(False)
+        count_params = [*hits[1], *count_params]
+    if count_limit is None:
+        count_sql = f"SELECT COUNT(*) FROM {source} WHERE {count_where}"
+    else:
+        count_sql = (
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {count_where} LIMIT ?) AS m"
+        )
+        count_params = [*count_params, max(count_limit, offset + limit) + 1]
+    total = int(conn.scalar(count_sql, count_params) or 0)
     if total <= offset:
         return [], total
     rows = conn.all(
@@ -185,6 +219,33 @@ def list_traces(
         [*params, limit, offset],
     )
     return rows, total
+
+
+#: A search whose index candidates reach this many reads the traces in list order.
+SEARCH_SORT_LIMIT = 5000
+
+
+def _few_hits(conn: Conn, hits: tuple[str, list[Any]]) -> bool:
+    sql, params = hits
+    found = conn.scalar(f"SELECT COUNT(*) FROM ({sql} LIMIT ?) AS h", [*params, SEARCH_SORT_LIMIT])
+    return int(found or 0) < SEARCH_SORT_LIMIT
+
+
+def _broad(conn: Conn, text: str, where: str, params: list[Any], order: str) -> bool:
+    """Whether ``text`` is in at least 1 % of the latest :data:`SEARCH_SAMPLE` traces
+    of the list (so reading the list in order fills a page sooner than checking every
+    candidate of the index would)."""
+    exact, exact_params = conn.dialect.trace_search(text, narrowed=False)
+    found = conn.scalar(
+        f"SELECT COUNT(*) FROM (SELECT t.input, t.output FROM traces t WHERE {where}"
+        f" ORDER BY {order} LIMIT ?) AS t WHERE {exact}",
+        [*params, SEARCH_SAMPLE, *exact_params],
+    )
+    return int(found or 0) * 100 >= SEARCH_SAMPLE
+
+
+#: How many of the latest traces :func:`_broad` checks.
+SEARCH_SAMPLE = 500
 
 
 def _in_chunks(ids: Sequence[str]) -> list[list[str]]:

@@ -174,12 +174,34 @@ def list_row(d: Dialect, project_id: str, item: TraceItem) -> dict[str, Any]:
     }
 
 
+#: The trace list counts its matches up to here and then says "10,000+": an exact count
+#: of a broad filter over millions of traces reads all of them. A text search, which
+#: reads each trace's input and output, counts up to ``SEARCH_COUNT_LIMIT``.
+COUNT_LIMIT = 10_000
+SEARCH_COUNT_LIMIT = 1_000
+
+
 def list_rows(
-    store: Store, conn: Conn, project_id: str, query: TraceQuery, *, limit: int, offset: int
+    store: Store,
+    conn: Conn,
+    project_id: str,
+    query: TraceQuery,
+    *,
+    limit: int,
+    offset: int,
+    count_limit: int | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of traces with everything the list shows per row."""
+    """A page of traces with everything the list shows per row, and the total (see
+    :func:`~lanterna.store.traces.list_traces` for ``count_limit``)."""
     items, total = trace_list(
-        store, conn, project_id, query, limit=limit, offset=offset, parts=LIST_PARTS
+        store,
+        conn,
+        project_id,
+        query,
+        limit=limit,
+        offset=offset,
+        parts=LIST_PARTS,
+        count_limit=count_limit,
     )
     return [list_row(conn.dialect, project_id, i) for i in items], total
 
@@ -192,17 +214,28 @@ async def traces_list(request: Request, project_id: str) -> Response:
     error = ""
     rows: list[dict[str, Any]] = []
     total = 0
+    offset = (view.page - 1) * view.limit
+    count_limit = SEARCH_COUNT_LIMIT if view.params["q"] else COUNT_LIMIT
     try:
         query = view.query()
         rt = rt_of(request)
         rows, total = await rt.read(
             lambda c: list_rows(
-                rt.store, c, page.pid, query, limit=view.limit, offset=(view.page - 1) * view.limit
+                rt.store,
+                c,
+                page.pid,
+                query,
+                limit=view.limit,
+                offset=offset,
+                count_limit=count_limit,
             )
         )
     except FilterError as exc:
         error = str(exc)
-    pages = max(1, -(-total // view.limit))
+    counted = max(count_limit, offset + view.limit)
+    more = total > counted
+    total = min(total, counted)
+    pages = max(1, -(-total // view.limit), view.page + 1 if more else 0)
     return render(
         request,
         "traces.html",
@@ -211,6 +244,7 @@ async def traces_list(request: Request, project_id: str) -> Response:
             "p": view.params,
             "rows": rows,
             "total": total,
+            "more": more,
             "pages": pages,
             "error": error,
             "sorts": SORTS,
