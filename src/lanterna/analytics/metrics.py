@@ -217,11 +217,13 @@ def _trace_rows(conn: Conn, scope: Scope, start: datetime, end: datetime) -> lis
     """Raw rows of ``[start, end)``: per (series bucket, latency bucket) the traces with
     observations, errors and summed latency. One pass."""
     where, params = scope.where(conn, start, end)
-    # Grouped by timestamp first so that SQLite walks the time index, not every trace.
+    # Through the time index: grouped by trace, SQLite's planner would walk every trace
+    # of the project in id order (393 ms instead of 1 ms for 40 minutes at 1 M traces).
+    traces = conn.dialect.by_index("traces t", "traces_time")
     per_trace = (
         f"SELECT {scope.bucket_sql(conn, 't.timestamp')} AS bucket,"
         f" {latency_sql(conn)} AS latency, {ERROR} AS error"
-        f" FROM traces t {JOIN} WHERE {where} GROUP BY t.timestamp, t.id"
+        f" FROM {traces} {JOIN} WHERE {where} GROUP BY t.timestamp, t.id"
     )
     return conn.all(
         "SELECT bucket,"
