@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alert_receivers import http_receiver, smtp_server
 from fastapi.testclient import TestClient
 
+from alert_receivers import http_receiver, smtp_server
 from lanterna.server.app import create_app
 from lanterna.store.db import Database
 from support import Project, make_settings, new_project
@@ -254,3 +254,37 @@ def test_the_routes_are_in_the_openapi_document(api: Client, backend: str) -> No
     assert set(paths[URL]) == {"get", "post"}
     assert set(paths[URL + "/{channel_id}"]) == {"get", "patch", "delete"}
     assert set(paths[URL + "/{channel_id}/test"]) == {"post"}
+
+
+def test_the_key_file_is_made_private_in_the_data_dir(api: Client, backend: str) -> None:
+    _webhook(api, "https://hooks.example.com/x")
+    key_file = Path(api.app.state.runtime.settings.data_dir) / "secret.key"  # type: ignore[attr-defined]
+    assert key_file.exists()
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_changed_server_key_asks_for_the_secrets_again(
+    db_url: str, tmp_path: Path, backend: str
+) -> None:
+    settings = make_settings(db_url, tmp_path)
+    settings.outbound_allow = "127.0.0.1"
+    settings.secret_key = "11" * 32
+    project = new_project(db_url)
+    with http_receiver() as rx:
+        with Client(create_app(settings)) as first:
+            first.auth = project.auth
+            cid = _webhook(first, rx.url)["id"]
+            assert first.post(f"{URL}/{cid}/test").status_code == 200
+        settings.secret_key = "22" * 32
+        with Client(create_app(settings)) as second:
+            second.auth = project.auth
+            r = second.post(f"{URL}/{cid}/test")
+            assert r.status_code == 502
+            assert "enter the channel's secrets again" in r.json()["error"]
+            r = second.patch(f"{URL}/{cid}", json={"name": "Renamed"})
+            assert r.status_code == 400 and r.json()["message"].startswith("config.secret:")
+            fresh = "a-fresh-secret-after-key-change"
+            second.patch(f"{URL}/{cid}", json={"config": {"secret": fresh}}).raise_for_status()
+            assert second.post(f"{URL}/{cid}/test").status_code == 200
+    assert len(rx.requests) == 2
+    assert _signed_by(fresh, rx.requests[-1].headers, rx.requests[-1].body)

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ..alerts.channels import ChannelFields, Delivery, check_channel, make_test_message
 from ..alerts.message import DeliveryError
 from ..alerts.outbound import RetryPolicy
-from ..alerts.secretbox import SecretBox
+from ..alerts.secretbox import SecretBox, SecretKeyError
 from ..alerts.stored import channel_of, from_row, outbound_policy, secret_box, to_row
 from ..store.db import Conn
 from ..timeutil import now
@@ -74,7 +74,11 @@ async def update_channel(
         row = store.get_channel(c, project_id, channel_id)
         if row is None:
             return None
-        fields = check_channel(body, stored=from_row(box, row))
+        try:
+            stored = from_row(box, row)
+        except SecretKeyError:  # the key changed: the secrets must be entered again
+            stored = ChannelFields(row["name"], row["kind"], dict(row["config"]), {})
+        fields = check_channel(body, stored=stored)
         updated = store.update_channel(c, project_id, channel_id, to_row(box, channel_id, fields))
         return None if updated is None else channel_json(c.dialect, updated)
 
@@ -91,11 +95,6 @@ async def delete_channel(rt: Runtime, project_id: str, channel_id: str) -> None:
         raise not_found(f"Alert channel {channel_id}")
 
 
-def stored_fields(rt: Runtime, row: dict[str, Any]) -> ChannelFields:
-    """A stored row's fields with its secrets opened (for the edit form's checks)."""
-    return from_row(box_of(rt), row)
-
-
 async def send_test(rt: Runtime, project_id: str, channel_id: str) -> str | None:
     """Deliver a ``test`` message through the channel; None when delivered, else why
     not (the DeliveryError's message: never a secret)."""
@@ -103,7 +102,10 @@ async def send_test(rt: Runtime, project_id: str, channel_id: str) -> str | None
     if row is None:
         raise not_found(f"Alert channel {channel_id}")
     # One attempt: the person who pressed the button sees the outcome at once.
-    channel = channel_of(box_of(rt), row, delivery_of(rt, RetryPolicy(attempts=1)))
+    try:
+        channel = channel_of(box_of(rt), row, delivery_of(rt, RetryPolicy(attempts=1)))
+    except SecretKeyError as exc:
+        return exc.message
     url = f"{rt.settings.base_url}/project/{project_id}/settings/channels"
     message = make_test_message(project_id, row["name"], url, now())
     try:

@@ -58,30 +58,32 @@ async def channels(request: Request, project_id: str) -> Response:
     return await _render(request, await project_page(request, project_id))
 
 
-@router.post("/project/{project_id}/settings/channels")
-async def create_channel(request: Request, project_id: str) -> Response:
-    """Create a channel from the form; the page again with the field named on error."""
+async def _save(request: Request, project_id: str, channel_id: str | None) -> Response:
+    """Create (``channel_id`` None) or update a channel from the posted form; the page
+    again with the field named when it is wrong."""
     page, form = await page_form(request, project_id, "manage_project")
-    body = _body(form, form.get("type"))
+    rt = rt_of(request)
     try:
-        await ops.create_channel(rt_of(request), page.pid, body)
+        if channel_id is None:
+            await ops.create_channel(rt, page.pid, _body(form, form.get("type")))
+        else:
+            kind = (await ops.get_channel(rt, page.pid, channel_id))["type"]
+            await ops.update_channel(rt, page.pid, channel_id, _body(form, kind))
     except InvalidChannel as exc:
         return await _render(request, page, status=400, error=str(exc))
     return redirect(_base(page.pid))
+
+
+@router.post("/project/{project_id}/settings/channels")
+async def create_channel(request: Request, project_id: str) -> Response:
+    """Create a channel from the form."""
+    return await _save(request, project_id, None)
 
 
 @router.post("/project/{project_id}/settings/channels/{channel_id}")
 async def update_channel(request: Request, project_id: str, channel_id: str) -> Response:
     """Save an edited channel (empty secret fields keep the stored secrets)."""
-    page, form = await page_form(request, project_id, "manage_project")
-    rt = rt_of(request)
-    current = await ops.get_channel(rt, page.pid, channel_id)
-    body = _body(form, current["type"])
-    try:
-        await ops.update_channel(rt, page.pid, channel_id, body)
-    except InvalidChannel as exc:
-        return await _render(request, page, status=400, error=str(exc))
-    return redirect(_base(page.pid))
+    return await _save(request, project_id, channel_id)
 
 
 @router.post("/project/{project_id}/settings/channels/{channel_id}/delete")
