@@ -43,8 +43,9 @@ class _V6Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def http_receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
-    """An HTTP server on ``host`` (``127.0.0.1`` or ``::1``), port chosen by the OS."""
+def http_receiver(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """An HTTP server on ``host`` (``127.0.0.1`` or ``::1``), port chosen by the OS;
+    HTTPS with the server context ``tls``."""
     got: Receiver
 
     class Handler(BaseHTTPRequestHandler):
@@ -65,9 +66,11 @@ def http_receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
 
     server_class = _V6Server if ":" in host else ThreadingHTTPServer
     server = server_class((host, 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
     literal = f"[{host}]" if ":" in host else host
-    got = Receiver(url=f"http://{literal}:{port}/hook")
+    got = Receiver(url=f"{'https' if tls else 'http'}://{literal}:{port}/hook")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -77,8 +80,8 @@ def http_receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
         server.server_close()
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for ``localhost`` and 127.0.0.1 and its key, made with
+def self_signed(directory: Path, name: str = "localhost", ip: bool = True) -> tuple[Path, Path]:
+    """A certificate for ``name`` (and 127.0.0.1 with ``ip``) and its key, made with
     ``cryptography``; (certificate file, key file)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -86,26 +89,27 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    alt_names: list[x509.GeneralName] = [x509.DNSName(name)]
+    if ip:
+        alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + dt.timedelta(days=30))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName(alt_names),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_file, key_file = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    cert_file, key_file = directory / f"{name}-cert.pem", directory / f"{name}-key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
         key.private_bytes(

@@ -9,14 +9,15 @@ import email
 import hashlib
 import hmac
 import json
+import ssl
 from collections.abc import Callable
 from datetime import datetime, timezone
 from email import policy as email_policy
 from pathlib import Path
 
 import pytest
-from alert_receivers import http_receiver, smtp_server
 
+from alert_receivers import http_receiver, self_signed, smtp_server
 from lanterna.alerts.channels import (
     Delivery,
     EmailChannel,
@@ -250,6 +251,34 @@ def test_a_name_resolving_to_loopback_is_refused_and_the_checked_address_is_the_
         WebhookChannel(url, SECRET, delivery(allow, resolver=resolver)).deliver(message())
     assert calls == ["hooks.example.test", "hooks.example.test"]
     assert rx.requests[0].headers["Host"] == f"hooks.example.test:{port}"
+
+
+def test_https_checks_the_certificate_against_the_name_while_connecting_to_the_checked_address(
+    tmp_path: Path,
+) -> None:
+    # The certificate names only hooks.example.test (no IP): the TLS handshake with the
+    # checked address 127.0.0.1 succeeds only because SNI and the hostname check use the
+    # URL's name.
+    cert, key = self_signed(tmp_path, "hooks.example.test", ip=False)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    trusted = ssl.create_default_context(cafile=str(cert))
+
+    def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    with http_receiver(tls=server_tls) as rx:
+        port = int(rx.url.split(":")[2].split("/")[0])
+        d = delivery(OutboundPolicy.parse("127.0.0.1"), resolver=resolver)
+        d.ssl_context = trusted
+        WebhookChannel(f"https://hooks.example.test:{port}/hook", SECRET, d).deliver(message())
+        assert len(rx.requests) == 1
+        assert verify(SECRET, rx.requests[0].headers, rx.requests[0].body, 1_765_000_000)
+        # Another name for the same address does not match the certificate: refused by TLS.
+        d.retry = RetryPolicy(attempts=1)
+        with pytest.raises(DeliveryError, match=r"CERTIFICATE_VERIFY_FAILED"):
+            WebhookChannel(f"https://other.example.test:{port}/hook", SECRET, d).deliver(message())
+    assert len(rx.requests) == 1
 
 
 def test_a_name_that_resolves_to_a_public_and_a_private_address_is_refused() -> None:

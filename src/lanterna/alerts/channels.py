@@ -162,7 +162,7 @@ class Delivery:
     resolver: Resolver = resolve_host
     #: Seconds since the epoch, for the webhook's signed timestamp.
     clock: Callable[[], float] = time.time
-    #: Trusted CAs for SMTP TLS (None: the system's).
+    #: Trusted CAs for TLS, HTTPS and SMTP (None: the default ones).
     ssl_context: ssl.SSLContext | None = None
 
 
@@ -199,6 +199,7 @@ class WebhookChannel:
             retry=d.retry,
             sleep=d.sleep,
             resolver=d.resolver,
+            verify=d.ssl_context or True,
         )
 
 
@@ -224,6 +225,7 @@ class SlackChannel:
             retry=d.retry,
             sleep=d.sleep,
             resolver=d.resolver,
+            verify=d.ssl_context or True,
         )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -178,15 +179,17 @@ def post(
     retry: RetryPolicy,
     sleep: Sleep,
     resolver: Resolver = resolve_host,
-    transport: httpx.BaseTransport | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> int:
     """POST ``body`` to ``url`` through the guard; retry connection errors, timeouts,
     429 and 5xx with backoff; the final status, or DeliveryError saying why not.
     ``headers()`` is called per attempt (a signature's timestamp is fresh each time).
-    The guard runs once per attempt; a refusal is never retried."""
+    The guard runs once per attempt; a refusal is never retried. ``verify``: the CAs
+    an https receiver's certificate is checked against (True: the default ones); the
+    certificate must name the URL's host, not the address connected to."""
     last = ""
     with httpx.Client(
-        timeout=retry.timeout, follow_redirects=False, transport=transport, trust_env=False
+        timeout=retry.timeout, follow_redirects=False, verify=verify, trust_env=False
     ) as client:
         for attempt in range(1, retry.attempts + 1):
             if attempt > 1:
