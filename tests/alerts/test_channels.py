@@ -367,3 +367,14 @@ def test_the_timestamp_is_fresh_per_attempt() -> None:
         d.clock = lambda: next(stamps)
         WebhookChannel(rx.url, SECRET, d).deliver(message())
     assert [r.headers["X-Lanterna-Timestamp"] for r in rx.requests] == ["100", "200"]
+
+
+def test_bad_outbound_and_key_settings_are_refused_at_start(tmp_path: Path) -> None:
+    from lanterna.server.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match=r"LANTERNA_OUTBOUND_ALLOW: .*'10\.0\.0\.0/40'"):
+        Settings(data_dir=str(tmp_path), outbound_allow="10.0.0.0/40")
+    with pytest.raises(SettingsError, match="LANTERNA_SECRET_KEY must be 32 bytes"):
+        Settings(data_dir=str(tmp_path), secret_key="not-a-key")
+    assert Settings(data_dir=str(tmp_path), secret_key="ab" * 32).secret_key == "ab" * 32
+    assert "ab" * 32 not in repr(Settings(data_dir=str(tmp_path), secret_key="ab" * 32))

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from ..alerts.outbound import OutboundPolicy
+from ..alerts.secretbox import SecretKeyError, load_key
 from ..store.db import default_sqlite_url
 
 
@@ -73,6 +75,15 @@ class Settings:
                 " it takes an interface such as 127.0.0.1 or 0.0.0.0. The SDK's server URL is"
                 " LANTERNA_BASE_URL (or LANGFUSE_BASE_URL / LANGFUSE_HOST)."
             )
+        try:
+            OutboundPolicy.parse(self.outbound_allow)
+        except ValueError as exc:
+            raise SettingsError(f"LANTERNA_OUTBOUND_ALLOW: {exc}") from None
+        if self.secret_key:
+            try:
+                load_key(self.secret_key, self.data_dir)
+            except SecretKeyError as exc:  # the message never holds the key
+                raise SettingsError(exc.message) from None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
