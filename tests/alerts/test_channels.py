@@ -9,6 +9,7 @@ import email
 import hashlib
 import hmac
 import json
+import logging
 import ssl
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -350,6 +351,19 @@ def test_email_refuses_a_server_whose_certificate_is_not_trusted(tmp_path: Path)
         with pytest.raises(DeliveryError, match=r"not delivered after 2 attempts.*SSL"):
             EmailChannel(smtp, "s3cret-pass", delivery(attempts=2)).deliver(message())
     assert box.mails == []
+
+
+def test_a_slack_delivery_logs_no_part_of_its_url(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with http_receiver() as rx:
+        rx.statuses = [500]
+        SlackChannel(rx.url + "/T0/B0/SLACKTOKEN", delivery()).deliver(message())
+        rx.default = 403
+        with pytest.raises(DeliveryError) as refused:
+            SlackChannel(rx.url + "/T0/B0/SLACKTOKEN", delivery()).deliver(message())
+    assert [r.path for r in rx.requests] == ["/hook/T0/B0/SLACKTOKEN"] * 3
+    assert "SLACKTOKEN" not in caplog.text
+    assert "SLACKTOKEN" not in str(refused.value)
 
 
 def test_channels_never_show_their_secrets_in_repr() -> None:

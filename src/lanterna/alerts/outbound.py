@@ -188,35 +188,48 @@ def post(
     an https receiver's certificate is checked against (True: the default ones); the
     certificate must name the URL's host, not the address connected to."""
     last = ""
-    with httpx.Client(
-        timeout=retry.timeout, follow_redirects=False, verify=verify, trust_env=False
-    ) as client:
+    # The transport, not a Client: a Client logs every request's URL at INFO, and a
+    # Slack URL is a credential.
+    with httpx.HTTPTransport(verify=verify, trust_env=False) as transport:
         for attempt in range(1, retry.attempts + 1):
             if attempt > 1:
                 sleep(retry.wait(attempt - 1))
             target = guard(url, policy, resolver)
+            request = httpx.Request(
+                "POST",
+                target.connect_url,
+                content=body,
+                headers={**headers(), "Host": target.host_header},
+                extensions={
+                    "sni_hostname": target.host,
+                    "timeout": httpx.Timeout(retry.timeout).as_dict(),
+                },
+            )
             try:
-                response = client.post(
-                    target.connect_url,
-                    content=body,
-                    headers={**headers(), "Host": target.host_header},
-                    extensions={"sni_hostname": target.host},
-                )
+                response = transport.handle_request(request)
+                try:
+                    status, text = response.status_code, _head(response)
+                finally:
+                    response.close()
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 continue
-            status = response.status_code
             if 300 <= status < 400:
                 raise DeliveryError(f"the receiver answered {status} (redirects are not followed)")
             if _retryable(status):
                 last = f"the receiver answered {status}"
                 continue
             if status >= 400:
-                raise DeliveryError(f"the receiver answered {status}: {_snippet(response)}")
+                raise DeliveryError(f"the receiver answered {status}: {text}")
             return status
     raise DeliveryError(f"not delivered after {retry.attempts} attempts: {last}")
 
 
-def _snippet(response: httpx.Response) -> str:
-    text = response.text[:200].strip()
-    return text or response.reason_phrase
+def _head(response: httpx.Response, limit: int = 1024) -> str:
+    """The start of the answer's body (at most ``limit`` bytes are read), for messages."""
+    data = b""
+    for chunk in response.iter_bytes():
+        data += chunk
+        if len(data) >= limit:
+            break
+    return data[:200].decode(errors="replace").strip() or response.reason_phrase
