@@ -71,7 +71,8 @@ def http_receiver(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) ->
     port = server.server_address[1]
     literal = f"[{host}]" if ":" in host else host
     got = Receiver(url=f"{'https' if tls else 'http'}://{literal}:{port}/hook")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() returns within it (the default 0.5 s per test adds up).
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield got

@@ -282,6 +282,19 @@ def test_https_checks_the_certificate_against_the_name_while_connecting_to_the_c
     assert len(rx.requests) == 1
 
 
+def test_when_the_first_checked_address_refuses_the_connection_the_next_is_tried() -> None:
+    def resolver(host: str, port: int) -> list[str]:
+        return ["::1", "127.0.0.1"]  # nothing listens on ::1 at the receiver's port
+
+    waits = Waits()
+    with http_receiver() as rx:
+        port = int(rx.url.split(":")[2].split("/")[0])
+        d = delivery(OutboundPolicy.parse("127.0.0.1,::1"), waits, resolver=resolver)
+        WebhookChannel(f"http://hooks.example.test:{port}/hook", SECRET, d).deliver(message())
+    assert len(rx.requests) == 1
+    assert waits.waits == []  # one attempt
+
+
 def test_a_name_that_resolves_to_a_public_and_a_private_address_is_refused() -> None:
     def resolver(host: str, port: int) -> list[str]:
         return ["93.184.215.14", "10.1.2.3"]

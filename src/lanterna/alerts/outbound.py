@@ -99,14 +99,14 @@ def is_public(address: IPAddress) -> bool:
 
 @dataclass(frozen=True)
 class Target:
-    """A checked URL: where to connect (``connect_url``, the host replaced by the
-    checked address) and the original host for ``Host`` and TLS."""
+    """A checked URL: where to connect (``connect_urls``: the URL with the host
+    replaced by each checked address, in the resolver's order) and the original host
+    for ``Host`` and TLS."""
 
     url: str
-    connect_url: str
+    connect_urls: tuple[str, ...]
     host: str
     host_header: str
-    address: str
 
 
 def check_url(url: str) -> tuple[str, str, int]:
@@ -137,14 +137,17 @@ def guard(url: str, policy: OutboundPolicy, resolver: Resolver = resolve_host) -
                 f"refused to send to {host!r}: it resolves to {address}, a private, loopback,"
                 " link-local or metadata address (allow it with LANTERNA_OUTBOUND_ALLOW)"
             )
-    address = ipaddress.ip_address(addresses[0])
     parts = urlsplit(url)
-    literal = f"[{address}]" if address.version == 6 else str(address)
-    connect = urlunsplit((scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
+    connect = []
+    for text in addresses:
+        literal = f"[{text}]" if ":" in text else text
+        connect.append(
+            urlunsplit((scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
+        )
     default_port = port == (443 if scheme == "https" else 80)
     host_literal = f"[{host}]" if ":" in host else host
     host_header = host_literal if default_port else f"{host_literal}:{port}"
-    return Target(url, connect, host, host_header, str(address))
+    return Target(url, tuple(connect), host, host_header)
 
 
 #: How long the channel waits before retry ``n`` (1, 2, ...): an injectable sleep.
@@ -195,22 +198,8 @@ def post(
             if attempt > 1:
                 sleep(retry.wait(attempt - 1))
             target = guard(url, policy, resolver)
-            request = httpx.Request(
-                "POST",
-                target.connect_url,
-                content=body,
-                headers={**headers(), "Host": target.host_header},
-                extensions={
-                    "sni_hostname": target.host,
-                    "timeout": httpx.Timeout(retry.timeout).as_dict(),
-                },
-            )
             try:
-                response = transport.handle_request(request)
-                try:
-                    status, text = response.status_code, _head(response)
-                finally:
-                    response.close()
+                status, text = _send(transport, target, body, headers(), retry.timeout)
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 continue
@@ -223,6 +212,37 @@ def post(
                 raise DeliveryError(f"the receiver answered {status}: {text}")
             return status
     raise DeliveryError(f"not delivered after {retry.attempts} attempts: {last}")
+
+
+def _send(
+    transport: httpx.HTTPTransport,
+    target: Target,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+) -> tuple[int, str]:
+    """POST to the target's addresses in turn until one accepts the connection; the
+    status and the start of the answer."""
+    failure: httpx.HTTPError | None = None
+    for connect_url in target.connect_urls:
+        request = httpx.Request(
+            "POST",
+            connect_url,
+            content=body,
+            headers={**headers, "Host": target.host_header},
+            extensions={"sni_hostname": target.host, "timeout": httpx.Timeout(timeout).as_dict()},
+        )
+        try:
+            response = transport.handle_request(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            failure = exc  # the next address may answer (e.g. IPv6 first, no IPv6 route)
+            continue
+        try:
+            return response.status_code, _head(response)
+        finally:
+            response.close()
+    assert failure is not None
+    raise failure
 
 
 def _head(response: httpx.Response, limit: int = 1024) -> str:
