@@ -51,14 +51,14 @@ class AlertChannelList(BaseModel):
     data: list[AlertChannel]
 
 
-class TestResult(BaseModel):
+class ChannelTestResult(BaseModel):
     """The outcome of a "send test": ``delivered``, and ``error`` saying why not."""
 
     delivered: bool
     error: str | None = None
 
 
-class Message(BaseModel):
+class ChannelDeleted(BaseModel):
     """The answer of a delete."""
 
     message: str
@@ -103,14 +103,14 @@ async def update_channel(request: Request, channel_id: str, principal: ProjectKe
     return JSON(await ops.update_channel(rt, principal.project_id, channel_id, body))
 
 
-@router.delete(CHANNELS + "/{channel_id}", responses=_ok(Message))
+@router.delete(CHANNELS + "/{channel_id}", responses=_ok(ChannelDeleted))
 async def delete_channel(request: Request, channel_id: str, principal: ProjectKey) -> JSON:
     """Delete a channel."""
     await ops.delete_channel(runtime(request), principal.project_id, channel_id)
     return JSON({"message": "Alert channel deleted successfully"})
 
 
-@router.post(CHANNELS + "/{channel_id}/test", responses=_ok(TestResult))
+@router.post(CHANNELS + "/{channel_id}/test", responses=_ok(ChannelTestResult))
 async def send_test(request: Request, channel_id: str, principal: ProjectKey) -> JSON:
     """Send a notification of kind ``test`` through the channel (one attempt). 200 with
     ``delivered: true``, or 502 with ``delivered: false`` and ``error`` saying why
