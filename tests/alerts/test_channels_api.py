@@ -288,3 +288,37 @@ def test_a_changed_server_key_asks_for_the_secrets_again(
             assert second.post(f"{URL}/{cid}/test").status_code == 200
     assert len(rx.requests) == 2
     assert _signed_by(fresh, rx.requests[-1].headers, rx.requests[-1].body)
+
+
+def test_the_evaluator_lookup_opens_a_rules_stored_channels(
+    api: Client, backend: str, tmp_path: Path
+) -> None:
+    from datetime import datetime, timezone
+
+    from lanterna.alerts.message import AlertMessage, DeliveryError
+    from lanterna.server.channel_ops import rule_channels
+
+    rt = api.app.state.runtime  # type: ignore[attr-defined]
+    with http_receiver() as rx:
+        cid = _webhook(api, rx.url)["id"]
+        channels_for = rule_channels(rt)
+        rule = {"project_id": api.project.id, "channel_ids": [cid, "deleted-channel", cid]}
+        [(found_id, channel)] = channels_for(rule)
+        assert found_id == cid
+        at = datetime(2026, 12, 5, 12, tzinfo=timezone.utc)
+        fired = AlertMessage(
+            "fired", api.project.id, "r1", "Errors", "error rate > 5%", 0.1, 0.05, at, "http://x/r1"
+        )
+        channel.deliver(fired)
+        assert json.loads(rx.requests[0].body)["rule"] == {"id": "r1", "name": "Errors"}
+        assert _signed_by(SECRET, rx.requests[0].headers, rx.requests[0].body)
+        # Another project's rule does not reach this project's channel.
+        assert channels_for({"project_id": "other", "channel_ids": [cid]}) == []
+        assert channels_for({"project_id": api.project.id, "channel_ids": []}) == []
+        # Sealed under another key: the channel fails with the reason, recorded by the
+        # evaluator as a delivery error.
+        rt.settings.secret_key = "33" * 32
+        [(_, unusable)] = rule_channels(rt)(rule)
+        with pytest.raises(DeliveryError, match="enter the channel's secrets again"):
+            unusable.deliver(fired)
+    assert len(rx.requests) == 1

@@ -8,15 +8,23 @@ deliver; nothing here logs a channel's config or secrets.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from ..alerts.channels import ChannelFields, Delivery, check_channel, make_test_message
-from ..alerts.message import DeliveryError
+from ..alerts.message import Channel, DeliveryError
 from ..alerts.outbound import RetryPolicy
 from ..alerts.secretbox import SecretBox, SecretKeyError
-from ..alerts.stored import channel_of, from_row, outbound_policy, secret_box, to_row
+from ..alerts.stored import (
+    channel_lookup,
+    channel_of,
+    from_row,
+    outbound_policy,
+    secret_box,
+    to_row,
+)
 from ..store.db import Conn
 from ..timeutil import now
 from .errors import not_found
@@ -34,6 +42,22 @@ def delivery_of(rt: Runtime, retry: RetryPolicy | None = None) -> Delivery:
     return Delivery(
         policy=outbound_policy(rt.settings.outbound_allow), retry=retry or RetryPolicy()
     )
+
+
+def rule_channels(rt: Runtime) -> Callable[[dict[str, Any]], list[tuple[str, Channel]]]:
+    """The evaluator's ``channels_for`` on this server: a rule's channels read through
+    the store, secrets opened with the server key, sent with its SSRF allowlist and the
+    default retries (run it in the evaluator's thread: it reads the database)."""
+    store = rt.store.channels
+
+    def fetch(project_id: str, ids: list[str]) -> list[dict[str, Any]]:
+        def read(c: Conn) -> list[dict[str, Any]]:
+            rows = (store.get_channel(c, project_id, i) for i in dict.fromkeys(ids))
+            return [r for r in rows if r is not None]
+
+        return rt.read_sync(read)
+
+    return channel_lookup(fetch, box_of(rt), delivery_of(rt))
 
 
 async def list_channels(rt: Runtime, project_id: str) -> list[dict[str, Any]]:
