@@ -5,29 +5,39 @@ from __future__ import annotations
 from conftest import Site, login, shot
 
 
+def _create(page, kind: str, **fields: str) -> None:
+    """Fill the new-channel form with ``fields`` (input names) and submit it."""
+    form = page.get_by_test_id("new-channel")
+    form.locator("select[name=type]").select_option(kind)
+    for name, value in fields.items():
+        form.locator(f"input[name={name}]").fill(value)
+    form.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+
+
 def test_create_and_edit_channels_in_the_browser(sqlite_site: Site, page) -> None:
     site = sqlite_site
     login(page, site.url, site.owner)
     page.goto(site.path("settings"))
     page.click("a:text('Webhook, Slack and email channels')")
     page.wait_for_load_state()
-    form = page.get_by_test_id("new-channel")
-    form.locator("input[name=name]").fill("Ops <hook>")
-    form.locator("select[name=type]").select_option("webhook")
-    form.locator("input[name=url]").fill("https://hooks.example.com/lanterna")
-    form.locator("input[name=secret]").fill("browser-secret-0123456789")
-    form.locator("button[type=submit]").click()
-    page.wait_for_load_state()
-    form = page.get_by_test_id("new-channel")
-    form.locator("input[name=name]").fill("On-call mail")
-    form.locator("select[name=type]").select_option("email")
-    form.locator("input[name=host]").fill("smtp.example.com")
-    form.locator("input[name=username]").fill("alerts")
-    form.locator("input[name=password]").fill("mail-password-123")
-    form.locator("input[name=from]").fill("lanterna@example.com")
-    form.locator("input[name=to]").fill("oncall@example.com, lead@example.com")
-    form.locator("button[type=submit]").click()
-    page.wait_for_load_state()
+    _create(
+        page,
+        "webhook",
+        name="Ops <hook>",
+        url="https://hooks.example.com/lanterna",
+        secret="browser-secret-0123456789",
+    )
+    _create(
+        page,
+        "email",
+        name="On-call mail",
+        host="smtp.example.com",
+        username="alerts",
+        password="mail-password-123",
+        to="oncall@example.com, lead@example.com",
+        **{"from": "lanterna@example.com"},
+    )
     table = page.get_by_test_id("channels").locator("table").inner_text()
     assert "Ops <hook>" in table and "https://hooks.example.com/lanterna" in table
     assert "oncall@example.com, lead@example.com via smtp.example.com:587" in table
