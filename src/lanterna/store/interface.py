@@ -78,8 +78,8 @@ from .writer import Combinable
 
 __all__ = [
     "VALUE_OPERATORS",
-    "Budgets",
     "AlertChannels",
+    "Budgets",
     "CursorPage",
     "Dashboards",
     "Ingest",
@@ -439,6 +439,8 @@ class Budgets(Protocol):
     def crossings(
         self, conn: Conn, project_id: str, budget_id: str, *, limit: int = 50
     ) -> list[Row]: ...
+
+
 class AlertChannels(Protocol):
     """Alert channels of a project (checked above the store; secrets arrive sealed)."""
 
