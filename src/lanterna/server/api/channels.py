@@ -14,7 +14,7 @@ from .. import channel_ops as ops
 from ..auth import ProjectKey
 from ..responses import JSON
 from ..runtime import runtime
-from .body import read_json
+from .body import Deleted, json_body, ok, read_json
 
 router = APIRouter(tags=["Alert channels"])
 
@@ -58,44 +58,29 @@ class ChannelTestResult(BaseModel):
     error: str | None = None
 
 
-class ChannelDeleted(BaseModel):
-    """The answer of a delete."""
-
-    message: str
+_BODY = json_body(AlertChannelBody)
 
 
-def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model, "description": "OK"}}
-
-
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": AlertChannelBody.model_json_schema()}},
-    }
-}
-
-
-@router.get(CHANNELS, responses=_ok(AlertChannelList))
+@router.get(CHANNELS, responses=ok(AlertChannelList))
 async def list_channels(request: Request, principal: ProjectKey) -> JSON:
     """The project's alert channels, secrets masked."""
     return JSON({"data": await ops.list_channels(runtime(request), principal.project_id)})
 
 
-@router.post(CHANNELS, responses=_ok(AlertChannel), openapi_extra=_BODY)
+@router.post(CHANNELS, responses=ok(AlertChannel), openapi_extra=_BODY)
 async def create_channel(request: Request, principal: ProjectKey) -> JSON:
     """Create a channel; 400 naming the field that is wrong."""
     body = await read_json(request)
     return JSON(await ops.create_channel(runtime(request), principal.project_id, body))
 
 
-@router.get(CHANNELS + "/{channel_id}", responses=_ok(AlertChannel))
+@router.get(CHANNELS + "/{channel_id}", responses=ok(AlertChannel))
 async def get_channel(request: Request, channel_id: str, principal: ProjectKey) -> JSON:
     """One channel (404 when missing), secrets masked."""
     return JSON(await ops.get_channel(runtime(request), principal.project_id, channel_id))
 
 
-@router.patch(CHANNELS + "/{channel_id}", responses=_ok(AlertChannel), openapi_extra=_BODY)
+@router.patch(CHANNELS + "/{channel_id}", responses=ok(AlertChannel), openapi_extra=_BODY)
 async def update_channel(request: Request, channel_id: str, principal: ProjectKey) -> JSON:
     """Change a channel's name or config (masked or left-out secrets are kept)."""
     body = await read_json(request)
@@ -103,14 +88,14 @@ async def update_channel(request: Request, channel_id: str, principal: ProjectKe
     return JSON(await ops.update_channel(rt, principal.project_id, channel_id, body))
 
 
-@router.delete(CHANNELS + "/{channel_id}", responses=_ok(ChannelDeleted))
+@router.delete(CHANNELS + "/{channel_id}", responses=ok(Deleted))
 async def delete_channel(request: Request, channel_id: str, principal: ProjectKey) -> JSON:
     """Delete a channel."""
     await ops.delete_channel(runtime(request), principal.project_id, channel_id)
     return JSON({"message": "Alert channel deleted successfully"})
 
 
-@router.post(CHANNELS + "/{channel_id}/test", responses=_ok(ChannelTestResult))
+@router.post(CHANNELS + "/{channel_id}/test", responses=ok(ChannelTestResult))
 async def send_test(request: Request, channel_id: str, principal: ProjectKey) -> JSON:
     """Send a notification of kind ``test`` through the channel (one attempt). 200 with
     ``delivered: true``, or 502 with ``delivered: false`` and ``error`` saying why
