@@ -12,6 +12,7 @@ from ..cost.builtin import warm_up as warm_up_prices
 from ..store.interface import Store
 from .api import (
     budgets,
+    channels,
     dashboards,
     ingestion,
     metrics,
@@ -77,5 +78,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(dashboards.router, responses=ERROR_RESPONSES)
     app.include_router(budgets.router, responses=ERROR_RESPONSES)
+    app.include_router(channels.router, responses=ERROR_RESPONSES)  # alert channels
     mount_ui(app)  # the dashboard under /
     return app

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from ..alerts.outbound import OutboundPolicy
+from ..alerts.secretbox import SecretKeyError, load_key
 from ..store.db import default_sqlite_url
 
 
@@ -53,6 +55,15 @@ class Settings:
     #: Longest a metrics query (``/api/public/metrics``, ``/api/public/v2/metrics``) may
     #: run, in milliseconds, before it is cancelled and answered 422; 0: no limit.
     query_timeout_ms: int = 30000
+    #: Alert channels may send to these non-public destinations anyway: comma-separated
+    #: host names and addresses or networks (``hooks.internal``, ``10.1.2.0/24``,
+    #: ``127.0.0.1``). Empty (the default): webhooks and Slack URLs that resolve to
+    #: private, loopback, link-local or metadata addresses are refused (docs/alerts.md).
+    outbound_allow: str = ""
+    #: Key that encrypts alert channels' secrets at rest: 32 bytes as 64 hex digits or
+    #: base64. Empty: ``secret.key`` in ``data_dir``, made on first use. Give every
+    #: process sharing a database the same key.
+    secret_key: str = field(default="", repr=False)
     #: ``--no-auth``: no login, for one local user on loopback. CLI only: never read
     #: from the environment, so auth cannot be turned off by a stray variable.
     no_auth: bool = False
@@ -64,6 +75,15 @@ class Settings:
                 " it takes an interface such as 127.0.0.1 or 0.0.0.0. The SDK's server URL is"
                 " LANTERNA_BASE_URL (or LANGFUSE_BASE_URL / LANGFUSE_HOST)."
             )
+        try:
+            OutboundPolicy.parse(self.outbound_allow)
+        except ValueError as exc:
+            raise SettingsError(f"LANTERNA_OUTBOUND_ALLOW: {exc}") from None
+        if self.secret_key:
+            try:
+                load_key(self.secret_key, self.data_dir)
+            except SecretKeyError as exc:  # the message never holds the key
+                raise SettingsError(exc.message) from None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

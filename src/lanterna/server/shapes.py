@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from .. import _json
+from ..alerts.channels import masked_config
 from ..analytics.metrics import Usage
 from ..analytics.usage import DayUsage, UserTotals
 from ..cost.prices import PriceModel, Tier
@@ -492,6 +493,18 @@ def project_json(row: dict[str, Any]) -> dict[str, Any]:
     if row["retention_days"]:
         item["retentionDays"] = row["retention_days"]
     return item
+
+
+def channel_json(d: Dialect, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored alert channel; its secrets masked (never decrypted to be shown)."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "type": row["kind"],
+        "config": masked_config(row["kind"], row["config"], row["secret_names"]),
+        "createdAt": d.ts_out(row["created_at"]),
+        "updatedAt": d.ts_out(row["updated_at"]),
+    }
 
 
 # --- dashboards ------------------------------------------------------------------------

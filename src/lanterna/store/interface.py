@@ -26,8 +26,8 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
   through), ``files``;
 - **operations**, never imported from above but through this module: ``traces``,
   ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
-  ``models``, ``projects``, ``dashboards``, ``budgets``, ``write``, ``rollups``,
-  ``recompute``, ``tables``, ``migrations``. ``server/runtime.py`` is the one
+  ``models``, ``projects``, ``dashboards``, ``budgets``, ``channels``, ``write``,
+  ``rollups``, ``recompute``, ``tables``, ``migrations``. ``server/runtime.py`` is the one
   exception: it builds the server's store and migrates its database (it picks the
   backend).
 
@@ -54,6 +54,7 @@ from ..cost.calculate import Pricing
 from ..ingest.events import DomainEvent
 from . import (
     budgets,
+    channels,
     dashboards,
     models,
     projects,
@@ -77,6 +78,7 @@ from .writer import Combinable
 
 __all__ = [
     "VALUE_OPERATORS",
+    "AlertChannels",
     "Budgets",
     "CursorPage",
     "Dashboards",
@@ -439,6 +441,24 @@ class Budgets(Protocol):
     ) -> list[Row]: ...
 
 
+class AlertChannels(Protocol):
+    """Alert channels of a project (checked above the store; secrets arrive sealed)."""
+
+    def create_channel(
+        self, conn: Conn, project_id: str, channel_id: str, fields: dict[str, Any]
+    ) -> Row: ...
+
+    def get_channel(self, conn: Conn, project_id: str, channel_id: str) -> Row | None: ...
+
+    def list_channels(self, conn: Conn, project_id: str) -> list[Row]: ...
+
+    def update_channel(
+        self, conn: Conn, project_id: str, channel_id: str, fields: dict[str, Any]
+    ) -> Row | None: ...
+
+    def delete_channel(self, conn: Conn, project_id: str, channel_id: str) -> bool: ...
+
+
 class Store(Protocol):
     """Everything the server reads and writes, one attribute per resource."""
 
@@ -453,6 +473,7 @@ class Store(Protocol):
     ingest: Ingest
     dashboards: Dashboards
     budgets: Budgets
+    channels: AlertChannels
 
 
 class SqlStore:
@@ -471,6 +492,7 @@ class SqlStore:
         self.ingest: Ingest = write
         self.dashboards: Dashboards = dashboards
         self.budgets: Budgets = budgets
+        self.channels: AlertChannels = channels
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

@@ -592,6 +592,29 @@ def _pg_trgm(conn: Conn) -> bool:
     return True
 
 
+def m0015_alert_channels(conn: Conn) -> None:
+    """Alert channels per project: kind (webhook, slack, email), settings as JSON, and
+    their secrets sealed by the server (``alerts/secretbox.py``), with the names of the
+    secret fields that are set (to show them masked without decrypting)."""
+    _ddl(
+        conn,
+        """
+        CREATE TABLE alert_channels (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            config {JSON} NOT NULL,
+            secrets TEXT NOT NULL,
+            secret_names {JSON} NOT NULL,
+            created_at {TS} NOT NULL,
+            updated_at {TS} NOT NULL,
+            PRIMARY KEY (project_id, id)
+        )
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0001_core", m0001_core),
     ("0002_read_indexes", m0002_read_indexes),
@@ -607,6 +630,7 @@ MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0012_wide_rollups", m0012_wide_rollups),
     ("0013_budgets", m0013_budgets),
     ("0014_trace_search", m0014_trace_search),
+    ("0015_alert_channels", m0015_alert_channels),
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+from pydantic import BaseModel
 from starlette.requests import Request
 
 from ... import _json
@@ -77,3 +78,21 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ApiError(400, "Invalid request data", "expected a JSON object")
     return value
+
+
+class Deleted(BaseModel):
+    """The answer of a delete: ``{"message": ...}``."""
+
+    message: str
+
+
+def ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """A route's documented 200 answer (``responses=``)."""
+    return {200: {"model": model, "description": "OK"}}
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """A route's documented, required JSON body (``openapi_extra=``); the route reads
+    it with :func:`read_json` and checks it itself (so a bad field is a 400 naming it)."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -25,7 +25,7 @@ from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import budget_json, crossing_json
-from .body import read_json
+from .body import Deleted, json_body, ok, read_json
 from .params import page_of
 
 router = APIRouter(tags=["Budgets"])
@@ -109,22 +109,7 @@ class BudgetList(BaseModel):
     meta: Meta
 
 
-class Message(BaseModel):
-    """The answer of a delete."""
-
-    message: str
-
-
-def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model, "description": "OK"}}
-
-
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": BudgetBody.model_json_schema()}},
-    }
-}
+_BODY = json_body(BudgetBody)
 
 
 def _at(value: str | None) -> datetime:
@@ -156,7 +141,7 @@ def _shown(
     return out
 
 
-@router.get(BUDGETS, responses=_ok(BudgetList))
+@router.get(BUDGETS, responses=ok(BudgetList))
 async def list_budgets(
     request: Request,
     principal: ProjectKey,
@@ -178,7 +163,7 @@ async def list_budgets(
     return JSON(await runtime(request).read(read))
 
 
-@router.post(BUDGETS, responses=_ok(Budget), openapi_extra=_BODY)
+@router.post(BUDGETS, responses=ok(Budget), openapi_extra=_BODY)
 async def create_budget(request: Request, principal: ProjectKey) -> JSON:
     """Create a budget; 400 naming the field when the body is wrong (nothing stored)."""
     fields = rules.check_budget(await read_json(request))
@@ -213,7 +198,7 @@ async def _one(
     return JSON(found)
 
 
-@router.get(BUDGETS + "/{budget_id}", responses=_ok(Budget))
+@router.get(BUDGETS + "/{budget_id}", responses=ok(Budget))
 async def get_budget(
     request: Request, budget_id: str, principal: ProjectKey, at: str | None = None
 ) -> JSON:
@@ -222,7 +207,7 @@ async def get_budget(
     return await _one(request, principal.project_id, budget_id, at, whole=True)
 
 
-@router.get(BUDGETS + "/{budget_id}/status", responses=_ok(BudgetStatus))
+@router.get(BUDGETS + "/{budget_id}/status", responses=ok(BudgetStatus))
 async def budget_status(
     request: Request, budget_id: str, principal: ProjectKey, at: str | None = None
 ) -> JSON:
@@ -231,7 +216,7 @@ async def budget_status(
     return await _one(request, principal.project_id, budget_id, at, whole=False)
 
 
-@router.patch(BUDGETS + "/{budget_id}", responses=_ok(Budget), openapi_extra=_BODY)
+@router.patch(BUDGETS + "/{budget_id}", responses=ok(Budget), openapi_extra=_BODY)
 async def update_budget(request: Request, budget_id: str, principal: ProjectKey) -> JSON:
     """Change a budget's fields (at least one; the others keep their value). A change
     starts its record of crossings afresh."""
@@ -254,7 +239,7 @@ async def update_budget(request: Request, budget_id: str, principal: ProjectKey)
     return JSON(outcome)
 
 
-@router.delete(BUDGETS + "/{budget_id}", responses=_ok(Message))
+@router.delete(BUDGETS + "/{budget_id}", responses=ok(Deleted))
 async def delete_budget(request: Request, budget_id: str, principal: ProjectKey) -> JSON:
     """Delete a budget and its recorded crossings."""
     store = _store(request)

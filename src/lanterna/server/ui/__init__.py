@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from .account import router as account_router
 from .budgets_page import router as budgets_router
+from .channels_page import router as channels_router
 from .dashboards_page import router as dashboards_router
 from .metrics_page import router as metrics_router
 from .prompts_page import router as prompts_router
@@ -35,6 +36,7 @@ ROUTERS = (
     budgets_router,
     prompts_router,
     settings_router,
+    channels_router,
 )
 
 
