@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
 
 from lanterna.server.app import create_app
 from lanterna.store.db import Database
 from lanterna.store.migrations import migrate
-from support import LiveServer, Project, make_settings, new_project, serve
+from support import Api, LiveServer, make_settings, new_project, serve
 
 PG_ENV = "LANTERNA_TEST_POSTGRES_URL"
 
@@ -130,15 +129,6 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
     yield _with_db(admin, name)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-class Api(TestClient):
-    """The real app in-process, authenticated as ``project`` by default."""
-
-    project: Project
-
-    def new_project(self, name: str = "Other Project") -> Project:
-        return new_project(self.app, name)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from starlette.testclient import TestClient
 
 from lanterna.server.settings import Settings
 from lanterna.store import projects
@@ -206,3 +207,12 @@ def run_sdk_script(
         assert quiet_about not in proc.stderr, proc.stderr
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+class Api(TestClient):
+    """The real app in-process, authenticated as ``project`` by default."""
+
+    project: Project
+
+    def new_project(self, name: str = "Other Project") -> Project:
+        return new_project(self.app, name)

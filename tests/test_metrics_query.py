@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from conftest import Api
 from helpers import T0, event, ingest, iso
 from lanterna.server.app import create_app
-from support import make_settings, new_project
+from support import Api, make_settings, new_project
 
 FROM, TO = iso(seconds=-3600), iso(seconds=3 * 86400)
 DAY = 86400.0
