@@ -11,6 +11,8 @@ channel (it keeps what it is handed) and a failing one stand in for webhook/Slac
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
@@ -23,11 +25,12 @@ from conftest import Api
 from helpers import event, iso
 from lanterna.alerts.evaluator import Evaluator
 from lanterna.alerts.message import AlertMessage, Channel, DeliveryError
+from lanterna.cli import main
 from lanterna.server.app import create_app
 from lanterna.store.db import Database
 from lanterna.store.interface import sql_store
 from lanterna.store.writer import Writer
-from support import make_settings, new_project
+from support import make_settings, new_project, wait_until
 
 NOW = datetime(2024, 5, 8, 12, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -367,3 +370,39 @@ def test_rules_and_their_evaluation_stay_in_their_project(alerts_api: Api, chann
     assert api.get("/api/public/alerts/history", auth=other.auth).json()["data"] == []
     assert api.get("/api/public/alerts/rules").status_code == 200
     assert api.get("/api/public/alerts/rules", auth=("pk-lf-x", "sk-lf-y")).status_code == 401
+
+
+# --- where the evaluator runs: inside `lanterna serve`, and `lanterna worker` -------------
+
+
+def _db_args(db_url: str) -> list[str]:
+    if db_url.startswith("sqlite:///"):
+        return ["--data-dir", str(Path(db_url.removeprefix("sqlite:///")).parent)]
+    return ["--database-url", db_url]
+
+
+def test_the_server_evaluates_rules_in_the_background(db_url: str, tmp_path: Path):
+    settings = make_settings(db_url, tmp_path)
+    settings.alert_tick_seconds = 1
+    project = new_project(db_url)
+    with Api(create_app(settings)) as api:
+        api.auth = project.auth
+        rule = create(api)
+        state = lambda: api.get(f"/api/public/alerts/rules/{rule['id']}").json()["state"]  # noqa: E731
+        wait_until(lambda: state()["evaluatedAt"] is not None, 20, "a background evaluation")
+
+
+def test_lanterna_worker_evaluates_due_rules(
+    alerts_api: Api, db_url: str, capsys: pytest.CaptureFixture[str]
+):
+    rule = create(alerts_api)
+    assert main(["worker", "--once", *_db_args(db_url)]) == 0
+    assert capsys.readouterr().out.strip() == "evaluated 1 rule(s)"
+    state = alerts_api.get(f"/api/public/alerts/rules/{rule['id']}").json()["state"]
+    assert state["evaluatedAt"] is not None and state["status"] == "ok"
+    # Not due again until its interval has passed: a second worker finds nothing to do.
+    done = subprocess.run(
+        [sys.executable, "-m", "lanterna", "worker", "--once", *_db_args(db_url)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "evaluated 0 rule(s)", done.stderr
