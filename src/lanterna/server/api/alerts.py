@@ -19,7 +19,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import alert_event_json, alert_rule_json
 from .body import read_json
-from .params import page_of
+from .params import Message, Meta, page_of
 
 router = APIRouter(tags=["Alerts"])
 
@@ -107,15 +107,6 @@ class Event(BaseModel):
     message: str
 
 
-class Meta(BaseModel):
-    """The page of a list."""
-
-    page: int
-    limit: int
-    totalItems: int
-    totalPages: int
-
-
 class RuleList(BaseModel):
     """A page of rules, by name."""
 
@@ -128,12 +119,6 @@ class EventList(BaseModel):
 
     data: list[Event]
     meta: Meta
-
-
-class Message(BaseModel):
-    """The answer of a delete."""
-
-    message: str
 
 
 _BODY = {
