@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
-from conftest import Api
 from helpers import event, iso
 from lanterna.alerts.evaluator import Evaluator
 from lanterna.alerts.message import AlertMessage, Channel, DeliveryError
@@ -30,7 +30,15 @@ from lanterna.server.app import create_app
 from lanterna.store.db import Database
 from lanterna.store.interface import sql_store
 from lanterna.store.writer import Writer
-from support import make_settings, new_project, wait_until
+from support import Project, make_settings, new_project, wait_until
+
+
+class Api(TestClient):
+    """The app in-process, authenticated as ``project`` by default (tests/conftest.py's
+    ``Api``; not imported: tests/sdk has a conftest of its own)."""
+
+    project: Project
+
 
 NOW = datetime(2024, 5, 8, 12, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -349,7 +357,7 @@ def test_a_bad_rule_is_refused_naming_the_field_and_nothing_is_written(
 def test_rules_and_their_evaluation_stay_in_their_project(alerts_api: Api, channels: Channels):
     api = alerts_api
     mine = create(api)
-    other = api.new_project()
+    other = new_project(api.app, "Other Project")
     theirs = api.post(
         "/api/public/alerts/rules",
         json={"name": "theirs", "metric": "error_rate", "threshold": 5, "channelIds": ["rec"]},

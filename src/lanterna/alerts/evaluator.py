@@ -259,7 +259,8 @@ class Evaluator:
             except DeliveryError as exc:
                 events.append({**event, "kind": "delivery_error", "message": str(exc)})
             except Exception as exc:  # a channel's bug must not stop the evaluator
-                log.exception("alert channel %s failed", channel_id)
+                # Its type only: a channel's error text may hold its URL or credentials.
+                log.error("alert channel %s failed: %s", channel_id, type(exc).__name__)
                 events.append({**event, "kind": "delivery_error", "message": type(exc).__name__})
             else:
                 events.append({**event, "kind": "notified", "message": kind})
