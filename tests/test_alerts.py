@@ -10,6 +10,7 @@ channel (it keeps what it is handed) and a failing one stand in for webhook/Slac
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from alert_receivers import http_receiver
 from helpers import event, iso
 from lanterna.alerts.evaluator import Evaluator
 from lanterna.alerts.message import AlertMessage, Channel, DeliveryError
@@ -403,7 +405,7 @@ def test_the_server_evaluates_rules_in_the_background(db_url: str, tmp_path: Pat
 def test_lanterna_worker_evaluates_due_rules(
     alerts_api: Api, db_url: str, capsys: pytest.CaptureFixture[str]
 ):
-    rule = create(alerts_api)
+    rule = create(alerts_api, channelIds=[])
     assert main(["worker", "--once", *_db_args(db_url)]) == 0
     assert capsys.readouterr().out.strip() == "evaluated 1 rule(s)"
     state = alerts_api.get(f"/api/public/alerts/rules/{rule['id']}").json()["state"]
@@ -414,3 +416,32 @@ def test_lanterna_worker_evaluates_due_rules(
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == "evaluated 0 rule(s)", done.stderr
+
+
+def test_a_rule_notifies_its_stored_webhook_channel_once(db_url: str, tmp_path: Path):
+    """The server's own channel lookup: a webhook channel made through its API, on a
+    loopback receiver (allowlisted), gets one signed notification and one resolve."""
+    settings = make_settings(db_url, tmp_path)
+    settings.alert_tick_seconds = 0
+    settings.outbound_allow = "127.0.0.1"
+    project = new_project(db_url)
+    with Api(create_app(settings)) as api, http_receiver() as receiver:
+        api.auth = project.auth
+        config = {"url": receiver.url, "secret": "whsec-0123456789abcdef"}
+        body = {"name": "ops", "type": "webhook", "config": config}
+        hook = api.post("/api/public/alert-channels", json=body)
+        assert hook.status_code == 200, hook.text
+        rule = create(api, channelIds=[hook.json()["id"]], cooldownSeconds=0)
+        send(api, [e for m in range(5) for e in observations(NOW + m * MIN, 20, errors=2)])
+        e = evaluator(api)
+        e.tick(NOW + 5 * MIN)
+        e.tick(NOW + 6 * MIN)
+        send(api, [e for m in range(6, 12) for e in observations(NOW + m * MIN, 20)])
+        e.tick(NOW + 12 * MIN)
+        assert history(api, rule["id"]) == ["fired", "notified", "resolved", "notified"]
+    bodies = [json.loads(r.body) for r in receiver.requests]
+    assert [b["kind"] for b in bodies] == ["fired", "resolved"]
+    assert all("X-Lanterna-Signature" in r.headers for r in receiver.requests)
+    assert bodies[0]["rule"] == {"id": rule["id"], "name": "errors"}
+    assert bodies[0]["value"] == 10.0 and bodies[0]["threshold"] == 5.0
+    assert bodies[0]["condition"] == "error rate > 5% over 5 minutes"

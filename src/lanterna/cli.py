@@ -178,6 +178,34 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stored_channels(db, store, settings):  # type: ignore[no-untyped-def]
+    """The worker's ``channels_for``: a rule's stored channels, opened with the server
+    key and sent with the SSRF allowlist (as ``lanterna serve`` does)."""
+    from .alerts.channels import Delivery
+    from .alerts.outbound import RetryPolicy
+    from .alerts.stored import channel_lookup, outbound_policy, secret_box
+
+    def fetch(project_id, ids):  # type: ignore[no-untyped-def]
+        with db.read() as conn:
+            rows = (store.channels.get_channel(conn, project_id, i) for i in dict.fromkeys(ids))
+            return [r for r in rows if r is not None]
+
+    made = []
+
+    def channels_for(rule):  # type: ignore[no-untyped-def]
+        if not rule.get("channel_ids"):
+            return []
+        if not made:  # the key file is read (or made) only when a rule names a channel
+            box = secret_box(settings.secret_key, settings.data_dir)
+            delivery = Delivery(
+                policy=outbound_policy(settings.outbound_allow), retry=RetryPolicy()
+            )
+            made.append(channel_lookup(fetch, box, delivery))
+        return made[0](rule)
+
+    return channels_for
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Evaluate alert rules: every ``--interval`` seconds until stopped, or once."""
     import signal
@@ -197,7 +225,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         migrate(db)
         writer.start()
-        evaluator = Evaluator(db, sql_store(), writer.run_sync, base_url=settings.base_url)
+        store = sql_store()
+        evaluator = Evaluator(
+            db,
+            store,
+            writer.run_sync,
+            channels_for=_stored_channels(db, store, settings),
+            base_url=settings.base_url,
+        )
         if args.once:
             outcomes = evaluator.tick()
             print(f"evaluated {len(outcomes)} rule(s)")

@@ -29,6 +29,7 @@ from .api import (
     traces,
     users,
 )
+from .channel_ops import stored_channels_of_rules
 from .errors import RESPONSES as ERROR_RESPONSES
 from .errors import install as install_error_handlers
 from .guards import PublicApiCors, RequestGuard, trust_proxies
@@ -48,10 +49,11 @@ def create_app(
 
     ``store`` is what every route reads and writes stored data through (the
     SQLite/PostgreSQL :class:`~lanterna.store.interface.SqlStore` by default);
-    ``alert_channels`` gives the channels an alert rule notifies (none by default).
+    ``alert_channels`` gives the channels an alert rule notifies (by default the rule's
+    stored channels: ``channel_ops.rule_channels``).
     """
     settings = settings or Settings.from_env()
-    rt = Runtime(settings, store, alert_channels)
+    rt = Runtime(settings, store, alert_channels or stored_channels_of_rules(lambda: rt))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
