@@ -1,4 +1,5 @@
-"""The ``lanterna`` command: ``serve``, ``keys``, ``migrate``, ``users``, ``costs recompute``."""
+"""The ``lanterna`` command: ``serve``, ``worker``, ``keys``, ``migrate``, ``users``,
+``costs recompute``."""
 
 from __future__ import annotations
 
@@ -175,6 +176,76 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         db.close()
     print(f"applied {len(done)} migration(s)" + (": " + ", ".join(done) if done else ""))
     return 0
+
+
+def _stored_channels(db, store, settings):  # type: ignore[no-untyped-def]
+    """The worker's ``channels_for``: a rule's stored channels, opened with the server
+    key and sent with the SSRF allowlist (as ``lanterna serve`` does)."""
+    from .alerts.channels import Delivery
+    from .alerts.outbound import RetryPolicy
+    from .alerts.stored import channel_lookup, outbound_policy, secret_box
+
+    def fetch(project_id, ids):  # type: ignore[no-untyped-def]
+        with db.read() as conn:
+            rows = (store.channels.get_channel(conn, project_id, i) for i in dict.fromkeys(ids))
+            return [r for r in rows if r is not None]
+
+    made = []
+
+    def channels_for(rule):  # type: ignore[no-untyped-def]
+        if not rule.get("channel_ids"):
+            return []
+        if not made:  # the key file is read (or made) only when a rule names a channel
+            box = secret_box(settings.secret_key, settings.data_dir)
+            delivery = Delivery(
+                policy=outbound_policy(settings.outbound_allow), retry=RetryPolicy()
+            )
+            made.append(channel_lookup(fetch, box, delivery))
+        return made[0](rule)
+
+    return channels_for
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Evaluate alert rules: every ``--interval`` seconds until stopped, or once."""
+    import signal
+
+    from .alerts.evaluator import Evaluator, EvaluatorLoop
+    from .store.db import Database
+    from .store.interface import sql_store
+    from .store.migrations import migrate
+    from .store.writer import Writer
+
+    settings = _settings(args)
+    interval = args.interval if args.interval is not None else settings.alert_tick_seconds
+    if interval <= 0 and not args.once:
+        raise SystemExit("lanterna: --interval must be a positive number of seconds")
+    db = Database(settings.db_url)
+    writer = Writer(db)
+    try:
+        migrate(db)
+        writer.start()
+        store = sql_store()
+        evaluator = Evaluator(
+            db,
+            store,
+            writer.run_sync,
+            channels_for=_stored_channels(db, store, settings),
+            base_url=settings.base_url,
+        )
+        if args.once:
+            outcomes = evaluator.tick()
+            print(f"evaluated {len(outcomes)} rule(s)")
+            return 0
+        loop = EvaluatorLoop(evaluator, interval)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: loop.stop())
+        print(f"lanterna worker: evaluating alert rules every {interval:g} s on {db.describe()}")
+        loop.run_forever()
+        return 0
+    finally:
+        writer.stop()
+        db.close()
 
 
 def _project_id(conn, given: str | None) -> str:  # type: ignore[no-untyped-def]
@@ -412,6 +483,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="no login in the web UI, for one local user: binds 127.0.0.1 only (prints a warning)",
     )
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser(
+        "worker", help="evaluate alert rules (beside or instead of the servers' evaluators)"
+    )
+    _db_options(worker)
+    worker.add_argument(
+        "--interval",
+        type=float,
+        help="seconds between looks for due rules (default: LANTERNA_ALERT_TICK_SECONDS, 15)",
+    )
+    worker.add_argument("--once", action="store_true", help="one look for due rules, then exit")
+    worker.add_argument(
+        "--public-url",
+        help="the server's URL, for links in notifications (env LANTERNA_PUBLIC_URL)",
+    )
+    worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply pending schema migrations")
     _db_options(migrate)

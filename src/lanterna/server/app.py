@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .._version import __version__
+from ..alerts.evaluator import ChannelLookup
 from ..cost.builtin import warm_up as warm_up_prices
 from ..store.interface import Store
 from .api import (
+    alerts,
     budgets,
     channels,
     dashboards,
@@ -27,6 +29,7 @@ from .api import (
     traces,
     users,
 )
+from .channel_ops import stored_channels_of_rules
 from .errors import RESPONSES as ERROR_RESPONSES
 from .errors import install as install_error_handlers
 from .guards import PublicApiCors, RequestGuard, trust_proxies
@@ -36,14 +39,21 @@ from .ui import error_page
 from .ui import mount as mount_ui
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
-    """Build the app. The database is migrated and the writer started in the lifespan.
+def create_app(
+    settings: Settings | None = None,
+    store: Store | None = None,
+    alert_channels: ChannelLookup | None = None,
+) -> FastAPI:
+    """Build the app. The database is migrated and the writer (and the alert evaluator)
+    started in the lifespan.
 
     ``store`` is what every route reads and writes stored data through (the
-    SQLite/PostgreSQL :class:`~lanterna.store.interface.SqlStore` by default).
+    SQLite/PostgreSQL :class:`~lanterna.store.interface.SqlStore` by default);
+    ``alert_channels`` gives the channels an alert rule notifies (by default the rule's
+    stored channels: ``channel_ops.rule_channels``).
     """
     settings = settings or Settings.from_env()
-    rt = Runtime(settings, store)
+    rt = Runtime(settings, store, alert_channels or stored_channels_of_rules(lambda: rt))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,5 +89,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(dashboards.router, responses=ERROR_RESPONSES)
     app.include_router(budgets.router, responses=ERROR_RESPONSES)
     app.include_router(channels.router, responses=ERROR_RESPONSES)  # alert channels
+    app.include_router(alerts.router, responses=ERROR_RESPONSES)
     mount_ui(app)  # the dashboard under /
     return app

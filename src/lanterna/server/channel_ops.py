@@ -60,6 +60,23 @@ def rule_channels(rt: Runtime) -> Callable[[dict[str, Any]], list[tuple[str, Cha
     return channel_lookup(fetch, box_of(rt), delivery_of(rt))
 
 
+def stored_channels_of_rules(
+    runtime_of: Callable[[], Runtime],
+) -> Callable[[dict[str, Any]], list[tuple[str, Channel]]]:
+    """The evaluator's ``channels_for`` for a runtime not built yet: :func:`rule_channels`
+    made at the first rule that names a channel (so the key file is made only then)."""
+    made: list[Callable[[dict[str, Any]], list[tuple[str, Channel]]]] = []
+
+    def channels_for(rule: dict[str, Any]) -> list[tuple[str, Channel]]:
+        if not rule.get("channel_ids"):
+            return []
+        if not made:
+            made.append(rule_channels(runtime_of()))
+        return made[0](rule)
+
+    return channels_for
+
+
 async def list_channels(rt: Runtime, project_id: str) -> list[dict[str, Any]]:
     """The project's channels, masked."""
     store = rt.store.channels

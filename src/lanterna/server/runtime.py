@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from ..alerts.evaluator import ChannelLookup, Evaluator, EvaluatorLoop, no_channels
 from ..store.db import Conn, Database
 from ..store.interface import Store, sql_store
 from ..store.migrations import migrate
@@ -22,7 +23,12 @@ T = TypeVar("T")
 class Runtime:
     """The server's shared state; one per app."""
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        alert_channels: ChannelLookup | None = None,
+    ) -> None:
         self.settings = settings
         self.db = Database(settings.db_url, read_pool_size=settings.read_pool_size)
         self.writer = Writer(self.db)
@@ -30,14 +36,30 @@ class Runtime:
         #: (``store/interface.py``; the SQLite/PostgreSQL store unless another is given);
         #: run them through :meth:`read` and :meth:`write`.
         self.store: Store = store if store is not None else sql_store()
+        #: The alert evaluator (``alerts/evaluator.py``): its rules' channels come from
+        #: ``alert_channels``; it ticks in a thread when ``alert_tick_seconds`` > 0.
+        self.evaluator = Evaluator(
+            self.db,
+            self.store,
+            self.writer.run_sync,
+            channels_for=alert_channels or no_channels,
+            base_url=settings.base_url,
+        )
+        self._alert_loop: EvaluatorLoop | None = None
 
     def start(self) -> None:
-        """Migrate the schema and start the writer."""
+        """Migrate the schema, start the writer and (unless turned off) the evaluator."""
         migrate(self.db)
         self.writer.start()
+        if self.settings.alert_tick_seconds > 0:
+            self._alert_loop = EvaluatorLoop(self.evaluator, self.settings.alert_tick_seconds)
+            self._alert_loop.start()
 
     def stop(self) -> None:
-        """Drain the writer and close connections."""
+        """Stop the evaluator, drain the writer and close connections."""
+        if self._alert_loop is not None:
+            self._alert_loop.stop()
+            self._alert_loop = None
         self.writer.stop()
         self.db.close()
 

@@ -64,6 +64,9 @@ class Settings:
     #: base64. Empty: ``secret.key`` in ``data_dir``, made on first use. Give every
     #: process sharing a database the same key.
     secret_key: str = field(default="", repr=False)
+    #: Seconds between the alert evaluator's looks for due rules inside ``lanterna serve``;
+    #: 0 turns the evaluator off in this process (run ``lanterna worker`` instead).
+    alert_tick_seconds: int = 15
     #: ``--no-auth``: no login, for one local user on loopback. CLI only: never read
     #: from the environment, so auth cannot be turned off by a stray variable.
     no_auth: bool = False

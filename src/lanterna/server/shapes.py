@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import _json
 from ..alerts.channels import masked_config
+from ..alerts.rules import api_fields, describe
 from ..analytics.metrics import Usage
 from ..analytics.usage import DayUsage, UserTotals
 from ..cost.prices import PriceModel, Tier
@@ -566,4 +567,44 @@ def crossing_json(row: dict[str, Any]) -> dict[str, Any]:
         "spentUsd": row["spent_usd"],
         "limitUsd": float(row["limit_usd"]),
         "at": format_ts(row["at"]),
+    }
+
+
+def _ts(value: Any) -> str | None:
+    return None if value is None else format_ts(value)
+
+
+def alert_rule_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored alert rule: its definition (API names), its condition in words and its
+    evaluation state."""
+    return {
+        "id": row["id"],
+        **api_fields(row),
+        "condition": describe(row),
+        "state": {
+            "status": row["status"],
+            "value": row["last_value"],
+            "threshold": row["last_threshold"],
+            "samples": row["last_samples"],
+            "evaluatedAt": _ts(row["last_eval_at"]),
+            "firingSince": _ts(row["firing_since"]),
+            "notifiedAt": _ts(row["notified_at"]),
+            "nextEvaluationAt": _ts(row["next_eval_at"]),
+        },
+        "createdAt": _ts(row["created_at"]),
+        "updatedAt": _ts(row["updated_at"]),
+    }
+
+
+def alert_event_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One entry of the alert history."""
+    return {
+        "id": row["id"],
+        "ruleId": row["rule_id"],
+        "at": _ts(row["at"]),
+        "kind": row["kind"],
+        "value": row["value"],
+        "threshold": row["threshold"],
+        "channelId": row["channel_id"],
+        "message": row["message"],
     }

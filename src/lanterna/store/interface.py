@@ -26,10 +26,10 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
   through), ``files``;
 - **operations**, never imported from above but through this module: ``traces``,
   ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
-  ``models``, ``projects``, ``dashboards``, ``budgets``, ``channels``, ``write``,
-  ``rollups``, ``recompute``, ``tables``, ``migrations``. ``server/runtime.py`` is the one
-  exception: it builds the server's store and migrates its database (it picks the
-  backend).
+  ``models``, ``projects``, ``dashboards``, ``budgets``, ``channels``, ``alerts``,
+  ``write``, ``rollups``, ``recompute``, ``tables``, ``migrations``.
+  ``server/runtime.py`` is the one exception: it builds the server's store and migrates
+  its database (it picks the backend).
 
 Not here:
 
@@ -53,6 +53,7 @@ from typing import Any, Protocol
 from ..cost.calculate import Pricing
 from ..ingest.events import DomainEvent
 from . import (
+    alerts,
     budgets,
     channels,
     dashboards,
@@ -459,6 +460,45 @@ class AlertChannels(Protocol):
     def delete_channel(self, conn: Conn, project_id: str, channel_id: str) -> bool: ...
 
 
+class Alerts(Protocol):
+    """Alert rules (checked above the store), their evaluation state and lease, and the
+    alert history (``store/alerts.py``)."""
+
+    def create_rule(
+        self, conn: Conn, project_id: str, fields: dict[str, Any], rule_id: str | None = None
+    ) -> Row: ...
+
+    def get_rule(self, conn: Conn, project_id: str, rule_id: str) -> Row | None: ...
+
+    def page_rules(self, conn: Conn, project_id: str, limit: int, offset: int) -> Page: ...
+
+    def update_rule(
+        self, conn: Conn, project_id: str, rule_id: str, fields: dict[str, Any]
+    ) -> Row | None: ...
+
+    def delete_rule(self, conn: Conn, project_id: str, rule_id: str) -> bool: ...
+
+    def due_rules(self, conn: Conn, at: datetime) -> list[Row]: ...
+
+    def claim(
+        self, conn: Conn, project_id: str, rule_id: str, owner: str, at: datetime, until: datetime
+    ) -> bool: ...
+
+    def finish(
+        self,
+        conn: Conn,
+        project_id: str,
+        rule_id: str,
+        owner: str,
+        state: dict[str, Any],
+        events: list[dict[str, Any]],
+    ) -> bool: ...
+
+    def page_events(
+        self, conn: Conn, project_id: str, rule_id: str | None, limit: int, offset: int
+    ) -> Page: ...
+
+
 class Store(Protocol):
     """Everything the server reads and writes, one attribute per resource."""
 
@@ -474,6 +514,7 @@ class Store(Protocol):
     dashboards: Dashboards
     budgets: Budgets
     channels: AlertChannels
+    alerts: Alerts
 
 
 class SqlStore:
@@ -493,6 +534,7 @@ class SqlStore:
         self.dashboards: Dashboards = dashboards
         self.budgets: Budgets = budgets
         self.channels: AlertChannels = channels
+        self.alerts: Alerts = alerts
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

@@ -615,6 +615,66 @@ def m0015_alert_channels(conn: Conn) -> None:
     )
 
 
+def m0016_alert_rules(conn: Conn) -> None:
+    """Alert rules with their evaluation state and lease (``store/alerts.py``), and the
+    alert history."""
+    _ddl(
+        conn,
+        """
+        CREATE TABLE alert_rules (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            score_name TEXT,
+            filters {JSON} NOT NULL,
+            comparator TEXT NOT NULL,
+            threshold {FLOAT},
+            mode TEXT NOT NULL,
+            baseline TEXT,
+            factor {FLOAT},
+            window_s INTEGER NOT NULL,
+            interval_s INTEGER NOT NULL,
+            min_samples INTEGER NOT NULL,
+            cooldown_s INTEGER NOT NULL,
+            renotify_s INTEGER NOT NULL,
+            notify_resolved {BOOL} NOT NULL,
+            channel_ids {JSON} NOT NULL,
+            enabled {BOOL} NOT NULL,
+            status TEXT NOT NULL,
+            last_value {FLOAT},
+            last_threshold {FLOAT},
+            last_samples INTEGER,
+            last_eval_at {TS},
+            firing_since {TS},
+            notified_at {TS},
+            next_eval_at {TS},
+            lease_owner TEXT,
+            lease_until {TS},
+            created_at {TS} NOT NULL,
+            updated_at {TS} NOT NULL,
+            PRIMARY KEY (project_id, id)
+        );
+        CREATE INDEX alert_rules_due ON alert_rules (next_eval_at);
+        CREATE TABLE alert_events (
+            project_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            rule_id TEXT NOT NULL,
+            at {TS} NOT NULL,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            value {FLOAT},
+            threshold {FLOAT},
+            channel_id TEXT,
+            message TEXT NOT NULL,
+            PRIMARY KEY (project_id, id)
+        );
+        CREATE INDEX alert_events_rule ON alert_events (project_id, rule_id, at)
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0001_core", m0001_core),
     ("0002_read_indexes", m0002_read_indexes),
@@ -631,6 +691,7 @@ MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0013_budgets", m0013_budgets),
     ("0014_trace_search", m0014_trace_search),
     ("0015_alert_channels", m0015_alert_channels),
+    ("0016_alert_rules", m0016_alert_rules),
 ]
 
 

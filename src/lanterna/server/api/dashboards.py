@@ -28,7 +28,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import dashboard_json, widget_json
 from .body import read_json
-from .params import page_of
+from .params import Message, Meta, page_of
 
 router = APIRouter(tags=["Dashboards (unstable)"])
 
@@ -116,21 +116,6 @@ class DashboardBody(BaseModel):
     description: str | None = None
     definition: dict[str, list[Placement]] | None = None
     filters: list[dict[str, Any]] | None = None
-
-
-class Message(BaseModel):
-    """The answer of a delete."""
-
-    message: str
-
-
-class Meta(BaseModel):
-    """The page of a list."""
-
-    page: int
-    limit: int
-    totalItems: int
-    totalPages: int
 
 
 class WidgetList(BaseModel):

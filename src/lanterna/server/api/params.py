@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from ... import _json
 from ...store.filters import FilterError
 from ...timeutil import parse_ts
@@ -16,6 +18,21 @@ from ..errors import ApiError
 
 DEFAULT_LIMIT = 50
 MAX_PAGE_LIMIT = 100
+
+
+class Meta(BaseModel):
+    """The page of a list (the OpenAPI shape of :meth:`Page.envelope`'s ``meta``)."""
+
+    page: int
+    limit: int
+    totalItems: int
+    totalPages: int
+
+
+class Message(BaseModel):
+    """The answer of a delete."""
+
+    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from .account import router as account_router
+from .alerts_page import router as alerts_router
 from .budgets_page import router as budgets_router
 from .channels_page import router as channels_router
 from .dashboards_page import router as dashboards_router
@@ -33,6 +34,7 @@ ROUTERS = (
     scores_router,
     metrics_router,
     dashboards_router,
+    alerts_router,
     budgets_router,
     prompts_router,
     settings_router,
