@@ -208,31 +208,31 @@ def _from_rollups(
         measures = ["traces", "observed_traces", "errors", "observations", "cost", "total_tokens"]
         for r in read("rollup_user_hours", measures, by):
             s = groups[key(r)]
-            s.traces += r["traces"]
-            s.observed += r["observed_traces"]
-            s.errors += r["errors"]
-            s.observations += r["observations"]
-            s.cost += r["cost"]
-            s.tokens += r["total_tokens"]
+            s.traces += int(r["traces"])
+            s.observed += int(r["observed_traces"])
+            s.errors += int(r["errors"])
+            s.observations += int(r["observations"])
+            s.cost += float(r["cost"])
+            s.tokens += int(r["total_tokens"])
         return
     measures = ["traces", "errors", "latency_sum"]
     percentiles = any(m.aggregation in PERCENTILES for m in query.metrics)
     for r in read("rollup_trace_hours", measures, [*by, "latency_bucket"]):
         s = groups[key(r)]
-        s.traces += r["traces"]
-        s.errors += r["errors"]
-        s.latency_ms += r["latency_sum"] * 1000
+        s.traces += int(r["traces"])
+        s.errors += int(r["errors"])
+        s.latency_ms += float(r["latency_sum"]) * 1000
         if r["latency_bucket"] != NO_LATENCY:
-            s.observed += r["traces"]
+            s.observed += int(r["traces"])
             if percentiles:
-                s.latency[r["latency_bucket"]] += r["traces"]
+                s.latency[r["latency_bucket"]] += int(r["traces"])
     if "rollup_observation_hours" in plan.tables:
         measures = ["observations", "cost", "total_tokens"]
         for r in read("rollup_observation_hours", measures, by):
             s = groups[key(r)]
-            s.observations += r["observations"]
-            s.cost += r["cost"]
-            s.tokens += r["total_tokens"]
+            s.observations += int(r["observations"])
+            s.cost += float(r["cost"])
+            s.tokens += int(r["total_tokens"])
 
 
 def _from_raw(

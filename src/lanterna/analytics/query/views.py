@@ -173,6 +173,12 @@ def _of_observations(select: Text) -> Text:
     )
 
 
+def _summed(column: str) -> str:
+    """A trace's sum of an observation column: 0 when none of its observations has a
+    value, null only when it has no observations (what the rollups add up)."""
+    return f"COALESCE(SUM({column}), CASE WHEN COUNT(*) > 0 THEN 0 END)"
+
+
 COUNT = Measure("count", _plain("1"), integer=True)
 
 
@@ -242,11 +248,13 @@ TRACES = View(
             unit="ms",
         ),
         Measure(
-            "totalTokens", _sql(_of_observations(lambda _d: "SUM(ob.usage_total)")), integer=True
+            "totalTokens",
+            _sql(_of_observations(lambda _d: _summed("ob.usage_total"))),
+            integer=True,
         ),
         Measure(
             "totalCost",
-            _float(_of_observations(lambda _d: "SUM(ob.total_cost)")),
+            _float(_of_observations(lambda _d: _summed("ob.total_cost"))),
             unit="USD",
         ),
         # A trace is an error when one of its observations has level ERROR.
