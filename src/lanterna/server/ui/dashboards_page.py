@@ -141,6 +141,8 @@ async def _tiles(
         except DomainError as exc:
             tile["error"] = exc.message
             continue
+        if widget["chart_config"].get("per_minute"):
+            rows = rules.per_minute(query, rows)
         if widget["chart_type"] in ("PIVOT_TABLE", "NUMBER"):
             tile["table"] = charts.table(query, rows)
         else:
