@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ sys.path.insert(0, str(ROOT.parent / "src"))
 
 from lanterna.analytics.query import explain, parse_query, run_query, run_raw  # noqa: E402
 from lanterna.store.db import Database  # noqa: E402
-from ui import build  # noqa: E402
+from ui import build, scratch_postgres  # noqa: E402
 
 
 def _m(measure: str, aggregation: str) -> dict[str, str]:
@@ -116,25 +114,10 @@ def main() -> int:
         print(f"SQLite, {args.traces} traces over 30 days, median of {args.runs} warm runs:")
         measure(db_url, project_id, args.runs)
         return 0
-    admin = (
-        args.pg_admin_url
-        or subprocess.run(
-            [str(ROOT.parent / "scripts" / "pg-start")], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    )
-    import psycopg
-
-    name = f"lanterna_bench_qp_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    db_url = admin.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_postgres(args.pg_admin_url, "qp") as db_url:
         project_id = build(db_url, args.traces, 30)
         print(f"PostgreSQL, {args.traces} traces over 30 days, median of {args.runs} warm runs:")
         measure(db_url, project_id, args.runs)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return 0
 
 

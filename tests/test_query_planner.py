@@ -14,12 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import T0, event, ingest, iso, price_model
+from helpers import T0, event, ingest, iso
 from lanterna.analytics.query import explain, parse_query, run_query, run_raw
 from lanterna.store.db import Database
-from lanterna.store.recompute import recompute
 from lanterna.store.rollups import MIN_LATENCY, PERCENTILE_ERROR
-from test_rollups_property import MODEL, WINDOW, _step
+from test_rollups_property import _step, apply_step
 
 #: Ranges over the property test's data (T0 - 2 h .. T0 + 3 h): partial hours at both
 #: ends, whole hours only, and a range inside one hour.
@@ -151,21 +150,7 @@ def test_planned_answers_equal_raw_answers_whatever_happens(api, db_url, steps):
     api.project, api.auth = project, project.auth
     priced = False
     for kind, arg in steps:
-        if kind == "ingest":
-            ingest(api, *arg)
-        elif kind == "delete":
-            assert api.delete(f"/api/public/traces/{arg}").status_code in (200, 404)
-        elif kind == "delete-score":
-            assert api.delete(f"/api/public/scores/{arg}").status_code in (200, 202, 204, 404)
-        else:
-            if not priced:
-                price_model(api, MODEL, 1e-3, 2e-3)
-                priced = True
-            db = Database(db_url)
-            try:
-                recompute(db, since=WINDOW[0], project_id=project.id)
-            finally:
-                db.close()
+        priced = apply_step(api, db_url, kind, arg, priced=priced)
     rt = api.app.state.runtime
     _assert_planned_equals_raw(rt, project.id)
     _assert_percentiles_within_bound(rt, project.id)

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from ...store import rollup_read
@@ -66,6 +67,15 @@ _PARTS = (
     ("latency", "sum", "latency_ms"),
     ("latency", "count", "observed"),
 )
+#: measure -> the partial sums its metrics need besides ``traces``
+_NEEDS = {
+    "errorCount": {"errors"},
+    "errorRate": {"errors"},
+    "observationsCount": {"observations"},
+    "totalCost": {"cost", "observed"},
+    "totalTokens": {"tokens", "observed"},
+    "latency": {"latency_ms", "observed"},
+}
 _SQL_LIMIT = 1_000_000_000  # the partial hours' raw query is not cut by row_limit
 
 
@@ -118,19 +128,18 @@ def explain(query: Query, *, approximate: bool = False) -> Plan:
 
 
 def _filter_values(cond: Condition) -> list[str] | None:
-    """The values a filter allows when the rollups can apply it, else None."""
+    """The values a filter allows when the rollups can apply it, else None (``''`` is
+    "none" in the rollups, so a filter naming it reads raw rows)."""
     if cond.column not in _DIMENSIONS:
         return None
-    if cond.type == "string" and cond.operator == "=" and isinstance(cond.value, str):
-        return [cond.value]
-    if (
-        cond.type == "stringOptions"
-        and cond.operator == "any of"
-        and isinstance(cond.value, list)
-        and all(isinstance(v, str) for v in cond.value)
-    ):
-        return list(cond.value)
-    return None
+    values: Any = None
+    if cond.type == "string" and cond.operator == "=":
+        values = [cond.value]
+    elif cond.type == "stringOptions" and cond.operator == "any of":
+        values = cond.value
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        return None
+    return list(values)
 
 
 def run_query(
@@ -215,17 +224,24 @@ def _from_rollups(
             s.cost += float(r["cost"])
             s.tokens += int(r["total_tokens"])
         return
-    measures = ["traces", "errors", "latency_sum"]
+    needs = _needs(query)
     percentiles = any(m.aggregation in PERCENTILES for m in query.metrics)
-    for r in read("rollup_trace_hours", measures, [*by, "latency_bucket"]):
+    measures = ["traces", "errors", "latency_sum"]
+    # By latency bucket only for a histogram; else the traces without observations
+    # (bucket NO_LATENCY) are read apart when the metrics need the observed ones.
+    for r in read("rollup_trace_hours", measures, [*by, "latency_bucket"] if percentiles else by):
         s = groups[key(r)]
         s.traces += int(r["traces"])
         s.errors += int(r["errors"])
         s.latency_ms += float(r["latency_sum"]) * 1000
-        if r["latency_bucket"] != NO_LATENCY:
+        if not percentiles:
             s.observed += int(r["traces"])
-            if percentiles:
-                s.latency[r["latency_bucket"]] += int(r["traces"])
+        elif r["latency_bucket"] != NO_LATENCY:
+            s.observed += int(r["traces"])
+            s.latency[r["latency_bucket"]] += int(r["traces"])
+    if not percentiles and "observed" in needs:
+        for r in read("rollup_trace_hours", ["traces"], by, latency_bucket=[NO_LATENCY]):
+            groups[key(r)].observed -= int(r["traces"])
     if "rollup_observation_hours" in plan.tables:
         measures = ["observations", "cost", "total_tokens"]
         for r in read("rollup_observation_hours", measures, by):
@@ -233,6 +249,14 @@ def _from_rollups(
             s.observations += int(r["observations"])
             s.cost += float(r["cost"])
             s.tokens += int(r["total_tokens"])
+
+
+def _needs(query: Query) -> set[str]:
+    """The partial sums (:class:`_Sums` fields) the query's metrics are made from."""
+    out = {"traces"}
+    for metric in query.metrics:
+        out |= _NEEDS.get(metric.measure, set())
+    return out
 
 
 def _from_raw(
@@ -244,7 +268,9 @@ def _from_raw(
     timeout: float | None,
     groups: dict[tuple[Any, ...], _Sums],
 ) -> None:
-    metrics = [Metric(m, a) for m, a, _ in _PARTS]
+    needs = _needs(query)
+    parts = [(m, a, name) for m, a, name in _PARTS if name in needs]
+    metrics = [Metric(m, a) for m, a, _ in parts]
     if any(m.aggregation in PERCENTILES for m in query.metrics):
         metrics.append(Metric("latency", "histogram"))
     part = replace(
@@ -255,13 +281,14 @@ def _from_raw(
         if query.granularity:
             key = (*key, r[TIME_DIMENSION])
         s = groups[key]
-        for measure, aggregation, name in _PARTS:
+        for measure, aggregation, name in parts:
             value = r[f"{aggregation}_{measure}"]
             setattr(s, name, getattr(s, name) + (value or 0))
         for ms in r.get("histogram_latency") or ():
             s.latency[bucket(ms / 1000)] += 1
 
 
+@lru_cache(maxsize=4096)
 def _bucket(hour: str, granularity: str | None) -> str:
     """The time bucket (as the raw query labels it) holding a rollup hour label."""
     if granularity == "hour":
