@@ -116,11 +116,12 @@ def explain(query: Query, *, approximate: bool = False) -> Plan:
     if "userId" in names:
         if "name" in names:
             return Plan(RAW, reason="no rollup holds both trace name and user")
-        if "userId" not in filtered:
-            return Plan(RAW, reason="grouping by user needs the traces without one")
         if "latency" in measures:
             return Plan(RAW, reason="the user rollup has no latency")
-        return Plan(ROLLUP, ("rollup_user_hours",))
+        if "userId" in filtered:
+            return Plan(ROLLUP, ("rollup_user_hours",))
+        # The traces without a user: all traces less those of the user rollup.
+        return Plan(ROLLUP, ("rollup_user_hours", "rollup_trace_hours", "rollup_observation_hours"))
     tables = ["rollup_trace_hours"]
     if measures & {"observationsCount", "totalCost", "totalTokens"}:
         tables.append("rollup_observation_hours")
@@ -204,7 +205,7 @@ def _from_rollups(
         filters[column] = values if have is None else [v for v in have if v in values]
 
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
-        values = tuple(r[d] for d in dims)
+        values = tuple(r.get(d) for d in dims)
         return (*values, _bucket(r["hour"], query.granularity)) if query.granularity else values
 
     def read(table: str, measures: list[str], group_by: list[str], **more: Any) -> list[Any]:
@@ -213,17 +214,43 @@ def _from_rollups(
             filters={**filters, **more},
         )  # fmt: skip
 
-    if plan.tables == ("rollup_user_hours",):
-        measures = ["traces", "observed_traces", "errors", "observations", "cost", "total_tokens"]
-        for r in read("rollup_user_hours", measures, by):
-            s = groups[key(r)]
-            s.traces += int(r["traces"])
-            s.observed += int(r["observed_traces"])
-            s.errors += int(r["errors"])
-            s.observations += int(r["observations"])
-            s.cost += float(r["cost"])
-            s.tokens += int(r["total_tokens"])
+    if plan.tables[0] != "rollup_user_hours":
+        _trace_sums(read, query, plan, by, key, groups)
         return
+    measures = ["traces", "observed_traces", "errors", "observations", "cost", "total_tokens"]
+    for r in read("rollup_user_hours", measures, by):
+        s = groups[key(r)]
+        s.traces += int(r["traces"])
+        s.observed += int(r["observed_traces"])
+        s.errors += int(r["errors"])
+        s.observations += int(r["observations"])
+        s.cost += float(r["cost"])
+        s.tokens += int(r["total_tokens"])
+    if len(plan.tables) == 1:
+        return
+    # Grouped by user: the group without one is every trace less the users' traces.
+    at = dims.index("user_id")
+    totals: dict[tuple[Any, ...], _Sums] = defaultdict(_Sums)
+    _trace_sums(read, query, plan, [b for b in by if b != "user_id"], key, totals)
+    for k, users in list(groups.items()):
+        if k[at] is not None:
+            rest = totals[(*k[:at], None, *k[at + 1 :])]
+            for name in ("traces", "observed", "errors", "observations", "cost", "tokens"):
+                setattr(rest, name, getattr(rest, name) - getattr(users, name))
+    for k, rest in totals.items():
+        if rest.traces > 0:
+            groups[k] = rest
+
+
+def _trace_sums(
+    read: Any,
+    query: Query,
+    plan: Plan,
+    by: list[str],
+    key: Any,
+    groups: dict[tuple[Any, ...], _Sums],
+) -> None:
+    """Sums from the trace and observation rollups, grouped by ``by``."""
     needs = _needs(query)
     percentiles = any(m.aggregation in PERCENTILES for m in query.metrics)
     measures = ["traces", "errors", "latency_sum"]
