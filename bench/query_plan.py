@@ -51,6 +51,8 @@ QUERIES: tuple[tuple[str, int, dict[str, Any], bool], ...] = (
     ("v1 traces error rate + requests per day", 1, {"view": "traces",
      "metrics": [_m("errorRate", "avg"), _m("count", "count")],
      "timeDimension": {"granularity": "day"}}, False),
+    ("v1 traces top 10 users by cost", 1, {"view": "traces", "metrics": [_m("totalCost", "sum")],
+     "dimensions": [{"field": "userId"}], "config": {"row_limit": 10}}, False),
     ("v1 traces latency p50/p95 per day (exact)", 1, {"view": "traces",
      "metrics": [_m("latency", "p50"), _m("latency", "p95")],
      "timeDimension": {"granularity": "day"}}, False),

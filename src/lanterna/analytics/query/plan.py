@@ -195,7 +195,9 @@ def _from_rollups(
 ) -> None:
     first, last = whole
     dims = [_DIMENSIONS[d] for d in query.dimensions]
-    by = [*dims, "hour"] if query.granularity else dims
+    # Read per day when the buckets are days or longer: 24 times fewer rows.
+    time = "hour" if query.granularity == "hour" else "day"
+    by = [*dims, time] if query.granularity else dims
     filters: dict[str, list[str]] = {}
     for cond in query.filters:
         values = _filter_values(cond) or []
@@ -206,7 +208,7 @@ def _from_rollups(
 
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         values = tuple(r.get(d) for d in dims)
-        return (*values, _bucket(r["hour"], query.granularity)) if query.granularity else values
+        return (*values, _bucket(r[time], query.granularity)) if query.granularity else values
 
     def read(table: str, measures: list[str], group_by: list[str], **more: Any) -> list[Any]:
         return rollup_read.read(
@@ -317,7 +319,8 @@ def _from_raw(
 
 @lru_cache(maxsize=4096)
 def _bucket(hour: str, granularity: str | None) -> str:
-    """The time bucket (as the raw query labels it) holding a rollup hour label."""
+    """The time bucket (as the raw query labels it) holding a rollup hour label
+    (``YYYY-MM-DDTHH``) or, for day, week and month, a day label (``YYYY-MM-DD``)."""
     if granularity == "hour":
         return f"{hour}:00:00.000Z"
     day = date.fromisoformat(hour[:10])
