@@ -40,6 +40,9 @@ _ALL_SUMS = [
     {"measure": "latency", "aggregation": "count"},
     {"measure": "latency", "aggregation": "avg"},
 ]
+_SCORE_METRICS = [
+    {"measure": m, "aggregation": a} for m in ("count", "value") for a in ("count", "sum", "avg")
+]
 #: Queries (without their range) the planner answers from the rollups.
 PLANNED: tuple[dict[str, Any], ...] = (
     {"metrics": _ALL_SUMS},
@@ -69,6 +72,15 @@ PLANNED: tuple[dict[str, Any], ...] = (
      "timeDimension": {"granularity": "day"}},
     {"metrics": [{"measure": "totalCost", "aggregation": "sum"}],
      "dimensions": [{"field": "userId"}], "config": {"row_limit": 2}},
+    # Scores (v2): the score rollup, keyed by the score's own hour.
+    {"view": "scores-numeric", "metrics": _SCORE_METRICS,
+     "dimensions": [{"field": "name"}, {"field": "dataType"}],
+     "timeDimension": {"granularity": "hour"}},
+    {"view": "scores-numeric", "metrics": _SCORE_METRICS, "dimensions": [{"field": "environment"}],
+     "filters": [{"column": "name", "operator": "=", "value": "quality", "type": "string"}]},
+    {"view": "scores-boolean", "metrics": _SCORE_METRICS, "dimensions": [{"field": "name"}],
+     "timeDimension": {"granularity": "day"}},
+    {"view": "scores-boolean", "metrics": _SCORE_METRICS},
     {"metrics": [{"measure": "count", "aggregation": "count"}],
      "dimensions": [{"field": "environment"}],
      "filters": [{"column": "environment", "operator": "=", "value": "dev", "type": "string"}],
@@ -77,9 +89,10 @@ PLANNED: tuple[dict[str, Any], ...] = (
 
 
 def _query(body: dict[str, Any], start: datetime, end: datetime) -> Any:
+    version = 1 if body.get("view", "traces") == "traces" else 2
     return parse_query(
         {"view": "traces", **body, "fromTimestamp": iso(start), "toTimestamp": iso(end)},
-        version=1,
+        version=version,
     )
 
 
@@ -237,3 +250,31 @@ def test_the_rollup_path_is_the_one_taken(api, db_url):
     assert rt.read_sync(lambda c: run_query(c, pid, routed)) == [{"count_count": 1001}]
     rows = rt.read_sync(lambda c: run_query(c, pid, by_minute))
     assert sum(r["count_count"] for r in rows) == 1
+
+
+def test_score_views_from_the_score_rollup(api):
+    """Numeric and boolean scores in whole and partial hours: the planned answer is the
+    raw one and the expected sums."""
+    scores = [("a", "quality", "NUMERIC", 0.5, -100), ("b", "quality", "NUMERIC", 2.0, 7300),
+              ("c", "helpful", "BOOLEAN", 1, 3000), ("d", "helpful", "BOOLEAN", 0, 200),
+              ("e", "tone", "CATEGORICAL", "ok", 10)]  # fmt: skip
+    ingest(api, event("trace-create", {"id": "tr-s", "timestamp": iso(T0)}))
+    ingest(api, *[
+        event("score-create", {"id": sid, "traceId": "tr-s", "name": name, "dataType": kind,
+                               "value": value, "timestamp": iso(seconds=at)})
+        for sid, name, kind, value, at in scores
+    ])  # fmt: skip
+    rt, pid = api.app.state.runtime, api.project.id
+    body = {"view": "scores-numeric", "dimensions": [{"field": "name"}], "metrics": _SCORE_METRICS}
+    query = _query(body, T0 - timedelta(minutes=5), T0 + timedelta(hours=2, minutes=5))
+    assert explain(query).path == "rollup"
+    planned = rt.read_sync(lambda c: run_query(c, pid, query))
+    assert planned == rt.read_sync(lambda c: run_raw(c, pid, query))
+    by_name = {r["name"]: r for r in planned}
+    assert by_name["quality"]["sum_value"] == 2.5 and by_name["quality"]["count_count"] == 2
+    assert by_name["helpful"]["avg_value"] == 0.5 and "tone" not in by_name
+    boolean = _query({**body, "view": "scores-boolean"}, T0, T0 + timedelta(hours=1))
+    assert rt.read_sync(lambda c: run_query(c, pid, boolean)) == [
+        {"name": "helpful", "count_count": 2, "sum_count": 2, "avg_count": 1.0,
+         "count_value": 2, "sum_value": 1.0, "avg_value": 0.5}
+    ]  # fmt: skip

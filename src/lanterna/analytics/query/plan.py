@@ -6,9 +6,8 @@ call :func:`run_query`; :func:`explain` says which path a query takes and why.
 A query goes to the rollups when all of these hold (else raw rows):
 
 - its view is ``traces`` (v1): the rollups are keyed by the *trace's* UTC hour, the
-  traces view's time column. The observation views are timed by an observation's
-  start, which can lie in another hour than its trace, and the score views by the
-  score's own time over joins the score rollup does not have;
+  traces view's time column. The observations view is timed by an observation's
+  start, which can lie in another hour than its trace (score views: below);
 - its granularity is none, ``hour``, ``day``, ``week`` or ``month`` (not ``minute``);
 - it groups by and filters on ``name`` and ``environment`` only, or on ``userId``
   and ``environment`` where ``userId`` is filtered (``=`` or ``any of``): grouping by
@@ -17,6 +16,11 @@ A query goes to the rollups when all of these hold (else raw rows):
 - each metric is one the rollups sum exactly (:data:`EXACT`), or a percentile of
   ``latency`` when the caller accepts approximate percentiles (``approximate=True``:
   the bucket's middle, within :data:`~lanterna.store.rollups.PERCENTILE_ERROR`).
+
+A ``scores-numeric`` or ``scores-boolean`` query goes to the score rollup (keyed by
+the score's own hour, the views' time column) when it groups by and filters on
+``name``, ``environment`` and ``dataType`` only and its metrics are ``count`` or
+``value`` with ``sum``, ``count`` or ``avg``.
 
 The range is split into whole UTC hours (rollups) and the partial hours at either end,
 which the raw-row query answers as partial sums (and, for percentiles, the values);
@@ -59,7 +63,7 @@ EXACT = frozenset(
 _DIMENSIONS = {"name": "trace_name", "environment": "environment", "userId": "user_id"}
 #: what the partial hours' raw query asks for, and the partial sum each feeds
 _PARTS = (
-    ("count", "count", "traces"),
+    ("count", "count", "rows"),
     ("errorCount", "sum", "errors"),
     ("observationsCount", "sum", "observations"),
     ("totalCost", "sum", "cost"),
@@ -67,7 +71,7 @@ _PARTS = (
     ("latency", "sum", "latency_ms"),
     ("latency", "count", "observed"),
 )
-#: measure -> the partial sums its metrics need besides ``traces``
+#: measure -> the partial sums its metrics need besides ``rows``
 _NEEDS = {
     "errorCount": {"errors"},
     "errorRate": {"errors"},
@@ -76,6 +80,11 @@ _NEEDS = {
     "totalTokens": {"tokens", "observed"},
     "latency": {"latency_ms", "observed"},
 }
+#: The score views the score rollup answers (it holds numeric and boolean scores, all
+#: with a value), their dimensions and (measure, aggregation) pairs.
+_SCORE_VIEWS = ("scores-numeric", "scores-boolean")
+_SCORE_DIMENSIONS = {"name": "name", "environment": "environment", "dataType": "data_type"}
+_SCORE_EXACT = frozenset((m, a) for m in ("count", "value") for a in ("sum", "count", "avg"))
 _SQL_LIMIT = 1_000_000_000  # the partial hours' raw query is not cut by row_limit
 
 
@@ -92,10 +101,12 @@ class Plan:
 def explain(query: Query, *, approximate: bool = False) -> Plan:
     """The plan :func:`run_query` follows for ``query`` (``approximate``: percentiles
     from rollup histograms are acceptable)."""
-    if query.view is not TRACES:
-        return Plan(RAW, reason=f"view {query.view.name!r} is not timed by the trace's hour")
     if query.granularity == "minute":
         return Plan(RAW, reason="the rollups are hourly; granularity minute needs raw rows")
+    if query.view.name in _SCORE_VIEWS:
+        return _explain_scores(query)
+    if query.view is not TRACES:
+        return Plan(RAW, reason=f"view {query.view.name!r} is not timed by the trace's hour")
     filtered: set[str] = set()
     for cond in query.filters:
         if _filter_values(cond) is None:
@@ -128,15 +139,33 @@ def explain(query: Query, *, approximate: bool = False) -> Plan:
     return Plan(ROLLUP, tuple(tables))
 
 
-def _filter_values(cond: Condition) -> list[str] | None:
+def _explain_scores(query: Query) -> Plan:
+    for cond in query.filters:
+        if _filter_values(cond, _SCORE_DIMENSIONS) is None:
+            return Plan(RAW, reason=f"filter on {cond.column!r} ({cond.operator}) is not covered")
+    extra = sorted(set(query.dimensions) - set(_SCORE_DIMENSIONS))
+    if extra:
+        return Plan(RAW, reason=f"the score rollup has no dimension {', '.join(extra)}")
+    for metric in query.metrics:
+        if (metric.measure, metric.aggregation) not in _SCORE_EXACT:
+            return Plan(RAW, reason=f"{metric.column} is not summed in the score rollup")
+    return Plan(ROLLUP, ("rollup_score_hours",))
+
+
+def _dimensions(query: Query) -> dict[str, str]:
+    """API dimension -> rollup dimension, for the query's view."""
+    return _SCORE_DIMENSIONS if query.view.name in _SCORE_VIEWS else _DIMENSIONS
+
+
+def _filter_values(cond: Condition, dimensions: dict[str, str] = _DIMENSIONS) -> list[str] | None:
     """The values a filter allows when the rollups can apply it, else None (``''`` is
     "none" in the rollups, so a filter naming it reads raw rows)."""
-    if cond.column not in _DIMENSIONS:
+    if cond.column not in dimensions:
         return None
     values: Any = None
     if cond.type == "string" and cond.operator == "=":
         values = [cond.value]
-    elif cond.type == "stringOptions" and cond.operator == "any of":
+    elif cond.type in ("stringOptions", "categoryOptions") and cond.operator == "any of":
         values = cond.value
     if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
         return None
@@ -165,7 +194,7 @@ def run_query(
             _from_rollups(conn, project_id, query, plan, whole, groups)
     for start, end in partial:
         _from_raw(conn, project_id, query, start, end, timeout, groups)
-    rows = [_row(query, key, sums) for key, sums in groups.items() if sums.traces > 0]
+    rows = [_row(query, key, sums) for key, sums in groups.items() if sums.rows > 0]
     if not rows and not query.dimensions and not query.granularity:
         rows = [_row(query, (), _Sums())]  # as SQL: one row of an empty aggregate
     return _ordered(query, rows)[: query.row_limit]
@@ -175,7 +204,7 @@ def run_query(
 class _Sums:
     """What a group adds up to: the partial sums every metric is made from."""
 
-    traces: int = 0
+    rows: int = 0  # of the view: traces or scores
     errors: int = 0
     observations: int = 0
     cost: float = 0.0
@@ -183,6 +212,7 @@ class _Sums:
     latency_ms: float = 0.0
     observed: int = 0
     latency: Counter[int] = field(default_factory=Counter)
+    value_sum: float = 0.0
 
 
 def _from_rollups(
@@ -194,17 +224,20 @@ def _from_rollups(
     groups: dict[tuple[Any, ...], _Sums],
 ) -> None:
     first, last = whole
-    dims = [_DIMENSIONS[d] for d in query.dimensions]
+    mapping = _dimensions(query)
+    dims = [mapping[d] for d in query.dimensions]
     # Read per day when the buckets are days or longer: 24 times fewer rows.
     time = "hour" if query.granularity == "hour" else "day"
     by = [*dims, time] if query.granularity else dims
     filters: dict[str, list[str]] = {}
     for cond in query.filters:
-        values = _filter_values(cond) or []
-        column = _DIMENSIONS[cond.column]
+        values = _filter_values(cond, mapping) or []
+        column = mapping[cond.column]
         # Two filters on one column: a value must pass both.
         have = filters.get(column)
         filters[column] = values if have is None else [v for v in have if v in values]
+    if query.view.name == "scores-boolean":  # the view's segment
+        filters["data_type"] = [v for v in filters.get("data_type", ["BOOLEAN"]) if v == "BOOLEAN"]
 
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         values = tuple(r.get(d) for d in dims)
@@ -216,13 +249,19 @@ def _from_rollups(
             filters={**filters, **more},
         )  # fmt: skip
 
+    if plan.tables == ("rollup_score_hours",):
+        for r in read("rollup_score_hours", ["scores", "value_sum"], by):
+            s = groups[key(r)]
+            s.rows += int(r["scores"])
+            s.value_sum += float(r["value_sum"])
+        return
     if plan.tables[0] != "rollup_user_hours":
         _trace_sums(read, query, plan, by, key, groups)
         return
     measures = ["traces", "observed_traces", "errors", "observations", "cost", "total_tokens"]
     for r in read("rollup_user_hours", measures, by):
         s = groups[key(r)]
-        s.traces += int(r["traces"])
+        s.rows += int(r["traces"])
         s.observed += int(r["observed_traces"])
         s.errors += int(r["errors"])
         s.observations += int(r["observations"])
@@ -237,10 +276,10 @@ def _from_rollups(
     for k, users in list(groups.items()):
         if k[at] is not None:
             rest = totals[(*k[:at], None, *k[at + 1 :])]
-            for name in ("traces", "observed", "errors", "observations", "cost", "tokens"):
+            for name in ("rows", "observed", "errors", "observations", "cost", "tokens"):
                 setattr(rest, name, getattr(rest, name) - getattr(users, name))
     for k, rest in totals.items():
-        if rest.traces > 0:
+        if rest.rows > 0:
             groups[k] = rest
 
 
@@ -260,7 +299,7 @@ def _trace_sums(
     # (bucket NO_LATENCY) are read apart when the metrics need the observed ones.
     for r in read("rollup_trace_hours", measures, [*by, "latency_bucket"] if percentiles else by):
         s = groups[key(r)]
-        s.traces += int(r["traces"])
+        s.rows += int(r["traces"])
         s.errors += int(r["errors"])
         s.latency_ms += float(r["latency_sum"]) * 1000
         if not percentiles:
@@ -282,7 +321,7 @@ def _trace_sums(
 
 def _needs(query: Query) -> set[str]:
     """The partial sums (:class:`_Sums` fields) the query's metrics are made from."""
-    out = {"traces"}
+    out = {"rows"}
     for metric in query.metrics:
         out |= _NEEDS.get(metric.measure, set())
     return out
@@ -298,7 +337,10 @@ def _from_raw(
     groups: dict[tuple[Any, ...], _Sums],
 ) -> None:
     needs = _needs(query)
-    parts = [(m, a, name) for m, a, name in _PARTS if name in needs]
+    if query.view.name in _SCORE_VIEWS:
+        parts = [("count", "count", "rows"), ("value", "sum", "value_sum")]
+    else:
+        parts = [(m, a, name) for m, a, name in _PARTS if name in needs]
     metrics = [Metric(m, a) for m, a, _ in parts]
     if any(m.aggregation in PERCENTILES for m in query.metrics):
         metrics.append(Metric("latency", "histogram"))
@@ -348,6 +390,12 @@ def _ratio(a: float, b: float) -> float | None:
 
 def _value(metric: Metric, s: _Sums) -> Any:
     measure, aggregation = metric.measure, metric.aggregation
+    if measure == "value":  # a score's (every numeric and boolean score has one)
+        if aggregation == "count":
+            return s.rows
+        if not s.rows:
+            return None
+        return s.value_sum if aggregation == "sum" else s.value_sum / s.rows
     if measure == "latency":
         if aggregation == "count":
             return s.observed
@@ -358,21 +406,21 @@ def _value(metric: Metric, s: _Sums) -> Any:
             return None
         return s.latency_ms if aggregation == "sum" else s.latency_ms / s.observed
     if aggregation == "count":
-        return s.traces
-    if not s.traces:
+        return s.rows
+    if not s.rows:
         return None  # SQL's SUM and AVG of no rows
     if measure in ("totalCost", "totalTokens"):  # a trace without observations adds null
         if not s.observed:
             return None
         return float(s.cost) if measure == "totalCost" else int(s.tokens)
     total = {
-        "count": s.traces,
+        "count": s.rows,
         "errorCount": s.errors,
         "errorRate": s.errors,
         "observationsCount": s.observations,
     }[measure]
     if aggregation == "avg":
-        return total / s.traces
+        return total / s.rows
     return float(total) if measure == "errorRate" else int(total)
 
 
