@@ -10,9 +10,9 @@ A query goes to the rollups when all of these hold (else raw rows):
   start, which can lie in another hour than its trace (score views: below);
 - its granularity is none, ``hour``, ``day``, ``week`` or ``month`` (not ``minute``);
 - it groups by and filters on ``name`` and ``environment`` only, or on ``userId``
-  and ``environment`` where ``userId`` is filtered (``=`` or ``any of``): grouping by
-  user needs the traces without a user, which the user rollup does not hold;
-  filters are ``=`` (string) or ``any of`` (stringOptions) with string values;
+  and ``environment`` (the user rollup, without latency; grouped by user, the group
+  without one is all traces less the users'); filters are ``=`` (string) or
+  ``any of`` (stringOptions) with non-empty string values;
 - each metric is one the rollups sum exactly (:data:`EXACT`), or a percentile of
   ``latency`` when the caller accepts approximate percentiles (``approximate=True``:
   the bucket's middle, within :data:`~lanterna.store.rollups.PERCENTILE_ERROR`).
