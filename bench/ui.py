@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -311,26 +313,33 @@ def main() -> int:
         measure(db_url, data_dir, project_id, args.runs)
         return 0
 
+    with scratch_postgres(args.pg_admin_url, "ui") as db_url:
+        project_id = build(db_url, args.traces, args.days)
+        print(f"PostgreSQL, {args.traces} traces over {args.days} days:")
+        measure(db_url, tempfile.mkdtemp(), project_id, args.runs)
+    return 0
+
+
+@contextmanager
+def scratch_postgres(admin_url: str | None, tag: str) -> Iterator[str]:
+    """A fresh PostgreSQL database (on ``admin_url``, or the server ``scripts/pg-start``
+    starts), dropped afterwards; yields its URL."""
     admin = (
-        args.pg_admin_url
+        admin_url
         or subprocess.run(
             [str(ROOT / "scripts" / "pg-start")], capture_output=True, text=True, check=True
         ).stdout.strip()
     )
     import psycopg
 
-    name = f"lanterna_bench_ui_{uuid.uuid4().hex[:8]}"
+    name = f"lanterna_bench_{tag}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    db_url = admin.rsplit("/", 1)[0] + f"/{name}"
     try:
-        project_id = build(db_url, args.traces, args.days)
-        print(f"PostgreSQL, {args.traces} traces over {args.days} days:")
-        measure(db_url, tempfile.mkdtemp(), project_id, args.runs)
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    return 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from lanterna.analytics.dashboards import per_minute, widget_query
 from support import run_sdk_script
 
 DASHBOARDS = "/api/public/unstable/dashboards"
@@ -324,3 +325,23 @@ def test_langfuse5_sdk_builds_a_dashboard(live_server):
     assert (status, kind, code) == (400, "PublicApiError", "invalid_query")
     assert "Unknown measure 'colour'" in message
     assert all(result["deleted"])
+
+
+def test_per_minute_divides_by_the_minutes_of_each_bucket_inside_the_range(api):
+    """chartConfig.per_minute (a Lanterna extension): a time series' values divided by
+    the minutes each bucket spends in the range, partial buckets by their part."""
+    body = widget_body(chartType="LINE_TIME_SERIES", chartConfig={"per_minute": True})
+    widget = new_widget(api, **body)
+    assert widget["chartConfig"]["per_minute"] is True
+    stored = {"view": "observations", "dimensions": [], "filters": [], "chart_type":
+              "LINE_TIME_SERIES", "chart_config": {"per_minute": True},
+              "metrics": [{"measure": "count", "agg": "count"}]}  # fmt: skip
+    query = widget_query(stored, "2024-05-01T10:30:00Z", "2024-05-03T00:00:00Z")
+    assert query.granularity == "hour"
+    rows = [{"time_dimension": "2024-05-01T10:00:00.000Z", "count_count": 60},
+            {"time_dimension": "2024-05-01T11:00:00.000Z", "count_count": 120}]  # fmt: skip
+    assert [r["count_count"] for r in per_minute(query, rows)] == [2.0, 2.0]
+    refused(
+        api.post(WIDGETS, json=widget_body(chartType="PIE", chartConfig={"per_minute": True})),
+        "chartConfig.per_minute",
+    )

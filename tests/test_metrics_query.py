@@ -557,3 +557,19 @@ def test_every_measure_aggregation_and_dimension_of_a_view_answers(seeded, versi
         assert response.status_code == 200, (name, response.text)
         data = response.json()["data"]
         assert sum(r["count_count"] for r in data) == total["count_count"], name
+
+
+def test_error_measures_on_traces_and_observations(seeded):
+    """Lanterna's errorCount (sum: how many are errors) and errorRate (avg: the share):
+    an observation is an error at level ERROR, a trace when one of its observations is."""
+    errors = [o for o in OBSERVATIONS if o["level"] == "ERROR"]
+    (obs,) = rows(seeded, view="observations",
+                  metrics=[m("errorCount", "sum"), m("errorRate", "avg")])  # fmt: skip
+    assert obs == {"sum_errorCount": len(errors), "avg_errorRate": len(errors) / len(OBSERVATIONS)}
+    failed = {o["traceId"] for o in errors}
+    data = rows(seeded, version=1, view="traces", dimensions=[{"field": "name"}],
+                metrics=[m("errorCount", "sum"), m("errorRate", "avg")])  # fmt: skip
+    for row in data:
+        ids = {t[0] for t in TRACES if t[1] == row["name"]}
+        assert row["sum_errorCount"] == len(ids & failed)
+        assert row["avg_errorRate"] == pytest.approx(len(ids & failed) / len(ids))

@@ -353,20 +353,27 @@ def test_rollups_equal_raw_rows_whatever_happens(api, db_url, steps):
     api.project, api.auth = project, project.auth
     priced = False
     for kind, arg in steps:
-        if kind == "ingest":
-            ingest(api, *arg)
-        elif kind == "delete":
-            assert api.delete(f"/api/public/traces/{arg}").status_code in (200, 404)
-        elif kind == "delete-score":
-            assert api.delete(f"/api/public/scores/{arg}").status_code in (200, 202, 204, 404)
-        else:
-            if not priced:
-                price_model(api, MODEL, 1e-3, 2e-3)
-                priced = True
-            db = Database(db_url)
-            try:
-                recompute(db, since=WINDOW[0], project_id=project.id)
-            finally:
-                db.close()
+        priced = apply_step(api, db_url, kind, arg, priced=priced)
         raw = _assert_rollups_match(api)
     _check_answers(api, raw)
+
+
+def apply_step(api: Any, db_url: str, kind: str, arg: Any, *, priced: bool) -> bool:
+    """Do one drawn step in ``api``'s project: ingest a batch, delete a trace or a
+    score, or recompute costs (pricing the model first); returns whether it is priced."""
+    if kind == "ingest":
+        ingest(api, *arg)
+    elif kind == "delete":
+        assert api.delete(f"/api/public/traces/{arg}").status_code in (200, 404)
+    elif kind == "delete-score":
+        assert api.delete(f"/api/public/scores/{arg}").status_code in (200, 202, 204, 404)
+    else:
+        if not priced:
+            price_model(api, MODEL, 1e-3, 2e-3)
+        db = Database(db_url)
+        try:
+            recompute(db, since=WINDOW[0], project_id=api.project.id)
+        finally:
+            db.close()
+        return True
+    return priced

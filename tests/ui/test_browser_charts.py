@@ -82,3 +82,25 @@ def test_trace_list_shows_long_names_and_inputs_when_there_is_room(site: Site, p
     # The input takes the width the other columns leave (190 px before).
     box = row.locator("td.preview").bounding_box()
     assert box and box["width"] > 300
+
+
+def test_chart_labels_show_quotes_and_markup_as_written(site: Site, page) -> None:
+    """A user id with quotes and ``<b>`` is a tick label as written: plotly neither
+    shows ``&quot;`` nor reads the tag."""
+    user = 'o"neil <b>bold</b>'
+    _, events = chat_trace(
+        at=datetime.now(timezone.utc) - timedelta(minutes=5),
+        name="turn",
+        user=user,
+        session=None,
+        question="q",
+        answer="a",
+    )
+    ingest(site.url, site.project.auth, events)
+    login(page, site.url, site.owner)
+    page.goto(site.path("metrics?range=24h"))
+    box = "[data-testid=chart-top-users]"
+    page.wait_for_selector(f"{box}[data-rendered=true]")
+    ticks = [t for t in page.locator(f"{box} .ytick text").all_text_contents() if t]
+    assert ticks == [user], ticks
+    assert page.locator(f"{box} .ytick text b").count() == 0

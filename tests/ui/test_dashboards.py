@@ -75,8 +75,8 @@ def test_default_dashboard_is_created_once_and_draws_every_widget(two_projects) 
         "Cost by model (USD)",
         "Trace latency p50 / p95 (ms)",
         "Tokens",
-        "Observations by level (errors are ERROR)",
-        "Requests (traces)",
+        "Error rate (traces with an ERROR observation)",
+        "Requests per minute (traces)",
         "Top users by cost (USD)",
         "Top models by cost (USD)",
     ]

@@ -18,8 +18,9 @@ from typing import Any
 
 from ..errors import Conflict, InvalidInput
 from ..store.filters import FilterError, conditions_of
-from .query import Query, QueryError, parse_query
-from .query.model import ROW_LIMIT_MAX
+from ..timeutil import parse_ts
+from .query import TIME_DIMENSION, Query, QueryError, parse_query
+from .query.model import ROW_LIMIT_MAX, STEPS
 
 #: The views a widget may be created with through the API (``traces`` is legacy).
 VIEWS = ("observations", "scores-numeric", "scores-boolean", "scores-categorical")
@@ -157,6 +158,12 @@ def _chart_config(value: Any, chart_type: str) -> dict[str, Any]:
         if not isinstance(value["show_value_labels"], bool):
             raise InvalidDashboard("chartConfig.show_value_labels: expected true or false")
         out["show_value_labels"] = value["show_value_labels"]
+    if value.get("per_minute") is not None:  # a Lanterna extension
+        if not isinstance(value["per_minute"], bool):
+            raise InvalidDashboard("chartConfig.per_minute: expected true or false")
+        if value["per_minute"] and chart_type not in TIME_SERIES:
+            raise InvalidDashboard("chartConfig.per_minute: only for a time series chart")
+        out["per_minute"] = value["per_minute"]
     sort = value.get("defaultSort")
     if sort is not None:
         if not isinstance(sort, dict) or not isinstance(sort.get("column"), str):
@@ -274,6 +281,34 @@ def widget_query(
         return parse_query(body, version=version)
     except QueryError as exc:
         raise InvalidDashboard(str(exc), code="invalid_query") from None
+
+
+def per_minute(query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A time series' rows with each metric divided by the minutes its time bucket
+    spends inside the query's range (``chartConfig.per_minute``: a count of traces
+    becomes requests per minute; the partial buckets at the range's ends are divided
+    by their part, not by the whole bucket)."""
+    if query.granularity is None:
+        return rows
+    out = []
+    for row in rows:
+        start = parse_ts(row[TIME_DIMENSION])
+        end = _bucket_end(start, query.granularity)
+        minutes = (min(end, query.end) - max(start, query.start)).total_seconds() / 60
+        new = dict(row)
+        for metric in query.metrics:
+            value = row[metric.column]
+            if isinstance(value, int | float) and minutes > 0:
+                new[metric.column] = value / minutes
+        out.append(new)
+    return out
+
+
+def _bucket_end(start: datetime, granularity: str) -> datetime:
+    if granularity == "month":
+        year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+        return start.replace(year=year, month=month)
+    return start + STEPS[granularity]
 
 
 def _iso(value: datetime | str) -> str:
@@ -461,20 +496,21 @@ DEFAULT_WIDGETS: tuple[dict[str, Any], ...] = (
         "chartType": "BAR_TIME_SERIES",
     },
     {
-        "name": "Observations by level (errors are ERROR)",
-        "view": "observations",
-        "dimensions": [{"field": "level"}],
-        "metrics": [{"measure": "count", "agg": "count"}],
+        "name": "Error rate (traces with an ERROR observation)",
+        "view": LEGACY_VIEW,
+        "dimensions": [],
+        "metrics": [{"measure": "errorRate", "agg": "avg"}],
         "filters": [],
-        "chartType": "BAR_TIME_SERIES",
+        "chartType": "LINE_TIME_SERIES",
     },
     {
-        "name": "Requests (traces)",
+        "name": "Requests per minute (traces)",
         "view": LEGACY_VIEW,
         "dimensions": [],
         "metrics": [{"measure": "count", "agg": "count"}],
         "filters": [],
         "chartType": "LINE_TIME_SERIES",
+        "chartConfig": {"per_minute": True},
     },
     {
         "name": "Top users by cost (USD)",

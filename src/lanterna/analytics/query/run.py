@@ -154,11 +154,19 @@ def _internal(index: int, columns: list[tuple[str, str]]) -> str:
     return f"d{index}"
 
 
-def run_query(
-    conn: Conn, project_id: str, query: Query, *, timeout: float | None = None
+def run_raw(
+    conn: Conn,
+    project_id: str,
+    query: Query,
+    *,
+    timeout: float | None = None,
+    collect: bool = False,
 ) -> list[dict[str, Any]]:
-    """The answer's rows (dicts named as :attr:`Query.columns`), read within
-    ``timeout`` seconds (None: no limit; over it: ``StatementTimeout``, a 422)."""
+    """The answer's rows from raw rows (dicts named as :attr:`Query.columns`), read
+    within ``timeout`` seconds (None: no limit; over it: ``StatementTimeout``, a 422).
+    ``collect``: a ``histogram`` metric holds the group's values, not bins (what the
+    planner merges with rollup histograms). :func:`~.plan.run_query` is the entry
+    point that picks rollups or raw rows."""
     compiled = compile_query(query, project_id, conn.dialect)
     with conn.time_limit(timeout):
         cur = conn.raw.execute(conn.dialect.sql(compiled.sql), compiled.params)
@@ -169,7 +177,7 @@ def run_query(
         row: dict[str, Any] = {}
         for (name, kind), value in zip(compiled.columns, raw, strict=True):
             if kind == "metric":
-                row[name] = _metric_value(conn.dialect, query, metrics[name], value)
+                row[name] = _metric_value(conn.dialect, query, metrics[name], value, collect)
             else:
                 row[name] = _dimension_value(conn.dialect, kind, value)
         out.append(row)
@@ -188,10 +196,11 @@ def _dimension_value(d: Dialect, kind: str, value: Any) -> Any:
     return value
 
 
-def _metric_value(d: Dialect, query: Query, metric: Metric, value: Any) -> Any:
+def _metric_value(d: Dialect, query: Query, metric: Metric, value: Any, collect: bool) -> Any:
     measure = query.view.measures[metric.measure]
     if metric.aggregation == "histogram":
-        return histogram([float(v) for v in d.collected(value)], query.bins)
+        values = [float(v) for v in d.collected(value)]
+        return values if collect else histogram(values, query.bins)
     if value is None:
         return None
     integer = (

@@ -173,7 +173,27 @@ def _of_observations(select: Text) -> Text:
     )
 
 
+def _summed(column: str) -> str:
+    """A trace's sum of an observation column: 0 when none of its observations has a
+    value, null only when it has no observations (what the rollups add up)."""
+    return f"COALESCE(SUM({column}), CASE WHEN COUNT(*) > 0 THEN 0 END)"
+
+
 COUNT = Measure("count", _plain("1"), integer=True)
+
+
+def _errors(flag: str) -> tuple[Measure, Measure]:
+    """Lanterna's error measures (Langfuse has none): ``errorCount``, 1 for a row that
+    is an error and 0 otherwise (its ``sum`` counts errors), and ``errorRate``, the same
+    as a float (its ``avg`` is the share of rows that are errors)."""
+    return (
+        Measure("errorCount", _plain(f"CASE WHEN {flag} THEN 1 ELSE 0 END"), integer=True),
+        Measure(
+            "errorRate", _plain(f"CAST(CASE WHEN {flag} THEN 1 ELSE 0 END AS DOUBLE PRECISION)")
+        ),
+    )
+
+
 _T, _O, _S = TRACE.alias, OBSERVATION.alias, SCORE.alias
 
 #: Joins by name (``?``: the project id).
@@ -228,12 +248,19 @@ TRACES = View(
             unit="ms",
         ),
         Measure(
-            "totalTokens", _sql(_of_observations(lambda _d: "SUM(ob.usage_total)")), integer=True
+            "totalTokens",
+            _sql(_of_observations(lambda _d: _summed("ob.usage_total"))),
+            integer=True,
         ),
         Measure(
             "totalCost",
-            _float(_of_observations(lambda _d: "SUM(ob.total_cost)")),
+            _float(_of_observations(lambda _d: _summed("ob.total_cost"))),
             unit="USD",
+        ),
+        # A trace is an error when one of its observations has level ERROR.
+        *_errors(
+            "EXISTS (SELECT 1 FROM observations ob WHERE ob.project_id = t.project_id"
+            " AND ob.trace_id = t.id AND ob.level = 'ERROR')"
         ),
     ),
     {},
@@ -313,6 +340,7 @@ OBSERVATIONS = View(
             integer=True,
             join="score_counts",
         ),
+        *_errors(f"{_O}.level = 'ERROR'"),
     ),
     {
         "traces": JOIN_TRACES["observations"],

@@ -5,22 +5,14 @@ escaped (:func:`label`)."""
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 from typing import Any
 
 from ...analytics.query import TIME_DIMENSION, Query
-from .metrics_page import COLORS
+from .metrics_page import COLORS, label
 
 #: A row's value of a dimension that has none.
 NONE_LABEL = "(none)"
-
-
-def label(text: Any) -> str:
-    """A value as plotly text: plotly reads a few HTML tags in labels, so ``<``, ``>``
-    and ``&`` are escaped (it shows the entities as the characters; quotes, which it
-    would show as entities, need none outside a tag)."""
-    return html.escape(str(text), quote=False)
 
 
 def _text(value: Any) -> str:

@@ -21,9 +21,10 @@ COLORS = ["#5b8def", "#9b6cf0", "#3aa55d", "#e3a030", "#d9534f", "#0f6d77", "#8a
 
 
 def label(text: Any) -> str:
-    """A user-provided value as chart text: plotly reads a little HTML in labels, so
-    markup characters are escaped (it shows the entities as the characters)."""
-    return html.escape(str(text))
+    """A user-provided value as plotly text: plotly reads a few HTML tags in labels, so
+    ``<``, ``>`` and ``&`` are escaped (it shows the entities as the characters; quotes,
+    which it would show as entities, need none outside a tag)."""
+    return html.escape(str(text), quote=False)
 
 
 def scope_of(request: Request, project_id: str) -> tuple[metrics.Scope, dict[str, str], str]:

@@ -1,0 +1,454 @@
+"""The query planner: a checked :class:`~.model.Query` answered from the hourly rollups
+(:mod:`lanterna.store.rollup_read`) when they hold the answer exactly, from raw rows
+(:func:`~.run.run_raw`) otherwise. The metrics API, the dashboards and the alert engine
+call :func:`run_query`; :func:`explain` says which path a query takes and why.
+
+A query goes to the rollups when all of these hold (else raw rows):
+
+- its view is ``traces`` (v1): the rollups are keyed by the *trace's* UTC hour, the
+  traces view's time column. The observations view is timed by an observation's
+  start, which can lie in another hour than its trace (score views: below);
+- its granularity is none, ``hour``, ``day``, ``week`` or ``month`` (not ``minute``);
+- it groups by and filters on ``name`` and ``environment`` only, or on ``userId``
+  and ``environment`` (the user rollup, without latency; grouped by user, the group
+  without one is all traces less the users'); filters are ``=`` (string) or
+  ``any of`` (stringOptions) with non-empty string values;
+- each metric is one the rollups sum exactly (:data:`EXACT`), or a percentile of
+  ``latency`` when the caller accepts approximate percentiles (``approximate=True``:
+  the bucket's middle, within :data:`~lanterna.store.rollups.PERCENTILE_ERROR`).
+
+A ``scores-numeric`` or ``scores-boolean`` query goes to the score rollup (keyed by
+the score's own hour, the views' time column) when it groups by and filters on
+``name``, ``environment`` and ``dataType`` only and its metrics are ``count`` or
+``value`` with ``sum``, ``count`` or ``avg``.
+
+The range is split into whole UTC hours (rollups) and the partial hours at either end,
+which the raw-row query answers as partial sums (and, for percentiles, the values);
+the two are added per group, then ordered and limited as the raw query would be.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from ...store import rollup_read
+from ...store.db import Conn
+from ...store.filters import Condition
+from ...store.rollups import NO_LATENCY, bucket
+from .model import TIME_DIMENSION, Metric, Query
+from .run import run_raw
+from .views import PERCENTILES, TRACES
+
+RAW, ROLLUP = "raw", "rollup"
+#: (measure, aggregation) pairs of the traces view the rollups answer exactly.
+EXACT = frozenset(
+    {
+        *(
+            (m, a)
+            for m in ("count", "errorCount", "errorRate", "observationsCount")
+            for a in ("sum", "count", "avg")
+        ),
+        ("totalCost", "sum"),
+        ("totalTokens", "sum"),
+        ("latency", "sum"),
+        ("latency", "count"),
+        ("latency", "avg"),
+    }
+)
+#: API dimension -> rollup dimension
+_DIMENSIONS = {"name": "trace_name", "environment": "environment", "userId": "user_id"}
+#: what the partial hours' raw query asks for, and the partial sum each feeds
+_PARTS = (
+    ("count", "count", "rows"),
+    ("errorCount", "sum", "errors"),
+    ("observationsCount", "sum", "observations"),
+    ("totalCost", "sum", "cost"),
+    ("totalTokens", "sum", "tokens"),
+    ("latency", "sum", "latency_ms"),
+    ("latency", "count", "observed"),
+)
+#: measure -> the partial sums its metrics need besides ``rows``
+_NEEDS = {
+    "errorCount": {"errors"},
+    "errorRate": {"errors"},
+    "observationsCount": {"observations"},
+    "totalCost": {"cost", "observed"},
+    "totalTokens": {"tokens", "observed"},
+    "latency": {"latency_ms", "observed"},
+}
+#: The score views the score rollup answers (it holds numeric and boolean scores, all
+#: with a value), their dimensions and (measure, aggregation) pairs.
+_SCORE_VIEWS = ("scores-numeric", "scores-boolean")
+_SCORE_DIMENSIONS = {"name": "name", "environment": "environment", "dataType": "data_type"}
+_SCORE_EXACT = frozenset((m, a) for m in ("count", "value") for a in ("sum", "count", "avg"))
+_SQL_LIMIT = 1_000_000_000  # the partial hours' raw query is not cut by row_limit
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How a query is answered: ``path`` ``"rollup"`` or ``"raw"``, the rollup tables
+    read, and why raw rows when they are."""
+
+    path: str
+    tables: tuple[str, ...] = ()
+    reason: str = ""
+
+
+def explain(query: Query, *, approximate: bool = False) -> Plan:
+    """The plan :func:`run_query` follows for ``query`` (``approximate``: percentiles
+    from rollup histograms are acceptable)."""
+    if query.granularity == "minute":
+        return Plan(RAW, reason="the rollups are hourly; granularity minute needs raw rows")
+    if query.view.name in _SCORE_VIEWS:
+        return _explain_scores(query)
+    if query.view is not TRACES:
+        return Plan(RAW, reason=f"view {query.view.name!r} is not timed by the trace's hour")
+    filtered: set[str] = set()
+    for cond in query.filters:
+        if _filter_values(cond) is None:
+            return Plan(RAW, reason=f"filter on {cond.column!r} ({cond.operator}) is not covered")
+        filtered.add(cond.column)
+    names = set(query.dimensions) | set(filtered)
+    if not names <= set(_DIMENSIONS):
+        extra = sorted(names - set(_DIMENSIONS))
+        return Plan(RAW, reason=f"the rollups have no dimension {', '.join(extra)}")
+    for metric in query.metrics:
+        pair = (metric.measure, metric.aggregation)
+        if pair in EXACT:
+            continue
+        if approximate and metric.measure == "latency" and metric.aggregation in PERCENTILES:
+            continue
+        return Plan(RAW, reason=f"{metric.column} is not summed in the rollups")
+    measures = {m.measure for m in query.metrics}
+    if "userId" in names:
+        if "name" in names:
+            return Plan(RAW, reason="no rollup holds both trace name and user")
+        if "latency" in measures:
+            return Plan(RAW, reason="the user rollup has no latency")
+        if "userId" in filtered:
+            return Plan(ROLLUP, ("rollup_user_hours",))
+        # The traces without a user: all traces less those of the user rollup.
+        return Plan(ROLLUP, ("rollup_user_hours", "rollup_trace_hours", "rollup_observation_hours"))
+    tables = ["rollup_trace_hours"]
+    if measures & {"observationsCount", "totalCost", "totalTokens"}:
+        tables.append("rollup_observation_hours")
+    return Plan(ROLLUP, tuple(tables))
+
+
+def _explain_scores(query: Query) -> Plan:
+    for cond in query.filters:
+        if _filter_values(cond, _SCORE_DIMENSIONS) is None:
+            return Plan(RAW, reason=f"filter on {cond.column!r} ({cond.operator}) is not covered")
+    extra = sorted(set(query.dimensions) - set(_SCORE_DIMENSIONS))
+    if extra:
+        return Plan(RAW, reason=f"the score rollup has no dimension {', '.join(extra)}")
+    for metric in query.metrics:
+        if (metric.measure, metric.aggregation) not in _SCORE_EXACT:
+            return Plan(RAW, reason=f"{metric.column} is not summed in the score rollup")
+    return Plan(ROLLUP, ("rollup_score_hours",))
+
+
+def _dimensions(query: Query) -> dict[str, str]:
+    """API dimension -> rollup dimension, for the query's view."""
+    return _SCORE_DIMENSIONS if query.view.name in _SCORE_VIEWS else _DIMENSIONS
+
+
+def _filter_values(cond: Condition, dimensions: dict[str, str] = _DIMENSIONS) -> list[str] | None:
+    """The values a filter allows when the rollups can apply it, else None (``''`` is
+    "none" in the rollups, so a filter naming it reads raw rows)."""
+    if cond.column not in dimensions:
+        return None
+    values: Any = None
+    if cond.type == "string" and cond.operator == "=":
+        values = [cond.value]
+    elif cond.type in ("stringOptions", "categoryOptions") and cond.operator == "any of":
+        values = cond.value
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        return None
+    return list(values)
+
+
+def run_query(
+    conn: Conn,
+    project_id: str,
+    query: Query,
+    *,
+    timeout: float | None = None,
+    approximate: bool = False,
+) -> list[dict[str, Any]]:
+    """The answer's rows (dicts named as :attr:`Query.columns`): from the rollups when
+    :func:`explain` says so, from raw rows otherwise; read within ``timeout`` seconds
+    (over it: ``StatementTimeout``, a 422). ``approximate``: latency percentiles may
+    come from the rollups' histograms (within 2.53 %); otherwise they are exact."""
+    plan = explain(query, approximate=approximate)
+    if plan.path == RAW:
+        return run_raw(conn, project_id, query, timeout=timeout)
+    groups: dict[tuple[Any, ...], _Sums] = defaultdict(_Sums)
+    whole, partial = rollup_read.split_hours(query.start, query.end)
+    with conn.time_limit(timeout):
+        if whole is not None:
+            _from_rollups(conn, project_id, query, plan, whole, groups)
+    for start, end in partial:
+        _from_raw(conn, project_id, query, start, end, timeout, groups)
+    rows = [_row(query, key, sums) for key, sums in groups.items() if sums.rows > 0]
+    if not rows and not query.dimensions and not query.granularity:
+        rows = [_row(query, (), _Sums())]  # as SQL: one row of an empty aggregate
+    return _ordered(query, rows)[: query.row_limit]
+
+
+@dataclass(slots=True)
+class _Sums:
+    """What a group adds up to: the partial sums every metric is made from."""
+
+    rows: int = 0  # of the view: traces or scores
+    errors: int = 0
+    observations: int = 0
+    cost: float = 0.0
+    tokens: int = 0
+    latency_ms: float = 0.0
+    observed: int = 0
+    latency: Counter[int] = field(default_factory=Counter)
+    value_sum: float = 0.0
+
+
+def _from_rollups(
+    conn: Conn,
+    project_id: str,
+    query: Query,
+    plan: Plan,
+    whole: tuple[datetime, datetime],
+    groups: dict[tuple[Any, ...], _Sums],
+) -> None:
+    first, last = whole
+    mapping = _dimensions(query)
+    dims = [mapping[d] for d in query.dimensions]
+    # Read per day when the buckets are days or longer: 24 times fewer rows.
+    time = "hour" if query.granularity == "hour" else "day"
+    by = [*dims, time] if query.granularity else dims
+    filters: dict[str, list[str]] = {}
+    for cond in query.filters:
+        values = _filter_values(cond, mapping) or []
+        column = mapping[cond.column]
+        # Two filters on one column: a value must pass both.
+        have = filters.get(column)
+        filters[column] = values if have is None else [v for v in have if v in values]
+    if query.view.name == "scores-boolean":  # the view's segment
+        filters["data_type"] = [v for v in filters.get("data_type", ["BOOLEAN"]) if v == "BOOLEAN"]
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        values = tuple(r.get(d) for d in dims)
+        return (*values, _bucket(r[time], query.granularity)) if query.granularity else values
+
+    def read(table: str, measures: list[str], group_by: list[str], **more: Any) -> list[Any]:
+        return rollup_read.read(
+            conn, table, project_id, first, last, measures=measures, group_by=group_by,
+            filters={**filters, **more},
+        )  # fmt: skip
+
+    if plan.tables == ("rollup_score_hours",):
+        for r in read("rollup_score_hours", ["scores", "value_sum"], by):
+            s = groups[key(r)]
+            s.rows += int(r["scores"])
+            s.value_sum += float(r["value_sum"])
+        return
+    if plan.tables[0] != "rollup_user_hours":
+        _trace_sums(read, query, plan, by, key, groups)
+        return
+    measures = ["traces", "observed_traces", "errors", "observations", "cost", "total_tokens"]
+    for r in read("rollup_user_hours", measures, by):
+        s = groups[key(r)]
+        s.rows += int(r["traces"])
+        s.observed += int(r["observed_traces"])
+        s.errors += int(r["errors"])
+        s.observations += int(r["observations"])
+        s.cost += float(r["cost"])
+        s.tokens += int(r["total_tokens"])
+    if len(plan.tables) == 1:
+        return
+    # Grouped by user: the group without one is every trace less the users' traces.
+    at = dims.index("user_id")
+    totals: dict[tuple[Any, ...], _Sums] = defaultdict(_Sums)
+    _trace_sums(read, query, plan, [b for b in by if b != "user_id"], key, totals)
+    for k, users in list(groups.items()):
+        if k[at] is not None:
+            rest = totals[(*k[:at], None, *k[at + 1 :])]
+            for name in ("rows", "observed", "errors", "observations", "cost", "tokens"):
+                setattr(rest, name, getattr(rest, name) - getattr(users, name))
+    for k, rest in totals.items():
+        if rest.rows > 0:
+            groups[k] = rest
+
+
+def _trace_sums(
+    read: Any,
+    query: Query,
+    plan: Plan,
+    by: list[str],
+    key: Any,
+    groups: dict[tuple[Any, ...], _Sums],
+) -> None:
+    """Sums from the trace and observation rollups, grouped by ``by``."""
+    needs = _needs(query)
+    percentiles = any(m.aggregation in PERCENTILES for m in query.metrics)
+    measures = ["traces", "errors", "latency_sum"]
+    # By latency bucket only for a histogram; else the traces without observations
+    # (bucket NO_LATENCY) are read apart when the metrics need the observed ones.
+    for r in read("rollup_trace_hours", measures, [*by, "latency_bucket"] if percentiles else by):
+        s = groups[key(r)]
+        s.rows += int(r["traces"])
+        s.errors += int(r["errors"])
+        s.latency_ms += float(r["latency_sum"]) * 1000
+        if not percentiles:
+            s.observed += int(r["traces"])
+        elif r["latency_bucket"] != NO_LATENCY:
+            s.observed += int(r["traces"])
+            s.latency[r["latency_bucket"]] += int(r["traces"])
+    if not percentiles and "observed" in needs:
+        for r in read("rollup_trace_hours", ["traces"], by, latency_bucket=[NO_LATENCY]):
+            groups[key(r)].observed -= int(r["traces"])
+    if "rollup_observation_hours" in plan.tables:
+        measures = ["observations", "cost", "total_tokens"]
+        for r in read("rollup_observation_hours", measures, by):
+            s = groups[key(r)]
+            s.observations += int(r["observations"])
+            s.cost += float(r["cost"])
+            s.tokens += int(r["total_tokens"])
+
+
+def _needs(query: Query) -> set[str]:
+    """The partial sums (:class:`_Sums` fields) the query's metrics are made from."""
+    out = {"rows"}
+    for metric in query.metrics:
+        out |= _NEEDS.get(metric.measure, set())
+    return out
+
+
+def _from_raw(
+    conn: Conn,
+    project_id: str,
+    query: Query,
+    start: datetime,
+    end: datetime,
+    timeout: float | None,
+    groups: dict[tuple[Any, ...], _Sums],
+) -> None:
+    needs = _needs(query)
+    if query.view.name in _SCORE_VIEWS:
+        parts = [("count", "count", "rows"), ("value", "sum", "value_sum")]
+    else:
+        parts = [(m, a, name) for m, a, name in _PARTS if name in needs]
+    metrics = [Metric(m, a) for m, a, _ in parts]
+    if any(m.aggregation in PERCENTILES for m in query.metrics):
+        metrics.append(Metric("latency", "histogram"))
+    part = replace(
+        query, metrics=tuple(metrics), start=start, end=end, order_by=(), row_limit=_SQL_LIMIT
+    )
+    for r in run_raw(conn, project_id, part, timeout=timeout, collect=True):
+        key = tuple(r[d] for d in query.dimensions)
+        if query.granularity:
+            key = (*key, r[TIME_DIMENSION])
+        s = groups[key]
+        for measure, aggregation, name in parts:
+            value = r[f"{aggregation}_{measure}"]
+            setattr(s, name, getattr(s, name) + (value or 0))
+        for ms in r.get("histogram_latency") or ():
+            s.latency[bucket(ms / 1000)] += 1
+
+
+@lru_cache(maxsize=4096)
+def _bucket(hour: str, granularity: str | None) -> str:
+    """The time bucket (as the raw query labels it) holding a rollup hour label
+    (``YYYY-MM-DDTHH``) or, for day, week and month, a day label (``YYYY-MM-DD``)."""
+    if granularity == "hour":
+        return f"{hour}:00:00.000Z"
+    day = date.fromisoformat(hour[:10])
+    if granularity == "week":
+        day -= timedelta(days=day.weekday())
+    elif granularity == "month":
+        day = day.replace(day=1)
+    return f"{day.isoformat()}T00:00:00.000Z"
+
+
+def _row(query: Query, key: tuple[Any, ...], s: _Sums) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for name, value in zip(query.dimensions, key, strict=False):
+        row[name] = value
+    if query.granularity:
+        row[TIME_DIMENSION] = key[-1]
+    for metric in query.metrics:
+        row[metric.column] = _value(metric, s)
+    return row
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def _value(metric: Metric, s: _Sums) -> Any:
+    measure, aggregation = metric.measure, metric.aggregation
+    if measure == "value":  # a score's (every numeric and boolean score has one)
+        if aggregation == "count":
+            return s.rows
+        if not s.rows:
+            return None
+        return s.value_sum if aggregation == "sum" else s.value_sum / s.rows
+    if measure == "latency":
+        if aggregation == "count":
+            return s.observed
+        if aggregation in PERCENTILES:
+            value = rollup_read.percentile(s.latency, PERCENTILES[aggregation])
+            return None if value is None else value * 1000
+        if not s.observed:
+            return None
+        return s.latency_ms if aggregation == "sum" else s.latency_ms / s.observed
+    if aggregation == "count":
+        return s.rows
+    if not s.rows:
+        return None  # SQL's SUM and AVG of no rows
+    if measure in ("totalCost", "totalTokens"):  # a trace without observations adds null
+        if not s.observed:
+            return None
+        return float(s.cost) if measure == "totalCost" else int(s.tokens)
+    total = {
+        "count": s.rows,
+        "errorCount": s.errors,
+        "errorRate": s.errors,
+        "observationsCount": s.observations,
+    }[measure]
+    if aggregation == "avg":
+        return total / s.rows
+    return float(total) if measure == "errorRate" else int(total)
+
+
+def _sort_key(name: str) -> Any:
+    def key(row: dict[str, Any]) -> tuple[bool, Any]:
+        value = row[name]
+        return (value is not None, 0 if value is None else value)
+
+    return key
+
+
+def _ordered(query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` in the raw query's order: ``orderBy``, the time bucket (oldest first)
+    or else the first metric (largest first), then the dimensions; nulls last."""
+    wanted = list(query.order_by)
+    if query.granularity:
+        wanted.append((TIME_DIMENSION, "asc"))
+    elif query.metrics:
+        wanted.append((query.metrics[0].column, "desc"))
+    wanted.extend((name, "asc") for name in query.dimensions)
+    seen: list[tuple[str, str]] = []
+    for name, direction in wanted:
+        if name not in (n for n, _ in seen):
+            seen.append((name, direction))
+    for name, direction in reversed(seen):
+        rows.sort(key=_sort_key(name), reverse=direction == "desc")
+        rows.sort(key=lambda r, n=name: r[n] is None)  # type: ignore[misc]  # nulls last
+    return rows
+
+
+__all__ = ["EXACT", "RAW", "ROLLUP", "Plan", "explain", "run_query"]
