@@ -151,15 +151,24 @@ class Evaluator:
                 log.exception("budgets of project %s failed to evaluate", pid)
                 continue
             for message, channel_ids in found:
-                lookup = {"project_id": pid, "channel_ids": channel_ids}
-                fired = {"at": at, "kind": "fired", "value": message.value,
-                         "threshold": message.threshold, "message": message.condition}  # fmt: skip
-                events = [fired, *self._deliver(message, self.channels_for(lookup))]
-                record = partial(self.store.alerts.add_events, project_id=pid,
-                                 rule_id=message.rule_id, events=events)  # fmt: skip
-                self.write(partial(record, source="budget"))
+                try:
+                    self._notify_budget(message, channel_ids)
+                except Exception:  # the others are still sent
+                    log.exception("budget %s of project %s: notifying failed", message.rule_id, pid)
                 sent.append(message)
         return sent
+
+    def _notify_budget(self, message: AlertMessage, channel_ids: list[str]) -> None:
+        """Deliver a budget's message to its channels; record it and the deliveries in
+        the alert history (``source`` ``budget``)."""
+        pid = message.project_id
+        lookup = {"project_id": pid, "channel_ids": channel_ids}
+        fired = {"at": message.at, "kind": "fired", "value": message.value,
+                 "threshold": message.threshold, "message": message.condition}  # fmt: skip
+        events = [fired, *self._deliver(message, self.channels_for(lookup))]
+        record = partial(self.store.alerts.add_events, project_id=pid,
+                         rule_id=message.rule_id, events=events)  # fmt: skip
+        self.write(partial(record, source="budget"))
 
     def _crossings(
         self, conn: Conn, project_id: str, at: datetime
