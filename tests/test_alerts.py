@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -259,38 +260,52 @@ def test_baseline_fires_on_a_three_fold_spike_not_on_daily_variation(
 # --- the lease: one evaluation per rule per tick ------------------------------------------
 
 
+@contextmanager
+def evaluator_pair(db_url: str, channels_for: Any) -> Iterator[list[Evaluator]]:
+    """Two evaluators as two processes have them: each with its own database handle
+    and writer, on one database."""
+    evaluators, parts = [], []
+    try:
+        for name in ("one", "two"):
+            db = Database(db_url)
+            writer = Writer(db)
+            writer.start()
+            parts.append((db, writer))
+            evaluators.append(
+                Evaluator(db, sql_store(), writer.run_sync, channels_for=channels_for, owner=name)
+            )
+        yield evaluators
+    finally:
+        for db, writer in parts:
+            writer.stop()
+            db.close()
+
+
+def tick_together(evaluators: list[Evaluator], at: datetime) -> dict[str, list]:
+    """Every evaluator ticks at ``at`` at the same moment (a barrier); their outcomes."""
+    barrier = threading.Barrier(len(evaluators))
+    results: dict[str, list] = {}
+
+    def run(ev: Evaluator) -> None:
+        barrier.wait()
+        results[ev.owner] = ev.tick(at)
+
+    threads = [threading.Thread(target=run, args=(ev,)) for ev in evaluators]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
 def test_two_evaluators_on_one_database_evaluate_and_notify_once(
     alerts_api: Api, channels: Channels, db_url: str
 ):
     api = alerts_api
     rules = [create(api, name=f"r{i}") for i in range(5)]
     send(api, observations(NOW, 40, errors=10))
-    evaluators, parts = [], []
-    for name in ("one", "two"):
-        db = Database(db_url)
-        writer = Writer(db)
-        writer.start()
-        parts.append((db, writer))
-        evaluators.append(
-            Evaluator(db, sql_store(), writer.run_sync, channels_for=channels, owner=name)
-        )
-    barrier = threading.Barrier(2)
-    results: dict[str, list] = {}
-
-    def run(ev: Evaluator) -> None:
-        barrier.wait()
-        results[ev.owner] = ev.tick(NOW + MIN)
-
-    try:
-        threads = [threading.Thread(target=run, args=(ev,)) for ev in evaluators]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    finally:
-        for db, writer in parts:
-            writer.stop()
-            db.close()
+    with evaluator_pair(db_url, channels) as evaluators:
+        results = tick_together(evaluators, NOW + MIN)
     evaluated = sorted(o.rule_id for outs in results.values() for o in outs)
     assert evaluated == sorted(r["id"] for r in rules)  # each exactly once
     assert sorted(m.rule_name for m in channels.rec.messages) == [f"r{i}" for i in range(5)]

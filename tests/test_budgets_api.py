@@ -18,7 +18,8 @@ from lanterna.store.db import Database
 
 BUDGETS = "/api/public/budgets"
 BUDGET_KEYS = {
-    "id", "name", "scope", "scopeValue", "period", "limitUsd", "softPercent", "createdAt",
+    "id", "name", "scope", "scopeValue", "period", "limitUsd", "softPercent", "channelIds",
+    "createdAt",
     "updatedAt", "status",
 }  # fmt: skip
 STATUS_KEYS = {

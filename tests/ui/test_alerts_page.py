@@ -150,3 +150,26 @@ def test_viewers_and_members_see_rules_but_cannot_change_them(site) -> None:
     assert client.login("owner-b@example.com") == 303
     assert client.get(rule_url).status_code == 404
     assert client.get(f"/project/{b.id}/alerts/{made['id']}").status_code == 404
+
+
+def test_the_history_names_a_budget_whose_crossing_it_records(site) -> None:
+    client, a, _ = site
+    made = client.post(
+        "/api/public/budgets",
+        json={"name": "Team spend", "limitUsd": 1, "period": "total"},
+        auth=a.auth,
+    )
+    assert made.status_code == 200, made.text
+    at = now() - timedelta(minutes=1)
+    batch = [
+        event("trace-create", {"id": "t1", "name": "t", "timestamp": iso(at)}),
+        event("generation-create", {"id": "g1", "traceId": "t1", "startTime": iso(at),
+                                     "costDetails": {"total": 2.0}}),
+    ]  # fmt: skip
+    assert (
+        client.post("/api/public/ingestion", json={"batch": batch}, auth=a.auth).status_code == 207
+    )
+    client.app.state.runtime.evaluator.tick(now())  # type: ignore[attr-defined]
+    assert client.login("admin@example.com") == 303
+    page = client.get(f"/project/{a.id}/alerts").text
+    assert 'data-testid="history-budget">budget: Team spend</a>' in page

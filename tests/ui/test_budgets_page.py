@@ -138,3 +138,22 @@ def test_in_a_browser_the_bar_fills_with_the_spend(sqlite_site: Site, page) -> N
     assert fill is not None and bar is not None
     assert abs(fill["width"] / bar["width"] - 0.875) < 0.01
     shot(page, "budgets")
+
+
+def test_a_budget_names_the_channels_it_notifies(site: Site, logged_in) -> None:
+    owner = logged_in(site, site.owner)
+    config = {"url": "https://hooks.example.com/lanterna", "secret": "s" * 20}
+    hook = {"name": "Ops hook", "type": "webhook", "config": config}
+    made = httpx.post(f"{site.url}/api/public/alert-channels", json=hook, auth=site.project.auth)
+    assert made.status_code == 200, made.text
+    page = owner.get(f"/project/{site.project.id}/budgets").text
+    assert f'name="channel_ids" value="{made.json()["id"]}"' in page
+    bad = post(owner, site, "", name="x", limit_usd="1", channel_ids="nope")
+    assert bad.status_code == 400 and "channelIds: no alert channel nope" in bad.text
+    assert budgets(site) == []
+    ok = post(owner, site, "", name="Team", limit_usd="5", channel_ids=made.json()["id"])
+    assert ok.status_code == 303
+    (stored,) = budgets(site)
+    assert stored["channelIds"] == [made.json()["id"]]
+    page = owner.get(f"/project/{site.project.id}/budgets").text
+    assert "Notifies: Ops hook" in page

@@ -16,7 +16,8 @@ spent >= softPercent % of the limit, else ``ok``.
 
 :func:`budget_messages` is what the alert evaluator calls each tick: it records each
 crossing of a budget (soft, exceeded) once per period and returns an
-:class:`~lanterna.alerts.message.AlertMessage` for each one recorded now.
+:class:`~lanterna.alerts.message.AlertMessage` for each one recorded now, which the
+evaluator delivers to the budget's ``channelIds``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..analytics.spend import cost_between
 from ..errors import InvalidInput
 from ..store import budgets as stored
 from ..store.db import Conn
+from ..store.interface import AlertChannels
 from ..store.interface import Budgets as BudgetStore
 from ..timeutil import UTC, format_ts
 from .message import AlertMessage
@@ -47,6 +49,7 @@ API_FIELDS = {
     "period": "period",
     "limitUsd": "limit_usd",
     "softPercent": "soft_percent",
+    "channelIds": "channel_ids",
 }
 
 State = Literal["ok", "soft", "exceeded"]
@@ -78,10 +81,29 @@ def _number(body: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
+def _channel_ids(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InvalidBudget("channelIds: expected an array of channel ids")
+    return list(dict.fromkeys(value))
+
+
+def check_channels(
+    conn: Conn, channels: AlertChannels, project_id: str, fields: dict[str, Any]
+) -> None:
+    """:class:`InvalidBudget` naming ``channelIds`` when a channel the checked
+    ``fields`` name is not one of the project's (run it in the write that stores them)."""
+    for channel_id in fields["channel_ids"]:
+        if channels.get_channel(conn, project_id, channel_id) is None:
+            raise InvalidBudget(f"channelIds: no alert channel {channel_id} in this project")
+
+
 def check_budget(body: Any) -> dict[str, Any]:
     """The stored fields of a budget from its API body (``name``, ``scope``,
-    ``scopeValue``, ``period``, ``limitUsd``, ``softPercent``); :class:`InvalidBudget`
-    naming the first wrong field."""
+    ``scopeValue``, ``period``, ``limitUsd``, ``softPercent``, ``channelIds``);
+    :class:`InvalidBudget` naming the first wrong field. Whether the channels exist is
+    :func:`check_channels`'s to say."""
     if not isinstance(body, dict):
         raise InvalidBudget("body: expected a JSON object")
     for key in body:
@@ -112,6 +134,7 @@ def check_budget(body: Any) -> dict[str, Any]:
         "period": period,
         "limit_usd": limit,
         "soft_percent": soft,
+        "channel_ids": _channel_ids(body.get("channelIds")),
     }
 
 

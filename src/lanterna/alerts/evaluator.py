@@ -17,6 +17,14 @@ A rule's notifications:
 
 Each delivery is recorded as ``notified`` (with the channel's id) or
 ``delivery_error`` (with :class:`DeliveryError`'s message).
+
+Budgets (:meth:`Evaluator.tick_budgets`, part of every tick): for each project with
+budgets, :func:`~lanterna.alerts.budgets.budget_messages` runs in one write
+transaction, which records each new crossing (soft, exceeded) under a database key and
+returns messages only for the crossings this transaction recorded. So of several
+evaluators ticking at once exactly one gets each message; it delivers it to the
+budget's ``channel_ids`` through ``channels_for`` (the rules' lookup) and records
+``fired`` and the deliveries in the alert history with ``source`` ``budget``.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from ..analytics.alert_metrics import SUMS, MetricSpec, Reading, measure
 from ..store.db import Conn, Database
 from ..store.interface import Store
 from ..timeutil import now as utc_now
+from .budgets import budget_messages
 from .message import AlertMessage, Channel, DeliveryError
 from .rules import describe
 
@@ -122,6 +131,56 @@ class Evaluator:
                 event = {"at": at, "kind": "evaluation_error", "message": type(exc).__name__}
                 self.write(partial(alerts.finish, project_id=pid, rule_id=rid, owner=self.owner,
                                    state=state, events=[event]))  # fmt: skip
+        self.tick_budgets(at)
+        return out
+
+    # --- budgets ----------------------------------------------------------------------
+
+    def tick_budgets(self, now: datetime | None = None) -> list[AlertMessage]:
+        """Record the budget crossings new at ``now`` and notify each budget's channels;
+        return the messages this evaluator sent (another evaluator's are not)."""
+        at = now or self.clock()
+        budgets = self.store.budgets
+        with self.db.read() as conn:
+            projects = budgets.projects_with_budgets(conn)
+        sent: list[AlertMessage] = []
+        for pid in projects:
+            try:
+                found = self.write(partial(self._crossings, project_id=pid, at=at))
+            except Exception:  # one project's failure must not stop the others
+                log.exception("budgets of project %s failed to evaluate", pid)
+                continue
+            for message, channel_ids in found:
+                try:
+                    self._notify_budget(message, channel_ids)
+                except Exception:  # the others are still sent
+                    log.exception("budget %s of project %s: notifying failed", message.rule_id, pid)
+                sent.append(message)
+        return sent
+
+    def _notify_budget(self, message: AlertMessage, channel_ids: list[str]) -> None:
+        """Deliver a budget's message to its channels; record it and the deliveries in
+        the alert history (``source`` ``budget``)."""
+        pid = message.project_id
+        lookup = {"project_id": pid, "channel_ids": channel_ids}
+        fired = {"at": message.at, "kind": "fired", "value": message.value,
+                 "threshold": message.threshold, "message": message.condition}  # fmt: skip
+        events = [fired, *self._deliver(message, self.channels_for(lookup))]
+        record = partial(self.store.alerts.add_events, project_id=pid,
+                         rule_id=message.rule_id, events=events)  # fmt: skip
+        self.write(partial(record, source="budget"))
+
+    def _crossings(
+        self, conn: Conn, project_id: str, at: datetime
+    ) -> list[tuple[AlertMessage, list[str]]]:
+        """In the write transaction: the messages of the crossings recorded now, each
+        with its budget's channel ids."""
+        budgets = self.store.budgets
+        messages = budget_messages(conn, project_id, at, base_url=self.base_url, store=budgets)
+        out = []
+        for message in messages:
+            budget = budgets.get(conn, project_id, message.rule_id)
+            out.append((message, [] if budget is None else list(budget["channel_ids"])))
         return out
 
     # --- one rule ---------------------------------------------------------------------
@@ -246,13 +305,19 @@ class Evaluator:
                 "mode": rule["mode"],
             },
         )
+        return self._deliver(message, self.channels_for(rule))
+
+    def _deliver(
+        self, message: AlertMessage, channels: Sequence[tuple[str, Channel]]
+    ) -> list[dict[str, Any]]:
+        """Send ``message`` to each channel; the history events of the deliveries."""
         events = []
-        for channel_id, channel in self.channels_for(rule):
+        for channel_id, channel in channels:
             event = {
-                "at": at,
+                "at": message.at,
                 "channel_id": channel_id,
-                "value": reading.value,
-                "threshold": threshold,
+                "value": message.value,
+                "threshold": message.threshold,
             }
             try:
                 channel.deliver(message)
@@ -263,7 +328,7 @@ class Evaluator:
                 log.error("alert channel %s failed: %s", channel_id, type(exc).__name__)
                 events.append({**event, "kind": "delivery_error", "message": type(exc).__name__})
             else:
-                events.append({**event, "kind": "notified", "message": kind})
+                events.append({**event, "kind": "notified", "message": message.kind})
         return events
 
 

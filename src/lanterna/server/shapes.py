@@ -554,6 +554,7 @@ def budget_json(row: dict[str, Any]) -> dict[str, Any]:
         "period": row["period"],
         "limitUsd": row["limit_usd"],
         "softPercent": row["soft_percent"],
+        "channelIds": list(row["channel_ids"]),
         "createdAt": format_ts(row["created_at"]),
         "updatedAt": format_ts(row["updated_at"]),
     }
@@ -600,6 +601,7 @@ def alert_event_json(row: dict[str, Any]) -> dict[str, Any]:
     """One entry of the alert history."""
     return {
         "id": row["id"],
+        "source": row.get("source", "rule"),
         "ruleId": row["rule_id"],
         "at": _ts(row["at"]),
         "kind": row["kind"],

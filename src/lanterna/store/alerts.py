@@ -53,7 +53,9 @@ _STATE = (
 )
 _TS = ("last_eval_at", "firing_since", "notified_at", "next_eval_at", "created_at", "updated_at")
 _COLUMNS = ", ".join(("project_id", "id", *FIELDS, *_STATE, "created_at", "updated_at"))
-_EVENT_COLUMNS = "project_id, id, rule_id, at, seq, kind, value, threshold, channel_id, message"
+_EVENT_COLUMNS = (
+    "project_id, id, source, rule_id, at, seq, kind, value, threshold, channel_id, message"
+)
 
 
 def _decode(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
@@ -187,12 +189,28 @@ def finish(
         (*values, project_id, rule_id, owner),
     ):
         return False
+    add_events(conn, project_id, rule_id, events)
+    return True
+
+
+def add_events(
+    conn: Conn,
+    project_id: str,
+    rule_id: str,
+    events: list[dict[str, Any]],
+    *,
+    source: str = "rule",
+) -> None:
+    """Append ``events`` (as :func:`finish` takes them) to the alert history of a rule,
+    or of a budget (``source="budget"``, its id as ``rule_id``)."""
+    d = conn.dialect
     for seq, e in enumerate(events):
         conn.run(
-            f"INSERT INTO alert_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO alert_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 project_id,
                 str(uuid.uuid4()),
+                source,
                 rule_id,
                 d.ts(e["at"]),
                 seq,
@@ -203,14 +221,13 @@ def finish(
                 e.get("message", ""),
             ),
         )
-    return True
 
 
 def page_events(
     conn: Conn, project_id: str, rule_id: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of the project's alert history (of one rule when ``rule_id``), newest
-    first, and how many events there are."""
+    """A page of the project's alert history (of one rule or budget when ``rule_id``),
+    newest first, and how many events there are (``source``: ``rule`` or ``budget``)."""
     where, params = "project_id = ?", [project_id]
     if rule_id is not None:
         where += " AND rule_id = ?"

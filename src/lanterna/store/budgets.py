@@ -3,7 +3,8 @@
 
 A budget row: ``name``, ``scope`` (``project``, ``user``, ``session`` or ``tag``),
 ``scope_value`` (the user id, session id or tag; None for ``project``), ``period``
-(``day``, ``week``, ``month`` or ``total``), ``limit_usd`` and ``soft_percent``.
+(``day``, ``week``, ``month`` or ``total``), ``limit_usd``, ``soft_percent`` and
+``channel_ids`` (the alert channels its crossings notify, a list of ids).
 Timestamps come back as aware datetimes.
 
 ``budget_events`` holds one row per budget, period and level (``soft`` or
@@ -21,7 +22,9 @@ from ..timeutil import now
 from .db import Conn
 
 #: The stored fields of a budget (besides project, id and timestamps), in column order.
-FIELDS = ("name", "scope", "scope_value", "period", "limit_usd", "soft_percent")
+FIELDS = ("name", "scope", "scope_value", "period", "limit_usd", "soft_percent", "channel_ids")
+#: The fields whose change starts a budget's record of crossings afresh.
+_MEASURE = ("scope", "scope_value", "period", "limit_usd", "soft_percent")
 _COLUMNS = "project_id, id, " + ", ".join(FIELDS) + ", created_at, updated_at"
 
 
@@ -32,7 +35,12 @@ def _row(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
     out["limit_usd"] = float(out["limit_usd"])
     if out["soft_percent"] is not None:
         out["soft_percent"] = float(out["soft_percent"])
+    out["channel_ids"] = list(conn.dialect.json_out(out["channel_ids"]) or [])
     return out
+
+
+def _values(conn: Conn, fields: dict[str, Any]) -> list[Any]:
+    return [conn.dialect.json(fields[f]) if f == "channel_ids" else fields[f] for f in FIELDS]
 
 
 def create(
@@ -41,7 +49,7 @@ def create(
     """Store a budget (every name of :data:`FIELDS` in ``fields``); return its row."""
     budget_id = budget_id or str(uuid.uuid4())
     stamp = conn.dialect.ts(now())
-    values = [project_id, budget_id, *(fields[f] for f in FIELDS), stamp, stamp]
+    values = [project_id, budget_id, *_values(conn, fields), stamp, stamp]
     conn.run(f"INSERT INTO budgets ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
     found = get(conn, project_id, budget_id)
     assert found is not None  # just written in this transaction
@@ -70,30 +78,45 @@ def update(
 ) -> dict[str, Any] | None:
     """Replace the budget's fields (every name of :data:`FIELDS`); None when missing.
 
-    A changed limit, threshold, scope or period starts the crossing record afresh."""
-    if get(conn, project_id, budget_id) is None:
+    A changed limit, threshold, scope or period starts the crossing record afresh (a
+    changed name or channel list does not)."""
+    before = get(conn, project_id, budget_id)
+    if before is None:
         return None
     sets = ", ".join(f"{f} = ?" for f in FIELDS)
     conn.run(
         f"UPDATE budgets SET {sets}, updated_at = ? WHERE project_id = ? AND id = ?",
-        (*(fields[f] for f in FIELDS), conn.dialect.ts(now()), project_id, budget_id),
+        (*_values(conn, fields), conn.dialect.ts(now()), project_id, budget_id),
     )
-    conn.run(
-        "DELETE FROM budget_events WHERE project_id = ? AND budget_id = ?",
-        (project_id, budget_id),
-    )
+    if any(before[f] != fields[f] for f in _MEASURE):
+        conn.run(
+            "DELETE FROM budget_events WHERE project_id = ? AND budget_id = ?",
+            (project_id, budget_id),
+        )
     return get(conn, project_id, budget_id)
 
 
 def delete(conn: Conn, project_id: str, budget_id: str) -> bool:
-    """Delete the budget and its crossings; False when it did not exist."""
+    """Delete the budget, its crossings and its alert history; False when it did not
+    exist."""
     conn.run(
         "DELETE FROM budget_events WHERE project_id = ? AND budget_id = ?",
         (project_id, budget_id),
     )
+    conn.run(
+        "DELETE FROM alert_events WHERE project_id = ? AND rule_id = ? AND source = ?",
+        (project_id, budget_id, "budget"),
+    )
     return (
         conn.run("DELETE FROM budgets WHERE project_id = ? AND id = ?", (project_id, budget_id)) > 0
     )
+
+
+def projects_with_budgets(conn: Conn) -> list[str]:
+    """The ids of the projects that have at least one budget (what the evaluator checks
+    each tick)."""
+    rows = conn.all("SELECT DISTINCT project_id FROM budgets ORDER BY project_id")
+    return [r["project_id"] for r in rows]
 
 
 def record_crossing(

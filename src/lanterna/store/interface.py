@@ -425,6 +425,8 @@ class Budgets(Protocol):
 
     def delete(self, conn: Conn, project_id: str, budget_id: str) -> bool: ...
 
+    def projects_with_budgets(self, conn: Conn) -> list[str]: ...
+
     def record_crossing(
         self,
         conn: Conn,
@@ -493,6 +495,16 @@ class Alerts(Protocol):
         state: dict[str, Any],
         events: list[dict[str, Any]],
     ) -> bool: ...
+
+    def add_events(
+        self,
+        conn: Conn,
+        project_id: str,
+        rule_id: str,
+        events: list[dict[str, Any]],
+        *,
+        source: str = "rule",
+    ) -> None: ...
 
     def page_events(
         self, conn: Conn, project_id: str, rule_id: str | None, limit: int, offset: int

@@ -675,6 +675,19 @@ def m0016_alert_rules(conn: Conn) -> None:
     )
 
 
+def m0017_budget_channels(conn: Conn) -> None:
+    """The channels a budget notifies (``channel_ids``, a JSON array of channel ids, as a
+    rule's), and the source of each alert history entry (``rule`` or ``budget``: a
+    budget's entries carry its id as ``rule_id``)."""
+    _ddl(
+        conn,
+        """
+        ALTER TABLE budgets ADD COLUMN channel_ids {JSON} NOT NULL DEFAULT '[]';
+        ALTER TABLE alert_events ADD COLUMN source TEXT NOT NULL DEFAULT 'rule'
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0001_core", m0001_core),
     ("0002_read_indexes", m0002_read_indexes),
@@ -692,6 +705,7 @@ MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0014_trace_search", m0014_trace_search),
     ("0015_alert_channels", m0015_alert_channels),
     ("0016_alert_rules", m0016_alert_rules),
+    ("0017_budget_channels", m0017_budget_channels),
 ]
 
 

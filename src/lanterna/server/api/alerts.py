@@ -95,9 +95,12 @@ class Rule(BaseModel):
 
 class Event(BaseModel):
     """One entry of the alert history: ``fired``, ``resolved``, ``notified``,
-    ``delivery_error`` (the channel's message) or ``evaluation_error``."""
+    ``delivery_error`` (the channel's message) or ``evaluation_error``. ``source``:
+    ``rule``, or ``budget`` for a budget's crossing (``ruleId`` is then the budget's
+    id)."""
 
     id: str
+    source: str
     ruleId: str
     at: str
     kind: str

@@ -39,7 +39,10 @@ class BudgetBody(BaseModel):
     ``user``, ``session`` or ``tag``, with ``scopeValue`` naming the user id, session id
     or tag; ``period``: ``day``, ``week``, ``month`` (default) or ``total`` (UTC calendar
     periods); ``limitUsd``: the hard limit, above 0; ``softPercent``: the soft threshold
-    as a percentage of the limit, above 0 and below 100 (default 80; null for none)."""
+    as a percentage of the limit, above 0 and below 100 (default 80; null for none);
+    ``channelIds``: the project's alert channels notified when the budget reaches its
+    soft threshold or its limit (default none; 400 naming ``channelIds`` when one is not
+    the project's)."""
 
     name: str | None = None
     scope: str | None = None
@@ -47,6 +50,7 @@ class BudgetBody(BaseModel):
     period: str | None = None
     limitUsd: float | None = None
     softPercent: float | None = None
+    channelIds: list[str] | None = None
 
 
 class BudgetStatus(BaseModel):
@@ -87,6 +91,7 @@ class Budget(BaseModel):
     period: str
     limitUsd: float
     softPercent: float | None
+    channelIds: list[str]
     createdAt: str
     updatedAt: str
     status: BudgetStatus
@@ -168,9 +173,11 @@ async def create_budget(request: Request, principal: ProjectKey) -> JSON:
     """Create a budget; 400 naming the field when the body is wrong (nothing stored)."""
     fields = rules.check_budget(await read_json(request))
     store = _store(request)
+    channels = runtime(request).store.channels
     when = now()
 
     def work(conn: Conn) -> dict[str, Any]:
+        rules.check_channels(conn, channels, principal.project_id, fields)
         row = store.create(conn, principal.project_id, fields)
         return _shown(store, conn, principal.project_id, row, when)
 
@@ -218,19 +225,21 @@ async def budget_status(
 
 @router.patch(BUDGETS + "/{budget_id}", responses=ok(Budget), openapi_extra=_BODY)
 async def update_budget(request: Request, budget_id: str, principal: ProjectKey) -> JSON:
-    """Change a budget's fields (at least one; the others keep their value). A change
-    starts its record of crossings afresh."""
+    """Change a budget's fields (at least one; the others keep their value). A changed
+    scope, period, limit or soft threshold starts its record of crossings afresh."""
     patch = await read_json(request)
     store = _store(request)
+    channels = runtime(request).store.channels
     when = now()
 
     def work(conn: Conn) -> dict[str, Any] | None:
         row = store.get(conn, principal.project_id, budget_id)
         if row is None:
             return None
-        changed = store.update(
-            conn, principal.project_id, budget_id, rules.check_update(row, patch)
-        )
+        fields = rules.check_update(row, patch)
+        if "channelIds" in patch:
+            rules.check_channels(conn, channels, principal.project_id, fields)
+        changed = store.update(conn, principal.project_id, budget_id, fields)
         return None if changed is None else _shown(store, conn, principal.project_id, changed, when)
 
     outcome = await runtime(request).write(work)

@@ -180,12 +180,13 @@ async def _list_response(
     rt = rt_of(request)
     store = rt.store.alerts
 
-    def read(c: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def read(c: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
         rules, _ = store.page_rules(c, page.pid, LIST_LIMIT, 0)
         events, _ = store.page_events(c, page.pid, None, HISTORY_LIMIT, 0)
-        return rules, events
+        budgets = {b["id"]: b["name"] for b in rt.store.budgets.list_all(c, page.pid)}
+        return rules, events, budgets
 
-    rules, events = await rt.read(read)
+    rules, events, budget_names = await rt.read(read)
     names = {r["id"]: r["name"] for r in rules}
     return render(
         request,
@@ -194,6 +195,7 @@ async def _list_response(
             "rules": [{**r, "condition": describe(r)} for r in rules],
             "events": events,
             "names": names,
+            "budget_names": budget_names,
             "error": error,
             "f": form or _NEW_RULE,
             "open_form": form is not None,

@@ -46,8 +46,14 @@ def _budgets(request: Request, page: Page) -> Any:
 async def _render(
     request: Request, page: Page, *, status: int = 200, error: str = "", form: Any = None
 ) -> Response:
+    rt = rt_of(request)
+    rows = await rt.read(lambda c: rt.store.channels.list_channels(c, page.pid))
+    # Names only: a channel's config and sealed secrets stay out of the page.
+    channels = [{"id": r["id"], "name": r["name"], "kind": r["kind"]} for r in rows]
     context = {
         "budgets": await _budgets(request, page),
+        "channels": channels,
+        "channel_names": {ch["id"]: ch["name"] for ch in channels},
         "error": error,
         "form": form or {},
         "scopes": rules.SCOPES,
@@ -82,6 +88,7 @@ def _body(form: Form) -> dict[str, Any]:
         "period": form.get("period") or "month",
         "limitUsd": _number(form, "limit_usd", "limitUsd"),
         "softPercent": _number(form, "soft_percent", "softPercent"),
+        "channelIds": form.getlist("channel_ids"),
     }
     if scope != "project":
         body["scopeValue"] = form.get("scope_value") or None
@@ -99,12 +106,18 @@ async def budgets(request: Request, project_id: str) -> Response:
 async def create_budget(request: Request, project_id: str) -> Response:
     """Create a budget (admins and owners); the form again with the reason on bad input."""
     page, form = await page_form(request, project_id, "manage_project")
+    rt = rt_of(request)
+
+    def work(c: Conn) -> None:
+        rules.check_channels(c, rt.store.channels, page.pid, fields)
+        rt.store.budgets.create(c, page.pid, fields)
+
     try:
         fields = rules.check_budget(_body(form))
+        await rt.write(work)
     except InvalidInput as exc:
-        return await _render(request, page, status=400, error=str(exc), form=dict(form.pairs))
-    rt = rt_of(request)
-    await rt.write(lambda c: rt.store.budgets.create(c, page.pid, fields))
+        shown = {**dict(form.pairs), "channel_ids": form.getlist("channel_ids")}
+        return await _render(request, page, status=400, error=str(exc), form=shown)
     return redirect(_base(page))
 
 
@@ -112,12 +125,18 @@ async def create_budget(request: Request, project_id: str) -> Response:
 async def update_budget(request: Request, project_id: str, budget_id: str) -> Response:
     """Change a budget's fields (admins and owners)."""
     page, form = await page_form(request, project_id, "manage_project")
+    rt = rt_of(request)
+
+    def work(c: Conn) -> dict[str, Any] | None:
+        rules.check_channels(c, rt.store.channels, page.pid, fields)
+        return rt.store.budgets.update(c, page.pid, budget_id, fields)
+
     try:
         fields = rules.check_budget(_body(form))
+        changed = await rt.write(work)
     except InvalidInput as exc:
         return await _render(request, page, status=400, error=str(exc))
-    rt = rt_of(request)
-    if await rt.write(lambda c: rt.store.budgets.update(c, page.pid, budget_id, fields)) is None:
+    if changed is None:
         raise not_found("Budget")
     return redirect(_base(page))
 
