@@ -267,6 +267,7 @@ def measure(db_url: str, data_dir: str, project_id: str, runs: int) -> dict[str,
         "metrics page (last 24 hours)": f"{p}/metrics?range=24h",
         "metrics page (last 7 days)": f"{p}/metrics?range=7d",
         "metrics page (last 30 days = all traces)": f"{p}/metrics?range=30d",
+        "metrics page, metadata filter (last 7 days)": f"{p}/metrics?range=7d&meta=variant%3DA",
         "sessions list": f"{p}/sessions",
         "users list": f"{p}/users",
     }

@@ -25,8 +25,9 @@ Traces, errors, latencies, cost and tokens of whole UTC hours come from the hour
 rollups (:mod:`lanterna.store.rollups`, read through :mod:`lanterna.store.rollup_read`),
 which are keyed by environment and trace name (so those filters are covered), and top
 users from the hourly user rollup; only the partial hours at either end of a range are
-read from raw rows, so the figures equal those of the raw rows. A scope naming a user
-or tags reads raw rows (a user's through the ``traces_user`` index).
+read from raw rows, so the figures equal those of the raw rows. A scope naming a user,
+tags, a release, a model or metadata reads raw rows (a user's through the
+``traces_user`` index): the rollups are not keyed by them.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ HOURLY_UP_TO = timedelta(days=3)
 class Scope:
     """The traces a metric covers: a project, a time range (``[start, end)`` on the
     traces' ``timestamp``; either end may be open), and optionally environments, a user,
-    a trace name and tags (a trace has them all).
+    a trace name, tags, a release, a model (a trace with at least one observation of
+    it) and metadata ``key = value`` pairs (a trace has them all; a metadata value
+    compares as text, as on the trace list).
 
     The one scope of every metric: the dashboard, the daily metrics and users APIs, and
     later the metrics query API and alerts. Series, percentiles and top lists need both
@@ -64,10 +67,14 @@ class Scope:
     user_id: str | None = None
     trace_name: str | None = None
     tags: Sequence[str] = ()
+    release: str | None = None
+    model: str | None = None
+    metadata: Sequence[tuple[str, str]] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "environments", tuple(self.environments))
         object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "metadata", tuple((k, v) for k, v in self.metadata))
 
     def bounds(self) -> tuple[datetime, datetime]:
         """``(start, end)``; ValueError when the range is open."""
@@ -84,8 +91,15 @@ class Scope:
     @property
     def rolled_up(self) -> bool:
         """True when the hourly rollups can answer for this scope: they are kept per
-        project, hour, environment and trace name, not per user or tag."""
-        return self.user_id is None and not self.tags
+        project, hour, environment and trace name, not per user, tag, release, model
+        or metadata."""
+        return (
+            self.user_id is None
+            and not self.tags
+            and self.release is None
+            and self.model is None
+            and not self.metadata
+        )
 
     def filters(self, conn: Conn) -> tuple[str, list[Any]]:
         """SQL condition on ``traces t`` for everything but the time range."""
@@ -104,6 +118,18 @@ class Scope:
         for tag in self.tags:
             clauses.append(d.json_array_contains("t.tags"))
             params.append(tag)
+        if self.release is not None:
+            clauses.append("t.release = ?")
+            params.append(self.release)
+        if self.model is not None:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM observations om WHERE om.project_id = t.project_id"
+                " AND om.trace_id = t.id AND om.model = ?)"
+            )
+            params.append(self.model)
+        for key, value in self.metadata:
+            clauses.append(f"CAST({d.json_text_at('t.metadata')} AS TEXT) = ?")
+            params += [key, value]
         return " AND ".join(clauses), params
 
     def where(

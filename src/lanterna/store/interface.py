@@ -73,7 +73,7 @@ from .projects import NewKey
 from .prompts import NewPrompt, VersionStats
 from .scores import VALUE_OPERATORS, ScoreDistribution, ScoreQuery
 from .sessions import SessionStats
-from .traces import TraceQuery, TraceRollup
+from .traces import TraceQuery, TraceRollup, TraceTotals
 from .write import PreparedEvents
 from .writer import Combinable
 
@@ -104,6 +104,7 @@ __all__ = [
     "Store",
     "TraceQuery",
     "TraceRollup",
+    "TraceTotals",
     "Traces",
     "sql_store",
 ]
@@ -131,6 +132,10 @@ class Traces(Protocol):
         with_io: bool = True,
         count_limit: int | None = None,
     ) -> Page: ...
+
+    def trace_totals(
+        self, conn: Conn, project_id: str, query: TraceQuery, *, limit: int
+    ) -> TraceTotals: ...
 
     def observations_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]: ...
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -173,6 +173,43 @@ def list_traces(
 
     Raises :class:`FilterError` for an unknown column, operator or order field.
     """
+    m = _matching(conn, project_id, query)
+    where, params = m.where, m.params
+    source, count_where, count_params = m.source, m.count_where, m.count_params
+    order = m.order
+    if count_limit is None:
+        count_sql = f"SELECT COUNT(*) FROM {source} WHERE {count_where}"
+    else:
+        count_sql = (
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {count_where} LIMIT ?) AS m"
+        )
+        count_params = [*count_params, max(count_limit, offset + limit) + 1]
+    total = int(conn.scalar(count_sql, count_params) or 0)
+    if total <= offset:
+        return [], total
+    rows = conn.all(
+        f"SELECT {_CORE_COLUMNS}, {_IO_COLUMNS if with_io else _NO_IO} FROM traces t"
+        f" WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return rows, total
+
+
+@dataclass(frozen=True, slots=True)
+class _Matching:
+    """How to read the traces matching a query: ``where``/``params`` on ``traces t`` for
+    the page (in ``order``), and ``source``/``count_where``/``count_params`` to walk
+    every match (the count and the totals)."""
+
+    where: str
+    params: list[Any]
+    order: str
+    source: str
+    count_where: str
+    count_params: list[Any]
+
+
+def _matching(conn: Conn, project_id: str, query: TraceQuery) -> _Matching:
     compiled = compile_conditions(
         query.conditions(), trace_columns(conn.dialect), conn.dialect, resource="traces"
     )
@@ -203,22 +240,72 @@ def list_traces(
         source = f"({hits[0]}) AS h CROSS JOIN traces t ON t.rowid = h.rowid"
         count_where, count_params = where_of(False)
         count_params = [*hits[1], *count_params]
-    if count_limit is None:
-        count_sql = f"SELECT COUNT(*) FROM {source} WHERE {count_where}"
-    else:
-        count_sql = (
-            f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {count_where} LIMIT ?) AS m"
-        )
-        count_params = [*count_params, max(count_limit, offset + limit) + 1]
-    total = int(conn.scalar(count_sql, count_params) or 0)
-    if total <= offset:
-        return [], total
-    rows = conn.all(
-        f"SELECT {_CORE_COLUMNS}, {_IO_COLUMNS if with_io else _NO_IO} FROM traces t"
-        f" WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-        [*params, limit, offset],
+    return _Matching(where, params, order, source, count_where, count_params)
+
+
+@dataclass(slots=True)
+class TraceTotals:
+    """What a set of traces adds up to (the trace list's totals row).
+
+    ``traces``: how many were summed (at most the limit asked for); ``cost`` and
+    ``tokens``: sums over their observations; ``latency``: the average latency of those
+    with observations (None when none has); ``scores``: the average of each numeric
+    or boolean score name over their scores.
+    """
+
+    traces: int = 0
+    cost: float = 0.0
+    tokens: int = 0
+    latency: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def trace_totals(conn: Conn, project_id: str, query: TraceQuery, *, limit: int) -> TraceTotals:
+    """Totals over the traces matching ``query`` in one query: all of them when there
+    are at most ``limit``, else the first ``limit`` of them in the list's order (the
+    list counts up to a limit the same way).
+
+    Raises :class:`FilterError` like :func:`list_traces`.
+    """
+    m = _matching(conn, project_id, query)
+    d = conn.dialect
+    latency = (
+        f"{d.epoch_seconds('MAX(COALESCE(o.end_time, o.start_time))')}"
+        f" - {d.epoch_seconds('MIN(o.start_time)')}"
     )
-    return rows, total
+    # The matching traces (bounded), then per trace its observations' sums, then one
+    # row of trace totals and one row per score name.
+    chosen = f"SELECT t.id AS id FROM {m.source} WHERE {m.count_where} ORDER BY {m.order} LIMIT ?"
+    per_trace = (
+        f"SELECT c.id, COUNT(o.id) AS n, COALESCE(SUM(o.total_cost), 0) AS cost,"
+        f" COALESCE(SUM(o.usage_total), 0) AS tokens, {latency} AS latency"
+        " FROM chosen c LEFT JOIN observations o ON o.project_id = ? AND o.trace_id = c.id"
+        " GROUP BY c.id"
+    )
+    rows = conn.all(
+        f"WITH chosen AS ({chosen}), per_trace AS ({per_trace})"
+        " SELECT NULL AS name, COUNT(*) AS n, SUM(cost) AS cost, SUM(tokens) AS tokens,"
+        " SUM(CASE WHEN n > 0 THEN latency END) AS latency_sum,"
+        " SUM(CASE WHEN n > 0 THEN 1 ELSE 0 END) AS observed FROM per_trace"
+        " UNION ALL"
+        " SELECT s.name, COUNT(s.value), SUM(s.value), NULL, NULL, NULL"
+        " FROM chosen c JOIN scores s ON s.project_id = ? AND s.trace_id = c.id"
+        " WHERE s.data_type IN ('NUMERIC', 'BOOLEAN') AND s.value IS NOT NULL"
+        " GROUP BY s.name",
+        [*m.count_params, limit, project_id, project_id],
+    )
+    out = TraceTotals()
+    for r in rows:
+        if r["name"] is None:
+            observed = int(r["observed"] or 0)
+            out.traces = int(r["n"] or 0)
+            out.cost = float(r["cost"] or 0.0)
+            out.tokens = int(r["tokens"] or 0)
+            out.latency = float(r["latency_sum"] or 0.0) / observed if observed else None
+        elif int(r["n"] or 0):
+            out.scores[r["name"]] = float(r["cost"] or 0.0) / int(r["n"])
+    out.scores = dict(sorted(out.scores.items()))
+    return out
 
 
 #: A search whose index candidates reach this many reads the traces in list order.

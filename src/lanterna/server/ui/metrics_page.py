@@ -27,13 +27,41 @@ def label(text: Any) -> str:
     return html.escape(str(text), quote=False)
 
 
-def scope_of(request: Request, project_id: str) -> tuple[metrics.Scope, dict[str, str], str]:
-    """The range (``range`` preset or ``custom`` ``from``/``to``) and environment."""
+#: The trace filters of the page besides the range, as URL parameters.
+TEXT_FILTERS = ("env", "name", "user", "release", "model")
+
+
+def scope_of(request: Request, project_id: str) -> tuple[metrics.Scope, dict[str, Any], str]:
+    """The range (``range`` preset or ``custom`` ``from``/``to``), environment, trace
+    name, user, tags (``tag``, comma-separated or repeated: all of them), release,
+    model and metadata (``meta=key=value``, repeatable: all of them), and the error
+    to show (a range or a metadata filter the page cannot use)."""
     q = request.query_params
     window = bounded_range(q)
-    env = q.get("env", "").strip()
-    scope = metrics.Scope(project_id, window.start, window.end, (env,) if env else ())
-    return scope, {**window.params, "env": env}, window.error
+    text = {k: q.get(k, "").strip() for k in TEXT_FILTERS}
+    tags = [t.strip() for raw in q.getlist("tag") for t in raw.split(",") if t.strip()]
+    meta = [m.strip() for m in q.getlist("meta") if m.strip()]
+    pairs: list[tuple[str, str]] = []
+    error = window.error
+    for item in meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            error = error or f"Metadata filter {item!r}: write it as key=value"
+            continue
+        pairs.append((key.strip(), value.strip()))
+    scope = metrics.Scope(
+        project_id,
+        window.start,
+        window.end,
+        (text["env"],) if text["env"] else (),
+        user_id=text["user"] or None,
+        trace_name=text["name"] or None,
+        tags=tags,
+        release=text["release"] or None,
+        model=text["model"] or None,
+        metadata=pairs,
+    )
+    return scope, {**window.params, **text, "tag": tags, "meta": meta}, error
 
 
 def charts(

@@ -19,7 +19,7 @@ from ...schema import LEVELS
 from ...store.db import Conn
 from ...store.dialect import Dialect
 from ...store.filters import Condition, FilterError
-from ...store.interface import Store, TraceQuery
+from ...store.interface import Store, TraceQuery, TraceTotals
 from ...timeutil import format_ts, now, parse_ts
 from ..shapes import observation_json, score_json, trace_json
 from .io_view import io_view
@@ -176,7 +176,8 @@ def list_row(d: Dialect, project_id: str, item: TraceItem) -> dict[str, Any]:
 
 #: The trace list counts its matches up to here and then says "10,000+": an exact count
 #: of a broad filter over millions of traces reads all of them. A text search, which
-#: reads each trace's input and output, counts up to ``SEARCH_COUNT_LIMIT``.
+#: reads each trace's input and output, counts up to ``SEARCH_COUNT_LIMIT``. The totals
+#: row sums the same number of matches at most (the first ones in the list's order).
 COUNT_LIMIT = 10_000
 SEARCH_COUNT_LIMIT = 1_000
 
@@ -216,11 +217,13 @@ async def traces_list(request: Request, project_id: str) -> Response:
     total = 0
     offset = (view.page - 1) * view.limit
     count_limit = SEARCH_COUNT_LIMIT if view.params["q"] else COUNT_LIMIT
+    totals: TraceTotals | None = None
     try:
         query = view.query()
         rt = rt_of(request)
-        rows, total = await rt.read(
-            lambda c: list_rows(
+
+        def read(c: Conn) -> tuple[list[dict[str, Any]], int, TraceTotals]:
+            found, n = list_rows(
                 rt.store,
                 c,
                 page.pid,
@@ -229,11 +232,15 @@ async def traces_list(request: Request, project_id: str) -> Response:
                 offset=offset,
                 count_limit=count_limit,
             )
-        )
+            # Totals of the filtered set, bounded like the count (see COUNT_LIMIT).
+            return found, n, rt.store.traces.trace_totals(c, page.pid, query, limit=count_limit)
+
+        rows, total, totals = await rt.read(read)
     except FilterError as exc:
         error = str(exc)
     counted = max(count_limit, offset + view.limit)
     more = total > counted
+    bounded = total > count_limit  # the totals summed the first count_limit matches
     total = min(total, counted)
     pages = max(1, -(-total // view.limit), view.page + 1 if more else 0)
     return render(
@@ -243,6 +250,8 @@ async def traces_list(request: Request, project_id: str) -> Response:
             "view": view,
             "p": view.params,
             "rows": rows,
+            "totals": totals,
+            "totals_bounded": bounded,
             "total": total,
             "more": more,
             "pages": pages,
