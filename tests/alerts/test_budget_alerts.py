@@ -73,8 +73,11 @@ def test_a_budget_notifies_its_channel_once_per_crossing(setup):
     assert soft["rule"] == {"id": budget["id"], "name": "Daily spend"}
     assert soft["details"]["source"] == "budget" and soft["details"]["level"] == "soft"
     assert soft["value"] == pytest.approx(8.5) and soft["threshold"] == pytest.approx(8.0)
+    writer = api.app.state.runtime.writer  # type: ignore[attr-defined]
+    commits = writer.commits
     tick(DAY + 4 * HOUR)
     assert len(receiver.requests) == 1  # recorded: not again
+    assert writer.commits == commits  # nothing new: the spend was read, nothing written
     spend(api, iso(DAY + 4 * HOUR), 2.0)
     tick(DAY + 5 * HOUR)
     tick(DAY + 6 * HOUR)

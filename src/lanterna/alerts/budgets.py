@@ -234,6 +234,29 @@ def describe(budget: dict[str, Any]) -> str:
     return f"cost of {who} {per}"
 
 
+def has_new_crossing(
+    conn: Conn, project_id: str, now: datetime, *, store: BudgetStore | None = None
+) -> bool:
+    """True when a budget of the project has reached a level not yet recorded in its
+    current period. Read-only: the evaluator checks it on a read connection so that the
+    spend queries hold the write lock (:func:`budget_messages`) only when there is a
+    crossing to record."""
+    budgets: BudgetStore = stored if store is None else store
+    for budget in budgets.list_all(conn, project_id):
+        st = status(conn, project_id, budget, now)
+        if st.state == "ok":
+            continue
+        recorded = {
+            c["level"]
+            for c in budgets.crossings(conn, project_id, budget["id"])
+            if c["period_start"] == st.period_key
+        }
+        wanted = {"soft", "exceeded"} if st.state == "exceeded" else {"soft"}
+        if wanted - recorded:
+            return True
+    return False
+
+
 def budget_messages(
     conn: Conn,
     project_id: str,

@@ -19,12 +19,14 @@ Each delivery is recorded as ``notified`` (with the channel's id) or
 ``delivery_error`` (with :class:`DeliveryError`'s message).
 
 Budgets (:meth:`Evaluator.tick_budgets`, part of every tick): for each project with
-budgets, :func:`~lanterna.alerts.budgets.budget_messages` runs in one write
-transaction, which records each new crossing (soft, exceeded) under a database key and
-returns messages only for the crossings this transaction recorded. So of several
-evaluators ticking at once exactly one gets each message; it delivers it to the
-budget's ``channel_ids`` through ``channels_for`` (the rules' lookup) and records
-``fired`` and the deliveries in the alert history with ``source`` ``budget``.
+budgets whose spend (read on a read connection,
+:func:`~lanterna.alerts.budgets.has_new_crossing`) reached a level not yet recorded,
+:func:`~lanterna.alerts.budgets.budget_messages` runs in one write transaction, which
+records each new crossing (soft, exceeded) under a database key and returns messages
+only for the crossings this transaction recorded. So of several evaluators ticking at
+once exactly one gets each message; it delivers it to the budget's ``channel_ids``
+through ``channels_for`` (the rules' lookup) and records ``fired`` and the deliveries
+in the alert history with ``source`` ``budget``.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from ..analytics.alert_metrics import SUMS, MetricSpec, Reading, measure
 from ..store.db import Conn, Database
 from ..store.interface import Store
 from ..timeutil import now as utc_now
-from .budgets import budget_messages
+from .budgets import budget_messages, has_new_crossing
 from .message import AlertMessage, Channel, DeliveryError
 from .rules import describe
 
@@ -146,6 +148,11 @@ class Evaluator:
         sent: list[AlertMessage] = []
         for pid in projects:
             try:
+                # Spend is read first on a read connection; the writer (which holds the
+                # write lock while it runs) is used only when a crossing is new.
+                with self.db.read() as conn:
+                    if not has_new_crossing(conn, pid, at, store=budgets):
+                        continue
                 found = self.write(partial(self._crossings, project_id=pid, at=at))
             except Exception:  # one project's failure must not stop the others
                 log.exception("budgets of project %s failed to evaluate", pid)
