@@ -304,30 +304,64 @@ class Target:
             return None
         return dict(json.loads(self.meta_path.read_text()))
 
+    @property
+    def progress_path(self) -> Path:
+        """Where a generation in progress records how far it got."""
+        return self.meta_path.with_name("progress.json")
+
+
+def _save_progress(target: Target, state: dict[str, Any]) -> None:
+    """Record how far generation got (after a batch commits), so a killed run resumes."""
+    tmp = target.progress_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(target.progress_path)
+
 
 def generate(target: Target, observations: int, seed: int) -> dict[str, Any]:
-    """Build the data set through the real write path; returns its description."""
+    """Build the data set through the real write path; returns its description.
+
+    A run that was killed part way resumes where its last committed batch ended: the
+    random generator's state is saved with the progress, so the resumed data set is the
+    one an uninterrupted run builds.
+    """
     db = Database(target.url)
     migrate(db)
     conn = db.connect_writer()
-    rng = random.Random(seed)
     traces = observations // OBS_PER_TRACE
     shape = Shape(traces, max(200, traces // 40))
-    end = datetime.now(timezone.utc).replace(microsecond=0)
-    started = time.perf_counter()
-    written = 0
+    saved = json.loads(target.progress_path.read_text()) if target.progress_path.exists() else None
+    rng = random.Random(seed)
     try:
-        with conn.transaction():
-            org = projects.create_organization(conn, "Bench")
-            project_id = projects.create_project(conn, org, "Bench")
-            user = accounts.create_user(conn, EMAIL, PASSWORD)
-            accounts.set_member(conn, user, project_id, "owner")
-            key = projects.create_key(conn, project_id, "bench")
+        if saved is None:
+            end = datetime.now(timezone.utc).replace(microsecond=0)
+            with conn.transaction():
+                org = projects.create_organization(conn, "Bench")
+                project_id = projects.create_project(conn, org, "Bench")
+                user = accounts.create_user(conn, EMAIL, PASSWORD)
+                accounts.set_member(conn, user, project_id, "owner")
+                key = projects.create_key(conn, project_id, "bench")
+            saved = {
+                "project_id": project_id,
+                "public_key": key.public_key,
+                "secret_key": key.secret_key,
+                "end": _iso(end),
+                "next": 0,
+                "written": 0,
+                "seconds": 0.0,
+            }
+        else:
+            rng.setstate((saved["rng"][0], tuple(saved["rng"][1]), saved["rng"][2]))
+            end = datetime.fromisoformat(saved["end"].replace("Z", "+00:00"))
+            print(f"  resuming at trace {saved['next']:,} ({saved['written']:,} observations)")
+        project_id = saved["project_id"]
+        written = saved["written"]
+        before = saved["seconds"]
+        started = time.perf_counter()
         # Traces arrive in time order, give or take the two minutes clients may lag.
         batch: list[Any] = []
         start = end - timedelta(days=DAYS)
         step = DAYS * 86400 / traces
-        for i in range(traces):
+        for i in range(saved["next"], traces):
             at = start + timedelta(seconds=i * step - rng.uniform(0, 120))
             count = OBS_PER_TRACE + rng.randrange(-2, 3)
             if i == traces - 1:
@@ -340,14 +374,18 @@ def generate(target: Target, observations: int, seed: int) -> dict[str, Any]:
                 with conn.transaction():
                     prepared(conn)
                 batch = []
+                spent = before + time.perf_counter() - started
+                state = rng.getstate()
+                saved.update(next=i + 1, written=written, seconds=spent)
+                saved["rng"] = [state[0], list(state[1]), state[2]]
+                _save_progress(target, saved)
                 if (i + 1) % (BATCH_TRACES * 40) == 0 or i == traces - 1:
-                    spent = time.perf_counter() - started
                     print(
                         f"  {target.backend}: {written:,} observations, {i + 1:,} traces"
                         f" ({spent:.0f} s, {written / spent:,.0f} obs/s)",
                         flush=True,
                     )
-        spent = time.perf_counter() - started
+        spent = before + time.perf_counter() - started
         # What a long-running database has: planner statistics (and on PostgreSQL the
         # visibility map autovacuum keeps, which index-only scans need).
         with conn.transaction():
@@ -360,8 +398,8 @@ def generate(target: Target, observations: int, seed: int) -> dict[str, Any]:
         db.close()
     meta = {
         "project_id": project_id,
-        "public_key": key.public_key,
-        "secret_key": key.secret_key,
+        "public_key": saved["public_key"],
+        "secret_key": saved["secret_key"],
         "observations": written,
         "traces": traces,
         "users": shape.users,
@@ -370,6 +408,7 @@ def generate(target: Target, observations: int, seed: int) -> dict[str, Any]:
         "obs_per_second": round(written / spent),
     }
     target.meta_path.write_text(json.dumps(meta, indent=1))
+    target.progress_path.unlink(missing_ok=True)
     print(
         f"built {written:,} observations ({traces:,} traces) on {target.backend} in {spent:.0f} s"
         f" ({written / spent:,.0f} obs/s)",
@@ -631,6 +670,7 @@ def target_for(backend: str, data_dir: Path, scale: float, pg_admin: str | None)
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             (home / "meta.json").unlink(missing_ok=True)
+            (home / "progress.json").unlink(missing_ok=True)
             conn.execute(f'CREATE DATABASE "{name}"')
     return Target("postgres", admin.rsplit("/", 1)[0] + f"/{name}", home / "meta.json", home)
 
@@ -638,6 +678,7 @@ def target_for(backend: str, data_dir: Path, scale: float, pg_admin: str | None)
 def reset(target: Target, pg_admin: str | None) -> None:
     """Remove a data set (a half-built one, or on ``--drop``)."""
     target.meta_path.unlink(missing_ok=True)
+    target.progress_path.unlink(missing_ok=True)
     if target.backend == "sqlite":
         shutil.rmtree(target.data_dir)
         target.data_dir.mkdir(parents=True)
@@ -676,7 +717,8 @@ def main() -> int:
             continue
         meta = target.meta()
         if meta is None:
-            reset(target, args.pg_admin_url)  # a half-built set from an interrupted run
+            if not target.progress_path.exists():
+                reset(target, args.pg_admin_url)  # a half-built set with no progress record
             print(f"generating {observations:,} observations into {backend} ...", flush=True)
             meta = generate(target, observations, args.seed)
         else:
