@@ -69,3 +69,11 @@ def test_empty_database_migrates_to_the_expected_schema(db_url: str):
         assert migrate(db) == []
     finally:
         db.close()
+
+
+def test_migrations_apply_in_number_order_and_numbers_are_unique() -> None:
+    """Migrations after 0017 are found by module name; their order is their number."""
+    names = [name for name, _ in MIGRATIONS]
+    assert names == sorted(names)
+    assert len({name[:4] for name in names}) == len(names)
+    assert names[:2] == ["0001_core", "0002_read_indexes"]

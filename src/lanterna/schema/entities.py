@@ -1,7 +1,7 @@
 """The field tables: one line per field of each stored entity.
 
 Adding a field to an entity is one line here plus a migration that adds its column
-(``store/migrations.py``); the record columns, the ``filter`` whitelist, the API
+(``store/migrations/``); the record columns, the ``filter`` whitelist, the API
 objects, the cursor API's field groups and the ingestion readers (with their limits)
 follow from the line. Fields whose meaning is more than their kind (``environment``,
 ``metadata``, usage and cost, prompt links, score values) are marked ``read=HAND``

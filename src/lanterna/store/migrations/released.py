@@ -1,28 +1,20 @@
-"""Schema migrations: a plain ordered list, applied names recorded in ``schema_migrations``.
+"""The migrations of releases up to 0017, in one module (later ones each have their own).
 
-Each migration is a function of a connection; it runs in its own transaction. The SQL
-is written once with ``{TS}`` (timestamp), ``{JSON}``, ``{BOOL}``, ``{FLOAT}`` and
-``{CLUSTERED}`` slots that each dialect fills in. Never edit a released migration: add a new one.
+Never edit a released migration: add a new module ``mNNNN_name.py`` beside this one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..timeutil import now
-from .db import Conn, Database
-from .rollups import backfill
-
-
-def _ddl(conn: Conn, script: str) -> None:
-    for statement in script.format(**conn.dialect.column_types).split(";"):
-        if statement.strip():
-            conn.raw.execute(statement)
+from ..db import Conn
+from ..rollups import backfill
+from .sql import ddl, pg_trgm
 
 
 def m0001_core(conn: Conn) -> None:
     """Organisations, projects, API keys, traces, observations, scores, sessions."""
-    _ddl(
+    ddl(
         conn,
         """
         CREATE TABLE organizations (
@@ -151,7 +143,7 @@ def m0001_core(conn: Conn) -> None:
 
 def m0002_read_indexes(conn: Conn) -> None:
     """Indexes for the filters of the trace and observation lists."""
-    _ddl(
+    ddl(
         conn,
         """
         CREATE INDEX traces_environment ON traces (project_id, environment, timestamp);
@@ -164,12 +156,12 @@ def m0002_read_indexes(conn: Conn) -> None:
     # answers it from a GIN index, SQLite has no index over JSON array elements.
     tags = conn.dialect.json_array_index("traces_tags", "traces", "tags")
     if tags is not None:
-        _ddl(conn, tags)
+        ddl(conn, tags)
 
 
 def m0003_prompts(conn: Conn) -> None:
     """Prompt versions with labels and tags."""
-    _ddl(
+    ddl(
         conn,
         """
         CREATE TABLE prompts (
@@ -196,7 +188,7 @@ def m0003_prompts(conn: Conn) -> None:
 
 def m0004_models(conn: Conn) -> None:
     """Custom model prices per project; what priced each observation, and its tokens."""
-    _ddl(
+    ddl(
         conn,
         """
         CREATE TABLE models (
@@ -223,7 +215,7 @@ def m0004_models(conn: Conn) -> None:
 
 def m0005_accounts(conn: Conn) -> None:
     """Dashboard accounts: users (argon2 hashes), roles per project, login sessions."""
-    _ddl(
+    ddl(
         conn,
         """
         CREATE TABLE users (
@@ -259,7 +251,7 @@ def m0005_accounts(conn: Conn) -> None:
 def m0006_rollups(conn: Conn) -> None:
     """Hourly rollups for the metrics (``lanterna.store.rollups``). They are built
     from the traces already stored by 0007 (which adds the columns the build writes)."""
-    _ddl(
+    ddl(
         conn,
         """
         CREATE TABLE rollup_traces (
@@ -309,7 +301,7 @@ def m0006_rollups(conn: Conn) -> None:
 def m0007_trace_totals_latency(conn: Conn) -> None:
     """Each trace's latency and error flag in ``trace_totals``. Clears the rollups:
     0012, which replaced their tables, builds them again (this step used to)."""
-    _ddl(
+    ddl(
         conn,
         """
         ALTER TABLE trace_totals ADD COLUMN latency {FLOAT};
@@ -330,7 +322,7 @@ def m0008_write_light_indexes(conn: Conn) -> None:
     index by prompt name, the column the prompt metrics and the ``promptName`` filter
     use: observations without a prompt are not in it at all.
     """
-    _ddl(
+    ddl(
         conn,
         """
         DROP INDEX trace_totals_user;
@@ -344,7 +336,7 @@ def m0008_write_light_indexes(conn: Conn) -> None:
 
 def m0009_score_configs(conn: Conn) -> None:
     """Score configs per project (data type, range, categories), listed newest first."""
-    _ddl(
+    ddl(
         conn,
         """
         CREATE TABLE score_configs (
@@ -370,7 +362,7 @@ def m0010_login_throttle(conn: Conn) -> None:
     """Login throttling shared by every server process: failure counters per client
     address, per (account, address) and per account; devices that logged in before;
     lockout events shown to the account's owner."""
-    _ddl(
+    ddl(
         conn,
         """
         CREATE TABLE login_failures (
@@ -402,7 +394,7 @@ def m0010_login_throttle(conn: Conn) -> None:
 def m0011_dashboards(conn: Conn) -> None:
     """Custom dashboards and their widgets, per project; which dashboard is a project's
     default (recorded once, so a deleted default dashboard is not created again)."""
-    _ddl(
+    ddl(
         conn,
         """
         CREATE TABLE dashboard_widgets (
@@ -447,7 +439,7 @@ def m0012_wide_rollups(conn: Conn) -> None:
     observation name, model, user, latency and time-to-first-token histograms, numeric
     scores per name (``lanterna.store.rollups``). Replaces ``rollup_traces`` and ``rollup_models``
     and builds every rollup from the stored traces."""
-    _ddl(
+    ddl(
         conn,
         """
         DROP TABLE rollup_traces;
@@ -536,7 +528,7 @@ def m0013_budgets(conn: Conn) -> None:
     """Cost budgets per project (for the project, a user, a session or a tag) and the
     crossings of their soft threshold and hard limit, one per budget, period and level
     (the key keeps a crossing from being recorded, and notified, twice)."""
-    _ddl(
+    ddl(
         conn,
         """
         CREATE TABLE budgets (
@@ -571,32 +563,17 @@ def m0014_trace_search(conn: Conn) -> None:
     any case): ``Dialect.search_index`` (SQLite FTS5 trigrams, PostgreSQL pg_trgm),
     built from the traces already stored. Without it (PostgreSQL without pg_trgm) the
     search reads every trace, as before."""
-    if conn.dialect.name == "postgresql" and not _pg_trgm(conn):
+    if conn.dialect.name == "postgresql" and not pg_trgm(conn):
         return
     for statement in conn.dialect.search_index():
         conn.raw.execute(statement)
-
-
-def _pg_trgm(conn: Conn) -> bool:
-    """Whether PostgreSQL has the ``pg_trgm`` extension (created here when the server
-    ships it and the role may: it is a trusted extension since PostgreSQL 13)."""
-    if not conn.scalar("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'"):
-        return False
-    conn.raw.execute("SAVEPOINT pg_trgm")
-    try:
-        conn.raw.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    except Exception:  # no privilege: the search scans, as without the extension
-        conn.raw.execute("ROLLBACK TO SAVEPOINT pg_trgm")
-        return False
-    conn.raw.execute("RELEASE SAVEPOINT pg_trgm")
-    return True
 
 
 def m0015_alert_channels(conn: Conn) -> None:
     """Alert channels per project: kind (webhook, slack, email), settings as JSON, and
     their secrets sealed by the server (``alerts/secretbox.py``), with the names of the
     secret fields that are set (to show them masked without decrypting)."""
-    _ddl(
+    ddl(
         conn,
         """
         CREATE TABLE alert_channels (
@@ -618,7 +595,7 @@ def m0015_alert_channels(conn: Conn) -> None:
 def m0016_alert_rules(conn: Conn) -> None:
     """Alert rules with their evaluation state and lease (``store/alerts.py``), and the
     alert history."""
-    _ddl(
+    ddl(
         conn,
         """
         CREATE TABLE alert_rules (
@@ -679,7 +656,7 @@ def m0017_budget_channels(conn: Conn) -> None:
     """The channels a budget notifies (``channel_ids``, a JSON array of channel ids, as a
     rule's), and the source of each alert history entry (``rule`` or ``budget``: a
     budget's entries carry its id as ``rule_id``)."""
-    _ddl(
+    ddl(
         conn,
         """
         ALTER TABLE budgets ADD COLUMN channel_ids {JSON} NOT NULL DEFAULT '[]';
@@ -707,39 +684,3 @@ MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
     ("0016_alert_rules", m0016_alert_rules),
     ("0017_budget_channels", m0017_budget_channels),
 ]
-
-
-def applied(conn: Conn) -> list[str]:
-    """Names of the migrations already applied, in order."""
-    conn.raw.execute(
-        conn.dialect.sql(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            f"(name TEXT PRIMARY KEY, applied_at {conn.dialect.column_types['TS']} NOT NULL)"
-        )
-    )
-    return [r["name"] for r in conn.all("SELECT name FROM schema_migrations ORDER BY name")]
-
-
-def migrate(db: Database) -> list[str]:
-    """Apply every pending migration; return the names applied now."""
-    conn = db.connect_writer()
-    done: list[str] = []
-    try:
-        lock = db.dialect.migration_lock()
-        if lock is not None:
-            # One migrator at a time across processes (replicas starting together).
-            conn.raw.execute(lock)
-        have = set(applied(conn))
-        for name, step in MIGRATIONS:
-            if name in have:
-                continue
-            with conn.transaction():
-                step(conn)
-                conn.run(
-                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
-                    (name, db.dialect.ts(now())),
-                )
-            done.append(name)
-    finally:
-        conn.raw.close()
-    return done
