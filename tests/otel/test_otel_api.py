@@ -339,6 +339,32 @@ def test_nul_characters_long_names_and_odd_values_are_stored(api):
     assert obs["costDetails"] == {}
 
 
+def test_token_counts_past_what_a_database_sums_are_skipped_not_a_failure(api):
+    """A count over a trillion (up to int64's maximum, or past it inside a JSON string)
+    is skipped like an unreadable one; the span, its other counts and cost are stored."""
+
+    def work(tracer):
+        with tracer.start_as_current_span("llm") as s:
+            s.set_attribute("langfuse.observation.type", "generation")
+            s.set_attribute("gen_ai.request.model", "gpt-4o")
+            s.set_attribute("gen_ai.usage.input_tokens", 2**63 - 1)
+            s.set_attribute("gen_ai.usage.output_tokens", 5)
+        with tracer.start_as_current_span("llm2") as s:
+            s.set_attribute("langfuse.observation.type", "generation")
+            s.set_attribute("langfuse.observation.usage_details", '{"input": 99999999999999999999}')
+
+    spans = record(work)
+    response = post(api, protobuf(spans), PROTOBUF)
+    assert response.status_code == 200, response.text
+    for span in spans:
+        trace = api.get(f"/api/public/traces/{span.context.trace_id:032x}").json()
+        [obs] = trace["observations"]
+        if obs["name"] == "llm":
+            assert obs["usageDetails"] == {"output": 5, "total": 5}
+        else:
+            assert obs["usageDetails"] == {}
+
+
 def test_deeply_nested_attribute_json_is_refused(api):
     deep = "[" * 300 + "]" * 300
 

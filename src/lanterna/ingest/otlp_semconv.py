@@ -19,7 +19,13 @@ from typing import Any
 
 from .. import _json
 from ..timeutil import NaiveTimestampError, parse_ts
-from .usage import UsageError, normalize_cost_details, normalize_usage_details
+from .usage import (
+    MAX_COST,
+    MAX_COUNT,
+    UsageError,
+    normalize_cost_details,
+    normalize_usage_details,
+)
 
 # --- small value helpers ---------------------------------------------------------------
 
@@ -65,19 +71,22 @@ def first(attrs: dict[str, Any], *keys: str) -> Any:
 
 
 def _count(value: Any) -> int | None:
+    """A token count, or None when unreadable, negative or over ``MAX_COUNT`` (such a
+    count is skipped, as the JSON route refuses it: no 64-bit overflow downstream)."""
     if isinstance(value, bool):
         return None
+    count: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+        count = value
+    elif isinstance(value, float) and value.is_integer():
+        count = int(value)
+    elif isinstance(value, str):
         try:
             number = float(value)
         except ValueError:
             return None
-        return int(number) if number.is_integer() else None
-    return None
+        count = int(number) if number.is_integer() else None
+    return count if count is not None and 0 <= count <= MAX_COUNT else None
 
 
 def _number(value: Any) -> float | None:
@@ -433,7 +442,7 @@ def cost_details(attrs: dict[str, Any]) -> dict[str, float] | None:
             return None
     for key in ("gen_ai.usage.cost", "llm.cost.total"):
         total = _number(attrs.get(key))
-        if total is not None and math.isfinite(total) and total >= 0:
+        if total is not None and math.isfinite(total) and 0 <= total <= MAX_COST:
             return {"total": total}
     return None
 

@@ -15,6 +15,20 @@ class UsageError(ValueError):
     """A usage object that cannot be read."""
 
 
+#: The largest usage count one observation may report (a trillion: far past any model,
+#: and small enough that sums over millions of observations fit a 64-bit integer).
+MAX_COUNT = 10**12
+#: The largest cost in USD one observation may report.
+MAX_COST = 1e12
+
+
+def check_bounds(values: dict[str, Any] | None, field: str, limit: float) -> None:
+    """Raise :class:`UsageError` naming ``field.key`` when a value is over ``limit``."""
+    for key, value in (values or {}).items():
+        if value > limit:
+            raise UsageError(f"{field}.{key}: must be at most {limit:,.0f}, got {value}")
+
+
 _OPENAI_CHAT = ("prompt_tokens", "completion_tokens")
 _OPENAI_RESPONSES = ("input_tokens", "output_tokens")
 
@@ -93,6 +107,7 @@ def normalize_usage_details(value: Any) -> dict[str, int] | None:
                 result[str(key)] = count
     if not result:
         return None
+    check_bounds(result, "usageDetails", MAX_COUNT)
     if "total" not in result:
         result["total"] = sum(result.values())
     return result
@@ -127,6 +142,8 @@ def normalize_legacy_usage(value: Any) -> tuple[dict[str, int] | None, dict[str,
         cost = _cost(value.get(wire))
         if cost is not None:
             costs[key] = cost
+    check_bounds(counts, "usage", MAX_COUNT)
+    check_bounds(costs, "usage", MAX_COST)
     if counts and "total" not in counts:
         counts["total"] = sum(counts.values())
     return counts or None, costs or None
@@ -150,6 +167,7 @@ def normalize_cost_details(value: Any) -> dict[str, float] | None:
     result = {str(k): c for k, v in value.items() if (c := _cost(v)) is not None}
     if not result:
         return None
+    check_bounds(result, "costDetails", MAX_COST)
     if "total" not in result:
         result["total"] = sum(result.values())
     return result

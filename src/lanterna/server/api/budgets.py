@@ -26,7 +26,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import budget_json, crossing_json
 from .body import Deleted, json_body, ok, read_json
-from .params import page_of
+from .params import PageParam, page_of
 
 router = APIRouter(tags=["Budgets"])
 
@@ -150,7 +150,7 @@ def _shown(
 async def list_budgets(
     request: Request,
     principal: ProjectKey,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
     at: str | None = None,
 ) -> JSON:

@@ -19,7 +19,7 @@ from ..auth import ProjectKey
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import daily_json
-from .params import page_of
+from .params import PageParam, page_of
 
 router = APIRouter()
 
@@ -28,7 +28,7 @@ router = APIRouter()
 def daily_metrics(
     request: Request,
     principal: ProjectKey,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
     trace_name: Annotated[str | None, Query(alias="traceName")] = None,
     user_id: Annotated[str | None, Query(alias="userId")] = None,

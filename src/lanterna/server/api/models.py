@@ -25,7 +25,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import builtin_json, custom_json
 from .body import read_json
-from .params import page_of
+from .params import PageParam, page_of
 
 router = APIRouter()
 
@@ -45,7 +45,7 @@ def _builtins() -> list[dict[str, Any]]:
 def list_models(
     request: Request,
     principal: ProjectKey,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
     match: str | None = None,
 ) -> JSON:

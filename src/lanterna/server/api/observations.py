@@ -15,7 +15,7 @@ from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import observation_json, observation_v2_json
-from .params import decode_cursor, encode_cursor, field_groups, page_of
+from .params import PageParam, decode_cursor, encode_cursor, field_groups, page_of
 
 router = APIRouter()
 
@@ -100,7 +100,7 @@ def list_observations(
     request: Request,
     principal: ProjectKey,
     filters: Filters,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
 ) -> JSON:
     """A page of the project's observations (v1 shape), newest start first."""

@@ -7,8 +7,9 @@ import binascii
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import BaseModel
 
 from ... import _json
@@ -18,6 +19,15 @@ from ..errors import ApiError
 
 DEFAULT_LIMIT = 50
 MAX_PAGE_LIMIT = 100
+#: The highest ``page`` a list accepts: its offset stays far inside a 64-bit integer.
+MAX_PAGE = 1_000_000_000
+#: The highest prompt version (versions are 32-bit integers in the database).
+MAX_VERSION = 2**31 - 1
+
+#: A v1 list's ``page`` parameter: 1 to :data:`MAX_PAGE`, or absent (page 1).
+PageParam = Annotated[int | None, Query(ge=1, le=MAX_PAGE)]
+#: A prompt ``version`` parameter: 1 to :data:`MAX_VERSION`, or absent.
+VersionParam = Annotated[int | None, Query(ge=1, le=MAX_VERSION)]
 
 
 class Meta(BaseModel):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from ...prompts import references
@@ -19,6 +19,7 @@ from ..errors import ApiError
 from ..responses import JSON
 from ..runtime import runtime
 from .body import read_json, read_json_object
+from .params import MAX_PAGE, MAX_VERSION, VersionParam
 
 router = APIRouter()
 
@@ -47,6 +48,10 @@ def _time(value: str | None, name: str) -> datetime | None:
         raise ApiError(400, f"{name}: {exc}") from None
 
 
+#: A version in a path: 1 to :data:`MAX_VERSION`.
+StoredVersion = Annotated[int, Path(ge=1, le=MAX_VERSION)]
+
+
 @router.post("/api/public/v2/prompts")
 async def create_prompt(request: Request, principal: ProjectKey) -> JSON:
     """Create a new version of a prompt (version = previous + 1; ``latest`` moves to it)."""
@@ -68,7 +73,7 @@ def list_prompts(
     name: str | None = None,
     label: str | None = None,
     tag: str | None = None,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     limit: int = Query(10, ge=1, le=100),
     fromUpdatedAt: str | None = None,
     toUpdatedAt: str | None = None,
@@ -116,7 +121,9 @@ def prompt_metrics(
 
 
 @router.patch("/api/public/v2/prompts/{name:path}/versions/{version}")
-async def update_labels(request: Request, name: str, version: int, principal: ProjectKey) -> JSON:
+async def update_labels(
+    request: Request, name: str, version: StoredVersion, principal: ProjectKey
+) -> JSON:
     """Add labels to one version (they move off every other version)."""
     body = await read_json_object(request)
     labels = check_labels(body.get("newLabels"))
@@ -143,7 +150,7 @@ def get_prompt(
     request: Request,
     name: str,
     principal: ProjectKey,
-    version: int | None = None,
+    version: VersionParam = None,
     label: str | None = None,
     resolve: bool = True,
 ) -> JSON:
@@ -168,7 +175,7 @@ async def delete_prompt(
     request: Request,
     name: str,
     principal: ProjectKey,
-    version: int | None = None,
+    version: VersionParam = None,
     label: str | None = None,
 ) -> Response:
     """Delete every version, or the one given by ``version`` or ``label``."""

@@ -17,7 +17,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import observation_json, score_json, trace_json
 from .body import read_json_object
-from .params import field_groups, order_by, page_of
+from .params import PageParam, field_groups, order_by, page_of
 
 router = APIRouter()
 
@@ -59,7 +59,7 @@ def _list_item(
 def list_traces(
     request: Request,
     principal: ProjectKey,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
     user_id: Annotated[str | None, Query(alias="userId")] = None,
     name: OptStr = None,

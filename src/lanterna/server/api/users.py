@@ -20,7 +20,7 @@ from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import user_json
-from .params import page_of
+from .params import PageParam, page_of
 
 router = APIRouter()
 
@@ -43,7 +43,7 @@ def _scope(
 def list_users(
     request: Request,
     principal: ProjectKey,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
     from_timestamp: Annotated[str | None, Query(alias="fromTimestamp")] = None,
     to_timestamp: Annotated[str | None, Query(alias="toTimestamp")] = None,

@@ -1,0 +1,107 @@
+"""Numbers too large for the database are a clear 4xx, never a 500: paging parameters on
+every route, and numeric fields of an ingested event (that event alone is refused; the
+rest of its batch is stored)."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from helpers import event, ingest
+from lanterna.server.app import create_app
+from lanterna.server.settings import Settings
+
+HUGE = 2**70
+
+
+def _integer_query_cases() -> Iterator[tuple[str, str, str]]:
+    """(method, url, parameter): each integer query parameter of each route, set huge."""
+    spec = create_app(Settings(data_dir=str(Path(tempfile.mkdtemp())))).openapi()
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method not in ("get", "delete"):
+                continue
+            params = op.get("parameters", [])
+            base = path
+            for p in params:
+                if p["in"] == "path":
+                    base = base.replace("{" + p["name"] + "}", "x")
+            for p in params:
+                schema = p.get("schema", {})
+                kinds = {schema.get("type")} | {s.get("type") for s in schema.get("anyOf", [])}
+                if p["in"] == "query" and "integer" in kinds:
+                    for value in (HUGE, -HUGE):
+                        yield method.upper(), f"{base}?{p['name']}={value}", p["name"]
+
+
+def test_there_are_paging_parameters_to_check():
+    names = {name for _, _, name in _integer_query_cases()}
+    assert {"page", "limit"} <= names
+
+
+def test_huge_integers_in_query_parameters_are_refused_on_every_route(live_server):
+    parts = urlsplit(live_server.url)
+    token = base64.b64encode(":".join(live_server.project.auth).encode()).decode()
+    headers = {"Authorization": f"Basic {token}"}
+    failures = []
+    checked = 0
+    for method, url, name in _integer_query_cases():
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        try:
+            conn.request(method, url, headers=headers)
+            response = conn.getresponse()
+            status, text = response.status, response.read().decode()
+        except ConnectionError as exc:
+            status, text = 599, repr(exc)
+        finally:
+            conn.close()
+        checked += 1
+        if status >= 500 or (status == 400 and name not in text):
+            failures.append((method, url, status, text[:160]))
+    assert not failures, failures
+    assert checked > 20
+
+
+BIG = 2**63  # one past the largest 64-bit integer
+GEN = {"traceId": "t-big", "model": "gpt-4o", "startTime": "2026-01-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("type_", "body", "field"),
+    [
+        ("generation-create", {**GEN, "usageDetails": {"input": BIG}}, "usageDetails"),
+        ("generation-create", {**GEN, "usageDetails": {"cached": BIG, "input": 5}}, "usageDetails"),
+        ("generation-create", {**GEN, "usage": {"input": BIG}}, "usage"),
+        ("generation-create", {**GEN, "usage": {"total": 2**70}}, "usage"),
+        ("generation-create", {**GEN, "costDetails": {"input": 1e300}}, "costDetails"),
+        ("generation-create", {**GEN, "usage": {"totalCost": 1e300}}, "usage"),
+        ("generation-update", {**GEN, "usageDetails": {"output": BIG}}, "usageDetails"),
+        ("generation-create", {**GEN, "promptName": "p", "promptVersion": BIG}, "promptVersion"),
+        ("span-create", {**GEN, "metadata": {"n": BIG}}, None),
+        ("score-create", {"traceId": "t-big", "name": "s", "value": 1e300}, None),
+        ("score-create", {"traceId": "t-big", "name": "s", "value": BIG}, None),
+    ],
+)
+def test_an_event_with_a_huge_number_is_refused_alone_and_its_batch_commits(
+    api, type_, body, field
+):
+    """A number past what the database holds fails its event with a 400 naming the field
+    (or is kept exactly where the field is free JSON); its good neighbours are stored."""
+    good = event("trace-create", {"id": "t-good", "name": "neighbour"})
+    bad = event(type_, {"id": "o-big", **body})
+    result = ingest(api, good, bad)
+    ok = {s["id"] for s in result["successes"]}
+    assert good["id"] in ok, result
+    if field is None:
+        assert bad["id"] in ok, result
+    else:
+        assert [e["id"] for e in result["errors"]] == [bad["id"]], result
+        error = result["errors"][0]
+        assert error["status"] == 400 and field in error["error"], error
+    assert api.get("/api/public/traces/t-good").status_code == 200
