@@ -6,6 +6,7 @@ A module name of its own: several ``conftest.py`` files exist, so importing help
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -123,9 +124,9 @@ class LiveServer:
 
 
 @contextmanager
-def serve(db_url: str, data_dir: Path) -> Iterator[LiveServer]:
+def serve(db_url: str, data_dir: Path, **overrides: Any) -> Iterator[LiveServer]:
     """The app on ``db_url`` served by uvicorn on 127.0.0.1 in a background thread,
-    with a fresh project to talk to it with."""
+    with a fresh project to talk to it with; ``overrides`` are settings."""
     import uvicorn
 
     from lanterna.server.app import create_app
@@ -135,8 +136,7 @@ def serve(db_url: str, data_dir: Path) -> Iterator[LiveServer]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
-    settings = make_settings(db_url, data_dir)
-    settings.port = port
+    settings = dataclasses.replace(make_settings(db_url, data_dir), port=port, **overrides)
     app = create_app(settings)
     project = new_project(db_url)
     server = uvicorn.Server(

@@ -24,6 +24,7 @@ ERROR_NAMES = {
     409: "ConflictError",
     413: "PayloadTooLargeError",
     415: "UnsupportedMediaTypeError",
+    429: "TooManyRequestsError",
     503: "ServiceUnavailableError",
 }
 
@@ -48,6 +49,9 @@ class DomainError(Exception):
             self.status = status
         if error is not None:
             self.error = error
+
+    #: Extra response headers (e.g. ``Retry-After``).
+    headers: dict[str, str] | None = None
 
     @property
     def message(self) -> str:
@@ -91,3 +95,14 @@ class Unavailable(DomainError):
     """503: the server cannot take this now (e.g. it is shutting down); retry later."""
 
     status = 503
+
+
+class RateLimited(DomainError):
+    """429: the project is over a rate limit; ``Retry-After`` says when to come back."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}

@@ -32,7 +32,7 @@ from .api import (
 from .channel_ops import stored_channels_of_rules
 from .errors import RESPONSES as ERROR_RESPONSES
 from .errors import install as install_error_handlers
-from .guards import PublicApiCors, RequestGuard, trust_proxies
+from .guards import PublicApiCors, RequestGuard, SlowBodyGuard, trust_proxies
 from .runtime import Runtime
 from .settings import Settings
 from .ui import error_page
@@ -76,6 +76,7 @@ def create_app(
     install_error_handlers(app, html_page=error_page)  # JSON on the API, HTML on the UI
     # Browser SDKs post scores cross-origin: CORS on /api/public only, no credentials.
     app.add_middleware(PublicApiCors)
+    app.add_middleware(SlowBodyGuard, seconds=settings.body_timeout_ms / 1000)
     # Refuses NUL bytes in paths and query strings before CORS or any route runs; HSTS
     # when the public URL is https.
     app.add_middleware(RequestGuard, hsts=settings.base_url.startswith("https://"))

@@ -101,17 +101,29 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
+def _count_read(request: Request, principal: Principal) -> None:
+    """A ``GET`` counts against the project's read rate limit (429 when used up)."""
+    if request.method == "GET":
+        rt = runtime(request)
+        if rt.quota.limits:
+            rt.quota.take(principal.project_id, "read")
+            rt.share_quota_sync()
+
+
 def require_project(request: Request) -> Principal:
     """Dependency: a full-access project key (Basic auth)."""
     principal = authenticate(request)
     if principal.scope != "all":
         raise ApiError(403, "Access denied - insufficient permissions for this endpoint")
+    _count_read(request, principal)
     return principal
 
 
 def allow_public_key(request: Request) -> Principal:
     """Dependency: a Basic project key, or a Bearer public key (scores scope)."""
-    return authenticate(request)
+    principal = authenticate(request)
+    _count_read(request, principal)
+    return principal
 
 
 ProjectKey = Annotated[Principal, Depends(require_project)]

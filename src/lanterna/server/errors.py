@@ -88,7 +88,7 @@ def install(app: FastAPI, html_page: HtmlPage | None = None) -> None:
         assert isinstance(exc, DomainError)
         if html_page is not None and not _is_api(request):
             return await html_page(request, exc)
-        return JSON(exc.body(), status_code=exc.status)
+        return JSON(exc.body(), status_code=exc.status, headers=exc.headers)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         # No route (404) or a method a route does not take (405): a page on the

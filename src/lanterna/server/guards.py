@@ -6,6 +6,9 @@ driver (PostgreSQL refuses NUL in text; SQLite would silently store it). When th
 URL is https it adds ``Strict-Transport-Security`` to every response. ``PublicApiCors``
 answers CORS on the public API only.
 
+``SlowBodyGuard`` answers 408 when a client stops sending its request body for longer
+than ``body_timeout_ms`` (a stalled or trickling upload cannot hold the request open).
+
 ``trust_proxies`` believes ``X-Forwarded-For``/``-Proto`` only from the proxies named in
 the ``forwarded_allow_ips`` setting (uvicorn's own proxy handling is switched off: it
 trusts any local peer), so a client cannot pick its own address for the login limits.
@@ -13,10 +16,12 @@ trusts any local peer), so a client cannot pick its own address for the login li
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.responses import PlainTextResponse, Response
 
+from ..errors import DomainError
 from .errors import error_response
 
 Scope = dict[str, Any]
@@ -64,6 +69,47 @@ class RequestGuard:
             await bad_request(scope, NUL_MESSAGE)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class BodyTimeout(DomainError):
+    """408: the client stopped sending its request body."""
+
+    status = 408
+    error = "RequestTimeoutError"
+
+
+class SlowBodyGuard:
+    """Give each part of a request body at most ``seconds`` to arrive; a request whose
+    client is slower is answered 408 (the route reading the body gets
+    :class:`BodyTimeout`). Once the body is complete, ``receive`` is passed through
+    untouched (it then waits for the client to disconnect, which may take any time)."""
+
+    def __init__(self, app: App, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.seconds <= 0:
+            await self.app(scope, receive, send)
+            return
+        body_done = False
+
+        async def receiving() -> dict[str, Any]:
+            nonlocal body_done
+            if body_done:
+                message: dict[str, Any] = await receive()
+                return message
+            try:
+                message = await asyncio.wait_for(receive(), self.seconds)
+            except asyncio.TimeoutError:
+                raise BodyTimeout(
+                    f"The request body did not arrive within {self.seconds:g} s"
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        await self.app(scope, receiving, send)
 
 
 def _with_header(send: Send, header: tuple[bytes, bytes]) -> Send:

@@ -15,6 +15,7 @@ from ..store.db import Conn, Database
 from ..store.interface import Store, sql_store
 from ..store.migrations import migrate
 from ..store.writer import Writer
+from .quota import RateLimits
 from .settings import Settings
 
 T = TypeVar("T")
@@ -46,6 +47,11 @@ class Runtime:
             base_url=settings.base_url,
         )
         self._alert_loop: EvaluatorLoop | None = None
+        #: Per-project rate limits (``quota.py``), shared through the database.
+        self.quota = RateLimits(
+            {"ingest": settings.ingest_rate_limit, "read": settings.read_rate_limit},
+            self.store.quotas,
+        )
 
     def start(self) -> None:
         """Migrate the schema, start the writer and (unless turned off) the evaluator."""
@@ -75,6 +81,16 @@ class Runtime:
     async def write(self, work: Callable[[Conn], T]) -> T:
         """Run ``work`` in the writer; returns after it is committed."""
         return await self.writer.run(work)
+
+    async def share_quota(self) -> None:
+        """Add this process's rate-limit counts to the shared ones, when it is time."""
+        if self.quota.due():
+            await self.write(self.quota.sync_work())
+
+    def share_quota_sync(self) -> None:
+        """:meth:`share_quota` from a worker thread (blocking)."""
+        if self.quota.due():
+            self.writer.run_sync(self.quota.sync_work())
 
     async def prepare_and_commit(
         self, prepare: Callable[[Conn], tuple[T, Callable[[Conn], Any] | None]]

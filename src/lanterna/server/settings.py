@@ -37,6 +37,10 @@ class Settings:
     max_request_bytes: int = 20 * 1024 * 1024
     #: Largest single ingestion event, in bytes (a per-event 413 above it).
     max_event_bytes: int = 5 * 1024 * 1024
+    #: Longest wait, in milliseconds, for the next part of a request body; a client
+    #: slower than that gets a 408 and its connection is closed (so slow or stalled
+    #: uploads cannot hold the server's resources). 0: no limit.
+    body_timeout_ms: int = 30000
     #: Read connections kept open.
     read_pool_size: int = 8
     #: Email of the owner account made at first start (default admin@localhost).
@@ -48,6 +52,13 @@ class Settings:
     #: Failed logins allowed per client address in 15 minutes, and per account before
     #: unknown clients back off (see docs/security.md).
     login_attempts: int = 10
+    #: Events (Langfuse JSON) and spans (OTLP) each project may ingest per minute, summed
+    #: over every process sharing the database; over it, 429 with ``Retry-After``. 0 (the
+    #: default): no limit.
+    ingest_rate_limit: int = 0
+    #: ``GET /api/public/...`` requests each project's keys may make per minute, summed
+    #: over every process; over it, 429 with ``Retry-After``. 0 (the default): no limit.
+    read_rate_limit: int = 0
     #: Proxies whose ``X-Forwarded-For``/``-Proto`` headers are believed: comma-separated
     #: addresses or networks (``127.0.0.1``, ``10.0.0.0/8``), ``*`` for any. Empty (the
     #: default): forwarded headers are ignored and the peer address is the client.

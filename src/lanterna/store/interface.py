@@ -27,6 +27,7 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
 - **operations**, never imported from above but through this module: ``traces``,
   ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
   ``models``, ``projects``, ``dashboards``, ``budgets``, ``channels``, ``alerts``,
+  ``quotas``,
   ``write``, ``rollups``, ``recompute``, ``tables``, ``migrations``.
   ``server/runtime.py`` is the one exception: it builds the server's store and migrates
   its database (it picks the backend).
@@ -60,6 +61,7 @@ from . import (
     models,
     projects,
     prompts,
+    quotas,
     score_configs,
     scores,
     sessions,
@@ -93,6 +95,7 @@ __all__ = [
     "PreparedEvents",
     "Projects",
     "Prompts",
+    "Quotas",
     "Row",
     "ScoreConfigs",
     "ScoreDistribution",
@@ -363,6 +366,16 @@ class Projects(Protocol):
     def revoke_key(self, conn: Conn, key: str) -> bool: ...
 
 
+class Quotas(Protocol):
+    """The shared counters of the per-project rate limits (``server/quota.py``)."""
+
+    def add_usage(
+        self, conn: Conn, deltas: Iterable[tuple[tuple[str, str, int], int]]
+    ) -> dict[tuple[str, str, int], int]: ...
+
+    def forget_before(self, conn: Conn, window: int) -> None: ...
+
+
 class Ingest(Protocol):
     """The ingestion write path: prepare on a read connection, apply in the writer."""
 
@@ -532,6 +545,7 @@ class Store(Protocol):
     budgets: Budgets
     channels: AlertChannels
     alerts: Alerts
+    quotas: Quotas
 
 
 class SqlStore:
@@ -552,6 +566,7 @@ class SqlStore:
         self.budgets: Budgets = budgets
         self.channels: AlertChannels = channels
         self.alerts: Alerts = alerts
+        self.quotas: Quotas = quotas
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

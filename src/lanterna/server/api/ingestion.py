@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -40,9 +42,16 @@ def _oversize_errors(batch: list[Any], limit: int) -> tuple[list[Any], list[Even
 
 
 def _prepare(
-    store: Store, conn: Conn, raw: bytes, project_id: str, scores_only: bool, limit: int
+    store: Store,
+    conn: Conn,
+    raw: bytes,
+    project_id: str,
+    scores_only: bool,
+    limit: int,
+    take: Callable[[int], None],
 ) -> tuple[tuple[ParsedBatch, list[EventError]], PreparedEvents | None]:
-    """Parse, validate and pre-merge a batch (CPU work, kept out of the writer)."""
+    """Parse, validate and pre-merge a batch (CPU work, kept out of the writer);
+    ``take`` counts its events against the project's rate limit (429 when used up)."""
     try:
         payload = _json.loads(raw)
     except _json.JSONDecodeError as exc:
@@ -50,6 +59,7 @@ def _prepare(
     if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
         raise ApiError(400, "Invalid request data", "body must be an object with a 'batch' array")
     batch: list[Any] = payload["batch"]
+    take(len(batch))
     errors: list[EventError] = []
     if len(raw) > limit:
         batch, errors = _oversize_errors(batch, limit)
@@ -71,9 +81,11 @@ async def ingest(request: Request, principal: AnyKey) -> JSON:
     scores_only = principal.scope == "scores"
     limit = rt.settings.max_event_bytes
     # Off the event loop: a 100-event batch is milliseconds of parsing and merging.
+    take = partial(rt.quota.take, project_id, "ingest")
     parsed, errors = await rt.prepare_and_commit(
-        lambda conn: _prepare(rt.store, conn, raw, project_id, scores_only, limit)
+        lambda conn: _prepare(rt.store, conn, raw, project_id, scores_only, limit, take)
     )
+    await rt.share_quota()
     return JSON(
         {
             "successes": [{"id": i, "status": 201} for i in parsed.successes],

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...ingest.otlp import decode_json, decode_protobuf, export_response, to_events
+from ...ingest.otlp import decode_json, decode_protobuf, export_response, spans_of, to_events
 from ...store.db import Conn
 from ...store.interface import PreparedEvents
 from ..auth import ProjectKey
@@ -46,10 +46,13 @@ async def _export(request: Request, principal: ProjectKey) -> Response:
     def prepare(conn: Conn) -> tuple[None, PreparedEvents | None]:
         # Decoding and mapping are CPU work: in the thread pool, like the JSON path.
         # An unusable export raises OtlpError: a 400 with its reason.
-        events = to_events(decode_protobuf(raw) if protobuf else decode_json(raw), rejected)
+        export = decode_protobuf(raw) if protobuf else decode_json(raw)
+        rt.quota.take(project_id, "ingest", sum(1 for _ in spans_of(export)))
+        events = to_events(export, rejected)
         return None, rt.store.ingest.prepare_events(conn, project_id, events) if events else None
 
     await rt.prepare_and_commit(prepare)
+    await rt.share_quota()
     body, media_type = export_response(protobuf, rejected)
     return Response(body, media_type=media_type)
 
