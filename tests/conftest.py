@@ -18,6 +18,8 @@ import pytest
 from lanterna.server.app import create_app
 from lanterna.store.db import Database
 from lanterna.store.migrations import migrate
+import log_audit
+import support
 from support import Api, LiveServer, make_settings, new_project, serve
 
 PG_ENV = "LANTERNA_TEST_POSTGRES_URL"
@@ -37,6 +39,15 @@ def cheap_password_hashes() -> Iterator[None]:
     passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     yield
     passwords._hasher = real
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the log audit; the controller gives the run's workers one report folder."""
+    if not hasattr(config, "workerinput"):
+        import tempfile
+
+        os.environ["LANTERNA_LOG_AUDIT_DIR"] = tempfile.mkdtemp(prefix="lanterna-log-audit-")
+    log_audit.install()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -105,12 +116,41 @@ def _pg_template(admin_url: str) -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Drop this process's template database (the shared server keeps no leftovers)."""
+    """Drop this process's template database (the shared server keeps no leftovers);
+    scan this process's log records for secrets, and in the controller fail the run when
+    any process found one."""
     if _template_ready:
         import psycopg
 
         with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{_template_name()}" WITH (FORCE)')
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "controller")
+    log_audit.write_report(
+        worker, log_audit.findings(support.SECRETS), len(log_audit.capture.lines)
+    )
+    if not hasattr(session.config, "workerinput"):
+        found, records = log_audit.read_reports()
+        session.config.stash[_AUDIT] = (found, records)
+        if found:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_AUDIT = pytest.StashKey[tuple[list[str], int]]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say what the log audit scanned and, if it failed, the records with secrets."""
+    audit = terminalreporter.config.stash.get(_AUDIT, None)
+    if audit is None:
+        return
+    found, records = audit
+    if found:
+        terminalreporter.section("secrets in the log", red=True)
+        for line in found[:20]:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"log audit FAILED: {len(found)} of {records} records")
+    else:
+        terminalreporter.write_line(f"log audit: no secret in {records:,} log records")
 
 
 @pytest.fixture

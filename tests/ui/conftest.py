@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+import support
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from starlette.testclient import TestClient
@@ -38,6 +40,7 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 VIEWPORT = {"width": 1440, "height": 900}
 PASSWORD = "correct horse battery"
+support.SECRETS.add(PASSWORD)
 
 
 def in_transaction(db_url: str, work: Any) -> Any:
