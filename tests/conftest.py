@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+import log_audit
+import support
 from lanterna.server.app import create_app
 from lanterna.store.db import Database
 from lanterna.store.migrations import migrate
-import log_audit
-import support
 from support import Api, LiveServer, make_settings, new_project, serve
 
 PG_ENV = "LANTERNA_TEST_POSTGRES_URL"
