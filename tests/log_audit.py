@@ -11,6 +11,7 @@ process found one. ``support.SECRETS`` is where tests register the secrets they 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -34,10 +35,9 @@ class Capture(logging.Handler):
         self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        # A record that cannot be formatted is not a leak to scan.
+        with contextlib.suppress(Exception):
             self.lines.append(self.format(record))
-        except Exception:  # a record that cannot format is not a leak to scan
-            pass
 
 
 capture = Capture()
