@@ -7,6 +7,7 @@ and JSON body on the API, the dashboard's HTML error page elsewhere.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
 
 from ..errors import ERROR_NAMES, INVALID_REQUEST_DATA, DomainError, NotFound
+from ..store.db import is_connection_lost
+from ..store.writer import DatabaseUnavailableError
 from .responses import JSON
+
+log = logging.getLogger("lanterna.server")
 
 #: Paths answered with JSON errors; every other path is the dashboard's (HTML errors).
 API_PREFIXES = ("/api/", "/v1/")
@@ -111,6 +116,20 @@ def install(app: FastAPI, html_page: HtmlPage | None = None) -> None:
                 return PlainTextResponse("Internal Server Error", status_code=500)
         return error_response(500, "Internal Server Error")
 
+    async def database_error(request: Request, exc: Exception) -> Response:
+        # PostgreSQL restarting or gone (also no pooled connection within the pool's
+        # timeout): 503, retry later. Any other database error is a bug: 500, logged.
+        if is_connection_lost(exc):
+            return await domain_error(request, DatabaseUnavailableError())
+        log.error("database error", exc_info=exc)
+        return await server_error(request, exc)
+
+    try:
+        import psycopg
+
+        app.add_exception_handler(psycopg.OperationalError, database_error)
+    except ImportError:  # a SQLite-only install
+        pass
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -24,6 +24,26 @@ from .dialect import POSTGRES, SQLITE, Dialect
 from .files import secure_sqlite
 
 
+def is_connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL's connection failing (the server restarted, went
+    away, or refused a new connection): the request may succeed once it is back."""
+    try:
+        import psycopg
+    except ImportError:  # SQLite-only install
+        return False
+    if isinstance(exc, psycopg.OperationalError):
+        return getattr(exc, "sqlstate", None) in (None, "57P01", "57P02", "57P03")
+    return isinstance(exc, psycopg.errors.AdminShutdown)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database saying its disk (or quota) is full: SQLite's
+    ``SQLITE_FULL``, PostgreSQL's ``disk_full`` (SQLSTATE 53100)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return getattr(exc, "sqlstate", None) == "53100"
+
+
 class StatementTimeout(DomainError):
     """422: a read ran longer than the server's statement timeout and was cancelled
     (Langfuse answers 422 when a query exceeds its resource limits)."""
@@ -238,6 +258,10 @@ class Database:
                 max_size=read_pool_size,
                 kwargs={"autocommit": True},
                 open=True,
+                # After a PostgreSQL restart the idle connections are dead: test each
+                # one as it is handed out, and wait at most 5 s for one (then 503).
+                check=ConnectionPool.check_connection,
+                timeout=5.0,
             )
             self.path: Path | None = None
         else:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Protocol, TypeVar, cast
 
 from ..errors import Unavailable
-from .db import Conn, Database
+from .db import Conn, Database, is_connection_lost, is_disk_full
 
 log = logging.getLogger("lanterna.writer")
 
@@ -126,8 +126,11 @@ class Checkpointer:
         try:
             conn.raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self.runs += 1
-        except Exception:  # the next one copies what this one could not
-            log.warning("background checkpoint failed", exc_info=True)
+        except Exception as exc:  # the next one copies what this one could not
+            if is_disk_full(exc):
+                log.warning("background checkpoint failed: the disk is full")
+            else:
+                log.warning("background checkpoint failed", exc_info=True)
 
 
 class WalSyncer:
@@ -271,6 +274,27 @@ class Expected:
         self.done()
 
 
+class DiskFullError(Unavailable):
+    """503: the database's disk is full; nothing of the request was written. The writer
+    keeps running: writes succeed again as soon as space is freed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The server's disk is full: nothing of this request was stored."
+            " Retry once space is freed."
+        )
+
+
+class DatabaseUnavailableError(Unavailable):
+    """503: the connection to PostgreSQL is lost (a restart, a failover); nothing of the
+    request was written. The writer reconnects for the next request."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database is unavailable: nothing of this request was stored. Retry shortly."
+        )
+
+
 class WriterClosedError(Unavailable, RuntimeError):
     """The writer was stopped; nothing more can be written (503: nothing of the request
     was written, the client may retry against a healthy server)."""
@@ -300,9 +324,7 @@ class Writer:
         """Open the write connection and start the thread."""
         if self._thread is not None:
             return
-        conn = self.db.connect_writer()
-        for statement in conn.dialect.writer_setup:
-            conn.raw.execute(statement)
+        conn = self._connect()
         if self._wal is not None:
             # Checkpoints run in the Checkpointer (see the module docstring).
             conn.raw.execute("PRAGMA wal_autocheckpoint=0")
@@ -317,6 +339,27 @@ class Writer:
             target=self._run, args=(conn,), name="lanterna-writer", daemon=True
         )
         self._thread.start()
+
+    def _connect(self) -> Conn:
+        conn = self.db.connect_writer()
+        for statement in conn.dialect.writer_setup:
+            conn.raw.execute(statement)
+        return conn
+
+    def _usable(self, conn: Conn) -> Conn | None:
+        """``conn``, or a new connection when PostgreSQL dropped it; None while the
+        database cannot be reached (the group then fails with a 503)."""
+        if self._wal is not None or not (conn.raw.closed or conn.raw.broken):
+            return conn
+        try:
+            conn.raw.close()
+            fresh = self._connect()
+        except Exception as exc:
+            if not is_connection_lost(exc):
+                raise
+            return None
+        log.warning("reconnected the writer to the database")
+        return fresh
 
     def submit(self, work: Callable[[Conn], T]) -> concurrent.futures.Future[T]:
         """Queue ``work(conn)``; the future resolves after its transaction commits."""
@@ -407,6 +450,13 @@ class Writer:
                         stopping = True
                         break
                     group.append(item)
+                usable = self._usable(conn)
+                if usable is None:
+                    for _work, future in group:
+                        if future.set_running_or_notify_cancel():
+                            future.set_exception(DatabaseUnavailableError())
+                    continue
+                conn = usable
                 self._commit_group(conn, group)
                 if self._checkpointer is not None:
                     self._checkpointer.committed()
@@ -467,17 +517,25 @@ class Writer:
                     self._run_unit(conn, work, future, results)
             conn.commit()
         except BaseException as exc:  # KeyboardInterrupt too: no future may hang
-            log.exception("write transaction failed; %d request(s) get an error", len(group))
+            if is_disk_full(exc):
+                log.warning("disk full: %d write request(s) refused with 503", len(group))
+                exc = DiskFullError()
+            elif is_connection_lost(exc):
+                log.warning("database connection lost: %d write request(s) get 503", len(group))
+                exc = DatabaseUnavailableError()
+            else:
+                log.exception("write transaction failed; %d request(s) get an error", len(group))
             try:
                 conn.rollback()
             except Exception:
                 log.debug("rollback after a failed commit failed too", exc_info=True)
             for _work, future in group:
-                if not future.done():
-                    if future.running():
-                        future.set_exception(exc)
-                    else:
-                        future.cancel()
+                # Not yet running when the transaction failed to begin: its request
+                # still gets this error (a cancelled future would surface as a 500).
+                if not future.done() and (
+                    future.running() or future.set_running_or_notify_cancel()
+                ):
+                    future.set_exception(exc)
             for future, _ok, _value in results:
                 if not future.done():
                     future.set_exception(exc)
@@ -503,6 +561,8 @@ class Writer:
         try:
             value = work(conn)
         except BaseException as exc:  # one unit's failure stays its own
+            if is_disk_full(exc) or is_connection_lost(exc):
+                raise  # not this unit's fault: the whole transaction fails (503)
             raw.execute("ROLLBACK TO SAVEPOINT unit")
             raw.execute("RELEASE SAVEPOINT unit")
             results.append((future, False, exc))
