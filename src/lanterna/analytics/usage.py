@@ -91,6 +91,47 @@ USER_ORDERS = {
 }
 
 
+#: :data:`USER_ORDERS` on ``user_totals``.
+_TOTALS_ORDERS = {**USER_ORDERS, "tokens": "total_tokens"}
+
+
+def _whole(scope: Scope) -> bool:
+    """True when ``scope`` is a whole project (no time range, no filter): then the
+    per-user totals kept in the write path (``store.user_totals``) answer."""
+    return scope == Scope(scope.project_id)
+
+
+def _totals_row(conn: Conn, r: dict[str, Any]) -> UserTotals:
+    d = conn.dialect
+    first, last = d.ts_parse(r["first_seen"]), d.ts_parse(r["last_seen"])
+    assert first is not None and last is not None  # a user with traces has both
+    usage = Usage(
+        int(r["observations"]),
+        float(r["cost"]),
+        int(r["input_tokens"]),
+        int(r["output_tokens"]),
+        int(r["total_tokens"]),
+    )
+    return UserTotals(r["user_id"], first, last, int(r["traces"]), usage)
+
+
+def _list_from_totals(
+    conn: Conn, project_id: str, *, limit: int, offset: int, order: str, desc: bool
+) -> tuple[list[UserTotals], int]:
+    total = int(
+        conn.scalar("SELECT COUNT(*) FROM user_totals WHERE project_id = ?", [project_id]) or 0
+    )
+    if total <= offset:
+        return [], total
+    column = _TOTALS_ORDERS.get(order, "last_seen")
+    rows = conn.all(
+        "SELECT * FROM user_totals WHERE project_id = ?"
+        f" ORDER BY {column} {'DESC' if desc else 'ASC'}, user_id LIMIT ? OFFSET ?",
+        [project_id, limit, offset],
+    )
+    return [_totals_row(conn, r) for r in rows], total
+
+
 def list_users(
     conn: Conn,
     scope: Scope,
@@ -101,7 +142,14 @@ def list_users(
     desc: bool = True,
 ) -> tuple[list[UserTotals], int]:
     """A page of users (the distinct ``userId`` of traces), ordered by ``order`` (a key
-    of :data:`USER_ORDERS`; most recently seen first by default), ties by user id."""
+    of :data:`USER_ORDERS`; most recently seen first by default), ties by user id.
+
+    A whole project's users come from ``user_totals`` (one row per user); a scope with
+    a time range or filter groups its traces."""
+    if _whole(scope):
+        return _list_from_totals(
+            conn, scope.project_id, limit=limit, offset=offset, order=order, desc=desc
+        )
     where, params = scope.where(conn)
     where += " AND t.user_id IS NOT NULL"
     total = int(
@@ -135,6 +183,12 @@ def list_users(
 
 def get_user(conn: Conn, scope: Scope, user_id: str) -> UserTotals | None:
     """One user's totals, or None when no trace in scope has that ``userId``."""
+    if _whole(scope):
+        row = conn.one(
+            "SELECT * FROM user_totals WHERE project_id = ? AND user_id = ?",
+            [scope.project_id, user_id],
+        )
+        return None if row is None else _totals_row(conn, row)
     where, params = scope.where(conn)
     where += " AND t.user_id = ?"
     params.append(user_id)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ..schema import OBSERVATION
+from . import row_counts
 from .db import Conn
 from .dialect import Dialect
 from .filters import (
@@ -125,15 +126,46 @@ def list_observations(
     join = TRACE_JOIN if "trace" in compiled.joins else ""
     where = f"o.project_id = ? AND {compiled.where()}"
     params = [project_id, *compiled.params]
-    total = int(conn.scalar(f"SELECT COUNT(*) FROM observations o {join} WHERE {where}", params))
+    if compiled.clauses:
+        total = int(
+            conn.scalar(f"SELECT COUNT(*) FROM observations o {join} WHERE {where}", params)
+        )
+    else:  # every observation of the project: the count kept in the write path
+        total = row_counts.count(conn, project_id, "observation")
     if total <= offset:
         return [], total
-    rows = conn.all(
-        f"SELECT o.* FROM observations o {join} WHERE {where}"
-        " ORDER BY o.start_time DESC, o.id DESC LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    )
-    return rows, total
+    order = "ORDER BY o.start_time DESC, o.id DESC LIMIT ? OFFSET ?"
+    if offset < DEFER_FROM:
+        rows = conn.all(
+            f"SELECT o.* FROM observations o {join} WHERE {where} {order}",
+            [*params, limit, offset],
+        )
+        return rows, total
+    # A deep page: its ids first, skipping the offset in the index alone where the
+    # filters allow (observations_time ends with the id, the order's tiebreak), then
+    # its rows by key.
+    ids = [
+        r["id"]
+        for r in conn.all(
+            f"SELECT o.id AS id FROM observations o {join} WHERE {where} {order}",
+            [*params, limit, offset],
+        )
+    ]
+    if not ids:
+        return [], total
+    found = {
+        r["id"]: r
+        for r in conn.all(
+            "SELECT * FROM observations WHERE project_id = ?"
+            f" AND id IN ({', '.join('?' * len(ids))})",
+            [project_id, *ids],
+        )
+    }
+    return [found[i] for i in ids if i in found], total
+
+
+#: From this offset on, a page reads its ids first, then its rows.
+DEFER_FROM = 200
 
 
 #: Every column but the lazy ones (input, output, metadata: read only when asked for).
