@@ -197,44 +197,49 @@ def get_user(conn: Conn, scope: Scope, user_id: str) -> UserTotals | None:
     return found[0] if found else None
 
 
-def user_score_averages(
-    conn: Conn, project_id: str, user_ids: list[str]
-) -> dict[str, dict[str, float]]:
-    """``user id -> {score name: average}`` over the numeric/boolean scores of their traces."""
-    if not user_ids:
-        return {}
-    marks = ", ".join("?" * len(user_ids))
-    out: dict[str, dict[str, float]] = defaultdict(dict)
-    for r in conn.all(
-        "SELECT t.user_id AS user_id, s.name AS name, AVG(s.value) AS avg FROM scores s"
-        " JOIN traces t ON t.project_id = s.project_id AND t.id = s.trace_id"
-        f" WHERE s.project_id = ? AND t.user_id IN ({marks})"
-        " AND s.data_type IN ('NUMERIC', 'BOOLEAN') GROUP BY t.user_id, s.name",
-        [project_id, *user_ids],
-    ):
-        out[r["user_id"]][r["name"]] = float(r["avg"])
-    return dict(out)
+def _latest(conn: Conn, project_id: str, user_id: str, recent: int | None) -> list[dict[str, Any]]:
+    """Ids and names of a user's traces: all of them, or their latest ``recent``."""
+    sql = "SELECT id, name FROM traces WHERE project_id = ? AND user_id = ?"
+    if recent is None:
+        return conn.all(sql, [project_id, user_id])
+    return conn.all(f"{sql} ORDER BY timestamp DESC LIMIT ?", [project_id, user_id, recent])
 
 
-def user_features(
-    conn: Conn, project_id: str, user_ids: list[str], limit: int = 3
-) -> dict[str, list[str]]:
-    """``user id -> their most used trace names`` (the "main features used")."""
-    if not user_ids:
-        return {}
-    marks = ", ".join("?" * len(user_ids))
-    counts: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for r in conn.all(
-        "SELECT user_id, name, COUNT(*) AS n FROM traces"
-        f" WHERE project_id = ? AND user_id IN ({marks}) AND name IS NOT NULL"
-        " GROUP BY user_id, name",
-        [project_id, *user_ids],
-    ):
-        counts[r["user_id"]].append((int(r["n"]), r["name"]))
-    return {
-        user: [name for _, name in sorted(items, key=lambda x: (-x[0], x[1]))[:limit]]
-        for user, items in counts.items()
-    }
+def user_summaries(
+    conn: Conn, project_id: str, user_ids: list[str], *, recent: int | None = None
+) -> tuple[dict[str, dict[str, float]], dict[str, list[tuple[int, str]]]]:
+    """Per user, the average of each numeric/boolean score name over their traces'
+    scores, and how many of their traces have each name (most first, ties by name).
+    With ``recent``, over their latest ``recent`` traces only, so that a busy user
+    costs no more than a new one (one read of the user's traces for both)."""
+    scores: dict[str, dict[str, float]] = {}
+    names: dict[str, list[tuple[int, str]]] = {}
+    for user in dict.fromkeys(user_ids):
+        traces = _latest(conn, project_id, user, recent)
+        counts: dict[str, int] = defaultdict(int)
+        for t in traces:
+            if t["name"] is not None:
+                counts[t["name"]] += 1
+        if counts:
+            names[user] = sorted(
+                ((n, name) for name, n in counts.items()), key=lambda x: (-x[0], x[1])
+            )
+        sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+        ids = [t["id"] for t in traces]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for r in conn.all(
+                "SELECT name, SUM(value) AS total, COUNT(value) AS n FROM scores"
+                f" WHERE project_id = ? AND trace_id IN ({', '.join('?' * len(chunk))})"
+                " AND data_type IN ('NUMERIC', 'BOOLEAN') AND value IS NOT NULL GROUP BY name",
+                [project_id, *chunk],
+            ):
+                v = sums[r["name"]]
+                v[0] += float(r["total"])
+                v[1] += int(r["n"])
+        if sums:
+            scores[user] = {name: v[0] / v[1] for name, v in sorted(sums.items()) if v[1]}
+    return scores, names
 
 
 # --- days ---------------------------------------------------------------------------------
