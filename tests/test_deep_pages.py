@@ -9,14 +9,14 @@ import math
 from typing import Any
 
 from helpers import event, ingest, iso
-from lanterna.store import observations, traces
+from lanterna.store import paging
 
 N = 260  # past DEFER_FROM at small page sizes
 LIMIT = 7
 
 
 def _seed(api: Any) -> None:
-    assert traces.DEFER_FROM < N and observations.DEFER_FROM < N
+    assert paging.DEFER_FROM < N
     batch = []
     for i in range(N):
         # Ten traces share each timestamp: the id breaks the tie.

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ..schema import OBSERVATION
-from . import row_counts
+from . import paging, row_counts
 from .db import Conn
 from .dialect import Dialect
 from .filters import (
@@ -134,38 +134,20 @@ def list_observations(
         total = row_counts.count(conn, project_id, "observation")
     if total <= offset:
         return [], total
-    order = "ORDER BY o.start_time DESC, o.id DESC LIMIT ? OFFSET ?"
-    if offset < DEFER_FROM:
-        rows = conn.all(
-            f"SELECT o.* FROM observations o {join} WHERE {where} {order}",
-            [*params, limit, offset],
-        )
-        return rows, total
-    # A deep page: its ids first, skipping the offset in the index alone where the
-    # filters allow (observations_time ends with the id, the order's tiebreak), then
-    # its rows by key.
-    ids = [
-        r["id"]
-        for r in conn.all(
-            f"SELECT o.id AS id FROM observations o {join} WHERE {where} {order}",
-            [*params, limit, offset],
-        )
-    ]
-    if not ids:
-        return [], total
-    found = {
-        r["id"]: r
-        for r in conn.all(
-            "SELECT * FROM observations WHERE project_id = ?"
-            f" AND id IN ({', '.join('?' * len(ids))})",
-            [project_id, *ids],
-        )
-    }
-    return [found[i] for i in ids if i in found], total
-
-
-#: From this offset on, a page reads its ids first, then its rows.
-DEFER_FROM = 200
+    rows = paging.page(
+        conn,
+        "observations",
+        "o",
+        columns="o.*",
+        where=where,
+        params=params,
+        order="o.start_time DESC, o.id DESC",
+        project_id=project_id,
+        limit=limit,
+        offset=offset,
+        join=join,
+    )
+    return rows, total
 
 
 #: Every column but the lazy ones (input, output, metadata: read only when asked for).

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..schema import LEVELS, TRACE
 from ..timeutil import seconds_between
-from . import rollups, row_counts, user_totals
+from . import paging, rollups, row_counts, user_totals
 from .db import Conn
 from .dialect import Dialect
 from .filters import (
@@ -192,43 +192,19 @@ def list_traces(
         total = int(conn.scalar(count_sql, count_params) or 0)
     if total <= offset:
         return [], total
-    columns = f"{_CORE_COLUMNS}, {_IO_COLUMNS if with_io else _NO_IO}"
-    if offset < DEFER_FROM:
-        rows = conn.all(
-            f"SELECT {columns} FROM traces t WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
-        return rows, total
-    # A deep page: its ids first, skipping the offset in the index alone where the
-    # filters allow (traces_time ends with the id, the order's tiebreak), then its rows
-    # by key.
-    ids = [
-        r["id"]
-        for r in conn.all(
-            f"SELECT t.id AS id FROM traces t WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
-    ]
-    return by_ids(conn, project_id, ids, columns), total
-
-
-#: From this offset on, a page reads its ids first, then its rows (see list_traces).
-DEFER_FROM = 200
-
-
-def by_ids(conn: Conn, project_id: str, ids: Sequence[str], columns: str) -> list[dict[str, Any]]:
-    """The traces ``ids`` (``columns`` of ``traces t``), in the order of ``ids``."""
-    if not ids:
-        return []
-    found = {
-        r["id"]: r
-        for r in conn.all(
-            f"SELECT {columns} FROM traces t WHERE t.project_id = ?"
-            f" AND t.id IN ({', '.join('?' * len(ids))})",
-            [project_id, *ids],
-        )
-    }
-    return [found[i] for i in ids if i in found]
+    rows = paging.page(
+        conn,
+        "traces",
+        "t",
+        columns=f"{_CORE_COLUMNS}, {_IO_COLUMNS if with_io else _NO_IO}",
+        where=where,
+        params=params,
+        order=order,
+        project_id=project_id,
+        limit=limit,
+        offset=offset,
+    )
+    return rows, total
 
 
 @dataclass(frozen=True, slots=True)
