@@ -136,16 +136,14 @@ def list_observations(
         return [], total
     rows = paging.page(
         conn,
-        "observations",
-        "o",
+        f"observations o {join}",
         columns="o.*",
         where=where,
         params=params,
         order="o.start_time DESC, o.id DESC",
-        project_id=project_id,
         limit=limit,
         offset=offset,
-        join=join,
+        key="o.start_time",
     )
     return rows, total
 

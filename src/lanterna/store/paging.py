@@ -1,7 +1,8 @@
 """Offset pages of a list (Langfuse's ``page``/``limit``) that cost about the same at
-any depth: the first pages read their rows directly; a deep page reads its ids first
-(walking only the index when the filters and order are in it: the time indexes end
-with the id, the order's tiebreak) and then its rows by key."""
+any depth when the list is in time order: the first pages read their rows directly; a
+deep page finds the timestamp at its offset and counts the rows before that timestamp
+(two walks of the time index alone when the filters are in it: no row is read), then
+reads its rows from that timestamp on, skipping only the rows that share it."""
 
 from __future__ import annotations
 
@@ -10,42 +11,48 @@ from typing import Any
 
 from .db import Conn
 
-#: From this offset on, a page reads its ids first, then its rows.
+#: From this offset on, a page in time order finds its start in the time index first.
 DEFER_FROM = 200
 
 
 def page(
     conn: Conn,
-    table: str,
-    alias: str,
+    source: str,
     *,
     columns: str,
     where: str,
     params: Sequence[Any],
     order: str,
-    project_id: str,
     limit: int,
     offset: int,
-    join: str = "",
+    key: str | None = None,
+    desc: bool = True,
 ) -> list[dict[str, Any]]:
-    """The rows ``offset`` to ``offset + limit`` of ``table alias join`` where ``where``
-    holds, in ``order`` (which must be total: it ends with the id)."""
-    tail = f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
-    source = f"{table} {alias} {join}"
-    if offset < DEFER_FROM:
-        return conn.all(f"SELECT {columns} FROM {source} {tail}", [*params, limit, offset])
-    ids = [
-        r["id"]
-        for r in conn.all(f"SELECT {alias}.id AS id FROM {source} {tail}", [*params, limit, offset])
-    ]
-    if not ids:
-        return []
-    found = {
-        r["id"]: r
-        for r in conn.all(
-            f"SELECT {columns} FROM {table} {alias} WHERE {alias}.project_id = ?"
-            f" AND {alias}.id IN ({', '.join('?' * len(ids))})",
-            [project_id, *ids],
+    """The rows ``offset`` to ``offset + limit`` of ``source`` where ``where`` holds, in
+    ``order``. ``key``: the order's leading column when ``order`` is that column (never
+    NULL) in direction ``desc``, then a tiebreak; only then is a deep page found in the
+    index."""
+    tail = "LIMIT ? OFFSET ?"
+    if offset < DEFER_FROM or key is None:
+        return conn.all(
+            f"SELECT {columns} FROM {source} WHERE {where} ORDER BY {order} {tail}",
+            [*params, limit, offset],
         )
-    }
-    return [found[i] for i in ids if i in found]
+    direction, before, from_ = ("DESC", ">", "<=") if desc else ("ASC", "<", ">=")
+    boundary = conn.scalar(
+        f"SELECT {key} FROM {source} WHERE {where} ORDER BY {key} {direction} LIMIT 1 OFFSET ?",
+        [*params, offset],
+    )
+    if boundary is None:
+        return []
+    ahead = int(
+        conn.scalar(
+            f"SELECT COUNT(*) FROM {source} WHERE {where} AND {key} {before} ?",
+            [*params, boundary],
+        )
+        or 0
+    )
+    return conn.all(
+        f"SELECT {columns} FROM {source} WHERE {where} AND {key} {from_} ? ORDER BY {order} {tail}",
+        [*params, boundary, limit, offset - ahead],
+    )

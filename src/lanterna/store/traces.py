@@ -194,15 +194,15 @@ def list_traces(
         return [], total
     rows = paging.page(
         conn,
-        "traces",
-        "t",
+        "traces t",
         columns=f"{_CORE_COLUMNS}, {_IO_COLUMNS if with_io else _NO_IO}",
         where=where,
         params=params,
         order=order,
-        project_id=project_id,
         limit=limit,
         offset=offset,
+        key="t.timestamp" if query.order_field == "timestamp" else None,
+        desc=query.order_desc,
     )
     return rows, total
 
