@@ -410,10 +410,13 @@ def _ids_by_trace(
     conn: Conn, table: str, project_id: str, trace_ids: Sequence[str], order: str
 ) -> dict[str, list[str]]:
     out: dict[str, list[str]] = defaultdict(list)
+    # Through the trace index: SQLite's planner may otherwise walk the time index for
+    # the order (every row of the project) instead of sorting a page's few rows.
+    source = conn.dialect.by_index(table, f"{table}_trace")
     for chunk in _in_chunks(trace_ids):
         marks = ", ".join("?" * len(chunk))
         rows = conn.all(
-            f"SELECT trace_id, id FROM {table} WHERE project_id = ? AND trace_id IN ({marks})"
+            f"SELECT trace_id, id FROM {source} WHERE project_id = ? AND trace_id IN ({marks})"
             f" ORDER BY {order}, id",
             [project_id, *chunk],
         )

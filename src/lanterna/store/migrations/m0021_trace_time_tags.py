@@ -10,7 +10,9 @@ from .sql import ddl
 def up(conn: Conn) -> None:
     """``traces_time`` becomes (project, timestamp, tags) on SQLite: the same number of
     indexes to keep on writes, the same order for the planner (the tags after the
-    timestamp change no plan's ordering), and the JSON text of the tags in the index."""
+    timestamp change no plan's ordering), and the JSON text of the tags in the index.
+    A database with planner statistics gets the new index's (dropping an index drops
+    them, and SQLite then plans as if it knew nothing about it)."""
     if conn.dialect.name != "sqlite":
         return
     ddl(
@@ -20,3 +22,5 @@ def up(conn: Conn) -> None:
         CREATE INDEX traces_time ON traces (project_id, timestamp, tags)
         """,
     )
+    if conn.scalar("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"):
+        conn.raw.execute("ANALYZE traces_time")
