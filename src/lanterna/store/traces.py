@@ -295,7 +295,8 @@ def trace_totals(conn: Conn, project_id: str, query: TraceQuery, *, limit: int) 
         " FROM chosen c LEFT JOIN trace_totals tt ON tt.project_id = ? AND tt.trace_id = c.id"
         " UNION ALL"
         " SELECT s.name, COUNT(s.value), SUM(s.value), NULL, NULL, NULL"
-        " FROM chosen c JOIN scores s ON s.project_id = ? AND s.trace_id = c.id"
+        f" FROM chosen c JOIN {conn.dialect.by_index('scores s', 'scores_trace')}"
+        " ON s.project_id = ? AND s.trace_id = c.id"
         " WHERE s.data_type IN ('NUMERIC', 'BOOLEAN') AND s.value IS NOT NULL"
         " GROUP BY s.name",
         [*m.count_params, limit, project_id, project_id],
