@@ -483,8 +483,17 @@ def reads(project_id: str, ids: dict[str, str], v2: bool) -> list[Read]:
         Read("sessions list", f"{p}/sessions", DASHBOARD_MS),
         Read("user page", f"{p}/users/{user}", DASHBOARD_MS),
         Read("users list", f"{p}/users", DASHBOARD_MS),
+        Read("users list, by cost", f"{p}/users?sort=cost", DASHBOARD_MS),
         Read("users API", "/api/public/users?limit=50", DASHBOARD_MS, True),
+        Read("users API, page 50", "/api/public/users?limit=50&page=50", DASHBOARD_MS, True),
+        Read("user API", f"/api/public/users/{user}", LIST_MS, True),
         Read("observations API, page 1", "/api/public/observations?limit=50", LIST_MS, True),
+        Read(
+            "observations API, page 1000",
+            "/api/public/observations?limit=50&page=1000",
+            LIST_MS,
+            True,
+        ),
         Read(
             "observations API v2, page 1",
             "/api/public/v2/observations?limit=50",

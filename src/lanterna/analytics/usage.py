@@ -91,6 +91,47 @@ USER_ORDERS = {
 }
 
 
+#: :data:`USER_ORDERS` on ``user_totals``.
+_TOTALS_ORDERS = {**USER_ORDERS, "tokens": "total_tokens"}
+
+
+def _whole(scope: Scope) -> bool:
+    """True when ``scope`` is a whole project (no time range, no filter): then the
+    per-user totals kept in the write path (``store.user_totals``) answer."""
+    return scope == Scope(scope.project_id)
+
+
+def _totals_row(conn: Conn, r: dict[str, Any]) -> UserTotals:
+    d = conn.dialect
+    first, last = d.ts_parse(r["first_seen"]), d.ts_parse(r["last_seen"])
+    assert first is not None and last is not None  # a user with traces has both
+    usage = Usage(
+        int(r["observations"]),
+        float(r["cost"]),
+        int(r["input_tokens"]),
+        int(r["output_tokens"]),
+        int(r["total_tokens"]),
+    )
+    return UserTotals(r["user_id"], first, last, int(r["traces"]), usage)
+
+
+def _list_from_totals(
+    conn: Conn, project_id: str, *, limit: int, offset: int, order: str, desc: bool
+) -> tuple[list[UserTotals], int]:
+    total = int(
+        conn.scalar("SELECT COUNT(*) FROM user_totals WHERE project_id = ?", [project_id]) or 0
+    )
+    if total <= offset:
+        return [], total
+    column = _TOTALS_ORDERS.get(order, "last_seen")
+    rows = conn.all(
+        "SELECT * FROM user_totals WHERE project_id = ?"
+        f" ORDER BY {column} {'DESC' if desc else 'ASC'}, user_id LIMIT ? OFFSET ?",
+        [project_id, limit, offset],
+    )
+    return [_totals_row(conn, r) for r in rows], total
+
+
 def list_users(
     conn: Conn,
     scope: Scope,
@@ -101,7 +142,14 @@ def list_users(
     desc: bool = True,
 ) -> tuple[list[UserTotals], int]:
     """A page of users (the distinct ``userId`` of traces), ordered by ``order`` (a key
-    of :data:`USER_ORDERS`; most recently seen first by default), ties by user id."""
+    of :data:`USER_ORDERS`; most recently seen first by default), ties by user id.
+
+    A whole project's users come from ``user_totals`` (one row per user); a scope with
+    a time range or filter groups its traces."""
+    if _whole(scope):
+        return _list_from_totals(
+            conn, scope.project_id, limit=limit, offset=offset, order=order, desc=desc
+        )
     where, params = scope.where(conn)
     where += " AND t.user_id IS NOT NULL"
     total = int(
@@ -135,6 +183,12 @@ def list_users(
 
 def get_user(conn: Conn, scope: Scope, user_id: str) -> UserTotals | None:
     """One user's totals, or None when no trace in scope has that ``userId``."""
+    if _whole(scope):
+        row = conn.one(
+            "SELECT * FROM user_totals WHERE project_id = ? AND user_id = ?",
+            [scope.project_id, user_id],
+        )
+        return None if row is None else _totals_row(conn, row)
     where, params = scope.where(conn)
     where += " AND t.user_id = ?"
     params.append(user_id)
@@ -143,44 +197,49 @@ def get_user(conn: Conn, scope: Scope, user_id: str) -> UserTotals | None:
     return found[0] if found else None
 
 
-def user_score_averages(
-    conn: Conn, project_id: str, user_ids: list[str]
-) -> dict[str, dict[str, float]]:
-    """``user id -> {score name: average}`` over the numeric/boolean scores of their traces."""
-    if not user_ids:
-        return {}
-    marks = ", ".join("?" * len(user_ids))
-    out: dict[str, dict[str, float]] = defaultdict(dict)
-    for r in conn.all(
-        "SELECT t.user_id AS user_id, s.name AS name, AVG(s.value) AS avg FROM scores s"
-        " JOIN traces t ON t.project_id = s.project_id AND t.id = s.trace_id"
-        f" WHERE s.project_id = ? AND t.user_id IN ({marks})"
-        " AND s.data_type IN ('NUMERIC', 'BOOLEAN') GROUP BY t.user_id, s.name",
-        [project_id, *user_ids],
-    ):
-        out[r["user_id"]][r["name"]] = float(r["avg"])
-    return dict(out)
+def _latest(conn: Conn, project_id: str, user_id: str, recent: int | None) -> list[dict[str, Any]]:
+    """Ids and names of a user's traces: all of them, or their latest ``recent``."""
+    sql = "SELECT id, name FROM traces WHERE project_id = ? AND user_id = ?"
+    if recent is None:
+        return conn.all(sql, [project_id, user_id])
+    return conn.all(f"{sql} ORDER BY timestamp DESC LIMIT ?", [project_id, user_id, recent])
 
 
-def user_features(
-    conn: Conn, project_id: str, user_ids: list[str], limit: int = 3
-) -> dict[str, list[str]]:
-    """``user id -> their most used trace names`` (the "main features used")."""
-    if not user_ids:
-        return {}
-    marks = ", ".join("?" * len(user_ids))
-    counts: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for r in conn.all(
-        "SELECT user_id, name, COUNT(*) AS n FROM traces"
-        f" WHERE project_id = ? AND user_id IN ({marks}) AND name IS NOT NULL"
-        " GROUP BY user_id, name",
-        [project_id, *user_ids],
-    ):
-        counts[r["user_id"]].append((int(r["n"]), r["name"]))
-    return {
-        user: [name for _, name in sorted(items, key=lambda x: (-x[0], x[1]))[:limit]]
-        for user, items in counts.items()
-    }
+def user_summaries(
+    conn: Conn, project_id: str, user_ids: list[str], *, recent: int | None = None
+) -> tuple[dict[str, dict[str, float]], dict[str, list[tuple[int, str]]]]:
+    """Per user, the average of each numeric/boolean score name over their traces'
+    scores, and how many of their traces have each name (most first, ties by name).
+    With ``recent``, over their latest ``recent`` traces only, so that a busy user
+    costs no more than a new one (one read of the user's traces for both)."""
+    scores: dict[str, dict[str, float]] = {}
+    names: dict[str, list[tuple[int, str]]] = {}
+    for user in dict.fromkeys(user_ids):
+        traces = _latest(conn, project_id, user, recent)
+        counts: dict[str, int] = defaultdict(int)
+        for t in traces:
+            if t["name"] is not None:
+                counts[t["name"]] += 1
+        if counts:
+            names[user] = sorted(
+                ((n, name) for name, n in counts.items()), key=lambda x: (-x[0], x[1])
+            )
+        sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+        ids = [t["id"] for t in traces]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for r in conn.all(
+                "SELECT name, SUM(value) AS total, COUNT(value) AS n FROM scores"
+                f" WHERE project_id = ? AND trace_id IN ({', '.join('?' * len(chunk))})"
+                " AND data_type IN ('NUMERIC', 'BOOLEAN') AND value IS NOT NULL GROUP BY name",
+                [project_id, *chunk],
+            ):
+                v = sums[r["name"]]
+                v[0] += float(r["total"])
+                v[1] += int(r["n"])
+        if sums:
+            scores[user] = {name: v[0] / v[1] for name, v in sorted(sums.items()) if v[1]}
+    return scores, names
 
 
 # --- days ---------------------------------------------------------------------------------

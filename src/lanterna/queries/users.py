@@ -11,13 +11,18 @@ from ..analytics.usage import (
     UserTotals,
     get_user,
     list_users,
-    user_features,
-    user_score_averages,
+    user_summaries,
 )
 from ..store.db import Conn
 from ..store.interface import Store, TraceQuery
 from .sessions import SessionSummary, session_summaries
 from .traces import TraceItem, TraceParts, trace_list
+
+#: A user list's score averages and main features read each user's latest this many
+#: traces, and a user's page its latest :data:`PAGE_RECENT` (a busy user's page of the
+#: list costs what a new user's does; its totals are exact, from ``user_totals``).
+LIST_RECENT = 100
+PAGE_RECENT = 1000
 
 
 @dataclass(slots=True)
@@ -42,7 +47,8 @@ def user_list(
 ) -> tuple[list[UserItem], int]:
     """A page of the users of the traces in ``scope`` (most recently seen first, or by
     ``order``: see ``analytics.usage.USER_ORDERS``) and the total count; with
-    ``details``, each user's score averages and main features.
+    ``details``, each user's score averages and main features (over their latest
+    :data:`LIST_RECENT` traces).
 
     All of it is :mod:`lanterna.analytics.usage`'s today; ``store`` is taken like every
     view's, so a backend that answers users itself changes no caller."""
@@ -50,11 +56,10 @@ def user_list(
     items = [UserItem(u) for u in users]
     if details:
         ids = [u.user_id for u in users]
-        scores = user_score_averages(conn, scope.project_id, ids)
-        features = user_features(conn, scope.project_id, ids)
+        scores, names = user_summaries(conn, scope.project_id, ids, recent=LIST_RECENT)
         for item in items:
             item.scores = scores.get(item.totals.user_id, {})
-            item.features = features.get(item.totals.user_id, [])
+            item.features = [name for _, name in names.get(item.totals.user_id, [])[:3]]
     return items, total
 
 
@@ -91,10 +96,11 @@ def user_detail(
         parts=USER_TRACE_PARTS,
     )
     session_ids = store.sessions.sessions_of_user(conn, project_id, user_id)
+    scores, names = user_summaries(conn, project_id, [user_id], recent=PAGE_RECENT)
     return UserDetail(
         totals=totals,
-        scores=user_score_averages(conn, project_id, [user_id]).get(user_id, {}),
-        features=user_features(conn, project_id, [user_id], limit=10).get(user_id, []),
+        scores=scores.get(user_id, {}),
+        features=[name for _, name in names.get(user_id, [])[:10]],
         traces=traces,
         sessions=list(session_summaries(store, conn, project_id, session_ids).items()),
     )

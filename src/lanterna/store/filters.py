@@ -258,11 +258,13 @@ def _array_clause(cond: Condition, expr: str, dialect: Dialect) -> tuple[str, li
     op = cond.operator
     if not values:
         return ("1 = 0" if op == "any of" else "1 = 1"), []
-    parts = [dialect.json_array_contains(expr)] * len(values)
+    part, binds = dialect.json_array_filter(expr)
+    parts = [part] * len(values)
+    params = [v for v in values for _ in range(binds)]
     if op == "all of":
-        return "(" + " AND ".join(parts) + ")", list(values)
+        return "(" + " AND ".join(parts) + ")", params
     joined = "(" + " OR ".join(parts) + ")"
-    return (joined if op == "any of" else f"NOT {joined}"), list(values)
+    return (joined if op == "any of" else f"NOT {joined}"), params
 
 
 def _string_list(cond: Condition) -> list[str]:

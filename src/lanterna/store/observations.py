@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ..schema import OBSERVATION
+from . import paging, row_counts
 from .db import Conn
 from .dialect import Dialect
 from .filters import (
@@ -125,13 +126,24 @@ def list_observations(
     join = TRACE_JOIN if "trace" in compiled.joins else ""
     where = f"o.project_id = ? AND {compiled.where()}"
     params = [project_id, *compiled.params]
-    total = int(conn.scalar(f"SELECT COUNT(*) FROM observations o {join} WHERE {where}", params))
+    if compiled.clauses:
+        total = int(
+            conn.scalar(f"SELECT COUNT(*) FROM observations o {join} WHERE {where}", params)
+        )
+    else:  # every observation of the project: the count kept in the write path
+        total = row_counts.count(conn, project_id, "observation")
     if total <= offset:
         return [], total
-    rows = conn.all(
-        f"SELECT o.* FROM observations o {join} WHERE {where}"
-        " ORDER BY o.start_time DESC, o.id DESC LIMIT ? OFFSET ?",
-        [*params, limit, offset],
+    rows = paging.page(
+        conn,
+        f"observations o {join}",
+        columns="o.*",
+        where=where,
+        params=params,
+        order="o.start_time DESC, o.id DESC",
+        limit=limit,
+        offset=offset,
+        key="o.start_time",
     )
     return rows, total
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..cost.calculate import DERIVED, Pricing, write
 from ..timeutil import now
-from . import rollups
+from . import rollups, user_totals
 from .db import Conn, Database
 from .models import price_models
 from .tables import COLUMNS, JSON, to_record
@@ -121,7 +121,7 @@ def recompute(
                         _update(conn, pid, row["id"], record, stamp)
                         result.changed += 1
                 result.scanned += len(rows)
-                rollups.settle(conn, rollups_before)
+                user_totals.settle(conn, rollups_before)
             if progress is not None:
                 progress(result)
             if len(rows) < batch_size:

@@ -103,8 +103,33 @@ def session_stats(
     return out
 
 
+#: :func:`sessions_of_user` first reads this many of the user's latest traces.
+USER_SESSIONS_SAMPLE = 1000
+
+
 def sessions_of_user(conn: Conn, project_id: str, user_id: str, *, limit: int = 50) -> list[str]:
-    """Ids of the sessions a user's traces belong to, most recent first."""
+    """Ids of the sessions a user's traces belong to, most recent first (by their
+    latest trace; ties by id).
+
+    Read from the user's latest :data:`USER_SESSIONS_SAMPLE` traces when those name
+    ``limit`` sessions whose latest trace is newer than the oldest trace read: their
+    latest traces are all in the sample, and every other session's is older, so the
+    answer is exact. Otherwise every trace of the user is grouped."""
+    sample = conn.all(
+        "SELECT session_id, timestamp FROM traces WHERE project_id = ? AND user_id = ?"
+        " ORDER BY timestamp DESC LIMIT ?",
+        (project_id, user_id, USER_SESSIONS_SAMPLE),
+    )
+    if len(sample) == USER_SESSIONS_SAMPLE:
+        oldest = sample[-1]["timestamp"]
+        last: dict[str, Any] = {}
+        for r in sample:
+            if r["session_id"] is not None and r["timestamp"] > oldest:
+                last.setdefault(r["session_id"], r["timestamp"])
+        if len(last) >= limit:
+            ranked = sorted(last.items(), key=lambda x: x[0])
+            ranked.sort(key=lambda x: x[1], reverse=True)
+            return [sid for sid, _ in ranked[:limit]]
     rows = conn.all(
         "SELECT session_id, MAX(timestamp) AS last FROM traces"
         " WHERE project_id = ? AND user_id = ? AND session_id IS NOT NULL"

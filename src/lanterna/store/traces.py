@@ -10,7 +10,7 @@ from typing import Any
 
 from ..schema import LEVELS, TRACE
 from ..timeutil import seconds_between
-from . import rollups
+from . import paging, rollups, row_counts, user_totals
 from .db import Conn
 from .dialect import Dialect
 from .filters import (
@@ -177,20 +177,32 @@ def list_traces(
     where, params = m.where, m.params
     source, count_where, count_params = m.source, m.count_where, m.count_params
     order = m.order
-    if count_limit is None:
-        count_sql = f"SELECT COUNT(*) FROM {source} WHERE {count_where}"
+    cap = None if count_limit is None else max(count_limit, offset + limit) + 1
+    if m.unfiltered:  # every trace of the project: the count kept in the write path
+        total = row_counts.count(conn, project_id, "trace")
+        total = total if cap is None else min(total, cap)
     else:
-        count_sql = (
-            f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {count_where} LIMIT ?) AS m"
-        )
-        count_params = [*count_params, max(count_limit, offset + limit) + 1]
-    total = int(conn.scalar(count_sql, count_params) or 0)
+        if cap is None:
+            count_sql = f"SELECT COUNT(*) FROM {source} WHERE {count_where}"
+        else:
+            count_sql = (
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {count_where} LIMIT ?) AS m"
+            )
+            count_params = [*count_params, cap]
+        total = int(conn.scalar(count_sql, count_params) or 0)
     if total <= offset:
         return [], total
-    rows = conn.all(
-        f"SELECT {_CORE_COLUMNS}, {_IO_COLUMNS if with_io else _NO_IO} FROM traces t"
-        f" WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-        [*params, limit, offset],
+    rows = paging.page(
+        conn,
+        "traces t",
+        columns=f"{_CORE_COLUMNS}, {_IO_COLUMNS if with_io else _NO_IO}",
+        where=where,
+        params=params,
+        order=order,
+        limit=limit,
+        offset=offset,
+        key="t.timestamp" if query.order_field == "timestamp" else None,
+        desc=query.order_desc,
     )
     return rows, total
 
@@ -207,6 +219,8 @@ class _Matching:
     source: str
     count_where: str
     count_params: list[Any]
+    #: True when the query selects every trace of the project (no filter, no search).
+    unfiltered: bool = False
 
 
 def _matching(conn: Conn, project_id: str, query: TraceQuery) -> _Matching:
@@ -240,7 +254,8 @@ def _matching(conn: Conn, project_id: str, query: TraceQuery) -> _Matching:
         source = f"({hits[0]}) AS h CROSS JOIN traces t ON t.rowid = h.rowid"
         count_where, count_params = where_of(False)
         count_params = [*hits[1], *count_params]
-    return _Matching(where, params, order, source, count_where, count_params)
+    unfiltered = not compiled.clauses and not query.search and not query.model
+    return _Matching(where, params, order, source, count_where, count_params, unfiltered)
 
 
 @dataclass(slots=True)
@@ -268,28 +283,20 @@ def trace_totals(conn: Conn, project_id: str, query: TraceQuery, *, limit: int) 
     Raises :class:`FilterError` like :func:`list_traces`.
     """
     m = _matching(conn, project_id, query)
-    d = conn.dialect
-    latency = (
-        f"{d.epoch_seconds('MAX(COALESCE(o.end_time, o.start_time))')}"
-        f" - {d.epoch_seconds('MIN(o.start_time)')}"
-    )
-    # The matching traces (bounded), then per trace its observations' sums, then one
-    # row of trace totals and one row per score name.
+    # The matching traces (bounded), then their narrow trace_totals rows (observations,
+    # cost, tokens and latency, kept in the write path: no observation is read), then
+    # one row of trace totals and one row per score name.
     chosen = f"SELECT t.id AS id FROM {m.source} WHERE {m.count_where} ORDER BY {m.order} LIMIT ?"
-    per_trace = (
-        f"SELECT c.id, COUNT(o.id) AS n, COALESCE(SUM(o.total_cost), 0) AS cost,"
-        f" COALESCE(SUM(o.usage_total), 0) AS tokens, {latency} AS latency"
-        " FROM chosen c LEFT JOIN observations o ON o.project_id = ? AND o.trace_id = c.id"
-        " GROUP BY c.id"
-    )
     rows = conn.all(
-        f"WITH chosen AS ({chosen}), per_trace AS ({per_trace})"
-        " SELECT NULL AS name, COUNT(*) AS n, SUM(cost) AS cost, SUM(tokens) AS tokens,"
-        " SUM(CASE WHEN n > 0 THEN latency END) AS latency_sum,"
-        " SUM(CASE WHEN n > 0 THEN 1 ELSE 0 END) AS observed FROM per_trace"
+        f"WITH chosen AS ({chosen})"
+        " SELECT NULL AS name, COUNT(*) AS n, SUM(tt.cost) AS cost, SUM(tt.tokens) AS tokens,"
+        " SUM(CASE WHEN tt.observations > 0 THEN tt.latency END) AS latency_sum,"
+        " SUM(CASE WHEN tt.observations > 0 THEN 1 ELSE 0 END) AS observed"
+        " FROM chosen c LEFT JOIN trace_totals tt ON tt.project_id = ? AND tt.trace_id = c.id"
         " UNION ALL"
         " SELECT s.name, COUNT(s.value), SUM(s.value), NULL, NULL, NULL"
-        " FROM chosen c JOIN scores s ON s.project_id = ? AND s.trace_id = c.id"
+        f" FROM chosen c JOIN {conn.dialect.by_index('scores s', 'scores_trace')}"
+        " ON s.project_id = ? AND s.trace_id = c.id"
         " WHERE s.data_type IN ('NUMERIC', 'BOOLEAN') AND s.value IS NOT NULL"
         " GROUP BY s.name",
         [*m.count_params, limit, project_id, project_id],
@@ -404,10 +411,13 @@ def _ids_by_trace(
     conn: Conn, table: str, project_id: str, trace_ids: Sequence[str], order: str
 ) -> dict[str, list[str]]:
     out: dict[str, list[str]] = defaultdict(list)
+    # Through the trace index: SQLite's planner may otherwise walk the time index for
+    # the order (every row of the project) instead of sorting a page's few rows.
+    source = conn.dialect.by_index(table, f"{table}_trace")
     for chunk in _in_chunks(trace_ids):
         marks = ", ".join("?" * len(chunk))
         rows = conn.all(
-            f"SELECT trace_id, id FROM {table} WHERE project_id = ? AND trace_id IN ({marks})"
+            f"SELECT trace_id, id FROM {source} WHERE project_id = ? AND trace_id IN ({marks})"
             f" ORDER BY {order}, id",
             [project_id, *chunk],
         )
@@ -455,19 +465,20 @@ def delete_traces(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int:
     """
 
     def delete() -> int:
-        deleted = 0
+        deleted = observations = 0
         for chunk in _in_chunks(trace_ids):
             marks = ", ".join("?" * len(chunk))
             params = [project_id, *chunk]
             rollups.remove_scores(conn, project_id, "trace_id", chunk)
             conn.run(f"DELETE FROM scores WHERE project_id = ? AND trace_id IN ({marks})", params)
-            conn.run(
+            observations += conn.run(
                 f"DELETE FROM observations WHERE project_id = ? AND trace_id IN ({marks})", params
             )
             deleted += conn.run(
                 f"DELETE FROM traces WHERE project_id = ? AND id IN ({marks})", params
             )
+        row_counts.add(conn, project_id, {"trace": -deleted, "observation": -observations})
         return deleted
 
-    # The hourly rollups lose what these traces contributed.
-    return rollups.maintained(conn, project_id, set(trace_ids), delete)
+    # The hourly rollups and the user totals lose what these traces contributed.
+    return user_totals.maintained(conn, project_id, set(trace_ids), delete)

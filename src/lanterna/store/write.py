@@ -25,7 +25,7 @@ from typing import Any
 from ..ingest.events import DomainEvent
 from ..ingest.merge import merge
 from ..timeutil import now
-from . import rollups
+from . import rollups, row_counts, user_totals
 from .db import Conn
 from .models import pricing as batch_pricing
 from .prompts import PromptLinker
@@ -206,7 +206,8 @@ class PreparedEvents:
         }
         fresh, other = rollups.classify(conn, project_id, self.kinds, stored, self.fresh)
         before = rollups.recorded(conn, project_id, other) if other else None
-        written = self._apply(conn, stored)
+        written, new = self._apply(conn, stored)
+        row_counts.add(conn, project_id, new)
         after = rollups.contribution(conn, project_id, other) if other else rollups.Contribution()
         if self.fresh_sum is not None and len(fresh) == len(self.fresh):
             after.update(self.fresh_sum)  # the common case: every trace is as prepared
@@ -220,22 +221,28 @@ class PreparedEvents:
             before = before or rollups.Contribution()
             before.update(rollups.scores(stored["score"].values()))
             after.update(rollups.scores(_load(conn, "score", project_id, scores).values()))
-        rollups.add(conn, project_id, after, before)
+        user_totals.apply(conn, project_id, after, before)
         return written
 
-    def _apply(self, conn: Conn, stored_kinds: dict[str, dict[str, dict[str, Any]]]) -> int:
+    def _apply(
+        self, conn: Conn, stored_kinds: dict[str, dict[str, dict[str, Any]]]
+    ) -> tuple[int, dict[str, int]]:
+        """Write the merged rows; return rows written and rows new by kind."""
         project_id = self.project_id
         stamp = conn.dialect.ts(now())
         written = 0
+        new: dict[str, int] = {}
         prompts = PromptLinker(conn, project_id)
         pricing = batch_pricing(conn, project_id)  # custom models load once, on first use
         for kind, entities in self.kinds.items():
             stored = stored_kinds[kind]
             rows = []
             sessions = []
+            fresh = 0
             for entity_id, entity in entities.items():
                 old = stored.get(entity_id)
                 if old is None and entity.row is not None:
+                    fresh += 1
                     rows.append(entity.row)
                     if entity.session is not None:
                         sessions.append(entity.session)
@@ -245,6 +252,7 @@ class PreparedEvents:
                     conn, prompts, pricing, project_id, kind, entity_id, record, old, stamp
                 )
                 if done is not None:
+                    fresh += old is None
                     rows.append(done[0])
                     if done[1] is not None:
                         sessions.append(done[1])
@@ -254,7 +262,8 @@ class PreparedEvents:
                 written += len(rows)
             if sessions:
                 conn.insert(_SESSION_HEAD, sessions, _SESSION_TAIL)
-        return written
+            new[kind] = fresh
+        return written, new
 
 
 def prepare_events(
