@@ -1,5 +1,6 @@
 """The ``lanterna`` command: ``serve``, ``worker``, ``keys``, ``migrate``, ``users``,
-``costs recompute``."""
+``costs recompute``; ``delete``, ``export``, ``import``, ``backup`` and ``restore`` are
+in :mod:`lanterna.cli_data`."""
 
 from __future__ import annotations
 
@@ -209,8 +210,10 @@ def _stored_channels(db, store, settings):  # type: ignore[no-untyped-def]
 def cmd_worker(args: argparse.Namespace) -> int:
     """Evaluate alert rules: every ``--interval`` seconds until stopped, or once."""
     import signal
+    from datetime import timedelta
 
     from .alerts.evaluator import Evaluator, EvaluatorLoop
+    from .lifecycle.retention import RetentionJob, RetentionLoop
     from .store.db import Database
     from .store.interface import sql_store
     from .store.migrations import migrate
@@ -233,15 +236,30 @@ def cmd_worker(args: argparse.Namespace) -> int:
             channels_for=_stored_channels(db, store, settings),
             base_url=settings.base_url,
         )
+        every = settings.retention_interval_seconds
+        retention = RetentionJob(
+            db, store, writer.run_sync, interval=timedelta(seconds=max(every, 1))
+        )
         if args.once:
             outcomes = evaluator.tick()
             print(f"evaluated {len(outcomes)} rule(s)")
+            run = retention.tick() if every > 0 else None
+            if run is not None:
+                gone = run.total
+                print(f"retention: deleted {gone.traces} trace(s), {gone.scores} score(s)")
             return 0
         loop = EvaluatorLoop(evaluator, interval)
+        cleaner = RetentionLoop(retention, min(every, 300)) if every > 0 else None
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.stop())
         print(f"lanterna worker: evaluating alert rules every {interval:g} s on {db.describe()}")
-        loop.run_forever()
+        if cleaner is not None:
+            cleaner.start()  # the retention job, once across processes (a lease)
+        try:
+            loop.run_forever()
+        finally:
+            if cleaner is not None:
+                cleaner.stop()
         return 0
     finally:
         writer.stop()
@@ -562,6 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _db_options(recompute)
     costs.set_defaults(func=cmd_costs)
+    from .cli_data import Context, add_commands
+
+    add_commands(sub, _db_options, Context(_settings, _project_id), _when)
     return parser
 
 
