@@ -9,13 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from test_rollups import _assert_rollups_match
 
 from helpers import T0, event, ingest, iso
 from lanterna.lifecycle.retention import RetentionJob
 from lanterna.server.app import create_app
 from lanterna.store.interface import sql_store
 from support import Api, make_settings, new_project
+from test_rollups import _assert_rollups_match
 
 
 @pytest.fixture
@@ -55,18 +55,28 @@ def _conversation(tid: str, user: str, session: str | None, *, days: float = 0) 
         ),
         event(
             "score-create",
-            {"id": f"{tid}-q", "traceId": tid, "name": "quality", "value": 0.5,
-             "timestamp": iso(seconds=at)},
-        ),  # fmt: skip
+            {
+                "id": f"{tid}-q",
+                "traceId": tid,
+                "name": "quality",
+                "value": 0.5,
+                "timestamp": iso(seconds=at),
+            },
+        ),
     ]
 
 
 def _session_score(sid: str, session: str, *, days: float = 0) -> dict:
     return event(
         "score-create",
-        {"id": sid, "sessionId": session, "name": "csat", "value": 1.0,
-         "timestamp": iso(seconds=days * 86400)},
-    )  # fmt: skip
+        {
+            "id": sid,
+            "sessionId": session,
+            "name": "csat",
+            "value": 1.0,
+            "timestamp": iso(seconds=days * 86400),
+        },
+    )
 
 
 def _seed(api) -> None:
@@ -163,9 +173,14 @@ def test_retention_setting_api(api):
 def _job(api, owner: str, clock) -> RetentionJob:
     rt = api.app.state.runtime
     return RetentionJob(
-        rt.db, sql_store(), rt.writer.run_sync, clock=clock, owner=owner, batch=2,
+        rt.db,
+        sql_store(),
+        rt.writer.run_sync,
+        clock=clock,
+        owner=owner,
+        batch=2,
         interval=timedelta(hours=1),
-    )  # fmt: skip
+    )
 
 
 def test_retention_job_deletes_in_batches_what_is_older_once_per_interval(quiet_api, caplog):
@@ -216,8 +231,9 @@ def test_a_held_lease_keeps_other_processes_out_until_it_expires(quiet_api):
     now = T0
     rt = api.app.state.runtime
     life = sql_store().lifecycle
-    assert rt.writer.run_sync(lambda c: life.claim_job(c, "retention", "crashed", now,
-                                                       now + timedelta(minutes=30)))  # fmt: skip
+    assert rt.writer.run_sync(
+        lambda c: life.claim_job(c, "retention", "crashed", now, now + timedelta(minutes=30))
+    )
     job = _job(api, "alive", lambda: now)
     assert job.tick(now + timedelta(minutes=29)) is None
     assert job.tick(now + timedelta(minutes=31)) is not None  # the crashed one's lease ran out

@@ -51,7 +51,6 @@ _SERVER_FIELDS = frozenset(
         "modelId",
         "promptId",
         "authorUserId",
-        "queueId",
     }
 )
 
@@ -84,6 +83,8 @@ def event_of(kind: str, data: dict[str, Any]) -> dict[str, Any]:
         stamp = data.get("startTime")
     elif kind == "score":
         event_type = "score-create"
+        if data.get("dataType") in ("CATEGORICAL", "TEXT") and data.get("stringValue") is not None:
+            body["value"] = body.pop("stringValue")  # sent as the value, as clients do
         stamp = data.get("timestamp")
     else:
         raise ImportFailed(f"unknown record type {kind!r}")
