@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpers import T0, event, ingest, iso
+from lanterna.cli import main
 from lanterna.lifecycle.retention import RetentionJob
 from lanterna.server.app import create_app
 from lanterna.store.interface import sql_store
@@ -242,3 +244,33 @@ def test_a_held_lease_keeps_other_processes_out_until_it_expires(quiet_api):
 @pytest.mark.parametrize("path", ["/api/public/users/x", "/api/public/sessions/x"])
 def test_deletion_needs_a_secret_key(api, path):
     assert api.delete(path, auth=None).status_code == 401
+
+
+def _db_args(db_url: str) -> list[str]:
+    if db_url.startswith("sqlite:///"):
+        return ["--data-dir", str(Path(db_url.removeprefix("sqlite:///")).parent)]
+    return ["--database-url", db_url]
+
+
+def test_cli_deletes_a_users_data_and_keys_changes_are_audited(api, db_url, capsys):
+    _seed(api)
+    pid = api.project.id
+    assert main(["delete", "user", "alice", "--project", pid, *_db_args(db_url)]) == 0
+    assert "deleted user alice: 2 trace(s), 4 observation(s), 3 score(s), 1 session(s)" in (
+        capsys.readouterr().out
+    )
+    assert _trace_ids(api) == {"b1", "b2"}
+    _assert_rollups_match(api)
+    assert main(["delete", "session", "s-shared", "--project", pid, *_db_args(db_url)]) == 0
+    assert _trace_ids(api) == {"b2"}
+    assert main(["keys", "create", "--project", pid, *_db_args(db_url)]) == 0
+    public = next(x for x in capsys.readouterr().out.split() if x.startswith("LANGFUSE_PUBLIC"))
+    key = public.split("=", 1)[1]
+    assert main(["keys", "revoke", key, *_db_args(db_url)]) == 0
+    entries = api.get("/api/public/audit-log").json()["data"]
+    assert [(e["actor"], e["action"], e["target"]) for e in entries] == [
+        ("cli", "api_key.revoke", key),
+        ("cli", "api_key.create", key),
+        ("cli", "session.delete", "s-shared"),
+        ("cli", "user.delete", "alice"),
+    ]

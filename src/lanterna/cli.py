@@ -281,14 +281,16 @@ def _project_id(conn, given: str | None) -> str:  # type: ignore[no-untyped-def]
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    """Create, list or revoke API keys."""
-    from .store import projects
+    """Create, list or revoke API keys (creating and revoking are audited)."""
+    from .store import audit, projects
 
     url = _settings(args).db_url
     if args.action == "create":
 
         def create(conn):  # type: ignore[no-untyped-def]
-            return projects.create_key(conn, _project_id(conn, args.project), note=args.note)
+            key = projects.create_key(conn, _project_id(conn, args.project), note=args.note)
+            audit.record(conn, key.project_id, "cli", "api_key.create", key.public_key)
+            return key
 
         key = _in_transaction(url, create)
         print(f"project: {key.project_id}")
@@ -306,7 +308,16 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 + (f"  note={row['note']}" if row["note"] else "")
             )
         return 0
-    revoked = _in_transaction(url, lambda c: projects.revoke_key(c, args.key))
+
+    def revoke(conn):  # type: ignore[no-untyped-def]
+        mine = [k for k in projects.list_keys(conn) if args.key in (k["public_key"], k["id"])]
+        done = projects.revoke_key(conn, args.key)
+        if done and mine:
+            key = mine[0]
+            audit.record(conn, key["project_id"], "cli", "api_key.revoke", key["public_key"])
+        return done
+
+    revoked = _in_transaction(url, revoke)
     if not revoked:
         print(f"no active key {args.key}", file=sys.stderr)
         return 1

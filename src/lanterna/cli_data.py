@@ -72,8 +72,7 @@ def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     """``export``: the project's traces (filtered) as JSONL, CSV or Parquet."""
-    from .server.api.lifecycle import export_choice
-    from .server.export import KINDS, Progress, encode, records
+    from .server.export import KINDS, Progress, encode, export_choice, records
     from .store.filters import parse_filter
     from .store.interface import TraceQuery, sql_store
 

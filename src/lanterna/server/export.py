@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .. import _json
+from ..errors import InvalidRequestData
 from ..store.db import Conn
+from ..store.filters import parse_filter, parse_time
 from ..store.interface import Store, TraceQuery
 from .shapes import observation_json, score_json, trace_json
 
@@ -243,3 +245,40 @@ def encode(items: Iterable[tuple[str, dict[str, Any]]], fmt: str, kind: str) -> 
     if fmt == "csv":
         return csv_rows(items, kind)
     return parquet_rows(items, kind)
+
+
+def export_query(params: Any) -> TraceQuery:
+    """The trace list's filters from query parameters (``userId``, ``name``,
+    ``sessionId``, ``fromTimestamp``, ``toTimestamp``, ``tags``, ``version``,
+    ``release``, ``environment``, ``filter``; empty values are left out, as a form
+    sends them)."""
+
+    def one(name: str) -> str | None:
+        return params.get(name) or None
+
+    def many(name: str) -> tuple[str, ...]:
+        return tuple(v for v in params.getlist(name) if v)
+
+    return TraceQuery(
+        user_id=one("userId"),
+        name=one("name"),
+        session_id=one("sessionId"),
+        from_timestamp=parse_time(one("fromTimestamp"), "fromTimestamp"),
+        to_timestamp=parse_time(one("toTimestamp"), "toTimestamp"),
+        tags=many("tags"),
+        version=one("version"),
+        release=one("release"),
+        environments=many("environment"),
+        filters=parse_filter(one("filter")),
+    )
+
+
+def export_choice(fmt: str | None, kind: str | None) -> tuple[str, str]:
+    """``(format, kind)`` checked: 400 naming the parameter otherwise."""
+    fmt = fmt or "jsonl"
+    if fmt not in FORMATS:
+        raise InvalidRequestData(f"format: one of {', '.join(FORMATS)}")
+    kind = kind or "trace"
+    if kind not in KINDS:
+        raise InvalidRequestData(f"kind: one of {', '.join(KINDS)}")
+    return fmt, kind

@@ -25,11 +25,10 @@ from starlette.responses import StreamingResponse
 from ...errors import InvalidRequestData
 from ...ingest.masking import check_rules
 from ...lifecycle.deletion import delete_session, delete_user
-from ...store.filters import parse_filter, parse_time
-from ...store.interface import Deleted, TraceQuery
+from ...store.interface import Deleted
 from ..audit import audit
 from ..auth import ProjectKey
-from ..export import FORMATS, KINDS, MEDIA_TYPES, Progress, encode, records
+from ..export import KINDS, MEDIA_TYPES, Progress, encode, export_choice, export_query, records
 from ..responses import JSON
 from ..runtime import Runtime, runtime
 from .body import json_body, ok, read_json
@@ -178,35 +177,6 @@ async def put_masking_rules(request: Request, principal: ProjectKey) -> JSON:
     rt.store.masking.forget(pid)
     await audit(rt, principal, "masking.update", None, {"rules": len(rules)})
     return JSON({"rules": rules})
-
-
-def export_query(params: Any) -> TraceQuery:
-    """The trace list's filters from query parameters (``userId``, ``name``,
-    ``sessionId``, ``fromTimestamp``, ``toTimestamp``, ``tags``, ``version``,
-    ``release``, ``environment``, ``filter``)."""
-    return TraceQuery(
-        user_id=params.get("userId"),
-        name=params.get("name"),
-        session_id=params.get("sessionId"),
-        from_timestamp=parse_time(params.get("fromTimestamp"), "fromTimestamp"),
-        to_timestamp=parse_time(params.get("toTimestamp"), "toTimestamp"),
-        tags=tuple(params.getlist("tags")),
-        version=params.get("version"),
-        release=params.get("release"),
-        environments=tuple(params.getlist("environment")),
-        filters=parse_filter(params.get("filter")),
-    )
-
-
-def export_choice(fmt: str | None, kind: str | None) -> tuple[str, str]:
-    """``(format, kind)`` checked: 400 naming the parameter otherwise."""
-    fmt = fmt or "jsonl"
-    if fmt not in FORMATS:
-        raise InvalidRequestData(f"format: one of {', '.join(FORMATS)}")
-    kind = kind or "trace"
-    if kind not in KINDS:
-        raise InvalidRequestData(f"kind: one of {', '.join(KINDS)}")
-    return fmt, kind
 
 
 @router.get(
