@@ -274,3 +274,13 @@ def test_cli_deletes_a_users_data_and_keys_changes_are_audited(api, db_url, caps
         ("cli", "session.delete", "s-shared"),
         ("cli", "user.delete", "alice"),
     ]
+
+
+def test_worker_once_runs_the_retention_job(quiet_api, db_url, capsys):
+    api = quiet_api
+    ingest(api, *_conversation("old", "alice", None, days=0))  # 2024: long past 30 days
+    assert api.put("/api/public/retention", json={"retentionDays": 30}).status_code == 200
+    assert main(["worker", "--once", *_db_args(db_url)]) == 0
+    assert "retention: deleted 1 trace(s), 1 score(s)" in capsys.readouterr().out
+    assert _trace_ids(api) == set()
+    _assert_rollups_match(api)

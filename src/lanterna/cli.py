@@ -47,6 +47,20 @@ def _in_transaction(url: str, work: Callable[..., T]) -> T:
         db.close()
 
 
+def _lanterna_logs(level: str) -> None:
+    """Show the ``lanterna.*`` loggers' lines (the retention job's counts, warnings) on
+    standard error at ``level`` (uvicorn configures only its own loggers)."""
+    import logging
+
+    logger = logging.getLogger("lanterna")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    number = logging.getLevelName(level.upper())  # uvicorn's "trace" is below DEBUG
+    logger.setLevel(number if isinstance(number, int) else logging.DEBUG)
+
+
 def _tune_gc() -> None:
     """Make the cyclic garbage collector cheap for a long-running server.
 
@@ -118,6 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             " 127.0.0.1 on this machine acts as the owner. Use it only for local, single-user work."
         )
     print(f"Listening on {settings.base_url}", flush=True)
+    _lanterna_logs(args.log_level)
     app = create_app(settings)
     _tune_gc()
     config = uvicorn.Config(
@@ -220,6 +235,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .store.writer import Writer
 
     settings = _settings(args)
+    _lanterna_logs("info")
     interval = args.interval if args.interval is not None else settings.alert_tick_seconds
     if interval <= 0 and not args.once:
         raise SystemExit("lanterna: --interval must be a positive number of seconds")

@@ -15,7 +15,6 @@ Time comes from an injected clock, never from sleeping: tests call ``tick(now)``
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 
 from ..store.db import Conn, Database
 from ..store.interface import Deleted, Store
+from ..timeutil import Ticker
 from ..timeutil import now as utc_now
 
 log = logging.getLogger("lanterna.retention")
@@ -106,8 +106,9 @@ class RetentionJob:
                 ids = find(conn)
             if not ids:
                 return
-            out.add(self.write(lambda c, ids=ids: delete(c, ids)))  # type: ignore[misc]
-            if len(ids) < self.batch:
+            gone = self.write(lambda c, ids=ids: delete(c, ids))  # type: ignore[misc]
+            out.add(gone)
+            if len(ids) < self.batch or not gone.total:
                 return
 
     def apply(self, project_id: str, cutoff: datetime) -> Deleted:
@@ -147,30 +148,12 @@ class RetentionJob:
         return out
 
 
-class RetentionLoop:
+class RetentionLoop(Ticker):
     """Calls :meth:`RetentionJob.tick` every ``poll`` seconds in a daemon thread until
     :meth:`stop` (the job's lease decides when it really runs)."""
 
     def __init__(self, job: RetentionJob, poll: float) -> None:
+        super().__init__(
+            job.tick, poll, name="lanterna-retention", log=log, failure="retention tick failed"
+        )
         self.job = job
-        self.poll = poll
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lanterna-retention", daemon=True)
-
-    def start(self) -> None:
-        """Start ticking."""
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the tick in progress."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.job.tick()
-            except Exception:
-                log.exception("retention tick failed")
-            self._stop.wait(self.poll)
