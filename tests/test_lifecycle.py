@@ -185,6 +185,14 @@ def _job(api, owner: str, clock) -> RetentionJob:
     )
 
 
+def _sessions(api) -> set[str]:
+    pid = api.project.id
+    rows = api.app.state.runtime.read_sync(
+        lambda c: c.all("SELECT id FROM sessions WHERE project_id = ?", (pid,))
+    )
+    return {r["id"] for r in rows}
+
+
 def test_retention_job_deletes_in_batches_what_is_older_once_per_interval(quiet_api, caplog):
     api = quiet_api
     ingest(
@@ -194,6 +202,7 @@ def test_retention_job_deletes_in_batches_what_is_older_once_per_interval(quiet_
         *_conversation("old3", "bob", None, days=2),
         *_conversation("new1", "alice", "s-new", days=40),
         _session_score("sc-old", "s-old", days=1),
+        _session_score("sc-recent", "s-old", days=20),
         _session_score("sc-new", "s-new", days=40),
     )
     other = api.new_project()
@@ -207,24 +216,26 @@ def test_retention_job_deletes_in_batches_what_is_older_once_per_interval(quiet_
     assert run is not None
     gone = run.deleted[api.project.id]
     # Cut-off T0 + 15 days: the three old traces (batches of 2), their 6 observations and
-    # 3 scores, the session score of s-old and the emptied session itself.
-    assert (gone.traces, gone.observations, gone.scores, gone.sessions) == (3, 6, 4, 1)
+    # 3 scores, and the old session score; s-old keeps its recent score, so it stays.
+    assert (gone.traces, gone.observations, gone.scores, gone.sessions) == (3, 6, 4, 0)
     assert other.id not in run.deleted  # no retention there
     assert _trace_ids(api) == {"new1"}
-    assert _score_ids(api) == {"new1-q", "sc-new"}
-    assert api.get("/api/public/sessions/s-old").status_code == 404
+    assert _score_ids(api) == {"new1-q", "sc-new", "sc-recent"}
+    assert _sessions(api) == {"s-old", "s-new"}
     assert api.get("/api/public/traces/theirs", auth=other.auth).status_code == 200
-    assert "deleted 3 trace(s), 6 observation(s), 4 score(s), 1 session(s)" in caplog.text
+    assert "deleted 3 trace(s), 6 observation(s), 4 score(s), 0 session(s)" in caplog.text
     _assert_rollups_match(api)
 
     # Due again an hour later, whichever process ticks; before that nobody runs it.
     assert second.tick() is None and first.tick() is None
     now[0] += timedelta(minutes=59)
     assert second.tick() is None
-    now[0] = T0 + timedelta(days=71)  # new1 is now past the retention too
+    now[0] = T0 + timedelta(days=71)  # cut-off T0 + 41 days: everything left is older
     run = second.tick()
-    assert run is not None and run.deleted[api.project.id].traces == 1
-    assert _trace_ids(api) == set()
+    assert run is not None
+    gone = run.deleted[api.project.id]
+    assert (gone.traces, gone.observations, gone.scores, gone.sessions) == (1, 2, 3, 2)
+    assert _trace_ids(api) == set() and _score_ids(api) == set() and _sessions(api) == set()
     _assert_rollups_match(api)
 
 

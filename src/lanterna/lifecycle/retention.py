@@ -5,7 +5,8 @@ in ``job_leases``, taken with one conditional update): for each project with a
 retention it deletes, in batches of :data:`~lanterna.store.lifecycle.BATCH` trace ids
 per write transaction, the traces older than the retention with their observations and
 scores (the hourly rollups corrected by the same path as every trace delete), then the
-older scores without a trace and the sessions left empty, and logs the counts. The job
+older scores without a trace (session scores expire by their own time), then the
+sessions no trace or score names any more, and logs the counts. The job
 is due again ``interval`` later. :class:`RetentionLoop` ticks in a daemon thread inside
 ``lanterna serve`` and ``lanterna worker``.
 
@@ -117,7 +118,8 @@ class RetentionJob:
         out = Deleted()
         self._batches(
             lambda c: life.expired_trace_ids(c, project_id, cutoff, limit=n),
-            lambda c, ids: life.delete_trace_data(c, project_id, ids),
+            # A session's own scores expire by their own time, not with its traces.
+            lambda c, ids: life.delete_trace_data(c, project_id, ids, empty_sessions=False),
             out,
         )
         self._batches(
@@ -132,8 +134,7 @@ class RetentionJob:
                 gone.add(life.delete_empty_session(c, project_id, session_id))
             return gone
 
-        self._batches(lambda c: life.expired_session_ids(c, project_id, cutoff, limit=n),
-                      sessions, out)  # fmt: skip
+        self._batches(lambda c: life.orphan_session_ids(c, project_id, limit=n), sessions, out)
         if out.total:
             log.info(
                 "retention: project %s: deleted %d trace(s), %d observation(s), %d score(s),"

@@ -79,9 +79,12 @@ def session_trace_ids(
     return [r["id"] for r in rows]
 
 
-def delete_trace_data(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> Deleted:
-    """Delete traces with their observations and scores (rollups corrected), then the
-    sessions they leave empty with those sessions' own scores. Runs in the writer."""
+def delete_trace_data(
+    conn: Conn, project_id: str, trace_ids: Sequence[str], *, empty_sessions: bool = True
+) -> Deleted:
+    """Delete traces with their observations and scores (rollups corrected), then (with
+    ``empty_sessions``) the sessions they leave empty with those sessions' own scores.
+    Runs in the writer."""
     ids = list(dict.fromkeys(trace_ids))
     if not ids:
         return Deleted()
@@ -89,14 +92,18 @@ def delete_trace_data(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> 
     where = f"project_id = ? AND trace_id IN ({_marks(ids)})"
     observations = int(conn.scalar(f"SELECT COUNT(*) FROM observations WHERE {where}", params))
     scores = int(conn.scalar(f"SELECT COUNT(*) FROM scores WHERE {where}", params))
-    sessions = [
-        r["session_id"]
-        for r in conn.all(
-            "SELECT DISTINCT session_id FROM traces"
-            f" WHERE project_id = ? AND id IN ({_marks(ids)}) AND session_id IS NOT NULL",
-            params,
-        )
-    ]
+    sessions = (
+        []
+        if not empty_sessions
+        else [
+            r["session_id"]
+            for r in conn.all(
+                "SELECT DISTINCT session_id FROM traces"
+                f" WHERE project_id = ? AND id IN ({_marks(ids)}) AND session_id IS NOT NULL",
+                params,
+            )
+        ]
+    )
     out = Deleted(delete_traces(conn, project_id, ids), observations, scores)
     for session_id in sessions:
         gone = delete_empty_session(conn, project_id, session_id)
@@ -185,15 +192,16 @@ def expired_score_ids(
     return [r["id"] for r in rows]
 
 
-def expired_session_ids(
-    conn: Conn, project_id: str, cutoff: datetime, *, limit: int = BATCH
-) -> list[str]:
-    """Up to ``limit`` sessions created before ``cutoff`` that no trace names."""
+def orphan_session_ids(conn: Conn, project_id: str, *, limit: int = BATCH) -> list[str]:
+    """Up to ``limit`` sessions that neither a trace nor a score names any more (what
+    retention leaves once a session's traces and scores have expired)."""
     rows = conn.all(
-        "SELECT s.id FROM sessions s WHERE s.project_id = ? AND s.created_at < ?"
+        "SELECT s.id FROM sessions s WHERE s.project_id = ?"
         " AND NOT EXISTS (SELECT 1 FROM traces t WHERE t.project_id = s.project_id"
-        " AND t.session_id = s.id) LIMIT ?",
-        (project_id, conn.dialect.ts(cutoff), limit),
+        " AND t.session_id = s.id)"
+        " AND NOT EXISTS (SELECT 1 FROM scores c WHERE c.project_id = s.project_id"
+        " AND c.session_id = s.id) LIMIT ?",
+        (project_id, limit),
     )
     return [r["id"] for r in rows]
 
