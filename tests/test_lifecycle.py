@@ -241,6 +241,7 @@ def test_retention_job_deletes_in_batches_what_is_older_once_per_interval(quiet_
 
 def test_a_held_lease_keeps_other_processes_out_until_it_expires(quiet_api):
     api = quiet_api
+    assert api.put("/api/public/retention", json={"retentionDays": 30}).status_code == 200
     now = T0
     rt = api.app.state.runtime
     life = sql_store().lifecycle
@@ -250,6 +251,13 @@ def test_a_held_lease_keeps_other_processes_out_until_it_expires(quiet_api):
     job = _job(api, "alive", lambda: now)
     assert job.tick(now + timedelta(minutes=29)) is None
     assert job.tick(now + timedelta(minutes=31)) is not None  # the crashed one's lease ran out
+
+
+def test_without_any_retention_a_tick_writes_nothing(quiet_api):
+    rt = quiet_api.app.state.runtime
+    commits = rt.writer.commits
+    assert _job(quiet_api, "idle", lambda: T0).tick() is None
+    assert rt.writer.commits == commits
 
 
 @pytest.mark.parametrize("path", ["/api/public/users/x", "/api/public/sessions/x"])

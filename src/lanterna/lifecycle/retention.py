@@ -76,17 +76,20 @@ class RetentionJob:
         self.owner = owner or f"retention-{uuid.uuid4()}"
 
     def tick(self, now: datetime | None = None) -> RetentionRun | None:
-        """Run the job if it is due at ``now`` (the clock's time by default) and this
-        process wins its lease; None when it did not run."""
+        """Run the job if some project has a retention, it is due at ``now`` (the
+        clock's time by default) and this process wins its lease; None when it did not
+        run. Without any retention it writes nothing (not even the lease)."""
         at = now or self.clock()
         life = self.store.lifecycle
+        with self.db.read() as conn:
+            projects = life.projects_with_retention(conn)
+        if not projects:
+            return None  # nothing to do: no write transaction at all
         owner, until = self.owner, at + self.lease
         if not self.write(lambda c: life.claim_job(c, JOB, owner, at, until)):
             return None
         run = RetentionRun(at)
         try:
-            with self.db.read() as conn:
-                projects = life.projects_with_retention(conn)
             for project_id, days in projects:
                 try:
                     run.deleted[project_id] = self.apply(project_id, at - timedelta(days=days))
