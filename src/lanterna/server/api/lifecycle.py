@@ -32,7 +32,7 @@ from ..export import KINDS, MEDIA_TYPES, Progress, encode, export_choice, export
 from ..responses import JSON
 from ..runtime import Runtime, runtime
 from .body import json_body, ok, read_json
-from .params import Meta, page_of
+from .params import Meta, PageParam, page_of
 
 router = APIRouter(tags=["Data lifecycle"])
 log = logging.getLogger("lanterna.export")
@@ -229,7 +229,7 @@ def export(
 def audit_log(
     request: Request,
     principal: ProjectKey,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
     action: OptStr = None,
 ) -> JSON:

@@ -106,7 +106,7 @@ async def audit_page(request: Request, project_id: str) -> Response:
         raise UiError(403, "The audit log is for admins and owners.")
     action = request.query_params.get("action") or None
     try:
-        number = max(1, int(request.query_params.get("page", "1")))
+        number = min(max(1, int(request.query_params.get("page", "1"))), 1_000_000)
     except ValueError:
         number = 1
     rt = rt_of(request)
