@@ -93,6 +93,11 @@ def _seed(api) -> None:
     )
 
 
+#: Two seeded traces (2 observations, 1 score each) and the session they empty, with
+#: its own score: what deleting alice, or the session s-shared, removes.
+TWO_TRACES_AND_A_SESSION = {"traces": 2, "observations": 4, "scores": 3, "sessions": 1}
+
+
 def _trace_ids(api) -> set[str]:
     return {t["id"] for t in api.get("/api/public/traces?limit=100").json()["data"]}
 
@@ -105,13 +110,7 @@ def test_deleting_a_user_removes_their_traces_scores_and_emptied_sessions(api):
     _seed(api)
     response = api.delete("/api/public/users/alice")
     assert response.status_code == 200, response.text
-    # a1, a2 with 2 observations and 1 score each; s-alice emptied with its own score.
-    assert response.json()["deleted"] == {
-        "traces": 2,
-        "observations": 4,
-        "scores": 3,
-        "sessions": 1,
-    }
+    assert response.json()["deleted"] == TWO_TRACES_AND_A_SESSION
     assert _trace_ids(api) == {"b1", "b2"}
     assert _score_ids(api) == {"b1-q", "b2-q", "sc-shared"}
     assert api.get("/api/public/sessions/s-alice").status_code == 404
@@ -139,12 +138,7 @@ def test_deleting_a_session_removes_its_traces_and_own_scores(api):
     _seed(api)
     response = api.delete("/api/public/sessions/s-shared")
     assert response.status_code == 200, response.text
-    assert response.json()["deleted"] == {
-        "traces": 2,
-        "observations": 4,
-        "scores": 3,
-        "sessions": 1,
-    }
+    assert response.json()["deleted"] == TWO_TRACES_AND_A_SESSION
     assert _trace_ids(api) == {"a1", "b2"}
     assert "sc-shared" not in _score_ids(api)
     assert api.get("/api/public/sessions/s-shared").status_code == 404
