@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from helpers import event, iso
 from lanterna.cli import main
-from lanterna.lifecycle.importer import ImportFailed, import_file, read_records
+from lanterna.lifecycle.importer import ImportFailed, import_file, read_records, send
 from support import new_project
 
 OBSERVATION_TYPES = (
@@ -284,3 +285,22 @@ def test_import_refuses_what_is_not_an_export(live_server):
             "pk-lf-x",
             "sk-lf-y",
         )
+
+
+def test_import_waits_out_the_targets_rate_limit():
+    # A stand-in for a rate-limited target: the first answer is a 429 naming a wait.
+    answers = [
+        httpx.Response(429, headers={"Retry-After": "3"}, json={"message": "slow down"}),
+        httpx.Response(207, json={"successes": [{"id": "e", "status": 201}], "errors": []}),
+    ]
+    sent: list[dict] = []
+
+    def target(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return answers.pop(0)
+
+    waits: list[float] = []
+    with httpx.Client(base_url="http://target", transport=httpx.MockTransport(target)) as c:
+        result = send(c, [("trace", {"id": "t1", "name": "x"})], sleep=waits.append)
+    assert waits == [3.0] and result.errors == [] and result.sent == {"trace": 1}
+    assert len(sent) == 2 and sent[0] == sent[1]

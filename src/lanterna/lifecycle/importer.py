@@ -12,6 +12,7 @@ validation. The file is read line by line (constant memory).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -120,13 +121,22 @@ def send(
     *,
     batch: int = 200,
     progress: Callable[[ImportResult], None] | None = None,
+    retries: int = 10,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ImportResult:
-    """Send ``records`` through ``client`` (base URL and keys set) to the ingestion API."""
+    """Send ``records`` through ``client`` (base URL and keys set) to the ingestion API;
+    a batch answered 429 (the target project's rate limit) is sent again after the
+    ``Retry-After`` it names, up to ``retries`` times."""
     result = ImportResult()
     pending: list[dict[str, Any]] = []
 
     def flush() -> None:
         response = client.post("/api/public/ingestion", json={"batch": pending})
+        for _ in range(retries):  # the target's rate limit: wait as it says, then again
+            if response.status_code != 429:
+                break
+            sleep(min(float(response.headers.get("Retry-After") or 1), 60.0))
+            response = client.post("/api/public/ingestion", json={"batch": pending})
         if response.status_code != 207:
             raise ImportFailed(f"the server answered {response.status_code}: {response.text[:300]}")
         for e in response.json().get("errors", []):

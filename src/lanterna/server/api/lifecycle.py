@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -28,14 +27,13 @@ from ...lifecycle.deletion import delete_session, delete_user
 from ...store.interface import Deleted
 from ..audit import audit
 from ..auth import ProjectKey
-from ..export import KINDS, MEDIA_TYPES, Progress, encode, export_choice, export_query, records
+from ..export import streamed
 from ..responses import JSON
 from ..runtime import Runtime, runtime
 from .body import json_body, ok, read_json
 from .params import Meta, PageParam, page_of
 
 router = APIRouter(tags=["Data lifecycle"])
-log = logging.getLogger("lanterna.export")
 
 MAX_RETENTION_DAYS = 36500
 OptStr = Annotated[str | None, Query()]
@@ -203,26 +201,8 @@ def export(
     observations and scores: ``format=jsonl`` (default; every kind, one record per
     line, what ``lanterna import`` reads), ``csv`` or ``parquet`` (one ``kind``:
     ``trace`` (default), ``observation`` or ``score``). Streamed in constant memory."""
-    fmt, what = export_choice(format, kind)
-    query = export_query(request.query_params)
     rt = runtime(request)
-    pid = principal.project_id
-    kinds = KINDS if fmt == "jsonl" else (what,)
-
-    logged = [0]
-
-    def progress(p: Progress) -> None:  # a log line every 10,000 records
-        if sum(p.counts.values()) // 10000 > logged[0]:
-            logged[0] = sum(p.counts.values()) // 10000
-            log.info("export of project %s: %s so far", pid, p.line())
-
-    items = records(rt.store, rt.read_sync, pid, query, kinds=kinds, progress=progress)
-    suffix = "jsonl" if fmt == "jsonl" else f"{what}s.{fmt}"
-    return StreamingResponse(
-        encode(items, fmt, what),
-        media_type=MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": f'attachment; filename="lanterna-{pid}.{suffix}"'},
-    )
+    return streamed(rt.store, rt.read_sync, principal.project_id, request.query_params)
 
 
 @router.get("/api/public/audit-log", responses=ok(AuditLog))

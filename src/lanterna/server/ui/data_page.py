@@ -8,14 +8,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from ... import _json
 from ...errors import InvalidInput
 from ...ingest.masking import BUILTINS, check_rules
 from ...lifecycle.deletion import delete_session, delete_user
 from ..audit import audit
-from ..export import KINDS, MEDIA_TYPES, encode, export_choice, export_query, records
+from ..export import streamed
 from .web import Page, UiError, page_form, project_page, redirect, render, rt_of
 
 router = APIRouter()
@@ -46,18 +46,8 @@ async def data_page(request: Request, project_id: str) -> Response:
 async def export(request: Request, project_id: str) -> Response:
     """The export as a download (the query string as ``GET /api/public/export``)."""
     page = await project_page(request, project_id)
-    params = request.query_params
-    fmt, kind = export_choice(params.get("format") or None, params.get("kind") or None)
-    query = export_query(params)
     rt = rt_of(request)
-    kinds = KINDS if fmt == "jsonl" else (kind,)
-    items = records(rt.store, rt.read_sync, page.pid, query, kinds=kinds)
-    suffix = "jsonl" if fmt == "jsonl" else f"{kind}s.{fmt}"
-    return StreamingResponse(
-        encode(items, fmt, kind),
-        media_type=MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": f'attachment; filename="lanterna-{page.pid}.{suffix}"'},
-    )
+    return streamed(rt.store, rt.read_sync, page.pid, request.query_params)
 
 
 @router.post("/project/{project_id}/data/delete")
