@@ -1,5 +1,6 @@
 """The ``lanterna`` command: ``serve``, ``worker``, ``keys``, ``migrate``, ``users``,
-``costs recompute``."""
+``costs recompute``; ``delete``, ``export``, ``import``, ``backup`` and ``restore`` are
+in :mod:`lanterna.cli_data`."""
 
 from __future__ import annotations
 
@@ -44,6 +45,20 @@ def _in_transaction(url: str, work: Callable[..., T]) -> T:
             return work(conn)
     finally:
         db.close()
+
+
+def _lanterna_logs(level: str) -> None:
+    """Show the ``lanterna.*`` loggers' lines (the retention job's counts, warnings) on
+    standard error at ``level`` (uvicorn configures only its own loggers)."""
+    import logging
+
+    logger = logging.getLogger("lanterna")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    number = logging.getLevelName(level.upper())  # uvicorn's "trace" is below DEBUG
+    logger.setLevel(number if isinstance(number, int) else logging.DEBUG)
 
 
 def _tune_gc() -> None:
@@ -117,6 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             " 127.0.0.1 on this machine acts as the owner. Use it only for local, single-user work."
         )
     print(f"Listening on {settings.base_url}", flush=True)
+    _lanterna_logs(args.log_level)
     app = create_app(settings)
     _tune_gc()
     config = uvicorn.Config(
@@ -209,14 +225,17 @@ def _stored_channels(db, store, settings):  # type: ignore[no-untyped-def]
 def cmd_worker(args: argparse.Namespace) -> int:
     """Evaluate alert rules: every ``--interval`` seconds until stopped, or once."""
     import signal
+    from datetime import timedelta
 
     from .alerts.evaluator import Evaluator, EvaluatorLoop
+    from .lifecycle.retention import RetentionJob, RetentionLoop
     from .store.db import Database
     from .store.interface import sql_store
     from .store.migrations import migrate
     from .store.writer import Writer
 
     settings = _settings(args)
+    _lanterna_logs("info")
     interval = args.interval if args.interval is not None else settings.alert_tick_seconds
     if interval <= 0 and not args.once:
         raise SystemExit("lanterna: --interval must be a positive number of seconds")
@@ -233,15 +252,30 @@ def cmd_worker(args: argparse.Namespace) -> int:
             channels_for=_stored_channels(db, store, settings),
             base_url=settings.base_url,
         )
+        every = settings.retention_interval_seconds
+        retention = RetentionJob(
+            db, store, writer.run_sync, interval=timedelta(seconds=max(every, 1))
+        )
         if args.once:
             outcomes = evaluator.tick()
             print(f"evaluated {len(outcomes)} rule(s)")
+            run = retention.tick() if every > 0 else None
+            if run is not None:
+                gone = run.total
+                print(f"retention: deleted {gone.traces} trace(s), {gone.scores} score(s)")
             return 0
         loop = EvaluatorLoop(evaluator, interval)
+        cleaner = RetentionLoop(retention, min(every, 300)) if every > 0 else None
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.stop())
         print(f"lanterna worker: evaluating alert rules every {interval:g} s on {db.describe()}")
-        loop.run_forever()
+        if cleaner is not None:
+            cleaner.start()  # the retention job, once across processes (a lease)
+        try:
+            loop.run_forever()
+        finally:
+            if cleaner is not None:
+                cleaner.stop()
         return 0
     finally:
         writer.stop()
@@ -263,14 +297,16 @@ def _project_id(conn, given: str | None) -> str:  # type: ignore[no-untyped-def]
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    """Create, list or revoke API keys."""
-    from .store import projects
+    """Create, list or revoke API keys (creating and revoking are audited)."""
+    from .store import audit, projects
 
     url = _settings(args).db_url
     if args.action == "create":
 
         def create(conn):  # type: ignore[no-untyped-def]
-            return projects.create_key(conn, _project_id(conn, args.project), note=args.note)
+            key = projects.create_key(conn, _project_id(conn, args.project), note=args.note)
+            audit.record(conn, key.project_id, "cli", "api_key.create", key.public_key)
+            return key
 
         key = _in_transaction(url, create)
         print(f"project: {key.project_id}")
@@ -288,7 +324,16 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 + (f"  note={row['note']}" if row["note"] else "")
             )
         return 0
-    revoked = _in_transaction(url, lambda c: projects.revoke_key(c, args.key))
+
+    def revoke(conn):  # type: ignore[no-untyped-def]
+        mine = [k for k in projects.list_keys(conn) if args.key in (k["public_key"], k["id"])]
+        done = projects.revoke_key(conn, args.key)
+        if done and mine:
+            key = mine[0]
+            audit.record(conn, key["project_id"], "cli", "api_key.revoke", key["public_key"])
+        return done
+
+    revoked = _in_transaction(url, revoke)
     if not revoked:
         print(f"no active key {args.key}", file=sys.stderr)
         return 1
@@ -562,6 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _db_options(recompute)
     costs.set_defaults(func=cmd_costs)
+    from .cli_data import Context, add_commands
+
+    add_commands(sub, _db_options, Context(_settings, _project_id), _when)
     return parser
 
 

@@ -2,12 +2,15 @@
 
 Everything is stored in UTC with microsecond precision. On SQLite a timestamp is the
 fixed-width text ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (so text order is time order); on
-PostgreSQL it is ``timestamptz``.
+PostgreSQL it is ``timestamptz``. :class:`Ticker` paces background jobs.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 UTC = timezone.utc
@@ -66,3 +69,48 @@ def seconds_between(start: datetime | None, end: datetime | None) -> float | Non
     if start is None or end is None:
         return None
     return (end - start) / timedelta(seconds=1)
+
+
+class Ticker:
+    """Calls ``tick()`` every ``interval`` seconds in a daemon thread named ``name`` until
+    :meth:`stop` (which wakes it at once); a failing tick is logged as ``failure`` on
+    ``log`` and the next one runs as planned. Background jobs (the alert evaluator, the
+    retention job) take their time from an injected clock; only the pace is real."""
+
+    def __init__(
+        self,
+        tick: Callable[[], object],
+        interval: float,
+        *,
+        name: str,
+        log: logging.Logger,
+        failure: str,
+    ) -> None:
+        self.tick = tick
+        self.interval = interval
+        self._log = log
+        self._failure = failure
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        """Start ticking."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the tick in progress."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def run_forever(self) -> None:
+        """Tick in the calling thread until :meth:`stop` is called from another."""
+        self._run()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                self._log.exception(self._failure)
+            self._stop.wait(self.interval)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import operator
-import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import Any, TypeVar
 from ..analytics.alert_metrics import SUMS, MetricSpec, Reading, measure
 from ..store.db import Conn, Database
 from ..store.interface import Store
+from ..timeutil import Ticker
 from ..timeutil import now as utc_now
 from .budgets import budget_messages, has_new_crossing
 from .message import AlertMessage, Channel, DeliveryError
@@ -339,34 +339,16 @@ class Evaluator:
         return events
 
 
-class EvaluatorLoop:
+class EvaluatorLoop(Ticker):
     """Calls :meth:`Evaluator.tick` every ``interval`` seconds in a daemon thread until
     :meth:`stop` (which wakes it at once)."""
 
     def __init__(self, evaluator: Evaluator, interval: float) -> None:
+        super().__init__(
+            evaluator.tick,
+            interval,
+            name="lanterna-alerts",
+            log=log,
+            failure="alert evaluation tick failed",
+        )
         self.evaluator = evaluator
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lanterna-alerts", daemon=True)
-
-    def start(self) -> None:
-        """Start ticking."""
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the tick in progress."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def run_forever(self) -> None:
-        """Tick in the calling thread until :meth:`stop` is called from another."""
-        self._run()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.evaluator.tick()
-            except Exception:
-                log.exception("alert evaluation tick failed")
-            self._stop.wait(self.interval)

@@ -17,6 +17,7 @@ from .api import (
     channels,
     dashboards,
     ingestion,
+    lifecycle,
     metrics,
     models,
     observations,
@@ -91,5 +92,6 @@ def create_app(
     app.include_router(budgets.router, responses=ERROR_RESPONSES)
     app.include_router(channels.router, responses=ERROR_RESPONSES)  # alert channels
     app.include_router(alerts.router, responses=ERROR_RESPONSES)
+    app.include_router(lifecycle.router, responses=ERROR_RESPONSES)  # retention, export, audit
     mount_ui(app)  # the dashboard under /
     return app

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from ..alerts.evaluator import ChannelLookup, Evaluator, EvaluatorLoop, no_channels
+from ..lifecycle.retention import RetentionJob, RetentionLoop
 from ..store.db import Conn, Database
 from ..store.interface import Store, sql_store
 from ..store.migrations import migrate
@@ -52,6 +54,15 @@ class Runtime:
             {"ingest": settings.ingest_rate_limit, "read": settings.read_rate_limit},
             self.store.quotas,
         )
+        #: The retention job (``lifecycle/retention.py``): runs every
+        #: ``retention_interval_seconds`` (0: not in this process), once across processes.
+        self.retention = RetentionJob(
+            self.db,
+            self.store,
+            self.writer.run_sync,
+            interval=timedelta(seconds=max(settings.retention_interval_seconds, 1)),
+        )
+        self._retention_loop: RetentionLoop | None = None
 
     def start(self) -> None:
         """Migrate the schema, start the writer and (unless turned off) the evaluator."""
@@ -60,12 +71,19 @@ class Runtime:
         if self.settings.alert_tick_seconds > 0:
             self._alert_loop = EvaluatorLoop(self.evaluator, self.settings.alert_tick_seconds)
             self._alert_loop.start()
+        if self.settings.retention_interval_seconds > 0:
+            poll = min(self.settings.retention_interval_seconds, 300)
+            self._retention_loop = RetentionLoop(self.retention, poll)
+            self._retention_loop.start()
 
     def stop(self) -> None:
         """Stop the evaluator, drain the writer and close connections."""
         if self._alert_loop is not None:
             self._alert_loop.stop()
             self._alert_loop = None
+        if self._retention_loop is not None:
+            self._retention_loop.stop()
+            self._retention_loop = None
         self.writer.stop()
         self.db.close()
 

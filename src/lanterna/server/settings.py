@@ -78,6 +78,10 @@ class Settings:
     #: Seconds between the alert evaluator's looks for due rules inside ``lanterna serve``;
     #: 0 turns the evaluator off in this process (run ``lanterna worker`` instead).
     alert_tick_seconds: int = 15
+    #: Seconds between runs of the retention job (deletes what is older than each
+    #: project's retention) inside ``lanterna serve``; 0 turns it off in this process
+    #: (``lanterna worker`` runs it too). One process runs it at a time (a lease).
+    retention_interval_seconds: int = 3600
     #: ``--no-auth``: no login, for one local user on loopback. CLI only: never read
     #: from the environment, so auth cannot be turned off by a stray variable.
     no_auth: bool = False

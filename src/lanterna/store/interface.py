@@ -27,8 +27,8 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
 - **operations**, never imported from above but through this module: ``traces``,
   ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
   ``models``, ``projects``, ``dashboards``, ``budgets``, ``channels``, ``alerts``,
-  ``quotas``,
-  ``write``, ``rollups``, ``recompute``, ``tables``, ``migrations``.
+  ``quotas``, ``lifecycle``, ``audit``, ``masking``, ``backup``, ``write``,
+  ``rollups``, ``recompute``, ``tables``, ``migrations``.
   ``server/runtime.py`` is the one exception: it builds the server's store and migrates
   its database (it picks the backend).
 
@@ -55,9 +55,12 @@ from ..cost.calculate import Pricing
 from ..ingest.events import DomainEvent
 from . import (
     alerts,
+    audit,
     budgets,
     channels,
     dashboards,
+    lifecycle,
+    masking,
     models,
     projects,
     prompts,
@@ -70,6 +73,7 @@ from . import (
 )
 from . import observations as observations_module
 from .db import Conn
+from .lifecycle import Deleted
 from .observations import ObservationQuery
 from .projects import NewKey
 from .prompts import NewPrompt, VersionStats
@@ -82,10 +86,14 @@ from .writer import Combinable
 __all__ = [
     "VALUE_OPERATORS",
     "AlertChannels",
+    "Audit",
     "Budgets",
     "CursorPage",
     "Dashboards",
+    "Deleted",
     "Ingest",
+    "Lifecycle",
+    "Masking",
     "Models",
     "NewKey",
     "NewPrompt",
@@ -529,6 +537,92 @@ class Alerts(Protocol):
     ) -> Page: ...
 
 
+class Lifecycle(Protocol):
+    """Deleting a user's or a session's data, retention, an export's walk, and the lease
+    of background jobs (``store/lifecycle.py``). Deletes run in the writer, a batch of
+    trace ids per call, and keep the rollups exact."""
+
+    def user_trace_ids(
+        self, conn: Conn, project_id: str, user_id: str, *, limit: int = ...
+    ) -> list[str]: ...
+
+    def session_trace_ids(
+        self, conn: Conn, project_id: str, session_id: str, *, limit: int = ...
+    ) -> list[str]: ...
+
+    def delete_trace_data(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str], *, empty_sessions: bool = ...
+    ) -> Deleted: ...
+
+    def delete_empty_session(self, conn: Conn, project_id: str, session_id: str) -> Deleted: ...
+
+    def delete_scores(self, conn: Conn, project_id: str, score_ids: Sequence[str]) -> int: ...
+
+    def projects_with_retention(self, conn: Conn) -> list[tuple[str, int]]: ...
+
+    def expired_trace_ids(
+        self, conn: Conn, project_id: str, cutoff: datetime, *, limit: int = ...
+    ) -> list[str]: ...
+
+    def expired_score_ids(
+        self, conn: Conn, project_id: str, cutoff: datetime, *, limit: int = ...
+    ) -> list[str]: ...
+
+    def orphan_session_ids(self, conn: Conn, project_id: str, *, limit: int = ...) -> list[str]: ...
+
+    def export_trace_ids(
+        self,
+        conn: Conn,
+        project_id: str,
+        query: TraceQuery,
+        *,
+        after: tuple[datetime, str] | None,
+        limit: int = ...,
+    ) -> list[tuple[datetime, str]]: ...
+
+    def session_scores(
+        self, conn: Conn, project_id: str, session_ids: Sequence[str]
+    ) -> list[Row]: ...
+
+    def claim_job(
+        self, conn: Conn, name: str, owner: str, at: datetime, until: datetime
+    ) -> bool: ...
+
+    def finish_job(self, conn: Conn, name: str, owner: str, next_run_at: datetime) -> bool: ...
+
+
+class Audit(Protocol):
+    """The audit log (``store/audit.py``): append an entry, page them newest first."""
+
+    def record(
+        self,
+        conn: Conn,
+        project_id: str,
+        actor: str,
+        action: str,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> None: ...
+
+    def page_entries(
+        self, conn: Conn, project_id: str, *, limit: int, offset: int, action: str | None = None
+    ) -> Page: ...
+
+
+class Masking(Protocol):
+    """A project's masking rules (``store/masking.py``; checked above the store, applied
+    to every ingested batch by the write path)."""
+
+    def get_rules(self, conn: Conn, project_id: str) -> list[dict[str, Any]]: ...
+
+    def set_rules(self, conn: Conn, project_id: str, rules: list[dict[str, Any]]) -> None: ...
+
+    def forget(self, project_id: str) -> None:
+        """Drop the project's cached rules (after a change is committed)."""
+
+
 class Store(Protocol):
     """Everything the server reads and writes, one attribute per resource."""
 
@@ -546,6 +640,9 @@ class Store(Protocol):
     channels: AlertChannels
     alerts: Alerts
     quotas: Quotas
+    lifecycle: Lifecycle
+    audit: Audit
+    masking: Masking
 
 
 class SqlStore:
@@ -567,6 +664,9 @@ class SqlStore:
         self.channels: AlertChannels = channels
         self.alerts: Alerts = alerts
         self.quotas: Quotas = quotas
+        self.lifecycle: Lifecycle = lifecycle
+        self.audit: Audit = audit
+        self.masking: Masking = masking
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

@@ -27,6 +27,7 @@ from ..ingest.merge import merge
 from ..timeutil import now
 from . import rollups, row_counts, user_totals
 from .db import Conn
+from .masking import masked
 from .models import pricing as batch_pricing
 from .prompts import PromptLinker
 from .tables import COLUMNS, TABLE, to_record, to_row
@@ -271,11 +272,12 @@ def prepare_events(
 ) -> PreparedEvents:
     """Group ``events`` and (with ``rows``) compute each entity's row as if it were new.
 
-    ``conn`` may be a read connection: it is used only to look up prompt versions and
-    the project's custom model prices.
+    ``conn`` may be a read connection: it is used only to look up prompt versions, the
+    project's custom model prices and its masking rules (applied first: nothing
+    unmasked reaches a row).
     """
     kinds: dict[str, dict[str, _Entity]] = defaultdict(dict)
-    for event in events:
+    for event in masked(conn, project_id, events):  # the project's redaction rules
         entities = kinds[event.kind]
         entity = entities.get(event.entity_id)
         if entity is None:

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from ...alerts.rules import api_fields, check_rule
 from ...store.db import Conn
+from ..audit import audit
 from ..auth import ProjectKey
 from ..errors import not_found
 from ..responses import JSON
@@ -160,6 +161,7 @@ async def create_rule(request: Request, principal: ProjectKey) -> JSON:
     fields = check_rule(await read_json(request))
     rt = runtime(request)
     row = await rt.write(lambda c: rt.store.alerts.create_rule(c, principal.project_id, fields))
+    await audit(rt, principal, "alert_rule.create", row["id"], {"name": row["name"]})
     return JSON(alert_rule_json(row))
 
 
@@ -191,6 +193,7 @@ async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
     row = await rt.write(work)
     if row is None:
         raise not_found(f"Alert rule {rule_id}")
+    await audit(rt, principal, "alert_rule.update", rule_id, {"fields": sorted(patch or {})})
     return JSON(alert_rule_json(row))
 
 
@@ -200,6 +203,7 @@ async def delete_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
     rt = runtime(request)
     if not await rt.write(lambda c: rt.store.alerts.delete_rule(c, principal.project_id, rule_id)):
         raise not_found(f"Alert rule {rule_id}")
+    await audit(rt, principal, "alert_rule.delete", rule_id)
     return JSON({"message": "Alert rule deleted successfully"})
 
 

@@ -20,6 +20,7 @@ from ...store.db import Conn
 from ...store.filters import parse_time
 from ...store.interface import Budgets
 from ...timeutil import format_ts, now
+from ..audit import audit
 from ..auth import ProjectKey
 from ..errors import not_found
 from ..responses import JSON
@@ -181,7 +182,9 @@ async def create_budget(request: Request, principal: ProjectKey) -> JSON:
         row = store.create(conn, principal.project_id, fields)
         return _shown(store, conn, principal.project_id, row, when)
 
-    return JSON(await runtime(request).write(work))
+    shown = await runtime(request).write(work)
+    await audit(runtime(request), principal, "budget.create", shown["id"], {"name": shown["name"]})
+    return JSON(shown)
 
 
 async def _one(
@@ -245,6 +248,7 @@ async def update_budget(request: Request, budget_id: str, principal: ProjectKey)
     outcome = await runtime(request).write(work)
     if outcome is None:
         raise not_found(f"Budget {budget_id}")
+    await audit(runtime(request), principal, "budget.update", budget_id, {"fields": sorted(patch)})
     return JSON(outcome)
 
 
@@ -256,4 +260,5 @@ async def delete_budget(request: Request, budget_id: str, principal: ProjectKey)
         lambda conn: store.delete(conn, principal.project_id, budget_id)
     ):
         raise not_found(f"Budget {budget_id}")
+    await audit(runtime(request), principal, "budget.delete", budget_id)
     return JSON({"message": "Budget deleted successfully"})

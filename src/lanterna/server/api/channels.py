@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from .. import channel_ops as ops
+from ..audit import audit
 from ..auth import ProjectKey
 from ..responses import JSON
 from ..runtime import runtime
@@ -71,7 +72,9 @@ async def list_channels(request: Request, principal: ProjectKey) -> JSON:
 async def create_channel(request: Request, principal: ProjectKey) -> JSON:
     """Create a channel; 400 naming the field that is wrong."""
     body = await read_json(request)
-    return JSON(await ops.create_channel(runtime(request), principal.project_id, body))
+    created = await ops.create_channel(runtime(request), principal.project_id, body)
+    await audit(runtime(request), principal, "alert_channel.create", created["id"])
+    return JSON(created)
 
 
 @router.get(CHANNELS + "/{channel_id}", responses=ok(AlertChannel))
@@ -85,13 +88,16 @@ async def update_channel(request: Request, channel_id: str, principal: ProjectKe
     """Change a channel's name or config (masked or left-out secrets are kept)."""
     body = await read_json(request)
     rt = runtime(request)
-    return JSON(await ops.update_channel(rt, principal.project_id, channel_id, body))
+    changed = await ops.update_channel(rt, principal.project_id, channel_id, body)
+    await audit(rt, principal, "alert_channel.update", channel_id)
+    return JSON(changed)
 
 
 @router.delete(CHANNELS + "/{channel_id}", responses=ok(Deleted))
 async def delete_channel(request: Request, channel_id: str, principal: ProjectKey) -> JSON:
     """Delete a channel."""
     await ops.delete_channel(runtime(request), principal.project_id, channel_id)
+    await audit(runtime(request), principal, "alert_channel.delete", channel_id)
     return JSON({"message": "Alert channel deleted successfully"})
 
 

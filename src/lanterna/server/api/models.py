@@ -19,6 +19,7 @@ from ...cost.prices import check_create
 from ...store.db import Conn
 from ...store.interface import Models
 from ...timeutil import now
+from ..audit import audit
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
@@ -98,6 +99,7 @@ async def create_model(request: Request, principal: ProjectKey) -> JSON:
 
     created = await rt.write(work)
     models.forget(project_id)  # committed: price new observations with it at once
+    await audit(rt, principal, "model.create", created["id"], {"modelName": created["modelName"]})
     return JSON(created)
 
 
@@ -129,6 +131,7 @@ async def delete_model(request: Request, model_id: str, principal: ProjectKey) -
     deleted = await rt.write(lambda conn: models.delete(conn, project_id, model_id))
     if deleted:
         models.forget(project_id)
+        await audit(rt, principal, "model.delete", model_id)
         return Response(status_code=204)
     if builtin.by_id(model_id) is not None:
         raise ApiError(

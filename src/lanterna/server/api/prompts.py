@@ -14,6 +14,7 @@ from ...store.db import Conn
 from ...store.interface import Prompts
 from ...timeutil import parse_ts
 from .. import shapes
+from ..audit import audit
 from ..auth import ProjectKey
 from ..errors import ApiError
 from ..responses import JSON
@@ -63,7 +64,10 @@ async def create_prompt(request: Request, principal: ProjectKey) -> JSON:
         row = prompts.create(conn, principal.project_id, new)
         return prompt_json(prompts, conn, row, resolve=False)
 
-    return JSON(await rt.write(work))
+    created = await rt.write(work)
+    detail = {"version": created["version"], "labels": created["labels"]}
+    await audit(rt, principal, "prompt.create", created["name"], detail)
+    return JSON(created)
 
 
 @router.get("/api/public/v2/prompts")
@@ -137,6 +141,7 @@ async def update_labels(
     found = await rt.write(work)
     if found is None:
         raise ApiError(404, f"Prompt not found: '{name}' with version {version}")
+    await audit(rt, principal, "prompt.labels", name, {"version": version, "labels": labels})
     return JSON(found)
 
 
@@ -189,4 +194,6 @@ async def delete_prompt(
     )
     if not deleted:
         raise ApiError(404, f"Prompt not found: '{name}'")
+    which = {"version": version, "label": label, "versions": deleted}
+    await audit(rt, principal, "prompt.delete", name, which)
     return Response(status_code=204)

@@ -23,6 +23,7 @@ from ...store.db import Conn
 from ...store.filters import Condition, parse_filter, parse_time
 from ...store.interface import VALUE_OPERATORS, ScoreQuery
 from ...timeutil import format_ts, now
+from ..audit import audit
 from ..auth import AnyKey, ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
@@ -398,4 +399,5 @@ async def delete_score(request: Request, score_id: str, principal: ProjectKey) -
     deleted = await rt.write(lambda c: rt.store.scores.delete_score(c, project_id, score_id))
     if not deleted:
         raise not_found(f"Score {score_id}")
+    await audit(rt, principal, "score.delete", score_id)
     return JSON({"message": "Score deleted"}, status_code=202)

@@ -11,6 +11,7 @@ from ...store.db import Conn
 from ...store.dialect import Dialect
 from ...store.filters import parse_filter, parse_time
 from ...store.interface import Store, TraceQuery
+from ..audit import audit
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
@@ -125,7 +126,8 @@ async def delete_traces(request: Request, principal: ProjectKey) -> JSON:
         )
     project_id = principal.project_id
     rt = runtime(request)
-    await rt.write(lambda conn: rt.store.traces.delete_traces(conn, project_id, ids))
+    gone = await rt.write(lambda conn: rt.store.traces.delete_traces(conn, project_id, ids))
+    await audit(rt, principal, "trace.delete", None, {"traceIds": ids[:100], "deleted": gone})
     return JSON({"message": "Traces deleted successfully"})
 
 
@@ -176,5 +178,7 @@ async def delete_trace(request: Request, trace_id: str, principal: ProjectKey) -
     """
     project_id = principal.project_id
     rt = runtime(request)
-    await rt.write(lambda conn: rt.store.traces.delete_traces(conn, project_id, [trace_id]))
+    gone = await rt.write(lambda c: rt.store.traces.delete_traces(c, project_id, [trace_id]))
+    if gone:
+        await audit(rt, principal, "trace.delete", trace_id)
     return JSON({"message": "Trace deleted successfully"})

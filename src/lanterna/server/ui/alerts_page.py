@@ -19,6 +19,7 @@ from starlette.responses import Response
 from ...alerts.rules import BASELINES, COMPARATORS, InvalidRule, check_rule, describe
 from ...analytics.alert_metrics import FILTERS, METRICS
 from ...timeutil import now
+from ..audit import audit
 from .metrics_page import COLORS
 from .web import Form, Page, not_found, page_form, project_page, redirect, render, rt_of
 
@@ -221,6 +222,7 @@ async def create_rule(request: Request, project_id: str) -> Response:
         return await _list_response(request, page, form=values, chart=chart)
     store = rt_of(request).store.alerts
     row = await rt_of(request).write(lambda c: store.create_rule(c, page.pid, fields))
+    await audit(rt_of(request), page, "alert_rule.create", row["id"], {"name": row["name"]})
     return redirect(alerts_url(page.pid, row["id"]))
 
 
@@ -284,6 +286,7 @@ async def update_rule(request: Request, project_id: str, rule_id: str) -> Respon
     row = await rt_of(request).write(lambda c: store.update_rule(c, page.pid, rule_id, fields))
     if row is None:
         raise not_found()
+    await audit(rt_of(request), page, "alert_rule.update", rule_id)
     return redirect(alerts_url(page.pid, rule_id))
 
 
@@ -294,4 +297,5 @@ async def delete_rule(request: Request, project_id: str, rule_id: str) -> Respon
     store = rt_of(request).store.alerts
     if not await rt_of(request).write(lambda c: store.delete_rule(c, page.pid, rule_id)):
         raise not_found()
+    await audit(rt_of(request), page, "alert_rule.delete", rule_id)
     return redirect(alerts_url(page.pid))

@@ -14,6 +14,7 @@ from ...alerts import budgets as rules
 from ...errors import InvalidInput
 from ...store.db import Conn
 from ...timeutil import now
+from ..audit import audit
 from ..shapes import budget_json, crossing_json
 from .web import Form, Page, not_found, page_form, project_page, redirect, render, rt_of
 
@@ -107,10 +108,11 @@ async def create_budget(request: Request, project_id: str) -> Response:
     """Create a budget (admins and owners); the form again with the reason on bad input."""
     page, form = await page_form(request, project_id, "manage_project")
     rt = rt_of(request)
+    created: list[str] = []
 
     def work(c: Conn) -> None:
         rules.check_channels(c, rt.store.channels, page.pid, fields)
-        rt.store.budgets.create(c, page.pid, fields)
+        created.append(rt.store.budgets.create(c, page.pid, fields)["id"])
 
     try:
         fields = rules.check_budget(_body(form))
@@ -118,6 +120,7 @@ async def create_budget(request: Request, project_id: str) -> Response:
     except InvalidInput as exc:
         shown = {**dict(form.pairs), "channel_ids": form.getlist("channel_ids")}
         return await _render(request, page, status=400, error=str(exc), form=shown)
+    await audit(rt, page, "budget.create", created[0], {"name": fields.get("name")})
     return redirect(_base(page))
 
 
@@ -138,6 +141,7 @@ async def update_budget(request: Request, project_id: str, budget_id: str) -> Re
         return await _render(request, page, status=400, error=str(exc))
     if changed is None:
         raise not_found("Budget")
+    await audit(rt, page, "budget.update", budget_id)
     return redirect(_base(page))
 
 
@@ -148,4 +152,5 @@ async def delete_budget(request: Request, project_id: str, budget_id: str) -> Re
     rt = rt_of(request)
     if not await rt.write(lambda c: rt.store.budgets.delete(c, page.pid, budget_id)):
         raise not_found("Budget")
+    await audit(rt, page, "budget.delete", budget_id)
     return redirect(_base(page))

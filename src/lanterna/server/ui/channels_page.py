@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from ...alerts.channels import MASK, InvalidChannel
 from .. import channel_ops as ops
+from ..audit import audit
 from .web import Form, Page, page_form, project_page, redirect, render, rt_of
 
 router = APIRouter()
@@ -65,10 +66,12 @@ async def _save(request: Request, project_id: str, channel_id: str | None) -> Re
     rt = rt_of(request)
     try:
         if channel_id is None:
-            await ops.create_channel(rt, page.pid, _body(form, form.get("type")))
+            created = await ops.create_channel(rt, page.pid, _body(form, form.get("type")))
+            await audit(rt, page, "alert_channel.create", created["id"])
         else:
             kind = (await ops.get_channel(rt, page.pid, channel_id))["type"]
             await ops.update_channel(rt, page.pid, channel_id, _body(form, kind))
+            await audit(rt, page, "alert_channel.update", channel_id)
     except InvalidChannel as exc:
         return await _render(request, page, status=400, error=str(exc))
     return redirect(_base(page.pid))
@@ -91,6 +94,7 @@ async def delete_channel(request: Request, project_id: str, channel_id: str) -> 
     """Delete a channel."""
     page, _ = await page_form(request, project_id, "manage_project")
     await ops.delete_channel(rt_of(request), page.pid, channel_id)
+    await audit(rt_of(request), page, "alert_channel.delete", channel_id)
     return redirect(_base(page.pid))
 
 

@@ -14,6 +14,7 @@ from ... import _json
 from ...prompts.validate import PRODUCTION, PromptError, check_create, check_labels
 from ...store.db import Conn
 from ...store.interface import Prompts
+from ..audit import audit
 from ..shapes import prompt_meta_json, version_stats_json
 from .fmt import pretty
 from .web import Form, Page, not_found, page_form, project_page, redirect, render, rt_of
@@ -255,6 +256,7 @@ async def create_version(request: Request, project_id: str) -> Response:
                 request, page, items, total, 1, error=str(exc), form=form, status=400
             )
         return _prompt_response(request, page, name, found, error=str(exc), form=form, status=400)
+    await audit(rt, page, "prompt.create", row["name"], {"version": row["version"]})
     return redirect(prompt_url(page.pid, row["name"], version=row["version"]))
 
 
@@ -278,4 +280,5 @@ async def set_label(request: Request, project_id: str) -> Response:
     row = await rt.write(lambda c: prompts.add_labels(c, page.pid, name, version, labels))
     if row is None:
         raise not_found("Prompt version")
+    await audit(rt, page, "prompt.labels", name, {"version": version, "labels": labels})
     return redirect(prompt_url(page.pid, name, version=version))

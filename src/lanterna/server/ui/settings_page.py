@@ -15,6 +15,7 @@ from ...accounts import store as accounts
 from ...cost.prices import ModelError, check_create
 from ...store.db import Conn
 from ...store.interface import Store
+from ..audit import audit
 from ..auth import key_cache
 from ..shapes import custom_json
 from .web import Page, UiError, not_found, page_form, project_page, redirect, render, rt_of
@@ -78,6 +79,10 @@ async def update_project(request: Request, project_id: str) -> Response:
         return await _render(request, page, status=400, error=error)
     rt = rt_of(request)
     await rt.write(lambda c: rt.store.projects.update_project(c, page.pid, name, days))
+    before = page.project.get("retention_days")
+    await audit(rt, page, "project.update", page.pid, {"name": name})
+    if before != days:
+        await audit(rt, page, "retention.update", None, {"from": before, "to": days})
     return redirect(_base(page))
 
 
@@ -91,6 +96,7 @@ async def create_key(request: Request, project_id: str) -> Response:
     note = form.get("note")[:200] or None
     rt = rt_of(request)
     key = await rt.write(lambda c: rt.store.projects.create_key(c, page.pid, note))
+    await audit(rt, page, "api_key.create", key.public_key, {"note": note})
     return await _render(request, page, new_key=key)
 
 
@@ -110,6 +116,7 @@ async def revoke_key(request: Request, project_id: str) -> Response:
     if not await rt.write(revoke):
         raise not_found("API key")
     key_cache.clear()
+    await audit(rt, page, "api_key.revoke", key_id)
     return redirect(_base(page) + "#keys")
 
 
@@ -136,6 +143,7 @@ async def add_member(request: Request, project_id: str) -> Response:
     password, error = await rt_of(request).write(invite)
     if error:
         return await _render(request, page, status=403, section_error=error)
+    await audit(rt_of(request), page, "member.add", email, {"role": role})
     if password is None:
         return redirect(_base(page) + "#members")
     return await _render(request, page, new_member={"email": email, "password": password})
@@ -172,6 +180,7 @@ async def change_role(request: Request, project_id: str) -> Response:
         raise not_found("Member")
     if refused:
         return await _render(request, page, status=403, section_error=refused)
+    await audit(rt_of(request), page, "member.role", user_id, {"role": role})
     return redirect(_base(page) + "#members")
 
 
@@ -185,6 +194,7 @@ async def remove_member(request: Request, project_id: str) -> Response:
         raise not_found("Member")
     if refused:
         return await _render(request, page, status=403, section_error=refused)
+    await audit(rt_of(request), page, "member.remove", user_id)
     return redirect(_base(page) + "#members")
 
 
@@ -216,7 +226,8 @@ async def add_model(request: Request, project_id: str) -> Response:
     except ModelError as exc:
         return await _render(request, page, status=400, section_error=str(exc))
     rt = rt_of(request)
-    await rt.write(lambda c: rt.store.models.create(c, page.pid, fields))
+    row = await rt.write(lambda c: rt.store.models.create(c, page.pid, fields))
+    await audit(rt, page, "model.create", row["id"], {"modelName": fields.get("model_name")})
     return redirect(_base(page) + "#models")
 
 
@@ -228,4 +239,5 @@ async def delete_model(request: Request, project_id: str) -> Response:
     rt = rt_of(request)
     if not await rt.write(lambda c: rt.store.models.delete(c, page.pid, model_id)):
         raise not_found("Model")
+    await audit(rt, page, "model.delete", model_id)
     return redirect(_base(page) + "#models")
