@@ -200,8 +200,9 @@ def test_experiments_and_experiment_items(api):
     dataset(api, inputSchema=None)
     one = item(api, datasetName="qa", input={"question": "a"}, expectedOutput="A",
                metadata={"level": 1})  # fmt: skip
-    ingest(api, event("trace-create", {"id": "tr-1", "input": {"question": "a"}, "output": "A"}),
-           event("score-create", {"id": "s-1", "traceId": "tr-1", "name": "exact", "value": 1}))  # fmt: skip
+    trace = {"id": "tr-1", "input": {"question": "a"}, "output": "A"}
+    score = {"id": "s-1", "traceId": "tr-1", "name": "exact", "value": 1}
+    ingest(api, event("trace-create", trace), event("score-create", score))
     ok(api.post("/api/public/dataset-run-items", json={
         "runName": "exp", "datasetItemId": one["id"], "traceId": "tr-1",
         "metadata": {"model": "m"}}))  # fmt: skip
@@ -232,8 +233,8 @@ def test_experiment_cursor_pages(api):
     dataset(api)
     one = item(api, datasetName="qa")
     for n in range(3):
-        ok(api.post("/api/public/dataset-run-items",
-                    json={"runName": f"r{n}", "datasetItemId": one["id"], "traceId": f"t{n}"}))  # fmt: skip
+        body = {"runName": f"r{n}", "datasetItemId": one["id"], "traceId": f"t{n}"}
+        ok(api.post("/api/public/dataset-run-items", json=body))
     start = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     seen, cursor = [], None
     while True:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from ..ingest.otlp_experiments import ExperimentLink
 from .db import Conn
 
 _DATASET = (
@@ -476,3 +477,39 @@ def scores_of_runs(conn: Conn, project_id: str, run_ids: Sequence[str]) -> list[
         " ORDER BY s.timestamp, s.id",
         (project_id, *run_ids, project_id, *run_ids),
     )
+
+
+def record_experiment_items(
+    conn: Conn, project_id: str, links: Sequence[ExperimentLink], at: datetime
+) -> int:
+    """Store the run items experiment spans record (``ingest/otlp_experiments.py``):
+    each run created on first use (its id the experiment id); a link whose dataset or
+    item is not the project's is skipped. How many were linked."""
+    linked = 0
+    for link in links:
+        item = get_item(conn, project_id, link.item_id)
+        if item is None or item["dataset_id"] != link.dataset_id:
+            continue
+        run = ensure_run(
+            conn,
+            project_id,
+            link.dataset_id,
+            link.run_name,
+            description=link.description,
+            metadata=link.metadata,
+            at=at,
+            run_id=link.run_id,
+        )
+        add_run_item(
+            conn,
+            project_id,
+            run["id"],
+            link.item_id,
+            link.trace_id,
+            link.observation_id,
+            dataset_version=link.item_version,
+            created_at=link.start,
+            at=at,
+        )
+        linked += 1
+    return linked

@@ -53,6 +53,7 @@ from typing import Any, Protocol
 
 from ..cost.calculate import Pricing
 from ..ingest.events import DomainEvent
+from ..ingest.otlp_experiments import ExperimentLink
 from . import (
     alerts,
     budgets,
@@ -619,6 +620,10 @@ class Datasets(Protocol):
     def run_items_of(self, conn: Conn, project_id: str, run_ids: Sequence[str]) -> list[Row]: ...
 
     def scores_of_runs(self, conn: Conn, project_id: str, run_ids: Sequence[str]) -> list[Row]: ...
+
+    def record_experiment_items(
+        self, conn: Conn, project_id: str, links: Sequence[ExperimentLink], at: datetime
+    ) -> int: ...
 
 
 class Experiments(Protocol):
