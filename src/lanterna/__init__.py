@@ -23,6 +23,7 @@ from ._version import __version__
 from .sdk.budgets import BudgetCheck, budget_guard
 from .sdk.client import Lanterna, get_client, set_client
 from .sdk.context import Context, context
+from .sdk.datasets import Dataset, DatasetItem, ItemResult, RunComparison, RunResult
 from .sdk.errors import (
     BudgetExceeded,
     LanternaAPIError,
@@ -38,6 +39,9 @@ __all__ = [
     "BudgetCheck",
     "BudgetExceeded",
     "Context",
+    "Dataset",
+    "DatasetItem",
+    "ItemResult",
     "Lanterna",
     "LanternaAPIError",
     "LanternaConnectionError",
@@ -47,6 +51,8 @@ __all__ = [
     "Prompt",
     "PromptError",
     "PromptNotFoundError",
+    "RunComparison",
+    "RunResult",
     "StatefulObservation",
     "StatefulTrace",
     "__version__",

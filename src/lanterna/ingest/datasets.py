@@ -65,7 +65,8 @@ def _schema(body: dict[str, Any], key: str) -> Any:
 def check_dataset(body: Any) -> dict[str, Any]:
     """A dataset write (upsert by ``name``): the fields the body gives, by column.
 
-    Keys left out (or null) keep the stored value on an update.
+    Keys left out (or null) keep the stored value on an update (so a schema, once
+    set, is replaced by another, never dropped by an upsert that does not name it).
     """
     body = _object(body)
     fields: dict[str, Any] = {"name": _name(body, "name")}
@@ -77,7 +78,7 @@ def check_dataset(body: Any) -> dict[str, Any]:
         ("inputSchema", "input_schema"),
         ("expectedOutputSchema", "expected_output_schema"),
     ):
-        if key in body:
+        if body.get(key) is not None:
             fields[column] = _schema(body, key)
     return fields
 
