@@ -16,22 +16,16 @@ without a trace or observation id are a 4xx naming the problem, nothing stored.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
 
-from ...ingest.datasets import (
-    InvalidDataset,
-    check_against,
-    check_dataset,
-    check_item,
-    check_run_item,
-)
+from ...ingest.datasets import InvalidDataset, check_run_item
 from ...store.db import Conn
 from ...store.interface import Datasets, Store
 from ...timeutil import now, parse_ts
 from ..auth import ProjectKey
+from ..dataset_ops import save_item, upsert_dataset
 from ..dataset_shapes import dataset_json, item_json, run_item_json, run_json
 from ..errors import ApiError, not_found
 from ..responses import JSON
@@ -62,19 +56,7 @@ def _dataset(store: Datasets, conn: Conn, project_id: str, name: str) -> dict[st
 
 
 async def _upsert(request: Request, project_id: str) -> dict[str, Any]:
-    fields = check_dataset(await read_json(request))
-    datasets = _store(request).datasets
-
-    def work(conn: Conn) -> dict[str, Any]:
-        stored = datasets.dataset_by_name(conn, project_id, fields["name"])
-        if stored is not None and ("input_schema" in fields or "expected_output_schema" in fields):
-            # A new schema applies to the items already stored: refuse it if one fails.
-            merged = {**stored, **fields}
-            for item in datasets.items_of_dataset(conn, project_id, stored["id"]):
-                check_against(merged, item, f"existing item {item['id']!r}:")
-        return dataset_json(conn.dialect, datasets.upsert_dataset(conn, project_id, fields, now()))
-
-    return await runtime(request).write(work)
+    return await upsert_dataset(runtime(request), project_id, await read_json(request))
 
 
 @router.post(V2)
@@ -231,25 +213,7 @@ async def get_dataset_v1(request: Request, dataset_name: str, principal: Project
 async def create_item(request: Request, principal: ProjectKey) -> JSON:
     """Create an item, or update the item with this ``id`` (only the fields given);
     checked against the dataset's schemas (400, nothing written)."""
-    fields = check_item(await read_json(request))
-    datasets = _store(request).datasets
-    project_id = principal.project_id
-
-    def work(conn: Conn) -> dict[str, Any]:
-        dataset = _dataset(datasets, conn, project_id, fields.pop("dataset_name"))
-        item_id = fields.get("id") or str(uuid.uuid4())
-        stored = datasets.get_item(conn, project_id, item_id)
-        if stored is not None and stored["dataset_id"] != dataset["id"]:
-            raise InvalidDataset(
-                f"id: item {item_id!r} belongs to dataset {stored['dataset_name']!r};"
-                " item ids are unique in a project"
-            )
-        item = {"status": "ACTIVE", **(stored or {}), **fields}
-        item["id"], item["dataset_id"] = item_id, dataset["id"]
-        check_against(dataset, item)
-        return item_json(conn.dialect, datasets.put_item(conn, project_id, item, now()))
-
-    return JSON(await runtime(request).write(work))
+    return JSON(await save_item(runtime(request), principal.project_id, await read_json(request)))
 
 
 @router.get(ITEMS)
