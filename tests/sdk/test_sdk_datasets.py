@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from lanterna import LanternaAPIError, observe
+from lanterna import (
+    LanternaAPIError,
+    compare_runs,
+    create_dataset,
+    create_dataset_item,
+    get_dataset,
+    observe,
+)
 
 
 def exact(*, output: Any, expected_output: Any, **_: Any) -> float:
@@ -29,14 +36,14 @@ def shout(text: str) -> str:
 
 
 def test_dataset_run_traces_scores_and_compare(client, reader):
-    client.create_dataset("sdk-qa", input_schema={"type": "string"})
+    create_dataset("sdk-qa", input_schema={"type": "string"})
     for text, expected in (("hi", "HI"), ("yo", "nope"), ("boom", "BOOM")):
-        client.create_dataset_item("sdk-qa", input=text, expected_output=expected, id=f"it-{text}")
+        create_dataset_item("sdk-qa", input=text, expected_output=expected, id=f"it-{text}")
     with pytest.raises(LanternaAPIError) as refused:
-        client.create_dataset_item("sdk-qa", input={"not": "a string"})
+        create_dataset_item("sdk-qa", input={"not": "a string"})
     assert refused.value.status == 400
 
-    dataset = client.get_dataset("sdk-qa")
+    dataset = get_dataset("sdk-qa")
     assert sorted(i.id for i in dataset.items) == ["it-boom", "it-hi", "it-yo"]
     threads: set[str] = set()
 
@@ -71,12 +78,12 @@ def test_dataset_run_traces_scores_and_compare(client, reader):
     assert {s["name"]: s["value"] for s in run_scores.json()["data"]} == first.aggregates
 
     second = dataset.run(lambda text: text.upper() + "!", evaluators=[exact], run_name="v2")
-    comparison = client.compare_runs(first, second)
+    comparison = compare_runs(first, second)
     assert (comparison.run_a, comparison.run_b) == ("v1", "v2")
     rows = {r.item_id: r for r in comparison.items}
     assert (rows["it-hi"].output_a, rows["it-hi"].output_b) == ("HI", "HI!")
     assert rows["it-hi"].scores_a == {"exact": 1.0, "length": 2}
     assert rows["it-hi"].scores_b == {"exact": 0.0}
     assert comparison.aggregates["exact"] == {"a": 0.5, "b": 0.0, "delta": -0.5}
-    by_name = client.compare_runs("v1", "v2", dataset_name="sdk-qa")
+    by_name = compare_runs("v1", "v2", dataset_name="sdk-qa", client=client)
     assert by_name.aggregates == comparison.aggregates

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import Site, login, shot
 from helpers import event
-from lanterna import Lanterna, set_client
+from lanterna import Lanterna, create_dataset, create_dataset_item, get_dataset, set_client
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -72,7 +72,7 @@ def test_dataset_from_a_trace_run_and_compare(site: Site, page, sdk: Lanterna) -
     assert XSS in page.get_by_test_id("items-table").inner_text()
     shot(page, "dataset")
 
-    dataset = sdk.get_dataset("browser-qa")
+    dataset = get_dataset("browser-qa", client=sdk)
     assert len(dataset.items) == 2
     dataset.run(lambda t: t if t == XSS else t.upper(), evaluators=[exact], run_name="upper")
     dataset.run(lambda text: text, evaluators=[exact], run_name="echo")
@@ -98,8 +98,8 @@ def test_dataset_from_a_trace_run_and_compare(site: Site, page, sdk: Lanterna) -
 
 
 def test_viewer_reads_datasets_but_cannot_write(site: Site, page, sdk: Lanterna) -> None:
-    sdk.create_dataset("read-only", description="for viewers")
-    sdk.create_dataset_item("read-only", input={"q": 1})
+    create_dataset("read-only", description="for viewers", client=sdk)
+    create_dataset_item("read-only", input={"q": 1}, client=sdk)
     login(page, site.url, site.viewer)
     page.goto(site.path("datasets"))
     assert "read-only" in page.get_by_test_id("datasets-table").inner_text()

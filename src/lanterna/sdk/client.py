@@ -26,7 +26,6 @@ from .records import Envelope, EventOptions, new_span_id, new_trace_id
 from .transport import SYSTEM_CLOCK, Transport
 
 if TYPE_CHECKING:
-    from .datasets import Dataset, RunComparison, RunResult
     from .prompts import Prompt, PromptManager
     from .transport import Clock
 
@@ -477,82 +476,6 @@ class Lanterna:
         if not isinstance(body, dict):
             raise LanternaAPIError(200, body, "unexpected answer from the budget status route")
         return body
-
-    # --- datasets ---------------------------------------------------------------------
-
-    def create_dataset(
-        self,
-        name: str,
-        *,
-        description: str | None = None,
-        metadata: Any = None,
-        input_schema: Any = None,
-        expected_output_schema: Any = None,
-    ) -> dict[str, Any]:
-        """Create the dataset ``name`` (or update it): the server's Dataset. Items are
-        checked against the JSON schemas given."""
-        from .datasets import post_json
-
-        body = {
-            "name": name,
-            "description": description,
-            "metadata": metadata,
-            "inputSchema": input_schema,
-            "expectedOutputSchema": expected_output_schema,
-        }
-        return post_json(self, "/api/public/v2/datasets", body)
-
-    def create_dataset_item(
-        self,
-        dataset_name: str,
-        *,
-        input: Any = None,
-        expected_output: Any = None,
-        metadata: Any = None,
-        id: str | None = None,
-        source_trace_id: str | None = None,
-        source_observation_id: str | None = None,
-        status: str | None = None,
-    ) -> dict[str, Any]:
-        """Add an item to a dataset (with ``id``: create or update that item); the
-        server's DatasetItem. Raises :class:`LanternaAPIError` (400) when it violates the
-        dataset's schema."""
-        from .datasets import post_json
-
-        body = {
-            "datasetName": dataset_name,
-            "input": input,
-            "expectedOutput": expected_output,
-            "metadata": metadata,
-            "id": id,
-            "sourceTraceId": source_trace_id,
-            "sourceObservationId": source_observation_id,
-            "status": status,
-        }
-        return post_json(self, "/api/public/dataset-items", body)
-
-    def get_dataset(self, name: str) -> Dataset:
-        """The dataset ``name`` with its active items; ``.run(task, evaluators=[...],
-        concurrency=N)`` runs a task over them (see docs/datasets.md)."""
-        from .datasets import get_dataset
-
-        return get_dataset(self, name)
-
-    def compare_runs(
-        self, a: RunResult | str, b: RunResult | str, *, dataset_name: str | None = None
-    ) -> RunComparison:
-        """Two runs of a dataset side by side (results of ``Dataset.run``, or run names
-        with ``dataset_name``): per item the outputs and scores of both, per score name
-        the means and their delta (``b - a``)."""
-        from .datasets import compare_runs
-
-        if not isinstance(a, str):
-            dataset_name = dataset_name or a.dataset_name
-        if dataset_name is None:
-            raise ValueError("compare_runs needs dataset_name when given run names")
-        name_a = a if isinstance(a, str) else a.run_name
-        name_b = b if isinstance(b, str) else b.run_name
-        return compare_runs(self, dataset_name, name_a, name_b)
 
     def _cost_reader(self) -> CostReader:
         reader = self._costs

@@ -237,8 +237,65 @@ def _item(body: dict[str, Any]) -> DatasetItem:
     )
 
 
-def get_dataset(client: Lanterna, name: str, *, page_size: int = 50) -> Dataset:
-    """The dataset ``name`` with its active items (paged through)."""
+def _client_or_default(client: Lanterna | None) -> Lanterna:
+    from .client import get_client
+
+    return client if client is not None else get_client()
+
+
+def create_dataset(
+    name: str,
+    *,
+    description: str | None = None,
+    metadata: Any = None,
+    input_schema: Any = None,
+    expected_output_schema: Any = None,
+    client: Lanterna | None = None,
+) -> dict[str, Any]:
+    """Create the dataset ``name`` (or update it): the server's Dataset. Items are then
+    checked against the JSON schemas given. ``client``: default the process-wide one."""
+    body = {
+        "name": name,
+        "description": description,
+        "metadata": metadata,
+        "inputSchema": input_schema,
+        "expectedOutputSchema": expected_output_schema,
+    }
+    return post_json(_client_or_default(client), "/api/public/v2/datasets", body)
+
+
+def create_dataset_item(
+    dataset_name: str,
+    *,
+    input: Any = None,
+    expected_output: Any = None,
+    metadata: Any = None,
+    id: str | None = None,
+    source_trace_id: str | None = None,
+    source_observation_id: str | None = None,
+    status: str | None = None,
+    client: Lanterna | None = None,
+) -> dict[str, Any]:
+    """Add an item to a dataset (with ``id``: create or update that item): the server's
+    DatasetItem. Raises :class:`LanternaAPIError` (400) when it violates the dataset's
+    schema, (404) for an unknown dataset."""
+    body = {
+        "datasetName": dataset_name,
+        "input": input,
+        "expectedOutput": expected_output,
+        "metadata": metadata,
+        "id": id,
+        "sourceTraceId": source_trace_id,
+        "sourceObservationId": source_observation_id,
+        "status": status,
+    }
+    return post_json(_client_or_default(client), "/api/public/dataset-items", body)
+
+
+def get_dataset(name: str, *, client: Lanterna | None = None, page_size: int = 50) -> Dataset:
+    """The dataset ``name`` with its active items (paged through); ``.run(task,
+    evaluators=[...], concurrency=N)`` runs a task over them."""
+    client = _client_or_default(client)
     body = client._get("/api/public/v2/datasets/" + _path(name))
     items: list[DatasetItem] = []
     page = 1
@@ -275,23 +332,37 @@ def _run_items(client: Lanterna, dataset_id: str, run_name: str) -> dict[str, di
         params["cursor"] = cursor
 
 
-def compare_runs(client: Lanterna, dataset_name: str, run_a: str, run_b: str) -> RunComparison:
-    """Two runs of a dataset side by side: each item's outputs and scores in both, and
-    per score name the mean in each run and ``delta = b - a`` (None when either run has
-    no numeric value for it)."""
+def compare_runs(
+    a: RunResult | str,
+    b: RunResult | str,
+    *,
+    dataset_name: str | None = None,
+    client: Lanterna | None = None,
+) -> RunComparison:
+    """Two runs of a dataset side by side (results of :meth:`Dataset.run`, or run names
+    with ``dataset_name``): each item's outputs and scores in both, and per score name
+    the mean in each run and ``delta = b - a`` (None when either run has no numeric
+    value for it)."""
+    if not isinstance(a, str):
+        dataset_name = dataset_name or a.dataset_name
+    if dataset_name is None:
+        raise ValueError("compare_runs needs dataset_name when given run names")
+    run_a = a if isinstance(a, str) else a.run_name
+    run_b = b if isinstance(b, str) else b.run_name
+    client = _client_or_default(client)
     dataset_id = client._get("/api/public/v2/datasets/" + _path(dataset_name))["id"]
     items_a = _run_items(client, dataset_id, run_a)
     items_b = _run_items(client, dataset_id, run_b)
     rows = []
     for item_id in sorted(set(items_a) | set(items_b)):
-        a, b = items_a.get(item_id), items_b.get(item_id)
+        in_a, in_b = items_a.get(item_id), items_b.get(item_id)
         rows.append(
             ItemComparison(
                 item_id=item_id,
-                output_a=a["output"] if a else None,
-                output_b=b["output"] if b else None,
-                scores_a=a["scores"] if a else None,
-                scores_b=b["scores"] if b else None,
+                output_a=in_a["output"] if in_a else None,
+                output_b=in_b["output"] if in_b else None,
+                scores_a=in_a["scores"] if in_a else None,
+                scores_b=in_b["scores"] if in_b else None,
             )
         )
     names = sorted({n for r in rows for s in (r.scores_a, r.scores_b) if s for n in s})
