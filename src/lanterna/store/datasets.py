@@ -55,6 +55,25 @@ def _decoded(conn: Conn, rows: list[Row], columns: Sequence[str]) -> list[Row]:
 _DATASET_JSON = ("metadata", "input_schema", "expected_output_schema")
 
 
+def _paged(
+    conn: Conn,
+    select: str,
+    table: str,
+    where: tuple[str, str],
+    params: tuple[Any, ...],
+    order: str,
+    limit: int,
+    offset: int,
+) -> tuple[list[Row], int]:
+    """Rows of ``select`` matching ``where`` (its form with the select's alias, and on
+    ``table`` alone for the count), in ``order``, and how many match."""
+    rows = conn.all(
+        f"{select} WHERE {where[0]} ORDER BY {order} LIMIT ? OFFSET ?", (*params, limit, offset)
+    )
+    total = conn.scalar(f"SELECT COUNT(*) FROM {table} WHERE {where[1]}", params)
+    return rows, int(total or 0)
+
+
 # --- datasets --------------------------------------------------------------------------
 
 
@@ -103,13 +122,19 @@ def upsert_dataset(conn: Conn, project_id: str, fields: dict[str, Any], at: date
 
 def page_datasets(conn: Conn, project_id: str, limit: int, offset: int) -> tuple[list[Row], int]:
     """A page of the project's datasets, newest first, and how many there are."""
-    rows = conn.all(
-        f"SELECT {_DATASET} FROM datasets WHERE project_id = ?"
-        " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-        (project_id, limit, offset),
+    where = ("project_id = ?", "project_id = ?")
+    order = "created_at DESC, id DESC"
+    rows, total = _paged(
+        conn,
+        f"SELECT {_DATASET} FROM datasets",
+        "datasets",
+        where,
+        (project_id,),
+        order,
+        limit,
+        offset,
     )
-    total = conn.scalar("SELECT COUNT(*) FROM datasets WHERE project_id = ?", (project_id,))
-    return _decoded(conn, rows, _DATASET_JSON), int(total or 0)
+    return _decoded(conn, rows, _DATASET_JSON), total
 
 
 def dataset_counts(
@@ -350,16 +375,18 @@ def page_runs(
     conn: Conn, project_id: str, dataset_id: str, limit: int, offset: int
 ) -> tuple[list[Row], int]:
     """A page of a dataset's runs, newest first, and the total."""
-    rows = conn.all(
-        f"{_RUN_SELECT} WHERE r.project_id = ? AND r.dataset_id = ?"
-        " ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?",
-        (project_id, dataset_id, limit, offset),
-    )
-    total = conn.scalar(
-        "SELECT COUNT(*) FROM dataset_runs WHERE project_id = ? AND dataset_id = ?",
+    where = ("r.project_id = ? AND r.dataset_id = ?", "project_id = ? AND dataset_id = ?")
+    rows, total = _paged(
+        conn,
+        _RUN_SELECT,
+        "dataset_runs",
+        where,
         (project_id, dataset_id),
+        "r.created_at DESC, r.id DESC",
+        limit,
+        offset,
     )
-    return _decoded(conn, rows, ("metadata",)), int(total or 0)
+    return _decoded(conn, rows, ("metadata",)), total
 
 
 def delete_run(conn: Conn, project_id: str, run_id: str) -> bool:
@@ -435,16 +462,18 @@ def page_run_items(
     conn: Conn, project_id: str, run_id: str, limit: int, offset: int
 ) -> tuple[list[Row], int]:
     """A page of a run's items, oldest first, and the total."""
-    rows = conn.all(
-        f"{_RUN_ITEM_SELECT} WHERE ri.project_id = ? AND ri.run_id = ?"
-        " ORDER BY ri.created_at, ri.id LIMIT ? OFFSET ?",
-        (project_id, run_id, limit, offset),
-    )
-    total = conn.scalar(
-        "SELECT COUNT(*) FROM dataset_run_items WHERE project_id = ? AND run_id = ?",
+    where = ("ri.project_id = ? AND ri.run_id = ?", "project_id = ? AND run_id = ?")
+    order = "ri.created_at, ri.id"
+    return _paged(
+        conn,
+        _RUN_ITEM_SELECT,
+        "dataset_run_items",
+        where,
         (project_id, run_id),
+        order,
+        limit,
+        offset,
     )
-    return rows, int(total or 0)
 
 
 def run_items_of(conn: Conn, project_id: str, run_ids: Sequence[str]) -> list[Row]:

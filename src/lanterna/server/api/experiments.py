@@ -96,6 +96,16 @@ def _query(
     return q
 
 
+def _grouped(scores: list[dict[str, Any]], key: str, most: int) -> dict[str, list[dict[str, Any]]]:
+    """Score rows by their ``key`` column, at most ``most`` for each."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for score in scores:
+        group = out.setdefault(score[key], [])
+        if len(group) < most:
+            group.append(score)
+    return out
+
+
 def _meta(rows: list[dict[str, Any]], more: bool, key: str, ts: Any) -> dict[str, Any]:
     if not more or not rows:
         return {}
@@ -135,12 +145,12 @@ async def list_experiments(
         rows, more = store.experiments.experiments_after(
             conn, project_id, q, limit=size, after=after
         )
-        scores: dict[str, list[dict[str, Any]]] = {}
+        scores = {}
         if "scores" in groups and rows:
-            for s in store.experiments.scores_on(conn, project_id, run_ids=[r["id"] for r in rows]):
-                scores.setdefault(s["dataset_run_id"], []).append(s)
+            found = store.experiments.scores_on(conn, project_id, run_ids=[r["id"] for r in rows])
+            scores = _grouped(found, "dataset_run_id", score_size)
         d = conn.dialect
-        data = [experiment_json(d, r, groups, scores.get(r["id"], [])[:score_size]) for r in rows]
+        data = [experiment_json(d, r, groups, scores.get(r["id"])) for r in rows]
         return {"data": data, "meta": _meta(rows, more, "end_time", d.ts_out)}
 
     return JSON(await runtime(request).read(read))
@@ -181,16 +191,13 @@ async def list_experiment_items(
         rows, more = store.experiments.experiment_items_after(
             conn, project_id, q, limit=size, after=after
         )
-        scores: dict[str, list[dict[str, Any]]] = {}
+        scores = {}
         if "scores" in groups and rows:
             traces = sorted({r["trace_id"] for r in rows})
-            for s in store.experiments.scores_on(conn, project_id, trace_ids=traces):
-                scores.setdefault(s["trace_id"], []).append(s)
+            found = store.experiments.scores_on(conn, project_id, trace_ids=traces)
+            scores = _grouped(found, "trace_id", score_size)
         d = conn.dialect
-        data = [
-            experiment_item_json(d, r, groups, scores.get(r["trace_id"], [])[:score_size])
-            for r in rows
-        ]
+        data = [experiment_item_json(d, r, groups, scores.get(r["trace_id"])) for r in rows]
         return {"data": data, "meta": _meta(rows, more, "created_at", d.ts_out)}
 
     return JSON(await runtime(request).read(read))
