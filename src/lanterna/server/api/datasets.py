@@ -31,7 +31,7 @@ from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from .body import read_json
-from .params import page_of
+from .params import PageParam, page_of
 
 router = APIRouter(tags=["Datasets"])
 
@@ -67,7 +67,7 @@ async def create_dataset(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(V2)
 async def list_datasets(
-    request: Request, principal: ProjectKey, page: int | None = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
 ) -> JSON:
     """The project's datasets, newest first (v1 page envelope)."""
     paging = page_of(page, limit)
@@ -116,7 +116,7 @@ async def create_dataset_v1(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(V1)
 async def list_datasets_v1(
-    request: Request, principal: ProjectKey, page: int | None = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
 ) -> JSON:
     """Legacy list: each dataset with its items and run names."""
     paging = page_of(page, limit)
@@ -175,7 +175,7 @@ async def list_runs(
     request: Request,
     dataset_name: str,
     principal: ProjectKey,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
 ) -> JSON:
     """A dataset's runs, newest first (v1 page envelope)."""
@@ -224,7 +224,7 @@ async def list_items(
     sourceTraceId: str | None = None,
     sourceObservationId: str | None = None,
     version: str | None = None,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
 ) -> JSON:
     """Active items, newest first; ``version`` (with ``datasetName``): as they were at
@@ -346,7 +346,7 @@ async def list_run_items(
     principal: ProjectKey,
     datasetId: str | None = None,
     runName: str | None = None,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
 ) -> JSON:
     """A run's items, oldest first; ``datasetId`` and ``runName`` required."""
