@@ -193,6 +193,8 @@ def test_bad_run_items_are_refused_and_create_no_run(api):
     refused(post({"runName": "r", "datasetItemId": one["id"], "observationId": "ghost"}),
             400, "send its traceId")  # fmt: skip
     refused(post({"datasetItemId": one["id"], "traceId": "t"}), 400, "runName")
+    refused(post({"runName": "r", "datasetItemId": one["id"], "traceId": "t" * 801}),
+            400, "traceId: at most 800")  # fmt: skip
     assert ok(api.get("/api/public/datasets/qa/runs"))["data"] == []
 
 

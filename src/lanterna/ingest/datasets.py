@@ -14,7 +14,7 @@ from jsonschema import exceptions as schema_errors
 from jsonschema import validators
 
 from ..errors import INVALID_REQUEST_DATA, InvalidInput
-from ..schema.datasets import ITEM_STATUSES, MAX_ITEM_ID, MAX_NAME, RUN_ITEM_KEYS
+from ..schema.datasets import ITEM_STATUSES, MAX_ITEM_ID, MAX_LINKED_ID, MAX_NAME, RUN_ITEM_KEYS
 from ..timeutil import parse_ts
 
 
@@ -179,4 +179,7 @@ def check_run_item(body: Any) -> dict[str, Any]:
     }
     if fields["trace_id"] is None and fields["observation_id"] is None:
         raise InvalidDataset("a run item needs a traceId or an observationId")
+    for key, column in (("traceId", "trace_id"), ("observationId", "observation_id")):
+        if len(fields[column] or "") > MAX_LINKED_ID:
+            raise InvalidDataset(f"{key}: at most {MAX_LINKED_ID} characters")
     return fields

@@ -10,6 +10,8 @@ ITEM_STATUSES = ("ACTIVE", "ARCHIVED")
 #: Dataset and run names, and client-chosen item ids (Langfuse: at most 255).
 MAX_NAME = 255
 MAX_ITEM_ID = 255
+#: Trace and observation ids a run item links (as ingestion takes them).
+MAX_LINKED_ID = 800
 #: The keys ``POST /api/public/dataset-run-items`` accepts: any other is a 400.
 RUN_ITEM_KEYS = frozenset(
     {

@@ -350,9 +350,9 @@ async def list_run_items(
     limit: int | None = None,
 ) -> JSON:
     """A run's items, oldest first; ``datasetId`` and ``runName`` required."""
+    paging = page_of(page, limit)
     if not datasetId or not runName:
         raise ApiError(400, "Invalid request data", "datasetId and runName are required")
-    paging = page_of(page, limit)
     datasets = _store(request).datasets
     project_id = principal.project_id
 
