@@ -23,6 +23,17 @@ from ._version import __version__
 from .sdk.budgets import BudgetCheck, budget_guard
 from .sdk.client import Lanterna, get_client, set_client
 from .sdk.context import Context, context
+from .sdk.datasets import (
+    Dataset,
+    DatasetItem,
+    ItemResult,
+    RunComparison,
+    RunResult,
+    compare_runs,
+    create_dataset,
+    create_dataset_item,
+    get_dataset,
+)
 from .sdk.errors import (
     BudgetExceeded,
     LanternaAPIError,
@@ -38,6 +49,9 @@ __all__ = [
     "BudgetCheck",
     "BudgetExceeded",
     "Context",
+    "Dataset",
+    "DatasetItem",
+    "ItemResult",
     "Lanterna",
     "LanternaAPIError",
     "LanternaConnectionError",
@@ -47,12 +61,18 @@ __all__ = [
     "Prompt",
     "PromptError",
     "PromptNotFoundError",
+    "RunComparison",
+    "RunResult",
     "StatefulObservation",
     "StatefulTrace",
     "__version__",
     "budget_guard",
+    "compare_runs",
     "context",
+    "create_dataset",
+    "create_dataset_item",
     "get_client",
+    "get_dataset",
     "observe",
     "set_client",
 ]

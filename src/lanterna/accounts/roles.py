@@ -11,6 +11,7 @@ Permission = Literal[
     "annotate",  # add scores by hand
     "edit_prompts",  # create prompt versions, move labels
     "edit_dashboards",  # create, arrange and delete dashboards and their widgets
+    "edit_datasets",  # create datasets, add and edit their items
     "edit_alerts",  # create, change and delete alert rules
     "manage_keys",  # create and revoke API keys
     "manage_members",  # invite people, change roles, remove members
@@ -25,6 +26,7 @@ _NEEDS: dict[str, str] = {
     "annotate": "member",
     "edit_prompts": "member",
     "edit_dashboards": "member",
+    "edit_datasets": "member",
     "edit_alerts": "admin",
     "manage_keys": "admin",
     "manage_members": "admin",

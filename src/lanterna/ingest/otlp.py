@@ -37,6 +37,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from .. import _json
 from ..timeutil import now
 from .events import DomainEvent
+from .otlp_experiments import ExperimentLink, experiment_links
 from .otlp_mapping import MAX_ID_BYTES, OtlpError, SpanData, events_of_spans
 
 __all__ = [
@@ -527,10 +528,13 @@ def _id_problem(span: SpanData) -> str | None:
 
 
 def to_events(
-    export: ExportTraceServiceRequest | JsonExport, rejected: list[str] | None = None
+    export: ExportTraceServiceRequest | JsonExport,
+    rejected: list[str] | None = None,
+    links: list[ExperimentLink] | None = None,
 ) -> list[DomainEvent]:
     """The domain events of a whole export (traces first, then observations). Spans
-    whose ids are not OTLP ids are left out, their reasons appended to ``rejected``."""
+    whose ids are not OTLP ids are left out, their reasons appended to ``rejected``;
+    the dataset run items that experiment spans record are appended to ``links``."""
     spans = []
     for span in spans_of(export):
         problem = _id_problem(span)
@@ -538,6 +542,8 @@ def to_events(
             spans.append(span)
         elif rejected is not None:
             rejected.append(problem)
+    if links is not None:
+        links.extend(experiment_links(spans))
     return events_of_spans(spans)
 
 

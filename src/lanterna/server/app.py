@@ -16,6 +16,8 @@ from .api import (
     budgets,
     channels,
     dashboards,
+    datasets,
+    experiments,
     ingestion,
     lifecycle,
     metrics,
@@ -93,5 +95,7 @@ def create_app(
     app.include_router(channels.router, responses=ERROR_RESPONSES)  # alert channels
     app.include_router(alerts.router, responses=ERROR_RESPONSES)
     app.include_router(lifecycle.router, responses=ERROR_RESPONSES)  # retention, export, audit
+    app.include_router(datasets.router, responses=ERROR_RESPONSES)  # datasets, runs
+    app.include_router(experiments.router, responses=ERROR_RESPONSES)  # runs, read-only
     mount_ui(app)  # the dashboard under /
     return app

@@ -27,8 +27,8 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
 - **operations**, never imported from above but through this module: ``traces``,
   ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
   ``models``, ``projects``, ``dashboards``, ``budgets``, ``channels``, ``alerts``,
-  ``quotas``, ``lifecycle``, ``audit``, ``masking``, ``backup``, ``write``,
-  ``rollups``, ``recompute``, ``tables``, ``migrations``.
+  ``quotas``, ``lifecycle``, ``audit``, ``masking``, ``backup``, ``datasets``,
+  ``experiments``, ``write``, ``rollups``, ``recompute``, ``tables``, ``migrations``.
   ``server/runtime.py`` is the one exception: it builds the server's store and migrates
   its database (it picks the backend).
 
@@ -53,12 +53,15 @@ from typing import Any, Protocol
 
 from ..cost.calculate import Pricing
 from ..ingest.events import DomainEvent
+from ..ingest.otlp_experiments import ExperimentLink
 from . import (
     alerts,
     audit,
     budgets,
     channels,
     dashboards,
+    datasets,
+    experiments,
     lifecycle,
     masking,
     models,
@@ -73,6 +76,7 @@ from . import (
 )
 from . import observations as observations_module
 from .db import Conn
+from .experiments import ExperimentQuery
 from .lifecycle import Deleted
 from .observations import ObservationQuery
 from .projects import NewKey
@@ -90,7 +94,10 @@ __all__ = [
     "Budgets",
     "CursorPage",
     "Dashboards",
+    "Datasets",
     "Deleted",
+    "ExperimentQuery",
+    "Experiments",
     "Ingest",
     "Lifecycle",
     "Masking",
@@ -623,6 +630,129 @@ class Masking(Protocol):
         """Drop the project's cached rules (after a change is committed)."""
 
 
+class Datasets(Protocol):
+    """Datasets, their items (with versions), runs and run items (bodies checked above
+    the store, by ``ingest/datasets.py``)."""
+
+    def get_dataset(self, conn: Conn, project_id: str, dataset_id: str) -> Row | None: ...
+
+    def dataset_by_name(self, conn: Conn, project_id: str, name: str) -> Row | None: ...
+
+    def upsert_dataset(
+        self, conn: Conn, project_id: str, fields: dict[str, Any], at: datetime
+    ) -> Row: ...
+
+    def page_datasets(self, conn: Conn, project_id: str, limit: int, offset: int) -> Page: ...
+
+    def dataset_counts(
+        self, conn: Conn, project_id: str, dataset_ids: Sequence[str]
+    ) -> dict[str, tuple[int, int]]: ...
+
+    def get_item(self, conn: Conn, project_id: str, item_id: str) -> Row | None: ...
+
+    def put_item(self, conn: Conn, project_id: str, item: Row, at: datetime) -> Row: ...
+
+    def items_of_dataset(self, conn: Conn, project_id: str, dataset_id: str) -> list[Row]: ...
+
+    def page_items(
+        self,
+        conn: Conn,
+        project_id: str,
+        *,
+        dataset_id: str | None = None,
+        source_trace_id: str | None = None,
+        source_observation_id: str | None = None,
+        version: datetime | None = None,
+        active_only: bool = True,
+        limit: int,
+        offset: int,
+    ) -> Page: ...
+
+    def delete_item(self, conn: Conn, project_id: str, item_id: str, at: datetime) -> bool: ...
+
+    def get_run(self, conn: Conn, project_id: str, dataset_id: str, name: str) -> Row | None: ...
+
+    def run_by_id(self, conn: Conn, project_id: str, run_id: str) -> Row | None: ...
+
+    def ensure_run(
+        self,
+        conn: Conn,
+        project_id: str,
+        dataset_id: str,
+        name: str,
+        *,
+        description: str | None,
+        metadata: Any,
+        at: datetime,
+        run_id: str | None = None,
+    ) -> Row: ...
+
+    def page_runs(
+        self, conn: Conn, project_id: str, dataset_id: str, limit: int, offset: int
+    ) -> Page: ...
+
+    def delete_run(self, conn: Conn, project_id: str, run_id: str) -> bool: ...
+
+    def add_run_item(
+        self,
+        conn: Conn,
+        project_id: str,
+        run_id: str,
+        item_id: str,
+        trace_id: str,
+        observation_id: str | None,
+        *,
+        dataset_version: datetime | None,
+        created_at: datetime,
+        at: datetime,
+    ) -> Row: ...
+
+    def page_run_items(
+        self, conn: Conn, project_id: str, run_id: str, limit: int, offset: int
+    ) -> Page: ...
+
+    def run_items_of(self, conn: Conn, project_id: str, run_ids: Sequence[str]) -> list[Row]: ...
+
+    def scores_of_runs(self, conn: Conn, project_id: str, run_ids: Sequence[str]) -> list[Row]: ...
+
+    def record_experiment_items(
+        self, conn: Conn, project_id: str, links: Sequence[ExperimentLink], at: datetime
+    ) -> int: ...
+
+
+class Experiments(Protocol):
+    """Dataset runs and run items as Langfuse's experiments and experiment items."""
+
+    def experiments_after(
+        self,
+        conn: Conn,
+        project_id: str,
+        q: ExperimentQuery,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+    ) -> CursorPage: ...
+
+    def experiment_items_after(
+        self,
+        conn: Conn,
+        project_id: str,
+        q: ExperimentQuery,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+    ) -> CursorPage: ...
+
+    def scores_on(
+        self,
+        conn: Conn,
+        project_id: str,
+        *,
+        trace_ids: Sequence[str] = (),
+        run_ids: Sequence[str] = (),
+    ) -> list[Row]: ...
+
+
 class Store(Protocol):
     """Everything the server reads and writes, one attribute per resource."""
 
@@ -643,6 +773,8 @@ class Store(Protocol):
     lifecycle: Lifecycle
     audit: Audit
     masking: Masking
+    datasets: Datasets
+    experiments: Experiments
 
 
 class SqlStore:
@@ -667,6 +799,8 @@ class SqlStore:
         self.lifecycle: Lifecycle = lifecycle
         self.audit: Audit = audit
         self.masking: Masking = masking
+        self.datasets: Datasets = datasets
+        self.experiments: Experiments = experiments
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

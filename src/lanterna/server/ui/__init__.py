@@ -14,6 +14,7 @@ from .budgets_page import router as budgets_router
 from .channels_page import router as channels_router
 from .dashboards_page import router as dashboards_router
 from .data_page import router as data_router
+from .datasets_page import router as datasets_router
 from .metrics_page import router as metrics_router
 from .prompts_page import router as prompts_router
 from .scores_page import router as scores_router
@@ -38,6 +39,7 @@ ROUTERS = (
     alerts_router,
     budgets_router,
     prompts_router,
+    datasets_router,
     settings_router,
     channels_router,
     data_router,

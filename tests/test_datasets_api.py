@@ -1,0 +1,249 @@
+"""Datasets, items, runs and run items (contract 4.4) and the experiment read routes,
+through the in-process app on SQLite and PostgreSQL: every shape the SDKs parse, upserts,
+ARCHIVED items, ``version`` reads, schema checks and the 4xx answers with nothing
+written."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from helpers import event, ingest
+
+DATASET_KEYS = {
+    "id", "name", "description", "metadata", "inputSchema", "expectedOutputSchema",
+    "projectId", "createdAt", "updatedAt",
+}  # fmt: skip
+ITEM_KEYS = {
+    "id", "status", "input", "expectedOutput", "metadata", "sourceTraceId",
+    "sourceObservationId", "datasetId", "datasetName", "createdAt", "updatedAt",
+    "mediaReferences",
+}  # fmt: skip
+RUN_ITEM_KEYS = {
+    "id", "datasetRunId", "datasetRunName", "datasetItemId", "traceId", "observationId",
+    "createdAt", "updatedAt",
+}  # fmt: skip
+QA_SCHEMA = {
+    "type": "object",
+    "properties": {"question": {"type": "string"}},
+    "required": ["question"],
+}
+
+
+def ok(response: Any) -> Any:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def refused(response: Any, status: int, words: str) -> None:
+    assert response.status_code == status, response.text
+    assert words in response.json()["message"], response.json()
+
+
+def dataset(api: Any, name: str = "qa", **body: Any) -> dict[str, Any]:
+    created: dict[str, Any] = ok(api.post("/api/public/v2/datasets", json={"name": name, **body}))
+    return created
+
+
+def item(api: Any, **body: Any) -> dict[str, Any]:
+    created: dict[str, Any] = ok(api.post("/api/public/dataset-items", json=body))
+    return created
+
+
+def items_of(api: Any, name: str, **params: Any) -> list[dict[str, Any]]:
+    page = ok(api.get("/api/public/dataset-items", params={"datasetName": name, **params}))
+    return list(page["data"])
+
+
+def test_dataset_upsert_by_name_and_reads(api):
+    first = dataset(api, description="questions", metadata={"team": "a"})
+    assert set(first) == DATASET_KEYS
+    assert first["projectId"] == api.project.id and first["inputSchema"] is None
+    again = dataset(api, description="better questions")
+    assert again["id"] == first["id"] and again["description"] == "better questions"
+    assert again["metadata"] == {"team": "a"}  # left out: kept
+    assert ok(api.get("/api/public/v2/datasets/qa")) == again
+    listed = ok(api.get("/api/public/v2/datasets", params={"limit": 1}))
+    assert listed["meta"] == {"page": 1, "limit": 1, "totalItems": 1, "totalPages": 1}
+    refused(api.get("/api/public/v2/datasets/nope"), 404, "Dataset 'nope' not found")
+    refused(api.post("/api/public/v2/datasets", json={"description": "x"}), 400, "name")
+    # Names with a slash arrive URL-encoded (the SDKs encode them).
+    dataset(api, "team/eval")
+    assert ok(api.get("/api/public/v2/datasets/team%2Feval"))["name"] == "team/eval"
+
+
+def test_items_upsert_archive_and_versions(api):
+    dataset(api)
+    created = item(api, datasetName="qa", input={"question": "2+2"}, expectedOutput="4")
+    assert set(created) == ITEM_KEYS
+    assert created["status"] == "ACTIVE" and created["mediaReferences"] == []
+    fixed = item(api, datasetName="qa", id="item-1", input={"question": "capital?"})
+    assert fixed["id"] == "item-1"
+    before_edit = datetime.now(UTC)
+    updated = item(api, datasetName="qa", id="item-1", expectedOutput="Paris")
+    assert updated["input"] == {"question": "capital?"} and updated["expectedOutput"] == "Paris"
+    assert updated["createdAt"] == fixed["createdAt"]
+    assert {i["id"] for i in items_of(api, "qa")} == {created["id"], "item-1"}
+
+    # The list as it was before the edit: the old expected output.
+    old = items_of(api, "qa", version=before_edit.isoformat())
+    assert {i["id"]: i["expectedOutput"] for i in old}["item-1"] is None
+
+    archived = item(api, datasetName="qa", id="item-1", status="ARCHIVED")
+    assert archived["status"] == "ARCHIVED"
+    assert [i["id"] for i in items_of(api, "qa")] == [created["id"]]
+    assert ok(api.get("/api/public/dataset-items/item-1"))["status"] == "ARCHIVED"
+
+    before_delete = datetime.now(UTC)
+    deleted = ok(api.delete(f"/api/public/dataset-items/{created['id']}"))
+    assert deleted == {"message": "Dataset item successfully deleted"}
+    refused(api.get(f"/api/public/dataset-items/{created['id']}"), 404, "not found")
+    assert items_of(api, "qa") == []
+    still = items_of(api, "qa", version=before_delete.isoformat())
+    assert [i["id"] for i in still] == [created["id"]]
+    refused(api.get("/api/public/dataset-items", params={"version": "2026-01-01T00:00:00Z"}),
+            400, "Invalid request data")  # fmt: skip
+
+
+def test_item_filters_by_source_and_pages(api):
+    dataset(api)
+    for n in range(3):
+        item(api, datasetName="qa", input={"question": str(n)}, sourceTraceId=f"t-{n % 2}")
+    page = ok(api.get("/api/public/dataset-items", params={"sourceTraceId": "t-0"}))
+    assert page["meta"]["totalItems"] == 2
+    paged = ok(api.get("/api/public/dataset-items", params={"datasetName": "qa", "limit": 2}))
+    assert paged["meta"] == {"page": 1, "limit": 2, "totalItems": 3, "totalPages": 2}
+
+
+def test_schemas_are_checked_on_every_item_write_and_nothing_is_written(api):
+    dataset(api, inputSchema=QA_SCHEMA, expectedOutputSchema={"type": "string"})
+    good = item(api, datasetName="qa", id="ok", input={"question": "why?"}, expectedOutput="b")
+    refused(api.post("/api/public/dataset-items", json={"datasetName": "qa", "input": {"q": 1}}),
+            400, "'question' is a required property")  # fmt: skip
+    refused(api.post("/api/public/dataset-items", json={"datasetName": "qa", "id": "ok",
+                                                        "expectedOutput": 7}),
+            400, "expectedOutput does not match")  # fmt: skip
+    assert ok(api.get("/api/public/dataset-items/ok")) == good
+    assert len(items_of(api, "qa")) == 1
+    # A schema that the stored items violate is refused (and not stored).
+    refused(api.post("/api/public/v2/datasets", json={"name": "qa", "inputSchema": {
+        "type": "object", "required": ["context"]}}), 400, "existing item 'ok'")  # fmt: skip
+    assert ok(api.get("/api/public/v2/datasets/qa"))["inputSchema"] == QA_SCHEMA
+    refused(api.post("/api/public/v2/datasets", json={"name": "x", "inputSchema": {
+        "type": "nonsense"}}), 400, "not a valid JSON Schema")  # fmt: skip
+
+
+def test_bad_item_writes_are_clear_4xx(api):
+    dataset(api)
+    dataset(api, "other")
+    refused(api.post("/api/public/dataset-items", json={"datasetName": "ghost"}), 404,
+            "Dataset 'ghost' not found")  # fmt: skip
+    refused(api.post("/api/public/dataset-items", json={"input": 1}), 400, "datasetName")
+    refused(api.post("/api/public/dataset-items", json={"datasetName": "qa", "status": "GONE"}),
+            400, "status")  # fmt: skip
+    refused(api.post("/api/public/dataset-items", json={"datasetName": "qa", "id": "x" * 256}),
+            400, "at most 255")  # fmt: skip
+    item(api, datasetName="qa", id="shared")
+    refused(api.post("/api/public/dataset-items", json={"datasetName": "other", "id": "shared"}),
+            400, "belongs to dataset 'qa'")  # fmt: skip
+    refused(api.delete("/api/public/dataset-items/ghost"), 404, "not found")
+
+
+def test_run_items_create_the_run_and_link_traces(api):
+    dataset(api)
+    one = item(api, datasetName="qa", input={"question": "a"})
+    ingest(api, event("trace-create", {"id": "tr-1", "name": "task", "output": "A"}),
+           event("span-create", {"id": "ob-1", "traceId": "tr-1", "name": "step"}))  # fmt: skip
+    linked = ok(api.post("/api/public/dataset-run-items", json={
+        "runName": "run-1", "runDescription": "first", "metadata": {"model": "m"},
+        "datasetItemId": one["id"], "traceId": "tr-1"}))  # fmt: skip
+    assert set(linked) == RUN_ITEM_KEYS
+    assert linked["datasetRunName"] == "run-1" and linked["observationId"] is None
+    # From an observation alone: its trace is looked up. The same run is reused.
+    by_obs = ok(api.post("/api/public/dataset-run-items", json={
+        "runName": "run-1", "datasetItemId": one["id"], "observationId": "ob-1"}))  # fmt: skip
+    assert by_obs["traceId"] == "tr-1" and by_obs["datasetRunId"] == linked["datasetRunId"]
+
+    runs = ok(api.get("/api/public/datasets/qa/runs"))
+    assert runs["meta"]["totalItems"] == 1
+    (run,) = runs["data"]
+    assert run["description"] == "first" and run["metadata"] == {"model": "m"}
+    assert run["datasetName"] == "qa"
+    full = ok(api.get("/api/public/datasets/qa/runs/run-1"))
+    assert [i["id"] for i in full["datasetRunItems"]] == [linked["id"], by_obs["id"]]
+    listed = ok(api.get("/api/public/dataset-run-items",
+                        params={"datasetId": run["datasetId"], "runName": "run-1"}))  # fmt: skip
+    assert listed["meta"]["totalItems"] == 2
+    legacy = ok(api.get("/api/public/datasets/qa"))
+    assert legacy["runs"] == ["run-1"] and [i["id"] for i in legacy["items"]] == [one["id"]]
+
+    gone = ok(api.delete("/api/public/datasets/qa/runs/run-1"))
+    assert gone == {"message": "Dataset run successfully deleted"}
+    refused(api.get("/api/public/datasets/qa/runs/run-1"), 404, "not found")
+
+
+def test_bad_run_items_are_refused_and_create_no_run(api):
+    dataset(api)
+    one = item(api, datasetName="qa")
+    post = lambda body: api.post("/api/public/dataset-run-items", json=body)  # noqa: E731
+    refused(post({"runName": "r", "datasetItemId": one["id"]}), 400, "traceId or an observationId")
+    refused(post({"runName": "r", "datasetItemId": one["id"], "traceId": "t", "extra": 1}),
+            400, "unknown key(s): extra")  # fmt: skip
+    refused(post({"runName": "r", "datasetItemId": "ghost", "traceId": "t"}), 404, "not found")
+    refused(post({"runName": "r", "datasetItemId": one["id"], "observationId": "ghost"}),
+            400, "send its traceId")  # fmt: skip
+    refused(post({"datasetItemId": one["id"], "traceId": "t"}), 400, "runName")
+    refused(post({"runName": "r", "datasetItemId": one["id"], "traceId": "t" * 801}),
+            400, "traceId: at most 800")  # fmt: skip
+    assert ok(api.get("/api/public/datasets/qa/runs"))["data"] == []
+
+
+def test_experiments_and_experiment_items(api):
+    dataset(api, inputSchema=None)
+    one = item(api, datasetName="qa", input={"question": "a"}, expectedOutput="A",
+               metadata={"level": 1})  # fmt: skip
+    trace = {"id": "tr-1", "input": {"question": "a"}, "output": "A"}
+    score = {"id": "s-1", "traceId": "tr-1", "name": "exact", "value": 1}
+    ingest(api, event("trace-create", trace), event("score-create", score))
+    ok(api.post("/api/public/dataset-run-items", json={
+        "runName": "exp", "datasetItemId": one["id"], "traceId": "tr-1",
+        "metadata": {"model": "m"}}))  # fmt: skip
+    start = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    exps = ok(api.get("/api/public/experiments",
+                      params={"fromStartTime": start, "fields": "core,metadata"}))  # fmt: skip
+    (exp,) = exps["data"]
+    assert exps["meta"] == {}
+    assert exp["name"] == "exp" and exp["itemCount"] == 1 and exp["metadata"] == {"model": "m"}
+    assert exp["datasetId"] == one["datasetId"]
+    items = ok(api.get("/api/public/experiment-items", params={
+        "fromStartTime": start, "fields": "core,dataset,io,itemMetadata,scores"}))  # fmt: skip
+    (got,) = items["data"]
+    assert got["traceId"] == "tr-1" and got["experimentId"] == exp["id"]
+    assert got["experimentItemId"] == one["id"] and got["experimentDatasetId"] == one["datasetId"]
+    assert (got["input"], got["output"], got["expectedOutput"]) == ({"question": "a"}, "A", "A")
+    assert got["experimentItemMetadata"] == {"level": 1}
+    assert [s["name"] for s in got["scores"]] == ["exact"]
+    none = ok(api.get("/api/public/experiment-items",
+                      params={"fromStartTime": start, "experimentName": "other"}))  # fmt: skip
+    assert none["data"] == []
+    refused(api.get("/api/public/experiments"), 400, "Invalid request data")
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert ok(api.get("/api/public/experiments", params={"fromStartTime": later}))["data"] == []
+
+
+def test_experiment_cursor_pages(api):
+    dataset(api)
+    one = item(api, datasetName="qa")
+    for n in range(3):
+        body = {"runName": f"r{n}", "datasetItemId": one["id"], "traceId": f"t{n}"}
+        ok(api.post("/api/public/dataset-run-items", json=body))
+    start = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    seen, cursor = [], None
+    while True:
+        params = {"fromStartTime": start, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = ok(api.get("/api/public/experiments", params=params))
+        seen += [e["name"] for e in page["data"]]
+        cursor = page["meta"].get("cursor")
+        if not cursor:
+            break
+    assert seen == ["r2", "r1", "r0"]
