@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..analytics.alert_metrics import SUMS, MetricSpec, Reading, measure
 from ..store.db import Conn, Database
@@ -339,15 +339,22 @@ class Evaluator:
         return events
 
 
-class EvaluatorLoop:
-    """Calls :meth:`Evaluator.tick` every ``interval`` seconds in a daemon thread until
-    :meth:`stop` (which wakes it at once)."""
+class Ticks(Protocol):
+    """Background work done a tick at a time (the alert evaluator, the evaluation worker)."""
 
-    def __init__(self, evaluator: Evaluator, interval: float) -> None:
+    def tick(self) -> object:
+        """Do what is due now."""
+
+
+class EvaluatorLoop:
+    """Calls ``evaluator.tick()`` (:meth:`Evaluator.tick`, or any :class:`Ticks`) every
+    ``interval`` seconds in a daemon thread until :meth:`stop` (which wakes it at once)."""
+
+    def __init__(self, evaluator: Ticks, interval: float, name: str = "lanterna-alerts") -> None:
         self.evaluator = evaluator
         self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lanterna-alerts", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         """Start ticking."""
@@ -368,5 +375,5 @@ class EvaluatorLoop:
             try:
                 self.evaluator.tick()
             except Exception:
-                log.exception("alert evaluation tick failed")
+                log.exception("%s: tick failed", self._thread.name)
             self._stop.wait(self.interval)

@@ -13,9 +13,12 @@ from ..cost.builtin import warm_up as warm_up_prices
 from ..store.interface import Store
 from .api import (
     alerts,
+    annotation_queues,
     budgets,
     channels,
+    comments,
     dashboards,
+    evaluations,
     ingestion,
     metrics,
     models,
@@ -91,5 +94,7 @@ def create_app(
     app.include_router(budgets.router, responses=ERROR_RESPONSES)
     app.include_router(channels.router, responses=ERROR_RESPONSES)  # alert channels
     app.include_router(alerts.router, responses=ERROR_RESPONSES)
+    for module in (comments, annotation_queues, evaluations):  # evaluation and annotation
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     mount_ui(app)  # the dashboard under /
     return app

@@ -11,6 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from ..alerts.evaluator import ChannelLookup, Evaluator, EvaluatorLoop, no_channels
+from ..alerts.secretbox import SecretBox
+from ..alerts.stored import outbound_policy, secret_box
+from ..evaluation.llm import Caller
+from ..evaluation.worker import Evaluate, EvaluationWorker
 from ..store.db import Conn, Database
 from ..store.interface import Store, sql_store
 from ..store.migrations import migrate
@@ -52,20 +56,46 @@ class Runtime:
             {"ingest": settings.ingest_rate_limit, "read": settings.read_rate_limit},
             self.store.quotas,
         )
+        #: Calls to LLM connections (the judge, the playground): the SSRF allowlist and
+        #: the timeout of the settings.
+        self.llm = Caller(
+            policy=outbound_policy(settings.outbound_allow),
+            timeout=float(settings.llm_timeout_seconds),
+        )
+        #: The online evaluation worker (``evaluation/worker.py``); it ticks in a thread
+        #: when ``evaluation_tick_seconds`` > 0.
+        self.evaluation = EvaluationWorker(
+            self.db,
+            self.store,
+            self.writer.run_sync,
+            Evaluate(self.store, self.read_sync, self.secret_box, self.llm),
+        )
+        self._evaluation_loop: EvaluatorLoop | None = None
+
+    def secret_box(self) -> SecretBox:
+        """The server key's box (LLM keys and channel secrets at rest)."""
+        return secret_box(self.settings.secret_key, self.settings.data_dir)
 
     def start(self) -> None:
-        """Migrate the schema, start the writer and (unless turned off) the evaluator."""
+        """Migrate the schema, start the writer and (unless turned off) the alert
+        evaluator and the evaluation worker."""
         migrate(self.db)
         self.writer.start()
         if self.settings.alert_tick_seconds > 0:
             self._alert_loop = EvaluatorLoop(self.evaluator, self.settings.alert_tick_seconds)
             self._alert_loop.start()
+        if self.settings.evaluation_tick_seconds > 0:
+            self._evaluation_loop = EvaluatorLoop(
+                self.evaluation, self.settings.evaluation_tick_seconds, "lanterna-evaluation"
+            )
+            self._evaluation_loop.start()
 
     def stop(self) -> None:
-        """Stop the evaluator, drain the writer and close connections."""
-        if self._alert_loop is not None:
-            self._alert_loop.stop()
-            self._alert_loop = None
+        """Stop the background loops, drain the writer and close connections."""
+        for loop in (self._alert_loop, self._evaluation_loop):
+            if loop is not None:
+                loop.stop()
+        self._alert_loop = self._evaluation_loop = None
         self.writer.stop()
         self.db.close()
 

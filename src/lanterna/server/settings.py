@@ -78,6 +78,12 @@ class Settings:
     #: Seconds between the alert evaluator's looks for due rules inside ``lanterna serve``;
     #: 0 turns the evaluator off in this process (run ``lanterna worker`` instead).
     alert_tick_seconds: int = 15
+    #: Seconds between the evaluation worker's looks for new traces to evaluate (online
+    #: evaluation rules) inside ``lanterna serve``; 0 turns it off in this process.
+    evaluation_tick_seconds: int = 15
+    #: Longest wait for an LLM connection's answer (LLM-as-a-judge, the playground), in
+    #: seconds; past it the evaluation is recorded as an error.
+    llm_timeout_seconds: int = 60
     #: ``--no-auth``: no login, for one local user on loopback. CLI only: never read
     #: from the environment, so auth cannot be turned off by a stray variable.
     no_auth: bool = False

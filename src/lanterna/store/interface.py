@@ -27,8 +27,8 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
 - **operations**, never imported from above but through this module: ``traces``,
   ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
   ``models``, ``projects``, ``dashboards``, ``budgets``, ``channels``, ``alerts``,
-  ``quotas``,
-  ``write``, ``rollups``, ``recompute``, ``tables``, ``migrations``.
+  ``quotas``, ``comments``, ``annotation_queues``, ``evaluations``, ``write``, ``rollups``,
+  ``recompute``, ``tables``, ``migrations``.
   ``server/runtime.py`` is the one exception: it builds the server's store and migrates
   its database (it picks the backend).
 
@@ -55,9 +55,12 @@ from ..cost.calculate import Pricing
 from ..ingest.events import DomainEvent
 from . import (
     alerts,
+    annotation_queues,
     budgets,
     channels,
+    comments,
     dashboards,
+    evaluations,
     models,
     projects,
     prompts,
@@ -70,6 +73,7 @@ from . import (
 )
 from . import observations as observations_module
 from .db import Conn
+from .filters import Condition
 from .observations import ObservationQuery
 from .projects import NewKey
 from .prompts import NewPrompt, VersionStats
@@ -82,9 +86,12 @@ from .writer import Combinable
 __all__ = [
     "VALUE_OPERATORS",
     "AlertChannels",
+    "AnnotationQueues",
     "Budgets",
+    "Comments",
     "CursorPage",
     "Dashboards",
+    "Evaluations",
     "Ingest",
     "Models",
     "NewKey",
@@ -529,6 +536,166 @@ class Alerts(Protocol):
     ) -> Page: ...
 
 
+class Comments(Protocol):
+    """Comments on traces, observations, sessions and prompts."""
+
+    def create(
+        self,
+        conn: Conn,
+        project_id: str,
+        object_type: str,
+        object_id: str,
+        content: str,
+        author_user_id: str | None,
+    ) -> Row: ...
+
+    def get(self, conn: Conn, project_id: str, comment_id: str) -> Row | None: ...
+
+    def page(
+        self,
+        conn: Conn,
+        project_id: str,
+        *,
+        object_type: str | None,
+        object_id: str | None,
+        author_user_id: str | None,
+        limit: int,
+        offset: int,
+    ) -> Page: ...
+
+    def of_object(
+        self, conn: Conn, project_id: str, object_type: str, object_id: str
+    ) -> list[Row]: ...
+
+
+class AnnotationQueues(Protocol):
+    """Annotation queues, their items and assignments."""
+
+    def create_queue(
+        self,
+        conn: Conn,
+        project_id: str,
+        name: str,
+        description: str | None,
+        score_config_ids: list[str],
+    ) -> Row: ...
+
+    def get_queue(self, conn: Conn, project_id: str, queue_id: str) -> Row | None: ...
+
+    def page_queues(self, conn: Conn, project_id: str, limit: int, offset: int) -> Page: ...
+
+    def queue_counts(self, conn: Conn, project_id: str) -> dict[str, dict[str, int]]: ...
+
+    def create_item(
+        self,
+        conn: Conn,
+        project_id: str,
+        queue_id: str,
+        object_id: str,
+        object_type: str,
+        status: str,
+    ) -> Row: ...
+
+    def get_item(self, conn: Conn, project_id: str, queue_id: str, item_id: str) -> Row | None: ...
+
+    def page_items(
+        self,
+        conn: Conn,
+        project_id: str,
+        queue_id: str,
+        status: str | None,
+        limit: int,
+        offset: int,
+    ) -> Page: ...
+
+    def set_item_status(
+        self, conn: Conn, project_id: str, queue_id: str, item_id: str, status: str
+    ) -> Row | None: ...
+
+    def delete_item(self, conn: Conn, project_id: str, queue_id: str, item_id: str) -> bool: ...
+
+    def assign(self, conn: Conn, project_id: str, queue_id: str, user_id: str) -> None: ...
+
+    def unassign(self, conn: Conn, project_id: str, queue_id: str, user_id: str) -> bool: ...
+
+    def assignees(self, conn: Conn, project_id: str, queue_id: str) -> list[str]: ...
+
+
+class Evaluations(Protocol):
+    """LLM connections, evaluators, evaluation rules (cursor and lease) and runs."""
+
+    def connection_by_provider(self, conn: Conn, project_id: str, provider: str) -> Row | None: ...
+
+    def upsert_connection(
+        self, conn: Conn, project_id: str, connection_id: str, fields: dict[str, Any]
+    ) -> Row: ...
+
+    def page_connections(self, conn: Conn, project_id: str, limit: int, offset: int) -> Page: ...
+
+    def delete_connection(self, conn: Conn, project_id: str, connection_id: str) -> bool: ...
+
+    def create_evaluator(self, conn: Conn, project_id: str, fields: dict[str, Any]) -> Row: ...
+
+    def get_evaluator(self, conn: Conn, project_id: str, evaluator_id: str) -> Row | None: ...
+
+    def evaluator_by_name(self, conn: Conn, project_id: str, name: str) -> Row | None: ...
+
+    def page_evaluators(self, conn: Conn, project_id: str, limit: int, offset: int) -> Page: ...
+
+    def rule_counts(self, conn: Conn, project_id: str) -> dict[str, int]: ...
+
+    def delete_evaluator(self, conn: Conn, project_id: str, evaluator_id: str) -> bool: ...
+
+    def check_trace_filter(self, conn: Conn, conditions: Sequence[Condition]) -> None: ...
+
+    def create_rule(self, conn: Conn, project_id: str, fields: dict[str, Any]) -> Row: ...
+
+    def get_rule(self, conn: Conn, project_id: str, rule_id: str) -> Row | None: ...
+
+    def page_rules(self, conn: Conn, project_id: str, limit: int, offset: int) -> Page: ...
+
+    def update_rule(
+        self, conn: Conn, project_id: str, rule_id: str, fields: dict[str, Any]
+    ) -> Row | None: ...
+
+    def delete_rule(self, conn: Conn, project_id: str, rule_id: str) -> bool: ...
+
+    def enabled_rules(self, conn: Conn, at: datetime) -> list[Row]: ...
+
+    def claim_rule(
+        self, conn: Conn, project_id: str, rule_id: str, owner: str, at: datetime, until: datetime
+    ) -> bool: ...
+
+    def advance_rule(
+        self,
+        conn: Conn,
+        project_id: str,
+        rule_id: str,
+        owner: str,
+        cursor: tuple[datetime, str] | None,
+        runs: Sequence[dict[str, Any]],
+    ) -> bool: ...
+
+    def new_traces(
+        self,
+        conn: Conn,
+        project_id: str,
+        conditions: Sequence[Condition],
+        after: tuple[datetime, str],
+        *,
+        until: datetime,
+        limit: int,
+    ) -> tuple[list[Row], tuple[datetime, str] | None]: ...
+
+    def add_runs(self, conn: Conn, project_id: str, runs: Sequence[dict[str, Any]]) -> None: ...
+
+    def recent_runs(
+        self, conn: Conn, project_id: str, *, rule_id: str | None = None, limit: int = 50
+    ) -> list[Row]: ...
+
+    def run_counts(self, conn: Conn, project_id: str) -> dict[str, dict[str, int]]: ...
+
+
 class Store(Protocol):
     """Everything the server reads and writes, one attribute per resource."""
 
@@ -546,6 +713,9 @@ class Store(Protocol):
     channels: AlertChannels
     alerts: Alerts
     quotas: Quotas
+    comments: Comments
+    annotations: AnnotationQueues
+    evaluations: Evaluations
 
 
 class SqlStore:
@@ -567,6 +737,9 @@ class SqlStore:
         self.channels: AlertChannels = channels
         self.alerts: Alerts = alerts
         self.quotas: Quotas = quotas
+        self.comments: Comments = comments
+        self.annotations: AnnotationQueues = annotation_queues
+        self.evaluations: Evaluations = evaluations
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

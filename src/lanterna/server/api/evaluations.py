@@ -1,0 +1,291 @@
+"""LLM connections (``/api/public/llm-connections``), evaluators and evaluation rules
+(``/api/public/unstable/evaluators``, ``/api/public/unstable/evaluation-rules``), as in
+Langfuse's OpenAPI spec. Keys are sealed before they are stored and never returned
+(``displaySecretKey`` is masked); see docs/evaluations.md for what Lanterna adds
+(deterministic evaluator types) and refuses (code evaluators, other targets)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from ...errors import DomainError
+from ...evaluation.connections import check_connection, seal
+from ...evaluation.definitions import check_evaluator, check_rule, check_rule_mapping
+from ...store.db import Conn
+from ...store.filters import conditions_of
+from ..auth import ProjectKey
+from ..errors import ApiError, not_found
+from ..eval_shapes import connection_json, evaluator_json, rule_json
+from ..responses import JSON
+from ..runtime import runtime
+from .body import read_json, read_json_object
+from .params import page_of
+
+router = APIRouter()
+
+CONNECTIONS = "/api/public/llm-connections"
+EVALUATORS = "/api/public/unstable/evaluators"
+RULES = "/api/public/unstable/evaluation-rules"
+
+
+class PreflightFailed(DomainError):
+    """422: the evaluator names an LLM connection the project does not have."""
+
+    status = 422
+    error = "evaluator_preflight_failed"
+
+
+# --- LLM connections -------------------------------------------------------------------
+
+
+@router.get(CONNECTIONS)
+async def list_connections(
+    request: Request, principal: ProjectKey, page: int | None = None, limit: int | None = None
+) -> JSON:
+    """The project's LLM connections (keys masked), by provider."""
+    paging = page_of(page, limit)
+    project_id = principal.project_id
+    rt = runtime(request)
+
+    def read(conn: Conn) -> dict[str, Any]:
+        rows, total = rt.store.evaluations.page_connections(
+            conn, project_id, paging.limit, paging.offset
+        )
+        return paging.envelope([connection_json(conn.dialect, r) for r in rows], total)
+
+    return JSON(await rt.read(read))
+
+
+@router.put(CONNECTIONS)
+async def upsert_connection(request: Request, principal: ProjectKey) -> JSON:
+    """Create the connection named ``provider`` or replace its settings and key."""
+    fields = check_connection(await read_json(request))
+    project_id = principal.project_id
+    rt = runtime(request)
+    box = rt.secret_box()
+
+    def work(conn: Conn) -> dict[str, Any]:
+        existing = rt.store.evaluations.connection_by_provider(conn, project_id, fields["provider"])
+        connection_id = str(uuid.uuid4()) if existing is None else existing["id"]
+        row = rt.store.evaluations.upsert_connection(
+            conn, project_id, connection_id, seal(box, connection_id, fields)
+        )
+        return connection_json(conn.dialect, row)
+
+    return JSON(await rt.write(work))
+
+
+@router.delete(CONNECTIONS + "/{connection_id}")
+async def delete_connection(request: Request, connection_id: str, principal: ProjectKey) -> JSON:
+    """Delete a connection (its sealed key goes with it)."""
+    project_id = principal.project_id
+    rt = runtime(request)
+    removed = await rt.write(
+        lambda c: rt.store.evaluations.delete_connection(c, project_id, connection_id)
+    )
+    if not removed:
+        raise not_found(f"LLM connection {connection_id}")
+    return JSON({"message": "LLM connection successfully deleted"})
+
+
+# --- evaluators ------------------------------------------------------------------------
+
+
+@router.post(EVALUATORS)
+async def create_evaluator(request: Request, principal: ProjectKey) -> JSON:
+    """Create an evaluator, or the next version of the one with that name."""
+    fields = check_evaluator(await read_json(request))
+    project_id = principal.project_id
+    rt = runtime(request)
+    evaluations = rt.store.evaluations
+
+    def work(conn: Conn) -> dict[str, Any]:
+        model = fields["model_config"]
+        if model is not None and (
+            evaluations.connection_by_provider(conn, project_id, model["provider"]) is None
+        ):
+            raise PreflightFailed(
+                f"modelConfig.provider: the project has no LLM connection {model['provider']!r}"
+                " (create it with PUT /api/public/llm-connections)"
+            )
+        row = evaluations.create_evaluator(conn, project_id, fields)
+        count = evaluations.rule_counts(conn, project_id).get(row["id"], 0)
+        return evaluator_json(conn.dialect, row, count)
+
+    return JSON(await rt.write(work))
+
+
+@router.get(EVALUATORS)
+async def list_evaluators(
+    request: Request, principal: ProjectKey, page: int | None = None, limit: int | None = None
+) -> JSON:
+    """The latest version of each of the project's evaluators, by name."""
+    paging = page_of(page, limit)
+    project_id = principal.project_id
+    rt = runtime(request)
+
+    def read(conn: Conn) -> dict[str, Any]:
+        evaluations = rt.store.evaluations
+        rows, total = evaluations.page_evaluators(conn, project_id, paging.limit, paging.offset)
+        counts = evaluations.rule_counts(conn, project_id)
+        data = [evaluator_json(conn.dialect, r, counts.get(r["id"], 0)) for r in rows]
+        return paging.envelope(data, total)
+
+    return JSON(await rt.read(read))
+
+
+@router.get(EVALUATORS + "/{evaluator_id}")
+async def get_evaluator(request: Request, evaluator_id: str, principal: ProjectKey) -> JSON:
+    """The latest version of one evaluator (404 when missing)."""
+    project_id = principal.project_id
+    rt = runtime(request)
+
+    def read(conn: Conn) -> dict[str, Any] | None:
+        row = rt.store.evaluations.get_evaluator(conn, project_id, evaluator_id)
+        if row is None:
+            return None
+        count = rt.store.evaluations.rule_counts(conn, project_id).get(evaluator_id, 0)
+        return evaluator_json(conn.dialect, row, count)
+
+    found = await rt.read(read)
+    if found is None:
+        raise not_found(f"Evaluator {evaluator_id}")
+    return JSON(found)
+
+
+@router.delete(EVALUATORS + "/{evaluator_id}")
+async def delete_evaluator(request: Request, evaluator_id: str, principal: ProjectKey) -> JSON:
+    """Delete every version of an evaluator; 409 while a rule uses it."""
+    project_id = principal.project_id
+    rt = runtime(request)
+    evaluations = rt.store.evaluations
+
+    def work(conn: Conn) -> bool:
+        used = evaluations.rule_counts(conn, project_id).get(evaluator_id, 0)
+        if used:
+            raise ApiError(409, f"Evaluator {evaluator_id} is used by {used} evaluation rule(s)")
+        return evaluations.delete_evaluator(conn, project_id, evaluator_id)
+
+    if not await rt.write(work):
+        raise not_found(f"Evaluator {evaluator_id}")
+    return JSON({"message": "Evaluator successfully deleted"})
+
+
+# --- evaluation rules ------------------------------------------------------------------
+
+
+def _resolve(conn: Conn, store: Any, project_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The rule's stored fields with its evaluator looked up by name and its filter and
+    mapping checked against it (400 naming what is wrong)."""
+    out = dict(fields)
+    name = out.pop("evaluator_name", None)
+    if name is not None:
+        evaluator = store.evaluator_by_name(conn, project_id, name)
+        if evaluator is None:
+            raise ApiError(400, "Invalid request data", f"evaluator.name: no evaluator {name!r}")
+        check_rule_mapping(evaluator, out.get("mapping"))
+        out["evaluator_id"] = evaluator["id"]
+    if "filter" in out:
+        store.check_trace_filter(conn, conditions_of(out["filter"], "filter"))
+    return out
+
+
+@router.post(RULES)
+async def create_rule(request: Request, principal: ProjectKey) -> JSON:
+    """Create a rule; it evaluates traces that arrive from now on."""
+    fields = check_rule(await read_json_object(request))
+    project_id = principal.project_id
+    rt = runtime(request)
+    evaluations = rt.store.evaluations
+
+    def work(conn: Conn) -> dict[str, Any]:
+        row = evaluations.create_rule(conn, project_id, _resolve(conn, evaluations, project_id,
+                                                                 fields))  # fmt: skip
+        evaluator = evaluations.get_evaluator(conn, project_id, row["evaluator_id"])
+        return rule_json(conn.dialect, row, evaluator)
+
+    return JSON(await rt.write(work))
+
+
+@router.get(RULES)
+async def list_rules(
+    request: Request, principal: ProjectKey, page: int | None = None, limit: int | None = None
+) -> JSON:
+    """The project's rules, newest first."""
+    paging = page_of(page, limit)
+    project_id = principal.project_id
+    rt = runtime(request)
+    evaluations = rt.store.evaluations
+
+    def read(conn: Conn) -> dict[str, Any]:
+        rows, total = evaluations.page_rules(conn, project_id, paging.limit, paging.offset)
+        data = [
+            rule_json(conn.dialect, r, evaluations.get_evaluator(conn, project_id,
+                                                                 r["evaluator_id"]))
+            for r in rows
+        ]  # fmt: skip
+        return paging.envelope(data, total)
+
+    return JSON(await rt.read(read))
+
+
+@router.get(RULES + "/{rule_id}")
+async def get_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
+    """One rule (404 when missing)."""
+    project_id = principal.project_id
+    rt = runtime(request)
+    evaluations = rt.store.evaluations
+
+    def read(conn: Conn) -> dict[str, Any] | None:
+        row = evaluations.get_rule(conn, project_id, rule_id)
+        if row is None:
+            return None
+        evaluator = evaluations.get_evaluator(conn, project_id, row["evaluator_id"])
+        return rule_json(conn.dialect, row, evaluator)
+
+    found = await rt.read(read)
+    if found is None:
+        raise not_found(f"Evaluation rule {rule_id}")
+    return JSON(found)
+
+
+@router.patch(RULES + "/{rule_id}")
+async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
+    """Change the fields given (name, evaluator and mapping, enabled, sampling, filter)."""
+    fields = check_rule(await read_json_object(request), partial=True)
+    project_id = principal.project_id
+    rt = runtime(request)
+    evaluations = rt.store.evaluations
+
+    def work(conn: Conn) -> dict[str, Any] | None:
+        stored = evaluations.get_rule(conn, project_id, rule_id)
+        if stored is None:
+            return None
+        changes = _resolve(conn, evaluations, project_id, fields)
+        if "mapping" in changes and "evaluator_id" not in changes:
+            evaluator = evaluations.get_evaluator(conn, project_id, stored["evaluator_id"])
+            if evaluator is not None:
+                check_rule_mapping(evaluator, changes["mapping"])
+        changes.pop("target", None)  # one target today
+        row = evaluations.update_rule(conn, project_id, rule_id, changes)
+        assert row is not None
+        evaluator = evaluations.get_evaluator(conn, project_id, row["evaluator_id"])
+        return rule_json(conn.dialect, row, evaluator)
+
+    found = await rt.write(work)
+    if found is None:
+        raise not_found(f"Evaluation rule {rule_id}")
+    return JSON(found)
+
+
+@router.delete(RULES + "/{rule_id}")
+async def delete_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
+    """Delete a rule (the scores it gave stay)."""
+    project_id = principal.project_id
+    rt = runtime(request)
+    if not await rt.write(lambda c: rt.store.evaluations.delete_rule(c, project_id, rule_id)):
+        raise not_found(f"Evaluation rule {rule_id}")
+    return JSON({"message": "Evaluation rule successfully deleted"})
