@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from .account import router as account_router
 from .alerts_page import router as alerts_router
+from .annotate_page import router as annotate_router
 from .budgets_page import router as budgets_router
 from .channels_page import router as channels_router
 from .dashboards_page import router as dashboards_router
@@ -39,6 +40,7 @@ ROUTERS = (
     prompts_router,
     settings_router,
     channels_router,
+    annotate_router,
 )
 
 
