@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from support import run_sdk_script, seed_score_config
 
 from helpers import event, ingest
+from support import run_sdk_script, seed_score_config
 
 
 def seed(api) -> None:
@@ -23,11 +23,22 @@ def test_comments_on_each_object_type_are_listed_and_fetched(api):
     seed(api)
     pid = api.project.id
     made = {}
-    for kind, oid in (("TRACE", "t-1"), ("OBSERVATION", "o-1"), ("SESSION", "s-1"),
-                      ("PROMPT", "any-prompt-id")):  # fmt: skip
-        response = api.post("/api/public/comments", json={
-            "projectId": pid, "objectType": kind, "objectId": oid, "content": f"on {kind}",
-            "authorUserId": "u-7"})  # fmt: skip
+    for kind, oid in (
+        ("TRACE", "t-1"),
+        ("OBSERVATION", "o-1"),
+        ("SESSION", "s-1"),
+        ("PROMPT", "any-prompt-id"),
+    ):
+        response = api.post(
+            "/api/public/comments",
+            json={
+                "projectId": pid,
+                "objectType": kind,
+                "objectId": oid,
+                "content": f"on {kind}",
+                "authorUserId": "u-7",
+            },
+        )
         assert response.status_code == 200, response.text
         made[kind] = response.json()["id"]
     listed = api.get("/api/public/comments", params={"objectType": "TRACE", "objectId": "t-1"})
@@ -49,8 +60,11 @@ def test_comments_on_each_object_type_are_listed_and_fetched(api):
         ({"objectType": "DATASET", "objectId": "t-1", "content": "x"}, 400, "objectType"),
         ({"objectType": "TRACE", "objectId": "t-1", "content": ""}, 400, "content"),
         ({"objectType": "TRACE", "objectId": "t-1", "content": "x" * 5001}, 400, "5000"),
-        ({"objectType": "TRACE", "objectId": "t-1", "content": "x", "projectId": "other"},
-         403, "projectId"),  # fmt: skip
+        (
+            {"objectType": "TRACE", "objectId": "t-1", "content": "x", "projectId": "other"},
+            403,
+            "projectId",
+        ),
     ],
 )
 def test_bad_comments_are_refused_and_nothing_is_written(api, body, status, text):
@@ -69,14 +83,17 @@ def test_comment_list_needs_an_object_type_for_an_object_id(api):
 def test_queue_items_move_from_pending_to_completed(api):
     seed(api)
     seed_score_config(api.app, api.project.id, "cfg-1", "quality")
-    queue = api.post("/api/public/annotation-queues",
-                     json={"name": "review", "scoreConfigIds": ["cfg-1"]}).json()  # fmt: skip
+    queue = api.post(
+        "/api/public/annotation-queues", json={"name": "review", "scoreConfigIds": ["cfg-1"]}
+    ).json()
     assert queue["scoreConfigIds"] == ["cfg-1"] and queue["description"] is None
     base = f"/api/public/annotation-queues/{queue['id']}"
     first = api.post(base + "/items", json={"objectId": "t-1", "objectType": "TRACE"}).json()
     assert (first["status"], first["completedAt"]) == ("PENDING", None)
-    second = api.post(base + "/items", json={"objectId": "o-1", "objectType": "OBSERVATION",
-                                             "status": "COMPLETED"}).json()  # fmt: skip
+    second = api.post(
+        base + "/items",
+        json={"objectId": "o-1", "objectType": "OBSERVATION", "status": "COMPLETED"},
+    ).json()
     assert second["completedAt"] is not None
     done = api.patch(f"{base}/items/{first['id']}", json={"status": "COMPLETED"}).json()
     assert done["status"] == "COMPLETED" and done["completedAt"]
@@ -123,13 +140,20 @@ def test_queue_items_need_a_known_type_and_status(api):
 @pytest.mark.slow
 def test_langfuse5_comments_queues_and_llm_connections(live_server):
     auth = live_server.project.auth
-    seeded = httpx.post(f"{live_server.url}/api/public/ingestion", auth=auth,
-                        json={"batch": [event("trace-create", {"id": "t-5", "name": "chat"})]})  # fmt: skip
+    seeded = httpx.post(
+        f"{live_server.url}/api/public/ingestion",
+        auth=auth,
+        json={"batch": [event("trace-create", {"id": "t-5", "name": "chat"})]},
+    )
     assert seeded.status_code == 207
-    config = httpx.post(f"{live_server.url}/api/public/score-configs", auth=auth,
-                        json={"name": "quality", "dataType": "NUMERIC"}).json()  # fmt: skip
-    result = run_sdk_script("langfuse5", "lf5_annotations.py", live_server,
-                            live_server.project.id, "t-5", config["id"])  # fmt: skip
+    config = httpx.post(
+        f"{live_server.url}/api/public/score-configs",
+        auth=auth,
+        json={"name": "quality", "dataType": "NUMERIC"},
+    ).json()
+    result = run_sdk_script(
+        "langfuse5", "lf5_annotations.py", live_server, live_server.project.id, "t-5", config["id"]
+    )
     comment = result["comment"]
     assert [c[1:] for c in comment["listed"]] == [["TRACE", "looks wrong"]]
     assert comment["total"] == 1
@@ -143,5 +167,8 @@ def test_langfuse5_comments_queues_and_llm_connections(live_server):
     assert queue["assignment"] == ["user-1", True]
     assert queue["listed"] and queue["got"] and queue["pending"]
     assert queue["unassigned"] and queue["deleted"]
-    assert result["connection"] == {"provider": "my-gateway", "display": "...5678",
-                                    "listed": ["my-gateway"]}  # fmt: skip
+    assert result["connection"] == {
+        "provider": "my-gateway",
+        "display": "...5678",
+        "listed": ["my-gateway"],
+    }

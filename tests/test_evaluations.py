@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llm_stub import LlmStub, llm_stub
-from support import Api, make_settings, new_project
 
 from helpers import event, ingest
 from lanterna.server.app import create_app
 from lanterna.store.db import Database
 from lanterna.timeutil import now
+from llm_stub import LlmStub, llm_stub
+from support import Api, make_settings, new_project
 
 
 @pytest.fixture
@@ -59,12 +59,18 @@ def runs(api: Api) -> list[dict[str, Any]]:
     )
 
 
-def connect(api: Api, stub: LlmStub, provider: str = "judge-stub", key: str = "sk-stub-secret-1234"):
+def connect(
+    api: Api, stub: LlmStub, provider: str = "judge-stub", key: str = "sk-stub-secret-1234"
+):
     response = api.put(
         "/api/public/llm-connections",
-        json={"provider": provider, "adapter": "openai", "secretKey": key,
-              "baseURL": stub.base_url},
-    )  # fmt: skip
+        json={
+            "provider": provider,
+            "adapter": "openai",
+            "secretKey": key,
+            "baseURL": stub.base_url,
+        },
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -88,16 +94,28 @@ MAPPING = [
 
 def judge_rule(api: Api, sampling: float = 1.0, filter_: list[Any] | None = None) -> dict[str, Any]:
     assert api.post("/api/public/unstable/evaluators", json=JUDGE).status_code == 200
-    body = {"name": "judge all", "evaluator": {"name": "helpfulness"}, "target": "trace",
-            "enabled": True, "sampling": sampling, "mapping": MAPPING, "filter": filter_ or []}  # fmt: skip
+    body = {
+        "name": "judge all",
+        "evaluator": {"name": "helpfulness"},
+        "target": "trace",
+        "enabled": True,
+        "sampling": sampling,
+        "mapping": MAPPING,
+        "filter": filter_ or [],
+    }
     response = api.post("/api/public/unstable/evaluation-rules", json=body)
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def trace(trace_id: str, **extra: Any) -> dict[str, Any]:
-    body = {"id": trace_id, "name": "chat", "input": {"question": "What is 2+2?"},
-            "output": "4", **extra}  # fmt: skip
+    body = {
+        "id": trace_id,
+        "name": "chat",
+        "input": {"question": "What is 2+2?"},
+        "output": "4",
+        **extra,
+    }
     return event("trace-create", body)
 
 
@@ -157,14 +175,19 @@ def test_evaluators_are_versioned_by_name_and_checked(app_api, stub):
     assert second.json()["id"] == first["id"] and second.json()["version"] == 2
     listed = app_api.get("/api/public/unstable/evaluators").json()
     assert [(e["name"], e["version"]) for e in listed["data"]] == [("helpfulness", 2)]
-    code = app_api.post("/api/public/unstable/evaluators",
-                        json={"name": "c", "type": "code", "sourceCode": "x", "sourceCodeLanguage": "PYTHON"})  # fmt: skip
+    code = app_api.post(
+        "/api/public/unstable/evaluators",
+        json={"name": "c", "type": "code", "sourceCode": "x", "sourceCodeLanguage": "PYTHON"},
+    )
     assert code.status_code == 400 and "code evaluators" in code.json()["error"]
-    bad_regex = app_api.post("/api/public/unstable/evaluators",
-                             json={"name": "r", "type": "regex", "config": {"pattern": "(a)\\1"}})  # fmt: skip
+    bad_regex = app_api.post(
+        "/api/public/unstable/evaluators",
+        json={"name": "r", "type": "regex", "config": {"pattern": "(a)\\1"}},
+    )
     assert bad_regex.status_code == 400 and "RE2" in bad_regex.json()["error"]
-    bad_output = app_api.post("/api/public/unstable/evaluators",
-                              json={**JUDGE, "outputDefinition": {"dataType": "TEXT"}})  # fmt: skip
+    bad_output = app_api.post(
+        "/api/public/unstable/evaluators", json={**JUDGE, "outputDefinition": {"dataType": "TEXT"}}
+    )
     assert bad_output.status_code == 400 and "dataType" in bad_output.json()["error"]
     got = app_api.get(f"/api/public/unstable/evaluators/{first['id']}").json()
     assert got["prompt"] == "{{x}}" and got["modelConfig"]["provider"] == "judge-stub"
@@ -176,23 +199,34 @@ def test_rules_are_checked_listed_changed_and_deleted(app_api, stub):
     assert rule["evaluator"]["name"] == "helpfulness" and rule["status"] == "active"
     assert rule["sampling"] == 0.5 and rule["target"] == "trace"
     assert rule["evaluators"][0]["mapping"][0]["jsonPath"] == "$.question"
-    bad_filter = {"name": "b", "evaluator": {"name": "helpfulness"}, "enabled": True,
-                  "target": "trace", "filter": [{"type": "string", "column": "nope",
-                                                 "operator": "=", "value": "x"}]}  # fmt: skip
+    bad_filter = {
+        "name": "b",
+        "evaluator": {"name": "helpfulness"},
+        "enabled": True,
+        "target": "trace",
+        "filter": [{"type": "string", "column": "nope", "operator": "=", "value": "x"}],
+    }
     refused = app_api.post("/api/public/unstable/evaluation-rules", json=bad_filter)
     assert refused.status_code == 400 and "nope" in str(refused.json())
-    unknown = app_api.post("/api/public/unstable/evaluation-rules",
-                           json={**bad_filter, "filter": [], "evaluator": {"name": "ghost"}})  # fmt: skip
+    unknown = app_api.post(
+        "/api/public/unstable/evaluation-rules",
+        json={**bad_filter, "filter": [], "evaluator": {"name": "ghost"}},
+    )
     assert unknown.status_code == 400 and "ghost" in unknown.json()["error"]
-    other_target = app_api.post("/api/public/unstable/evaluation-rules",
-                                json={**bad_filter, "filter": [], "target": "experiment"})  # fmt: skip
+    other_target = app_api.post(
+        "/api/public/unstable/evaluation-rules",
+        json={**bad_filter, "filter": [], "target": "experiment"},
+    )
     assert other_target.status_code == 400
-    bad_var = app_api.post("/api/public/unstable/evaluation-rules",
-                           json={**bad_filter, "filter": [],
-                                 "mapping": [{"variable": "zzz", "source": "input"}]})  # fmt: skip
+    bad_var = app_api.post(
+        "/api/public/unstable/evaluation-rules",
+        json={**bad_filter, "filter": [], "mapping": [{"variable": "zzz", "source": "input"}]},
+    )
     assert bad_var.status_code == 400 and "zzz" in bad_var.json()["error"]
-    changed = app_api.patch(f"/api/public/unstable/evaluation-rules/{rule['id']}",
-                            json={"enabled": False, "sampling": 0.25})  # fmt: skip
+    changed = app_api.patch(
+        f"/api/public/unstable/evaluation-rules/{rule['id']}",
+        json={"enabled": False, "sampling": 0.25},
+    )
     assert changed.status_code == 200, changed.text
     assert (changed.json()["enabled"], changed.json()["sampling"]) == (False, 0.25)
     assert changed.json()["status"] == "inactive"
@@ -296,9 +330,11 @@ def test_the_judge_refuses_a_private_endpoint_not_allowlisted(db_url, tmp_path, 
 
 def test_online_rule_samples_about_a_tenth_of_1000_traces(app_api, stub):
     connect(app_api, stub)
-    rule = judge_rule(app_api, sampling=0.1,
-                      filter_=[{"type": "string", "column": "name", "operator": "=",
-                                "value": "chat"}])  # fmt: skip
+    rule = judge_rule(
+        app_api,
+        sampling=0.1,
+        filter_=[{"type": "string", "column": "name", "operator": "=", "value": "chat"}],
+    )
     for start in range(0, 1000, 250):
         ingest(app_api, *(trace(f"bulk-{i}") for i in range(start, start + 250)))
     ingest(app_api, event("trace-create", {"id": "other-name", "name": "batch-job"}))
@@ -326,17 +362,27 @@ def test_online_rule_samples_about_a_tenth_of_1000_traces(app_api, stub):
         ("contains", {"value": "PARIS", "caseSensitive": False}, "It is Paris.", 1.0),
         ("regex", {"pattern": "^(a+)+$"}, "a" * 30000 + "b", 0.0),
         ("json_valid", {}, '{"a": 1}', 1.0),
-        ("json_schema", {"schema": {"type": "object", "required": ["a"],
-                                    "properties": {"a": {"type": "string",
-                                                         "pattern": "^x"}}}},
-         '{"a": "y"}', 0.0),  # fmt: skip
+        (
+            "json_schema",
+            {
+                "schema": {
+                    "type": "object",
+                    "required": ["a"],
+                    "properties": {"a": {"type": "string", "pattern": "^x"}},
+                }
+            },
+            '{"a": "y"}',
+            0.0,
+        ),
         ("numeric", {"expected": 10, "tolerance": 0.1, "relative": True}, "10.5", 1.0),
         ("levenshtein", {"expected": "kitten"}, "sitting", pytest.approx(1 - 3 / 7, abs=1e-6)),
     ],
 )
 def test_deterministic_evaluators_score_new_traces(app_api, kind, config, output, value):
-    made = app_api.post("/api/public/unstable/evaluators",
-                        json={"name": f"check-{kind}", "type": kind, "config": config})  # fmt: skip
+    made = app_api.post(
+        "/api/public/unstable/evaluators",
+        json={"name": f"check-{kind}", "type": kind, "config": config},
+    )
     assert made.status_code == 200, made.text
     rule = {"name": "r", "evaluator": {"name": f"check-{kind}"}, "target": "trace", "enabled": True}
     assert app_api.post("/api/public/unstable/evaluation-rules", json=rule).status_code == 200

@@ -61,9 +61,11 @@ def main() -> None:
     }
 
     connection = api.llm_connections.upsert(
-        provider="my-gateway", adapter="openai", secret_key="sk-gateway-key-5678",
+        provider="my-gateway",
+        adapter="openai",
+        secret_key="sk-gateway-key-5678",
         base_url="https://llm.example.com/v1",
-    )  # fmt: skip
+    )
     out["connection"] = {
         "provider": connection.provider,
         "display": connection.display_secret_key,

@@ -4,33 +4,50 @@ the trace, score it with the queue's score configs, complete, on to the next).""
 from __future__ import annotations
 
 import httpx
-from conftest import Site, login, shot
 
+from conftest import Site, login, shot
 from helpers import event
 
 
 def _seed(site: Site) -> dict[str, str]:
     auth = site.project.auth
     batch = [
-        event("trace-create", {"id": f"q-{i}", "name": f"answer {i}",
-                               "input": {"question": f"<b>question {i}</b>"},
-                               "output": f"reply {i}"})  # fmt: skip
+        event(
+            "trace-create",
+            {
+                "id": f"q-{i}",
+                "name": f"answer {i}",
+                "input": {"question": f"<b>question {i}</b>"},
+                "output": f"reply {i}",
+            },
+        )
         for i in range(3)
     ]
-    assert httpx.post(f"{site.url}/api/public/ingestion", json={"batch": batch},
-                      auth=auth).status_code == 207  # fmt: skip
+    assert (
+        httpx.post(f"{site.url}/api/public/ingestion", json={"batch": batch}, auth=auth).status_code
+        == 207
+    )
     configs = {}
-    for body in ({"name": "correct", "dataType": "BOOLEAN"},
-                 {"name": "quality", "dataType": "NUMERIC", "minValue": 0, "maxValue": 5}):  # fmt: skip
+    for body in (
+        {"name": "correct", "dataType": "BOOLEAN"},
+        {"name": "quality", "dataType": "NUMERIC", "minValue": 0, "maxValue": 5},
+    ):
         made = httpx.post(f"{site.url}/api/public/score-configs", json=body, auth=auth).json()
         configs[body["name"]] = made["id"]
-    queue = httpx.post(f"{site.url}/api/public/annotation-queues", auth=auth,
-                       json={"name": "Weekly review", "scoreConfigIds": list(configs.values())})  # fmt: skip
+    queue = httpx.post(
+        f"{site.url}/api/public/annotation-queues",
+        auth=auth,
+        json={"name": "Weekly review", "scoreConfigIds": list(configs.values())},
+    )
     queue_id = queue.json()["id"]
     for i in range(2):
         item = {"objectId": f"q-{i}", "objectType": "TRACE"}
-        assert httpx.post(f"{site.url}/api/public/annotation-queues/{queue_id}/items",
-                          json=item, auth=auth).status_code == 200  # fmt: skip
+        assert (
+            httpx.post(
+                f"{site.url}/api/public/annotation-queues/{queue_id}/items", json=item, auth=auth
+            ).status_code
+            == 200
+        )
     return {"queue": queue_id, **configs}
 
 
@@ -61,10 +78,13 @@ def test_going_through_an_annotation_queue(sqlite_site: Site, page) -> None:
 
     scores = httpx.get(f"{site.url}/api/public/v2/scores", auth=site.project.auth).json()["data"]
     got = sorted((s["traceId"], s["name"], s["value"], s["source"], s["comment"]) for s in scores)
-    assert got == [("q-0", "correct", 1, "ANNOTATION", "good answer"),
-                   ("q-0", "quality", 4, "ANNOTATION", "good answer")]  # fmt: skip
-    items = httpx.get(f"{site.url}/api/public/annotation-queues/{ids['queue']}/items",
-                      auth=site.project.auth).json()["data"]  # fmt: skip
+    assert got == [
+        ("q-0", "correct", 1, "ANNOTATION", "good answer"),
+        ("q-0", "quality", 4, "ANNOTATION", "good answer"),
+    ]
+    items = httpx.get(
+        f"{site.url}/api/public/annotation-queues/{ids['queue']}/items", auth=site.project.auth
+    ).json()["data"]
     assert [i["status"] for i in items] == ["COMPLETED", "COMPLETED"]
 
     # From a trace page: comment on it and add it to the queue.
@@ -77,6 +97,9 @@ def test_going_through_an_annotation_queue(sqlite_site: Site, page) -> None:
     page.get_by_test_id("add-to-queue").locator("button").click()
     page.wait_for_load_state()
     assert "answer 2" in page.get_by_test_id("queue-item").inner_text()
-    listed = httpx.get(f"{site.url}/api/public/comments", auth=site.project.auth,
-                       params={"objectType": "TRACE", "objectId": "q-2"}).json()["data"]  # fmt: skip
+    listed = httpx.get(
+        f"{site.url}/api/public/comments",
+        auth=site.project.auth,
+        params={"objectType": "TRACE", "objectId": "q-2"},
+    ).json()["data"]
     assert [c["content"] for c in listed] == ["<i>check the units</i>"]

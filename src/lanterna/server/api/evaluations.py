@@ -6,16 +6,13 @@ Langfuse's OpenAPI spec. Keys are sealed before they are stored and never return
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
 
-from ...errors import DomainError
-from ...evaluation.connections import check_connection, seal
-from ...evaluation.definitions import check_evaluator, check_rule, check_rule_mapping
+from ...evaluation.definitions import check_rule, check_rule_mapping
 from ...store.db import Conn
-from ...store.filters import conditions_of
+from .. import eval_ops as ops
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..eval_shapes import connection_json, evaluator_json, rule_json
@@ -29,13 +26,6 @@ router = APIRouter()
 CONNECTIONS = "/api/public/llm-connections"
 EVALUATORS = "/api/public/unstable/evaluators"
 RULES = "/api/public/unstable/evaluation-rules"
-
-
-class PreflightFailed(DomainError):
-    """422: the evaluator names an LLM connection the project does not have."""
-
-    status = 422
-    error = "evaluator_preflight_failed"
 
 
 # --- LLM connections -------------------------------------------------------------------
@@ -62,20 +52,8 @@ async def list_connections(
 @router.put(CONNECTIONS)
 async def upsert_connection(request: Request, principal: ProjectKey) -> JSON:
     """Create the connection named ``provider`` or replace its settings and key."""
-    fields = check_connection(await read_json(request))
-    project_id = principal.project_id
-    rt = runtime(request)
-    box = rt.secret_box()
-
-    def work(conn: Conn) -> dict[str, Any]:
-        existing = rt.store.evaluations.connection_by_provider(conn, project_id, fields["provider"])
-        connection_id = str(uuid.uuid4()) if existing is None else existing["id"]
-        row = rt.store.evaluations.upsert_connection(
-            conn, project_id, connection_id, seal(box, connection_id, fields)
-        )
-        return connection_json(conn.dialect, row)
-
-    return JSON(await rt.write(work))
+    body = await read_json(request)
+    return JSON(await ops.save_connection(runtime(request), principal.project_id, body))
 
 
 @router.delete(CONNECTIONS + "/{connection_id}")
@@ -97,25 +75,8 @@ async def delete_connection(request: Request, connection_id: str, principal: Pro
 @router.post(EVALUATORS)
 async def create_evaluator(request: Request, principal: ProjectKey) -> JSON:
     """Create an evaluator, or the next version of the one with that name."""
-    fields = check_evaluator(await read_json(request))
-    project_id = principal.project_id
-    rt = runtime(request)
-    evaluations = rt.store.evaluations
-
-    def work(conn: Conn) -> dict[str, Any]:
-        model = fields["model_config"]
-        if model is not None and (
-            evaluations.connection_by_provider(conn, project_id, model["provider"]) is None
-        ):
-            raise PreflightFailed(
-                f"modelConfig.provider: the project has no LLM connection {model['provider']!r}"
-                " (create it with PUT /api/public/llm-connections)"
-            )
-        row = evaluations.create_evaluator(conn, project_id, fields)
-        count = evaluations.rule_counts(conn, project_id).get(row["id"], 0)
-        return evaluator_json(conn.dialect, row, count)
-
-    return JSON(await rt.write(work))
+    body = await read_json(request)
+    return JSON(await ops.create_evaluator(runtime(request), principal.project_id, body))
 
 
 @router.get(EVALUATORS)
@@ -177,37 +138,11 @@ async def delete_evaluator(request: Request, evaluator_id: str, principal: Proje
 # --- evaluation rules ------------------------------------------------------------------
 
 
-def _resolve(conn: Conn, store: Any, project_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """The rule's stored fields with its evaluator looked up by name and its filter and
-    mapping checked against it (400 naming what is wrong)."""
-    out = dict(fields)
-    name = out.pop("evaluator_name", None)
-    if name is not None:
-        evaluator = store.evaluator_by_name(conn, project_id, name)
-        if evaluator is None:
-            raise ApiError(400, "Invalid request data", f"evaluator.name: no evaluator {name!r}")
-        check_rule_mapping(evaluator, out.get("mapping"))
-        out["evaluator_id"] = evaluator["id"]
-    if "filter" in out:
-        store.check_trace_filter(conn, conditions_of(out["filter"], "filter"))
-    return out
-
-
 @router.post(RULES)
 async def create_rule(request: Request, principal: ProjectKey) -> JSON:
     """Create a rule; it evaluates traces that arrive from now on."""
-    fields = check_rule(await read_json_object(request))
-    project_id = principal.project_id
-    rt = runtime(request)
-    evaluations = rt.store.evaluations
-
-    def work(conn: Conn) -> dict[str, Any]:
-        row = evaluations.create_rule(conn, project_id, _resolve(conn, evaluations, project_id,
-                                                                 fields))  # fmt: skip
-        evaluator = evaluations.get_evaluator(conn, project_id, row["evaluator_id"])
-        return rule_json(conn.dialect, row, evaluator)
-
-    return JSON(await rt.write(work))
+    body = await read_json_object(request)
+    return JSON(await ops.create_rule(runtime(request), principal.project_id, body))
 
 
 @router.get(RULES)
@@ -264,7 +199,7 @@ async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
         stored = evaluations.get_rule(conn, project_id, rule_id)
         if stored is None:
             return None
-        changes = _resolve(conn, evaluations, project_id, fields)
+        changes = ops.resolve_rule(conn, evaluations, project_id, fields)
         if "mapping" in changes and "evaluator_id" not in changes:
             evaluator = evaluations.get_evaluator(conn, project_id, stored["evaluator_id"])
             if evaluator is not None:

@@ -14,7 +14,9 @@ from .annotate_page import router as annotate_router
 from .budgets_page import router as budgets_router
 from .channels_page import router as channels_router
 from .dashboards_page import router as dashboards_router
+from .evaluations_page import router as evaluations_router
 from .metrics_page import router as metrics_router
+from .playground_page import router as playground_router
 from .prompts_page import router as prompts_router
 from .scores_page import router as scores_router
 from .sessions_page import router as sessions_router
@@ -41,6 +43,8 @@ ROUTERS = (
     settings_router,
     channels_router,
     annotate_router,
+    playground_router,
+    evaluations_router,
 )
 
 
