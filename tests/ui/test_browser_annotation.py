@@ -103,3 +103,25 @@ def test_going_through_an_annotation_queue(sqlite_site: Site, page) -> None:
         params={"objectType": "TRACE", "objectId": "q-2"},
     ).json()["data"]
     assert [c["content"] for c in listed] == ["<i>check the units</i>"]
+
+
+def test_comments_on_a_session_and_a_prompt_version(sqlite_site: Site, page) -> None:
+    site = sqlite_site
+    auth = site.project.auth
+    batch = [event("trace-create", {"id": "s-t", "name": "turn", "sessionId": "chat-9"})]
+    assert httpx.post(f"{site.url}/api/public/ingestion", json={"batch": batch}, auth=auth)
+    prompt = {"name": "greet", "type": "text", "prompt": "Hi {{name}}"}
+    made = httpx.post(f"{site.url}/api/public/v2/prompts", json=prompt, auth=auth).json()
+    login(page, site.url, site.owner)
+    for path, text in (("sessions/chat-9", "session note"), ("prompts/greet", "prompt note")):
+        page.goto(site.path(path))
+        page.get_by_test_id("add-comment").locator("textarea").fill(text)
+        page.get_by_test_id("add-comment").locator("button").click()
+        page.wait_for_load_state()
+        assert text in page.get_by_test_id("comments").inner_text()
+    on_prompt = httpx.get(
+        f"{site.url}/api/public/comments",
+        params={"objectType": "PROMPT", "objectId": made["id"]},
+        auth=auth,
+    ).json()["data"]
+    assert [c["content"] for c in on_prompt] == ["prompt note"]
