@@ -15,7 +15,8 @@ from ..eval_shapes import queue_item_json, queue_json
 from ..responses import JSON
 from ..runtime import Runtime, runtime
 from .body import read_json_object
-from .params import page_of
+from .params import Page, page_of
+from .reading import page_json
 
 router = APIRouter()
 
@@ -78,13 +79,11 @@ async def list_queues(
     project_id = principal.project_id
     rt = runtime(request)
 
-    def read(conn: Conn) -> dict[str, Any]:
-        rows, total = rt.store.annotations.page_queues(
-            conn, project_id, paging.limit, paging.offset
-        )
-        return paging.envelope([queue_json(conn.dialect, r) for r in rows], total)
+    def read(conn: Conn, p: Page) -> tuple[list[dict[str, Any]], int]:
+        rows, total = rt.store.annotations.page_queues(conn, project_id, p.limit, p.offset)
+        return [queue_json(conn.dialect, r) for r in rows], total
 
-    return JSON(await rt.read(read))
+    return await page_json(rt, paging, read)
 
 
 @router.get(PATH + "/{queue_id}")
@@ -112,13 +111,13 @@ async def list_items(
     rt = runtime(request)
     await _queue_or_404(rt, project_id, queue_id)
 
-    def read(conn: Conn) -> dict[str, Any]:
+    def read(conn: Conn, p: Page) -> tuple[list[dict[str, Any]], int]:
         rows, total = rt.store.annotations.page_items(
-            conn, project_id, queue_id, status, paging.limit, paging.offset
+            conn, project_id, queue_id, status, p.limit, p.offset
         )
-        return paging.envelope([queue_item_json(conn.dialect, r) for r in rows], total)
+        return [queue_item_json(conn.dialect, r) for r in rows], total
 
-    return JSON(await rt.read(read))
+    return await page_json(rt, paging, read)
 
 
 @router.post(PATH + "/{queue_id}/items")

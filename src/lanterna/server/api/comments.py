@@ -15,7 +15,8 @@ from ..eval_shapes import comment_json
 from ..responses import JSON
 from ..runtime import runtime
 from .body import read_json_object
-from .params import page_of
+from .params import Page, page_of
+from .reading import one_json, page_json
 
 router = APIRouter()
 
@@ -94,14 +95,14 @@ async def list_comments(
     project_id = principal.project_id
     rt = runtime(request)
 
-    def read(conn: Conn) -> dict[str, Any]:
+    def read(conn: Conn, p: Page) -> tuple[list[dict[str, Any]], int]:
         rows, total = rt.store.comments.page(
             conn, project_id, object_type=objectType, object_id=objectId,
-            author_user_id=authorUserId, limit=paging.limit, offset=paging.offset,
+            author_user_id=authorUserId, limit=p.limit, offset=p.offset,
         )  # fmt: skip
-        return paging.envelope([comment_json(conn.dialect, r) for r in rows], total)
+        return [comment_json(conn.dialect, r) for r in rows], total
 
-    return JSON(await rt.read(read))
+    return await page_json(rt, paging, read)
 
 
 @router.get(PATH + "/{comment_id}")
@@ -114,7 +115,4 @@ async def get_comment(request: Request, comment_id: str, principal: ProjectKey) 
         row = rt.store.comments.get(conn, project_id, comment_id)
         return None if row is None else comment_json(conn.dialect, row)
 
-    found = await rt.read(read)
-    if found is None:
-        raise not_found(f"Comment {comment_id}")
-    return JSON(found)
+    return await one_json(rt, read, f"Comment {comment_id}")

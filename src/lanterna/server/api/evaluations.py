@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 
 from ...evaluation.definitions import check_rule, check_rule_mapping
 from ...store.db import Conn
+from ...store.interface import Evaluations
 from .. import eval_ops as ops
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
@@ -19,7 +20,8 @@ from ..eval_shapes import connection_json, evaluator_json, rule_json
 from ..responses import JSON
 from ..runtime import runtime
 from .body import read_json, read_json_object
-from .params import page_of
+from .params import Page, page_of
+from .reading import one_json, page_json
 
 router = APIRouter()
 
@@ -40,13 +42,11 @@ async def list_connections(
     project_id = principal.project_id
     rt = runtime(request)
 
-    def read(conn: Conn) -> dict[str, Any]:
-        rows, total = rt.store.evaluations.page_connections(
-            conn, project_id, paging.limit, paging.offset
-        )
-        return paging.envelope([connection_json(conn.dialect, r) for r in rows], total)
+    def read(conn: Conn, p: Page) -> tuple[list[dict[str, Any]], int]:
+        rows, total = rt.store.evaluations.page_connections(conn, project_id, p.limit, p.offset)
+        return [connection_json(conn.dialect, r) for r in rows], total
 
-    return JSON(await rt.read(read))
+    return await page_json(rt, paging, read)
 
 
 @router.put(CONNECTIONS)
@@ -88,14 +88,13 @@ async def list_evaluators(
     project_id = principal.project_id
     rt = runtime(request)
 
-    def read(conn: Conn) -> dict[str, Any]:
+    def read(conn: Conn, p: Page) -> tuple[list[dict[str, Any]], int]:
         evaluations = rt.store.evaluations
-        rows, total = evaluations.page_evaluators(conn, project_id, paging.limit, paging.offset)
+        rows, total = evaluations.page_evaluators(conn, project_id, p.limit, p.offset)
         counts = evaluations.rule_counts(conn, project_id)
-        data = [evaluator_json(conn.dialect, r, counts.get(r["id"], 0)) for r in rows]
-        return paging.envelope(data, total)
+        return [evaluator_json(conn.dialect, r, counts.get(r["id"], 0)) for r in rows], total
 
-    return JSON(await rt.read(read))
+    return await page_json(rt, paging, read)
 
 
 @router.get(EVALUATORS + "/{evaluator_id}")
@@ -111,10 +110,7 @@ async def get_evaluator(request: Request, evaluator_id: str, principal: ProjectK
         count = rt.store.evaluations.rule_counts(conn, project_id).get(evaluator_id, 0)
         return evaluator_json(conn.dialect, row, count)
 
-    found = await rt.read(read)
-    if found is None:
-        raise not_found(f"Evaluator {evaluator_id}")
-    return JSON(found)
+    return await one_json(rt, read, f"Evaluator {evaluator_id}")
 
 
 @router.delete(EVALUATORS + "/{evaluator_id}")
@@ -155,16 +151,17 @@ async def list_rules(
     rt = runtime(request)
     evaluations = rt.store.evaluations
 
-    def read(conn: Conn) -> dict[str, Any]:
-        rows, total = evaluations.page_rules(conn, project_id, paging.limit, paging.offset)
-        data = [
-            rule_json(conn.dialect, r, evaluations.get_evaluator(conn, project_id,
-                                                                 r["evaluator_id"]))
-            for r in rows
-        ]  # fmt: skip
-        return paging.envelope(data, total)
+    def read(conn: Conn, p: Page) -> tuple[list[dict[str, Any]], int]:
+        rows, total = evaluations.page_rules(conn, project_id, p.limit, p.offset)
+        return [_rule(evaluations, conn, project_id, r) for r in rows], total
 
-    return JSON(await rt.read(read))
+    return await page_json(rt, paging, read)
+
+
+def _rule(store: Evaluations, conn: Conn, project_id: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored rule as JSON, with its evaluator."""
+    evaluator = store.get_evaluator(conn, project_id, row["evaluator_id"])
+    return rule_json(conn.dialect, row, evaluator)
 
 
 @router.get(RULES + "/{rule_id}")
@@ -172,19 +169,12 @@ async def get_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSO
     """One rule (404 when missing)."""
     project_id = principal.project_id
     rt = runtime(request)
-    evaluations = rt.store.evaluations
 
     def read(conn: Conn) -> dict[str, Any] | None:
-        row = evaluations.get_rule(conn, project_id, rule_id)
-        if row is None:
-            return None
-        evaluator = evaluations.get_evaluator(conn, project_id, row["evaluator_id"])
-        return rule_json(conn.dialect, row, evaluator)
+        row = rt.store.evaluations.get_rule(conn, project_id, rule_id)
+        return None if row is None else _rule(rt.store.evaluations, conn, project_id, row)
 
-    found = await rt.read(read)
-    if found is None:
-        raise not_found(f"Evaluation rule {rule_id}")
-    return JSON(found)
+    return await one_json(rt, read, f"Evaluation rule {rule_id}")
 
 
 @router.patch(RULES + "/{rule_id}")
@@ -207,8 +197,7 @@ async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
         changes.pop("target", None)  # one target today
         row = evaluations.update_rule(conn, project_id, rule_id, changes)
         assert row is not None
-        evaluator = evaluations.get_evaluator(conn, project_id, row["evaluator_id"])
-        return rule_json(conn.dialect, row, evaluator)
+        return _rule(evaluations, conn, project_id, row)
 
     found = await rt.write(work)
     if found is None:
