@@ -391,3 +391,75 @@ def test_deterministic_evaluators_score_new_traces(app_api, kind, config, output
     (score,) = app_api.get("/api/public/v2/scores").json()["data"]
     assert score["value"] == value and score["name"] == f"check-{kind}"
     assert score["comment"]
+
+
+# --- the lease, and where the worker runs ----------------------------------------------------
+
+
+def test_one_worker_at_a_time_evaluates_a_rule(app_api):
+    from lanterna.evaluation.worker import EvaluationWorker
+
+    rt = app_api.app.state.runtime
+    app_api.post("/api/public/unstable/evaluators", json={"name": "ok", "type": "json_valid"})
+    rule = app_api.post(
+        "/api/public/unstable/evaluation-rules",
+        json={"name": "r", "evaluator": {"name": "ok"}, "target": "trace", "enabled": True},
+    ).json()
+    ingest(app_api, *(event("trace-create", {"id": f"l-{i}", "output": "{}"}) for i in range(5)))
+    other = EvaluationWorker(
+        rt.db, rt.store, rt.writer.run_sync, rt.evaluation.evaluate, owner="other-process"
+    )
+    at = later()
+    # The other process holds the rule's lease (it crashed mid-turn, say) ...
+    taken = rt.writer.run_sync(
+        lambda c: rt.store.evaluations.claim_rule(
+            c, app_api.project.id, rule["id"], "other-process", at, at + timedelta(minutes=15)
+        )
+    )
+    assert taken
+    # ... so this one leaves the rule alone until the lease runs out.
+    assert rt.evaluation.tick(at) == []
+    assert rt.evaluation.tick(at + timedelta(minutes=14)) == []
+    (turn,) = rt.evaluation.tick(at + timedelta(minutes=16))
+    assert turn.evaluated == 5
+    # The other process's late finish is refused: nothing is recorded twice.
+    assert not rt.writer.run_sync(
+        lambda c: rt.store.evaluations.advance_rule(
+            c,
+            app_api.project.id,
+            rule["id"],
+            "other-process",
+            None,
+            [
+                {
+                    "rule_id": rule["id"],
+                    "evaluator_id": "x",
+                    "object_type": "TRACE",
+                    "object_id": "l-0",
+                    "status": "ok",
+                }
+            ],
+        )
+    )
+    # Afterwards either process may take a turn; the traces are not evaluated again.
+    assert all(t.evaluated == 0 for t in other.tick(at + timedelta(minutes=17)))
+    assert len(runs(app_api)) == 5
+
+
+def test_lanterna_worker_runs_the_evaluation_rules(app_api, capsys):
+    from lanterna.cli import main
+
+    app_api.post("/api/public/unstable/evaluators", json={"name": "ok", "type": "json_valid"})
+    app_api.post(
+        "/api/public/unstable/evaluation-rules",
+        json={"name": "r", "evaluator": {"name": "ok"}, "target": "trace", "enabled": True},
+    )
+    url = app_api.app.state.runtime.db.url
+    args = (
+        ["--data-dir", str(Path(url.removeprefix("sqlite:///")).parent)]
+        if url.startswith("sqlite:///")
+        else ["--database-url", url]
+    )
+    assert main(["worker", "--once", *args]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["evaluated 0 rule(s)", "ran 1 evaluation rule(s): 0 evaluation(s)"]
