@@ -15,7 +15,7 @@ from ..eval_shapes import queue_item_json, queue_json
 from ..responses import JSON
 from ..runtime import Runtime, runtime
 from .body import read_json_object
-from .params import Page, page_of
+from .params import Page, PageParam, page_of
 from .reading import page_json
 
 router = APIRouter()
@@ -72,7 +72,7 @@ async def create_queue(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(PATH)
 async def list_queues(
-    request: Request, principal: ProjectKey, page: int | None = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
 ) -> JSON:
     """The project's queues, newest first."""
     paging = page_of(page, limit)
@@ -100,7 +100,7 @@ async def list_items(
     queue_id: str,
     principal: ProjectKey,
     status: str | None = None,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
 ) -> JSON:
     """A queue's items in the order they were added, optionally of one status."""

@@ -15,7 +15,7 @@ from ..eval_shapes import comment_json
 from ..responses import JSON
 from ..runtime import runtime
 from .body import read_json_object
-from .params import Page, page_of
+from .params import Page, PageParam, page_of
 from .reading import one_json, page_json
 
 router = APIRouter()
@@ -80,7 +80,7 @@ async def create_comment(request: Request, principal: ProjectKey) -> JSON:
 async def list_comments(
     request: Request,
     principal: ProjectKey,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
     objectType: str | None = None,
     objectId: str | None = None,
