@@ -8,7 +8,9 @@ import httpx
 import pytest
 
 from helpers import event, ingest
-from support import run_sdk_script, seed_score_config
+from support import SECRETS, run_sdk_script, seed_score_config
+
+SECRETS.add("sk-gateway-key-5678")  # the LLM key lf5_annotations.py stores: never logged
 
 
 def seed(api) -> None:

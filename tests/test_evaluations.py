@@ -17,7 +17,7 @@ from lanterna.server.app import create_app
 from lanterna.store.db import Database
 from lanterna.timeutil import now
 from llm_stub import LlmStub, llm_stub
-from support import Api, make_settings, new_project
+from support import SECRETS, Api, make_settings, new_project
 
 
 @pytest.fixture
@@ -57,6 +57,10 @@ def runs(api: Api) -> list[dict[str, Any]]:
     return list(
         rt.read_sync(lambda c: rt.store.evaluations.recent_runs(c, api.project.id, limit=5000))
     )
+
+
+# The LLM keys these tests store: the suite's log audit checks none is ever logged.
+SECRETS.update({"sk-stub-secret-1234", "sk-other-secret-9876"})
 
 
 def connect(

@@ -18,7 +18,9 @@ from helpers import event
 from lanterna.server.app import create_app
 from lanterna.timeutil import now
 from llm_stub import LlmStub, llm_stub
-from support import make_settings, new_project, serve
+from support import SECRETS, make_settings, new_project, serve
+
+SECRETS.update({"sk-browser-key-4321", "sk-x-12345678"})  # never logged (log audit)
 
 
 @pytest.fixture
