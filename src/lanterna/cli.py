@@ -223,11 +223,16 @@ def _stored_channels(db, store, settings):  # type: ignore[no-untyped-def]
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Evaluate alert rules: every ``--interval`` seconds until stopped, or once."""
+    """Evaluate alert rules and run online evaluation rules: every ``--interval``
+    seconds until stopped, or once."""
     import signal
     from datetime import timedelta
 
     from .alerts.evaluator import Evaluator, EvaluatorLoop
+    from .alerts.secretbox import SecretBox
+    from .alerts.stored import outbound_policy, secret_box
+    from .evaluation.llm import Caller
+    from .evaluation.worker import Evaluate, EvaluationWorker
     from .lifecycle.retention import RetentionJob, RetentionLoop
     from .store.db import Database
     from .store.interface import sql_store
@@ -256,6 +261,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
         retention = RetentionJob(
             db, store, writer.run_sync, interval=timedelta(seconds=max(every, 1))
         )
+
+        def read(query):  # type: ignore[no-untyped-def]
+            with db.read() as conn:
+                return query(conn)
+
+        caller = Caller(
+            policy=outbound_policy(settings.outbound_allow),
+            timeout=float(settings.llm_timeout_seconds),
+        )
+
+        def box() -> SecretBox:
+            return secret_box(settings.secret_key, settings.data_dir)
+
+        evaluations = EvaluationWorker(
+            db, store, writer.run_sync, Evaluate(store, read, box, caller)
+        )
         if args.once:
             outcomes = evaluator.tick()
             print(f"evaluated {len(outcomes)} rule(s)")
@@ -263,17 +284,32 @@ def cmd_worker(args: argparse.Namespace) -> int:
             if run is not None:
                 gone = run.total
                 print(f"retention: deleted {gone.traces} trace(s), {gone.scores} score(s)")
+            turns = evaluations.tick()
+            if turns:  # quiet when the project has no evaluation rules
+                done = sum(t.evaluated + t.errors for t in turns)
+                print(f"ran {len(turns)} evaluation rule(s): {done} evaluation(s)")
             return 0
         loop = EvaluatorLoop(evaluator, interval)
+        evaluation_loop = EvaluatorLoop(evaluations, interval, "lanterna-evaluation")
         cleaner = RetentionLoop(retention, min(every, 300)) if every > 0 else None
+
+        def stop(*_: object) -> None:
+            evaluation_loop.stop(timeout=0)
+            loop.stop()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: loop.stop())
-        print(f"lanterna worker: evaluating alert rules every {interval:g} s on {db.describe()}")
+            signal.signal(sig, stop)
+        print(
+            f"lanterna worker: evaluating alert rules and evaluation rules every {interval:g} s"
+            f" on {db.describe()}"
+        )
         if cleaner is not None:
             cleaner.start()  # the retention job, once across processes (a lease)
+        evaluation_loop.start()
         try:
             loop.run_forever()
         finally:
+            evaluation_loop.stop()
             if cleaner is not None:
                 cleaner.stop()
         return 0
@@ -530,7 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser(
-        "worker", help="evaluate alert rules (beside or instead of the servers' evaluators)"
+        "worker",
+        help="evaluate alert rules and online evaluation rules (beside or instead of the"
+        " servers' background loops)",
     )
     _db_options(worker)
     worker.add_argument(
@@ -538,7 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="seconds between looks for due rules (default: LANTERNA_ALERT_TICK_SECONDS, 15)",
     )
-    worker.add_argument("--once", action="store_true", help="one look for due rules, then exit")
+    worker.add_argument(
+        "--once", action="store_true", help="one look for due rules and new traces, then exit"
+    )
     worker.add_argument(
         "--public-url",
         help="the server's URL, for links in notifications (env LANTERNA_PUBLIC_URL)",

@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..analytics.alert_metrics import SUMS, MetricSpec, Reading, measure
 from ..store.db import Conn, Database
@@ -339,16 +339,23 @@ class Evaluator:
         return events
 
 
-class EvaluatorLoop(Ticker):
-    """Calls :meth:`Evaluator.tick` every ``interval`` seconds in a daemon thread until
-    :meth:`stop` (which wakes it at once)."""
+class Ticks(Protocol):
+    """Background work done a tick at a time (the alert evaluator, the evaluation worker)."""
 
-    def __init__(self, evaluator: Evaluator, interval: float) -> None:
+    def tick(self) -> object:
+        """Do what is due now."""
+
+
+class EvaluatorLoop(Ticker):
+    """Calls ``evaluator.tick()`` (:meth:`Evaluator.tick`, or any :class:`Ticks`) every
+    ``interval`` seconds in a daemon thread until :meth:`stop` (which wakes it at once)."""
+
+    def __init__(self, evaluator: Ticks, interval: float, name: str = "lanterna-alerts") -> None:
         super().__init__(
             evaluator.tick,
             interval,
-            name="lanterna-alerts",
+            name=name,
             log=log,
-            failure="alert evaluation tick failed",
+            failure=f"{name}: tick failed",
         )
         self.evaluator = evaluator

@@ -199,7 +199,7 @@ def post(
                 sleep(retry.wait(attempt - 1))
             target = guard(url, policy, resolver)
             try:
-                status, text = _send(transport, target, body, headers(), retry.timeout)
+                status, data, reason = _send(transport, target, body, headers(), retry.timeout)
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 continue
@@ -209,9 +209,41 @@ def post(
                 last = f"the receiver answered {status}"
                 continue
             if status >= 400:
-                raise DeliveryError(f"the receiver answered {status}: {text}")
+                raise DeliveryError(f"the receiver answered {status}: {_text(data, reason)}")
             return status
     raise DeliveryError(f"not delivered after {retry.attempts} attempts: {last}")
+
+
+def post_for_answer(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    policy: OutboundPolicy,
+    timeout: float,
+    limit: int = 4 * 1024 * 1024,
+    resolver: Resolver = resolve_host,
+    verify: ssl.SSLContext | bool = True,
+) -> tuple[int, bytes]:
+    """POST ``body`` to ``url`` once through the guard (no retries, no redirects); the
+    status and the answer's body (DeliveryError when it is larger than ``limit`` bytes,
+    the connection fails or ``timeout`` seconds pass). For calls whose answer is used:
+    an LLM endpoint's completion."""
+    with httpx.HTTPTransport(verify=verify, trust_env=False) as transport:
+        target = guard(url, policy, resolver)
+        try:
+            status, data, _reason = _send(transport, target, body, headers, timeout, limit + 1)
+        except httpx.TimeoutException:
+            raise DeliveryError(f"no answer within {timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise DeliveryError(
+                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            ) from None
+    if 300 <= status < 400:
+        raise DeliveryError(f"the endpoint answered {status} (redirects are not followed)")
+    if len(data) > limit:
+        raise DeliveryError(f"the answer is larger than {limit} bytes")
+    return status, data
 
 
 def _send(
@@ -220,9 +252,10 @@ def _send(
     body: bytes,
     headers: dict[str, str],
     timeout: float,
-) -> tuple[int, str]:
+    limit: int = 1024,
+) -> tuple[int, bytes, str]:
     """POST to the target's addresses in turn until one accepts the connection; the
-    status and the start of the answer."""
+    status, the start of the answer (at most about ``limit`` bytes) and its reason."""
     failure: httpx.HTTPError | None = None
     for connect_url in target.connect_urls:
         request = httpx.Request(
@@ -238,18 +271,23 @@ def _send(
             failure = exc  # the next address may answer (e.g. IPv6 first, no IPv6 route)
             continue
         try:
-            return response.status_code, _head(response)
+            return response.status_code, _head(response, limit), response.reason_phrase
         finally:
             response.close()
     assert failure is not None
     raise failure
 
 
-def _head(response: httpx.Response, limit: int = 1024) -> str:
-    """The start of the answer's body (at most ``limit`` bytes are read), for messages."""
+def _head(response: httpx.Response, limit: int) -> bytes:
+    """The start of the answer's body (reading stops once ``limit`` bytes are in)."""
     data = b""
     for chunk in response.iter_bytes():
         data += chunk
         if len(data) >= limit:
             break
-    return data[:200].decode(errors="replace").strip() or response.reason_phrase
+    return data
+
+
+def _text(data: bytes, reason: str) -> str:
+    """The start of an answer, for messages."""
+    return data[:200].decode(errors="replace").strip() or reason

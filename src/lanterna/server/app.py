@@ -13,10 +13,13 @@ from ..cost.builtin import warm_up as warm_up_prices
 from ..store.interface import Store
 from .api import (
     alerts,
+    annotation_queues,
     budgets,
     channels,
+    comments,
     dashboards,
     datasets,
+    evaluations,
     experiments,
     ingestion,
     lifecycle,
@@ -97,5 +100,7 @@ def create_app(
     app.include_router(lifecycle.router, responses=ERROR_RESPONSES)  # retention, export, audit
     app.include_router(datasets.router, responses=ERROR_RESPONSES)  # datasets, runs
     app.include_router(experiments.router, responses=ERROR_RESPONSES)  # runs, read-only
+    for module in (comments, annotation_queues, evaluations):  # evaluation and annotation
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     mount_ui(app)  # the dashboard under /
     return app

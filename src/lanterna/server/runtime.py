@@ -12,6 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from ..alerts.evaluator import ChannelLookup, Evaluator, EvaluatorLoop, no_channels
+from ..alerts.secretbox import SecretBox
+from ..alerts.stored import outbound_policy, secret_box
+from ..evaluation.llm import Caller
+from ..evaluation.worker import Evaluate, EvaluationWorker
 from ..lifecycle.retention import RetentionJob, RetentionLoop
 from ..store.db import Conn, Database
 from ..store.interface import Store, sql_store
@@ -63,9 +67,29 @@ class Runtime:
             interval=timedelta(seconds=max(settings.retention_interval_seconds, 1)),
         )
         self._retention_loop: RetentionLoop | None = None
+        #: Calls to LLM connections (the judge, the playground): the SSRF allowlist and
+        #: the timeout of the settings.
+        self.llm = Caller(
+            policy=outbound_policy(settings.outbound_allow),
+            timeout=float(settings.llm_timeout_seconds),
+        )
+        #: The online evaluation worker (``evaluation/worker.py``); it ticks in a thread
+        #: when ``evaluation_tick_seconds`` > 0.
+        self.evaluation = EvaluationWorker(
+            self.db,
+            self.store,
+            self.writer.run_sync,
+            Evaluate(self.store, self.read_sync, self.secret_box, self.llm),
+        )
+        self._evaluation_loop: EvaluatorLoop | None = None
+
+    def secret_box(self) -> SecretBox:
+        """The server key's box (LLM keys and channel secrets at rest)."""
+        return secret_box(self.settings.secret_key, self.settings.data_dir)
 
     def start(self) -> None:
-        """Migrate the schema, start the writer and (unless turned off) the evaluator."""
+        """Migrate the schema, start the writer and (unless turned off) the alert
+        evaluator and the evaluation worker."""
         migrate(self.db)
         self.writer.start()
         if self.settings.alert_tick_seconds > 0:
@@ -75,15 +99,19 @@ class Runtime:
             poll = min(self.settings.retention_interval_seconds, 300)
             self._retention_loop = RetentionLoop(self.retention, poll)
             self._retention_loop.start()
+        if self.settings.evaluation_tick_seconds > 0:
+            self._evaluation_loop = EvaluatorLoop(
+                self.evaluation, self.settings.evaluation_tick_seconds, "lanterna-evaluation"
+            )
+            self._evaluation_loop.start()
 
     def stop(self) -> None:
-        """Stop the evaluator, drain the writer and close connections."""
-        if self._alert_loop is not None:
-            self._alert_loop.stop()
-            self._alert_loop = None
-        if self._retention_loop is not None:
-            self._retention_loop.stop()
-            self._retention_loop = None
+        """Stop the background loops, drain the writer and close connections."""
+        for loop in (self._alert_loop, self._evaluation_loop, self._retention_loop):
+            if loop is not None:
+                loop.stop()
+        self._alert_loop = self._evaluation_loop = None
+        self._retention_loop = None
         self.writer.stop()
         self.db.close()
 

@@ -82,6 +82,12 @@ class Settings:
     #: project's retention) inside ``lanterna serve``; 0 turns it off in this process
     #: (``lanterna worker`` runs it too). One process runs it at a time (a lease).
     retention_interval_seconds: int = 3600
+    #: Seconds between the evaluation worker's looks for new traces to evaluate (online
+    #: evaluation rules) inside ``lanterna serve``; 0 turns it off in this process.
+    evaluation_tick_seconds: int = 15
+    #: Longest wait for an LLM connection's answer (LLM-as-a-judge, the playground), in
+    #: seconds; past it the evaluation is recorded as an error.
+    llm_timeout_seconds: int = 60
     #: ``--no-auth``: no login, for one local user on loopback. CLI only: never read
     #: from the environment, so auth cannot be turned off by a stray variable.
     no_auth: bool = False

@@ -16,7 +16,8 @@ Which of ``lanterna.store``'s modules the layers above may import (the import-li
 contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
 ``lanterna.queries`` to it):
 
-- **this module**: the Protocols, :class:`Store`, and the types their operations take
+- **this module**: the Protocols (those of the resources beyond the core are written in
+  ``protocols.py`` and re-exported here), :class:`Store`, and the types their operations take
   and return (``TraceQuery``, ``ObservationQuery``, ``ScoreQuery``, ``NewPrompt``,
   ``VersionStats``, ``NewKey``, ``PreparedEvents``, ...), re-exported here;
 - **types and parsing**, values without operations on stored data: ``db`` (``Conn``,
@@ -28,7 +29,8 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
   ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
   ``models``, ``projects``, ``dashboards``, ``budgets``, ``channels``, ``alerts``,
   ``quotas``, ``lifecycle``, ``audit``, ``masking``, ``backup``, ``datasets``,
-  ``experiments``, ``write``, ``rollups``, ``recompute``, ``tables``, ``migrations``.
+  ``experiments``, ``comments``, ``annotation_queues``, ``evaluations``, ``write``,
+  ``rollups``, ``recompute``, ``tables``, ``migrations``.
   ``server/runtime.py`` is the one exception: it builds the server's store and migrates
   its database (it picks the backend).
 
@@ -53,14 +55,16 @@ from typing import Any, Protocol
 
 from ..cost.calculate import Pricing
 from ..ingest.events import DomainEvent
-from ..ingest.otlp_experiments import ExperimentLink
 from . import (
     alerts,
+    annotation_queues,
     audit,
     budgets,
     channels,
+    comments,
     dashboards,
     datasets,
+    evaluations,
     experiments,
     lifecycle,
     masking,
@@ -81,6 +85,19 @@ from .lifecycle import Deleted
 from .observations import ObservationQuery
 from .projects import NewKey
 from .prompts import NewPrompt, VersionStats
+from .protocols import (
+    AnnotationQueues,
+    Audit,
+    Comments,
+    CursorPage,
+    Datasets,
+    Evaluations,
+    Experiments,
+    Lifecycle,
+    Masking,
+    Page,
+    Row,
+)
 from .scores import VALUE_OPERATORS, ScoreDistribution, ScoreQuery
 from .sessions import SessionStats
 from .traces import TraceQuery, TraceRollup, TraceTotals
@@ -90,12 +107,15 @@ from .writer import Combinable
 __all__ = [
     "VALUE_OPERATORS",
     "AlertChannels",
+    "AnnotationQueues",
     "Audit",
     "Budgets",
+    "Comments",
     "CursorPage",
     "Dashboards",
     "Datasets",
     "Deleted",
+    "Evaluations",
     "ExperimentQuery",
     "Experiments",
     "Ingest",
@@ -126,12 +146,6 @@ __all__ = [
     "Traces",
     "sql_store",
 ]
-
-Row = dict[str, Any]
-#: A page of rows and the total number of matches.
-Page = tuple[list[Row], int]
-#: A page of rows and whether more follow (cursor pagination).
-CursorPage = tuple[list[Row], bool]
 
 
 class Traces(Protocol):
@@ -544,215 +558,6 @@ class Alerts(Protocol):
     ) -> Page: ...
 
 
-class Lifecycle(Protocol):
-    """Deleting a user's or a session's data, retention, an export's walk, and the lease
-    of background jobs (``store/lifecycle.py``). Deletes run in the writer, a batch of
-    trace ids per call, and keep the rollups exact."""
-
-    def user_trace_ids(
-        self, conn: Conn, project_id: str, user_id: str, *, limit: int = ...
-    ) -> list[str]: ...
-
-    def session_trace_ids(
-        self, conn: Conn, project_id: str, session_id: str, *, limit: int = ...
-    ) -> list[str]: ...
-
-    def delete_trace_data(
-        self, conn: Conn, project_id: str, trace_ids: Sequence[str], *, empty_sessions: bool = ...
-    ) -> Deleted: ...
-
-    def delete_empty_session(self, conn: Conn, project_id: str, session_id: str) -> Deleted: ...
-
-    def delete_scores(self, conn: Conn, project_id: str, score_ids: Sequence[str]) -> int: ...
-
-    def projects_with_retention(self, conn: Conn) -> list[tuple[str, int]]: ...
-
-    def expired_trace_ids(
-        self, conn: Conn, project_id: str, cutoff: datetime, *, limit: int = ...
-    ) -> list[str]: ...
-
-    def expired_score_ids(
-        self, conn: Conn, project_id: str, cutoff: datetime, *, limit: int = ...
-    ) -> list[str]: ...
-
-    def orphan_session_ids(self, conn: Conn, project_id: str, *, limit: int = ...) -> list[str]: ...
-
-    def export_trace_ids(
-        self,
-        conn: Conn,
-        project_id: str,
-        query: TraceQuery,
-        *,
-        after: tuple[datetime, str] | None,
-        limit: int = ...,
-    ) -> list[tuple[datetime, str]]: ...
-
-    def session_scores(
-        self, conn: Conn, project_id: str, session_ids: Sequence[str]
-    ) -> list[Row]: ...
-
-    def claim_job(
-        self, conn: Conn, name: str, owner: str, at: datetime, until: datetime
-    ) -> bool: ...
-
-    def finish_job(self, conn: Conn, name: str, owner: str, next_run_at: datetime) -> bool: ...
-
-
-class Audit(Protocol):
-    """The audit log (``store/audit.py``): append an entry, page them newest first."""
-
-    def record(
-        self,
-        conn: Conn,
-        project_id: str,
-        actor: str,
-        action: str,
-        target: str | None = None,
-        detail: dict[str, Any] | None = None,
-        *,
-        at: datetime | None = None,
-    ) -> None: ...
-
-    def page_entries(
-        self, conn: Conn, project_id: str, *, limit: int, offset: int, action: str | None = None
-    ) -> Page: ...
-
-
-class Masking(Protocol):
-    """A project's masking rules (``store/masking.py``; checked above the store, applied
-    to every ingested batch by the write path)."""
-
-    def get_rules(self, conn: Conn, project_id: str) -> list[dict[str, Any]]: ...
-
-    def set_rules(self, conn: Conn, project_id: str, rules: list[dict[str, Any]]) -> None: ...
-
-    def forget(self, project_id: str) -> None:
-        """Drop the project's cached rules (after a change is committed)."""
-
-
-class Datasets(Protocol):
-    """Datasets, their items (with versions), runs and run items (bodies checked above
-    the store, by ``ingest/datasets.py``)."""
-
-    def get_dataset(self, conn: Conn, project_id: str, dataset_id: str) -> Row | None: ...
-
-    def dataset_by_name(self, conn: Conn, project_id: str, name: str) -> Row | None: ...
-
-    def upsert_dataset(
-        self, conn: Conn, project_id: str, fields: dict[str, Any], at: datetime
-    ) -> Row: ...
-
-    def page_datasets(self, conn: Conn, project_id: str, limit: int, offset: int) -> Page: ...
-
-    def dataset_counts(
-        self, conn: Conn, project_id: str, dataset_ids: Sequence[str]
-    ) -> dict[str, tuple[int, int]]: ...
-
-    def get_item(self, conn: Conn, project_id: str, item_id: str) -> Row | None: ...
-
-    def put_item(self, conn: Conn, project_id: str, item: Row, at: datetime) -> Row: ...
-
-    def items_of_dataset(self, conn: Conn, project_id: str, dataset_id: str) -> list[Row]: ...
-
-    def page_items(
-        self,
-        conn: Conn,
-        project_id: str,
-        *,
-        dataset_id: str | None = None,
-        source_trace_id: str | None = None,
-        source_observation_id: str | None = None,
-        version: datetime | None = None,
-        active_only: bool = True,
-        limit: int,
-        offset: int,
-    ) -> Page: ...
-
-    def delete_item(self, conn: Conn, project_id: str, item_id: str, at: datetime) -> bool: ...
-
-    def get_run(self, conn: Conn, project_id: str, dataset_id: str, name: str) -> Row | None: ...
-
-    def run_by_id(self, conn: Conn, project_id: str, run_id: str) -> Row | None: ...
-
-    def ensure_run(
-        self,
-        conn: Conn,
-        project_id: str,
-        dataset_id: str,
-        name: str,
-        *,
-        description: str | None,
-        metadata: Any,
-        at: datetime,
-        run_id: str | None = None,
-    ) -> Row: ...
-
-    def page_runs(
-        self, conn: Conn, project_id: str, dataset_id: str, limit: int, offset: int
-    ) -> Page: ...
-
-    def delete_run(self, conn: Conn, project_id: str, run_id: str) -> bool: ...
-
-    def add_run_item(
-        self,
-        conn: Conn,
-        project_id: str,
-        run_id: str,
-        item_id: str,
-        trace_id: str,
-        observation_id: str | None,
-        *,
-        dataset_version: datetime | None,
-        created_at: datetime,
-        at: datetime,
-    ) -> Row: ...
-
-    def page_run_items(
-        self, conn: Conn, project_id: str, run_id: str, limit: int, offset: int
-    ) -> Page: ...
-
-    def run_items_of(self, conn: Conn, project_id: str, run_ids: Sequence[str]) -> list[Row]: ...
-
-    def scores_of_runs(self, conn: Conn, project_id: str, run_ids: Sequence[str]) -> list[Row]: ...
-
-    def record_experiment_items(
-        self, conn: Conn, project_id: str, links: Sequence[ExperimentLink], at: datetime
-    ) -> int: ...
-
-
-class Experiments(Protocol):
-    """Dataset runs and run items as Langfuse's experiments and experiment items."""
-
-    def experiments_after(
-        self,
-        conn: Conn,
-        project_id: str,
-        q: ExperimentQuery,
-        *,
-        limit: int,
-        after: tuple[datetime, str] | None,
-    ) -> CursorPage: ...
-
-    def experiment_items_after(
-        self,
-        conn: Conn,
-        project_id: str,
-        q: ExperimentQuery,
-        *,
-        limit: int,
-        after: tuple[datetime, str] | None,
-    ) -> CursorPage: ...
-
-    def scores_on(
-        self,
-        conn: Conn,
-        project_id: str,
-        *,
-        trace_ids: Sequence[str] = (),
-        run_ids: Sequence[str] = (),
-    ) -> list[Row]: ...
-
-
 class Store(Protocol):
     """Everything the server reads and writes, one attribute per resource."""
 
@@ -775,6 +580,9 @@ class Store(Protocol):
     masking: Masking
     datasets: Datasets
     experiments: Experiments
+    comments: Comments
+    annotations: AnnotationQueues
+    evaluations: Evaluations
 
 
 class SqlStore:
@@ -801,6 +609,9 @@ class SqlStore:
         self.masking: Masking = masking
         self.datasets: Datasets = datasets
         self.experiments: Experiments = experiments
+        self.comments: Comments = comments
+        self.annotations: AnnotationQueues = annotation_queues
+        self.evaluations: Evaluations = evaluations
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

@@ -10,12 +10,15 @@ from fastapi import FastAPI
 
 from .account import router as account_router
 from .alerts_page import router as alerts_router
+from .annotate_page import router as annotate_router
 from .budgets_page import router as budgets_router
 from .channels_page import router as channels_router
 from .dashboards_page import router as dashboards_router
 from .data_page import router as data_router
 from .datasets_page import router as datasets_router
+from .evaluations_page import router as evaluations_router
 from .metrics_page import router as metrics_router
+from .playground_page import router as playground_router
 from .prompts_page import router as prompts_router
 from .scores_page import router as scores_router
 from .sessions_page import router as sessions_router
@@ -43,6 +46,9 @@ ROUTERS = (
     settings_router,
     channels_router,
     data_router,
+    annotate_router,
+    playground_router,
+    evaluations_router,
 )
 
 

@@ -16,6 +16,7 @@ from ...store.db import Conn
 from ...store.interface import Prompts
 from ..audit import audit
 from ..shapes import prompt_meta_json, version_stats_json
+from .annotate_page import comments_of
 from .fmt import pretty
 from .web import Form, Page, not_found, page_form, project_page, redirect, render, rt_of
 
@@ -151,7 +152,17 @@ async def prompt_page(request: Request, project_id: str, name: str) -> Response:
     """One prompt: versions, the selected one's content, a diff, labels, stats."""
     page = await project_page(request, project_id)
     rt = rt_of(request)
-    found = await rt.read(lambda c: prompt_detail(rt.store.prompts, c, page.pid, name))
+
+    def read(c: Conn) -> dict[str, Any] | None:
+        found = prompt_detail(rt.store.prompts, c, page.pid, name)
+        if found is not None:  # comments are per version (its id)
+            found["comments"] = {
+                v["id"]: comments_of(rt.store, c, page.pid, "PROMPT", v["id"])
+                for v in found["versions"]
+            }
+        return found
+
+    found = await rt.read(read)
     if found is None:
         raise not_found("Prompt")
     return _prompt_response(request, page, name, found, error="", form=None)
@@ -196,6 +207,8 @@ def _prompt_response(
             "content_text": selected["prompt"] if selected["type"] == "text" else "",
             "content_json": "" if selected["type"] == "text" else pretty(selected["prompt"]),
             "config_json": pretty(selected["config"]) if selected["config"] else "",
+            "comments": found.get("comments", {}).get(selected["id"], []),
+            "here": prompt_url(page.pid, name, version=selected["version"]),
         },
         page=page,
         status=status,

@@ -14,6 +14,7 @@ from ...store.db import Conn
 from ...store.dialect import Dialect
 from ...timeutil import format_ts
 from ..shapes import trace_json
+from .annotate_page import comments_of
 from .io_view import io_view
 from .listing import PAGE_SIZE, list_query
 from .web import not_found, project_page, render, rt_of
@@ -84,6 +85,7 @@ async def session_page(request: Request, project_id: str, session_id: str) -> Re
             "avg_latency": found.average_latency,
             "totals": found.totals,
             "users": found.users,
+            "comments": comments_of(rt.store, c, page.pid, "SESSION", found.row["id"]),
         }
 
     found = await rt.read(read)

@@ -22,6 +22,7 @@ from ...store.filters import Condition, FilterError
 from ...store.interface import Store, TraceQuery, TraceTotals
 from ...timeutil import format_ts, now, parse_ts
 from ..shapes import observation_json, score_json, trace_json
+from .annotate_page import comments_of
 from .io_view import io_view
 from .ranges import LIST_RANGES, time_range
 from .web import (
@@ -388,7 +389,19 @@ async def trace_page(request: Request, project_id: str, trace_id: str) -> Respon
     """One trace: tree, timeline, the selected observation's IO, usage, cost, scores."""
     page = await project_page(request, project_id)
     rt = rt_of(request)
-    found = await rt.read(lambda c: trace_view(rt.store, c, page.pid, trace_id))
+    selected_id = request.query_params.get("observation", "")
+
+    def read(c: Conn) -> dict[str, Any] | None:
+        found = trace_view(rt.store, c, page.pid, trace_id)
+        if found is not None:
+            # Comments on what is shown (the trace, or the selected observation).
+            kind, oid = ("OBSERVATION", selected_id) if selected_id else ("TRACE", trace_id)
+            found["comments"] = comments_of(rt.store, c, page.pid, kind, oid)
+            queues, _total = rt.store.annotations.page_queues(c, page.pid, 100, 0)
+            found["queues"] = [{"id": q["id"], "name": q["name"]} for q in queues]
+        return found
+
+    found = await rt.read(read)
     if found is None:
         raise not_found("Trace")
     return _trace_response(request, page, found, error="")
@@ -425,6 +438,10 @@ def _trace_response(
             "all_scores": scores,
             "error": error,
             "trace_level": worst_level([n.obs["level"] for n in nodes]),
+            "comments": found.get("comments", []),
+            "queues": found.get("queues", []),
+            "here": str(request.url.path)
+            + (f"?{urlencode({'observation': selected['id']})}" if selected else ""),
         },
         page=page,
         status=status,

@@ -1,0 +1,158 @@
+"""Evaluators and evaluation rules as the unstable API sends them, checked into stored
+fields (a 400 naming the field otherwise).
+
+Evaluator types: ``llm_as_judge`` (prompt, output definition, ``modelConfig``
+naming an LLM connection's provider and a model) and the deterministic ones of
+:mod:`~lanterna.evaluation.deterministic` (``config``). ``code`` evaluators are
+refused: Lanterna runs no user code. A rule has one evaluator, the ``trace`` target
+(the trace list's ``filter`` JSON), a sampling rate in (0, 1] and an optional mapping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidRequestData
+from ..store.filters import conditions_of
+from . import deterministic
+from .judge import check_mapping, check_output_definition, variables_of
+
+#: The evaluator types accepted (``type``).
+EVALUATOR_TYPES = ("llm_as_judge", *deterministic.TYPES)
+#: What a rule evaluates: ``trace`` (new traces matching the trace list filter).
+TARGETS = ("trace",)
+#: The environment of the judge's own traces (never evaluated, never the app's cost).
+EVALUATION_ENVIRONMENT = "lanterna-evaluation"
+
+
+class DefinitionError(InvalidRequestData, ValueError):
+    """An evaluator or rule body that cannot be stored (400 naming the field)."""
+
+
+def _name(body: dict[str, Any]) -> str:
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise DefinitionError("name: required, a non-empty string of at most 200 characters")
+    return name.strip()
+
+
+def check_evaluator(body: Any) -> dict[str, Any]:
+    """The stored fields of a create-evaluator body."""
+    if not isinstance(body, dict):
+        raise DefinitionError("expected a JSON object")
+    name = _name(body)
+    kind = body.get("type") or "llm_as_judge"
+    if kind == "code":
+        raise DefinitionError(
+            "type: code evaluators are not supported (Lanterna runs no user code); use"
+            f" llm_as_judge or a deterministic type: {', '.join(deterministic.TYPES)}"
+        )
+    if kind not in EVALUATOR_TYPES:
+        raise DefinitionError(f"type: must be one of {', '.join(EVALUATOR_TYPES)}")
+    fields: dict[str, Any] = {"name": name, "type": kind, "prompt": None, "model_config": None,
+                              "config": None}  # fmt: skip
+    fields["mapping"] = check_mapping(body.get("mapping"), "mapping") or None
+    if kind == "llm_as_judge":
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise DefinitionError("prompt: required, a non-empty string")
+        fields["prompt"] = prompt
+        fields["output_definition"] = check_output_definition(body.get("outputDefinition"))
+        model = body.get("modelConfig")
+        if not isinstance(model, dict) or not all(
+            isinstance(model.get(k), str) and model.get(k) for k in ("provider", "model")
+        ):
+            raise DefinitionError(
+                "modelConfig: required, {provider, model} naming one of the project's LLM"
+                " connections (GET /api/public/llm-connections); there is no project default"
+            )
+        fields["model_config"] = {"provider": model["provider"], "model": model["model"]}
+    else:
+        fields["config"] = deterministic.check_config(kind, body.get("config"))
+        fields["output_definition"] = {"dataType": deterministic.TYPES[kind]}
+    return fields
+
+
+def variables(evaluator: dict[str, Any]) -> list[str]:
+    """The variables an evaluator's mapping fills."""
+    if evaluator["type"] == "llm_as_judge":
+        return variables_of(evaluator["prompt"] or "")
+    config = evaluator.get("config") or {}
+    needs_expected = evaluator["type"] in ("exact_match", "levenshtein", "numeric")
+    if needs_expected and config.get("expected") is None:
+        return ["output", "expected"]
+    return ["output"]
+
+
+def _sampling(value: Any) -> float:
+    if value is None:
+        return 1.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise DefinitionError("sampling: a number greater than 0 and at most 1")
+    return float(value)
+
+
+def _evaluator_ref(body: dict[str, Any]) -> tuple[str, Any]:
+    """The evaluator name and mapping of a rule body (either form of the spec)."""
+    many = body.get("evaluators")
+    if many is not None:
+        if "evaluator" in body or "mapping" in body:
+            raise DefinitionError("evaluators: cannot be combined with evaluator/mapping")
+        if not isinstance(many, list) or len(many) != 1 or not isinstance(many[0], dict):
+            raise DefinitionError("evaluators: exactly one {evaluator, mapping} per rule")
+        ref, mapping = many[0].get("evaluator"), many[0].get("mapping")
+    else:
+        ref, mapping = body.get("evaluator"), body.get("mapping")
+    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+        raise DefinitionError("evaluator.name: required, the name of an evaluator")
+    return ref["name"], mapping
+
+
+def check_rule(body: Any, *, partial: bool = False) -> dict[str, Any]:
+    """The fields of a create (or, ``partial``, update) rule body: ``name``,
+    ``evaluator_name``, ``mapping``, ``target``, ``enabled``, ``sampling``, ``filter``
+    (only those given, when partial). The evaluator itself is looked up by the caller."""
+    if not isinstance(body, dict):
+        raise DefinitionError("expected a JSON object")
+    if partial and not body:
+        raise DefinitionError("expected at least one field to change")
+    out: dict[str, Any] = {}
+    if not partial or "name" in body:
+        out["name"] = _name(body)
+    if not partial or any(k in body for k in ("evaluator", "evaluators")):
+        out["evaluator_name"], mapping = _evaluator_ref(body)
+        out["mapping"] = check_mapping(mapping, "mapping") or None
+    elif "mapping" in body:
+        out["mapping"] = check_mapping(body["mapping"], "mapping") or None
+    if not partial or "target" in body:
+        target = body.get("target", "trace")
+        if target not in TARGETS:
+            raise DefinitionError(
+                f"target: {target!r} is not supported yet; rules evaluate new traces"
+                " (target 'trace', filtered with the trace list's filter JSON)"
+            )
+        out["target"] = target
+    if not partial or "enabled" in body:
+        enabled = body.get("enabled")
+        if not isinstance(enabled, bool):
+            raise DefinitionError("enabled: required, true or false")
+        out["enabled"] = enabled
+    if not partial or "sampling" in body:
+        out["sampling"] = _sampling(body.get("sampling"))
+    if not partial or "filter" in body:
+        raw = body.get("filter")
+        out["filter"] = [] if raw is None else raw
+        conditions_of(out["filter"], "filter")  # FilterError: a 400 naming the condition
+    return out
+
+
+def check_rule_mapping(evaluator: dict[str, Any], mapping: list[dict[str, Any]] | None) -> None:
+    """Raise :class:`DefinitionError` when ``mapping`` names a variable the evaluator
+    does not have."""
+    known = set(variables(evaluator))
+    for entry in mapping or []:
+        if entry["variable"] not in known:
+            raise DefinitionError(
+                f"mapping: the evaluator {evaluator['name']!r} has no variable"
+                f" {entry['variable']!r} (it has: {', '.join(sorted(known)) or 'none'})"
+            )

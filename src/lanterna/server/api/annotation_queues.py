@@ -1,0 +1,220 @@
+"""Annotation queues (contract 4.7): queues with the score configs reviewers score
+with, their items (a trace, observation or session; PENDING until COMPLETED) and the
+users assigned to them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from ...store.db import Conn
+from ..auth import ProjectKey
+from ..errors import ApiError, not_found
+from ..eval_shapes import queue_item_json, queue_json
+from ..responses import JSON
+from ..runtime import Runtime, runtime
+from .body import read_json_object
+from .params import Page, PageParam, page_of
+from .reading import page_json
+
+router = APIRouter()
+
+PATH = "/api/public/annotation-queues"
+OBJECT_TYPES = ("TRACE", "OBSERVATION", "SESSION")
+STATUSES = ("PENDING", "COMPLETED")
+
+
+def _bad(detail: str) -> ApiError:
+    return ApiError(400, "Invalid request data", detail)
+
+
+def _status(value: Any, where: str) -> str:
+    if value not in STATUSES:
+        raise _bad(f"{where}: must be PENDING or COMPLETED")
+    return str(value)
+
+
+async def _queue_or_404(rt: Runtime, project_id: str, queue_id: str) -> dict[str, Any]:
+    queue = await rt.read(lambda c: rt.store.annotations.get_queue(c, project_id, queue_id))
+    if queue is None:
+        raise not_found(f"Annotation queue {queue_id}")
+    return queue
+
+
+@router.post(PATH)
+async def create_queue(request: Request, principal: ProjectKey) -> JSON:
+    """Create a queue; every score config it names must exist in the project."""
+    body = await read_json_object(request)
+    name, description = body.get("name"), body.get("description")
+    if not isinstance(name, str) or not name.strip():
+        raise _bad("name: required, a non-empty string")
+    if description is not None and not isinstance(description, str):
+        raise _bad("description: expected a string")
+    config_ids = body.get("scoreConfigIds")
+    if not isinstance(config_ids, list) or not all(isinstance(i, str) for i in config_ids):
+        raise _bad("scoreConfigIds: required, a list of score config ids")
+    project_id = principal.project_id
+    rt = runtime(request)
+
+    def work(conn: Conn) -> dict[str, Any]:
+        found = rt.store.score_configs.get_many(conn, project_id, config_ids)
+        missing = [i for i in config_ids if i not in found]
+        if missing:
+            raise _bad(f"scoreConfigIds: no score config {', '.join(missing)} in the project")
+        row = rt.store.annotations.create_queue(
+            conn, project_id, name.strip(), description, list(dict.fromkeys(config_ids))
+        )
+        return queue_json(conn.dialect, row)
+
+    return JSON(await rt.write(work))
+
+
+@router.get(PATH)
+async def list_queues(
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+) -> JSON:
+    """The project's queues, newest first."""
+    paging = page_of(page, limit)
+    project_id = principal.project_id
+    rt = runtime(request)
+
+    def read(conn: Conn, p: Page) -> tuple[list[dict[str, Any]], int]:
+        rows, total = rt.store.annotations.page_queues(conn, project_id, p.limit, p.offset)
+        return [queue_json(conn.dialect, r) for r in rows], total
+
+    return await page_json(rt, paging, read)
+
+
+@router.get(PATH + "/{queue_id}")
+async def get_queue(request: Request, queue_id: str, principal: ProjectKey) -> JSON:
+    """One queue (404 when missing)."""
+    rt = runtime(request)
+    queue = await _queue_or_404(rt, principal.project_id, queue_id)
+    return JSON(queue_json(rt.db.dialect, queue))
+
+
+@router.get(PATH + "/{queue_id}/items")
+async def list_items(
+    request: Request,
+    queue_id: str,
+    principal: ProjectKey,
+    status: str | None = None,
+    page: PageParam = None,
+    limit: int | None = None,
+) -> JSON:
+    """A queue's items in the order they were added, optionally of one status."""
+    paging = page_of(page, limit)
+    if status is not None:
+        _status(status, "status")
+    project_id = principal.project_id
+    rt = runtime(request)
+    await _queue_or_404(rt, project_id, queue_id)
+
+    def read(conn: Conn, p: Page) -> tuple[list[dict[str, Any]], int]:
+        rows, total = rt.store.annotations.page_items(
+            conn, project_id, queue_id, status, p.limit, p.offset
+        )
+        return [queue_item_json(conn.dialect, r) for r in rows], total
+
+    return await page_json(rt, paging, read)
+
+
+@router.post(PATH + "/{queue_id}/items")
+async def create_item(request: Request, queue_id: str, principal: ProjectKey) -> JSON:
+    """Add a trace, observation or session to a queue (PENDING unless told)."""
+    body = await read_json_object(request)
+    object_id, object_type = body.get("objectId"), body.get("objectType")
+    if not isinstance(object_id, str) or not object_id:
+        raise _bad("objectId: required, a non-empty string")
+    if object_type not in OBJECT_TYPES:
+        raise _bad(f"objectType: must be one of {', '.join(OBJECT_TYPES)}")
+    status = "PENDING" if body.get("status") is None else _status(body["status"], "status")
+    project_id = principal.project_id
+    rt = runtime(request)
+
+    def work(conn: Conn) -> dict[str, Any] | None:
+        if rt.store.annotations.get_queue(conn, project_id, queue_id) is None:
+            return None
+        row = rt.store.annotations.create_item(
+            conn, project_id, queue_id, object_id, object_type, status
+        )
+        return queue_item_json(conn.dialect, row)
+
+    item = await rt.write(work)
+    if item is None:
+        raise not_found(f"Annotation queue {queue_id}")
+    return JSON(item)
+
+
+@router.get(PATH + "/{queue_id}/items/{item_id}")
+async def get_item(request: Request, queue_id: str, item_id: str, principal: ProjectKey) -> JSON:
+    """One item of a queue (404 when missing)."""
+    project_id = principal.project_id
+    rt = runtime(request)
+    row = await rt.read(lambda c: rt.store.annotations.get_item(c, project_id, queue_id, item_id))
+    if row is None:
+        raise not_found(f"Annotation queue item {item_id}")
+    return JSON(queue_item_json(rt.db.dialect, row))
+
+
+@router.patch(PATH + "/{queue_id}/items/{item_id}")
+async def update_item(request: Request, queue_id: str, item_id: str, principal: ProjectKey) -> JSON:
+    """Set an item's status (COMPLETED stamps ``completedAt``)."""
+    body = await read_json_object(request)
+    project_id = principal.project_id
+    rt = runtime(request)
+    if body.get("status") is None:
+        row = await rt.read(
+            lambda c: rt.store.annotations.get_item(c, project_id, queue_id, item_id)
+        )
+    else:
+        status = _status(body["status"], "status")
+        row = await rt.write(
+            lambda c: rt.store.annotations.set_item_status(c, project_id, queue_id, item_id, status)
+        )
+    if row is None:
+        raise not_found(f"Annotation queue item {item_id}")
+    return JSON(queue_item_json(rt.db.dialect, row))
+
+
+@router.delete(PATH + "/{queue_id}/items/{item_id}")
+async def delete_item(request: Request, queue_id: str, item_id: str, principal: ProjectKey) -> JSON:
+    """Remove an item from its queue."""
+    project_id = principal.project_id
+    rt = runtime(request)
+    removed = await rt.write(
+        lambda c: rt.store.annotations.delete_item(c, project_id, queue_id, item_id)
+    )
+    if not removed:
+        raise not_found(f"Annotation queue item {item_id}")
+    return JSON({"success": True, "message": "Item successfully deleted"})
+
+
+async def _assignment(request: Request, queue_id: str, principal: ProjectKey) -> tuple[str, str]:
+    body = await read_json_object(request)
+    user_id = body.get("userId")
+    if not isinstance(user_id, str) or not user_id:
+        raise _bad("userId: required, a non-empty string")
+    await _queue_or_404(runtime(request), principal.project_id, queue_id)
+    return principal.project_id, user_id
+
+
+@router.post(PATH + "/{queue_id}/assignments")
+async def assign(request: Request, queue_id: str, principal: ProjectKey) -> JSON:
+    """Assign a user to a queue (again: no change)."""
+    project_id, user_id = await _assignment(request, queue_id, principal)
+    rt = runtime(request)
+    await rt.write(lambda c: rt.store.annotations.assign(c, project_id, queue_id, user_id))
+    return JSON({"userId": user_id, "queueId": queue_id, "projectId": project_id})
+
+
+@router.delete(PATH + "/{queue_id}/assignments")
+async def unassign(request: Request, queue_id: str, principal: ProjectKey) -> JSON:
+    """Remove a user from a queue (``success: false`` when they were not assigned)."""
+    project_id, user_id = await _assignment(request, queue_id, principal)
+    rt = runtime(request)
+    removed = await rt.write(
+        lambda c: rt.store.annotations.unassign(c, project_id, queue_id, user_id)
+    )
+    return JSON({"success": bool(removed)})

@@ -1,0 +1,215 @@
+"""LLM connections (``/api/public/llm-connections``), evaluators and evaluation rules
+(``/api/public/unstable/evaluators``, ``/api/public/unstable/evaluation-rules``), as in
+Langfuse's OpenAPI spec. Keys are sealed before they are stored and never returned
+(``displaySecretKey`` is masked); see docs/evaluations.md for what Lanterna adds
+(deterministic evaluator types) and refuses (code evaluators, other targets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from ...evaluation.definitions import check_rule, check_rule_mapping
+from ...store.db import Conn
+from ...store.interface import Evaluations
+from .. import eval_ops as ops
+from ..auth import ProjectKey
+from ..errors import ApiError, not_found
+from ..eval_shapes import connection_json, evaluator_json, rule_json
+from ..responses import JSON
+from ..runtime import runtime
+from .body import read_json, read_json_object
+from .params import Page, PageParam, page_of
+from .reading import one_json, page_json
+
+router = APIRouter()
+
+CONNECTIONS = "/api/public/llm-connections"
+EVALUATORS = "/api/public/unstable/evaluators"
+RULES = "/api/public/unstable/evaluation-rules"
+
+
+# --- LLM connections -------------------------------------------------------------------
+
+
+@router.get(CONNECTIONS)
+async def list_connections(
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+) -> JSON:
+    """The project's LLM connections (keys masked), by provider."""
+    paging = page_of(page, limit)
+    project_id = principal.project_id
+    rt = runtime(request)
+
+    def read(conn: Conn, p: Page) -> tuple[list[dict[str, Any]], int]:
+        rows, total = rt.store.evaluations.page_connections(conn, project_id, p.limit, p.offset)
+        return [connection_json(conn.dialect, r) for r in rows], total
+
+    return await page_json(rt, paging, read)
+
+
+@router.put(CONNECTIONS)
+async def upsert_connection(request: Request, principal: ProjectKey) -> JSON:
+    """Create the connection named ``provider`` or replace its settings and key."""
+    body = await read_json(request)
+    return JSON(await ops.save_connection(runtime(request), principal.project_id, body))
+
+
+@router.delete(CONNECTIONS + "/{connection_id}")
+async def delete_connection(request: Request, connection_id: str, principal: ProjectKey) -> JSON:
+    """Delete a connection (its sealed key goes with it)."""
+    project_id = principal.project_id
+    rt = runtime(request)
+    removed = await rt.write(
+        lambda c: rt.store.evaluations.delete_connection(c, project_id, connection_id)
+    )
+    if not removed:
+        raise not_found(f"LLM connection {connection_id}")
+    return JSON({"message": "LLM connection successfully deleted"})
+
+
+# --- evaluators ------------------------------------------------------------------------
+
+
+@router.post(EVALUATORS)
+async def create_evaluator(request: Request, principal: ProjectKey) -> JSON:
+    """Create an evaluator, or the next version of the one with that name."""
+    body = await read_json(request)
+    return JSON(await ops.create_evaluator(runtime(request), principal.project_id, body))
+
+
+@router.get(EVALUATORS)
+async def list_evaluators(
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+) -> JSON:
+    """The latest version of each of the project's evaluators, by name."""
+    paging = page_of(page, limit)
+    project_id = principal.project_id
+    rt = runtime(request)
+
+    def read(conn: Conn, p: Page) -> tuple[list[dict[str, Any]], int]:
+        evaluations = rt.store.evaluations
+        rows, total = evaluations.page_evaluators(conn, project_id, p.limit, p.offset)
+        counts = evaluations.rule_counts(conn, project_id)
+        return [evaluator_json(conn.dialect, r, counts.get(r["id"], 0)) for r in rows], total
+
+    return await page_json(rt, paging, read)
+
+
+@router.get(EVALUATORS + "/{evaluator_id}")
+async def get_evaluator(request: Request, evaluator_id: str, principal: ProjectKey) -> JSON:
+    """The latest version of one evaluator (404 when missing)."""
+    project_id = principal.project_id
+    rt = runtime(request)
+
+    def read(conn: Conn) -> dict[str, Any] | None:
+        row = rt.store.evaluations.get_evaluator(conn, project_id, evaluator_id)
+        if row is None:
+            return None
+        count = rt.store.evaluations.rule_counts(conn, project_id).get(evaluator_id, 0)
+        return evaluator_json(conn.dialect, row, count)
+
+    return await one_json(rt, read, f"Evaluator {evaluator_id}")
+
+
+@router.delete(EVALUATORS + "/{evaluator_id}")
+async def delete_evaluator(request: Request, evaluator_id: str, principal: ProjectKey) -> JSON:
+    """Delete every version of an evaluator; 409 while a rule uses it."""
+    project_id = principal.project_id
+    rt = runtime(request)
+    evaluations = rt.store.evaluations
+
+    def work(conn: Conn) -> bool:
+        used = evaluations.rule_counts(conn, project_id).get(evaluator_id, 0)
+        if used:
+            raise ApiError(409, f"Evaluator {evaluator_id} is used by {used} evaluation rule(s)")
+        return evaluations.delete_evaluator(conn, project_id, evaluator_id)
+
+    if not await rt.write(work):
+        raise not_found(f"Evaluator {evaluator_id}")
+    return JSON({"message": "Evaluator successfully deleted"})
+
+
+# --- evaluation rules ------------------------------------------------------------------
+
+
+@router.post(RULES)
+async def create_rule(request: Request, principal: ProjectKey) -> JSON:
+    """Create a rule; it evaluates traces that arrive from now on."""
+    body = await read_json_object(request)
+    return JSON(await ops.create_rule(runtime(request), principal.project_id, body))
+
+
+@router.get(RULES)
+async def list_rules(
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+) -> JSON:
+    """The project's rules, newest first."""
+    paging = page_of(page, limit)
+    project_id = principal.project_id
+    rt = runtime(request)
+    evaluations = rt.store.evaluations
+
+    def read(conn: Conn, p: Page) -> tuple[list[dict[str, Any]], int]:
+        rows, total = evaluations.page_rules(conn, project_id, p.limit, p.offset)
+        return [_rule(evaluations, conn, project_id, r) for r in rows], total
+
+    return await page_json(rt, paging, read)
+
+
+def _rule(store: Evaluations, conn: Conn, project_id: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored rule as JSON, with its evaluator."""
+    evaluator = store.get_evaluator(conn, project_id, row["evaluator_id"])
+    return rule_json(conn.dialect, row, evaluator)
+
+
+@router.get(RULES + "/{rule_id}")
+async def get_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
+    """One rule (404 when missing)."""
+    project_id = principal.project_id
+    rt = runtime(request)
+
+    def read(conn: Conn) -> dict[str, Any] | None:
+        row = rt.store.evaluations.get_rule(conn, project_id, rule_id)
+        return None if row is None else _rule(rt.store.evaluations, conn, project_id, row)
+
+    return await one_json(rt, read, f"Evaluation rule {rule_id}")
+
+
+@router.patch(RULES + "/{rule_id}")
+async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
+    """Change the fields given (name, evaluator and mapping, enabled, sampling, filter)."""
+    fields = check_rule(await read_json_object(request), partial=True)
+    project_id = principal.project_id
+    rt = runtime(request)
+    evaluations = rt.store.evaluations
+
+    def work(conn: Conn) -> dict[str, Any] | None:
+        stored = evaluations.get_rule(conn, project_id, rule_id)
+        if stored is None:
+            return None
+        changes = ops.resolve_rule(conn, evaluations, project_id, fields)
+        if "mapping" in changes and "evaluator_id" not in changes:
+            evaluator = evaluations.get_evaluator(conn, project_id, stored["evaluator_id"])
+            if evaluator is not None:
+                check_rule_mapping(evaluator, changes["mapping"])
+        changes.pop("target", None)  # one target today
+        row = evaluations.update_rule(conn, project_id, rule_id, changes)
+        assert row is not None
+        return _rule(evaluations, conn, project_id, row)
+
+    found = await rt.write(work)
+    if found is None:
+        raise not_found(f"Evaluation rule {rule_id}")
+    return JSON(found)
+
+
+@router.delete(RULES + "/{rule_id}")
+async def delete_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
+    """Delete a rule (the scores it gave stay)."""
+    project_id = principal.project_id
+    rt = runtime(request)
+    if not await rt.write(lambda c: rt.store.evaluations.delete_rule(c, project_id, rule_id)):
+        raise not_found(f"Evaluation rule {rule_id}")
+    return JSON({"message": "Evaluation rule successfully deleted"})
