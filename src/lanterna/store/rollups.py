@@ -61,7 +61,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from ..timeutil import format_ts
@@ -80,19 +80,28 @@ MIN_LATENCY = 0.001
 PERCENTILE_ERROR = math.exp(0.5 / K) - 1
 #: The latency bucket of traces without observations (they have no latency).
 NO_LATENCY = -1_000_000
-#: Measures of ``rollup_observation_buckets``.
+#: Measures of ``rollup_observation_latency``.
 LATENCY, TTFT = "latency", "ttft"
+#: Facets of ``rollup_observation_facets``: what an observation is counted under.
+FACETS = ("model", "name", "trace_name")
 _CHUNK = 500
 
 # Keys (after the project): the dimensions of each table, in primary-key order.
 TraceKey = tuple[str, str, str, int]  # hour, environment, trace name, latency bucket
 ObservationKey = tuple[str, str, str, str, str]  # hour, env, trace name, name, model
-BucketKey = tuple[str, str, str, str, str, str, int]  # ... model, measure, bucket
 UserKey = tuple[str, str, str]  # hour, environment, user
 ModelKey = tuple[str, str, str, str]  # hour, environment, trace name, model
 ScoreKey = tuple[str, str, str, str]  # hour (of the score), environment, name, data type
+#: trace hour, trace environment, trace name, name, model, the observation's own hour
+#: and environment: what every observation table is summed from
+WideKey = tuple[str, str, str, str, str, str, str]
+#: an observation without a stored trace: its hour, environment, name, model
+LooseKey = tuple[str, str, str, str]
+#: the observation's hour, environment, model, measure, bucket
+BucketKey = tuple[str, str, str, str, int]
 
-#: table -> (attribute of :class:`Contribution`, key columns, value columns)
+#: table -> (name of its values in :meth:`Contribution.tables`, key columns, value
+#: columns). The fine level first, then the coarse one and the observation-hour one.
 TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "rollup_trace_hours": (
         "traces",
@@ -103,11 +112,6 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "observations",
         ("hour", "environment", "trace_name", "name", "model"),
         ("observations", "errors", "cost", "input_tokens", "output_tokens", "total_tokens"),
-    ),
-    "rollup_observation_buckets": (
-        "buckets",
-        ("hour", "environment", "trace_name", "name", "model", "measure", "bucket"),
-        ("observations", "seconds"),
     ),
     "rollup_user_hours": (
         "users",
@@ -133,7 +137,38 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("hour", "environment", "name", "data_type"),
         ("scores", "value_sum"),
     ),
+    "rollup_hours": (
+        "coarse_traces",
+        ("hour", "environment", "latency_bucket"),
+        ("traces", "errors", "latency_sum"),
+    ),
+    "rollup_model_hours": (
+        "coarse_models",
+        ("hour", "environment", "model"),
+        (
+            "traces",
+            "observations",
+            "errors",
+            "cost",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+        ),
+    ),
+    "rollup_observation_facets": (
+        "facets",
+        ("hour", "environment", "facet", "value"),
+        ("observations", "errors", "cost", "input_tokens", "output_tokens", "total_tokens"),
+    ),
+    "rollup_observation_latency": (
+        "buckets",
+        ("hour", "environment", "model", "measure", "bucket"),
+        ("observations", "seconds"),
+    ),
 }
+#: the tables keyed by the *observation's* hour and environment (the others: the
+#: trace's; scores: the score's)
+OBSERVATION_TIMED = ("rollup_observation_facets", "rollup_observation_latency")
 #: the score data types with a numeric value (BOOLEAN as 0/1), the ones rolled up
 NUMERIC_SCORES = ("NUMERIC", "BOOLEAN")
 
@@ -155,14 +190,38 @@ def _zeros(n: int) -> Callable[[], list[float]]:
     return lambda: [0] * n
 
 
+def _into(
+    into: dict[Any, list[float]], key: Any, values: Sequence[float], at: int = 0, size: int = 0
+) -> None:
+    """Add ``values`` to ``into[key]`` from position ``at`` (a new entry: ``size``
+    zeros, or a copy of ``values``)."""
+    have = into.get(key)
+    if have is None:
+        if not at and (not size or size == len(values)):
+            into[key] = list(values)
+            return
+        have = into[key] = [0] * (size or at + len(values))
+    for j, x in enumerate(values, at):
+        have[j] += x
+
+
+_STORED = ("traces", "wide", "loose", "buckets", "users", "model_traces", "scores")
+
+
 class Contribution:
-    """What a set of traces adds to the rollups: values per key of each table, and
-    each trace's ``trace_totals`` row."""
+    """What a set of traces adds to the rollups: values per key of what every table is
+    summed from (:meth:`tables`), and each trace's ``trace_totals`` row.
+
+    Per observation the write path updates one ``wide`` entry (trace hour and
+    environment, trace name, name, model, own hour and environment) and its histogram
+    buckets; the tables that sum over some of those keys (the observation rollup, the
+    coarse model rollup, the facets) are derived per distinct key when written."""
 
     def __init__(self) -> None:
         self.traces: dict[TraceKey, list[float]] = defaultdict(_zeros(3))
-        self.observations: dict[ObservationKey, list[float]] = defaultdict(_zeros(6))
-        self.buckets: dict[BucketKey, list[float]] = defaultdict(_zeros(2))
+        self.wide: dict[WideKey, list[float]] = {}
+        self.loose: dict[LooseKey, list[float]] = {}
+        self.buckets: dict[BucketKey, list[float]] = {}
         self.users: dict[UserKey, list[float]] = defaultdict(_zeros(8))
         self.model_traces: dict[ModelKey, list[float]] = defaultdict(_zeros(1))
         self.scores: dict[ScoreKey, list[float]] = defaultdict(_zeros(2))
@@ -179,66 +238,59 @@ class Contribution:
     ) -> None:
         """Add one trace (a record or row: ``timestamp`` as an aware datetime,
         ``environment``, ``name``, ``user_id``, ``session_id``) with its observations
-        (``name``, ``model``, ``level``, ``total_cost``, ``usage_input``,
-        ``usage_output``, ``usage_total``, and ``start_time``, ``end_time``,
-        ``completion_start_time`` as aware datetimes)."""
+        (``name``, ``model``, ``level``, ``environment``, ``total_cost``,
+        ``usage_input``, ``usage_output``, ``usage_total``, and ``start_time``,
+        ``end_time``, ``completion_start_time`` as aware datetimes)."""
         # The write path's hot loop (every ingested observation): plain locals.
         stamp: datetime = trace["timestamp"]
         hour = format_ts(stamp)[:13]  # the label utc_hour() gives on both backends
         env = trace["environment"]
         tname = trace.get("name") or ""
-        by_key = self.observations
-        buckets = self.buckets
-        log, floor, lowest = math.log, math.floor, MIN_LATENCY
         cost = 0.0
         inputs = outputs = tokens = errors = 0
         first = last = None
         models = set()
-        for o in observations:
-            get = o.get
-            start = o["start_time"]
-            end = get("end_time")
-            if first is None or start < first:
-                first = start
-            stop = end or start
-            if last is None or stop > last:
-                last = stop
-            error = 1 if get("level") == "ERROR" else 0
-            c = get("total_cost")
-            c = float(c) if c else 0.0
-            i = get("usage_input") or 0
-            out = get("usage_output") or 0
-            total = get("usage_total") or 0
-            errors += error
-            cost += c
-            inputs += i
-            outputs += out
-            tokens += total
-            model = get("model") or ""
-            if model:
-                models.add(model)
-            key = (hour, env, tname, get("name") or "", model)
-            v = by_key.get(key)
-            if v is None:
-                by_key[key] = [1, error, c, i, out, total]
-            else:
-                v[0] += 1
-                v[1] += error
-                v[2] += c
-                v[3] += i
-                v[4] += out
-                v[5] += total
-            for measure, at in ((LATENCY, end), (TTFT, get("completion_start_time"))):
-                if at is None:
-                    continue
-                seconds = (at - start).total_seconds()
-                k = (*key, measure, floor(log(seconds if seconds > lowest else lowest) * K))
-                h = buckets.get(k)
-                if h is None:
-                    buckets[k] = [1, seconds]
+        if observations:
+            wide = self.wide
+            h0 = datetime.fromisoformat(hour + ":00:00+00:00")
+            h1 = h0 + _HOUR
+            for o in observations:
+                get = o.get
+                start = o["start_time"]
+                end = get("end_time")
+                if first is None or start < first:
+                    first = start
+                stop = end or start
+                if last is None or stop > last:
+                    last = stop
+                error = 1 if get("level") == "ERROR" else 0
+                c = get("total_cost")
+                c = float(c) if c else 0.0
+                i = get("usage_input") or 0
+                out = get("usage_output") or 0
+                total = get("usage_total") or 0
+                errors += error
+                cost += c
+                inputs += i
+                outputs += out
+                tokens += total
+                model = get("model") or ""
+                if model:
+                    models.add(model)
+                own = hour if h0 <= start < h1 else format_ts(start)[:13]
+                oenv = get("environment") or env
+                key = (hour, env, tname, get("name") or "", model, own, oenv)
+                v = wide.get(key)
+                if v is None:
+                    wide[key] = [1, error, c, i, out, total]
                 else:
-                    h[0] += 1
-                    h[1] += seconds
+                    v[0] += 1
+                    v[1] += error
+                    v[2] += c
+                    v[3] += i
+                    v[4] += out
+                    v[5] += total
+                self._durations(start, end, get("completion_start_time"), own, oenv, model)
         for model in models:
             self.model_traces[(hour, env, tname, model)][0] += 1
         error = 1 if errors else 0
@@ -276,6 +328,43 @@ class Contribution:
             error,
         )
 
+    def _durations(
+        self, start: datetime, end: Any, first_token: Any, hour: str, env: str, model: str
+    ) -> None:
+        buckets = self.buckets
+        log, floor, lowest = math.log, math.floor, MIN_LATENCY
+        for measure, at in ((LATENCY, end), (TTFT, first_token)):
+            if at is None:
+                continue
+            seconds = (at - start).total_seconds()
+            k = (hour, env, model, measure, floor(log(seconds if seconds > lowest else lowest) * K))
+            h = buckets.get(k)
+            if h is None:
+                buckets[k] = [1, seconds]
+            else:
+                h[0] += 1
+                h[1] += seconds
+
+    def add_loose(self, observation: Mapping[str, Any]) -> None:
+        """Add an observation whose trace is not stored: it counts in the tables timed
+        by the observation (under trace name ``''``), not in the trace-timed ones."""
+        get = observation.get
+        start = observation["start_time"]
+        own = format_ts(start)[:13]
+        env = get("environment") or ""
+        model = get("model") or ""
+        c = get("total_cost")
+        values = [
+            1,
+            1 if get("level") == "ERROR" else 0,
+            float(c) if c else 0.0,
+            get("usage_input") or 0,
+            get("usage_output") or 0,
+            get("usage_total") or 0,
+        ]
+        _into(self.loose, (own, env, get("name") or "", model), values)
+        self._durations(start, get("end_time"), get("completion_start_time"), own, env, model)
+
     def add_score(self, score: Mapping[str, Any]) -> None:
         """Add one score (a record or row: ``timestamp`` as an aware datetime,
         ``environment``, ``name``, ``data_type``, ``value``); only numeric and boolean
@@ -288,46 +377,86 @@ class Contribution:
         v[0] += 1
         v[1] += float(value)
 
-    def update(self, other: Contribution) -> None:
-        """Add ``other``'s hourly values (of other traces) to this one's (not its
-        ``trace_totals`` rows)."""
-        for attr, _, _ in TABLES.values():
+    def update(self, other: Contribution, *, totals: bool = False) -> None:
+        """Add ``other``'s values (of other traces) to this one's (with ``totals``,
+        its ``trace_totals`` rows too)."""
+        for attr in _STORED:
             into = getattr(self, attr)
             for key, values in getattr(other, attr).items():
-                have = into[key]
-                for j, x in enumerate(values):
-                    have[j] += x
+                _into(into, key, values)
+        if totals:
+            self.totals.update(other.totals)
+
+    def tables(self) -> dict[str, dict[Any, list[float]]]:
+        """Each table's values by key (the names of :data:`TABLES`): the stored ones
+        and those summed from ``wide``, ``loose``, ``traces`` and ``model_traces``."""
+        observations: dict[Any, list[float]] = {}
+        models: dict[Any, list[float]] = {}
+        facets: dict[Any, list[float]] = {}
+        for (hour, env, tname, name, model, own, oenv), v in self.wide.items():
+            _into(observations, (hour, env, tname, name, model), v)
+            _into(models, (hour, env, model), v, 1, 7)
+            _into(facets, (own, oenv, "model", model), v)
+            _into(facets, (own, oenv, "name", name), v)
+            _into(facets, (own, oenv, "trace_name", tname), v)
+        for (own, oenv, name, model), v in self.loose.items():
+            _into(facets, (own, oenv, "model", model), v)
+            _into(facets, (own, oenv, "name", name), v)
+            _into(facets, (own, oenv, "trace_name", ""), v)
+        for (hour, env, _, model), v in self.model_traces.items():
+            _into(models, (hour, env, model), v, 0, 7)
+        coarse: dict[Any, list[float]] = {}
+        for (hour, env, _, b), v in self.traces.items():
+            _into(coarse, (hour, env, b), v)
+        return {
+            "traces": self.traces,
+            "observations": observations,
+            "users": self.users,
+            "model_traces": self.model_traces,
+            "scores": self.scores,
+            "coarse_traces": coarse,
+            "coarse_models": models,
+            "facets": facets,
+            "buckets": self.buckets,
+        }
+
+
+_HOUR = timedelta(hours=1)
 
 
 class Fresh:
-    """What a trace that is new, with observations that are all new, contributes:
-    computed from its records before the writer runs (see :func:`classify`)."""
+    """A trace that is new, with observations that are all new (see :func:`classify`):
+    its records, from which its values are computed only when the batch's summed
+    values (:func:`fold`) cannot be used as a whole."""
 
-    __slots__ = ("part",)
+    __slots__ = ("dialect", "observations", "trace")
 
     def __init__(
         self, dialect: Dialect, trace: dict[str, Any], observations: list[dict[str, Any]]
     ) -> None:
-        self.part = Contribution()
-        self.part.add_trace(dialect, "", trace, observations)
-
-    @property
-    def totals(self) -> tuple[Any, ...]:
-        """The trace's ``trace_totals`` row."""
-        return self.part.totals[""]
+        self.dialect = dialect
+        self.trace = trace
+        self.observations = observations
 
     def add_to(self, out: Contribution, trace_id: str) -> None:
-        """Add this trace's values to ``out``."""
-        out.update(self.part)
-        out.totals[trace_id] = self.part.totals[""]
+        """Add this trace's values (and ``trace_totals`` row) to ``out``."""
+        out.add_trace(self.dialect, trace_id, self.trace, self.observations)
+
+
+def fold(fresh: Mapping[str, Fresh]) -> Contribution:
+    """What the traces ``fresh`` add, summed into one :class:`Contribution` (with their
+    ``trace_totals`` rows): a batch's common case, computed before the writer runs."""
+    out = Contribution()
+    for trace_id, f in fresh.items():
+        f.add_to(out, trace_id)
+    return out
 
 
 def summed(parts: Iterable[Contribution]) -> Contribution:
-    """The hourly values of ``parts`` added up (no ``trace_totals`` rows): a batch's
-    fresh traces summed before the writer runs, so that it only adds the sum."""
+    """The values of ``parts`` added up, with their ``trace_totals`` rows."""
     out = Contribution()
     for part in parts:
-        out.update(part)
+        out.update(part, totals=True)
     return out
 
 
@@ -339,8 +468,8 @@ def _chunked(ids: Iterable[str], size: int = _CHUNK) -> Iterable[list[str]]:
 
 _TRACE_COLS = "id, timestamp, environment, name, user_id, session_id"
 _OBS_COLS = (
-    "trace_id, name, model, level, total_cost, usage_input, usage_output, usage_total,"
-    " start_time, end_time, completion_start_time"
+    "trace_id, name, model, level, environment, total_cost, usage_input, usage_output,"
+    " usage_total, start_time, end_time, completion_start_time"
 )
 _TIMES = ("start_time", "end_time", "completion_start_time")
 
@@ -356,8 +485,6 @@ def contribution(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contr
         traces = conn.all(
             f"SELECT {_TRACE_COLS} FROM traces WHERE project_id = ? AND id IN ({marks})", params
         )
-        if not traces:
-            continue
         by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for o in conn.all(
             f"SELECT {_OBS_COLS} FROM observations WHERE project_id = ? AND trace_id IN ({marks})",
@@ -368,7 +495,10 @@ def contribution(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contr
             by_trace[o["trace_id"]].append(o)
         for t in traces:
             t["timestamp"] = d.ts_parse(t["timestamp"])
-            out.add_trace(d, t["id"], t, by_trace.get(t["id"], []))
+            out.add_trace(d, t["id"], t, by_trace.pop(t["id"], []))
+        for loose in by_trace.values():  # observations of traces not stored (yet)
+            for o in loose:
+                out.add_loose(o)
     return out
 
 
@@ -429,10 +559,17 @@ def _pg_upsert_sql(table: str) -> tuple[str, tuple[Callable[[Any], Any], ...]]:
 _PG_UPSERTS = {table: _pg_upsert_sql(table) for table in TABLES}
 
 
-def add(conn: Conn, project_id: str, plus: Contribution, minus: Contribution | None = None) -> None:
-    """Add ``plus - minus`` to the project's rollups (keys whose difference is zero are
-    left alone), and make ``trace_totals`` hold ``plus``'s traces (those only in
-    ``minus`` are gone)."""
+def add(
+    conn: Conn,
+    project_id: str,
+    plus: Contribution,
+    minus: Contribution | None = None,
+    *,
+    tables: Iterable[str] = TABLES,
+) -> None:
+    """Add ``plus - minus`` to the project's rollup ``tables`` (keys whose difference
+    is zero are left alone), and make ``trace_totals`` hold ``plus``'s traces (those
+    only in ``minus`` are gone)."""
     old_totals = minus.totals if minus is not None else {}
     changed = [
         [project_id, trace_id, *row]
@@ -448,9 +585,12 @@ def add(conn: Conn, project_id: str, plus: Contribution, minus: Contribution | N
             f" ({', '.join('?' * len(chunk))})",
             [project_id, *chunk],
         )
-    for table, (attr, _, _) in TABLES.items():
-        new: dict[Any, list[float]] = getattr(plus, attr)
-        old: dict[Any, list[float]] = getattr(minus, attr) if minus is not None else {}
+    news = plus.tables()
+    olds = minus.tables() if minus is not None else {}
+    for table in tables:
+        attr = TABLES[table][0]
+        new = news[attr]
+        old = olds.get(attr, {})
         rows = []
         for key in sorted(set(new) | set(old)):
             a = new.get(key)
@@ -516,9 +656,22 @@ def remove_scores(conn: Conn, project_id: str, column: str, ids: Sequence[str]) 
         add(conn, project_id, Contribution(), gone)
 
 
+def existing(conn: Conn) -> list[str]:
+    """The rollup tables (of :data:`TABLES`) the database has: a migration that builds
+    the rollups before a later one adds a table writes the ones there are."""
+    if conn.dialect.name == "postgresql":
+        sql = "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    have = {r["name"] for r in conn.all(sql)}
+    return [t for t in TABLES if t in have]
+
+
 def backfill(conn: Conn) -> None:
-    """Build the rollups of every stored trace (the migration that adds the tables);
-    they and ``trace_totals`` must be empty."""
+    """Build the rollups of every stored trace in the rollup tables there are
+    (:func:`existing`); they and ``trace_totals`` must be empty. In Python, as the
+    write path computes them (migration 0012; 0018 builds its tables in SQL)."""
+    tables = [t for t in existing(conn) if t != "rollup_score_hours"]
     projects = [
         r["project_id"] for r in conn.all("SELECT DISTINCT project_id FROM traces ORDER BY 1")
     ]
@@ -534,9 +687,22 @@ def backfill(conn: Conn) -> None:
             part = contribution(conn, project_id, ids[start : start + 5000])
             only = Contribution()  # per-trace rows now; the hourly sums once, below
             only.totals = part.totals
-            add(conn, project_id, only)
+            add(conn, project_id, only, tables=())
             total.update(part)
-        add(conn, project_id, total)
+        add(conn, project_id, total, tables=tables)
+    loose = conn.all(  # observations without a stored trace count where timed by them
+        f"SELECT o.project_id, {', '.join('o.' + c.strip() for c in _OBS_COLS.split(','))}"
+        " FROM observations o WHERE NOT EXISTS (SELECT 1 FROM traces t"
+        " WHERE t.project_id = o.project_id AND t.id = o.trace_id)"
+    )
+    by_project: dict[str, Contribution] = defaultdict(Contribution)
+    for o in loose:
+        for col in _TIMES:
+            o[col] = conn.dialect.ts_parse(o[col])
+        by_project[o["project_id"]].add_loose(o)
+    timed = [t for t in tables if t in OBSERVATION_TIMED]
+    for project_id, part in sorted(by_project.items()):
+        add(conn, project_id, part, tables=timed)
     hour = conn.dialect.utc_hour("timestamp")
     conn.run(
         "INSERT INTO rollup_score_hours (project_id, hour, environment, name, data_type,"
