@@ -35,7 +35,7 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
         "buckets": defaultdict(lambda: [0, 0.0]),
         "users": defaultdict(lambda: [0, 0, 0, 0, 0.0, 0, 0, 0]),
         "model_traces": defaultdict(lambda: [0]),
-        "facets": defaultdict(lambda: [0, 0, 0.0, 0, 0, 0]),
+        "facets": defaultdict(lambda: [0, 0, 0.0, 0, 0, 0, 0, 0]),
         "coarse_traces": defaultdict(lambda: [0, 0, 0.0]),
         "coarse_models": defaultdict(lambda: [0, 0, 0, 0.0, 0, 0, 0]),
     }
@@ -96,6 +96,8 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
             int(o["usage_input"] or 0),
             int(o["usage_output"] or 0),
             int(o["usage_total"] or 0),
+            int(o["total_cost"] is not None),
+            int(o["usage_total"] is not None),
         ]
         tname = (t["name"] or "") if t is not None else ""
         for facet, value in (("model", o["model"]), ("name", o["name"]), ("trace_name", tname)):
@@ -110,13 +112,13 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
                 h[0] += 1
                 h[1] += seconds
     for (hour, env, _, b), v in out["traces"].items():
-        c = out["coarse_traces"][(hour, env, b)]
+        c = out["coarse_traces"][(hour[:10], env, b)]
         for j, x in enumerate(v):
             c[j] += x
     for (hour, env, _, model), v in out["model_traces"].items():
-        out["coarse_models"][(hour, env, model)][0] += v[0]
+        out["coarse_models"][(hour[:10], env, model)][0] += v[0]
     for (hour, env, _, _, model), v in out["observations"].items():
-        m = out["coarse_models"][(hour, env, model)]
+        m = out["coarse_models"][(hour[:10], env, model)]
         for j, x in enumerate(v):
             m[1 + j] += x
     totals = {

@@ -139,12 +139,12 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     ),
     "rollup_hours": (
         "coarse_traces",
-        ("hour", "environment", "latency_bucket"),
+        ("day", "environment", "latency_bucket"),
         ("traces", "errors", "latency_sum"),
     ),
     "rollup_model_hours": (
         "coarse_models",
-        ("hour", "environment", "model"),
+        ("day", "environment", "model"),
         (
             "traces",
             "observations",
@@ -158,7 +158,16 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "rollup_observation_facets": (
         "facets",
         ("hour", "environment", "facet", "value"),
-        ("observations", "errors", "cost", "input_tokens", "output_tokens", "total_tokens"),
+        (
+            "observations",
+            "errors",
+            "cost",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+            "costed",
+            "counted",
+        ),
     ),
     "rollup_observation_latency": (
         "buckets",
@@ -265,24 +274,27 @@ class Contribution:
                     last = stop
                 error = 1 if get("level") == "ERROR" else 0
                 c = get("total_cost")
-                c = float(c) if c else 0.0
                 i = get("usage_input") or 0
                 out = get("usage_output") or 0
-                total = get("usage_total") or 0
+                total = get("usage_total")
                 errors += error
-                cost += c
                 inputs += i
                 outputs += out
-                tokens += total
                 model = get("model") or ""
                 if model:
                     models.add(model)
                 own = hour if h0 <= start < h1 else format_ts(start)[:13]
                 oenv = get("environment") or env
                 key = (hour, env, tname, get("name") or "", model, own, oenv)
+                costed = 0 if c is None else 1
+                counted = 0 if total is None else 1
+                c = float(c) if c else 0.0
+                total = total or 0
+                cost += c
+                tokens += total
                 v = wide.get(key)
                 if v is None:
-                    wide[key] = [1, error, c, i, out, total]
+                    wide[key] = [1, error, c, i, out, total, costed, counted]
                 else:
                     v[0] += 1
                     v[1] += error
@@ -290,6 +302,8 @@ class Contribution:
                     v[3] += i
                     v[4] += out
                     v[5] += total
+                    v[6] += costed
+                    v[7] += counted
                 self._durations(start, end, get("completion_start_time"), own, oenv, model)
         for model in models:
             self.model_traces[(hour, env, tname, model)][0] += 1
@@ -354,13 +368,16 @@ class Contribution:
         env = get("environment") or ""
         model = get("model") or ""
         c = get("total_cost")
+        total = get("usage_total")
         values = [
             1,
             1 if get("level") == "ERROR" else 0,
             float(c) if c else 0.0,
             get("usage_input") or 0,
             get("usage_output") or 0,
-            get("usage_total") or 0,
+            total or 0,
+            0 if c is None else 1,
+            0 if total is None else 1,
         ]
         _into(self.loose, (own, env, get("name") or "", model), values)
         self._durations(start, get("end_time"), get("completion_start_time"), own, env, model)
@@ -394,8 +411,8 @@ class Contribution:
         models: dict[Any, list[float]] = {}
         facets: dict[Any, list[float]] = {}
         for (hour, env, tname, name, model, own, oenv), v in self.wide.items():
-            _into(observations, (hour, env, tname, name, model), v)
-            _into(models, (hour, env, model), v, 1, 7)
+            _into(observations, (hour, env, tname, name, model), v[:6])
+            _into(models, (hour[:10], env, model), v[:6], 1, 7)
             _into(facets, (own, oenv, "model", model), v)
             _into(facets, (own, oenv, "name", name), v)
             _into(facets, (own, oenv, "trace_name", tname), v)
@@ -404,10 +421,10 @@ class Contribution:
             _into(facets, (own, oenv, "name", name), v)
             _into(facets, (own, oenv, "trace_name", ""), v)
         for (hour, env, _, model), v in self.model_traces.items():
-            _into(models, (hour, env, model), v, 0, 7)
+            _into(models, (hour[:10], env, model), v, 0, 7)
         coarse: dict[Any, list[float]] = {}
         for (hour, env, _, b), v in self.traces.items():
-            _into(coarse, (hour, env, b), v)
+            _into(coarse, (hour[:10], env, b), v)
         return {
             "traces": self.traces,
             "observations": observations,

@@ -1,13 +1,16 @@
 """0018: a coarse rollup level and rollups timed by the observation's own hour
 (:mod:`lanterna.store.rollups`), built set-based from what is stored.
 
-- ``rollup_hours`` (trace hour, environment, latency bucket): ``rollup_trace_hours``
-  without the trace name; ``rollup_model_hours`` (trace hour, environment, model):
-  observations, errors, cost, tokens and traces per model, without the names. What
-  the dashboard and the daily metrics read when they filter on no name.
+- ``rollup_hours`` (UTC day of the trace, environment, latency bucket):
+  ``rollup_trace_hours`` by day, without the trace name; ``rollup_model_hours`` (day,
+  environment, model): observations, errors, cost, tokens and traces per model,
+  without the names. What the dashboard, the daily metrics and the query planner read
+  for whole days when a query names no trace or observation name (the hours at either
+  end from the hourly tables).
 - ``rollup_observation_facets`` (observation hour, observation environment, facet,
-  value): observations, errors, cost and tokens by model, by observation name and by
-  trace name (each observation once per facet); ``rollup_observation_latency``
+  value): observations, errors, cost and tokens (and how many have a cost and a
+  total token count, so that a sum over none is null as in SQL) by model, by
+  observation name and by trace name (each observation once per facet); ``rollup_observation_latency``
   (observation hour, environment, model, measure, bucket): latency and time-to-first-
   token histograms. They replace ``rollup_observation_buckets`` (keyed by the trace's
   hour and names: about one row per observation, and nothing read it).
@@ -28,7 +31,8 @@ _SUMS = (
     " SUM(CASE WHEN o.level = 'ERROR' THEN 1 ELSE 0 END) AS errors,"
     " COALESCE(SUM(o.total_cost), 0) AS cost, COALESCE(SUM(o.usage_input), 0) AS input_tokens,"
     " COALESCE(SUM(o.usage_output), 0) AS output_tokens,"
-    " COALESCE(SUM(o.usage_total), 0) AS total_tokens"
+    " COALESCE(SUM(o.usage_total), 0) AS total_tokens, COUNT(o.total_cost) AS costed,"
+    " COUNT(o.usage_total) AS counted"
 )
 _VALUES = "observations, errors, cost, input_tokens, output_tokens, total_tokens"
 
@@ -41,17 +45,17 @@ def up(conn: Conn) -> None:
         DROP TABLE IF EXISTS rollup_observation_buckets;
         CREATE TABLE rollup_hours (
             project_id TEXT NOT NULL,
-            hour TEXT NOT NULL,
+            day TEXT NOT NULL,
             environment TEXT NOT NULL,
             latency_bucket INTEGER NOT NULL,
             traces BIGINT NOT NULL,
             errors BIGINT NOT NULL,
             latency_sum {FLOAT} NOT NULL,
-            PRIMARY KEY (project_id, hour, environment, latency_bucket)
+            PRIMARY KEY (project_id, day, environment, latency_bucket)
         ) {CLUSTERED};
         CREATE TABLE rollup_model_hours (
             project_id TEXT NOT NULL,
-            hour TEXT NOT NULL,
+            day TEXT NOT NULL,
             environment TEXT NOT NULL,
             model TEXT NOT NULL,
             traces BIGINT NOT NULL,
@@ -61,7 +65,7 @@ def up(conn: Conn) -> None:
             input_tokens BIGINT NOT NULL,
             output_tokens BIGINT NOT NULL,
             total_tokens BIGINT NOT NULL,
-            PRIMARY KEY (project_id, hour, environment, model)
+            PRIMARY KEY (project_id, day, environment, model)
         ) {CLUSTERED};
         CREATE TABLE rollup_observation_facets (
             project_id TEXT NOT NULL,
@@ -75,6 +79,8 @@ def up(conn: Conn) -> None:
             input_tokens BIGINT NOT NULL,
             output_tokens BIGINT NOT NULL,
             total_tokens BIGINT NOT NULL,
+            costed BIGINT NOT NULL,
+            counted BIGINT NOT NULL,
             PRIMARY KEY (project_id, hour, environment, facet, value)
         ) {CLUSTERED};
         CREATE TABLE rollup_observation_latency (
@@ -97,19 +103,21 @@ def build(conn: Conn) -> None:
     """Fill the four (empty) tables from the fine rollups and the observations."""
     d = conn.dialect
     conn.run(
-        "INSERT INTO rollup_hours (project_id, hour, environment, latency_bucket, traces,"
-        " errors, latency_sum) SELECT project_id, hour, environment, latency_bucket,"
-        " SUM(traces), SUM(errors), SUM(latency_sum) FROM rollup_trace_hours"
-        " GROUP BY project_id, hour, environment, latency_bucket"
+        "INSERT INTO rollup_hours (project_id, day, environment, latency_bucket, traces,"
+        " errors, latency_sum) SELECT project_id, substr(hour, 1, 10), environment,"
+        " latency_bucket, SUM(traces), SUM(errors), SUM(latency_sum) FROM rollup_trace_hours"
+        " GROUP BY project_id, substr(hour, 1, 10), environment, latency_bucket"
     )
     conn.run(
-        f"INSERT INTO rollup_model_hours (project_id, hour, environment, model, traces, {_VALUES})"
-        " SELECT project_id, hour, environment, model, SUM(traces), SUM(observations),"
+        f"INSERT INTO rollup_model_hours (project_id, day, environment, model, traces, {_VALUES})"
+        " SELECT project_id, substr(hour, 1, 10), environment, model, SUM(traces),"
+        " SUM(observations),"
         " SUM(errors), SUM(cost), SUM(input_tokens), SUM(output_tokens), SUM(total_tokens)"
         " FROM (SELECT project_id, hour, environment, model, 0 AS traces, observations,"
         " errors, cost, input_tokens, output_tokens, total_tokens FROM rollup_observation_hours"
         " UNION ALL SELECT project_id, hour, environment, model, traces, 0, 0, 0.0, 0, 0, 0"
-        " FROM rollup_model_traces) parts GROUP BY project_id, hour, environment, model"
+        " FROM rollup_model_traces) parts"
+        " GROUP BY project_id, substr(hour, 1, 10), environment, model"
     )
     hour = d.utc_hour("o.start_time")
     # One pass over the observations (with their trace's name) into a temporary table
@@ -127,9 +135,10 @@ def build(conn: Conn) -> None:
     for facet in FACETS:
         conn.run(
             "INSERT INTO rollup_observation_facets (project_id, hour, environment, facet,"
-            f" value, {_VALUES}) SELECT project_id, hour, environment, '{facet}', {facet},"
-            " SUM(observations), SUM(errors), SUM(cost), SUM(input_tokens),"
-            " SUM(output_tokens), SUM(total_tokens) FROM rollup_facet_parts"
+            f" value, {_VALUES}, costed, counted) SELECT project_id, hour, environment,"
+            f" '{facet}', {facet}, SUM(observations), SUM(errors), SUM(cost),"
+            " SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), SUM(costed),"
+            " SUM(counted) FROM rollup_facet_parts"
             f" GROUP BY project_id, hour, environment, {facet}"
         )
     conn.run("DROP TABLE rollup_facet_parts")
