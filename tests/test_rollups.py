@@ -173,13 +173,13 @@ def _rolled(conn: Any, project_id: str) -> dict[str, Any]:
         ("scores", "rollup_score_hours"),
         ("model_traces", "rollup_model_traces"),
         ("facets", "rollup_observation_facets"),
-        ("coarse_traces", "rollup_hours"),
-        ("coarse_models", "rollup_model_hours"),
+        ("coarse_traces", "rollup_days"),
+        ("coarse_models", "rollup_model_days"),
     ):
         _, keys, values = rollups.TABLES[table]
         out[attr] = {}
         for r in conn.all(f"SELECT * FROM {table} WHERE project_id = ?", [project_id]):
-            if r[values[0]] or (table == "rollup_model_hours" and r["observations"]):
+            if r[values[0]] or (table == "rollup_model_days" and r["observations"]):
                 key = tuple(r[k] for k in keys)
                 out[attr][key] = [float(r[v]) for v in values]
     models: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0, 0])
@@ -360,7 +360,7 @@ def test_migration_0018_builds_its_tables_in_sql_as_the_write_path_does(api):
     assert any(k[0] == iso(seconds=5 * 3600)[:13] for k in before["facets"])
 
     def rebuild(conn: Any) -> None:
-        for table in ("rollup_hours", "rollup_model_hours", *rollups.OBSERVATION_TIMED):
+        for table in ("rollup_days", "rollup_model_days", *rollups.OBSERVATION_TIMED):
             conn.run(f"DELETE FROM {table}")
         m0018_coarse_rollups.build(conn)
 

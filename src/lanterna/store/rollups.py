@@ -137,12 +137,12 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("hour", "environment", "name", "data_type"),
         ("scores", "value_sum"),
     ),
-    "rollup_hours": (
+    "rollup_days": (
         "coarse_traces",
         ("day", "environment", "latency_bucket"),
         ("traces", "errors", "latency_sum"),
     ),
-    "rollup_model_hours": (
+    "rollup_model_days": (
         "coarse_models",
         ("day", "environment", "model"),
         (

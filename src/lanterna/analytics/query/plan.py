@@ -334,7 +334,7 @@ def _trace_sums(
     if not percentiles and "observed" in needs:
         for r in read("rollup_trace_hours", ["traces"], by, latency_bucket=[NO_LATENCY]):
             groups[key(r)].observed -= int(r["traces"])
-    if {"rollup_observation_hours", "rollup_model_hours"} & set(plan.tables):
+    if {"rollup_observation_hours", "rollup_model_days"} & set(plan.tables):
         measures = ["observations", "cost", "total_tokens"]
         for r in read("rollup_observation_hours", measures, by):
             s = groups[key(r)]

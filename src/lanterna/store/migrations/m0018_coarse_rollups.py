@@ -1,8 +1,8 @@
 """0018: a coarse rollup level and rollups timed by the observation's own hour
 (:mod:`lanterna.store.rollups`), built set-based from what is stored.
 
-- ``rollup_hours`` (UTC day of the trace, environment, latency bucket):
-  ``rollup_trace_hours`` by day, without the trace name; ``rollup_model_hours`` (day,
+- ``rollup_days`` (UTC day of the trace, environment, latency bucket):
+  ``rollup_trace_hours`` by day, without the trace name; ``rollup_model_days`` (day,
   environment, model): observations, errors, cost, tokens and traces per model,
   without the names. What the dashboard, the daily metrics and the query planner read
   for whole days when a query names no trace or observation name (the hours at either
@@ -10,10 +10,11 @@
 - ``rollup_observation_facets`` (observation hour, observation environment, facet,
   value): observations, errors, cost and tokens (and how many have a cost and a
   total token count, so that a sum over none is null as in SQL) by model, by
-  observation name and by trace name (each observation once per facet); ``rollup_observation_latency``
-  (observation hour, environment, model, measure, bucket): latency and time-to-first-
-  token histograms. They replace ``rollup_observation_buckets`` (keyed by the trace's
-  hour and names: about one row per observation, and nothing read it).
+  observation name and by trace name (each observation once per facet);
+  ``rollup_observation_latency`` (observation hour, environment, model, measure,
+  bucket): latency and time-to-first-token histograms. They replace
+  ``rollup_observation_buckets`` (keyed by the trace's hour and names: about one row
+  per observation, and nothing read it).
 
 The coarse tables are summed from the fine ones; the observation-timed ones in one
 pass over the observations each (no Python per row), so that the migration of a
@@ -43,7 +44,7 @@ def up(conn: Conn) -> None:
         conn,
         """
         DROP TABLE IF EXISTS rollup_observation_buckets;
-        CREATE TABLE rollup_hours (
+        CREATE TABLE rollup_days (
             project_id TEXT NOT NULL,
             day TEXT NOT NULL,
             environment TEXT NOT NULL,
@@ -53,7 +54,7 @@ def up(conn: Conn) -> None:
             latency_sum {FLOAT} NOT NULL,
             PRIMARY KEY (project_id, day, environment, latency_bucket)
         ) {CLUSTERED};
-        CREATE TABLE rollup_model_hours (
+        CREATE TABLE rollup_model_days (
             project_id TEXT NOT NULL,
             day TEXT NOT NULL,
             environment TEXT NOT NULL,
@@ -81,7 +82,7 @@ def up(conn: Conn) -> None:
             total_tokens BIGINT NOT NULL,
             costed BIGINT NOT NULL,
             counted BIGINT NOT NULL,
-            PRIMARY KEY (project_id, hour, environment, facet, value)
+            PRIMARY KEY (project_id, facet, hour, environment, value)
         ) {CLUSTERED};
         CREATE TABLE rollup_observation_latency (
             project_id TEXT NOT NULL,
@@ -92,7 +93,7 @@ def up(conn: Conn) -> None:
             bucket INTEGER NOT NULL,
             observations BIGINT NOT NULL,
             seconds {FLOAT} NOT NULL,
-            PRIMARY KEY (project_id, hour, environment, model, measure, bucket)
+            PRIMARY KEY (project_id, measure, hour, environment, model, bucket)
         ) {CLUSTERED}
         """,
     )
@@ -103,13 +104,13 @@ def build(conn: Conn) -> None:
     """Fill the four (empty) tables from the fine rollups and the observations."""
     d = conn.dialect
     conn.run(
-        "INSERT INTO rollup_hours (project_id, day, environment, latency_bucket, traces,"
+        "INSERT INTO rollup_days (project_id, day, environment, latency_bucket, traces,"
         " errors, latency_sum) SELECT project_id, substr(hour, 1, 10), environment,"
         " latency_bucket, SUM(traces), SUM(errors), SUM(latency_sum) FROM rollup_trace_hours"
         " GROUP BY project_id, substr(hour, 1, 10), environment, latency_bucket"
     )
     conn.run(
-        f"INSERT INTO rollup_model_hours (project_id, day, environment, model, traces, {_VALUES})"
+        f"INSERT INTO rollup_model_days (project_id, day, environment, model, traces, {_VALUES})"
         " SELECT project_id, substr(hour, 1, 10), environment, model, SUM(traces),"
         " SUM(observations),"
         " SUM(errors), SUM(cost), SUM(input_tokens), SUM(output_tokens), SUM(total_tokens)"
