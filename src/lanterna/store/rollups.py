@@ -260,7 +260,8 @@ class Contribution:
         first = last = None
         models = set()
         if observations:
-            wide = self.wide
+            wide, buckets = self.wide, self.buckets
+            log, floor, lowest = math.log, math.floor, MIN_LATENCY
             h0 = datetime.fromisoformat(hour + ":00:00+00:00")
             h1 = h0 + _HOUR
             for o in observations:
@@ -304,7 +305,25 @@ class Contribution:
                     v[5] += total
                     v[6] += costed
                     v[7] += counted
-                self._durations(start, end, get("completion_start_time"), own, oenv, model)
+                if end is not None:
+                    seconds = (end - start).total_seconds()
+                    b = floor(log(seconds if seconds > lowest else lowest) * K)
+                    h = buckets.get((own, oenv, model, LATENCY, b))
+                    if h is None:
+                        buckets[(own, oenv, model, LATENCY, b)] = [1, seconds]
+                    else:
+                        h[0] += 1
+                        h[1] += seconds
+                first_token = get("completion_start_time")
+                if first_token is not None:
+                    seconds = (first_token - start).total_seconds()
+                    b = floor(log(seconds if seconds > lowest else lowest) * K)
+                    h = buckets.get((own, oenv, model, TTFT, b))
+                    if h is None:
+                        buckets[(own, oenv, model, TTFT, b)] = [1, seconds]
+                    else:
+                        h[0] += 1
+                        h[1] += seconds
         for model in models:
             self.model_traces[(hour, env, tname, model)][0] += 1
         error = 1 if errors else 0
@@ -608,19 +627,22 @@ def add(
         attr = TABLES[table][0]
         new = news[attr]
         old = olds.get(attr, {})
-        rows = []
-        for key in sorted(set(new) | set(old)):
-            a = new.get(key)
-            b = old.get(key)
-            if a == b:
-                continue
-            if b is None:
-                delta = a
-            elif a is None:
-                delta = [-x for x in b]
-            else:
-                delta = [x - y for x, y in zip(a, b, strict=True)]
-            rows.append([project_id, *key, *delta])  # type: ignore[misc]
+        if not old:  # the common case: nothing to take away
+            rows = [[project_id, *key, *new[key]] for key in sorted(new)]
+        else:
+            rows = []
+            for key in sorted(set(new) | set(old)):
+                a = new.get(key)
+                b = old.get(key)
+                if a == b:
+                    continue
+                if b is None:
+                    delta = a
+                elif a is None:
+                    delta = [-x for x in b]
+                else:
+                    delta = [x - y for x, y in zip(a, b, strict=True)]
+                rows.append([project_id, *key, *delta])  # type: ignore[misc]
         if not rows:
             continue
         if conn.dialect.name == "postgresql":
