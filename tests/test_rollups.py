@@ -36,6 +36,7 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
         "users": defaultdict(lambda: [0, 0, 0, 0, 0.0, 0, 0, 0]),
         "model_traces": defaultdict(lambda: [0]),
         "facets": defaultdict(lambda: [0, 0, 0.0, 0, 0, 0, 0, 0]),
+        "facet_days": defaultdict(lambda: [0, 0, 0.0, 0, 0, 0, 0, 0]),
         "coarse_traces": defaultdict(lambda: [0, 0, 0.0]),
         "coarse_models": defaultdict(lambda: [0, 0, 0, 0.0, 0, 0, 0]),
     }
@@ -111,6 +112,10 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
                 h = out["buckets"][(*own, o["model"] or "", measure, rollups.bucket(seconds))]
                 h[0] += 1
                 h[1] += seconds
+    for (hour, env, facet, value), v in out["facets"].items():
+        f = out["facet_days"][(hour[:10], env, facet, value)]
+        for j, x in enumerate(v):
+            f[j] += x
     for (hour, env, _, b), v in out["traces"].items():
         c = out["coarse_traces"][(hour[:10], env, b)]
         for j, x in enumerate(v):
@@ -150,6 +155,7 @@ _TABLES = (
     "model_traces",
     "totals",
     "facets",
+    "facet_days",
     "coarse_traces",
     "coarse_models",
 )
@@ -173,6 +179,7 @@ def _rolled(conn: Any, project_id: str) -> dict[str, Any]:
         ("scores", "rollup_score_hours"),
         ("model_traces", "rollup_model_traces"),
         ("facets", "rollup_observation_facets"),
+        ("facet_days", "rollup_observation_facet_days"),
         ("coarse_traces", "rollup_days"),
         ("coarse_models", "rollup_model_days"),
     ):
@@ -206,6 +213,7 @@ def _assert_rollups_match(api: Any) -> dict[str, Any]:
         "model_traces",
         "totals",
         "facets",
+        "facet_days",
         "coarse_traces",
         "coarse_models",
     ):
@@ -366,7 +374,7 @@ def test_migration_0018_builds_its_tables_in_sql_as_the_write_path_does(api):
 
     rt.writer.run_sync(rebuild)
     after = rt.read_sync(lambda c: _rolled(c, api.project.id))
-    for table in ("facets", "buckets", "coarse_traces", "coarse_models"):
+    for table in ("facets", "facet_days", "buckets", "coarse_traces", "coarse_models"):
         assert set(after[table]) == set(before[table]), table
         for key, values in before[table].items():
             assert after[table][key] == pytest.approx(values, rel=1e-9, abs=1e-9), key

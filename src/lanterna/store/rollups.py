@@ -169,6 +169,20 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
             "counted",
         ),
     ),
+    "rollup_observation_facet_days": (
+        "facet_days",
+        ("day", "environment", "facet", "value"),
+        (
+            "observations",
+            "errors",
+            "cost",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+            "costed",
+            "counted",
+        ),
+    ),
     "rollup_observation_latency": (
         "buckets",
         ("hour", "environment", "model", "measure", "bucket"),
@@ -177,7 +191,11 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 }
 #: the tables keyed by the *observation's* hour and environment (the others: the
 #: trace's; scores: the score's)
-OBSERVATION_TIMED = ("rollup_observation_facets", "rollup_observation_latency")
+OBSERVATION_TIMED = (
+    "rollup_observation_facets",
+    "rollup_observation_facet_days",
+    "rollup_observation_latency",
+)
 #: the score data types with a numeric value (BOOLEAN as 0/1), the ones rolled up
 NUMERIC_SCORES = ("NUMERIC", "BOOLEAN")
 
@@ -260,8 +278,7 @@ class Contribution:
         first = last = None
         models = set()
         if observations:
-            wide, buckets = self.wide, self.buckets
-            log, floor, lowest = math.log, math.floor, MIN_LATENCY
+            wide, durations = self.wide, self._durations
             h0 = datetime.fromisoformat(hour + ":00:00+00:00")
             h1 = h0 + _HOUR
             for o in observations:
@@ -305,25 +322,7 @@ class Contribution:
                     v[5] += total
                     v[6] += costed
                     v[7] += counted
-                if end is not None:
-                    seconds = (end - start).total_seconds()
-                    b = floor(log(seconds if seconds > lowest else lowest) * K)
-                    h = buckets.get((own, oenv, model, LATENCY, b))
-                    if h is None:
-                        buckets[(own, oenv, model, LATENCY, b)] = [1, seconds]
-                    else:
-                        h[0] += 1
-                        h[1] += seconds
-                first_token = get("completion_start_time")
-                if first_token is not None:
-                    seconds = (first_token - start).total_seconds()
-                    b = floor(log(seconds if seconds > lowest else lowest) * K)
-                    h = buckets.get((own, oenv, model, TTFT, b))
-                    if h is None:
-                        buckets[(own, oenv, model, TTFT, b)] = [1, seconds]
-                    else:
-                        h[0] += 1
-                        h[1] += seconds
+                durations(start, end, get("completion_start_time"), own, oenv, model)
         for model in models:
             self.model_traces[(hour, env, tname, model)][0] += 1
         error = 1 if errors else 0
@@ -444,6 +443,9 @@ class Contribution:
         coarse: dict[Any, list[float]] = {}
         for (hour, env, _, b), v in self.traces.items():
             _into(coarse, (hour[:10], env, b), v)
+        facet_days: dict[Any, list[float]] = {}
+        for (hour, env, facet, value), v in facets.items():
+            _into(facet_days, (hour[:10], env, facet, value), v)
         return {
             "traces": self.traces,
             "observations": observations,
@@ -453,6 +455,7 @@ class Contribution:
             "coarse_traces": coarse,
             "coarse_models": models,
             "facets": facets,
+            "facet_days": facet_days,
             "buckets": self.buckets,
         }
 

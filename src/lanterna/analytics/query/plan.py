@@ -182,14 +182,7 @@ def _filter_values(cond: Condition, dimensions: dict[str, str] = _DIMENSIONS) ->
     "none" in the rollups, so a filter naming it reads raw rows)."""
     if cond.column not in dimensions:
         return None
-    values: Any = None
-    if cond.type == "string" and cond.operator == "=":
-        values = [cond.value]
-    elif cond.type in ("stringOptions", "categoryOptions") and cond.operator == "any of":
-        values = cond.value
-    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
-        return None
-    return list(values)
+    return plan_observations.filter_values(cond)
 
 
 def run_query(
@@ -398,14 +391,7 @@ def _bucket(hour: str, granularity: str | None) -> str:
 
 
 def _row(query: Query, key: tuple[Any, ...], s: _Sums) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for name, value in zip(query.dimensions, key, strict=False):
-        row[name] = value
-    if query.granularity:
-        row[TIME_DIMENSION] = key[-1]
-    for metric in query.metrics:
-        row[metric.column] = _value(metric, s)
-    return row
+    return plan_observations.row_of(query, key, lambda metric: _value(metric, s))
 
 
 def _ratio(a: float, b: float) -> float | None:

@@ -75,7 +75,7 @@ def route(query: Query, *, approximate: bool = False) -> Route:
                 return Route(reason=f"filter on 'level' ({cond.operator}) is not covered")
             errors_only = True
             continue
-        if cond.column not in (*_FACETS, "environment") or _values(cond) is None:
+        if cond.column not in (*_FACETS, "environment") or filter_values(cond) is None:
             return Route(reason=f"filter on {cond.column!r} ({cond.operator}) is not covered")
         if cond.column in _FACETS:
             facets.add(_FACETS[cond.column])
@@ -102,8 +102,9 @@ def route(query: Query, *, approximate: bool = False) -> Route:
     return Route(tuple(sorted(tables)), facet=facet, errors_only=errors_only)
 
 
-def _values(cond: Condition) -> list[str] | None:
-    """The values a filter allows when the rollups can apply it, else None."""
+def filter_values(cond: Condition) -> list[str] | None:
+    """The values an ``=`` or ``any of`` filter allows when they are non-empty
+    strings (what a rollup can apply), else None."""
     values: Any = None
     if cond.type == "string" and cond.operator == "=":
         values = [cond.value]
@@ -170,7 +171,7 @@ def _from_rollups(
     facet_values: list[str] | None = None
     environments: list[str] | None = None
     for cond in query.filters:
-        values = _values(cond) if cond.column != "level" else None
+        values = filter_values(cond) if cond.column != "level" else None
         if values is None:
             continue
         if cond.column == "environment":
@@ -271,13 +272,19 @@ def _from_raw(
                 s.histogram(_DURATIONS[m])[bucket(ms / 1000)] += 1
 
 
-def _row(query: Query, key: tuple[Any, ...], s: _Sums) -> dict[str, Any]:
+def row_of(query: Query, key: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    """An answer row: the group ``key``'s dimensions and time bucket, and each metric's
+    ``value(metric)``."""
     row: dict[str, Any] = dict(zip(query.dimensions, key, strict=False))
     if query.granularity:
         row[TIME_DIMENSION] = key[-1]
     for metric in query.metrics:
-        row[metric.column] = _value(metric, s)
+        row[metric.column] = value(metric)
     return row
+
+
+def _row(query: Query, key: tuple[Any, ...], s: _Sums) -> dict[str, Any]:
+    return row_of(query, key, lambda metric: _value(metric, s))
 
 
 def _value(metric: Metric, s: _Sums) -> Any:
@@ -308,4 +315,4 @@ def _value(metric: Metric, s: _Sums) -> Any:
     return float(s.errors) if measure == "errorRate" else int(s.errors)
 
 
-__all__ = ["Route", "answer", "route"]
+__all__ = ["Route", "answer", "filter_values", "route", "row_of"]

@@ -10,7 +10,8 @@
 - ``rollup_observation_facets`` (observation hour, observation environment, facet,
   value): observations, errors, cost and tokens (and how many have a cost and a
   total token count, so that a sum over none is null as in SQL) by model, by
-  observation name and by trace name (each observation once per facet);
+  observation name and by trace name (each observation once per facet), and
+  ``rollup_observation_facet_days``, the same by UTC day;
   ``rollup_observation_latency`` (observation hour, environment, model, measure,
   bucket): latency and time-to-first-token histograms. They replace
   ``rollup_observation_buckets`` (keyed by the trace's hour and names: about one row
@@ -84,6 +85,22 @@ def up(conn: Conn) -> None:
             counted BIGINT NOT NULL,
             PRIMARY KEY (project_id, facet, hour, environment, value)
         ) {CLUSTERED};
+        CREATE TABLE rollup_observation_facet_days (
+            project_id TEXT NOT NULL,
+            day TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            facet TEXT NOT NULL,
+            value TEXT NOT NULL,
+            observations BIGINT NOT NULL,
+            errors BIGINT NOT NULL,
+            cost {FLOAT} NOT NULL,
+            input_tokens BIGINT NOT NULL,
+            output_tokens BIGINT NOT NULL,
+            total_tokens BIGINT NOT NULL,
+            costed BIGINT NOT NULL,
+            counted BIGINT NOT NULL,
+            PRIMARY KEY (project_id, facet, day, environment, value)
+        ) {CLUSTERED};
         CREATE TABLE rollup_observation_latency (
             project_id TEXT NOT NULL,
             hour TEXT NOT NULL,
@@ -101,7 +118,7 @@ def up(conn: Conn) -> None:
 
 
 def build(conn: Conn) -> None:
-    """Fill the four (empty) tables from the fine rollups and the observations."""
+    """Fill the five (empty) tables from the fine rollups and the observations."""
     d = conn.dialect
     conn.run(
         "INSERT INTO rollup_days (project_id, day, environment, latency_bucket, traces,"
@@ -143,6 +160,14 @@ def build(conn: Conn) -> None:
             f" GROUP BY project_id, hour, environment, {facet}"
         )
     conn.run("DROP TABLE rollup_facet_parts")
+    conn.run(
+        "INSERT INTO rollup_observation_facet_days (project_id, day, environment, facet,"
+        f" value, {_VALUES}, costed, counted) SELECT project_id, substr(hour, 1, 10),"
+        " environment, facet, value, SUM(observations), SUM(errors), SUM(cost),"
+        " SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), SUM(costed),"
+        " SUM(counted) FROM rollup_observation_facets"
+        " GROUP BY project_id, substr(hour, 1, 10), environment, facet, value"
+    )
     durations = " UNION ALL ".join(
         f"SELECT o.project_id AS project_id, {hour} AS hour, o.environment AS environment,"
         f" COALESCE(o.model, '') AS model, '{measure}' AS measure,"
