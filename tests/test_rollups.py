@@ -13,7 +13,7 @@ import pytest
 
 from helpers import T0, event, ingest, iso
 from lanterna.analytics import metrics
-from lanterna.store import rollups
+from lanterna.store import rollup_build, rollups
 from lanterna.store.db import Database
 from lanterna.store.migrations import m0018_coarse_rollups, migrate
 from lanterna.store.recompute import recompute
@@ -389,7 +389,7 @@ def test_backfill_rebuilds_the_rollups(api):
     def rebuild(conn: Any) -> None:
         for table in rollups.TABLES:
             conn.run(f"DELETE FROM {table}")
-        rollups.backfill(conn)
+        rollup_build.backfill(conn)
 
     rt.writer.run_sync(rebuild)
     after = rt.read_sync(lambda c: _rolled(c, api.project.id))

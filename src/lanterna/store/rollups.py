@@ -1,26 +1,23 @@
-"""Hourly rollups of traces, observations and users, so that metrics never scan raw rows.
+"""Rollups of traces, observations and users, so that metrics never scan raw rows
+(:data:`TABLES`; docs/metrics.md has the table of levels). ``''`` stands for "none" in
+text keys; hours are ``YYYY-MM-DDTHH`` and days ``YYYY-MM-DD`` text, UTC, the same
+labels on both backends.
 
-Every table is keyed by project, the UTC hour of the *trace's* ``timestamp``
-(``YYYY-MM-DDTHH`` text, the same label on both backends) and the trace's environment;
-a trace's observations count in its trace's hour. ``''`` stands for "none" in text keys.
-
-- ``rollup_trace_hours`` per trace name and trace latency bucket: traces, traces with an
-  ERROR observation, summed latency. Bucket :data:`NO_LATENCY` holds traces without
-  observations; the others are log-spaced (:func:`bucket`).
-- ``rollup_observation_hours`` per trace name, observation name and model:
-  observations, ERROR observations, cost, input/output/total tokens.
-- ``rollup_observation_buckets`` per trace name, observation name, model, measure
-  (``latency``: end - start of observations with an end time; ``ttft``:
-  completion start - start of those with one) and log-spaced bucket: count and sum of
-  seconds. Percentiles read from them are within :data:`PERCENTILE_ERROR`.
-- ``rollup_model_traces`` per trace name and model (not ``''``): traces with at least
-  one observation of that model (what a count of distinct traces per model needs).
-- ``rollup_user_hours`` per user (traces without a user are not in it): traces, traces
-  with observations, traces with an ERROR observation, observations, cost and tokens.
-- ``rollup_score_hours``, keyed by the *score's* hour and environment, per score name
-  and data type (NUMERIC and BOOLEAN scores with a value): count and sum of values.
-  Scores are kept as deltas too: the write path subtracts a batch's stored scores
-  and adds them as written; deletes (of a score, of traces) subtract them first.
+- Keyed by the UTC hour of the *trace's* ``timestamp`` and the trace's environment
+  (a trace's observations count in its trace's hour): ``rollup_trace_hours`` (trace
+  name, latency bucket; :data:`NO_LATENCY` holds traces without observations),
+  ``rollup_observation_hours`` (trace name, observation name, model),
+  ``rollup_model_traces`` (traces with an observation of a model, not ``''``),
+  ``rollup_user_hours`` (traces with a user). The coarse level sums them by *day*
+  without the names: ``rollup_days`` and ``rollup_model_days``.
+- Keyed by the *observation's* own hour (or day) and environment:
+  ``rollup_observation_facets`` / ``_facet_days`` (each observation once under its
+  model, its name and its trace's name; observations of traces not stored count with
+  trace name ``''``), ``rollup_observation_latency`` (latency and time to first token
+  per model and log-spaced bucket: percentiles within :data:`PERCENTILE_ERROR`).
+- ``rollup_score_hours``, keyed by the *score's* hour and environment: count and sum of
+  NUMERIC and BOOLEAN values per name; the write path subtracts a batch's stored
+  scores and adds them as written; deletes subtract them first.
 
 Users: an hourly user rollup, not ``trace_totals`` with a user index. Its key leads
 with the hour, so a batch's upserts land in the few index pages of the current hour
@@ -696,63 +693,6 @@ def remove_scores(conn: Conn, project_id: str, column: str, ids: Sequence[str]) 
             gone.add_score(r)
     if gone.scores:
         add(conn, project_id, Contribution(), gone)
-
-
-def existing(conn: Conn) -> list[str]:
-    """The rollup tables (of :data:`TABLES`) the database has: a migration that builds
-    the rollups before a later one adds a table writes the ones there are."""
-    if conn.dialect.name == "postgresql":
-        sql = "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()"
-    else:
-        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
-    have = {r["name"] for r in conn.all(sql)}
-    return [t for t in TABLES if t in have]
-
-
-def backfill(conn: Conn) -> None:
-    """Build the rollups of every stored trace in the rollup tables there are
-    (:func:`existing`); they and ``trace_totals`` must be empty. In Python, as the
-    write path computes them (migration 0012; 0018 builds its tables in SQL)."""
-    tables = [t for t in existing(conn) if t != "rollup_score_hours"]
-    projects = [
-        r["project_id"] for r in conn.all("SELECT DISTINCT project_id FROM traces ORDER BY 1")
-    ]
-    for project_id in projects:
-        ids = [
-            r["id"]
-            for r in conn.all(
-                "SELECT id FROM traces WHERE project_id = ? ORDER BY id", [project_id]
-            )
-        ]
-        total = Contribution()
-        for start in range(0, len(ids), 5000):
-            part = contribution(conn, project_id, ids[start : start + 5000])
-            only = Contribution()  # per-trace rows now; the hourly sums once, below
-            only.totals = part.totals
-            add(conn, project_id, only, tables=())
-            total.update(part)
-        add(conn, project_id, total, tables=tables)
-    loose = conn.all(  # observations without a stored trace count where timed by them
-        f"SELECT o.project_id, {', '.join('o.' + c.strip() for c in _OBS_COLS.split(','))}"
-        " FROM observations o WHERE NOT EXISTS (SELECT 1 FROM traces t"
-        " WHERE t.project_id = o.project_id AND t.id = o.trace_id)"
-    )
-    by_project: dict[str, Contribution] = defaultdict(Contribution)
-    for o in loose:
-        for col in _TIMES:
-            o[col] = conn.dialect.ts_parse(o[col])
-        by_project[o["project_id"]].add_loose(o)
-    timed = [t for t in tables if t in OBSERVATION_TIMED]
-    for project_id, part in sorted(by_project.items()):
-        add(conn, project_id, part, tables=timed)
-    hour = conn.dialect.utc_hour("timestamp")
-    conn.run(
-        "INSERT INTO rollup_score_hours (project_id, hour, environment, name, data_type,"
-        f" scores, value_sum) SELECT project_id, {hour}, environment, name, data_type,"
-        " COUNT(*), SUM(value) FROM scores WHERE value IS NOT NULL"
-        f" AND data_type IN ({', '.join(repr(t) for t in NUMERIC_SCORES)})"
-        f" GROUP BY project_id, {hour}, environment, name, data_type"
-    )
 
 
 def classify(
