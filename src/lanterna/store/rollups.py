@@ -623,6 +623,7 @@ def add(
         )
     news = plus.tables()
     olds = minus.tables() if minus is not None else {}
+    pg: list[tuple[str, list[Any]]] = []
     for table in tables:
         attr = TABLES[table][0]
         new = news[attr]
@@ -646,15 +647,19 @@ def add(
         if not rows:
             continue
         if conn.dialect.name == "postgresql":
-            # One short statement binding a column array each (psycopg parses long
-            # multi-row statements anew every time; one pipelined statement per row
-            # costs its Python side about 40 us a row).
             sql, cast = _PG_UPSERTS[table]
             columns = zip(*rows, strict=True)
-            conn.run(sql, [[f(x) for x in col] for f, col in zip(cast, columns, strict=True)])
+            pg.append((sql, [[f(x) for x in col] for f, col in zip(cast, columns, strict=True)]))
         else:
             head, tail = _UPSERTS[table]
             conn.insert(head, rows, tail)
+    if pg:
+        # One statement for every table, each upsert a data-modifying CTE binding a
+        # column array per column: one round trip instead of one per table (psycopg
+        # parses long multi-row statements anew every time; one pipelined statement
+        # per row costs its Python side about 40 us a row).
+        ctes = ", ".join(f"u{i} AS ({sql})" for i, (sql, _) in enumerate(pg))
+        conn.run(f"WITH {ctes} SELECT 1", [p for _, params in pg for p in params])
 
 
 def maintained(conn: Conn, project_id: str, trace_ids: set[str], work: Callable[[], T]) -> T:
