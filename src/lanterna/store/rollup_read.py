@@ -1,17 +1,20 @@
-"""Reading the hourly rollups (:mod:`lanterna.store.rollups`): sums and histograms over
-whole UTC hours, grouped by and filtered on the tables' dimensions.
+"""Reading the rollups (:mod:`lanterna.store.rollups`): sums and histograms over whole
+UTC hours, grouped by and filtered on the tables' dimensions, each read from the
+coarsest level that holds the answer (whole days from a daily table, the hours at
+either end from the hourly one: :func:`coarsest`, :func:`split_days`).
 
-For the dashboard's metrics (:mod:`lanterna.analytics.metrics`) and for a metrics
+For the dashboard's metrics (:mod:`lanterna.analytics.metrics`) and for the metrics
 query planner. A planner answers a query from the rollups when
 
-1. its time range is on the *trace's* timestamp (every rollup is keyed by the hour of
-   its trace's timestamp; observations count in their trace's hour),
+1. its time range is on the time a table is keyed by (the *trace's* timestamp for the
+   trace-timed tables, the observation's start for ``rollup_observation_facets`` and
+   ``rollup_observation_latency``, the score's timestamp for ``rollup_score_hours``),
 2. every dimension it groups by and every filter it applies is an equality (or
    "one of") on dimensions of one table (:data:`DIMENSIONS`, :func:`covers`), and
 3. its measures are sums of that table's values (:data:`MEASURES`), or percentiles
-   and histograms of a bucketed measure (latency: ``rollup_trace_hours`` by
+   and histograms of a bucketed measure (trace latency: ``rollup_trace_hours`` by
    ``latency_bucket``; observation latency and time to first token:
-   ``rollup_observation_buckets`` by ``measure`` and ``bucket``); a percentile read
+   ``rollup_observation_latency`` by ``measure`` and ``bucket``); a percentile read
    from buckets is within :data:`~lanterna.store.rollups.PERCENTILE_ERROR` of the
    exact value (:func:`percentile`).
 
@@ -122,7 +125,7 @@ def read(
     Each row holds the ``group_by`` columns (``hour``/``day`` labels, dimension values
     with ``None`` for ``''``) and the sums under the measures' names. Group by
     ``latency_bucket`` (``rollup_trace_hours``) or ``measure`` and ``bucket``
-    (``rollup_observation_buckets``) for histograms (:func:`percentile`). Raises
+    (``rollup_observation_latency``) for histograms (:func:`percentile`). Raises
     ValueError for a name the table does not have.
     """
     filters = filters or {}
