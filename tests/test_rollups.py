@@ -203,20 +203,7 @@ def _assert_rollups_match(api: Any) -> dict[str, Any]:
     pid = api.project.id
     raw = rt.read_sync(lambda c: _raw(c, pid))
     rolled = rt.read_sync(lambda c: _rolled(c, pid))
-    for table in (
-        "traces",
-        "models",
-        "observations",
-        "buckets",
-        "users",
-        "scores",
-        "model_traces",
-        "totals",
-        "facets",
-        "facet_days",
-        "coarse_traces",
-        "coarse_models",
-    ):
+    for table in ("traces", "models", *_TABLES):
         assert set(rolled[table]) == set(raw[table]), table
         for key, values in raw[table].items():
             assert rolled[table][key] == pytest.approx(values, rel=1e-9, abs=1e-9), key

@@ -97,6 +97,18 @@ LooseKey = tuple[str, str, str, str]
 #: the observation's hour, environment, model, measure, bucket
 BucketKey = tuple[str, str, str, str, int]
 
+#: the values of the facet tables: observations, errors, cost, tokens, and how many
+#: have a cost and a total token count (a sum over none is null, as in SQL)
+_FACET_VALUES = (
+    "observations",
+    "errors",
+    "cost",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "costed",
+    "counted",
+)
 #: table -> (name of its values in :meth:`Contribution.tables`, key columns, value
 #: columns). The fine level first, then the coarse one and the observation-hour one.
 TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -155,30 +167,12 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "rollup_observation_facets": (
         "facets",
         ("hour", "environment", "facet", "value"),
-        (
-            "observations",
-            "errors",
-            "cost",
-            "input_tokens",
-            "output_tokens",
-            "total_tokens",
-            "costed",
-            "counted",
-        ),
+        _FACET_VALUES,
     ),
     "rollup_observation_facet_days": (
         "facet_days",
         ("day", "environment", "facet", "value"),
-        (
-            "observations",
-            "errors",
-            "cost",
-            "input_tokens",
-            "output_tokens",
-            "total_tokens",
-            "costed",
-            "counted",
-        ),
+        _FACET_VALUES,
     ),
     "rollup_observation_latency": (
         "buckets",
