@@ -21,11 +21,13 @@ from lanterna.store.rollups import MIN_LATENCY, PERCENTILE_ERROR
 from test_rollups_property import _step, apply_step
 
 #: Ranges over the property test's data (T0 - 2 h .. T0 + 3 h): partial hours at both
-#: ends, whole hours only, and a range inside one hour.
+#: ends, whole hours only, a range inside one hour, and whole days.
 RANGES = (
     (T0 - timedelta(hours=2, minutes=43, seconds=7), T0 + timedelta(hours=3, minutes=5)),
     (T0 - timedelta(hours=3), T0 + timedelta(hours=4)),
     (T0 + timedelta(minutes=1), T0 + timedelta(minutes=59)),
+    # Whole days (the coarse daily level) with hours and partial hours at both ends.
+    (T0 - timedelta(days=2, minutes=17), T0 + timedelta(days=1, hours=3, minutes=1)),
 )
 _ALL_SUMS = [
     {"measure": "count", "aggregation": "count"},
@@ -40,6 +42,16 @@ _ALL_SUMS = [
     {"measure": "latency", "aggregation": "count"},
     {"measure": "latency", "aggregation": "avg"},
 ]
+_OBSERVATION_SUMS = [
+    {"measure": m, "aggregation": a}
+    for m, a in (("count", "count"), ("count", "sum"), ("errorCount", "sum"),
+                 ("errorCount", "avg"), ("errorRate", "avg"), ("totalCost", "sum"),
+                 ("totalTokens", "sum"))
+]  # fmt: skip
+_DURATIONS = [
+    {"measure": m, "aggregation": a}
+    for m in ("latency", "timeToFirstToken") for a in ("sum", "count", "avg")
+]  # fmt: skip
 _SCORE_METRICS = [
     {"measure": m, "aggregation": a} for m in ("count", "value") for a in ("count", "sum", "avg")
 ]
@@ -85,6 +97,22 @@ PLANNED: tuple[dict[str, Any], ...] = (
      "dimensions": [{"field": "environment"}],
      "filters": [{"column": "environment", "operator": "=", "value": "dev", "type": "string"}],
      "orderBy": [{"field": "environment", "direction": "desc"}]},
+    # Observations (v2): the rollups timed by the observation's own hour.
+    {"view": "observations", "metrics": _OBSERVATION_SUMS + _DURATIONS,
+     "dimensions": [{"field": "providedModelName"}]},
+    {"view": "observations", "metrics": _OBSERVATION_SUMS,
+     "dimensions": [{"field": "name"}, {"field": "environment"}],
+     "timeDimension": {"granularity": "hour"}},
+    {"view": "observations", "metrics": _OBSERVATION_SUMS + _DURATIONS,
+     "timeDimension": {"granularity": "day"},
+     "filters": [{"column": "providedModelName", "operator": "any of",
+                  "value": ["acme-prop-model"], "type": "stringOptions"}]},
+    {"view": "observations", "metrics": [{"measure": "count", "aggregation": "count"}],
+     "dimensions": [{"field": "traceName"}],
+     "filters": [{"column": "level", "operator": "=", "value": "ERROR", "type": "string"}]},
+    {"view": "observations", "metrics": [{"measure": "totalTokens", "aggregation": "sum"}],
+     "dimensions": [{"field": "providedModelName"}], "timeDimension": {"granularity": "week"},
+     "orderBy": [{"field": "sum_totalTokens", "direction": "desc"}]},
 )  # fmt: skip
 
 
@@ -127,11 +155,12 @@ def _assert_planned_equals_raw(rt: Any, pid: str) -> None:
 
 
 def _assert_percentiles_within_bound(rt: Any, pid: str) -> None:
-    """Approximate p50/p95/p99 of trace latency are within PERCENTILE_ERROR of the
-    nearest-rank value of the raw latencies."""
-    for start, end in RANGES:
+    """Approximate p50/p95/p99 of trace and observation latency are within
+    PERCENTILE_ERROR of the nearest-rank value of the raw latencies."""
+    for (start, end), view in ((r, v) for r in RANGES for v in ("traces", "observations")):
         body = {
-            "metrics": [{"measure": "latency", "aggregation": a} for a in ("p50", "p95", "p99")]
+            "view": view,
+            "metrics": [{"measure": "latency", "aggregation": a} for a in ("p50", "p95", "p99")],
         }
         query = _query(body, start, end)
         assert explain(query).path == "raw"  # exact percentiles unless asked otherwise
@@ -155,7 +184,10 @@ def _latencies(conn: Any, pid: str, query: Any) -> list[float]:
         conn,
         pid,
         _query(
-            {"metrics": [{"measure": "latency", "aggregation": "histogram"}]},
+            {
+                "view": query.view.name,
+                "metrics": [{"measure": "latency", "aggregation": "histogram"}],
+            },
             query.start,
             query.end,
         ),
@@ -212,14 +244,33 @@ def test_explain_names_the_path(body, approximate, path):
     assert plan.reason if path == "raw" else plan.tables
 
 
-def test_observation_views_are_answered_from_raw_rows():
-    query = parse_query(
-        {"view": "observations", "metrics": [{"measure": "totalCost", "aggregation": "sum"}],
-         "fromTimestamp": iso(T0), "toTimestamp": iso(T0 + timedelta(days=1))},
-        version=2,
-    )  # fmt: skip
-    assert explain(query).path == "raw"
-    assert "start" in explain(query).reason or "hour" in explain(query).reason
+def test_observation_views_take_the_observation_rollups_where_they_hold_the_answer():
+    def plan(**body: Any) -> Any:
+        query = parse_query(
+            {"view": "observations", "fromTimestamp": iso(T0),
+             "toTimestamp": iso(T0 + timedelta(days=1)), **body},
+            version=2,
+        )  # fmt: skip
+        return explain(query), explain(query, approximate=True)
+
+    cost = [{"measure": "totalCost", "aggregation": "sum"}]
+    p95 = [{"measure": "latency", "aggregation": "p95"}]
+    exact, _ = plan(metrics=cost)
+    assert exact.path == "rollup" and exact.tables == ("rollup_observation_facets",)
+    exact, approximate = plan(metrics=p95, dimensions=[{"field": "providedModelName"}])
+    assert exact.path == "raw" and approximate.path == "rollup"
+    assert "rollup_observation_latency" in approximate.tables
+    by_name, _ = plan(metrics=p95, dimensions=[{"field": "name"}])
+    assert by_name.path == "raw"
+    two, _ = plan(metrics=cost, dimensions=[{"field": "name"}, {"field": "traceName"}])
+    assert two.path == "raw" and "one of" in two.reason
+    typed, _ = plan(metrics=cost, dimensions=[{"field": "type"}])
+    assert typed.path == "raw" and "type" in typed.reason
+    level = [{"column": "level", "operator": "=", "value": "ERROR", "type": "string"}]
+    errors, _ = plan(metrics=[{"measure": "count", "aggregation": "count"}], filters=level)
+    assert errors.path == "rollup"
+    errors, _ = plan(metrics=cost, filters=level)
+    assert errors.path == "raw" and "ERROR" in errors.reason
 
 
 def test_the_rollup_path_is_the_one_taken(api, db_url):

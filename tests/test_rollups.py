@@ -13,9 +13,9 @@ import pytest
 
 from helpers import T0, event, ingest, iso
 from lanterna.analytics import metrics
-from lanterna.store import rollups
+from lanterna.store import rollup_build, rollups
 from lanterna.store.db import Database
-from lanterna.store.migrations import migrate
+from lanterna.store.migrations import m0018_coarse_rollups, migrate
 from lanterna.store.recompute import recompute
 
 
@@ -35,6 +35,10 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
         "buckets": defaultdict(lambda: [0, 0.0]),
         "users": defaultdict(lambda: [0, 0, 0, 0, 0.0, 0, 0, 0]),
         "model_traces": defaultdict(lambda: [0]),
+        "facets": defaultdict(lambda: [0, 0, 0.0, 0, 0, 0, 0, 0]),
+        "facet_days": defaultdict(lambda: [0, 0, 0.0, 0, 0, 0, 0, 0]),
+        "coarse_traces": defaultdict(lambda: [0, 0, 0.0]),
+        "coarse_models": defaultdict(lambda: [0, 0, 0, 0.0, 0, 0, 0]),
     }
     for tid, t in traces.items():
         hour = d.ts_out(t["timestamp"])[:13]
@@ -81,13 +85,47 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
             w[1] += int(o["level"] == "ERROR")
             for j, x in enumerate(usage):
                 w[2 + j] += x
-            began = d.ts_parse(o["start_time"])
-            for measure, col in (("latency", "end_time"), ("ttft", "completion_start_time")):
-                if o[col] is not None:
-                    seconds = (d.ts_parse(o[col]) - began).total_seconds()
-                    h = out["buckets"][(*key, measure, rollups.bucket(seconds))]
-                    h[0] += 1
-                    h[1] += seconds
+    # Timed by the observation's own hour and environment (those of traces not
+    # stored too, under trace name ''): facets and latency histograms.
+    for o in (o for mine in obs.values() for o in mine):
+        t = traces.get(o["trace_id"])
+        own = (d.ts_out(o["start_time"])[:13], o["environment"])
+        usage = [
+            1,
+            int(o["level"] == "ERROR"),
+            float(o["total_cost"] or 0),
+            int(o["usage_input"] or 0),
+            int(o["usage_output"] or 0),
+            int(o["usage_total"] or 0),
+            int(o["total_cost"] is not None),
+            int(o["usage_total"] is not None),
+        ]
+        tname = (t["name"] or "") if t is not None else ""
+        for facet, value in (("model", o["model"]), ("name", o["name"]), ("trace_name", tname)):
+            f = out["facets"][(*own, facet, value or "")]
+            for j, x in enumerate(usage):
+                f[j] += x
+        began = d.ts_parse(o["start_time"])
+        for measure, col in (("latency", "end_time"), ("ttft", "completion_start_time")):
+            if o[col] is not None:
+                seconds = (d.ts_parse(o[col]) - began).total_seconds()
+                h = out["buckets"][(*own, o["model"] or "", measure, rollups.bucket(seconds))]
+                h[0] += 1
+                h[1] += seconds
+    for (hour, env, facet, value), v in out["facets"].items():
+        f = out["facet_days"][(hour[:10], env, facet, value)]
+        for j, x in enumerate(v):
+            f[j] += x
+    for (hour, env, _, b), v in out["traces"].items():
+        c = out["coarse_traces"][(hour[:10], env, b)]
+        for j, x in enumerate(v):
+            c[j] += x
+    for (hour, env, _, model), v in out["model_traces"].items():
+        out["coarse_models"][(hour[:10], env, model)][0] += v[0]
+    for (hour, env, _, _, model), v in out["observations"].items():
+        m = out["coarse_models"][(hour[:10], env, model)]
+        for j, x in enumerate(v):
+            m[1 + j] += x
     totals = {
         (tid, t["user_id"], t["session_id"], t["name"]): [
             len(obs.get(tid, [])),
@@ -109,7 +147,18 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
     return {**{k: dict(v) for k, v in out.items()}, "totals": totals}
 
 
-_TABLES = ("observations", "buckets", "users", "scores", "model_traces", "totals")
+_TABLES = (
+    "observations",
+    "buckets",
+    "users",
+    "scores",
+    "model_traces",
+    "totals",
+    "facets",
+    "facet_days",
+    "coarse_traces",
+    "coarse_models",
+)
 
 
 def _rolled(conn: Any, project_id: str) -> dict[str, Any]:
@@ -125,15 +174,19 @@ def _rolled(conn: Any, project_id: str) -> dict[str, Any]:
     for attr, table in (
         ("traces", "rollup_trace_hours"),
         ("observations", "rollup_observation_hours"),
-        ("buckets", "rollup_observation_buckets"),
+        ("buckets", "rollup_observation_latency"),
         ("users", "rollup_user_hours"),
         ("scores", "rollup_score_hours"),
         ("model_traces", "rollup_model_traces"),
+        ("facets", "rollup_observation_facets"),
+        ("facet_days", "rollup_observation_facet_days"),
+        ("coarse_traces", "rollup_days"),
+        ("coarse_models", "rollup_model_days"),
     ):
         _, keys, values = rollups.TABLES[table]
         out[attr] = {}
         for r in conn.all(f"SELECT * FROM {table} WHERE project_id = ?", [project_id]):
-            if r[values[0]]:
+            if r[values[0]] or (table == "rollup_model_days" and r["observations"]):
                 key = tuple(r[k] for k in keys)
                 out[attr][key] = [float(r[v]) for v in values]
     models: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0, 0])
@@ -150,16 +203,7 @@ def _assert_rollups_match(api: Any) -> dict[str, Any]:
     pid = api.project.id
     raw = rt.read_sync(lambda c: _raw(c, pid))
     rolled = rt.read_sync(lambda c: _rolled(c, pid))
-    for table in (
-        "traces",
-        "models",
-        "observations",
-        "buckets",
-        "users",
-        "scores",
-        "model_traces",
-        "totals",
-    ):
+    for table in ("traces", "models", *_TABLES):
         assert set(rolled[table]) == set(raw[table]), table
         for key, values in raw[table].items():
             assert rolled[table][key] == pytest.approx(values, rel=1e-9, abs=1e-9), key
@@ -288,6 +332,42 @@ def test_rollups_follow_inserts_updates_and_deletes(api):
     ]
 
 
+def test_migration_0018_builds_its_tables_in_sql_as_the_write_path_does(api):
+    """The coarse and observation-timed tables built set-based by the migration equal
+    what the write path keeps, observations without a stored trace included."""
+    events = [e for i in range(6) for e in _trace(i, 41 * i)]
+    events.append(  # an observation whose trace never arrives, in an hour of its own
+        event(
+            "generation-create",
+            {
+                "id": "lonely",
+                "traceId": "missing",
+                "model": "model-a",
+                "startTime": iso(seconds=5 * 3600),
+                "endTime": iso(seconds=5 * 3600 + 1.5),
+                "usageDetails": {"input": 3, "output": 4},
+            },
+        )
+    )
+    ingest(api, *events)
+    rt = api.app.state.runtime
+    before = rt.read_sync(lambda c: _rolled(c, api.project.id))
+    assert any(k[0] == iso(seconds=5 * 3600)[:13] for k in before["facets"])
+
+    def rebuild(conn: Any) -> None:
+        for table in ("rollup_days", "rollup_model_days", *rollups.OBSERVATION_TIMED):
+            conn.run(f"DELETE FROM {table}")
+        m0018_coarse_rollups.build(conn)
+
+    rt.writer.run_sync(rebuild)
+    after = rt.read_sync(lambda c: _rolled(c, api.project.id))
+    for table in ("facets", "facet_days", "buckets", "coarse_traces", "coarse_models"):
+        assert set(after[table]) == set(before[table]), table
+        for key, values in before[table].items():
+            assert after[table][key] == pytest.approx(values, rel=1e-9, abs=1e-9), key
+    _assert_rollups_match(api)
+
+
 def test_backfill_rebuilds_the_rollups(api):
     ingest(api, *[e for i in range(6) for e in _trace(i, 41 * i)])
     rt = api.app.state.runtime
@@ -296,7 +376,7 @@ def test_backfill_rebuilds_the_rollups(api):
     def rebuild(conn: Any) -> None:
         for table in rollups.TABLES:
             conn.run(f"DELETE FROM {table}")
-        rollups.backfill(conn)
+        rollup_build.backfill(conn)
 
     rt.writer.run_sync(rebuild)
     after = rt.read_sync(lambda c: _rolled(c, api.project.id))
@@ -416,7 +496,8 @@ def test_cost_recompute_moves_the_rollups(api, db_url):
 
 def test_upgrade_from_0011_builds_the_wide_rollups(api, db_url):
     """A database written before 0012 (rollups per environment and model only) gets
-    the wide rollups, equal to the raw rows, when it is migrated."""
+    the wide rollups and (0018) the coarse and observation-timed ones, equal to the
+    raw rows, when it is migrated."""
     events = [e for i in range(5) for e in _trace(i, 30 * i)]
     events.append(event("trace-create", {"id": "t0", "name": "chat", "userId": "u2"}))
     ingest(api, *events)
@@ -426,6 +507,7 @@ def test_upgrade_from_0011_builds_the_wide_rollups(api, db_url):
         for table in rollups.TABLES:
             conn.run(f"DROP TABLE {table}")
         conn.run("ALTER TABLE trace_totals DROP COLUMN name")
+        conn.run("DELETE FROM schema_migrations WHERE name = '0018_coarse_rollups'")
         conn.run(
             "CREATE TABLE rollup_traces (project_id TEXT NOT NULL, hour TEXT NOT NULL,"
             " environment TEXT NOT NULL, latency_bucket INTEGER NOT NULL, traces BIGINT,"
@@ -437,7 +519,7 @@ def test_upgrade_from_0011_builds_the_wide_rollups(api, db_url):
     rt.writer.run_sync(downgrade)
     db = Database(db_url)
     try:
-        assert migrate(db) == ["0012_wide_rollups"]
+        assert migrate(db) == ["0012_wide_rollups", "0018_coarse_rollups"]
     finally:
         db.close()
     raw = _assert_rollups_match(api)

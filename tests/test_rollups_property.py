@@ -202,7 +202,7 @@ def _check_answers(api: Any, raw: dict[str, Any]) -> None:
     for measure, values in _raw_durations(rt, pid).items():
         exact[measure] = sorted(values)
     hist: dict[str, dict[int, int]] = defaultdict(dict)
-    for r in read("rollup_observation_buckets", ("measure", "bucket")):
+    for r in read("rollup_observation_latency", ("measure", "bucket")):
         hist[r["measure"]][int(r["bucket"])] = int(r["observations"])
     for r in read("rollup_trace_hours", ("latency_bucket",)):
         hist["trace"][int(r["latency_bucket"])] = int(r["traces"])
@@ -312,22 +312,24 @@ def _raw_totals(conn: Any, pid: str, start: Any, end: Any) -> dict[str, Any]:
 
 
 def _raw_durations(rt: Any, pid: str) -> dict[str, list[float]]:
-    """Observation latency and time to first token of every observation whose trace is
-    stored, and every trace's latency, from the raw rows."""
+    """Observation latency and time to first token of every observation (the
+    histograms are timed by the observation), and every trace's latency, from the raw
+    rows."""
 
     def read(conn: Any) -> dict[str, list[float]]:
         d = conn.dialect
         out: dict[str, list[float]] = defaultdict(list)
         spans: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
         for o in conn.all(
-            "SELECT o.trace_id, o.start_time, o.end_time, o.completion_start_time"
-            " FROM observations o JOIN traces t ON t.project_id = o.project_id"
-            " AND t.id = o.trace_id WHERE o.project_id = ?",
+            "SELECT o.trace_id, o.start_time, o.end_time, o.completion_start_time,"
+            " t.id AS stored FROM observations o LEFT JOIN traces t"
+            " ON t.project_id = o.project_id AND t.id = o.trace_id WHERE o.project_id = ?",
             [pid],
         ):
             start = d.ts_parse(o["start_time"])
             end = d.ts_parse(o["end_time"])
-            spans[o["trace_id"]].append((start, end or start))
+            if o["stored"] is not None:
+                spans[o["trace_id"]].append((start, end or start))
             if end is not None:
                 out["latency"].append((end - start).total_seconds())
             if o["completion_start_time"] is not None:

@@ -373,7 +373,8 @@ def _days_from_rollups(conn: Conn, scope: Scope) -> dict[str, DayUsage]:
             if r["model"] is not None:
                 _add(models[(r["day"], r["model"])], {**r, "traces": 0}, ("traces", *_SUMS))
         for r in read("rollup_model_traces", ("traces",), "model"):
-            models[(r["day"], r["model"])][0] += int(r["traces"])
+            if r["model"] is not None:  # the coarse level has a row for "no model"
+                models[(r["day"], r["model"])][0] += int(r["traces"])
     by_day: dict[str, list[ModelUsage]] = defaultdict(list)
     for (at, model), v in sorted(models.items()):
         if v[1]:

@@ -1,17 +1,20 @@
-"""Reading the hourly rollups (:mod:`lanterna.store.rollups`): sums and histograms over
-whole UTC hours, grouped by and filtered on the tables' dimensions.
+"""Reading the rollups (:mod:`lanterna.store.rollups`): sums and histograms over whole
+UTC hours, grouped by and filtered on the tables' dimensions, each read from the
+coarsest level that holds the answer (whole days from a daily table, the hours at
+either end from the hourly one: :func:`coarsest`, :func:`split_days`).
 
-For the dashboard's metrics (:mod:`lanterna.analytics.metrics`) and for a metrics
+For the dashboard's metrics (:mod:`lanterna.analytics.metrics`) and for the metrics
 query planner. A planner answers a query from the rollups when
 
-1. its time range is on the *trace's* timestamp (every rollup is keyed by the hour of
-   its trace's timestamp; observations count in their trace's hour),
+1. its time range is on the time a table is keyed by (the *trace's* timestamp for the
+   trace-timed tables, the observation's start for ``rollup_observation_facets`` and
+   ``rollup_observation_latency``, the score's timestamp for ``rollup_score_hours``),
 2. every dimension it groups by and every filter it applies is an equality (or
    "one of") on dimensions of one table (:data:`DIMENSIONS`, :func:`covers`), and
 3. its measures are sums of that table's values (:data:`MEASURES`), or percentiles
-   and histograms of a bucketed measure (latency: ``rollup_trace_hours`` by
+   and histograms of a bucketed measure (trace latency: ``rollup_trace_hours`` by
    ``latency_bucket``; observation latency and time to first token:
-   ``rollup_observation_buckets`` by ``measure`` and ``bucket``); a percentile read
+   ``rollup_observation_latency`` by ``measure`` and ``bucket``); a percentile read
    from buckets is within :data:`~lanterna.store.rollups.PERCENTILE_ERROR` of the
    exact value (:func:`percentile`).
 
@@ -37,20 +40,51 @@ from .rollups import NO_LATENCY, TABLES, middle
 
 #: table -> the dimensions it can group by and filter on (besides ``hour``/``day``)
 DIMENSIONS: dict[str, tuple[str, ...]] = {
-    table: tuple(k for k in keys if k != "hour") for table, (_, keys, _) in TABLES.items()
+    table: tuple(k for k in keys if k not in ("hour", "day"))
+    for table, (_, keys, _) in TABLES.items()
 }
 #: table -> the values it sums
 MEASURES: dict[str, tuple[str, ...]] = {table: values for table, (_, _, values) in TABLES.items()}
 #: the time dimensions :func:`read` can group by: hour (``YYYY-MM-DDTHH``) and day
 #: (``YYYY-MM-DD``), both UTC
 TIME = {"hour": "hour", "day": "substr(hour, 1, 10)"}
-_TEXT = {"environment", "trace_name", "name", "model", "user_id", "measure"}
+_TEXT = {"environment", "trace_name", "name", "model", "user_id", "measure", "value"}
+#: the tables keyed by UTC day (``day``, ``YYYY-MM-DD``) instead of hour
+DAILY = {"rollup_days", "rollup_model_days", "rollup_observation_facet_days"}
+#: the time dimensions of a daily table
+DAY_TIME = {"day": "day"}
+#: fine table -> the coarse (daily) one that answers the same sums when a query names
+#: none of the dimensions the coarse one leaves out (trace and observation names) and
+#: groups by day or not by time: whole days from it, the hours at either end from the
+#: fine one
+COARSER = {
+    "rollup_trace_hours": "rollup_days",
+    "rollup_observation_hours": "rollup_model_days",
+    "rollup_model_traces": "rollup_model_days",
+    "rollup_observation_facets": "rollup_observation_facet_days",
+}
+
+
+def coarsest(
+    table: str, measures: Sequence[str], dimensions: Sequence[str], filters: Sequence[str] = ()
+) -> str:
+    """The coarsest level of ``table`` that groups by ``dimensions``, filters on
+    ``filters`` and sums ``measures``: ``table`` itself or its :data:`COARSER` one
+    (about a hundredth of the rows when names vary, as they do)."""
+    coarse = COARSER.get(table)
+    if (
+        coarse is not None
+        and covers(coarse, dimensions, filters)
+        and set(measures) <= set(MEASURES[coarse])
+    ):
+        return coarse
+    return table
 
 
 def covers(table: str, dimensions: Sequence[str], filters: Sequence[str] = ()) -> bool:
     """True when ``table`` can group by ``dimensions`` and filter on ``filters``
-    (names of dimensions: its own, ``hour`` and ``day``)."""
-    have = set(DIMENSIONS[table]) | set(TIME)
+    (names of dimensions: its own, ``hour`` and ``day``; a daily table: not ``hour``)."""
+    have = set(DIMENSIONS[table]) | set(DAY_TIME if table in DAILY else TIME)
     return set(dimensions) <= have and set(filters) <= have
 
 
@@ -85,12 +119,13 @@ def read(
 ) -> list[dict[str, Any]]:
     """``SUM`` of each of ``measures`` of ``table``, grouped by ``group_by``, over the
     whole UTC hours ``[first, last)`` of one project, where each dimension named in
-    ``filters`` is one of the values given.
+    ``filters`` is one of the values given; read from the :func:`coarsest` level
+    that holds them.
 
     Each row holds the ``group_by`` columns (``hour``/``day`` labels, dimension values
     with ``None`` for ``''``) and the sums under the measures' names. Group by
     ``latency_bucket`` (``rollup_trace_hours``) or ``measure`` and ``bucket``
-    (``rollup_observation_buckets``) for histograms (:func:`percentile`). Raises
+    (``rollup_observation_latency``) for histograms (:func:`percentile`). Raises
     ValueError for a name the table does not have.
     """
     filters = filters or {}
@@ -99,28 +134,78 @@ def read(
     unknown = set(measures) - set(MEASURES[table])
     if unknown:
         raise ValueError(f"{table} has no measure {sorted(unknown)}")
-    where = ["project_id = ?", "hour >= ?", "hour < ?"]
-    params: list[Any] = [project_id, _label(first), _label(last)]
+    coarse = coarsest(table, measures, group_by, list(filters))
+    days, edges = split_days(first, last) if coarse != table else (None, [(first, last)])
+    parts: list[tuple[str, str, str]] = [(table, _label(a), _label(b)) for a, b in edges]
+    if days is not None:
+        parts.append((coarse, days[0].date().isoformat(), days[1].date().isoformat()))
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for name, low, high in parts:
+        for r in _select(conn, name, project_id, low, high, measures, group_by, filters):
+            key = tuple(r[g] for g in group_by)
+            have = out.get(key)
+            if have is None:
+                out[key] = r
+            else:  # a group in whole days and in the hours at either end
+                for m in measures:
+                    have[m] += r[m]
+    rows = list(out.values())
+    for r in rows:
+        for g in group_by:
+            if g in _TEXT and r[g] == "":
+                r[g] = None
+    return rows
+
+
+def _select(
+    conn: Conn,
+    table: str,
+    project_id: str,
+    low: str,
+    high: str,
+    measures: Sequence[str],
+    group_by: Sequence[str],
+    filters: Mapping[str, Sequence[Any]],
+) -> list[dict[str, Any]]:
+    """One table's sums over ``[low, high)`` (hour labels, or day labels for a table
+    keyed by day)."""
+    time = DAY_TIME if table in DAILY else TIME
+    column = "day" if table in DAILY else "hour"
+    where = ["project_id = ?", f"{column} >= ?", f"{column} < ?"]
+    params: list[Any] = [project_id, low, high]
     for dim, values in filters.items():
         values = ["" if v is None and dim in _TEXT else v for v in values]
         if not values:
             where.append("1 = 0")
             continue
-        where.append(f"{TIME.get(dim, dim)} IN ({', '.join('?' * len(values))})")
+        where.append(f"{time.get(dim, dim)} IN ({', '.join('?' * len(values))})")
         params.extend(values)
-    cols = [f"{TIME.get(g, g)} AS {g}" for g in group_by]
+    cols = [f"{time.get(g, g)} AS {g}" for g in group_by]
     sums = [f"SUM({m}) AS {m}" for m in measures]
     sql = f"SELECT {', '.join([*cols, *sums])} FROM {table} WHERE {' AND '.join(where)}"
     if group_by:
-        sql += f" GROUP BY {', '.join(TIME.get(g, g) for g in group_by)}"
+        sql += f" GROUP BY {', '.join(time.get(g, g) for g in group_by)}"
     rows = conn.all(sql, params)
     for r in rows:
-        for g in group_by:
-            if g in _TEXT and r[g] == "":
-                r[g] = None
         for m in measures:
             r[m] = r[m] or 0
     return rows
+
+
+def split_days(
+    first: datetime, last: datetime
+) -> tuple[tuple[datetime, datetime] | None, list[tuple[datetime, datetime]]]:
+    """Whole UTC hours ``[first, last)`` split into the whole UTC days inside them
+    (None when there are none) and the hours at either end (empty ones left out)."""
+    first = first.astimezone(timezone.utc)
+    last = last.astimezone(timezone.utc)
+    d0 = first.replace(hour=0)
+    if d0 < first:
+        d0 += timedelta(days=1)
+    d1 = last.replace(hour=0)
+    if d0 >= d1:
+        return None, [(first, last)]
+    return (d0, d1), [(a, b) for a, b in ((first, d0), (d1, last)) if a < b]
 
 
 def _label(at: datetime) -> str:

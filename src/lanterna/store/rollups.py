@@ -1,26 +1,23 @@
-"""Hourly rollups of traces, observations and users, so that metrics never scan raw rows.
+"""Rollups of traces, observations and users, so that metrics never scan raw rows
+(:data:`TABLES`; docs/metrics.md has the table of levels). ``''`` stands for "none" in
+text keys; hours are ``YYYY-MM-DDTHH`` and days ``YYYY-MM-DD`` text, UTC, the same
+labels on both backends.
 
-Every table is keyed by project, the UTC hour of the *trace's* ``timestamp``
-(``YYYY-MM-DDTHH`` text, the same label on both backends) and the trace's environment;
-a trace's observations count in its trace's hour. ``''`` stands for "none" in text keys.
-
-- ``rollup_trace_hours`` per trace name and trace latency bucket: traces, traces with an
-  ERROR observation, summed latency. Bucket :data:`NO_LATENCY` holds traces without
-  observations; the others are log-spaced (:func:`bucket`).
-- ``rollup_observation_hours`` per trace name, observation name and model:
-  observations, ERROR observations, cost, input/output/total tokens.
-- ``rollup_observation_buckets`` per trace name, observation name, model, measure
-  (``latency``: end - start of observations with an end time; ``ttft``:
-  completion start - start of those with one) and log-spaced bucket: count and sum of
-  seconds. Percentiles read from them are within :data:`PERCENTILE_ERROR`.
-- ``rollup_model_traces`` per trace name and model (not ``''``): traces with at least
-  one observation of that model (what a count of distinct traces per model needs).
-- ``rollup_user_hours`` per user (traces without a user are not in it): traces, traces
-  with observations, traces with an ERROR observation, observations, cost and tokens.
-- ``rollup_score_hours``, keyed by the *score's* hour and environment, per score name
-  and data type (NUMERIC and BOOLEAN scores with a value): count and sum of values.
-  Scores are kept as deltas too: the write path subtracts a batch's stored scores
-  and adds them as written; deletes (of a score, of traces) subtract them first.
+- Keyed by the UTC hour of the *trace's* ``timestamp`` and the trace's environment
+  (a trace's observations count in its trace's hour): ``rollup_trace_hours`` (trace
+  name, latency bucket; :data:`NO_LATENCY` holds traces without observations),
+  ``rollup_observation_hours`` (trace name, observation name, model),
+  ``rollup_model_traces`` (traces with an observation of a model, not ``''``),
+  ``rollup_user_hours`` (traces with a user). The coarse level sums them by *day*
+  without the names: ``rollup_days`` and ``rollup_model_days``.
+- Keyed by the *observation's* own hour (or day) and environment:
+  ``rollup_observation_facets`` / ``_facet_days`` (each observation once under its
+  model, its name and its trace's name; observations of traces not stored count with
+  trace name ``''``), ``rollup_observation_latency`` (latency and time to first token
+  per model and log-spaced bucket: percentiles within :data:`PERCENTILE_ERROR`).
+- ``rollup_score_hours``, keyed by the *score's* hour and environment: count and sum of
+  NUMERIC and BOOLEAN values per name; the write path subtracts a batch's stored
+  scores and adds them as written; deletes subtract them first.
 
 Users: an hourly user rollup, not ``trace_totals`` with a user index. Its key leads
 with the hour, so a batch's upserts land in the few index pages of the current hour
@@ -61,7 +58,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from ..timeutil import format_ts
@@ -80,19 +77,40 @@ MIN_LATENCY = 0.001
 PERCENTILE_ERROR = math.exp(0.5 / K) - 1
 #: The latency bucket of traces without observations (they have no latency).
 NO_LATENCY = -1_000_000
-#: Measures of ``rollup_observation_buckets``.
+#: Measures of ``rollup_observation_latency``.
 LATENCY, TTFT = "latency", "ttft"
+#: Facets of ``rollup_observation_facets``: what an observation is counted under.
+FACETS = ("model", "name", "trace_name")
 _CHUNK = 500
 
 # Keys (after the project): the dimensions of each table, in primary-key order.
 TraceKey = tuple[str, str, str, int]  # hour, environment, trace name, latency bucket
 ObservationKey = tuple[str, str, str, str, str]  # hour, env, trace name, name, model
-BucketKey = tuple[str, str, str, str, str, str, int]  # ... model, measure, bucket
 UserKey = tuple[str, str, str]  # hour, environment, user
 ModelKey = tuple[str, str, str, str]  # hour, environment, trace name, model
 ScoreKey = tuple[str, str, str, str]  # hour (of the score), environment, name, data type
+#: trace hour, trace environment, trace name, name, model, the observation's own hour
+#: and environment: what every observation table is summed from
+WideKey = tuple[str, str, str, str, str, str, str]
+#: an observation without a stored trace: its hour, environment, name, model
+LooseKey = tuple[str, str, str, str]
+#: the observation's hour, environment, model, measure, bucket
+BucketKey = tuple[str, str, str, str, int]
 
-#: table -> (attribute of :class:`Contribution`, key columns, value columns)
+#: the values of the facet tables: observations, errors, cost, tokens, and how many
+#: have a cost and a total token count (a sum over none is null, as in SQL)
+_FACET_VALUES = (
+    "observations",
+    "errors",
+    "cost",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "costed",
+    "counted",
+)
+#: table -> (name of its values in :meth:`Contribution.tables`, key columns, value
+#: columns). The fine level first, then the coarse one and the observation-hour one.
 TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "rollup_trace_hours": (
         "traces",
@@ -103,11 +121,6 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "observations",
         ("hour", "environment", "trace_name", "name", "model"),
         ("observations", "errors", "cost", "input_tokens", "output_tokens", "total_tokens"),
-    ),
-    "rollup_observation_buckets": (
-        "buckets",
-        ("hour", "environment", "trace_name", "name", "model", "measure", "bucket"),
-        ("observations", "seconds"),
     ),
     "rollup_user_hours": (
         "users",
@@ -133,7 +146,47 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("hour", "environment", "name", "data_type"),
         ("scores", "value_sum"),
     ),
+    "rollup_days": (
+        "coarse_traces",
+        ("day", "environment", "latency_bucket"),
+        ("traces", "errors", "latency_sum"),
+    ),
+    "rollup_model_days": (
+        "coarse_models",
+        ("day", "environment", "model"),
+        (
+            "traces",
+            "observations",
+            "errors",
+            "cost",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+        ),
+    ),
+    "rollup_observation_facets": (
+        "facets",
+        ("hour", "environment", "facet", "value"),
+        _FACET_VALUES,
+    ),
+    "rollup_observation_facet_days": (
+        "facet_days",
+        ("day", "environment", "facet", "value"),
+        _FACET_VALUES,
+    ),
+    "rollup_observation_latency": (
+        "buckets",
+        ("hour", "environment", "model", "measure", "bucket"),
+        ("observations", "seconds"),
+    ),
 }
+#: the tables keyed by the *observation's* hour and environment (the others: the
+#: trace's; scores: the score's)
+OBSERVATION_TIMED = (
+    "rollup_observation_facets",
+    "rollup_observation_facet_days",
+    "rollup_observation_latency",
+)
 #: the score data types with a numeric value (BOOLEAN as 0/1), the ones rolled up
 NUMERIC_SCORES = ("NUMERIC", "BOOLEAN")
 
@@ -155,14 +208,38 @@ def _zeros(n: int) -> Callable[[], list[float]]:
     return lambda: [0] * n
 
 
+def _into(
+    into: dict[Any, list[float]], key: Any, values: Sequence[float], at: int = 0, size: int = 0
+) -> None:
+    """Add ``values`` to ``into[key]`` from position ``at`` (a new entry: ``size``
+    zeros, or a copy of ``values``)."""
+    have = into.get(key)
+    if have is None:
+        if not at and (not size or size == len(values)):
+            into[key] = list(values)
+            return
+        have = into[key] = [0] * (size or at + len(values))
+    for j, x in enumerate(values, at):
+        have[j] += x
+
+
+_STORED = ("traces", "wide", "loose", "buckets", "users", "model_traces", "scores")
+
+
 class Contribution:
-    """What a set of traces adds to the rollups: values per key of each table, and
-    each trace's ``trace_totals`` row."""
+    """What a set of traces adds to the rollups: values per key of what every table is
+    summed from (:meth:`tables`), and each trace's ``trace_totals`` row.
+
+    Per observation the write path updates one ``wide`` entry (trace hour and
+    environment, trace name, name, model, own hour and environment) and its histogram
+    buckets; the tables that sum over some of those keys (the observation rollup, the
+    coarse model rollup, the facets) are derived per distinct key when written."""
 
     def __init__(self) -> None:
         self.traces: dict[TraceKey, list[float]] = defaultdict(_zeros(3))
-        self.observations: dict[ObservationKey, list[float]] = defaultdict(_zeros(6))
-        self.buckets: dict[BucketKey, list[float]] = defaultdict(_zeros(2))
+        self.wide: dict[WideKey, list[float]] = {}
+        self.loose: dict[LooseKey, list[float]] = {}
+        self.buckets: dict[BucketKey, list[float]] = {}
         self.users: dict[UserKey, list[float]] = defaultdict(_zeros(8))
         self.model_traces: dict[ModelKey, list[float]] = defaultdict(_zeros(1))
         self.scores: dict[ScoreKey, list[float]] = defaultdict(_zeros(2))
@@ -179,66 +256,64 @@ class Contribution:
     ) -> None:
         """Add one trace (a record or row: ``timestamp`` as an aware datetime,
         ``environment``, ``name``, ``user_id``, ``session_id``) with its observations
-        (``name``, ``model``, ``level``, ``total_cost``, ``usage_input``,
-        ``usage_output``, ``usage_total``, and ``start_time``, ``end_time``,
-        ``completion_start_time`` as aware datetimes)."""
+        (``name``, ``model``, ``level``, ``environment``, ``total_cost``,
+        ``usage_input``, ``usage_output``, ``usage_total``, and ``start_time``,
+        ``end_time``, ``completion_start_time`` as aware datetimes)."""
         # The write path's hot loop (every ingested observation): plain locals.
         stamp: datetime = trace["timestamp"]
         hour = format_ts(stamp)[:13]  # the label utc_hour() gives on both backends
         env = trace["environment"]
         tname = trace.get("name") or ""
-        by_key = self.observations
-        buckets = self.buckets
-        log, floor, lowest = math.log, math.floor, MIN_LATENCY
         cost = 0.0
         inputs = outputs = tokens = errors = 0
         first = last = None
         models = set()
-        for o in observations:
-            get = o.get
-            start = o["start_time"]
-            end = get("end_time")
-            if first is None or start < first:
-                first = start
-            stop = end or start
-            if last is None or stop > last:
-                last = stop
-            error = 1 if get("level") == "ERROR" else 0
-            c = get("total_cost")
-            c = float(c) if c else 0.0
-            i = get("usage_input") or 0
-            out = get("usage_output") or 0
-            total = get("usage_total") or 0
-            errors += error
-            cost += c
-            inputs += i
-            outputs += out
-            tokens += total
-            model = get("model") or ""
-            if model:
-                models.add(model)
-            key = (hour, env, tname, get("name") or "", model)
-            v = by_key.get(key)
-            if v is None:
-                by_key[key] = [1, error, c, i, out, total]
-            else:
-                v[0] += 1
-                v[1] += error
-                v[2] += c
-                v[3] += i
-                v[4] += out
-                v[5] += total
-            for measure, at in ((LATENCY, end), (TTFT, get("completion_start_time"))):
-                if at is None:
-                    continue
-                seconds = (at - start).total_seconds()
-                k = (*key, measure, floor(log(seconds if seconds > lowest else lowest) * K))
-                h = buckets.get(k)
-                if h is None:
-                    buckets[k] = [1, seconds]
+        if observations:
+            wide, durations = self.wide, self._durations
+            h0 = datetime.fromisoformat(hour + ":00:00+00:00")
+            h1 = h0 + _HOUR
+            for o in observations:
+                get = o.get
+                start = o["start_time"]
+                end = get("end_time")
+                if first is None or start < first:
+                    first = start
+                stop = end or start
+                if last is None or stop > last:
+                    last = stop
+                error = 1 if get("level") == "ERROR" else 0
+                c = get("total_cost")
+                i = get("usage_input") or 0
+                out = get("usage_output") or 0
+                total = get("usage_total")
+                errors += error
+                inputs += i
+                outputs += out
+                model = get("model") or ""
+                if model:
+                    models.add(model)
+                own = hour if h0 <= start < h1 else format_ts(start)[:13]
+                oenv = get("environment") or env
+                key = (hour, env, tname, get("name") or "", model, own, oenv)
+                costed = 0 if c is None else 1
+                counted = 0 if total is None else 1
+                c = float(c) if c else 0.0
+                total = total or 0
+                cost += c
+                tokens += total
+                v = wide.get(key)
+                if v is None:
+                    wide[key] = [1, error, c, i, out, total, costed, counted]
                 else:
-                    h[0] += 1
-                    h[1] += seconds
+                    v[0] += 1
+                    v[1] += error
+                    v[2] += c
+                    v[3] += i
+                    v[4] += out
+                    v[5] += total
+                    v[6] += costed
+                    v[7] += counted
+                durations(start, end, get("completion_start_time"), own, oenv, model)
         for model in models:
             self.model_traces[(hour, env, tname, model)][0] += 1
         error = 1 if errors else 0
@@ -276,6 +351,46 @@ class Contribution:
             error,
         )
 
+    def _durations(
+        self, start: datetime, end: Any, first_token: Any, hour: str, env: str, model: str
+    ) -> None:
+        buckets = self.buckets
+        log, floor, lowest = math.log, math.floor, MIN_LATENCY
+        for measure, at in ((LATENCY, end), (TTFT, first_token)):
+            if at is None:
+                continue
+            seconds = (at - start).total_seconds()
+            k = (hour, env, model, measure, floor(log(seconds if seconds > lowest else lowest) * K))
+            h = buckets.get(k)
+            if h is None:
+                buckets[k] = [1, seconds]
+            else:
+                h[0] += 1
+                h[1] += seconds
+
+    def add_loose(self, observation: Mapping[str, Any]) -> None:
+        """Add an observation whose trace is not stored: it counts in the tables timed
+        by the observation (under trace name ``''``), not in the trace-timed ones."""
+        get = observation.get
+        start = observation["start_time"]
+        own = format_ts(start)[:13]
+        env = get("environment") or ""
+        model = get("model") or ""
+        c = get("total_cost")
+        total = get("usage_total")
+        values = [
+            1,
+            1 if get("level") == "ERROR" else 0,
+            float(c) if c else 0.0,
+            get("usage_input") or 0,
+            get("usage_output") or 0,
+            total or 0,
+            0 if c is None else 1,
+            0 if total is None else 1,
+        ]
+        _into(self.loose, (own, env, get("name") or "", model), values)
+        self._durations(start, get("end_time"), get("completion_start_time"), own, env, model)
+
     def add_score(self, score: Mapping[str, Any]) -> None:
         """Add one score (a record or row: ``timestamp`` as an aware datetime,
         ``environment``, ``name``, ``data_type``, ``value``); only numeric and boolean
@@ -288,46 +403,90 @@ class Contribution:
         v[0] += 1
         v[1] += float(value)
 
-    def update(self, other: Contribution) -> None:
-        """Add ``other``'s hourly values (of other traces) to this one's (not its
-        ``trace_totals`` rows)."""
-        for attr, _, _ in TABLES.values():
+    def update(self, other: Contribution, *, totals: bool = False) -> None:
+        """Add ``other``'s values (of other traces) to this one's (with ``totals``,
+        its ``trace_totals`` rows too)."""
+        for attr in _STORED:
             into = getattr(self, attr)
             for key, values in getattr(other, attr).items():
-                have = into[key]
-                for j, x in enumerate(values):
-                    have[j] += x
+                _into(into, key, values)
+        if totals:
+            self.totals.update(other.totals)
+
+    def tables(self) -> dict[str, dict[Any, list[float]]]:
+        """Each table's values by key (the names of :data:`TABLES`): the stored ones
+        and those summed from ``wide``, ``loose``, ``traces`` and ``model_traces``."""
+        observations: dict[Any, list[float]] = {}
+        models: dict[Any, list[float]] = {}
+        facets: dict[Any, list[float]] = {}
+        for (hour, env, tname, name, model, own, oenv), v in self.wide.items():
+            _into(observations, (hour, env, tname, name, model), v[:6])
+            _into(models, (hour[:10], env, model), v[:6], 1, 7)
+            _into(facets, (own, oenv, "model", model), v)
+            _into(facets, (own, oenv, "name", name), v)
+            _into(facets, (own, oenv, "trace_name", tname), v)
+        for (own, oenv, name, model), v in self.loose.items():
+            _into(facets, (own, oenv, "model", model), v)
+            _into(facets, (own, oenv, "name", name), v)
+            _into(facets, (own, oenv, "trace_name", ""), v)
+        for (hour, env, _, model), v in self.model_traces.items():
+            _into(models, (hour[:10], env, model), v, 0, 7)
+        coarse: dict[Any, list[float]] = {}
+        for (hour, env, _, b), v in self.traces.items():
+            _into(coarse, (hour[:10], env, b), v)
+        facet_days: dict[Any, list[float]] = {}
+        for (hour, env, facet, value), v in facets.items():
+            _into(facet_days, (hour[:10], env, facet, value), v)
+        return {
+            "traces": self.traces,
+            "observations": observations,
+            "users": self.users,
+            "model_traces": self.model_traces,
+            "scores": self.scores,
+            "coarse_traces": coarse,
+            "coarse_models": models,
+            "facets": facets,
+            "facet_days": facet_days,
+            "buckets": self.buckets,
+        }
+
+
+_HOUR = timedelta(hours=1)
 
 
 class Fresh:
-    """What a trace that is new, with observations that are all new, contributes:
-    computed from its records before the writer runs (see :func:`classify`)."""
+    """A trace that is new, with observations that are all new (see :func:`classify`):
+    its records, from which its values are computed only when the batch's summed
+    values (:func:`fold`) cannot be used as a whole."""
 
-    __slots__ = ("part",)
+    __slots__ = ("dialect", "observations", "trace")
 
     def __init__(
         self, dialect: Dialect, trace: dict[str, Any], observations: list[dict[str, Any]]
     ) -> None:
-        self.part = Contribution()
-        self.part.add_trace(dialect, "", trace, observations)
-
-    @property
-    def totals(self) -> tuple[Any, ...]:
-        """The trace's ``trace_totals`` row."""
-        return self.part.totals[""]
+        self.dialect = dialect
+        self.trace = trace
+        self.observations = observations
 
     def add_to(self, out: Contribution, trace_id: str) -> None:
-        """Add this trace's values to ``out``."""
-        out.update(self.part)
-        out.totals[trace_id] = self.part.totals[""]
+        """Add this trace's values (and ``trace_totals`` row) to ``out``."""
+        out.add_trace(self.dialect, trace_id, self.trace, self.observations)
+
+
+def fold(fresh: Mapping[str, Fresh]) -> Contribution:
+    """What the traces ``fresh`` add, summed into one :class:`Contribution` (with their
+    ``trace_totals`` rows): a batch's common case, computed before the writer runs."""
+    out = Contribution()
+    for trace_id, f in fresh.items():
+        f.add_to(out, trace_id)
+    return out
 
 
 def summed(parts: Iterable[Contribution]) -> Contribution:
-    """The hourly values of ``parts`` added up (no ``trace_totals`` rows): a batch's
-    fresh traces summed before the writer runs, so that it only adds the sum."""
+    """The values of ``parts`` added up, with their ``trace_totals`` rows."""
     out = Contribution()
     for part in parts:
-        out.update(part)
+        out.update(part, totals=True)
     return out
 
 
@@ -339,8 +498,8 @@ def _chunked(ids: Iterable[str], size: int = _CHUNK) -> Iterable[list[str]]:
 
 _TRACE_COLS = "id, timestamp, environment, name, user_id, session_id"
 _OBS_COLS = (
-    "trace_id, name, model, level, total_cost, usage_input, usage_output, usage_total,"
-    " start_time, end_time, completion_start_time"
+    "trace_id, name, model, level, environment, total_cost, usage_input, usage_output,"
+    " usage_total, start_time, end_time, completion_start_time"
 )
 _TIMES = ("start_time", "end_time", "completion_start_time")
 
@@ -356,8 +515,6 @@ def contribution(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contr
         traces = conn.all(
             f"SELECT {_TRACE_COLS} FROM traces WHERE project_id = ? AND id IN ({marks})", params
         )
-        if not traces:
-            continue
         by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for o in conn.all(
             f"SELECT {_OBS_COLS} FROM observations WHERE project_id = ? AND trace_id IN ({marks})",
@@ -368,7 +525,10 @@ def contribution(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contr
             by_trace[o["trace_id"]].append(o)
         for t in traces:
             t["timestamp"] = d.ts_parse(t["timestamp"])
-            out.add_trace(d, t["id"], t, by_trace.get(t["id"], []))
+            out.add_trace(d, t["id"], t, by_trace.pop(t["id"], []))
+        for loose in by_trace.values():  # observations of traces not stored (yet)
+            for o in loose:
+                out.add_loose(o)
     return out
 
 
@@ -429,10 +589,17 @@ def _pg_upsert_sql(table: str) -> tuple[str, tuple[Callable[[Any], Any], ...]]:
 _PG_UPSERTS = {table: _pg_upsert_sql(table) for table in TABLES}
 
 
-def add(conn: Conn, project_id: str, plus: Contribution, minus: Contribution | None = None) -> None:
-    """Add ``plus - minus`` to the project's rollups (keys whose difference is zero are
-    left alone), and make ``trace_totals`` hold ``plus``'s traces (those only in
-    ``minus`` are gone)."""
+def add(
+    conn: Conn,
+    project_id: str,
+    plus: Contribution,
+    minus: Contribution | None = None,
+    *,
+    tables: Iterable[str] = TABLES,
+) -> None:
+    """Add ``plus - minus`` to the project's rollup ``tables`` (keys whose difference
+    is zero are left alone), and make ``trace_totals`` hold ``plus``'s traces (those
+    only in ``minus`` are gone)."""
     old_totals = minus.totals if minus is not None else {}
     changed = [
         [project_id, trace_id, *row]
@@ -448,34 +615,45 @@ def add(conn: Conn, project_id: str, plus: Contribution, minus: Contribution | N
             f" ({', '.join('?' * len(chunk))})",
             [project_id, *chunk],
         )
-    for table, (attr, _, _) in TABLES.items():
-        new: dict[Any, list[float]] = getattr(plus, attr)
-        old: dict[Any, list[float]] = getattr(minus, attr) if minus is not None else {}
-        rows = []
-        for key in sorted(set(new) | set(old)):
-            a = new.get(key)
-            b = old.get(key)
-            if a == b:
-                continue
-            if b is None:
-                delta = a
-            elif a is None:
-                delta = [-x for x in b]
-            else:
-                delta = [x - y for x, y in zip(a, b, strict=True)]
-            rows.append([project_id, *key, *delta])  # type: ignore[misc]
+    news = plus.tables()
+    olds = minus.tables() if minus is not None else {}
+    pg: list[tuple[str, list[Any]]] = []
+    for table in tables:
+        attr = TABLES[table][0]
+        new = news[attr]
+        old = olds.get(attr, {})
+        if not old:  # the common case: nothing to take away
+            rows = [[project_id, *key, *new[key]] for key in sorted(new)]
+        else:
+            rows = []
+            for key in sorted(set(new) | set(old)):
+                a = new.get(key)
+                b = old.get(key)
+                if a == b:
+                    continue
+                if b is None:
+                    delta = a
+                elif a is None:
+                    delta = [-x for x in b]
+                else:
+                    delta = [x - y for x, y in zip(a, b, strict=True)]
+                rows.append([project_id, *key, *delta])  # type: ignore[misc]
         if not rows:
             continue
         if conn.dialect.name == "postgresql":
-            # One short statement binding a column array each (psycopg parses long
-            # multi-row statements anew every time; one pipelined statement per row
-            # costs its Python side about 40 us a row).
             sql, cast = _PG_UPSERTS[table]
             columns = zip(*rows, strict=True)
-            conn.run(sql, [[f(x) for x in col] for f, col in zip(cast, columns, strict=True)])
+            pg.append((sql, [[f(x) for x in col] for f, col in zip(cast, columns, strict=True)]))
         else:
             head, tail = _UPSERTS[table]
             conn.insert(head, rows, tail)
+    if pg:
+        # One statement for every table, each upsert a data-modifying CTE binding a
+        # column array per column: one round trip instead of one per table (psycopg
+        # parses long multi-row statements anew every time; one pipelined statement
+        # per row costs its Python side about 40 us a row).
+        ctes = ", ".join(f"u{i} AS ({sql})" for i, (sql, _) in enumerate(pg))
+        conn.run(f"WITH {ctes} SELECT 1", [p for _, params in pg for p in params])
 
 
 def maintained(conn: Conn, project_id: str, trace_ids: set[str], work: Callable[[], T]) -> T:
@@ -514,37 +692,6 @@ def remove_scores(conn: Conn, project_id: str, column: str, ids: Sequence[str]) 
             gone.add_score(r)
     if gone.scores:
         add(conn, project_id, Contribution(), gone)
-
-
-def backfill(conn: Conn) -> None:
-    """Build the rollups of every stored trace (the migration that adds the tables);
-    they and ``trace_totals`` must be empty."""
-    projects = [
-        r["project_id"] for r in conn.all("SELECT DISTINCT project_id FROM traces ORDER BY 1")
-    ]
-    for project_id in projects:
-        ids = [
-            r["id"]
-            for r in conn.all(
-                "SELECT id FROM traces WHERE project_id = ? ORDER BY id", [project_id]
-            )
-        ]
-        total = Contribution()
-        for start in range(0, len(ids), 5000):
-            part = contribution(conn, project_id, ids[start : start + 5000])
-            only = Contribution()  # per-trace rows now; the hourly sums once, below
-            only.totals = part.totals
-            add(conn, project_id, only)
-            total.update(part)
-        add(conn, project_id, total)
-    hour = conn.dialect.utc_hour("timestamp")
-    conn.run(
-        "INSERT INTO rollup_score_hours (project_id, hour, environment, name, data_type,"
-        f" scores, value_sum) SELECT project_id, {hour}, environment, name, data_type,"
-        " COUNT(*), SUM(value) FROM scores WHERE value IS NOT NULL"
-        f" AND data_type IN ({', '.join(repr(t) for t in NUMERIC_SCORES)})"
-        f" GROUP BY project_id, {hour}, environment, name, data_type"
-    )
 
 
 def classify(

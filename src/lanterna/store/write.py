@@ -209,19 +209,22 @@ class PreparedEvents:
         before = rollups.recorded(conn, project_id, other) if other else None
         written, new = self._apply(conn, stored)
         row_counts.add(conn, project_id, new)
-        after = rollups.contribution(conn, project_id, other) if other else rollups.Contribution()
         if self.fresh_sum is not None and len(fresh) == len(self.fresh):
-            after.update(self.fresh_sum)  # the common case: every trace is as prepared
-            for trace_id in fresh:
-                after.totals[trace_id] = self.fresh[trace_id].totals
+            # The common case: every trace is as prepared, summed before the writer ran.
+            # (Never changed in place: the writer may run this unit again.)
+            after = self.fresh_sum
+            if other:
+                after = rollups.summed([after, rollups.contribution(conn, project_id, other)])
         else:
+            after = rollups.contribution(conn, project_id, other)
             for trace_id in fresh:
                 self.fresh[trace_id].add_to(after, trace_id)
         scores = list(self.kinds.get("score", ()))
         if scores:  # the scores as stored before and as written (one more lookup)
             before = before or rollups.Contribution()
             before.update(rollups.scores(stored["score"].values()))
-            after.update(rollups.scores(_load(conn, "score", project_id, scores).values()))
+            now_stored = _load(conn, "score", project_id, scores).values()
+            after = rollups.summed([after, rollups.scores(now_stored)])
         user_totals.apply(conn, project_id, after, before)
         return written
 
@@ -304,7 +307,7 @@ def prepare_events(
         trace_id: rollups.Fresh(conn.dialect, record, by_trace.get(trace_id, []))
         for trace_id, record in traces.items()
     }
-    fresh_sum = rollups.summed(f.part for f in fresh.values())
+    fresh_sum = rollups.fold(fresh)
     return PreparedEvents(project_id, dict(kinds), fresh, fresh_sum)
 
 

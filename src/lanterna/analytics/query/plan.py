@@ -39,6 +39,7 @@ from ...store import rollup_read
 from ...store.db import Conn
 from ...store.filters import Condition
 from ...store.rollups import NO_LATENCY, bucket
+from . import plan_observations
 from .model import TIME_DIMENSION, Metric, Query
 from .run import run_raw
 from .views import PERCENTILES, TRACES
@@ -105,6 +106,9 @@ def explain(query: Query, *, approximate: bool = False) -> Plan:
         return Plan(RAW, reason="the rollups are hourly; granularity minute needs raw rows")
     if query.view.name in _SCORE_VIEWS:
         return _explain_scores(query)
+    if query.view.name == "observations":
+        found = plan_observations.route(query, approximate=approximate)
+        return Plan(ROLLUP, found.tables) if found.tables else Plan(RAW, reason=found.reason)
     if query.view is not TRACES:
         return Plan(RAW, reason=f"view {query.view.name!r} is not timed by the trace's hour")
     filtered: set[str] = set()
@@ -136,7 +140,23 @@ def explain(query: Query, *, approximate: bool = False) -> Plan:
     tables = ["rollup_trace_hours"]
     if measures & {"observationsCount", "totalCost", "totalTokens"}:
         tables.append("rollup_observation_hours")
-    return Plan(ROLLUP, tuple(tables))
+    return Plan(ROLLUP, _levels(query, tables, [_DIMENSIONS[n] for n in names]))
+
+
+def _levels(query: Query, tables: list[str], dims: list[str]) -> tuple[str, ...]:
+    """``tables`` with the coarse (daily) level of each that :func:`rollup_read.read`
+    reads for the whole days of the range, when the query allows it (no name, not
+    by hour), before it."""
+    whole, _ = rollup_read.split_hours(query.start, query.end)
+    days = whole is not None and rollup_read.split_days(*whole)[0] is not None
+    by = [*dims, "hour"] if query.granularity == "hour" else dims
+    out: list[str] = []
+    for table in tables:
+        coarse = rollup_read.coarsest(table, (), by)
+        if days and coarse != table:
+            out.append(coarse)
+        out.append(table)
+    return tuple(out)
 
 
 def _explain_scores(query: Query) -> Plan:
@@ -162,14 +182,7 @@ def _filter_values(cond: Condition, dimensions: dict[str, str] = _DIMENSIONS) ->
     "none" in the rollups, so a filter naming it reads raw rows)."""
     if cond.column not in dimensions:
         return None
-    values: Any = None
-    if cond.type == "string" and cond.operator == "=":
-        values = [cond.value]
-    elif cond.type in ("stringOptions", "categoryOptions") and cond.operator == "any of":
-        values = cond.value
-    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
-        return None
-    return list(values)
+    return plan_observations.filter_values(cond)
 
 
 def run_query(
@@ -187,6 +200,10 @@ def run_query(
     plan = explain(query, approximate=approximate)
     if plan.path == RAW:
         return run_raw(conn, project_id, query, timeout=timeout)
+    if query.view.name == "observations":
+        found = plan_observations.route(query, approximate=approximate)
+        rows = plan_observations.answer(conn, project_id, query, found, timeout, _bucket)
+        return _ordered(query, rows)[: query.row_limit]
     groups: dict[tuple[Any, ...], _Sums] = defaultdict(_Sums)
     whole, partial = rollup_read.split_hours(query.start, query.end)
     with conn.time_limit(timeout):
@@ -310,7 +327,7 @@ def _trace_sums(
     if not percentiles and "observed" in needs:
         for r in read("rollup_trace_hours", ["traces"], by, latency_bucket=[NO_LATENCY]):
             groups[key(r)].observed -= int(r["traces"])
-    if "rollup_observation_hours" in plan.tables:
+    if {"rollup_observation_hours", "rollup_model_days"} & set(plan.tables):
         measures = ["observations", "cost", "total_tokens"]
         for r in read("rollup_observation_hours", measures, by):
             s = groups[key(r)]
@@ -374,14 +391,7 @@ def _bucket(hour: str, granularity: str | None) -> str:
 
 
 def _row(query: Query, key: tuple[Any, ...], s: _Sums) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for name, value in zip(query.dimensions, key, strict=False):
-        row[name] = value
-    if query.granularity:
-        row[TIME_DIMENSION] = key[-1]
-    for metric in query.metrics:
-        row[metric.column] = _value(metric, s)
-    return row
+    return plan_observations.row_of(query, key, lambda metric: _value(metric, s))
 
 
 def _ratio(a: float, b: float) -> float | None:

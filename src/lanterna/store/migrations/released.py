@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..db import Conn
-from ..rollups import backfill
+from ..rollup_build import backfill
 from .sql import ddl, pg_trgm
 
 
