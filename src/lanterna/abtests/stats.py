@@ -227,20 +227,30 @@ def _categorical_compare(s: _Series, c: _Series) -> dict[str, Any]:
     }
 
 
+#: Every key of a comparison and of a summary (absent ones are null in the API).
+_COMPARISON_KEYS = ("difference", "ciLow", "ciHigh", "statistic", "df", "pValue",
+                    "mannWhitneyU", "mannWhitneyP")  # fmt: skip
+_SUMMARY_KEYS = ("mean", "std", "successes", "ciLow", "ciHigh", "categories")
+
+
 def _compare(kind: str, s: _Series, c: _Series, alpha: float) -> dict[str, Any]:
     if kind == "numeric":
-        return _numeric_compare(s, c, alpha)
-    if kind == "boolean":
-        return _boolean_compare(s, c, alpha)
-    return _categorical_compare(s, c)
+        out = _numeric_compare(s, c, alpha)
+    elif kind == "boolean":
+        out = _boolean_compare(s, c, alpha)
+    else:
+        out = _categorical_compare(s, c)
+    return {**dict.fromkeys(_COMPARISON_KEYS), **out}
 
 
 def _summary(kind: str, s: _Series, alpha: float) -> dict[str, Any]:
     if kind == "numeric":
-        return _numeric_summary(s, alpha)
-    if kind == "boolean":
-        return _boolean_summary(s, alpha)
-    return _categorical_summary(s)
+        out = _numeric_summary(s, alpha)
+    elif kind == "boolean":
+        out = _boolean_summary(s, alpha)
+    else:
+        out = _categorical_summary(s)
+    return {**dict.fromkeys(_SUMMARY_KEYS), **out}
 
 
 def holm(p_values: Sequence[float | None], alpha: float) -> list[float | None]:
