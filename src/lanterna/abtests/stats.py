@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -59,6 +59,11 @@ class MetricRows:
     name: str
     kind: str
     rows: list[tuple[str, str, Any, int]] = field(default_factory=list)
+    #: Instead of ``rows``, for a numeric metric with (nearly) as many values as traces
+    #: (cost, latency): per variant and bucket the traces, sum and sum of squares. Welch's
+    #: test depends on n, mean and variance only, so it is exact; Mann-Whitney U and the
+    #: distribution, which need the values, are left out.
+    moments: list[tuple[str, str, int, float, float]] | None = None
 
 
 @dataclass
@@ -112,21 +117,64 @@ class _Series:
         return np.repeat(self.values, self.counts.astype(np.int64))
 
 
-def _split(
-    rows: Iterable[tuple[str, str, Any, int]], variants: Sequence[str], upto: str | None = None
-) -> dict[str, _Series]:
-    grouped: dict[str, dict[Any, int]] = {v: {} for v in variants}
-    for variant, bucket, value, count in rows:
-        if variant in grouped and (upto is None or bucket <= upto):
-            seen = grouped[variant]
-            seen[value] = seen.get(value, 0) + int(count)
-    out = {}
-    for v, seen in grouped.items():
-        keys = sorted(seen)
-        out[v] = _Series(
-            np.array(keys, dtype=object if keys and isinstance(keys[0], str) else float),
-            np.array([seen[k] for k in keys], dtype=float),
+def _columns(metric: MetricRows) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rows as numpy columns (variant, bucket, value, count), made once per metric."""
+    cached = getattr(metric, "_columns", None)
+    if cached is None:
+        rows = metric.rows
+        kind = object if metric.kind == "categorical" else float
+        cached = (
+            np.array([r[0] for r in rows], dtype=object),
+            np.array([r[1] for r in rows], dtype=object),
+            np.array([r[2] for r in rows], dtype=kind),
+            np.array([r[3] for r in rows], dtype=float),
         )
+        metric._columns = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _from_moments(n: float, total: float, squares: float) -> _Series:
+    """Two values with the given count, mean and variance (ddof 1): every statistic that
+    depends on these alone (mean, its interval, Welch's test) is the raw data's."""
+    if n <= 0:
+        return _Series(np.array([], dtype=float), np.array([], dtype=float))
+    mean = total / n
+    if n < 2:
+        return _Series(np.array([mean]), np.array([n], dtype=float))
+    var = max((squares - n * mean * mean) / (n - 1), 0.0)
+    half = math.sqrt(var * (n - 1) / n)
+    return _Series(np.array([mean - half, mean + half]), np.array([n / 2, n / 2]))
+
+
+def _split(
+    metric: MetricRows, variants: Sequence[str], upto: str | None = None
+) -> dict[str, _Series]:
+    """Per variant its distinct values and their counts (up to bucket ``upto``)."""
+    if metric.moments is not None:
+        acc_of: dict[str, list[float]] = {v: [0.0, 0.0, 0.0] for v in variants}
+        for v, b, n, total, squares in metric.moments:
+            if v in acc_of and (upto is None or b <= upto):
+                acc = acc_of[v]
+                acc[0] += n
+                acc[1] += total
+                acc[2] += squares
+        return {v: _from_moments(*acc) for v, acc in acc_of.items()}
+    variant, bucket, value, count = _columns(metric)
+    keep = np.ones(len(variant), dtype=bool) if upto is None else bucket <= upto
+    out = {}
+    for v in variants:
+        mask = keep & (variant == v)
+        if metric.kind == "categorical":
+            keys = sorted(set(value[mask].tolist()))
+            index = {k: i for i, k in enumerate(keys)}
+            sums = np.zeros(len(keys))
+            for k, c in zip(value[mask].tolist(), count[mask].tolist(), strict=True):
+                sums[index[k]] += c
+            out[v] = _Series(np.array(keys, dtype=object), sums)
+            continue
+        distinct, inverse = np.unique(value[mask], return_inverse=True)
+        totals = np.bincount(inverse, weights=count[mask], minlength=len(distinct))
+        out[v] = _Series(distinct, totals)
     return out
 
 
@@ -163,13 +211,13 @@ def _categorical_summary(s: _Series) -> dict[str, Any]:
 # --- against the control -------------------------------------------------------------
 
 
-def _numeric_compare(s: _Series, c: _Series, alpha: float) -> dict[str, Any]:
+def _numeric_compare(s: _Series, c: _Series, alpha: float, robust: bool = True) -> dict[str, Any]:
     if s.n < 2 or c.n < 2:
         return {"test": "welch_t", "difference": None, "pValue": None}
     cm = CompareMeans(s.descr(), c.descr())
     t, p, df = cm.ttest_ind(usevar="unequal")
     low, high = cm.tconfint_diff(alpha=alpha, usevar="unequal")
-    mw = sps.mannwhitneyu(s.expanded(), c.expanded(), alternative="two-sided")
+    mw = sps.mannwhitneyu(s.expanded(), c.expanded(), alternative="two-sided") if robust else None
     return {
         "test": "welch_t",
         "difference": _f(s.descr().mean - c.descr().mean),
@@ -178,8 +226,8 @@ def _numeric_compare(s: _Series, c: _Series, alpha: float) -> dict[str, Any]:
         "statistic": _f(t),
         "df": _f(df),
         "pValue": _f(p),
-        "mannWhitneyU": _f(mw.statistic),
-        "mannWhitneyP": _f(mw.pvalue),
+        "mannWhitneyU": _f(mw.statistic) if mw else None,
+        "mannWhitneyP": _f(mw.pvalue) if mw else None,
     }
 
 
@@ -233,9 +281,11 @@ _COMPARISON_KEYS = ("difference", "ciLow", "ciHigh", "statistic", "df", "pValue"
 _SUMMARY_KEYS = ("mean", "std", "successes", "ciLow", "ciHigh", "categories")
 
 
-def _compare(kind: str, s: _Series, c: _Series, alpha: float) -> dict[str, Any]:
+def _compare(
+    kind: str, s: _Series, c: _Series, alpha: float, robust: bool = True
+) -> dict[str, Any]:
     if kind == "numeric":
-        out = _numeric_compare(s, c, alpha)
+        out = _numeric_compare(s, c, alpha, robust)
     elif kind == "boolean":
         out = _boolean_compare(s, c, alpha)
     else:
@@ -321,8 +371,8 @@ def sample_size(
     return math.ceil(float(needed) / ratio)
 
 
-def _buckets(rows: Sequence[tuple[str, str, Any, int]]) -> list[str]:
-    buckets = sorted({r[1] for r in rows})
+def _buckets(metric: MetricRows) -> list[str]:
+    buckets = sorted({r[1] for r in (metric.moments or metric.rows)})
     if len(buckets) <= MAX_POINTS:
         return buckets
     step = math.ceil(len(buckets) / MAX_POINTS)
@@ -339,13 +389,13 @@ def cumulative(
     if metric.kind == "categorical":
         return []
     out = []
-    for bucket in _buckets(metric.rows):
-        series = _split(metric.rows, variants, upto=bucket)
+    for bucket in _buckets(metric):
+        series = _split(metric, variants, upto=bucket)
         point: dict[str, Any] = {"bucket": bucket, "variants": {}}
         for v in variants:
             if v == control:
                 continue
-            cmp = _compare(metric.kind, series[v], series[control], alpha)
+            cmp = _compare(metric.kind, series[v], series[control], alpha, robust=False)
             point["variants"][v] = {
                 "n": series[v].n,
                 "controlN": series[control].n,
@@ -360,7 +410,9 @@ def cumulative(
 def distribution(metric: MetricRows, variants: Sequence[str]) -> dict[str, Any]:
     """Per variant, the share of traces per value (at most 30 distinct values) or per
     bin of 20 common bins (numeric metrics with more values)."""
-    series = _split(metric.rows, variants)
+    if metric.moments is not None:
+        return {}
+    series = _split(metric, variants)
     if metric.kind != "numeric":
         return {
             v: {"x": [str(x) for x in s.values], "share": list(s.counts / max(s.n, 1))}
@@ -387,10 +439,13 @@ def analyse(
 ) -> dict[str, Any]:
     """One metric: per variant its summary, the comparison against the control (Holm
     adjusted when more than one variant is compared)."""
-    series = _split(metric.rows, variants)
+    series = _split(metric, variants)
     per = {v: _summary(metric.kind, series[v], alpha) for v in variants}
     others = [v for v in variants if v != control]
-    comparisons = {v: _compare(metric.kind, series[v], series[control], alpha) for v in others}
+    robust = metric.moments is None
+    comparisons = {
+        v: _compare(metric.kind, series[v], series[control], alpha, robust) for v in others
+    }
     adjusted = holm([comparisons[v].get("pValue") for v in others], alpha)
     for v, q in zip(others, adjusted, strict=True):
         comparisons[v]["pAdjusted"] = q if len(others) > 1 else comparisons[v].get("pValue")

@@ -170,6 +170,21 @@ def metric_rows(
     """The metric's values per variant and hour, grouped."""
     kind = metric_kind(conn, project_id, metric)
     g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
+    if metric in ("cost", "latency"):  # as many values as traces: sums, not values
+        column = _TRACE_METRICS[metric][0]
+        found = conn.all(
+            f"SELECT g.variant AS variant, g.hour AS hour, COUNT(tt.{column}) AS n,"
+            f" SUM(tt.{column}) AS total, SUM(tt.{column} * tt.{column}) AS squares"
+            f" FROM {g} g JOIN trace_totals tt ON tt.project_id = ? AND tt.trace_id = g.trace_id"
+            f" WHERE tt.{column} IS NOT NULL GROUP BY g.variant, g.hour",
+            [*args, project_id],
+        )
+        moments = [
+            (str(r["variant"]), str(r["hour"]), int(r["n"]), float(r["total"]),
+             float(r["squares"]))
+            for r in found
+        ]  # fmt: skip
+        return stats.MetricRows(metric, kind, [], moments)
     if metric in _TRACE_METRICS:
         column = _TRACE_METRICS[metric][0]
         sql = (
