@@ -153,6 +153,9 @@ def test_a_running_tests_assignment_is_fixed_but_its_description_is_not(api):
                                {"name": "B", "weight": 50, "promptVersion": 2}]}  # fmt: skip
     refused(api.patch(f"{AB}/{name}", json=reweighted), "cannot change while", 409)
     refused(api.patch(f"{AB}/{name}", json={"salt": "new"}), "salt cannot change", 409)
+    same = {"variants": [{"name": "A", "weight": 80, "promptVersion": 1},
+                         {"name": "B", "weight": 20, "promptVersion": 2}]}  # fmt: skip
+    assert ok(api.patch(f"{AB}/{name}", json=same))["state"] == "running"  # unchanged: fine
     assert ok(api.patch(f"{AB}/{name}", json={"description": "v2 adds steps"}))["description"]
     refused(api.post(f"{AB}/{name}/start"), "cannot start an A/B test that is running", 409)
     assert ok(api.post(f"{AB}/{name}/stop"))["state"] == "stopped"

@@ -124,18 +124,19 @@ def _number(value: Any, field: str, low: float, high: float | None = None) -> fl
     return float(value)
 
 
-_FIELDS = {
-    "name",
-    "description",
-    "unit",
-    "variants",
-    "control",
-    "prompt",
-    "primaryMetric",
-    "guardrailMetrics",
-    "minimumDetectableEffect",
-    "alpha",
-    "salt",
+#: The API's name of each stored field (what a body may hold).
+_STORED = {
+    "name": "name",
+    "description": "description",
+    "unit": "unit",
+    "variants": "variants",
+    "control": "control",
+    "prompt": "prompt",
+    "primaryMetric": "primary_metric",
+    "guardrailMetrics": "guardrails",
+    "minimumDetectableEffect": "mde",
+    "alpha": "alpha",
+    "salt": "salt",
 }
 
 
@@ -145,36 +146,12 @@ def check_test(body: Any, before: Mapping[str, Any] | None = None) -> dict[str, 
     assignment would change."""
     if not isinstance(body, Mapping):
         raise AbTestError("the body must be a JSON object")
-    unknown = set(body) - _FIELDS
+    unknown = set(body) - set(_STORED)
     if unknown:
         raise AbTestError(f"unknown field {sorted(unknown)[0]!r}")
-    if before is None:
-        merged: dict[str, Any] = {}
-    else:
-        merged = {
-            "name": before["name"],
-            "description": before["description"],
-            "unit": before["unit"],
-            "variants": before["variants"],
-            "control": before["control"],
-            "prompt": before["prompt"],
-            "primaryMetric": before["primary_metric"],
-            "guardrailMetrics": before["guardrails"],
-            "minimumDetectableEffect": before["mde"],
-            "alpha": before["alpha"],
-            "salt": before["salt"],
-        }
-        if "name" in body and body["name"] != before["name"]:
-            raise AbTestError("name cannot change (the SDK and URLs use it)")
-        if before["state"] != "draft":
-            api = {"variants": "variants", "salt": "salt", "prompt": "prompt", "control": "control"}
-            for key in ASSIGNMENT_FIELDS:
-                if api[key] in body and body[api[key]] != merged[api[key]]:
-                    raise Conflict(
-                        f"{api[key]} cannot change while the A/B test is {before['state']}:"
-                        " changing variants, weights or salt would move users to another"
-                        " variant; create a new A/B test instead"
-                    )
+    merged = {} if before is None else {api: before[col] for api, col in _STORED.items()}
+    if before is not None and "name" in body and body["name"] != before["name"]:
+        raise AbTestError("name cannot change (the SDK and URLs use it)")
     merged.update(body)
     name = _text(merged.get("name"), "name", _NAME)
     if name in RESERVED:
@@ -206,6 +183,15 @@ def check_test(body: Any, before: Mapping[str, Any] | None = None) -> dict[str, 
     guards = [check_metric(g, f"guardrailMetrics[{i}]") for i, g in enumerate(guardrails)]
     salt = merged.get("salt") or secrets.token_hex(8)
     _text(salt, "salt")
+    if before is not None and before["state"] != "draft":
+        now = {"variants": variants, "salt": salt, "prompt": prompt, "control": control}
+        for key in ASSIGNMENT_FIELDS:
+            if now[key] != before[key]:
+                raise Conflict(
+                    f"{key} cannot change while the A/B test is {before['state']}:"
+                    " changing variants, weights or salt would move users to another"
+                    " variant; create a new A/B test instead"
+                )
     return {
         "name": name,
         "description": description,

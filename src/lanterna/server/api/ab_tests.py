@@ -25,7 +25,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import ab_test_json
 from .body import Deleted, json_body, ok, read_json, read_json_object
-from .params import page_of
+from .params import Meta, page_of
 
 router = APIRouter(tags=["AbTests"])
 
@@ -84,15 +84,6 @@ class AbTest(BaseModel):
     startedAt: str | None
     stoppedAt: str | None
     concludedAt: str | None
-
-
-class Meta(BaseModel):
-    """The page of a list."""
-
-    page: int
-    limit: int
-    totalItems: int
-    totalPages: int
 
 
 class AbTestList(BaseModel):
