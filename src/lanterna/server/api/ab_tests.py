@@ -25,7 +25,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import ab_test_json
 from .body import Deleted, json_body, ok, read_json, read_json_object
-from .params import Meta, page_of
+from .params import Meta, PageParam, page_of
 
 router = APIRouter(tags=["AbTests"])
 
@@ -211,7 +211,7 @@ _BODY = json_body(AbTestBody)
 async def list_ab_tests(
     request: Request,
     principal: ProjectKey,
-    page: int | None = None,
+    page: PageParam = None,
     limit: int | None = None,
     state: str | None = None,
 ) -> JSON:
