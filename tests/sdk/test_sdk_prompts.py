@@ -45,6 +45,8 @@ class Proxy:
     def __init__(self, target: str) -> None:
         self.target = target
         self.fetches: list[str] = []
+        #: every GET's path (A/B test fetches among them)
+        self.gets: list[str] = []
         self.status: int | None = None
         self.gate: threading.Event | None = None
         self.lock = threading.Lock()
@@ -53,6 +55,9 @@ class Proxy:
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if self.command == "GET":
+                    with proxy.lock:
+                        proxy.gets.append(self.path)
                 if self.command == "GET" and self.path.startswith("/api/public/v2/prompts/"):
                     with proxy.lock:
                         proxy.fetches.append(self.path)

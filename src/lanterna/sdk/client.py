@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from . import _errors, _state
 from .costs import CostReader
-from .errors import LanternaAPIError
+from .errors import LanternaAPIError, LanternaError
 from .exporter import BatchExporter, HttpSender
 from .fields import OBSERVATION_FIELDS, TRACE_FIELDS, timestamp, to_wire
 from .handles import StatefulObservation, StatefulTrace, score_body
@@ -26,6 +26,7 @@ from .records import Envelope, EventOptions, new_span_id, new_trace_id
 from .transport import SYSTEM_CLOCK, Transport
 
 if TYPE_CHECKING:
+    from .ab_tests import AbTestManager
     from .prompts import Prompt, PromptManager
     from .transport import Clock
 
@@ -242,6 +243,7 @@ class Lanterna:
         self.enabled = bool(on)
         self._clock = clock or SYSTEM_CLOCK
         self._prompt_manager: PromptManager | None = None  # made on first use
+        self._ab_test_manager: AbTestManager | None = None  # made on first use
         self._costs: CostReader | None = None  # made on first use
         self.active = self.enabled
         self.submit = exporter.submit
@@ -513,8 +515,16 @@ class Lanterna:
         fallback: Any = None,
         max_retries: int | None = None,
         fetch_timeout_seconds: float | None = None,
+        ab_test: str | None = None,
+        unit_id: str | None = None,
+        experiment: str | None = None,
     ) -> Prompt:
         """A prompt version: by ``version``, by ``label``, else the one labelled ``production``.
+
+        With ``ab_test`` (or its alias ``experiment``: an A/B test's name) and ``unit_id``
+        (a user or session id), the version or label is the unit's variant's, assigned
+        locally and recorded on the current trace (see :meth:`assign`); when the test
+        cannot be fetched the production version is served and nothing is recorded.
 
         Served from the client's cache while younger than ``cache_ttl_seconds`` (default
         60, or ``LANTERNA_PROMPT_CACHE_TTL_SECONDS``, else
@@ -527,6 +537,15 @@ class Lanterna:
         type. Fetches are retried ``max_retries`` times (default 2, at most 4) and each
         waits at most ``fetch_timeout_seconds`` (default 5).
         """
+        test = ab_test or experiment
+        if test is not None:
+            if version is not None or label is not None:
+                raise ValueError("give an A/B test or a version/label, not both")
+            try:
+                _, entry = self._ab_tests().assign(test, str(unit_id or ""))
+                version, label = entry.get("promptVersion"), entry.get("promptLabel")
+            except LanternaError as exc:
+                _errors.logger.warning("lanterna: A/B test %r: %s; using production", test, exc)
         return self._prompts().get(
             name,
             version,
@@ -537,6 +556,37 @@ class Lanterna:
             max_retries=max_retries,
             fetch_timeout_seconds=fetch_timeout_seconds,
         )
+
+    # --- A/B tests (see lanterna.sdk.ab_tests) ----------------------------------------
+
+    def _ab_tests(self) -> AbTestManager:
+        manager = self._ab_test_manager
+        if manager is None:
+            from .ab_tests import AbTestManager
+
+            with _lock:
+                manager = self._ab_test_manager
+                if manager is None:
+                    manager = AbTestManager(
+                        self.transport, fetch_timeout=min(self.timeout, 5.0), clock=self._clock
+                    )
+                    self._ab_test_manager = manager
+        return manager
+
+    def assign(self, ab_test: str, unit_id: str, *, default: str | None = None) -> str:
+        """The variant of A/B test ``ab_test`` (its name) that unit ``unit_id`` (a user or
+        session id) sees: the same in every process (a hash of the test's id, salt and
+        the unit id, weighted), computed locally once the test's definition is cached.
+        Inside an observed call a running test's assignment is recorded on the trace
+        (metadata ``experiment`` and ``variant``, tag ``ab-test:<name>:<variant>``).
+        When the test cannot be fetched, ``default`` is returned (unrecorded); without
+        it ``AbTestError`` (``lanterna.sdk.ab_tests``) is raised."""
+        try:
+            return self._ab_tests().assign(ab_test, unit_id)[0]
+        except LanternaError:
+            if default is None:
+                raise
+            return default
 
     def create_prompt(
         self,

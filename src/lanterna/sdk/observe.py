@@ -16,7 +16,7 @@ import inspect
 import sys
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
-from contextvars import ContextVar, Token
+from contextvars import Token
 from typing import Any, Literal, TypeVar, overload
 
 from . import _errors, _state
@@ -27,8 +27,9 @@ from .records import Observation, Trace, _rng, new_trace_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The observation of the innermost observed call or block, or None outside any.
-CURRENT: ContextVar[Observation | None] = ContextVar("lanterna_observation", default=None)
+#: The observation of the innermost observed call or block, or None outside any (kept in
+#: ``_state`` so modules the client imports can read it).
+CURRENT = _state.CURRENT
 
 AS_TYPES = (
     "span",

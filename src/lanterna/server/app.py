@@ -12,6 +12,7 @@ from ..alerts.evaluator import ChannelLookup
 from ..cost.builtin import warm_up as warm_up_prices
 from ..store.interface import Store
 from .api import (
+    ab_tests,
     alerts,
     annotation_queues,
     budgets,
@@ -102,5 +103,6 @@ def create_app(
     app.include_router(experiments.router, responses=ERROR_RESPONSES)  # runs, read-only
     for module in (comments, annotation_queues, evaluations):  # evaluation and annotation
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(ab_tests.router, responses=ERROR_RESPONSES)
     mount_ui(app)  # the dashboard under /
     return app

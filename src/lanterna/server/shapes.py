@@ -610,3 +610,29 @@ def alert_event_json(row: dict[str, Any]) -> dict[str, Any]:
         "channelId": row["channel_id"],
         "message": row["message"],
     }
+
+
+def ab_test_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored A/B test (``store.ab_tests``) as the ab-tests API shows it (the SDK
+    assigns from ``id``, ``salt``, ``state``, ``variants``, ``control`` and ``winner``)."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "unit": row["unit"],
+        "state": row["state"],
+        "variants": [dict(v) for v in row["variants"]],
+        "control": row["control"],
+        "winner": row["winner"],
+        "prompt": row["prompt"],
+        "primaryMetric": row["primary_metric"],
+        "guardrailMetrics": list(row["guardrails"]),
+        "minimumDetectableEffect": row["mde"],
+        "alpha": row["alpha"],
+        "salt": row["salt"],
+        "createdAt": format_ts(row["created_at"]),
+        "updatedAt": format_ts(row["updated_at"]),
+        "startedAt": format_ts(row["started_at"]) if row["started_at"] else None,
+        "stoppedAt": format_ts(row["stopped_at"]) if row["stopped_at"] else None,
+        "concludedAt": format_ts(row["concluded_at"]) if row["concluded_at"] else None,
+    }

@@ -29,7 +29,8 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
   ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
   ``models``, ``projects``, ``dashboards``, ``budgets``, ``channels``, ``alerts``,
   ``quotas``, ``lifecycle``, ``audit``, ``masking``, ``backup``, ``datasets``,
-  ``experiments``, ``comments``, ``annotation_queues``, ``evaluations``, ``write``,
+  ``experiments``, ``comments``, ``annotation_queues``, ``evaluations``, ``ab_tests``,
+  ``write``,
   ``rollups``, ``recompute``, ``tables``, ``migrations``.
   ``server/runtime.py`` is the one exception: it builds the server's store and migrates
   its database (it picks the backend).
@@ -56,6 +57,7 @@ from typing import Any, Protocol
 from ..cost.calculate import Pricing
 from ..ingest.events import DomainEvent
 from . import (
+    ab_tests,
     alerts,
     annotation_queues,
     audit,
@@ -86,6 +88,7 @@ from .observations import ObservationQuery
 from .projects import NewKey
 from .prompts import NewPrompt, VersionStats
 from .protocols import (
+    AbTests,
     AnnotationQueues,
     Audit,
     Comments,
@@ -106,6 +109,7 @@ from .writer import Combinable
 
 __all__ = [
     "VALUE_OPERATORS",
+    "AbTests",
     "AlertChannels",
     "AnnotationQueues",
     "Audit",
@@ -583,6 +587,7 @@ class Store(Protocol):
     comments: Comments
     annotations: AnnotationQueues
     evaluations: Evaluations
+    ab_tests: AbTests
 
 
 class SqlStore:
@@ -612,6 +617,7 @@ class SqlStore:
         self.comments: Comments = comments
         self.annotations: AnnotationQueues = annotation_queues
         self.evaluations: Evaluations = evaluations
+        self.ab_tests: AbTests = ab_tests
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

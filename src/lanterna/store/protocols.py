@@ -1,5 +1,5 @@
 """The store's Protocols for the resources beyond the core (lifecycle, audit log, masking,
-datasets and experiments, comments, annotation queues, evaluations), and the row and
+datasets and experiments, comments, annotation queues, evaluations, A/B tests), and the row and
 page types every Protocol uses. ``interface.py`` gathers them into ``Store`` and
 re-exports them: import them from there.
 """
@@ -391,3 +391,32 @@ class Evaluations(Protocol):
     ) -> list[Row]: ...
 
     def run_counts(self, conn: Conn, project_id: str) -> dict[str, dict[str, int]]: ...
+
+
+class AbTests(Protocol):
+    """A/B tests (checked above the store by ``lanterna.abtests.rules``), by name
+    (``store/ab_tests.py``)."""
+
+    def create(self, conn: Conn, project_id: str, fields: dict[str, Any]) -> Row: ...
+
+    def get(self, conn: Conn, project_id: str, name: str) -> Row | None: ...
+
+    def list_all(self, conn: Conn, project_id: str, state: str | None = None) -> list[Row]: ...
+
+    def update(
+        self, conn: Conn, project_id: str, name: str, fields: dict[str, Any]
+    ) -> Row | None: ...
+
+    def set_state(
+        self,
+        conn: Conn,
+        project_id: str,
+        name: str,
+        state: str,
+        at: datetime,
+        winner: str | None = None,
+    ) -> Row | None: ...
+
+    def delete(self, conn: Conn, project_id: str, name: str) -> bool: ...
+
+    def score_exists(self, conn: Conn, project_id: str, name: str) -> bool: ...

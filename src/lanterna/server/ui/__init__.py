@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from .ab_tests_page import router as ab_tests_router
 from .account import router as account_router
 from .alerts_page import router as alerts_router
 from .annotate_page import router as annotate_router
@@ -43,6 +44,7 @@ ROUTERS = (
     budgets_router,
     prompts_router,
     datasets_router,
+    ab_tests_router,
     settings_router,
     channels_router,
     data_router,

@@ -1,0 +1,289 @@
+"""The readout of an A/B test, or of an ad-hoc comparison, over stored traces and scores.
+
+A grouping (:class:`Grouping`) says which traces take part and which variant each is:
+
+- a declared A/B test: traces whose metadata ``experiment`` is the test's name, their
+  variant its metadata ``variant`` (what the SDK's ``assign`` records);
+- ``metadata.KEY``: traces that have the key, by its value (the seed guide's
+  ``metadata.variant``);
+- ``tags``: traces carrying one of the given tags, by the first of them they carry;
+- ``promptVersion``: traces with a generation linked to the prompt, by its version.
+
+Three grouped statements read what the statistics need, so a million traces become a
+few thousand rows: per variant the traces, units (distinct users or sessions; a trace
+without one counts as its own unit), cost, mean latency and errors (``trace_totals``,
+the per-trace totals the write path keeps); per variant, UTC hour and value the number
+of traces (a metric from ``trace_totals``) or scores (a score name) with that value.
+:mod:`lanterna.abtests.stats` turns them into the readout. Each score row of the metric
+is one observation; a trace with two ``user_rating`` scores counts twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..abtests import stats
+from ..abtests.rules import AbTestError
+from ..store.db import Conn
+
+#: Metrics read from ``trace_totals`` (the column and the metric's kind).
+_TRACE_METRICS = {
+    "cost": ("cost", "numeric"),
+    "latency": ("latency", "numeric"),
+    "errorRate": ("error", "boolean"),
+}
+#: The most variants a comparison shows (the most frequent ones).
+MAX_GROUPS = 20
+
+
+@dataclass
+class Grouping:
+    """Which traces take part and the SQL for each one's variant.
+
+    ``kind``: ``abTest`` (``value`` the test name), ``metadata`` (``value`` the key),
+    ``tags`` (``tags`` the tags) or ``promptVersion`` (``value`` the prompt name)."""
+
+    kind: str
+    value: str = ""
+    tags: list[str] = field(default_factory=list)
+
+    def sql(self, conn: Conn) -> tuple[str, list[Any]]:
+        """SQL for a trace's variant (over alias ``t``; NULL when it takes no part)."""
+        d = conn.dialect
+        if self.kind == "abTest":
+            text = d.json_text_at("t.metadata")
+            return (
+                f"(CASE WHEN {text} = ? THEN CAST({d.json_text_at('t.metadata')} AS TEXT) END)",
+                ["experiment", self.value, "variant"],
+            )
+        if self.kind == "metadata":
+            return f"CAST({d.json_text_at('t.metadata')} AS TEXT)", [self.value]
+        if self.kind == "tags":
+            whens = " ".join(f"WHEN {d.json_array_contains('t.tags')} THEN ?" for _ in self.tags)
+            params: list[Any] = []
+            for tag in self.tags:
+                params += [tag, tag]
+            return f"(CASE {whens} END)", params
+        if self.kind == "promptVersion":
+            return (
+                "(SELECT CAST(MIN(o.prompt_version) AS TEXT) FROM observations o"
+                " WHERE o.project_id = t.project_id AND o.trace_id = t.id"
+                " AND o.prompt_name = ?)",
+                [self.value],
+            )
+        raise AbTestError(f"unknown grouping {self.kind!r}")
+
+
+def _traces(
+    conn: Conn,
+    project_id: str,
+    grouping: Grouping,
+    unit: str,
+    from_ts: datetime | None,
+    to_ts: datetime | None,
+) -> tuple[str, list[Any]]:
+    """The participating traces as a sub-select: trace id, hour, variant, unit."""
+    variant, params = grouping.sql(conn)
+    where = ["t.project_id = ?"]
+    args: list[Any] = [*params, project_id]
+    if from_ts is not None:
+        where.append("t.timestamp >= ?")
+        args.append(conn.dialect.ts(from_ts))
+    if to_ts is not None:
+        where.append("t.timestamp < ?")
+        args.append(conn.dialect.ts(to_ts))
+    unit_col = "t.session_id" if unit == "session" else "t.user_id"
+    inner = (
+        f"SELECT t.id AS trace_id, {conn.dialect.utc_hour('t.timestamp')} AS hour,"
+        f" {variant} AS variant, COALESCE({unit_col}, t.id) AS unit"
+        f" FROM traces t WHERE {' AND '.join(where)}"
+    )
+    return f"(SELECT * FROM ({inner}) p WHERE p.variant IS NOT NULL)", args
+
+
+def operational(
+    conn: Conn,
+    project_id: str,
+    grouping: Grouping,
+    unit: str = "user",
+    from_ts: datetime | None = None,
+    to_ts: datetime | None = None,
+) -> stats.Operational:
+    """Per variant: traces, units, total cost, mean latency, errors."""
+    g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
+    rows = conn.all(
+        f"SELECT g.variant AS variant, COUNT(*) AS n, COUNT(DISTINCT g.unit) AS units,"
+        " SUM(tt.cost) AS cost, AVG(tt.latency) AS latency, SUM(tt.error) AS errors"
+        f" FROM {g} g LEFT JOIN trace_totals tt"
+        " ON tt.project_id = ? AND tt.trace_id = g.trace_id GROUP BY g.variant",
+        [*args, project_id],
+    )
+    return stats.Operational(
+        traces={r["variant"]: int(r["n"]) for r in rows},
+        units={r["variant"]: int(r["units"]) for r in rows},
+        cost={r["variant"]: float(r["cost"] or 0.0) for r in rows},
+        latency={r["variant"]: None if r["latency"] is None else float(r["latency"]) for r in rows},
+        errors={r["variant"]: int(r["errors"] or 0) for r in rows},
+    )
+
+
+def score_kind(conn: Conn, project_id: str, name: str) -> str | None:
+    """``numeric``, ``boolean`` or ``categorical`` for a score name (from its config,
+    else from a stored score); None when the project has neither."""
+    row = conn.one(
+        "SELECT data_type FROM score_configs WHERE project_id = ? AND name = ? LIMIT 1",
+        (project_id, name),
+    ) or conn.one(
+        "SELECT data_type FROM scores WHERE project_id = ? AND name = ? LIMIT 1",
+        (project_id, name),
+    )
+    if row is None:
+        return None
+    return {"NUMERIC": "numeric", "BOOLEAN": "boolean"}.get(row["data_type"], "categorical")
+
+
+def metric_kind(conn: Conn, project_id: str, metric: str) -> str:
+    """The kind of a metric; 400 naming it when it is neither a builtin nor a score."""
+    if metric in _TRACE_METRICS:
+        return _TRACE_METRICS[metric][1]
+    kind = score_kind(conn, project_id, metric)
+    if kind is None:
+        raise AbTestError(
+            f"metric {metric!r} does not exist: name a score of this project"
+            " (a score config or a stored score) or one of cost, latency, errorRate"
+        )
+    return kind
+
+
+def metric_rows(
+    conn: Conn,
+    project_id: str,
+    grouping: Grouping,
+    metric: str,
+    unit: str = "user",
+    from_ts: datetime | None = None,
+    to_ts: datetime | None = None,
+) -> stats.MetricRows:
+    """The metric's values per variant and hour, grouped."""
+    kind = metric_kind(conn, project_id, metric)
+    g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
+    if metric in ("cost", "latency"):  # as many values as traces: sums, not values
+        column = _TRACE_METRICS[metric][0]
+        found = conn.all(
+            f"SELECT g.variant AS variant, g.hour AS hour, COUNT(tt.{column}) AS n,"
+            f" SUM(tt.{column}) AS total, SUM(tt.{column} * tt.{column}) AS squares"
+            f" FROM {g} g JOIN trace_totals tt ON tt.project_id = ? AND tt.trace_id = g.trace_id"
+            f" WHERE tt.{column} IS NOT NULL GROUP BY g.variant, g.hour",
+            [*args, project_id],
+        )
+        moments = [
+            (str(r["variant"]), str(r["hour"]), int(r["n"]), float(r["total"]),
+             float(r["squares"]))
+            for r in found
+        ]  # fmt: skip
+        return stats.MetricRows(metric, kind, [], moments)
+    if metric in _TRACE_METRICS:
+        column = _TRACE_METRICS[metric][0]
+        sql = (
+            f"SELECT g.variant AS variant, g.hour AS hour, tt.{column} AS value, COUNT(*) AS n"
+            f" FROM {g} g JOIN trace_totals tt ON tt.project_id = ? AND tt.trace_id = g.trace_id"
+            f" WHERE tt.{column} IS NOT NULL GROUP BY g.variant, g.hour, tt.{column}"
+        )
+        params = [*args, project_id]
+    else:
+        value = "s.string_value" if kind == "categorical" else "s.value"
+        sql = (
+            f"SELECT g.variant AS variant, g.hour AS hour, {value} AS value, COUNT(*) AS n"
+            f" FROM {g} g JOIN scores s ON s.project_id = ? AND s.trace_id = g.trace_id"
+            f" AND s.name = ? WHERE {value} IS NOT NULL GROUP BY g.variant, g.hour, {value}"
+        )
+        params = [*args, project_id, metric]
+    rows = [
+        (
+            str(r["variant"]),
+            str(r["hour"]),
+            str(r["value"]) if kind == "categorical" else float(r["value"]),
+            int(r["n"]),
+        )
+        for r in conn.all(sql, params)
+    ]
+    return stats.MetricRows(metric, kind, rows)
+
+
+def readout(
+    conn: Conn,
+    project_id: str,
+    grouping: Grouping,
+    *,
+    metric: str,
+    guardrails: Sequence[str] = (),
+    variants: Sequence[str] | None = None,
+    control: str | None = None,
+    weights: dict[str, float] | None = None,
+    unit: str = "user",
+    alpha: float = 0.05,
+    mde: float | None = None,
+    from_ts: datetime | None = None,
+    to_ts: datetime | None = None,
+) -> dict[str, Any]:
+    """The whole readout (the API's ``AbTestReadout``): per variant and metric the
+    summaries and comparisons against the control, cost, latency and error rate, the
+    SRM check (with ``weights``), the sample size still needed (with ``mde``), the
+    cumulative effect over time, the metric's distribution and the verdict.
+
+    Without ``variants`` (an ad-hoc comparison) the variants are the groups found, the
+    most frequent first (at most :data:`MAX_GROUPS`), the control the first (or
+    ``control``)."""
+    metric_kind(conn, project_id, metric)
+    for g in guardrails:
+        metric_kind(conn, project_id, g)
+    ops = operational(conn, project_id, grouping, unit, from_ts, to_ts)
+    if variants is None:
+        found = sorted(ops.traces, key=lambda v: (-ops.traces[v], v))[:MAX_GROUPS]
+        if control is not None and control in found:
+            found.remove(control)
+            found.insert(0, control)
+        variants = found
+    variants = list(variants)
+    if control is None:
+        control = variants[0] if variants else ""
+    if control not in variants:
+        raise AbTestError(f"control {control!r} is not one of the groups found")
+    primary_rows = metric_rows(conn, project_id, grouping, metric, unit, from_ts, to_ts)
+    primary = stats.analyse(primary_rows, variants, control, alpha)
+    guards = [
+        stats.analyse(
+            metric_rows(conn, project_id, grouping, g, unit, from_ts, to_ts),
+            variants,
+            control,
+            alpha,
+        )
+        for g in guardrails
+    ]
+    op = stats.operational(ops, variants)
+    srm = stats.srm(ops.units, weights) if weights else None
+    needed = {}
+    for v in variants:
+        if v == control:
+            continue
+        ratio = (weights[v] / weights[control]) if weights and weights.get(control) else 1.0
+        needed[v] = stats.sample_size(
+            primary["kind"], primary["variants"][control], mde, alpha, ratio or 1.0
+        )
+    return {
+        "variants": variants,
+        "control": control,
+        "alpha": alpha,
+        "primary": primary,
+        "guardrails": guards,
+        "operational": op,
+        "srm": srm,
+        "minimumDetectableEffect": mde,
+        "sampleSizeNeeded": needed,
+        "cumulative": stats.cumulative(primary_rows, variants, control, alpha),
+        "distribution": stats.distribution(primary_rows, variants),
+        "verdict": stats.verdict(primary, control, op, srm, needed),
+    }

@@ -1,0 +1,375 @@
+"""A/B tests: ``/api/public/ab-tests`` (create, list, read, change, delete; start, stop,
+conclude; assign a unit; the readout) and ``/api/public/ab-tests/compare`` (an ad-hoc
+comparison by a metadata key, tags or prompt version). Lanterna's own routes, named
+``ab-tests`` because Langfuse's ``/api/public/experiments`` are dataset experiment runs;
+documented in docs/experiments.md and docs/api.md.
+
+A test is addressed by its name (unique in the project, fixed once created), which is
+what the SDK's ``assign(name, unit_id)`` and ``get_prompt(..., experiment=name)`` use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from ...abtests import rules
+from ...abtests.assign import variant_for
+from ...store.filters import parse_time
+from .. import ab_test_ops as ops
+from ..auth import ProjectKey
+from ..errors import not_found
+from ..responses import JSON
+from ..runtime import runtime
+from ..shapes import ab_test_json
+from .body import Deleted, json_body, ok, read_json, read_json_object
+from .params import Meta, PageParam, page_of
+
+router = APIRouter(tags=["AbTests"])
+
+AB_TESTS = "/api/public/ab-tests"
+
+
+class Variant(BaseModel):
+    """A variant: its name, weight (zero or more; the weights' shares split the units)
+    and, when the test names a prompt, the prompt version or label it serves."""
+
+    name: str
+    weight: float = 1
+    promptVersion: int | None = None
+    promptLabel: str | None = None
+
+
+class AbTestBody(BaseModel):
+    """Create an A/B test (``name``, ``variants`` and ``primaryMetric`` required) or change
+    one (PATCH: the fields given; a started test's ``variants``, ``salt``, ``prompt`` and
+    ``control`` are fixed, 409). ``primaryMetric`` and ``guardrailMetrics``: score names
+    of the project, or ``cost``, ``latency``, ``errorRate``; ``unit``: ``user`` or
+    ``session``; ``minimumDetectableEffect``: absolute, in the metric's unit."""
+
+    name: str | None = None
+    description: str | None = None
+    unit: str | None = None
+    variants: list[Variant] | None = None
+    control: str | None = None
+    prompt: str | None = None
+    primaryMetric: str | None = None
+    guardrailMetrics: list[str] | None = None
+    minimumDetectableEffect: float | None = None
+    alpha: float | None = None
+    salt: str | None = None
+
+
+class AbTest(BaseModel):
+    """An A/B test: definition, ``state`` (draft, running, stopped, concluded) and winner."""
+
+    id: str
+    name: str
+    description: str | None
+    unit: str
+    state: str
+    variants: list[Variant]
+    control: str
+    winner: str | None
+    prompt: str | None
+    primaryMetric: str
+    guardrailMetrics: list[str]
+    minimumDetectableEffect: float | None
+    alpha: float
+    salt: str
+    createdAt: str
+    updatedAt: str
+    startedAt: str | None
+    stoppedAt: str | None
+    concludedAt: str | None
+
+
+class AbTestList(BaseModel):
+    """A page of the project's A/B tests, newest first."""
+
+    data: list[AbTest]
+    meta: Meta
+
+
+class ConcludeBody(BaseModel):
+    """Conclude with a ``winner`` (one of the variants); ``promote`` moves the prompt's
+    ``production`` label to the winner's version."""
+
+    winner: str
+    promote: bool = False
+
+
+class Assignment(BaseModel):
+    """The variant a unit sees (and the prompt version or label it names)."""
+
+    abTest: str
+    unitId: str
+    variant: str
+    state: str
+    promptVersion: int | None
+    promptLabel: str | None
+
+
+class Comparison(BaseModel):
+    """A variant against the control: ``test`` (``welch_t``, ``two_proportion_z``,
+    ``chi_square``), difference with its interval, p-value, Holm-adjusted p-value,
+    Mann-Whitney U (numeric metrics)."""
+
+    test: str
+    difference: float | None
+    ciLow: float | None = None
+    ciHigh: float | None = None
+    statistic: float | None = None
+    df: float | None = None
+    pValue: float | None
+    pAdjusted: float | None = None
+    significant: bool = False
+    mannWhitneyU: float | None = None
+    mannWhitneyP: float | None = None
+
+
+class VariantSummary(BaseModel):
+    """A variant's n, mean (a proportion for boolean metrics) and its 95 % interval;
+    ``categories`` (counts) for categorical scores."""
+
+    n: int
+    mean: float | None
+    std: float | None = None
+    successes: int | None = None
+    ciLow: float | None = None
+    ciHigh: float | None = None
+    categories: dict[str, int] | None = None
+
+
+class MetricReadout(BaseModel):
+    """One metric: kind, per variant summary, per non-control variant its comparison."""
+
+    metric: str
+    kind: str
+    lowerIsBetter: bool
+    variants: dict[str, VariantSummary]
+    comparisons: dict[str, Comparison]
+    correction: str | None
+
+
+class Operational(BaseModel):
+    """A variant's traces, units, cost, mean latency (seconds) and error rate."""
+
+    traces: int
+    units: int
+    totalCost: float | None
+    meanCost: float | None
+    meanLatency: float | None
+    errorRate: float | None
+
+
+class Srm(BaseModel):
+    """The sample-ratio mismatch check: chi-square of units per variant against the
+    weights; ``mismatch`` below p = 0.001."""
+
+    pValue: float | None
+    statistic: float | None = None
+    mismatch: bool
+    expected: dict[str, float | None]
+    observed: dict[str, int]
+
+
+class Verdict(BaseModel):
+    """``status``: srm, insufficient, winner, loser or no_difference; ``text``: the
+    plain-language verdict."""
+
+    status: str
+    winner: str | None
+    text: str
+
+
+class Readout(BaseModel):
+    """The readout of an A/B test (``abTest``) or comparison (``groupBy``)."""
+
+    abTest: AbTest | None = None
+    groupBy: str | None = None
+    variants: list[str]
+    control: str
+    alpha: float
+    primary: MetricReadout
+    guardrails: list[MetricReadout]
+    operational: dict[str, Operational]
+    srm: Srm | None
+    minimumDetectableEffect: float | None
+    sampleSizeNeeded: dict[str, int | None]
+    cumulative: list[dict[str, Any]]
+    distribution: dict[str, Any]
+    verdict: Verdict
+
+
+_BODY = json_body(AbTestBody)
+
+
+@router.get(AB_TESTS, responses=ok(AbTestList))
+async def list_ab_tests(
+    request: Request,
+    principal: ProjectKey,
+    page: PageParam = None,
+    limit: int | None = None,
+    state: str | None = None,
+) -> JSON:
+    """The project's A/B tests, newest first (``state`` filters)."""
+    paging = page_of(page, limit)
+    if state is not None and state not in rules.STATES:
+        raise rules.AbTestError(f"state must be one of {', '.join(rules.STATES)}")
+    rt = runtime(request)
+    rows = await rt.read(lambda conn: rt.store.ab_tests.list_all(conn, principal.project_id, state))
+    shown = rows[paging.offset : paging.offset + paging.limit]
+    return JSON(paging.envelope([ab_test_json(r) for r in shown], len(rows)))
+
+
+@router.post(AB_TESTS, responses=ok(AbTest), openapi_extra=_BODY)
+async def create_ab_test(request: Request, principal: ProjectKey) -> JSON:
+    """Create a draft A/B test; 400 naming the field (fewer than two variants, weights
+    without a positive total, a metric that does not exist, ...), 409 on a taken name."""
+    body = await read_json(request)
+    return JSON(await ops.create(runtime(request), principal.project_id, body))
+
+
+@router.get(AB_TESTS + "/compare", responses=ok(Readout))
+async def compare(
+    request: Request,
+    principal: ProjectKey,
+    groupBy: str | None = None,
+    metric: str | None = None,
+    tags: list[str] = Query(default=[]),  # noqa: B008
+    prompt: str | None = None,
+    control: str | None = None,
+    guardrailMetrics: list[str] = Query(default=[]),  # noqa: B008
+    unit: str = "user",
+    alpha: float = 0.05,
+    minimumDetectableEffect: float | None = None,
+    fromTimestamp: str | None = None,
+    toTimestamp: str | None = None,
+) -> JSON:
+    """Compare groups of traces without a declared test: ``groupBy`` is
+    ``metadata.KEY`` (traces by that metadata value), ``tags`` (by which of the given
+    ``tags`` they carry) or ``promptVersion`` (by the version of ``prompt`` their
+    generations used); ``control`` defaults to the largest group."""
+    out = await ops.compare(
+        runtime(request),
+        principal.project_id,
+        group_by=groupBy,
+        metric=metric,
+        tags=tags,
+        prompt=prompt,
+        control=control,
+        guardrails=guardrailMetrics,
+        unit=unit,
+        alpha=alpha,
+        mde=minimumDetectableEffect,
+        from_ts=parse_time(fromTimestamp, "fromTimestamp"),
+        to_ts=parse_time(toTimestamp, "toTimestamp"),
+    )
+    return JSON(out)
+
+
+@router.get(AB_TESTS + "/{name}", responses=ok(AbTest))
+async def get_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
+    """One A/B test (what the SDK caches to assign units locally)."""
+    return JSON(await ops.get(runtime(request), principal.project_id, name))
+
+
+@router.patch(AB_TESTS + "/{name}", responses=ok(AbTest), openapi_extra=_BODY)
+async def update_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
+    """Change an A/B test. While it is running, stopped or concluded its variants,
+    weights, salt, prompt and control are fixed (409: that would move units to another
+    variant)."""
+    body = await read_json(request)
+    return JSON(await ops.update(runtime(request), principal.project_id, name, body))
+
+
+@router.delete(AB_TESTS + "/{name}", responses=ok(Deleted))
+async def delete_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
+    """Delete an A/B test (its traces and scores stay)."""
+    rt = runtime(request)
+    if not await rt.write(lambda conn: rt.store.ab_tests.delete(conn, principal.project_id, name)):
+        raise not_found(f"A/B test {name}")
+    return JSON({"message": "A/B test deleted successfully"})
+
+
+@router.post(AB_TESTS + "/{name}/start", responses=ok(AbTest))
+async def start_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
+    """Start (or restart) a draft or stopped test: units are assigned by their hash."""
+    return JSON(await ops.act(runtime(request), principal.project_id, name, "start"))
+
+
+@router.post(AB_TESTS + "/{name}/stop", responses=ok(AbTest))
+async def stop_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
+    """Stop a running test: every unit gets the control until it is started again."""
+    return JSON(await ops.act(runtime(request), principal.project_id, name, "stop"))
+
+
+@router.post(
+    AB_TESTS + "/{name}/conclude", responses=ok(AbTest), openapi_extra=json_body(ConcludeBody)
+)
+async def conclude_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
+    """Conclude with a winner (every unit gets it from now on); ``promote: true`` moves
+    the prompt's ``production`` label to the winner's version."""
+    body = await read_json_object(request)
+    promote = body.get("promote", False)
+    if not isinstance(promote, bool):
+        raise rules.AbTestError("promote must be true or false")
+    out = await ops.act(
+        runtime(request), principal.project_id, name, "conclude", body.get("winner"), promote
+    )
+    return JSON(out)
+
+
+@router.get(AB_TESTS + "/{name}/assign", responses=ok(Assignment))
+async def assign_unit(
+    request: Request, name: str, principal: ProjectKey, unitId: str | None = None
+) -> JSON:
+    """The variant a unit sees (the same hash the SDK computes locally): for clients
+    without the SDK. Records nothing."""
+    if not unitId:
+        raise rules.AbTestError("unitId is required")
+    test = await ops.get(runtime(request), principal.project_id, name)
+    variant = variant_for(test, unitId)
+    chosen = next(v for v in test["variants"] if v["name"] == variant)
+    return JSON(
+        {
+            "abTest": name,
+            "unitId": unitId,
+            "variant": variant,
+            "state": test["state"],
+            "promptVersion": chosen["promptVersion"],
+            "promptLabel": chosen["promptLabel"],
+        }
+    )
+
+
+@router.get(AB_TESTS + "/{name}/readout", responses=ok(Readout))
+async def readout(
+    request: Request,
+    name: str,
+    principal: ProjectKey,
+    metric: str | None = None,
+    minimumDetectableEffect: float | None = None,
+    fromTimestamp: str | None = None,
+    toTimestamp: str | None = None,
+) -> JSON:
+    """The test's readout: per variant n, mean and 95 % interval of the primary metric
+    (or ``metric``), the difference against the control with its interval and p-value
+    (Holm-adjusted for more than two variants), guardrails, cost, latency and error
+    rate, the SRM check, the sample size still needed, the cumulative effect over time
+    and the verdict."""
+    if minimumDetectableEffect is not None and minimumDetectableEffect <= 0:
+        raise rules.AbTestError("minimumDetectableEffect must be above 0")
+    out = await ops.readout(
+        runtime(request),
+        principal.project_id,
+        name,
+        metric=metric,
+        mde=minimumDetectableEffect,
+        from_ts=parse_time(fromTimestamp, "fromTimestamp"),
+        to_ts=parse_time(toTimestamp, "toTimestamp"),
+    )
+    return JSON(out)
