@@ -28,6 +28,7 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             database_url=args.database_url,
             forwarded_allow_ips=getattr(args, "forwarded_allow_ips", None),
             public_url=getattr(args, "public_url", None),
+            otlp_grpc_port=getattr(args, "otlp_grpc_port", None),
         )
     except SettingsError as exc:
         raise SystemExit(f"lanterna: {exc}") from None
@@ -557,6 +558,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--public-url",
         metavar="URL",
         help="URL clients reach the server at; https turns on HSTS (env LANTERNA_PUBLIC_URL)",
+    )
+    serve.add_argument(
+        "--otlp-grpc-port",
+        type=int,
+        nargs="?",
+        const=4317,
+        metavar="PORT",
+        help="also receive OTLP traces over gRPC on this port (4317 when given alone;"
+        " default off; env LANTERNA_OTLP_GRPC_PORT)",
     )
     serve.add_argument(
         "--no-auth",

@@ -19,7 +19,9 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
 - **this module**: the Protocols (those of the resources beyond the core are written in
   ``protocols.py`` and re-exported here), :class:`Store`, and the types their operations take
   and return (``TraceQuery``, ``ObservationQuery``, ``ScoreQuery``, ``NewPrompt``,
-  ``VersionStats``, ``NewKey``, ``PreparedEvents``, ...), re-exported here;
+  ``VersionStats``, ``NewKey``, ``PreparedEvents``, ...), re-exported here, and the
+  media blob stores (``BlobStore``, ``LocalBlobs``, ``S3Blobs``, ``purge_freed`` from
+  ``blobs``);
 - **types and parsing**, values without operations on stored data: ``db`` (``Conn``,
   ``Database``, URLs), ``dialect`` (``Dialect``: how a backend spells timestamps and
   JSON, which the JSON shapes read), ``filters`` (``Condition``, ``FilterError``,
@@ -29,8 +31,8 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
   ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
   ``models``, ``projects``, ``dashboards``, ``budgets``, ``channels``, ``alerts``,
   ``quotas``, ``lifecycle``, ``audit``, ``masking``, ``backup``, ``datasets``,
-  ``experiments``, ``comments``, ``annotation_queues``, ``evaluations``, ``write``,
-  ``rollups``, ``recompute``, ``tables``, ``migrations``.
+  ``experiments``, ``comments``, ``annotation_queues``, ``evaluations``, ``media``,
+  ``blobs``, ``write``, ``rollups``, ``recompute``, ``tables``, ``migrations``.
   ``server/runtime.py`` is the one exception: it builds the server's store and migrates
   its database (it picks the backend).
 
@@ -68,6 +70,7 @@ from . import (
     experiments,
     lifecycle,
     masking,
+    media,
     models,
     projects,
     prompts,
@@ -79,6 +82,7 @@ from . import (
     write,
 )
 from . import observations as observations_module
+from .blobs import BlobError, BlobStore, LocalBlobs, S3Blobs, purge_freed
 from .db import Conn
 from .experiments import ExperimentQuery
 from .lifecycle import Deleted
@@ -95,6 +99,7 @@ from .protocols import (
     Experiments,
     Lifecycle,
     Masking,
+    Media,
     Page,
     Row,
 )
@@ -109,6 +114,8 @@ __all__ = [
     "AlertChannels",
     "AnnotationQueues",
     "Audit",
+    "BlobError",
+    "BlobStore",
     "Budgets",
     "Comments",
     "CursorPage",
@@ -120,7 +127,9 @@ __all__ = [
     "Experiments",
     "Ingest",
     "Lifecycle",
+    "LocalBlobs",
     "Masking",
+    "Media",
     "Models",
     "NewKey",
     "NewPrompt",
@@ -132,6 +141,7 @@ __all__ = [
     "Prompts",
     "Quotas",
     "Row",
+    "S3Blobs",
     "ScoreConfigs",
     "ScoreDistribution",
     "ScoreQuery",
@@ -144,6 +154,7 @@ __all__ = [
     "TraceRollup",
     "TraceTotals",
     "Traces",
+    "purge_freed",
     "sql_store",
 ]
 
@@ -583,6 +594,7 @@ class Store(Protocol):
     comments: Comments
     annotations: AnnotationQueues
     evaluations: Evaluations
+    media: Media
 
 
 class SqlStore:
@@ -612,6 +624,7 @@ class SqlStore:
         self.comments: Comments = comments
         self.annotations: AnnotationQueues = annotation_queues
         self.evaluations: Evaluations = evaluations
+        self.media: Media = media
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).
