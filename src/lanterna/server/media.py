@@ -13,14 +13,23 @@ import binascii
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from ..alerts.secretbox import load_key
+from ..ingest.media import FoundMedia
+from ..store.db import Conn
 from ..store.interface import BlobStore, LocalBlobs, S3Blobs
 from .errors import ApiError
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+T = TypeVar("T")
 
 #: What the Langfuse SDKs may send (their ``MediaContentType``): the default of
 #: ``media_content_types``.
@@ -126,6 +135,12 @@ class ContentTypes:
         return content_type in self.exact or content_type.startswith(self.families)
 
 
+def media_allowed(settings: Settings) -> Callable[[str, int], bool]:
+    """Whether media of a content type and size may be stored (extraction's test)."""
+    types = ContentTypes.parse(settings.media_content_types)
+    return lambda ctype, size: types.allows(ctype) and size <= settings.media_max_bytes
+
+
 def check_media(settings: Settings, content_type: object, content_length: object) -> str:
     """The normalised content type of a media object; 415 for a type not allowed, 413 for
     one larger than ``media_max_bytes``, 400 for a malformed type or length."""
@@ -165,12 +180,6 @@ def digest_of(sha256_b64: object) -> bytes:
         if len(raw) == 32:
             return raw
     raise ApiError(400, "Invalid request data", "sha256Hash: required, a base64 SHA-256")
-
-
-def media_id_of(digest: bytes) -> str:
-    """The media id of content with this SHA-256, exactly as the Langfuse SDK derives it:
-    the first 22 characters of its URL-safe base64 form."""
-    return base64.urlsafe_b64encode(digest).decode()[:22]
 
 
 def sha256_b64(sha256_hex: str) -> str:
@@ -227,3 +236,27 @@ def download_url(
         url = blobs.download_url(row["sha256"], row["content_type"], name, seconds)
         return url, int(time.time()) + seconds
     return signer.sign(base_url, "get", project_id, row["id"])
+
+
+def with_media(
+    rt: Runtime, project_id: str, found: list[FoundMedia], unit: Callable[[Conn], T]
+) -> Callable[[Conn], T]:
+    """Store media taken out of ingested events: the blobs now (durably, once per
+    content), and a unit of work that records them with their references, then runs
+    ``unit`` (the events), in one transaction."""
+    for item in {m.sha256: m for m in found}.values():
+        if not rt.blobs.exists(item.sha256):
+            rt.blobs.write(item.sha256, [item.data])
+    media = rt.store.media
+
+    def work(conn: Conn) -> T:
+        stamp = datetime.now(UTC)
+        for m in found:
+            media.register(conn, project_id, m.media_id, m.sha256, m.content_type, len(m.data))
+            media.mark_uploaded(conn, project_id, m.media_id, stamp, 200)
+            media.add_reference(
+                conn, project_id, m.media_id, "trace", m.trace_id, m.observation_id, m.field
+            )
+        return unit(conn)
+
+    return work

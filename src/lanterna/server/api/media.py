@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ...ingest.media import media_id_of
 from ...store.filters import parse_time
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
@@ -29,7 +30,6 @@ from ..media import (
     disposition,
     download_url,
     filename_of,
-    media_id_of,
     sha256_b64,
 )
 from ..responses import JSON

@@ -9,10 +9,12 @@ gzip- or deflate-compressed. The answer is 200 only after the spans are committe
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ...ingest.media import extract_media
 from ...ingest.otlp import (
     ExportTraceServiceRequest,
     JsonExport,
@@ -24,10 +26,10 @@ from ...ingest.otlp import (
 )
 from ...ingest.otlp_experiments import ExperimentLink
 from ...store.db import Conn
-from ...store.interface import PreparedEvents
 from ...timeutil import now
 from ..auth import ProjectKey
 from ..errors import ApiError
+from ..media import media_allowed, with_media
 from ..runtime import Runtime, runtime
 from .body import read_decoded_body
 
@@ -47,12 +49,18 @@ async def commit_export(
     rejected: list[str] = []
     links: list[ExperimentLink] = []  # dataset run items recorded by experiment spans
 
-    def prepare(conn: Conn) -> tuple[None, PreparedEvents | None]:
+    def prepare(conn: Conn) -> tuple[None, Callable[[Conn], Any] | None]:
         # Decoding and mapping are CPU work: in the thread pool, like the JSON path.
         export = decode()
         rt.quota.take(project_id, "ingest", sum(1 for _ in spans_of(export)))
         events = to_events(export, rejected, links)
-        return None, rt.store.ingest.prepare_events(conn, project_id, events) if events else None
+        if not events:
+            return None, None
+        # Base64 data URIs in attributes go to the media store: the blobs are durable
+        # before the spans that refer to them commit.
+        found = extract_media(events, media_allowed(rt.settings))
+        unit = rt.store.ingest.prepare_events(conn, project_id, events)
+        return None, with_media(rt, project_id, found, unit) if found else unit
 
     await rt.prepare_and_commit(prepare)
     await rt.share_quota()
