@@ -7,6 +7,44 @@ import base64
 import hashlib
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+#: The bucket and credentials of the local S3 server (moto) of the S3 tests.
+BUCKET = "lanterna-media"
+CREDENTIALS = {"aws_access_key_id": "test-key", "aws_secret_access_key": "test-secret"}
+
+
+@contextmanager
+def moto_s3() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 (a free port, real HTTP) with an empty bucket; its
+    endpoint URL."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS)
+    s3.create_bucket(Bucket=BUCKET)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def s3_settings(endpoint: str) -> dict[str, Any]:
+    """Settings overrides for media in the moto bucket."""
+    return {
+        "media_storage": "s3",
+        "media_s3_bucket": BUCKET,
+        "media_s3_endpoint_url": endpoint,
+        "media_s3_region": "us-east-1",
+        "media_s3_access_key_id": CREDENTIALS["aws_access_key_id"],
+        "media_s3_secret_access_key": CREDENTIALS["aws_secret_access_key"],
+    }
 
 
 def png(width: int = 24, height: int = 16, rgb: tuple[int, int, int] = (220, 30, 30)) -> bytes:

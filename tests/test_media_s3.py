@@ -14,44 +14,32 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from helpers import event, ingest
 from lanterna.server.app import create_app
-from media_files import media_id, png, sha256_b64, token, wav
+from media_files import (
+    BUCKET,
+    CREDENTIALS,
+    media_id,
+    moto_s3,
+    png,
+    s3_settings,
+    sha256_b64,
+    token,
+    wav,
+)
 from support import Api, make_settings, new_project
-
-BUCKET = "lanterna-media"
-CREDENTIALS = {"aws_access_key_id": "test-key", "aws_secret_access_key": "test-secret"}
 
 
 @pytest.fixture
 def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 (a free port) with an empty bucket."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS).create_bucket(
-        Bucket=BUCKET
-    )
-    try:
+    with moto_s3() as endpoint:
         yield endpoint
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def s3_api(db_url: str, tmp_path: Path, s3_endpoint: str) -> Iterator[Api]:
-    settings = dataclasses.replace(
-        make_settings(db_url, tmp_path),
-        media_storage="s3",
-        media_s3_bucket=BUCKET,
-        media_s3_endpoint_url=s3_endpoint,
-        media_s3_region="us-east-1",
-        media_s3_access_key_id=CREDENTIALS["aws_access_key_id"],
-        media_s3_secret_access_key=CREDENTIALS["aws_secret_access_key"],
-    )
+    settings = dataclasses.replace(make_settings(db_url, tmp_path), **s3_settings(s3_endpoint))
     app = create_app(settings)
     project = new_project(db_url)
     with Api(app, raise_server_exceptions=True) as client:

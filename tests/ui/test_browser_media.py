@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from conftest import Site, login, shot
-from media_files import media_id, png, sha256_b64, token, wav
-from support import run_sdk_script
+from conftest import Site, _site, login, shot
+from media_files import media_id, moto_s3, png, s3_settings, sha256_b64, token, wav
+from support import run_sdk_script, serve
 
 
 def test_sdk_image_and_audio_show_on_the_trace_page(
@@ -114,3 +114,48 @@ def test_svg_and_html_uploads_never_run_script(sqlite_site: Site, page) -> None:
         assert hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(data).digest()
         assert page.evaluate("window.__xss") is None
     # The page fixture fails the test if any alert() opened.
+
+
+def test_images_in_s3_show_on_the_trace_page(tmp_path: Path, page) -> None:
+    """With S3 storage the page loads the image from the bucket's presigned URL (its
+    Content-Security-Policy allows that origin)."""
+    image = png(40, 20, rgb=(0, 120, 240))
+    with (
+        moto_s3() as endpoint,
+        serve(f"sqlite:///{tmp_path / 'lanterna.db'}", tmp_path, **s3_settings(endpoint)) as server,
+    ):
+        site = _site(server)
+        batch = {"batch": [{
+            "id": "e1", "type": "trace-create", "timestamp": "2026-01-01T00:00:00Z",
+            "body": {"id": "s3-trace", "name": "s3", "input": token(image, "image/png")},
+        }]}  # fmt: skip
+        auth = site.project.auth
+        assert (
+            httpx.post(f"{site.url}/api/public/ingestion", json=batch, auth=auth).status_code == 207
+        )
+        answer = httpx.post(
+            f"{site.url}/api/public/media",
+            json={"contentType": "image/png", "contentLength": len(image), "traceId": "s3-trace",
+                  "sha256Hash": sha256_b64(image), "field": "input"},
+            auth=auth,
+        ).json()  # fmt: skip
+        assert answer["uploadUrl"].startswith(endpoint)
+        put = httpx.put(
+            answer["uploadUrl"],
+            content=image,
+            headers={"Content-Type": "image/png", "x-amz-checksum-sha256": sha256_b64(image)},
+        )
+        assert put.status_code == 200
+        patched = httpx.patch(
+            f"{site.url}/api/public/media/{media_id(image)}",
+            json={"uploadHttpStatus": 200},
+            auth=auth,
+        )
+        assert patched.status_code == 204
+
+        login(page, site.url, site.owner)
+        page.goto(site.path("traces/s3-trace"))
+        thumb = page.locator("[data-testid=media] img.media-thumb")
+        assert thumb.get_attribute("src").startswith(endpoint)
+        page.wait_for_function("document.querySelector('img.media-thumb').complete")
+        assert thumb.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [40, 20]

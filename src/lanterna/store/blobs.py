@@ -160,6 +160,14 @@ class S3Blobs:
             config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
         )
 
+    @property
+    def origin(self) -> str:
+        """The scheme, host and port presigned URLs point at (for a page's CSP)."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(str(self._client.meta.endpoint_url))
+        return f"{parts.scheme}://{parts.netloc}"
+
     def _object(self, key: str) -> str:
         if not valid_key(key):
             raise BlobError(f"not a blob key: {key[:80]!r}")
