@@ -34,7 +34,7 @@ from ..media import (
 )
 from ..responses import JSON
 from ..runtime import Runtime, runtime
-from .body import read_json_object
+from .body import read_body, read_json_object
 
 router = APIRouter()
 
@@ -163,21 +163,14 @@ async def upload(
     checksum = request.headers.get("x-amz-checksum-sha256")
     if checksum is not None and checksum != sha256_b64(row["sha256"]):
         raise ApiError(400, "x-amz-checksum-sha256 is not the registered SHA-256", "Bad request")
-    limit = min(rt.settings.media_max_bytes, row["content_length"])
-    hasher = hashlib.sha256()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"Upload is larger than the registered {limit} bytes")
-        hasher.update(chunk)
-        chunks.append(chunk)
-    if size != row["content_length"]:
-        raise ApiError(400, f"Upload has {size} bytes, not the registered {row['content_length']}")
-    if hasher.hexdigest() != row["sha256"]:
+    data = await read_body(request, min(rt.settings.media_max_bytes, row["content_length"]))
+    if len(data) != row["content_length"]:
+        raise ApiError(
+            400, f"Upload has {len(data)} bytes, not the registered {row['content_length']}"
+        )
+    if hashlib.sha256(data).hexdigest() != row["sha256"]:
         raise ApiError(400, "The uploaded bytes do not match the media id's SHA-256", "Bad request")
-    await run_in_threadpool(rt.blobs.write, row["sha256"], chunks)
+    await run_in_threadpool(rt.blobs.write, row["sha256"], [data])
     now = datetime.now(UTC)
     await rt.write(lambda c: media.mark_uploaded(c, project_id, media_id, now, 200))
     return Response(status_code=200)
