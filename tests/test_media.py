@@ -219,3 +219,26 @@ def test_media_goes_with_the_last_trace_that_refers_to_it(media_api: Api) -> Non
     # Uploaded again later: stored again.
     upload(media_api, image, "image/png", traceId="t3")
     assert len(blobs_in(media_api)) == 1
+
+
+def test_retention_deletes_media_nothing_refers_to(media_api: Api) -> None:
+    """``delete_unreferenced`` (the store operation retention calls) and the purge of
+    freed blobs: an upload no trace refers to goes once older than the cutoff; media a
+    trace refers to stays."""
+    from datetime import UTC, datetime, timedelta
+
+    orphan, kept = png(rgb=(7, 7, 7)), png(rgb=(8, 8, 8))
+    upload(media_api, orphan, "image/png")  # no traceId: nothing refers to it
+    upload(media_api, kept, "image/png", traceId="t1")
+    rt = media_api.app.state.runtime  # type: ignore[attr-defined]
+    media = rt.store.media
+
+    past = datetime.now(UTC) - timedelta(days=1)
+    assert rt.writer.run_sync(lambda c: media.delete_unreferenced(c, past)) == 0
+    future = datetime.now(UTC) + timedelta(seconds=1)
+    assert rt.writer.run_sync(lambda c: media.delete_unreferenced(c, future)) == 1
+    assert len(blobs_in(media_api)) == 2  # freed, not yet purged
+    assert rt.purge_media_sync() == 1
+    assert [p.name for p in blobs_in(media_api)] == [sha256_hex(kept)]
+    assert media_api.get(f"/api/public/media/{media_id(orphan)}").status_code == 404
+    assert media_api.get(f"/api/public/media/{media_id(kept)}").status_code == 200
