@@ -95,3 +95,20 @@ def test_wrong_credentials_are_refused(grpc_server) -> None:
             timeout=5,
         )
         assert not ok.HasField("partial_success")
+
+
+def test_the_flag_alone_means_4317_and_bad_settings_are_refused(tmp_path: Path) -> None:
+    from lanterna.cli import _settings, build_parser
+    from lanterna.server.settings import Settings, SettingsError
+
+    parser = build_parser()
+    on = parser.parse_args(["serve", "--otlp-grpc-port", "--data-dir", str(tmp_path)])
+    assert _settings(on).otlp_grpc_port == 4317
+    other = parser.parse_args(["serve", "--otlp-grpc-port", "14317", "--data-dir", str(tmp_path)])
+    assert _settings(other).otlp_grpc_port == 14317
+    off = parser.parse_args(["serve", "--data-dir", str(tmp_path)])
+    assert _settings(off).otlp_grpc_port == 0
+    for bad in ({"otlp_grpc_port": 70000}, {"media_storage": "ftp"}, {"media_storage": "s3"},
+                {"media_max_bytes": 0}):  # fmt: skip
+        with pytest.raises(SettingsError):
+            Settings(data_dir=str(tmp_path), **bad)

@@ -132,6 +132,11 @@ class Settings:
             raise SettingsError(
                 f"LANTERNA_MEDIA_STORAGE is {self.media_storage!r}; it takes local or s3"
             )
+        for name in ("media_max_bytes", "media_url_seconds"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"LANTERNA_{name.upper()} must be at least 1")
+        if not 0 <= self.otlp_grpc_port < 65536:
+            raise SettingsError("LANTERNA_OTLP_GRPC_PORT must be a port number (0: off)")
         if self.media_storage == "s3" and not self.media_s3_bucket:
             raise SettingsError("LANTERNA_MEDIA_STORAGE=s3 needs LANTERNA_MEDIA_S3_BUCKET")
         if self.secret_key:
