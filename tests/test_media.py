@@ -242,3 +242,29 @@ def test_retention_deletes_media_nothing_refers_to(media_api: Api) -> None:
     assert [p.name for p in blobs_in(media_api)] == [sha256_hex(kept)]
     assert media_api.get(f"/api/public/media/{media_id(orphan)}").status_code == 404
     assert media_api.get(f"/api/public/media/{media_id(kept)}").status_code == 200
+
+
+def test_the_retention_job_deletes_media_with_expired_traces(media_api: Api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    old, fresh, orphan = png(rgb=(1, 1, 1)), png(rgb=(2, 2, 2)), png(rgb=(3, 3, 3))
+    for trace_id, days, image in (("old", 40, old), ("fresh", 1, fresh)):
+        stamp = (now - timedelta(days=days)).isoformat().replace("+00:00", "Z")
+        ingest(
+            media_api,
+            event("trace-create", {"id": trace_id, "timestamp": stamp,
+                                   "input": token(image, "image/png")}),
+        )  # fmt: skip
+        upload(media_api, image, "image/png", traceId=trace_id)
+    upload(media_api, orphan, "image/png")  # no trace yet: kept for the grace period
+    assert media_api.put("/api/public/retention", json={"retentionDays": 30}).status_code == 200
+
+    run = media_api.app.state.runtime.retention.tick(now)  # type: ignore[attr-defined]
+    assert run is not None and run.deleted[media_api.project.id].traces == 1
+    assert media_api.get(f"/api/public/media/{media_id(old)}").status_code == 404
+    for kept in (fresh, orphan):
+        assert media_api.get(f"/api/public/media/{media_id(kept)}").status_code == 200
+    assert sorted(p.name for p in blobs_in(media_api)) == sorted(
+        sha256_hex(x) for x in (fresh, orphan)
+    )

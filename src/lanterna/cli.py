@@ -235,8 +235,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .evaluation.llm import Caller
     from .evaluation.worker import Evaluate, EvaluationWorker
     from .lifecycle.retention import RetentionJob, RetentionLoop
+    from .server.media import blob_store
     from .store.db import Database
-    from .store.interface import sql_store
+    from .store.interface import purge_freed, sql_store
     from .store.migrations import migrate
     from .store.writer import Writer
 
@@ -259,8 +260,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
             base_url=settings.base_url,
         )
         every = settings.retention_interval_seconds
+        media = store.media
+        blobs = blob_store(settings)
         retention = RetentionJob(
-            db, store, writer.run_sync, interval=timedelta(seconds=max(every, 1))
+            db,
+            store,
+            writer.run_sync,
+            interval=timedelta(seconds=max(every, 1)),
+            purge_media=lambda: purge_freed(
+                writer.run_sync, media.freed_blobs, media.forget_freed, blobs
+            ),
         )
 
         def read(query):  # type: ignore[no-untyped-def]

@@ -67,6 +67,7 @@ class Runtime:
             self.store,
             self.writer.run_sync,
             interval=timedelta(seconds=max(settings.retention_interval_seconds, 1)),
+            purge_media=self.purge_media_sync,
         )
         self._retention_loop: RetentionLoop | None = None
         #: Calls to LLM connections (the judge, the playground): the SSRF allowlist and
