@@ -28,6 +28,7 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             database_url=args.database_url,
             forwarded_allow_ips=getattr(args, "forwarded_allow_ips", None),
             public_url=getattr(args, "public_url", None),
+            otlp_grpc_port=getattr(args, "otlp_grpc_port", None),
         )
     except SettingsError as exc:
         raise SystemExit(f"lanterna: {exc}") from None
@@ -234,8 +235,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .evaluation.llm import Caller
     from .evaluation.worker import Evaluate, EvaluationWorker
     from .lifecycle.retention import RetentionJob, RetentionLoop
+    from .server.media import blob_store
     from .store.db import Database
-    from .store.interface import sql_store
+    from .store.interface import purge_freed, sql_store
     from .store.migrations import migrate
     from .store.writer import Writer
 
@@ -258,8 +260,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
             base_url=settings.base_url,
         )
         every = settings.retention_interval_seconds
+        media = store.media
+        blobs = blob_store(settings)
         retention = RetentionJob(
-            db, store, writer.run_sync, interval=timedelta(seconds=max(every, 1))
+            db,
+            store,
+            writer.run_sync,
+            interval=timedelta(seconds=max(every, 1)),
+            purge_media=lambda: purge_freed(
+                writer.run_sync, media.freed_blobs, media.forget_freed, blobs
+            ),
         )
 
         def read(query):  # type: ignore[no-untyped-def]
@@ -557,6 +567,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--public-url",
         metavar="URL",
         help="URL clients reach the server at; https turns on HSTS (env LANTERNA_PUBLIC_URL)",
+    )
+    serve.add_argument(
+        "--otlp-grpc-port",
+        type=int,
+        nargs="?",
+        const=4317,
+        metavar="PORT",
+        help="also receive OTLP traces over gRPC on this port (4317 when given alone;"
+        " default off; env LANTERNA_OTLP_GRPC_PORT)",
     )
     serve.add_argument(
         "--no-auth",

@@ -33,6 +33,8 @@ T = TypeVar("T")
 #: Runs a unit of work in a write transaction, returns its result once committed.
 Write = Callable[[Callable[[Conn], T]], T]
 JOB = "retention"
+#: An upload no trace refers to is kept this long (its trace may still be on its way).
+MEDIA_GRACE = timedelta(days=1)
 
 
 @dataclass
@@ -65,6 +67,7 @@ class RetentionJob:
         lease: timedelta = timedelta(minutes=30),
         batch: int = 500,
         owner: str | None = None,
+        purge_media: Callable[[], int] | None = None,
     ) -> None:
         self.db = db
         self.store = store
@@ -74,6 +77,8 @@ class RetentionJob:
         self.lease = lease
         self.batch = batch
         self.owner = owner or f"retention-{uuid.uuid4()}"
+        #: Deletes the media blobs no record holds any more (``Runtime.purge_media_sync``).
+        self.purge_media = purge_media
 
     def tick(self, now: datetime | None = None) -> RetentionRun | None:
         """Run the job if some project has a retention, it is due at ``now`` (the
@@ -95,9 +100,23 @@ class RetentionJob:
                     run.deleted[project_id] = self.apply(project_id, at - timedelta(days=days))
                 except Exception:  # one project's failure must not stop the others
                     log.exception("retention of project %s failed", project_id)
+            self._media(at)
         finally:
             self.write(lambda c: life.finish_job(c, JOB, owner, at + self.interval))
         return run
+
+    def _media(self, at: datetime) -> None:
+        """Media: records no trace refers to (their traces expired, or uploads whose
+        trace never came, older than :data:`MEDIA_GRACE`) go, then their blobs."""
+        media = self.store.media
+        try:
+            self.write(lambda c: media.delete_unreferenced(c, at - MEDIA_GRACE))
+            if self.purge_media is not None:
+                gone = self.purge_media()
+                if gone:
+                    log.info("retention: deleted %d media blob(s) no trace refers to", gone)
+        except Exception:
+            log.exception("retention of media failed")
 
     def _batches(
         self,

@@ -22,6 +22,7 @@ from .errors import LanternaAPIError, LanternaError
 from .exporter import BatchExporter, HttpSender
 from .fields import OBSERVATION_FIELDS, TRACE_FIELDS, timestamp, to_wire
 from .handles import StatefulObservation, StatefulTrace, score_body
+from .media import MediaUploader
 from .records import Envelope, EventOptions, new_span_id, new_trace_id
 from .transport import SYSTEM_CLOCK, Transport
 
@@ -149,6 +150,7 @@ class Lanterna:
         environment: str | None = None,
         release: str | None = None,
         mask: Callable[[Any], Any] | None = None,
+        media_upload: bool | None = None,
         flush_at: int | None = None,
         flush_interval: float | None = None,
         max_queue_size: int | None = None,
@@ -191,10 +193,23 @@ class Lanterna:
             verify=verify,
             version=__version__,
         )
+        # Base64 data URIs in inputs/outputs/metadata go to the media API (on the
+        # exporter thread, sdk/media.py); opt out with media_upload=False.
+        upload = _pick(
+            media_upload,
+            "LANTERNA_MEDIA_UPLOAD",
+            "LANGFUSE_MEDIA_UPLOAD_ENABLED",
+            cast=_env_bool,
+            default=True,
+        )
         options = EventOptions(
             environment=_pick(environment, "LANTERNA_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT"),
             release=_pick(release, "LANTERNA_RELEASE", "LANGFUSE_RELEASE"),
             mask=mask,
+            # Not with an exporter of the caller's (the in-memory one of tests).
+            media=MediaUploader(self.transport)
+            if upload and exporter is None and self.public_key and self.secret_key
+            else None,
         )
         if exporter is None and on and not (self.public_key and self.secret_key):
             if not _warned_no_keys:

@@ -189,17 +189,20 @@ class Envelope:
 class EventOptions:
     """Settings applied while turning records into events (on the exporter thread)."""
 
-    __slots__ = ("environment", "mask", "release")
+    __slots__ = ("environment", "mask", "media", "release")
 
     def __init__(
         self,
         environment: str | None = None,
         release: str | None = None,
         mask: Callable[[Any], Any] | None = None,
+        media: Callable[[Any, str | None, str | None, str], Any] | None = None,
     ) -> None:
         self.environment = environment
         self.release = release
         self.mask = mask
+        #: Replaces base64 data URIs by uploaded media (``media.py``), or None.
+        self.media = media
 
     def envelope(
         self, event_type: str, body: dict[str, Any], stamp: str, *, trace: bool = False
@@ -210,8 +213,18 @@ class EventOptions:
         if trace and self.release:
             body.setdefault("release", self.release)
         if self.mask is not None:
-            self._mask(body)
+            self._mask(body)  # first: what the user hides is never uploaded
+        if self.media is not None and event_type != "sdk-log":
+            self._media(body, trace)
         return {"id": f"{_bits(128):032x}", "type": event_type, "timestamp": stamp, "body": body}
+
+    def _media(self, body: dict[str, Any], trace: bool) -> None:
+        assert self.media is not None
+        trace_id = body.get("id") if trace else body.get("traceId")
+        observation_id = None if trace else body.get("id")
+        for key in ("input", "output", "metadata"):
+            if body.get(key) is not None:
+                body[key] = self.media(body[key], trace_id, observation_id, key)
 
     def _mask(self, body: dict[str, Any]) -> None:
         assert self.mask is not None

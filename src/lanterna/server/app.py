@@ -24,6 +24,7 @@ from .api import (
     experiments,
     ingestion,
     lifecycle,
+    media,
     metrics,
     models,
     observations,
@@ -66,9 +67,18 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt.start()
         warm_up_prices()  # load genai-prices' data off the request path
+        receiver = None
+        if settings.otlp_grpc_port:  # OTLP over gRPC, off unless asked for
+            from .otlp_grpc import GrpcReceiver
+
+            receiver = GrpcReceiver(rt, settings.host, settings.otlp_grpc_port)
+            receiver.start()
+        app.state.otlp_grpc = receiver
         try:
             yield
         finally:
+            if receiver is not None:
+                receiver.stop()
             rt.stop()
 
     app = FastAPI(
@@ -104,5 +114,6 @@ def create_app(
     for module in (comments, annotation_queues, evaluations):  # evaluation and annotation
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(ab_tests.router, responses=ERROR_RESPONSES)
+    app.include_router(media.router, responses=ERROR_RESPONSES)  # /api/public/media
     mount_ui(app)  # the dashboard under /
     return app

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request
 
 from .errors import ApiError
-from .runtime import runtime
+from .runtime import Runtime, runtime
 
 HINT = "Confirm that you've configured the correct host."
 _CACHE_SECONDS = 5.0
@@ -67,7 +67,12 @@ def _unauthorized(reason: str) -> ApiError:
 
 def authenticate(request: Request) -> Principal:
     """Resolve the request's credentials to a :class:`Principal` or raise 401."""
-    header = request.headers.get("authorization")
+    return authenticate_header(runtime(request), request.headers.get("authorization"))
+
+
+def authenticate_header(rt: Runtime, header: str | None) -> Principal:
+    """Resolve an ``Authorization`` value (an HTTP header, or the gRPC receiver's
+    ``authorization`` metadata) to a :class:`Principal` or raise 401."""
     if not header:
         raise _unauthorized("No authorization header")
     scheme, _, credentials = header.partition(" ")
@@ -76,7 +81,6 @@ def authenticate(request: Request) -> Principal:
     cached = key_cache.get(token)
     if cached is not None:
         return cached
-    rt = runtime(request)
     projects = rt.store.projects
     if scheme.lower() == "basic":
         try:

@@ -4,6 +4,7 @@ Built in the lifespan."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -18,9 +19,10 @@ from ..evaluation.llm import Caller
 from ..evaluation.worker import Evaluate, EvaluationWorker
 from ..lifecycle.retention import RetentionJob, RetentionLoop
 from ..store.db import Conn, Database
-from ..store.interface import Store, sql_store
+from ..store.interface import BlobStore, Store, purge_freed, sql_store
 from ..store.migrations import migrate
 from ..store.writer import Writer
+from .media import UrlSigner, blob_store
 from .quota import RateLimits
 from .settings import Settings
 
@@ -65,6 +67,7 @@ class Runtime:
             self.store,
             self.writer.run_sync,
             interval=timedelta(seconds=max(settings.retention_interval_seconds, 1)),
+            purge_media=self.purge_media_sync,
         )
         self._retention_loop: RetentionLoop | None = None
         #: Calls to LLM connections (the judge, the playground): the SSRF allowlist and
@@ -86,6 +89,22 @@ class Runtime:
     def secret_box(self) -> SecretBox:
         """The server key's box (LLM keys and channel secrets at rest)."""
         return secret_box(self.settings.secret_key, self.settings.data_dir)
+
+    @functools.cached_property
+    def blobs(self) -> BlobStore:
+        """Where media bytes live (``store/blobs.py``: the local folder or S3)."""
+        return blob_store(self.settings)
+
+    @functools.cached_property
+    def media_urls(self) -> UrlSigner:
+        """Signs the server's own media upload and download URLs."""
+        return UrlSigner(self.settings)
+
+    def purge_media_sync(self) -> int:
+        """Delete the blobs no media record holds any more (after trace deletion or
+        retention committed); returns how many went. Blocking: call from a thread."""
+        media = self.store.media
+        return purge_freed(self.writer.run_sync, media.freed_blobs, media.forget_freed, self.blobs)
 
     def start(self) -> None:
         """Migrate the schema, start the writer and (unless turned off) the alert

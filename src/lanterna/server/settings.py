@@ -88,6 +88,31 @@ class Settings:
     #: Longest wait for an LLM connection's answer (LLM-as-a-judge, the playground), in
     #: seconds; past it the evaluation is recorded as an error.
     llm_timeout_seconds: int = 60
+    #: Where media bytes (images, audio, files uploaded through ``/api/public/media``)
+    #: live: ``local`` (a content-addressed folder, ``media_dir``) or ``s3`` (an
+    #: S3-compatible bucket, ``media_s3_*``; needs ``lanterna[s3]``). docs/media.md.
+    media_storage: str = "local"
+    #: The local media folder; empty: ``media`` in ``data_dir``.
+    media_dir: str = ""
+    #: Largest media object accepted, in bytes (413 above it).
+    media_max_bytes: int = 50 * 1024 * 1024
+    #: Content types media may have: comma-separated, ``type/*`` for a whole family.
+    #: Empty (the default): the types the Langfuse SDKs send (images, audio, video,
+    #: text, PDF, office files, JSON, archives, ``application/octet-stream``).
+    media_content_types: str = ""
+    #: Seconds a signed media upload or download URL stays valid.
+    media_url_seconds: int = 3600
+    #: S3 storage: the bucket, a key prefix, the endpoint (empty: AWS), the region and
+    #: the credentials (empty: boto3's usual sources: environment, profile, instance role).
+    media_s3_bucket: str = ""
+    media_s3_prefix: str = "media/"
+    media_s3_endpoint_url: str = ""
+    media_s3_region: str = ""
+    media_s3_access_key_id: str = ""
+    media_s3_secret_access_key: str = field(default="", repr=False)
+    #: Port of the OTLP/gRPC trace receiver (``--otlp-grpc-port``; 4317 is the usual
+    #: one); 0 (the default): off. It listens on ``host``.
+    otlp_grpc_port: int = 0
     #: ``--no-auth``: no login, for one local user on loopback. CLI only: never read
     #: from the environment, so auth cannot be turned off by a stray variable.
     no_auth: bool = False
@@ -103,6 +128,17 @@ class Settings:
             OutboundPolicy.parse(self.outbound_allow)
         except ValueError as exc:
             raise SettingsError(f"LANTERNA_OUTBOUND_ALLOW: {exc}") from None
+        if self.media_storage not in ("local", "s3"):
+            raise SettingsError(
+                f"LANTERNA_MEDIA_STORAGE is {self.media_storage!r}; it takes local or s3"
+            )
+        for name in ("media_max_bytes", "media_url_seconds"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"LANTERNA_{name.upper()} must be at least 1")
+        if not 0 <= self.otlp_grpc_port < 65536:
+            raise SettingsError("LANTERNA_OTLP_GRPC_PORT must be a port number (0: off)")
+        if self.media_storage == "s3" and not self.media_s3_bucket:
+            raise SettingsError("LANTERNA_MEDIA_STORAGE=s3 needs LANTERNA_MEDIA_S3_BUCKET")
         if self.secret_key:
             try:
                 load_key(self.secret_key, self.data_dir)
@@ -126,6 +162,11 @@ class Settings:
     def db_url(self) -> str:
         """The database to open: ``database_url`` or the SQLite file in ``data_dir``."""
         return self.database_url or default_sqlite_url(self.data_dir)
+
+    @property
+    def media_folder(self) -> str:
+        """The local media folder: ``media_dir`` or ``media`` in ``data_dir``."""
+        return self.media_dir or str(Path(self.data_dir).expanduser() / "media")
 
     @property
     def base_url(self) -> str:

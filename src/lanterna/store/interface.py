@@ -19,7 +19,9 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
 - **this module**: the Protocols (those of the resources beyond the core are written in
   ``protocols.py`` and re-exported here), :class:`Store`, and the types their operations take
   and return (``TraceQuery``, ``ObservationQuery``, ``ScoreQuery``, ``NewPrompt``,
-  ``VersionStats``, ``NewKey``, ``PreparedEvents``, ...), re-exported here;
+  ``VersionStats``, ``NewKey``, ``PreparedEvents``, ...), re-exported here, and the
+  media blob stores (``BlobStore``, ``LocalBlobs``, ``S3Blobs``, ``purge_freed`` from
+  ``blobs``);
 - **types and parsing**, values without operations on stored data: ``db`` (``Conn``,
   ``Database``, URLs), ``dialect`` (``Dialect``: how a backend spells timestamps and
   JSON, which the JSON shapes read), ``filters`` (``Condition``, ``FilterError``,
@@ -30,8 +32,7 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
   ``models``, ``projects``, ``dashboards``, ``budgets``, ``channels``, ``alerts``,
   ``quotas``, ``lifecycle``, ``audit``, ``masking``, ``backup``, ``datasets``,
   ``experiments``, ``comments``, ``annotation_queues``, ``evaluations``, ``ab_tests``,
-  ``write``,
-  ``rollups``, ``recompute``, ``tables``, ``migrations``.
+  ``media``, ``blobs``, ``write``, ``rollups``, ``recompute``, ``tables``, ``migrations``.
   ``server/runtime.py`` is the one exception: it builds the server's store and migrates
   its database (it picks the backend).
 
@@ -70,6 +71,7 @@ from . import (
     experiments,
     lifecycle,
     masking,
+    media,
     models,
     projects,
     prompts,
@@ -81,6 +83,7 @@ from . import (
     write,
 )
 from . import observations as observations_module
+from .blobs import BlobError, BlobStore, LocalBlobs, S3Blobs, purge_freed
 from .db import Conn
 from .experiments import ExperimentQuery
 from .lifecycle import Deleted
@@ -98,6 +101,7 @@ from .protocols import (
     Experiments,
     Lifecycle,
     Masking,
+    Media,
     Page,
     Row,
 )
@@ -113,6 +117,8 @@ __all__ = [
     "AlertChannels",
     "AnnotationQueues",
     "Audit",
+    "BlobError",
+    "BlobStore",
     "Budgets",
     "Comments",
     "CursorPage",
@@ -124,7 +130,9 @@ __all__ = [
     "Experiments",
     "Ingest",
     "Lifecycle",
+    "LocalBlobs",
     "Masking",
+    "Media",
     "Models",
     "NewKey",
     "NewPrompt",
@@ -136,6 +144,7 @@ __all__ = [
     "Prompts",
     "Quotas",
     "Row",
+    "S3Blobs",
     "ScoreConfigs",
     "ScoreDistribution",
     "ScoreQuery",
@@ -148,6 +157,7 @@ __all__ = [
     "TraceRollup",
     "TraceTotals",
     "Traces",
+    "purge_freed",
     "sql_store",
 ]
 
@@ -588,6 +598,7 @@ class Store(Protocol):
     annotations: AnnotationQueues
     evaluations: Evaluations
     ab_tests: AbTests
+    media: Media
 
 
 class SqlStore:
@@ -618,6 +629,7 @@ class SqlStore:
         self.annotations: AnnotationQueues = annotation_queues
         self.evaluations: Evaluations = evaluations
         self.ab_tests: AbTests = ab_tests
+        self.media: Media = media
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

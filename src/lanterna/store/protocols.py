@@ -420,3 +420,57 @@ class AbTests(Protocol):
     def delete(self, conn: Conn, project_id: str, name: str) -> bool: ...
 
     def score_exists(self, conn: Conn, project_id: str, name: str) -> bool: ...
+
+
+class Media(Protocol):
+    """Media records (uploaded images, audio, files) and what refers to them
+    (``store/media.py``); the bytes are in the blob store (``store/blobs.py``), keyed by
+    the record's ``sha256``."""
+
+    def get_media(self, conn: Conn, project_id: str, media_id: str) -> Row | None: ...
+
+    def get_many(self, conn: Conn, project_id: str, media_ids: Sequence[str]) -> dict[str, Row]: ...
+
+    def register(
+        self,
+        conn: Conn,
+        project_id: str,
+        media_id: str,
+        sha256: str,
+        content_type: str,
+        content_length: int,
+    ) -> Row: ...
+
+    def mark_uploaded(
+        self,
+        conn: Conn,
+        project_id: str,
+        media_id: str,
+        at: datetime,
+        status: int | None,
+        error: str | None = None,
+        time_ms: int | None = None,
+    ) -> bool: ...
+
+    def is_blob_uploaded(self, conn: Conn, sha256: str) -> bool: ...
+
+    def add_reference(
+        self,
+        conn: Conn,
+        project_id: str,
+        media_id: str,
+        object_kind: str,
+        object_id: str,
+        observation_id: str | None = None,
+        field: str | None = None,
+    ) -> None: ...
+
+    def media_of_trace(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]: ...
+
+    def release_traces(self, conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int: ...
+
+    def delete_unreferenced(self, conn: Conn, created_before: datetime) -> int: ...
+
+    def freed_blobs(self, conn: Conn, limit: int = 1000) -> list[str]: ...
+
+    def forget_freed(self, conn: Conn, keys: Sequence[str]) -> list[str]: ...

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..schema import LEVELS, TRACE
 from ..timeutil import seconds_between
-from . import paging, rollups, row_counts, user_totals
+from . import media, paging, rollups, row_counts, user_totals
 from .db import Conn
 from .dialect import Dialect
 from .filters import (
@@ -478,6 +478,8 @@ def delete_traces(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int:
                 f"DELETE FROM traces WHERE project_id = ? AND id IN ({marks})", params
             )
         row_counts.add(conn, project_id, {"trace": -deleted, "observation": -observations})
+        # Media the traces referred to go with the last trace that refers to them.
+        media.release_traces(conn, project_id, trace_ids)
         return deleted
 
     # The hourly rollups and the user totals lose what these traces contributed.

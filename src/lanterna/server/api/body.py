@@ -14,9 +14,10 @@ from ..errors import ApiError
 from ..runtime import runtime
 
 
-async def read_body(request: Request) -> bytes:
-    """The raw body; 413 when it is larger than ``max_request_bytes``."""
-    limit = runtime(request).settings.max_request_bytes
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The raw body; 413 when it is larger than ``limit`` (default ``max_request_bytes``)."""
+    if limit is None:
+        limit = runtime(request).settings.max_request_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"Request body is larger than the limit of {limit} bytes")

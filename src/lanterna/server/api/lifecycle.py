@@ -96,6 +96,7 @@ async def delete_user_data(request: Request, user_id: str, principal: ProjectKey
     gone = await run_in_threadpool(
         delete_user, rt.store, rt.read_sync, rt.writer.run_sync, pid, user_id
     )
+    await run_in_threadpool(rt.purge_media_sync)  # media whose last trace went
     return await _deleted(rt, principal, "user", user_id, gone)
 
 
@@ -108,6 +109,7 @@ async def delete_session_data(request: Request, session_id: str, principal: Proj
     gone = await run_in_threadpool(
         delete_session, rt.store, rt.read_sync, rt.writer.run_sync, pid, session_id
     )
+    await run_in_threadpool(rt.purge_media_sync)  # media whose last trace went
     return await _deleted(rt, principal, "session", session_id, gone)
 
 

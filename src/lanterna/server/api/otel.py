@@ -8,23 +8,67 @@ gzip- or deflate-compressed. The answer is 200 only after the spans are committe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...ingest.otlp import decode_json, decode_protobuf, export_response, spans_of, to_events
+from ...ingest.media import extract_media
+from ...ingest.otlp import (
+    ExportTraceServiceRequest,
+    JsonExport,
+    decode_json,
+    decode_protobuf,
+    export_response,
+    spans_of,
+    to_events,
+)
 from ...ingest.otlp_experiments import ExperimentLink
 from ...store.db import Conn
-from ...store.interface import PreparedEvents
 from ...timeutil import now
 from ..auth import ProjectKey
 from ..errors import ApiError
-from ..runtime import runtime
+from ..media import media_allowed, with_media
+from ..runtime import Runtime, runtime
 from .body import read_decoded_body
 
 router = APIRouter()
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+
+
+async def commit_export(
+    rt: Runtime, project_id: str, decode: Callable[[], ExportTraceServiceRequest | JsonExport]
+) -> list[str]:
+    """Decode an export, map its spans and commit them; return the reasons of the spans
+    left out (ids that are not OTLP ids). Returns only after the commit: the OTLP/HTTP
+    routes and the gRPC receiver (``otlp_grpc.py``) both answer after it.
+    :class:`~lanterna.ingest.otlp_mapping.OtlpError` for an unusable export."""
+    rejected: list[str] = []
+    links: list[ExperimentLink] = []  # dataset run items recorded by experiment spans
+
+    def prepare(conn: Conn) -> tuple[None, Callable[[Conn], Any] | None]:
+        # Decoding and mapping are CPU work: in the thread pool, like the JSON path.
+        export = decode()
+        rt.quota.take(project_id, "ingest", sum(1 for _ in spans_of(export)))
+        events = to_events(export, rejected, links)
+        if not events:
+            return None, None
+        # Base64 data URIs in attributes go to the media store: the blobs are durable
+        # before the spans that refer to them commit.
+        found = extract_media(events, media_allowed(rt.settings))
+        unit = rt.store.ingest.prepare_events(conn, project_id, events)
+        return None, with_media(rt, project_id, found, unit) if found else unit
+
+    await rt.prepare_and_commit(prepare)
+    await rt.share_quota()
+    if links:
+        # Rare (experiment runs only), so not in the ingestion unit the writer combines.
+        await rt.write(lambda conn: rt.store.datasets.record_experiment_items(
+            conn, project_id, links, now()))  # fmt: skip
+    return rejected
 
 
 async def _export(request: Request, principal: ProjectKey) -> Response:
@@ -41,25 +85,8 @@ async def _export(request: Request, principal: ProjectKey) -> Response:
         )
     rt = runtime(request)
     raw = await read_decoded_body(request)
-    project_id = principal.project_id
-
-    rejected: list[str] = []  # spans with ids that are not OTLP ids (the rest go on)
-    links: list[ExperimentLink] = []  # dataset run items recorded by experiment spans
-
-    def prepare(conn: Conn) -> tuple[None, PreparedEvents | None]:
-        # Decoding and mapping are CPU work: in the thread pool, like the JSON path.
-        # An unusable export raises OtlpError: a 400 with its reason.
-        export = decode_protobuf(raw) if protobuf else decode_json(raw)
-        rt.quota.take(project_id, "ingest", sum(1 for _ in spans_of(export)))
-        events = to_events(export, rejected, links)
-        return None, rt.store.ingest.prepare_events(conn, project_id, events) if events else None
-
-    await rt.prepare_and_commit(prepare)
-    await rt.share_quota()
-    if links:
-        # Rare (experiment runs only), so not in the ingestion unit the writer combines.
-        await rt.write(lambda conn: rt.store.datasets.record_experiment_items(
-            conn, project_id, links, now()))  # fmt: skip
+    decode = decode_protobuf if protobuf else decode_json
+    rejected = await commit_export(rt, principal.project_id, lambda: decode(raw))
     body, media_type = export_response(protobuf, rejected)
     return Response(body, media_type=media_type)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from ...queries.traces import TraceDetail, TraceItem, TraceParts, trace_detail, trace_list
 from ...store.db import Conn
@@ -128,6 +129,7 @@ async def delete_traces(request: Request, principal: ProjectKey) -> JSON:
     rt = runtime(request)
     gone = await rt.write(lambda conn: rt.store.traces.delete_traces(conn, project_id, ids))
     await audit(rt, principal, "trace.delete", None, {"traceIds": ids[:100], "deleted": gone})
+    await run_in_threadpool(rt.purge_media_sync)  # media whose last trace went
     return JSON({"message": "Traces deleted successfully"})
 
 
@@ -181,4 +183,5 @@ async def delete_trace(request: Request, trace_id: str, principal: ProjectKey) -
     gone = await rt.write(lambda c: rt.store.traces.delete_traces(c, project_id, [trace_id]))
     if gone:
         await audit(rt, principal, "trace.delete", trace_id)
+    await run_in_threadpool(rt.purge_media_sync)  # media whose last trace went
     return JSON({"message": "Trace deleted successfully"})

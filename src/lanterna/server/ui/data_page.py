@@ -66,6 +66,7 @@ async def delete_data(request: Request, project_id: str) -> Response:
     gone = await run_in_threadpool(
         run, rt.store, rt.read_sync, rt.writer.run_sync, page.pid, target
     )
+    await run_in_threadpool(rt.purge_media_sync)  # media whose last trace went
     await audit(rt, page, f"{what}.delete", target, gone.as_json())
     return await _render(request, page, deleted={"what": what, "id": target, **gone.as_json()})
 

@@ -24,6 +24,7 @@ from ...timeutil import format_ts, now, parse_ts
 from ..shapes import observation_json, score_json, trace_json
 from .annotate_page import comments_of
 from .io_view import io_view
+from .media_view import media_items, referenced_ids
 from .ranges import LIST_RANGES, time_range
 from .web import (
     Page,
@@ -404,7 +405,28 @@ async def trace_page(request: Request, project_id: str, trace_id: str) -> Respon
     found = await rt.read(read)
     if found is None:
         raise not_found("Trace")
-    return _trace_response(request, page, found, error="")
+    return await _with_media(request, page, found, error="")
+
+
+async def _with_media(
+    request: Request, page: Page, found: dict[str, Any], *, error: str, status: int = 200
+) -> Response:
+    """The trace page, with the media the shown input, output and metadata refer to."""
+    rt = rt_of(request)
+    subject = _subject(request, found)
+    values = (subject.get("input"), subject.get("output"), subject.get("metadata"))
+    base = rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    if referenced_ids(*values):
+        found["media"] = await rt.read(
+            lambda c: media_items(rt.store, c, rt.blobs, rt.media_urls, base, page.pid, *values)
+        )
+    return _trace_response(request, page, found, error=error, status=status)
+
+
+def _subject(request: Request, found: dict[str, Any]) -> dict[str, Any]:
+    selected_id = request.query_params.get("observation", "")
+    selected = next((o for o in found["observations"] if o["id"] == selected_id), None)
+    return selected or found["trace"]
 
 
 def _trace_response(
@@ -434,6 +456,7 @@ def _trace_response(
             "input_view": io_view(subject.get("input")),
             "output_view": io_view(subject.get("output")),
             "metadata": subject.get("metadata"),
+            "media": found.get("media", []),
             "scores": shown_scores,
             "all_scores": scores,
             "error": error,
@@ -480,7 +503,7 @@ async def add_score(request: Request, project_id: str) -> Response:
     try:
         event = score_event(body, format_ts(now()))
     except Invalid as exc:
-        return _trace_response(request, page, found, error=str(exc), status=400)
+        return await _with_media(request, page, found, error=str(exc), status=400)
     event.fields["author_user_id"] = page.viewer.user["id"]
     await rt.write(lambda c: rt.store.ingest.apply_events(c, page.pid, [event]))
     target = f"/project/{page.pid}/traces/{quote(trace_id, safe='/')}"

@@ -25,6 +25,7 @@ from ...accounts import Permission, allowed
 from ...accounts import store as accounts
 from ...errors import DomainError
 from ...store.db import Conn
+from ..media import with_media_origin
 from ..runtime import Runtime, runtime
 from . import fmt
 
@@ -278,7 +279,12 @@ def render(
         "asset_v": _asset_version(),
     }
     html = templates.get_template(template).render({**base, **context})
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    headers = SECURITY_HEADERS
+    rt = rt_of(request)
+    if rt.settings.media_storage == "s3" and context.get("media"):
+        # Media shown on the page loads from the bucket's presigned URLs.
+        headers = with_media_origin(headers, getattr(rt.blobs, "origin", ""))
+    return HTMLResponse(html, status_code=status, headers=headers)
 
 
 def _asset_version() -> str:

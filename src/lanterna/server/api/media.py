@@ -1,0 +1,200 @@
+"""Media (contract 4.7): ``POST /api/public/media`` (an upload URL, or null when the bytes
+are stored), ``PATCH /api/public/media/{id}`` (the upload's outcome), ``GET
+/api/public/media/{id}`` (a short-lived download URL), and the server's own signed
+routes that take and serve the bytes when media is stored locally:
+``PUT /api/media/{project}/{id}/upload`` and ``GET /api/media/{project}/{id}``.
+
+With S3 storage the upload and download URLs are presigned URLs of the bucket and the
+bytes never pass through the server. See docs/media.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from ...ingest.media import media_id_of
+from ...store.filters import parse_time
+from ..auth import ProjectKey
+from ..errors import ApiError, not_found
+from ..media import (
+    SAFE_HEADERS,
+    check_media,
+    digest_of,
+    disposition,
+    download_url,
+    filename_of,
+    sha256_b64,
+)
+from ..responses import JSON
+from ..runtime import Runtime, runtime
+from .body import read_body, read_json_object
+
+router = APIRouter()
+
+
+def _base_url(request: Request, rt: Runtime) -> str:
+    return rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+
+
+def _optional_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 800:
+        raise ApiError(400, "Invalid request data", f"{key}: a string id")
+    return value
+
+
+@router.post("/api/public/media")
+async def get_upload_url(request: Request, principal: ProjectKey) -> JSON:
+    """Register media by its SHA-256; ``uploadUrl`` is null when the bytes are stored."""
+    body = await read_json_object(request)
+    rt = runtime(request)
+    ctype = check_media(rt.settings, body.get("contentType"), body.get("contentLength"))
+    digest = digest_of(body.get("sha256Hash"))
+    media_id, key, length = media_id_of(digest), digest.hex(), int(body["contentLength"])
+    trace_id = _optional_str(body, "traceId")
+    observation_id = _optional_str(body, "observationId")
+    item_id = _optional_str(body, "datasetItemId")
+    field = body.get("field") if isinstance(body.get("field"), str) else None
+    project_id = principal.project_id
+    media = rt.store.media
+
+    def register(conn: Any) -> dict[str, Any]:
+        row = media.register(conn, project_id, media_id, key, ctype, length)
+        if trace_id:
+            media.add_reference(
+                conn, project_id, media_id, "trace", trace_id, observation_id, field
+            )
+        if item_id:
+            media.add_reference(conn, project_id, media_id, "dataset_item", item_id, None, field)
+        return row
+
+    row = await rt.write(register)
+    stored = await run_in_threadpool(rt.blobs.exists, key)
+    if stored and row["uploaded_at"] is None:
+        # Uploaded before (by another project, or an acknowledged upload whose PATCH
+        # never came): these bytes are stored once.
+        uploaded = await rt.read(lambda c: media.is_blob_uploaded(c, key))
+        if uploaded or not rt.blobs.direct:
+            now = datetime.now(UTC)
+            await rt.write(lambda c: media.mark_uploaded(c, project_id, media_id, now, 200))
+            row = {**row, "uploaded_at": now}
+    if stored and row["uploaded_at"] is not None:
+        return JSON({"mediaId": media_id, "uploadUrl": None})
+    if rt.blobs.direct:
+        url = rt.blobs.upload_url(key, ctype, sha256_b64(key), rt.settings.media_url_seconds)
+    else:
+        url, _ = rt.media_urls.sign(_base_url(request, rt), "put", project_id, media_id)
+    return JSON({"mediaId": media_id, "uploadUrl": url})
+
+
+@router.patch("/api/public/media/{media_id}", status_code=204)
+async def patch_media(request: Request, media_id: str, principal: ProjectKey) -> Response:
+    """Record the outcome of an upload (``uploadedAt``, ``uploadHttpStatus``, ...)."""
+    body = await read_json_object(request)
+    status = body.get("uploadHttpStatus")
+    if not isinstance(status, int) or isinstance(status, bool):
+        raise ApiError(400, "Invalid request data", "uploadHttpStatus: required, an integer")
+    at = parse_time(body.get("uploadedAt"), "uploadedAt") or datetime.now(UTC)
+    error = body.get("uploadHttpError") if isinstance(body.get("uploadHttpError"), str) else None
+    time_ms = body.get("uploadTimeMs") if isinstance(body.get("uploadTimeMs"), int) else None
+    rt = runtime(request)
+    project_id = principal.project_id
+    media = rt.store.media
+    row = await rt.read(lambda c: media.get_media(c, project_id, media_id))
+    if row is None:
+        raise not_found(f"Media {media_id}")
+    if 200 <= status < 300 and not await run_in_threadpool(rt.blobs.exists, row["sha256"]):
+        raise ApiError(400, f"The bytes of media {media_id} are not in storage", "Bad request")
+    error = error[:2000] if error else None
+    await rt.write(
+        lambda c: media.mark_uploaded(c, project_id, media_id, at, status, error, time_ms)
+    )
+    return Response(status_code=204)
+
+
+@router.get("/api/public/media/{media_id}")
+async def get_media(request: Request, media_id: str, principal: ProjectKey) -> JSON:
+    """The record with a short-lived download URL; 404 until its bytes are stored."""
+    rt = runtime(request)
+    project_id = principal.project_id
+    row = await rt.read(lambda c: rt.store.media.get_media(c, project_id, media_id))
+    if row is None or row["uploaded_at"] is None:
+        raise not_found(f"Media {media_id}")
+    url, exp = download_url(rt.blobs, rt.media_urls, _base_url(request, rt), project_id, row)
+    d = rt.db.dialect
+    return JSON(
+        {
+            "mediaId": row["id"],
+            "contentType": row["content_type"],
+            "contentLength": row["content_length"],
+            "uploadedAt": d.ts_out(row["uploaded_at"]),
+            "url": url,
+            "urlExpiry": datetime.fromtimestamp(exp, UTC).isoformat().replace("+00:00", "Z"),
+        }
+    )
+
+
+@router.put("/api/media/{project_id}/{media_id}/upload")
+async def upload(
+    request: Request, project_id: str, media_id: str, exp: str = "", sig: str = ""
+) -> Response:
+    """Take the bytes of a registered media record (local storage), checked against its
+    SHA-256 (and the ``x-amz-checksum-sha256`` header), stored durably before the 200."""
+    rt = runtime(request)
+    rt.media_urls.check("put", project_id, media_id, exp, sig)
+    media = rt.store.media
+    row = await rt.read(lambda c: media.get_media(c, project_id, media_id))
+    if row is None:
+        raise not_found(f"Media {media_id}")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != row["content_type"]:
+        raise ApiError(
+            400, f"Content-Type {ctype or '(none)'!r} is not the registered {row['content_type']!r}"
+        )
+    checksum = request.headers.get("x-amz-checksum-sha256")
+    if checksum is not None and checksum != sha256_b64(row["sha256"]):
+        raise ApiError(400, "x-amz-checksum-sha256 is not the registered SHA-256", "Bad request")
+    data = await read_body(request, min(rt.settings.media_max_bytes, row["content_length"]))
+    if len(data) != row["content_length"]:
+        raise ApiError(
+            400, f"Upload has {len(data)} bytes, not the registered {row['content_length']}"
+        )
+    if hashlib.sha256(data).hexdigest() != row["sha256"]:
+        raise ApiError(400, "The uploaded bytes do not match the media id's SHA-256", "Bad request")
+    await run_in_threadpool(rt.blobs.write, row["sha256"], [data])
+    now = datetime.now(UTC)
+    await rt.write(lambda c: media.mark_uploaded(c, project_id, media_id, now, 200))
+    return Response(status_code=200)
+
+
+@router.get("/api/media/{project_id}/{media_id}")
+async def download(
+    request: Request, project_id: str, media_id: str, exp: str = "", sig: str = ""
+) -> Response:
+    """The bytes of a media record (signed URL): inline for raster images, audio and
+    video, an attachment otherwise, sandboxed and never sniffed."""
+    rt = runtime(request)
+    rt.media_urls.check("get", project_id, media_id, exp, sig)
+    row = await rt.read(lambda c: rt.store.media.get_media(c, project_id, media_id))
+    if row is None or row["uploaded_at"] is None:
+        raise not_found(f"Media {media_id}")
+    try:
+        data = await run_in_threadpool(rt.blobs.read, row["sha256"])
+    except FileNotFoundError:
+        raise not_found(f"Media {media_id}") from None
+    ctype = row["content_type"]
+    headers = {
+        **SAFE_HEADERS,
+        "Content-Disposition": disposition(ctype, filename_of(media_id, ctype)),
+        "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(row["sha256"])).decode(),
+    }
+    return Response(data, media_type=ctype, headers=headers)
