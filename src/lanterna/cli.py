@@ -228,7 +228,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     from datetime import timedelta
 
-    from .alerts.evaluator import Evaluator, EvaluatorLoop
+    from .alerts.evaluator import Evaluator, EvaluatorLoop, file_clock
     from .alerts.secretbox import SecretBox
     from .alerts.stored import outbound_policy, secret_box
     from .evaluation.llm import Caller
@@ -277,6 +277,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         evaluations = EvaluationWorker(
             db, store, writer.run_sync, Evaluate(store, read, box, caller)
         )
+        if settings.alert_clock_file:  # testing only (docs/settings.md)
+            evaluator.clock = file_clock(settings.alert_clock_file)
         if args.once:
             outcomes = evaluator.tick()
             print(f"evaluated {len(outcomes)} rule(s)")

@@ -36,8 +36,9 @@ import operator
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ..analytics.alert_metrics import SUMS, Ask, MetricSpec, Reading, measure, measure_many
@@ -66,6 +67,19 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 }
 WEEK = timedelta(days=7)
 DAY = timedelta(days=1)
+
+
+def file_clock(path: str) -> Callable[[], datetime]:
+    """A clock reading the time from a file (ISO 8601, UTC) at each call: the testing
+    setting ``alert_clock_file``, which moves real server processes' evaluators
+    through time without waiting."""
+
+    def read() -> datetime:
+        text = Path(path).read_text().strip()
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+
+    return read
 
 
 def no_channels(rule: dict[str, Any]) -> Sequence[tuple[str, Channel]]:
