@@ -117,16 +117,27 @@ FILTERS: dict[str, tuple[str, str, str]] = {
     )
     for name, (entity, column) in FILTER_FIELDS.items()
 }
-#: Filters whose values a grouped query may take apart (a low-cardinality dimension
-#: in both views, equality on a string): rules differing only in one of these share
-#: one query grouped by it.
-_GROUPABLE = tuple(
+#: Filters whose values a grouped query may take apart (equality on a string that is a
+#: dimension of both views): rules differing only in one of these share one query
+#: grouped by it. Low-cardinality ones first (the one a rule is grouped by is the first
+#: it names); ids (user, session) last, grouped through the v1 query, which allows them
+#: as a dimension (the ``any of`` filter bounds the groups).
+_HIGH_CARDINALITY = frozenset(
     name
-    for name, (obs, scores, kind) in FILTERS.items()
-    if kind == "string"
-    and all(
-        col in VIEWS[view].dimensions and not VIEWS[view].dimensions[col].high_cardinality
-        for view, col in (("observations", obs), ("scores-numeric", scores))
+    for name, (obs, _scores, _kind) in FILTERS.items()
+    if obs in VIEWS["observations"].dimensions
+    and VIEWS["observations"].dimensions[obs].high_cardinality
+)
+_GROUPABLE = tuple(
+    sorted(
+        (
+            name
+            for name, (obs, scores, kind) in FILTERS.items()
+            if kind == "string"
+            and obs in VIEWS["observations"].dimensions
+            and scores in VIEWS["scores-numeric"].dimensions
+        ),
+        key=lambda name: name in _HIGH_CARDINALITY,
     )
 )
 
@@ -197,10 +208,10 @@ def query_of(spec: MetricSpec, start: datetime, end: datetime) -> dict[str, Any]
 
 
 def _reading(metric: str, row: dict[str, Any] | None) -> Reading:
-    """``metric``'s reading from a row of its query (None: no rows)."""
+    """``metric``'s reading from a row of its query (None: no rows, as an empty
+    group reads: no samples, a count of 0)."""
     m = METRICS[metric]
-    if row is None:
-        return Reading(None, 0)
+    row = row or {}
     samples = int(row.get(f"count_{m.measure}") or 0)
     if metric == "error_rate":
         errors = int(row.get("sum_errorCount") or 0)
@@ -279,7 +290,9 @@ def measure_many(
                       "value": part}]  # fmt: skip
                 body["config"] = {"row_limit": ROW_LIMIT_MAX}
             try:
-                rows = run_query(conn, project_id, parse_query(body, version=2), timeout=timeout)
+                version = 1 if by in _HIGH_CARDINALITY else 2
+                query = parse_query(body, version=version)
+                rows = run_query(conn, project_id, query, timeout=timeout)
             except Exception as exc:  # one failing query must not stop the others
                 for i in wanted:
                     out[i] = exc
