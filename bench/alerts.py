@@ -273,6 +273,7 @@ def main() -> int:
     parser.add_argument("--observations", type=int, default=1_000_000)
     parser.add_argument("--ticks", type=int, default=5, help="evaluation ticks timed")
     parser.add_argument("--ingest-observations", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=2, help="ingestion runs per state")
     parser.add_argument("--skip-ingest", action="store_true", help="time the ticks only")
     parser.add_argument("--generate-only", action="store_true")
     parser.add_argument("--pg-admin-url", help="PostgreSQL server (default: scripts/pg-start)")
@@ -295,18 +296,28 @@ def main() -> int:
         )
         row = {"backend": backend, **ticks}
         if not args.skip_ingest:
-            off = ingest_rate(backend, args, evaluator=False)
-            on = ingest_rate(backend, args, evaluator=True)
-            change = on.rate / off.rate - 1
+            runs: dict[bool, list[ingest.Result]] = {False: [], True: []}
+            for _ in range(args.rounds):  # alternating, so the machine's load hits both
+                for evaluator in (False, True):
+                    r = ingest_rate(backend, args, evaluator=evaluator)
+                    runs[evaluator].append(r)
+                    state = "on" if evaluator else "off"
+                    print(f"  {backend}: evaluator {state}: {r.rate:,.0f} obs/s", flush=True)
+            off = statistics.median(r.rate for r in runs[False])
+            on = statistics.median(r.rate for r in runs[True])
+            cpu = {
+                k: statistics.median(r.server_cpu / r.observations * 1e6 for r in v)
+                for k, v in runs.items()
+            }
+            change = on / off - 1
             print(
-                f"{backend}: ingestion {off.rate:,.0f} obs/s with the evaluator off,"
-                f" {on.rate:,.0f} obs/s with {RULES} rules evaluated every 10 s"
-                f" ({change:+.0%}); server CPU per observation"
-                f" {off.server_cpu / off.observations * 1e6:.0f} -> "
-                f"{on.server_cpu / on.observations * 1e6:.0f} us",
+                f"{backend}: ingestion {off:,.0f} obs/s with the evaluator off,"
+                f" {on:,.0f} obs/s with {RULES} rules evaluated every 10 s"
+                f" ({change:+.0%}; medians of {args.rounds}); server CPU per observation"
+                f" {cpu[False]:.0f} -> {cpu[True]:.0f} us",
                 flush=True,
             )
-            row.update(off=off.rate, on=on.rate, change=change)
+            row.update(off=off, on=on, change=change)
         table.append(row)
     if table:
         print(
