@@ -15,11 +15,12 @@ Two measurements per backend:
    sharing a range were grouped).
 2. **Ingestion with and without the evaluator.** bench/ingest.py's machinery: a
    ``lanterna serve`` subprocess on a scratch database takes ``--ingest-observations``
-   (default 100,000) from its client processes, once with the evaluator off
-   (``LANTERNA_ALERT_TICK_SECONDS=0``) and once with 100 rules of the same mix due every
-   10 seconds (the shortest interval) and the evaluator looking every second, over the
-   data being ingested. Prints committed observations per second of each and the
-   difference.
+   (default 100,000) from its client processes, with the evaluator off
+   (``LANTERNA_ALERT_TICK_SECONDS=0``), with 100 rules of the same mix due every 10
+   seconds (the shortest interval) evaluated inside the server (a look every second),
+   and with them evaluated by a ``lanterna worker --interval 1`` process beside it; the
+   rules' windows hold the data being ingested. ``--rounds`` runs of each, in turn;
+   prints the medians' committed observations per second and the differences.
 
     .venv/bin/python bench/alerts.py --data-dir /work/wt/alerts-data
     .venv/bin/python bench/alerts.py --data-dir DIR --backend sqlite --skip-ingest
@@ -32,7 +33,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
@@ -241,10 +244,15 @@ def _evaluations(port: int, auth: str) -> int:
         conn.close()
 
 
-def ingest_rate(backend: str, args: argparse.Namespace, evaluator: bool) -> ingest.Result:
-    """Ingestion throughput into a scratch server, with 100 rules evaluated every 10 s
-    (``evaluator``) or with the evaluator off."""
-    settings = {"LANTERNA_ALERT_TICK_SECONDS": "1" if evaluator else "0"}
+#: Where the evaluator runs during an ingestion run.
+MODES = ("off", "server", "worker")
+
+
+def ingest_rate(backend: str, args: argparse.Namespace, mode: str) -> ingest.Result:
+    """Ingestion throughput into a scratch server with 100 rules due every 10 s,
+    evaluated inside the server (``server``: a look every second), by a ``lanterna
+    worker`` process beside it (``worker``), or not at all (``off``)."""
+    settings = {"LANTERNA_ALERT_TICK_SECONDS": "1" if mode == "server" else "0"}
     bench_args = argparse.Namespace(
         observations=args.ingest_observations, batch=100, clients=2, concurrency=8,
         verbose=False, pg_admin_url=args.pg_admin_url,
@@ -252,15 +260,28 @@ def ingest_rate(backend: str, args: argparse.Namespace, evaluator: bool) -> inge
     with ingest.server_on_scratch_database(
         backend, args.pg_admin_url, "lanterna-alerts-bench-", settings
     ) as (server, workdir, db_args):
-        if evaluator:
+        worker = None
+        if mode != "off":
             names = ["chat-request"]
             models = ["gpt-4o-mini"]
             users = [f"user-{i}" for i in range(1, 11)]
             rules = rule_set(names, models, ["default"], users, ["bench", "chat"], interval=10)
             for body in rules:
                 _post(server.port, server.auth, "/api/public/alerts/rules", body)
-        result = ingest._run(backend, bench_args, server, workdir, db_args)
-        if evaluator:
+        if mode == "worker":
+            env = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
+            env["PYTHONPATH"] = str(ROOT / "src")
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "lanterna.cli", "worker", "--interval", "1", *db_args],
+                stdout=subprocess.DEVNULL, env=env,
+            )  # fmt: skip
+        try:
+            result = ingest._run(backend, bench_args, server, workdir, db_args)
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(30)
+        if mode != "off":
             evaluated = _evaluations(server.port, server.auth)
             print(f"  {backend}: {evaluated} of {RULES} rules evaluated during the run")
     return result
@@ -296,39 +317,42 @@ def main() -> int:
         )
         row = {"backend": backend, **ticks}
         if not args.skip_ingest:
-            runs: dict[bool, list[ingest.Result]] = {False: [], True: []}
-            for _ in range(args.rounds):  # alternating, so the machine's load hits both
-                for evaluator in (False, True):
-                    r = ingest_rate(backend, args, evaluator=evaluator)
-                    runs[evaluator].append(r)
-                    state = "on" if evaluator else "off"
-                    print(f"  {backend}: evaluator {state}: {r.rate:,.0f} obs/s", flush=True)
-            off = statistics.median(r.rate for r in runs[False])
-            on = statistics.median(r.rate for r in runs[True])
+            runs: dict[str, list[ingest.Result]] = {m: [] for m in MODES}
+            for _ in range(args.rounds):  # in turn, so the machine's load hits each
+                for mode in MODES:
+                    r = ingest_rate(backend, args, mode)
+                    runs[mode].append(r)
+                    print(f"  {backend}: evaluator {mode}: {r.rate:,.0f} obs/s", flush=True)
+            rate = {m: statistics.median(r.rate for r in v) for m, v in runs.items()}
             cpu = {
-                k: statistics.median(r.server_cpu / r.observations * 1e6 for r in v)
-                for k, v in runs.items()
+                m: statistics.median(r.server_cpu / r.observations * 1e6 for r in v)
+                for m, v in runs.items()
             }
-            change = on / off - 1
+            off, on, beside = rate["off"], rate["server"], rate["worker"]
+            change, change_worker = on / off - 1, beside / off - 1
             print(
                 f"{backend}: ingestion {off:,.0f} obs/s with the evaluator off,"
-                f" {on:,.0f} obs/s with {RULES} rules evaluated every 10 s"
-                f" ({change:+.0%}; medians of {args.rounds}); server CPU per observation"
-                f" {cpu[False]:.0f} -> {cpu[True]:.0f} us",
+                f" {on:,.0f} obs/s with {RULES} rules evaluated every 10 s in the server"
+                f" ({change:+.0%}), {beside:,.0f} obs/s with them in a lanterna worker"
+                f" ({change_worker:+.0%}; medians of {args.rounds}); server CPU per"
+                f" observation {cpu['off']:.0f} / {cpu['server']:.0f} / {cpu['worker']:.0f} us",
                 flush=True,
             )
+            row.update(worker=beside, change_worker=change_worker)
             row.update(off=off, on=on, change=change)
         table.append(row)
     if table:
         print(
-            "\n| backend | tick (median) | one query per rule | ingest off | ingest on | change |"
+            "\n| backend | tick (median) | one query per rule | ingest, evaluator off"
+            " | in the server | change | in a worker | change |"
         )
-        print("| --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for r in table:
             rates = (
                 f"{r['off']:,.0f} obs/s | {r['on']:,.0f} obs/s | {r['change']:+.0%}"
+                f" | {r['worker']:,.0f} obs/s | {r['change_worker']:+.0%}"
                 if "off" in r
-                else " | | "
+                else " | | | | "
             )
             print(f"| {r['backend']} | {r['median']:.2f} s | {r['one_by_one']:.2f} s | {rates} |")
     return 0
