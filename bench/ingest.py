@@ -368,13 +368,15 @@ def _pct(values: list[float], q: float) -> float:
 
 @contextmanager
 def server_on_scratch_database(
-    backend: str, pg_admin_url: str | None, prefix: str
+    backend: str, pg_admin_url: str | None, prefix: str, settings: dict[str, str] | None = None
 ) -> Iterator[tuple[Server, Path, list[str]]]:
     """A ``lanterna serve`` subprocess on a fresh database: SQLite in a temporary data
     directory, or a new PostgreSQL database on ``pg_admin_url`` (default: the server
     scripts/pg-start runs). Yields the server, the directory and the database options;
-    stops the server and removes the data afterwards."""
+    stops the server and removes the data afterwards. ``settings``: ``LANTERNA_*``
+    variables the server gets (no other)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
+    env.update(settings or {})
     env["PYTHONPATH"] = str(ROOT / "src")
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
     pg_admin = pg_name = None

@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -222,3 +224,57 @@ class Api(TestClient):
 
     def new_project(self, name: str = "Other Project") -> Project:
         return new_project(self.app, name)
+
+
+def db_args(db_url: str) -> list[str]:
+    """The ``lanterna`` command's options naming the test database."""
+    if db_url.startswith("sqlite:///"):
+        return ["--data-dir", str(Path(db_url.removeprefix("sqlite:///")).parent)]
+    return ["--database-url", db_url]
+
+
+@contextmanager
+def serve_process(
+    db_url: str, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, str]]:
+    """Run ``lanterna serve --port 0`` as a subprocess (no ``LANTERNA_*`` variable of
+    ours but ``env``); yield (base URL, what it printed before listening)."""
+    import httpx
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
+    proc = subprocess.Popen(  # port 0: the server binds a free port and prints it
+        [sys.executable, "-m", "lanterna", "serve", "--port", "0", *db_args(db_url), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**clean, **(env or {})},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Listening on"):
+                break
+        printed = "".join(lines)
+        listening = re.search(r"^Listening on http://[^:]+:(\d+)$", printed, re.M)
+        assert listening, printed
+        base = f"http://127.0.0.1:{listening.group(1)}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base}/api/public/health").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, max(deadline - time.monotonic(), 1.0), "an answer to /health")
+        yield base, printed
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        if proc.stdout:
+            proc.stdout.close()

@@ -115,3 +115,27 @@ def test_a_column_outside_the_table_is_refused(api, route: str) -> None:
     response = api.get(route, params={"filter": query})
     assert response.status_code == 400
     assert "nope" in response.text
+
+
+def test_alert_rule_filters_derive_from_the_field_tables() -> None:
+    """Each filter an alert rule may name is one line naming a filterable field; its
+    column in both metrics views and its condition kind follow from that field, and a
+    line naming a field the tables lack (or one not filterable) fails at import."""
+    from lanterna.analytics import alert_metrics as am
+    from lanterna.analytics.query import VIEWS
+    from lanterna.schema import OBSERVATION, TRACE
+    from lanterna.store.dialect import SQLITE
+
+    assert set(am.FILTERS) == set(am.FILTER_FIELDS)
+    for name, (entity, column) in am.FILTER_FIELDS.items():
+        for index, view in enumerate(("observations", "scores-numeric")):
+            assert am.FILTERS[name][index] in VIEWS[view].filter_columns(SQLITE, 2), (name, view)
+        f = (entity or OBSERVATION)[column]
+        assert f.filter, name
+        assert am.FILTERS[name][2] == kinds.FILTER_KIND[f.kind]
+    assert am.FILTERS["tag"][2] == "array" and am.FILTERS["metadata"][2] == "object"
+    with pytest.raises(KeyError):
+        am._view_column("observations", TRACE, "no_such_column")
+    with pytest.raises(ValueError, match="not filterable"):
+        unfilterable = next(f.column for f in TRACE.fields if not f.filter)
+        am._view_column("observations", TRACE, unfilterable)

@@ -19,6 +19,7 @@ EXPECTED = {
         "created_at",
         "last_used_at",
         "revoked_at",
+        "role",
     ],
     "sessions": ["project_id", "id", "environment", "created_at"],
     "score_configs": [

@@ -229,7 +229,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     from datetime import timedelta
 
-    from .alerts.evaluator import Evaluator, EvaluatorLoop
+    from .alerts.evaluator import Evaluator, EvaluatorLoop, file_clock
     from .alerts.secretbox import SecretBox
     from .alerts.stored import outbound_policy, secret_box
     from .evaluation.llm import Caller
@@ -287,6 +287,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         evaluations = EvaluationWorker(
             db, store, writer.run_sync, Evaluate(store, read, box, caller)
         )
+        if settings.alert_clock_file:  # testing only (docs/settings.md)
+            evaluator.clock = file_clock(settings.alert_clock_file)
         if args.once:
             outcomes = evaluator.tick()
             print(f"evaluated {len(outcomes)} rule(s)")
@@ -350,12 +352,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if args.action == "create":
 
         def create(conn):  # type: ignore[no-untyped-def]
-            key = projects.create_key(conn, _project_id(conn, args.project), note=args.note)
+            project_id = _project_id(conn, args.project)
+            key = projects.create_key(conn, project_id, note=args.note, role=args.role)
             audit.record(conn, key.project_id, "cli", "api_key.create", key.public_key)
             return key
 
         key = _in_transaction(url, create)
-        print(f"project: {key.project_id}")
+        print(f"project: {key.project_id} (key role {args.role})")
         print(f"LANGFUSE_PUBLIC_KEY={key.public_key}")
         print(f"LANGFUSE_SECRET_KEY={key.secret_key}")
         print("The secret key is shown only this once.")
@@ -366,7 +369,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
             state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
             print(
                 f"{row['public_key']}  {row['display_secret']}  project={row['project_id']}"
-                f" ({row['project_name']})  created={row['created_at']}  {state}"
+                f" ({row['project_name']})  role={row['role']}"
+                f"  created={row['created_at']}  {state}"
                 + (f"  note={row['note']}" if row["note"] else "")
             )
         return 0
@@ -613,6 +617,15 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key pair (prints the secret once)")
     create.add_argument("--project", help="project id (needed when there are several)")
     create.add_argument("--note", help="a note to remember the key by")
+    from .accounts.roles import ROLES
+
+    create.add_argument(
+        "--role",
+        choices=ROLES,
+        default="admin",
+        help="what the key may change: viewer and member keys only read alert rules,"
+        " channels and budgets (default admin: everything)",
+    )
     _db_options(create)
     listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--project", help="only this project's keys")
@@ -630,7 +643,6 @@ def build_parser() -> argparse.ArgumentParser:
     unlock.add_argument("email", help="the account's email")
     _db_options(unlock)
     unlock.set_defaults(func=cmd_users)
-    from .accounts.roles import ROLES
 
     create_user = users_sub.add_parser(
         "create", help="create an account with a one-time password (changed at first login)"

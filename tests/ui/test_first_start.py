@@ -7,7 +7,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,57 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import wait_until
+from support import serve_process
 
 pytestmark = pytest.mark.slow
-
-
-def _db_args(db_url: str) -> list[str]:
-    if db_url.startswith("sqlite:///"):
-        return ["--data-dir", str(Path(db_url.removeprefix("sqlite:///")).parent)]
-    return ["--database-url", db_url]
 
 
 @contextmanager
 def serve(db_url: str, *extra: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
     """Run ``lanterna serve``; yield (base URL, what it printed before listening)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
-    proc = subprocess.Popen(  # port 0: the server binds a free port and prints it
-        [sys.executable, "-m", "lanterna", "serve", "--port", "0", *_db_args(db_url), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**clean, **(env or {})},
-    )
-    try:
-        assert proc.stdout is not None
-        lines = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("Listening on"):
-                break
-        printed = "".join(lines)
-        listening = re.search(r"^Listening on http://[^:]+:(\d+)$", printed, re.M)
-        assert listening, printed
-        base = f"http://127.0.0.1:{listening.group(1)}"
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{base}/api/public/health").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(healthy, max(deadline - time.monotonic(), 1.0), "an answer to /health")
-        yield base, printed
-    finally:
-        proc.terminate()
-        proc.wait(15)
-        if proc.stdout:
-            proc.stdout.close()
+    with serve_process(db_url, *extra, env=env) as served:
+        yield served
 
 
 def _login(base: str, email: str, password: str) -> httpx.Response:

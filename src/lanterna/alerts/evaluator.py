@@ -35,12 +35,13 @@ import logging
 import operator
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from ..analytics.alert_metrics import SUMS, MetricSpec, Reading, measure
+from ..analytics.alert_metrics import SUMS, Ask, MetricSpec, Reading, measure, measure_many
 from ..store.db import Conn, Database
 from ..store.interface import Store
 from ..timeutil import Ticker
@@ -66,6 +67,19 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 }
 WEEK = timedelta(days=7)
 DAY = timedelta(days=1)
+
+
+def file_clock(path: str) -> Callable[[], datetime]:
+    """A clock reading the time from a file (ISO 8601, UTC) at each call: the testing
+    setting ``alert_clock_file``, which moves real server processes' evaluators
+    through time without waiting."""
+
+    def read() -> datetime:
+        text = Path(path).read_text().strip()
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+
+    return read
 
 
 def no_channels(rule: dict[str, Any]) -> Sequence[tuple[str, Channel]]:
@@ -113,28 +127,77 @@ class Evaluator:
 
     def tick(self, now: datetime | None = None) -> list[Outcome]:
         """Evaluate every rule due at ``now`` (the clock's time by default) whose lease
-        this evaluator wins; return what each evaluation found."""
+        this evaluator wins; return what each evaluation found.
+
+        The leases are taken in one write transaction and the outcomes recorded in
+        another; the metrics are read in between on a read connection (never under
+        the write lock), rules sharing a range and filters in one query
+        (:func:`~lanterna.analytics.alert_metrics.measure_many`)."""
         at = now or self.clock()
         alerts = self.store.alerts
         with self.db.read() as conn:
             due = alerts.due_rules(conn, at)
-        out = []
-        for rule in due:
-            pid, rid = rule["project_id"], rule["id"]
-            won = self.write(partial(alerts.claim, project_id=pid, rule_id=rid, owner=self.owner,
-                                     at=at, until=at + self.lease))  # fmt: skip
-            if not won:
-                continue  # another evaluator has it
-            try:
-                out.append(self._evaluate(rule, at))
-            except Exception as exc:  # a broken rule must not stop the others
-                log.exception("alert rule %s of project %s failed to evaluate", rid, pid)
-                state = {"next_eval_at": at + timedelta(seconds=rule["interval_s"])}
-                event = {"at": at, "kind": "evaluation_error", "message": type(exc).__name__}
-                self.write(partial(alerts.finish, project_id=pid, rule_id=rid, owner=self.owner,
-                                   state=state, events=[event]))  # fmt: skip
+        if due:
+            won = self.write(partial(self._claim, rules=due, at=at))
+            rules = [rule for rule, ok in zip(due, won, strict=True) if ok]  # others: taken
+        else:
+            rules = []
+        out: list[Outcome] = []
+        if rules:
+            readings = self._readings(rules, at)
+            done: list[tuple[dict[str, Any], dict[str, Any], list[Any], Outcome | None]] = []
+            for rule, (reading, base) in zip(rules, readings, strict=True):
+                try:
+                    done.append(self._decide(rule, at, reading, base))
+                except Exception as exc:  # a broken rule must not stop the others
+                    log.error(
+                        "alert rule %s of project %s failed to evaluate: %s",
+                        rule["id"], rule["project_id"], type(exc).__name__,
+                    )  # fmt: skip
+                    state = {"next_eval_at": at + timedelta(seconds=rule["interval_s"])}
+                    event = {"at": at, "kind": "evaluation_error", "message": type(exc).__name__}
+                    done.append((rule, state, [event], None))
+            written = self.write(partial(self._finish, done=done))
+            for (_, _, events, outcome), ok in zip(done, written, strict=True):
+                if outcome is not None:
+                    kinds = tuple(e["kind"] for e in events) if ok else ()
+                    out.append(replace(outcome, events=kinds))
         self.tick_budgets(at)
         return out
+
+    def _claim(self, conn: Conn, rules: list[dict[str, Any]], at: datetime) -> list[bool]:
+        """In one write transaction: take each rule's lease; which were won."""
+        claim = self.store.alerts.claim
+        until = at + self.lease
+        return [claim(conn, r["project_id"], r["id"], self.owner, at, until) for r in rules]
+
+    def _finish(
+        self, conn: Conn, done: list[tuple[dict[str, Any], dict[str, Any], list[Any], Any]]
+    ) -> list[bool]:
+        """In one write transaction: record each evaluation; which were still ours."""
+        finish = self.store.alerts.finish
+        return [
+            finish(conn, rule["project_id"], rule["id"], self.owner, state, events)
+            for rule, state, events, _ in done
+        ]
+
+    def _readings(
+        self, rules: list[dict[str, Any]], at: datetime
+    ) -> list[tuple[Reading | Exception, Reading | Exception | None]]:
+        """Per rule, its window's reading and (baseline mode) its baseline's, read on
+        one read connection in as few queries as the rules allow."""
+        asks: list[Ask] = []
+        for rule in rules:
+            spec = MetricSpec(rule["metric"], rule["filters"], rule["score_name"])
+            start, end = at - timedelta(seconds=rule["window_s"]), at
+            asks.append(Ask(rule["project_id"], spec, start, end))
+            if rule["mode"] == "baseline":
+                asks.append(Ask(rule["project_id"], spec, *self._baseline_range(rule, at)))
+        with self.db.read() as conn:
+            results = iter(measure_many(conn, asks))
+        return [
+            (next(results), next(results) if rule["mode"] == "baseline" else None) for rule in rules
+        ]
 
     # --- budgets ----------------------------------------------------------------------
 
@@ -197,24 +260,35 @@ class Evaluator:
         with self.db.read() as conn:
             return measure(conn, rule["project_id"], spec, start, end)
 
+    @staticmethod
+    def _baseline_range(rule: dict[str, Any], at: datetime) -> tuple[datetime, datetime]:
+        """The range a baseline rule's baseline is read over, for the window ending at
+        ``at``: the same window a week earlier, or the 24 hours before the window."""
+        start = at - timedelta(seconds=rule["window_s"])
+        if rule["baseline"] == "same_hour_last_week":
+            return start - WEEK, at - WEEK
+        return start - DAY, start
+
+    @staticmethod
+    def _threshold(rule: dict[str, Any], base: Reading | None) -> float | None:
+        """The value the rule compares with: its threshold, or ``factor`` x its
+        baseline's reading ``base`` (None when the baseline has no samples)."""
+        if rule["mode"] != "baseline":
+            return float(rule["threshold"])
+        assert base is not None
+        value = base.value
+        if value is None or not base.samples:
+            return None  # no baseline to compare with
+        if rule["baseline"] == "last_24_hours" and rule["metric"] in SUMS:
+            value *= timedelta(seconds=rule["window_s"]) / DAY  # the 24 hours' sum, per window
+        return float(rule["factor"]) * value
+
     def threshold_at(self, rule: dict[str, Any], at: datetime) -> float | None:
         """The value the rule compares with at ``at``: its threshold, or ``factor`` x
         its baseline (None when the baseline period has no samples)."""
         if rule["mode"] != "baseline":
-            return float(rule["threshold"])
-        window = timedelta(seconds=rule["window_s"])
-        start = at - window
-        if rule["baseline"] == "same_hour_last_week":
-            reading = self._read(rule, start - WEEK, at - WEEK)
-            base = reading.value
-        else:
-            reading = self._read(rule, start - DAY, start)
-            base = reading.value
-            if base is not None and rule["metric"] in SUMS:
-                base *= window / DAY  # the 24 hours' sum scaled to one window
-        if base is None or not reading.samples:
-            return None  # no baseline to compare with
-        return float(rule["factor"]) * base
+            return self._threshold(rule, None)
+        return self._threshold(rule, self._read(rule, *self._baseline_range(rule, at)))
 
     def reading_at(self, rule: dict[str, Any], at: datetime) -> Reading:
         """The rule's metric over the window ending at ``at``."""
@@ -233,9 +307,21 @@ class Evaluator:
             out.append((at, self.reading_at(rule, at).value, self.threshold_at(rule, at)))
         return out
 
-    def _evaluate(self, rule: dict[str, Any], at: datetime) -> Outcome:
-        reading = self.reading_at(rule, at)
-        threshold = self.threshold_at(rule, at)
+    def _decide(
+        self,
+        rule: dict[str, Any],
+        at: datetime,
+        read: Reading | Exception,
+        baseline: Reading | Exception | None,
+    ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], Outcome | None]:
+        """One rule's evaluation from its readings: the new state and history events
+        (notifications delivered), and the outcome (before it is recorded)."""
+        if isinstance(read, Exception):
+            raise read
+        if isinstance(baseline, Exception):
+            raise baseline
+        reading = read
+        threshold = self._threshold(rule, baseline)
         enough = (
             reading.value is not None
             and threshold is not None
@@ -274,16 +360,11 @@ class Evaluator:
             if send == "fired":
                 state["notified_at"] = at
             events.extend(self._notify(rule, send, at, reading, threshold))
-        written = self.write(
-            lambda c: self.store.alerts.finish(
-                c, rule["project_id"], rule["id"], self.owner, state, events
-            )
-        )
         final = state.get("status", status)
-        kinds = tuple(e["kind"] for e in events) if written else ()
-        return Outcome(
-            rule["project_id"], rule["id"], reading.value, threshold, reading.samples, final, kinds
+        outcome = Outcome(
+            rule["project_id"], rule["id"], reading.value, threshold, reading.samples, final, ()
         )
+        return rule, state, events, outcome
 
     def _notify(
         self,

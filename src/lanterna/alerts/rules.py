@@ -122,7 +122,7 @@ def _filters(value: Any) -> dict[str, Any]:
             raise InvalidRule(
                 f"filters.{key}: unknown filter field; use one of {', '.join(FILTERS)}"
             )
-        if key == "metadata":
+        if FILTERS[key][2] == "object":  # {key: value} pairs (metadata)
             if (
                 not isinstance(wanted, dict)
                 or not wanted
@@ -134,7 +134,7 @@ def _filters(value: Any) -> dict[str, Any]:
                     for k, v in wanted.items()
                 )
             ):
-                raise InvalidRule("filters.metadata: expected an object {key: value} of strings")
+                raise InvalidRule(f"filters.{key}: expected an object {{key: value}} of strings")
             out[key] = {k: str(v) for k, v in wanted.items()}
         elif not isinstance(wanted, str) or not wanted:
             raise InvalidRule(f"filters.{key}: expected a non-empty string")

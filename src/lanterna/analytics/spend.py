@@ -2,15 +2,24 @@
 time range, as :mod:`lanterna.analytics.metrics` defines cost (the sum of ``total_cost``
 over the traces' observations, traces selected by their ``timestamp``).
 
-Budgets (:mod:`lanterna.alerts.budgets`) read it.
+Budgets (:mod:`lanterna.alerts.budgets`) read it. A project's or a user's spend goes
+through the metrics query layer (:mod:`.query`), which answers the whole hours of the
+range from the hourly rollups (a period's bounds are whole hours, so a budget's spend
+reads no raw row); a session's or a tag's (no rollup holds them) is summed from raw rows.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from ..store.db import Conn
+from ..timeutil import format_ts
 from .metrics import JOIN, USAGE, Scope, Usage
+from .query import parse_query, run_query
+
+#: The range of an open end: before any trace, after any trace (whole hours).
+_EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 
 
 def cost_between(
@@ -25,6 +34,21 @@ def cost_between(
 ) -> float:
     """The cost of the project's traces with ``timestamp`` in ``[start, end)`` (either
     end open when None), narrowed to a user, a session and/or a tag."""
+    if session_id is None and tag is None:
+        filters = []
+        if user_id is not None:
+            filters.append(
+                {"type": "string", "column": "userId", "operator": "=", "value": user_id}
+            )
+        body = {
+            "view": "traces",
+            "metrics": [{"measure": "totalCost", "aggregation": "sum"}],
+            "filters": filters,
+            "fromTimestamp": format_ts(start or _EARLIEST),
+            "toTimestamp": format_ts(end or _LATEST),
+        }
+        rows = run_query(conn, project_id, parse_query(body, version=1))
+        return float(rows[0]["sum_totalCost"] or 0.0) if rows else 0.0
     scope = Scope(project_id, start, end, user_id=user_id, tags=() if tag is None else (tag,))
     where, params = scope.where(conn)
     if session_id is not None:

@@ -3,6 +3,11 @@
 ``Authorization: Basic base64(publicKey:secretKey)`` gives full access to the key's
 project. ``Authorization: Bearer <publicKey>`` gives the ``scores`` scope, accepted only
 by the ingestion route (score events) and ``POST /api/public/scores``.
+
+A key has a role (``lanterna keys create --role``; ``admin`` by default and for keys
+made before roles existed): routes that change alert rules, channels and budgets take
+:data:`AlertsAdminKey` / :data:`BudgetsAdminKey`, which answer 403 to a key whose role
+may not (``member``, ``viewer``), as the dashboard does for its users.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
 
+from ..accounts.roles import Permission, allowed
 from .errors import ApiError
 from .runtime import Runtime, runtime
 
@@ -31,6 +37,8 @@ class Principal:
     project_id: str
     public_key: str
     scope: Literal["all", "scores"]
+    #: The key's project role (what it may change where a route checks it).
+    role: str = "admin"
 
 
 class _KeyCache:
@@ -93,12 +101,12 @@ def authenticate_header(rt: Runtime, header: str | None) -> Principal:
         row = rt.read_sync(lambda c: projects.find_key(c, public_key))
         if row is None or not projects.secret_matches(row, secret_key):
             raise _unauthorized("Invalid credentials")
-        principal = Principal(row["project_id"], public_key, "all")
+        principal = Principal(row["project_id"], public_key, "all", row["role"])
     elif scheme.lower() == "bearer":
         row = rt.read_sync(lambda c: projects.find_key(c, credentials))
         if row is None:
             raise _unauthorized("Invalid public key")
-        principal = Principal(row["project_id"], credentials, "scores")
+        principal = Principal(row["project_id"], credentials, "scores", row["role"])
     else:
         raise _unauthorized("Unsupported authorization scheme")
     key_cache.put(token, principal)
@@ -130,5 +138,25 @@ def allow_public_key(request: Request) -> Principal:
     return principal
 
 
+def _may(permission: Permission) -> Any:
+    """Dependency: a full-access project key whose role holds ``permission``."""
+
+    def dependency(request: Request) -> Principal:
+        principal = require_project(request)
+        if not allowed(principal.role, permission):
+            raise ApiError(
+                403,
+                f"This API key's role ({principal.role}) may only read here;"
+                " changes need a key with the admin or owner role",
+            )
+        return principal
+
+    return dependency
+
+
 ProjectKey = Annotated[Principal, Depends(require_project)]
+#: A project key that may change alert rules and channels (role admin or owner).
+AlertsAdminKey = Annotated[Principal, Depends(_may("edit_alerts"))]
+#: A project key that may change budgets (role admin or owner).
+BudgetsAdminKey = Annotated[Principal, Depends(_may("manage_project"))]
 AnyKey = Annotated[Principal, Depends(allow_public_key)]

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from ..alerts.evaluator import ChannelLookup, Evaluator, EvaluatorLoop, no_channels
+from ..alerts.evaluator import ChannelLookup, Evaluator, EvaluatorLoop, file_clock, no_channels
 from ..alerts.secretbox import SecretBox
 from ..alerts.stored import outbound_policy, secret_box
 from ..evaluation.llm import Caller
@@ -22,6 +22,7 @@ from ..store.db import Conn, Database
 from ..store.interface import BlobStore, Store, purge_freed, sql_store
 from ..store.migrations import migrate
 from ..store.writer import Writer
+from ..timeutil import now as utc_now
 from .media import UrlSigner, blob_store
 from .quota import RateLimits
 from .settings import Settings
@@ -53,6 +54,7 @@ class Runtime:
             self.writer.run_sync,
             channels_for=alert_channels or no_channels,
             base_url=settings.base_url,
+            clock=file_clock(settings.alert_clock_file) if settings.alert_clock_file else utc_now,
         )
         self._alert_loop: EvaluatorLoop | None = None
         #: Per-project rate limits (``quota.py``), shared through the database.

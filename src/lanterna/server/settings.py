@@ -113,6 +113,11 @@ class Settings:
     #: Port of the OTLP/gRPC trace receiver (``--otlp-grpc-port``; 4317 is the usual
     #: one); 0 (the default): off. It listens on ``host``.
     otlp_grpc_port: int = 0
+    #: Testing only: a file holding an ISO 8601 UTC time (``2024-05-08T12:00:00Z``) that
+    #: the alert evaluator takes as "now", read again at every tick, instead of the
+    #: system clock; lets end-to-end tests drive the evaluators of real server
+    #: processes through time without waiting. Empty (the default): the system clock.
+    alert_clock_file: str = ""
     #: ``--no-auth``: no login, for one local user on loopback. CLI only: never read
     #: from the environment, so auth cannot be turned off by a stray variable.
     no_auth: bool = False

@@ -58,15 +58,17 @@ def create_project(conn: Conn, org_id: str, name: str) -> str:
     return project_id
 
 
-def create_key(conn: Conn, project_id: str, note: str | None = None) -> NewKey:
-    """Make a ``pk-lf-…``/``sk-lf-…`` pair for ``project_id``; store only the hash."""
+def create_key(conn: Conn, project_id: str, note: str | None = None, role: str = "admin") -> NewKey:
+    """Make a ``pk-lf-…``/``sk-lf-…`` pair for ``project_id``; store only the hash.
+    ``role`` (a project role: ``owner``, ``admin``, ``member``, ``viewer``) is what the
+    key may change where routes check it (alert rules, channels, budgets)."""
     key_id = str(uuid.uuid4())
     public_key = f"pk-lf-{uuid.uuid4()}"
     secret_key = f"sk-lf-{uuid.uuid4()}"
     salt = secrets.token_hex(16)
     conn.run(
         "INSERT INTO api_keys (id, project_id, public_key, secret_salt, secret_hash,"
-        " display_secret, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " display_secret, note, role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             key_id,
             project_id,
@@ -75,6 +77,7 @@ def create_key(conn: Conn, project_id: str, note: str | None = None) -> NewKey:
             hash_secret(salt, secret_key),
             f"sk-lf-...{secret_key[-4:]}",
             note,
+            role,
             conn.dialect.ts(now()),
         ),
     )
@@ -96,7 +99,7 @@ def bootstrap(conn: Conn) -> NewKey | None:
 def find_key(conn: Conn, public_key: str) -> dict[str, Any] | None:
     """The active (not revoked) key with this public key, or None."""
     return conn.one(
-        "SELECT id, project_id, public_key, secret_salt, secret_hash FROM api_keys"
+        "SELECT id, project_id, public_key, secret_salt, secret_hash, role FROM api_keys"
         " WHERE public_key = ? AND revoked_at IS NULL",
         (public_key,),
     )
@@ -107,7 +110,7 @@ def list_keys(conn: Conn, project_id: str | None = None) -> list[dict[str, Any]]
     where, params = ("WHERE k.project_id = ?", [project_id]) if project_id else ("", [])
     rows = conn.all(
         "SELECT k.id, k.project_id, p.name AS project_name, k.public_key, k.display_secret,"
-        " k.note, k.created_at, k.revoked_at FROM api_keys k"
+        " k.note, k.role, k.created_at, k.revoked_at FROM api_keys k"
         f" JOIN projects p ON p.id = k.project_id {where} ORDER BY k.created_at",
         params,
     )

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from ...alerts.rules import api_fields, check_rule
 from ...store.db import Conn
 from ..audit import audit
-from ..auth import ProjectKey
+from ..auth import AlertsAdminKey, ProjectKey
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
@@ -155,7 +155,7 @@ async def list_rules(
 
 
 @router.post(RULES, responses=_ok(Rule), openapi_extra=_BODY)
-async def create_rule(request: Request, principal: ProjectKey) -> JSON:
+async def create_rule(request: Request, principal: AlertsAdminKey) -> JSON:
     """Create a rule; it is evaluated at the evaluator's next tick. 400 naming the
     field when the body is wrong (nothing is stored)."""
     fields = check_rule(await read_json(request))
@@ -176,7 +176,7 @@ async def get_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSO
 
 
 @router.patch(RULES + "/{rule_id}", responses=_ok(Rule), openapi_extra=_BODY)
-async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
+async def update_rule(request: Request, rule_id: str, principal: AlertsAdminKey) -> JSON:
     """Change the fields given (the rule is checked whole again, and due at once);
     400 naming the field, 404 when missing."""
     patch = await read_json(request)
@@ -198,7 +198,7 @@ async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
 
 
 @router.delete(RULES + "/{rule_id}", responses=_ok(Message))
-async def delete_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
+async def delete_rule(request: Request, rule_id: str, principal: AlertsAdminKey) -> JSON:
     """Delete a rule and its history (404 when missing)."""
     rt = runtime(request)
     if not await rt.write(lambda c: rt.store.alerts.delete_rule(c, principal.project_id, rule_id)):

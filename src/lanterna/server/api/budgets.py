@@ -21,7 +21,7 @@ from ...store.filters import parse_time
 from ...store.interface import Budgets
 from ...timeutil import format_ts, now
 from ..audit import audit
-from ..auth import ProjectKey
+from ..auth import BudgetsAdminKey, ProjectKey
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
@@ -170,7 +170,7 @@ async def list_budgets(
 
 
 @router.post(BUDGETS, responses=ok(Budget), openapi_extra=_BODY)
-async def create_budget(request: Request, principal: ProjectKey) -> JSON:
+async def create_budget(request: Request, principal: BudgetsAdminKey) -> JSON:
     """Create a budget; 400 naming the field when the body is wrong (nothing stored)."""
     fields = rules.check_budget(await read_json(request))
     store = _store(request)
@@ -227,7 +227,7 @@ async def budget_status(
 
 
 @router.patch(BUDGETS + "/{budget_id}", responses=ok(Budget), openapi_extra=_BODY)
-async def update_budget(request: Request, budget_id: str, principal: ProjectKey) -> JSON:
+async def update_budget(request: Request, budget_id: str, principal: BudgetsAdminKey) -> JSON:
     """Change a budget's fields (at least one; the others keep their value). A changed
     scope, period, limit or soft threshold starts its record of crossings afresh."""
     patch = await read_json(request)
@@ -253,7 +253,7 @@ async def update_budget(request: Request, budget_id: str, principal: ProjectKey)
 
 
 @router.delete(BUDGETS + "/{budget_id}", responses=ok(Deleted))
-async def delete_budget(request: Request, budget_id: str, principal: ProjectKey) -> JSON:
+async def delete_budget(request: Request, budget_id: str, principal: BudgetsAdminKey) -> JSON:
     """Delete a budget and its recorded crossings."""
     store = _store(request)
     if not await runtime(request).write(

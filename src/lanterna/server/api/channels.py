@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from .. import channel_ops as ops
 from ..audit import audit
-from ..auth import ProjectKey
+from ..auth import AlertsAdminKey, ProjectKey
 from ..responses import JSON
 from ..runtime import runtime
 from .body import Deleted, json_body, ok, read_json
@@ -69,7 +69,7 @@ async def list_channels(request: Request, principal: ProjectKey) -> JSON:
 
 
 @router.post(CHANNELS, responses=ok(AlertChannel), openapi_extra=_BODY)
-async def create_channel(request: Request, principal: ProjectKey) -> JSON:
+async def create_channel(request: Request, principal: AlertsAdminKey) -> JSON:
     """Create a channel; 400 naming the field that is wrong."""
     body = await read_json(request)
     created = await ops.create_channel(runtime(request), principal.project_id, body)
@@ -84,7 +84,7 @@ async def get_channel(request: Request, channel_id: str, principal: ProjectKey) 
 
 
 @router.patch(CHANNELS + "/{channel_id}", responses=ok(AlertChannel), openapi_extra=_BODY)
-async def update_channel(request: Request, channel_id: str, principal: ProjectKey) -> JSON:
+async def update_channel(request: Request, channel_id: str, principal: AlertsAdminKey) -> JSON:
     """Change a channel's name or config (masked or left-out secrets are kept)."""
     body = await read_json(request)
     rt = runtime(request)
@@ -94,7 +94,7 @@ async def update_channel(request: Request, channel_id: str, principal: ProjectKe
 
 
 @router.delete(CHANNELS + "/{channel_id}", responses=ok(Deleted))
-async def delete_channel(request: Request, channel_id: str, principal: ProjectKey) -> JSON:
+async def delete_channel(request: Request, channel_id: str, principal: AlertsAdminKey) -> JSON:
     """Delete a channel."""
     await ops.delete_channel(runtime(request), principal.project_id, channel_id)
     await audit(runtime(request), principal, "alert_channel.delete", channel_id)
@@ -102,7 +102,7 @@ async def delete_channel(request: Request, channel_id: str, principal: ProjectKe
 
 
 @router.post(CHANNELS + "/{channel_id}/test", responses=ok(ChannelTestResult))
-async def send_test(request: Request, channel_id: str, principal: ProjectKey) -> JSON:
+async def send_test(request: Request, channel_id: str, principal: AlertsAdminKey) -> JSON:
     """Send a notification of kind ``test`` through the channel (one attempt). 200 with
     ``delivered: true``, or 502 with ``delivered: false`` and ``error`` saying why
     (refused by the SSRF guard, unreachable, the receiver's status, ...)."""
