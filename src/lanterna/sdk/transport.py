@@ -56,6 +56,10 @@ CALL_BACKOFF = (0.1, 1.0)
 MAX_CALL_WAIT = 5.0
 INGESTION_PATH = "/api/public/ingestion"
 
+#: The retry jitter's own generator: the exporter thread never moves the global
+#: ``random`` state that the application (or its tests) may rely on.
+_jitter = random.Random()
+
 
 class Clock(Protocol):
     """What retries wait on; tests inject one whose time they control."""
@@ -88,7 +92,7 @@ _NEVER = threading.Event()  # never set: a plain sleep through Clock.wait
 def backoff(attempt: int, base: float, cap: float) -> float:
     """The wait before retry ``attempt`` (1, 2, ...): ``base`` doubling up to ``cap``,
     times a random factor in [0.5, 1) so that many clients do not retry in step."""
-    return min(cap, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+    return min(cap, base * 2 ** (attempt - 1)) * (0.5 + _jitter.random() / 2)
 
 
 def retry_after(headers: Any) -> float | None:
