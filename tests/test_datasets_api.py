@@ -247,3 +247,17 @@ def test_experiment_cursor_pages(api):
         if not cursor:
             break
     assert seen == ["r2", "r1", "r0"]
+
+
+def test_schema_patterns_run_on_re2_and_refuse_what_it_cannot_compile(api):
+    """A catastrophic-backtracking pattern matches in linear time (RE2, as custom model
+    patterns do); a pattern RE2 cannot compile is refused when the dataset is saved."""
+    dataset(api, name="re", inputSchema={"type": "string", "pattern": "^(a+)+$"})
+    hostile = "a" * 5000 + "!"  # seconds to years of backtracking on Python's re
+    refused(api.post("/api/public/dataset-items", json={"datasetName": "re", "input": hostile}),
+            400, "does not match")  # fmt: skip
+    assert item(api, datasetName="re", input="aaaa")["input"] == "aaaa"
+    refused(api.post("/api/public/v2/datasets", json={"name": "bad", "inputSchema": {
+        "type": "string", "pattern": "(a)\\1"}}), 400, "RE2 cannot compile")  # fmt: skip
+    refused(api.post("/api/public/v2/datasets", json={"name": "bad2", "inputSchema": {
+        "patternProperties": {"(?<=x)y": {}}}}), 400, "RE2 cannot compile")  # fmt: skip

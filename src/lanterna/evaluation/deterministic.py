@@ -13,18 +13,18 @@ created (a 400 naming the field); :func:`run` scores one output.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 import re2
-from jsonschema import validators
-from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.exceptions import SchemaError
 from rapidfuzz.distance import Levenshtein
 
 from .. import _json
 from ..errors import InvalidRequestData
+from ..ingest.json_schema import SchemaValidator, compile_pattern, patterns_of
 
 #: The deterministic evaluator types (the API's ``type``) and the score type each gives.
 TYPES: dict[str, str] = {
@@ -51,62 +51,14 @@ class Verdict:
     comment: str
 
 
-def _options(case_sensitive: bool) -> Any:
-    options = re2.Options()
-    options.log_errors = False
-    options.case_sensitive = case_sensitive
-    return options
-
-
 def compile_regex(pattern: str, case_sensitive: bool = True) -> Any:
     """An RE2 regex; :class:`EvaluatorConfigError` for one RE2 refuses."""
     try:
-        return re2.compile(pattern, _options(case_sensitive))
+        return compile_pattern(pattern, case_sensitive)
     except re2.error as exc:
         raise EvaluatorConfigError(
             f"config.pattern: RE2 cannot compile {pattern!r}: {exc}"
         ) from None
-
-
-def _re2_pattern(
-    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
-) -> Iterator[ValidationError]:
-    if isinstance(instance, str) and not compile_regex(pattern).search(instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-def _re2_pattern_properties(
-    validator: Any, patterns: dict[str, Any], instance: Any, schema: dict[str, Any]
-) -> Iterator[ValidationError]:
-    if not isinstance(instance, dict):
-        return
-    for pattern, subschema in patterns.items():
-        regex = compile_regex(pattern)
-        for key, value in instance.items():
-            if regex.search(key):
-                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
-
-
-#: Draft 2020-12 with ``pattern`` and ``patternProperties`` on RE2 (and no ``format``
-#: checks that use Python's ``re``).
-SchemaValidator = validators.extend(
-    jsonschema.Draft202012Validator,
-    {"pattern": _re2_pattern, "patternProperties": _re2_pattern_properties},
-)
-
-
-def _patterns_of(schema: Any) -> Iterator[str]:
-    """Every regex inside a schema (``pattern`` values, ``patternProperties`` keys)."""
-    if isinstance(schema, dict):
-        for key, value in schema.items():
-            if key == "pattern" and isinstance(value, str):
-                yield value
-            elif key == "patternProperties" and isinstance(value, dict):
-                yield from value
-            yield from _patterns_of(value)
-    elif isinstance(schema, list):
-        for value in schema:
-            yield from _patterns_of(value)
 
 
 def check_schema(schema: Any, where: str = "config.schema") -> None:
@@ -117,7 +69,7 @@ def check_schema(schema: Any, where: str = "config.schema") -> None:
         SchemaValidator.check_schema(schema)
     except SchemaError as exc:
         raise EvaluatorConfigError(f"{where}: not a valid JSON schema: {exc.message}") from None
-    for pattern in _patterns_of(schema):
+    for pattern in patterns_of(schema):
         compile_regex(pattern)
 
 

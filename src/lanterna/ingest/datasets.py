@@ -10,12 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from jsonschema import exceptions as schema_errors
-from jsonschema import validators
-
 from ..errors import INVALID_REQUEST_DATA, InvalidInput
 from ..schema.datasets import ITEM_STATUSES, MAX_ITEM_ID, MAX_LINKED_ID, MAX_NAME, RUN_ITEM_KEYS
 from ..timeutil import parse_ts
+from .json_schema import schema_problem, value_problem
 
 
 class InvalidDataset(InvalidInput):
@@ -53,12 +51,9 @@ def _schema(body: dict[str, Any], key: str) -> Any:
     value = body.get(key)
     if value is None:
         return None
-    if not isinstance(value, (dict, bool)):
-        raise InvalidDataset(f"{key}: must be a JSON Schema object")
-    try:
-        validators.validator_for(value).check_schema(value)
-    except schema_errors.SchemaError as exc:
-        raise InvalidDataset(f"{key}: not a valid JSON Schema: {exc.message}") from None
+    problem = schema_problem(value)
+    if problem is not None:
+        raise InvalidDataset(f"{key}: {problem}")
     return value
 
 
@@ -119,17 +114,12 @@ def check_item(body: Any) -> dict[str, Any]:
     return fields
 
 
-def schema_problem(schema: Any, value: Any) -> str | None:
+def item_problem(schema: Any, value: Any) -> str | None:
     """Why ``value`` does not match the JSON Schema ``schema`` (None: it does, or there
     is no schema)."""
     if schema is None:
         return None
-    validator = validators.validator_for(schema)(schema)
-    error = schema_errors.best_match(validator.iter_errors(value))
-    if error is None:
-        return None
-    where = "".join(f"[{p!r}]" for p in error.absolute_path) or "(root)"
-    return f"{error.message} at {where}"
+    return value_problem(schema, value)
 
 
 def check_against(dataset: dict[str, Any], item: dict[str, Any], label: str = "item") -> None:
@@ -142,7 +132,7 @@ def check_against(dataset: dict[str, Any], item: dict[str, Any], label: str = "i
         value = item.get(column)
         if value is None:
             continue
-        problem = schema_problem(dataset.get(schema_column), value)
+        problem = item_problem(dataset.get(schema_column), value)
         if problem is not None:
             raise InvalidDataset(
                 f"{label} {key} does not match the {key} schema of dataset"

@@ -1,0 +1,100 @@
+"""JSON Schema (draft 2020-12) whose regexes run on RE2, for every schema a user writes:
+a dataset's input and expected-output schemas and the JSON-schema evaluator.
+
+``pattern`` and ``patternProperties`` are matched with RE2 (linear time), so a schema
+such as ``{"pattern": "^(a+)+$"}`` cannot stall the server; ``format`` is not checked
+(its checkers use Python's ``re``). A schema whose pattern RE2 cannot compile is refused
+when it is saved (:func:`schema_problem`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+import re2
+from jsonschema import validators
+from jsonschema.exceptions import SchemaError, ValidationError
+
+
+def re2_options(case_sensitive: bool = True) -> Any:
+    """RE2 options: quiet (no stderr logging), case-sensitive or not."""
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = case_sensitive
+    return options
+
+
+@lru_cache(maxsize=512)
+def compile_pattern(pattern: str, case_sensitive: bool = True) -> Any:
+    """A compiled RE2 regex (cached); raises ``re2.error`` for one RE2 refuses."""
+    return re2.compile(pattern, re2_options(case_sensitive))
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if isinstance(instance, str) and not compile_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: dict[str, Any], instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if not isinstance(instance, dict):
+        return
+    for pattern, subschema in patterns.items():
+        regex = compile_pattern(pattern)
+        for key, value in instance.items():
+            if regex.search(key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+#: Draft 2020-12 with ``pattern`` and ``patternProperties`` on RE2.
+SchemaValidator = validators.extend(
+    jsonschema.Draft202012Validator,
+    {"pattern": _pattern, "patternProperties": _pattern_properties},
+)
+
+
+def patterns_of(schema: Any) -> Iterator[str]:
+    """Every regex inside a schema (``pattern`` values, ``patternProperties`` keys)."""
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "pattern" and isinstance(value, str):
+                yield value
+            elif key == "patternProperties" and isinstance(value, dict):
+                yield from value
+            yield from patterns_of(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from patterns_of(value)
+
+
+def schema_problem(schema: Any) -> str | None:
+    """Why ``schema`` cannot be used (not a schema, invalid, or a pattern RE2 refuses);
+    None when it can."""
+    if not isinstance(schema, (dict, bool)):
+        return "must be a JSON Schema object"
+    try:
+        SchemaValidator.check_schema(schema)
+    except SchemaError as exc:
+        return f"not a valid JSON Schema: {exc.message}"
+    for pattern in patterns_of(schema):
+        try:
+            compile_pattern(pattern)
+        except re2.error as exc:
+            return f"RE2 cannot compile the pattern {pattern!r}: {exc}"
+    return None
+
+
+def value_problem(schema: Any, value: Any) -> str | None:
+    """Why ``value`` does not match ``schema`` (the best-matching error and where);
+    None when it does."""
+    error = jsonschema.exceptions.best_match(SchemaValidator(schema).iter_errors(value))
+    if error is None:
+        return None
+    where = "".join(f"[{p!r}]" for p in error.absolute_path) or "(root)"
+    return f"{error.message} at {where}"
