@@ -23,11 +23,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..abtests import stats
 from ..abtests.rules import AbTestError
 from ..store.db import Conn
+
+if TYPE_CHECKING:  # scipy and statsmodels load on the first readout, not at start
+    from ..abtests import stats
 
 #: Metrics read from ``trace_totals`` (the column and the metric's kind).
 _TRACE_METRICS = {
@@ -113,6 +115,8 @@ def operational(
     to_ts: datetime | None = None,
 ) -> stats.Operational:
     """Per variant: traces, units, total cost, mean latency, errors."""
+    from ..abtests import stats
+
     g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
     rows = conn.all(
         f"SELECT g.variant AS variant, COUNT(*) AS n, COUNT(DISTINCT g.unit) AS units,"
@@ -168,6 +172,8 @@ def metric_rows(
     to_ts: datetime | None = None,
 ) -> stats.MetricRows:
     """The metric's values per variant and hour, grouped."""
+    from ..abtests import stats
+
     kind = metric_kind(conn, project_id, metric)
     g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
     if metric in ("cost", "latency"):  # as many values as traces: sums, not values
@@ -237,6 +243,8 @@ def readout(
     Without ``variants`` (an ad-hoc comparison) the variants are the groups found, the
     most frequent first (at most :data:`MAX_GROUPS`), the control the first (or
     ``control``)."""
+    from ..abtests import stats
+
     metric_kind(conn, project_id, metric)
     for g in guardrails:
         metric_kind(conn, project_id, g)

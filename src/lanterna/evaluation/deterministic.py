@@ -17,14 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 import re2
-from jsonschema.exceptions import SchemaError
-from rapidfuzz.distance import Levenshtein
 
 from .. import _json
 from ..errors import InvalidRequestData
-from ..ingest.json_schema import SchemaValidator, compile_pattern, patterns_of
+from ..ingest.json_schema import compile_pattern, patterns_of, validator_class
 
 #: The deterministic evaluator types (the API's ``type``) and the score type each gives.
 TYPES: dict[str, str] = {
@@ -63,10 +60,12 @@ def compile_regex(pattern: str, case_sensitive: bool = True) -> Any:
 
 def check_schema(schema: Any, where: str = "config.schema") -> None:
     """Raise :class:`EvaluatorConfigError` unless ``schema`` is a usable JSON schema."""
+    from jsonschema.exceptions import SchemaError
+
     if not isinstance(schema, (dict, bool)):
         raise EvaluatorConfigError(f"{where}: expected a JSON schema object")
     try:
-        SchemaValidator.check_schema(schema)
+        validator_class().check_schema(schema)
     except SchemaError as exc:
         raise EvaluatorConfigError(f"{where}: not a valid JSON schema: {exc.message}") from None
     for pattern in patterns_of(schema):
@@ -183,7 +182,9 @@ def _json_schema(config: dict[str, Any], output: str, variables: dict[str, Any])
     ok, value, why = _parse(output)
     if not ok:
         return _bool(False, f"the output is not JSON: {why}")
-    error = jsonschema.exceptions.best_match(SchemaValidator(config["schema"]).iter_errors(value))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(validator_class()(config["schema"]).iter_errors(value))
     if error is None:
         return _bool(True, "the output is valid against the schema")
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
@@ -207,6 +208,8 @@ def _levenshtein(config: dict[str, Any], output: str, variables: dict[str, Any])
     case = config.get("caseSensitive", True)
     expected = _fold(as_text(_expected(config, variables)), case)
     got = _fold(output, case)
+    from rapidfuzz.distance import Levenshtein  # loaded on first use, not at start
+
     distance = Levenshtein.distance(got, expected)
     similarity = Levenshtein.normalized_similarity(got, expected)
     return Verdict(round(similarity, 6), "NUMERIC", f"edit distance {distance}")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import re2
-from jsonschema import validators
-from jsonschema.exceptions import SchemaError, ValidationError
+
+if TYPE_CHECKING:  # jsonschema (about 11 MB) loads when a schema is first checked
+    from jsonschema.exceptions import ValidationError
 
 
 def re2_options(case_sensitive: bool = True) -> Any:
@@ -36,6 +36,8 @@ def compile_pattern(pattern: str, case_sensitive: bool = True) -> Any:
 def _pattern(
     validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
 ) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
     if isinstance(instance, str) and not compile_pattern(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
@@ -52,11 +54,17 @@ def _pattern_properties(
                 yield from validator.descend(value, subschema, path=key, schema_path=pattern)
 
 
-#: Draft 2020-12 with ``pattern`` and ``patternProperties`` on RE2.
-SchemaValidator = validators.extend(
-    jsonschema.Draft202012Validator,
-    {"pattern": _pattern, "patternProperties": _pattern_properties},
-)
+@lru_cache(maxsize=1)
+def validator_class() -> Any:
+    """Draft 2020-12 with ``pattern`` and ``patternProperties`` on RE2 (a jsonschema
+    validator class, built on first use)."""
+    import jsonschema
+    from jsonschema import validators
+
+    return validators.extend(
+        jsonschema.Draft202012Validator,
+        {"pattern": _pattern, "patternProperties": _pattern_properties},
+    )
 
 
 def patterns_of(schema: Any) -> Iterator[str]:
@@ -76,10 +84,12 @@ def patterns_of(schema: Any) -> Iterator[str]:
 def schema_problem(schema: Any) -> str | None:
     """Why ``schema`` cannot be used (not a schema, invalid, or a pattern RE2 refuses);
     None when it can."""
+    from jsonschema.exceptions import SchemaError
+
     if not isinstance(schema, (dict, bool)):
         return "must be a JSON Schema object"
     try:
-        SchemaValidator.check_schema(schema)
+        validator_class().check_schema(schema)
     except SchemaError as exc:
         return f"not a valid JSON Schema: {exc.message}"
     for pattern in patterns_of(schema):
@@ -93,7 +103,9 @@ def schema_problem(schema: Any) -> str | None:
 def value_problem(schema: Any, value: Any) -> str | None:
     """Why ``value`` does not match ``schema`` (the best-matching error and where);
     None when it does."""
-    error = jsonschema.exceptions.best_match(SchemaValidator(schema).iter_errors(value))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(validator_class()(schema).iter_errors(value))
     if error is None:
         return None
     where = "".join(f"[{p!r}]" for p in error.absolute_path) or "(root)"
