@@ -66,15 +66,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt.start()
-        warm_up_prices()  # load genai-prices' data off the request path
         receiver = None
-        if settings.otlp_grpc_port:  # OTLP over gRPC, off unless asked for
-            from .otlp_grpc import GrpcReceiver
+        try:  # whatever fails from here, the runtime's threads stop
+            warm_up_prices()  # load genai-prices' data off the request path
+            if settings.otlp_grpc_port:  # OTLP over gRPC, off unless asked for
+                from .otlp_grpc import GrpcReceiver
 
-            receiver = GrpcReceiver(rt, settings.host, settings.otlp_grpc_port)
-            receiver.start()
-        app.state.otlp_grpc = receiver
-        try:
+                receiver = GrpcReceiver(rt, settings.host, settings.otlp_grpc_port)
+                receiver.start()
+            app.state.otlp_grpc = receiver
             yield
         finally:
             if receiver is not None:
