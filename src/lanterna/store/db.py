@@ -31,9 +31,14 @@ def is_connection_lost(exc: BaseException) -> bool:
         import psycopg
     except ImportError:  # SQLite-only install
         return False
-    if isinstance(exc, psycopg.OperationalError):
-        return getattr(exc, "sqlstate", None) in (None, "57P01", "57P02", "57P03")
-    return isinstance(exc, psycopg.errors.AdminShutdown)
+    # No SQLSTATE: the connection itself failed (also psycopg_pool's PoolTimeout);
+    # 57P01-03: the server is shutting down, crashed, or cannot take connections yet.
+    return isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) in (
+        None,
+        "57P01",
+        "57P02",
+        "57P03",
+    )
 
 
 def is_disk_full(exc: BaseException) -> bool:
