@@ -17,6 +17,7 @@ import pytest
 
 import log_audit
 import support
+import thread_audit
 from lanterna.server.app import create_app
 from lanterna.store.db import Database
 from lanterna.store.migrations import migrate
@@ -48,6 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         os.environ["LANTERNA_LOG_AUDIT_DIR"] = tempfile.mkdtemp(prefix="lanterna-log-audit-")
     log_audit.install()
+    thread_audit.install()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -117,8 +119,8 @@ def _pg_template(admin_url: str) -> str:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Drop this process's template database (the shared server keeps no leftovers);
-    scan this process's log records for secrets, and in the controller fail the run when
-    any process found one."""
+    scan this process's log records for secrets and list the background loops its tests
+    left running; in the controller fail the run when any process found either."""
     if _template_ready:
         import psycopg
 
@@ -126,24 +128,32 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{_template_name()}" WITH (FORCE)')
     worker = os.environ.get("PYTEST_XDIST_WORKER", "controller")
     log_audit.write_report(
-        worker, log_audit.findings(support.SECRETS), len(log_audit.capture.lines)
+        worker,
+        log_audit.findings(support.SECRETS),
+        len(log_audit.capture.lines),
+        thread_audit.still_running(),
     )
     if not hasattr(session.config, "workerinput"):
-        found, records = log_audit.read_reports()
-        session.config.stash[_AUDIT] = (found, records)
-        if found:
+        found, records, leaks = log_audit.read_reports()
+        session.config.stash[_AUDIT] = (found, records, leaks)
+        if found or leaks:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-_AUDIT = pytest.StashKey[tuple[list[str], int]]()
+_AUDIT = pytest.StashKey[tuple[list[str], int, list[str]]]()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say what the log audit scanned and, if it failed, the records with secrets."""
+    """Say what the log audit scanned and, if it failed, the records with secrets; name
+    the tests that left a background loop running."""
     audit = terminalreporter.config.stash.get(_AUDIT, None)
     if audit is None:
         return
-    found, records = audit
+    found, records, leaks = audit
+    if leaks:
+        terminalreporter.section("background loops left running", red=True)
+        for line in leaks:
+            terminalreporter.write_line(line)
     if found:
         terminalreporter.section("secrets in the log", red=True)
         for line in found[:20]:

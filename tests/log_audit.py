@@ -65,18 +65,22 @@ def report_dir() -> Path:
     return root
 
 
-def write_report(name: str, found: list[str], records: int) -> None:
-    """This process's findings (and how many records it scanned)."""
-    (report_dir() / f"{name}.json").write_text(json.dumps({"found": found, "records": records}))
+def write_report(name: str, found: list[str], records: int, leaks: list[str]) -> None:
+    """This process's findings, how many records it scanned, and the background loops
+    its tests left running (``thread_audit``)."""
+    report = {"found": found, "records": records, "leaks": leaks}
+    (report_dir() / f"{name}.json").write_text(json.dumps(report))
 
 
-def read_reports() -> tuple[list[str], int]:
-    """Every process's findings and scanned records, the files removed."""
+def read_reports() -> tuple[list[str], int, list[str]]:
+    """Every process's findings, scanned records and leaked loops, the files removed."""
     found: list[str] = []
+    leaks: list[str] = []
     records = 0
     for path in report_dir().glob("*.json"):
         data = json.loads(path.read_text())
         found += data["found"]
         records += data["records"]
+        leaks += data["leaks"]
         path.unlink()
-    return found, records
+    return found, records, sorted(leaks)

@@ -56,6 +56,7 @@ class Runtime:
             base_url=settings.base_url,
             clock=file_clock(settings.alert_clock_file) if settings.alert_clock_file else utc_now,
         )
+        self._starts = 0  # lifespans running (start/stop are counted)
         self._alert_loop: EvaluatorLoop | None = None
         #: Per-project rate limits (``quota.py``), shared through the database.
         self.quota = RateLimits(
@@ -110,7 +111,12 @@ class Runtime:
 
     def start(self) -> None:
         """Migrate the schema, start the writer and (unless turned off) the alert
-        evaluator and the evaluation worker."""
+        evaluator and the evaluation worker. Counted: an app whose lifespan runs twice
+        at once (two test clients on one app) starts them once and stops them when the
+        last lifespan ends."""
+        self._starts += 1
+        if self._starts > 1:
+            return
         migrate(self.db)
         self.writer.start()
         if self.settings.alert_tick_seconds > 0:
@@ -127,7 +133,11 @@ class Runtime:
             self._evaluation_loop.start()
 
     def stop(self) -> None:
-        """Stop the background loops, drain the writer and close connections."""
+        """Stop the background loops, drain the writer and close connections (when the
+        last :meth:`start` is matched)."""
+        self._starts = max(0, self._starts - 1)
+        if self._starts:
+            return
         for loop in (self._alert_loop, self._evaluation_loop, self._retention_loop):
             if loop is not None:
                 loop.stop()
