@@ -344,33 +344,74 @@ def _project_id(conn, given: str | None) -> str:  # type: ignore[no-untyped-def]
     return given
 
 
+def _create_org_key(args: argparse.Namespace, url: str) -> int:
+    """``lanterna keys create --org ORG``: an organisation key (audited in each of the
+    organisation's projects)."""
+    from .store import audit, projects
+
+    def create(conn):  # type: ignore[no-untyped-def]
+        org = projects.get_organization(conn, args.org)
+        if org is None:
+            raise SystemExit(f"no organization {args.org} (give its id, or a unique name)")
+        key = projects.create_org_key(conn, org["id"], note=args.note)
+        for project in projects.org_projects(conn, org["id"]):
+            audit.record(conn, project["id"], "cli", "org_api_key.create", key.public_key)
+        return key
+
+    key = _in_transaction(url, create)
+    print(f"organization: {key.org_id} (organization key: only the organization-level API)")
+    print(f"LANGFUSE_PUBLIC_KEY={key.public_key}")
+    print(f"LANGFUSE_SECRET_KEY={key.secret_key}")
+    print("The secret key is shown only this once.")
+    return 0
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     """Create, list or revoke API keys (creating and revoking are audited)."""
     from .store import audit, projects
 
     url = _settings(args).db_url
     if args.action == "create":
+        if args.org is not None:
+            if args.project is not None or args.role is not None:
+                raise SystemExit("--org makes an organization key: no --project or --role")
+            return _create_org_key(args, url)
+        role = args.role or "admin"
 
         def create(conn):  # type: ignore[no-untyped-def]
             project_id = _project_id(conn, args.project)
-            key = projects.create_key(conn, project_id, note=args.note, role=args.role)
+            key = projects.create_key(conn, project_id, note=args.note, role=role)
             audit.record(conn, key.project_id, "cli", "api_key.create", key.public_key)
             return key
 
         key = _in_transaction(url, create)
-        print(f"project: {key.project_id} (key role {args.role})")
+        print(f"project: {key.project_id} (key role {role})")
         print(f"LANGFUSE_PUBLIC_KEY={key.public_key}")
         print(f"LANGFUSE_SECRET_KEY={key.secret_key}")
         print("The secret key is shown only this once.")
         return 0
     if args.action == "list":
-        rows = _in_transaction(url, lambda c: projects.list_keys(c, args.project))
+
+        def listing(c):  # type: ignore[no-untyped-def]
+            if args.org is not None:
+                return [], projects.list_org_keys(c, args.org)
+            keys = projects.list_keys(c, args.project)
+            return keys, ([] if args.project else projects.list_org_keys(c))
+
+        rows, org_rows = _in_transaction(url, listing)
         for row in rows:
             state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
             print(
                 f"{row['public_key']}  {row['display_secret']}  project={row['project_id']}"
                 f" ({row['project_name']})  role={row['role']}"
                 f"  created={row['created_at']}  {state}"
+                + (f"  note={row['note']}" if row["note"] else "")
+            )
+        for row in org_rows:
+            state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+            print(
+                f"{row['public_key']}  {row['display_secret']}  org={row['org_id']}"
+                f" ({row['org_name']})  created={row['created_at']}  {state}"
                 + (f"  note={row['note']}" if row["note"] else "")
             )
         return 0
@@ -381,6 +422,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if done and mine:
             key = mine[0]
             audit.record(conn, key["project_id"], "cli", "api_key.revoke", key["public_key"])
+        if not done:
+            org_id = projects.revoke_org_key(conn, args.key)
+            for project in projects.org_projects(conn, org_id) if org_id else []:
+                audit.record(conn, project["id"], "cli", "org_api_key.revoke", args.key)
+            done = org_id is not None
         return done
 
     revoked = _in_transaction(url, revoke)
@@ -616,19 +662,25 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="action", required=True)
     create = keys_sub.add_parser("create", help="create a key pair (prints the secret once)")
     create.add_argument("--project", help="project id (needed when there are several)")
+    create.add_argument(
+        "--org",
+        help="make an organization key instead (organization id or unique name): it opens"
+        " only the organization-level API (projects, their keys and members, SCIM)",
+    )
     create.add_argument("--note", help="a note to remember the key by")
     from .accounts.roles import ROLES
 
     create.add_argument(
         "--role",
         choices=ROLES,
-        default="admin",
+        default=None,
         help="what the key may change: viewer and member keys only read alert rules,"
         " channels and budgets (default admin: everything)",
     )
     _db_options(create)
     listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--project", help="only this project's keys")
+    listing.add_argument("--org", help="only this organization's organization keys (its id)")
     _db_options(listing)
     revoke = keys_sub.add_parser("revoke", help="revoke a key by public key or id")
     revoke.add_argument("key", help="public key (pk-lf-...) or key id")

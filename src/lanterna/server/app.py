@@ -28,6 +28,7 @@ from .api import (
     metrics,
     models,
     observations,
+    organizations,
     otel,
     projects,
     prompts,
@@ -115,5 +116,6 @@ def create_app(
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(ab_tests.router, responses=ERROR_RESPONSES)
     app.include_router(media.router, responses=ERROR_RESPONSES)  # /api/public/media
+    app.include_router(organizations.router, responses=ERROR_RESPONSES)  # org-key routes
     mount_ui(app)  # the dashboard under /
     return app

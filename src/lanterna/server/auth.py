@@ -4,6 +4,9 @@
 project. ``Authorization: Bearer <publicKey>`` gives the ``scores`` scope, accepted only
 by the ingestion route (score events) and ``POST /api/public/scores``.
 
+An organisation key (``server/org_auth.py``) is refused here with 403: it opens only
+the organisation-level routes.
+
 A key has a role (``lanterna keys create --role``; ``admin`` by default and for keys
 made before roles existed): routes that change alert rules, channels and budgets take
 :data:`AlertsAdminKey` / :data:`BudgetsAdminKey`, which answer 403 to a key whose role
@@ -18,7 +21,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, Request
 
@@ -41,21 +44,24 @@ class Principal:
     role: str = "admin"
 
 
-class _KeyCache:
+P = TypeVar("P")
+
+
+class KeyCache(Generic[P]):
     """Recently verified credentials, keyed by a hash (no secret is kept in clear)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[bytes, tuple[float, Principal]] = {}
+        self._entries: dict[bytes, tuple[float, P]] = {}
 
-    def get(self, token: bytes) -> Principal | None:
+    def get(self, token: bytes) -> P | None:
         with self._lock:
             hit = self._entries.get(token)
         if hit is None or hit[0] < time.monotonic():
             return None
         return hit[1]
 
-    def put(self, token: bytes, principal: Principal) -> None:
+    def put(self, token: bytes, principal: P) -> None:
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
@@ -66,11 +72,36 @@ class _KeyCache:
             self._entries.clear()
 
 
-key_cache = _KeyCache()
+key_cache: KeyCache[Principal] = KeyCache()
 
 
-def _unauthorized(reason: str) -> ApiError:
+def unauthorized(reason: str) -> ApiError:
     return ApiError(401, f"{reason}. {HINT}", "UnauthorizedError")
+
+
+def basic_pair(credentials: str) -> tuple[str, str]:
+    """``(public key, secret key)`` of Basic credentials (base64), or 401."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise unauthorized("Invalid basic auth credentials") from None
+    public_key, sep, secret_key = decoded.partition(":")
+    if not sep or not public_key or not secret_key:
+        raise unauthorized("Invalid basic auth credentials")
+    return public_key, secret_key
+
+
+def _refuse_org_key(rt: Runtime, public_key: str, secret_key: str | None) -> None:
+    """403 when the credentials are an organisation key's (valid, but not for a
+    project's routes); nothing when they are no organisation key."""
+    projects = rt.store.projects
+    row = rt.read_sync(lambda c: projects.find_org_key(c, public_key))
+    if row is not None and (secret_key is None or projects.secret_matches(row, secret_key)):
+        raise ApiError(
+            403,
+            "Organization API keys are accepted only by organization-level routes"
+            " (projects, API keys, memberships, SCIM); use a project API key here",
+        )
 
 
 def authenticate(request: Request) -> Principal:
@@ -82,7 +113,7 @@ def authenticate_header(rt: Runtime, header: str | None) -> Principal:
     """Resolve an ``Authorization`` value (an HTTP header, or the gRPC receiver's
     ``authorization`` metadata) to a :class:`Principal` or raise 401."""
     if not header:
-        raise _unauthorized("No authorization header")
+        raise unauthorized("No authorization header")
     scheme, _, credentials = header.partition(" ")
     credentials = credentials.strip()
     token = hashlib.sha256(header.encode()).digest()
@@ -91,24 +122,21 @@ def authenticate_header(rt: Runtime, header: str | None) -> Principal:
         return cached
     projects = rt.store.projects
     if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(credentials, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise _unauthorized("Invalid basic auth credentials") from None
-        public_key, sep, secret_key = decoded.partition(":")
-        if not sep or not public_key or not secret_key:
-            raise _unauthorized("Invalid basic auth credentials")
+        public_key, secret_key = basic_pair(credentials)
         row = rt.read_sync(lambda c: projects.find_key(c, public_key))
+        if row is None:
+            _refuse_org_key(rt, public_key, secret_key)
         if row is None or not projects.secret_matches(row, secret_key):
-            raise _unauthorized("Invalid credentials")
+            raise unauthorized("Invalid credentials")
         principal = Principal(row["project_id"], public_key, "all", row["role"])
     elif scheme.lower() == "bearer":
         row = rt.read_sync(lambda c: projects.find_key(c, credentials))
         if row is None:
-            raise _unauthorized("Invalid public key")
+            _refuse_org_key(rt, credentials, None)
+            raise unauthorized("Invalid public key")
         principal = Principal(row["project_id"], credentials, "scores", row["role"])
     else:
-        raise _unauthorized("Unsupported authorization scheme")
+        raise unauthorized("Unsupported authorization scheme")
     key_cache.put(token, principal)
     return principal
 

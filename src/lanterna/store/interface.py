@@ -88,7 +88,7 @@ from .db import Conn
 from .experiments import ExperimentQuery
 from .lifecycle import Deleted
 from .observations import ObservationQuery
-from .projects import NewKey
+from .projects import NewKey, NewOrgKey
 from .prompts import NewPrompt, VersionStats
 from .protocols import (
     AbTests,
@@ -135,6 +135,7 @@ __all__ = [
     "Media",
     "Models",
     "NewKey",
+    "NewOrgKey",
     "NewPrompt",
     "ObservationQuery",
     "Observations",
@@ -399,12 +400,38 @@ class Projects(Protocol):
     def create_project(self, conn: Conn, org_id: str, name: str) -> str: ...
 
     def update_project(
-        self, conn: Conn, project_id: str, name: str, retention_days: int | None
+        self,
+        conn: Conn,
+        project_id: str,
+        name: str,
+        retention_days: int | None,
+        metadata: dict[str, Any] | None = None,
     ) -> bool: ...
 
     def create_key(
-        self, conn: Conn, project_id: str, note: str | None = None, role: str = "admin"
+        self,
+        conn: Conn,
+        project_id: str,
+        note: str | None = None,
+        role: str = "admin",
+        *,
+        public_key: str | None = None,
+        secret_key: str | None = None,
     ) -> NewKey: ...
+
+    def public_key_taken(self, conn: Conn, public_key: str) -> bool: ...
+
+    def get_organization(self, conn: Conn, org: str) -> Row | None: ...
+
+    def org_projects(self, conn: Conn, org_id: str) -> list[Row]: ...
+
+    def create_org_key(self, conn: Conn, org_id: str, note: str | None = None) -> NewOrgKey: ...
+
+    def find_org_key(self, conn: Conn, public_key: str) -> Row | None: ...
+
+    def list_org_keys(self, conn: Conn, org_id: str | None = None) -> list[Row]: ...
+
+    def revoke_org_key(self, conn: Conn, key: str, org_id: str | None = None) -> str | None: ...
 
     def list_keys(self, conn: Conn, project_id: str | None = None) -> list[Row]: ...
 

@@ -1,4 +1,9 @@
-"""Organisations, projects and API keys. Secret keys are stored only as salted hashes."""
+"""Organisations, projects and API keys. Secret keys are stored only as salted hashes.
+
+A project key (``api_keys``) grants one project; an organisation key (``org_api_keys``,
+migration 0035) grants the organisation-level API only (projects, their keys and
+members, SCIM), never a project's data.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,16 @@ class NewKey:
 
     id: str
     project_id: str
+    public_key: str
+    secret_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrgKey:
+    """A freshly made organisation key pair (the secret shown once)."""
+
+    id: str
+    org_id: str
     public_key: str
     secret_key: str
 
@@ -58,28 +73,43 @@ def create_project(conn: Conn, org_id: str, name: str) -> str:
     return project_id
 
 
-def create_key(conn: Conn, project_id: str, note: str | None = None, role: str = "admin") -> NewKey:
+def _pair(public_key: str | None = None, secret_key: str | None = None) -> tuple[str, ...]:
+    """``(public key, secret key, salt, secret hash, masked secret)`` of a new pair
+    (given keys kept: the API's predefined keys)."""
+    public_key = public_key or f"pk-lf-{uuid.uuid4()}"
+    secret_key = secret_key or f"sk-lf-{uuid.uuid4()}"
+    salt = secrets.token_hex(16)
+    masked = f"sk-lf-...{secret_key[-4:]}"
+    return public_key, secret_key, salt, hash_secret(salt, secret_key), masked
+
+
+def public_key_taken(conn: Conn, public_key: str) -> bool:
+    """True when a project or organisation key (even revoked) has this public key."""
+    return bool(
+        conn.scalar("SELECT 1 FROM api_keys WHERE public_key = ?", (public_key,))
+        or conn.scalar("SELECT 1 FROM org_api_keys WHERE public_key = ?", (public_key,))
+    )
+
+
+def create_key(
+    conn: Conn,
+    project_id: str,
+    note: str | None = None,
+    role: str = "admin",
+    *,
+    public_key: str | None = None,
+    secret_key: str | None = None,
+) -> NewKey:
     """Make a ``pk-lf-…``/``sk-lf-…`` pair for ``project_id``; store only the hash.
     ``role`` (a project role: ``owner``, ``admin``, ``member``, ``viewer``) is what the
-    key may change where routes check it (alert rules, channels, budgets)."""
+    key may change where routes check it (alert rules, channels, budgets).
+    ``public_key``/``secret_key``: a predefined pair (checked by the caller)."""
     key_id = str(uuid.uuid4())
-    public_key = f"pk-lf-{uuid.uuid4()}"
-    secret_key = f"sk-lf-{uuid.uuid4()}"
-    salt = secrets.token_hex(16)
+    public_key, secret_key, salt, hashed, masked = _pair(public_key, secret_key)
     conn.run(
         "INSERT INTO api_keys (id, project_id, public_key, secret_salt, secret_hash,"
         " display_secret, note, role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            key_id,
-            project_id,
-            public_key,
-            salt,
-            hash_secret(salt, secret_key),
-            f"sk-lf-...{secret_key[-4:]}",
-            note,
-            role,
-            conn.dialect.ts(now()),
-        ),
+        (key_id, project_id, public_key, salt, hashed, masked, note, role, conn.dialect.ts(now())),
     )
     return NewKey(key_id, project_id, public_key, secret_key)
 
@@ -152,8 +182,20 @@ def list_projects(conn: Conn) -> list[dict[str, Any]]:
     )
 
 
-def update_project(conn: Conn, project_id: str, name: str, retention_days: int | None) -> bool:
-    """Rename a project and set its retention (days; None keeps data forever)."""
+def update_project(
+    conn: Conn,
+    project_id: str,
+    name: str,
+    retention_days: int | None,
+    metadata: dict[str, Any] | None = None,
+) -> bool:
+    """Rename a project and set its retention (days; None keeps data forever) and,
+    when given, its metadata."""
+    if metadata is not None:
+        conn.run(
+            "UPDATE projects SET metadata = ? WHERE id = ?",
+            (conn.dialect.json(metadata), project_id),
+        )
     return (
         conn.run(
             "UPDATE projects SET name = ?, retention_days = ? WHERE id = ?",
@@ -161,3 +203,81 @@ def update_project(conn: Conn, project_id: str, name: str, retention_days: int |
         )
         > 0
     )
+
+
+# --- organisations and their keys ---------------------------------------------------
+
+
+def get_organization(conn: Conn, org: str) -> dict[str, Any] | None:
+    """An organisation by id, or by name when exactly one has it."""
+    row = conn.one("SELECT id, name FROM organizations WHERE id = ?", (org,))
+    if row is None:
+        named = conn.all("SELECT id, name FROM organizations WHERE name = ?", (org,))
+        row = named[0] if len(named) == 1 else None
+    return row
+
+
+def org_projects(conn: Conn, org_id: str) -> list[dict[str, Any]]:
+    """The organisation's projects (id, name, metadata, retention, creation), oldest first."""
+    rows = conn.all(
+        "SELECT id, name, metadata, retention_days, created_at FROM projects"
+        " WHERE org_id = ? ORDER BY created_at, id",
+        (org_id,),
+    )
+    for row in rows:
+        row["metadata"] = conn.dialect.json_out(row["metadata"]) or {}
+        row["created_at"] = conn.dialect.ts_out(row["created_at"])
+    return rows
+
+
+def create_org_key(conn: Conn, org_id: str, note: str | None = None) -> NewOrgKey:
+    """Make an organisation key pair; store only the secret's hash."""
+    key_id = str(uuid.uuid4())
+    public_key, secret_key, salt, hashed, masked = _pair()
+    conn.run(
+        "INSERT INTO org_api_keys (id, org_id, public_key, secret_salt, secret_hash,"
+        " display_secret, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (key_id, org_id, public_key, salt, hashed, masked, note, conn.dialect.ts(now())),
+    )
+    return NewOrgKey(key_id, org_id, public_key, secret_key)
+
+
+def find_org_key(conn: Conn, public_key: str) -> dict[str, Any] | None:
+    """The active organisation key with this public key, or None."""
+    return conn.one(
+        "SELECT id, org_id, public_key, secret_salt, secret_hash FROM org_api_keys"
+        " WHERE public_key = ? AND revoked_at IS NULL",
+        (public_key,),
+    )
+
+
+def list_org_keys(conn: Conn, org_id: str | None = None) -> list[dict[str, Any]]:
+    """Organisation keys (never their secrets) with organisation names, oldest first."""
+    where, params = ("WHERE k.org_id = ?", [org_id]) if org_id else ("", [])
+    rows = conn.all(
+        "SELECT k.id, k.org_id, o.name AS org_name, k.public_key, k.display_secret, k.note,"
+        " k.created_at, k.last_used_at, k.revoked_at FROM org_api_keys k"
+        f" JOIN organizations o ON o.id = k.org_id {where} ORDER BY k.created_at, k.id",
+        params,
+    )
+    d = conn.dialect
+    for row in rows:
+        for column in ("created_at", "last_used_at", "revoked_at"):
+            row[column] = d.ts_out(row[column])
+    return rows
+
+
+def revoke_org_key(conn: Conn, key: str, org_id: str | None = None) -> str | None:
+    """Revoke an organisation key by id or public key (only ``org_id``'s when given);
+    the organisation's id when one was revoked, else None."""
+    row = conn.one(
+        "SELECT id, org_id FROM org_api_keys WHERE (id = ? OR public_key = ?)"
+        " AND revoked_at IS NULL",
+        (key, key),
+    )
+    if row is None or (org_id is not None and row["org_id"] != org_id):
+        return None
+    conn.run(
+        "UPDATE org_api_keys SET revoked_at = ? WHERE id = ?", (conn.dialect.ts(now()), row["id"])
+    )
+    return str(row["org_id"])

@@ -15,8 +15,9 @@ from ...accounts import store as accounts
 from ...cost.prices import ModelError, check_create
 from ...store.db import Conn
 from ...store.interface import Store
-from ..audit import audit
+from ..audit import audit, audit_org
 from ..auth import key_cache
+from ..org_auth import org_key_cache
 from ..shapes import custom_json
 from .web import Page, UiError, not_found, page_form, project_page, redirect, render, rt_of
 
@@ -27,6 +28,11 @@ def _settings_data(store: Store, conn: Conn, page: Page) -> dict[str, Any]:
     pid = page.pid
     return {
         "keys": store.projects.list_keys(conn, pid) if page.can("manage_keys") else [],
+        "org_keys": (
+            store.projects.list_org_keys(conn, page.project["org_id"])
+            if page.role == "owner"
+            else []
+        ),
         "members": accounts.list_members(conn, pid),
         "models": [custom_json(conn, r) for r in store.models.list_custom(conn, pid)],
     }
@@ -37,6 +43,7 @@ async def _render(request: Request, page: Page, *, status: int = 200, **extra: A
     data = await rt.read(lambda c: _settings_data(rt.store, c, page))
     context = {
         "new_key": None,
+        "new_org_key": None,
         "new_member": None,
         "error": "",
         "section_error": "",
@@ -118,6 +125,43 @@ async def revoke_key(request: Request, project_id: str) -> Response:
     key_cache.clear()
     await audit(rt, page, "api_key.revoke", key_id)
     return redirect(_base(page) + "#keys")
+
+
+# --- organisation API keys (owners) ---------------------------------------------------
+
+
+async def _owner_form(request: Request, project_id: str) -> tuple[Page, Any]:
+    """A POST of the project's owner (organisation keys open every project's settings)."""
+    page, form = await page_form(request, project_id, "manage_keys")
+    if page.role != "owner":
+        raise UiError(403, "Only owners manage organization API keys.")
+    return page, form
+
+
+@router.post("/project/{project_id}/settings/org-keys")
+async def create_org_key(request: Request, project_id: str) -> Response:
+    """Create an organisation key pair for the project's organisation (secret shown once)."""
+    page, form = await _owner_form(request, project_id)
+    note = form.get("note")[:200] or None
+    rt = rt_of(request)
+    org_id = page.project["org_id"]
+    key = await rt.write(lambda c: rt.store.projects.create_org_key(c, org_id, note))
+    await audit_org(rt, page, org_id, "org_api_key.create", key.public_key, {"note": note})
+    return await _render(request, page, new_org_key=key)
+
+
+@router.post("/project/{project_id}/settings/org-keys/revoke")
+async def revoke_org_key(request: Request, project_id: str) -> Response:
+    """Revoke one of the organisation's keys (it stops working at once on this server)."""
+    page, form = await _owner_form(request, project_id)
+    key_id = form.get("key_id")
+    rt = rt_of(request)
+    org_id = page.project["org_id"]
+    if not await rt.write(lambda c: rt.store.projects.revoke_org_key(c, key_id, org_id)):
+        raise not_found("API key")
+    org_key_cache.clear()
+    await audit_org(rt, page, org_id, "org_api_key.revoke", key_id)
+    return redirect(_base(page) + "#org-keys")
 
 
 # --- members --------------------------------------------------------------------------
