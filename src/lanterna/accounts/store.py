@@ -192,6 +192,12 @@ def role_in(conn: Conn, user: dict[str, Any], project_id: str) -> str | None:
         "SELECT role FROM memberships WHERE user_id = ? AND project_id = ?",
         (user["id"], project_id),
     )
+    if role is None:  # the organisation-wide role, when the user has one
+        role = conn.scalar(
+            "SELECT om.role FROM org_memberships om JOIN projects p ON p.org_id = om.org_id"
+            " WHERE om.user_id = ? AND p.id = ?",
+            (user["id"], project_id),
+        )
     return str(role) if role in ROLES else None
 
 
@@ -204,12 +210,16 @@ def projects_of(conn: Conn, user: dict[str, Any]) -> list[dict[str, Any]]:
             " ORDER BY o.name, p.name, p.id"
         )
     else:
+        # A project membership's role, else the organisation-wide one (``none`` gives none).
         rows = conn.all(
-            "SELECT p.id, p.name, o.id AS org_id, o.name AS org_name, m.role"
-            " FROM memberships m JOIN projects p ON p.id = m.project_id"
-            " JOIN organizations o ON o.id = p.org_id WHERE m.user_id = ?"
+            "SELECT p.id, p.name, o.id AS org_id, o.name AS org_name,"
+            " COALESCE(m.role, om.role) AS role FROM projects p"
+            " JOIN organizations o ON o.id = p.org_id"
+            " LEFT JOIN memberships m ON m.project_id = p.id AND m.user_id = ?"
+            " LEFT JOIN org_memberships om ON om.org_id = p.org_id AND om.user_id = ?"
+            " WHERE m.role IS NOT NULL OR om.role IN ('owner', 'admin', 'member', 'viewer')"
             " ORDER BY o.name, p.name, p.id",
-            (user["id"],),
+            (user["id"], user["id"]),
         )
     return rows
 
@@ -222,6 +232,13 @@ def set_member(conn: Conn, user_id: str, project_id: str, role: str) -> None:
         "INSERT INTO memberships (user_id, project_id, role, created_at) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (user_id, project_id) DO UPDATE SET role = excluded.role",
         (user_id, project_id, role, conn.dialect.ts(now())),
+    )
+    # A project member belongs to its organisation (with no organisation-wide role).
+    conn.run(
+        "INSERT INTO org_memberships (org_id, user_id, role, created_at)"
+        " SELECT org_id, ?, 'none', ? FROM projects WHERE id = ?"
+        " ON CONFLICT (org_id, user_id) DO NOTHING",
+        (user_id, conn.dialect.ts(now()), project_id),
     )
 
 

@@ -1,7 +1,8 @@
 """Deleting a user's data (every trace with their user id, with its observations and
 scores, and the sessions left empty) or a session's, a batch of traces per write
 transaction (rollups corrected by the store's trace delete). Used by the API, the
-dashboard and ``lanterna delete``."""
+dashboard and ``lanterna delete``. A whole project (``DELETE /api/public/projects/{id}``)
+goes the same way, then every other row of it and the project itself."""
 
 from __future__ import annotations
 
@@ -55,4 +56,16 @@ def delete_session(
         store, read, write, project_id, lambda c: life.session_trace_ids(c, project_id, session_id)
     )
     out.add(write(lambda c: life.delete_empty_session(c, project_id, session_id)))
+    return out
+
+
+def delete_project(store: Store, read: Run[Any], write: Run[Any], project_id: str) -> Deleted:
+    """Delete a project: its traces a batch per transaction (with their observations,
+    scores and sessions), then every other row it holds (keys, members, prompts,
+    datasets, settings, rollups, audit log, ...) and the project row itself."""
+    life = store.lifecycle
+    out = _delete_all(
+        store, read, write, project_id, lambda c: life.project_trace_ids(c, project_id)
+    )
+    write(lambda c: life.delete_project_rows(c, project_id))
     return out

@@ -22,16 +22,19 @@ from .api import (
     datasets,
     evaluations,
     experiments,
+    feedback,
     ingestion,
     lifecycle,
     media,
     metrics,
     models,
     observations,
+    org_projects,
     organizations,
     otel,
     projects,
     prompts,
+    scim,
     score_configs,
     scores,
     sessions,
@@ -117,5 +120,8 @@ def create_app(
     app.include_router(ab_tests.router, responses=ERROR_RESPONSES)
     app.include_router(media.router, responses=ERROR_RESPONSES)  # /api/public/media
     app.include_router(organizations.router, responses=ERROR_RESPONSES)  # org-key routes
+    app.include_router(org_projects.router, responses=ERROR_RESPONSES)  # projects, their keys
+    app.include_router(scim.router, responses=ERROR_RESPONSES)  # SCIM 2.0 provisioning
+    app.include_router(feedback.router, responses=ERROR_RESPONSES)  # POST /api/public/feedback
     mount_ui(app)  # the dashboard under /
     return app

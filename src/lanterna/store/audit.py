@@ -39,6 +39,28 @@ def record(
     )
 
 
+def record_feedback(conn: Conn, project_id: str, actor: str, fields: dict[str, str | None]) -> str:
+    """Store what ``POST /api/public/feedback`` received (``feedback``, migration 0036:
+    ``targetType``, ``target``, ``feedback``, ``goal``, ``referenceUrl``); its id."""
+    feedback_id = str(uuid.uuid4())
+    conn.run(
+        "INSERT INTO feedback (project_id, id, at, actor, target_type, target, feedback, goal,"
+        " reference_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            project_id,
+            feedback_id,
+            conn.dialect.ts(now()),
+            actor,
+            fields["targetType"],
+            fields["target"],
+            fields["feedback"],
+            fields.get("goal"),
+            fields.get("referenceUrl"),
+        ),
+    )
+    return feedback_id
+
+
 def page_entries(
     conn: Conn, project_id: str, *, limit: int, offset: int, action: str | None = None
 ) -> tuple[list[dict[str, Any]], int]:

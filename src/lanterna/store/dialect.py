@@ -58,6 +58,14 @@ class Dialect:
         when the backend cannot index JSON array elements (SQLite)."""
         return None
 
+    def tables_with_column(self) -> str:
+        """SQL listing (as ``name``) the tables that have the column named by its one
+        parameter (deleting a project sweeps every table with a ``project_id``)."""
+        return (
+            "SELECT m.name AS name FROM sqlite_master m, pragma_table_info(m.name) c"
+            " WHERE m.type = 'table' AND c.name = ?"
+        )
+
     def sql(self, text: str) -> str:
         """SQL as the driver wants it (SQLite takes ``?`` as written)."""
         return text
@@ -287,6 +295,14 @@ class PostgresDialect(Dialect):
 
     def json_array_index(self, name: str, table: str, column: str) -> str | None:
         return f"CREATE INDEX {name} ON {table} USING GIN ({column} jsonb_path_ops)"
+
+    def tables_with_column(self) -> str:
+        return (
+            "SELECT c.table_name AS name FROM information_schema.columns c"
+            " JOIN information_schema.tables t ON t.table_schema = c.table_schema"
+            " AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'"
+            " WHERE c.table_schema = current_schema() AND c.column_name = ?"
+        )
 
     def sql(self, text: str) -> str:
         return _pg_sql(text)

@@ -79,6 +79,32 @@ def session_trace_ids(
     return [r["id"] for r in rows]
 
 
+def project_trace_ids(conn: Conn, project_id: str, *, limit: int = BATCH) -> list[str]:
+    """Up to ``limit`` ids of the project's traces (deleting a whole project)."""
+    rows = conn.all("SELECT id FROM traces WHERE project_id = ? LIMIT ?", (project_id, limit))
+    return [r["id"] for r in rows]
+
+
+#: Deleted last, in this order: the rows that refer to the project row itself.
+_PROJECT_LAST = ("memberships", "api_keys")
+
+
+def delete_project_rows(conn: Conn, project_id: str) -> int:
+    """Delete every row left of the project (each table with a ``project_id`` column:
+    whatever later migrations add) and then the project itself; how many rows went.
+    Runs in the writer, after the traces went a batch at a time."""
+    tables = sorted(
+        {str(r["name"]) for r in conn.all(conn.dialect.tables_with_column(), ("project_id",))}
+    )
+    ordered = [t for t in tables if t not in _PROJECT_LAST] + [
+        t for t in _PROJECT_LAST if t in tables
+    ]
+    gone = 0
+    for table in ordered:
+        gone += conn.run(f"DELETE FROM {table} WHERE project_id = ?", (project_id,))
+    return gone + conn.run("DELETE FROM projects WHERE id = ?", (project_id,))
+
+
 def delete_trace_data(
     conn: Conn, project_id: str, trace_ids: Sequence[str], *, empty_sessions: bool = True
 ) -> Deleted:

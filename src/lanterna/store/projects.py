@@ -162,6 +162,14 @@ def revoke_key(conn: Conn, key: str) -> bool:
     )
 
 
+def revoke_project_keys(conn: Conn, project_id: str) -> int:
+    """Revoke every active key of the project (before it is deleted); how many."""
+    return conn.run(
+        "UPDATE api_keys SET revoked_at = ? WHERE project_id = ? AND revoked_at IS NULL",
+        (conn.dialect.ts(now()), project_id),
+    )
+
+
 def get_project(conn: Conn, project_id: str) -> dict[str, Any] | None:
     """A project with its organisation's id and name."""
     row = conn.one(

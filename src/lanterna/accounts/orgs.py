@@ -1,0 +1,98 @@
+"""Organisation memberships (``org_memberships``, migration 0036).
+
+A user belongs to an organisation with an organisation-wide role: ``owner``,
+``admin``, ``member`` or ``viewer`` (their role in each of its projects, unless a
+project membership says otherwise) or ``none`` (no access of their own: what SCIM
+provisions; project memberships give access). Every project member is an organisation
+member (``store.set_member`` makes sure). Removing a user from an organisation takes
+their project memberships in it and ends all their login sessions at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..store.db import Conn
+from ..timeutil import now
+from .roles import ROLES
+
+#: Organisation roles: the project roles and ``none``.
+ORG_ROLES = (*ROLES, "none")
+
+
+def set_org_member(conn: Conn, org_id: str, user_id: str, role: str) -> None:
+    """Make ``user_id`` a member of the organisation with ``role`` (or change it)."""
+    if role not in ORG_ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    conn.run(
+        "INSERT INTO org_memberships (org_id, user_id, role, created_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role",
+        (org_id, user_id, role, conn.dialect.ts(now())),
+    )
+
+
+def join_org(conn: Conn, org_id: str, user_id: str) -> None:
+    """Make ``user_id`` a member of the organisation (role ``none``) unless they are."""
+    conn.run(
+        "INSERT INTO org_memberships (org_id, user_id, role, created_at) VALUES (?, ?, 'none', ?)"
+        " ON CONFLICT (org_id, user_id) DO NOTHING",
+        (org_id, user_id, conn.dialect.ts(now())),
+    )
+
+
+def org_role(conn: Conn, org_id: str, user_id: str) -> str | None:
+    """The user's organisation role, or None when they are no member."""
+    role = conn.scalar(
+        "SELECT role FROM org_memberships WHERE org_id = ? AND user_id = ?", (org_id, user_id)
+    )
+    return None if role is None else str(role)
+
+
+def org_members(conn: Conn, org_id: str, *, email: str | None = None) -> list[dict[str, Any]]:
+    """The organisation's members (user id, email, name, role, times), oldest first;
+    ``email``: only the one with that (normalised) address."""
+    where, params = "om.org_id = ?", [org_id]
+    if email is not None:
+        where += " AND u.email = ?"
+        params.append(email.strip().lower())
+    rows = conn.all(
+        "SELECT u.id, u.email, u.name, om.role, om.created_at, u.created_at AS user_created_at"
+        " FROM org_memberships om JOIN users u ON u.id = om.user_id"
+        f" WHERE {where} ORDER BY om.created_at, u.id",
+        params,
+    )
+    for row in rows:
+        row["created_at"] = conn.dialect.ts_out(row["created_at"])
+        row["user_created_at"] = conn.dialect.ts_out(row["user_created_at"])
+    return rows
+
+
+def org_member(conn: Conn, org_id: str, user_id: str) -> dict[str, Any] | None:
+    """One member of the organisation, or None."""
+    rows = [r for r in org_members(conn, org_id) if r["id"] == user_id]
+    return rows[0] if rows else None
+
+
+def project_members(conn: Conn, project_id: str) -> list[dict[str, Any]]:
+    """A project's explicit members (user id, email, name, role), oldest first."""
+    return conn.all(
+        "SELECT u.id, u.email, u.name, m.role FROM memberships m JOIN users u"
+        " ON u.id = m.user_id WHERE m.project_id = ? ORDER BY m.created_at, u.id",
+        (project_id,),
+    )
+
+
+def remove_from_org(conn: Conn, org_id: str, user_id: str) -> bool:
+    """Take the user out of the organisation and each of its projects, and end every
+    login session of theirs (their next request with a cookie is refused). False when
+    they were no member."""
+    gone = conn.run(
+        "DELETE FROM org_memberships WHERE org_id = ? AND user_id = ?", (org_id, user_id)
+    )
+    conn.run(
+        "DELETE FROM memberships WHERE user_id = ?"
+        " AND project_id IN (SELECT id FROM projects WHERE org_id = ?)",
+        (user_id, org_id),
+    )
+    conn.run("DELETE FROM ui_sessions WHERE user_id = ?", (user_id,))
+    return gone > 0

@@ -1,0 +1,314 @@
+"""SCIM 2.0 (RFC 7643/7644) for an identity provider, with an organisation API key
+(``OrgKey``): ``GET /api/public/scim/ServiceProviderConfig``, ``/ResourceTypes``,
+``/Schemas``, and Users: ``GET|POST /api/public/scim/Users`` (list with
+``filter=userName eq "..."``, ``startIndex``, ``count``; create) and
+``GET|DELETE /api/public/scim/Users/{userId}``.
+
+A SCIM user is a dashboard account in the key's organisation: ``userName`` is its email.
+Creating one makes the account (no password: the person signs in with SSO or sets one
+through a password reset) or adds an existing account to the organisation, with no
+role of its own (``NONE``: project roles are given with the membership routes). Deleting
+one takes the account out of the organisation and its projects and ends its login
+sessions at once; the account itself stays (it may belong to other organisations).
+Errors are SCIM error bodies (``urn:ietf:params:scim:api:messages:2.0:Error``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from ...accounts import orgs
+from ...accounts import store as accounts
+from ...store.db import Conn
+from ..audit import audit_org
+from ..org_auth import OrgKey
+from ..responses import JSON
+from ..runtime import runtime
+from .body import json_body, ok, read_json
+from .organizations import remove_org_member
+
+router = APIRouter(tags=["Scim"])
+
+SCIM = "/api/public/scim"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+MAX_RESULTS = 100
+_FILTER = re.compile(r'^\s*userName\s+eq\s+"((?:[^"\\]|\\.)*)"\s*$', re.IGNORECASE)
+
+
+class ScimName(BaseModel):
+    """A user's name (``formatted``; ``givenName``/``familyName`` are read on create)."""
+
+    formatted: str | None = None
+
+
+class ScimEmail(BaseModel):
+    """An email address of a user."""
+
+    primary: bool
+    value: str
+    type: str
+
+
+class UserMeta(BaseModel):
+    """When the user was provisioned."""
+
+    resourceType: str
+    created: str | None = None
+    lastModified: str | None = None
+
+
+class ScimUser(BaseModel):
+    """A provisioned user."""
+
+    schemas: list[str]
+    id: str
+    userName: str
+    name: ScimName
+    emails: list[ScimEmail]
+    meta: UserMeta
+
+
+class ScimUserBody(BaseModel):
+    """Provision a user: ``userName`` (their email) and ``name``; ``password`` is
+    accepted and ignored (no credential is made)."""
+
+    userName: str
+    name: ScimName
+    emails: list[ScimEmail] | None = None
+    active: bool | None = None
+    password: str | None = None
+
+
+class ScimUsersListResponse(BaseModel):
+    """A page of the organisation's users."""
+
+    schemas: list[str]
+    totalResults: int
+    startIndex: int
+    itemsPerPage: int
+    Resources: list[ScimUser]
+
+
+def scim_error(status: int, detail: str, scim_type: str | None = None) -> JSON:
+    """An RFC 7644 error body with ``status``."""
+    body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(status), "detail": detail}
+    if scim_type:
+        body["scimType"] = scim_type
+    return JSON(body, status_code=status)
+
+
+def user_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``ScimUser`` of an organisation member's row."""
+    return {
+        "schemas": [USER_SCHEMA],
+        "id": row["id"],
+        "userName": row["email"],
+        "name": {"formatted": row["name"]},
+        "emails": [{"primary": True, "value": row["email"], "type": "work"}],
+        "active": True,
+        "meta": {
+            "resourceType": "User",
+            "created": row["user_created_at"],
+            "lastModified": row["created_at"],
+            "location": f"{SCIM}/Users/{row['id']}",
+        },
+    }
+
+
+def _meta(resource_type: str, location: str) -> dict[str, str]:
+    return {"resourceType": resource_type, "location": f"{SCIM}/{location}"}
+
+
+@router.get(SCIM + "/ServiceProviderConfig")
+async def service_provider_config(request: Request, org: OrgKey) -> JSON:
+    """What this SCIM server supports: Users with a ``userName eq`` filter, Basic auth
+    with an organisation key; no PATCH, bulk, sorting, ETags or password changes."""
+    return JSON(
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "documentationUri": f"{str(request.base_url).rstrip('/')}/api/docs",
+            "patch": {"supported": False},
+            "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": True, "maxResults": MAX_RESULTS},
+            "changePassword": {"supported": False},
+            "sort": {"supported": False},
+            "etag": {"supported": False},
+            "authenticationSchemes": [
+                {
+                    "name": "HTTP Basic",
+                    "description": "An organization API key: public key as user name,"
+                    " secret key as password",
+                    "specUri": "https://www.rfc-editor.org/rfc/rfc7617",
+                    "type": "httpbasic",
+                    "primary": True,
+                }
+            ],
+            "meta": _meta("ServiceProviderConfig", "ServiceProviderConfig"),
+        }
+    )
+
+
+@router.get(SCIM + "/ResourceTypes")
+async def resource_types(request: Request, org: OrgKey) -> JSON:
+    """The one resource type served: User."""
+    user = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+        "id": "User",
+        "name": "User",
+        "endpoint": "/Users",
+        "description": "A dashboard account in the organization",
+        "schema": USER_SCHEMA,
+        "schemaExtensions": [],
+        "meta": _meta("ResourceType", "ResourceTypes/User"),
+    }
+    return JSON({"schemas": [LIST_SCHEMA], "totalResults": 1, "Resources": [user]})
+
+
+def _attribute(name: str, kind: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": kind,
+        "multiValued": False,
+        "required": False,
+        "caseExact": False,
+        "mutability": "readWrite",
+        "returned": "default",
+        "uniqueness": "none",
+        **extra,
+    }
+
+
+@router.get(SCIM + "/Schemas")
+async def schemas(request: Request, org: OrgKey) -> JSON:
+    """The User schema's attributes this server reads and returns."""
+    user = {
+        "id": USER_SCHEMA,
+        "name": "User",
+        "description": "User Account",
+        "attributes": [
+            _attribute("userName", "string", required=True, uniqueness="server"),
+            _attribute(
+                "name",
+                "complex",
+                subAttributes=[_attribute("formatted", "string")],
+            ),
+            _attribute(
+                "emails",
+                "complex",
+                multiValued=True,
+                subAttributes=[
+                    _attribute("value", "string"),
+                    _attribute("type", "string"),
+                    _attribute("primary", "boolean"),
+                ],
+            ),
+            _attribute("active", "boolean"),
+        ],
+        "meta": _meta("Schema", f"Schemas/{USER_SCHEMA}"),
+    }
+    return JSON({"schemas": [LIST_SCHEMA], "totalResults": 1, "Resources": [user]})
+
+
+@router.get(SCIM + "/Users", responses=ok(ScimUsersListResponse))
+async def list_users(
+    request: Request,
+    org: OrgKey,
+    filter: str | None = None,
+    startIndex: int | None = None,
+    count: int | None = None,
+) -> JSON:
+    """The organisation's users, a page at a time (``startIndex`` from 1, ``count`` up
+    to 100); ``filter`` supports ``userName eq "..."`` (400 ``invalidFilter`` else)."""
+    email = None
+    if filter is not None and filter.strip():
+        found = _FILTER.match(filter)
+        if found is None:
+            return scim_error(
+                400, 'Only the filter userName eq "..." is supported', "invalidFilter"
+            )
+        email = found.group(1).replace('\\"', '"')
+    start = max(1, startIndex or 1)
+    size = MAX_RESULTS if count is None else min(max(0, count), MAX_RESULTS)
+    rt = runtime(request)
+    rows = await rt.read(lambda c: orgs.org_members(c, org.org_id, email=email))
+    page = rows[start - 1 : start - 1 + size]
+    return JSON(
+        {
+            "schemas": [LIST_SCHEMA],
+            "totalResults": len(rows),
+            "startIndex": start,
+            "itemsPerPage": len(page),
+            "Resources": [user_json(r) for r in page],
+        }
+    )
+
+
+def _display_name(name: Any) -> str | None:
+    if not isinstance(name, dict):
+        return None
+    formatted = name.get("formatted")
+    if isinstance(formatted, str) and formatted.strip():
+        return formatted.strip()[:200]
+    parts = [name.get(k) for k in ("givenName", "familyName")]
+    joined = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    return joined[:200] or None
+
+
+@router.post(
+    SCIM + "/Users",
+    status_code=201,
+    responses={201: {"model": ScimUser, "description": "Created"}},
+    openapi_extra=json_body(ScimUserBody),
+)
+async def create_user(request: Request, org: OrgKey) -> JSON:
+    """Provision a user in the organisation (201); 409 ``uniqueness`` when the
+    organisation has them already."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        return scim_error(400, "The body must be a JSON object", "invalidSyntax")
+    email = body.get("userName")
+    if not isinstance(email, str) or "@" not in email or len(email) > 320:
+        return scim_error(400, "userName must be the user's email address", "invalidValue")
+    email = accounts.normalize_email(email)
+    name = _display_name(body.get("name"))
+    rt = runtime(request)
+
+    def work(c: Conn) -> dict[str, Any] | None:
+        user = accounts.find_user(c, email)
+        if user is not None and orgs.org_role(c, org.org_id, user["id"]) is not None:
+            return None
+        user_id = user["id"] if user else accounts.create_user(c, email, None, name=name)
+        orgs.join_org(c, org.org_id, user_id)
+        return orgs.org_member(c, org.org_id, user_id)
+
+    row = await rt.write(work)
+    if row is None:
+        return scim_error(409, f"User {email} exists in this organization", "uniqueness")
+    await audit_org(rt, org, org.org_id, "member.add", email, {"via": "scim"})
+    return JSON(user_json(row), status_code=201)
+
+
+@router.get(SCIM + "/Users/{userId}", responses=ok(ScimUser))
+async def get_user(request: Request, org: OrgKey, userId: str) -> JSON:
+    """One user of the organisation (404 for anyone else)."""
+    rt = runtime(request)
+    row = await rt.read(lambda c: orgs.org_member(c, org.org_id, userId))
+    if row is None:
+        return scim_error(404, f"User {userId} not found")
+    return JSON(user_json(row))
+
+
+@router.delete(SCIM + "/Users/{userId}", status_code=204)
+async def delete_user(request: Request, org: OrgKey, userId: str) -> Response:
+    """Deprovision: out of the organisation and its projects, login sessions ended at
+    once (204); 404 for a user the organisation does not have."""
+    if await remove_org_member(runtime(request), org, userId, {"via": "scim"}) is None:
+        return scim_error(404, f"User {userId} not found")
+    return Response(status_code=204)

@@ -1,0 +1,253 @@
+"""The organisation-level API with an organisation key, through real HTTP on both
+backends: create a project, a key in it, ingest with that key, list projects, change
+the project, manage members, delete the project (every row of it gone); a project key
+gets 403 on each organisation route; changes are in the audit log. Also
+``POST /api/public/feedback`` with a project key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import support
+from helpers import event, ingest, iso
+from lanterna.accounts import store as accounts
+from lanterna.server.org_auth import require_org
+from lanterna.store import projects
+from support import Api
+from test_org_keys import org_of
+
+
+def org_key(api: Api) -> tuple[str, str]:
+    """A fresh organisation key of the fixture project's organisation."""
+    org = org_of(api)
+    key = support._in_transaction(api.app, lambda c: projects.create_org_key(c, org))
+    support.SECRETS.add(key.secret_key)
+    return key.public_key, key.secret_key
+
+
+def _routes(routes: list[Any]) -> Any:
+    """Every route, also inside included routers."""
+    for item in routes:
+        inner = getattr(item, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield item
+
+
+def org_routes(api: Api) -> list[tuple[str, str]]:
+    """Every (method, path) of the app that takes an organisation key."""
+    found = []
+    for route in _routes(api.app.routes):
+        dependant = getattr(route, "dependant", None)
+        if dependant is None:
+            continue
+        calls = {d.call for d in dependant.dependencies}
+        if require_org in calls:
+            found += [(m, route.path) for m in sorted(route.methods)]
+    return found
+
+
+def rows_of(db_url: str, project_id: str) -> dict[str, int]:
+    """Rows holding ``project_id`` per table (tables with none left out)."""
+
+    def count(c: Any) -> dict[str, int]:
+        tables = [r["name"] for r in c.all(c.dialect.tables_with_column(), ("project_id",))]
+        counts = {
+            t: c.scalar(f"SELECT COUNT(*) FROM {t} WHERE project_id = ?", (project_id,))
+            for t in tables
+        }
+        counts["projects"] = c.scalar("SELECT COUNT(*) FROM projects WHERE id = ?", (project_id,))
+        return {t: int(n) for t, n in counts.items() if n}
+
+    return support._in_transaction(db_url, count)
+
+
+def test_project_key_gets_403_on_every_org_route(api: Api):
+    routes = org_routes(api)
+    assert len(routes) >= 17, routes  # projects, keys, memberships, SCIM
+    for method, path in routes:
+        url = path.replace("{projectId}", api.project.id).replace("{apiKeyId}", "k")
+        url = url.replace("{userId}", "u")
+        answer = api.request(method, url, json={"name": "x", "userId": "u", "role": "VIEWER"})
+        assert answer.status_code == 403, (method, path, answer.text)
+        assert "organization-scoped" in answer.json()["message"]
+
+
+def test_org_key_flow_project_key_ingest_list_delete(api: Api, db_url: str):
+    key = org_key(api)
+    made = api.post(
+        "/api/public/projects",
+        json={"name": "Checkout", "metadata": {"team": "payments"}, "retention": 30},
+        auth=key,
+    )
+    assert made.status_code == 200, made.text
+    project = made.json()
+    assert project["name"] == "Checkout" and project["metadata"] == {"team": "payments"}
+    assert project["retentionDays"] == 30
+    assert project["organization"]["id"] == org_of(api)
+    pid = project["id"]
+
+    created = api.post(f"/api/public/projects/{pid}/apiKeys", json={"note": "ci"}, auth=key)
+    assert created.status_code == 200, created.text
+    new_key = created.json()
+    support.SECRETS.add(new_key["secretKey"])
+    assert new_key["publicKey"].startswith("pk-lf-") and new_key["note"] == "ci"
+    assert new_key["displaySecretKey"] == f"sk-lf-...{new_key['secretKey'][-4:]}"
+    project_auth = (new_key["publicKey"], new_key["secretKey"])
+
+    # The new key works on the project's routes (and sees only its project).
+    seen = api.get("/api/public/projects", auth=project_auth).json()["data"]
+    assert [p["id"] for p in seen] == [pid]
+    trace = event("trace-create", {"id": "t-1", "timestamp": iso(), "name": "buy"})
+    span = event("span-create", {"id": "s-1", "traceId": "t-1", "startTime": iso()})
+    assert len(ingest(api, trace, span, auth=project_auth)["successes"]) == 2
+    assert api.get("/api/public/traces/t-1", auth=project_auth).json()["name"] == "buy"
+
+    listed = api.get("/api/public/organizations/projects", auth=key).json()["projects"]
+    assert [p["name"] for p in listed] == ["Test Project", "Checkout"]
+    keys = api.get(f"/api/public/projects/{pid}/apiKeys", auth=key).json()["apiKeys"]
+    assert [k["publicKey"] for k in keys] == [new_key["publicKey"]]
+    assert new_key["secretKey"] not in str(keys)
+
+    renamed = api.put(f"/api/public/projects/{pid}", json={"name": "Checkout v2"}, auth=key)
+    assert renamed.status_code == 200
+    assert renamed.json()["retentionDays"] == 30  # absent: kept
+    assert renamed.json()["metadata"] == {"team": "payments"}
+
+    assert rows_of(db_url, pid)["traces"] == 1
+    gone = api.delete(f"/api/public/projects/{pid}", auth=key)
+    assert gone.status_code == 202 and gone.json()["success"] is True
+    assert rows_of(db_url, pid) == {}
+    assert api.get("/api/public/projects", auth=project_auth).status_code == 401
+    listed = api.get("/api/public/organizations/projects", auth=key).json()["projects"]
+    assert [p["name"] for p in listed] == ["Test Project"]
+    assert api.delete(f"/api/public/projects/{pid}", auth=key).status_code == 404
+    # The deletion is in the organisation's remaining project's log.
+    log = api.get("/api/public/audit-log").json()["data"]
+    assert any(e["action"] == "project.delete" and e["target"] == pid for e in log)
+    assert all(e["actor"] == f"org-key:{key[0]}" for e in log)
+
+
+def test_project_writes_are_checked_and_scoped(api: Api):
+    key = org_key(api)
+    bad = [{}, {"name": ""}, {"name": "x", "retention": 2}, {"name": "x", "retention": "7"}]
+    for body in bad:
+        answer = api.post("/api/public/projects", json=body, auth=key)
+        assert answer.status_code == 400, body
+    assert api.post("/api/public/projects", content=b"{", auth=key).status_code == 400
+    # Another organisation's project is not there for this key.
+    other = api.new_project("Elsewhere")
+    assert (
+        api.put(f"/api/public/projects/{other.id}", json={"name": "x"}, auth=key).status_code == 404
+    )
+    assert api.get(f"/api/public/projects/{other.id}/apiKeys", auth=key).status_code == 404
+    assert api.delete(f"/api/public/projects/{other.id}", auth=key).status_code == 404
+    assert api.get("/api/public/projects", auth=other.auth).status_code == 200
+
+
+def test_predefined_keys_and_key_revocation(api: Api):
+    key = org_key(api)
+    pid = api.project.id
+    url = f"/api/public/projects/{pid}/apiKeys"
+    pair = {"publicKey": "pk-lf-fixed-public-1", "secretKey": "sk-lf-fixed-secret-1"}
+    support.SECRETS.add(pair["secretKey"])
+    assert api.post(url, json={"publicKey": pair["publicKey"]}, auth=key).status_code == 400
+    bad = {"publicKey": "pub-1234567890", "secretKey": pair["secretKey"]}
+    assert api.post(url, json=bad, auth=key).status_code == 400
+    made = api.post(url, json=pair, auth=key)
+    assert made.status_code == 200 and made.json()["publicKey"] == pair["publicKey"]
+    assert api.post(url, json=pair, auth=key).status_code == 409
+    auth = (pair["publicKey"], pair["secretKey"])
+    assert api.get("/api/public/projects", auth=auth).status_code == 200
+    key_id = made.json()["id"]
+    deleted = api.delete(f"{url}/{key_id}", auth=key)
+    assert deleted.status_code == 200 and deleted.json() == {"success": True}
+    assert api.get("/api/public/projects", auth=auth).status_code == 401
+    assert api.delete(f"{url}/{key_id}", auth=key).status_code == 404
+    actions = [e["action"] for e in api.get("/api/public/audit-log").json()["data"]]
+    assert actions[:2] == ["api_key.revoke", "api_key.create"]
+
+
+def _user(api: Api, email: str, name: str | None = None) -> str:
+    return support._in_transaction(
+        api.app, lambda c: accounts.create_user(c, email, None, name=name)
+    )
+
+
+def test_memberships(api: Api):
+    key = org_key(api)
+    pid = api.project.id
+    ada = _user(api, "ada@example.com", "Ada")
+    bob = _user(api, "bob@example.com")
+    org_url = "/api/public/organizations/memberships"
+    project_url = f"/api/public/projects/{pid}/memberships"
+    assert api.get(org_url, auth=key).json() == {"memberships": []}
+    # Bob is no member of the organisation: no project role for him.
+    refused = api.put(project_url, json={"userId": bob, "role": "VIEWER"}, auth=key)
+    assert refused.status_code == 404
+    assert api.put(org_url, json={"userId": ada, "role": "owner"}, auth=key).status_code == 400
+    assert api.put(org_url, json={"userId": "nobody", "role": "ADMIN"}, auth=key).status_code == 404
+    made = api.put(org_url, json={"userId": ada, "role": "ADMIN"}, auth=key)
+    assert made.json() == {
+        "userId": ada,
+        "role": "ADMIN",
+        "email": "ada@example.com",
+        "name": "Ada",
+    }
+    # An organisation role reaches every project of the organisation.
+    assert (
+        support._in_transaction(
+            api.app, lambda c: accounts.role_in(c, accounts.get_user(c, ada), pid)
+        )
+        == "admin"
+    )
+    set_role = api.put(project_url, json={"userId": ada, "role": "VIEWER"}, auth=key)
+    assert set_role.status_code == 200 and set_role.json()["role"] == "VIEWER"
+    assert api.get(project_url, auth=key).json()["memberships"][0]["role"] == "VIEWER"
+    assert (
+        support._in_transaction(
+            api.app, lambda c: accounts.role_in(c, accounts.get_user(c, ada), pid)
+        )
+        == "viewer"
+    )
+    removed = api.request("DELETE", project_url, json={"userId": ada}, auth=key)
+    assert removed.json() == {"message": "Membership deleted", "userId": ada}
+    assert api.get(project_url, auth=key).json() == {"memberships": []}
+    assert api.request("DELETE", project_url, json={"userId": ada}, auth=key).status_code == 404
+    gone = api.request("DELETE", org_url, json={"userId": ada}, auth=key)
+    assert gone.status_code == 200
+    assert api.get(org_url, auth=key).json() == {"memberships": []}
+    actions = [e["action"] for e in api.get("/api/public/audit-log").json()["data"]]
+    assert actions == ["member.remove", "member.remove", "member.role", "member.org_role"]
+
+
+def test_feedback(api: Api):
+    body = {
+        "targetType": "public-api",
+        "target": "/api/public/traces",
+        "feedback": "A filter by release would help.",
+        "goal": "compare releases",
+        "referenceUrl": "https://example.com/issue/1",
+    }
+    made = api.post("/api/public/feedback", json=body)
+    assert made.status_code == 201, made.text
+    feedback_id = made.json()["id"]
+    stored = support._in_transaction(
+        api.app, lambda c: c.one("SELECT * FROM feedback WHERE id = ?", (feedback_id,))
+    )
+    assert stored["project_id"] == api.project.id and stored["goal"] == "compare releases"
+    assert stored["feedback"] == body["feedback"]
+    for wrong in (
+        {**body, "targetType": "ui"},
+        {**body, "target": ""},
+        {**body, "feedback": "x" * 3001},
+        {**body, "referenceUrl": "ftp://example.com"},
+        {"targetType": "docs", "target": "/docs"},
+    ):
+        assert api.post("/api/public/feedback", json=wrong).status_code == 400, wrong
+    assert api.post("/api/public/feedback", json=body, auth=org_key(api)).status_code == 403
+    refused = api.post("/api/public/feedback", json=body, auth=("pk-lf-none", "sk-lf-none"))
+    assert refused.status_code == 401
+    log = api.get("/api/public/audit-log").json()["data"]
+    assert log[0]["action"] == "feedback.submit" and log[0]["target"] == feedback_id
