@@ -13,6 +13,7 @@ from helpers import event, ingest, iso
 from lanterna.accounts import store as accounts
 from lanterna.server.org_auth import require_org
 from lanterna.store import projects
+from spec_schemas import conforms
 from support import Api
 from test_org_keys import org_of
 
@@ -83,6 +84,7 @@ def test_org_key_flow_project_key_ingest_list_delete(api: Api, db_url: str):
     )
     assert made.status_code == 200, made.text
     project = made.json()
+    conforms("Project", project)
     assert project["name"] == "Checkout" and project["metadata"] == {"team": "payments"}
     assert project["retentionDays"] == 30
     assert project["organization"]["id"] == org_of(api)
@@ -91,6 +93,7 @@ def test_org_key_flow_project_key_ingest_list_delete(api: Api, db_url: str):
     created = api.post(f"/api/public/projects/{pid}/apiKeys", json={"note": "ci"}, auth=key)
     assert created.status_code == 200, created.text
     new_key = created.json()
+    conforms("ApiKeyResponse", new_key)
     support.SECRETS.add(new_key["secretKey"])
     assert new_key["publicKey"].startswith("pk-lf-") and new_key["note"] == "ci"
     assert new_key["displaySecretKey"] == f"sk-lf-...{new_key['secretKey'][-4:]}"
@@ -104,9 +107,12 @@ def test_org_key_flow_project_key_ingest_list_delete(api: Api, db_url: str):
     assert len(ingest(api, trace, span, auth=project_auth)["successes"]) == 2
     assert api.get("/api/public/traces/t-1", auth=project_auth).json()["name"] == "buy"
 
-    listed = api.get("/api/public/organizations/projects", auth=key).json()["projects"]
-    assert [p["name"] for p in listed] == ["Test Project", "Checkout"]
-    keys = api.get(f"/api/public/projects/{pid}/apiKeys", auth=key).json()["apiKeys"]
+    listing = api.get("/api/public/organizations/projects", auth=key).json()
+    conforms("OrganizationProjectsResponse", listing)
+    assert [p["name"] for p in listing["projects"]] == ["Test Project", "Checkout"]
+    key_list = api.get(f"/api/public/projects/{pid}/apiKeys", auth=key).json()
+    conforms("ApiKeyList", key_list)
+    keys = key_list["apiKeys"]
     assert [k["publicKey"] for k in keys] == [new_key["publicKey"]]
     assert new_key["secretKey"] not in str(keys)
 
@@ -118,6 +124,7 @@ def test_org_key_flow_project_key_ingest_list_delete(api: Api, db_url: str):
     assert rows_of(db_url, pid)["traces"] == 1
     gone = api.delete(f"/api/public/projects/{pid}", auth=key)
     assert gone.status_code == 202 and gone.json()["success"] is True
+    conforms("ProjectDeletionResponse", gone.json())
     assert rows_of(db_url, pid) == {}
     assert api.get("/api/public/projects", auth=project_auth).status_code == 401
     listed = api.get("/api/public/organizations/projects", auth=key).json()["projects"]
@@ -163,6 +170,7 @@ def test_predefined_keys_and_key_revocation(api: Api):
     key_id = made.json()["id"]
     deleted = api.delete(f"{url}/{key_id}", auth=key)
     assert deleted.status_code == 200 and deleted.json() == {"success": True}
+    conforms("ApiKeyDeletionResponse", deleted.json())
     assert api.get("/api/public/projects", auth=auth).status_code == 401
     assert api.delete(f"{url}/{key_id}", auth=key).status_code == 404
     actions = [e["action"] for e in api.get("/api/public/audit-log").json()["data"]]
@@ -202,6 +210,8 @@ def test_memberships(api: Api):
         )
         == "admin"
     )
+    conforms("MembershipResponse", made.json())
+    conforms("MembershipsResponse", api.get(org_url, auth=key).json())
     set_role = api.put(project_url, json={"userId": ada, "role": "VIEWER"}, auth=key)
     assert set_role.status_code == 200 and set_role.json()["role"] == "VIEWER"
     assert api.get(project_url, auth=key).json()["memberships"][0]["role"] == "VIEWER"
@@ -213,6 +223,7 @@ def test_memberships(api: Api):
     )
     removed = api.request("DELETE", project_url, json={"userId": ada}, auth=key)
     assert removed.json() == {"message": "Membership deleted", "userId": ada}
+    conforms("MembershipDeletionResponse", removed.json())
     assert api.get(project_url, auth=key).json() == {"memberships": []}
     assert api.request("DELETE", project_url, json={"userId": ada}, auth=key).status_code == 404
     gone = api.request("DELETE", org_url, json={"userId": ada}, auth=key)
@@ -233,6 +244,8 @@ def test_feedback(api: Api):
     made = api.post("/api/public/feedback", json=body)
     assert made.status_code == 201, made.text
     feedback_id = made.json()["id"]
+    conforms("SubmitFeedbackResponse", made.json())
+    conforms("SubmitFeedbackRequest", body)
     stored = support._in_transaction(
         api.app, lambda c: c.one("SELECT * FROM feedback WHERE id = ?", (feedback_id,))
     )

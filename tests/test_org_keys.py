@@ -14,6 +14,7 @@ import support
 from helpers import event, ingest, iso
 from lanterna.cli import main
 from lanterna.store import projects
+from spec_schemas import conforms
 from support import Api, db_args
 
 
@@ -41,11 +42,14 @@ def test_cli_org_key_opens_org_routes_only(api: Api, db_url: str, capsys):
     org_key = cli_org_key(api, db_url, capsys)
     projects_seen = api.get("/api/public/organizations/projects", auth=org_key)
     assert projects_seen.status_code == 200, projects_seen.text
+    conforms("OrganizationProjectsResponse", projects_seen.json())
     (only,) = projects_seen.json()["projects"]
     assert only["id"] == api.project.id and only["name"] == "Test Project"
     assert only["createdAt"] and only["updatedAt"]
 
-    listed = api.get("/api/public/organizations/apiKeys", auth=org_key).json()["apiKeys"]
+    keys_seen = api.get("/api/public/organizations/apiKeys", auth=org_key).json()
+    conforms("OrganizationApiKeysResponse", keys_seen)
+    listed = keys_seen["apiKeys"]
     assert [k["publicKey"] for k in listed] == [org_key[0]]
     assert listed[0]["displaySecretKey"] == f"sk-lf-...{org_key[1][-4:]}"
     assert org_key[1] not in str(listed)

@@ -16,6 +16,7 @@ import support
 from lanterna.accounts import store as accounts
 from lanterna.server.app import create_app
 from lanterna.store import projects
+from spec_schemas import conforms
 from ui.conftest import PASSWORD, Browser
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -73,13 +74,16 @@ def scim(db_url: str, tmp_path: Path) -> Iterator[tuple[ScimClient, Browser, sup
 def test_discovery(scim):
     client, _, _ = scim
     config = client.get("/ServiceProviderConfig").json()
+    conforms("ServiceProviderConfig", config)
     assert config["filter"] == {"supported": True, "maxResults": 100}
     assert config["patch"] == {"supported": False}
     assert config["authenticationSchemes"][0]["type"] == "httpbasic"
     types = client.get("/ResourceTypes").json()
+    conforms("ResourceTypesResponse", types)
     assert types["totalResults"] == 1 and types["Resources"][0]["endpoint"] == "/Users"
     assert types["Resources"][0]["schema"] == USER
     schemas = client.get("/Schemas").json()
+    conforms("SchemasResponse", schemas)
     names = [a["name"] for a in schemas["Resources"][0]["attributes"]]
     assert schemas["Resources"][0]["id"] == USER and "userName" in names
 
@@ -97,6 +101,7 @@ def test_provision_list_deprovision_ends_session(scim, db_url: str):
     made = client.create(grace)
     assert made.status_code == 201, made.text
     user = made.json()
+    conforms("ScimUser", user)
     assert user["schemas"] == [USER] and user["userName"] == "grace.hopper@example.com"
     assert user["name"] == {"formatted": "Grace Hopper"}
     assert user["emails"][0]["value"] == "grace.hopper@example.com"
@@ -111,6 +116,7 @@ def test_provision_list_deprovision_ends_session(scim, db_url: str):
     assert [u["id"] for u in client.find("grace.hopper@example.com")] == [user["id"]]
     assert client.find("nobody@example.com") == []
     page = client.get("/Users", startIndex=2, count=2).json()
+    conforms("ScimUsersListResponse", page)
     assert page["totalResults"] == 4 and page["startIndex"] == 2 and page["itemsPerPage"] == 2
     assert [u["userName"] for u in page["Resources"]] == ["user0@example.com", "user1@example.com"]
     bad = client.get("/Users", filter='displayName co "x"')

@@ -359,11 +359,20 @@ def _create_org_key(args: argparse.Namespace, url: str) -> int:
         return key
 
     key = _in_transaction(url, create)
-    print(f"organization: {key.org_id} (organization key: only the organization-level API)")
-    print(f"LANGFUSE_PUBLIC_KEY={key.public_key}")
-    print(f"LANGFUSE_SECRET_KEY={key.secret_key}")
-    print("The secret key is shown only this once.")
+    _print_pair(
+        f"organization: {key.org_id} (organization key: only the organization-level API)",
+        key.public_key,
+        key.secret_key,
+    )
     return 0
+
+
+def _print_pair(head: str, public_key: str, secret_key: str) -> None:
+    """A new key pair, as ``LANGFUSE_*`` lines (the only time the secret is shown)."""
+    print(head)
+    print(f"LANGFUSE_PUBLIC_KEY={public_key}")
+    print(f"LANGFUSE_SECRET_KEY={secret_key}")
+    print("The secret key is shown only this once.")
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -385,10 +394,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             return key
 
         key = _in_transaction(url, create)
-        print(f"project: {key.project_id} (key role {role})")
-        print(f"LANGFUSE_PUBLIC_KEY={key.public_key}")
-        print(f"LANGFUSE_SECRET_KEY={key.secret_key}")
-        print("The secret key is shown only this once.")
+        _print_pair(f"project: {key.project_id} (key role {role})", key.public_key, key.secret_key)
         return 0
     if args.action == "list":
 
@@ -399,19 +405,14 @@ def cmd_keys(args: argparse.Namespace) -> int:
             return keys, ([] if args.project else projects.list_org_keys(c))
 
         rows, org_rows = _in_transaction(url, listing)
-        for row in rows:
+        lines = [
+            (r, f"project={r['project_id']} ({r['project_name']})  role={r['role']}") for r in rows
+        ] + [(r, f"org={r['org_id']} ({r['org_name']})") for r in org_rows]
+        for row, owner in lines:
             state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
             print(
-                f"{row['public_key']}  {row['display_secret']}  project={row['project_id']}"
-                f" ({row['project_name']})  role={row['role']}"
+                f"{row['public_key']}  {row['display_secret']}  {owner}"
                 f"  created={row['created_at']}  {state}"
-                + (f"  note={row['note']}" if row["note"] else "")
-            )
-        for row in org_rows:
-            state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-            print(
-                f"{row['public_key']}  {row['display_secret']}  org={row['org_id']}"
-                f" ({row['org_name']})  created={row['created_at']}  {state}"
                 + (f"  note={row['note']}" if row["note"] else "")
             )
         return 0

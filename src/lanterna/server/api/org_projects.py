@@ -29,7 +29,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import project_json
 from .body import json_body, ok, read_json_object
-from .organizations import key_summary_json, org_project
+from .organizations import OrganizationApiKey, key_summary_json, org_project
 
 router = APIRouter(tags=["Projects"])
 
@@ -80,16 +80,8 @@ class ApiKeyBody(BaseModel):
     secretKey: str | None = None
 
 
-class ApiKeySummary(BaseModel):
-    """A project key (secret masked)."""
-
-    id: str
-    createdAt: str
-    expiresAt: str | None = None
-    lastUsedAt: str | None = None
-    note: str | None = None
-    publicKey: str
-    displaySecretKey: str
+class ApiKeySummary(OrganizationApiKey):
+    """A project key (secret masked): the fields an organisation key has."""
 
 
 class ApiKeyList(BaseModel):

@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from ...accounts import orgs
@@ -96,6 +96,105 @@ class ScimUsersListResponse(BaseModel):
     Resources: list[ScimUser]
 
 
+class ScimFeatureSupport(BaseModel):
+    """Whether a SCIM feature is supported."""
+
+    supported: bool
+
+
+class BulkConfig(BaseModel):
+    """Bulk operations (not supported)."""
+
+    supported: bool
+    maxOperations: int
+    maxPayloadSize: int
+
+
+class FilterConfig(BaseModel):
+    """Filtering (``userName eq``) and the most results a list answers."""
+
+    supported: bool
+    maxResults: int
+
+
+class AuthenticationScheme(BaseModel):
+    """How to authenticate (HTTP Basic with an organisation key)."""
+
+    name: str
+    description: str
+    specUri: str
+    type: str
+    primary: bool
+
+
+class ResourceMeta(BaseModel):
+    """A discovery resource's type and location."""
+
+    resourceType: str
+    location: str
+
+
+class ServiceProviderConfig(BaseModel):
+    """What this SCIM service provider supports."""
+
+    schemas: list[str]
+    documentationUri: str
+    patch: ScimFeatureSupport
+    bulk: BulkConfig
+    filter: FilterConfig
+    changePassword: ScimFeatureSupport
+    sort: ScimFeatureSupport
+    etag: ScimFeatureSupport
+    authenticationSchemes: list[AuthenticationScheme]
+    meta: ResourceMeta
+
+
+class SchemaExtension(BaseModel):
+    """An extension of a resource type's schema (none here)."""
+
+    schema_: str = Field(alias="schema")
+    required: bool
+
+
+class ResourceType(BaseModel):
+    """A resource type served (User)."""
+
+    schemas: list[str] | None = None
+    id: str
+    name: str
+    endpoint: str
+    description: str
+    schema_: str = Field(alias="schema")
+    schemaExtensions: list[SchemaExtension]
+    meta: ResourceMeta
+
+
+class ResourceTypesResponse(BaseModel):
+    """The resource types, as a list response."""
+
+    schemas: list[str]
+    totalResults: int
+    Resources: list[ResourceType]
+
+
+class SchemaResource(BaseModel):
+    """A schema and its attributes."""
+
+    id: str
+    name: str
+    description: str
+    attributes: list[Any]
+    meta: ResourceMeta
+
+
+class SchemasResponse(BaseModel):
+    """The schemas, as a list response."""
+
+    schemas: list[str]
+    totalResults: int
+    Resources: list[SchemaResource]
+
+
 def scim_error(status: int, detail: str, scim_type: str | None = None) -> JSON:
     """An RFC 7644 error body with ``status``."""
     body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(status), "detail": detail}
@@ -126,7 +225,7 @@ def _meta(resource_type: str, location: str) -> dict[str, str]:
     return {"resourceType": resource_type, "location": f"{SCIM}/{location}"}
 
 
-@router.get(SCIM + "/ServiceProviderConfig")
+@router.get(SCIM + "/ServiceProviderConfig", responses=ok(ServiceProviderConfig))
 async def service_provider_config(request: Request, org: OrgKey) -> JSON:
     """What this SCIM server supports: Users with a ``userName eq`` filter, Basic auth
     with an organisation key; no PATCH, bulk, sorting, ETags or password changes."""
@@ -155,7 +254,7 @@ async def service_provider_config(request: Request, org: OrgKey) -> JSON:
     )
 
 
-@router.get(SCIM + "/ResourceTypes")
+@router.get(SCIM + "/ResourceTypes", responses=ok(ResourceTypesResponse))
 async def resource_types(request: Request, org: OrgKey) -> JSON:
     """The one resource type served: User."""
     user = {
@@ -185,7 +284,7 @@ def _attribute(name: str, kind: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-@router.get(SCIM + "/Schemas")
+@router.get(SCIM + "/Schemas", responses=ok(SchemasResponse))
 async def schemas(request: Request, org: OrgKey) -> JSON:
     """The User schema's attributes this server reads and returns."""
     user = {
@@ -305,7 +404,11 @@ async def get_user(request: Request, org: OrgKey, userId: str) -> JSON:
     return JSON(user_json(row))
 
 
-@router.delete(SCIM + "/Users/{userId}", status_code=204)
+@router.delete(
+    SCIM + "/Users/{userId}",
+    status_code=204,
+    responses={204: {"description": "Deprovisioned (no body)"}},
+)
 async def delete_user(request: Request, org: OrgKey, userId: str) -> Response:
     """Deprovision: out of the organisation and its projects, login sessions ended at
     once (204); 404 for a user the organisation does not have."""
