@@ -221,16 +221,27 @@ def test_memberships(api: Api):
         )
         == "viewer"
     )
+    # A project keeps at least one owner (as in the dashboard).
+    assert api.put(project_url, json={"userId": ada, "role": "OWNER"}, auth=key).status_code == 200
+    last = api.put(project_url, json={"userId": ada, "role": "ADMIN"}, auth=key)
+    assert last.status_code == 409 and "owner" in last.json()["message"]
+    last = api.request("DELETE", project_url, json={"userId": ada}, auth=key)
+    assert last.status_code == 409
+    assert api.put(project_url, json={"userId": ada, "role": "VIEWER"}, auth=key).status_code == 409
+    support._in_transaction(api.app, lambda c: accounts.set_member(c, bob, pid, "owner"))
+    assert api.put(project_url, json={"userId": ada, "role": "VIEWER"}, auth=key).status_code == 200
     removed = api.request("DELETE", project_url, json={"userId": ada}, auth=key)
     assert removed.json() == {"message": "Membership deleted", "userId": ada}
     conforms("MembershipDeletionResponse", removed.json())
-    assert api.get(project_url, auth=key).json() == {"memberships": []}
+    left = api.get(project_url, auth=key).json()["memberships"]
+    assert [(m["userId"], m["role"]) for m in left] == [(bob, "OWNER")]
     assert api.request("DELETE", project_url, json={"userId": ada}, auth=key).status_code == 404
     gone = api.request("DELETE", org_url, json={"userId": ada}, auth=key)
     assert gone.status_code == 200
-    assert api.get(org_url, auth=key).json() == {"memberships": []}
+    members = api.get(org_url, auth=key).json()["memberships"]
+    assert [(m["userId"], m["role"]) for m in members] == [(bob, "NONE")]  # via his project
     actions = [e["action"] for e in api.get("/api/public/audit-log").json()["data"]]
-    assert actions == ["member.remove", "member.remove", "member.role", "member.org_role"]
+    assert actions == ["member.remove", "member.remove"] + ["member.role"] * 3 + ["member.org_role"]
 
 
 def test_feedback(api: Api):

@@ -96,3 +96,17 @@ def remove_from_org(conn: Conn, org_id: str, user_id: str) -> bool:
     )
     conn.run("DELETE FROM ui_sessions WHERE user_id = ?", (user_id,))
     return gone > 0
+
+
+def leaves_no_owner(conn: Conn, project_id: str, user_id: str, new_role: str | None) -> bool:
+    """True when giving ``user_id`` ``new_role`` in the project (None: removing them)
+    would take its last owner away (a project keeps at least one, as in the UI)."""
+    current = conn.scalar(
+        "SELECT role FROM memberships WHERE user_id = ? AND project_id = ?", (user_id, project_id)
+    )
+    if current != "owner" or new_role == "owner":
+        return False
+    owners = conn.scalar(
+        "SELECT COUNT(*) FROM memberships WHERE project_id = ? AND role = 'owner'", (project_id,)
+    )
+    return int(owners or 0) < 2

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from ...accounts import orgs
 from ...accounts import store as accounts
+from ...errors import Conflict
 from ...store.db import Conn
 from ..audit import actor_of, audit, audit_org
 from ..errors import ApiError, not_found
@@ -245,6 +246,7 @@ def org_project(rt: Runtime, c: Conn, org: OrgPrincipal, project_id: str) -> dic
 
 
 PROJECT_MEMBERSHIPS = "/api/public/projects/{projectId}/memberships"
+LAST_OWNER = "A project keeps at least one owner: make another member owner first"
 
 
 @router.get(PROJECT_MEMBERSHIPS, responses=ok(MembershipsResponse))
@@ -276,6 +278,8 @@ async def put_project_membership(request: Request, org: OrgKey, projectId: str) 
         user = accounts.get_user(c, user_id)
         if user is None or orgs.org_role(c, org.org_id, user_id) is None:
             raise not_found("User in this organization")
+        if orgs.leaves_no_owner(c, projectId, user_id, role):
+            raise Conflict(LAST_OWNER)
         accounts.set_member(c, user_id, projectId, role)
         return {**user, "role": role}
 
@@ -298,6 +302,8 @@ async def delete_project_membership(request: Request, org: OrgKey, projectId: st
     def work(c: Conn) -> dict[str, Any] | None:
         org_project(rt, c, org, projectId)
         user = accounts.get_user(c, user_id)
+        if user is not None and orgs.leaves_no_owner(c, projectId, user_id, None):
+            raise Conflict(LAST_OWNER)
         if user is None or not accounts.remove_member(c, user_id, projectId):
             return None
         return user
