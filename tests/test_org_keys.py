@@ -12,6 +12,7 @@ import pytest
 
 import support
 from helpers import event, ingest, iso
+from lanterna.accounts import orgs
 from lanterna.cli import main
 from lanterna.store import projects
 from spec_schemas import conforms
@@ -98,17 +99,24 @@ def test_org_key_cannot_ingest_and_project_key_still_can(api: Api, db_url: str, 
     assert ingest(api, *batch)["successes"]
 
 
-def test_owner_makes_and_revokes_org_key_on_settings_page(db_url: str, tmp_path):
+def test_org_owner_makes_and_revokes_org_key_on_settings_page(db_url: str, tmp_path):
     from lanterna.server.app import create_app
     from ui.conftest import Browser, add_user
 
     app = create_app(support.make_settings(db_url, tmp_path))
     project = support.new_project(db_url, "Shop")
-    add_user(db_url, "owner@example.com", {project.id: "owner"})
-    add_user(db_url, "admin@example.com", {project.id: "admin"})
+    owner_id = add_user(db_url, "owner@example.com", {project.id: "owner"})
+    add_user(db_url, "project-owner@example.com", {project.id: "owner"})
+
+    def own_org(c: Any) -> None:
+        orgs.set_org_member(c, projects.get_project(c, project.id)["org_id"], owner_id, "owner")
+
+    support._in_transaction(db_url, own_org)
     settings = f"/project/{project.id}/settings"
     with Browser(app, client=("127.0.0.1", 50000)) as owner:
-        assert owner.login("admin@example.com") == 303  # an admin: no organisation keys
+        # A project's owner who does not own the organisation: no organisation keys
+        # (one would reach every project of the organisation).
+        assert owner.login("project-owner@example.com") == 303
         assert "Organization API keys" not in owner.get(settings).text
         token = owner.csrf(settings)
         denied = owner.post(f"{settings}/org-keys", data={"csrf_token": token, "note": "x"})

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...accounts import assignable_roles
+from ...accounts import assignable_roles, orgs
 from ...accounts import store as accounts
 from ...cost.prices import ModelError, check_create
 from ...store.db import Conn
@@ -28,9 +28,10 @@ def _settings_data(store: Store, conn: Conn, page: Page) -> dict[str, Any]:
     pid = page.pid
     return {
         "keys": store.projects.list_keys(conn, pid) if page.can("manage_keys") else [],
+        "org_owner": _org_owner(conn, page),
         "org_keys": (
             store.projects.list_org_keys(conn, page.project["org_id"])
-            if page.role == "owner"
+            if _org_owner(conn, page)
             else []
         ),
         "members": accounts.list_members(conn, pid),
@@ -130,11 +131,20 @@ async def revoke_key(request: Request, project_id: str) -> Response:
 # --- organisation API keys (owners) ---------------------------------------------------
 
 
+def _org_owner(conn: Conn, page: Page) -> bool:
+    """Whether the viewer owns the project's organisation (an instance admin does):
+    an organisation key reaches every project of it, so a project owner alone may not
+    make one."""
+    user = page.viewer.user
+    org_id = page.project["org_id"]
+    return bool(user.get("is_admin")) or orgs.org_role(conn, org_id, user["id"]) == "owner"
+
+
 async def _owner_form(request: Request, project_id: str) -> tuple[Page, Any]:
-    """A POST of the project's owner (organisation keys open every project's settings)."""
+    """A POST of an owner of the project's organisation."""
     page, form = await page_form(request, project_id, "manage_keys")
-    if page.role != "owner":
-        raise UiError(403, "Only owners manage organization API keys.")
+    if not await rt_of(request).read(lambda c: _org_owner(c, page)):
+        raise UiError(403, "Only owners of the organization manage organization API keys.")
     return page, form
 
 
