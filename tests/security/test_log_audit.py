@@ -10,6 +10,7 @@ import log_audit
 
 def test_a_logged_secret_is_found_and_plain_records_are_not():
     log = logging.getLogger("lanterna.audit-test")
+    log.setLevel(logging.DEBUG)  # whatever level an earlier test left on the root logger
     before = len(log_audit.capture.lines)
     log.debug("a harmless line about project p1")
     log.warning("auth failed for key sk-lf-0123abcd-aaaa")
