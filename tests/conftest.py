@@ -26,6 +26,20 @@ from support import Api, LiveServer, make_settings, new_project, serve
 PG_ENV = "LANTERNA_TEST_POSTGRES_URL"
 
 
+@pytest.fixture(autouse=True)
+def lanterna_logger_restored() -> Iterator[None]:
+    """A CLI command run in-process (``lanterna serve``'s log set-up) adds a handler on the
+    test's captured stderr to the ``lanterna`` logger and sets its level; both are undone
+    after the test, so later tests neither write to a closed stream nor lose records."""
+    import logging
+
+    logger = logging.getLogger("lanterna")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def cheap_password_hashes() -> Iterator[None]:
     """Argon2id at its cheapest parameters in the test process (servers that tests start
