@@ -20,10 +20,12 @@ import pytest
 import support
 from helpers import event, ingest, iso
 from lanterna.accounts import store as accounts
+from lanterna.cli import main
 from lanterna.server.app import create_app
+from lanterna.server.scheduled_exports import ExportJob
 from lanterna.store import projects
 from media_files import BUCKET, CREDENTIALS, moto_s3
-from support import Api, make_settings, new_project
+from support import Api, db_args, make_settings, new_project
 
 PATH = "/api/public/integrations/blob-storage"
 DAY = datetime(2026, 3, 2, tzinfo=timezone.utc)
@@ -305,3 +307,35 @@ def test_a_private_endpoint_is_refused_without_the_outbound_allowlist(
         answer = client.put(PATH, json=body(project.id, s3_endpoint), auth=org)
         assert answer.status_code == 400
         assert "LANTERNA_OUTBOUND_ALLOW" in answer.text
+
+
+def test_one_exporter_at_a_time_and_the_worker_runs_them(
+    api: Api, s3_endpoint: str, db_url: str, tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    pid = api.project.id
+    org = org_key(api, pid)
+    trace(api, "one", DAY)
+    made = api.put(PATH, json=body(pid, s3_endpoint, fileType="CSV"), auth=org).json()
+    rt = api.app.state.runtime
+    rival = ExportJob(rt.db, rt.store, rt.writer.run_sync, rt.secret_box, rt.exports.policy)
+    # Another process holds the lease: this one exports nothing, and its status is running.
+    at = datetime.now(timezone.utc)
+    assert rt.writer.run_sync(
+        lambda c: rt.store.blob_exports.claim(
+            c, made["id"], rival.owner, at, at + timedelta(hours=1)
+        )
+    )
+    assert rt.exports.tick() == []
+    assert api.get(f"{PATH}/{made['id']}", auth=org).json()["syncStatus"] == "running"
+    rt.writer.run_sync(
+        lambda c: rt.store.blob_exports.finish(
+            c, made["id"], rival.owner, next_sync_at=at, synced_to=None, error=None, at=at
+        )
+    )
+    # `lanterna worker --once` runs the due export (with the real clock).
+    monkeypatch.setenv("LANTERNA_OUTBOUND_ALLOW", "127.0.0.1")
+    monkeypatch.setenv("LANTERNA_DATA_DIR", str(tmp_path))  # the server key's folder
+    assert main(["worker", "--once", *db_args(db_url)]) == 0
+    assert "ran 1 scheduled export(s)" in capsys.readouterr().out
+    status = api.get(f"{PATH}/{made['id']}", auth=org).json()
+    assert status["syncStatus"] == "up_to_date" and status["lastSyncAt"] is not None

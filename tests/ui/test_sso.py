@@ -159,3 +159,25 @@ def test_password_login_can_be_turned_off(db_url: str, tmp_path: Path) -> None:
         )
         assert answer.status_code == 403
         assert "Password login is turned off" in answer.text
+
+
+def test_sso_settings_are_checked(tmp_path: Path, monkeypatch: Any) -> None:
+    from lanterna.server.settings import Settings, SettingsError
+
+    base = {"data_dir": str(tmp_path)}
+    with pytest.raises(SettingsError, match="LANTERNA_OIDC_CLIENT_ID"):
+        Settings(**base, oidc_issuer="https://id.example.com")
+    with pytest.raises(SettingsError, match="nobody could log in"):
+        Settings(**base, password_login=False)
+    with pytest.raises(SettingsError, match="LANTERNA_OIDC_DEFAULT_ROLE"):
+        Settings(**base, oidc_default_role="god")
+    monkeypatch.setenv("LANTERNA_PASSWORD_LOGIN", "maybe")
+    with pytest.raises(SettingsError, match="true or false"):
+        Settings.from_env(**base)
+    monkeypatch.setenv("LANTERNA_PASSWORD_LOGIN", "false")
+    monkeypatch.setenv("LANTERNA_OIDC_ISSUER", "https://id.example.com")
+    monkeypatch.setenv("LANTERNA_OIDC_CLIENT_ID", "c")
+    monkeypatch.setenv("LANTERNA_OIDC_CLIENT_SECRET", "s")
+    settings = Settings.from_env(**base)
+    assert settings.password_login is False
+    assert "oidc_client_secret" not in repr(settings)  # never printed
