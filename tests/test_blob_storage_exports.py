@@ -232,8 +232,9 @@ def test_jsonl_gzip_export_and_failures_are_recorded(api: Api, s3_endpoint: str)
     pid = api.project.id
     org = org_key(api, pid)
     trace(api, "one", DAY + timedelta(hours=1))
-    made = api.put(PATH, json=body(pid, s3_endpoint, fileType="JSONL", exportFrequency="daily"),
-                   auth=org)  # fmt: skip
+    groups = {"exportSource": "LEGACY_TRACES_OBSERVATIONS", "exportFieldGroups": ["core", "io"]}
+    made = api.put(PATH, json=body(pid, s3_endpoint, fileType="JSONL", exportFrequency="daily",
+                                   **groups), auth=org)  # fmt: skip
     assert made.status_code == 200, made.text
     job = api.app.state.runtime.exports
     [run] = job.tick(DAY + timedelta(hours=3))
@@ -244,6 +245,11 @@ def test_jsonl_gzip_export_and_failures_are_recorded(api: Api, s3_endpoint: str)
     lines = [json.loads(x) for x in gzip.decompress(data).splitlines()]
     assert run.keys[0].endswith(".jsonl.gz")
     assert [(x["type"], x["data"]["id"]) for x in lines] == [("trace", "t-one")]
+    # Observations carry the columns of the chosen field groups (core and io) only.
+    data = client.get_object(Bucket=BUCKET, Key=run.keys[1])["Body"].read()
+    [line] = [json.loads(x) for x in gzip.decompress(data).splitlines()]
+    assert {"id", "traceId", "startTime", "type", "input", "output"} <= set(line["data"])
+    assert not {"name", "model", "usage", "latency", "metadata"} & set(line["data"])
 
     # The bucket goes away: the run records the error, the window is kept.
     client.delete_objects(

@@ -54,6 +54,39 @@ CONTENT_TYPES = {
 }
 
 
+#: Which observation columns each ``exportFieldGroups`` entry selects (Langfuse's groups
+#: mapped onto our v1 observation fields; a field named by no group is always kept).
+GROUP_FIELDS = {
+    "core": ("id", "traceId", "startTime", "endTime", "projectId", "parentObservationId", "type"),
+    "basic": ("name", "level", "statusMessage", "version", "environment"),
+    "time": ("completionStartTime", "createdAt", "updatedAt"),
+    "io": ("input", "output"),
+    "metadata": ("metadata",),
+    "model": ("model", "modelId", "modelParameters"),
+    "usage": (
+        "usage", "usageDetails", "costDetails", "totalCost", "calculatedInputCost",
+        "calculatedOutputCost", "calculatedTotalCost", "inputPrice", "outputPrice",
+        "totalPrice", "costInfo", "promptTokens", "completionTokens", "totalTokens", "unit",
+    ),
+    "prompt": ("promptId", "promptName", "promptVersion"),
+    "metrics": ("latency", "timeToFirstToken"),
+}  # fmt: skip
+
+
+def observation_columns(
+    items: Iterator[tuple[str, dict[str, Any]]], groups: list[str] | None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Observations with only the columns of ``groups`` (all when None or empty)."""
+    if not groups:
+        yield from items
+        return
+    dropped = {f for g, names in GROUP_FIELDS.items() if g not in groups for f in names}
+    for kind, item in items:
+        if kind == "observation":
+            item = {k: v for k, v in item.items() if k not in dropped}
+        yield kind, item
+
+
 def context_of(project_id: str) -> str:
     """What a sealed secret access key is bound to (another row cannot open it)."""
     return f"blob-storage:{project_id}"
@@ -237,7 +270,8 @@ class ExportJob:
                     counted[0] += 1
                     yield item
 
-            items = counting(records(self.store, self.read, run.project_id, query, kinds=(kind,)))
+            found = records(self.store, self.read, run.project_id, query, kinds=(kind,))
+            items = counting(observation_columns(found, row["export_field_groups"]))
             key = f"{row['prefix']}{run.project_id}/{kind}s/{stamp}.{EXTENSIONS[file_type]}" + (
                 ".gz" if gzipped else ""
             )
