@@ -25,6 +25,7 @@ from lanterna.server.app import create_app
 from lanterna.server.scheduled_exports import ExportJob
 from lanterna.store import projects
 from media_files import BUCKET, CREDENTIALS, moto_s3
+from spec_schemas import conforms
 from support import Api, db_args, make_settings, new_project
 
 PATH = "/api/public/integrations/blob-storage"
@@ -173,6 +174,7 @@ def test_scheduled_parquet_export_is_incremental(api: Api, s3_endpoint: str) -> 
     made = api.put(PATH, json=body(pid, s3_endpoint), auth=org)
     assert made.status_code == 200, made.text
     integration = made.json()
+    conforms("BlobStorageIntegrationResponse", integration)
     assert integration["projectId"] == pid and integration["fileType"] == "PARQUET"
     assert integration["exportSource"] == "LEGACY_TRACES_OBSERVATIONS"
     assert integration["lastSyncAt"] is None and integration["compressed"] is True
@@ -201,6 +203,7 @@ def test_scheduled_parquet_export_is_incremental(api: Api, s3_endpoint: str) -> 
     assert_rows_match(parquet(client, run.keys[2]), api_scores)
 
     status = api.get(f"{PATH}/{integration['id']}", auth=org).json()
+    conforms("BlobStorageIntegrationStatusResponse", status)
     assert status["lastSyncAt"] == "2026-03-02T10:40:00Z"
     assert "Last successful export: <strong>2026-03-02 10:40:00</strong>" in settings_page(api)
     assert status["nextSyncAt"] == "2026-03-02T12:00:00Z" and status["lastError"] is None
@@ -213,7 +216,9 @@ def test_scheduled_parquet_export_is_incremental(api: Api, s3_endpoint: str) -> 
     rows = parquet(client, f"exports/{pid}/traces/2026-03-02T11-40-00Z.parquet")
     assert [r["id"] for r in rows] == ["t-third"]
     assert [r["id"] for r in parquet(client, second.keys[1])] == ["o-third"]
-    listed = api.get(PATH, auth=org).json()["data"]
+    everything = api.get(PATH, auth=org).json()
+    conforms("BlobStorageIntegrationsResponse", everything)
+    listed = everything["data"]
     assert [i["lastSyncAt"] for i in listed] == ["2026-03-02T11:40:00Z"]
 
     actions = support._in_transaction(
@@ -225,6 +230,7 @@ def test_scheduled_parquet_export_is_incremental(api: Api, s3_endpoint: str) -> 
     assert gone.status_code == 200 and gone.json() == {
         "message": "Blob storage integration deleted"
     }
+    conforms("BlobStorageIntegrationDeletionResponse", gone.json())
     assert api.get(f"{PATH}/{integration['id']}", auth=org).status_code == 404
 
 
