@@ -46,21 +46,22 @@ def sso_server(
 
 
 def memberships(db_url: str, email: str) -> dict[str, str]:
+    """The user's organisation roles."""
     rows = in_transaction(
         db_url,
         lambda c: c.all(
-            "SELECT m.project_id, m.role FROM memberships m JOIN users u ON u.id = m.user_id"
+            "SELECT m.org_id, m.role FROM org_memberships m JOIN users u ON u.id = m.user_id"
             " WHERE u.email = ?",
             (email,),
         ),
     )
-    return {r["project_id"]: r["role"] for r in rows}
+    return {r["org_id"]: r["role"] for r in rows}
 
 
 def test_browser_login_through_the_provider_with_pkce(
     db_url: str, tmp_path: Path, page: Any
 ) -> None:
-    with sso_server(db_url, tmp_path) as (server, provider, joined, _org):
+    with sso_server(db_url, tmp_path) as (server, provider, joined, org):
         page.goto(server.url + "/login")
         page.get_by_role("link", name="Log in with Example ID").click()
         page.wait_for_url(f"**/project/{joined}/traces**")
@@ -70,8 +71,8 @@ def test_browser_login_through_the_provider_with_pkce(
         assert asked["code_challenge_method"] == "S256"
         assert asked["nonce"] and asked["state"] and asked["scope"] == "openid email profile"
         assert provider.token_requests[-1]["code_verifier"]
-        # The new account joined the organization's project with the default role.
-        assert memberships(db_url, "alice@example.com") == {joined: "member"}
+        # The new account joined the organization with the default role.
+        assert memberships(db_url, "alice@example.com") == {org: "member"}
         audit = in_transaction(
             db_url,
             lambda c: c.all(
@@ -88,7 +89,7 @@ def test_browser_login_through_the_provider_with_pkce(
         page.goto(server.url + "/login")
         page.get_by_role("link", name="Log in with Example ID").click()
         page.wait_for_url(f"**/project/{joined}/traces**")
-        assert memberships(db_url, "alice@example.com") == {joined: "member"}
+        assert memberships(db_url, "alice@example.com") == {org: "member"}
 
 
 def _start(client: httpx.Client, server: LiveServer) -> str:
@@ -181,3 +182,21 @@ def test_sso_settings_are_checked(tmp_path: Path, monkeypatch: Any) -> None:
     settings = Settings.from_env(**base)
     assert settings.password_login is False
     assert "oidc_client_secret" not in repr(settings)  # never printed
+
+
+def test_an_account_removed_since_is_made_again(db_url: str, tmp_path: Path) -> None:
+    with sso_server(db_url, tmp_path) as (server, _provider, _joined, org):
+        for _ in range(2):
+            with httpx.Client() as client:
+                answer = client.get(_start(client, server))
+                assert answer.status_code == 303, answer.text
+                assert "lanterna_session" in client.cookies
+            assert memberships(db_url, "alice@example.com") == {org: "member"}
+
+            def remove(c: Any) -> None:  # as deprovisioning does
+                uid = c.scalar("SELECT id FROM users WHERE email = ?", ("alice@example.com",))
+                for table in ("memberships", "org_memberships", "ui_sessions", "login_devices"):
+                    c.run(f"DELETE FROM {table} WHERE user_id = ?", (uid,))
+                c.run("DELETE FROM users WHERE id = ?", (uid,))
+
+            in_transaction(db_url, remove)

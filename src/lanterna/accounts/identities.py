@@ -2,9 +2,10 @@
 
 :func:`sign_in` decides who a verified ID token's person is: the account already
 linked to the identity; else the account with the same (verified) email, linked now;
-else a new account without a password, which joins the projects of the configured
-organization with the configured role. It returns the user and the projects joined
-(for the audit log). The ID token itself is checked by ``server/sso.py`` first.
+else a new account without a password, which joins the configured organization
+with the configured role (an organisation-wide role: all its projects). It returns
+the user and the projects joined (for the audit log). The ID token itself is checked
+by ``server/sso.py`` first.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from ..store.db import Conn
 from ..timeutil import now
+from . import orgs
 from . import store as accounts
 
 
@@ -54,6 +56,10 @@ def sign_in(
         "SELECT user_id FROM sso_identities WHERE issuer = ? AND subject = ?", (issuer, subject)
     )
     out = SignIn(user={})
+    if user_id is not None and accounts.get_user(conn, str(user_id)) is None:
+        # The account went (deprovisioned): the identity starts afresh.
+        conn.run("DELETE FROM sso_identities WHERE issuer = ? AND subject = ?", (issuer, subject))
+        user_id = None
     if user_id is None:
         found = accounts.find_user(conn, email)
         if found is None:
@@ -71,11 +77,14 @@ def sign_in(
         "UPDATE sso_identities SET last_login_at = ? WHERE issuer = ? AND subject = ?",
         (d.ts(now()), issuer, subject),
     )
-    if out.created and auto_join_org:
+    known_org = auto_join_org and conn.scalar(
+        "SELECT 1 FROM organizations WHERE id = ?", (auto_join_org,)
+    )
+    if out.created and known_org:
+        # An organisation-wide role: every project of it, today's and later ones.
+        orgs.set_org_member(conn, auto_join_org, str(user_id), role)
         rows = conn.all("SELECT id FROM projects WHERE org_id = ? ORDER BY id", (auto_join_org,))
-        for row in rows:
-            accounts.set_member(conn, str(user_id), row["id"], role)
-            out.joined.append(row["id"])
+        out.joined = [row["id"] for row in rows]
     user = accounts.get_user(conn, str(user_id))
     assert user is not None
     out.user = user

@@ -139,8 +139,8 @@ class Settings:
     oidc_display_name: str = "single sign-on"
     #: Comma-separated email domains allowed to sign in (``example.com``); empty: any.
     oidc_allowed_domains: str = ""
-    #: Organization id a person signing in for the first time joins (a membership in
-    #: each of its projects) with ``oidc_default_role``; empty: none (an owner adds them).
+    #: Organization id a person signing in for the first time joins with the
+    #: organization-wide role ``oidc_default_role``; empty: none (an owner adds them).
     oidc_auto_join_org: str = ""
     #: Role of those auto-joined members: owner, admin, member or viewer.
     oidc_default_role: str = "viewer"
