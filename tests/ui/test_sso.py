@@ -200,3 +200,18 @@ def test_an_account_removed_since_is_made_again(db_url: str, tmp_path: Path) -> 
                 c.run("DELETE FROM users WHERE id = ?", (uid,))
 
             in_transaction(db_url, remove)
+
+
+def test_rotated_keys_are_fetched_again_and_unknown_ones_refused(
+    db_url: str, tmp_path: Path
+) -> None:
+    with sso_server(db_url, tmp_path) as (server, provider, _joined, _org):
+        with httpx.Client() as client:
+            assert client.get(_start(client, server)).status_code == 303  # keys cached
+        provider.key = RSAKey.generate_key(2048, {"kid": "k2"})  # the provider rotates
+        with httpx.Client() as client:
+            assert client.get(_start(client, server)).status_code == 303
+        provider.sign_with = RSAKey.generate_key(2048, {"kid": "k9"})  # a key nobody has
+        with httpx.Client() as client:
+            answer = client.get(_start(client, server))
+            assert answer.status_code == 400 and "signature is not the provider" in answer.text

@@ -27,7 +27,7 @@ import httpx
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
 from .. import _json
@@ -223,17 +223,13 @@ async def check_id_token(rt: Runtime, found: Provider, id_token: str, nonce: str
     are right; :class:`SsoError` otherwise."""
     assert found.keys is not None
     try:
-        decoded = jwt.decode(id_token, found.keys, algorithms=ALGORITHMS)
-    except ValueError:  # a key id not in the cached set: the provider may have rotated
-        found = await provider(rt, refresh_keys=True)
-        assert found.keys is not None
         try:
             decoded = jwt.decode(id_token, found.keys, algorithms=ALGORITHMS)
-        except (JoseError, ValueError):
-            raise SsoError(
-                "The ID token's signature is not the provider's: sign-in refused."
-            ) from None
-    except JoseError:
+        except InvalidKeyIdError:  # a key not seen yet: the provider may have rotated
+            found = await provider(rt, refresh_keys=True)
+            assert found.keys is not None
+            decoded = jwt.decode(id_token, found.keys, algorithms=ALGORITHMS)
+    except (JoseError, ValueError):
         raise SsoError(_BAD_SIGNATURE) from None
     claims = decoded.claims
     registry = jwt.JWTClaimsRegistry(
