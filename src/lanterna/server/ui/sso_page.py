@@ -41,7 +41,7 @@ async def sso_callback(request: Request) -> Response:
     if not sso.enabled(settings):
         raise UiError(404, "Single sign-on is not set up on this server.")
     flow = sso.open_flow(rt, request.cookies.get(sso.FLOW_COOKIE, ""))
-    params = {k: v for k, v in request.query_params.items()}
+    params = dict(request.query_params)
     claims = await sso.finish(rt, _callback(request), flow, params)
     email = accounts.normalize_email(claims["email"])
     if not identities.email_allowed(email, settings.oidc_allowed_domains):
