@@ -14,7 +14,7 @@ import pytest
 from joserfc.jwk import RSAKey
 
 import support
-from conftest import in_transaction
+from conftest import in_transaction, shot
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, oidc_provider
 from support import LiveServer, new_project, serve
 
@@ -63,6 +63,7 @@ def test_browser_login_through_the_provider_with_pkce(
 ) -> None:
     with sso_server(db_url, tmp_path) as (server, provider, joined, org):
         page.goto(server.url + "/login")
+        shot(page, "login-with-single-sign-on")
         page.get_by_role("link", name="Log in with Example ID").click()
         page.wait_for_url(f"**/project/{joined}/traces**")
         assert "Joined Project" in page.content()
