@@ -11,12 +11,7 @@ import pytest
 from route_coverage import main, missing_operations, spec_operations
 
 #: Operations not served yet, with the open issue that brings them.
-STILL_MISSING: dict[str, str] = {
-    "GET /api/public/integrations/blob-storage": "issue 21 item 4 (scheduled exports)",
-    "PUT /api/public/integrations/blob-storage": "issue 21 item 4 (scheduled exports)",
-    "GET /api/public/integrations/blob-storage/{id}": "issue 21 item 4 (scheduled exports)",
-    "DELETE /api/public/integrations/blob-storage/{id}": "issue 21 item 4 (scheduled exports)",
-}
+STILL_MISSING: dict[str, str] = {}
 
 #: The spec beside the checkout (``../shared/reference/`` of the main checkout or of a
 #: worktree under ``wt/``), when it is there.

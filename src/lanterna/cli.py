@@ -236,6 +236,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .evaluation.worker import Evaluate, EvaluationWorker
     from .lifecycle.retention import RetentionJob, RetentionLoop
     from .server.media import blob_store
+    from .server.scheduled_exports import ExportJob, ExportLoop
     from .store.db import Database
     from .store.interface import purge_freed, sql_store
     from .store.migrations import migrate
@@ -287,6 +288,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         evaluations = EvaluationWorker(
             db, store, writer.run_sync, Evaluate(store, read, box, caller)
         )
+        exports = ExportJob(
+            db, store, writer.run_sync, box, outbound_policy(settings.outbound_allow)
+        )
         if settings.alert_clock_file:  # testing only (docs/settings.md)
             evaluator.clock = file_clock(settings.alert_clock_file)
         if args.once:
@@ -300,10 +304,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
             if turns:  # quiet when the project has no evaluation rules
                 done = sum(t.evaluated + t.errors for t in turns)
                 print(f"ran {len(turns)} evaluation rule(s): {done} evaluation(s)")
+            exported = exports.tick() if settings.export_tick_seconds > 0 else []
+            if exported:
+                print(f"ran {len(exported)} scheduled export(s) to object storage")
             return 0
         loop = EvaluatorLoop(evaluator, interval)
         evaluation_loop = EvaluatorLoop(evaluations, interval, "lanterna-evaluation")
         cleaner = RetentionLoop(retention, min(every, 300)) if every > 0 else None
+        tick = settings.export_tick_seconds
+        exporter = ExportLoop(exports, tick) if tick > 0 else None
 
         def stop(*_: object) -> None:
             evaluation_loop.stop(timeout=0)
@@ -317,6 +326,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
         if cleaner is not None:
             cleaner.start()  # the retention job, once across processes (a lease)
+        if exporter is not None:
+            exporter.start()  # scheduled exports, a lease per integration
         evaluation_loop.start()
         try:
             loop.run_forever()
@@ -324,6 +335,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
             evaluation_loop.stop()
             if cleaner is not None:
                 cleaner.stop()
+            if exporter is not None:
+                exporter.stop()
         return 0
     finally:
         writer.stop()

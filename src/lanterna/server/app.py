@@ -15,6 +15,7 @@ from .api import (
     ab_tests,
     alerts,
     annotation_queues,
+    blob_storage,
     budgets,
     channels,
     comments,
@@ -123,5 +124,6 @@ def create_app(
     app.include_router(org_projects.router, responses=ERROR_RESPONSES)  # projects, their keys
     app.include_router(scim.router, responses=ERROR_RESPONSES)  # SCIM 2.0 provisioning
     app.include_router(feedback.router, responses=ERROR_RESPONSES)  # POST /api/public/feedback
+    app.include_router(blob_storage.router, responses=ERROR_RESPONSES)  # scheduled exports
     mount_ui(app)  # the dashboard under /
     return app

@@ -25,6 +25,7 @@ from ..store.writer import Writer
 from ..timeutil import now as utc_now
 from .media import UrlSigner, blob_store
 from .quota import RateLimits
+from .scheduled_exports import ExportJob, ExportLoop
 from .settings import Settings
 
 T = TypeVar("T")
@@ -88,6 +89,16 @@ class Runtime:
             Evaluate(self.store, self.read_sync, self.secret_box, self.llm),
         )
         self._evaluation_loop: EvaluatorLoop | None = None
+        #: Scheduled exports to object storage (``scheduled_exports.py``): due
+        #: integrations looked for every ``export_tick_seconds`` (0: not here).
+        self.exports = ExportJob(
+            self.db,
+            self.store,
+            self.writer.run_sync,
+            self.secret_box,
+            outbound_policy(settings.outbound_allow),
+        )
+        self._export_loop: ExportLoop | None = None
 
     def secret_box(self) -> SecretBox:
         """The server key's box (LLM keys and channel secrets at rest)."""
@@ -131,6 +142,9 @@ class Runtime:
                 self.evaluation, self.settings.evaluation_tick_seconds, "lanterna-evaluation"
             )
             self._evaluation_loop.start()
+        if self.settings.export_tick_seconds > 0:
+            self._export_loop = ExportLoop(self.exports, self.settings.export_tick_seconds)
+            self._export_loop.start()
 
     def stop(self) -> None:
         """Stop the background loops, drain the writer and close connections (when the
@@ -138,11 +152,17 @@ class Runtime:
         self._starts = max(0, self._starts - 1)
         if self._starts:
             return
-        for loop in (self._alert_loop, self._evaluation_loop, self._retention_loop):
+        for loop in (
+            self._alert_loop,
+            self._evaluation_loop,
+            self._retention_loop,
+            self._export_loop,
+        ):
             if loop is not None:
                 loop.stop()
         self._alert_loop = self._evaluation_loop = None
         self._retention_loop = None
+        self._export_loop = None
         self.writer.stop()
         self.db.close()
 

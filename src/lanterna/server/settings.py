@@ -22,6 +22,19 @@ class SettingsError(ValueError):
     """A setting holds a value the server cannot use; the message says which and why."""
 
 
+def _parsed(name: str, kind: object, raw: str) -> object:
+    """An environment variable's text as the setting's type."""
+    if kind in ("int", int):
+        return int(raw)
+    if kind in ("bool", bool):
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"LANTERNA_{name.upper()} is {raw!r}; it takes true or false")
+    return raw
+
+
 @dataclass
 class Settings:
     """Server settings. Every field has an environment variable ``LANTERNA_<NAME>``."""
@@ -113,6 +126,30 @@ class Settings:
     #: Port of the OTLP/gRPC trace receiver (``--otlp-grpc-port``; 4317 is the usual
     #: one); 0 (the default): off. It listens on ``host``.
     otlp_grpc_port: int = 0
+    #: OpenID Connect single sign-on for the web UI (docs/administration.md): the
+    #: provider's issuer URL (its ``/.well-known/openid-configuration`` is read); empty
+    #: (the default): off.
+    oidc_issuer: str = ""
+    #: The client id and secret registered at the provider.
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    #: Scopes asked for (``openid`` and ``email`` are needed).
+    oidc_scopes: str = "openid email profile"
+    #: The provider's name on the login button ("Log in with ...").
+    oidc_display_name: str = "single sign-on"
+    #: Comma-separated email domains allowed to sign in (``example.com``); empty: any.
+    oidc_allowed_domains: str = ""
+    #: Organization id a person signing in for the first time joins with the
+    #: organization-wide role ``oidc_default_role``; empty: none (an owner adds them).
+    oidc_auto_join_org: str = ""
+    #: Role of those auto-joined members: owner, admin, member or viewer.
+    oidc_default_role: str = "viewer"
+    #: Email and password login on the login page; false leaves single sign-on only.
+    password_login: bool = True
+    #: Seconds between the scheduled exports' looks for due blob-storage integrations
+    #: inside ``lanterna serve`` (``lanterna worker`` runs them too); 0 turns it off in
+    #: this process. One process runs an integration at a time (a lease).
+    export_tick_seconds: int = 60
     #: Testing only: a file holding an ISO 8601 UTC time (``2024-05-08T12:00:00Z``) that
     #: the alert evaluator takes as "now", read again at every tick, instead of the
     #: system clock; lets end-to-end tests drive the evaluators of real server
@@ -144,6 +181,20 @@ class Settings:
             raise SettingsError("LANTERNA_OTLP_GRPC_PORT must be a port number (0: off)")
         if self.media_storage == "s3" and not self.media_s3_bucket:
             raise SettingsError("LANTERNA_MEDIA_STORAGE=s3 needs LANTERNA_MEDIA_S3_BUCKET")
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
+            raise SettingsError(
+                "LANTERNA_OIDC_ISSUER needs LANTERNA_OIDC_CLIENT_ID and LANTERNA_OIDC_CLIENT_SECRET"
+            )
+        if self.oidc_default_role not in ("owner", "admin", "member", "viewer"):
+            raise SettingsError(
+                f"LANTERNA_OIDC_DEFAULT_ROLE is {self.oidc_default_role!r};"
+                " it takes owner, admin, member or viewer"
+            )
+        if not self.password_login and not self.oidc_issuer:
+            raise SettingsError(
+                "LANTERNA_PASSWORD_LOGIN=false needs single sign-on (LANTERNA_OIDC_ISSUER):"
+                " nobody could log in"
+            )
         if self.secret_key:
             try:
                 load_key(self.secret_key, self.data_dir)
@@ -159,7 +210,7 @@ class Settings:
                 continue
             raw = os.environ.get(f"LANTERNA_{f.name.upper()}")
             if raw is not None and raw != "":
-                values[f.name] = int(raw) if f.type in ("int", int) else raw
+                values[f.name] = _parsed(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

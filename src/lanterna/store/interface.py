@@ -30,7 +30,7 @@ contract ``store-interface`` in pyproject.toml holds ``lanterna.server`` and
 - **operations**, never imported from above but through this module: ``traces``,
   ``observations``, ``scores``, ``sessions``, ``score_configs``, ``prompts``,
   ``models``, ``projects``, ``dashboards``, ``budgets``, ``channels``, ``alerts``,
-  ``quotas``, ``lifecycle``, ``audit``, ``masking``, ``backup``, ``datasets``,
+  ``quotas``, ``lifecycle``, ``audit``, ``blob_exports``, ``masking``, ``backup``, ``datasets``,
   ``experiments``, ``comments``, ``annotation_queues``, ``evaluations``, ``ab_tests``,
   ``media``, ``blobs``, ``write``, ``rollups``, ``recompute``, ``tables``, ``migrations``.
   ``server/runtime.py`` is the one exception: it builds the server's store and migrates
@@ -62,6 +62,7 @@ from . import (
     alerts,
     annotation_queues,
     audit,
+    blob_exports,
     budgets,
     channels,
     comments,
@@ -94,6 +95,7 @@ from .protocols import (
     AbTests,
     AnnotationQueues,
     Audit,
+    BlobExports,
     Comments,
     CursorPage,
     Datasets,
@@ -118,6 +120,7 @@ __all__ = [
     "AnnotationQueues",
     "Audit",
     "BlobError",
+    "BlobExports",
     "BlobStore",
     "Budgets",
     "Comments",
@@ -630,6 +633,7 @@ class Store(Protocol):
     evaluations: Evaluations
     ab_tests: AbTests
     media: Media
+    blob_exports: BlobExports
 
 
 class SqlStore:
@@ -661,6 +665,7 @@ class SqlStore:
         self.evaluations: Evaluations = evaluations
         self.ab_tests: AbTests = ab_tests
         self.media: Media = media
+        self.blob_exports: BlobExports = blob_exports
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

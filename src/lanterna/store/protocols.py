@@ -106,6 +106,39 @@ class Audit(Protocol):
     ) -> Page: ...
 
 
+class BlobExports(Protocol):
+    """Blob-storage integrations (``store/blob_exports.py``): scheduled exports to an
+    S3-compatible bucket, their sync state and lease."""
+
+    def get(self, conn: Conn, integration_id: str) -> Row | None: ...
+
+    def of_project(self, conn: Conn, project_id: str) -> Row | None: ...
+
+    def of_projects(self, conn: Conn, project_ids: list[str]) -> list[Row]: ...
+
+    def upsert(self, conn: Conn, project_id: str, fields: dict[str, Any], at: datetime) -> Row: ...
+
+    def delete(self, conn: Conn, integration_id: str) -> bool: ...
+
+    def due_ids(self, conn: Conn, at: datetime) -> list[str]: ...
+
+    def claim(
+        self, conn: Conn, integration_id: str, owner: str, at: datetime, until: datetime
+    ) -> bool: ...
+
+    def finish(
+        self,
+        conn: Conn,
+        integration_id: str,
+        owner: str,
+        *,
+        next_sync_at: datetime,
+        synced_to: datetime | None,
+        error: str | None,
+        at: datetime,
+    ) -> bool: ...
+
+
 class Masking(Protocol):
     """A project's masking rules (``store/masking.py``; checked above the store, applied
     to every ingested batch by the write path)."""

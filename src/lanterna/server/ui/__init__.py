@@ -24,6 +24,7 @@ from .prompts_page import router as prompts_router
 from .scores_page import router as scores_router
 from .sessions_page import router as sessions_router
 from .settings_page import router as settings_router
+from .sso_page import router as sso_router
 from .static import router as static_router
 from .traces_page import router as traces_router
 from .users_page import router as users_router
@@ -34,6 +35,7 @@ __all__ = ["error_page", "mount"]
 ROUTERS = (
     static_router,
     account_router,
+    sso_router,
     traces_router,
     sessions_router,
     users_router,

@@ -50,6 +50,7 @@ def _login_page(
     request: Request, *, error: str = "", email: str = "", status: int = 200
 ) -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
+    settings = rt_of(request).settings
     response = render(
         request,
         "login.html",
@@ -58,6 +59,8 @@ def _login_page(
             "email": email,
             "login_csrf": token,
             "next": safe_next(request.query_params.get("next")),
+            "password_login": settings.password_login,
+            "sso_name": settings.oidc_display_name if settings.oidc_issuer else "",
         },
         status=status,
     )
@@ -77,6 +80,8 @@ async def login_form(request: Request) -> Response:
 async def login(request: Request) -> Response:
     """Check email and password; start a session; apply the failed-login limit."""
     form = await read_form(request, request.cookies.get(LOGIN_CSRF_COOKIE, ""))
+    if not rt_of(request).settings.password_login:
+        raise UiError(403, "Password login is turned off on this server: use single sign-on.")
     email = accounts.normalize_email(form.get("email"))
     password = form.raw("password")
     # The peer address; a proxy's X-Forwarded-For counts only when the proxy is named in

@@ -36,6 +36,7 @@ def _settings_data(store: Store, conn: Conn, page: Page) -> dict[str, Any]:
         ),
         "members": accounts.list_members(conn, pid),
         "models": [custom_json(conn, r) for r in store.models.list_custom(conn, pid)],
+        "export": store.blob_exports.of_project(conn, pid),
     }
 
 
