@@ -1,6 +1,7 @@
-"""What tracing costs the app: µs added per decorated call, Lanterna vs its peers.
+"""What tracing costs the app: µs of process CPU added per decorated call, Lanterna vs
+its peers and vs the CPython floor, measured in one run.
 
-    .venv/bin/python bench/sdk_overhead.py [--quick]
+    .venv/bin/python bench/sdk_overhead.py [--quick] [--rounds N]
 
 Runs the same three workloads with each SDK, each in its own process with its own
 virtualenv, all exporting to one local sink (a small HTTP server in another process
@@ -11,15 +12,21 @@ that accepts Langfuse ingestion batches and OTLP exports):
 - ``generation``: a decorated generation with 1 KB input, 1 KB output, model and usage.
 
 SDKs: Lanterna (this repo, ``.venv``), langfuse 5.x and langfuse 2.x
-(``.venvs/langfuse5``, ``.venvs/langfuse2``, built by ``scripts/test`` from
-``tests/clients/*.txt``) and plain OpenTelemetry (SDK + OTLP/HTTP exporter, from the
-langfuse 5.x venv, which depends on them). A peer whose venv is missing is skipped.
+(``.venvs/langfuse5``, ``.venvs/langfuse2``), plain OpenTelemetry (SDK + OTLP/HTTP
+exporter, from the langfuse 5.x venv, which depends on them) and Arize Phoenix's
+OpenInference SDK (``arize-phoenix-otel``, ``.venvs/phoenix``); ``scripts/test`` builds
+each from ``tests/clients/<name>.txt``. A peer whose venv is missing is skipped.
 
-Two figures per call, each minus the same loop without the decorator:
-``loop``: wall time of the caller's loop; ``+flush``: process CPU time of the loop plus
-the flush that delivers everything (exporter threads share the GIL with the app, so
-this is what the app really pays). Best of several repetitions, because the machine is
-shared. The CPython floor (contextvar set/reset + clock + deque append) is printed too.
+The "CPython floor" is the least a tracing decorator can do -- a wrapper that sets and
+resets a contextvar, reads the clock and appends to a deque -- applied to the same
+workloads. Figures per call, each minus the same loop without the decorator, all in
+process CPU time (exporter threads share the GIL with the app, so this is what the app
+really pays; CPU time, unlike wall time, is not inflated by other processes on a shared
+machine): ``loop`` is the caller's loop, ``+flush`` the loop plus the flush that
+delivers everything. Rounds are interleaved (every SDK once per round) and the best of
+all rounds is kept. Lanterna's worker also prints the memory each queued record holds
+(tracemalloc) and whether a burst of 20,000 calls with default settings was fully
+delivered.
 """
 
 from __future__ import annotations
@@ -39,7 +46,12 @@ PEERS = {
     "langfuse 5.x": ROOT / ".venvs/langfuse5/bin/python",
     "langfuse 2.x": ROOT / ".venvs/langfuse2/bin/python",
     "opentelemetry": ROOT / ".venvs/langfuse5/bin/python",
+    "phoenix": ROOT / ".venvs/phoenix/bin/python",
+    "cpython floor": ROOT / ".venv/bin/python",
 }
+#: Process CPU per call including the flush, on the reference machine (issue 20).
+TARGETS = {"noop": 5.0, "nested": 15.0, "generation": 10.0}
+FLOOR = "cpython floor"
 TEXT = "x" * 1024
 
 
@@ -123,6 +135,10 @@ def _setup(sdk: str, url: str) -> tuple[dict[str, Any], Any]:
             lf.update_current_generation(model="gpt-4o", usage_details=usage)
 
         flush = lf.flush
+    elif sdk == "phoenix":
+        return _setup_phoenix(url)
+    elif sdk == FLOOR:
+        return _setup_floor()
     else:
         return _setup_otel(url)
 
@@ -188,6 +204,100 @@ def _setup_otel(url: str) -> tuple[dict[str, Any], Any]:
     )
 
 
+def _setup_phoenix(url: str) -> tuple[dict[str, Any], Any]:
+    """Arize Phoenix's OpenInference tracer: ``@tracer.chain`` (records input and output
+    like ``@observe``) and ``@tracer.llm`` with model and token counts."""
+    from opentelemetry.trace import get_current_span
+    from phoenix.otel import register
+
+    provider = register(
+        endpoint=url + "/v1/traces",
+        project_name="bench",
+        batch=True,
+        set_global_tracer_provider=False,
+        verbose=False,
+    )
+    tracer = provider.get_tracer("bench")
+
+    @tracer.chain
+    def noop() -> None:
+        return None
+
+    @tracer.chain
+    def child() -> None:
+        return None
+
+    @tracer.chain
+    def nested() -> None:
+        child()
+        child()
+        child()
+
+    @tracer.llm
+    def generation(prompt: str) -> str:
+        get_current_span().set_attributes(
+            {
+                "llm.model_name": "gpt-4o",
+                "llm.token_count.prompt": 200,
+                "llm.token_count.completion": 100,
+                "llm.token_count.total": 300,
+            }
+        )
+        return TEXT
+
+    return (
+        {"noop": (noop, ()), "nested": (nested, ()), "generation": (generation, (TEXT,))},
+        provider.force_flush,
+    )
+
+
+def _setup_floor() -> tuple[dict[str, Any], Any]:
+    """The three workloads under the least a tracing decorator does (contextvar set and
+    reset, a clock read, a deque append); "flushing" empties the deque."""
+    import functools
+    from collections import deque
+    from contextvars import ContextVar
+
+    var: ContextVar[Any] = ContextVar("v", default=None)
+    queue: deque[Any] = deque()
+    now = time.time_ns
+
+    def minimal(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = var.set(now())
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                var.reset(token)
+                queue.append(now())
+
+        return wrapper
+
+    @minimal
+    def noop() -> None:
+        return None
+
+    @minimal
+    def child() -> None:
+        return None
+
+    @minimal
+    def nested() -> None:
+        child()
+        child()
+        child()
+
+    @minimal
+    def generation(prompt: str) -> str:
+        return TEXT
+
+    return (
+        {"noop": (noop, ()), "nested": (nested, ()), "generation": (generation, (TEXT,))},
+        queue.clear,
+    )
+
+
 def _plain(workload: str) -> tuple[Any, tuple[Any, ...]]:
     def noop() -> None:
         return None
@@ -209,85 +319,86 @@ def _plain(workload: str) -> tuple[Any, tuple[Any, ...]]:
 
 
 def run_worker(sdk: str, url: str, calls: int, reps: int) -> None:
-    """Print one JSON line: per workload, best loop and loop+flush µs per call."""
+    """Print one JSON line: per workload, the best loop and loop+flush process-CPU µs
+    per call (minus the undecorated loop); for Lanterna also memory and burst figures."""
     import gc
 
     workloads, flush = _setup(sdk, url)
     out: dict[str, Any] = {}
+    cpu = time.process_time
     for name, (fn, args) in workloads.items():
         plain, plain_args = _plain(name)
-        base_wall = base_cpu = float("inf")
-        wall = cpu = float("inf")
+        for _ in range(min(calls, 200)):  # warm up: imports, connections, caches
+            fn(*args)
+        flush()
+        base = loop = total = float("inf")
         for _ in range(reps):
             gc.collect()
-            w0, c0 = time.perf_counter(), time.process_time()
+            c0 = cpu()
             for _ in range(calls):
                 plain(*plain_args)
-            base_wall = min(base_wall, time.perf_counter() - w0)
-            base_cpu = min(base_cpu, time.process_time() - c0)
-            flush()
+            base = min(base, cpu() - c0)
             gc.collect()
-            w0, c0 = time.perf_counter(), time.process_time()
+            c0 = cpu()
             for _ in range(calls):
                 fn(*args)
-            w1 = time.perf_counter()
+            c1 = cpu()
             flush()
-            c1 = time.process_time()
-            wall = min(wall, w1 - w0)
-            cpu = min(cpu, c1 - c0)
+            c2 = cpu()
+            loop = min(loop, c1 - c0)
+            total = min(total, c2 - c0)
         out[name] = {
-            "loop": (wall - base_wall) / calls * 1e6,
-            "flush": (cpu - base_cpu) / calls * 1e6,
+            "loop": (loop - base) / calls * 1e6,
+            "flush": (total - base) / calls * 1e6,
         }
     if sdk == "lanterna":
-        from lanterna import get_client
-
-        stats = get_client().stats()
-        out["_delivered"] = stats["sent"]
-        out["_dropped"] = stats["dropped"] + stats["failed"]
-        out["_floor"] = _floor(calls)
+        out.update(_lanterna_extras(workloads))
     print(json.dumps(out))
 
 
-def _floor(calls: int) -> float:
-    """The CPython floor per call: the least a tracing decorator can do -- a wrapper that
-    sets and resets a contextvar, reads the clock and appends to a deque -- minus the
-    undecorated call."""
-    import functools
-    from collections import deque
-    from contextvars import ContextVar
+def _lanterna_extras(workloads: dict[str, Any]) -> dict[str, Any]:
+    """A burst of 20,000 calls with the default settings, flushed once, and the bytes
+    held per queued record (tracemalloc, with a client that sends only when flushed)."""
+    import gc
+    import tracemalloc
 
-    var: ContextVar[Any] = ContextVar("v", default=None)
-    queue: deque[Any] = deque()
-    now = time.time_ns
+    from lanterna import Lanterna, get_client, set_client
 
-    def minimal(fn: Any) -> Any:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            token = var.set(now())
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                var.reset(token)
-                queue.append(now())
-
-        return wrapper
-
-    def plain() -> None:
-        return None
-
-    traced = minimal(plain)
-    best = float("inf")
-    for _ in range(5):
-        queue.clear()
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            plain()
-        t1 = time.perf_counter()
-        for _ in range(calls):
-            traced()
-        best = min(best, (time.perf_counter() - t1) - (t1 - t0))
-    return best / calls * 1e6
+    out: dict[str, Any] = {}
+    client = get_client()
+    before = client.stats()
+    fn, args = workloads["noop"]
+    for _ in range(20_000):
+        fn(*args)
+    client.flush()
+    after = client.stats()
+    out["_burst"] = {
+        "calls": 20_000,
+        "sent": after["sent"] - before["sent"],
+        "dropped": after["dropped"] - before["dropped"] + after["failed"] - before["failed"],
+    }
+    held = Lanterna(flush_at=1 << 30, flush_interval=1e9)
+    previous = set_client(held)
+    memory = {}
+    try:
+        for name, (fn, args) in workloads.items():
+            fn(*args)  # the exporter thread starts (and waits) before measuring
+            held.flush()
+            gc.collect()
+            tracemalloc.start()
+            m0 = tracemalloc.get_traced_memory()[0]
+            for _ in range(2000):
+                fn(*args)
+            gc.collect()
+            m1 = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+            memory[name] = (m1 - m0) / max(held.exporter.pending(), 1)
+            held.flush()
+    finally:
+        set_client(previous)
+        held.shutdown()
+    out["_memory"] = memory
+    return out
 
 
 # --- the driver -------------------------------------------------------------------------
@@ -296,6 +407,7 @@ def _floor(calls: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls and repetitions")
+    parser.add_argument("--rounds", type=int, default=0, help="interleaved rounds (default 3)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--sink", help=argparse.SUPPRESS)
     parser.add_argument("--sink-port-file", help=argparse.SUPPRESS)
@@ -312,39 +424,26 @@ def main() -> None:
     port_file = ROOT / "bench" / ".sink-port"
     port_file.unlink(missing_ok=True)
     sink = subprocess.Popen([sys.executable, __file__, "--sink-port-file", str(port_file)])
+    rounds = args.rounds or (2 if args.quick else 3)
+    results: dict[str, dict[str, Any]] = {}
     try:
         while not port_file.exists() or not port_file.read_text():
             time.sleep(0.05)
         url = f"http://127.0.0.1:{port_file.read_text()}"
-        results: dict[str, dict[str, Any]] = {}
+        peers = {}
         for sdk, python in PEERS.items():
-            if not python.exists():
+            if python.exists():
+                peers[sdk] = python
+            else:
                 print(f"skipping {sdk}: {python} is missing (run scripts/test to build it)")
-                continue
-            ours = sdk == "lanterna"
-            calls = (20_000 if ours else 2_000) // (4 if args.quick else 1)
-            reps = 3 if args.quick else 5
-            done = subprocess.run(
-                [
-                    str(python),
-                    __file__,
-                    "--worker",
-                    sdk,
-                    "--sink",
-                    url,
-                    "--calls",
-                    str(calls),
-                    "--reps",
-                    str(reps),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=900,
-            )
-            if done.returncode != 0:
-                print(f"{sdk} failed:\n{done.stderr[-2000:]}")
-                continue
-            results[sdk] = json.loads(done.stdout.strip().splitlines()[-1])
+        for round_no in range(rounds):
+            for sdk, python in peers.items():
+                ours = sdk in ("lanterna", FLOOR)
+                calls = (20_000 if ours else 2_000) // (4 if args.quick else 1)
+                got = _run_worker(python, sdk, url, calls, 2 if args.quick else 3)
+                if got is not None:
+                    _keep_best(results.setdefault(sdk, got), got)
+            print(f"round {round_no + 1}/{rounds} done", file=sys.stderr)
     finally:
         sink.terminate()
         sink.wait(10)
@@ -352,34 +451,75 @@ def main() -> None:
     report(results)
 
 
-def report(results: dict[str, dict[str, Any]]) -> None:
-    """Print the table: µs added per call, and each peer's ratio to Lanterna."""
-    ours = results.get("lanterna", {})
-    print(
-        f"\nµs added per decorated call (best of runs; {os.cpu_count()} CPUs; "
-        f"Python {sys.version.split()[0]})"
+def _run_worker(python: Path, sdk: str, url: str, calls: int, reps: int) -> dict[str, Any] | None:
+    """One worker process; its JSON line, or None (and its stderr printed) if it failed."""
+    done = subprocess.run(
+        [
+            str(python),
+            __file__,
+            *("--worker", sdk, "--sink", url),
+            *("--calls", str(calls), "--reps", str(reps)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
-    print(f"{'workload':<11} {'sdk':<14} {'loop':>9} {'+flush':>9} {'loop x':>8} {'+flush x':>9}")
+    if done.returncode != 0:
+        print(f"{sdk} failed:\n{done.stderr[-2000:]}")
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _keep_best(best: dict[str, Any], got: dict[str, Any]) -> None:
+    """Fold one round into the best so far: the least µs per figure; the latest extras."""
+    for key, row in got.items():
+        if key.startswith("_"):
+            best[key] = row
+        else:
+            best[key] = {k: min(v, best[key][k]) for k, v in row.items()}
+
+
+def report(results: dict[str, dict[str, Any]]) -> None:
+    """Print the table (µs of process CPU added per call), each SDK's ratio to the floor
+    and to Lanterna, and Lanterna's verdict against the targets."""
+    ours = results.get("lanterna", {})
+    floor = results.get(FLOOR, {})
+    print(
+        f"\nµs of process CPU added per decorated call (best of interleaved rounds;"
+        f" {os.cpu_count()} CPUs; Python {sys.version.split()[0]})"
+    )
+    print(f"{'workload':<11} {'sdk':<14} {'loop':>8} {'+flush':>8} {'x floor':>8} {'x ours':>7}")
     for workload in ("noop", "nested", "generation"):
         for sdk, res in results.items():
             row = res[workload]
-            mine = ours.get(workload)
-            ratio_loop = row["loop"] / mine["loop"] if mine and mine["loop"] > 0 else float("nan")
-            ratio_all = row["flush"] / mine["flush"] if mine and mine["flush"] > 0 else float("nan")
+            low = floor.get(workload, {}).get("flush", 0.0)
+            mine = ours.get(workload, {}).get("flush", 0.0)
+            x_floor = row["flush"] / low if low > 0 else float("nan")
+            x_ours = row["flush"] / mine if mine > 0 else float("nan")
             print(
-                f"{workload:<11} {sdk:<14} {row['loop']:>9.1f} {row['flush']:>9.1f} "
-                f"{ratio_loop:>7.1f}x {ratio_all:>8.1f}x"
+                f"{workload:<11} {sdk:<14} {row['loop']:>8.2f} {row['flush']:>8.2f} "
+                f"{x_floor:>7.1f}x {x_ours:>6.1f}x"
             )
-    if ours:
-        floor = ours["_floor"]
+    if not ours:
+        return
+    print("\nLanterna against the targets (+flush; also at most 10x this run's floor):")
+    for workload, target in TARGETS.items():
+        got = ours[workload]["flush"]
+        low = floor.get(workload, {}).get("flush", float("nan"))
+        verdict = "met" if got <= target and got <= 10 * low else "NOT met"
         print(
-            f"\nCPython floor (a minimal decorator: contextvar set/reset, clock, deque append):"
-            f" {floor:.2f} µs"
+            f"  {workload:<11} {got:6.2f} µs (target {target:g} µs, 10x floor {10 * low:.2f} µs):"
+            f" {verdict}"
         )
+    memory = ours.get("_memory", {})
+    if memory:
+        per = ", ".join(f"{k} {v:.0f}" for k, v in memory.items())
+        print(f"Memory per queued record (bytes, tracemalloc): {per}")
+    burst = ours.get("_burst")
+    if burst:
         print(
-            f"Lanterna noop: loop {ours['noop']['loop'] / floor:.1f}x the floor, "
-            f"+flush {ours['noop']['flush'] / floor:.1f}x the floor; "
-            f"events delivered {ours['_delivered']}, dropped or failed {ours['_dropped']}"
+            f"Burst of {burst['calls']} noop calls, default settings: {burst['sent']} events"
+            f" delivered ({2 * burst['calls']} expected), {burst['dropped']} dropped or failed"
         )
 
 

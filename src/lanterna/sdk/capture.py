@@ -42,7 +42,7 @@ def capture(value: Any, limit: int) -> Any:
     kind = type(value)
     if kind is str:
         return value if len(value) <= limit else cut(value, limit)
-    if kind in _SCALARS:
+    if kind is int or kind is float or kind is bool or value is None:
         return value
     return _walk(value, _Budget(limit), 0)
 
@@ -98,31 +98,58 @@ def _walk(value: Any, budget: _Budget, depth: int) -> Any:
             return cut(value, kept)
         budget.left -= len(value)
         return value
-    if kind in _SCALARS:
+    if kind is int or kind is float or kind is bool or value is None:
         budget.left -= 8
         return value
     if budget.left <= 0:
         return "...[lanterna: truncated]"
     if depth >= _MAX_DEPTH:
         return f"<{kind.__name__}: nested too deep>"
-    if isinstance(value, Mapping):
+    # Exact types first: isinstance() against the Mapping ABC is slow.
+    if kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
+        # Scalars and strings that fit are taken in the loop (the budget in a local), the
+        # rest recursively: the same result as recursing for each, at a third of the cost.
         out: dict[Any, Any] = {}
+        left = budget.left
         for i, (key, item) in enumerate(value.items()):
-            if budget.left <= 0:
+            if left <= 0:
                 out["..."] = f"[lanterna: truncated {len(value) - i} more items]"
                 break
             k = key if type(key) is str else str(key)
-            budget.left -= len(k) + 4
-            out[k] = _walk(item, budget, depth + 1)
+            left -= len(k) + 4
+            t = type(item)
+            if t is int or t is float or t is bool or item is None:
+                left -= 8
+                out[k] = item
+            elif t is str and len(item) <= left:
+                left -= len(item)
+                out[k] = item
+            else:
+                budget.left = left
+                out[k] = _walk(item, budget, depth + 1)
+                left = budget.left
+        budget.left = left
         return out
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if kind is list or kind is tuple or isinstance(value, (list, tuple, set, frozenset)):
         items: list[Any] = []
+        left = budget.left
         for i, item in enumerate(value):
-            if budget.left <= 0:
+            if left <= 0:
                 items.append(f"...[lanterna: truncated {len(value) - i} more items]")
                 break
-            budget.left -= 2
-            items.append(_walk(item, budget, depth + 1))
+            left -= 2
+            t = type(item)
+            if t is int or t is float or t is bool or item is None:
+                left -= 8
+                items.append(item)
+            elif t is str and len(item) <= left:
+                left -= len(item)
+                items.append(item)
+            else:
+                budget.left = left
+                items.append(_walk(item, budget, depth + 1))
+                left = budget.left
+        budget.left = left
         return items
     return _walk(_plain(value), budget, depth + 1)
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from . import _errors
-from .records import EventOptions
+from .records import EventOptions, Observation
 from .transport import (
     FAULT_RETRIES,
     INGESTION_PATH,
@@ -44,13 +44,14 @@ from .transport import (
     backoff,
     retry_after,
 )
+from .wire import OPTS, FastEncoder
 
 if TYPE_CHECKING:
     from .spool import Spool
     from .transport import Transport
 
 logger = _errors.logger
-_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_OPTS = OPTS
 _BIG_FIELDS = ("input", "output", "metadata")
 
 
@@ -158,6 +159,9 @@ class BatchExporter:
         self._sender = sender
         self._spool = spool
         self._options = options
+        # Templates for common records; with a mask callback every event takes the
+        # reference path (the callback sees each event's values, as it always has).
+        self._fast = FastEncoder(options) if options.mask is None else None
         self._clock = clock or SYSTEM_CLOCK
         self._flush_at = max(1, flush_at)
         self._interval = flush_interval
@@ -445,32 +449,27 @@ class BatchExporter:
         )
 
     def _export(self, items: list[Any]) -> None:
-        opts = self._options
         max_event = self._max_event_bytes
         chunk: list[bytes] = []  # each entry: one or more encoded events, comma-joined
         counts: list[int] = []  # events in each entry
         events_in_chunk = size = 0
+        fast = self._fast
+        if fast is not None:
+            fast.new_batch()
         for i, item in enumerate(items):
             items[i] = None  # let each record go as soon as it is encoded
             large = item.size
             if large:
                 self._bytes = max(self._bytes - large, 0)
             try:
-                events = item.to_events(opts)
-                del item
-                groups = None
-                if not large:
-                    # A record's events in one orjson call: "[e1,e2]" without the brackets.
-                    data = encode(events)[1:-1]
-                    if len(data) <= max_event:
-                        groups = [(data, len(events))]
+                groups: list[tuple[bytes, int]] | None = None
+                if fast is not None and not large and type(item) is Observation:
+                    encoded = fast.observation(item)
+                    if encoded is not None and len(encoded[0]) <= max_event:
+                        groups = [encoded]
                 if groups is None:
-                    groups = []
-                    for event in events:
-                        data = encode_large(event)
-                        if len(data) > max_event:
-                            data = shrink(event, data, max_event)
-                        groups.append((data, 1))
+                    groups = self._reference(item, large)
+                del item
             except Exception as exc:
                 _errors.report("exporter.encode", exc)
                 self._counts["failed"] += 1
@@ -488,6 +487,23 @@ class BatchExporter:
                 size += len(data) + 1
         if chunk:
             self._send(chunk, counts)
+
+    def _reference(self, item: Any, large: int) -> list[tuple[bytes, int]]:
+        """A record's events through ``to_events`` (dicts) and orjson, or one by one with
+        the stdlib encoder when it carries large values (see :func:`encode_large`)."""
+        events = item.to_events(self._options)
+        if not large:
+            # A record's events in one orjson call: "[e1,e2]" without the brackets.
+            data = encode(events)[1:-1]
+            if len(data) <= self._max_event_bytes:
+                return [(data, len(events))]
+        groups = []
+        for event in events:
+            data = encode_large(event)
+            if len(data) > self._max_event_bytes:
+                data = shrink(event, data, self._max_event_bytes)
+            groups.append((data, 1))
+        return groups
 
     def _send(self, chunk: list[bytes], counts: list[int]) -> None:
         # One join, so a large batch is copied once.

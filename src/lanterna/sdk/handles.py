@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _errors
 from .fields import OBSERVATION_FIELDS, TRACE_FIELDS, to_wire
-from .records import Envelope, Observation, Trace, new_trace_id
+from .records import Envelope, Observation, Trace, new_trace_id, span_hex
 
 if TYPE_CHECKING:
     from .client import Lanterna
@@ -58,7 +58,7 @@ def apply_trace(trace: Trace, wire: dict[str, Any]) -> None:
         if trace.root is not None:
             apply_observation(trace.root, root_fields)
         elif trace.root_id is not None:  # the root has ended: send the change on its own
-            body = {"id": trace.root_id, "traceId": trace.id, **root_fields}
+            body = {"id": span_hex(trace.root_id), "traceId": trace.id, **root_fields}
             trace.client.submit(Envelope(f"{trace.root_kind}-create", body))
         else:
             _errors.logger.warning(

@@ -23,13 +23,17 @@ from . import _errors, _state
 from .capture import LARGE, _Budget, _walk, capture_args, captured_size
 from .fields import prompt_link
 from .handles import ObservationHandle
-from .records import Observation, Trace, _rng, new_trace_id
+from .records import Observation, Trace, _bits, _rng
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The observation of the innermost observed call or block, or None outside any (kept in
 #: ``_state`` so modules the client imports can read it).
 CURRENT = _state.CURRENT
+_get_current = CURRENT.get
+_set_current = CURRENT.set
+_reset_current = CURRENT.reset
+_now = time.time_ns
 
 AS_TYPES = (
     "span",
@@ -106,18 +110,18 @@ def begin(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observa
     client = _state.client or _client()
     if not client.active:
         return None
-    parent = CURRENT.get()
+    parent = _get_current()
     if parent is None:
         rate = client.sample_rate
-        trace = Trace(new_trace_id(), client, rate >= 1.0 or _rng.random() < rate)
+        trace = Trace(_bits(128), client, rate >= 1.0 or _rng.random() < rate)
         obs = Observation(trace, None, spec.kind, spec.name)
         trace.root = obs
-        trace.root_id = obs.id
+        trace.root_id = obs.oid
         trace.root_kind = spec.kind
         obs.top = True
     else:
         trace = parent.trace
-        obs = Observation(trace, parent.id, spec.kind, spec.name)
+        obs = Observation(trace, parent.oid, spec.kind, spec.name)
     if spec.link is not None:
         obs.extra = dict(spec.link)
     if spec.capture_input and (args or kwargs) and trace.sampled:
@@ -158,22 +162,24 @@ def _begin_explicit(
     else:
         obs = begin(spec, args, kwargs)
     if obs is not None and own_id:
-        obs.id = str(own_id)
+        obs.oid = str(own_id)
         if obs.trace.root_id is not None and obs.top:
-            obs.trace.root_id = obs.id
+            obs.trace.root_id = obs.oid
     return obs
 
 
 def end(obs: Observation, output: Any, exc: BaseException | None, capture_output: bool) -> None:
     """Finish ``obs`` (with the call's result or exception) and hand it to the exporter."""
     try:
-        obs.end = time.time_ns()
+        obs.end = _now()
         trace = obs.trace
         if exc is not None:
             _mark_error(obs, exc)
-        elif capture_output and output is not None and obs.output is None and trace.sampled:
-            obs.output, size = captured_size(output, trace.client.max_field_size)
-            obs.size += size
+        elif capture_output and output is not None and trace.sampled and obs.output is None:
+            value, size = captured_size(output, trace.client.max_field_size)
+            obs.output = value
+            if size:
+                obs.size += size
         if obs.top:
             trace.closed = True
             trace.root = None
@@ -221,7 +227,7 @@ def _leave(
     exc: BaseException | None,
 ) -> None:
     """The call returned or raised: restore the caller's current observation, end ours."""
-    CURRENT.reset(token)
+    _reset_current(token)
     if exc is not None:
         end(obs, None, exc, False)
     else:
@@ -229,18 +235,28 @@ def _leave(
 
 
 def _wrap_sync(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
+    # The hot path: begin/leave inlined, module functions bound to locals once.
+    capture_output = spec.capture_output
+    start, finish, failed = begin, end, _begin_failed
+    set_current, reset_current = _set_current, _reset_current
+
     @functools.wraps(fn)
     def observed(*args: Any, **kwargs: Any) -> Any:
-        obs = _begin_safely(spec, args, kwargs)
+        try:
+            obs = start(spec, args, kwargs)
+        except Exception as exc:
+            obs = failed(exc, kwargs)
         if obs is None:
             return fn(*args, **kwargs)
-        token = CURRENT.set(obs)
+        token = set_current(obs)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            _leave(obs, token, spec, None, exc)
+            reset_current(token)
+            finish(obs, None, exc, False)
             raise
-        _leave(obs, token, spec, result, None)
+        reset_current(token)
+        finish(obs, result, None, capture_output)
         return result
 
     return observed
@@ -415,7 +431,7 @@ class Observer:
         # Blocks entered and not yet exited, by observation id. Keyed so that one
         # observe(...) object can be used by several threads or tasks at once: at exit
         # the current observation is the one this block entered (blocks nest).
-        self._open: dict[str, Token[Observation | None]] = {}
+        self._open: dict[int | str, Token[Observation | None]] = {}
 
     def __call__(self, fn: F) -> F:
         return wrap(fn, self._spec.for_function(fn, self._explicit_name))
@@ -426,12 +442,12 @@ class Observer:
         except Exception as exc:
             obs = _begin_failed(exc, {})
         if obs is not None:
-            self._open[obs.id] = CURRENT.set(obs)
+            self._open[obs.oid] = CURRENT.set(obs)
         return ObservationHandle(obs)
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         obs = CURRENT.get()
-        token = self._open.pop(obs.id, None) if obs is not None else None
+        token = self._open.pop(obs.oid, None) if obs is not None else None
         if obs is not None and token is not None:
             # exited in another context than entered: leave the variable be
             with contextlib.suppress(ValueError):

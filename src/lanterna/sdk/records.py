@@ -31,13 +31,24 @@ os.register_at_fork(after_in_child=_reseed)
 
 def new_trace_id() -> str:
     """A 32-hex-digit trace id (the W3C/OpenTelemetry shape Langfuse also uses)."""
-    # %-formatting: measurably faster than an f-string here, and this runs on every call.
+    # %-formatting: measurably faster than an f-string here.
     return "%032x" % _bits(128)  # noqa: UP031
 
 
 def new_span_id() -> str:
     """A 16-hex-digit observation id."""
     return "%016x" % _bits(64)  # noqa: UP031
+
+
+def trace_hex(raw: int | str) -> str:
+    """A trace id as text: records made by ``@observe`` keep theirs as a 128-bit integer
+    (formatted only when read, mostly on the exporter thread); given ids are text."""
+    return raw if type(raw) is str else "%032x" % raw  # type: ignore[str-format]  # noqa: UP031
+
+
+def span_hex(raw: int | str) -> str:
+    """An observation id as text (see :func:`trace_hex`; 64-bit integers)."""
+    return raw if type(raw) is str else "%016x" % raw  # type: ignore[str-format]  # noqa: UP031
 
 
 _second_cache: tuple[int, str] = (-1, "")
@@ -58,22 +69,30 @@ def iso(ns: int) -> str:
 class Trace:
     """The trace one or more local observations belong to."""
 
-    __slots__ = ("client", "closed", "fields", "id", "root", "root_id", "root_kind", "sampled")
+    __slots__ = ("client", "closed", "fields", "root", "root_id", "root_kind", "sampled", "tid")
 
-    def __init__(self, trace_id: str, client: Lanterna, sampled: bool) -> None:
-        self.id = trace_id
+    def __init__(self, trace_id: int | str, client: Lanterna, sampled: bool) -> None:
+        #: The id: a 128-bit integer (``@observe``; formatted when read, see :attr:`id`)
+        #: or text (given by the caller).
+        self.tid = trace_id
         self.client = client
         self.sampled = sampled
         #: The root observation while it runs, when this process started the trace.
         #: Dropped when it ends, so that records and traces form no reference cycle
         #: (they are then freed as soon as they are exported, without the cyclic GC).
         self.root: Observation | None = None
-        self.root_id: str | None = None
+        #: The root observation's raw id (see :attr:`Observation.oid`).
+        self.root_id: int | str | None = None
         self.root_kind = "span"
         #: Trace fields in wire names (name, userId, sessionId, metadata, tags, ...).
         self.fields: dict[str, Any] | None = None
         #: Set once the trace-create carrying ``fields`` has been handed to the exporter.
         self.closed = False
+
+    @property
+    def id(self) -> str:
+        """The trace id as 32 hex digits (or the text it was given)."""
+        return trace_hex(self.tid)
 
 
 class Observation:
@@ -82,12 +101,12 @@ class Observation:
     __slots__ = (
         "end",
         "extra",
-        "id",
         "input",
         "kind",
         "level",
         "metadata",
         "name",
+        "oid",
         "output",
         "parent_id",
         "size",
@@ -97,9 +116,11 @@ class Observation:
         "trace",
     )
 
-    def __init__(self, trace: Trace, parent_id: str | None, kind: str, name: str) -> None:
-        self.id = new_span_id()
+    def __init__(self, trace: Trace, parent_id: int | str | None, kind: str, name: str) -> None:
+        #: The id: a 64-bit integer, formatted when read (:attr:`id`), or given text.
+        self.oid: int | str = _bits(64)
         self.trace = trace
+        #: The parent's raw id (integer or text), or None.
         self.parent_id = parent_id
         #: Event type prefix: span, generation, event, agent, tool, chain, retriever, ...
         self.kind = kind
@@ -118,18 +139,27 @@ class Observation:
         #: Characters of large captured values, for the exporter's memory budget.
         self.size = 0
 
+    @property
+    def id(self) -> str:
+        """The observation id as 16 hex digits (or the text it was given)."""
+        return span_hex(self.oid)
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self.oid = value
+
     def body(self) -> dict[str, Any]:
         """The observation's ingestion body (wire names)."""
         body: dict[str, Any] = {
-            "id": self.id,
-            "traceId": self.trace.id,
+            "id": span_hex(self.oid),
+            "traceId": trace_hex(self.trace.tid),
             "name": self.name,
             "startTime": iso(self.start),
         }
         if self.end:
             body["endTime"] = iso(self.end)
         if self.parent_id is not None:
-            body["parentObservationId"] = self.parent_id
+            body["parentObservationId"] = span_hex(self.parent_id)
         if self.input is not None:
             body["input"] = self.input
         if self.output is not None:
@@ -151,9 +181,9 @@ class Observation:
         stamp = body.get("endTime") or body["startTime"]
         out = []
         trace = self.trace
-        is_root = trace.root_id == self.id
+        is_root = trace.root_id == self.oid
         if self.top and (is_root or trace.fields):
-            tbody: dict[str, Any] = {"id": trace.id}
+            tbody: dict[str, Any] = {"id": body["traceId"]}
             if is_root:
                 tbody["timestamp"] = body["startTime"]
                 tbody["name"] = self.name

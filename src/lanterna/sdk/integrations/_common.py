@@ -36,7 +36,7 @@ def start(
         if current is not None and current.trace.client is client:
             parent = current
     if parent is not None:
-        obs = Observation(parent.trace, parent.id, kind, name)
+        obs = Observation(parent.trace, parent.oid, kind, name)
         if trace_fields:
             apply_trace(parent.trace, to_wire(trace_fields, TRACE_FIELDS, client.max_field_size))
     else:
@@ -46,7 +46,7 @@ def start(
         obs.top = True
         if trace_id is None:
             trace.root = obs
-            trace.root_id = obs.id
+            trace.root_id = obs.oid
             trace.root_kind = kind
         if trace_fields:
             apply_trace(trace, to_wire(trace_fields, TRACE_FIELDS, client.max_field_size))
