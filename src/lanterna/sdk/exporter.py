@@ -456,14 +456,15 @@ class BatchExporter:
         fast = self._fast
         if fast is not None:
             fast.new_batch()
+        max_events, max_bytes = self._max_batch_events, self._max_batch_bytes
         for i, item in enumerate(items):
             items[i] = None  # let each record go as soon as it is encoded
             large = item.size
-            if large:
-                self._bytes = max(self._bytes - large, 0)
+            groups: list[tuple[bytes, int]] | None = None
             try:
-                groups: list[tuple[bytes, int]] | None = None
-                if fast is not None and not large and type(item) is Observation:
+                if large:
+                    self._bytes = max(self._bytes - large, 0)
+                elif fast is not None and type(item) is Observation:
                     encoded = fast.observation(item)
                     if encoded is not None and len(encoded[0]) <= max_event:
                         groups = [encoded]
@@ -475,10 +476,7 @@ class BatchExporter:
                 self._counts["failed"] += 1
                 continue
             for data, n in groups:
-                if chunk and (
-                    events_in_chunk + n > self._max_batch_events
-                    or size + len(data) > self._max_batch_bytes
-                ):
+                if chunk and (events_in_chunk + n > max_events or size + len(data) > max_bytes):
                     self._send(chunk, counts)
                     chunk, counts, events_in_chunk, size = [], [], 0, 0
                 chunk.append(data)

@@ -47,10 +47,31 @@ _OWN_FIELDS = frozenset(
 )
 # What the media uploader replaces: a JSON string that starts with "data:".
 _DATA_URI = b'"data:'
+_SCALARS = (int, float, bool)
 
 
 def _dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=str, option=OPTS)
+
+
+def _has_data_uri(value: Any, data: bytes) -> bool:
+    """Could the media uploader replace something in ``value`` (encoded as ``data``)?
+
+    It looks at strings starting with ``data:``; a string, or a dict of strings and
+    scalars, is checked directly, anything deeper by searching the encoded bytes for a
+    JSON string starting so (never a miss, sometimes a needless reference path)."""
+    kind = type(value)
+    if kind is str:
+        return bool(value.startswith("data:"))
+    if kind is dict:
+        for item in value.values():
+            if type(item) is str:
+                if item.startswith("data:"):
+                    return True
+            elif not (item is None or type(item) in _SCALARS):
+                return _DATA_URI in data
+        return False
+    return not (value is None or kind in _SCALARS) and _DATA_URI in data
 
 
 _ROOT, _END, _PARENT, _INPUT, _OUTPUT, _TAIL = 1, 2, 4, 8, 16, 32
@@ -175,7 +196,10 @@ class FastEncoder:
             data_in = b"" if value is None else _dumps(value)
             value = obs.output
             data_out = b"" if value is None else _dumps(value)
-            if self._media and (_DATA_URI in data_in or _DATA_URI in data_out):
+            if self._media and (
+                (data_in and _has_data_uri(obs.input, data_in))
+                or (data_out and _has_data_uri(obs.output, data_out))
+            ):
                 return None
             if top and trace.root_id == oid:
                 shape |= _ROOT
@@ -232,7 +256,7 @@ class FastEncoder:
         out = b""
         if obs.metadata:
             data = _dumps(obs.metadata)
-            if self._media and _DATA_URI in data:
+            if self._media and _has_data_uri(obs.metadata, data):
                 return None
             out += b',"metadata":' + data
         if obs.level is not None:
