@@ -14,28 +14,25 @@ from lanterna import Lanterna, context, observe, set_client
 from lanterna.sdk.exporter import encode
 from lanterna.sdk.observe import AS_TYPES
 from lanterna.sdk.records import EventOptions, Observation, iso
+from lanterna.sdk.testing import InMemoryExporter
 from lanterna.sdk.transport import Transport
 from lanterna.sdk.wire import FastEncoder
 
 
-class Keeper:
-    """An exporter that keeps the records themselves (not events), to encode them here."""
+class Keeper(InMemoryExporter):
+    """The test kit's exporter, keeping the records themselves (not events), so that
+    the test encodes them both ways."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.records: list[Any] = []
-        self.options = EventOptions()
 
-    def bind(self, options: EventOptions) -> None:
-        self.options = options
+    @property
+    def options(self) -> EventOptions:
+        return self._options
 
     def submit(self, item: Any) -> bool:
         self.records.append(item)
-        return True
-
-    def flush(self, timeout: float | None = None) -> bool:
-        return True
-
-    def shutdown(self, timeout: float | None = None) -> bool:
         return True
 
 
