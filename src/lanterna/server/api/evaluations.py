@@ -14,6 +14,7 @@ from ...evaluation.definitions import check_rule, check_rule_mapping
 from ...store.db import Conn
 from ...store.interface import Evaluations
 from .. import eval_ops as ops
+from ..audit import audit
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..eval_shapes import connection_json, evaluator_json, rule_json
@@ -53,7 +54,11 @@ async def list_connections(
 async def upsert_connection(request: Request, principal: ProjectKey) -> JSON:
     """Create the connection named ``provider`` or replace its settings and key."""
     body = await read_json(request)
-    return JSON(await ops.save_connection(runtime(request), principal.project_id, body))
+    rt = runtime(request)
+    shown = await ops.save_connection(rt, principal.project_id, body)
+    detail = {"provider": shown["provider"], "baseURL": shown["baseURL"]}
+    await audit(rt, principal, "llm_connection.upsert", shown["id"], detail)
+    return JSON(shown)
 
 
 @router.delete(CONNECTIONS + "/{connection_id}")
@@ -66,6 +71,7 @@ async def delete_connection(request: Request, connection_id: str, principal: Pro
     )
     if not removed:
         raise not_found(f"LLM connection {connection_id}")
+    await audit(rt, principal, "llm_connection.delete", connection_id)
     return JSON({"message": "LLM connection successfully deleted"})
 
 
@@ -76,7 +82,11 @@ async def delete_connection(request: Request, connection_id: str, principal: Pro
 async def create_evaluator(request: Request, principal: ProjectKey) -> JSON:
     """Create an evaluator, or the next version of the one with that name."""
     body = await read_json(request)
-    return JSON(await ops.create_evaluator(runtime(request), principal.project_id, body))
+    rt = runtime(request)
+    shown = await ops.create_evaluator(rt, principal.project_id, body)
+    detail = {"name": shown["name"], "version": shown["version"], "type": shown["type"]}
+    await audit(rt, principal, "evaluator.create", shown["id"], detail)
+    return JSON(shown)
 
 
 @router.get(EVALUATORS)
@@ -128,6 +138,7 @@ async def delete_evaluator(request: Request, evaluator_id: str, principal: Proje
 
     if not await rt.write(work):
         raise not_found(f"Evaluator {evaluator_id}")
+    await audit(rt, principal, "evaluator.delete", evaluator_id)
     return JSON({"message": "Evaluator successfully deleted"})
 
 
@@ -138,7 +149,11 @@ async def delete_evaluator(request: Request, evaluator_id: str, principal: Proje
 async def create_rule(request: Request, principal: ProjectKey) -> JSON:
     """Create a rule; it evaluates traces that arrive from now on."""
     body = await read_json_object(request)
-    return JSON(await ops.create_rule(runtime(request), principal.project_id, body))
+    rt = runtime(request)
+    shown = await ops.create_rule(rt, principal.project_id, body)
+    detail = {"name": shown["name"], "target": shown["target"]}
+    await audit(rt, principal, "evaluation_rule.create", shown["id"], detail)
+    return JSON(shown)
 
 
 @router.get(RULES)
@@ -202,6 +217,7 @@ async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
     found = await rt.write(work)
     if found is None:
         raise not_found(f"Evaluation rule {rule_id}")
+    await audit(rt, principal, "evaluation_rule.update", rule_id, {"fields": sorted(fields)})
     return JSON(found)
 
 
@@ -212,4 +228,5 @@ async def delete_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
     rt = runtime(request)
     if not await rt.write(lambda c: rt.store.evaluations.delete_rule(c, project_id, rule_id)):
         raise not_found(f"Evaluation rule {rule_id}")
+    await audit(rt, principal, "evaluation_rule.delete", rule_id)
     return JSON({"message": "Evaluation rule successfully deleted"})
