@@ -2,7 +2,8 @@
 (``/api/public/unstable/evaluators``, ``/api/public/unstable/evaluation-rules``), as in
 Langfuse's OpenAPI spec. Keys are sealed before they are stored and never returned
 (``displaySecretKey`` is masked); see docs/evaluations.md for what Lanterna adds
-(deterministic evaluator types) and refuses (code evaluators, other targets)."""
+(deterministic evaluator types, the ``trace`` target) and refuses (code evaluators, the
+``observation`` target)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from ...evaluation.definitions import check_rule, check_rule_mapping
+from ...evaluation.definitions import check_rule
 from ...store.db import Conn
 from ...store.interface import Evaluations
 from .. import eval_ops as ops
@@ -194,7 +195,8 @@ async def get_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSO
 
 @router.patch(RULES + "/{rule_id}")
 async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
-    """Change the fields given (name, evaluator and mapping, enabled, sampling, filter)."""
+    """Change the fields given (name, evaluator and mapping, target, enabled, sampling,
+    filter)."""
     fields = check_rule(await read_json_object(request), partial=True)
     project_id = principal.project_id
     rt = runtime(request)
@@ -204,12 +206,7 @@ async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
         stored = evaluations.get_rule(conn, project_id, rule_id)
         if stored is None:
             return None
-        changes = ops.resolve_rule(conn, evaluations, project_id, fields)
-        if "mapping" in changes and "evaluator_id" not in changes:
-            evaluator = evaluations.get_evaluator(conn, project_id, stored["evaluator_id"])
-            if evaluator is not None:
-                check_rule_mapping(evaluator, changes["mapping"])
-        changes.pop("target", None)  # one target today
+        changes = ops.resolve_rule(conn, rt.store, project_id, fields, stored)
         row = evaluations.update_rule(conn, project_id, rule_id, changes)
         assert row is not None
         return _rule(evaluations, conn, project_id, row)

@@ -131,7 +131,7 @@ async def create_rule(request: Request, project_id: str) -> Response:
         except ValueError:
             rate = sampling
         body = {"name": form.get("name"), "evaluator": {"name": form.get("evaluator")},
-                "target": "trace", "enabled": True, "sampling": rate,
+                "target": form.get("target") or "trace", "enabled": True, "sampling": rate,
                 "filter": _json_field(form, "filter") or [],
                 "mapping": _json_field(form, "mapping")}  # fmt: skip
         shown = await ops.create_rule(rt, pid, body)
