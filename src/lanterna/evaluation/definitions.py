@@ -34,8 +34,6 @@ TARGET_SOURCES = {
     "experiment": (*SOURCES, "expected_output", "experiment_item_metadata"),
 }
 _ALL_SOURCES = TARGET_SOURCES["experiment"]
-#: The environment of the judge's own traces (never evaluated, never the app's cost).
-EVALUATION_ENVIRONMENT = "lanterna-evaluation"
 
 
 class DefinitionError(InvalidRequestData, ValueError):

@@ -37,6 +37,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..alerts.secretbox import SecretBox
+from ..ingest.environment import EVALUATION_ENVIRONMENT
 from ..ingest.events import DomainEvent
 from ..ingest.langfuse_events import read_event
 from ..store.db import Conn, Database
@@ -46,7 +47,7 @@ from ..timeutil import format_ts
 from ..timeutil import now as utc_now
 from . import deterministic
 from .connections import endpoint_of
-from .definitions import EVALUATION_ENVIRONMENT, dataset_filter, variables
+from .definitions import dataset_filter, variables
 from .judge import JudgeAnswerError, fill, instructions, parse_answer, render
 from .llm import Caller, LlmError
 

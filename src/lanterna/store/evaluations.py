@@ -377,19 +377,10 @@ def new_traces(
     none arrived). ``until`` lies a little in the past, so that a batch stamped before
     it commits is not skipped."""
     d = conn.dialect
-    seen = conn.all(
-        "SELECT t.id, t.created_at FROM traces t WHERE t.project_id = ?"
-        " AND (t.created_at > ? OR (t.created_at = ? AND t.id > ?)) AND t.created_at <= ?"
-        " ORDER BY t.created_at, t.id LIMIT ?",
-        (project_id, d.ts(after[0]), d.ts(after[0]), after[1], d.ts(until), limit),
-    )
-    if not seen:
+    ids, cursor = _arrived(conn, "traces", "created_at", project_id, after, until, limit)
+    if cursor is None:
         return [], None
-    last = seen[-1]
-    cursor_at = d.ts_parse(last["created_at"])
-    assert cursor_at is not None
     compiled = compile_conditions(conditions, trace_columns(d), d, resource="traces")
-    ids = [r["id"] for r in seen]
     marks = ", ".join("?" for _ in ids)
     rows = conn.all(
         "SELECT t.id, t.name, t.environment, t.timestamp, t.input, t.output, t.metadata,"
@@ -400,7 +391,33 @@ def new_traces(
     for row in rows:
         for col in ("input", "output", "metadata"):
             row[col] = d.json_out(row[col])
-    return rows, (cursor_at, last["id"])
+    return rows, cursor
+
+
+def _arrived(
+    conn: Conn,
+    table: str,
+    column: str,
+    project_id: str,
+    after: tuple[datetime, str],
+    until: datetime,
+    limit: int,
+) -> tuple[list[str], tuple[datetime, str] | None]:
+    """Ids of ``table``'s rows whose arrival ``column`` lies after ``after`` (``(time,
+    id)``) and by ``until``, oldest first, at most ``limit``, and the cursor past the
+    last (None when none arrived)."""
+    d = conn.dialect
+    seen = conn.all(
+        f"SELECT id, {column} AS at FROM {table} WHERE project_id = ?"
+        f" AND ({column} > ? OR ({column} = ? AND id > ?)) AND {column} <= ?"
+        f" ORDER BY {column}, id LIMIT ?",
+        (project_id, d.ts(after[0]), d.ts(after[0]), after[1], d.ts(until), limit),
+    )
+    if not seen:
+        return [], None
+    cursor_at = d.ts_parse(seen[-1]["at"])
+    assert cursor_at is not None
+    return [r["id"] for r in seen], (cursor_at, seen[-1]["id"])
 
 
 def new_run_items(
@@ -420,18 +437,9 @@ def new_run_items(
     environment; the item's expected output and metadata), and the cursor past the last
     one looked at (None when none arrived)."""
     d = conn.dialect
-    seen = conn.all(
-        "SELECT ri.id, ri.updated_at FROM dataset_run_items ri WHERE ri.project_id = ?"
-        " AND (ri.updated_at > ? OR (ri.updated_at = ? AND ri.id > ?)) AND ri.updated_at <= ?"
-        " ORDER BY ri.updated_at, ri.id LIMIT ?",
-        (project_id, d.ts(after[0]), d.ts(after[0]), after[1], d.ts(until), limit),
-    )
-    if not seen:
+    ids, cursor = _arrived(conn, "dataset_run_items", "updated_at", project_id, after, until, limit)
+    if cursor is None:
         return [], None
-    last = seen[-1]
-    cursor_at = d.ts_parse(last["updated_at"])
-    assert cursor_at is not None
-    ids = [r["id"] for r in seen]
     where = f"ri.project_id = ? AND ri.id IN ({', '.join('?' for _ in ids)})"
     params: list[Any] = [project_id, *ids]
     if datasets is not None:
@@ -467,7 +475,7 @@ def new_run_items(
             "expected_output": d.json_out(row["expected_output"]),
             "experiment_item_metadata": d.json_out(row["item_metadata"]),
         })  # fmt: skip
-    return out, (cursor_at, last["id"])
+    return out, cursor
 
 
 # --- runs ------------------------------------------------------------------------------
