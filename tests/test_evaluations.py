@@ -219,9 +219,9 @@ def test_rules_are_checked_listed_changed_and_deleted(app_api, stub):
     assert unknown.status_code == 400 and "ghost" in unknown.json()["error"]
     other_target = app_api.post(
         "/api/public/unstable/evaluation-rules",
-        json={**bad_filter, "filter": [], "target": "experiment"},
+        json={**bad_filter, "filter": [], "target": "observation"},
     )
-    assert other_target.status_code == 400
+    assert other_target.status_code == 400 and "observation" in other_target.json()["error"]
     bad_var = app_api.post(
         "/api/public/unstable/evaluation-rules",
         json={**bad_filter, "filter": [], "mapping": [{"variable": "zzz", "source": "input"}]},
@@ -467,3 +467,143 @@ def test_lanterna_worker_runs_the_evaluation_rules(app_api, capsys):
     assert main(["worker", "--once", *args]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == ["evaluated 0 rule(s)", "ran 1 evaluation rule(s): 0 evaluation(s)"]
+
+
+# --- rules on experiments (dataset run items) ------------------------------------------------
+
+
+def dataset_with_items(api: Api, name: str, expected: dict[str, str]) -> dict[str, Any]:
+    """A dataset with one item per ``{item id: expected output}``."""
+    made = api.post("/api/public/v2/datasets", json={"name": name})
+    assert made.status_code == 200, made.text
+    for item_id, output in expected.items():
+        body = {"datasetName": name, "id": item_id, "input": {"question": item_id},
+                "expectedOutput": output, "metadata": {"difficulty": "easy"}}  # fmt: skip
+        assert api.post("/api/public/dataset-items", json=body).status_code == 200
+    return made.json()
+
+
+def link(api: Api, run: str, item_id: str, trace_id: str, **extra: Any) -> None:
+    body = {"runName": run, "datasetItemId": item_id, "traceId": trace_id, **extra}
+    response = api.post("/api/public/dataset-run-items", json=body)
+    assert response.status_code == 200, response.text
+
+
+def test_an_experiment_rule_scores_new_run_items_against_their_expected_output(app_api):
+    qa = dataset_with_items(app_api, "qa", {"q-1": "4", "q-2": "Paris"})
+    other = dataset_with_items(app_api, "other", {"o-1": "x"})
+    made = app_api.post(
+        "/api/public/unstable/evaluators", json={"name": "exact", "type": "exact_match"}
+    )
+    assert made.status_code == 200 and made.json()["variables"] == ["output", "expected"]
+    body = {
+        "name": "exact on qa",
+        "evaluator": {"name": "exact"},
+        "target": "experiment",
+        "enabled": True,
+        "filter": [
+            {"type": "stringOptions", "column": "datasetId", "operator": "any of",
+             "value": [qa["id"]]}
+        ],
+    }  # fmt: skip
+    rule = app_api.post("/api/public/unstable/evaluation-rules", json=body)
+    assert rule.status_code == 200, rule.text
+    assert rule.json()["target"] == "experiment"
+    # The app's traces for the run: one right, one wrong, one in another dataset.
+    ingest(
+        app_api,
+        event("trace-create", {"id": "run-q1", "name": "task", "output": "4",
+                               "environment": "ci"}),
+        event("trace-create", {"id": "run-q2", "name": "task", "output": "Lyon"}),
+        event("trace-create", {"id": "run-o1", "name": "task", "output": "x"}),
+    )  # fmt: skip
+    # Traces alone are not run items: nothing to evaluate yet.
+    assert tick(app_api) == 0
+    link(app_api, "run-1", "q-1", "run-q1")
+    link(app_api, "run-1", "q-2", "run-q2")
+    link(app_api, "run-1", "o-1", "run-o1")
+    assert tick(app_api) == 2
+    scores = app_api.get("/api/public/v2/scores", params={"name": "exact"}).json()["data"]
+    by_trace = {s["traceId"]: s for s in scores}
+    assert {t: s["value"] for t, s in by_trace.items()} == {"run-q1": 1.0, "run-q2": 0.0}
+    assert by_trace["run-q1"]["environment"] == "ci" and by_trace["run-q1"]["source"] == "EVAL"
+    assert by_trace["run-q1"]["metadata"]["ruleId"] == rule.json()["id"]
+    recorded = {(r["object_type"], r["status"]) for r in runs(app_api)}
+    assert recorded == {("DATASET_RUN_ITEM", "ok")}
+    # The run comparison shows the scores per item.
+    run = app_api.get("/api/public/datasets/qa/runs/run-1").json()
+    assert len(run["datasetRunItems"]) == 2
+    assert tick(app_api) == 0  # each run item once
+    assert other["id"] != qa["id"]
+
+
+def test_a_judge_on_experiments_reads_the_expected_output_and_scores_the_observation(app_api, stub):
+    connect(app_api, stub)
+    dataset_with_items(app_api, "capitals", {"c-1": "Paris"})
+    judge = {
+        **JUDGE,
+        "name": "correctness",
+        "prompt": "Q: {{question}}\nA: {{answer}}\nExpected: {{truth}} ({{level}})",
+    }
+    assert app_api.post("/api/public/unstable/evaluators", json=judge).status_code == 200
+    mapping = [
+        {"variable": "question", "source": "input", "jsonPath": "$.q"},
+        {"variable": "answer", "source": "output"},
+        {"variable": "truth", "source": "expected_output"},
+        {"variable": "level", "source": "experiment_item_metadata", "jsonPath": "$.difficulty"},
+    ]
+    body = {"name": "judge experiments", "evaluator": {"name": "correctness"},
+            "target": "dataset", "enabled": True, "mapping": mapping}  # fmt: skip
+    rule = app_api.post("/api/public/unstable/evaluation-rules", json=body)
+    assert rule.status_code == 200, rule.text
+    assert rule.json()["target"] == "experiment"  # "dataset" is its other name
+    ingest(
+        app_api,
+        event("trace-create", {"id": "exp-t", "name": "capital", "output": "whole trace"}),
+        event("generation-create", {"id": "exp-g", "traceId": "exp-t", "name": "llm",
+                                    "input": {"q": "Capital of France?"}, "output": "Paris"}),
+    )  # fmt: skip
+    link(app_api, "judged-run", "c-1", "exp-t", observationId="exp-g")
+    assert tick(app_api) == 1
+    (request,) = stub.requests
+    prompt = request["messages"][1]["content"]
+    assert prompt == "Q: Capital of France?\nA: Paris\nExpected: Paris (easy)"
+    (score,) = app_api.get("/api/public/v2/scores", params={"name": "correctness"}).json()["data"]
+    assert (score["traceId"], score["observationId"], score["value"]) == ("exp-t", "exp-g", 0.8)
+    # The judge's own trace is in its own environment, never among the app's costs.
+    judged = app_api.get("/api/public/traces", params={"environment": "lanterna-evaluation"})
+    assert [t["name"] for t in judged.json()["data"]] == ["evaluator:correctness"]
+
+
+def test_experiment_rules_are_checked_against_their_target(app_api):
+    dataset_with_items(app_api, "qa", {"q-1": "4"})
+    app_api.post("/api/public/unstable/evaluators", json={"name": "exact", "type": "exact_match"})
+    base = {"name": "r", "evaluator": {"name": "exact"}, "enabled": True}
+    rules = "/api/public/unstable/evaluation-rules"
+    expected_on_traces = app_api.post(
+        rules,
+        json={**base, "target": "trace",
+              "mapping": [{"variable": "expected", "source": "expected_output"}]},
+    )  # fmt: skip
+    assert expected_on_traces.status_code == 400
+    assert "only valid for target 'experiment'" in expected_on_traces.json()["error"]
+    by_name = app_api.post(
+        rules,
+        json={**base, "target": "experiment",
+              "filter": [{"type": "string", "column": "name", "operator": "=", "value": "x"}]},
+    )  # fmt: skip
+    assert by_name.status_code == 400 and "datasetId" in by_name.json()["error"]
+    unknown = app_api.post(
+        rules,
+        json={**base, "target": "experiment",
+              "filter": [{"type": "stringOptions", "column": "datasetId",
+                          "operator": "any of", "value": ["no-such-dataset"]}]},
+    )  # fmt: skip
+    assert unknown.status_code == 400 and "no-such-dataset" in unknown.json()["error"]
+    # A trace rule moved to experiments keeps its checks and starts from now.
+    made = app_api.post(rules, json={**base, "target": "trace"}).json()
+    moved = app_api.patch(f"{rules}/{made['id']}", json={"target": "experiment"})
+    assert moved.status_code == 200 and moved.json()["target"] == "experiment"
+    expected = [{"variable": "expected", "source": "expected_output"}]
+    bad_move = app_api.patch(f"{rules}/{made['id']}", json={"target": "trace", "mapping": expected})
+    assert bad_move.status_code == 400

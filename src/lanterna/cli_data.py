@@ -72,7 +72,8 @@ def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     """``export``: the project's traces (filtered) as JSONL, CSV or Parquet."""
-    from .server.export import KINDS, Progress, encode, export_choice, records
+    from .server.export import JSONL_KINDS, Progress, encode, export_choice, records
+    from .server.media import blob_store
     from .store.filters import parse_filter
     from .store.interface import TraceQuery, sql_store
 
@@ -87,7 +88,9 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
         environments=tuple(args.environment or ()),
         filters=parse_filter(args.filter),
     )
-    db = _open(ctx.settings_of(args).db_url)
+    settings = ctx.settings_of(args)
+    db = _open(settings.db_url)
+    blobs = blob_store(settings)
 
     def progress(p: Progress) -> None:
         print(f"exported {p.line()}", file=sys.stderr, flush=True)
@@ -95,8 +98,10 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     try:
         read, _ = _runners(db)
         pid = read(lambda c: ctx.project_of(c, args.project))
-        kinds = KINDS if fmt == "jsonl" else (kind,)
-        items = records(sql_store(), read, pid, query, kinds=kinds, progress=progress)
+        kinds = JSONL_KINDS if fmt == "jsonl" else (kind,)
+        items = records(
+            sql_store(), read, pid, query, kinds=kinds, progress=progress, blobs=blobs.read
+        )
         out = open(args.output, "wb") if args.output else nullcontext(sys.stdout.buffer)  # noqa: SIM115
         with out as sink:
             for chunk in encode(items, fmt, kind):
@@ -158,11 +163,16 @@ def _pages(done: int, total: int) -> None:
 
 def cmd_backup(args: argparse.Namespace, ctx: Context) -> int:
     """``backup DEST``: a consistent copy of the SQLite database, while it serves."""
-    from .store.backup import BackupError, backup
+    from .store.backup import BackupError, backup, copy_media, media_folder_of
 
     source = _sqlite_path(args, ctx, "backup")
+    settings = ctx.settings_of(args)
     try:
         result = backup(source, Path(args.dest), progress=_pages)
+        if settings.media_storage == "local":  # S3 media stay in their bucket
+            folder = media_folder_of(result.path)
+            copied = copy_media(result.path, Path(settings.media_folder), folder)
+            print(f"copied {copied} media blob(s) to {folder}", file=sys.stderr)
     except BackupError as exc:
         raise SystemExit(f"lanterna backup: {exc}") from None
     print(f"backed up {source} to {result.path} ({result.pages} pages, {result.bytes} bytes)")
@@ -171,11 +181,16 @@ def cmd_backup(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
     """``restore BACKUP``: the backup copied over the database (server stopped)."""
-    from .store.backup import BackupError, restore
+    from .store.backup import BackupError, copy_media, media_folder_of, restore
 
     target = _sqlite_path(args, ctx, "restore")
+    settings = ctx.settings_of(args)
     try:
         result = restore(Path(args.backup), target, force=args.force, progress=_pages)
+        folder = media_folder_of(Path(args.backup))
+        if settings.media_storage == "local" and folder.is_dir():
+            copied = copy_media(target, folder, Path(settings.media_folder))
+            print(f"restored {copied} media blob(s) from {folder}", file=sys.stderr)
     except BackupError as exc:
         raise SystemExit(f"lanterna restore: {exc}") from None
     print(f"restored {args.backup} to {result.path} ({result.pages} pages)")

@@ -20,7 +20,10 @@ ended; for cost: observations with a cost).
 Filters name a trace or observation field: ``traceName``, ``observationName``,
 ``model``, ``userId``, ``sessionId``, ``tag``, ``environment``, ``release`` (equality;
 a tag: the trace has it) and ``metadata`` (``{key: value}``: every pair matches; the
-observation's metadata, or the score's for ``score_avg``).
+observation's metadata, or the score's for ``score_avg``). A rule without an
+``environment`` filter leaves out the evaluation judge's own environment
+(``lanterna-evaluation``, :mod:`.app_traffic`): its cost, tokens and calls are not the
+app's.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ..schema.field import FILTER_KIND
 from ..store.db import Conn
 from ..store.dialect import SQLITE
 from ..timeutil import format_ts
+from .app_traffic import app_filters
 from .query import VIEWS, parse_query, run_query
 from .query.model import ROW_LIMIT_MAX
 
@@ -177,6 +181,9 @@ def _conditions(spec: MetricSpec, view_index: int) -> list[dict[str, Any]]:
             out.append({"type": "string", "column": column, "operator": "=", "value": value})
     if spec.metric == "score_avg":
         out.append({"type": "string", "column": "name", "operator": "=", "value": spec.score_name})
+    if "environment" not in spec.filters:  # the judge's own traffic is not the app's
+        environment = FILTERS["environment"][view_index]
+        out += [{**c, "column": environment} for c in app_filters([])]
     return out
 
 

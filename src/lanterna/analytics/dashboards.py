@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import Conflict, InvalidInput
 from ..store.filters import FilterError, conditions_of
 from ..timeutil import parse_ts
+from .app_traffic import app_filters
 from .query import TIME_DIMENSION, Query, QueryError, parse_query
 from .query.model import ROW_LIMIT_MAX, STEPS
 
@@ -259,7 +260,8 @@ def widget_query(
         "view": widget["view"],
         "dimensions": widget["dimensions"],
         "metrics": metrics,
-        "filters": [*widget["filters"], *(extra_filters or [])],
+        # The judge's own traffic is left out unless a filter names an environment.
+        "filters": app_filters([*widget["filters"], *(extra_filters or [])]),
         "fromTimestamp": _iso(start),
         "toTimestamp": _iso(end),
         "config": {"row_limit": config.get("row_limit") or ROW_LIMIT_MAX},

@@ -70,9 +70,13 @@ class Scope:
     release: str | None = None
     model: str | None = None
     metadata: Sequence[tuple[str, str]] = ()
+    #: environments left out (the metrics page: the evaluation judge's own, unless an
+    #: environment is chosen; see ``analytics/app_traffic.py``)
+    exclude_environments: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "environments", tuple(self.environments))
+        object.__setattr__(self, "exclude_environments", tuple(self.exclude_environments))
         object.__setattr__(self, "tags", tuple(self.tags))
         object.__setattr__(self, "metadata", tuple((k, v) for k, v in self.metadata))
 
@@ -101,14 +105,32 @@ class Scope:
             and not self.metadata
         )
 
+    def environment_filter(self) -> Sequence[str] | None:
+        """The environments in scope as a rollup filter: one of a list, any but some
+        (``rollup_read.Excluding``), or None (any)."""
+        if self.environments:
+            return [e for e in self.environments if e not in self.exclude_environments]
+        if self.exclude_environments:
+            return rollup_read.Excluding(self.exclude_environments)
+        return None
+
+    def environment_sql(self, column: str) -> tuple[str, list[Any]]:
+        """`` AND <column> IN (...)`` (or ``NOT IN``) for the environments in scope, and
+        its parameters (``""`` when any environment is)."""
+        values = self.environment_filter()
+        if values is None:
+            return "", []
+        if not values:
+            return " AND 1 = 0", []
+        negate = "NOT " if isinstance(values, rollup_read.Excluding) else ""
+        return f" AND {column} {negate}IN ({', '.join('?' * len(values))})", list(values)
+
     def filters(self, conn: Conn) -> tuple[str, list[Any]]:
         """SQL condition on ``traces t`` for everything but the time range."""
         d = conn.dialect
-        clauses = ["t.project_id = ?"]
-        params: list[Any] = [self.project_id]
-        if self.environments:
-            clauses.append(f"t.environment IN ({', '.join('?' * len(self.environments))})")
-            params.extend(self.environments)
+        env_sql, env_params = self.environment_sql("t.environment")
+        clauses = [f"t.project_id = ?{env_sql}"]
+        params: list[Any] = [self.project_id, *env_params]
         if self.user_id is not None:
             clauses.append("t.user_id = ?")
             params.append(self.user_id)
@@ -272,8 +294,9 @@ def _model_rows(conn: Conn, scope: Scope, start: datetime, end: datetime) -> lis
 
 def _rollup_filters(scope: Scope) -> dict[str, Sequence[Any]]:
     filters: dict[str, Sequence[Any]] = {}
-    if scope.environments:
-        filters["environment"] = scope.environments
+    environments = scope.environment_filter()
+    if environments is not None:
+        filters["environment"] = environments
     if scope.trace_name is not None:
         filters["trace_name"] = [scope.trace_name]
     return filters
@@ -438,9 +461,7 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
     # trace_totals: one narrow row per trace (see store.rollups); its time index
     # covers the query, so a range reads its slice of that index.
     index = "trace_totals_time"
-    envs = ""
-    if scope.environments:
-        envs = f" AND environment IN ({', '.join('?' * len(scope.environments))})"
+    envs, env_params = scope.environment_sql("environment")
     parts: list[str] = []
     params: list[Any] = []
     for a, b in partial:
@@ -449,7 +470,7 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
             f" FROM trace_totals{d.indexed_by(index)} WHERE project_id = ? AND timestamp >= ?"
             f" AND timestamp < ?{envs} AND {column} IS NOT NULL AND observations > 0"
         )
-        params += [scope.project_id, d.ts(a), d.ts(b), *scope.environments]
+        params += [scope.project_id, d.ts(a), d.ts(b), *env_params]
     if column == "user_id" and hours is not None:
         # Whole hours: one row per (user, hour, environment) of the hourly user rollup.
         fmt = "%Y-%m-%dT%H"
@@ -459,7 +480,7 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
             " AND observed_traces > 0"
         )
         params += [scope.project_id, hours[0].strftime(fmt), hours[1].strftime(fmt)]
-        params += scope.environments
+        params += env_params
     rows = conn.all(
         "SELECT key, SUM(traces) AS traces, SUM(cost) AS cost, SUM(tokens) AS tokens"
         f" FROM ({' UNION ALL '.join(parts)}) per_part GROUP BY key"
@@ -504,10 +525,8 @@ def score_series(conn: Conn, scope: Scope) -> dict[str, list[float | None]]:
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0]))
     for a, b in partial:
         params: list[Any] = [scope.project_id, d.ts(a), d.ts(b)]
-        env = ""
-        if scope.environments:
-            env = f" AND s.environment IN ({', '.join('?' * len(scope.environments))})"
-            params.extend(scope.environments)
+        env, env_params = scope.environment_sql("s.environment")
+        params.extend(env_params)
         if not scope.rolled_up or scope.trace_name is not None:
             # scores of the traces in scope (by the scores' timestamps)
             traces, trace_params = scope.filters(conn)

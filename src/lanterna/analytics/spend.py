@@ -6,14 +6,17 @@ Budgets (:mod:`lanterna.alerts.budgets`) read it. A project's or a user's spend 
 through the metrics query layer (:mod:`.query`), which answers the whole hours of the
 range from the hourly rollups (a period's bounds are whole hours, so a budget's spend
 reads no raw row); a session's or a tag's (no rollup holds them) is summed from raw rows.
+The evaluation judge's own traces (environment ``lanterna-evaluation``) are left out.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from ..store.db import Conn
 from ..timeutil import format_ts
+from .app_traffic import NOT_APP, app_filters
 from .metrics import JOIN, USAGE, Scope, Usage
 from .query import parse_query, run_query
 
@@ -33,9 +36,10 @@ def cost_between(
     tag: str | None = None,
 ) -> float:
     """The cost of the project's traces with ``timestamp`` in ``[start, end)`` (either
-    end open when None), narrowed to a user, a session and/or a tag."""
+    end open when None), narrowed to a user, a session and/or a tag; the evaluation
+    judge's own traces (:mod:`.app_traffic`) are not the project's spend."""
     if session_id is None and tag is None:
-        filters = []
+        filters: list[dict[str, Any]] = []
         if user_id is not None:
             filters.append(
                 {"type": "string", "column": "userId", "operator": "=", "value": user_id}
@@ -43,13 +47,14 @@ def cost_between(
         body = {
             "view": "traces",
             "metrics": [{"measure": "totalCost", "aggregation": "sum"}],
-            "filters": filters,
+            "filters": app_filters(filters),
             "fromTimestamp": format_ts(start or _EARLIEST),
             "toTimestamp": format_ts(end or _LATEST),
         }
         rows = run_query(conn, project_id, parse_query(body, version=1))
         return float(rows[0]["sum_totalCost"] or 0.0) if rows else 0.0
-    scope = Scope(project_id, start, end, user_id=user_id, tags=() if tag is None else (tag,))
+    tags = () if tag is None else (tag,)
+    scope = Scope(project_id, start, end, user_id=user_id, tags=tags, exclude_environments=NOT_APP)
     where, params = scope.where(conn)
     if session_id is not None:
         where += " AND t.session_id = ?"

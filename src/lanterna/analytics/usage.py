@@ -349,8 +349,9 @@ def _days_from_rollups(conn: Conn, scope: Scope) -> dict[str, DayUsage]:
             _add(models[(r["day"], r["model"])], r, ("traces", *raw_names))
     if hours is not None:
         filters: dict[str, Any] = {}
-        if scope.environments:
-            filters["environment"] = scope.environments
+        environments = scope.environment_filter()
+        if environments is not None:
+            filters["environment"] = environments
         if scope.trace_name is not None:
             filters["trace_name"] = [scope.trace_name]
 

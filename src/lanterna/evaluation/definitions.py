@@ -4,8 +4,12 @@ fields (a 400 naming the field otherwise).
 Evaluator types: ``llm_as_judge`` (prompt, output definition, ``modelConfig``
 naming an LLM connection's provider and a model) and the deterministic ones of
 :mod:`~lanterna.evaluation.deterministic` (``config``). ``code`` evaluators are
-refused: Lanterna runs no user code. A rule has one evaluator, the ``trace`` target
-(the trace list's ``filter`` JSON), a sampling rate in (0, 1] and an optional mapping.
+refused: Lanterna runs no user code. A rule has one evaluator, a target, a sampling
+rate in (0, 1] and an optional mapping. Targets: ``trace`` (new traces, filtered with
+the trace list's ``filter`` JSON) and ``experiment`` (new dataset run items, as
+Langfuse's evaluators on experiments; ``dataset`` is accepted as its other name),
+filtered by ``datasetId`` (``stringOptions``, ``any of`` / ``none of``), whose mapping
+may also read the item's ``expected_output`` and ``experiment_item_metadata``.
 """
 
 from __future__ import annotations
@@ -15,14 +19,21 @@ from typing import Any
 from ..errors import InvalidRequestData
 from ..store.filters import conditions_of
 from . import deterministic
-from .judge import check_mapping, check_output_definition, variables_of
+from .judge import SOURCES, check_mapping, check_output_definition, variables_of
 
 #: The evaluator types accepted (``type``).
 EVALUATOR_TYPES = ("llm_as_judge", *deterministic.TYPES)
-#: What a rule evaluates: ``trace`` (new traces matching the trace list filter).
-TARGETS = ("trace",)
-#: The environment of the judge's own traces (never evaluated, never the app's cost).
-EVALUATION_ENVIRONMENT = "lanterna-evaluation"
+#: What a rule evaluates: ``trace`` (new traces matching the trace list filter) or
+#: ``experiment`` (new dataset run items of the datasets its filter names).
+TARGETS = ("trace", "experiment")
+#: Other names of a target.
+TARGET_ALIASES = {"dataset": "experiment"}
+#: The mapping sources each target offers.
+TARGET_SOURCES = {
+    "trace": SOURCES,
+    "experiment": (*SOURCES, "expected_output", "experiment_item_metadata"),
+}
+_ALL_SOURCES = TARGET_SOURCES["experiment"]
 
 
 class DefinitionError(InvalidRequestData, ValueError):
@@ -119,19 +130,22 @@ def check_rule(body: Any, *, partial: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not partial or "name" in body:
         out["name"] = _name(body)
-    if not partial or any(k in body for k in ("evaluator", "evaluators")):
-        out["evaluator_name"], mapping = _evaluator_ref(body)
-        out["mapping"] = check_mapping(mapping, "mapping") or None
-    elif "mapping" in body:
-        out["mapping"] = check_mapping(body["mapping"], "mapping") or None
     if not partial or "target" in body:
         target = body.get("target", "trace")
+        target = TARGET_ALIASES.get(target, target) if isinstance(target, str) else target
         if target not in TARGETS:
             raise DefinitionError(
-                f"target: {target!r} is not supported yet; rules evaluate new traces"
-                " (target 'trace', filtered with the trace list's filter JSON)"
+                f"target: {target!r} is not supported; rules evaluate new traces (target"
+                " 'trace', filtered with the trace list's filter JSON) or new dataset run"
+                " items (target 'experiment', filtered by datasetId)"
             )
         out["target"] = target
+    sources = _ALL_SOURCES  # which of them the target offers: check_target
+    if not partial or any(k in body for k in ("evaluator", "evaluators")):
+        out["evaluator_name"], mapping = _evaluator_ref(body)
+        out["mapping"] = check_mapping(mapping, "mapping", sources) or None
+    elif "mapping" in body:
+        out["mapping"] = check_mapping(body["mapping"], "mapping", sources) or None
     if not partial or "enabled" in body:
         enabled = body.get("enabled")
         if not isinstance(enabled, bool):
@@ -144,6 +158,43 @@ def check_rule(body: Any, *, partial: bool = False) -> dict[str, Any]:
         out["filter"] = [] if raw is None else raw
         conditions_of(out["filter"], "filter")  # FilterError: a 400 naming the condition
     return out
+
+
+def check_target(target: str, filter_: Any, mapping: list[dict[str, Any]] | None) -> None:
+    """Raise :class:`DefinitionError` when a rule's mapping reads a source its target
+    lacks, or when an ``experiment`` rule's filter is not on ``datasetId`` (the trace
+    target's filter is checked against the trace list's columns by the store)."""
+    for i, entry in enumerate(mapping or []):
+        if entry["source"] not in TARGET_SOURCES[target]:
+            raise DefinitionError(
+                f"mapping[{i}].source: {entry['source']!r} is only valid for target"
+                f" 'experiment' (target {target!r} offers {', '.join(TARGET_SOURCES[target])})"
+            )
+    if target == "experiment":
+        dataset_filter(filter_)
+
+
+def dataset_filter(filter_: Any) -> tuple[str, list[str]] | None:
+    """An ``experiment`` rule's filter as ``(operator, dataset ids)`` (None: every
+    dataset); several conditions narrow each other. :class:`DefinitionError` for any
+    other condition."""
+    allowed: set[str] | None = None
+    excluded: set[str] = set()
+    for i, cond in enumerate(conditions_of(filter_ or [], "filter")):
+        ok = cond.column == "datasetId" and cond.operator in ("any of", "none of")
+        values = cond.value
+        if not ok or not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise DefinitionError(
+                f"filter[{i}]: target 'experiment' filters only on column 'datasetId'"
+                " (type stringOptions, operator 'any of' or 'none of', a list of dataset ids)"
+            )
+        if cond.operator == "any of":
+            allowed = set(values) if allowed is None else allowed & set(values)
+        else:
+            excluded |= set(values)
+    if allowed is not None:
+        return "any of", sorted(allowed - excluded)
+    return ("none of", sorted(excluded)) if excluded else None
 
 
 def check_rule_mapping(evaluator: dict[str, Any], mapping: list[dict[str, Any]] | None) -> None:

@@ -3,7 +3,8 @@ fields, the instruction to answer as JSON, and the answer parsed into a score.
 
 Templates use ``{{variable}}``; each variable is filled through the mapping
 (``{variable, source, jsonPath}``: ``source`` is ``input``, ``output`` or ``metadata``
-of the evaluated trace, ``jsonPath`` an optional ``$.a.b[0]`` path into it). The judge
+of the evaluated trace, or a dataset run item's ``expected_output`` or
+``experiment_item_metadata``, ``jsonPath`` an optional ``$.a.b[0]`` path into it). The judge
 is asked for ``{"score": ..., "reasoning": "..."}``; the score is checked against the
 output definition (a number within its bounds, true/false, or one of its categories)
 and the reasoning becomes the score's comment.
@@ -24,6 +25,9 @@ from .deterministic import as_text
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 _PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[['\"]([^'\"]+)['\"]\]")
 SOURCES = ("input", "output", "metadata")
+#: Variables filled from the object's field of their own name when not mapped (a run
+#: item's ``expected_output``, ``experiment_item_metadata`` and ``expected``).
+DEFAULT_FIELDS = (*SOURCES, "expected_output", "experiment_item_metadata", "expected")
 DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL")
 
 
@@ -112,14 +116,15 @@ def check_mapping(raw: Any, where: str, sources: tuple[str, ...] = SOURCES) -> l
 def fill(
     mapping: list[dict[str, Any]], variables: list[str], obj: dict[str, Any]
 ) -> dict[str, Any]:
-    """The variables' values from ``obj`` (``input``/``output``/``metadata``); a
-    variable without a mapping entry takes the field of its own name, if there is one."""
+    """The variables' values from ``obj`` (``input``/``output``/``metadata``, and a run
+    item's ``expected_output``/``experiment_item_metadata``); a variable without a
+    mapping entry takes the field of its own name, if there is one."""
     by_name = {m["variable"]: m for m in mapping}
     values: dict[str, Any] = {}
     for name in variables:
         entry = by_name.get(name)
         if entry is None:
-            values[name] = obj.get(name) if name in SOURCES else None
+            values[name] = obj.get(name) if name in DEFAULT_FIELDS else None
         else:
             values[name] = select(obj.get(entry["source"]), entry.get("jsonPath"))
     return values

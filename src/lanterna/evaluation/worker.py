@@ -1,5 +1,6 @@
 """The online evaluation worker: :meth:`EvaluationWorker.tick` runs every enabled rule
-over the traces that arrived since it last looked, once across every process sharing
+over the traces (target ``trace``) or dataset run items (target ``experiment``) that
+arrived since it last looked, once across every process sharing
 the database (a lease per rule, as the alert evaluator's), and records each outcome.
 ``alerts.evaluator.EvaluatorLoop`` ticks it in a background thread (``lanterna serve``,
 ``lanterna worker``).
@@ -10,7 +11,11 @@ later is not skipped); keep those matching the rule's filter, not in the
 ``lanterna-evaluation`` environment, and sampled (a hash of rule and trace id below
 the rate: the same trace is always in or out); evaluate each; then, in one
 transaction, move the cursor, record the runs and write the scores and the judge's
-own traces (only if the lease is still ours). A judge that fails, times out or
+own traces (only if the lease is still ours). A run item is evaluated as its
+observation (when it names one) or its trace, with the item's expected output and
+metadata as the ``expected_output`` and ``experiment_item_metadata`` sources (and
+``expected`` for the deterministic evaluators); its score lands on that trace and
+observation. A judge that fails, times out or
 answers nonsense gives a run with status ``error`` and its message, never an
 exception out of the tick; ingestion never waits for any of it.
 
@@ -32,6 +37,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..alerts.secretbox import SecretBox
+from ..ingest.environment import EVALUATION_ENVIRONMENT
 from ..ingest.events import DomainEvent
 from ..ingest.langfuse_events import read_event
 from ..store.db import Conn, Database
@@ -41,7 +47,7 @@ from ..timeutil import format_ts
 from ..timeutil import now as utc_now
 from . import deterministic
 from .connections import endpoint_of
-from .definitions import EVALUATION_ENVIRONMENT, variables
+from .definitions import dataset_filter, variables
 from .judge import JudgeAnswerError, fill, instructions, parse_answer, render
 from .llm import Caller, LlmError
 
@@ -111,18 +117,25 @@ class Evaluate:
         at: datetime,
     ) -> Outcome:
         """Evaluate ``obj`` (``id``, ``environment``, ``input``, ``output``,
-        ``metadata``); the run and the events, never an exception for a judge's failure."""
+        ``metadata``; a run item adds ``objectType``, ``traceId``, ``observationId``,
+        ``expected_output``, ``experiment_item_metadata``); the run and the events, never
+        an exception for a judge's failure."""
         run: dict[str, Any] = {"rule_id": rule_id, "evaluator_id": evaluator["id"],
-                               "object_type": "TRACE", "object_id": obj["id"]}  # fmt: skip
+                               "object_type": obj.get("objectType", "TRACE"),
+                               "object_id": obj["id"]}  # fmt: skip
         values = fill(mapping or evaluator.get("mapping") or [], variables(evaluator), obj)
         score: dict[str, Any] = {
             "id": score_id(rule_id, obj["id"]),
-            "traceId": obj["id"],
+            "traceId": obj.get("traceId", obj["id"]),
             "name": evaluator["name"],
             "source": "EVAL",
             "environment": obj.get("environment") or "default",
             "metadata": {"evaluatorId": evaluator["id"], "ruleId": rule_id},
         }
+        if obj.get("observationId"):
+            score["observationId"] = obj["observationId"]
+        if run["object_type"] != "TRACE":
+            score["metadata"]["datasetRunItemId"] = obj["id"]
         if evaluator["type"] != "llm_as_judge":
             try:
                 verdict = deterministic.run(evaluator["type"], evaluator["config"] or {}, values)
@@ -167,7 +180,7 @@ class Evaluate:
                 "id": judge_trace, "name": f"evaluator:{evaluator['name']}", "environment": env,
                 "input": messages, "output": completion.text,
                 "metadata": {"evaluatorId": evaluator["id"], "ruleId": rule_or_none(run),
-                             "targetTraceId": obj["id"]},
+                             "targetTraceId": score["traceId"]},
             }, at),
             _event("generation-create", {
                 "id": self.new_id(), "traceId": judge_trace, "name": "judge", "environment": env,
@@ -278,18 +291,26 @@ class EvaluationWorker:
                 if evaluator and evaluator["type"] == "llm_as_judge"
                 else (self.batch)
             )
-            traces, cursor = evaluations.new_traces(
-                conn, pid, conditions_of(rule["filter"], "filter"),
-                (cursor_at, rule["cursor_id"] or ""), until=at - self.settle, limit=limit,
-            )  # fmt: skip
+            after, until = (cursor_at, rule["cursor_id"] or ""), at - self.settle
+            if rule["target"] == "experiment":
+                wanted = dataset_filter(rule["filter"])
+                found, cursor = evaluations.new_run_items(
+                    conn, pid, wanted, after, until=until, limit=limit
+                )
+                objects = [_run_item_object(r) for r in found]
+            else:
+                conditions = conditions_of(rule["filter"], "filter")
+                objects, cursor = evaluations.new_traces(
+                    conn, pid, conditions, after, until=until, limit=limit
+                )
         outcomes: list[Outcome] = []
         if evaluator is not None:
-            for trace in traces:
-                if trace["environment"] == EVALUATION_ENVIRONMENT:
+            for obj in objects:
+                if obj["environment"] == EVALUATION_ENVIRONMENT:
                     continue  # the judge's own traces
-                if not sampled(rid, trace["id"], rule["sampling"]):
+                if not sampled(rid, obj["id"], rule["sampling"]):
                     continue
-                outcomes.append(self.evaluate(pid, evaluator, rule["mapping"], trace,
+                outcomes.append(self.evaluate(pid, evaluator, rule["mapping"], obj,
                                               rule_id=rid, at=at))  # fmt: skip
         runs = [o.run for o in outcomes]
         events = [e for o in outcomes for e in o.events]
@@ -300,5 +321,16 @@ class EvaluationWorker:
 
         self.write(commit)
         errors = sum(1 for r in runs if r["status"] == "error")
-        looked = 0 if cursor is None else max(len(traces), 1)
+        looked = 0 if cursor is None else max(len(objects), 1)
         return RuleTick(pid, rid, looked, len(runs) - errors, errors)
+
+
+def _run_item_object(row: dict[str, Any]) -> dict[str, Any]:
+    """A dataset run item as the object an evaluator reads (see the module's doc)."""
+    return {
+        **row,
+        "objectType": "DATASET_RUN_ITEM",
+        "traceId": row["trace_id"],
+        "observationId": row["observation_id"],
+        "expected": row["expected_output"],
+    }

@@ -6,6 +6,9 @@ import re
 
 _VALID = re.compile(r"[a-z0-9_-]+")
 DEFAULT = "default"
+#: The environment of the evaluation judge's own traces: their cost is the evaluation's,
+#: never the app's (budgets, alerts and dashboards leave it out unless asked for it).
+EVALUATION_ENVIRONMENT = "lanterna-evaluation"
 
 
 def normalize_environment(value: object) -> str:

@@ -9,7 +9,13 @@ page (``Page``: actor ``user:<email>``); the project comes from it. Actions are
 ``masking.update``, ``prompt.create``, ``prompt.labels``, ``prompt.delete``,
 ``alert_rule.create|update|delete``, ``budget.create|update|delete``,
 ``trace.delete``, ``score.delete``, ``user.delete``, ``session.delete``,
-``model.create|delete``. Never pass a secret in ``detail``.
+``model.create|delete``, ``dataset.create|update``,
+``dataset_item.create|update|delete``, ``dataset_run.create|delete``,
+``llm_connection.upsert|delete``, ``evaluator.create|delete``,
+``evaluation_rule.create|update|delete``, ``ab_test.create|update|start|stop|conclude|delete``,
+``media.upload|delete``, ``annotation_queue.create``,
+``annotation_queue_item.create|update|delete``, ``annotation_queue.assign|unassign``,
+``comment.create``. Never pass a secret in ``detail``.
 
 An organisation key (:class:`~lanterna.server.org_auth.OrgPrincipal`, actor
 ``org-key:<public key>``) names no project: pass ``project_id=`` for a change to one
@@ -36,6 +42,12 @@ def actor_of(who: Any) -> tuple[str, str]:
     if isinstance(who, OrgPrincipal):
         return f"org-key:{who.public_key}", ""
     return f"user:{who.viewer.user['email']}", str(who.pid)
+
+
+def created_or_updated(shown: dict[str, Any]) -> str:
+    """``"create"`` for an upserted object's JSON that was just made (its ``createdAt``
+    is its ``updatedAt``), ``"update"`` otherwise."""
+    return "create" if shown.get("createdAt") == shown.get("updatedAt") else "update"
 
 
 async def audit(

@@ -9,10 +9,17 @@ from typing import Any
 
 from ..errors import DomainError
 from ..evaluation.connections import check_connection, seal
-from ..evaluation.definitions import check_evaluator, check_rule, check_rule_mapping
+from ..evaluation.definitions import (
+    check_evaluator,
+    check_rule,
+    check_rule_mapping,
+    check_target,
+    dataset_filter,
+)
 from ..store.db import Conn
 from ..store.filters import conditions_of
-from ..store.interface import Evaluations
+from ..store.interface import Store
+from ..timeutil import now
 from .errors import ApiError
 from .eval_shapes import connection_json, evaluator_json, rule_json
 from .runtime import Runtime
@@ -64,31 +71,65 @@ async def create_evaluator(rt: Runtime, project_id: str, body: Any) -> dict[str,
 
 
 def resolve_rule(
-    conn: Conn, store: Evaluations, project_id: str, fields: dict[str, Any]
+    conn: Conn,
+    store: Store,
+    project_id: str,
+    fields: dict[str, Any],
+    stored: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A rule's stored fields with its evaluator looked up by name and its filter and
-    mapping checked against it (400 naming what is wrong)."""
+    """A rule's stored fields (the changes to ``stored``, when given) with its evaluator
+    looked up by name and its target, filter and mapping checked together (400 naming
+    what is wrong: a trace filter on the trace list's columns, an experiment filter on
+    the project's dataset ids). A rule moved to another target starts from now."""
+    evaluations = store.evaluations
     out = dict(fields)
     name = out.pop("evaluator_name", None)
+    evaluator = None
     if name is not None:
-        evaluator = store.evaluator_by_name(conn, project_id, name)
+        evaluator = evaluations.evaluator_by_name(conn, project_id, name)
         if evaluator is None:
             raise ApiError(400, "Invalid request data", f"evaluator.name: no evaluator {name!r}")
-        check_rule_mapping(evaluator, out.get("mapping"))
         out["evaluator_id"] = evaluator["id"]
-    if "filter" in out:
-        store.check_trace_filter(conn, conditions_of(out["filter"], "filter"))
+    elif stored is not None and "mapping" in out:
+        evaluator = evaluations.get_evaluator(conn, project_id, stored["evaluator_id"])
+    rule = {**(stored or {}), **out}
+    if evaluator is not None:
+        check_rule_mapping(evaluator, rule.get("mapping"))
+    if {"target", "filter", "mapping"} & set(out):
+        check_target(rule["target"], rule["filter"], rule.get("mapping"))
+        if rule["target"] == "trace":
+            evaluations.check_trace_filter(conn, conditions_of(rule["filter"], "filter"))
+        else:
+            _check_datasets(conn, store, project_id, dataset_filter(rule["filter"]))
+    if stored is not None and out.get("target", stored["target"]) != stored["target"]:
+        out["cursor_at"], out["cursor_id"] = conn.dialect.ts(now()), ""
     return out
 
 
+def _check_datasets(
+    conn: Conn, store: Store, project_id: str, wanted: tuple[str, list[str]] | None
+) -> None:
+    """400 naming the dataset ids the project lacks."""
+    ids = [] if wanted is None else wanted[1]
+    missing = [i for i in ids if store.datasets.get_dataset(conn, project_id, i) is None]
+    if missing:
+        raise ApiError(
+            400,
+            "Invalid request data",
+            f"filter: datasetId {', '.join(missing)} is not a dataset of the project (use the"
+            " ids of GET /api/public/v2/datasets)",
+        )
+
+
 async def create_rule(rt: Runtime, project_id: str, body: Any) -> dict[str, Any]:
-    """Create a rule (it evaluates traces that arrive from now on); its JSON."""
+    """Create a rule (it evaluates the traces or run items that arrive from now on); its
+    JSON."""
     fields = check_rule(body)
     evaluations = rt.store.evaluations
 
     def work(conn: Conn) -> dict[str, Any]:
         row = evaluations.create_rule(
-            conn, project_id, resolve_rule(conn, evaluations, project_id, fields)
+            conn, project_id, resolve_rule(conn, rt.store, project_id, fields)
         )
         evaluator = evaluations.get_evaluator(conn, project_id, row["evaluator_id"])
         return rule_json(conn.dialect, row, evaluator)

@@ -6,8 +6,11 @@ filters) oldest first, a page of trace ids at a time (a keyset walk:
 by its observations and scores, and the scores of its session that belong to no trace.
 The writers turn that stream into bytes:
 
-- ``jsonl``: one ``{"type": "trace" | "observation" | "score", "data": {...}}`` per line,
-  every kind in one file; ``lanterna import`` reads it back;
+- ``jsonl``: one ``{"type": "trace" | "observation" | "score" | "media", "data": {...}}``
+  per line, every kind in one file; ``lanterna import`` reads it back. A ``media``
+  record (before the trace that refers to it) holds the bytes of an image, audio or
+  file the trace's fields refer to (``@@@langfuseMedia:...@@@``), base64-encoded, with
+  its id, trace id, content type, length and SHA-256;
 - ``csv`` and ``parquet``: one entity kind per file (``kind``), one column per API
   field (objects and lists as JSON text); Parquet columns are typed from the first
   row group (numbers, booleans, text), written a row group per page.
@@ -17,6 +20,7 @@ Used by ``GET /api/public/export``, the dashboard's export link and ``lanterna e
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import logging
@@ -38,6 +42,8 @@ log = logging.getLogger("lanterna.export")
 T = TypeVar("T")
 Read = Callable[[Callable[[Conn], T]], T]
 KINDS = ("trace", "observation", "score")
+#: What a JSONL export holds: every kind, and the media the traces refer to.
+JSONL_KINDS = (*KINDS, "media")
 FORMATS = ("jsonl", "csv", "parquet")
 MEDIA_TYPES = {
     "jsonl": "application/x-ndjson",
@@ -51,11 +57,13 @@ PAGE = 200
 class Progress:
     """How many records of each kind went out so far."""
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(JSONL_KINDS, 0))
 
     def line(self) -> str:
-        """``N trace(s), N observation(s), N score(s)``."""
-        return ", ".join(f"{n} {k}(s)" for k, n in self.counts.items())
+        """``N trace(s), N observation(s), N score(s)`` (and ``, N media`` when any)."""
+        shown = [f"{n} {k}(s)" for k, n in self.counts.items() if k != "media"]
+        media = self.counts.get("media", 0)
+        return ", ".join(shown + ([f"{media} media"] if media else []))
 
 
 def records(
@@ -67,9 +75,12 @@ def records(
     kinds: Iterable[str] = KINDS,
     progress: Callable[[Progress], None] | None = None,
     page: int = PAGE,
+    blobs: Callable[[str], bytes] | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(kind, API object)`` of every matching trace and (of ``kinds``) its
-    observations and scores, a page of traces per read."""
+    observations and scores, a page of traces per read; with ``"media"`` in ``kinds``
+    and ``blobs`` (a blob's bytes by SH-256 hex), the uploaded media each trace refers
+    to, before it (a blob gone missing is logged and left out)."""
     wanted = frozenset(kinds)
     after = None
     sessions: set[str] = set()  # sessions whose own scores went out already
@@ -84,6 +95,9 @@ def records(
             row = store.traces.get_trace(conn, project_id, trace_id)
             if row is None:
                 continue
+            if "media" in wanted and blobs is not None:
+                media = store.media.media_of_trace(conn, project_id, trace_id)
+                out += [("media", m) for m in _media_records(d, media, trace_id, blobs)]
             if "trace" in wanted:
                 out.append(("trace", trace_json(d, row, project_id)))
             if "observation" in wanted:
@@ -117,6 +131,29 @@ def records(
         if len(keys) < page:
             return
         after = keys[-1]
+
+
+def _media_records(
+    d: Any, rows: list[dict[str, Any]], trace_id: str, blobs: Callable[[str], bytes]
+) -> Iterator[dict[str, Any]]:
+    """The uploaded media of a trace as export records, their bytes in base64."""
+    for m in rows:
+        if m["uploaded_at"] is None:
+            continue
+        try:
+            data = blobs(m["sha256"])
+        except (FileNotFoundError, OSError) as exc:
+            log.warning("export: media %s has no bytes in storage (%s)", m["id"], exc)
+            continue
+        yield {
+            "id": m["id"],
+            "traceId": trace_id,
+            "contentType": m["content_type"],
+            "contentLength": m["content_length"],
+            "sha256Hash": base64.b64encode(bytes.fromhex(m["sha256"])).decode(),
+            "uploadedAt": d.ts_out(m["uploaded_at"]),
+            "base64": base64.b64encode(data).decode(),
+        }
 
 
 def jsonl(items: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[bytes]:
@@ -286,10 +323,17 @@ def export_choice(fmt: str | None, kind: str | None) -> tuple[str, str]:
     return fmt, kind
 
 
-def streamed(store: Store, read: Read[Any], project_id: str, params: Any) -> StreamingResponse:
+def streamed(
+    store: Store,
+    read: Read[Any],
+    project_id: str,
+    params: Any,
+    blobs: Callable[[str], bytes] | None = None,
+) -> StreamingResponse:
     """The export the query parameters ask for (``format``, ``kind`` and the trace
     list's filters; a 400 for a bad one) as a streamed download, with a log line every
-    10,000 records (the API's route and the dashboard's link)."""
+    10,000 records (the API's route and the dashboard's link); a JSONL export holds
+    the media's bytes read with ``blobs``."""
     fmt, kind = export_choice(params.get("format") or None, params.get("kind") or None)
     query = export_query(params)
     logged = [0]
@@ -300,8 +344,8 @@ def streamed(store: Store, read: Read[Any], project_id: str, params: Any) -> Str
             logged[0] = done // 10000
             log.info("export of project %s: %s so far", project_id, p.line())
 
-    kinds = KINDS if fmt == "jsonl" else (kind,)
-    items = records(store, read, project_id, query, kinds=kinds, progress=progress)
+    kinds = JSONL_KINDS if fmt == "jsonl" else (kind,)
+    items = records(store, read, project_id, query, kinds=kinds, progress=progress, blobs=blobs)
     suffix = "jsonl" if fmt == "jsonl" else f"{kind}s.{fmt}"
     return StreamingResponse(
         encode(items, fmt, kind),

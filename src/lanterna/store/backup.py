@@ -8,6 +8,11 @@ copy). The copy goes to a temporary file beside the destination, is checked with
 destination file is always a whole backup. :func:`restore` copies a backup over a
 database (stop the server first) through the same API. PostgreSQL uses its own tools
 (``pg_dump``/``pg_restore``: docs/operations.md).
+
+Media bytes in the local blob folder are not in the database: :func:`copy_media` copies
+the blobs a database's media records hold (read from the backup itself, so they match
+it) into a folder beside the backup (:func:`media_folder_of`), and back on restore.
+Content-addressed, so a blob already there is not copied again.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .blobs import LocalBlobs
 from .files import FILE_MODE
 
 
@@ -132,3 +138,35 @@ def restore(
         target.close()
         source.close()
     return BackupResult(target_path, pages, target_path.stat().st_size)
+
+
+def media_folder_of(backup_path: Path) -> Path:
+    """The folder beside a backup file that holds its media blobs (``<file>.media``)."""
+    backup_path = Path(backup_path)
+    return backup_path.with_name(f"{backup_path.name}.media")
+
+
+def copy_media(db_path: Path, source: Path, target: Path) -> int:
+    """Copy the uploaded media blobs the SQLite database at ``db_path`` refers to from
+    the blob folder ``source`` to ``target`` (each written durably; those already in
+    ``target`` skipped); how many were copied. A blob missing from ``source`` is a
+    :class:`BackupError` naming it."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT DISTINCT sha256 FROM media WHERE uploaded_at IS NOT NULL ORDER BY sha256"
+        ).fetchall()
+    except sqlite3.OperationalError:  # a database from before media existed
+        rows = []
+    finally:
+        conn.close()
+    have, want = LocalBlobs(source), LocalBlobs(target)
+    copied = 0
+    for (key,) in rows:
+        if want.exists(key):
+            continue
+        if not have.exists(key):
+            raise BackupError(f"media blob {key} is missing from {source}")
+        want.write(key, [have.read(key)])
+        copied += 1
+    return copied

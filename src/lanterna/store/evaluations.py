@@ -377,19 +377,10 @@ def new_traces(
     none arrived). ``until`` lies a little in the past, so that a batch stamped before
     it commits is not skipped."""
     d = conn.dialect
-    seen = conn.all(
-        "SELECT t.id, t.created_at FROM traces t WHERE t.project_id = ?"
-        " AND (t.created_at > ? OR (t.created_at = ? AND t.id > ?)) AND t.created_at <= ?"
-        " ORDER BY t.created_at, t.id LIMIT ?",
-        (project_id, d.ts(after[0]), d.ts(after[0]), after[1], d.ts(until), limit),
-    )
-    if not seen:
+    ids, cursor = _arrived(conn, "traces", "created_at", project_id, after, until, limit)
+    if cursor is None:
         return [], None
-    last = seen[-1]
-    cursor_at = d.ts_parse(last["created_at"])
-    assert cursor_at is not None
     compiled = compile_conditions(conditions, trace_columns(d), d, resource="traces")
-    ids = [r["id"] for r in seen]
     marks = ", ".join("?" for _ in ids)
     rows = conn.all(
         "SELECT t.id, t.name, t.environment, t.timestamp, t.input, t.output, t.metadata,"
@@ -400,7 +391,91 @@ def new_traces(
     for row in rows:
         for col in ("input", "output", "metadata"):
             row[col] = d.json_out(row[col])
-    return rows, (cursor_at, last["id"])
+    return rows, cursor
+
+
+def _arrived(
+    conn: Conn,
+    table: str,
+    column: str,
+    project_id: str,
+    after: tuple[datetime, str],
+    until: datetime,
+    limit: int,
+) -> tuple[list[str], tuple[datetime, str] | None]:
+    """Ids of ``table``'s rows whose arrival ``column`` lies after ``after`` (``(time,
+    id)``) and by ``until``, oldest first, at most ``limit``, and the cursor past the
+    last (None when none arrived)."""
+    d = conn.dialect
+    seen = conn.all(
+        f"SELECT id, {column} AS at FROM {table} WHERE project_id = ?"
+        f" AND ({column} > ? OR ({column} = ? AND id > ?)) AND {column} <= ?"
+        f" ORDER BY {column}, id LIMIT ?",
+        (project_id, d.ts(after[0]), d.ts(after[0]), after[1], d.ts(until), limit),
+    )
+    if not seen:
+        return [], None
+    cursor_at = d.ts_parse(seen[-1]["at"])
+    assert cursor_at is not None
+    return [r["id"] for r in seen], (cursor_at, seen[-1]["id"])
+
+
+def new_run_items(
+    conn: Conn,
+    project_id: str,
+    datasets: tuple[str, Sequence[str]] | None,
+    after: tuple[datetime, str],
+    *,
+    until: datetime,
+    limit: int,
+) -> tuple[list[dict[str, Any]], tuple[datetime, str] | None]:
+    """Dataset run items that arrived after ``after`` (``(updated_at, id)``: when the
+    server stored them) and by ``until``, oldest first, at most ``limit`` looked at:
+    those of the datasets ``datasets`` allows (``("any of", ids)`` or ``("none of",
+    ids)``; None: every dataset), each with what an evaluator reads (the linked
+    observation's input, output and metadata, else the trace's; the trace's
+    environment; the item's expected output and metadata), and the cursor past the last
+    one looked at (None when none arrived)."""
+    d = conn.dialect
+    ids, cursor = _arrived(conn, "dataset_run_items", "updated_at", project_id, after, until, limit)
+    if cursor is None:
+        return [], None
+    where = f"ri.project_id = ? AND ri.id IN ({', '.join('?' for _ in ids)})"
+    params: list[Any] = [project_id, *ids]
+    if datasets is not None:
+        operator, wanted = datasets
+        negate = "NOT " if operator == "none of" else ""
+        if wanted:
+            where += f" AND r.dataset_id {negate}IN ({', '.join('?' for _ in wanted)})"
+            params.extend(wanted)
+        elif not negate:
+            where += " AND 1 = 0"
+    rows = conn.all(
+        "SELECT ri.id, ri.trace_id, ri.observation_id, ri.run_id, r.dataset_id,"
+        " ri.dataset_item_id, t.environment, t.input AS trace_input,"
+        " t.output AS trace_output, t.metadata AS trace_metadata, o.input AS obs_input,"
+        " o.output AS obs_output, o.metadata AS obs_metadata,"
+        " i.expected_output, i.metadata AS item_metadata FROM dataset_run_items ri"
+        " JOIN dataset_runs r ON r.project_id = ri.project_id AND r.id = ri.run_id"
+        " LEFT JOIN dataset_items i ON i.project_id = ri.project_id AND i.id = ri.dataset_item_id"
+        " LEFT JOIN traces t ON t.project_id = ri.project_id AND t.id = ri.trace_id"
+        " LEFT JOIN observations o ON o.project_id = ri.project_id AND o.id = ri.observation_id"
+        f" WHERE {where} ORDER BY ri.updated_at, ri.id",
+        params,
+    )
+    out = []
+    for row in rows:
+        own = "obs" if row["observation_id"] else "trace"
+        out.append({
+            "id": row["id"], "trace_id": row["trace_id"],
+            "observation_id": row["observation_id"], "run_id": row["run_id"],
+            "dataset_id": row["dataset_id"], "dataset_item_id": row["dataset_item_id"],
+            "environment": row["environment"] or "default",
+            **{col: d.json_out(row[f"{own}_{col}"]) for col in ("input", "output", "metadata")},
+            "expected_output": d.json_out(row["expected_output"]),
+            "experiment_item_metadata": d.json_out(row["item_metadata"]),
+        })  # fmt: skip
+    return out, cursor
 
 
 # --- runs ------------------------------------------------------------------------------

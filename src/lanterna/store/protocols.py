@@ -425,6 +425,17 @@ class Evaluations(Protocol):
         limit: int,
     ) -> tuple[list[Row], tuple[datetime, str] | None]: ...
 
+    def new_run_items(
+        self,
+        conn: Conn,
+        project_id: str,
+        datasets: tuple[str, Sequence[str]] | None,
+        after: tuple[datetime, str],
+        *,
+        until: datetime,
+        limit: int,
+    ) -> tuple[list[Row], tuple[datetime, str] | None]: ...
+
     def add_runs(self, conn: Conn, project_id: str, runs: Sequence[dict[str, Any]]) -> None: ...
 
     def recent_runs(

@@ -81,6 +81,27 @@ def coarsest(
     return table
 
 
+class Excluding(tuple[Any, ...]):
+    """Filter values meaning "any value but these" (``NOT IN``), where a plain sequence
+    means "one of these" (``IN``)."""
+
+    __slots__ = ()
+
+
+def narrow(have: Sequence[Any] | None, values: Sequence[Any]) -> Sequence[Any]:
+    """The values two filters on one dimension both allow (``have`` None: no filter
+    yet); either may be :class:`Excluding`."""
+    if have is None:
+        return values
+    if isinstance(have, Excluding) and isinstance(values, Excluding):
+        return Excluding(dict.fromkeys([*have, *values]))
+    if isinstance(values, Excluding):
+        return [v for v in have if v not in values]
+    if isinstance(have, Excluding):
+        return [v for v in values if v not in have]
+    return [v for v in have if v in values]
+
+
 def covers(table: str, dimensions: Sequence[str], filters: Sequence[str] = ()) -> bool:
     """True when ``table`` can group by ``dimensions`` and filter on ``filters``
     (names of dimensions: its own, ``hour`` and ``day``; a daily table: not ``hour``)."""
@@ -119,8 +140,8 @@ def read(
 ) -> list[dict[str, Any]]:
     """``SUM`` of each of ``measures`` of ``table``, grouped by ``group_by``, over the
     whole UTC hours ``[first, last)`` of one project, where each dimension named in
-    ``filters`` is one of the values given; read from the :func:`coarsest` level
-    that holds them.
+    ``filters`` is one of the values given (none of them, for :class:`Excluding`); read
+    from the :func:`coarsest` level that holds them.
 
     Each row holds the ``group_by`` columns (``hour``/``day`` labels, dimension values
     with ``None`` for ``''``) and the sums under the measures' names. Group by
@@ -173,12 +194,14 @@ def _select(
     column = "day" if table in DAILY else "hour"
     where = ["project_id = ?", f"{column} >= ?", f"{column} < ?"]
     params: list[Any] = [project_id, low, high]
-    for dim, values in filters.items():
-        values = ["" if v is None and dim in _TEXT else v for v in values]
+    for dim, given in filters.items():
+        values = ["" if v is None and dim in _TEXT else v for v in given]
+        negate = "NOT " if isinstance(given, Excluding) else ""
         if not values:
-            where.append("1 = 0")
+            if not negate:
+                where.append("1 = 0")
             continue
-        where.append(f"{time.get(dim, dim)} IN ({', '.join('?' * len(values))})")
+        where.append(f"{time.get(dim, dim)} {negate}IN ({', '.join('?' * len(values))})")
         params.extend(values)
     cols = [f"{time.get(g, g)} AS {g}" for g in group_by]
     sums = [f"SUM({m}) AS {m}" for m in measures]

@@ -12,7 +12,9 @@ A query goes to the rollups when all of these hold (else raw rows):
 - it groups by and filters on ``name`` and ``environment`` only, or on ``userId``
   and ``environment`` (the user rollup, without latency; grouped by user, the group
   without one is all traces less the users'); filters are ``=`` (string) or
-  ``any of`` (stringOptions) with non-empty string values;
+  ``any of`` (stringOptions) with non-empty string values, or ``none of`` on
+  ``environment`` (how budgets, alerts and dashboards leave out the evaluation
+  environment);
 - each metric is one the rollups sum exactly (:data:`EXACT`), or a percentile of
   ``latency`` when the caller accepts approximate percentiles (``approximate=True``:
   the bucket's middle, within :data:`~lanterna.store.rollups.PERCENTILE_ERROR`).
@@ -30,6 +32,7 @@ the two are added per group, then ordered and limited as the raw query would be.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -177,7 +180,9 @@ def _dimensions(query: Query) -> dict[str, str]:
     return _SCORE_DIMENSIONS if query.view.name in _SCORE_VIEWS else _DIMENSIONS
 
 
-def _filter_values(cond: Condition, dimensions: dict[str, str] = _DIMENSIONS) -> list[str] | None:
+def _filter_values(
+    cond: Condition, dimensions: dict[str, str] = _DIMENSIONS
+) -> Sequence[str] | None:
     """The values a filter allows when the rollups can apply it, else None (``''`` is
     "none" in the rollups, so a filter naming it reads raw rows)."""
     if cond.column not in dimensions:
@@ -246,15 +251,14 @@ def _from_rollups(
     # Read per day when the buckets are days or longer: 24 times fewer rows.
     time = "hour" if query.granularity == "hour" else "day"
     by = [*dims, time] if query.granularity else dims
-    filters: dict[str, list[str]] = {}
+    filters: dict[str, Sequence[str]] = {}
     for cond in query.filters:
-        values = _filter_values(cond, mapping) or []
+        values = _filter_values(cond, mapping)
         column = mapping[cond.column]
         # Two filters on one column: a value must pass both.
-        have = filters.get(column)
-        filters[column] = values if have is None else [v for v in have if v in values]
+        filters[column] = rollup_read.narrow(filters.get(column), [] if values is None else values)
     if query.view.name == "scores-boolean":  # the view's segment
-        filters["data_type"] = [v for v in filters.get("data_type", ["BOOLEAN"]) if v == "BOOLEAN"]
+        filters["data_type"] = rollup_read.narrow(filters.get("data_type"), ["BOOLEAN"])
 
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         values = tuple(r.get(d) for d in dims)

@@ -24,6 +24,7 @@ how many observations have a cost and a total token count).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -102,17 +103,21 @@ def route(query: Query, *, approximate: bool = False) -> Route:
     return Route(tuple(sorted(tables)), facet=facet, errors_only=errors_only)
 
 
-def filter_values(cond: Condition) -> list[str] | None:
+def filter_values(cond: Condition) -> Sequence[str] | None:
     """The values an ``=`` or ``any of`` filter allows when they are non-empty
-    strings (what a rollup can apply), else None."""
+    strings (what a rollup can apply), else None; a ``none of`` filter on
+    ``environment`` (non-empty) as :class:`~lanterna.store.rollup_read.Excluding`."""
     values: Any = None
+    excluded = cond.column == "environment" and cond.operator == "none of" and cond.value
     if cond.type == "string" and cond.operator == "=":
         values = [cond.value]
-    elif cond.type in ("stringOptions", "categoryOptions") and cond.operator == "any of":
+    elif cond.type in ("stringOptions", "categoryOptions") and (
+        cond.operator == "any of" or (excluded and cond.type == "stringOptions")
+    ):
         values = cond.value
     if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
         return None
-    return list(values)
+    return rollup_read.Excluding(values) if cond.operator == "none of" else list(values)
 
 
 @dataclass(slots=True)
@@ -169,19 +174,15 @@ def _from_rollups(
 ) -> None:
     time = "hour" if query.granularity == "hour" else "day"
     facet_values: list[str] | None = None
-    environments: list[str] | None = None
+    environments: Sequence[str] | None = None
     for cond in query.filters:
         values = filter_values(cond) if cond.column != "level" else None
         if values is None:
             continue
         if cond.column == "environment":
-            environments = (
-                values if environments is None else [v for v in environments if v in values]
-            )
+            environments = rollup_read.narrow(environments, values)
         else:
-            facet_values = (
-                values if facet_values is None else [v for v in facet_values if v in values]
-            )
+            facet_values = list(rollup_read.narrow(facet_values, values))
 
     def read(table: str, measures: list[str], by: list[str], **filters: Any) -> list[Any]:
         if environments is not None:

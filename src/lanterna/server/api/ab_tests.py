@@ -19,7 +19,8 @@ from ...abtests import rules
 from ...abtests.assign import variant_for
 from ...store.filters import parse_time
 from .. import ab_test_ops as ops
-from ..auth import ProjectKey
+from ..audit import audit
+from ..auth import Principal, ProjectKey
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
@@ -230,7 +231,10 @@ async def create_ab_test(request: Request, principal: ProjectKey) -> JSON:
     """Create a draft A/B test; 400 naming the field (fewer than two variants, weights
     without a positive total, a metric that does not exist, ...), 409 on a taken name."""
     body = await read_json(request)
-    return JSON(await ops.create(runtime(request), principal.project_id, body))
+    rt = runtime(request)
+    shown = await ops.create(rt, principal.project_id, body)
+    await audit(rt, principal, "ab_test.create", shown["name"])
+    return JSON(shown)
 
 
 @router.get(AB_TESTS + "/compare", responses=ok(Readout))
@@ -283,7 +287,11 @@ async def update_ab_test(request: Request, name: str, principal: ProjectKey) -> 
     weights, salt, prompt and control are fixed (409: that would move units to another
     variant)."""
     body = await read_json(request)
-    return JSON(await ops.update(runtime(request), principal.project_id, name, body))
+    rt = runtime(request)
+    shown = await ops.update(rt, principal.project_id, name, body)
+    fields = sorted(body) if isinstance(body, dict) else []
+    await audit(rt, principal, "ab_test.update", name, {"fields": fields})
+    return JSON(shown)
 
 
 @router.delete(AB_TESTS + "/{name}", responses=ok(Deleted))
@@ -292,19 +300,20 @@ async def delete_ab_test(request: Request, name: str, principal: ProjectKey) -> 
     rt = runtime(request)
     if not await rt.write(lambda conn: rt.store.ab_tests.delete(conn, principal.project_id, name)):
         raise not_found(f"A/B test {name}")
+    await audit(rt, principal, "ab_test.delete", name)
     return JSON({"message": "A/B test deleted successfully"})
 
 
 @router.post(AB_TESTS + "/{name}/start", responses=ok(AbTest))
 async def start_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
     """Start (or restart) a draft or stopped test: units are assigned by their hash."""
-    return JSON(await ops.act(runtime(request), principal.project_id, name, "start"))
+    return JSON(await _act(request, principal, name, "start"))
 
 
 @router.post(AB_TESTS + "/{name}/stop", responses=ok(AbTest))
 async def stop_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
     """Stop a running test: every unit gets the control until it is started again."""
-    return JSON(await ops.act(runtime(request), principal.project_id, name, "stop"))
+    return JSON(await _act(request, principal, name, "stop"))
 
 
 @router.post(
@@ -317,10 +326,19 @@ async def conclude_ab_test(request: Request, name: str, principal: ProjectKey) -
     promote = body.get("promote", False)
     if not isinstance(promote, bool):
         raise rules.AbTestError("promote must be true or false")
-    out = await ops.act(
-        runtime(request), principal.project_id, name, "conclude", body.get("winner"), promote
-    )
-    return JSON(out)
+    winner = body.get("winner")
+    return JSON(await _act(request, principal, name, "conclude", winner, promote))
+
+
+async def _act(
+    request: Request, principal: Principal, name: str, action: str, *args: Any
+) -> dict[str, Any]:
+    """Start, stop or conclude a test, audited."""
+    rt = runtime(request)
+    shown = await ops.act(rt, principal.project_id, name, action, *args)
+    detail = {"winner": args[0], "promote": args[1]} if action == "conclude" else None
+    await audit(rt, principal, f"ab_test.{action}", name, detail)
+    return shown
 
 
 @router.get(AB_TESTS + "/{name}/assign", responses=ok(Assignment))

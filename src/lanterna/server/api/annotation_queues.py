@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from ...store.db import Conn
+from ..audit import audit
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..eval_shapes import queue_item_json, queue_json
@@ -67,7 +68,9 @@ async def create_queue(request: Request, principal: ProjectKey) -> JSON:
         )
         return queue_json(conn.dialect, row)
 
-    return JSON(await rt.write(work))
+    shown = await rt.write(work)
+    await audit(rt, principal, "annotation_queue.create", shown["id"], {"name": shown["name"]})
+    return JSON(shown)
 
 
 @router.get(PATH)
@@ -144,6 +147,8 @@ async def create_item(request: Request, queue_id: str, principal: ProjectKey) ->
     item = await rt.write(work)
     if item is None:
         raise not_found(f"Annotation queue {queue_id}")
+    detail = {"queueId": queue_id, "objectType": object_type, "objectId": object_id}
+    await audit(rt, principal, "annotation_queue_item.create", item["id"], detail)
     return JSON(item)
 
 
@@ -175,6 +180,9 @@ async def update_item(request: Request, queue_id: str, item_id: str, principal: 
         )
     if row is None:
         raise not_found(f"Annotation queue item {item_id}")
+    if body.get("status") is not None:
+        detail = {"queueId": queue_id, "status": row["status"]}
+        await audit(rt, principal, "annotation_queue_item.update", item_id, detail)
     return JSON(queue_item_json(rt.db.dialect, row))
 
 
@@ -188,6 +196,7 @@ async def delete_item(request: Request, queue_id: str, item_id: str, principal: 
     )
     if not removed:
         raise not_found(f"Annotation queue item {item_id}")
+    await audit(rt, principal, "annotation_queue_item.delete", item_id, {"queueId": queue_id})
     return JSON({"success": True, "message": "Item successfully deleted"})
 
 
@@ -206,6 +215,7 @@ async def assign(request: Request, queue_id: str, principal: ProjectKey) -> JSON
     project_id, user_id = await _assignment(request, queue_id, principal)
     rt = runtime(request)
     await rt.write(lambda c: rt.store.annotations.assign(c, project_id, queue_id, user_id))
+    await audit(rt, principal, "annotation_queue.assign", queue_id, {"userId": user_id})
     return JSON({"userId": user_id, "queueId": queue_id, "projectId": project_id})
 
 
@@ -217,4 +227,6 @@ async def unassign(request: Request, queue_id: str, principal: ProjectKey) -> JS
     removed = await rt.write(
         lambda c: rt.store.annotations.unassign(c, project_id, queue_id, user_id)
     )
+    if removed:
+        await audit(rt, principal, "annotation_queue.unassign", queue_id, {"userId": user_id})
     return JSON({"success": bool(removed)})

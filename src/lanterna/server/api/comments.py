@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from ...store.db import Conn
 from ...store.interface import Store
+from ..audit import audit
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..eval_shapes import comment_json
@@ -73,6 +74,8 @@ async def create_comment(request: Request, principal: ProjectKey) -> JSON:
     row = await rt.write(work)
     if row is None:
         raise not_found(f"{object_type.capitalize()} {object_id}")
+    detail = {"objectType": object_type, "objectId": object_id}
+    await audit(rt, principal, "comment.create", row["id"], detail)
     return JSON({"id": row["id"]})
 
 

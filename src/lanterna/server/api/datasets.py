@@ -24,7 +24,8 @@ from ...ingest.datasets import InvalidDataset, check_run_item
 from ...store.db import Conn
 from ...store.interface import Datasets, Store
 from ...timeutil import now, parse_ts
-from ..auth import ProjectKey
+from ..audit import audit, created_or_updated
+from ..auth import Principal, ProjectKey
 from ..dataset_ops import save_item, upsert_dataset
 from ..dataset_shapes import dataset_json, item_json, run_item_json, run_json
 from ..errors import ApiError, not_found
@@ -55,14 +56,18 @@ def _dataset(store: Datasets, conn: Conn, project_id: str, name: str) -> dict[st
 # --- datasets --------------------------------------------------------------------------
 
 
-async def _upsert(request: Request, project_id: str) -> dict[str, Any]:
-    return await upsert_dataset(runtime(request), project_id, await read_json(request))
+async def _upsert(request: Request, principal: Principal) -> dict[str, Any]:
+    rt = runtime(request)
+    shown = await upsert_dataset(rt, principal.project_id, await read_json(request))
+    await audit(rt, principal, f"dataset.{created_or_updated(shown)}", shown["id"],
+                {"name": shown["name"]})  # fmt: skip
+    return shown
 
 
 @router.post(V2)
 async def create_dataset(request: Request, principal: ProjectKey) -> JSON:
     """Create a dataset, or update the one with this name (200 with the Dataset)."""
-    return JSON(await _upsert(request, principal.project_id))
+    return JSON(await _upsert(request, principal))
 
 
 @router.get(V2)
@@ -111,7 +116,7 @@ def _legacy(conn: Conn, datasets: Datasets, project_id: str, row: dict[str, Any]
 @router.post(V1)
 async def create_dataset_v1(request: Request, principal: ProjectKey) -> JSON:
     """Legacy create (the JS v3 SDK's ``createDataset``): as the v2 upsert."""
-    return JSON(await _upsert(request, principal.project_id))
+    return JSON(await _upsert(request, principal))
 
 
 @router.get(V1)
@@ -167,6 +172,8 @@ async def delete_run(
         datasets.delete_run(conn, project_id, run["id"])
 
     await runtime(request).write(work)
+    detail = {"dataset": dataset_name, "run": run_name}
+    await audit(runtime(request), principal, "dataset_run.delete", run_name, detail)
     return JSON({"message": "Dataset run successfully deleted"})
 
 
@@ -213,7 +220,12 @@ async def get_dataset_v1(request: Request, dataset_name: str, principal: Project
 async def create_item(request: Request, principal: ProjectKey) -> JSON:
     """Create an item, or update the item with this ``id`` (only the fields given);
     checked against the dataset's schemas (400, nothing written)."""
-    return JSON(await save_item(runtime(request), principal.project_id, await read_json(request)))
+    rt = runtime(request)
+    shown = await save_item(rt, principal.project_id, await read_json(request))
+    verb = created_or_updated(shown)
+    detail = {"dataset": shown["datasetName"]}
+    await audit(rt, principal, f"dataset_item.{verb}", shown["id"], detail)
+    return JSON(shown)
 
 
 @router.get(ITEMS)
@@ -286,6 +298,7 @@ async def delete_item(request: Request, item_id: str, principal: ProjectKey) -> 
     )
     if not deleted:
         raise not_found(f"Dataset item {item_id!r}")
+    await audit(runtime(request), principal, "dataset_item.delete", item_id)
     return JSON({"message": "Dataset item successfully deleted"})
 
 
@@ -315,6 +328,8 @@ async def create_run_item(request: Request, principal: ProjectKey) -> JSON:
                 )
             trace_id = observation["trace_id"]
         at = now()
+        is_new = store.datasets.get_run(conn, project_id, item["dataset_id"], fields["run_name"])
+        new_run.append(is_new is None)
         run = store.datasets.ensure_run(
             conn,
             project_id,
@@ -337,7 +352,13 @@ async def create_run_item(request: Request, principal: ProjectKey) -> JSON:
         )
         return run_item_json(conn.dialect, row)
 
-    return JSON(await runtime(request).write(work))
+    new_run: list[bool] = []
+    rt = runtime(request)
+    shown = await rt.write(work)
+    if new_run[-1]:  # the run was created by this link (run items themselves are data)
+        detail = {"name": fields["run_name"]}
+        await audit(rt, principal, "dataset_run.create", shown["datasetRunId"], detail)
+    return JSON(shown)
 
 
 @router.get(RUN_ITEMS)

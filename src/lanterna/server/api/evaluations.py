@@ -2,7 +2,8 @@
 (``/api/public/unstable/evaluators``, ``/api/public/unstable/evaluation-rules``), as in
 Langfuse's OpenAPI spec. Keys are sealed before they are stored and never returned
 (``displaySecretKey`` is masked); see docs/evaluations.md for what Lanterna adds
-(deterministic evaluator types) and refuses (code evaluators, other targets)."""
+(deterministic evaluator types, the ``trace`` target) and refuses (code evaluators, the
+``observation`` target)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from ...evaluation.definitions import check_rule, check_rule_mapping
+from ...evaluation.definitions import check_rule
 from ...store.db import Conn
 from ...store.interface import Evaluations
 from .. import eval_ops as ops
+from ..audit import audit
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..eval_shapes import connection_json, evaluator_json, rule_json
@@ -53,7 +55,11 @@ async def list_connections(
 async def upsert_connection(request: Request, principal: ProjectKey) -> JSON:
     """Create the connection named ``provider`` or replace its settings and key."""
     body = await read_json(request)
-    return JSON(await ops.save_connection(runtime(request), principal.project_id, body))
+    rt = runtime(request)
+    shown = await ops.save_connection(rt, principal.project_id, body)
+    detail = {"provider": shown["provider"], "baseURL": shown["baseURL"]}
+    await audit(rt, principal, "llm_connection.upsert", shown["id"], detail)
+    return JSON(shown)
 
 
 @router.delete(CONNECTIONS + "/{connection_id}")
@@ -66,6 +72,7 @@ async def delete_connection(request: Request, connection_id: str, principal: Pro
     )
     if not removed:
         raise not_found(f"LLM connection {connection_id}")
+    await audit(rt, principal, "llm_connection.delete", connection_id)
     return JSON({"message": "LLM connection successfully deleted"})
 
 
@@ -76,7 +83,11 @@ async def delete_connection(request: Request, connection_id: str, principal: Pro
 async def create_evaluator(request: Request, principal: ProjectKey) -> JSON:
     """Create an evaluator, or the next version of the one with that name."""
     body = await read_json(request)
-    return JSON(await ops.create_evaluator(runtime(request), principal.project_id, body))
+    rt = runtime(request)
+    shown = await ops.create_evaluator(rt, principal.project_id, body)
+    detail = {"name": shown["name"], "version": shown["version"], "type": shown["type"]}
+    await audit(rt, principal, "evaluator.create", shown["id"], detail)
+    return JSON(shown)
 
 
 @router.get(EVALUATORS)
@@ -128,6 +139,7 @@ async def delete_evaluator(request: Request, evaluator_id: str, principal: Proje
 
     if not await rt.write(work):
         raise not_found(f"Evaluator {evaluator_id}")
+    await audit(rt, principal, "evaluator.delete", evaluator_id)
     return JSON({"message": "Evaluator successfully deleted"})
 
 
@@ -138,7 +150,11 @@ async def delete_evaluator(request: Request, evaluator_id: str, principal: Proje
 async def create_rule(request: Request, principal: ProjectKey) -> JSON:
     """Create a rule; it evaluates traces that arrive from now on."""
     body = await read_json_object(request)
-    return JSON(await ops.create_rule(runtime(request), principal.project_id, body))
+    rt = runtime(request)
+    shown = await ops.create_rule(rt, principal.project_id, body)
+    detail = {"name": shown["name"], "target": shown["target"]}
+    await audit(rt, principal, "evaluation_rule.create", shown["id"], detail)
+    return JSON(shown)
 
 
 @router.get(RULES)
@@ -179,7 +195,8 @@ async def get_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSO
 
 @router.patch(RULES + "/{rule_id}")
 async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
-    """Change the fields given (name, evaluator and mapping, enabled, sampling, filter)."""
+    """Change the fields given (name, evaluator and mapping, target, enabled, sampling,
+    filter)."""
     fields = check_rule(await read_json_object(request), partial=True)
     project_id = principal.project_id
     rt = runtime(request)
@@ -189,12 +206,7 @@ async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
         stored = evaluations.get_rule(conn, project_id, rule_id)
         if stored is None:
             return None
-        changes = ops.resolve_rule(conn, evaluations, project_id, fields)
-        if "mapping" in changes and "evaluator_id" not in changes:
-            evaluator = evaluations.get_evaluator(conn, project_id, stored["evaluator_id"])
-            if evaluator is not None:
-                check_rule_mapping(evaluator, changes["mapping"])
-        changes.pop("target", None)  # one target today
+        changes = ops.resolve_rule(conn, rt.store, project_id, fields, stored)
         row = evaluations.update_rule(conn, project_id, rule_id, changes)
         assert row is not None
         return _rule(evaluations, conn, project_id, row)
@@ -202,6 +214,7 @@ async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
     found = await rt.write(work)
     if found is None:
         raise not_found(f"Evaluation rule {rule_id}")
+    await audit(rt, principal, "evaluation_rule.update", rule_id, {"fields": sorted(fields)})
     return JSON(found)
 
 
@@ -212,4 +225,5 @@ async def delete_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
     rt = runtime(request)
     if not await rt.write(lambda c: rt.store.evaluations.delete_rule(c, project_id, rule_id)):
         raise not_found(f"Evaluation rule {rule_id}")
+    await audit(rt, principal, "evaluation_rule.delete", rule_id)
     return JSON({"message": "Evaluation rule successfully deleted"})

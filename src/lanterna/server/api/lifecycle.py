@@ -204,7 +204,9 @@ def export(
     line, what ``lanterna import`` reads), ``csv`` or ``parquet`` (one ``kind``:
     ``trace`` (default), ``observation`` or ``score``). Streamed in constant memory."""
     rt = runtime(request)
-    return streamed(rt.store, rt.read_sync, principal.project_id, request.query_params)
+    return streamed(
+        rt.store, rt.read_sync, principal.project_id, request.query_params, rt.blobs.read
+    )
 
 
 @router.get("/api/public/audit-log", responses=ok(AuditLog))

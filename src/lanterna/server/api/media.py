@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from ...ingest.media import media_id_of
 from ...store.filters import parse_time
+from ..audit import audit
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..media import (
@@ -93,6 +94,9 @@ async def get_upload_url(request: Request, principal: ProjectKey) -> JSON:
         url = rt.blobs.upload_url(key, ctype, sha256_b64(key), rt.settings.media_url_seconds)
     else:
         url, _ = rt.media_urls.sign(_base_url(request, rt), "put", project_id, media_id)
+    # An upload granted (bytes not stored yet): the signed PUT itself carries no key.
+    detail = {"contentType": ctype, "contentLength": length, "traceId": trace_id}
+    await audit(rt, principal, "media.upload", media_id, detail)
     return JSON({"mediaId": media_id, "uploadUrl": url})
 
 

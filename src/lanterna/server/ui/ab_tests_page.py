@@ -14,6 +14,7 @@ from starlette.responses import Response
 from ...abtests import rules
 from ...errors import Conflict, InvalidInput
 from .. import ab_test_ops as ops
+from ..audit import audit
 from ..shapes import ab_test_json
 from .metrics_page import COLORS, label
 from .web import Form, Page, page_form, project_page, redirect, render, rt_of
@@ -188,6 +189,7 @@ async def create_ab_test(request: Request, project_id: str) -> Response:
         created = await ops.create(rt_of(request), page.pid, body)
     except (InvalidInput, Conflict) as exc:
         return await _list(request, page, status=exc.status, error=str(exc), form=dict(form.pairs))
+    await audit(rt_of(request), page, "ab_test.create", created["name"])
     return redirect(f"{_base(page)}/{created['name']}")
 
 
@@ -266,6 +268,7 @@ async def update_ab_test(request: Request, project_id: str, name: str) -> Respon
         await ops.update(rt, page.pid, name, _body(form, draft=test["state"] == "draft"))
     except (InvalidInput, Conflict) as exc:
         return await _one(request, page, name, status=exc.status, error=str(exc))
+    await audit(rt, page, "ab_test.update", name)
     return redirect(f"{_base(page)}/{name}")
 
 
@@ -276,7 +279,8 @@ async def act(request: Request, project_id: str, name: str, action: str) -> Resp
     rt = rt_of(request)
     try:
         if action == "delete":
-            await rt.write(lambda c: rt.store.ab_tests.delete(c, page.pid, name))
+            if await rt.write(lambda c: rt.store.ab_tests.delete(c, page.pid, name)):
+                await audit(rt, page, "ab_test.delete", name)
             return redirect(_base(page))
         if action not in rules.TRANSITIONS:
             raise InvalidInput(f"unknown action {action!r}")
@@ -290,4 +294,5 @@ async def act(request: Request, project_id: str, name: str, action: str) -> Resp
         )
     except (InvalidInput, Conflict) as exc:
         return await _one(request, page, name, status=exc.status, error=str(exc))
+    await audit(rt, page, f"ab_test.{action}", name)
     return redirect(f"{_base(page)}/{name}")

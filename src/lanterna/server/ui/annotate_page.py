@@ -18,6 +18,7 @@ from ...queries.traces import trace_detail
 from ...store.db import Conn
 from ...store.interface import Store
 from ...timeutil import format_ts, now
+from ..audit import audit
 from ..eval_shapes import comment_json, queue_item_json, queue_json
 from ..shapes import config_json, observation_json, trace_json
 from .io_view import io_view
@@ -60,9 +61,11 @@ async def add_comment(request: Request, project_id: str) -> Response:
         back = f"/project/{page.pid}/traces"
     rt = rt_of(request)
     author = page.viewer.user["id"]
-    await rt.write(
+    row = await rt.write(
         lambda c: rt.store.comments.create(c, page.pid, object_type, object_id, content, author)
     )
+    detail = {"objectType": object_type, "objectId": object_id}
+    await audit(rt, page, "comment.create", row["id"], detail)
     return redirect(back.split("#", 1)[0] + "#comments")
 
 
@@ -117,6 +120,7 @@ async def create_queue(request: Request, project_id: str) -> Response:
     row = await rt.write(work)
     if row is None:
         return await _queues_response(request, page, error="Unknown score config.", status=400)
+    await audit(rt, page, "annotation_queue.create", row["id"], {"name": name})
     return redirect(f"{_queues_url(page.pid)}/{quote(row['id'], safe='')}")
 
 
@@ -130,14 +134,18 @@ async def add_to_queue(request: Request, project_id: str) -> Response:
         raise UiError(400, "Choose what to add to the queue.")
     rt = rt_of(request)
 
-    def work(c: Conn) -> bool:
+    def work(c: Conn) -> dict[str, Any] | None:
         if rt.store.annotations.get_queue(c, page.pid, queue_id) is None:
-            return False
-        rt.store.annotations.create_item(c, page.pid, queue_id, object_id, object_type, "PENDING")
-        return True
+            return None
+        return rt.store.annotations.create_item(
+            c, page.pid, queue_id, object_id, object_type, "PENDING"
+        )
 
-    if not await rt.write(work):
+    item = await rt.write(work)
+    if item is None:
         raise not_found("Annotation queue")
+    detail = {"queueId": queue_id, "objectType": object_type, "objectId": object_id}
+    await audit(rt, page, "annotation_queue_item.create", item["id"], detail)
     return redirect(f"{_queues_url(page.pid)}/{quote(queue_id, safe='')}")
 
 
@@ -278,4 +286,6 @@ async def complete_item(request: Request, project_id: str, queue_id: str, item_i
         store.annotations.set_item_status(c, page.pid, queue_id, item_id, "COMPLETED")
 
     await rt.write(work)
+    detail = {"queueId": queue_id, "status": "COMPLETED", "scores": len(events)}
+    await audit(rt, page, "annotation_queue_item.update", item_id, detail)
     return redirect(f"{_queues_url(page.pid)}/{quote(queue_id, safe='')}")

@@ -47,7 +47,7 @@ async def export(request: Request, project_id: str) -> Response:
     """The export as a download (the query string as ``GET /api/public/export``)."""
     page = await project_page(request, project_id)
     rt = rt_of(request)
-    return streamed(rt.store, rt.read_sync, page.pid, request.query_params)
+    return streamed(rt.store, rt.read_sync, page.pid, request.query_params, rt.blobs.read)
 
 
 @router.post("/project/{project_id}/data/delete")

@@ -19,6 +19,7 @@ from ...errors import DomainError
 from ...queries import datasets as views
 from ...store.db import Conn
 from .. import dataset_ops as ops
+from ..audit import audit, created_or_updated
 from .web import Form, Page, not_found, page_form, project_page, redirect, render, rt_of
 
 router = APIRouter()
@@ -78,6 +79,8 @@ async def create_dataset(request: Request, project_id: str) -> Response:
         if exc.status >= 500:
             raise
         return await _list(request, page, status=exc.status, error=exc.message)
+    verb = created_or_updated(created)
+    await audit(rt_of(request), page, f"dataset.{verb}", created["id"], {"name": created["name"]})
     return redirect(f"{_base(page.pid)}/{created['id']}")
 
 
@@ -149,7 +152,8 @@ async def add_item_from_source(request: Request, project_id: str) -> Response:
             raise DomainError("dataset: choose a dataset or name a new one", status=400)
         exists = await rt.read(lambda conn: rt.store.datasets.dataset_by_name(conn, page.pid, name))
         if exists is None:
-            await ops.upsert_dataset(rt, page.pid, {"name": name})
+            made = await ops.upsert_dataset(rt, page.pid, {"name": name})
+            await audit(rt, page, "dataset.create", made["id"], {"name": name})
         item = await ops.save_item(
             rt,
             page.pid,
@@ -165,6 +169,7 @@ async def add_item_from_source(request: Request, project_id: str) -> Response:
         if exc.status >= 500:
             raise
         return await _new_item_page(request, page, values, status=exc.status, error=exc.message)
+    await audit(rt, page, "dataset_item.create", item["id"], {"dataset": name})
     return redirect(f"{_base(page.pid)}/{item['datasetId']}")
 
 
@@ -216,11 +221,13 @@ async def save_item(request: Request, project_id: str, dataset_id: str) -> Respo
             "metadata": _json_field(form, "metadata", text_ok=False),
             "status": form.get("status") or None,
         }
-        await ops.save_item(rt, page.pid, body)
+        item = await ops.save_item(rt, page.pid, body)
     except DomainError as exc:
         if exc.status >= 500:
             raise
         return await _dataset_page(request, page, dataset_id, status=exc.status, error=exc.message)
+    verb = created_or_updated(item)
+    await audit(rt, page, f"dataset_item.{verb}", item["id"], {"dataset": found["name"]})
     return redirect(f"{_base(page.pid)}/{dataset_id}")
 
 

@@ -14,6 +14,7 @@ from ...errors import DomainError
 from ...evaluation.definitions import EVALUATOR_TYPES
 from ...store.db import Conn
 from .. import eval_ops as ops
+from ..audit import audit
 from ..eval_shapes import connection_json, evaluator_json, rule_json
 from .web import Form, Page, page_form, project_page, redirect, render, rt_of
 
@@ -55,6 +56,10 @@ async def evaluations_page(request: Request, project_id: str) -> Response:
     return await _render(request, await project_page(request, project_id))
 
 
+#: What a form's change answers for the audit log: action, target, detail.
+Made = tuple[str, str, dict[str, Any]]
+
+
 def _json_field(form: Form, name: str) -> Any:
     raw = form.raw(name).strip()
     if not raw:
@@ -66,13 +71,16 @@ def _json_field(form: Form, name: str) -> Any:
 
 
 async def _submit(request: Request, project_id: str, make: Any) -> Response:
+    """Run ``make`` (which answers the audit entry's action, target and detail) with the
+    form; the page again with the error, or the page after the audited change."""
     page, form = await page_form(request, project_id, "manage_project")
     try:
-        await make(rt_of(request), page.pid, form)
+        action, target, detail = await make(rt_of(request), page.pid, form)
     except DomainError as exc:
         detail = exc.body().get("error")
         message = exc.message if not isinstance(detail, str) or detail.endswith("Error") else detail
         return await _render(request, page, status=exc.status, error=message)
+    await audit(rt_of(request), page, action, target, detail)
     return redirect(_base(page.pid))
 
 
@@ -80,14 +88,15 @@ async def _submit(request: Request, project_id: str, make: Any) -> Response:
 async def save_connection(request: Request, project_id: str) -> Response:
     """Create or replace an LLM connection from the form."""
 
-    async def make(rt: Any, pid: str, form: Form) -> None:
+    async def make(rt: Any, pid: str, form: Form) -> Made:
         body = {
             "provider": form.get("provider"),
             "adapter": form.get("adapter") or "openai",
             "secretKey": form.raw("secret_key"),
             "baseURL": form.get("base_url") or None,
         }
-        await ops.save_connection(rt, pid, body)
+        shown = await ops.save_connection(rt, pid, body)
+        return "llm_connection.upsert", shown["id"], {"provider": shown["provider"]}
 
     return await _submit(request, project_id, make)
 
@@ -96,7 +105,7 @@ async def save_connection(request: Request, project_id: str) -> Response:
 async def create_evaluator(request: Request, project_id: str) -> Response:
     """Create an evaluator (or its next version) from the form."""
 
-    async def make(rt: Any, pid: str, form: Form) -> None:
+    async def make(rt: Any, pid: str, form: Form) -> Made:
         kind = form.get("type")
         body: dict[str, Any] = {"name": form.get("name"), "type": kind}
         if kind == "llm_as_judge":
@@ -105,7 +114,8 @@ async def create_evaluator(request: Request, project_id: str) -> Response:
             body.update(prompt=form.raw("prompt"), outputDefinition=output, modelConfig=model)
         else:
             body["config"] = _json_field(form, "config")
-        await ops.create_evaluator(rt, pid, body)
+        shown = await ops.create_evaluator(rt, pid, body)
+        return "evaluator.create", shown["id"], {"name": shown["name"], "type": kind}
 
     return await _submit(request, project_id, make)
 
@@ -114,17 +124,18 @@ async def create_evaluator(request: Request, project_id: str) -> Response:
 async def create_rule(request: Request, project_id: str) -> Response:
     """Create an evaluation rule from the form."""
 
-    async def make(rt: Any, pid: str, form: Form) -> None:
+    async def make(rt: Any, pid: str, form: Form) -> Made:
         sampling = form.get("sampling") or "1"
         try:
             rate: Any = float(sampling)
         except ValueError:
             rate = sampling
         body = {"name": form.get("name"), "evaluator": {"name": form.get("evaluator")},
-                "target": "trace", "enabled": True, "sampling": rate,
+                "target": form.get("target") or "trace", "enabled": True, "sampling": rate,
                 "filter": _json_field(form, "filter") or [],
                 "mapping": _json_field(form, "mapping")}  # fmt: skip
-        await ops.create_rule(rt, pid, body)
+        shown = await ops.create_rule(rt, pid, body)
+        return "evaluation_rule.create", shown["id"], {"name": shown["name"]}
 
     return await _submit(request, project_id, make)
 
@@ -138,4 +149,5 @@ async def toggle_rule(request: Request, project_id: str, rule_id: str) -> Respon
     await rt.write(
         lambda c: rt.store.evaluations.update_rule(c, page.pid, rule_id, {"enabled": enabled})
     )
+    await audit(rt, page, "evaluation_rule.update", rule_id, {"enabled": enabled})
     return redirect(_base(page.pid))

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ...analytics import metrics
+from ...analytics.app_traffic import NOT_APP
 from ...store.db import Conn
 from .fmt import duration
 from .ranges import METRIC_RANGES, bounded_range
@@ -60,6 +61,8 @@ def scope_of(request: Request, project_id: str) -> tuple[metrics.Scope, dict[str
         release=text["release"] or None,
         model=text["model"] or None,
         metadata=pairs,
+        # The evaluation judge's own traffic is not the app's, unless asked for.
+        exclude_environments=() if text["env"] else NOT_APP,
     )
     return scope, {**window.params, **text, "tag": tags, "meta": meta}, error
 
