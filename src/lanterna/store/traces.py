@@ -192,9 +192,16 @@ def list_traces(
         total = int(conn.scalar(count_sql, count_params) or 0)
     if total <= offset:
         return [], total
+    source = "traces t"
+    if m.unfiltered and query.order_field == "timestamp":
+        # Every trace in time order: the time index gives the order. (SQLite's planner
+        # took traces_created, which 0028 added after the benchmark's ANALYZE and so
+        # without statistics, and sorted every trace: 1-1.7 s instead of 0.3 ms at
+        # 600,000 traces.)
+        source = conn.dialect.by_index(source, "traces_time")
     rows = paging.page(
         conn,
-        "traces t",
+        source,
         columns=f"{_CORE_COLUMNS}, {_IO_COLUMNS if with_io else _NO_IO}",
         where=where,
         params=params,
