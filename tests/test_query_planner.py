@@ -170,6 +170,17 @@ def _assert_percentiles_within_bound(rt: Any, pid: str) -> None:
             max(v / 1000, MIN_LATENCY)
             for v in rt.read_sync(lambda c, q=query: _latencies(c, pid, q))
         )
+        # The API's choice (approximate=None): histograms from a number of rows on.
+        exact = rt.read_sync(lambda c, q=query: run_query(c, pid, q))
+        small = rt.read_sync(
+            lambda c, q=query: run_query(c, pid, q, approximate=None, approximate_from=10**9)
+        )
+        assert small == exact
+        if values:
+            large = rt.read_sync(
+                lambda c, q=query: run_query(c, pid, q, approximate=None, approximate_from=1)
+            )
+            assert large == [row]
         for name, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
             got = row[f"{name}_latency"]
             if not values:

@@ -15,7 +15,7 @@ from helpers import T0, event, ingest, iso
 from lanterna.analytics import metrics
 from lanterna.store import rollup_build, rollups
 from lanterna.store.db import Database
-from lanterna.store.migrations import m0018_coarse_rollups, migrate
+from lanterna.store.migrations import m0018_coarse_rollups, m0041_latency_days, migrate
 from lanterna.store.recompute import recompute
 
 
@@ -33,6 +33,7 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
         "models": defaultdict(lambda: [0, 0.0, 0, 0, 0]),
         "observations": defaultdict(lambda: [0, 0, 0.0, 0, 0, 0]),
         "buckets": defaultdict(lambda: [0, 0.0]),
+        "bucket_days": defaultdict(lambda: [0, 0.0]),
         "users": defaultdict(lambda: [0, 0, 0, 0, 0.0, 0, 0, 0]),
         "model_traces": defaultdict(lambda: [0]),
         "facets": defaultdict(lambda: [0, 0, 0.0, 0, 0, 0, 0, 0]),
@@ -116,6 +117,10 @@ def _raw(conn: Any, project_id: str) -> dict[str, Any]:
         f = out["facet_days"][(hour[:10], env, facet, value)]
         for j, x in enumerate(v):
             f[j] += x
+    for (hour, env, model, measure, b), v in out["buckets"].items():
+        h = out["bucket_days"][(hour[:10], env, model, measure, b)]
+        h[0] += v[0]
+        h[1] += v[1]
     for (hour, env, _, b), v in out["traces"].items():
         c = out["coarse_traces"][(hour[:10], env, b)]
         for j, x in enumerate(v):
@@ -156,6 +161,7 @@ _TABLES = (
     "totals",
     "facets",
     "facet_days",
+    "bucket_days",
     "coarse_traces",
     "coarse_models",
 )
@@ -180,6 +186,7 @@ def _rolled(conn: Any, project_id: str) -> dict[str, Any]:
         ("model_traces", "rollup_model_traces"),
         ("facets", "rollup_observation_facets"),
         ("facet_days", "rollup_observation_facet_days"),
+        ("bucket_days", "rollup_observation_latency_days"),
         ("coarse_traces", "rollup_days"),
         ("coarse_models", "rollup_model_days"),
     ):
@@ -358,10 +365,12 @@ def test_migration_0018_builds_its_tables_in_sql_as_the_write_path_does(api):
         for table in ("rollup_days", "rollup_model_days", *rollups.OBSERVATION_TIMED):
             conn.run(f"DELETE FROM {table}")
         m0018_coarse_rollups.build(conn)
+        m0041_latency_days.build(conn)
 
     rt.writer.run_sync(rebuild)
     after = rt.read_sync(lambda c: _rolled(c, api.project.id))
-    for table in ("facets", "facet_days", "buckets", "coarse_traces", "coarse_models"):
+    tables = ("facets", "facet_days", "buckets", "bucket_days", "coarse_traces", "coarse_models")
+    for table in tables:
         assert set(after[table]) == set(before[table]), table
         for key, values in before[table].items():
             assert after[table][key] == pytest.approx(values, rel=1e-9, abs=1e-9), key
@@ -496,8 +505,8 @@ def test_cost_recompute_moves_the_rollups(api, db_url):
 
 def test_upgrade_from_0011_builds_the_wide_rollups(api, db_url):
     """A database written before 0012 (rollups per environment and model only) gets
-    the wide rollups and (0018) the coarse and observation-timed ones, equal to the
-    raw rows, when it is migrated."""
+    the wide rollups and (0018, 0041) the coarse and observation-timed ones, equal to
+    the raw rows, when it is migrated."""
     events = [e for i in range(5) for e in _trace(i, 30 * i)]
     events.append(event("trace-create", {"id": "t0", "name": "chat", "userId": "u2"}))
     ingest(api, *events)
@@ -508,6 +517,7 @@ def test_upgrade_from_0011_builds_the_wide_rollups(api, db_url):
             conn.run(f"DROP TABLE {table}")
         conn.run("ALTER TABLE trace_totals DROP COLUMN name")
         conn.run("DELETE FROM schema_migrations WHERE name = '0018_coarse_rollups'")
+        conn.run("DELETE FROM schema_migrations WHERE name = '0041_latency_days'")
         conn.run(
             "CREATE TABLE rollup_traces (project_id TEXT NOT NULL, hour TEXT NOT NULL,"
             " environment TEXT NOT NULL, latency_bucket INTEGER NOT NULL, traces BIGINT,"
@@ -519,7 +529,7 @@ def test_upgrade_from_0011_builds_the_wide_rollups(api, db_url):
     rt.writer.run_sync(downgrade)
     db = Database(db_url)
     try:
-        assert migrate(db) == ["0012_wide_rollups", "0018_coarse_rollups"]
+        assert migrate(db) == ["0012_wide_rollups", "0018_coarse_rollups", "0041_latency_days"]
     finally:
         db.close()
     raw = _assert_rollups_match(api)

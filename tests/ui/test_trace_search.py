@@ -182,3 +182,34 @@ def test_broad_and_narrow_searches_page_and_count_alike(
                 assert capped == min(len(want), 101), text
     finally:
         db.close()
+
+
+def test_search_finds_traces_across_many_index_segments(
+    two_projects: tuple[Browser, Project, Project], db_url: str
+) -> None:
+    """Each commit adds a segment to the SQLite index, merged only once 16 of a level
+    have accumulated (0040): a search reads them all, in any script."""
+    client, a, _ = two_projects
+    assert client.login("owner-a@example.com") in (302, 303)
+    for i in range(40):  # one request (one commit) each
+        text = {"question": f"환불 정책 질문 {i:02} refund policy case{i:02}x"}
+        ingest(client, _trace(f"s{i:02}", text, None, at=i), auth=a.auth)
+    every = {f"s{i:02}" for i in range(40)}
+    assert _found_all(client, a, "환불 정책") == every
+    assert _found_all(client, a, "REFUND POLICY") == every
+    assert _found_all(client, a, "case17x") == {"s17"}
+    assert _found_all(client, a, "질문 03") == {"s03"}
+    if db_url.startswith("sqlite"):
+        db = Database(db_url)
+        try:
+            with db.read() as conn:
+                setting = conn.scalar("SELECT v FROM traces_search_config WHERE k = 'automerge'")
+        finally:
+            db.close()
+        assert int(setting) == 16
+
+
+def _found_all(client: Browser, project: Project, q: str) -> set[str]:
+    response = client.get(f"/project/{project.id}/traces", params={"q": q, "limit": 100})
+    assert response.status_code == 200, response.text
+    return set(re.findall(rf'href="/project/{project.id}/traces/([^"?]+)"', response.text))

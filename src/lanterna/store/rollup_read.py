@@ -50,7 +50,12 @@ MEASURES: dict[str, tuple[str, ...]] = {table: values for table, (_, _, values) 
 TIME = {"hour": "hour", "day": "substr(hour, 1, 10)"}
 _TEXT = {"environment", "trace_name", "name", "model", "user_id", "measure", "value"}
 #: the tables keyed by UTC day (``day``, ``YYYY-MM-DD``) instead of hour
-DAILY = {"rollup_days", "rollup_model_days", "rollup_observation_facet_days"}
+DAILY = {
+    "rollup_days",
+    "rollup_model_days",
+    "rollup_observation_facet_days",
+    "rollup_observation_latency_days",
+}
 #: the time dimensions of a daily table
 DAY_TIME = {"day": "day"}
 #: fine table -> the coarse (daily) one that answers the same sums when a query names
@@ -62,6 +67,7 @@ COARSER = {
     "rollup_observation_hours": "rollup_model_days",
     "rollup_model_traces": "rollup_model_days",
     "rollup_observation_facets": "rollup_observation_facet_days",
+    "rollup_observation_latency": "rollup_observation_latency_days",
 }
 
 

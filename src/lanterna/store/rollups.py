@@ -13,8 +13,9 @@ labels on both backends.
 - Keyed by the *observation's* own hour (or day) and environment:
   ``rollup_observation_facets`` / ``_facet_days`` (each observation once under its
   model, its name and its trace's name; observations of traces not stored count with
-  trace name ``''``), ``rollup_observation_latency`` (latency and time to first token
-  per model and log-spaced bucket: percentiles within :data:`PERCENTILE_ERROR`).
+  trace name ``''``), ``rollup_observation_latency`` / ``_latency_days`` (latency and
+  time to first token per model and log-spaced bucket: percentiles within
+  :data:`PERCENTILE_ERROR`).
 - ``rollup_score_hours``, keyed by the *score's* hour and environment: count and sum of
   NUMERIC and BOOLEAN values per name; the write path subtracts a batch's stored
   scores and adds them as written; deletes subtract them first.
@@ -179,6 +180,11 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("hour", "environment", "model", "measure", "bucket"),
         ("observations", "seconds"),
     ),
+    "rollup_observation_latency_days": (
+        "bucket_days",
+        ("day", "environment", "model", "measure", "bucket"),
+        ("observations", "seconds"),
+    ),
 }
 #: the tables keyed by the *observation's* hour and environment (the others: the
 #: trace's; scores: the score's)
@@ -186,6 +192,7 @@ OBSERVATION_TIMED = (
     "rollup_observation_facets",
     "rollup_observation_facet_days",
     "rollup_observation_latency",
+    "rollup_observation_latency_days",
 )
 #: the score data types with a numeric value (BOOLEAN as 0/1), the ones rolled up
 NUMERIC_SCORES = ("NUMERIC", "BOOLEAN")
@@ -437,6 +444,9 @@ class Contribution:
         facet_days: dict[Any, list[float]] = {}
         for (hour, env, facet, value), v in facets.items():
             _into(facet_days, (hour[:10], env, facet, value), v)
+        bucket_days: dict[Any, list[float]] = {}
+        for (hour, env, model, measure, b), v in self.buckets.items():
+            _into(bucket_days, (hour[:10], env, model, measure, b), v)
         return {
             "traces": self.traces,
             "observations": observations,
@@ -448,6 +458,7 @@ class Contribution:
             "facets": facets,
             "facet_days": facet_days,
             "buckets": self.buckets,
+            "bucket_days": bucket_days,
         }
 
 

@@ -90,6 +90,10 @@ _SCORE_VIEWS = ("scores-numeric", "scores-boolean")
 _SCORE_DIMENSIONS = {"name": "name", "environment": "environment", "dataType": "data_type"}
 _SCORE_EXACT = frozenset((m, a) for m in ("count", "value") for a in ("sum", "count", "avg"))
 _SQL_LIMIT = 1_000_000_000  # the partial hours' raw query is not cut by row_limit
+#: With ``approximate=None`` (the metrics API), a query whose range holds at least this
+#: many rows of its view takes its latency percentiles from the histograms (within
+#: :data:`~lanterna.store.rollups.PERCENTILE_ERROR`); a smaller one stays exact.
+APPROXIMATE_FROM = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,12 +200,17 @@ def run_query(
     query: Query,
     *,
     timeout: float | None = None,
-    approximate: bool = False,
+    approximate: bool | None = False,
+    approximate_from: int = APPROXIMATE_FROM,
 ) -> list[dict[str, Any]]:
     """The answer's rows (dicts named as :attr:`Query.columns`): from the rollups when
     :func:`explain` says so, from raw rows otherwise; read within ``timeout`` seconds
     (over it: ``StatementTimeout``, a 422). ``approximate``: latency percentiles may
-    come from the rollups' histograms (within 2.53 %); otherwise they are exact."""
+    come from the rollups' histograms (within 2.53 %); otherwise they are exact. None:
+    from the histograms when the range holds ``approximate_from`` rows or more of the
+    view (reading them exactly would read that many raw rows), else exact."""
+    if approximate is None:
+        approximate = _large(conn, project_id, query, timeout, approximate_from)
     plan = explain(query, approximate=approximate)
     if plan.path == RAW:
         return run_raw(conn, project_id, query, timeout=timeout)
@@ -220,6 +229,26 @@ def run_query(
     if not rows and not query.dimensions and not query.granularity:
         rows = [_row(query, (), _Sums())]  # as SQL: one row of an empty aggregate
     return _ordered(query, rows)[: query.row_limit]
+
+
+def _large(
+    conn: Conn, project_id: str, query: Query, timeout: float | None, threshold: int
+) -> bool:
+    """Whether the histograms answer ``query``'s percentiles, and only they keep it from
+    the rollups, and its range holds ``threshold`` rows or more (counted
+    from the rollups: a query the histograms answer has a count they answer too)."""
+    if explain(query).path == ROLLUP or explain(query, approximate=True).path == RAW:
+        return False
+    count = replace(
+        query,
+        dimensions=(),
+        metrics=(Metric("count", "count"),),
+        granularity=None,
+        order_by=(),
+        row_limit=1,
+    )
+    rows = run_query(conn, project_id, count, timeout=timeout)
+    return bool(rows) and int(rows[0][count.metrics[0].column] or 0) >= threshold
 
 
 @dataclass(slots=True)

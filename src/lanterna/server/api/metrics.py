@@ -150,7 +150,8 @@ def _answer(request: Request, project_id: str, text: str | None, version: int) -
     timeout = millis / 1000 if millis > 0 else None
 
     def read(conn: Conn) -> dict[str, Any]:
-        return {"data": run_query(conn, project_id, query, timeout=timeout)}
+        # Percentiles over large ranges from the histograms (docs/metrics.md).
+        return {"data": run_query(conn, project_id, query, timeout=timeout, approximate=None)}
 
     return JSON(runtime(request).read_sync(read))
 
