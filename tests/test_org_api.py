@@ -244,6 +244,35 @@ def test_memberships(api: Api):
     assert actions == ["member.remove", "member.remove"] + ["member.role"] * 3 + ["member.org_role"]
 
 
+def test_an_organisation_role_change_never_leaves_a_project_without_owner(api: Api):
+    key = org_key(api)
+    made = api.post("/api/public/projects", json={"name": "Owned"}, auth=key)
+    assert made.status_code == 200, made.text
+    ada = _user(api, "ada@example.com", "Ada")
+    bob = _user(api, "bob@example.com", "Bob")
+    org_url = "/api/public/organizations/memberships"
+    # Ada owns every project of the organisation through her organisation role.
+    assert api.put(org_url, json={"userId": ada, "role": "OWNER"}, auth=key).status_code == 200
+    demoted = api.put(org_url, json={"userId": ada, "role": "ADMIN"}, auth=key)
+    assert demoted.status_code == 409 and "owner" in demoted.json()["message"]
+    removed = api.request("DELETE", org_url, json={"userId": ada}, auth=key)
+    assert removed.status_code == 409
+    deprovisioned = api.request("DELETE", f"/api/public/scim/Users/{ada}", auth=key)
+    assert deprovisioned.status_code == 409
+    assert deprovisioned.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    roles = {m["userId"]: m["role"] for m in api.get(org_url, auth=key).json()["memberships"]}
+    assert roles == {ada: "OWNER"}  # nothing was changed by the refused requests
+    # Another organisation owner keeps every project owned: Ada's role may go.
+    assert api.put(org_url, json={"userId": bob, "role": "OWNER"}, auth=key).status_code == 200
+    assert api.put(org_url, json={"userId": ada, "role": "ADMIN"}, auth=key).status_code == 200
+    assert api.request("DELETE", org_url, json={"userId": ada}, auth=key).status_code == 200
+    # Bob is now the only owner: neither removed nor deprovisioned.
+    assert api.request("DELETE", org_url, json={"userId": bob}, auth=key).status_code == 409
+    assert api.request("DELETE", f"/api/public/scim/Users/{bob}", auth=key).status_code == 409
+    roles = {m["userId"]: m["role"] for m in api.get(org_url, auth=key).json()["memberships"]}
+    assert roles == {bob: "OWNER"}
+
+
 def test_feedback(api: Api):
     body = {
         "targetType": "public-api",

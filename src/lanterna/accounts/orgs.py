@@ -98,6 +98,49 @@ def remove_from_org(conn: Conn, org_id: str, user_id: str) -> bool:
     return gone > 0
 
 
+def projects_left_without_owner(
+    conn: Conn, org_id: str, user_id: str, new_org_role: str | None
+) -> list[str]:
+    """Ids of the organisation's projects that have an owner now and would have none
+    if ``user_id``'s organisation role became ``new_org_role`` (None: if they left the
+    organisation, taking their project memberships with them). An owner is a project
+    member with role ``owner``, or an organisation ``owner`` without a project role of
+    their own there (a project role overrides the organisation's)."""
+    org_owners = {
+        str(r["user_id"])
+        for r in conn.all(
+            "SELECT user_id FROM org_memberships WHERE org_id = ? AND role = 'owner'", (org_id,)
+        )
+    }
+    after_org_owners = set(org_owners)
+    after_org_owners.discard(user_id)
+    if new_org_role == "owner":
+        after_org_owners.add(user_id)
+    rows = conn.all(
+        "SELECT p.id AS project_id, m.user_id, m.role FROM projects p"
+        " LEFT JOIN memberships m ON m.project_id = p.id WHERE p.org_id = ?",
+        (org_id,),
+    )
+    members: dict[str, dict[str, str]] = {}
+    for row in rows:
+        roles = members.setdefault(str(row["project_id"]), {})
+        if row["user_id"] is not None:
+            roles[str(row["user_id"])] = str(row["role"])
+
+    def owners(roles: dict[str, str], org_level: set[str]) -> set[str]:
+        explicit = {u for u, role in roles.items() if role == "owner"}
+        return explicit | {u for u in org_level if u not in roles}
+
+    left: list[str] = []
+    for project_id, roles in members.items():
+        after = dict(roles)
+        if new_org_role is None:
+            after.pop(user_id, None)
+        if owners(roles, org_owners) and not owners(after, after_org_owners):
+            left.append(project_id)
+    return sorted(left)
+
+
 def leaves_no_owner(conn: Conn, project_id: str, user_id: str, new_role: str | None) -> bool:
     """True when giving ``user_id`` ``new_role`` in the project (None: removing them)
     would take its last owner away (a project keeps at least one, as in the UI)."""

@@ -194,6 +194,8 @@ async def put_organization_membership(request: Request, org: OrgKey) -> JSON:
     def work(c: Conn) -> dict[str, Any]:
         if accounts.get_user(c, user_id) is None:
             raise not_found("User")
+        if orgs.projects_left_without_owner(c, org.org_id, user_id, role):
+            raise Conflict(LAST_OWNER)
         orgs.set_org_member(c, org.org_id, user_id, role)
         found = orgs.org_member(c, org.org_id, user_id)
         assert found is not None
@@ -227,6 +229,8 @@ async def remove_org_member(
         found = orgs.org_member(c, org.org_id, user_id)
         if found is None:
             return None
+        if orgs.projects_left_without_owner(c, org.org_id, user_id, None):
+            raise Conflict(LAST_OWNER)
         # Logged before the removal: the organisation's logs name who went.
         actor = actor_of(org)[0]
         for project in rt.store.projects.org_projects(c, org.org_id):

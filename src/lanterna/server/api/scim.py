@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from ...accounts import orgs
 from ...accounts import store as accounts
+from ...errors import Conflict
 from ...store.db import Conn
 from ..audit import audit_org
 from ..org_auth import OrgKey
@@ -412,6 +413,10 @@ async def get_user(request: Request, org: OrgKey, userId: str) -> JSON:
 async def delete_user(request: Request, org: OrgKey, userId: str) -> Response:
     """Deprovision: out of the organisation and its projects, login sessions ended at
     once (204); 404 for a user the organisation does not have."""
-    if await remove_org_member(runtime(request), org, userId, {"via": "scim"}) is None:
+    try:
+        removed = await remove_org_member(runtime(request), org, userId, {"via": "scim"})
+    except Conflict as exc:
+        return scim_error(409, str(exc))
+    if removed is None:
         return scim_error(404, f"User {userId} not found")
     return Response(status_code=204)
