@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -201,8 +202,19 @@ def run_sdk_script(
         LANGFUSE_BASE_URL=server.url,  # 5.x
         PYTHONDONTWRITEBYTECODE="1",
     )
+    proc = _run_client(str(python), script, args, env)
+    if quiet_about is not None:
+        assert quiet_about not in proc.stderr, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _run_client(
+    program: str, script: str, args: tuple[str, ...], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run ``program tests/clients/<script> args`` there; fail the test if it fails."""
     proc = subprocess.run(
-        [str(python), str(CLIENTS / script), *args],
+        [program, str(CLIENTS / script), *args],
         env=env,
         cwd=CLIENTS,
         capture_output=True,
@@ -211,8 +223,23 @@ def run_sdk_script(
         check=False,
     )
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout}\n{proc.stderr}"
-    if quiet_about is not None:
-        assert quiet_about not in proc.stderr, proc.stderr
+    return proc
+
+
+def run_node_script(modules: str, script: str, env: dict[str, str], *args: str) -> dict[str, Any]:
+    """Run ``tests/clients/<script>`` with node and the JS packages of ``.venvs/<modules>``
+    (``NODE_PATH``), ``env`` added to this process's environment (less any ``LANGFUSE_``
+    or ``OTEL_`` variable); return the JSON of its last line."""
+    node = shutil.which("node")
+    path = ROOT / ".venvs" / modules / "node_modules"
+    if node is None or not path.is_dir():
+        pytest.fail(
+            f"node or {path} is missing: run scripts/test, which installs each"
+            " tests/clients/<dir>/package.json with `npm ci` into .venvs/"
+        )
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "OTEL_"))}
+    child_env.update(NODE_PATH=str(path), **env)
+    proc = _run_client(node, script, args, child_env)
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
@@ -43,13 +44,15 @@ def _basic(secret_pair: tuple[str, str]) -> str:
     return "Basic " + base64.b64encode(":".join(secret_pair).encode()).decode()
 
 
-def test_spans_exported_over_grpc_land_as_over_http(grpc_server) -> None:
+@pytest.mark.parametrize("compression", [grpc.Compression.NoCompression, grpc.Compression.Gzip])
+def test_spans_exported_over_grpc_land_as_over_http(grpc_server, compression) -> None:
     server, port = grpc_server
     exporter = OTLPSpanExporter(
         endpoint=f"127.0.0.1:{port}",
         insecure=True,
         headers={"authorization": _basic(server.project.auth)},
         timeout=10,
+        compression=compression,
     )
     provider = TracerProvider(resource=Resource.create(RESOURCE))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -95,6 +98,31 @@ def test_wrong_credentials_are_refused(grpc_server) -> None:
             timeout=5,
         )
         assert not ok.HasField("partial_success")
+
+
+def test_a_gzip_message_that_inflates_past_the_limit_is_refused(db_url, tmp_path) -> None:
+    # 1 MB of one letter gzips to about 1 kB: the limit is on what it inflates to.
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = b"\x01" * 16, b"\x02" * 8, "bomb"
+    span.attributes.add(key="input.value").value.string_value = "a" * 1_000_000
+    port = _free_port()
+    with serve(db_url, tmp_path, otlp_grpc_port=port, max_request_bytes=200_000) as server:
+        with grpc.insecure_channel(
+            f"127.0.0.1:{port}", compression=grpc.Compression.Gzip
+        ) as channel:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Export(
+                    request,
+                    metadata=(("authorization", _basic(server.project.auth)),),
+                    timeout=10,
+                )
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        response = httpx.get(
+            f"{server.url}/api/public/traces/{'01' * 16}", auth=server.project.auth, timeout=10
+        )
+        assert response.status_code == 404
 
 
 def test_the_flag_alone_means_4317_and_bad_settings_are_refused(tmp_path: Path) -> None:

@@ -67,6 +67,14 @@ def rag_app(tracer):
         root.set_status(Status(StatusCode.ERROR, "downstream failed"))
 
 
+#: What the chat span's ``gen_ai.*`` message events read as.
+CHAT_INPUT = [
+    {"role": "system", "content": "Answer briefly."},
+    {"role": "user", "content": "What is OTLP?"},
+]
+CHAT_OUTPUT = {"index": 0, "finish_reason": "stop", "message": {"content": "A protocol."}}
+
+
 def check_rag_trace(live_server, spans) -> None:
     trace = get_trace(live_server, trace_id(spans))
     assert trace["name"] == "answer-question"
@@ -91,15 +99,7 @@ def check_rag_trace(live_server, spans) -> None:
     }
     assert chat["costDetails"] == {"total": 0.0042}
     assert chat["calculatedTotalCost"] == pytest.approx(0.0042)
-    assert chat["input"] == [
-        {"role": "system", "content": "Answer briefly."},
-        {"role": "user", "content": "What is OTLP?"},
-    ]
-    assert chat["output"] == {
-        "index": 0,
-        "finish_reason": "stop",
-        "message": {"content": "A protocol."},
-    }
+    assert (chat["input"], chat["output"]) == (CHAT_INPUT, CHAT_OUTPUT)
     # Attributes not read into a field are kept in metadata, as Langfuse does.
     assert chat["metadata"]["attributes"]["gen_ai.system"] == "anthropic"
     assert chat["metadata"]["scope"]["name"] == "rag-app"
