@@ -2,8 +2,8 @@
 (``/api/public/unstable/evaluators``, ``/api/public/unstable/evaluation-rules``), as in
 Langfuse's OpenAPI spec. Keys are sealed before they are stored and never returned
 (``displaySecretKey`` is masked); see docs/evaluations.md for what Lanterna adds
-(deterministic evaluator types, the ``trace`` target) and refuses (code evaluators, the
-``observation`` target)."""
+(deterministic evaluator types; the ``trace`` target, legacy in Langfuse) and refuses
+(code evaluators)."""
 
 from __future__ import annotations
 
@@ -148,7 +148,8 @@ async def delete_evaluator(request: Request, evaluator_id: str, principal: Proje
 
 @router.post(RULES)
 async def create_rule(request: Request, principal: ProjectKey) -> JSON:
-    """Create a rule; it evaluates traces that arrive from now on."""
+    """Create a rule; it evaluates the observations, traces or run items that arrive
+    from now on."""
     body = await read_json_object(request)
     rt = runtime(request)
     shown = await ops.create_rule(rt, principal.project_id, body)
