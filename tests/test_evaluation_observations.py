@@ -271,3 +271,38 @@ def test_observation_rules_check_their_mapping_and_can_be_moved(app_api):
     assert moved.status_code == 200, moved.text
     assert moved.json()["target"] == "observation"
     assert app_api.get(f"{RULES}/{made['id']}").json()["filter"][0]["column"] == "level"
+
+
+@pytest.mark.parametrize(
+    ("output", "calls"),
+    [
+        (TOOL_OUTPUT, [("call-1", "search", '{"q": "weather"}'), ("call-2", "lookup", "{}")]),
+        (  # a chat completion, as a JSON text
+            '{"choices": [{"message": {"role": "assistant", "tool_calls": [{"id": "c",'
+            ' "type": "function", "function": {"name": "f", "arguments": "{}"}}]}}]}',
+            [("c", "f", "{}")],
+        ),
+        (  # Anthropic content blocks
+            {"role": "assistant", "content": [{"type": "text", "text": "Let me look."},
+                                              {"type": "tool_use", "id": "tu-1", "name": "web",
+                                               "input": {"q": "x"}}]},
+            [("tu-1", "web", {"q": "x"})],
+        ),
+        (  # the Vercel AI SDK's calls in a list of messages
+            [{"role": "user", "content": "hi"},
+             {"role": "assistant", "toolCalls": [{"toolCallId": "v1", "toolName": "calc",
+                                                  "args": {"a": 1}}]}],
+            [("v1", "calc", {"a": 1})],
+        ),
+        ({"role": "assistant", "function_call": {"name": "old", "arguments": "{}"}},
+         [(None, "old", "{}")]),
+        ("just text", []),
+        ({"content": "no calls", "metadata": {"name": "x", "arguments": 1}}, []),
+    ],
+)  # fmt: skip
+def test_tool_calls_are_read_from_the_output_shapes_sdks_write(output, calls):
+    from lanterna.evaluation.tool_calls import tool_calls_of
+
+    found = tool_calls_of(output)
+    assert [(c["id"], c["name"], c["arguments"]) for c in found] == calls
+    assert [c["index"] for c in found] == list(range(len(calls)))
