@@ -306,3 +306,19 @@ def test_tool_calls_are_read_from_the_output_shapes_sdks_write(output, calls):
     found = tool_calls_of(output)
     assert [(c["id"], c["name"], c["arguments"]) for c in found] == calls
     assert [c["index"] for c in found] == list(range(len(calls)))
+
+
+def test_the_rule_routes_document_their_body_and_answer(app_api):
+    doc = app_api.get("/api/openapi.json").json()
+    routes = doc["paths"][RULES]
+    body = routes["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "observation" in body["properties"]["target"]["anyOf"][0]["enum"]
+    assert "$defs" not in str(routes)  # nested models inlined, no dangling reference
+    mapping = body["properties"]["mapping"]["anyOf"][0]["items"]
+    assert "tool_calls" in mapping["properties"]["source"]["enum"]
+    answer = routes["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    rule_schema = doc["components"]["schemas"][answer["$ref"].split("/")[-1]]
+    assert rule_schema["properties"]["target"]["enum"] == ["observation", "trace", "experiment"]
+    one = doc["paths"][RULES + "/{rule_id}"]
+    assert set(one) == {"get", "patch", "delete"}
+    assert "requestBody" in one["patch"]
