@@ -261,6 +261,12 @@ def test_observation_rules_check_their_mapping_and_can_be_moved(app_api):
     refused = app_api.post(RULES, json=body)
     assert refused.status_code == 400
     assert "only valid for target 'experiment'" in refused.json()["error"]
+    legacy = [{"variable": "output", "source": "output", "langfuseObject": "generation",
+               "objectName": "llm"}]  # fmt: skip
+    named = app_api.post(RULES, json={**body, "target": "trace", "mapping": legacy})
+    assert named.status_code == 400
+    assert "mapping[0].langfuseObject" in named.json()["error"]
+    assert "target 'observation'" in named.json()["error"]
     made = app_api.post(RULES, json={**body, "target": "trace", "mapping": None}).json()
     moved = app_api.patch(
         f"{RULES}/{made['id']}",

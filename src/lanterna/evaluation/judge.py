@@ -113,6 +113,13 @@ def check_mapping(raw: Any, where: str, sources: tuple[str, ...] = SOURCES) -> l
         at = f"{where}[{i}]"
         if not isinstance(entry, dict):
             raise JudgeConfigError(f"{at}: expected an object")
+        legacy = next((k for k in ("langfuseObject", "objectName") if k in entry), None)
+        if legacy is not None:
+            raise JudgeConfigError(
+                f"{at}.{legacy}: picking a trace's named observation is only in Langfuse's"
+                " read-only legacy mapping; evaluate it with target 'observation' and a"
+                " 'name' filter"
+            )
         variable, source = entry.get("variable"), entry.get("source")
         if not isinstance(variable, str) or not variable:
             raise JudgeConfigError(f"{at}.variable: required, a string")
