@@ -219,9 +219,9 @@ def test_rules_are_checked_listed_changed_and_deleted(app_api, stub):
     assert unknown.status_code == 400 and "ghost" in unknown.json()["error"]
     other_target = app_api.post(
         "/api/public/unstable/evaluation-rules",
-        json={**bad_filter, "filter": [], "target": "observation"},
+        json={**bad_filter, "filter": [], "target": "session"},
     )
-    assert other_target.status_code == 400 and "observation" in other_target.json()["error"]
+    assert other_target.status_code == 400 and "'session'" in other_target.json()["error"]
     bad_var = app_api.post(
         "/api/public/unstable/evaluation-rules",
         json={**bad_filter, "filter": [], "mapping": [{"variable": "zzz", "source": "input"}]},
@@ -587,6 +587,12 @@ def test_experiment_rules_are_checked_against_their_target(app_api):
     )  # fmt: skip
     assert expected_on_traces.status_code == 400
     assert "only valid for target 'experiment'" in expected_on_traces.json()["error"]
+    tools_on_traces = app_api.post(
+        rules, json={**base, "target": "trace", "mapping": [{"variable": "output",
+                                                              "source": "tool_calls"}]}
+    )  # fmt: skip
+    assert tools_on_traces.status_code == 400
+    assert "'observation' or 'experiment'" in tools_on_traces.json()["error"]
     by_name = app_api.post(
         rules,
         json={**base, "target": "experiment",

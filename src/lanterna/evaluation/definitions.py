@@ -5,11 +5,14 @@ Evaluator types: ``llm_as_judge`` (prompt, output definition, ``modelConfig``
 naming an LLM connection's provider and a model) and the deterministic ones of
 :mod:`~lanterna.evaluation.deterministic` (``config``). ``code`` evaluators are
 refused: Lanterna runs no user code. A rule has one evaluator, a target, a sampling
-rate in (0, 1] and an optional mapping. Targets: ``trace`` (new traces, filtered with
-the trace list's ``filter`` JSON) and ``experiment`` (new dataset run items, as
-Langfuse's evaluators on experiments; ``dataset`` is accepted as its other name),
-filtered by ``datasetId`` (``stringOptions``, ``any of`` / ``none of``), whose mapping
-may also read the item's ``expected_output`` and ``experiment_item_metadata``.
+rate in (0, 1] and an optional mapping. Targets: ``observation`` (new observations,
+filtered on the observation columns of Langfuse's list for that target, plus
+``model``; the mapping may also read ``tool_calls``), ``trace`` (new traces, filtered
+with the trace list's ``filter`` JSON; Langfuse's legacy target) and ``experiment``
+(new dataset run items, as Langfuse's evaluators on experiments; ``dataset`` is
+accepted as its other name), filtered by ``datasetId`` (``stringOptions``, ``any of``
+/ ``none of``), whose mapping may also read the item's ``expected_output`` and
+``experiment_item_metadata``.
 """
 
 from __future__ import annotations
@@ -17,23 +20,30 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidRequestData
-from ..store.filters import conditions_of
+from ..schema import LEVELS, OBSERVATION_TYPES
+from ..store.evaluations import OBSERVATION_RULE_COLUMNS
+from ..store.filters import Condition, FilterError, conditions_of
 from . import deterministic
 from .judge import SOURCES, check_mapping, check_output_definition, variables_of
+from .tool_calls import TOOL_COLUMNS, check_tool_condition
 
 #: The evaluator types accepted (``type``).
 EVALUATOR_TYPES = ("llm_as_judge", *deterministic.TYPES)
-#: What a rule evaluates: ``trace`` (new traces matching the trace list filter) or
-#: ``experiment`` (new dataset run items of the datasets its filter names).
-TARGETS = ("trace", "experiment")
+#: What a rule evaluates: ``observation`` (new observations matching its filter),
+#: ``trace`` (new traces matching the trace list filter) or ``experiment`` (new dataset
+#: run items of the datasets its filter names).
+TARGETS = ("observation", "trace", "experiment")
 #: Other names of a target.
 TARGET_ALIASES = {"dataset": "experiment"}
 #: The mapping sources each target offers.
 TARGET_SOURCES = {
+    "observation": (*SOURCES, "tool_calls"),
     "trace": SOURCES,
-    "experiment": (*SOURCES, "expected_output", "experiment_item_metadata"),
+    "experiment": (*SOURCES, "tool_calls", "expected_output", "experiment_item_metadata"),
 }
 _ALL_SOURCES = TARGET_SOURCES["experiment"]
+#: Allowed values of the observation filter's option columns.
+_OPTION_VALUES = {"type": OBSERVATION_TYPES, "level": LEVELS}
 
 
 class DefinitionError(InvalidRequestData, ValueError):
@@ -135,9 +145,10 @@ def check_rule(body: Any, *, partial: bool = False) -> dict[str, Any]:
         target = TARGET_ALIASES.get(target, target) if isinstance(target, str) else target
         if target not in TARGETS:
             raise DefinitionError(
-                f"target: {target!r} is not supported; rules evaluate new traces (target"
-                " 'trace', filtered with the trace list's filter JSON) or new dataset run"
-                " items (target 'experiment', filtered by datasetId)"
+                f"target: {target!r} is not supported; rules evaluate new observations"
+                " (target 'observation'), new traces (target 'trace', filtered with the"
+                " trace list's filter JSON) or new dataset run items (target 'experiment',"
+                " filtered by datasetId)"
             )
         out["target"] = target
     sources = _ALL_SOURCES  # which of them the target offers: check_target
@@ -162,16 +173,52 @@ def check_rule(body: Any, *, partial: bool = False) -> dict[str, Any]:
 
 def check_target(target: str, filter_: Any, mapping: list[dict[str, Any]] | None) -> None:
     """Raise :class:`DefinitionError` when a rule's mapping reads a source its target
-    lacks, or when an ``experiment`` rule's filter is not on ``datasetId`` (the trace
-    target's filter is checked against the trace list's columns by the store)."""
+    lacks, when an ``experiment`` rule's filter is not on ``datasetId``, or when an
+    ``observation`` rule's filter names a column or value that target lacks (its SQL
+    conditions and the trace target's filter are compiled by the store too)."""
     for i, entry in enumerate(mapping or []):
         if entry["source"] not in TARGET_SOURCES[target]:
+            valid = [t for t in TARGETS if entry["source"] in TARGET_SOURCES[t]]
             raise DefinitionError(
                 f"mapping[{i}].source: {entry['source']!r} is only valid for target"
-                f" 'experiment' (target {target!r} offers {', '.join(TARGET_SOURCES[target])})"
+                f" {' or '.join(repr(t) for t in valid)} (target {target!r} offers"
+                f" {', '.join(TARGET_SOURCES[target])})"
             )
     if target == "experiment":
         dataset_filter(filter_)
+    elif target == "observation":
+        observation_filter(filter_)
+
+
+def observation_filter(filter_: Any) -> tuple[list[Condition], list[Condition]]:
+    """An ``observation`` rule's filter split into the conditions SQL evaluates and the
+    tool-call ones (``calledToolNames``, ``toolCalls``) the worker evaluates; a
+    :class:`~lanterna.store.filters.FilterError` naming the condition when a column is
+    not one of that target's or an option value is not one of the column's."""
+    sql: list[Condition] = []
+    tools: list[Condition] = []
+    for i, cond in enumerate(conditions_of(filter_ or [], "filter")):
+        where = f"filter[{i}]"
+        if cond.column in TOOL_COLUMNS:
+            check_tool_condition(cond, where)
+            tools.append(cond)
+            continue
+        if cond.column not in OBSERVATION_RULE_COLUMNS:
+            names = ", ".join((*OBSERVATION_RULE_COLUMNS, *TOOL_COLUMNS))
+            raise FilterError(
+                f"{where}.column: {cond.column!r} is not a column target 'observation' filters"
+                f" on (use one of: {names})"
+            )
+        allowed = _OPTION_VALUES.get(cond.column)
+        if allowed and cond.type == "stringOptions" and isinstance(cond.value, list):
+            wrong = [v for v in cond.value if v not in allowed]
+            if wrong:
+                raise FilterError(
+                    f"{where}.value: {', '.join(map(str, wrong))} not a valid {cond.column}"
+                    f" (allowed: {', '.join(allowed)})"
+                )
+        sql.append(cond)
+    return sql, tools
 
 
 def dataset_filter(filter_: Any) -> tuple[str, list[str]] | None:

@@ -3,8 +3,9 @@ fields, the instruction to answer as JSON, and the answer parsed into a score.
 
 Templates use ``{{variable}}``; each variable is filled through the mapping
 (``{variable, source, jsonPath}``: ``source`` is ``input``, ``output`` or ``metadata``
-of the evaluated trace, or a dataset run item's ``expected_output`` or
-``experiment_item_metadata``, ``jsonPath`` an optional ``$.a.b[0]`` path into it). The judge
+of the evaluated observation or trace, an observation's ``tool_calls``, or a dataset
+run item's ``expected_output`` or ``experiment_item_metadata``, ``jsonPath`` an
+optional ``$.a.b[0]`` path into it). The judge
 is asked for ``{"score": ..., "reasoning": "..."}``; the score is checked against the
 output definition (a number within its bounds, true/false, or one of its categories)
 and the reasoning becomes the score's comment.
@@ -23,11 +24,11 @@ from .deterministic import as_text
 
 # A fixed pattern of ours (not a user's), so Python's re is safe here.
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
-_PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[['\"]([^'\"]+)['\"]\]")
+_PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[['\"]([^'\"]+)['\"]\]|(\[\*\])")
 SOURCES = ("input", "output", "metadata")
 #: Variables filled from the object's field of their own name when not mapped (a run
 #: item's ``expected_output``, ``experiment_item_metadata`` and ``expected``).
-DEFAULT_FIELDS = (*SOURCES, "expected_output", "experiment_item_metadata", "expected")
+DEFAULT_FIELDS = (*SOURCES, "tool_calls", "expected_output", "experiment_item_metadata", "expected")
 DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL")
 
 
@@ -51,7 +52,7 @@ def render(template: str, values: dict[str, Any]) -> str:
 
 def check_path(path: str | None, where: str) -> None:
     """Raise :class:`JudgeConfigError` unless ``path`` is ``$`` followed by ``.key``,
-    ``[n]`` or ``['key']`` steps (or None)."""
+    ``[n]``, ``['key']`` or ``[*]`` (every element) steps (or None)."""
     if path is None:
         return
     if not isinstance(path, str) or not path.startswith("$"):
@@ -64,12 +65,14 @@ def check_path(path: str | None, where: str) -> None:
         pos = match.end()
     if pos != len(rest):
         raise JudgeConfigError(
-            f"{where}: {path!r} is not a supported JSON path ($ then .key, [n] or ['key'] steps)"
+            f"{where}: {path!r} is not a supported JSON path ($ then .key, [n], ['key'] or"
+            " [*] steps)"
         )
 
 
 def select(value: Any, path: str | None) -> Any:
-    """The part of ``value`` at a checked JSON ``path`` (None when it is absent)."""
+    """The part of ``value`` at a checked JSON ``path`` (None when it is absent; a list
+    of the matches below a ``[*]`` step)."""
     if not path:
         return value
     if isinstance(value, str):  # a JSON text stored as a string
@@ -77,7 +80,16 @@ def select(value: Any, path: str | None) -> Any:
             value = _json.loads(value)
         except _json.JSONDecodeError:
             return None
-    for key, index, quoted in _PATH_PART.findall(path[1:]):
+    return _walk(value, _PATH_PART.findall(path[1:]))
+
+
+def _walk(value: Any, steps: list[tuple[str, str, str, str]]) -> Any:
+    for at, (key, index, quoted, every) in enumerate(steps):
+        if every:
+            if not isinstance(value, list):
+                return None
+            found = [_walk(item, steps[at + 1 :]) for item in value]
+            return [f for f in found if f is not None]
         if index:
             if not isinstance(value, list) or int(index) >= len(value):
                 return None
@@ -101,6 +113,13 @@ def check_mapping(raw: Any, where: str, sources: tuple[str, ...] = SOURCES) -> l
         at = f"{where}[{i}]"
         if not isinstance(entry, dict):
             raise JudgeConfigError(f"{at}: expected an object")
+        legacy = next((k for k in ("langfuseObject", "objectName") if k in entry), None)
+        if legacy is not None:
+            raise JudgeConfigError(
+                f"{at}.{legacy}: picking a trace's named observation is only in Langfuse's"
+                " read-only legacy mapping; evaluate it with target 'observation' and a"
+                " 'name' filter"
+            )
         variable, source = entry.get("variable"), entry.get("source")
         if not isinstance(variable, str) or not variable:
             raise JudgeConfigError(f"{at}.variable: required, a string")

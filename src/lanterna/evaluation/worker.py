@@ -1,6 +1,7 @@
 """The online evaluation worker: :meth:`EvaluationWorker.tick` runs every enabled rule
-over the traces (target ``trace``) or dataset run items (target ``experiment``) that
-arrived since it last looked, once across every process sharing
+over the observations (target ``observation``), traces (target ``trace``) or dataset
+run items (target ``experiment``) that arrived since it last looked, once across every
+process sharing
 the database (a lease per rule, as the alert evaluator's), and records each outcome.
 ``alerts.evaluator.EvaluatorLoop`` ticks it in a background thread (``lanterna serve``,
 ``lanterna worker``).
@@ -15,7 +16,10 @@ own traces (only if the lease is still ours). A run item is evaluated as its
 observation (when it names one) or its trace, with the item's expected output and
 metadata as the ``expected_output`` and ``experiment_item_metadata`` sources (and
 ``expected`` for the deterministic evaluators); its score lands on that trace and
-observation. A judge that fails, times out or
+observation. An observation is evaluated with its own input, output, metadata and
+the tool calls in its output (``tool_calls``); its score lands on it (its id and its
+trace's); observations in ``lanterna-evaluation`` (the judge's own generations) are
+never looked at, whatever the filter says. A judge that fails, times out or
 answers nonsense gives a run with status ``error`` and its message, never an
 exception out of the tick; ingestion never waits for any of it.
 
@@ -47,9 +51,10 @@ from ..timeutil import format_ts
 from ..timeutil import now as utc_now
 from . import deterministic
 from .connections import endpoint_of
-from .definitions import dataset_filter, variables
+from .definitions import dataset_filter, observation_filter, variables
 from .judge import JudgeAnswerError, fill, instructions, parse_answer, render
 from .llm import Caller, LlmError
+from .tool_calls import matches, tool_calls_of
 
 log = logging.getLogger("lanterna.evaluation")
 
@@ -134,7 +139,7 @@ class Evaluate:
         }
         if obj.get("observationId"):
             score["observationId"] = obj["observationId"]
-        if run["object_type"] != "TRACE":
+        if run["object_type"] == "DATASET_RUN_ITEM":
             score["metadata"]["datasetRunItemId"] = obj["id"]
         if evaluator["type"] != "llm_as_judge":
             try:
@@ -180,7 +185,8 @@ class Evaluate:
                 "id": judge_trace, "name": f"evaluator:{evaluator['name']}", "environment": env,
                 "input": messages, "output": completion.text,
                 "metadata": {"evaluatorId": evaluator["id"], "ruleId": rule_or_none(run),
-                             "targetTraceId": score["traceId"]},
+                             "targetTraceId": score["traceId"],
+                             "targetObservationId": score.get("observationId")},
             }, at),
             _event("generation-create", {
                 "id": self.new_id(), "traceId": judge_trace, "name": "judge", "environment": env,
@@ -298,6 +304,13 @@ class EvaluationWorker:
                     conn, pid, wanted, after, until=until, limit=limit
                 )
                 objects = [_run_item_object(r) for r in found]
+            elif rule["target"] == "observation":
+                sql, tools = observation_filter(rule["filter"])
+                found, cursor = evaluations.new_observations(
+                    conn, pid, sql, after, until=until, limit=limit
+                )
+                objects = [_observation_object(r) for r in found]
+                objects = [o for o in objects if matches(tools, o["tool_calls"])]
             else:
                 conditions = conditions_of(rule["filter"], "filter")
                 objects, cursor = evaluations.new_traces(
@@ -333,4 +346,16 @@ def _run_item_object(row: dict[str, Any]) -> dict[str, Any]:
         "traceId": row["trace_id"],
         "observationId": row["observation_id"],
         "expected": row["expected_output"],
+        "tool_calls": tool_calls_of(row["output"]),
+    }
+
+
+def _observation_object(row: dict[str, Any]) -> dict[str, Any]:
+    """An observation as the object an evaluator reads (see the module's doc)."""
+    return {
+        **row,
+        "objectType": "OBSERVATION",
+        "traceId": row["trace_id"],
+        "observationId": row["id"],
+        "tool_calls": tool_calls_of(row["output"]),
     }

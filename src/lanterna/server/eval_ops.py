@@ -15,6 +15,7 @@ from ..evaluation.definitions import (
     check_rule_mapping,
     check_target,
     dataset_filter,
+    observation_filter,
 )
 from ..store.db import Conn
 from ..store.filters import conditions_of
@@ -79,8 +80,9 @@ def resolve_rule(
 ) -> dict[str, Any]:
     """A rule's stored fields (the changes to ``stored``, when given) with its evaluator
     looked up by name and its target, filter and mapping checked together (400 naming
-    what is wrong: a trace filter on the trace list's columns, an experiment filter on
-    the project's dataset ids). A rule moved to another target starts from now."""
+    what is wrong: an observation filter on that target's columns, a trace filter on
+    the trace list's columns, an experiment filter on the project's dataset ids). A
+    rule moved to another target starts from now."""
     evaluations = store.evaluations
     out = dict(fields)
     name = out.pop("evaluator_name", None)
@@ -99,6 +101,8 @@ def resolve_rule(
         check_target(rule["target"], rule["filter"], rule.get("mapping"))
         if rule["target"] == "trace":
             evaluations.check_trace_filter(conn, conditions_of(rule["filter"], "filter"))
+        elif rule["target"] == "observation":
+            evaluations.check_observation_filter(conn, observation_filter(rule["filter"])[0])
         else:
             _check_datasets(conn, store, project_id, dataset_filter(rule["filter"]))
     if stored is not None and out.get("target", stored["target"]) != stored["target"]:
@@ -122,8 +126,8 @@ def _check_datasets(
 
 
 async def create_rule(rt: Runtime, project_id: str, body: Any) -> dict[str, Any]:
-    """Create a rule (it evaluates the traces or run items that arrive from now on); its
-    JSON."""
+    """Create a rule (it evaluates the observations, traces or run items that arrive
+    from now on); its JSON."""
     fields = check_rule(body)
     evaluations = rt.store.evaluations
 

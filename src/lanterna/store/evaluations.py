@@ -17,7 +17,8 @@ from typing import Any
 
 from ..timeutil import now
 from .db import Conn
-from .filters import Condition, compile_conditions
+from .filters import Column, Condition, compile_conditions
+from .observations import TRACE_JOIN, observation_columns
 from .traces import trace_columns
 
 _CONNECTION = (
@@ -235,6 +236,28 @@ def check_trace_filter(conn: Conn, conditions: Sequence[Condition]) -> None:
     compile_conditions(conditions, trace_columns(conn.dialect), conn.dialect, resource="traces")
 
 
+#: The observation columns an ``observation`` rule's filter may name (Langfuse's list
+#: for that target, plus ``model``); the tool-call columns are evaluated in Python.
+OBSERVATION_RULE_COLUMNS = (
+    "type", "name", "environment", "level", "version", "model", "traceName", "userId",
+    "sessionId", "tags", "metadata", "isRootObservation", "parentObservationId",
+)  # fmt: skip
+
+
+def observation_rule_columns(conn: Conn) -> dict[str, Column]:
+    """The whitelist an ``observation`` rule's filter compiles against."""
+    every = observation_columns(conn.dialect)
+    return {name: every[name] for name in OBSERVATION_RULE_COLUMNS}
+
+
+def check_observation_filter(conn: Conn, conditions: Sequence[Condition]) -> None:
+    """Raise :class:`~lanterna.store.filters.FilterError` when ``conditions`` are not a
+    valid ``observation`` rule filter (the SQL columns of it)."""
+    compile_conditions(
+        conditions, observation_rule_columns(conn), conn.dialect, resource="observation rules"
+    )
+
+
 def create_rule(conn: Conn, project_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Store a rule (fields checked); it looks at traces that arrive from now on."""
     d = conn.dialect
@@ -391,6 +414,43 @@ def new_traces(
     for row in rows:
         for col in ("input", "output", "metadata"):
             row[col] = d.json_out(row[col])
+    return rows, cursor
+
+
+def new_observations(
+    conn: Conn,
+    project_id: str,
+    conditions: Sequence[Condition],
+    after: tuple[datetime, str],
+    *,
+    until: datetime,
+    limit: int,
+) -> tuple[list[dict[str, Any]], tuple[datetime, str] | None]:
+    """Observations that arrived after ``after`` (``(created_at, id)``: when the server
+    first stored them) and by ``until``, oldest first, at most ``limit`` looked at:
+    those matching ``conditions`` (over :func:`observation_rule_columns`), with what an
+    evaluator reads (input, output, metadata, type, name, model, environment), and the
+    cursor past the last one looked at (None when none arrived)."""
+    d = conn.dialect
+    ids, cursor = _arrived(conn, "observations", "created_at", project_id, after, until, limit)
+    if cursor is None:
+        return [], None
+    compiled = compile_conditions(
+        conditions, observation_rule_columns(conn), d, resource="observation rules"
+    )
+    join = TRACE_JOIN if "trace" in compiled.joins else ""
+    marks = ", ".join("?" for _ in ids)
+    rows = conn.all(
+        "SELECT o.id, o.trace_id, o.type, o.name, o.model, o.level, o.environment,"
+        f" o.input, o.output, o.metadata, o.created_at FROM observations o {join}"
+        f" WHERE o.project_id = ? AND o.id IN ({marks}) AND {compiled.where()}"
+        " ORDER BY o.created_at, o.id",
+        [project_id, *ids, *compiled.params],
+    )
+    for row in rows:
+        for col in ("input", "output", "metadata"):
+            row[col] = d.json_out(row[col])
+        row["environment"] = row["environment"] or "default"
     return rows, cursor
 
 

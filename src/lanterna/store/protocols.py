@@ -386,6 +386,8 @@ class Evaluations(Protocol):
 
     def check_trace_filter(self, conn: Conn, conditions: Sequence[Condition]) -> None: ...
 
+    def check_observation_filter(self, conn: Conn, conditions: Sequence[Condition]) -> None: ...
+
     def create_rule(self, conn: Conn, project_id: str, fields: dict[str, Any]) -> Row: ...
 
     def get_rule(self, conn: Conn, project_id: str, rule_id: str) -> Row | None: ...
@@ -415,6 +417,17 @@ class Evaluations(Protocol):
     ) -> bool: ...
 
     def new_traces(
+        self,
+        conn: Conn,
+        project_id: str,
+        conditions: Sequence[Condition],
+        after: tuple[datetime, str],
+        *,
+        until: datetime,
+        limit: int,
+    ) -> tuple[list[Row], tuple[datetime, str] | None]: ...
+
+    def new_observations(
         self,
         conn: Conn,
         project_id: str,

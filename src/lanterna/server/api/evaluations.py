@@ -2,8 +2,8 @@
 (``/api/public/unstable/evaluators``, ``/api/public/unstable/evaluation-rules``), as in
 Langfuse's OpenAPI spec. Keys are sealed before they are stored and never returned
 (``displaySecretKey`` is masked); see docs/evaluations.md for what Lanterna adds
-(deterministic evaluator types, the ``trace`` target) and refuses (code evaluators, the
-``observation`` target)."""
+(deterministic evaluator types; the ``trace`` target, legacy in Langfuse) and refuses
+(code evaluators)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from ..errors import ApiError, not_found
 from ..eval_shapes import connection_json, evaluator_json, rule_json
 from ..responses import JSON
 from ..runtime import runtime
-from .body import read_json, read_json_object
+from .body import Deleted, ok, read_json, read_json_object
+from .evaluation_models import EvaluationRule, EvaluationRules, rule_body
 from .params import Page, PageParam, page_of
 from .reading import one_json, page_json
 
@@ -146,9 +147,13 @@ async def delete_evaluator(request: Request, evaluator_id: str, principal: Proje
 # --- evaluation rules ------------------------------------------------------------------
 
 
-@router.post(RULES)
+_RULE_BODY = rule_body()
+
+
+@router.post(RULES, responses=ok(EvaluationRule), openapi_extra=_RULE_BODY)
 async def create_rule(request: Request, principal: ProjectKey) -> JSON:
-    """Create a rule; it evaluates traces that arrive from now on."""
+    """Create a rule; it evaluates the observations, traces or run items that arrive
+    from now on."""
     body = await read_json_object(request)
     rt = runtime(request)
     shown = await ops.create_rule(rt, principal.project_id, body)
@@ -157,7 +162,7 @@ async def create_rule(request: Request, principal: ProjectKey) -> JSON:
     return JSON(shown)
 
 
-@router.get(RULES)
+@router.get(RULES, responses=ok(EvaluationRules))
 async def list_rules(
     request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
 ) -> JSON:
@@ -180,7 +185,7 @@ def _rule(store: Evaluations, conn: Conn, project_id: str, row: dict[str, Any]) 
     return rule_json(conn.dialect, row, evaluator)
 
 
-@router.get(RULES + "/{rule_id}")
+@router.get(RULES + "/{rule_id}", responses=ok(EvaluationRule))
 async def get_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
     """One rule (404 when missing)."""
     project_id = principal.project_id
@@ -193,7 +198,7 @@ async def get_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSO
     return await one_json(rt, read, f"Evaluation rule {rule_id}")
 
 
-@router.patch(RULES + "/{rule_id}")
+@router.patch(RULES + "/{rule_id}", responses=ok(EvaluationRule), openapi_extra=_RULE_BODY)
 async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
     """Change the fields given (name, evaluator and mapping, target, enabled, sampling,
     filter)."""
@@ -218,7 +223,7 @@ async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
     return JSON(found)
 
 
-@router.delete(RULES + "/{rule_id}")
+@router.delete(RULES + "/{rule_id}", responses=ok(Deleted))
 async def delete_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
     """Delete a rule (the scores it gave stay)."""
     project_id = principal.project_id

@@ -16,7 +16,7 @@ from ...store.db import Conn
 from .. import eval_ops as ops
 from ..audit import audit
 from ..eval_shapes import connection_json, evaluator_json, rule_json
-from .web import Form, Page, page_form, project_page, redirect, render, rt_of
+from .web import Form, Page, not_found, page_form, project_page, redirect, render, rt_of
 
 router = APIRouter()
 
@@ -146,8 +146,10 @@ async def toggle_rule(request: Request, project_id: str, rule_id: str) -> Respon
     page, form = await page_form(request, project_id, "manage_project")
     rt = rt_of(request)
     enabled = form.get("enabled") == "1"
-    await rt.write(
+    changed = await rt.write(
         lambda c: rt.store.evaluations.update_rule(c, page.pid, rule_id, {"enabled": enabled})
     )
+    if changed is None:
+        raise not_found("Evaluation rule")
     await audit(rt, page, "evaluation_rule.update", rule_id, {"enabled": enabled})
     return redirect(_base(page.pid))
