@@ -1,0 +1,260 @@
+"""The store with traces, observations and scores in ClickHouse (``store/interface.py``).
+
+Metadata (projects, keys, prompts, models, rules, datasets, ...) stays in the SQLite or
+PostgreSQL database: every other resource is the SQL store's. The event resources run
+the portable read queries of ``store/traces.py``, ``observations.py`` and ``scores.py``
+on ClickHouse's merged views through a ``Conn`` over ClickHouse (``conn.py``); where
+those read SQL-only tables (the row counts of unfiltered lists, the trace totals kept in
+the write path) they have their own versions here. The rows they return look like the
+metadata database's, so the API shapes stay as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from ...errors import DomainError
+from .. import media, paging, scores, traces
+from .. import observations as observations_module
+from ..db import Conn
+from ..interface import Ingest, Observations, Scores, SqlStore, Traces
+from ..observations import ObservationQuery
+from ..protocols import CursorPage, Page, Row
+from ..scores import ScoreDistribution, ScoreQuery
+from ..traces import TraceQuery, TraceRollup, TraceTotals
+from .conn import EventsDb
+from .events import ChIngest, tombstones
+
+
+class NotOnClickHouse(DomainError):
+    """An operation the ClickHouse event store does not offer yet (501)."""
+
+    status = 501
+    error = "NotImplementedError"
+
+
+def _on(events: EventsDb, conn: Conn) -> Conn:
+    """A Conn on ClickHouse whose rows look like those of ``conn``'s database."""
+    ch: Conn = events.conn(json_text=conn.dialect.name != "postgresql")
+    return ch
+
+
+class ChTraces:
+    """The ``Traces`` resource on ClickHouse."""
+
+    def __init__(self, events: EventsDb) -> None:
+        self.events = events
+
+    def get_trace(self, conn: Conn, project_id: str, trace_id: str) -> Row | None:
+        return traces.get_trace(_on(self.events, conn), project_id, trace_id)
+
+    def list_traces(
+        self,
+        conn: Conn,
+        project_id: str,
+        query: TraceQuery,
+        *,
+        limit: int,
+        offset: int,
+        with_io: bool = True,
+        count_limit: int | None = None,
+    ) -> Page:
+        ch = _on(self.events, conn)
+        m = traces._matching(ch, project_id, query)
+        total = int(
+            ch.scalar(f"SELECT COUNT(*) FROM traces t WHERE {m.count_where}", m.count_params) or 0
+        )
+        if total <= offset:
+            return [], total
+        columns = f"{traces._CORE_COLUMNS}, {traces._IO_COLUMNS if with_io else traces._NO_IO}"
+        rows = paging.page(
+            ch,
+            "traces t",
+            columns=columns,
+            where=m.where,
+            params=m.params,
+            order=m.order,
+            limit=limit,
+            offset=offset,
+            key="t.timestamp" if query.order_field == "timestamp" else None,
+            desc=query.order_desc,
+        )
+        return rows, total
+
+    def trace_totals(
+        self, conn: Conn, project_id: str, query: TraceQuery, *, limit: int
+    ) -> TraceTotals:
+        raise NotOnClickHouse(
+            "trace list totals are not available on the ClickHouse event store yet"
+        )
+
+    def observations_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]:
+        return traces.observations_of(_on(self.events, conn), project_id, trace_id)
+
+    def scores_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]:
+        return traces.scores_of(_on(self.events, conn), project_id, trace_id)
+
+    def trace_metrics(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> dict[str, tuple[float, float]]:
+        return traces.trace_metrics(_on(self.events, conn), project_id, trace_ids)
+
+    def observation_ids(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        return traces.observation_ids(_on(self.events, conn), project_id, trace_ids)
+
+    def score_ids(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        return traces.score_ids(_on(self.events, conn), project_id, trace_ids)
+
+    def trace_rollups(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> dict[str, TraceRollup]:
+        return traces.trace_rollups(_on(self.events, conn), project_id, trace_ids)
+
+    def delete_traces(self, conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int:
+        """Delete traces with their observations and scores (runs in the writer; the
+        media they referred to are released in the metadata database)."""
+        ids = list(dict.fromkeys(trace_ids))
+        deleted = 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            tombstones(self.events, "score", project_id, f"trace_id IN ({marks})", chunk)
+            tombstones(self.events, "observation", project_id, f"trace_id IN ({marks})", chunk)
+            deleted += tombstones(self.events, "trace", project_id, f"id IN ({marks})", chunk)
+        media.release_traces(conn, project_id, ids)
+        return deleted
+
+
+class ChObservations:
+    """The ``Observations`` resource on ClickHouse."""
+
+    def __init__(self, events: EventsDb) -> None:
+        self.events = events
+
+    def get_observation(self, conn: Conn, project_id: str, observation_id: str) -> Row | None:
+        return observations_module.get_observation(
+            _on(self.events, conn), project_id, observation_id
+        )
+
+    def list_observations(
+        self, conn: Conn, project_id: str, query: ObservationQuery, *, limit: int, offset: int
+    ) -> Page:
+        ch = _on(self.events, conn)
+        compiled = observations_module._compile(ch, query)
+        join = observations_module.TRACE_JOIN if "trace" in compiled.joins else ""
+        where = f"o.project_id = ? AND {compiled.where()}"
+        params = [project_id, *compiled.params]
+        total = int(ch.scalar(f"SELECT COUNT(*) FROM observations o {join} WHERE {where}", params))
+        if total <= offset:
+            return [], total
+        rows = paging.page(
+            ch,
+            f"observations o {join}",
+            columns="o.*",
+            where=where,
+            params=params,
+            order="o.start_time DESC, o.id DESC",
+            limit=limit,
+            offset=offset,
+            key="o.start_time",
+        )
+        return rows, total
+
+    def observations_after(
+        self,
+        conn: Conn,
+        project_id: str,
+        query: ObservationQuery,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+        with_trace: bool,
+        with_io: bool,
+        with_metadata: bool,
+    ) -> CursorPage:
+        return observations_module.observations_after(
+            _on(self.events, conn),
+            project_id,
+            query,
+            limit=limit,
+            after=after,
+            with_trace=with_trace,
+            with_io=with_io,
+            with_metadata=with_metadata,
+        )
+
+
+class ChScores:
+    """The ``Scores`` resource on ClickHouse."""
+
+    def __init__(self, events: EventsDb) -> None:
+        self.events = events
+
+    def get_score(
+        self, conn: Conn, project_id: str, score_id: str, *, traces_only: bool = False
+    ) -> Row | None:
+        return scores.get_score(
+            _on(self.events, conn), project_id, score_id, traces_only=traces_only
+        )
+
+    def list_scores(
+        self, conn: Conn, project_id: str, q: ScoreQuery, *, limit: int, offset: int
+    ) -> Page:
+        return scores.list_scores(_on(self.events, conn), project_id, q, limit=limit, offset=offset)
+
+    def scores_after(
+        self,
+        conn: Conn,
+        project_id: str,
+        q: ScoreQuery,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+    ) -> CursorPage:
+        return scores.scores_after(_on(self.events, conn), project_id, q, limit=limit, after=after)
+
+    def delete_score(self, conn: Conn, project_id: str, score_id: str) -> bool:
+        return tombstones(self.events, "score", project_id, "id = ?", [score_id]) > 0
+
+    def score_distributions(
+        self,
+        conn: Conn,
+        project_id: str,
+        q: ScoreQuery,
+        *,
+        max_names: int = 20,
+        max_bins: int = 20,
+        max_values: int = 20,
+    ) -> list[ScoreDistribution]:
+        return scores.score_distributions(
+            _on(self.events, conn),
+            project_id,
+            q,
+            max_names=max_names,
+            max_bins=max_bins,
+            max_values=max_values,
+        )
+
+
+class ClickHouseStore(SqlStore):
+    """The SQL store with traces, observations, scores and ingestion on ClickHouse."""
+
+    def __init__(self, events: EventsDb) -> None:
+        super().__init__()
+        #: The ClickHouse events database (its client and lock).
+        self.events = events
+        self.traces: Traces = ChTraces(events)
+        self.observations: Observations = ChObservations(events)
+        self.scores: Scores = ChScores(events)
+        self.ingest: Ingest = ChIngest(events)
+
+
+def clickhouse_store(url: str) -> ClickHouseStore:
+    """The store for ``url`` (``clickhouse://...`` or ``chdb:///...``); its schema is
+    migrated by :func:`~lanterna.store.clickhouse.schema.migrate`."""
+    return ClickHouseStore(EventsDb(url))
