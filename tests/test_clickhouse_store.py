@@ -10,10 +10,12 @@ modules are marked ``clickhouse`` (``--db clickhouse``, part of ``--db all``).
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -237,3 +239,31 @@ def test_events_urls_name_server_and_database():
     assert (url.username, url.password, url.database) == ("lanterna", "p@ss", "events")
     local = EventsUrl.parse("chdb:///var/lib/lanterna/ch?database=ev")
     assert (local.kind, local.path, local.database) == ("chdb", "/var/lib/lanterna/ch", "ev")
+
+
+@pytest.mark.slow
+def test_kill_9_loses_no_acknowledged_event_in_clickhouse(db_url, tmp_path, monkeypatch):
+    # ``lanterna serve`` processes with their events in an engine folder of their own,
+    # killed under load (test_durability.py's load and checks).
+    from test_durability import Acked, Server, _load
+
+    monkeypatch.setenv("LANTERNA_EVENTS_URL", f"chdb://{tmp_path / 'served'}?database=lanterna")
+    server = Server(db_url)
+    keys = server.keys()
+    auth = (keys["LANGFUSE_PUBLIC_KEY"], keys["LANGFUSE_SECRET_KEY"])
+    acked = Acked()
+    try:
+        for _ in range(3):
+            _load(server, auth, acked, 3)
+            server = Server(db_url)
+        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as client:
+            for trace_id, observations in acked.traces.items():
+                response = client.get(f"/api/public/traces/{trace_id}")
+                assert response.status_code == 200, (trace_id, response.text)
+                got = {o["id"]: o for o in response.json()["observations"]}
+                assert set(got) == set(observations), trace_id
+                for obs_id, output in observations.items():
+                    if output is not None:
+                        assert got[obs_id]["output"] == output
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM), server.output

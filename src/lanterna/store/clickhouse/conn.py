@@ -15,9 +15,11 @@ latest version of each row, deleted rows left out), see ``schema.py``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ... import _json
 from ...errors import DomainError
 from ..dialect import Dialect
+from ..tables import COLUMNS, JSON
 
 
 class EventsUrlError(DomainError):
@@ -128,6 +131,7 @@ class ClickHouseDialect(Dialect):
     (as on SQLite), timestamps ``DateTime64(6, 'UTC')`` bound as literals."""
 
     name = "clickhouse"
+    keeps_row_counts = False
 
     def ts(self, dt: datetime | None) -> Any:
         return dt
@@ -172,16 +176,11 @@ class ClickHouseDialect(Dialect):
 
 CLICKHOUSE = ClickHouseDialect()
 
-#: Column names whose values are JSON (text in ClickHouse): what a read hands the layers
-#: above converts them as the metadata database's driver would.
-_JSON_NAMES: frozenset[str] = frozenset()
-
-
-def _json_names() -> frozenset[str]:
-    from ..tables import COLUMNS, JSON
-
-    names = {c for cols in COLUMNS.values() for c, kind in cols.items() if kind is JSON}
-    return frozenset({*names, "trace_tags"})
+#: Column names whose values are JSON (text in ClickHouse): a read hands them to the
+#: layers above as the metadata database's driver would.
+_JSON_NAMES = frozenset(
+    {"trace_tags", *(c for cols in COLUMNS.values() for c, kind in cols.items() if kind is JSON)}
+)
 
 
 class _Cursor:
@@ -216,9 +215,6 @@ class ChRaw:
             self._events.command(text)
             return _Cursor((), [], 0)
         names, rows = self._events.query(text)
-        global _JSON_NAMES
-        if not _JSON_NAMES:
-            _JSON_NAMES = _json_names()
         fix = [
             i
             for i, n in enumerate(names)
@@ -255,8 +251,11 @@ class EventsDb:
 
     def __init__(self, url: str) -> None:
         self.url = EventsUrl.parse(url)
-        # chDB is one engine per process: every client of it takes turns.
-        self._lock = _CHDB_LOCK if self.url.kind == "chdb" else threading.Lock()
+        # chDB is one engine in this process: its clients take turns. An HTTP client
+        # is safe to share between threads (no session id).
+        self._lock: AbstractContextManager[Any] = (
+            _CHDB_LOCK if self.url.kind == "chdb" else contextlib.nullcontext()
+        )
         self._client = _open(self.url)
 
     @property
@@ -287,10 +286,9 @@ class EventsDb:
         return Conn(ChRaw(self, json_text=json_text), CLICKHOUSE)
 
     def close(self) -> None:
-        """Close the client (chDB's engine stays loaded for the process)."""
-        with self._lock:
-            if self.url.kind == "http":
-                self._client.close()
+        """Close the client (chDB's engine and clients stay for the process)."""
+        if self.url.kind == "http":
+            self._client.close()
 
 
 def _open(url: EventsUrl) -> Any:
@@ -313,22 +311,15 @@ def _open(url: EventsUrl) -> Any:
                 )
                 _CHDB_CLIENTS[(url.path, url.database)] = client
             return client
-    admin = clickhouse_connect.get_client(
-        host=url.host,
-        port=url.port,
-        username=url.username,
-        password=url.password,
-        secure=url.secure,
-        autogenerate_session_id=False,
-    )
+    server: dict[str, Any] = {
+        "host": url.host,
+        "port": url.port,
+        "username": url.username,
+        "password": url.password,
+        "secure": url.secure,
+        "autogenerate_session_id": False,
+    }
+    admin = clickhouse_connect.get_client(**server)
     admin.command(f"CREATE DATABASE IF NOT EXISTS {url.database}")
     admin.close()
-    return clickhouse_connect.get_client(
-        host=url.host,
-        port=url.port,
-        username=url.username,
-        password=url.password,
-        secure=url.secure,
-        database=url.database,
-        autogenerate_session_id=False,
-    )
+    return clickhouse_connect.get_client(**server, database=url.database)

@@ -3,9 +3,10 @@
 Metadata (projects, keys, prompts, models, rules, datasets, ...) stays in the SQLite or
 PostgreSQL database: every other resource is the SQL store's. The event resources run
 the portable read queries of ``store/traces.py``, ``observations.py`` and ``scores.py``
-on ClickHouse's merged views through a ``Conn`` over ClickHouse (``conn.py``); where
-those read SQL-only tables (the row counts of unfiltered lists, the trace totals kept in
-the write path) they have their own versions here. The rows they return look like the
+on ClickHouse's merged views through a ``Conn`` over ClickHouse (``conn.py``; its
+dialect says that no row counts are kept, so lists count their rows); what reads
+SQL-only tables (the trace totals kept in the write path) or writes has its own
+version here. The rows they return look like the
 metadata database's, so the API shapes stay as they are.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ...errors import DomainError
-from .. import media, paging, scores, traces
+from .. import media, scores, traces
 from .. import observations as observations_module
 from ..db import Conn
 from ..interface import Ingest, Observations, Scores, SqlStore, Traces
@@ -60,27 +61,15 @@ class ChTraces:
         with_io: bool = True,
         count_limit: int | None = None,
     ) -> Page:
-        ch = _on(self.events, conn)
-        m = traces._matching(ch, project_id, query)
-        total = int(
-            ch.scalar(f"SELECT COUNT(*) FROM traces t WHERE {m.count_where}", m.count_params) or 0
-        )
-        if total <= offset:
-            return [], total
-        columns = f"{traces._CORE_COLUMNS}, {traces._IO_COLUMNS if with_io else traces._NO_IO}"
-        rows = paging.page(
-            ch,
-            "traces t",
-            columns=columns,
-            where=m.where,
-            params=m.params,
-            order=m.order,
+        return traces.list_traces(
+            _on(self.events, conn),
+            project_id,
+            query,
             limit=limit,
             offset=offset,
-            key="t.timestamp" if query.order_field == "timestamp" else None,
-            desc=query.order_desc,
+            with_io=with_io,
+            count_limit=count_limit,
         )
-        return rows, total
 
     def trace_totals(
         self, conn: Conn, project_id: str, query: TraceQuery, *, limit: int
@@ -144,26 +133,9 @@ class ChObservations:
     def list_observations(
         self, conn: Conn, project_id: str, query: ObservationQuery, *, limit: int, offset: int
     ) -> Page:
-        ch = _on(self.events, conn)
-        compiled = observations_module._compile(ch, query)
-        join = observations_module.TRACE_JOIN if "trace" in compiled.joins else ""
-        where = f"o.project_id = ? AND {compiled.where()}"
-        params = [project_id, *compiled.params]
-        total = int(ch.scalar(f"SELECT COUNT(*) FROM observations o {join} WHERE {where}", params))
-        if total <= offset:
-            return [], total
-        rows = paging.page(
-            ch,
-            f"observations o {join}",
-            columns="o.*",
-            where=where,
-            params=params,
-            order="o.start_time DESC, o.id DESC",
-            limit=limit,
-            offset=offset,
-            key="o.start_time",
+        return observations_module.list_observations(
+            _on(self.events, conn), project_id, query, limit=limit, offset=offset
         )
-        return rows, total
 
     def observations_after(
         self,
