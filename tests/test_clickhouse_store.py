@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -258,3 +259,123 @@ def test_kill_9_loses_no_acknowledged_event_in_clickhouse(db_url, tmp_path, monk
         assert_all_stored(server, auth, acked)
     finally:
         assert server.stop() in (0, -signal.SIGTERM), server.output
+
+
+def _otlp_chat(tracer: Any) -> None:
+    """An OpenTelemetry trace: an agent span with a GenAI chat generation inside."""
+    with tracer.start_as_current_span("agent") as root:
+        root.set_attribute("langfuse.trace.name", "otel-agent")
+        root.set_attribute("user.id", "user-otel")
+        with tracer.start_as_current_span("chat gpt-4o") as gen:
+            gen.set_attribute("gen_ai.operation.name", "chat")
+            gen.set_attribute("gen_ai.request.model", "gpt-4o")
+            gen.set_attribute("gen_ai.usage.input_tokens", 120)
+            gen.set_attribute("gen_ai.usage.output_tokens", 30)
+
+
+@pytest.mark.slow
+def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatch):
+    # A real ``lanterna serve`` with --events-url (here its env variable) over real HTTP:
+    # a Langfuse batch, an update, OTLP and a score go in; the read API answers from
+    # ClickHouse; the metadata database holds no events; what is not built yet is a 501.
+    import sqlite3
+
+    from otel.otel_spans import PROTOBUF, by_name, protobuf, record, span_id, trace_id
+    from test_durability import Server
+
+    monkeypatch.setenv("LANTERNA_EVENTS_URL", f"chdb://{tmp_path / 'events'}?database=lanterna")
+    server = Server(db_url)
+    keys = server.keys()
+    auth = (keys["LANGFUSE_PUBLIC_KEY"], keys["LANGFUSE_SECRET_KEY"])
+    spans = record(_otlp_chat)
+    otel_trace, otel_gen = trace_id(spans), span_id(by_name(spans, "chat gpt-4o"))
+    try:
+        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as http:
+            batch = [
+                event(
+                    "trace-create", {"id": "e2e", "name": "draft", "userId": "u1", "tags": ["a"]}
+                ),
+                event(
+                    "generation-create",
+                    {
+                        "id": "e2e-gen",
+                        "traceId": "e2e",
+                        "name": "llm",
+                        "startTime": iso(seconds=1),
+                        "model": "gpt-4o",
+                        "usageDetails": {"input": 1000, "output": 100},
+                    },
+                ),
+                event("span-create", {"id": "e2e-span", "traceId": "e2e", "startTime": iso()}),
+                event(
+                    "score-create", {"id": "e2e-score", "traceId": "e2e", "name": "q", "value": 1}
+                ),
+                event("trace-create", {"id": "e2e", "name": "final", "tags": ["b"]}, at=1),
+                event("generation-update", {"id": "e2e-gen", "output": "done"}, at=1),
+            ]
+            answer = http.post("/api/public/ingestion", json={"batch": batch})
+            assert answer.status_code == 207 and not answer.json()["errors"], answer.text
+            answer = http.post(
+                "/api/public/otel/v1/traces", content=protobuf(spans), headers=PROTOBUF
+            )
+            assert answer.status_code == 200, answer.text
+            answer = http.post(
+                "/api/public/scores", json={"traceId": otel_trace, "name": "q", "value": 0.5}
+            )
+            assert answer.status_code == 200, answer.text
+
+            trace = http.get("/api/public/traces/e2e").json()
+            assert (trace["name"], trace["userId"], trace["tags"]) == ("final", "u1", ["a", "b"])
+            observations = {o["id"]: o for o in trace["observations"]}
+            assert set(observations) == {"e2e-gen", "e2e-span"}
+            generation = observations["e2e-gen"]
+            assert generation["output"] == "done"
+            assert generation["usageDetails"] == {"input": 1000, "output": 100, "total": 1100}
+            assert generation["calculatedTotalCost"] > 0  # priced as on SQLite
+            assert trace["totalCost"] == pytest.approx(generation["calculatedTotalCost"])
+            assert [s["id"] for s in trace["scores"]] == ["e2e-score"]
+
+            listed = http.get("/api/public/traces", params={"orderBy": "name.asc"}).json()
+            assert [t["name"] for t in listed["data"]] == ["final", "otel-agent"]
+            assert listed["meta"]["totalItems"] == 2
+            assert (
+                http.get("/api/public/traces", params={"userId": "user-otel"}).json()["meta"][
+                    "totalItems"
+                ]
+                == 1
+            )
+            otel = http.get(f"/api/public/observations/{otel_gen}").json()
+            assert (otel["type"], otel["model"], otel["traceId"]) == (
+                "GENERATION",
+                "gpt-4o",
+                otel_trace,
+            )
+            assert otel["usageDetails"] == {"input": 120, "output": 30, "total": 150}
+            page = http.get("/api/public/v2/observations", params={"type": "GENERATION"}).json()
+            assert sorted(o["id"] for o in page["data"]) == sorted(["e2e-gen", otel_gen])
+            scores = http.get("/api/public/v2/scores", params={"name": "q"}).json()
+            assert sorted(s["value"] for s in scores["data"]) == [0.5, 1]
+
+            for path in (
+                "/api/public/sessions",
+                "/api/public/users",
+                "/api/public/metrics/daily",
+                "/api/public/v2/metrics",
+            ):
+                answer = http.get(path)
+                assert answer.status_code == 501, (path, answer.text)
+                body = answer.json()
+                assert body["error"] == "NotImplementedError"
+                assert "event store yet" in body["message"], body
+
+            assert http.delete("/api/public/traces/e2e").status_code == 200
+            assert http.get("/api/public/traces/e2e").status_code == 404
+            assert http.get("/api/public/observations/e2e-gen").status_code == 404
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM), server.output
+    # The events are in ClickHouse's folder, none in the metadata database.
+    sqlite_path = db_url.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(sqlite_path)) as metadata:
+        for table in ("traces", "observations", "scores"):
+            assert metadata.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,)
+    assert any((tmp_path / "events").iterdir())

@@ -15,6 +15,7 @@ from ...analytics.query.model import BINS_MAX, GRANULARITIES, ROW_LIMIT_MAX
 from ...analytics.usage import daily_usage
 from ...store.db import Conn
 from ...store.filters import OPERATORS, parse_time
+from ...store.interface import require_sql_events
 from ..auth import ProjectKey
 from ..responses import JSON
 from ..runtime import runtime
@@ -38,6 +39,7 @@ def daily_metrics(
     to_timestamp: Annotated[str | None, Query(alias="toTimestamp")] = None,
 ) -> JSON:
     """Days with traces, newest first (Langfuse's deprecated daily metrics shape)."""
+    require_sql_events(runtime(request).store, "the daily metrics API")
     paging = page_of(page, limit)
     scope = Scope(
         principal.project_id,
@@ -145,6 +147,7 @@ def _query_param(version: int) -> Any:
 
 
 def _answer(request: Request, project_id: str, text: str | None, version: int) -> JSON:
+    require_sql_events(runtime(request).store, "the metrics API")
     query = parse_query(text, version=version)
     millis = runtime(request).settings.query_timeout_ms
     timeout = millis / 1000 if millis > 0 else None

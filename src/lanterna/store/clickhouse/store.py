@@ -15,24 +15,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from ...errors import DomainError
 from .. import media, scores, traces
 from .. import observations as observations_module
 from ..db import Conn
-from ..interface import Ingest, Observations, Scores, SqlStore, Traces
+from ..interface import (
+    EventsElsewhere,
+    Ingest,
+    Observations,
+    Scores,
+    Sessions,
+    SqlStore,
+    Traces,
+)
 from ..observations import ObservationQuery
 from ..protocols import CursorPage, Page, Row
 from ..scores import ScoreDistribution, ScoreQuery
+from ..sessions import SessionStats
 from ..traces import TraceQuery, TraceRollup, TraceTotals
 from .conn import EventsDb
 from .events import ChIngest, tombstones
 
 
-class NotOnClickHouse(DomainError):
+class NotOnClickHouse(EventsElsewhere):
     """An operation the ClickHouse event store does not offer yet (501)."""
-
-    status = 501
-    error = "NotImplementedError"
 
 
 def _on(events: EventsDb, conn: Conn) -> Conn:
@@ -213,8 +218,48 @@ class ChScores:
         )
 
 
+class ChSessions:
+    """The ``Sessions`` resource on ClickHouse: not yet (the SQL store keeps a session
+    table in its write path, which ClickHouse ingestion does not); every operation
+    answers 501 rather than an empty view."""
+
+    def _no(self) -> NotOnClickHouse:
+        return NotOnClickHouse("sessions are not available on the ClickHouse event store yet")
+
+    def get_session(self, conn: Conn, project_id: str, session_id: str) -> Row | None:
+        raise self._no()
+
+    def list_sessions(
+        self,
+        conn: Conn,
+        project_id: str,
+        *,
+        from_timestamp: datetime | None = None,
+        to_timestamp: datetime | None = None,
+        environments: Sequence[str] = (),
+        limit: int,
+        offset: int,
+    ) -> Page:
+        raise self._no()
+
+    def traces_of_session(self, conn: Conn, project_id: str, session_id: str) -> list[Row]:
+        raise self._no()
+
+    def session_stats(
+        self, conn: Conn, project_id: str, session_ids: Sequence[str]
+    ) -> dict[str, SessionStats]:
+        raise self._no()
+
+    def sessions_of_user(
+        self, conn: Conn, project_id: str, user_id: str, *, limit: int = 50
+    ) -> list[str]:
+        raise self._no()
+
+
 class ClickHouseStore(SqlStore):
     """The SQL store with traces, observations, scores and ingestion on ClickHouse."""
+
+    events_backend = "clickhouse"
 
     def __init__(self, events: EventsDb) -> None:
         super().__init__()
@@ -223,6 +268,7 @@ class ClickHouseStore(SqlStore):
         self.traces: Traces = ChTraces(events)
         self.observations: Observations = ChObservations(events)
         self.scores: Scores = ChScores(events)
+        self.sessions: Sessions = ChSessions()
         self.ingest: Ingest = ChIngest(events)
 
 
