@@ -356,12 +356,14 @@ def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatc
             scores = http.get("/api/public/v2/scores", params={"name": "q"}).json()
             assert sorted(s["value"] for s in scores["data"]) == [0.5, 1]
 
+            documented = http.get("/api/openapi.json").json()["paths"]
             for path in (
                 "/api/public/sessions",
                 "/api/public/users",
                 "/api/public/metrics/daily",
                 "/api/public/v2/metrics",
             ):
+                assert "501" in documented[path]["get"]["responses"], path
                 answer = http.get(path)
                 assert answer.status_code == 501, (path, answer.text)
                 body = answer.json()

@@ -17,6 +17,7 @@ from ...store.db import Conn
 from ...store.filters import OPERATORS, parse_time
 from ...store.interface import require_sql_events
 from ..auth import ProjectKey
+from ..errors import SQL_EVENTS_ONLY
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import daily_json
@@ -25,7 +26,7 @@ from .params import PageParam, page_of
 router = APIRouter()
 
 
-@router.get("/api/public/metrics/daily")
+@router.get("/api/public/metrics/daily", responses=SQL_EVENTS_ONLY)
 def daily_metrics(
     request: Request,
     principal: ProjectKey,
@@ -158,10 +159,13 @@ def _answer(request: Request, project_id: str, text: str | None, version: int) -
     return JSON(runtime(request).read_sync(read))
 
 
-_ANSWER = {200: {"model": MetricsResponse, "description": "The query's rows"}}
+_ANSWER = {
+    200: {"model": MetricsResponse, "description": "The query's rows"},
+    **SQL_EVENTS_ONLY,
+}
 
 
-@router.get("/api/public/metrics", responses=_ANSWER, deprecated=True)  # type: ignore[arg-type]
+@router.get("/api/public/metrics", responses=_ANSWER, deprecated=True)
 def metrics_v1(
     request: Request,
     principal: ProjectKey,
@@ -172,7 +176,7 @@ def metrics_v1(
     return _answer(request, principal.project_id, query, 1)
 
 
-@router.get("/api/public/v2/metrics", responses=_ANSWER)  # type: ignore[arg-type]
+@router.get("/api/public/v2/metrics", responses=_ANSWER)
 def metrics_v2(
     request: Request,
     principal: ProjectKey,

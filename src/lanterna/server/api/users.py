@@ -17,7 +17,7 @@ from ...store.db import Conn
 from ...store.filters import parse_time
 from ...store.interface import require_sql_events
 from ..auth import ProjectKey
-from ..errors import not_found
+from ..errors import SQL_EVENTS_ONLY, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import user_json
@@ -40,7 +40,7 @@ def _scope(
     )
 
 
-@router.get("/api/public/users")
+@router.get("/api/public/users", responses=SQL_EVENTS_ONLY)
 def list_users(
     request: Request,
     principal: ProjectKey,
@@ -63,7 +63,7 @@ def list_users(
     return JSON(rt.read_sync(read))
 
 
-@router.get("/api/public/users/{user_id:path}")
+@router.get("/api/public/users/{user_id:path}", responses=SQL_EVENTS_ONLY)
 def get_user(
     request: Request,
     user_id: str,
