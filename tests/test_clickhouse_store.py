@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from helpers import event, ingest, iso
 from lanterna.server.app import create_app
 from lanterna.store.clickhouse import EventsDb, EventsUrl, EventsUrlError, migrate
+from lanterna.store.interface import TraceQuery
 from support import Api, make_settings, new_project
 
 pytestmark = pytest.mark.clickhouse_only
@@ -144,6 +145,19 @@ def _answers(api: Api) -> dict[str, Any]:
     get("/api/public/observations", type="GENERATION")
     get("/api/public/v2/observations", fields="core,basic,usage,io,metadata,model")
     get("/api/public/scores")
+    # The trace list's totals row (the web UI's): through the server's own store.
+    rt = api.app.state.runtime
+    for query in (TraceQuery(), TraceQuery(user_id="u1")):
+        totals = rt.read_sync(
+            lambda c, q=query: rt.store.traces.trace_totals(c, api.project.id, q, limit=100)
+        )
+        out[f"totals {query.user_id}"] = (
+            totals.traces,
+            round(totals.cost, 9),
+            totals.tokens,
+            None if totals.latency is None else round(totals.latency, 6),
+            {k: round(v, 9) for k, v in totals.scores.items()},
+        )
     return out
 
 
@@ -277,13 +291,17 @@ def _otlp_chat(tracer: Any) -> None:
 def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatch):
     # A real ``lanterna serve`` with --events-url (here its env variable) over real HTTP:
     # a Langfuse batch, an update, OTLP and a score go in; the read API answers from
-    # ClickHouse; the metadata database holds no events; what is not built yet is a 501.
+    # ClickHouse, and so does the web UI's trace list; the metadata database holds no
+    # events; what is not built yet is a 501, documented in the OpenAPI document.
     import sqlite3
 
     from otel.otel_spans import PROTOBUF, by_name, protobuf, record, span_id, trace_id
     from test_durability import Server
+    from test_stateless_processes import EMAIL, PASSWORD, SESSION_COOKIE, _login
 
     monkeypatch.setenv("LANTERNA_EVENTS_URL", f"chdb://{tmp_path / 'events'}?database=lanterna")
+    monkeypatch.setenv("LANTERNA_ADMIN_EMAIL", EMAIL)
+    monkeypatch.setenv("LANTERNA_ADMIN_PASSWORD", PASSWORD)
     server = Server(db_url)
     keys = server.keys()
     auth = (keys["LANGFUSE_PUBLIC_KEY"], keys["LANGFUSE_SECRET_KEY"])
@@ -369,6 +387,18 @@ def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatc
                 body = answer.json()
                 assert body["error"] == "NotImplementedError"
                 assert "event store yet" in body["message"], body
+
+            # The web UI's trace list (with its totals row) and a trace's page.
+            project_id = http.get("/api/public/projects").json()["data"][0]["id"]
+            session = _login(server.url).cookies[SESSION_COOKIE]
+            with httpx.Client(
+                base_url=server.url, timeout=30, cookies={SESSION_COOKIE: session}
+            ) as browser:
+                page = browser.get(f"/project/{project_id}/traces")
+                assert page.status_code == 200, page.text
+                assert "final" in page.text and "otel-agent" in page.text
+                page = browser.get(f"/project/{project_id}/traces/e2e")
+                assert page.status_code == 200 and "e2e-gen" in page.text, page.text
 
             assert http.delete("/api/public/traces/e2e").status_code == 200
             assert http.get("/api/public/traces/e2e").status_code == 404

@@ -79,9 +79,41 @@ class ChTraces:
     def trace_totals(
         self, conn: Conn, project_id: str, query: TraceQuery, *, limit: int
     ) -> TraceTotals:
-        raise NotOnClickHouse(
-            "trace list totals are not available on the ClickHouse event store yet"
-        )
+        """The trace list's totals row, from the observations and scores themselves
+        (the SQL store reads the ``trace_totals`` rows its write path keeps): the same
+        traces (the first ``limit`` in the list's order), the same sums and averages."""
+        ch = _on(self.events, conn)
+        m = traces._matching(ch, project_id, query)
+        ids = [
+            r["id"]
+            for r in ch.all(
+                f"SELECT t.id AS id FROM {m.source} WHERE {m.count_where}"
+                f" ORDER BY {m.order} LIMIT ?",
+                [*m.count_params, limit],
+            )
+        ]
+        out = TraceTotals(traces=len(ids))
+        metrics = traces.trace_metrics(ch, project_id, ids)
+        out.cost = sum(cost for _latency, cost in metrics.values())
+        if metrics:  # the average over the traces with observations
+            out.latency = sum(latency for latency, _cost in metrics.values()) / len(metrics)
+        sums: dict[str, tuple[int, float]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rollups = traces.trace_rollups(ch, project_id, chunk)
+            out.tokens += sum(r.tokens for r in rollups.values())
+            marks = ", ".join("?" * len(chunk))
+            for r in ch.all(
+                "SELECT name, COUNT(value) AS n, SUM(value) AS total FROM scores"
+                f" WHERE project_id = ? AND trace_id IN ({marks})"
+                " AND data_type IN ('NUMERIC', 'BOOLEAN') AND value IS NOT NULL"
+                " GROUP BY name",
+                [project_id, *chunk],
+            ):
+                n, total = sums.get(r["name"], (0, 0.0))
+                sums[r["name"]] = (n + int(r["n"]), total + float(r["total"] or 0.0))
+        out.scores = {name: total / n for name, (n, total) in sorted(sums.items()) if n}
+        return out
 
     def observations_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]:
         return traces.observations_of(_on(self.events, conn), project_id, trace_id)
