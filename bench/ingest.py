@@ -9,9 +9,12 @@ peak RSS, and checks that the database holds exactly what was sent.
 
     .venv/bin/python bench/ingest.py                       # SQLite and PostgreSQL
     .venv/bin/python bench/ingest.py --backend sqlite --observations 50000
+    .venv/bin/python bench/ingest.py --backend clickhouse   # events in chDB (in-process)
 
 PostgreSQL: a fresh database on the server that ``scripts/pg-start`` starts (or on
-``--pg-admin-url``), dropped afterwards. See bench/README.md.
+``--pg-admin-url``), dropped afterwards. ClickHouse: SQLite for the metadata and the
+events in ClickHouse in the server's process (chDB, ``--events-url chdb:///...``; needs
+the ``clickhouse`` extra). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -380,7 +383,9 @@ def server_on_scratch_database(
     env["PYTHONPATH"] = str(ROOT / "src")
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
     pg_admin = pg_name = None
-    if backend == "sqlite":
+    if backend == "clickhouse":  # metadata in SQLite, events in chDB in the server
+        env["LANTERNA_EVENTS_URL"] = f"chdb://{workdir / 'events'}?database=lanterna"
+    if backend in ("sqlite", "clickhouse"):
         db_args = ["--data-dir", str(workdir)]
     else:
         import psycopg
@@ -473,7 +478,9 @@ def _run(
     rss = server.peak_rss_mib()
     anon = server.anon_rss_mib()
     sent_obs = batches * obs_per_batch
-    stored_obs, stored_traces = _count(backend, workdir, db_args)
+    stored_obs, stored_traces = (
+        _count_by_api(server) if backend == "clickhouse" else _count(backend, workdir, db_args)
+    )
     return Result(
         backend,
         sent_obs,
@@ -515,10 +522,31 @@ def _count(backend: str, workdir: Path, db_args: list[str]) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def _count_by_api(server: Server) -> tuple[int, int]:
+    """Observations and traces stored, as the API counts them (chDB's folder is the
+    server's alone while it runs)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
+    totals = []
+    for path in ("/api/public/observations?limit=1", "/api/public/traces?limit=1&fields=core"):
+        conn.request("GET", path, headers={"Authorization": server.auth})
+        response = conn.getresponse()
+        body = orjson.loads(response.read())
+        if response.status != 200:
+            raise SystemExit(f"counting {path}: {response.status} {body}")
+        totals.append(int(body["meta"]["totalItems"]))
+    conn.close()
+    return totals[0], totals[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--observations", type=int, default=200_000)
-    parser.add_argument("--backend", choices=("sqlite", "postgres", "all"), default="all")
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgres", "clickhouse", "all"),
+        default="all",
+        help="all: sqlite and postgres",
+    )
     parser.add_argument(
         "--concurrency", type=int, default=8, help="keep-alive connections in all (default 8)"
     )

@@ -1,8 +1,12 @@
 """Shared fixtures: a real database per test (SQLite file or PostgreSQL database), the
 real app in-process (Starlette TestClient) or on a real port (uvicorn in a thread).
 
-``--db sqlite|postgres|all`` picks the backends (default: all). PostgreSQL needs
-``LANTERNA_TEST_POSTGRES_URL`` (``scripts/test`` starts a server and sets it).
+``--db sqlite|postgres|clickhouse|all`` picks the backends (default: all). PostgreSQL
+needs ``LANTERNA_TEST_POSTGRES_URL`` (``scripts/test`` starts a server and sets it).
+``clickhouse`` is SQLite for metadata plus the ClickHouse event store in-process (chDB,
+one engine folder per test process, a database per test); it runs only the tests of
+modules marked ``pytest.mark.clickhouse`` (the event store's tests), so ``all`` adds
+those and leaves every other test on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -70,14 +74,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--db",
         default="all",
-        choices=("sqlite", "postgres", "all"),
+        choices=("sqlite", "postgres", "clickhouse", "all"),
         help="database backends to test against (default: all)",
     )
 
 
 def _backends(config: pytest.Config) -> list[str]:
     choice = config.getoption("--db")
-    return ["sqlite", "postgres"] if choice == "all" else [choice]
+    return ["sqlite", "postgres", "clickhouse"] if choice == "all" else [choice]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -85,6 +89,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         backends = _backends(metafunc.config)
         if metafunc.definition.get_closest_marker("postgres_only"):
             backends = [b for b in backends if b == "postgres"]
+        if metafunc.definition.get_closest_marker("clickhouse_only"):
+            backends = [b for b in backends if b == "clickhouse"]
+        elif not metafunc.definition.get_closest_marker("clickhouse"):
+            backends = [b for b in backends if b != "clickhouse"]
         metafunc.parametrize("backend", backends)
 
 
@@ -179,8 +187,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture
 def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty (migrated on PostgreSQL) database for one test."""
-    if backend == "sqlite":
+    """A fresh, empty (migrated on PostgreSQL) database for one test (``clickhouse``:
+    the SQLite metadata database beside the event store, see :func:`events_url`)."""
+    if backend in ("sqlite", "clickhouse"):
+        if backend == "clickhouse":
+            _need_chdb()
         yield f"sqlite:///{tmp_path / 'lanterna.db'}"
         return
     import psycopg
@@ -195,10 +206,34 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+_chdb_folder: list[Path] = []
+
+
+def _need_chdb() -> None:
+    """Skip a ``clickhouse`` test where chDB is not installed (it is in the dev extra,
+    so CI runs them all)."""
+    pytest.importorskip("chdb", reason="the ClickHouse tests need chdb (pip install -e .[dev])")
+
+
 @pytest.fixture
-def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+def events_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``clickhouse``: this process's chDB engine and database (chDB runs in the process;
+    migrated by the first test, tests keep apart by their projects' random ids, as on a
+    shared server); other backends: empty (events in the database)."""
+    if backend != "clickhouse":
+        return ""
+    _need_chdb()
+    if not _chdb_folder:
+        _chdb_folder.append(tmp_path_factory.mktemp("chdb"))
+    return f"chdb://{_chdb_folder[0]}?database=lanterna"
+
+
+@pytest.fixture
+def api(db_url: str, events_url: str, tmp_path: Path) -> Iterator[Api]:
     """The app on a fresh database, with one project whose key is the default auth."""
-    app = create_app(make_settings(db_url, tmp_path))
+    settings = make_settings(db_url, tmp_path)
+    settings.events_url = events_url
+    app = create_app(settings)
     project = new_project(db_url)
     with Api(app, raise_server_exceptions=True) as client:
         client.project = project

@@ -240,6 +240,19 @@ def _load(server: Server, auth: tuple[str, str], acked: Acked, kill_after: int) 
     assert server.proc.returncode == -signal.SIGKILL
 
 
+def assert_all_stored(server: Server, auth: tuple[str, str], acked: Acked) -> None:
+    """Every acknowledged trace reads back with its observations and their outputs."""
+    with httpx.Client(base_url=server.url, auth=auth, timeout=30) as client:
+        for trace_id, observations in acked.traces.items():
+            response = client.get(f"/api/public/traces/{trace_id}")
+            assert response.status_code == 200, (trace_id, response.text)
+            got = {o["id"]: o for o in response.json()["observations"]}
+            assert set(got) == set(observations), trace_id
+            for obs_id, output in observations.items():
+                if output is not None:
+                    assert got[obs_id]["output"] == output
+
+
 #: How many times the server is killed under load (each at a random moment).
 KILLS = 20
 
@@ -257,16 +270,7 @@ def test_kill_9_loses_no_acknowledged_event(db_url: str):
             assert server.keys() == {}
         assert acked.responses >= 2 * KILLS
 
-        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as client:
-            for trace_id, observations in acked.traces.items():
-                response = client.get(f"/api/public/traces/{trace_id}")
-                assert response.status_code == 200, (trace_id, response.text)
-                trace = response.json()
-                got = {o["id"]: o for o in trace["observations"]}
-                assert set(got) == set(observations), trace_id
-                for obs_id, output in observations.items():
-                    if output is not None:
-                        assert got[obs_id]["output"] == output
+        assert_all_stored(server, auth, acked)
     finally:
         assert server.stop() in (0, -signal.SIGTERM), server.output
 

@@ -13,6 +13,9 @@ import pytest
 from helpers import event, ingest, iso
 from support import seed_score_config
 
+# Also on the ClickHouse event store (--db clickhouse).
+pytestmark = pytest.mark.clickhouse
+
 # Required properties of the OpenAPI schemas (BaseScore / BaseScoreV1 plus the value
 # fields of each data type): generated clients fail to parse a score without them.
 BASE_REQUIRED = {

@@ -9,6 +9,9 @@ import pytest
 
 from helpers import event, ingest, iso
 
+# Also on the ClickHouse event store (--db clickhouse).
+pytestmark = pytest.mark.clickhouse
+
 
 def seed(api):
     """Four traces of different users, tags, times and environments, with children."""

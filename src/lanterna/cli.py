@@ -29,6 +29,7 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             forwarded_allow_ips=getattr(args, "forwarded_allow_ips", None),
             public_url=getattr(args, "public_url", None),
             otlp_grpc_port=getattr(args, "otlp_grpc_port", None),
+            events_url=getattr(args, "events_url", None),
         )
     except SettingsError as exc:
         raise SystemExit(f"lanterna: {exc}") from None
@@ -640,6 +641,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="also receive OTLP traces over gRPC on this port (4317 when given alone;"
         " default off; env LANTERNA_OTLP_GRPC_PORT)",
+    )
+    serve.add_argument(
+        "--events-url",
+        metavar="URL",
+        help="keep traces, observations and scores in ClickHouse: clickhouse://user:pass@host:8123/db"
+        " (env LANTERNA_EVENTS_URL; see docs/scale-out.md)",
     )
     serve.add_argument(
         "--no-auth",

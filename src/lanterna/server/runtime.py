@@ -46,7 +46,7 @@ class Runtime:
         #: Every stored-data operation routes, pages and the read layer call
         #: (``store/interface.py``; the SQLite/PostgreSQL store unless another is given);
         #: run them through :meth:`read` and :meth:`write`.
-        self.store: Store = store if store is not None else sql_store()
+        self.store: Store = store if store is not None else _store_for(settings)
         #: The alert evaluator (``alerts/evaluator.py``): its rules' channels come from
         #: ``alert_channels``; it ticks in a thread when ``alert_tick_seconds`` > 0.
         self.evaluator = Evaluator(
@@ -129,6 +129,11 @@ class Runtime:
         if self._starts > 1:
             return
         migrate(self.db)
+        events = getattr(self.store, "events", None)
+        if events is not None:  # the ClickHouse event store: its schema, migrated once
+            from ..store.clickhouse import migrate as migrate_events
+
+            migrate_events(events, lambda: self.db.transaction(exclusive=True))
         self.writer.start()
         if self.settings.alert_tick_seconds > 0:
             self._alert_loop = EvaluatorLoop(self.evaluator, self.settings.alert_tick_seconds)
@@ -165,6 +170,9 @@ class Runtime:
         self._export_loop = None
         self.writer.stop()
         self.db.close()
+        events = getattr(self.store, "events", None)
+        if events is not None:
+            events.close()
 
     def read_sync(self, query: Callable[[Conn], T]) -> T:
         """Run ``query`` on a read connection (blocking)."""
@@ -203,6 +211,16 @@ class Runtime:
         if committed is not None:
             await asyncio.wrap_future(committed)
         return result
+
+
+def _store_for(settings: Settings) -> Store:
+    """The SQLite/PostgreSQL store, or with ``events_url`` the one keeping traces,
+    observations and scores in ClickHouse (imported only then)."""
+    if not settings.events_url:
+        return sql_store()
+    from ..store.clickhouse import clickhouse_store
+
+    return clickhouse_store(settings.events_url)
 
 
 def runtime(request: Request) -> Runtime:

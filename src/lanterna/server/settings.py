@@ -44,6 +44,10 @@ class Settings:
     data_dir: str = field(default_factory=_default_data_dir)
     #: ``postgresql://user:pass@host/db``; empty means the SQLite file in ``data_dir``.
     database_url: str = ""
+    #: ``clickhouse://user:pass@host:8123/db`` (or ``chdb:///folder`` in-process): keep
+    #: traces, observations and scores in ClickHouse (docs/scale-out.md); empty: in the
+    #: database above.
+    events_url: str = ""
     #: URL clients use to reach this server (printed as LANGFUSE_HOST); default from host/port.
     public_url: str = ""
     #: Largest request body accepted, in bytes (413 above it).

@@ -38,6 +38,9 @@ class Dialect:
     #: After a SELECT: lock the rows read until the transaction ends. SQLite needs
     #: nothing (``BEGIN IMMEDIATE`` already holds the only write lock).
     for_update = ""
+    #: Whether the write path keeps per-project row counts (``store/row_counts.py``),
+    #: which an unfiltered list's total reads; a store without them counts rows.
+    keeps_row_counts = True
 
     def begin(self, *, exclusive: bool = False) -> str:
         """SQL that starts a write transaction holding the database's write lock.

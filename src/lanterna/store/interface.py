@@ -56,6 +56,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..cost.calculate import Pricing
+from ..errors import DomainError
 from ..ingest.events import DomainEvent
 from . import (
     ab_tests,
@@ -129,6 +130,7 @@ __all__ = [
     "Datasets",
     "Deleted",
     "Evaluations",
+    "EventsElsewhere",
     "ExperimentQuery",
     "Experiments",
     "Ingest",
@@ -162,6 +164,7 @@ __all__ = [
     "TraceTotals",
     "Traces",
     "purge_freed",
+    "require_sql_events",
     "sql_store",
 ]
 
@@ -609,6 +612,9 @@ class Alerts(Protocol):
 class Store(Protocol):
     """Everything the server reads and writes, one attribute per resource."""
 
+    #: Where traces, observations and scores live: ``"sql"`` (the SQLite/PostgreSQL
+    #: database, with the rollups and totals the analytics read) or ``"clickhouse"``.
+    events_backend: str
     traces: Traces
     observations: Observations
     scores: Scores
@@ -639,6 +645,9 @@ class Store(Protocol):
 class SqlStore:
     """The SQLite/PostgreSQL store: this package's query modules, checked by mypy
     against the Protocols above (each attribute's annotation is the check)."""
+
+    #: Traces, observations and scores are in the SQLite/PostgreSQL database.
+    events_backend = "sql"
 
     def __init__(self) -> None:
         self.traces: Traces = traces
@@ -675,3 +684,21 @@ COMBINABLE_INGEST: type[Combinable] = PreparedEvents
 def sql_store() -> Store:
     """The SQLite/PostgreSQL :class:`Store` (mypy checks that it is one)."""
     return SqlStore()
+
+
+class EventsElsewhere(DomainError):
+    """A feature that reads what only the SQLite/PostgreSQL event tables keep (sessions,
+    rollups, per-user totals, ...), asked of a store whose events are elsewhere (501)."""
+
+    status = 501
+    error = "NotImplementedError"
+
+
+def require_sql_events(store: Store, what: str) -> None:
+    """Raise :class:`EventsElsewhere` unless ``store`` keeps its events in SQL: ``what``
+    (e.g. ``"the metrics API"``) is not implemented on the other event stores yet."""
+    if store.events_backend != "sql":
+        raise EventsElsewhere(
+            f"{what} is not available with the {store.events_backend} event store yet"
+            " (docs/scale-out.md)"
+        )

@@ -15,7 +15,9 @@ from ...analytics.query.model import BINS_MAX, GRANULARITIES, ROW_LIMIT_MAX
 from ...analytics.usage import daily_usage
 from ...store.db import Conn
 from ...store.filters import OPERATORS, parse_time
+from ...store.interface import require_sql_events
 from ..auth import ProjectKey
+from ..errors import SQL_EVENTS_ONLY
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import daily_json
@@ -24,7 +26,7 @@ from .params import PageParam, page_of
 router = APIRouter()
 
 
-@router.get("/api/public/metrics/daily")
+@router.get("/api/public/metrics/daily", responses=SQL_EVENTS_ONLY)
 def daily_metrics(
     request: Request,
     principal: ProjectKey,
@@ -38,6 +40,7 @@ def daily_metrics(
     to_timestamp: Annotated[str | None, Query(alias="toTimestamp")] = None,
 ) -> JSON:
     """Days with traces, newest first (Langfuse's deprecated daily metrics shape)."""
+    require_sql_events(runtime(request).store, "the daily metrics API")
     paging = page_of(page, limit)
     scope = Scope(
         principal.project_id,
@@ -145,6 +148,7 @@ def _query_param(version: int) -> Any:
 
 
 def _answer(request: Request, project_id: str, text: str | None, version: int) -> JSON:
+    require_sql_events(runtime(request).store, "the metrics API")
     query = parse_query(text, version=version)
     millis = runtime(request).settings.query_timeout_ms
     timeout = millis / 1000 if millis > 0 else None
@@ -156,10 +160,13 @@ def _answer(request: Request, project_id: str, text: str | None, version: int) -
     return JSON(runtime(request).read_sync(read))
 
 
-_ANSWER = {200: {"model": MetricsResponse, "description": "The query's rows"}}
+_ANSWER = {
+    200: {"model": MetricsResponse, "description": "The query's rows"},
+    **SQL_EVENTS_ONLY,
+}
 
 
-@router.get("/api/public/metrics", responses=_ANSWER, deprecated=True)  # type: ignore[arg-type]
+@router.get("/api/public/metrics", responses=_ANSWER, deprecated=True)
 def metrics_v1(
     request: Request,
     principal: ProjectKey,
@@ -170,7 +177,7 @@ def metrics_v1(
     return _answer(request, principal.project_id, query, 1)
 
 
-@router.get("/api/public/v2/metrics", responses=_ANSWER)  # type: ignore[arg-type]
+@router.get("/api/public/v2/metrics", responses=_ANSWER)
 def metrics_v2(
     request: Request,
     principal: ProjectKey,

@@ -10,7 +10,7 @@ from ...queries.sessions import session_detail, session_list
 from ...store.db import Conn
 from ...store.filters import parse_time
 from ..auth import ProjectKey
-from ..errors import not_found
+from ..errors import SQL_EVENTS_ONLY, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import session_json, trace_json, usage_json
@@ -19,7 +19,7 @@ from .params import PageParam, page_of
 router = APIRouter()
 
 
-@router.get("/api/public/sessions")
+@router.get("/api/public/sessions", responses=SQL_EVENTS_ONLY)
 def list_sessions(
     request: Request,
     principal: ProjectKey,
@@ -52,7 +52,7 @@ def list_sessions(
     return JSON(rt.read_sync(read))
 
 
-@router.get("/api/public/sessions/{session_id:path}")
+@router.get("/api/public/sessions/{session_id:path}", responses=SQL_EVENTS_ONLY)
 def get_session(request: Request, session_id: str, principal: ProjectKey) -> JSON:
     """A session with all its traces (oldest first); 404 when the project has none."""
     project_id = principal.project_id

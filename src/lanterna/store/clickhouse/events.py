@@ -1,0 +1,199 @@
+"""Ingestion into ClickHouse: merge in the writer, then one synchronous insert per table.
+
+How updates merge (the same rules as SQLite/PostgreSQL, ``ingest/merge.py``): the request
+thread parses, validates and masks the events and groups them by entity
+(``write.prepare_events`` without rows-if-new). In the writer, the unit loads the
+batch's entities as stored (the merged view, ``FINAL``), merges the events into them with
+the one merge function, links prompts and prices generations as the SQL path does, and
+inserts each changed entity's whole merged row with a higher ``_version``. The
+``ReplacingMergeTree`` then keeps that row. Re-sent events leave the record unchanged
+and write nothing. This is Langfuse v3's approach (merge before insert); one writer per
+process serialises the merges of that process's batches. Two processes updating the
+same entity at the same moment can each merge into the state before the other's write
+(the later insert wins): route one entity's updates to one process, or accept it, as
+Langfuse does.
+
+The insert is synchronous (no async insert): the writer resolves the request's future,
+and the API answers 2xx, only after ClickHouse has acknowledged it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from ... import _json
+from ...ingest.events import DomainEvent
+from ...timeutil import now
+from .. import write
+from ..db import Conn
+from ..models import pricing as batch_pricing
+from ..prompts import PromptLinker
+from ..tables import BOOL, COLUMNS, JSON, TS, to_record
+from .conn import EventsDb
+from .schema import TABLES
+
+_CHUNK = 500
+
+_version_lock = threading.Lock()
+_last_version = 0
+
+
+def next_version() -> int:
+    """A row version: nanoseconds since the epoch, strictly increasing in this process."""
+    global _last_version
+    with _version_lock:
+        _last_version = max(_last_version + 1, time.time_ns())
+        return _last_version
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _cell(storage: str | None, value: Any) -> Any:
+    if value is None:
+        return None
+    if storage is TS:
+        return _naive(value)
+    if storage is JSON:
+        return _json.dumps(value)
+    if storage is BOOL:
+        return bool(value)
+    return value
+
+
+def row_columns(kind: str) -> list[str]:
+    """The columns an insert into ``kind``'s table names, in order."""
+    return ["project_id", "id", *COLUMNS[kind], "created_at", "updated_at", "_version", "_deleted"]
+
+
+def to_ch_row(
+    kind: str,
+    project_id: str,
+    entity_id: str,
+    record: dict[str, Any],
+    created: datetime,
+    stamp: datetime,
+    version: int,
+    deleted: int = 0,
+) -> list[Any]:
+    """``record`` as a row of ``kind``'s table (see :func:`row_columns`)."""
+    get = record.get
+    cells = [_cell(storage, get(name)) for name, storage in COLUMNS[kind].items()]
+    return [project_id, entity_id, *cells, _naive(created), _naive(stamp), version, deleted]
+
+
+def load(
+    events: EventsDb, kind: str, project_id: str, ids: list[str]
+) -> dict[str, tuple[dict[str, Any], datetime]]:
+    """``id -> (record, created_at)`` of the stored entities among ``ids``."""
+    conn = events.conn(json_text=True)
+    view = TABLES[kind].removesuffix("_rows")
+    cols = ", ".join(["id", "created_at", *COLUMNS[kind]])
+    found: dict[str, tuple[dict[str, Any], datetime]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        for row in conn.all(
+            f"SELECT {cols} FROM {view} WHERE project_id = ? AND id IN ({marks})",
+            [project_id, *chunk],
+        ):
+            found[row["id"]] = (to_record(conn.dialect, kind, row), row["created_at"])
+    return found
+
+
+class ChPrepared(write.PreparedEvents):
+    """A batch's events grouped by entity; called in the writer (with the metadata
+    database's connection, for prompt versions and model prices) it merges them into
+    ClickHouse's stored rows and inserts the changed ones."""
+
+    target: EventsDb
+
+    @classmethod
+    def of(cls, events: EventsDb, prepared: write.PreparedEvents) -> ChPrepared:
+        """Wrap the grouped events of ``prepared`` for ``events``."""
+        unit = cls(prepared.project_id, prepared.kinds)
+        unit.target = events
+        return unit
+
+    @classmethod
+    def combine(cls, parts: list[write.PreparedEvents]) -> write.PreparedEvents:
+        """Neighbouring batches of one project as one unit (see the base class)."""
+        combined = super().combine(parts)
+        assert isinstance(combined, ChPrepared) and isinstance(parts[0], ChPrepared)
+        combined.target = parts[0].target
+        return combined
+
+    def __call__(self, conn: Conn) -> int:
+        project_id = self.project_id
+        stamp = now()
+        prompts = PromptLinker(conn, project_id)
+        pricing = batch_pricing(conn, project_id)
+        written = 0
+        for kind, entities in self.kinds.items():
+            stored = load(self.target, kind, project_id, list(entities))
+            rows = []
+            for entity_id in sorted(entities):
+                old, created = stored.get(entity_id, (None, stamp))
+                record = entities[entity_id].merged(kind, old)
+                if kind == "observation":
+                    prompts.link(record)
+                    pricing.apply(record, old)
+                if record == old:
+                    continue  # a re-sent event: nothing changes, nothing is written
+                rows.append(
+                    to_ch_row(kind, project_id, entity_id, record, created, stamp, next_version())
+                )
+            if rows:
+                self.target.insert(TABLES[kind], rows, row_columns(kind))
+                written += len(rows)
+        return written
+
+
+def tombstones(events: EventsDb, kind: str, project_id: str, where: str, params: list[Any]) -> int:
+    """Mark the rows of ``kind`` matching ``where`` deleted (a newer version with
+    ``_deleted = 1``: reads leave them out at once, merges drop them); return how many."""
+    conn = events.conn(json_text=True)
+    view = TABLES[kind].removesuffix("_rows")
+    time_column = "start_time" if kind == "observation" else "timestamp"
+    rows = conn.all(
+        f"SELECT id, {time_column} AS t, created_at FROM {view} WHERE project_id = ? AND {where}",
+        [project_id, *params],
+    )
+    if not rows:
+        return 0
+    stamp = now()
+    marks = []
+    for r in rows:
+        record: dict[str, Any] = {time_column: r["t"]}
+        if kind == "trace":
+            record.update(public=False, bookmarked=False, environment="")
+        else:
+            record["environment"] = ""
+        marks.append(
+            to_ch_row(kind, project_id, r["id"], record, r["created_at"], stamp, next_version(), 1)
+        )
+    events.insert(TABLES[kind], marks, row_columns(kind))
+    return len(marks)
+
+
+class ChIngest:
+    """The ``Ingest`` resource on ClickHouse (``store/interface.py``)."""
+
+    def __init__(self, events: EventsDb) -> None:
+        self.events = events
+
+    def prepare_events(
+        self, conn: Conn, project_id: str, events: Iterable[DomainEvent], *, rows: bool = True
+    ) -> write.PreparedEvents:
+        """Mask and group ``events`` (on a read connection); the merge runs in the writer."""
+        grouped = write.prepare_events(conn, project_id, events, rows=False)
+        return ChPrepared.of(self.events, grouped)
+
+    def apply_events(self, conn: Conn, project_id: str, events: Iterable[DomainEvent]) -> int:
+        """Merge and insert ``events`` now (for callers already in the writer)."""
+        return self.prepare_events(conn, project_id, events)(conn)

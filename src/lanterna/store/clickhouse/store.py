@@ -1,0 +1,310 @@
+"""The store with traces, observations and scores in ClickHouse (``store/interface.py``).
+
+Metadata (projects, keys, prompts, models, rules, datasets, ...) stays in the SQLite or
+PostgreSQL database: every other resource is the SQL store's. The event resources run
+the portable read queries of ``store/traces.py``, ``observations.py`` and ``scores.py``
+on ClickHouse's merged views through a ``Conn`` over ClickHouse (``conn.py``; its
+dialect says that no row counts are kept, so lists count their rows); what reads
+SQL-only tables (the trace totals kept in the write path) or writes has its own
+version here. The rows they return look like the
+metadata database's, so the API shapes stay as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from .. import media, scores, traces
+from .. import observations as observations_module
+from ..db import Conn
+from ..interface import (
+    EventsElsewhere,
+    Ingest,
+    Observations,
+    Scores,
+    Sessions,
+    SqlStore,
+    Traces,
+)
+from ..observations import ObservationQuery
+from ..protocols import CursorPage, Page, Row
+from ..scores import ScoreDistribution, ScoreQuery
+from ..sessions import SessionStats
+from ..traces import TraceQuery, TraceRollup, TraceTotals
+from .conn import EventsDb
+from .events import ChIngest, tombstones
+
+
+class NotOnClickHouse(EventsElsewhere):
+    """An operation the ClickHouse event store does not offer yet (501)."""
+
+
+def _on(events: EventsDb, conn: Conn) -> Conn:
+    """A Conn on ClickHouse whose rows look like those of ``conn``'s database."""
+    ch: Conn = events.conn(json_text=conn.dialect.name != "postgresql")
+    return ch
+
+
+class ChTraces:
+    """The ``Traces`` resource on ClickHouse."""
+
+    def __init__(self, events: EventsDb) -> None:
+        self.events = events
+
+    def get_trace(self, conn: Conn, project_id: str, trace_id: str) -> Row | None:
+        return traces.get_trace(_on(self.events, conn), project_id, trace_id)
+
+    def list_traces(
+        self,
+        conn: Conn,
+        project_id: str,
+        query: TraceQuery,
+        *,
+        limit: int,
+        offset: int,
+        with_io: bool = True,
+        count_limit: int | None = None,
+    ) -> Page:
+        return traces.list_traces(
+            _on(self.events, conn),
+            project_id,
+            query,
+            limit=limit,
+            offset=offset,
+            with_io=with_io,
+            count_limit=count_limit,
+        )
+
+    def trace_totals(
+        self, conn: Conn, project_id: str, query: TraceQuery, *, limit: int
+    ) -> TraceTotals:
+        """The trace list's totals row, from the observations and scores themselves
+        (the SQL store reads the ``trace_totals`` rows its write path keeps): the same
+        traces (the first ``limit`` in the list's order), the same sums and averages."""
+        ch = _on(self.events, conn)
+        m = traces._matching(ch, project_id, query)
+        ids = [
+            r["id"]
+            for r in ch.all(
+                f"SELECT t.id AS id FROM {m.source} WHERE {m.count_where}"
+                f" ORDER BY {m.order} LIMIT ?",
+                [*m.count_params, limit],
+            )
+        ]
+        out = TraceTotals(traces=len(ids))
+        metrics = traces.trace_metrics(ch, project_id, ids)
+        out.cost = sum(cost for _latency, cost in metrics.values())
+        if metrics:  # the average over the traces with observations
+            out.latency = sum(latency for latency, _cost in metrics.values()) / len(metrics)
+        sums: dict[str, tuple[int, float]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rollups = traces.trace_rollups(ch, project_id, chunk)
+            out.tokens += sum(r.tokens for r in rollups.values())
+            marks = ", ".join("?" * len(chunk))
+            for r in ch.all(
+                "SELECT name, COUNT(value) AS n, SUM(value) AS total FROM scores"
+                f" WHERE project_id = ? AND trace_id IN ({marks})"
+                " AND data_type IN ('NUMERIC', 'BOOLEAN') AND value IS NOT NULL"
+                " GROUP BY name",
+                [project_id, *chunk],
+            ):
+                n, total = sums.get(r["name"], (0, 0.0))
+                sums[r["name"]] = (n + int(r["n"]), total + float(r["total"] or 0.0))
+        out.scores = {name: total / n for name, (n, total) in sorted(sums.items()) if n}
+        return out
+
+    def observations_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]:
+        return traces.observations_of(_on(self.events, conn), project_id, trace_id)
+
+    def scores_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]:
+        return traces.scores_of(_on(self.events, conn), project_id, trace_id)
+
+    def trace_metrics(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> dict[str, tuple[float, float]]:
+        return traces.trace_metrics(_on(self.events, conn), project_id, trace_ids)
+
+    def observation_ids(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        return traces.observation_ids(_on(self.events, conn), project_id, trace_ids)
+
+    def score_ids(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        return traces.score_ids(_on(self.events, conn), project_id, trace_ids)
+
+    def trace_rollups(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> dict[str, TraceRollup]:
+        return traces.trace_rollups(_on(self.events, conn), project_id, trace_ids)
+
+    def delete_traces(self, conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int:
+        """Delete traces with their observations and scores (runs in the writer; the
+        media they referred to are released in the metadata database)."""
+        ids = list(dict.fromkeys(trace_ids))
+        deleted = 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            tombstones(self.events, "score", project_id, f"trace_id IN ({marks})", chunk)
+            tombstones(self.events, "observation", project_id, f"trace_id IN ({marks})", chunk)
+            deleted += tombstones(self.events, "trace", project_id, f"id IN ({marks})", chunk)
+        media.release_traces(conn, project_id, ids)
+        return deleted
+
+
+class ChObservations:
+    """The ``Observations`` resource on ClickHouse."""
+
+    def __init__(self, events: EventsDb) -> None:
+        self.events = events
+
+    def get_observation(self, conn: Conn, project_id: str, observation_id: str) -> Row | None:
+        return observations_module.get_observation(
+            _on(self.events, conn), project_id, observation_id
+        )
+
+    def list_observations(
+        self, conn: Conn, project_id: str, query: ObservationQuery, *, limit: int, offset: int
+    ) -> Page:
+        return observations_module.list_observations(
+            _on(self.events, conn), project_id, query, limit=limit, offset=offset
+        )
+
+    def observations_after(
+        self,
+        conn: Conn,
+        project_id: str,
+        query: ObservationQuery,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+        with_trace: bool,
+        with_io: bool,
+        with_metadata: bool,
+    ) -> CursorPage:
+        return observations_module.observations_after(
+            _on(self.events, conn),
+            project_id,
+            query,
+            limit=limit,
+            after=after,
+            with_trace=with_trace,
+            with_io=with_io,
+            with_metadata=with_metadata,
+        )
+
+
+class ChScores:
+    """The ``Scores`` resource on ClickHouse."""
+
+    def __init__(self, events: EventsDb) -> None:
+        self.events = events
+
+    def get_score(
+        self, conn: Conn, project_id: str, score_id: str, *, traces_only: bool = False
+    ) -> Row | None:
+        return scores.get_score(
+            _on(self.events, conn), project_id, score_id, traces_only=traces_only
+        )
+
+    def list_scores(
+        self, conn: Conn, project_id: str, q: ScoreQuery, *, limit: int, offset: int
+    ) -> Page:
+        return scores.list_scores(_on(self.events, conn), project_id, q, limit=limit, offset=offset)
+
+    def scores_after(
+        self,
+        conn: Conn,
+        project_id: str,
+        q: ScoreQuery,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+    ) -> CursorPage:
+        return scores.scores_after(_on(self.events, conn), project_id, q, limit=limit, after=after)
+
+    def delete_score(self, conn: Conn, project_id: str, score_id: str) -> bool:
+        return tombstones(self.events, "score", project_id, "id = ?", [score_id]) > 0
+
+    def score_distributions(
+        self,
+        conn: Conn,
+        project_id: str,
+        q: ScoreQuery,
+        *,
+        max_names: int = 20,
+        max_bins: int = 20,
+        max_values: int = 20,
+    ) -> list[ScoreDistribution]:
+        return scores.score_distributions(
+            _on(self.events, conn),
+            project_id,
+            q,
+            max_names=max_names,
+            max_bins=max_bins,
+            max_values=max_values,
+        )
+
+
+class ChSessions:
+    """The ``Sessions`` resource on ClickHouse: not yet (the SQL store keeps a session
+    table in its write path, which ClickHouse ingestion does not); every operation
+    answers 501 rather than an empty view."""
+
+    def _no(self) -> NotOnClickHouse:
+        return NotOnClickHouse("sessions are not available on the ClickHouse event store yet")
+
+    def get_session(self, conn: Conn, project_id: str, session_id: str) -> Row | None:
+        raise self._no()
+
+    def list_sessions(
+        self,
+        conn: Conn,
+        project_id: str,
+        *,
+        from_timestamp: datetime | None = None,
+        to_timestamp: datetime | None = None,
+        environments: Sequence[str] = (),
+        limit: int,
+        offset: int,
+    ) -> Page:
+        raise self._no()
+
+    def traces_of_session(self, conn: Conn, project_id: str, session_id: str) -> list[Row]:
+        raise self._no()
+
+    def session_stats(
+        self, conn: Conn, project_id: str, session_ids: Sequence[str]
+    ) -> dict[str, SessionStats]:
+        raise self._no()
+
+    def sessions_of_user(
+        self, conn: Conn, project_id: str, user_id: str, *, limit: int = 50
+    ) -> list[str]:
+        raise self._no()
+
+
+class ClickHouseStore(SqlStore):
+    """The SQL store with traces, observations, scores and ingestion on ClickHouse."""
+
+    events_backend = "clickhouse"
+
+    def __init__(self, events: EventsDb) -> None:
+        super().__init__()
+        #: The ClickHouse events database (its client and lock).
+        self.events = events
+        self.traces: Traces = ChTraces(events)
+        self.observations: Observations = ChObservations(events)
+        self.scores: Scores = ChScores(events)
+        self.sessions: Sessions = ChSessions()
+        self.ingest: Ingest = ChIngest(events)
+
+
+def clickhouse_store(url: str) -> ClickHouseStore:
+    """The store for ``url`` (``clickhouse://...`` or ``chdb:///...``); its schema is
+    migrated by :func:`~lanterna.store.clickhouse.schema.migrate`."""
+    return ClickHouseStore(EventsDb(url))
