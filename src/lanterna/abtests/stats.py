@@ -368,6 +368,8 @@ def sample_size(
         )
     else:
         return None
+    if not math.isfinite(float(needed)):  # the solver found no answer (an extreme effect)
+        return None
     return math.ceil(float(needed) / ratio)
 
 
