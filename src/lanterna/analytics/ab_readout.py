@@ -126,7 +126,7 @@ def operational(
     from ..abtests import stats
 
     if rollup and grouping.rolled_up(from_ts, to_ts):
-        return _rolled_operational(conn, project_id, grouping.value, unit)
+        return _rolled_operational(_Rolled(conn, project_id, grouping.value), unit)
     g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
     rows = conn.all(
         f"SELECT g.variant AS variant, COUNT(*) AS n, COUNT(DISTINCT g.unit) AS units,"
@@ -144,13 +144,27 @@ def operational(
     )
 
 
-def _rolled_operational(conn: Conn, project_id: str, test: str, unit: str) -> stats.Operational:
+class _Rolled:
+    """A declared test's A/B rollups, for one readout: its hour rows read once."""
+
+    def __init__(self, conn: Conn, project_id: str, test: str) -> None:
+        self.conn, self.project_id, self.test = conn, project_id, test
+        self._hours: list[dict[str, Any]] | None = None
+
+    def hours(self) -> list[dict[str, Any]]:
+        if self._hours is None:
+            self._hours = ab_rollups.hours(self.conn, self.project_id, self.test)
+        return self._hours
+
+
+def _rolled_operational(rolled: _Rolled, unit: str) -> stats.Operational:
     from ..abtests import stats
 
     lone = "no_session" if unit == "session" else "no_user"
-    ops = stats.Operational({}, ab_rollups.units(conn, project_id, test, unit), {}, {}, {})
+    units = ab_rollups.units(rolled.conn, rolled.project_id, rolled.test, unit)
+    ops = stats.Operational({}, units, {}, {}, {})
     timed: dict[str, list[float]] = {}
-    for r in ab_rollups.hours(conn, project_id, test):
+    for r in rolled.hours():
         v = r["variant"]
         ops.traces[v] = ops.traces.get(v, 0) + int(r["traces"])
         ops.units[v] = ops.units.get(v, 0) + int(r[lone])
@@ -164,9 +178,7 @@ def _rolled_operational(conn: Conn, project_id: str, test: str, unit: str) -> st
     return ops
 
 
-def _rolled_metric(
-    conn: Conn, project_id: str, test: str, metric: str, kind: str
-) -> stats.MetricRows:
+def _rolled_metric(rolled: _Rolled, metric: str, kind: str) -> stats.MetricRows:
     from ..abtests import stats
 
     if metric in ("cost", "latency"):
@@ -177,13 +189,13 @@ def _rolled_metric(
         )
         moments = [
             (str(r["variant"]), str(r["hour"]), int(r[n]), float(r[total]), float(r[squares]))
-            for r in ab_rollups.hours(conn, project_id, test)
+            for r in rolled.hours()
             if r[n]
         ]
         return stats.MetricRows(metric, kind, [], moments)
     if metric == "errorRate":
         rows: list[tuple[str, str, Any, int]] = []
-        for r in ab_rollups.hours(conn, project_id, test):
+        for r in rolled.hours():
             ones, flagged = int(r["errors"]), int(r["flagged"])
             for value, count in ((0.0, flagged - ones), (1.0, ones)):
                 if count:
@@ -192,7 +204,9 @@ def _rolled_metric(
     labels = kind == "categorical"
     rows = [
         (v, h, str(x) if labels else float(x), n)
-        for v, h, x, n in ab_rollups.score_values(conn, project_id, test, metric, labels)
+        for v, h, x, n in ab_rollups.score_values(
+            rolled.conn, rolled.project_id, rolled.test, metric, labels
+        )
     ]
     return stats.MetricRows(metric, kind, rows)
 
@@ -242,7 +256,7 @@ def metric_rows(
 
     kind = metric_kind(conn, project_id, metric)
     if rollup and grouping.rolled_up(from_ts, to_ts):
-        return _rolled_metric(conn, project_id, grouping.value, metric, kind)
+        return _rolled_metric(_Rolled(conn, project_id, grouping.value), metric, kind)
     g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
     if metric in ("cost", "latency"):  # as many values as traces: sums, not values
         column = _TRACE_METRICS[metric][0]
@@ -315,10 +329,19 @@ def readout(
     rollups' check)."""
     from ..abtests import stats
 
-    metric_kind(conn, project_id, metric)
-    for g in guardrails:
-        metric_kind(conn, project_id, g)
-    ops = operational(conn, project_id, grouping, unit, from_ts, to_ts, rollup=rollup)
+    kinds = {m: metric_kind(conn, project_id, m) for m in (metric, *guardrails)}
+    rolled = None
+    if rollup and grouping.rolled_up(from_ts, to_ts):
+        rolled = _Rolled(conn, project_id, grouping.value)
+        ops = _rolled_operational(rolled, unit)
+    else:
+        ops = operational(conn, project_id, grouping, unit, from_ts, to_ts, rollup=False)
+
+    def rows_of(m: str) -> stats.MetricRows:
+        if rolled is not None:
+            return _rolled_metric(rolled, m, kinds[m])
+        return metric_rows(conn, project_id, grouping, m, unit, from_ts, to_ts, rollup=False)
+
     if variants is None:
         found = sorted(ops.traces, key=lambda v: (-ops.traces[v], v))[:MAX_GROUPS]
         if control is not None and control in found:
@@ -330,19 +353,9 @@ def readout(
         control = variants[0] if variants else ""
     if control not in variants:
         raise AbTestError(f"control {control!r} is not one of the groups found")
-    primary_rows = metric_rows(
-        conn, project_id, grouping, metric, unit, from_ts, to_ts, rollup=rollup
-    )
+    primary_rows = rows_of(metric)
     primary = stats.analyse(primary_rows, variants, control, alpha)
-    guards = [
-        stats.analyse(
-            metric_rows(conn, project_id, grouping, g, unit, from_ts, to_ts, rollup=rollup),
-            variants,
-            control,
-            alpha,
-        )
-        for g in guardrails
-    ]
+    guards = [stats.analyse(rows_of(g), variants, control, alpha) for g in guardrails]
     op = stats.operational(ops, variants)
     srm = stats.srm(ops.units, weights) if weights else None
     needed = {}
