@@ -13,12 +13,13 @@ What the statistics need: per variant the traces, units (distinct users or sessi
 trace without one counts as its own unit), cost, mean latency and errors; per variant,
 UTC hour and value the number of traces (a metric from ``trace_totals``) or scores (a
 score name) with that value, or for cost and latency their count, sum and sum of
-squares. A declared test's readout over its whole time reads them from the A/B rollups
-(:mod:`lanterna.store.ab_rollups`: a few thousand rows whatever the traces); a time
-range or an ad-hoc comparison reads them with grouped statements over the raw traces,
-``trace_totals`` (the per-trace totals the write path keeps) and scores. Both give the
-same rows. :mod:`lanterna.abtests.stats` turns them into the readout. Each score row of
-the metric is one observation; a trace with two ``user_rating`` scores counts twice.
+squares. A declared test's readout over its whole time reads them from the A/B
+rollups (:mod:`lanterna.store.ab_rollups`: rows per hour and value, and one per unit to
+count); a time range or an ad-hoc comparison reads them with grouped statements over
+the raw traces, ``trace_totals`` (the per-trace totals the write path keeps) and
+scores. Both give the same rows. :mod:`lanterna.abtests.stats` turns them into the
+readout. Each score row of the metric is one observation; a trace with two
+``user_rating`` scores counts twice.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Rollups of A/B tests: what a test's readout needs, kept in the write transaction, so
-that a readout over a million traces reads a few thousand rows.
+that a readout over a million traces reads a few thousand rows and counts its units.
 
 A trace takes part when its metadata ``experiment`` and ``variant`` are strings (what
 the SDK's ``assign`` records); its *key* is (experiment, variant, UTC hour of the
