@@ -82,8 +82,9 @@ def _iso(dt: datetime) -> str:
 class BatchMaker:
     """Builds batches of whole traces, like the Langfuse 2.x SDK's events."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, ab_test: bool = False) -> None:
         self.rng = random.Random(seed)
+        self.ab_test = ab_test
         # input ~0.6-1.1 KB of chat messages, output ~0.3-0.8 KB: 1-2 KB per observation
         self.prompts = _texts(seed, 64, 500, 1000)
         self.answers = _texts(seed + 1, 64, 300, 800)
@@ -98,6 +99,9 @@ class BatchMaker:
         def envelope(type_: str, body: dict[str, Any], at: datetime) -> dict[str, Any]:
             return {"id": str(uuid.uuid4()), "type": type_, "timestamp": _iso(at), "body": body}
 
+        metadata: dict[str, Any] = {"app": "bench", "region": "eu", "plan": "pro"}
+        if self.ab_test:  # what the SDK's assign records: the trace counts in the A/B rollups
+            metadata.update(experiment="bench-test", variant=rng.choice("AB"))
         events = [
             envelope(
                 "trace-create",
@@ -109,7 +113,7 @@ class BatchMaker:
                     "timestamp": _iso(start),
                     "input": {"question": prompt[:300]},
                     "output": {"answer": rng.choice(self.answers)[:300]},
-                    "metadata": {"app": "bench", "region": "eu", "plan": "pro"},
+                    "metadata": metadata,
                     "tags": ["bench", "chat"],
                     "release": "1.4.2",
                 },
@@ -174,6 +178,7 @@ class ClientJob:
     traces_per_batch: int
     threads: int
     seed: int
+    ab_test: bool = False
 
 
 def send_all(
@@ -234,7 +239,7 @@ def _client_main(job: ClientJob, ready: Any, start: Any, results: Any) -> None:
     Every body is encoded before the clock starts, so that the client's own CPU use
     while sending is small (this machine's cores are shared with the server).
     """
-    maker = BatchMaker(job.seed)
+    maker = BatchMaker(job.seed, job.ab_test)
     bodies = [maker.batch(job.traces_per_batch) for _ in range(job.batches)]
     headers = {"Authorization": job.auth, "Content-Type": "application/json"}
     cpu0 = time.process_time()  # waiting for the start costs no CPU
@@ -445,6 +450,7 @@ def _run(
                 traces_per_batch,
                 threads,
                 seed=1000 + n,
+                ab_test=getattr(args, "ab_test", False),
             )
         )
     ctx = mp.get_context("fork")
@@ -564,6 +570,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pg-admin-url", help="PostgreSQL server URL (default: scripts/pg-start)")
     parser.add_argument("--verbose", action="store_true", help="print the server's pid")
+    parser.add_argument(
+        "--ab-test",
+        action="store_true",
+        help="every trace records an A/B test and variant (metadata experiment/variant),"
+        " so that each write keeps the A/B rollups too",
+    )
     parser.add_argument(
         "--otlp",
         action="store_true",

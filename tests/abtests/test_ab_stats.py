@@ -73,6 +73,43 @@ def test_boolean_readout_equals_the_two_proportion_z_test():
     )
 
 
+def test_cumulative_effect_equals_scipy_on_the_data_up_to_each_point():
+    """Each point of the cumulative chart is Welch's interval (numeric) or the Wald
+    interval of the difference of proportions (boolean) over the values up to it."""
+    rng = np.random.default_rng(11)
+    hours = 9
+    a = np.round(rng.normal(3.5, 1.0, 300), 1)
+    b = np.round(rng.normal(3.8, 1.2, 280), 1)
+
+    def upto(values: np.ndarray, hour: int) -> np.ndarray:  # rows_of puts value i in i % hours
+        return values[np.arange(len(values)) % hours <= hour]
+
+    numeric = stats.cumulative(
+        stats.MetricRows("r", "numeric", rows_of({"A": a, "B": b}, hours)), ["A", "B"], "A", ALPHA
+    )
+    assert [p["bucket"] for p in numeric] == [f"2026-01-01T0{h}" for h in range(hours)]
+    for h, point in enumerate(numeric):
+        got, pa, pb = point["variants"]["B"], upto(a, h), upto(b, h)
+        ci = sps.ttest_ind(pb, pa, equal_var=False).confidence_interval(0.95)
+        assert (got["n"], got["controlN"]) == (len(pb), len(pa))
+        assert got["difference"] == pytest.approx(pb.mean() - pa.mean(), rel=1e-9)
+        assert (got["ciLow"], got["ciHigh"]) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    a01, b01 = (a > 3.5).astype(float), (b > 3.5).astype(float)
+    boolean = stats.cumulative(
+        stats.MetricRows("c", "boolean", rows_of({"A": a01, "B": b01}, hours)),
+        ["A", "B"],
+        "A",
+        ALPHA,
+    )
+    for h, point in enumerate(boolean):
+        got, pa, pb = point["variants"]["B"], upto(a01, h), upto(b01, h)
+        diff = pb.mean() - pa.mean()
+        se = np.sqrt(pa.mean() * (1 - pa.mean()) / len(pa) + pb.mean() * (1 - pb.mean()) / len(pb))
+        z = sps.norm.ppf(0.975)
+        assert got["difference"] == pytest.approx(diff, rel=1e-9)
+        assert (got["ciLow"], got["ciHigh"]) == pytest.approx((diff - z * se, diff + z * se))
+
+
 def test_categorical_readout_equals_scipy_chi_square():
     rng = np.random.default_rng(5)
     a = rng.choice(["good", "ok", "bad"], 500, p=[0.5, 0.3, 0.2])

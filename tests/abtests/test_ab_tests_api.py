@@ -100,7 +100,7 @@ def test_ad_hoc_comparisons_by_metadata_tags_and_prompt_version(api):
             names = params.get("tags") or ["1", "2"]
             per = out["primary"]["variants"]
             assert [per[names[0]]["n"], per[names[1]]["n"]] == [len(ratings[v]) for v in "AB"]
-            larger = 0 if len(ratings["A"]) > len(ratings["B"]) else 1
+            larger = 1 if len(ratings["B"]) > len(ratings["A"]) else 0  # a tie: the first
             assert out["control"] == names[larger]  # the larger group when none is named
     cost = ok(api.get(f"{AB}/compare", params={"groupBy": "metadata.variant", "metric": "cost"}))
     assert cost["primary"]["kind"] == "numeric" and cost["primary"]["lowerIsBetter"]

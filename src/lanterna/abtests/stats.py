@@ -368,6 +368,8 @@ def sample_size(
         )
     else:
         return None
+    if not math.isfinite(float(needed)):  # the solver found no answer (an extreme effect)
+        return None
     return math.ceil(float(needed) / ratio)
 
 
@@ -380,6 +382,48 @@ def _buckets(metric: MetricRows) -> list[str]:
     return picked if picked[-1] == buckets[-1] else [*picked, buckets[-1]]
 
 
+def _running(
+    metric: MetricRows, variants: Sequence[str], buckets: Sequence[str]
+) -> list[dict[str, _Series]]:
+    """Per bucket of ``buckets`` (sorted, the last the latest there is), each variant's
+    data up to its end, reduced to what the cumulative comparison reads: count, sum and
+    sum of squares (numeric: :func:`_from_moments`) or count and ones (boolean). One
+    pass over the rows, whatever the number of buckets."""
+    if metric.moments is not None:
+        cols = list(zip(*metric.moments, strict=True)) or [(), (), (), (), ()]
+        variant, bucket = np.array(cols[0], dtype=object), np.array(cols[1], dtype=object)
+        sums = np.array(cols[2:5], dtype=float).reshape(3, -1).T
+    else:
+        variant, bucket, value, count = _columns(metric)
+        if metric.kind == "boolean":
+            value = (value >= 0.5).astype(float)
+        sums = np.stack([count, count * value, count * value * value], axis=1)
+    # Each row counts from the first point at or after its bucket (labels compared as
+    # integers: their rank among the buckets there are).
+    rank = {b: i for i, b in enumerate(sorted(set(bucket.tolist())))}
+    ranks = np.fromiter((rank[b] for b in bucket.tolist()), dtype=np.int64, count=len(bucket))
+    at = np.searchsorted(np.array([rank[b] for b in buckets], dtype=np.int64), ranks)
+    running = {}
+    for v in variants:
+        mask = variant == v
+        acc = np.zeros((len(buckets), 3))
+        np.add.at(acc, at[mask], sums[mask])
+        running[v] = np.cumsum(acc, axis=0)
+    out = []
+    for i in range(len(buckets)):
+        point = {}
+        for v in variants:
+            n, total, squares = running[v][i]
+            if metric.kind == "boolean":
+                counts = np.array([n - total, total])
+                keep = counts > 0
+                point[v] = _Series(np.array([0.0, 1.0])[keep], counts[keep])
+            else:
+                point[v] = _from_moments(n, total, squares)
+        out.append(point)
+    return out
+
+
 @_quiet
 def cumulative(
     metric: MetricRows, variants: Sequence[str], control: str, alpha: float
@@ -389,8 +433,8 @@ def cumulative(
     if metric.kind == "categorical":
         return []
     out = []
-    for bucket in _buckets(metric):
-        series = _split(metric, variants, upto=bucket)
+    buckets = _buckets(metric)
+    for bucket, series in zip(buckets, _running(metric, variants, buckets), strict=True):
         point: dict[str, Any] = {"bucket": bucket, "variants": {}}
         for v in variants:
             if v == control:

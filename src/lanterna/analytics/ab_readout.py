@@ -3,19 +3,23 @@
 A grouping (:class:`Grouping`) says which traces take part and which variant each is:
 
 - a declared A/B test: traces whose metadata ``experiment`` is the test's name, their
-  variant its metadata ``variant`` (what the SDK's ``assign`` records);
+  variant its metadata ``variant`` (what the SDK's ``assign`` records; both strings);
 - ``metadata.KEY``: traces that have the key, by its value (the seed guide's
   ``metadata.variant``);
 - ``tags``: traces carrying one of the given tags, by the first of them they carry;
 - ``promptVersion``: traces with a generation linked to the prompt, by its version.
 
-Three grouped statements read what the statistics need, so a million traces become a
-few thousand rows: per variant the traces, units (distinct users or sessions; a trace
-without one counts as its own unit), cost, mean latency and errors (``trace_totals``,
-the per-trace totals the write path keeps); per variant, UTC hour and value the number
-of traces (a metric from ``trace_totals``) or scores (a score name) with that value.
-:mod:`lanterna.abtests.stats` turns them into the readout. Each score row of the metric
-is one observation; a trace with two ``user_rating`` scores counts twice.
+What the statistics need: per variant the traces, units (distinct users or sessions; a
+trace without one counts as its own unit), cost, mean latency and errors; per variant,
+UTC hour and value the number of traces (a metric from ``trace_totals``) or scores (a
+score name) with that value, or for cost and latency their count, sum and sum of
+squares. A declared test's readout over its whole time reads them from the A/B
+rollups (:mod:`lanterna.store.ab_rollups`: rows per hour and value, and one per unit to
+count); a time range or an ad-hoc comparison reads them with grouped statements over
+the raw traces, ``trace_totals`` (the per-trace totals the write path keeps) and
+scores. Both give the same rows. :mod:`lanterna.abtests.stats` turns them into the
+readout. Each score row of the metric is one observation; a trace with two
+``user_rating`` scores counts twice.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..abtests.rules import AbTestError
+from ..store import ab_rollups
 from ..store.db import Conn
 
 if TYPE_CHECKING:  # scipy and statsmodels load on the first readout, not at start
@@ -52,15 +57,16 @@ class Grouping:
     value: str = ""
     tags: list[str] = field(default_factory=list)
 
+    def rolled_up(self, from_ts: datetime | None, to_ts: datetime | None) -> bool:
+        """Whether the A/B rollups answer (a declared test over its whole time)."""
+        return self.kind == "abTest" and from_ts is None and to_ts is None
+
     def sql(self, conn: Conn) -> tuple[str, list[Any]]:
         """SQL for a trace's variant (over alias ``t``; NULL when it takes no part)."""
         d = conn.dialect
-        if self.kind == "abTest":
-            text = d.json_text_at("t.metadata")
-            return (
-                f"(CASE WHEN {text} = ? THEN CAST({d.json_text_at('t.metadata')} AS TEXT) END)",
-                ["experiment", self.value, "variant"],
-            )
+        if self.kind == "abTest":  # both strings, as the A/B rollups take them
+            experiment, variant = ab_rollups.member_sql(d, "t.metadata")
+            return f"(CASE WHEN {experiment} = ? THEN {variant} END)", [self.value]
         if self.kind == "metadata":
             return f"CAST({d.json_text_at('t.metadata')} AS TEXT)", [self.value]
         if self.kind == "tags":
@@ -113,10 +119,15 @@ def operational(
     unit: str = "user",
     from_ts: datetime | None = None,
     to_ts: datetime | None = None,
+    *,
+    rollup: bool = True,
 ) -> stats.Operational:
-    """Per variant: traces, units, total cost, mean latency, errors."""
+    """Per variant: traces, units, total cost, mean latency, errors (from the A/B
+    rollups when they answer and ``rollup``)."""
     from ..abtests import stats
 
+    if rollup and grouping.rolled_up(from_ts, to_ts):
+        return _rolled_operational(_Rolled(conn, project_id, grouping.value), unit)
     g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
     rows = conn.all(
         f"SELECT g.variant AS variant, COUNT(*) AS n, COUNT(DISTINCT g.unit) AS units,"
@@ -132,6 +143,73 @@ def operational(
         latency={r["variant"]: None if r["latency"] is None else float(r["latency"]) for r in rows},
         errors={r["variant"]: int(r["errors"] or 0) for r in rows},
     )
+
+
+class _Rolled:
+    """A declared test's A/B rollups, for one readout: its hour rows read once."""
+
+    def __init__(self, conn: Conn, project_id: str, test: str) -> None:
+        self.conn, self.project_id, self.test = conn, project_id, test
+        self._hours: list[dict[str, Any]] | None = None
+
+    def hours(self) -> list[dict[str, Any]]:
+        if self._hours is None:
+            self._hours = ab_rollups.hours(self.conn, self.project_id, self.test)
+        return self._hours
+
+
+def _rolled_operational(rolled: _Rolled, unit: str) -> stats.Operational:
+    from ..abtests import stats
+
+    lone = "no_session" if unit == "session" else "no_user"
+    units = ab_rollups.units(rolled.conn, rolled.project_id, rolled.test, unit)
+    ops = stats.Operational({}, units, {}, {}, {})
+    timed: dict[str, list[float]] = {}
+    for r in rolled.hours():
+        v = r["variant"]
+        ops.traces[v] = ops.traces.get(v, 0) + int(r["traces"])
+        ops.units[v] = ops.units.get(v, 0) + int(r[lone])
+        ops.cost[v] = ops.cost.get(v, 0.0) + float(r["cost_sum"])
+        ops.errors[v] = ops.errors.get(v, 0) + int(r["errors"])
+        t = timed.setdefault(v, [0, 0.0])
+        t[0] += int(r["timed"])
+        t[1] += float(r["latency_sum"])
+    ops.units = {v: n for v, n in ops.units.items() if v in ops.traces}
+    ops.latency = {v: (s / n if n else None) for v, (n, s) in timed.items()}
+    return ops
+
+
+def _rolled_metric(rolled: _Rolled, metric: str, kind: str) -> stats.MetricRows:
+    from ..abtests import stats
+
+    if metric in ("cost", "latency"):
+        n, total, squares = (
+            ("costed", "cost_sum", "cost_squares")
+            if metric == "cost"
+            else ("timed", "latency_sum", "latency_squares")
+        )
+        moments = [
+            (str(r["variant"]), str(r["hour"]), int(r[n]), float(r[total]), float(r[squares]))
+            for r in rolled.hours()
+            if r[n]
+        ]
+        return stats.MetricRows(metric, kind, [], moments)
+    if metric == "errorRate":
+        rows: list[tuple[str, str, Any, int]] = []
+        for r in rolled.hours():
+            ones, flagged = int(r["errors"]), int(r["flagged"])
+            for value, count in ((0.0, flagged - ones), (1.0, ones)):
+                if count:
+                    rows.append((str(r["variant"]), str(r["hour"]), value, count))
+        return stats.MetricRows(metric, kind, rows)
+    labels = kind == "categorical"
+    rows = [
+        (v, h, str(x) if labels else float(x), n)
+        for v, h, x, n in ab_rollups.score_values(
+            rolled.conn, rolled.project_id, rolled.test, metric, labels
+        )
+    ]
+    return stats.MetricRows(metric, kind, rows)
 
 
 def score_kind(conn: Conn, project_id: str, name: str) -> str | None:
@@ -170,11 +248,16 @@ def metric_rows(
     unit: str = "user",
     from_ts: datetime | None = None,
     to_ts: datetime | None = None,
+    *,
+    rollup: bool = True,
 ) -> stats.MetricRows:
-    """The metric's values per variant and hour, grouped."""
+    """The metric's values per variant and hour, grouped (from the A/B rollups when
+    they answer and ``rollup``)."""
     from ..abtests import stats
 
     kind = metric_kind(conn, project_id, metric)
+    if rollup and grouping.rolled_up(from_ts, to_ts):
+        return _rolled_metric(_Rolled(conn, project_id, grouping.value), metric, kind)
     g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
     if metric in ("cost", "latency"):  # as many values as traces: sums, not values
         column = _TRACE_METRICS[metric][0]
@@ -234,6 +317,7 @@ def readout(
     mde: float | None = None,
     from_ts: datetime | None = None,
     to_ts: datetime | None = None,
+    rollup: bool = True,
 ) -> dict[str, Any]:
     """The whole readout (the API's ``AbTestReadout``): per variant and metric the
     summaries and comparisons against the control, cost, latency and error rate, the
@@ -242,13 +326,23 @@ def readout(
 
     Without ``variants`` (an ad-hoc comparison) the variants are the groups found, the
     most frequent first (at most :data:`MAX_GROUPS`), the control the first (or
-    ``control``)."""
+    ``control``). ``rollup=False`` reads a declared test from the raw rows too (the
+    rollups' check)."""
     from ..abtests import stats
 
-    metric_kind(conn, project_id, metric)
-    for g in guardrails:
-        metric_kind(conn, project_id, g)
-    ops = operational(conn, project_id, grouping, unit, from_ts, to_ts)
+    kinds = {m: metric_kind(conn, project_id, m) for m in (metric, *guardrails)}
+    rolled = None
+    if rollup and grouping.rolled_up(from_ts, to_ts):
+        rolled = _Rolled(conn, project_id, grouping.value)
+        ops = _rolled_operational(rolled, unit)
+    else:
+        ops = operational(conn, project_id, grouping, unit, from_ts, to_ts, rollup=False)
+
+    def rows_of(m: str) -> stats.MetricRows:
+        if rolled is not None:
+            return _rolled_metric(rolled, m, kinds[m])
+        return metric_rows(conn, project_id, grouping, m, unit, from_ts, to_ts, rollup=False)
+
     if variants is None:
         found = sorted(ops.traces, key=lambda v: (-ops.traces[v], v))[:MAX_GROUPS]
         if control is not None and control in found:
@@ -260,17 +354,9 @@ def readout(
         control = variants[0] if variants else ""
     if control not in variants:
         raise AbTestError(f"control {control!r} is not one of the groups found")
-    primary_rows = metric_rows(conn, project_id, grouping, metric, unit, from_ts, to_ts)
+    primary_rows = rows_of(metric)
     primary = stats.analyse(primary_rows, variants, control, alpha)
-    guards = [
-        stats.analyse(
-            metric_rows(conn, project_id, grouping, g, unit, from_ts, to_ts),
-            variants,
-            control,
-            alpha,
-        )
-        for g in guardrails
-    ]
+    guards = [stats.analyse(rows_of(g), variants, control, alpha) for g in guardrails]
     op = stats.operational(ops, variants)
     srm = stats.srm(ops.units, weights) if weights else None
     needed = {}

@@ -63,6 +63,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from ..timeutil import format_ts
+from . import ab_rollups
 from .db import Conn
 from .dialect import Dialect
 
@@ -253,6 +254,10 @@ class Contribution:
         #: trace id -> its ``trace_totals`` row (the columns of :data:`_TOTALS_COLUMNS`
         #: after project and trace id)
         self.totals: dict[str, tuple[Any, ...]] = {}
+        #: trace id -> its A/B key, for the traces taking part (:mod:`.ab_rollups`)
+        self.ab: dict[str, ab_rollups.Key] = {}
+        #: the scores added, as :func:`.ab_rollups.score_row` gives them
+        self.score_rows: list[ab_rollups.ScoreRow] = []
 
     def add_trace(
         self,
@@ -269,6 +274,9 @@ class Contribution:
         # The write path's hot loop (every ingested observation): plain locals.
         stamp: datetime = trace["timestamp"]
         hour = format_ts(stamp)[:13]  # the label utc_hour() gives on both backends
+        member = ab_rollups.member_of(trace)
+        if member is not None:
+            self.ab[trace_id] = (*member, hour)
         env = trace["environment"]
         tname = trace.get("name") or ""
         cost = 0.0
@@ -400,8 +408,10 @@ class Contribution:
 
     def add_score(self, score: Mapping[str, Any]) -> None:
         """Add one score (a record or row: ``timestamp`` as an aware datetime,
-        ``environment``, ``name``, ``data_type``, ``value``); only numeric and boolean
-        scores with a value count."""
+        ``environment``, ``name``, ``data_type``, ``value``, and for the A/B rollups
+        ``id``, ``trace_id``, ``string_value``); only numeric and boolean scores with a
+        value count here."""
+        self.score_rows.append(ab_rollups.score_row(score))
         value = score.get("value")
         if value is None or score.get("data_type") not in NUMERIC_SCORES:
             return
@@ -417,8 +427,10 @@ class Contribution:
             into = getattr(self, attr)
             for key, values in getattr(other, attr).items():
                 _into(into, key, values)
+        self.score_rows.extend(other.score_rows)
         if totals:
             self.totals.update(other.totals)
+            self.ab.update(other.ab)
 
     def tables(self) -> dict[str, dict[Any, list[float]]]:
         """Each table's values by key (the names of :data:`TABLES`): the stored ones
@@ -524,7 +536,9 @@ def contribution(conn: Conn, project_id: str, trace_ids: Iterable[str]) -> Contr
         marks = ", ".join("?" * len(chunk))
         params = [project_id, *chunk]
         traces = conn.all(
-            f"SELECT {_TRACE_COLS} FROM traces WHERE project_id = ? AND id IN ({marks})", params
+            f"SELECT {_TRACE_COLS}, {ab_rollups.member_columns(d)} FROM traces"
+            f" WHERE project_id = ? AND id IN ({marks})",
+            params,
         )
         by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for o in conn.all(
@@ -695,14 +709,16 @@ def remove_scores(conn: Conn, project_id: str, column: str, ids: Sequence[str]) 
     d = conn.dialect
     for chunk in _chunked(ids):
         for r in conn.all(
-            "SELECT timestamp, environment, name, data_type, value FROM scores"
-            f" WHERE project_id = ? AND {column} IN ({', '.join('?' * len(chunk))})",
+            "SELECT id, trace_id, timestamp, environment, name, data_type, value, string_value"
+            f" FROM scores WHERE project_id = ? AND {column} IN ({', '.join('?' * len(chunk))})",
             [project_id, *chunk],
         ):
             r["timestamp"] = d.ts_parse(r["timestamp"])
             gone.add_score(r)
     if gone.scores:
         add(conn, project_id, Contribution(), gone)
+    if gone.score_rows:
+        ab_rollups.apply(conn, project_id, Contribution(), gone)
 
 
 def classify(

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from . import rollups
+from . import ab_rollups, rollups
 from .db import Conn
 
 #: The summed columns, in the order of a delta.
@@ -131,9 +131,11 @@ def apply(
     minus: rollups.Contribution | None = None,
 ) -> None:
     """:func:`.rollups.add` and :func:`add`: every write that moves the rollups moves
-    the user totals by the same difference."""
+    the user totals (and the A/B rollups: :func:`.ab_rollups.apply`) by the same
+    difference."""
     rollups.add(conn, project_id, plus, minus)
     add(conn, project_id, plus, minus)
+    ab_rollups.apply(conn, project_id, plus, minus)
 
 
 def maintained(conn: Conn, project_id: str, trace_ids: set[str], work: Any) -> Any:

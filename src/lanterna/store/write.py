@@ -70,6 +70,11 @@ def _load(conn: Conn, kind: str, project_id: str, ids: list[str]) -> dict[str, d
     return found
 
 
+def _with_ids(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Loaded records (by id) with their ``id``, as the rollups take scores."""
+    return [{**record, "id": entity_id} for entity_id, record in records.items()]
+
+
 _SESSION_HEAD = "INSERT INTO sessions (project_id, id, environment, created_at)"
 _SESSION_TAIL = " ON CONFLICT (project_id, id) DO NOTHING"
 _BY_ID = itemgetter(1)
@@ -222,9 +227,9 @@ class PreparedEvents:
         scores = list(self.kinds.get("score", ()))
         if scores:  # the scores as stored before and as written (one more lookup)
             before = before or rollups.Contribution()
-            before.update(rollups.scores(stored["score"].values()))
-            now_stored = _load(conn, "score", project_id, scores).values()
-            after = rollups.summed([after, rollups.scores(now_stored)])
+            before.update(rollups.scores(_with_ids(stored["score"])))
+            now_stored = _load(conn, "score", project_id, scores)
+            after = rollups.summed([after, rollups.scores(_with_ids(now_stored))])
         user_totals.apply(conn, project_id, after, before)
         return written
 
