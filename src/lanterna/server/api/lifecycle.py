@@ -27,6 +27,7 @@ from ...lifecycle.deletion import delete_session, delete_user
 from ...store.interface import Deleted
 from ..audit import audit
 from ..auth import ProjectKey
+from ..export import MEDIA_TYPES as EXPORT_MEDIA_TYPES
 from ..export import streamed
 from ..responses import JSON
 from ..runtime import Runtime, runtime
@@ -181,7 +182,16 @@ async def put_masking_rules(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(
     "/api/public/export",
-    responses={200: {"description": "The export (JSONL, CSV or Parquet), streamed"}},
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The export (JSONL, CSV or Parquet), streamed",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in EXPORT_MEDIA_TYPES.values()
+            },
+        }
+    },
 )
 def export(
     request: Request,

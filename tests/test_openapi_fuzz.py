@@ -1,0 +1,168 @@
+"""The OpenAPI document is what the server does: schemathesis generates requests from
+``/api/openapi.json`` for every operation and sends them to the real app in-process
+(a real SQLite file or PostgreSQL database, seeded with a trace, its observations and
+scores, a prompt, a dataset and a comment so that lists and details answer with data),
+authenticated with the project's keys. Every answer must pass four checks: not a server
+error, a documented status code, a documented content type, and a body valid against
+the documented schema of that status.
+
+The normal suite sends about ``DEFAULT_CASES`` generated requests per backend; the full
+run sends 5,000 (docs/api.md, "The OpenAPI document"):
+
+    LANTERNA_FUZZ_CASES=5000 scripts/test tests/test_openapi_fuzz.py -n 0
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import checks as core_checks
+from schemathesis.python import asgi
+from schemathesis.specs.openapi import checks as openapi_checks
+
+from helpers import event, iso
+from lanterna.server.app import create_app
+from lanterna.server.settings import Settings
+from support import make_settings, new_project
+
+#: Generated requests per backend in the normal suite (``LANTERNA_FUZZ_CASES`` to change).
+DEFAULT_CASES = 600
+CHECKS = [
+    core_checks.not_a_server_error,
+    openapi_checks.status_code_conformance,
+    openapi_checks.content_type_conformance,
+    openapi_checks.response_schema_conformance,
+]
+#: Not fuzzed: the signed media URLs carry an HMAC of the server's (so every generated
+#: request is a 403) and the upload writes a blob; tests/test_media.py covers them.
+SKIPPED = ("/api/media/",)
+
+
+def _seed(client: Any) -> None:
+    """One of each thing the lists and details show, through the API."""
+    trace = event(
+        "trace-create",
+        {"id": "fuzz-trace", "name": "seed", "userId": "fuzz-user", "sessionId": "fuzz-session"},
+    )
+    span = event("span-create", {"id": "fuzz-span", "traceId": "fuzz-trace", "name": "step"})
+    generation = event(
+        "generation-create",
+        {
+            "id": "fuzz-gen",
+            "traceId": "fuzz-trace",
+            "model": "gpt-4o-mini",
+            "startTime": iso(),
+            "usageDetails": {"input": 10, "output": 5},
+        },
+    )
+    score = event(
+        "score-create", {"id": "fuzz-score", "traceId": "fuzz-trace", "name": "q", "value": 1}
+    )
+    answer = client.post("/api/public/ingestion", json={"batch": [trace, span, generation, score]})
+    assert answer.status_code == 207 and not answer.json()["errors"], answer.text
+    for path, body in (
+        (
+            "/api/public/v2/prompts",
+            {"name": "fuzz", "prompt": "Hi {{x}}", "labels": ["production"]},
+        ),
+        ("/api/public/v2/datasets", {"name": "fuzz-set"}),
+        ("/api/public/dataset-items", {"datasetName": "fuzz-set", "input": {"q": 1}}),
+        (
+            "/api/public/comments",
+            {"objectType": "TRACE", "objectId": "fuzz-trace", "content": "seeded"},
+        ),
+    ):
+        answer = client.post(path, json=body)
+        assert answer.status_code == 200, (path, answer.text)
+
+
+def _run(operation: Any, examples: int, headers: dict[str, str], failures: set[str]) -> int:
+    """Up to ``examples`` generated requests to one operation; how many were sent."""
+    sent = 0
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy())
+    def one(case: Any) -> None:
+        nonlocal sent
+        sent += 1
+        try:
+            case.call_and_validate(headers=headers, checks=CHECKS)
+        except Exception as exc:  # schemathesis' FailureGroup: what it found
+            failures.add("\n".join(str(exc).splitlines()[:12]))
+
+    one()
+    return sent
+
+
+def fuzz(app: Any, auth: tuple[str, str], total: int) -> tuple[int, dict[str, set[str]]]:
+    """Send about ``total`` generated requests over every operation; return how many
+    were sent and the failures by operation."""
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
+    token = base64.b64encode(":".join(auth).encode()).decode()
+    headers = {"Authorization": f"Basic {token}"}
+    operations = [
+        op
+        for op in (result.ok() for result in schema.get_all_operations())
+        if not op.path.startswith(SKIPPED)
+    ]
+    failures: dict[str, set[str]] = defaultdict(set)
+    sent = 0
+    active = list(operations)
+    while sent < total and active:
+        budget = math.ceil((total - sent) / len(active))
+        exhausted = []
+        for operation in active:
+            label = f"{operation.method.upper()} {operation.path}"
+            count = _run(operation, budget, headers, failures[label])
+            sent += count
+            if count < budget:  # Hypothesis ran out of distinct inputs
+                exhausted.append(operation)
+            if sent >= total:
+                break
+        active = [op for op in active if op not in exhausted]
+    return sent, {op: found for op, found in failures.items() if found}
+
+
+def test_generated_requests_get_documented_answers(db_url: str, tmp_path: Path) -> None:
+    total = int(os.environ.get("LANTERNA_FUZZ_CASES", DEFAULT_CASES))
+    app = create_app(make_settings(db_url, tmp_path))
+    project = new_project(db_url)
+    with asgi.get_client(app) as client:
+        client.auth = project.auth
+        _seed(client)
+        try:
+            sent, failures = fuzz(app, project.auth, total)
+        finally:
+            asgi.shutdown_lifespans()
+    print(f"\nschemathesis: {sent} generated requests, {len(failures)} operations failing")
+    assert not failures, "\n\n".join(f"{op}:\n" + "\n--\n".join(f) for op, f in failures.items())
+    assert sent >= total
+
+
+def test_every_operation_needs_a_key_unless_it_is_public(tmp_path: Path) -> None:
+    spec = create_app(Settings(data_dir=str(tmp_path))).openapi()
+    assert spec["components"]["securitySchemes"]["BasicAuth"]["scheme"] == "basic"
+    open_ops = {
+        (method, path)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if "security" not in op
+    }
+    assert open_ops == {
+        ("get", "/api/public/health"),
+        ("put", "/api/media/{project_id}/{media_id}/upload"),
+        ("get", "/api/media/{project_id}/{media_id}"),
+    }
