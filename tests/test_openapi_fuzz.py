@@ -4,7 +4,8 @@
 scores, a prompt, a dataset and a comment so that lists and details answer with data),
 authenticated with the project's keys. Every answer must pass four checks: not a server
 error, a documented status code, a documented content type, and a body valid against
-the documented schema of that status.
+the documented schema of that status; and, but on the operations in ``LOOSE``, a request
+valid by the document must not be refused as invalid.
 
 The normal suite sends about ``DEFAULT_CASES`` generated requests per backend; the full
 run sends 5,000 (docs/api.md, "The OpenAPI document"):
@@ -24,6 +25,7 @@ from typing import Any
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import checks as core_checks
+from schemathesis.core.failures import FailureGroup
 from schemathesis.python import asgi
 from schemathesis.specs.openapi import checks as openapi_checks
 
@@ -40,6 +42,63 @@ CHECKS = [
     openapi_checks.content_type_conformance,
     openapi_checks.response_schema_conformance,
 ]
+#: Operations whose documented request is still looser than what the route checks (an
+#: undocumented JSON body, a JSON-in-a-string parameter, rules between parameters):
+#: schema-valid requests may get a 400. Every other operation must accept every request
+#: valid by its document (schemathesis' positive data acceptance check: 2xx, or 401,
+#: 403, 404, 409 or 429). Shrink this set; never grow it.
+LOOSE = frozenset(
+    {
+        "GET /api/public/traces",
+        "DELETE /api/public/traces",
+        "POST /api/public/scores",
+        "POST /api/public/v2/prompts",
+        "PATCH /api/public/v2/prompts/{name}/versions/{version}",
+        "GET /api/public/v2/prompts/{name}",
+        "DELETE /api/public/v2/prompts/{name}",
+        "POST /api/public/otel/v1/traces",
+        "POST /v1/traces",
+        "POST /api/public/score-configs",
+        "PATCH /api/public/score-configs/{config_id}",
+        "POST /api/public/models",
+        "GET /api/public/metrics",
+        "GET /api/public/v2/metrics",
+        "POST /api/public/unstable/dashboard-widgets",
+        "POST /api/public/unstable/dashboards",
+        "PATCH /api/public/unstable/dashboards/{dashboard_id}",
+        "POST /api/public/budgets",
+        "POST /api/public/alert-channels",
+        "POST /api/public/alerts/rules",
+        "PUT /api/public/retention",
+        "PUT /api/public/masking-rules",
+        "POST /api/public/v2/datasets",
+        "POST /api/public/datasets",
+        "POST /api/public/dataset-items",
+        "POST /api/public/dataset-run-items",
+        "GET /api/public/dataset-run-items",
+        "GET /api/public/experiments",
+        "GET /api/public/experiment-items",
+        "GET /api/public/comments",
+        "POST /api/public/annotation-queues",
+        "POST /api/public/annotation-queues/{queue_id}/items",
+        "PATCH /api/public/annotation-queues/{queue_id}/items/{item_id}",
+        "POST /api/public/annotation-queues/{queue_id}/assignments",
+        "DELETE /api/public/annotation-queues/{queue_id}/assignments",
+        "PUT /api/public/llm-connections",
+        "POST /api/public/unstable/evaluators",
+        "POST /api/public/unstable/evaluation-rules",
+        "PATCH /api/public/unstable/evaluation-rules/{rule_id}",
+        "POST /api/public/ab-tests",
+        "GET /api/public/ab-tests/compare",
+        "GET /api/public/ab-tests/{name}/assign",
+        "POST /api/public/media",
+        "GET /api/public/dataset-items",
+        "PATCH /api/public/media/{media_id}",
+    }
+)
+#: Query parameters holding a JSON document (``filter``, the metrics ``query``): the
+#: document says "a string"; the route parses it (a 400 when it is not the JSON it wants).
+JSON_PARAMETERS = frozenset({"filter", "query"})
 #: Not fuzzed: the signed media URLs carry an HMAC of the server's (so every generated
 #: request is a 403) and the upload writes a blob; tests/test_media.py covers them.
 SKIPPED = ("/api/media/",)
@@ -86,6 +145,10 @@ def _seed(client: Any) -> None:
 def _run(operation: Any, examples: int, headers: dict[str, str], failures: set[str]) -> int:
     """Up to ``examples`` generated requests to one operation; how many were sent."""
     sent = 0
+    label = f"{operation.method.upper()} {operation.path}"
+    names = {parameter.name for parameter in operation.iter_parameters()}
+    loose = label in LOOSE or names & JSON_PARAMETERS
+    checks = CHECKS if loose else [*CHECKS, openapi_checks.positive_data_acceptance]
 
     @settings(
         max_examples=examples,
@@ -99,8 +162,8 @@ def _run(operation: Any, examples: int, headers: dict[str, str], failures: set[s
         nonlocal sent
         sent += 1
         try:
-            case.call_and_validate(headers=headers, checks=CHECKS)
-        except Exception as exc:  # schemathesis' FailureGroup: what it found
+            case.call_and_validate(headers=headers, checks=checks)
+        except (Exception, FailureGroup) as exc:  # FailureGroup: what the checks found
             failures.add("\n".join(str(exc).splitlines()[:12]))
 
     one()

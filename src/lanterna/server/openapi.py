@@ -45,11 +45,61 @@ COMMON_RESPONSES: dict[str, dict[str, Any]] = {
 }
 
 
+#: Query parameters every route reads as an ISO-8601 instant with a UTC offset
+#: (``timeutil.parse_ts``: a 400 naming the parameter otherwise).
+TIME_PARAMETERS = frozenset(
+    {"at", "fromTimestamp", "toTimestamp", "fromStartTime", "toStartTime"}
+    | {"fromUpdatedAt", "toUpdatedAt"}
+)
+#: No NUL byte in a path or query string, on any route (``guards.RequestGuard``'s 400).
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _string_rules(schema: dict[str, Any], extra: dict[str, str]) -> None:
+    """Add ``extra`` to the string branches of a parameter's schema."""
+    if schema.get("type") == "string":
+        for key, value in extra.items():
+            schema.setdefault(key, value)  # a route's own pattern excludes NULs already
+    for branch in schema.get("anyOf", ()):
+        _string_rules(branch, extra)
+    if isinstance(schema.get("items"), dict):
+        _string_rules(schema["items"], extra)
+
+
+def _parameter_rules(op: dict[str, Any]) -> None:
+    """What the server checks of every route's parameters, stated in their schemas."""
+    for parameter in op.get("parameters", ()):
+        extra = {"pattern": NO_NUL}
+        if parameter["in"] == "query" and parameter["name"] in TIME_PARAMETERS:
+            extra["format"] = "date-time"
+        _string_rules(parameter.get("schema", {}), extra)
+
+
 def _secured(path: str, method: str) -> list[dict[str, list[str]]]:
     schemes: list[dict[str, list[str]]] = [{BASIC: []}]
     if (path, method) in (("/api/public/scores", "post"), ("/api/public/ingestion", "post")):
         schemes.append({BEARER: []})
     return schemes
+
+
+def _hoist_defs(node: Any, schemas: dict[str, Any]) -> Any:
+    """Move the ``$defs`` of schemas written inline (a route's ``json_body``) into
+    ``components.schemas``, where their ``#/...`` references resolve: inside the
+    document, ``#/$defs/X`` would point at its root."""
+    if isinstance(node, list):
+        return [_hoist_defs(item, schemas) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key == "$defs":
+            for name, schema in value.items():
+                schemas.setdefault(name, _hoist_defs(schema, schemas))
+        elif key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/"):
+            out[key] = "#/components/schemas/" + value.removeprefix("#/$defs/")
+        else:
+            out[key] = _hoist_defs(value, schemas)
+    return out
 
 
 def document(app: FastAPI) -> dict[str, Any]:
@@ -59,9 +109,12 @@ def document(app: FastAPI) -> dict[str, Any]:
     spec = FastAPI.openapi(app)
     components = spec.setdefault("components", {})
     components["securitySchemes"] = SECURITY_SCHEMES
-    components.setdefault("schemas", {}).setdefault("ErrorBody", ErrorBody.model_json_schema())
+    schemas = components.setdefault("schemas", {})
+    schemas.setdefault("ErrorBody", ErrorBody.model_json_schema())
+    spec["paths"] = _hoist_defs(spec["paths"], schemas)
     for path, item in spec["paths"].items():
         for method, op in item.items():
+            _parameter_rules(op)
             if not path.startswith(_OPEN):
                 op["security"] = _secured(path, method)
             if path.startswith(("/api/", "/v1/")):

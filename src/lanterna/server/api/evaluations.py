@@ -20,7 +20,7 @@ from ..eval_shapes import connection_json, evaluator_json, rule_json
 from ..responses import JSON
 from ..runtime import runtime
 from .body import read_json, read_json_object
-from .params import Page, PageParam, page_of
+from .params import LimitParam, Page, PageParam, page_of
 from .reading import one_json, page_json
 
 router = APIRouter()
@@ -35,7 +35,7 @@ RULES = "/api/public/unstable/evaluation-rules"
 
 @router.get(CONNECTIONS)
 async def list_connections(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The project's LLM connections (keys masked), by provider."""
     paging = page_of(page, limit)
@@ -81,7 +81,7 @@ async def create_evaluator(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(EVALUATORS)
 async def list_evaluators(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The latest version of each of the project's evaluators, by name."""
     paging = page_of(page, limit)
@@ -143,7 +143,7 @@ async def create_rule(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(RULES)
 async def list_rules(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The project's rules, newest first."""
     paging = page_of(page, limit)
