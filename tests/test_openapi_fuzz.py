@@ -229,3 +229,29 @@ def test_every_operation_needs_a_key_unless_it_is_public(tmp_path: Path) -> None
         ("put", "/api/media/{project_id}/{media_id}/upload"),
         ("get", "/api/media/{project_id}/{media_id}"),
     }
+
+
+#: Operations whose success answer the document does not describe yet (its schema is
+#: ``{}``, so any body conforms). Lower it as routes get their response models; never
+#: raise it: a new route documents what it answers.
+UNDESCRIBED_AT_MOST = 81
+
+
+def test_success_answers_are_described(tmp_path: Path) -> None:
+    spec = create_app(Settings(data_dir=str(tmp_path))).openapi()
+    undescribed = [
+        f"{method.upper()} {path}"
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        for status, answer in op["responses"].items()
+        if status.startswith("2")
+        and status != "204"
+        and any(media.get("schema") in (None, {}) for media in answer.get("content", {}).values())
+    ]
+    assert len(undescribed) <= UNDESCRIBED_AT_MOST, undescribed
+    described = {
+        "POST /api/public/ingestion",
+        "GET /api/public/health",
+        "POST /api/public/comments",
+    }
+    assert not described & set(undescribed)

@@ -75,6 +75,76 @@ def _parameter_rules(op: dict[str, Any]) -> None:
         _string_rules(parameter.get("schema", {}), extra)
 
 
+#: Bodies read as they are sent (``read_json``) refuse a NUL in any string or key; the
+#: ingestion batch and OTLP strip them instead, as Langfuse does (``langfuse_events``).
+_NUL_STRIPPED = ("/api/public/ingestion", "/api/public/otel/", "/v1/", "/api/media/")
+#: Any JSON value whose strings and keys hold no NUL: what a free-form body field takes.
+JSON_VALUE = "JsonValue"
+_JSON_REF = {"$ref": f"#/components/schemas/{JSON_VALUE}"}
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value; no string or key may hold a NUL character",
+    "anyOf": [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "number"},
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "array", "items": _JSON_REF},
+        {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": _JSON_REF},
+    ],
+}
+#: Keywords whose value is one schema, or a list or map of schemas.
+_ONE = ("items", "additionalProperties", "not", "contains")
+_MANY = ("anyOf", "oneOf", "allOf", "prefixItems")
+#: Keywords that say nothing of a value's type or shape (a schema of only these is "any").
+_NOTES = frozenset({"title", "description", "default", "examples", "deprecated"})
+
+
+def _no_nul(schema: Any, schemas: dict[str, Any], seen: set[str]) -> Any:
+    """``schema`` (a request body's) stating that no string or key in it holds a NUL
+    (``read_json``'s 400): patterns on strings, key names and free-form values.
+    Referenced components are changed in place (once)."""
+    if not isinstance(schema, dict):
+        return schema
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        name = ref.rsplit("/", 1)[-1]
+        if name not in seen and name in schemas:
+            seen.add(name)
+            schemas[name] = _no_nul(schemas[name], schemas, seen)
+        return schema
+    if set(schema) <= _NOTES:  # any value
+        return {**schema, **_JSON_REF}
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if "string" in kinds and "enum" not in schema and "const" not in schema:
+        schema.setdefault("pattern", NO_NUL)  # a route's own pattern excludes NULs already
+    if "object" in kinds:
+        schema.setdefault("propertyNames", {"pattern": NO_NUL})
+        if schema.get("additionalProperties", True) is True:
+            schema["additionalProperties"] = _JSON_REF
+    for key in _ONE:
+        if key in schema:
+            schema[key] = _no_nul(schema[key], schemas, seen)
+    for key in _MANY:
+        if key in schema:
+            schema[key] = [_no_nul(item, schemas, seen) for item in schema[key]]
+    if isinstance(schema.get("properties"), dict):
+        schema["properties"] = {
+            name: _no_nul(item, schemas, seen) for name, item in schema["properties"].items()
+        }
+    return schema
+
+
+def _body_rules(path: str, op: dict[str, Any], schemas: dict[str, Any], seen: set[str]) -> None:
+    """What ``read_json`` checks of every JSON body, stated in its schema."""
+    if path.startswith(_NUL_STRIPPED):
+        return
+    content = op.get("requestBody", {}).get("content", {})
+    answer = content.get("application/json")
+    if answer is not None and "schema" in answer:
+        answer["schema"] = _no_nul(answer["schema"], schemas, seen)
+
+
 def _secured(path: str, method: str) -> list[dict[str, list[str]]]:
     schemes: list[dict[str, list[str]]] = [{BASIC: []}]
     if (path, method) in (("/api/public/scores", "post"), ("/api/public/ingestion", "post")):
@@ -111,10 +181,13 @@ def document(app: FastAPI) -> dict[str, Any]:
     components["securitySchemes"] = SECURITY_SCHEMES
     schemas = components.setdefault("schemas", {})
     schemas.setdefault("ErrorBody", ErrorBody.model_json_schema())
+    schemas.setdefault(JSON_VALUE, JSON_VALUE_SCHEMA)
     spec["paths"] = _hoist_defs(spec["paths"], schemas)
+    seen: set[str] = set()
     for path, item in spec["paths"].items():
         for method, op in item.items():
             _parameter_rules(op)
+            _body_rules(path, op, schemas, seen)
             if not path.startswith(_OPEN):
                 op["security"] = _secured(path, method)
             if path.startswith(("/api/", "/v1/")):

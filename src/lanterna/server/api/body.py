@@ -68,9 +68,33 @@ async def read_json(request: Request) -> Any:
     if not raw.strip():
         raise ApiError(400, "Invalid request data", "empty body, expected JSON")
     try:
-        return _json.loads(raw)
+        value = _json.loads(raw)
     except _json.JSONDecodeError as exc:
         raise ApiError(400, "Invalid request data", f"malformed JSON: {exc}") from None
+    # JSON can only carry a NUL escaped; a clean body costs one byte search.
+    if b"\\u0000" in raw and _holds_nul(value):
+        raise ApiError(
+            400, "Invalid request data", "a string holds a NUL character (\\u0000): not stored"
+        )
+    return value
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a string (or key) anywhere in ``value`` holds a NUL character, which
+    PostgreSQL cannot store in text (and SQLite would keep as a surprise)."""
+    stack = [value]
+    while stack:  # no recursion: bodies may nest as deep as the JSON parser allows
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            if any("\x00" in key for key in item):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:

@@ -31,8 +31,12 @@ class CommentBody(BaseModel):
 
     objectType: str = Field(json_schema_extra={"enum": list(OBJECT_TYPES)})
     objectId: str = Field(min_length=1)
-    #: Not blank (Python's whitespace, as ``str.strip``, spelled out for any regex engine)
-    content: str = Field(max_length=MAX_CONTENT, pattern=r"[^\s\x1c-\x1f\x85]")
+    #: Not blank (Python's whitespace, as ``str.strip``, spelled out for any regex
+    #: engine), and no NUL (``read_json``; the document adds that rule to patternless
+    #: strings only)
+    content: str = Field(
+        max_length=MAX_CONTENT, pattern=r"^[^\x00]*[^\s\x1c-\x1f\x85\x00][^\x00]*$"
+    )
     authorUserId: str | None = None
     projectId: str | None = Field(None, description="The API key's project, if given")
 
