@@ -2,9 +2,11 @@
 ``/api/openapi.json`` for every operation and sends them to the real app in-process
 (a real SQLite file or PostgreSQL database, seeded with a trace, its observations and
 scores, a prompt, a dataset and a comment so that lists and details answer with data),
-authenticated with the project's keys. Every answer must pass four checks: not a server
-error, a documented status code, a documented content type, and a body valid against
-the documented schema of that status; and, but on the operations in ``LOOSE``, a request
+authenticated with the project's keys (an organisation key of its organisation on the
+organisation-level routes, those the document secures with ``OrgBasicAuth``; seeded with
+a member made over SCIM). Every answer must pass four checks: not a server error, a
+documented status code, a documented content type, and a body valid against the
+documented schema of that status; and, but on the operations in ``LOOSE``, a request
 valid by the document must not be refused as invalid.
 
 The normal suite sends about ``DEFAULT_CASES`` generated requests per backend; the full
@@ -29,9 +31,12 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.python import asgi
 from schemathesis.specs.openapi import checks as openapi_checks
 
+import support
 from helpers import event, iso
 from lanterna.server.app import create_app
+from lanterna.server.openapi import ORG_BASIC
 from lanterna.server.settings import Settings
+from lanterna.store import projects
 from support import make_settings, new_project
 
 #: Generated requests per backend in the normal suite (``LANTERNA_FUZZ_CASES`` to change).
@@ -104,6 +109,35 @@ JSON_PARAMETERS = frozenset({"filter", "query"})
 SKIPPED = ("/api/media/",)
 
 
+def _org_key(db_url: str, project_id: str) -> tuple[str, str]:
+    """A new organisation key of the project's organisation."""
+
+    def create(conn: Any) -> tuple[str, str]:
+        org = str(projects.get_project(conn, project_id)["org_id"])
+        key = projects.create_org_key(conn, org)
+        support.SECRETS.add(key.secret_key)
+        return key.public_key, key.secret_key
+
+    return support._in_transaction(db_url, create)
+
+
+def _seed_org(client: Any, org_auth: tuple[str, str], project_id: str) -> None:
+    """An organisation member (made over SCIM) with a role in the project."""
+    made = client.post(
+        "/api/public/scim/Users",
+        json={"userName": "fuzz@example.com", "name": {"formatted": "Fuzz"}},
+        auth=org_auth,
+    )
+    assert made.status_code == 201, made.text
+    user = made.json()["id"]
+    for path in (
+        "/api/public/organizations/memberships",
+        f"/api/public/projects/{project_id}/memberships",
+    ):
+        answer = client.put(path, json={"userId": user, "role": "VIEWER"}, auth=org_auth)
+        assert answer.status_code == 200, (path, answer.text)
+
+
 def _seed(client: Any) -> None:
     """One of each thing the lists and details show, through the API."""
     trace = event(
@@ -170,12 +204,19 @@ def _run(operation: Any, examples: int, headers: dict[str, str], failures: set[s
     return sent
 
 
-def fuzz(app: Any, auth: tuple[str, str], total: int) -> tuple[int, dict[str, set[str]]]:
-    """Send about ``total`` generated requests over every operation; return how many
-    were sent and the failures by operation."""
-    schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
+def _basic(auth: tuple[str, str]) -> dict[str, str]:
     token = base64.b64encode(":".join(auth).encode()).decode()
-    headers = {"Authorization": f"Basic {token}"}
+    return {"Authorization": f"Basic {token}"}
+
+
+def fuzz(
+    app: Any, auth: tuple[str, str], org_auth: tuple[str, str], total: int
+) -> tuple[int, dict[str, set[str]]]:
+    """Send about ``total`` generated requests over every operation (with ``org_auth``
+    on the organisation-level ones); return how many were sent and the failures by
+    operation."""
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
+    project_headers, org_headers = _basic(auth), _basic(org_auth)
     operations = [
         op
         for op in (result.ok() for result in schema.get_all_operations())
@@ -189,6 +230,8 @@ def fuzz(app: Any, auth: tuple[str, str], total: int) -> tuple[int, dict[str, se
         exhausted = []
         for operation in active:
             label = f"{operation.method.upper()} {operation.path}"
+            security = operation.definition.raw.get("security", [])
+            headers = org_headers if {ORG_BASIC: []} in security else project_headers
             count = _run(operation, budget, headers, failures[label])
             sent += count
             if count < budget:  # Hypothesis ran out of distinct inputs
@@ -205,9 +248,11 @@ def test_generated_requests_get_documented_answers(db_url: str, tmp_path: Path) 
     project = new_project(db_url)
     with asgi.get_client(app) as client:
         client.auth = project.auth
+        org_auth = _org_key(db_url, project.id)
         _seed(client)
+        _seed_org(client, org_auth, project.id)
         try:
-            sent, failures = fuzz(app, project.auth, total)
+            sent, failures = fuzz(app, project.auth, org_auth, total)
         finally:
             asgi.shutdown_lifespans()
     print(f"\nschemathesis: {sent} generated requests, {len(failures)} operations failing")
@@ -229,6 +274,18 @@ def test_every_operation_needs_a_key_unless_it_is_public(tmp_path: Path) -> None
         ("put", "/api/media/{project_id}/{media_id}/upload"),
         ("get", "/api/media/{project_id}/{media_id}"),
     }
+    org_ops = {
+        (method, path)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if op.get("security") == [{ORG_BASIC: []}]
+    }
+    # Projects, their keys, memberships, SCIM and blob storage take an organisation key;
+    # the project key's own project list does not.
+    assert len(org_ops) >= 20, org_ops
+    assert {("post", "/api/public/projects"), ("get", "/api/public/scim/Users")} <= org_ops
+    assert ("get", "/api/public/projects") not in org_ops
+    assert ("put", "/api/public/integrations/blob-storage") in org_ops
 
 
 #: Operations whose success answer the document does not describe yet (its schema is

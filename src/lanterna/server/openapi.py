@@ -8,16 +8,22 @@ type and body against it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from .errors import ErrorBody
+from .org_auth import require_org
 
 #: The public key and secret key as HTTP Basic credentials (``pk-lf-...:sk-lf-...``).
 BASIC = "BasicAuth"
 #: The public key alone as a Bearer token: scores only (browser SDKs).
 BEARER = "PublicKeyBearer"
+#: An organisation key's public and secret key as HTTP Basic credentials: the
+#: organisation-level routes (projects, their keys, memberships, SCIM, blob storage).
+ORG_BASIC = "OrgBasicAuth"
 
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     BASIC: {
@@ -29,6 +35,13 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "type": "http",
         "scheme": "bearer",
         "description": "The project's public key alone: may only send scores.",
+    },
+    ORG_BASIC: {
+        "type": "http",
+        "scheme": "basic",
+        "description": "An organisation API key (lanterna keys create --org): its public key"
+        " as user name, its secret key as password. Opens only the organisation-level"
+        " routes; a project key gets 403 there, and an organisation key on a project's.",
     },
 }
 
@@ -145,6 +158,25 @@ def _body_rules(path: str, op: dict[str, Any], schemas: dict[str, Any], seen: se
         answer["schema"] = _no_nul(answer["schema"], schemas, seen)
 
 
+def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    """Every API route, also inside included routers (mounted without a prefix)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _api_routes(inner.routes)
+        elif isinstance(route, APIRoute):
+            yield route
+
+
+def org_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """``(method, path)`` of every route that takes an organisation key (``OrgKey``)."""
+    found = set()
+    for route in _api_routes(app.routes):
+        if any(dep.call is require_org for dep in route.dependant.dependencies):
+            found |= {(method.lower(), route.path) for method in route.methods or ()}
+    return found
+
+
 def _secured(path: str, method: str) -> list[dict[str, list[str]]]:
     schemes: list[dict[str, list[str]]] = [{BASIC: []}]
     if (path, method) in (("/api/public/scores", "post"), ("/api/public/ingestion", "post")):
@@ -184,11 +216,14 @@ def document(app: FastAPI) -> dict[str, Any]:
     schemas.setdefault(JSON_VALUE, JSON_VALUE_SCHEMA)
     spec["paths"] = _hoist_defs(spec["paths"], schemas)
     seen: set[str] = set()
+    org = org_operations(app)
     for path, item in spec["paths"].items():
         for method, op in item.items():
             _parameter_rules(op)
             _body_rules(path, op, schemas, seen)
-            if not path.startswith(_OPEN):
+            if (method, path) in org:
+                op["security"] = [{ORG_BASIC: []}]
+            elif not path.startswith(_OPEN):
                 op["security"] = _secured(path, method)
             if path.startswith(("/api/", "/v1/")):
                 for status, answer in COMMON_RESPONSES.items():

@@ -31,6 +31,12 @@ async def read_body(request: Request, limit: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
+#: A JSON-body string's pattern when the route wants it not blank: a character that is
+#: not whitespace (Python's, as ``str.strip`` sees it, spelled out for any regex engine),
+#: and, as every body string, no NUL (:func:`read_json`).
+NOT_BLANK = r"^[^\x00]*[^\s\x1c-\x1f\x85\x00][^\x00]*$"
+
+
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 

@@ -15,7 +15,7 @@ from ..errors import ApiError, not_found
 from ..eval_shapes import comment_json
 from ..responses import JSON
 from ..runtime import runtime
-from .body import json_body, read_json_object
+from .body import NOT_BLANK, json_body, read_json_object
 from .params import LimitParam, Page, PageParam, one_of, page_of
 from .reading import one_json, page_json
 
@@ -31,12 +31,7 @@ class CommentBody(BaseModel):
 
     objectType: str = Field(json_schema_extra={"enum": list(OBJECT_TYPES)})
     objectId: str = Field(min_length=1)
-    #: Not blank (Python's whitespace, as ``str.strip``, spelled out for any regex
-    #: engine), and no NUL (``read_json``; the document adds that rule to patternless
-    #: strings only)
-    content: str = Field(
-        max_length=MAX_CONTENT, pattern=r"^[^\x00]*[^\s\x1c-\x1f\x85\x00][^\x00]*$"
-    )
+    content: str = Field(max_length=MAX_CONTENT, pattern=NOT_BLANK)
     authorUserId: str | None = None
     projectId: str | None = Field(None, description="The API key's project, if given")
 
