@@ -20,10 +20,14 @@ from __future__ import annotations
 import base64
 import math
 import os
+import re
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import checks as core_checks
@@ -34,13 +38,16 @@ from schemathesis.specs.openapi import checks as openapi_checks
 import support
 from helpers import event, iso
 from lanterna.server.app import create_app
-from lanterna.server.openapi import ORG_BASIC
+from lanterna.server.openapi import ORG_BASIC, org_operations
 from lanterna.server.settings import Settings
 from lanterna.store import projects
+from spec_schemas import SPEC
 from support import make_settings, new_project
 
 #: Generated requests per backend in the normal suite (``LANTERNA_FUZZ_CASES`` to change).
 DEFAULT_CASES = 600
+#: The full run takes longer than the suite's per-test timeout (300 s) on a busy machine.
+FULL_RUN = pytest.mark.timeout(0 if "LANTERNA_FUZZ_CASES" in os.environ else 300)
 CHECKS = [
     core_checks.not_a_server_error,
     openapi_checks.status_code_conformance,
@@ -177,12 +184,21 @@ def _seed(client: Any) -> None:
 
 
 def _run(operation: Any, examples: int, headers: dict[str, str], failures: set[str]) -> int:
-    """Up to ``examples`` generated requests to one operation; how many were sent."""
-    sent = 0
+    """Up to ``examples`` generated requests to one operation of our document; how
+    many were sent."""
     label = f"{operation.method.upper()} {operation.path}"
     names = {parameter.name for parameter in operation.iter_parameters()}
     loose = label in LOOSE or names & JSON_PARAMETERS
     checks = CHECKS if loose else [*CHECKS, openapi_checks.positive_data_acceptance]
+    return send(operation, examples, headers, checks, failures)
+
+
+def send(
+    operation: Any, examples: int, headers: dict[str, str], checks: list[Any], failures: set[str]
+) -> int:
+    """Up to ``examples`` generated requests to ``operation``, each answer put through
+    ``checks`` (what they find added to ``failures``); how many were sent."""
+    sent = 0
 
     @settings(
         max_examples=examples,
@@ -204,24 +220,18 @@ def _run(operation: Any, examples: int, headers: dict[str, str], failures: set[s
     return sent
 
 
-def _basic(auth: tuple[str, str]) -> dict[str, str]:
+def basic(auth: tuple[str, str]) -> dict[str, str]:
+    """The ``Authorization`` header of a key pair."""
     token = base64.b64encode(":".join(auth).encode()).decode()
     return {"Authorization": f"Basic {token}"}
 
 
-def fuzz(
-    app: Any, auth: tuple[str, str], org_auth: tuple[str, str], total: int
+def spread(
+    operations: list[Any], total: int, run: Callable[[Any, int, set[str]], int]
 ) -> tuple[int, dict[str, set[str]]]:
-    """Send about ``total`` generated requests over every operation (with ``org_auth``
-    on the organisation-level ones); return how many were sent and the failures by
-    operation."""
-    schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
-    project_headers, org_headers = _basic(auth), _basic(org_auth)
-    operations = [
-        op
-        for op in (result.ok() for result in schema.get_all_operations())
-        if not op.path.startswith(SKIPPED)
-    ]
+    """Send about ``total`` requests spread evenly over ``operations`` with
+    ``run(operation, budget, failures)``; return how many were sent and the failures
+    by operation."""
     failures: dict[str, set[str]] = defaultdict(set)
     sent = 0
     active = list(operations)
@@ -230,9 +240,7 @@ def fuzz(
         exhausted = []
         for operation in active:
             label = f"{operation.method.upper()} {operation.path}"
-            security = operation.definition.raw.get("security", [])
-            headers = org_headers if {ORG_BASIC: []} in security else project_headers
-            count = _run(operation, budget, headers, failures[label])
+            count = run(operation, budget, failures[label])
             sent += count
             if count < budget:  # Hypothesis ran out of distinct inputs
                 exhausted.append(operation)
@@ -242,8 +250,32 @@ def fuzz(
     return sent, {op: found for op, found in failures.items() if found}
 
 
-def test_generated_requests_get_documented_answers(db_url: str, tmp_path: Path) -> None:
-    total = int(os.environ.get("LANTERNA_FUZZ_CASES", DEFAULT_CASES))
+def fuzz(
+    app: Any, auth: tuple[str, str], org_auth: tuple[str, str], total: int
+) -> tuple[int, dict[str, set[str]]]:
+    """Send about ``total`` generated requests over every operation (with ``org_auth``
+    on the organisation-level ones); return how many were sent and the failures by
+    operation."""
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
+    project_headers, org_headers = basic(auth), basic(org_auth)
+    operations = [
+        op
+        for op in (result.ok() for result in schema.get_all_operations())
+        if not op.path.startswith(SKIPPED)
+    ]
+
+    def run(operation: Any, budget: int, failures: set[str]) -> int:
+        security = operation.definition.raw.get("security", [])
+        headers = org_headers if {ORG_BASIC: []} in security else project_headers
+        return _run(operation, budget, headers, failures)
+
+    return spread(operations, total, run)
+
+
+@contextmanager
+def seeded(db_url: str, tmp_path: Path) -> Iterator[tuple[Any, tuple[str, str], tuple[str, str]]]:
+    """The app on ``db_url`` with its lifespan running, seeded (``_seed``, ``_seed_org``):
+    yields it, the project's key and an organisation key."""
     app = create_app(make_settings(db_url, tmp_path))
     project = new_project(db_url)
     with asgi.get_client(app) as client:
@@ -252,12 +284,71 @@ def test_generated_requests_get_documented_answers(db_url: str, tmp_path: Path) 
         _seed(client)
         _seed_org(client, org_auth, project.id)
         try:
-            sent, failures = fuzz(app, project.auth, org_auth, total)
+            yield app, project.auth, org_auth
         finally:
             asgi.shutdown_lifespans()
-    print(f"\nschemathesis: {sent} generated requests, {len(failures)} operations failing")
+
+
+def report(name: str, sent: int, failures: dict[str, set[str]]) -> None:
+    """Print the count; fail with what the checks found."""
+    print(f"\n{name}: {sent} generated requests, {len(failures)} operations failing")
     assert not failures, "\n\n".join(f"{op}:\n" + "\n--\n".join(f) for op, f in failures.items())
+
+
+@FULL_RUN
+def test_generated_requests_get_documented_answers(db_url: str, tmp_path: Path) -> None:
+    total = int(os.environ.get("LANTERNA_FUZZ_CASES", DEFAULT_CASES))
+    with seeded(db_url, tmp_path) as (app, auth, org_auth):
+        sent, failures = fuzz(app, auth, org_auth, total)
+    report("schemathesis", sent, failures)
     assert sent >= total
+
+
+#: Generated requests per backend from Langfuse's spec in the normal suite (also
+#: ``LANTERNA_FUZZ_CASES`` for the full run).
+LANGFUSE_CASES = 300
+
+
+def _blank(path: str) -> str:
+    return re.sub(r"\{[^}]*\}", "{}", path)
+
+
+@FULL_RUN
+@pytest.mark.skipif(SPEC is None, reason="Langfuse's spec is not beside the checkout")
+def test_langfuse_spec_requests_get_langfuse_answers(db_url: str, tmp_path: Path) -> None:
+    """Requests generated from Langfuse's own OpenAPI spec
+    (``../shared/reference/langfuse-openapi.yml``), for every operation of it we serve
+    (all of them: tests/test_route_coverage.py), get answers that its spec documents:
+    no server error, a status, content type and body as it says."""
+    assert SPEC is not None
+    total = int(os.environ.get("LANTERNA_FUZZ_CASES", LANGFUSE_CASES))
+    with seeded(db_url, tmp_path) as (app, auth, org_auth):
+        org = {(method, _blank(path)) for method, path in org_operations(app)}
+        served = {(method, _blank(path)) for method, path in _operations(app)}
+        schema = schemathesis.openapi.from_path(str(SPEC))
+        schema.app = app
+        operations = [
+            op
+            for op in (result.ok() for result in schema.get_all_operations())
+            if (op.method.lower(), _blank(op.path)) in served
+        ]
+        assert len(operations) >= 110
+        project_headers, org_headers = basic(auth), basic(org_auth)
+
+        def run(operation: Any, budget: int, failures: set[str]) -> int:
+            key = (operation.method.lower(), _blank(operation.path))
+            headers = org_headers if key in org else project_headers
+            return send(operation, budget, headers, CHECKS, failures)
+
+        sent, failures = spread(operations, total, run)
+    report("schemathesis (Langfuse's spec)", sent, failures)
+    assert sent >= total
+
+
+def _operations(app: Any) -> set[tuple[str, str]]:
+    """``(method, path)`` of every operation in our document."""
+    paths = app.openapi()["paths"]
+    return {(method, path) for path, item in paths.items() for method in item}
 
 
 def test_every_operation_needs_a_key_unless_it_is_public(tmp_path: Path) -> None:
