@@ -403,3 +403,29 @@ def test_success_answers_are_described(tmp_path: Path) -> None:
         "POST /api/public/comments",
     }
     assert not described & set(undescribed)
+
+
+def _with_examples(node: Any) -> Iterator[dict[str, Any]]:
+    """Every schema in ``node`` that gives ``examples``."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _with_examples(item)
+    elif isinstance(node, dict):
+        if isinstance(node.get("examples"), list) and ("type" in node or "properties" in node):
+            yield node
+        for value in node.values():
+            yield from _with_examples(value)
+
+
+def test_examples_are_valid_by_their_schemas(tmp_path: Path) -> None:
+    import jsonschema
+
+    spec = create_app(Settings(data_dir=str(tmp_path))).openapi()
+    schemas = list(_with_examples(spec))
+    titles = {schema.get("title") for schema in schemas}
+    assert {"IngestionBatch", "IngestionResult", "CommentBody", "ProjectBody"} <= titles
+    for schema in schemas:
+        # The root carries the components, so "#/components/schemas/..." resolves.
+        rooted = {**schema, "components": spec["components"]}
+        for example in schema["examples"]:
+            jsonschema.Draft202012Validator(rooted).validate(example)

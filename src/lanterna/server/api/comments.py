@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...store.db import Conn
 from ...store.interface import Store
@@ -28,6 +28,14 @@ MAX_CONTENT = 5000
 
 class CommentBody(BaseModel):
     """``POST /api/public/comments``: what the route checks, as a schema."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"objectType": "TRACE", "objectId": "trace-1", "content": "Wrong tool chosen"}
+            ]
+        }
+    )
 
     objectType: str = Field(json_schema_extra={"enum": list(OBJECT_TYPES)})
     objectId: str = Field(min_length=1)

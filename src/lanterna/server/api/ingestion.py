@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ... import _json
 from ...ingest.langfuse_events import EventError, ParsedBatch, read_batch
@@ -57,6 +57,45 @@ class IngestionEvent(BaseModel):
 class IngestionBatch(BaseModel):
     """``POST /api/public/ingestion``'s body (may be sent gzip- or deflate-encoded)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "batch": [
+                        {
+                            "id": "evt-1",
+                            "type": "trace-create",
+                            "timestamp": "2024-05-01T12:00:00.000Z",
+                            "body": {"id": "trace-1", "name": "chat", "userId": "user-7"},
+                        },
+                        {
+                            "id": "evt-2",
+                            "type": "generation-create",
+                            "timestamp": "2024-05-01T12:00:00.100Z",
+                            "body": {
+                                "id": "gen-1",
+                                "traceId": "trace-1",
+                                "name": "answer",
+                                "model": "gpt-4o-mini",
+                                "startTime": "2024-05-01T12:00:00.100Z",
+                                "endTime": "2024-05-01T12:00:01.300Z",
+                                "input": [{"role": "user", "content": "Hi"}],
+                                "output": {"role": "assistant", "content": "Hello!"},
+                                "usageDetails": {"input": 8, "output": 3},
+                            },
+                        },
+                        {
+                            "id": "evt-3",
+                            "type": "score-create",
+                            "timestamp": "2024-05-01T12:00:02.000Z",
+                            "body": {"traceId": "trace-1", "name": "helpful", "value": 1},
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
     batch: list[IngestionEvent]
     metadata: Any = None
 
@@ -79,6 +118,24 @@ class IngestionError(BaseModel):
 
 class IngestionResult(BaseModel):
     """The 207 answer: each event of the batch in one of the lists (``sdk-log`` in none)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "successes": [{"id": "evt-1", "status": 201}, {"id": "evt-2", "status": 201}],
+                    "errors": [
+                        {
+                            "id": "evt-3",
+                            "status": 400,
+                            "message": "Invalid request data",
+                            "error": "value: required, a number or a string",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
     successes: list[IngestionSuccess]
     errors: list[IngestionError]

@@ -41,6 +41,12 @@ class ProjectBody(BaseModel):
     0 or absent keeps everything) or update a project (``retention`` absent keeps the
     current setting, ``metadata`` absent keeps the current metadata)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Checkout", "metadata": {"team": "payments"}, "retention": 30}]
+        }
+    )
+
     name: str = Field(max_length=200, pattern=NOT_BLANK)
     metadata: dict[str, Any] | None = None
     retention: int | None = Field(
