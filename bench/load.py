@@ -209,7 +209,10 @@ def run(args: argparse.Namespace) -> int:
         cpu0 = server.cpu_seconds()
         start.set()
         samples: list[tuple[float, float]] = []
-        print(f"{'elapsed s':>9} {'requests':>9} {'req/s':>7} {'RSS MiB':>8}", flush=True)
+        print(
+            f"{'elapsed s':>9} {'requests':>9} {'req/s':>7} {'RSS MiB':>8} {'db MiB':>7}",
+            flush=True,
+        )
         last_done, last_t = 0, t0
         while (now := time.monotonic()) < t0 + seconds:
             time.sleep(min(args.every, max(0.0, t0 + seconds - now)))
@@ -218,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
             samples.append((now - t0, rss))
             count = done.value
             rate = (count - last_done) / max(now - last_t, 1e-9)
-            print(f"{now - t0:9.0f} {count:9d} {rate:7.0f} {rss:8.1f}", flush=True)
+            size = _db_mib(args.backend, workdir)
+            print(f"{now - t0:9.0f} {count:9d} {rate:7.0f} {rss:8.1f} {size:7.1f}", flush=True)
             last_done, last_t = count, now
         tallies = [results.get() for _ in procs]
         for proc in procs:
@@ -228,6 +232,16 @@ def run(args: argparse.Namespace) -> int:
         acked = [tid for t in tallies for tid in t.acked]
         missing = _missing(args.backend, workdir, db_args, acked)
     return _report(args, tallies, elapsed, server_cpu, samples, len(acked), missing)
+
+
+def _db_mib(backend: str, workdir: Path) -> float:
+    """The SQLite database's size with its WAL (MiB; 0 on PostgreSQL): each of the
+    server's connections keeps up to 64 MiB of its pages cached (``store/db.py``), so
+    the server's RSS follows the database's growth until those caches are full."""
+    if backend != "sqlite":
+        return 0.0
+    files = [workdir / "lanterna.db", workdir / "lanterna.db-wal"]
+    return sum(f.stat().st_size for f in files if f.exists()) / 2**20
 
 
 def _report(
