@@ -354,7 +354,9 @@ async def readout(
     name: str,
     principal: ProjectKey,
     metric: str | None = None,
-    minimumDetectableEffect: float | None = None,
+    minimumDetectableEffect: Annotated[
+        float | None, Query(json_schema_extra={"exclusiveMinimum": 0})
+    ] = None,
     fromTimestamp: str | None = None,
     toTimestamp: str | None = None,
 ) -> JSON:
