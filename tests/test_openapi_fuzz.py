@@ -307,6 +307,12 @@ def test_generated_requests_get_documented_answers(db_url: str, tmp_path: Path) 
 #: Generated requests per backend from Langfuse's spec in the normal suite (also
 #: ``LANTERNA_FUZZ_CASES`` for the full run).
 LANGFUSE_CASES = 300
+#: Operations whose status codes knowingly differ from what Langfuse's spec lists (the
+#: other checks still run on them), with why.
+LANGFUSE_STATUS_DEVIATIONS = {
+    "POST /api/public/scim/Users": "201 Created and 409 uniqueness, as RFC 7644 has them;"
+    " Langfuse's spec lists 200 only",
+}
 
 
 def _blank(path: str) -> str:
@@ -338,7 +344,10 @@ def test_langfuse_spec_requests_get_langfuse_answers(db_url: str, tmp_path: Path
         def run(operation: Any, budget: int, failures: set[str]) -> int:
             key = (operation.method.lower(), _blank(operation.path))
             headers = org_headers if key in org else project_headers
-            return send(operation, budget, headers, CHECKS, failures)
+            checks = CHECKS
+            if f"{operation.method.upper()} {operation.path}" in LANGFUSE_STATUS_DEVIATIONS:
+                checks = [c for c in CHECKS if c is not openapi_checks.status_code_conformance]
+            return send(operation, budget, headers, checks, failures)
 
         sent, failures = spread(operations, total, run)
     report("schemathesis (Langfuse's spec)", sent, failures)
