@@ -299,35 +299,42 @@ def test_a_full_disk_is_a_503_and_writes_resume_when_space_returns(tmp_path: Pat
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)], check=True)
     try:
         server = Server(f"sqlite:///{disk / 'data' / 'lanterna.db'}")
-        keys = server.keys()
-        auth = (keys["LANGFUSE_PUBLIC_KEY"], keys["LANGFUSE_SECRET_KEY"])
-        acked: list[str] = []
-        refused = None
-        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as client:
-            for _ in range(2000):  # 40 kB a trace: the 6 MB disk fills long before
-                tid, batch = _one_trace(40_000)
-                response = client.post("/api/public/ingestion", json=batch)
-                if response.status_code == 207:
-                    assert response.json()["errors"] == []
-                    acked.append(tid)
-                    continue
-                refused = response
-                break
-            assert refused is not None, "the disk never filled"
-            assert refused.status_code == 503, refused.text
-            assert "disk is full" in refused.json()["message"]
-            assert client.get("/api/public/traces?limit=1").status_code == 200  # reads go on
-            subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
-            tid, batch = _one_trace()
-            after = client.post("/api/public/ingestion", json=batch)  # no restart needed
-            assert after.status_code == 207 and after.json()["errors"] == [], after.text
-            acked.append(tid)
-        assert len(acked) > 10
-        assert _stored_all(server, auth, acked) == []
-        assert server.stop() in (0, -signal.SIGTERM), server.output
-        assert "Traceback" not in server.output
+        _fill_then_grow(server, disk, "64m")
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _fill_then_grow(server: Server, disk: Path, size: str) -> None:
+    """Write 40 kB traces until the small disk at ``disk`` is full: that write is a 503
+    saying so, reads go on; once the disk is remounted with ``size`` the next write is
+    stored without restarting the server, and every acknowledged trace can be read."""
+    keys = server.keys()
+    auth = (keys["LANGFUSE_PUBLIC_KEY"], keys["LANGFUSE_SECRET_KEY"])
+    acked: list[str] = []
+    refused = None
+    with httpx.Client(base_url=server.url, auth=auth, timeout=30) as client:
+        for _ in range(2000):  # 40 kB a trace: the small disk fills long before
+            tid, batch = _one_trace(40_000)
+            response = client.post("/api/public/ingestion", json=batch)
+            if response.status_code == 207:
+                assert response.json()["errors"] == []
+                acked.append(tid)
+                continue
+            refused = response
+            break
+        assert refused is not None, "the disk never filled"
+        assert refused.status_code == 503, refused.text
+        assert "disk is full" in refused.json()["message"]
+        assert client.get("/api/public/traces?limit=1").status_code == 200  # reads go on
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)
+        tid, batch = _one_trace()
+        after = client.post("/api/public/ingestion", json=batch)  # no restart needed
+        assert after.status_code == 207 and after.json()["errors"] == [], after.text
+        acked.append(tid)
+    assert len(acked) > 10
+    assert _stored_all(server, auth, acked) == []
+    assert server.stop() in (0, -signal.SIGTERM), server.output
+    assert "Traceback" not in server.output
 
 
 def _pg_ctl(data: Path, *args: str, check: bool = True) -> None:
@@ -396,4 +403,43 @@ def test_a_postgresql_restart_mid_load_is_503s_then_recovery():
     finally:
         server.kill()
         _pg_ctl(home / "data", "stop", "-m", "immediate", check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_full_postgresql_disk_is_a_503_and_writes_resume_when_space_returns():
+    """PostgreSQL's data on a small tmpfs of its own (a tablespace: the database's tables
+    and indexes; the WAL stays on the cluster's disk, as when a data volume fills up):
+    writes get 503 saying the disk is full, nothing acknowledged is lost, and writes
+    resume once the disk grows, without restarting our server."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    import shutil
+    import tempfile
+
+    import psycopg
+
+    # Under /tmp itself: the postgres user must reach it (pytest's tmp_path is root's).
+    home = Path(tempfile.mkdtemp(prefix="lanterna-pg-full-"))
+    disk = home / "disk"
+    disk.mkdir()
+    port = free_port()
+    script = Path(__file__).resolve().parents[1] / "scripts" / "pg-start"
+    admin = subprocess.run(
+        [str(script), str(home), str(port)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    server = None
+    try:
+        # template0 is about 7.5 MB; the rest is what the migrations and traces take.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(disk)], check=True)
+        shutil.chown(disk, "postgres", "postgres")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLESPACE small LOCATION '{disk}'")
+            conn.execute("CREATE DATABASE faults TEMPLATE template0 TABLESPACE small")
+        server = Server(admin.rsplit("/", 1)[0] + "/faults")
+        _fill_then_grow(server, disk, "128m")
+    finally:
+        if server is not None:
+            server.kill()
+        _pg_ctl(home / "data", "stop", "-m", "immediate", check=False)
+        subprocess.run(["umount", "-l", str(disk)], check=False)
         shutil.rmtree(home, ignore_errors=True)

@@ -118,3 +118,19 @@ def test_a_failed_statement_does_not_spoil_a_pooled_connection(db_url):
                 assert conn.scalar("SELECT ?::text", ["ab"]) == "ab"
     finally:
         db.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/public/comments", {"objectType": "TRACE", "objectId": "t", "content": "a\x00b"}),
+        ("/api/public/v2/prompts", {"name": "p", "prompt": "hi \x00"}),
+        ("/api/public/v2/datasets", {"name": "d", "metadata": {"k\x00": 1}}),
+    ],
+)
+def test_a_nul_in_a_json_body_is_a_400(api, path, body):
+    """Found by fuzzing: PostgreSQL cannot store NUL in text, so the comment answered
+    500 there; every JSON body with a NUL in a string or key is now refused."""
+    response = api.post(path, json=body)
+    assert response.status_code == 400, response.text
+    assert "NUL" in response.json()["error"]

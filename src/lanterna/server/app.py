@@ -46,6 +46,7 @@ from .channel_ops import stored_channels_of_rules
 from .errors import RESPONSES as ERROR_RESPONSES
 from .errors import install as install_error_handlers
 from .guards import PublicApiCors, RequestGuard, SlowBodyGuard, trust_proxies
+from .openapi import install as install_openapi
 from .runtime import Runtime
 from .settings import Settings
 from .ui import error_page
@@ -126,4 +127,5 @@ def create_app(
     app.include_router(feedback.router, responses=ERROR_RESPONSES)  # POST /api/public/feedback
     app.include_router(blob_storage.router, responses=ERROR_RESPONSES)  # scheduled exports
     mount_ui(app)  # the dashboard under /
+    install_openapi(app)  # auth schemes and the answers every route may give
     return app

@@ -142,14 +142,15 @@ def media_allowed(settings: Settings) -> Callable[[str, int], bool]:
 
 
 def check_media(settings: Settings, content_type: object, content_length: object) -> str:
-    """The normalised content type of a media object; 415 for a type not allowed, 413 for
-    one larger than ``media_max_bytes``, 400 for a malformed type or length."""
+    """The normalised content type of a media object; 400 for a type not allowed, one
+    larger than ``media_max_bytes``, or a malformed type or length (a 400, as Langfuse
+    answers and its spec documents: no 413 or 415 there)."""
     if not isinstance(content_type, str) or "/" not in content_type or len(content_type) > 200:
         raise ApiError(400, "Invalid request data", "contentType: required, a MIME type")
     ctype = content_type.split(";")[0].strip().lower()
     if not ContentTypes.parse(settings.media_content_types).allows(ctype):
         raise ApiError(
-            415,
+            400,
             f"Media of content type {ctype!r} is not allowed on this server"
             " (LANTERNA_MEDIA_CONTENT_TYPES)",
             "Unsupported media type",
@@ -162,7 +163,7 @@ def check_media(settings: Settings, content_type: object, content_length: object
         raise ApiError(400, "Invalid request data", "contentLength: required, a byte count")
     if content_length > settings.media_max_bytes:
         raise ApiError(
-            413,
+            400,
             f"Media of {content_length} bytes is larger than the limit of"
             f" {settings.media_max_bytes} bytes (LANTERNA_MEDIA_MAX_BYTES)",
             "Payload too large",

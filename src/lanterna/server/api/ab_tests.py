@@ -10,7 +10,7 @@ what the SDK's ``assign(name, unit_id)`` and ``get_prompt(..., experiment=name)`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
@@ -26,7 +26,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import ab_test_json
 from .body import Deleted, json_body, ok, read_json, read_json_object
-from .params import Meta, PageParam, page_of
+from .params import LimitParam, Meta, PageParam, one_of, page_of
 
 router = APIRouter(tags=["AbTests"])
 
@@ -213,8 +213,8 @@ async def list_ab_tests(
     request: Request,
     principal: ProjectKey,
     page: PageParam = None,
-    limit: int | None = None,
-    state: str | None = None,
+    limit: LimitParam = None,
+    state: Annotated[str | None, one_of(rules.STATES)] = None,
 ) -> JSON:
     """The project's A/B tests, newest first (``state`` filters)."""
     paging = page_of(page, limit)
@@ -249,7 +249,9 @@ async def compare(
     guardrailMetrics: list[str] = Query(default=[]),  # noqa: B008
     unit: str = "user",
     alpha: float = 0.05,
-    minimumDetectableEffect: float | None = None,
+    minimumDetectableEffect: Annotated[
+        float | None, Query(json_schema_extra={"exclusiveMinimum": 0})
+    ] = None,
     fromTimestamp: str | None = None,
     toTimestamp: str | None = None,
 ) -> JSON:
@@ -370,7 +372,9 @@ async def readout(
     name: str,
     principal: ProjectKey,
     metric: str | None = None,
-    minimumDetectableEffect: float | None = None,
+    minimumDetectableEffect: Annotated[
+        float | None, Query(json_schema_extra={"exclusiveMinimum": 0})
+    ] = None,
     fromTimestamp: str | None = None,
     toTimestamp: str | None = None,
 ) -> JSON:

@@ -20,7 +20,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import alert_event_json, alert_rule_json
 from .body import read_json
-from .params import Message, Meta, PageParam, page_of
+from .params import LimitParam, Message, Meta, PageParam, page_of
 
 router = APIRouter(tags=["Alerts"])
 
@@ -139,7 +139,7 @@ def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
 
 @router.get(RULES, responses=_ok(RuleList))
 async def list_rules(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The project's alert rules with their state, by name."""
     paging = page_of(page, limit)
@@ -233,7 +233,7 @@ async def rule_history(
     rule_id: str,
     principal: ProjectKey,
     page: PageParam = None,
-    limit: int | None = None,
+    limit: LimitParam = None,
 ) -> JSON:
     """One rule's history, newest first (404 when the rule is missing)."""
     return await _history(request, principal.project_id, rule_id, page, limit)
@@ -241,7 +241,7 @@ async def rule_history(
 
 @router.get(HISTORY, responses=_ok(EventList))
 async def project_history(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The project's alert history over every rule, newest first."""
     return await _history(request, principal.project_id, None, page, limit)

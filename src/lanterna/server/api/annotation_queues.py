@@ -4,7 +4,7 @@ users assigned to them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 
@@ -16,7 +16,7 @@ from ..eval_shapes import queue_item_json, queue_json
 from ..responses import JSON
 from ..runtime import Runtime, runtime
 from .body import read_json_object
-from .params import Page, PageParam, page_of
+from .params import LimitParam, Page, PageParam, one_of, page_of
 from .reading import page_json
 
 router = APIRouter()
@@ -75,7 +75,7 @@ async def create_queue(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(PATH)
 async def list_queues(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The project's queues, newest first."""
     paging = page_of(page, limit)
@@ -102,9 +102,9 @@ async def list_items(
     request: Request,
     queue_id: str,
     principal: ProjectKey,
-    status: str | None = None,
+    status: Annotated[str | None, one_of(STATUSES)] = None,
     page: PageParam = None,
-    limit: int | None = None,
+    limit: LimitParam = None,
 ) -> JSON:
     """A queue's items in the order they were added, optionally of one status."""
     paging = page_of(page, limit)

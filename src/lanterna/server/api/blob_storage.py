@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ...alerts.stored import outbound_policy
@@ -47,7 +47,7 @@ SyncStatus = Literal["idle", "running", "queued", "up_to_date", "disabled", "err
 class CreateBlobStorageIntegrationRequest(BaseModel):
     """The body of ``PUT``: a project's integration."""
 
-    projectId: str
+    projectId: str = Field(min_length=1)
     type: Type
     bucketName: str
     endpoint: str | None = None

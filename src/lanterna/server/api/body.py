@@ -31,6 +31,12 @@ async def read_body(request: Request, limit: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
+#: A JSON-body string's pattern when the route wants it not blank: a character that is
+#: not whitespace (Python's, as ``str.strip`` sees it, spelled out for any regex engine),
+#: and, as every body string, no NUL (:func:`read_json`).
+NOT_BLANK = r"^[^\x00]*[^\s\x1c-\x1f\x85\x00][^\x00]*$"
+
+
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -68,9 +74,33 @@ async def read_json(request: Request) -> Any:
     if not raw.strip():
         raise ApiError(400, "Invalid request data", "empty body, expected JSON")
     try:
-        return _json.loads(raw)
+        value = _json.loads(raw)
     except _json.JSONDecodeError as exc:
         raise ApiError(400, "Invalid request data", f"malformed JSON: {exc}") from None
+    # JSON can only carry a NUL escaped; a clean body costs one byte search.
+    if b"\\u0000" in raw and _holds_nul(value):
+        raise ApiError(
+            400, "Invalid request data", "a string holds a NUL character (\\u0000): not stored"
+        )
+    return value
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a string (or key) anywhere in ``value`` holds a NUL character, which
+    PostgreSQL cannot store in text (and SQLite would keep as a surprise)."""
+    stack = [value]
+    while stack:  # no recursion: bodies may nest as deep as the JSON parser allows
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            if any("\x00" in key for key in item):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import budget_json, crossing_json
 from .body import Deleted, json_body, ok, read_json
-from .params import PageParam, page_of
+from .params import LimitParam, PageParam, page_of
 
 router = APIRouter(tags=["Budgets"])
 
@@ -152,7 +152,7 @@ async def list_budgets(
     request: Request,
     principal: ProjectKey,
     page: PageParam = None,
-    limit: int | None = None,
+    limit: LimitParam = None,
     at: str | None = None,
 ) -> JSON:
     """The project's budgets by name, each with its status at ``at`` (default now)."""

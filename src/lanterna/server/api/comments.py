@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...store.db import Conn
 from ...store.interface import Store
@@ -15,8 +16,8 @@ from ..errors import ApiError, not_found
 from ..eval_shapes import comment_json
 from ..responses import JSON
 from ..runtime import runtime
-from .body import read_json_object
-from .params import Page, PageParam, page_of
+from .body import NOT_BLANK, json_body, read_json_object
+from .params import LimitParam, Page, PageParam, one_of, page_of
 from .reading import one_json, page_json
 
 router = APIRouter()
@@ -24,6 +25,30 @@ router = APIRouter()
 PATH = "/api/public/comments"
 OBJECT_TYPES = ("TRACE", "OBSERVATION", "SESSION", "PROMPT")
 MAX_CONTENT = 5000
+
+
+class CommentBody(BaseModel):
+    """``POST /api/public/comments``: what the route checks, as a schema."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"objectType": "TRACE", "objectId": "trace-1", "content": "Wrong tool chosen"}
+            ]
+        }
+    )
+
+    objectType: str = Field(json_schema_extra={"enum": list(OBJECT_TYPES)})
+    objectId: str = Field(min_length=1)
+    content: str = Field(max_length=MAX_CONTENT, pattern=NOT_BLANK)
+    authorUserId: str | None = None
+    projectId: str | None = Field(None, description="The API key's project, if given")
+
+
+class CommentId(BaseModel):
+    """The new comment's id."""
+
+    id: str
 
 
 def _bad(detail: str) -> ApiError:
@@ -42,7 +67,11 @@ def _exists(store: Store, conn: Conn, project_id: str, object_type: str, object_
     return True
 
 
-@router.post(PATH)
+@router.post(
+    PATH,
+    responses={200: {"model": CommentId, "description": "Created"}},
+    openapi_extra=json_body(CommentBody),
+)
 async def create_comment(request: Request, principal: ProjectKey) -> JSON:
     """Comment on an object (``200 {id}``); 404 when the trace, observation or session
     does not exist."""
@@ -84,8 +113,8 @@ async def list_comments(
     request: Request,
     principal: ProjectKey,
     page: PageParam = None,
-    limit: int | None = None,
-    objectType: str | None = None,
+    limit: LimitParam = None,
+    objectType: Annotated[str | None, one_of(OBJECT_TYPES)] = None,
     objectId: str | None = None,
     authorUserId: str | None = None,
 ) -> JSON:

@@ -28,7 +28,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import dashboard_json, widget_json
 from .body import read_json
-from .params import Message, Meta, PageParam, page_of
+from .params import LimitParam, Message, Meta, PageParam, page_of
 
 router = APIRouter(tags=["Dashboards (unstable)"])
 
@@ -199,7 +199,7 @@ async def _one(
 
 @router.get(WIDGETS, responses=_ok(WidgetList))
 async def list_widgets(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The project's widgets, most recently updated first."""
     return await _list(
@@ -279,7 +279,7 @@ async def delete_widget(request: Request, widget_id: str, principal: ProjectKey)
 
 @router.get(DASHBOARDS, responses=_ok(DashboardList))
 async def list_dashboards(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The project's dashboards, most recently updated first."""
     return await _list(

@@ -16,9 +16,9 @@ without a trace or observation id are a 4xx naming the problem, nothing stored.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from ...ingest.datasets import InvalidDataset, check_run_item
 from ...store.db import Conn
@@ -32,7 +32,7 @@ from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from .body import read_json
-from .params import PageParam, page_of
+from .params import LimitParam, PageParam, page_of
 
 router = APIRouter(tags=["Datasets"])
 
@@ -72,7 +72,7 @@ async def create_dataset(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(V2)
 async def list_datasets(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The project's datasets, newest first (v1 page envelope)."""
     paging = page_of(page, limit)
@@ -121,7 +121,7 @@ async def create_dataset_v1(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(V1)
 async def list_datasets_v1(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """Legacy list: each dataset with its items and run names."""
     paging = page_of(page, limit)
@@ -183,7 +183,7 @@ async def list_runs(
     dataset_name: str,
     principal: ProjectKey,
     page: PageParam = None,
-    limit: int | None = None,
+    limit: LimitParam = None,
 ) -> JSON:
     """A dataset's runs, newest first (v1 page envelope)."""
     paging = page_of(page, limit)
@@ -235,9 +235,9 @@ async def list_items(
     datasetName: str | None = None,
     sourceTraceId: str | None = None,
     sourceObservationId: str | None = None,
-    version: str | None = None,
+    version: Annotated[str | None, Query(json_schema_extra={"format": "date-time"})] = None,
     page: PageParam = None,
-    limit: int | None = None,
+    limit: LimitParam = None,
 ) -> JSON:
     """Active items, newest first; ``version`` (with ``datasetName``): as they were at
     that time."""
@@ -368,7 +368,7 @@ async def list_run_items(
     datasetId: str | None = None,
     runName: str | None = None,
     page: PageParam = None,
-    limit: int | None = None,
+    limit: LimitParam = None,
 ) -> JSON:
     """A run's items, oldest first; ``datasetId`` and ``runName`` required."""
     paging = page_of(page, limit)

@@ -23,7 +23,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from .body import Deleted, ok, read_json, read_json_object
 from .evaluation_models import EvaluationRule, EvaluationRules, rule_body
-from .params import Page, PageParam, page_of
+from .params import LimitParam, Page, PageParam, page_of
 from .reading import one_json, page_json
 
 router = APIRouter()
@@ -38,7 +38,7 @@ RULES = "/api/public/unstable/evaluation-rules"
 
 @router.get(CONNECTIONS)
 async def list_connections(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The project's LLM connections (keys masked), by provider."""
     paging = page_of(page, limit)
@@ -93,7 +93,7 @@ async def create_evaluator(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(EVALUATORS)
 async def list_evaluators(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The latest version of each of the project's evaluators, by name."""
     paging = page_of(page, limit)
@@ -164,7 +164,7 @@ async def create_rule(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(RULES, responses=ok(EvaluationRules))
 async def list_rules(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The project's rules, newest first."""
     paging = page_of(page, limit)

@@ -11,9 +11,9 @@ listed with the items it has in range). ``id``/``name``/``datasetId`` (and, for 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from ...store.db import Conn
 from ...store.filters import parse_filter
@@ -24,9 +24,12 @@ from ..dataset_shapes import experiment_item_json, experiment_json
 from ..errors import ApiError
 from ..responses import JSON
 from ..runtime import runtime
-from .params import MAX_PAGE_LIMIT, decode_cursor, encode_cursor
+from .params import MAX_PAGE_LIMIT, LimitParam, decode_cursor, encode_cursor
 
 router = APIRouter(tags=["Experiments"])
+
+#: How many scores an experiment or item lists: 1 to 50 (default 50).
+ScoreLimit = Annotated[int | None, Query(json_schema_extra={"minimum": 1, "maximum": 50})]
 
 _EXPERIMENT_GROUPS = ("core", "metadata", "scores")
 _ITEM_GROUPS = ("core", "dataset", "io", "metadata", "itemMetadata", "experimentMetadata", "scores")
@@ -119,8 +122,8 @@ async def list_experiments(
     fromStartTime: str | None = None,
     toStartTime: str | None = None,
     fields: str | None = None,
-    limit: int | None = None,
-    scoreLimit: int | None = None,
+    limit: LimitParam = None,
+    scoreLimit: ScoreLimit = None,
     cursor: str | None = None,
     id: str | None = None,
     name: str | None = None,
@@ -163,8 +166,8 @@ async def list_experiment_items(
     fromStartTime: str | None = None,
     toStartTime: str | None = None,
     fields: str | None = None,
-    limit: int | None = None,
-    scoreLimit: int | None = None,
+    limit: LimitParam = None,
+    scoreLimit: ScoreLimit = None,
     cursor: str | None = None,
     experimentId: str | None = None,
     experimentName: str | None = None,

@@ -6,14 +6,14 @@ skills, MCP tools, the CLI, docs or the public API. Stored with the project (tab
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..audit import actor_of, audit
 from ..auth import ProjectKey
 from ..errors import ApiError
 from ..responses import JSON
 from ..runtime import runtime
-from .body import json_body, read_json_object
+from .body import NOT_BLANK, json_body, read_json_object
 
 router = APIRouter(tags=["Feedback"])
 
@@ -25,11 +25,13 @@ class SubmitFeedbackRequest(BaseModel):
     ``other``), ``target`` (1-200 characters), ``feedback`` (1-3000), optional ``goal``
     (1-1500) and ``referenceUrl`` (http or https)."""
 
-    targetType: str
-    target: str
-    feedback: str
-    goal: str | None = None
-    referenceUrl: str | None = None
+    targetType: str = Field(json_schema_extra={"enum": list(TARGET_TYPES)})
+    target: str = Field(max_length=200, pattern=NOT_BLANK)
+    feedback: str = Field(max_length=3000, pattern=NOT_BLANK)
+    goal: str | None = Field(None, max_length=1500, pattern=NOT_BLANK)
+    referenceUrl: str | None = Field(
+        None, max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00]*$"
+    )
 
 
 class SubmitFeedbackResponse(BaseModel):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from ... import _json
 from ...ingest.langfuse_events import EventError, ParsedBatch, read_batch
@@ -17,9 +18,127 @@ from ..auth import AnyKey
 from ..errors import ApiError
 from ..responses import JSON
 from ..runtime import runtime
-from .body import read_decoded_body
+from .body import json_body, read_decoded_body
 
 router = APIRouter()
+
+EventType = Literal[
+    "trace-create",
+    "span-create",
+    "span-update",
+    "generation-create",
+    "generation-update",
+    "event-create",
+    "agent-create",
+    "tool-create",
+    "chain-create",
+    "retriever-create",
+    "evaluator-create",
+    "embedding-create",
+    "guardrail-create",
+    "observation-create",
+    "observation-update",
+    "score-create",
+    "sdk-log",
+]
+
+
+class IngestionEvent(BaseModel):
+    """One event of a batch; its ``body`` is the trace, observation or score (the fields
+    of docs/api.md). A bad event is refused alone, in the answer's ``errors``."""
+
+    id: str = Field(min_length=1)
+    type: EventType
+    timestamp: str = Field(description="ISO 8601 with a UTC offset")
+    body: dict[str, Any]
+    metadata: Any = None
+
+
+class IngestionBatch(BaseModel):
+    """``POST /api/public/ingestion``'s body (may be sent gzip- or deflate-encoded)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "batch": [
+                        {
+                            "id": "evt-1",
+                            "type": "trace-create",
+                            "timestamp": "2024-05-01T12:00:00.000Z",
+                            "body": {"id": "trace-1", "name": "chat", "userId": "user-7"},
+                        },
+                        {
+                            "id": "evt-2",
+                            "type": "generation-create",
+                            "timestamp": "2024-05-01T12:00:00.100Z",
+                            "body": {
+                                "id": "gen-1",
+                                "traceId": "trace-1",
+                                "name": "answer",
+                                "model": "gpt-4o-mini",
+                                "startTime": "2024-05-01T12:00:00.100Z",
+                                "endTime": "2024-05-01T12:00:01.300Z",
+                                "input": [{"role": "user", "content": "Hi"}],
+                                "output": {"role": "assistant", "content": "Hello!"},
+                                "usageDetails": {"input": 8, "output": 3},
+                            },
+                        },
+                        {
+                            "id": "evt-3",
+                            "type": "score-create",
+                            "timestamp": "2024-05-01T12:00:02.000Z",
+                            "body": {"traceId": "trace-1", "name": "helpful", "value": 1},
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
+    batch: list[IngestionEvent]
+    metadata: Any = None
+
+
+class IngestionSuccess(BaseModel):
+    """An event stored (committed before the answer)."""
+
+    id: str
+    status: int
+
+
+class IngestionError(BaseModel):
+    """An event refused: nothing of it was stored; ``error`` says why."""
+
+    id: str
+    status: int
+    message: str
+    error: Any = None
+
+
+class IngestionResult(BaseModel):
+    """The 207 answer: each event of the batch in one of the lists (``sdk-log`` in none)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "successes": [{"id": "evt-1", "status": 201}, {"id": "evt-2", "status": 201}],
+                    "errors": [
+                        {
+                            "id": "evt-3",
+                            "status": 400,
+                            "message": "Invalid request data",
+                            "error": "value: required, a number or a string",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    successes: list[IngestionSuccess]
+    errors: list[IngestionError]
 
 
 def _oversize_errors(batch: list[Any], limit: int) -> tuple[list[Any], list[EventError]]:
@@ -72,7 +191,12 @@ def _prepare(
     return (parsed, errors), prepared
 
 
-@router.post("/api/public/ingestion", status_code=207)
+@router.post(
+    "/api/public/ingestion",
+    status_code=207,
+    responses={207: {"model": IngestionResult, "description": "Each event's outcome"}},
+    openapi_extra=json_body(IngestionBatch),
+)
 async def ingest(request: Request, principal: AnyKey) -> JSON:
     """Validate each event, commit the good ones, answer ``{successes, errors}``."""
     rt = runtime(request)

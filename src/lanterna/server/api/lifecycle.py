@@ -27,11 +27,14 @@ from ...lifecycle.deletion import delete_session, delete_user
 from ...store.interface import Deleted
 from ..audit import audit
 from ..auth import ProjectKey
+from ..export import FORMATS as EXPORT_FORMATS
+from ..export import KINDS as EXPORT_KINDS
+from ..export import MEDIA_TYPES as EXPORT_MEDIA_TYPES
 from ..export import streamed
 from ..responses import JSON
 from ..runtime import Runtime, runtime
 from .body import json_body, ok, read_json
-from .params import Meta, PageParam, page_of
+from .params import LimitParam, Meta, PageParam, one_of, page_of
 
 router = APIRouter(tags=["Data lifecycle"])
 
@@ -181,13 +184,22 @@ async def put_masking_rules(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(
     "/api/public/export",
-    responses={200: {"description": "The export (JSONL, CSV or Parquet), streamed"}},
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The export (JSONL, CSV or Parquet), streamed",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in EXPORT_MEDIA_TYPES.values()
+            },
+        }
+    },
 )
 def export(
     request: Request,
     principal: ProjectKey,
-    format: OptStr = None,
-    kind: OptStr = None,
+    format: Annotated[str | None, one_of(EXPORT_FORMATS)] = None,
+    kind: Annotated[str | None, one_of(EXPORT_KINDS)] = None,
     userId: OptStr = None,
     name: OptStr = None,
     sessionId: OptStr = None,
@@ -214,7 +226,7 @@ def audit_log(
     request: Request,
     principal: ProjectKey,
     page: PageParam = None,
-    limit: int | None = None,
+    limit: LimitParam = None,
     action: OptStr = None,
 ) -> JSON:
     """The project's audit log, newest first: who (``actor``) changed what (``action``,

@@ -21,7 +21,7 @@ from ..errors import SQL_EVENTS_ONLY
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import daily_json
-from .params import PageParam, page_of
+from .params import LimitParam, PageParam, page_of
 
 router = APIRouter()
 
@@ -31,7 +31,7 @@ def daily_metrics(
     request: Request,
     principal: ProjectKey,
     page: PageParam = None,
-    limit: int | None = None,
+    limit: LimitParam = None,
     trace_name: Annotated[str | None, Query(alias="traceName")] = None,
     user_id: Annotated[str | None, Query(alias="userId")] = None,
     tags: Annotated[list[str] | None, Query()] = None,

@@ -26,7 +26,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import builtin_json, custom_json
 from .body import read_json
-from .params import PageParam, page_of
+from .params import LimitParam, PageParam, page_of
 
 router = APIRouter()
 
@@ -47,7 +47,7 @@ def list_models(
     request: Request,
     principal: ProjectKey,
     page: PageParam = None,
-    limit: int | None = None,
+    limit: LimitParam = None,
     match: str | None = None,
 ) -> JSON:
     """Custom models (newest first), then built-in ones; or what ``match`` resolves to."""

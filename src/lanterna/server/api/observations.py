@@ -15,7 +15,15 @@ from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import observation_json, observation_v2_json
-from .params import PageParam, decode_cursor, encode_cursor, field_groups, page_of
+from .params import (
+    LimitParam,
+    PageParam,
+    decode_cursor,
+    encode_cursor,
+    field_groups,
+    one_of,
+    page_of,
+)
 
 router = APIRouter()
 
@@ -25,6 +33,7 @@ V2_GROUPS = (
 )  # fmt: skip
 V2_DEFAULT_GROUPS = ("core", "basic")
 V2_MAX_LIMIT = 1000
+V2Limit = Annotated[int | None, Query(json_schema_extra={"minimum": 1, "maximum": V2_MAX_LIMIT})]
 
 OptStr = Annotated[str | None, Query()]
 OptList = Annotated[list[str] | None, Query()]
@@ -73,9 +82,9 @@ def _query(
 def _filters(
     name: OptStr = None,
     user_id: Annotated[str | None, Query(alias="userId")] = None,
-    type_: Annotated[str | None, Query(alias="type")] = None,
+    type_: Annotated[str | None, one_of(OBSERVATION_TYPES, "type")] = None,
     trace_id: Annotated[str | None, Query(alias="traceId")] = None,
-    level: OptStr = None,
+    level: Annotated[str | None, one_of(LEVELS)] = None,
     parent_observation_id: Annotated[str | None, Query(alias="parentObservationId")] = None,
     environment: OptList = None,
     from_start_time: Annotated[str | None, Query(alias="fromStartTime")] = None,
@@ -101,7 +110,7 @@ def list_observations(
     principal: ProjectKey,
     filters: Filters,
     page: PageParam = None,
-    limit: int | None = None,
+    limit: LimitParam = None,
 ) -> JSON:
     """A page of the project's observations (v1 shape), newest start first."""
     paging = page_of(page, limit)
@@ -137,6 +146,10 @@ def get_observation(request: Request, observation_id: str, principal: ProjectKey
 # --- v2 ------------------------------------------------------------------------------
 
 
+#: ``true`` or ``false`` in any case (or empty: not given), as :func:`_bool_param` reads it.
+BOOL_TEXT = "^([tT][rR][uU][eE]|[fF][aA][lL][sS][eE])?$"
+
+
 def _bool_param(value: str | None, name: str) -> bool | None:
     if value is None or value == "":
         return None
@@ -153,11 +166,11 @@ def list_observations_v2(
     filters: Filters,
     fields: OptStr = None,
     expand_metadata: Annotated[str | None, Query(alias="expandMetadata")] = None,
-    limit: int | None = None,
+    limit: V2Limit = None,
     cursor: OptStr = None,
-    parse_io_as_json: Annotated[str | None, Query(alias="parseIoAsJson")] = None,
+    parse_io_as_json: Annotated[str | None, one_of(("false",), "parseIoAsJson")] = None,
     session_id: Annotated[str | None, Query(alias="sessionId")] = None,
-    is_root: Annotated[str | None, Query(alias="isRootObservation")] = None,
+    is_root: Annotated[str | None, Query(alias="isRootObservation", pattern=BOOL_TEXT)] = None,
 ) -> JSON:
     """Observations newest start first, a cursor page at a time, with chosen field groups."""
     if _bool_param(parse_io_as_json, "parseIoAsJson"):

@@ -11,10 +11,10 @@ deletion of users and sessions), then every other row of it, before the 202 answ
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import Conflict
@@ -28,7 +28,7 @@ from ..org_auth import OrgKey
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import project_json
-from .body import json_body, ok, read_json_object
+from .body import NOT_BLANK, json_body, ok, read_json_object
 from .organizations import OrganizationApiKey, key_summary_json, org_project
 
 router = APIRouter(tags=["Projects"])
@@ -41,9 +41,24 @@ class ProjectBody(BaseModel):
     0 or absent keeps everything) or update a project (``retention`` absent keeps the
     current setting, ``metadata`` absent keeps the current metadata)."""
 
-    name: str
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Checkout", "metadata": {"team": "payments"}, "retention": 30}]
+        }
+    )
+
+    name: str = Field(max_length=200, pattern=NOT_BLANK)
     metadata: dict[str, Any] | None = None
-    retention: int | None = None
+    retention: int | None = Field(
+        None,
+        json_schema_extra={
+            "anyOf": [
+                {"type": "integer", "const": 0},
+                {"type": "integer", "minimum": 3, "maximum": 36500},
+                {"type": "null"},
+            ]
+        },
+    )
 
 
 class Organization(BaseModel):
@@ -75,9 +90,26 @@ class ApiKeyBody(BaseModel):
     (``publicKey`` starting ``pk-lf-`` and ``secretKey`` starting ``sk-lf-``, both or
     neither)."""
 
-    note: str | None = None
-    publicKey: str | None = None
-    secretKey: str | None = None
+    #: Both or neither: a pair given in full, or no part of it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["publicKey", "secretKey"]},
+                {"not": {"anyOf": [{"required": ["publicKey"]}, {"required": ["secretKey"]}]}},
+            ]
+        }
+    )
+
+    note: str | None = Field(None, max_length=500)
+    #: Documented as a string (``null`` is taken as absent, but then so must the other be)
+    publicKey: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string", "pattern": "^pk-lf-[^\\x00]{6,}$", "maxLength": 500}),
+    ] = None
+    secretKey: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string", "pattern": "^sk-lf-[^\\x00]{6,}$", "maxLength": 500}),
+    ] = None
 
 
 class ApiKeySummary(OrganizationApiKey):
@@ -121,6 +153,8 @@ def _project_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         raise _invalid("metadata: an object or null")
     retention = body.get("retention", 0 if creating else None)
     if retention is not None:
+        if isinstance(retention, float) and retention.is_integer():
+            retention = int(retention)  # 30.0 is an integer to JSON Schema
         if isinstance(retention, bool) or not isinstance(retention, int):
             raise _invalid("retention: an integer number of days")
         if retention != 0 and not 3 <= retention <= 36500:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...accounts import orgs
 from ...accounts import store as accounts
@@ -112,21 +112,23 @@ API_ROLES = ("OWNER", "ADMIN", "MEMBER", "VIEWER")
 class MembershipRequest(BaseModel):
     """Give ``userId`` ``role`` (``OWNER``, ``ADMIN``, ``MEMBER`` or ``VIEWER``)."""
 
-    userId: str
-    role: str
+    model_config = ConfigDict(json_schema_extra={"examples": [{"userId": "u-1", "role": "VIEWER"}]})
+
+    userId: str = Field(min_length=1)
+    role: str = Field(json_schema_extra={"enum": list(API_ROLES)})
 
 
 class DeleteMembershipRequest(BaseModel):
     """Take ``userId`` out."""
 
-    userId: str
+    userId: str = Field(min_length=1)
 
 
 class MembershipResponse(BaseModel):
     """A member: user id, role, email and name."""
 
-    userId: str
-    role: str
+    userId: str = Field(min_length=1)
+    role: str = Field(json_schema_extra={"enum": list(API_ROLES)})
     email: str
     name: str
 

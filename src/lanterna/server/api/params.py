@@ -26,6 +26,19 @@ MAX_VERSION = 2**31 - 1
 
 #: A v1 list's ``page`` parameter: 1 to :data:`MAX_PAGE`, or absent (page 1).
 PageParam = Annotated[int | None, Query(ge=1, le=MAX_PAGE)]
+#: A list's ``limit`` as documented: 1 to :data:`MAX_PAGE_LIMIT`, or absent (50). Checked
+#: by :func:`page_of` (its 400 names the parameter), so the schema only states the bounds.
+LimitParam = Annotated[
+    int | None, Query(json_schema_extra={"minimum": 1, "maximum": MAX_PAGE_LIMIT})
+]
+
+
+def one_of(values: tuple[str, ...], alias: str | None = None) -> Any:
+    """A query parameter documented as one of ``values``; the route checks it (its 400
+    names the parameter and the values)."""
+    return Query(alias=alias, json_schema_extra={"enum": list(values)})
+
+
 #: A prompt ``version`` parameter: 1 to :data:`MAX_VERSION`, or absent.
 VersionParam = Annotated[int | None, Query(ge=1, le=MAX_VERSION)]
 

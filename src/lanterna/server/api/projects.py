@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 
 from ..._version import __version__
 from ..auth import ProjectKey
@@ -14,7 +15,21 @@ from ..shapes import project_json
 router = APIRouter()
 
 
-@router.get("/api/public/health")
+class Health(BaseModel):
+    """``{"status": "OK", "version": ...}``; with the database unreachable (503) the
+    status names the failure."""
+
+    status: str
+    version: str
+
+
+_HEALTH = {"model": Health, "description": "Alive"}
+
+
+@router.get(
+    "/api/public/health",
+    responses={200: _HEALTH, 503: {**_HEALTH, "description": "The database is unavailable"}},
+)
 async def health(request: Request, failIfDatabaseUnavailable: bool = False) -> JSON:
     """Liveness; with ``failIfDatabaseUnavailable=true`` also a database round trip."""
     if failIfDatabaseUnavailable:

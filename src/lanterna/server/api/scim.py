@@ -16,10 +16,10 @@ Errors are SCIM error bodies (``urn:ietf:params:scim:api:messages:2.0:Error``).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field, RootModel
 from starlette.responses import Response
 
 from ...accounts import orgs
@@ -27,13 +27,33 @@ from ...accounts import store as accounts
 from ...errors import Conflict
 from ...store.db import Conn
 from ..audit import audit_org
+from ..errors import ErrorBody
 from ..org_auth import OrgKey
 from ..responses import JSON
 from ..runtime import runtime
 from .body import json_body, ok, read_json
 from .organizations import remove_org_member
+from .params import MAX_PAGE
 
-router = APIRouter(tags=["Scim"])
+
+class ScimError(BaseModel):
+    """An RFC 7644 error (``scim_error``): what the SCIM routes answer when a request is
+    wrong (a missing or wrong key, a NUL in the body: the API's :class:`ErrorBody`)."""
+
+    schemas: list[str]
+    status: str
+    detail: str
+    scimType: str | None = None
+
+
+class ScimOrApiError(RootModel[ScimError | ErrorBody]):
+    """A SCIM route's 4xx: an RFC 7644 error, or the API's error body."""
+
+
+router = APIRouter(
+    tags=["Scim"],
+    responses={"4XX": {"model": ScimOrApiError, "description": "Refused: nothing changed"}},
+)
 
 SCIM = "/api/public/scim"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -80,7 +100,8 @@ class ScimUserBody(BaseModel):
     """Provision a user: ``userName`` (their email) and ``name``; ``password`` is
     accepted and ignored (no credential is made)."""
 
-    userName: str
+    #: The user's email address (it must hold an ``@``)
+    userName: str = Field(max_length=320, pattern=r"^[^\x00]*@[^\x00]*$")
     name: ScimName
     emails: list[ScimEmail] | None = None
     active: bool | None = None
@@ -321,8 +342,10 @@ async def list_users(
     request: Request,
     org: OrgKey,
     filter: str | None = None,
-    startIndex: int | None = None,
-    count: int | None = None,
+    # Below 1 counts as 1 and a negative count as 0 (RFC 7644); above MAX_PAGE is a 400
+    # (the index is echoed back, and JSON integers end at 64 bits).
+    startIndex: Annotated[int | None, Query(le=MAX_PAGE)] = None,
+    count: Annotated[int | None, Query(le=MAX_PAGE)] = None,
 ) -> JSON:
     """The organisation's users, a page at a time (``startIndex`` from 1, ``count`` up
     to 100); ``filter`` supports ``userName eq "..."`` (400 ``invalidFilter`` else)."""

@@ -19,7 +19,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import config_json
 from .body import read_json
-from .params import PageParam, page_of
+from .params import LimitParam, PageParam, page_of
 
 router = APIRouter()
 
@@ -40,7 +40,7 @@ async def create_config(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(PATH)
 async def list_configs(
-    request: Request, principal: ProjectKey, page: PageParam = None, limit: int | None = None
+    request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
     """The project's configs, newest first, in the v1 page envelope."""
     paging = page_of(page, limit)

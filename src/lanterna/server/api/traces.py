@@ -19,7 +19,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import observation_json, score_json, trace_json
 from .body import read_json_object
-from .params import PageParam, field_groups, order_by, page_of
+from .params import LimitParam, PageParam, field_groups, order_by, page_of
 
 router = APIRouter()
 
@@ -62,7 +62,7 @@ def list_traces(
     request: Request,
     principal: ProjectKey,
     page: PageParam = None,
-    limit: int | None = None,
+    limit: LimitParam = None,
     user_id: Annotated[str | None, Query(alias="userId")] = None,
     name: OptStr = None,
     session_id: Annotated[str | None, Query(alias="sessionId")] = None,

@@ -21,7 +21,7 @@ from ..errors import SQL_EVENTS_ONLY, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import user_json
-from .params import PageParam, page_of
+from .params import LimitParam, PageParam, page_of
 
 router = APIRouter()
 
@@ -45,7 +45,7 @@ def list_users(
     request: Request,
     principal: ProjectKey,
     page: PageParam = None,
-    limit: int | None = None,
+    limit: LimitParam = None,
     from_timestamp: Annotated[str | None, Query(alias="fromTimestamp")] = None,
     to_timestamp: Annotated[str | None, Query(alias="toTimestamp")] = None,
     environment: Annotated[list[str] | None, Query()] = None,
