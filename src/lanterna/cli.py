@@ -206,19 +206,23 @@ def _copy(args: argparse.Namespace) -> int:
     from .store.copy import CopyError, copy_database, source_database
     from .store.db import Database
 
+    refused = None
     if not (args.source and args.target):
-        raise SystemExit("lanterna migrate: --from and --to go together (see docs/scale-out.md)")
-    if args.events:
-        raise SystemExit(
-            "lanterna migrate: --events (copying events into ClickHouse) is not available"
-            " yet: copy into PostgreSQL without it (see docs/scale-out.md)"
+        refused = "--from and --to go together (see docs/scale-out.md)"
+    elif args.events:
+        refused = (
+            "--events (copying events into ClickHouse) is not available yet: copy into"
+            " PostgreSQL without it (see docs/scale-out.md)"
         )
-    if not args.target.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-        raise SystemExit("lanterna migrate: --to must be a PostgreSQL URL (postgresql://...)")
-    try:
-        source = source_database(args.source)
-    except CopyError as exc:
-        print(f"lanterna migrate: {exc}", file=sys.stderr)
+    elif not args.target.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        refused = "--to must be a PostgreSQL URL (postgresql://...)"
+    if refused is None:
+        try:
+            source = source_database(args.source)
+        except CopyError as exc:
+            refused = str(exc)
+    if refused is not None:
+        print(f"lanterna migrate: {refused}", file=sys.stderr)
         return 2
     target = Database(args.target)
     print(f"Copying {source.describe()} into {target.describe()}", flush=True)
