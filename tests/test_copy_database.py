@@ -7,7 +7,11 @@ changed row; non-empty and identical targets are refused."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,8 +42,6 @@ SECRETS.update({LLM_KEY, HOOK_SECRET})
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A new, empty PostgreSQL database (not migrated: the copy migrates it)."""
-    import os
-
     admin = os.environ.get(PG_ENV)
     if not admin:
         pytest.fail(f"{PG_ENV} is not set: start PostgreSQL with scripts/pg-start")
@@ -547,3 +549,64 @@ def test_a_target_that_is_not_an_empty_or_resumed_copy_is_refused(tmp_path, pg_u
     # Without --from/--to, migrate still applies schema migrations.
     assert main(["migrate", "--database-url", pg_url]) == 0
     assert "applied 0 migration(s)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_copy_killed_mid_way_continues_when_run_again(tmp_path, pg_url):
+    """``lanterna migrate --from --to`` as a real process, killed with SIGKILL while it
+    copies; the same command then finishes the copy, verified, with no row twice."""
+    source_url, data, project = _source(tmp_path)
+    with TestClient(create_app(_settings(source_url, data))) as client:
+        client.auth = project.auth
+        for b in range(4):
+            batch = [
+                _event(
+                    "span-create",
+                    {
+                        "id": f"o-{b}-{i}",
+                        "traceId": f"t-{b}-{i}",
+                        "name": "step",
+                        "startTime": "2026-03-02T08:00:00.000Z",
+                    },
+                    b * 1000 + i,
+                )
+                for i in range(500)
+            ]
+            assert not _ok(client.post("/api/public/ingestion", json={"batch": batch}))["errors"]
+    command = [
+        sys.executable,
+        "-m",
+        "lanterna.cli",
+        "migrate",
+        "--from",
+        str(data),
+        "--to",
+        pg_url,
+        "--batch-size",
+        "2",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LANTERNA_")}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    seen = ""
+    while "observations: 2 / 2,000 rows ..." not in seen:  # its first batch committed
+        line = proc.stdout.readline()
+        assert line, seen
+        seen += line
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    target = Database(pg_url)
+    try:
+        with target.read() as conn:
+            unfinished = conn.scalar(f"SELECT COUNT(*) FROM {PROGRESS} WHERE NOT done")
+            copied = conn.scalar("SELECT COUNT(*) FROM observations")
+    finally:
+        target.close()
+    assert unfinished > 0 and copied < 2000, seen
+
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Continued an earlier copy." in again.stdout
+    assert "observations: 2,000 / 2,000 rows done" in again.stdout
+    assert "counts and checksums equal" in again.stdout

@@ -9,7 +9,7 @@ import errno
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import __version__
 
@@ -226,11 +226,13 @@ def _copy(args: argparse.Namespace) -> int:
         return 2
     target = Database(args.target)
     print(f"Copying {source.describe()} into {target.describe()}", flush=True)
-    shown = {"at": 0.0}
+    shown: dict[str, Any] = {"table": "", "at": 0.0}
 
     def progress(table: str, copied: int, total: int, done: bool) -> None:
-        if done or time.monotonic() - shown["at"] >= 1.0:
-            shown["at"] = time.monotonic()
+        # Each table's first batch, then at most once a second, and when it is done.
+        first = table != shown["table"]
+        if done or first or time.monotonic() - shown["at"] >= 1.0:
+            shown.update(table=table, at=time.monotonic())
             state = "done" if done else "..."
             print(f"  {table}: {copied:,} / {total:,} rows {state}", flush=True)
 
