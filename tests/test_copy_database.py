@@ -323,9 +323,9 @@ READS = [
 ]
 
 
-def _answers(client: TestClient, dataset_id: str) -> dict[str, Any]:
+def _answers(client: TestClient, dataset_id: str, reads: list[str] = READS) -> dict[str, Any]:
     out = {}
-    for path in READS:
+    for path in reads:
         path = path.format(dataset_id=dataset_id)
         response = client.get(path)
         assert response.status_code == 200, (path, response.text)
@@ -540,7 +540,7 @@ def test_a_target_that_is_not_an_empty_or_resumed_copy_is_refused(tmp_path, pg_u
     for args, words in (
         (["--from", str(tmp_path / "nothing"), "--to", pg_url], "no SQLite database at"),
         (["--from", source_url], "--from and --to go together"),
-        (["--from", source_url, "--to", pg_url, "--events", "clickhouse://h/db"], "--events"),
+        (["--from", source_url, "--to", pg_url, "--events", "mysql://h/db"], "--events"),
         (["--from", source_url, "--to", f"sqlite:///{tmp_path / 'x.db'}"], "PostgreSQL URL"),
     ):
         assert main(["migrate", *args]) == 2
@@ -610,3 +610,93 @@ def test_a_copy_killed_mid_way_continues_when_run_again(tmp_path, pg_url):
     assert "Continued an earlier copy." in again.stdout
     assert "observations: 2,000 / 2,000 rows done" in again.stdout
     assert "counts and checksums equal" in again.stdout
+
+
+#: Not answered with the ClickHouse event store yet (501): sessions, users, metrics.
+EVENT_STORE_READS = [
+    p
+    for p in READS
+    if not p.startswith(("/api/public/sessions", "/api/public/users", "/api/public/metrics"))
+]
+
+
+@pytest.mark.slow
+def test_with_events_the_events_go_to_the_clickhouse_event_store(tmp_path, pg_url, capsys):
+    pytest.importorskip("chdb", reason="the ClickHouse event store tests need chdb")
+    source_url, data, project = _source(tmp_path)
+    with TestClient(create_app(_settings(source_url, data))) as client:
+        client.auth = project.auth
+        _fill(client, project)
+        dataset_id = client.get("/api/public/v2/datasets/qa").json()["id"]
+        before = _answers(client, dataset_id, EVENT_STORE_READS)
+    events_url = f"chdb://{tmp_path / 'chdb'}?database=copied"
+    command = ["migrate", "--from", source_url, "--to", pg_url, "--events", events_url]
+    source, target = source_database(source_url), Database(pg_url)
+    from lanterna.store.clickhouse import EventsDb
+
+    events = EventsDb(events_url)
+    batches = []
+
+    def stop_in_observations(table: str, rows: int) -> None:
+        batches.append(table)
+        if batches.count("observations") == 3:
+            raise _Stop
+
+    try:
+        with pytest.raises(_Stop):
+            copy_database(
+                source, target, batch_size=2, on_batch=stop_in_observations, events=events
+            )
+    finally:
+        source.close()
+        target.close()
+        events.close()
+    assert main([*command, "--batch-size", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Continued an earlier copy." in out and "counts and checksums equal" in out
+
+    settings = _settings(pg_url, data)
+    settings.events_url = events_url
+    with TestClient(create_app(settings)) as client:
+        client.auth = project.auth
+        after = _answers(client, dataset_id, EVENT_STORE_READS)
+    for path in EVENT_STORE_READS:
+        path = path.format(dataset_id=dataset_id)
+        assert after[path] == before[path], (path, _differences(after[path], before[path]))
+    target = Database(pg_url)
+    try:
+        with target.read() as conn:
+            held = [
+                conn.scalar(f"SELECT COUNT(*) FROM {t}")
+                for t in ("traces", "observations", "scores")
+            ]
+    finally:
+        target.close()
+    assert held == [0, 0, 0]  # the metadata database holds no events
+
+    # A batch inserted into ClickHouse again (the copy died after the insert, before its
+    # progress committed) is one row per entity in what the API and the check read.
+    from lanterna.store.copy import canonical, target_tables
+    from lanterna.store.copy_events import sink
+
+    source, target, events = source_database(source_url), Database(pg_url), EventsDb(events_url)
+    try:
+        with target.read() as conn:
+            tables = target_tables(conn)
+        table = next(t for t in tables if t.name == "observations")
+        with source.read() as conn:
+            rows = conn.raw.execute("SELECT * FROM observations LIMIT 10").fetchall()
+            names = [
+                d[0] for d in conn.raw.execute("SELECT * FROM observations LIMIT 0").description
+            ]
+            kinds = dict(table.columns)
+            again = [
+                [canonical(conn.dialect, kinds[n], v) for n, v in zip(names, row, strict=True)]
+                for row in rows
+            ]
+        sink(events, "observation")(names, again)
+        assert all(c.ok for c in verify(source, target, tables, events))
+    finally:
+        source.close()
+        target.close()
+        events.close()

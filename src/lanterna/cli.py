@@ -209,23 +209,30 @@ def _copy(args: argparse.Namespace) -> int:
     refused = None
     if not (args.source and args.target):
         refused = "--from and --to go together (see docs/scale-out.md)"
-    elif args.events:
-        refused = (
-            "--events (copying events into ClickHouse) is not available yet: copy into"
-            " PostgreSQL without it (see docs/scale-out.md)"
-        )
     elif not args.target.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         refused = "--to must be a PostgreSQL URL (postgresql://...)"
+    events = None
+    if refused is None and args.events:
+        from .errors import DomainError
+        from .store.clickhouse import EventsDb
+
+        try:
+            events = EventsDb(args.events)
+        except DomainError as exc:
+            refused = f"--events: {exc}"
     if refused is None:
         try:
             source = source_database(args.source)
         except CopyError as exc:
             refused = str(exc)
     if refused is not None:
+        if events is not None:
+            events.close()
         print(f"lanterna migrate: {refused}", file=sys.stderr)
         return 2
     target = Database(args.target)
-    print(f"Copying {source.describe()} into {target.describe()}", flush=True)
+    where = " (traces, observations and scores into the ClickHouse event store)" if events else ""
+    print(f"Copying {source.describe()} into {target.describe()}{where}", flush=True)
     shown: dict[str, Any] = {"table": "", "at": 0.0}
 
     def progress(table: str, copied: int, total: int, done: bool) -> None:
@@ -237,7 +244,9 @@ def _copy(args: argparse.Namespace) -> int:
             print(f"  {table}: {copied:,} / {total:,} rows {state}", flush=True)
 
     try:
-        report = copy_database(source, target, batch_size=args.batch_size, progress=progress)
+        report = copy_database(
+            source, target, batch_size=args.batch_size, progress=progress, events=events
+        )
     except CopyError as exc:
         print(f"lanterna migrate: {exc}", file=sys.stderr)
         return 2
@@ -251,6 +260,8 @@ def _copy(args: argparse.Namespace) -> int:
     finally:
         source.close()
         target.close()
+        if events is not None:
+            events.close()
     if report.resumed:
         print("Continued an earlier copy.")
     bad = [c for c in report.checks if not c.ok]
@@ -767,7 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--events",
         metavar="URL",
-        help="copy traces, observations and scores into ClickHouse (not available yet)",
+        help="with --from/--to: traces, observations and scores into this ClickHouse event"
+        " store instead (clickhouse://user:pass@host:8123/db; see docs/scale-out.md)",
     )
     migrate.add_argument(
         "--batch-size",

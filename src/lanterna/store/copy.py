@@ -32,7 +32,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -40,6 +40,9 @@ from .. import _json
 from ..timeutil import format_ts, now
 from .db import Conn, Database
 from .dialect import Dialect
+
+if TYPE_CHECKING:
+    from .clickhouse.conn import EventsDb
 
 #: The target's progress record (not part of the copied schema).
 PROGRESS = "lanterna_copy_progress"
@@ -221,6 +224,12 @@ def _bound(dialect: Dialect, kind: str, value: Any) -> Any:
     return value
 
 
+def _bound_row(dialect: Dialect, table: Table, values: Sequence[Any]) -> list[Any]:
+    return [
+        _bound(dialect, kind, value) for (_, kind), value in zip(table.columns, values, strict=True)
+    ]
+
+
 def _digest_value(kind: str, value: Any) -> Any:
     if value is None:
         return None
@@ -279,15 +288,36 @@ def table_checksum(conn: Conn, table: Table, *, batch_size: int = 5000) -> tuple
     return count, f"{total:032x}"
 
 
-def verify(source: Database, target: Database, tables: Sequence[Table]) -> list[TableCheck]:
-    """Count and checksum every table on both sides."""
+def verify(
+    source: Database,
+    target: Database,
+    tables: Sequence[Table],
+    events: EventsDb | None = None,
+) -> list[TableCheck]:
+    """Count and checksum every table on both sides (with ``events``: traces,
+    observations and scores in the event store, over the columns it keeps)."""
     checks = []
     with source.read() as src, target.read() as dst:
         for table in tables:
+            side = dst
+            if events is not None and table.name in _event_kinds():
+                from .copy_events import stored_columns
+
+                keep = stored_columns(_event_kinds()[table.name])
+                table = Table(
+                    table.name, tuple(c for c in table.columns if c[0] in keep), table.key
+                )
+                side = events.conn(json_text=True)
             s_rows, s_sum = table_checksum(src, table)
-            t_rows, t_sum = table_checksum(dst, table)
+            t_rows, t_sum = table_checksum(side, table)
             checks.append(TableCheck(table.name, s_rows, t_rows, s_sum, t_sum))
     return checks
+
+
+def _event_kinds() -> dict[str, str]:
+    from .copy_events import KINDS
+
+    return KINDS
 
 
 def _check_source(src: Conn, tables: Sequence[Table]) -> None:
@@ -329,13 +359,18 @@ def _same_database(source: Database, target: Database) -> bool:
 
 
 def _open_progress(
-    conn: Conn, tables: Sequence[Table], source_name: str
+    conn: Conn, tables: Sequence[Table], source_name: str, events: EventsDb | None
 ) -> dict[str, dict[str, Any]]:
     """The progress rows by table (created on an empty target); refuse a target that is
     not empty and not a copy of this source."""
     exists = conn.scalar("SELECT to_regclass(?)", [PROGRESS]) is not None
     if not exists:
         busy = [t.name for t in tables if conn.scalar(f"SELECT 1 FROM {_q(t.name)} LIMIT 1")]
+        if events is not None:
+            from .copy_events import is_empty
+
+            if not is_empty(events):
+                busy.append("the event store's traces, observations or scores")
         if busy:
             raise CopyError(
                 f"the target is not empty ({', '.join(busy[:5])}"
@@ -371,8 +406,10 @@ def _copy_table(
     batch_size: int,
     progress: Progress | None,
     on_batch: Callable[[str, int], None] | None,
+    elsewhere: Callable[[Sequence[str], list[list[Any]]], None] | None = None,
 ) -> int:
-    """Copy what remains of one table; return the rows copied now."""
+    """Copy what remains of one table (into the event store with ``elsewhere``); return
+    the rows copied now."""
     after = _json.loads(state["last_key"]) if state and state["last_key"] else None
     done_before = int(state["copied"]) if state else 0
     names = [n for n, _ in table.columns]
@@ -389,19 +426,23 @@ def _copy_table(
         out = target.connect_writer()
         try:
             for rows, last in _batches(src, table, after, batch_size):
-                bound = []
+                values = []
                 for row in rows:
                     try:
-                        values = [
-                            _bound(out.dialect, kind, canonical(src.dialect, kind, value))
-                            for (_, kind), value in zip(table.columns, row, strict=True)
-                        ]
+                        values.append(
+                            [
+                                canonical(src.dialect, kind, value)
+                                for (_, kind), value in zip(table.columns, row, strict=True)
+                            ]
+                        )
                     except (CopyError, ValueError, TypeError) as exc:
                         raise CopyError(f"{table.name}: a value cannot be copied: {exc}") from None
-                    bound.append(values)
                 finished = len(rows) < batch_size
+                if elsewhere is not None:  # acknowledged before the progress commits
+                    elsewhere(names, values)
                 with out.transaction():
-                    out.insert(head, bound)
+                    if elsewhere is None:
+                        out.insert(head, [_bound_row(out.dialect, table, v) for v in values])
                     out.run(
                         upsert,
                         [
@@ -463,11 +504,14 @@ def copy_database(
     batch_size: int = 1000,
     progress: Progress | None = None,
     on_batch: Callable[[str, int], None] | None = None,
+    events: EventsDb | None = None,
 ) -> CopyReport:
     """Copy every table of ``source`` into the PostgreSQL database ``target`` (migrated
     to the current schema first), continuing an interrupted copy of the same source,
     then verify both sides. ``on_batch(table, rows)`` runs after each committed batch
-    (tests stop a copy there). Raises :class:`CopyError` when the copy cannot be made."""
+    (tests stop a copy there). With ``events`` (the ClickHouse event store), traces,
+    observations and scores go there instead (:mod:`lanterna.store.copy_events`).
+    Raises :class:`CopyError` when the copy cannot be made."""
     from .migrations import migrate
 
     if batch_size < 1:
@@ -477,6 +521,10 @@ def copy_database(
     if target.is_sqlite:
         raise CopyError("the target must be a PostgreSQL database (postgresql://...)")
     migrate(target)
+    if events is not None:
+        from .clickhouse.schema import migrate as migrate_events
+
+        migrate_events(events, lambda: target.transaction(exclusive=True))
     with target.read() as dst:
         tables = target_tables(dst)
     with source.read() as src:
@@ -484,19 +532,24 @@ def copy_database(
     source_name = source.describe()
     report = CopyReport()
     with target.transaction(exclusive=True) as conn:
-        state = _open_progress(conn, tables, source_name)
+        state = _open_progress(conn, tables, source_name, events)
     report.resumed = len(state) > 1
     for table in tables:
         row = state.get(table.name)
         if row is not None and row["done"]:
             continue
+        elsewhere = None
+        if events is not None and table.name in _event_kinds():
+            from .copy_events import sink
+
+            elsewhere = sink(events, _event_kinds()[table.name])
         report.copied[table.name] = _copy_table(
-            source, target, table, row, source_name, batch_size, progress, on_batch
+            source, target, table, row, source_name, batch_size, progress, on_batch, elsewhere
         )
     with target.transaction() as conn:
         conn.run(
             f"UPDATE {PROGRESS} SET done = TRUE, updated_at = ? WHERE table_name = ?",
             [now(), _WHOLE],
         )
-    report.checks = verify(source, target, tables)
+    report.checks = verify(source, target, tables, events)
     return report
