@@ -8,9 +8,9 @@ inserted into ClickHouse's ``<table>_rows`` tables as whole rows with a new
 before its progress row commits in the metadata database; a batch that was inserted
 but whose progress row did not commit (the copy died in between) is inserted again when
 the copy continues, and ``ReplacingMergeTree`` keeps one version of each row (reads
-go through the ``FINAL`` views), so no row is seen twice. Columns the SQLite/PostgreSQL
-tables have beyond the ClickHouse ones (kept there for their indexes) are not copied;
-verification compares the columns ClickHouse keeps.
+go through the ``FINAL`` views), so no row is seen twice. Verification compares the
+columns ClickHouse keeps (today every column of the SQLite/PostgreSQL tables; one added
+there and not to ClickHouse would not be copied).
 """
 
 from __future__ import annotations
