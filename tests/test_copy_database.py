@@ -695,7 +695,14 @@ def test_with_events_the_events_go_to_the_clickhouse_event_store(tmp_path, pg_ur
                 for row in rows
             ]
         sink(events, "observation")(names, again)
-        assert all(c.ok for c in verify(source, target, tables, events))
+        checks = verify(source, target, tables, events, batch_size=4)  # pages of 4 rows
+        assert all(c.ok for c in checks)
+        assert {
+            c.table: c.target_rows for c in checks if c.table in ("traces", "observations")
+        } == {
+            "traces": 12,
+            "observations": 36,
+        }
     finally:
         source.close()
         target.close()

@@ -293,23 +293,27 @@ def verify(
     target: Database,
     tables: Sequence[Table],
     events: EventsDb | None = None,
+    *,
+    batch_size: int = 5000,
 ) -> list[TableCheck]:
     """Count and checksum every table on both sides (with ``events``: traces,
-    observations and scores in the event store, over the columns it keeps)."""
+    observations and scores in the event store, over the columns it keeps), reading
+    ``batch_size`` rows at a time."""
     checks = []
     with source.read() as src, target.read() as dst:
         for table in tables:
-            side = dst
+            side, theirs = dst, table
             if events is not None and table.name in _event_kinds():
-                from .copy_events import stored_columns
+                from .copy_events import sort_key, stored_columns
 
-                keep = stored_columns(_event_kinds()[table.name])
-                table = Table(
-                    table.name, tuple(c for c in table.columns if c[0] in keep), table.key
-                )
+                kind = _event_kinds()[table.name]
+                keep = tuple(c for c in table.columns if c[0] in stored_columns(kind))
+                table = Table(table.name, keep, table.key)
+                # Paged in ClickHouse's sorting key: each page a range of its index.
+                theirs = Table(table.name, keep, sort_key(kind))
                 side = events.conn(json_text=True)
-            s_rows, s_sum = table_checksum(src, table)
-            t_rows, t_sum = table_checksum(side, table)
+            s_rows, s_sum = table_checksum(src, table, batch_size=batch_size)
+            t_rows, t_sum = table_checksum(side, theirs, batch_size=batch_size)
             checks.append(TableCheck(table.name, s_rows, t_rows, s_sum, t_sum))
     return checks
 

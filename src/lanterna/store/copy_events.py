@@ -33,6 +33,11 @@ def stored_columns(kind: str) -> set[str]:
     return set(row_columns(kind)) - _NOT_STORED
 
 
+def sort_key(kind: str) -> tuple[str, ...]:
+    """The ClickHouse table's sorting key (``schema.py``): verification pages by it."""
+    return ("project_id", "start_time" if kind == "observation" else "timestamp", "id")
+
+
 def sink(events: EventsDb, kind: str) -> Callable[[Sequence[str], list[list[Any]]], None]:
     """A writer of rows (canonical values of the named columns) into ``kind``'s table."""
     columns = row_columns(kind)
