@@ -206,9 +206,6 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-_chdb_folder: list[Path] = []
-
-
 def _need_chdb() -> None:
     """Skip a ``clickhouse`` test where chDB is not installed (it is in the dev extra,
     so CI runs them all)."""
@@ -223,9 +220,7 @@ def events_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     if backend != "clickhouse":
         return ""
     _need_chdb()
-    if not _chdb_folder:
-        _chdb_folder.append(tmp_path_factory.mktemp("chdb"))
-    return f"chdb://{_chdb_folder[0]}?database=lanterna"
+    return f"chdb://{support.chdb_folder(tmp_path_factory)}?database=lanterna"
 
 
 @pytest.fixture

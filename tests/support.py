@@ -305,3 +305,14 @@ def serve_process(
         proc.wait(15)
         if proc.stdout:
             proc.stdout.close()
+
+
+_chdb_folder: list[Path] = []
+
+
+def chdb_folder(tmp_path_factory: Any) -> Path:
+    """This process's chDB engine folder: chDB opens one per process, so every test of
+    the process uses it (each with a database of its own)."""
+    if not _chdb_folder:
+        _chdb_folder.append(tmp_path_factory.mktemp("chdb"))
+    return _chdb_folder[0]

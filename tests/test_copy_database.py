@@ -29,7 +29,7 @@ from lanterna.server.settings import Settings
 from lanterna.store.copy import PROGRESS, CopyError, copy_database, source_database, verify
 from lanterna.store.db import Database
 from lanterna.store.migrations import migrate
-from support import SECRETS, Project, make_settings, new_project
+from support import SECRETS, Project, chdb_folder, make_settings, new_project
 
 PG_ENV = "LANTERNA_TEST_POSTGRES_URL"
 
@@ -621,7 +621,9 @@ EVENT_STORE_READS = [
 
 
 @pytest.mark.slow
-def test_with_events_the_events_go_to_the_clickhouse_event_store(tmp_path, pg_url, capsys):
+def test_with_events_the_events_go_to_the_clickhouse_event_store(
+    tmp_path, tmp_path_factory, pg_url, capsys
+):
     pytest.importorskip("chdb", reason="the ClickHouse event store tests need chdb")
     source_url, data, project = _source(tmp_path)
     with TestClient(create_app(_settings(source_url, data))) as client:
@@ -629,7 +631,9 @@ def test_with_events_the_events_go_to_the_clickhouse_event_store(tmp_path, pg_ur
         _fill(client, project)
         dataset_id = client.get("/api/public/v2/datasets/qa").json()["id"]
         before = _answers(client, dataset_id, EVENT_STORE_READS)
-    events_url = f"chdb://{tmp_path / 'chdb'}?database=copied"
+    # chDB opens one engine folder per process: the one the other event-store tests use.
+    folder = chdb_folder(tmp_path_factory)
+    events_url = f"chdb://{folder}?database=copied_{uuid.uuid4().hex[:8]}"
     command = ["migrate", "--from", source_url, "--to", pg_url, "--events", events_url]
     source, target = source_database(source_url), Database(pg_url)
     from lanterna.store.clickhouse import EventsDb
