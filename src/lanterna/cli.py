@@ -9,7 +9,7 @@ import errno
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from . import __version__
 
@@ -189,93 +189,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from .store.migrations import migrate
 
     if args.source or args.target or args.events:
-        return _copy(args)
+        from .cli_data import copy_database_command
+
+        return copy_database_command(args)
     db = Database(_settings(args).db_url)
     try:
         done = migrate(db)
     finally:
         db.close()
     print(f"applied {len(done)} migration(s)" + (": " + ", ".join(done) if done else ""))
-    return 0
-
-
-def _copy(args: argparse.Namespace) -> int:
-    """``migrate --from SOURCE --to TARGET``: the copy, its progress and its verification."""
-    import time
-
-    from .store.copy import CopyError, copy_database, source_database
-    from .store.db import Database
-
-    refused = None
-    if not (args.source and args.target):
-        refused = "--from and --to go together (see docs/scale-out.md)"
-    elif not args.target.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-        refused = "--to must be a PostgreSQL URL (postgresql://...)"
-    events = None
-    if refused is None and args.events:
-        from .errors import DomainError
-        from .store.clickhouse import EventsDb
-
-        try:
-            events = EventsDb(args.events)
-        except DomainError as exc:
-            refused = f"--events: {exc}"
-    if refused is None:
-        try:
-            source = source_database(args.source)
-        except CopyError as exc:
-            refused = str(exc)
-    if refused is not None:
-        if events is not None:
-            events.close()
-        print(f"lanterna migrate: {refused}", file=sys.stderr)
-        return 2
-    target = Database(args.target)
-    where = " (traces, observations and scores into the ClickHouse event store)" if events else ""
-    print(f"Copying {source.describe()} into {target.describe()}{where}", flush=True)
-    shown: dict[str, Any] = {"table": "", "at": 0.0}
-
-    def progress(table: str, copied: int, total: int, done: bool) -> None:
-        # Each table's first batch, then at most once a second, and when it is done.
-        first = table != shown["table"]
-        if done or first or time.monotonic() - shown["at"] >= 1.0:
-            shown.update(table=table, at=time.monotonic())
-            state = "done" if done else "..."
-            print(f"  {table}: {copied:,} / {total:,} rows {state}", flush=True)
-
-    try:
-        report = copy_database(
-            source, target, batch_size=args.batch_size, progress=progress, events=events
-        )
-    except CopyError as exc:
-        print(f"lanterna migrate: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "\nInterrupted: the target holds every batch committed so far; run the same"
-            " command again to continue.",
-            file=sys.stderr,
-        )
-        return 130
-    finally:
-        source.close()
-        target.close()
-        if events is not None:
-            events.close()
-    if report.resumed:
-        print("Continued an earlier copy.")
-    bad = [c for c in report.checks if not c.ok]
-    rows = sum(c.source_rows for c in report.checks)
-    if bad:
-        for c in bad:
-            print(
-                f"MISMATCH {c.table}: source {c.source_rows:,} rows ({c.source_sum}),"
-                f" target {c.target_rows:,} rows ({c.target_sum})",
-                file=sys.stderr,
-            )
-        print(f"Verification failed for {len(bad)} table(s).", file=sys.stderr)
-        return 1
-    print(f"Verified: {len(report.checks)} tables, {rows:,} rows, counts and checksums equal.")
     return 0
 
 
