@@ -48,7 +48,7 @@ def definition(**extra: Any) -> dict[str, Any]:
         "primaryMetric": "user_rating",
         "guardrailMetrics": ["cost", "errorRate"],
         "minimumDetectableEffect": 0.2,
-        "salt": "seed-guide",  # fixed, so the data (and the verdict) are the same each run
+        "salt": "seed-guide",
         **extra,
     }
 
@@ -58,17 +58,28 @@ def hour(i: int) -> str:
 
 
 def run_flow(api: Any, test: dict[str, Any], users: int = 300) -> dict[str, list[float]]:
-    """The guide's ab_test_prompts for ``users`` users: each gets the server's variant
-    (computed as the SDK does), its trace records it and a user_rating score follows;
-    B is rated higher. Returns the ratings per variant."""
-    rng = np.random.default_rng(42)
+    """The guide's ab_test_prompts for ``users`` users, 7/15 of them in A: each
+    gets the server's variant (computed as the SDK does), its trace records it and a
+    user_rating score follows; B is rated higher. Returns the ratings per variant.
+
+    The split hashes the test's id, which the server draws at random, so which users
+    land in which variant changes from run to run. The ratings do not: each variant
+    draws from its own fixed stream, and the users are taken until each variant has
+    its quota (so the verdict and the SRM check are the same every run; one shared stream
+    left B's lead to the split and missed significance in about 0.6 % of runs)."""
+    streams = {"A": np.random.default_rng(42), "B": np.random.default_rng(43)}
     ratings: dict[str, list[float]] = {"A": [], "B": []}
     batch = []
-    for i in range(users):
+    quota, i = {"A": users * 7 // 15, "B": users - users * 7 // 15}, -1
+    while len(ratings["A"]) + len(ratings["B"]) < users:
+        i += 1
         user = f"user-{i}"
         variant = variant_for(test, user)
+        if len(ratings[variant]) >= quota[variant]:
+            continue
         trace_id = str(uuid.uuid4())
-        rating = float(np.clip(np.round(rng.normal(3.3 if variant == "A" else 3.8, 1)), 1, 5))
+        mean = 3.3 if variant == "A" else 3.8
+        rating = float(np.clip(np.round(streams[variant].normal(mean, 1)), 1, 5))
         ratings[variant].append(rating)
         trace = {
             "id": trace_id, "name": "ab_test_prompts", "timestamp": hour(i), "userId": user,
