@@ -8,7 +8,10 @@
 - ``traces``, ``observations``, ``sessions``: a page of the list (SDK reads),
 - ``trace``: one trace this client had acknowledged, with its observations,
 - ``metrics``: ``GET /api/public/metrics/daily``,
-- ``prompt``: ``GET /api/public/v2/prompts/{name}?label=production`` (SDK prompt fetch).
+- ``prompt``: ``GET /api/public/v2/prompts/{name}?label=production`` (SDK prompt fetch),
+- ``ui-traces``, ``ui-trace``, ``ui-metrics``: the web UI's trace list, a trace this
+  client had acknowledged and the metrics dashboard, as the admin user logged in with
+  the login form (each client process logs in once).
 
 Prints, every ``--every`` seconds, the requests done so far and the server's RSS; at the
 end, per kind: requests, errors (any status other than the expected one, any per-event
@@ -17,7 +20,7 @@ RSS first / last / max after ``--warmup`` seconds (60; a quarter of a shorter ru
 and the acknowledged traces the database does not hold (must be 0: checked with SQL in
 the database itself).
 Exits non-zero on errors, on lost traces, or when RSS grew by more than ``--rss-slack``
-MiB between the first sample after warm-up and the last.
+MiB after warm-up (the median of the last third of the samples minus the first third's).
 
     nice .venv/bin/python bench/load.py                       # 10 minutes on SQLite
     nice .venv/bin/python bench/load.py --minutes 1 --backend postgres
@@ -29,13 +32,16 @@ import argparse
 import http.client
 import multiprocessing as mp
 import random
+import re
 import sqlite3
+import statistics
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -45,17 +51,22 @@ import ingest as json_bench  # bench/ingest.py: the server, JSON batches, percen
 from otlp_ingest import OtlpMaker  # bench/otlp_ingest.py: OTLP exports
 
 PROMPT = "load-prompt"
+#: The admin the server bootstraps (``LANTERNA_ADMIN_*``); the UI kinds log in as it.
+ADMIN_EMAIL, ADMIN_PASSWORD = "load@example.com", "load bench password 2026"
 
 #: kind -> (weight, method, path or None when built per request, expected status)
 KINDS: dict[str, tuple[int, str, str | None, int]] = {
     "ingest": (30, "POST", "/api/public/ingestion", 207),
     "otlp": (15, "POST", "/api/public/otel/v1/traces", 200),
-    "traces": (12, "GET", "/api/public/traces?limit=20", 200),
+    "traces": (10, "GET", "/api/public/traces?limit=20", 200),
     "observations": (8, "GET", "/api/public/observations?limit=20", 200),
     "sessions": (5, "GET", "/api/public/sessions?limit=20", 200),
-    "trace": (12, "GET", None, 200),
+    "trace": (10, "GET", None, 200),
     "metrics": (6, "GET", "/api/public/metrics/daily?limit=7", 200),
-    "prompt": (12, "GET", f"/api/public/v2/prompts/{PROMPT}?label=production", 200),
+    "prompt": (10, "GET", f"/api/public/v2/prompts/{PROMPT}?label=production", 200),
+    "ui-traces": (4, "GET", "/project/{project}/traces", 200),
+    "ui-trace": (3, "GET", None, 200),
+    "ui-metrics": (3, "GET", "/project/{project}/metrics", 200),
 }
 
 
@@ -63,9 +74,41 @@ KINDS: dict[str, tuple[int, str, str | None, int]] = {
 class Job:
     port: int
     auth: str
+    project: str
     threads: int
     seconds: float
     seed: int
+
+
+def _cookie(response: http.client.HTTPResponse, name: str) -> str:
+    """The value of the cookie ``name`` that ``response`` sets."""
+    for header in response.headers.get_all("Set-Cookie") or []:
+        found = re.match(rf"{name}=([^;]*)", header)
+        if found:
+            return found.group(1)
+    raise SystemExit(f"no {name} cookie in the answer ({response.status})")
+
+
+def _ui_login(port: int) -> str:
+    """Log in with the login form as the bootstrapped admin; the ``Cookie`` header of
+    the session."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/login")
+    response = conn.getresponse()
+    response.read()
+    csrf = _cookie(response, "lanterna_login_csrf")
+    form = urlencode({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": csrf})
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": f"lanterna_login_csrf={csrf}",
+    }
+    conn.request("POST", "/login", form, headers)
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    if response.status != 303:
+        raise SystemExit(f"login failed: {response.status}")
+    return f"lanterna_session={_cookie(response, 'lanterna_session')}"
 
 
 @dataclass
@@ -85,6 +128,7 @@ def _client(job: Job, done: Any, start: Any, results: Any) -> None:
     tally = Tally()
     kinds = list(KINDS)
     weights = [KINDS[k][0] for k in kinds]
+    session = _ui_login(job.port)
 
     def body_for(kind: str) -> tuple[bytes | None, str, list[str]]:
         """(body, content type, trace ids it acknowledges)."""
@@ -108,13 +152,21 @@ def _client(job: Job, done: Any, start: Any, results: Any) -> None:
         while time.monotonic() < deadline:
             kind = rng.choices(kinds, weights)[0]
             _weight, method, path, expected = KINDS[kind]
-            if kind == "trace":
+            if kind in ("trace", "ui-trace"):
                 with lock:
                     if not tally.acked:
                         continue
-                    path = f"/api/public/traces/{rng.choice(tally.acked)}"
+                    tid = quote(rng.choice(tally.acked), safe="")
+                path = (
+                    f"/api/public/traces/{tid}"
+                    if kind == "trace"
+                    else f"/project/{job.project}/traces/{tid}"
+                )
+            elif path is not None:
+                path = path.replace("{project}", job.project)
             body, media, ids = body_for(kind)
-            headers = {"Authorization": job.auth}
+            ui = kind.startswith("ui-")
+            headers = {"Cookie": session} if ui else {"Authorization": job.auth}
             if body is not None:
                 headers["Content-Type"] = media
             assert path is not None
@@ -166,6 +218,15 @@ def _create_prompt(port: int, auth: str) -> None:
     conn.close()
 
 
+def _project_id(port: int, auth: str) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/api/public/projects", headers={"Authorization": auth})
+    response = conn.getresponse()
+    project = str(orjson.loads(response.read())["data"][0]["id"])
+    conn.close()
+    return project
+
+
 def _missing(backend: str, workdir: Path, db_args: list[str], acked: list[str]) -> int:
     """How many acknowledged trace ids the database does not hold (read with SQL)."""
     if backend == "sqlite":
@@ -183,18 +244,21 @@ def _missing(backend: str, workdir: Path, db_args: list[str], acked: list[str]) 
 
 def run(args: argparse.Namespace) -> int:
     seconds = args.minutes * 60
+    admin = {"LANTERNA_ADMIN_EMAIL": ADMIN_EMAIL, "LANTERNA_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    admin.update(item.split("=", 1) for item in args.setting)
     with json_bench.server_on_scratch_database(
-        args.backend, args.pg_admin_url, "lanterna-load-"
+        args.backend, args.pg_admin_url, "lanterna-load-", admin
     ) as (
         server,
         workdir,
         db_args,
     ):
         _create_prompt(server.port, server.auth)
+        project = _project_id(server.port, server.auth)
         ctx = mp.get_context("fork")
         done, start, results = ctx.Value("q", 0, lock=False), ctx.Event(), ctx.Queue()
         jobs = [
-            Job(server.port, server.auth, args.threads, seconds, args.seed + 7 * n)
+            Job(server.port, server.auth, project, args.threads, seconds, args.seed + 7 * n)
             for n in range(args.clients)
         ]
         procs = [ctx.Process(target=_client, args=(j, done, start, results)) for j in jobs]
@@ -244,6 +308,14 @@ def _db_mib(backend: str, workdir: Path) -> float:
     return sum(f.stat().st_size for f in files if f.exists()) / 2**20
 
 
+def rss_growth(rss: list[float]) -> float:
+    """How much RSS grew over the samples: the median of their last third minus the
+    median of their first third (one sample taken while a large answer was being built,
+    or just after the allocator gave memory back, moves neither)."""
+    third = max(1, len(rss) // 3)
+    return statistics.median(rss[-third:]) - statistics.median(rss[:third])
+
+
 def _report(
     args: argparse.Namespace,
     tallies: list[Tally],
@@ -269,11 +341,12 @@ def _report(
     print(f"{'all':>12} {total:9d} {errors:7d} {total / elapsed:7.1f}")
     warmup = min(args.warmup, args.minutes * 60 / 4)
     rss = [r for t, r in samples if t >= warmup] or [r for _, r in samples] or [0.0]
-    growth = rss[-1] - rss[0]
+    growth = rss_growth(rss)
     print(
         f"server RSS MiB after {warmup:.0f} s of warm-up: first {rss[0]:.1f},"
         f" last {rss[-1]:.1f}, max {max(rss):.1f}"
-        f" (growth {growth:+.1f}); server CPU {server_cpu:.0f} s in {elapsed:.0f} s"
+        f" (growth {growth:+.1f}: median of the last third minus the first's);"
+        f" server CPU {server_cpu:.0f} s in {elapsed:.0f} s"
     )
     print(f"acknowledged traces: {acked}, missing from the database: {missing}")
     failed = errors > 0 or missing > 0 or growth > args.rss_slack
@@ -295,6 +368,13 @@ def main(argv: list[str] | None = None) -> int:
         "--warmup", type=float, default=60.0, help="seconds before RSS must stay flat"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="LANTERNA_NAME=VALUE",
+        help="a setting for the server (repeatable), e.g. LANTERNA_SQLITE_MEMORY_MIB=64",
+    )
     parser.add_argument("--pg-admin-url", help="PostgreSQL server for --backend postgres")
     args = parser.parse_args(argv)
     return run(args)

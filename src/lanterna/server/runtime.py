@@ -41,7 +41,11 @@ class Runtime:
         alert_channels: ChannelLookup | None = None,
     ) -> None:
         self.settings = settings
-        self.db = Database(settings.db_url, read_pool_size=settings.read_pool_size)
+        self.db = Database(
+            settings.db_url,
+            read_pool_size=settings.read_pool_size,
+            sqlite_memory_mib=settings.sqlite_memory_mib,
+        )
         self.writer = Writer(self.db)
         #: Every stored-data operation routes, pages and the read layer call
         #: (``store/interface.py``; the SQLite/PostgreSQL store unless another is given);

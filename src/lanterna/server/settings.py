@@ -60,6 +60,12 @@ class Settings:
     body_timeout_ms: int = 30000
     #: Read connections kept open.
     read_pool_size: int = 8
+    #: SQLite only: the memory SQLite may hold in the server process, in MiB (its page
+    #: caches, sorts, statements; ``PRAGMA soft_heap_limit``). Each connection caches
+    #: up to 64 MiB of pages on its own, so without a cap the process grows with the
+    #: database towards 64 MiB x (read_pool_size + 1); at the cap SQLite reuses its
+    #: cache pages instead of taking more. 0: no cap.
+    sqlite_memory_mib: int = 128
     #: Email of the owner account made at first start (default admin@localhost).
     admin_email: str = ""
     #: Password of that owner; empty means generate one and print it once.

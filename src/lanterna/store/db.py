@@ -248,7 +248,12 @@ def percentile_cont(values: list[float], fraction: float) -> float | None:
 class Database:
     """A database opened from a URL: ``sqlite:///path.db``, a path, or ``postgresql://``."""
 
-    def __init__(self, url: str, *, read_pool_size: int = 8) -> None:
+    def __init__(
+        self, url: str, *, read_pool_size: int = 8, sqlite_memory_mib: int | None = None
+    ) -> None:
+        """``sqlite_memory_mib``: cap SQLite's memory in this process (its page caches,
+        sorts) at about that many MiB (``PRAGMA soft_heap_limit``, which is per process:
+        the last database opened with a cap sets it); None or 0 leaves it as it is."""
         self.url = url
         self._lock = threading.Lock()
         self._closed = False
@@ -277,6 +282,10 @@ class Database:
             self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
             self._reader_count = 0
             self._read_pool_size = read_pool_size
+            if sqlite_memory_mib:
+                cap = sqlite3.connect(":memory:")
+                cap.execute(f"PRAGMA soft_heap_limit={int(sqlite_memory_mib) * 2**20}")
+                cap.close()
 
     @property
     def is_sqlite(self) -> bool:
