@@ -3,16 +3,20 @@ the key's project) are what the OpenAPI document says, and, where Langfuse's spe
 the same answer, what its spec says (the official clients parse them): every route
 asked with data of every kind (all observation types' fields, usage and cost, a prompt
 link, scores of each data type, field groups left out), each answer validated against
-our document's schema of its 200 and Langfuse's."""
+our document's schema of its 200 and Langfuse's; and the official 2.x SDK parses them
+(``tests/clients/lf2_reads.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import jsonschema
+import pytest
 
 from helpers import event, ingest, iso
 from spec_schemas import conforms
+from support import run_sdk_script
 
 
 def _seed(api: Any) -> None:
@@ -120,3 +124,47 @@ def test_core_answers_match_our_document_and_langfuse_spec(api: Any) -> None:
     wrong = {**trace, "observations": [{**trace["observations"][0], "usage": None}]}
     validator = jsonschema.Draft202012Validator(_documented(spec, "/api/public/traces/t1"))
     assert not validator.is_valid(wrong)
+
+
+@pytest.mark.slow
+def test_the_2x_sdk_parses_a_trace_with_every_kind_of_score(live_server: Any) -> None:
+    """A CORRECTION score on a trace broke the 2.x SDK's ``fetch_trace`` (its Score union
+    has no such type, nor has Langfuse's ScoreV1): the trace leaves it out."""
+    batch = [
+        event("trace-create", {"id": "lf2-t", "sessionId": "lf2-s", "userId": "u"}),
+        event("generation-create", {
+            "id": "lf2-g", "traceId": "lf2-t", "model": "gpt-4o-mini", "startTime": iso(),
+            "endTime": iso(seconds=1), "usageDetails": {"input": 3, "output": 2},
+        }),
+        event("span-create", {"id": "lf2-sp", "traceId": "lf2-t", "startTime": iso()}),
+        event("score-create", {"id": "n", "traceId": "lf2-t", "name": "q", "value": 0.5}),
+        event("score-create", {"id": "c", "traceId": "lf2-t", "name": "tone", "value": "kind"}),
+        event("score-create", {
+            "id": "b", "traceId": "lf2-t", "name": "ok", "value": 0, "dataType": "BOOLEAN",
+        }),
+        event("score-create", {
+            "id": "fix", "traceId": "lf2-t", "name": "fix", "value": "better",
+            "dataType": "CORRECTION",
+        }),
+    ]  # fmt: skip
+    sent = httpx.post(
+        f"{live_server.url}/api/public/ingestion",
+        json={"batch": batch},
+        auth=live_server.project.auth,
+    )
+    assert sent.status_code == 207 and not sent.json()["errors"], sent.text
+
+    got = run_sdk_script("langfuse2", "lf2_reads.py", live_server, "lf2-t", "lf2-g", "lf2-s")
+    assert got["trace"] == {
+        "id": "lf2-t",
+        "scores": ["BOOLEAN", "CATEGORICAL", "NUMERIC"],
+        "observations": ["GENERATION", "SPAN"],
+        "latency": 1.0,
+    }
+    assert got["traces"] == ["lf2-t"]
+    assert got["observation"] == {"id": "lf2-g", "usage": 5}
+    assert got["observations"] == ["lf2-g", "lf2-sp"]
+    assert got["sessions"] == ["lf2-s"] and got["session"] == ["lf2-t"]
+    assert got["projects"] == ["Test Project"]
+    assert got["daily"] == [1]
+    assert got["sdk_log"] == []
