@@ -66,8 +66,6 @@ CHECKS = [
 #: 403, 404, 409 or 429). Shrink this set; never grow it.
 LOOSE = frozenset(
     {
-        "GET /api/public/traces",
-        "DELETE /api/public/traces",
         "POST /api/public/scores",
         "POST /api/public/v2/prompts",
         "PATCH /api/public/v2/prompts/{name}/versions/{version}",

@@ -110,11 +110,13 @@ from .protocols import (
 )
 from .scores import VALUE_OPERATORS, ScoreDistribution, ScoreQuery
 from .sessions import SessionStats
+from .traces import ORDER_FIELDS as TRACE_ORDER_FIELDS
 from .traces import TraceQuery, TraceRollup, TraceTotals
 from .write import PreparedEvents
 from .writer import Combinable
 
 __all__ = [
+    "TRACE_ORDER_FIELDS",
     "VALUE_OPERATORS",
     "AbTests",
     "AlertChannels",

@@ -15,6 +15,8 @@ from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import observation_json, observation_v2_json
+from .body import ok
+from .core_models import ObservationsV2Response, ObservationsView, ObservationsViews, time_param
 from .params import (
     LimitParam,
     PageParam,
@@ -87,8 +89,8 @@ def _filters(
     level: Annotated[str | None, one_of(LEVELS)] = None,
     parent_observation_id: Annotated[str | None, Query(alias="parentObservationId")] = None,
     environment: OptList = None,
-    from_start_time: Annotated[str | None, Query(alias="fromStartTime")] = None,
-    to_start_time: Annotated[str | None, Query(alias="toStartTime")] = None,
+    from_start_time: Annotated[str | None, time_param("fromStartTime")] = None,
+    to_start_time: Annotated[str | None, time_param("toStartTime")] = None,
     version: OptStr = None,
     filter_json: Annotated[str | None, Query(alias="filter")] = None,
 ) -> dict[str, Any]:
@@ -104,7 +106,7 @@ def _filters(
 Filters = Annotated[dict[str, Any], Depends(_filters)]
 
 
-@router.get("/api/public/observations")
+@router.get("/api/public/observations", responses=ok(ObservationsViews))
 def list_observations(
     request: Request,
     principal: ProjectKey,
@@ -127,7 +129,7 @@ def list_observations(
     return JSON(rt.read_sync(read))
 
 
-@router.get("/api/public/observations/{observation_id:path}")
+@router.get("/api/public/observations/{observation_id:path}", responses=ok(ObservationsView))
 def get_observation(request: Request, observation_id: str, principal: ProjectKey) -> JSON:
     """One observation (v1 shape); 404 when the project has none with this id."""
     project_id = principal.project_id
@@ -159,7 +161,7 @@ def _bool_param(value: str | None, name: str) -> bool | None:
     return lowered == "true"
 
 
-@router.get("/api/public/v2/observations")
+@router.get("/api/public/v2/observations", responses=ok(ObservationsV2Response))
 def list_observations_v2(
     request: Request,
     principal: ProjectKey,

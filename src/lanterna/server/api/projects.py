@@ -11,6 +11,8 @@ from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import project_json
+from .body import ok
+from .core_models import Projects
 
 router = APIRouter()
 
@@ -43,7 +45,7 @@ async def health(request: Request, failIfDatabaseUnavailable: bool = False) -> J
     return JSON({"status": "OK", "version": __version__})
 
 
-@router.get("/api/public/projects")
+@router.get("/api/public/projects", responses=ok(Projects))
 def list_projects(request: Request, principal: ProjectKey) -> JSON:
     """The key's own project (what ``auth_check()`` looks for)."""
     rt = runtime(request)

@@ -14,19 +14,21 @@ from ..errors import SQL_EVENTS_ONLY, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import session_json, trace_json, usage_json
+from .body import ok
+from .core_models import PaginatedSessions, SessionWithTraces, time_param
 from .params import LimitParam, PageParam, page_of
 
 router = APIRouter()
 
 
-@router.get("/api/public/sessions", responses=SQL_EVENTS_ONLY)
+@router.get("/api/public/sessions", responses={**ok(PaginatedSessions), **SQL_EVENTS_ONLY})
 def list_sessions(
     request: Request,
     principal: ProjectKey,
     page: PageParam = None,
     limit: LimitParam = None,
-    from_timestamp: Annotated[str | None, Query(alias="fromTimestamp")] = None,
-    to_timestamp: Annotated[str | None, Query(alias="toTimestamp")] = None,
+    from_timestamp: Annotated[str | None, time_param("fromTimestamp")] = None,
+    to_timestamp: Annotated[str | None, time_param("toTimestamp")] = None,
     environment: Annotated[list[str] | None, Query()] = None,
 ) -> JSON:
     """A page of the project's sessions, newest first."""
@@ -52,7 +54,10 @@ def list_sessions(
     return JSON(rt.read_sync(read))
 
 
-@router.get("/api/public/sessions/{session_id:path}", responses=SQL_EVENTS_ONLY)
+@router.get(
+    "/api/public/sessions/{session_id:path}",
+    responses={**ok(SessionWithTraces), **SQL_EVENTS_ONLY},
+)
 def get_session(request: Request, session_id: str, principal: ProjectKey) -> JSON:
     """A session with all its traces (oldest first); 404 when the project has none."""
     project_id = principal.project_id

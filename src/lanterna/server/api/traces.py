@@ -5,20 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ...queries.traces import TraceDetail, TraceItem, TraceParts, trace_detail, trace_list
 from ...store.db import Conn
 from ...store.dialect import Dialect
 from ...store.filters import parse_filter, parse_time
-from ...store.interface import Store, TraceQuery
+from ...store.interface import TRACE_ORDER_FIELDS, Store, TraceQuery
 from ..audit import audit
 from ..auth import ProjectKey
 from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import observation_json, score_json, trace_json
-from .body import read_json_object
+from .body import Deleted, json_body, ok, read_json_object
+from .core_models import V1_SCORE_TYPES, Traces, TraceWithFullDetails, time_param
 from .params import LimitParam, PageParam, field_groups, order_by, page_of
 
 router = APIRouter()
@@ -28,6 +30,22 @@ MAX_DELETE = 1000
 
 OptStr = Annotated[str | None, Query()]
 OptList = Annotated[list[str] | None, Query()]
+#: ``field.asc`` or ``field.desc`` (the direction in any case), as :func:`order_by` and
+#: the store's ``TRACE_ORDER_FIELDS`` read it; empty for the default (newest first).
+ORDER_BY = rf"^(({'|'.join(TRACE_ORDER_FIELDS)})\.([aA][sS][cC]|[dD][eE][sS][cC]))?$"
+#: The ``fields`` parameter of the trace list and the trace.
+FIELDS_DOC = (
+    "Comma-separated field groups: core (always), io, scores, observations, metrics;"
+    " all when absent. Unknown names are ignored."
+)
+
+
+class DeleteTracesRequest(BaseModel):
+    """The ids of the traces to delete (1 to 1,000, each a non-empty string)."""
+
+    traceIds: list[Annotated[str, Field(min_length=1, pattern=r"^[^\x00]*$")]] = Field(
+        min_length=1, max_length=MAX_DELETE
+    )
 
 
 def _blank_io(item: dict[str, Any]) -> None:
@@ -57,7 +75,9 @@ def _list_item(
     return item
 
 
-@router.get("/api/public/traces")
+# ``filter`` is a JSON document inside a string (store/filters.py reads it): not stated
+# in JSON Schema, so requests valid by the document may still get a 400 for it.
+@router.get("/api/public/traces", responses=ok(Traces))
 def list_traces(
     request: Request,
     principal: ProjectKey,
@@ -66,14 +86,16 @@ def list_traces(
     user_id: Annotated[str | None, Query(alias="userId")] = None,
     name: OptStr = None,
     session_id: Annotated[str | None, Query(alias="sessionId")] = None,
-    from_timestamp: Annotated[str | None, Query(alias="fromTimestamp")] = None,
-    to_timestamp: Annotated[str | None, Query(alias="toTimestamp")] = None,
-    order: Annotated[str | None, Query(alias="orderBy")] = None,
+    from_timestamp: Annotated[str | None, time_param("fromTimestamp")] = None,
+    to_timestamp: Annotated[str | None, time_param("toTimestamp")] = None,
+    order: Annotated[
+        str | None, Query(alias="orderBy", json_schema_extra={"pattern": ORDER_BY})
+    ] = None,
     tags: OptList = None,
     version: OptStr = None,
     release: OptStr = None,
     environment: OptList = None,
-    fields: OptStr = None,
+    fields: Annotated[str | None, Query(description=FIELDS_DOC)] = None,
     filter_json: Annotated[str | None, Query(alias="filter")] = None,
 ) -> JSON:
     """A page of the project's traces, newest first, with ids of their observations/scores."""
@@ -114,7 +136,9 @@ def list_traces(
     return JSON(rt.read_sync(read))
 
 
-@router.delete("/api/public/traces")
+@router.delete(
+    "/api/public/traces", responses=ok(Deleted), openapi_extra=json_body(DeleteTracesRequest)
+)
 async def delete_traces(request: Request, principal: ProjectKey) -> JSON:
     """Delete up to 1000 traces (with their observations and scores) by id."""
     body = await read_json_object(request)
@@ -152,14 +176,19 @@ def _full_trace(
     if "io" not in groups:
         _blank_io(out)
     out["observations"] = [observation_json(d, o) for o in found.observations]
-    out["scores"] = [score_json(d, s) for s in found.scores]
+    # Langfuse's ScoreV1, what its clients parse here, has no CORRECTION type: such
+    # scores are read through the scores API.
+    out["scores"] = [score_json(d, s) for s in found.scores if s["data_type"] in V1_SCORE_TYPES]
     _metrics(out, found, groups)
     return out
 
 
-@router.get("/api/public/traces/{trace_id:path}")
+@router.get("/api/public/traces/{trace_id:path}", responses=ok(TraceWithFullDetails))
 def get_trace(
-    request: Request, trace_id: str, principal: ProjectKey, fields: OptStr = None
+    request: Request,
+    trace_id: str,
+    principal: ProjectKey,
+    fields: Annotated[str | None, Query(description=FIELDS_DOC)] = None,
 ) -> JSON:
     """A trace with its observations and scores; 404 when the project has no such trace."""
     groups = field_groups(fields, FIELD_GROUPS, FIELD_GROUPS)
@@ -171,7 +200,7 @@ def get_trace(
     return JSON(found)
 
 
-@router.delete("/api/public/traces/{trace_id:path}")
+@router.delete("/api/public/traces/{trace_id:path}", responses=ok(Deleted))
 async def delete_trace(request: Request, trace_id: str, principal: ProjectKey) -> JSON:
     """Delete one trace with its observations and scores.
 

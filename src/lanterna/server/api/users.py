@@ -21,6 +21,8 @@ from ..errors import SQL_EVENTS_ONLY, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import user_json
+from .body import ok
+from .core_models import UserTotals, UserTotalsList, time_param
 from .params import LimitParam, PageParam, page_of
 
 router = APIRouter()
@@ -40,14 +42,14 @@ def _scope(
     )
 
 
-@router.get("/api/public/users", responses=SQL_EVENTS_ONLY)
+@router.get("/api/public/users", responses={**ok(UserTotalsList), **SQL_EVENTS_ONLY})
 def list_users(
     request: Request,
     principal: ProjectKey,
     page: PageParam = None,
     limit: LimitParam = None,
-    from_timestamp: Annotated[str | None, Query(alias="fromTimestamp")] = None,
-    to_timestamp: Annotated[str | None, Query(alias="toTimestamp")] = None,
+    from_timestamp: Annotated[str | None, time_param("fromTimestamp")] = None,
+    to_timestamp: Annotated[str | None, time_param("toTimestamp")] = None,
     environment: Annotated[list[str] | None, Query()] = None,
 ) -> JSON:
     """A page of users, most recently seen first."""
@@ -63,13 +65,13 @@ def list_users(
     return JSON(rt.read_sync(read))
 
 
-@router.get("/api/public/users/{user_id:path}", responses=SQL_EVENTS_ONLY)
+@router.get("/api/public/users/{user_id:path}", responses={**ok(UserTotals), **SQL_EVENTS_ONLY})
 def get_user(
     request: Request,
     user_id: str,
     principal: ProjectKey,
-    from_timestamp: Annotated[str | None, Query(alias="fromTimestamp")] = None,
-    to_timestamp: Annotated[str | None, Query(alias="toTimestamp")] = None,
+    from_timestamp: Annotated[str | None, time_param("fromTimestamp")] = None,
+    to_timestamp: Annotated[str | None, time_param("toTimestamp")] = None,
     environment: Annotated[list[str] | None, Query()] = None,
 ) -> JSON:
     """One user's totals; 404 when no trace (in the time range) has that ``userId``."""
