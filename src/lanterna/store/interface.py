@@ -108,13 +108,14 @@ from .protocols import (
     Page,
     Row,
 )
-from .scores import VALUE_OPERATORS, ScoreDistribution, ScoreQuery
+from .scores import V1_DATA_TYPES, VALUE_OPERATORS, ScoreDistribution, ScoreQuery
 from .sessions import SessionStats
 from .traces import TraceQuery, TraceRollup, TraceTotals
 from .write import PreparedEvents
 from .writer import Combinable
 
 __all__ = [
+    "V1_DATA_TYPES",
     "VALUE_OPERATORS",
     "AbTests",
     "AlertChannels",
