@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 
 from helpers import event, ingest, iso
-from spec_schemas import conforms
+from spec_schemas import SPEC, conforms
 
 pytestmark = pytest.mark.clickhouse
 
@@ -249,3 +249,17 @@ def test_otlp_answers_are_documented_in_both_media_types(api, path):
     empty = api.post(path, content=b"", headers={"content-type": "application/x-protobuf"})
     assert empty.status_code == 200
     assert empty.headers["content-type"].startswith("application/x-protobuf")
+
+
+@pytest.mark.skipif(SPEC is None, reason="Langfuse's spec is not beside the checkout")
+def test_score_lists_document_the_parameters_langfuse_documents(api):
+    import yaml
+
+    assert SPEC is not None
+    theirs = yaml.safe_load(SPEC.read_text())["paths"]["/api/public/v2/scores"]["get"]
+    wanted = {parameter["name"] for parameter in theirs["parameters"]}
+    for path in ("/api/public/v2/scores", "/api/public/scores"):
+        ours = {
+            parameter["name"] for parameter in document(api)["paths"][path]["get"]["parameters"]
+        }
+        assert wanted <= ours, (path, wanted - ours)

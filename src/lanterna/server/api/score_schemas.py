@@ -12,7 +12,7 @@ depend on the type (v1/v2: ``value`` is always a number, ``stringValue`` the cat
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, Field, create_model
 
@@ -357,3 +357,51 @@ class ScoreConfigPatch(BaseModel):
     maxValue: float | None = None
     description: str | None = None
     isArchived: bool | None = None
+
+
+# --- the query parameters of the v1/v2 lists ------------------------------------------
+
+
+def _parameter(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}  # fmt: skip
+
+
+_TEXT: dict[str, Any] = {"type": "string"}
+
+
+def list_parameters(operators: tuple[str, ...], page_max: int, limit_max: int) -> dict[str, Any]:
+    """The query parameters ``GET /api/public/scores`` and ``/v2/scores`` read from the
+    query string themselves (``openapi_extra=``). Not all of their rules are JSON Schema:
+    ``operator`` and ``value`` go together, filters on the trace (``userId``,
+    ``traceTags``) need ``trace`` in ``fields``, and ``filter`` is a JSON document."""
+    parameters = [
+        _parameter("page", {"type": "integer", "minimum": 1, "maximum": page_max}, "From 1."),
+        _parameter(
+            "limit", {"type": "integer", "minimum": 1, "maximum": limit_max}, "50 by default."
+        ),
+        *(
+            _parameter(name, _TEXT, f"Only scores with this {name}.")
+            for name in ("userId", "name", "configId", "sessionId", "datasetRunId", "traceId")
+        ),
+        _parameter("queueId", _TEXT, "Only scores made in this annotation queue."),
+        _parameter("fromTimestamp", _TEXT, "Scores at or after this instant."),
+        _parameter("toTimestamp", _TEXT, "Scores before this instant."),
+        _parameter("source", {"type": "string", "enum": list(get_args(Source))}, "One source."),
+        _parameter("dataType", {"type": "string", "enum": list(SCORE_DATA_TYPES)}, "One type."),
+        _parameter("environment", {"type": "array", "items": _TEXT}, "Any of these environments."),
+        _parameter("traceTags", {"type": "array", "items": _TEXT}, "Traces with all these tags."),
+        _parameter("scoreIds", _TEXT, "Comma-separated score ids."),
+        _parameter("observationId", _TEXT, "Comma-separated observation ids."),
+        _parameter(
+            "operator",
+            {"type": "string", "enum": list(operators)},
+            "Compare ``value`` to the score's number (with ``value``).",
+        ),
+        _parameter("value", {"type": "number"}, "The number ``operator`` compares to."),
+        _parameter(
+            "fields", _TEXT, "Comma-separated groups: ``score``, ``trace`` (both by default)."
+        ),
+        _parameter("filter", _TEXT, "A JSON array of filter conditions (docs/api-read.md)."),
+    ]
+    return {"parameters": parameters}

@@ -32,6 +32,7 @@ from ..shapes import score_json, score_trace_json, score_v1_json, score_v3_json
 from .body import Deleted, ok, read_json
 from .params import (
     DEFAULT_LIMIT,
+    MAX_PAGE,
     MAX_PAGE_LIMIT,
     decode_cursor,
     encode_cursor,
@@ -47,6 +48,7 @@ from .score_schemas import (
     ScoreV1,
     ScoreV1List,
     ScoreV3List,
+    list_parameters,
     scores_body,
 )
 
@@ -205,6 +207,10 @@ def _query(params: QueryParams, *, traces_only: bool) -> ScoreQuery:
             raise _bad("value: must be a finite number")
         query.operator, query.value = operator, value
     return query
+
+
+#: The v1/v2 lists' query parameters in the document (the routes read them themselves).
+_LIST_PARAMETERS = list_parameters(tuple(VALUE_OPERATORS), MAX_PAGE, MAX_PAGE_LIMIT)
 
 
 def _list(request: Request, project_id: str, *, v1: bool) -> JSON:
@@ -376,7 +382,7 @@ def list_scores_v3(request: Request, principal: ProjectKey) -> JSON:
 # --- read and delete ---------------------------------------------------------------
 
 
-@router.get("/api/public/v2/scores", responses=ok(ScoreList))
+@router.get("/api/public/v2/scores", responses=ok(ScoreList), openapi_extra=_LIST_PARAMETERS)
 def list_scores_v2(request: Request, principal: ProjectKey) -> JSON:
     """A page of scores (trace, observation, session and dataset-run scores), newest first."""
     return _list(request, principal.project_id, v1=False)
@@ -395,7 +401,7 @@ def get_score_v2(request: Request, score_id: str, principal: ProjectKey) -> JSON
     return JSON(score_json(rt.db.dialect, row))
 
 
-@router.get("/api/public/scores", responses=ok(ScoreV1List))
+@router.get("/api/public/scores", responses=ok(ScoreV1List), openapi_extra=_LIST_PARAMETERS)
 def list_scores_v1(request: Request, principal: ProjectKey) -> JSON:
     """The legacy list: trace scores only, in the ScoreV1 shape, each with its trace."""
     return _list(request, principal.project_id, v1=True)
