@@ -174,6 +174,20 @@ def test_patch_updates_fields_and_archives(api):
     assert api.patch(url, json={"isArchived": False, "minValue": None}).json()["minValue"] is None
 
 
+def test_null_name_and_is_archived_leave_them_as_they_are(api):
+    # Langfuse's spec makes every UpdateScoreConfigRequest field nullable; a client that
+    # sends its nulls must not have the config renamed or refused.
+    config = create(api, name="acc", dataType="NUMERIC", isArchived=None, maxValue=1)
+    assert config["isArchived"] is False
+    url = f"{PATH}/{config['id']}"
+    assert api.patch(url, json={"isArchived": True}).status_code == 200
+    patched = api.patch(url, json={"name": None, "isArchived": None, "maxValue": None})
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert (body["name"], body["isArchived"], body["maxValue"]) == ("acc", True, None)
+    assert api.get(url).json() == body
+
+
 def test_patch_keeps_generated_boolean_categories(api):
     config = create(api, name="ok", dataType="BOOLEAN")
     patched = api.patch(f"{PATH}/{config['id']}", json={"description": "yes/no"}).json()

@@ -86,6 +86,8 @@ def test_built_in_models_are_listed_and_cannot_be_deleted(api):
         ({"modelName": "m", "matchPattern": "m"}, "prices required"),
         ({"modelName": "m", "matchPattern": "m", "inputPrice": -1}, "non-negative"),
         ({"modelName": "m", "matchPattern": "m", "inputPrice": "cheap"}, "non-negative"),
+        # A decimal string beyond a double: its answer could not show it as a number.
+        ({"modelName": "m", "matchPattern": "m", "inputPrice": "1e400"}, "non-negative"),
         ({"modelName": "m", "matchPattern": "m", "inputPrice": 1, "totalPrice": 2}, "totalPrice"),
         ({"modelName": "m", "matchPattern": "m", "unit": "PARSECS", "inputPrice": 1}, "unit"),
         ({"modelName": "m", "matchPattern": "m", "startDate": "2024-01-01T00:00:00",

@@ -245,7 +245,9 @@ def _price(value: Any, where: str) -> Decimal:
         price = Decimal(str(value))
     except InvalidOperation:
         raise ModelError(f"{where}: expected a non-negative number") from None
-    if not price.is_finite() or price < 0:
+    # A decimal string beyond a double (``"1e400"``) could be stored but not shown: the
+    # answers give prices as JSON numbers.
+    if not price.is_finite() or price < 0 or not math.isfinite(float(price)):
         raise ModelError(f"{where}: expected a non-negative number")
     return price
 

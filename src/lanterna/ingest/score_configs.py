@@ -88,7 +88,9 @@ def check_config(body: Any) -> dict[str, Any]:
     data_type = body.get("dataType")
     if data_type not in CONFIG_DATA_TYPES:
         raise InvalidConfig(f"dataType: required, one of {', '.join(CONFIG_DATA_TYPES)}")
-    archived = body.get("isArchived", False)
+    archived = body.get("isArchived")
+    if archived is None:  # absent or null (Langfuse's spec makes it nullable): not archived
+        archived = False
     if not isinstance(archived, bool):
         raise InvalidConfig("isArchived: must be true or false")
     description = body.get("description")
@@ -135,7 +137,12 @@ def check_update(stored: dict[str, Any], patch: Any) -> dict[str, Any]:
         "categories": stored["categories"] if stored["data_type"] == "CATEGORICAL" else None,
         "description": stored["description"],
     }
-    merged.update({k: patch[k] for k in UPDATABLE if k in patch})
+    # A null clears the optional fields; for name and isArchived (nullable in Langfuse's
+    # UpdateScoreConfigRequest, but never empty) it means "unchanged".
+    kept = ("name", "isArchived")
+    merged.update(
+        {k: patch[k] for k in UPDATABLE if k in patch and not (k in kept and patch[k] is None)}
+    )
     return check_config(merged)
 
 

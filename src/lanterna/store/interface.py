@@ -108,7 +108,7 @@ from .protocols import (
     Page,
     Row,
 )
-from .scores import VALUE_OPERATORS, ScoreDistribution, ScoreQuery
+from .scores import V1_DATA_TYPES, VALUE_OPERATORS, ScoreDistribution, ScoreQuery
 from .sessions import SessionStats
 from .traces import ORDER_FIELDS as TRACE_ORDER_FIELDS
 from .traces import TraceQuery, TraceRollup, TraceTotals
@@ -117,6 +117,7 @@ from .writer import Combinable
 
 __all__ = [
     "TRACE_ORDER_FIELDS",
+    "V1_DATA_TYPES",
     "VALUE_OPERATORS",
     "AbTests",
     "AlertChannels",

@@ -8,14 +8,15 @@ with that one model, or an empty page whose ``message`` says no price matched.
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from ...cost import builtin
-from ...cost.prices import check_create
+from ...cost.prices import MAX_PATTERN, check_create
 from ...store.db import Conn
 from ...store.interface import Models
 from ...timeutil import now
@@ -25,10 +26,137 @@ from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import builtin_json, custom_json
-from .body import read_json
-from .params import LimitParam, PageParam, page_of
+from .body import NOT_BLANK, json_body, ok, read_json
+from .params import LimitParam, Meta, PageParam, page_of
 
 router = APIRouter()
+
+# --- the OpenAPI shapes (Langfuse's Model, PricingTier, CreateModelRequest) -------------
+
+Unit = Literal["CHARACTERS", "TOKENS", "MILLISECONDS", "SECONDS", "IMAGES", "REQUESTS"]
+Operator = Literal["gt", "gte", "lt", "lte", "eq", "neq"]
+#: A regular expression (RE2 syntax: the route refuses one RE2 does not compile).
+Regex = Annotated[
+    str, Field(min_length=1, max_length=MAX_PATTERN, json_schema_extra={"format": "regex"})
+]
+Price = Annotated[float, Field(ge=0)]
+
+
+class UsageCondition(BaseModel):
+    """A tier applies when the usage whose keys match ``usageDetailPattern``, summed,
+    compares to ``value`` by ``operator``."""
+
+    usageDetailPattern: str
+    operator: Operator
+    value: float
+    caseSensitive: bool
+
+
+class AttributeCondition(BaseModel):
+    """A tier applies when a top-level model parameter or metadata ``key`` has one of
+    ``values``."""
+
+    source: Literal["model_parameters", "metadata"]
+    key: str
+    operator: Literal["in"]
+    values: list[str]
+
+
+class PricingTier(BaseModel):
+    """Prices (USD per unit, by usage type) that apply when all ``conditions`` hold; the
+    default tier (priority 0) has none."""
+
+    id: str
+    name: str
+    isDefault: bool
+    priority: int
+    conditions: list[UsageCondition | AttributeCondition]
+    prices: dict[str, float]
+
+
+class ModelPrice(BaseModel):
+    """A unit price (USD)."""
+
+    price: float
+
+
+class Model(BaseModel):
+    """A model definition: a custom one of the project, or a built-in one
+    (``isLangfuseManaged``, id ``builtin:<provider>:<model>``, with its ``provider``).
+    The flat prices and ``prices`` are the default tier's."""
+
+    id: str
+    modelName: str
+    matchPattern: str
+    startDate: datetime | None
+    unit: Unit | None
+    inputPrice: float | None
+    outputPrice: float | None
+    totalPrice: float | None
+    tokenizerId: str | None
+    tokenizerConfig: Any
+    isLangfuseManaged: bool
+    createdAt: datetime
+    prices: dict[str, ModelPrice]
+    pricingTiers: list[PricingTier]
+    provider: str | None = Field(None, description="Built-in models only.")
+
+
+class ModelList(BaseModel):
+    """A page of models: the project's custom ones (newest first), then the built-in
+    ones; with ``match``, the one model the name resolves to (or none, and ``message``
+    says so)."""
+
+    data: list[Model]
+    meta: Meta
+    message: str | None = Field(None, description="Only when ``match`` matched no model.")
+
+
+class UsageConditionBody(BaseModel):
+    """A usage condition of a tier (``caseSensitive`` defaults to false)."""
+
+    usageDetailPattern: Regex
+    operator: Operator
+    value: float
+    caseSensitive: bool = False
+
+
+class AttributeConditionBody(BaseModel):
+    """An attribute condition of a tier."""
+
+    source: Literal["model_parameters", "metadata"]
+    key: str = Field(min_length=1)
+    operator: Literal["in"] = "in"
+    values: list[str] = Field(min_length=1)
+
+
+class PricingTierBody(BaseModel):
+    """A pricing tier to create. Exactly one tier of a model is the default (priority
+    0, no conditions); the others need conditions; names and priorities are unique."""
+
+    name: str = Field(pattern=NOT_BLANK)
+    isDefault: bool
+    priority: int
+    conditions: list[UsageConditionBody | AttributeConditionBody] = []
+    prices: dict[Annotated[str, Field(min_length=1)], Price] = Field(min_length=1)
+
+
+class ModelBody(BaseModel):
+    """Create a custom model (Langfuse's ``CreateModelRequest``): prices either flat
+    (``inputPrice``/``outputPrice``, or ``totalPrice`` alone: a default tier named
+    "Standard") or as ``pricingTiers``, not both."""
+
+    modelName: str = Field(pattern=NOT_BLANK)
+    matchPattern: Regex
+    startDate: datetime | None = None
+    unit: Unit | None = None
+    inputPrice: Price | None = None
+    outputPrice: Price | None = None
+    totalPrice: Price | None = None
+    pricingTiers: list[PricingTierBody] | None = Field(None, min_length=1)
+    tokenizerId: str | None = None
+    tokenizerConfig: Any = None
+
 
 _catalog: tuple[date, list[dict[str, Any]]] | None = None
 
@@ -42,7 +170,7 @@ def _builtins() -> list[dict[str, Any]]:
     return _catalog[1]
 
 
-@router.get("/api/public/models")
+@router.get("/api/public/models", responses=ok(ModelList))
 def list_models(
     request: Request,
     principal: ProjectKey,
@@ -86,7 +214,10 @@ def _match(models: Models, conn: Conn, project_id: str, name: str, paging: Any) 
     return paging.envelope([shaped] if paging.page == 1 else [], 1)
 
 
-@router.post("/api/public/models")
+# The body stays looser in the document than the route's checks: a valid RE2 pattern,
+# flat prices or tiers (not both, totalPrice alone), exactly one default tier, unique
+# tier names and priorities are not JSON Schema.
+@router.post("/api/public/models", responses=ok(Model), openapi_extra=json_body(ModelBody))
 async def create_model(request: Request, principal: ProjectKey) -> JSON:
     """Create a custom model; it prices new observations at once and wins over built-ins."""
     fields = check_create(await read_json(request))
@@ -103,7 +234,7 @@ async def create_model(request: Request, principal: ProjectKey) -> JSON:
     return JSON(created)
 
 
-@router.get("/api/public/models/{model_id:path}")
+@router.get("/api/public/models/{model_id:path}", responses=ok(Model))
 def get_model(request: Request, model_id: str, principal: ProjectKey) -> JSON:
     """A custom model of the project, or a built-in one (``builtin:<provider>:<model>``)."""
     project_id = principal.project_id
@@ -122,7 +253,11 @@ def get_model(request: Request, model_id: str, principal: ProjectKey) -> JSON:
     return JSON(found)
 
 
-@router.delete("/api/public/models/{model_id:path}")
+@router.delete(
+    "/api/public/models/{model_id:path}",
+    status_code=204,
+    responses={204: {"description": "Deleted"}},
+)
 async def delete_model(request: Request, model_id: str, principal: ProjectKey) -> Response:
     """Delete a custom model (204); built-in models cannot be deleted (403)."""
     project_id = principal.project_id

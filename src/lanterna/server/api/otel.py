@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from ...ingest.media import extract_media
@@ -37,6 +38,106 @@ router = APIRouter()
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+
+# --- the OpenAPI shapes: OTLP/JSON (protobuf's JSON mapping), and protobuf bytes -------
+
+
+class OtlpAttribute(BaseModel):
+    """An attribute: ``key`` and an OTLP ``AnyValue`` (``{"stringValue": ...}``,
+    ``intValue``, ``doubleValue``, ``boolValue``, ``arrayValue``, ``kvlistValue``,
+    ``bytesValue``)."""
+
+    key: str
+    value: dict[str, Any] | None = None
+
+
+class OtlpResource(BaseModel):
+    """What sent the spans (``service.name``, ...)."""
+
+    attributes: list[OtlpAttribute] = []
+
+
+class OtlpScope(BaseModel):
+    """The instrumentation library."""
+
+    name: str | None = None
+    version: str | None = None
+    attributes: list[OtlpAttribute] = []
+
+
+class OtlpSpan(BaseModel):
+    """A span. Ids are hex (32 digits for a trace, 16 for a span) or base64; times are
+    nanoseconds since the epoch (a number or a decimal string); ``kind`` is OTLP's
+    number or its name."""
+
+    traceId: str
+    spanId: str
+    parentSpanId: str | None = None
+    name: str | None = None
+    kind: int | str | None = None
+    startTimeUnixNano: int | str | None = None
+    endTimeUnixNano: int | str | None = None
+    attributes: list[OtlpAttribute] = []
+    events: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    status: dict[str, Any] | None = None
+
+
+class OtlpScopeSpans(BaseModel):
+    """The spans of one instrumentation scope."""
+
+    scope: OtlpScope | None = None
+    spans: list[OtlpSpan] = []
+
+
+class OtlpResourceSpans(BaseModel):
+    """The spans of one resource."""
+
+    resource: OtlpResource | None = None
+    scopeSpans: list[OtlpScopeSpans] = []
+
+
+class OtlpExportRequest(BaseModel):
+    """An OTLP ``ExportTraceServiceRequest`` in OTLP/JSON (the same message in protobuf
+    is ``application/x-protobuf``)."""
+
+    resourceSpans: list[OtlpResourceSpans] = []
+
+
+class PartialSuccess(BaseModel):
+    """Spans left out (ids that are not OTLP ids): how many and why."""
+
+    rejectedSpans: str = Field(description="A count (an int64: a string in OTLP/JSON).")
+    errorMessage: str
+
+
+class OtlpExportResponse(BaseModel):
+    """OTLP's ``ExportTraceServiceResponse`` in OTLP/JSON: ``{}``, or the
+    ``partialSuccess`` when spans were left out; the same message in protobuf answers an
+    ``application/x-protobuf`` export."""
+
+    partialSuccess: PartialSuccess | None = None
+
+
+_BYTES = {"schema": {"type": "string", "format": "binary"}}
+#: Both media types, JSON or protobuf, optionally gzip- or deflate-encoded.
+_EXPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON: {"schema": OtlpExportRequest.model_json_schema()},
+            PROTOBUF: _BYTES,
+        },
+    }
+}
+#: The answer is in the request's format.
+_EXPORTED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": OtlpExportResponse,
+        "description": "Committed; the answer in the request's media type",
+        "content": {PROTOBUF: _BYTES},
+    }
+}
 
 
 async def commit_export(
@@ -91,13 +192,16 @@ async def _export(request: Request, principal: ProjectKey) -> Response:
     return Response(body, media_type=media_type)
 
 
-@router.post("/api/public/otel/v1/traces")
+# Both stay looser in the document than the route's checks: a protobuf body is bytes to
+# JSON Schema, and an OTLP/JSON span's ids must be OTLP ids (hex or base64 of 16 or 8
+# bytes, not all zero) with times a span can have.
+@router.post("/api/public/otel/v1/traces", responses=_EXPORTED, openapi_extra=_EXPORT_BODY)
 async def otel_traces(request: Request, principal: ProjectKey) -> Response:
     """Accept an OTLP trace export (protobuf or JSON, optionally gzip)."""
     return await _export(request, principal)
 
 
-@router.post("/v1/traces")
+@router.post("/v1/traces", responses=_EXPORTED, openapi_extra=_EXPORT_BODY)
 async def otlp_traces(request: Request, principal: ProjectKey) -> Response:
     """The same export on the standard OTLP/HTTP path."""
     return await _export(request, principal)

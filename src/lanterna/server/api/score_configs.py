@@ -18,15 +18,20 @@ from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import config_json
-from .body import read_json
+from .body import json_body, ok, read_json
 from .params import LimitParam, PageParam, page_of
+from .score_schemas import ScoreConfig, ScoreConfigBody, ScoreConfigList, ScoreConfigPatch
 
 router = APIRouter()
 
 PATH = "/api/public/score-configs"
 
 
-@router.post(PATH)
+# POST and PATCH stay looser in the document than their checks: rules between fields
+# (categories for CATEGORICAL configs only and always, a range for NUMERIC ones only,
+# minValue <= maxValue, unique category labels and values; a PATCH is checked merged
+# with the stored config) are not JSON Schema.
+@router.post(PATH, responses=ok(ScoreConfig), openapi_extra=json_body(ScoreConfigBody))
 async def create_config(request: Request, principal: ProjectKey) -> JSON:
     """Create a config (200 with the ScoreConfig)."""
     fields = check_config(await read_json(request))
@@ -38,7 +43,7 @@ async def create_config(request: Request, principal: ProjectKey) -> JSON:
     return JSON(created)
 
 
-@router.get(PATH)
+@router.get(PATH, responses=ok(ScoreConfigList))
 async def list_configs(
     request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
@@ -54,7 +59,7 @@ async def list_configs(
     return JSON(await runtime(request).read(read))
 
 
-@router.get(PATH + "/{config_id}")
+@router.get(PATH + "/{config_id}", responses=ok(ScoreConfig))
 async def get_config(request: Request, config_id: str, principal: ProjectKey) -> JSON:
     """One config of the project (404 when missing)."""
     project_id = principal.project_id
@@ -70,7 +75,9 @@ async def get_config(request: Request, config_id: str, principal: ProjectKey) ->
     return JSON(found)
 
 
-@router.patch(PATH + "/{config_id}")
+@router.patch(
+    PATH + "/{config_id}", responses=ok(ScoreConfig), openapi_extra=json_body(ScoreConfigPatch)
+)
 async def update_config(request: Request, config_id: str, principal: ProjectKey) -> JSON:
     """Change a config's fields (incl. ``isArchived``); the result is validated as on
     create. ``dataType`` cannot change."""

@@ -29,14 +29,27 @@ from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import Runtime, runtime
 from ..shapes import score_json, score_trace_json, score_v1_json, score_v3_json
-from .body import read_json
+from .body import Deleted, ok, read_json
 from .params import (
     DEFAULT_LIMIT,
+    MAX_PAGE,
     MAX_PAGE_LIMIT,
     decode_cursor,
     encode_cursor,
     field_groups,
     page_of,
+)
+from .score_schemas import (
+    CreatedScore,
+    Score,
+    ScoreList,
+    ScoresAccepted,
+    ScoresPartly,
+    ScoreV1,
+    ScoreV1List,
+    ScoreV3List,
+    list_parameters,
+    scores_body,
 )
 
 router = APIRouter()
@@ -64,7 +77,18 @@ async def _configs(
     return await rt.read(lambda conn: rt.store.score_configs.get_many(conn, project_id, wanted))
 
 
-@router.post("/api/public/scores")
+#: Its body stays looser in the document than the route's checks: rules between fields
+#: (exactly one target; ``value`` typed by ``dataType``; a ``configId`` that names a
+#: config of the project, whose range or categories the value fits) are not JSON Schema.
+@router.post(
+    "/api/public/scores",
+    responses={
+        200: {"model": CreatedScore, "description": "One score (an object) created"},
+        202: {"model": ScoresAccepted, "description": "Every score of a list created"},
+        207: {"model": ScoresPartly, "description": "Some scores of a list refused"},
+    },
+    openapi_extra=scores_body(),
+)
 async def create_scores(request: Request, principal: AnyKey) -> JSON:
     """Create one score (``200 {id}``) or a list of scores (``202`` / ``207``)."""
     payload = await read_json(request)
@@ -183,6 +207,10 @@ def _query(params: QueryParams, *, traces_only: bool) -> ScoreQuery:
             raise _bad("value: must be a finite number")
         query.operator, query.value = operator, value
     return query
+
+
+#: The v1/v2 lists' query parameters in the document (the routes read them themselves).
+_LIST_PARAMETERS = list_parameters(tuple(VALUE_OPERATORS), MAX_PAGE, MAX_PAGE_LIMIT)
 
 
 def _list(request: Request, project_id: str, *, v1: bool) -> JSON:
@@ -324,7 +352,7 @@ def _v3_query(params: QueryParams) -> ScoreQuery:
     return query
 
 
-@router.get("/api/public/v3/scores")
+@router.get("/api/public/v3/scores", responses=ok(ScoreV3List))
 def list_scores_v3(request: Request, principal: ProjectKey) -> JSON:
     """Scores newest first, a cursor page at a time, with ``value`` typed by ``dataType``."""
     params = request.query_params
@@ -354,13 +382,16 @@ def list_scores_v3(request: Request, principal: ProjectKey) -> JSON:
 # --- read and delete ---------------------------------------------------------------
 
 
-@router.get("/api/public/v2/scores")
+@router.get("/api/public/v2/scores", responses=ok(ScoreList), openapi_extra=_LIST_PARAMETERS)
 def list_scores_v2(request: Request, principal: ProjectKey) -> JSON:
     """A page of scores (trace, observation, session and dataset-run scores), newest first."""
     return _list(request, principal.project_id, v1=False)
 
 
-@router.get("/api/public/v2/scores/{score_id:path}")
+@router.get(
+    "/api/public/v2/scores/{score_id:path}",
+    responses={200: {"model": Score, "description": "OK"}},
+)
 def get_score_v2(request: Request, score_id: str, principal: ProjectKey) -> JSON:
     """One score of any target; 404 when the project has no such score."""
     rt = runtime(request)
@@ -370,13 +401,16 @@ def get_score_v2(request: Request, score_id: str, principal: ProjectKey) -> JSON
     return JSON(score_json(rt.db.dialect, row))
 
 
-@router.get("/api/public/scores")
+@router.get("/api/public/scores", responses=ok(ScoreV1List), openapi_extra=_LIST_PARAMETERS)
 def list_scores_v1(request: Request, principal: ProjectKey) -> JSON:
     """The legacy list: trace scores only, in the ScoreV1 shape, each with its trace."""
     return _list(request, principal.project_id, v1=True)
 
 
-@router.get("/api/public/scores/{score_id:path}")
+@router.get(
+    "/api/public/scores/{score_id:path}",
+    responses={200: {"model": ScoreV1, "description": "OK"}},
+)
 def get_score_v1(request: Request, score_id: str, principal: ProjectKey) -> JSON:
     """One trace score in the ScoreV1 shape; 404 for other targets or unknown ids."""
     rt = runtime(request)
@@ -388,7 +422,11 @@ def get_score_v1(request: Request, score_id: str, principal: ProjectKey) -> JSON
     return JSON(score_v1_json(rt.db.dialect, row))
 
 
-@router.delete("/api/public/scores/{score_id:path}")
+@router.delete(
+    "/api/public/scores/{score_id:path}",
+    status_code=202,
+    responses={202: {"model": Deleted, "description": "Deleted"}},
+)
 async def delete_score(request: Request, score_id: str, principal: ProjectKey) -> JSON:
     """Delete a score once committed; 404 when the project has no such score.
 
