@@ -261,3 +261,72 @@ def test_schema_patterns_run_on_re2_and_refuse_what_it_cannot_compile(api):
         "type": "string", "pattern": "(a)\\1"}}), 400, "RE2 cannot compile")  # fmt: skip
     refused(api.post("/api/public/v2/datasets", json={"name": "bad2", "inputSchema": {
         "patternProperties": {"(?<=x)y": {}}}}), 400, "RE2 cannot compile")  # fmt: skip
+
+
+def _documented(doc: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    """The JSON Schema our OpenAPI document gives the 200 answer of an operation."""
+    answer = doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+    return {**answer["schema"], "components": doc["components"]}
+
+
+def test_answers_are_what_the_document_and_langfuse_spec_say(api):
+    """Every dataset and experiment answer, with data in each of its objects (a run with
+    a run item from an observation, scored), is valid by its schema in our OpenAPI
+    document and by Langfuse's (the official clients parse them)."""
+    import jsonschema
+
+    from spec_schemas import conforms
+
+    dataset(api, description="d", metadata={"team": "a"}, inputSchema=QA_SCHEMA)
+    one = item(api, datasetName="qa", input={"question": "a"}, expectedOutput="A",
+               metadata=["any", 1], sourceTraceId="tr-1")  # fmt: skip
+    ingest(api, event("trace-create", {"id": "tr-1", "input": {"q": 1}, "output": "A"}),
+           event("span-create", {"id": "ob-1", "traceId": "tr-1", "name": "step"}),
+           event("score-create", {"id": "s-1", "traceId": "tr-1", "name": "ok", "value": 1}),
+           event("score-create", {"id": "s-2", "traceId": "tr-1", "name": "tag",
+                                  "dataType": "CATEGORICAL", "value": "x"}))  # fmt: skip
+    run_item = ok(api.post("/api/public/dataset-run-items", json={
+        "runName": "r", "datasetItemId": one["id"], "observationId": "ob-1",
+        "metadata": {"m": 1}, "runDescription": None}))  # fmt: skip
+    start = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    everything = "core,dataset,io,metadata,itemMetadata,experimentMetadata,scores"
+    doc = ok(api.get("/api/openapi.json"))
+    reads = [
+        ("/api/public/v2/datasets", "/api/public/v2/datasets", "PaginatedDatasets", {}),
+        ("/api/public/v2/datasets/qa", "/api/public/v2/datasets/{dataset_name}", "Dataset", {}),
+        ("/api/public/datasets", "/api/public/datasets", None, {}),
+        ("/api/public/datasets/qa", "/api/public/datasets/{dataset_name}", None, {}),
+        ("/api/public/datasets/qa/runs", "/api/public/datasets/{dataset_name}/runs",
+         "PaginatedDatasetRuns", {}),
+        ("/api/public/datasets/qa/runs/r", "/api/public/datasets/{dataset_name}/runs/{run_name}",
+         "DatasetRunWithItems", {}),
+        ("/api/public/dataset-items", "/api/public/dataset-items", "PaginatedDatasetItems", {}),
+        (f"/api/public/dataset-items/{one['id']}", "/api/public/dataset-items/{item_id}",
+         "DatasetItem", {}),
+        ("/api/public/dataset-run-items", "/api/public/dataset-run-items",
+         "PaginatedDatasetRunItems", {"datasetId": one["datasetId"], "runName": "r"}),
+        ("/api/public/experiments", "/api/public/experiments", "ExperimentsResponse",
+         {"fromStartTime": start, "fields": "core,metadata,scores"}),
+        ("/api/public/experiment-items", "/api/public/experiment-items",
+         "ExperimentItemsResponse", {"fromStartTime": start, "fields": everything}),
+    ]  # fmt: skip
+    for url, path, langfuse, params in reads:
+        body = ok(api.get(url, params=params))
+        assert body.get("data", [body]), url  # something to check in every answer
+        jsonschema.validate(body, _documented(doc, "get", path))
+        if langfuse is not None:
+            conforms(langfuse, body)
+    (got,) = ok(api.get("/api/public/experiment-items",
+                        params={"fromStartTime": start, "fields": everything}))["data"]  # fmt: skip
+    assert {s["name"] for s in got["scores"]} == {"ok", "tag"}
+    jsonschema.validate(run_item, _documented(doc, "post", "/api/public/dataset-run-items"))
+    conforms("DatasetRunItem", run_item)
+    for url, path, name in (
+        (f"/api/public/dataset-items/{one['id']}", "/api/public/dataset-items/{item_id}",
+         "DeleteDatasetItemResponse"),
+        ("/api/public/datasets/qa/runs/r", "/api/public/datasets/{dataset_name}/runs/{run_name}",
+         "DeleteDatasetRunResponse"),
+    ):  # fmt: skip
+        gone = ok(api.delete(url))
+        jsonschema.validate(gone, _documented(doc, "delete", path))
+        conforms(name, gone)

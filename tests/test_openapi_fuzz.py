@@ -86,13 +86,14 @@ LOOSE = frozenset(
         "POST /api/public/alerts/rules",
         "PUT /api/public/retention",
         "PUT /api/public/masking-rules",
+        # inputSchema/expectedOutputSchema: a valid JSON Schema whose patterns RE2
+        # compiles, which the dataset's stored items must match (a 400 otherwise).
         "POST /api/public/v2/datasets",
         "POST /api/public/datasets",
+        # The item must match its dataset's JSON schemas; an id of another dataset's item.
         "POST /api/public/dataset-items",
+        # An observationId alone must name a stored observation (a 400 asks for traceId).
         "POST /api/public/dataset-run-items",
-        "GET /api/public/dataset-run-items",
-        "GET /api/public/experiments",
-        "GET /api/public/experiment-items",
         "GET /api/public/comments",
         "POST /api/public/annotation-queues",
         "POST /api/public/annotation-queues/{queue_id}/items",
@@ -107,6 +108,7 @@ LOOSE = frozenset(
         "GET /api/public/ab-tests/compare",
         "GET /api/public/ab-tests/{name}/assign",
         "POST /api/public/media",
+        # version needs datasetName (a rule between parameters).
         "GET /api/public/dataset-items",
         "PATCH /api/public/media/{media_id}",
     }

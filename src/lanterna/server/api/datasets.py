@@ -31,7 +31,8 @@ from ..dataset_shapes import dataset_json, item_json, run_item_json, run_json
 from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
-from .body import read_json
+from . import dataset_models as m
+from .body import Deleted, json_body, ok, read_json
 from .params import LimitParam, PageParam, page_of
 
 router = APIRouter(tags=["Datasets"])
@@ -64,13 +65,16 @@ async def _upsert(request: Request, principal: Principal) -> dict[str, Any]:
     return shown
 
 
-@router.post(V2)
+_DATASET_BODY = json_body(m.DatasetBody)
+
+
+@router.post(V2, responses=ok(m.Dataset), openapi_extra=_DATASET_BODY)
 async def create_dataset(request: Request, principal: ProjectKey) -> JSON:
     """Create a dataset, or update the one with this name (200 with the Dataset)."""
     return JSON(await _upsert(request, principal))
 
 
-@router.get(V2)
+@router.get(V2, responses=ok(m.PaginatedDatasets))
 async def list_datasets(
     request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
@@ -87,7 +91,7 @@ async def list_datasets(
     return JSON(await runtime(request).read(read))
 
 
-@router.get(V2 + "/{dataset_name:path}")
+@router.get(V2 + "/{dataset_name:path}", responses=ok(m.Dataset))
 async def get_dataset(request: Request, dataset_name: str, principal: ProjectKey) -> JSON:
     """One dataset by name, without its items (404 when missing)."""
     datasets = _store(request).datasets
@@ -113,13 +117,13 @@ def _legacy(conn: Conn, datasets: Datasets, project_id: str, row: dict[str, Any]
     }
 
 
-@router.post(V1)
+@router.post(V1, responses=ok(m.Dataset), openapi_extra=_DATASET_BODY)
 async def create_dataset_v1(request: Request, principal: ProjectKey) -> JSON:
     """Legacy create (the JS v3 SDK's ``createDataset``): as the v2 upsert."""
     return JSON(await _upsert(request, principal))
 
 
-@router.get(V1)
+@router.get(V1, responses=ok(m.PaginatedLegacyDatasets))
 async def list_datasets_v1(
     request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
@@ -135,7 +139,7 @@ async def list_datasets_v1(
     return JSON(await runtime(request).read(read))
 
 
-@router.get(V1 + "/{dataset_name:path}/runs/{run_name:path}")
+@router.get(V1 + "/{dataset_name:path}/runs/{run_name:path}", responses=ok(m.DatasetRunWithItems))
 async def get_run(
     request: Request, dataset_name: str, run_name: str, principal: ProjectKey
 ) -> JSON:
@@ -156,7 +160,7 @@ async def get_run(
     return JSON(await runtime(request).read(read))
 
 
-@router.delete(V1 + "/{dataset_name:path}/runs/{run_name:path}")
+@router.delete(V1 + "/{dataset_name:path}/runs/{run_name:path}", responses=ok(Deleted))
 async def delete_run(
     request: Request, dataset_name: str, run_name: str, principal: ProjectKey
 ) -> JSON:
@@ -177,7 +181,7 @@ async def delete_run(
     return JSON({"message": "Dataset run successfully deleted"})
 
 
-@router.get(V1 + "/{dataset_name:path}/runs")
+@router.get(V1 + "/{dataset_name:path}/runs", responses=ok(m.PaginatedDatasetRuns))
 async def list_runs(
     request: Request,
     dataset_name: str,
@@ -200,7 +204,7 @@ async def list_runs(
     return JSON(await runtime(request).read(read))
 
 
-@router.get(V1 + "/{dataset_name:path}")
+@router.get(V1 + "/{dataset_name:path}", responses=ok(m.LegacyDataset))
 async def get_dataset_v1(request: Request, dataset_name: str, principal: ProjectKey) -> JSON:
     """Legacy get by name: the dataset with its active items and run names."""
     datasets = _store(request).datasets
@@ -216,7 +220,7 @@ async def get_dataset_v1(request: Request, dataset_name: str, principal: Project
 # --- items -----------------------------------------------------------------------------
 
 
-@router.post(ITEMS)
+@router.post(ITEMS, responses=ok(m.DatasetItem), openapi_extra=json_body(m.DatasetItemBody))
 async def create_item(request: Request, principal: ProjectKey) -> JSON:
     """Create an item, or update the item with this ``id`` (only the fields given);
     checked against the dataset's schemas (400, nothing written)."""
@@ -228,7 +232,7 @@ async def create_item(request: Request, principal: ProjectKey) -> JSON:
     return JSON(shown)
 
 
-@router.get(ITEMS)
+@router.get(ITEMS, responses=ok(m.PaginatedDatasetItems))
 async def list_items(
     request: Request,
     principal: ProjectKey,
@@ -272,7 +276,7 @@ async def list_items(
     return JSON(await runtime(request).read(read))
 
 
-@router.get(ITEMS + "/{item_id:path}")
+@router.get(ITEMS + "/{item_id:path}", responses=ok(m.DatasetItem))
 async def get_item(request: Request, item_id: str, principal: ProjectKey) -> JSON:
     """One item, whatever its status (404 when missing)."""
     datasets = _store(request).datasets
@@ -287,7 +291,7 @@ async def get_item(request: Request, item_id: str, principal: ProjectKey) -> JSO
     return JSON(found)
 
 
-@router.delete(ITEMS + "/{item_id:path}")
+@router.delete(ITEMS + "/{item_id:path}", responses=ok(Deleted))
 async def delete_item(request: Request, item_id: str, principal: ProjectKey) -> JSON:
     """Delete an item and its run items (reads as of an earlier ``version`` still see
     it)."""
@@ -305,7 +309,9 @@ async def delete_item(request: Request, item_id: str, principal: ProjectKey) -> 
 # --- run items -------------------------------------------------------------------------
 
 
-@router.post(RUN_ITEMS)
+@router.post(
+    RUN_ITEMS, responses=ok(m.DatasetRunItem), openapi_extra=json_body(m.DatasetRunItemBody)
+)
 async def create_run_item(request: Request, principal: ProjectKey) -> JSON:
     """Link a trace (or an observation: its trace is looked up) to a dataset item in a
     run, creating the run on first use."""
@@ -361,19 +367,17 @@ async def create_run_item(request: Request, principal: ProjectKey) -> JSON:
     return JSON(shown)
 
 
-@router.get(RUN_ITEMS)
+@router.get(RUN_ITEMS, responses=ok(m.PaginatedDatasetRunItems))
 async def list_run_items(
     request: Request,
     principal: ProjectKey,
-    datasetId: str | None = None,
-    runName: str | None = None,
+    datasetId: Annotated[str, Query(min_length=1)],
+    runName: Annotated[str, Query(min_length=1)],
     page: PageParam = None,
     limit: LimitParam = None,
 ) -> JSON:
     """A run's items, oldest first; ``datasetId`` and ``runName`` required."""
     paging = page_of(page, limit)
-    if not datasetId or not runName:
-        raise ApiError(400, "Invalid request data", "datasetId and runName are required")
     datasets = _store(request).datasets
     project_id = principal.project_id
 
