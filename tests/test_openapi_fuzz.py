@@ -70,7 +70,6 @@ LOOSE = frozenset(
         "DELETE /api/public/traces",
         "POST /api/public/scores",
         "POST /api/public/v2/prompts",
-        "PATCH /api/public/v2/prompts/{name}/versions/{version}",
         "GET /api/public/v2/prompts/{name}",
         "DELETE /api/public/v2/prompts/{name}",
         "POST /api/public/otel/v1/traces",
@@ -108,9 +107,7 @@ LOOSE = frozenset(
         "POST /api/public/ab-tests",
         "GET /api/public/ab-tests/compare",
         "GET /api/public/ab-tests/{name}/assign",
-        "POST /api/public/media",
         "GET /api/public/dataset-items",
-        "PATCH /api/public/media/{media_id}",
     }
 )
 #: Query parameters holding a JSON document (``filter``, the metrics ``query``): the
