@@ -68,7 +68,6 @@ LOOSE = frozenset(
     {
         "POST /api/public/scores",
         "POST /api/public/v2/prompts",
-        "PATCH /api/public/v2/prompts/{name}/versions/{version}",
         "GET /api/public/v2/prompts/{name}",
         "DELETE /api/public/v2/prompts/{name}",
         "POST /api/public/otel/v1/traces",
@@ -107,10 +106,8 @@ LOOSE = frozenset(
         "POST /api/public/ab-tests",
         "GET /api/public/ab-tests/compare",
         "GET /api/public/ab-tests/{name}/assign",
-        "POST /api/public/media",
         # version needs datasetName (a rule between parameters).
         "GET /api/public/dataset-items",
-        "PATCH /api/public/media/{media_id}",
     }
 )
 #: Query parameters holding a JSON document (``filter``, the metrics ``query``): the

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,14 +17,15 @@ from ..errors import ApiError, not_found
 from ..eval_shapes import comment_json
 from ..responses import JSON
 from ..runtime import runtime
-from .body import NOT_BLANK, json_body, read_json_object
-from .params import LimitParam, Page, PageParam, one_of, page_of
+from .body import NOT_BLANK, json_body, ok, read_json_object
+from .params import LimitParam, Meta, Page, PageParam, one_of, page_of
 from .reading import one_json, page_json
 
 router = APIRouter()
 
 PATH = "/api/public/comments"
-OBJECT_TYPES = ("TRACE", "OBSERVATION", "SESSION", "PROMPT")
+ObjectType = Literal["TRACE", "OBSERVATION", "SESSION", "PROMPT"]
+OBJECT_TYPES: tuple[str, ...] = get_args(ObjectType)
 MAX_CONTENT = 5000
 
 
@@ -49,6 +51,26 @@ class CommentId(BaseModel):
     """The new comment's id."""
 
     id: str
+
+
+class Comment(BaseModel):
+    """A comment (Langfuse's ``Comment``)."""
+
+    id: str
+    projectId: str
+    createdAt: datetime
+    updatedAt: datetime
+    objectType: ObjectType
+    objectId: str
+    content: str
+    authorUserId: str | None
+
+
+class CommentList(BaseModel):
+    """A page of comments, newest first."""
+
+    data: list[Comment]
+    meta: Meta
 
 
 def _bad(detail: str) -> ApiError:
@@ -108,7 +130,9 @@ async def create_comment(request: Request, principal: ProjectKey) -> JSON:
     return JSON({"id": row["id"]})
 
 
-@router.get(PATH)
+# Stays in the fuzz test's LOOSE set: ``objectId`` without ``objectType`` is a 400 (a
+# rule between parameters, as in Langfuse).
+@router.get(PATH, responses=ok(CommentList))
 async def list_comments(
     request: Request,
     principal: ProjectKey,
@@ -137,7 +161,7 @@ async def list_comments(
     return await page_json(rt, paging, read)
 
 
-@router.get(PATH + "/{comment_id}")
+@router.get(PATH + "/{comment_id}", responses=ok(Comment))
 async def get_comment(request: Request, comment_id: str, principal: ProjectKey) -> JSON:
     """One comment (404 when missing)."""
     project_id = principal.project_id

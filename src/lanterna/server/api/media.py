@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -35,13 +36,104 @@ from ..media import (
 )
 from ..responses import JSON
 from ..runtime import Runtime, runtime
-from .body import read_body, read_json_object
+from ..settings import Settings
+from .body import json_body, ok, read_body, read_json_object
 
 router = APIRouter()
+
+#: The content types Langfuse's SDKs send (its ``MediaContentType``), all of them allowed
+#: by the default of ``media_content_types``.
+SDK_CONTENT_TYPES = (
+    *("image/png", "image/jpeg", "image/jpg", "image/webp", "image/gif", "image/svg+xml"),
+    *("image/tiff", "image/bmp", "image/avif", "image/heic"),
+    *("audio/mpeg", "audio/mp3", "audio/wav", "audio/ogg", "audio/oga", "audio/aac"),
+    *("audio/mp4", "audio/flac", "audio/opus", "audio/webm"),
+    *("video/mp4", "video/webm", "video/ogg", "video/mpeg", "video/quicktime"),
+    *("video/x-msvideo", "video/x-matroska"),
+    *("text/plain", "text/html", "text/css", "text/csv", "text/markdown", "text/x-python"),
+    *("application/javascript", "text/x-typescript", "application/x-yaml"),
+    *("application/pdf", "application/msword", "application/vnd.ms-excel"),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    *("application/zip", "application/json", "application/xml", "application/octet-stream"),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    *("application/rtf", "application/x-ndjson", "application/vnd.apache.parquet"),
+    *("application/gzip", "application/x-tar", "application/x-7z-compressed"),
+)
+#: ``media_max_bytes`` by default: the documented bound of ``contentLength``.
+DEFAULT_MAX_BYTES: int = Settings.media_max_bytes
+#: The largest ``uploadHttpStatus`` and ``uploadTimeMs`` (their columns' integers).
+MAX_STATUS = 2**31 - 1
+MAX_TIME_MS = 2**63 - 1
+
+
+class MediaBody(BaseModel):
+    """``POST /api/public/media``: register media by its SHA-256 (and optionally what
+    refers to it). The content types and size a server takes are its settings'
+    (``media_content_types``, ``media_max_bytes``): documented here are the defaults."""
+
+    contentType: str = Field(
+        description="The MIME type (parameters after ';' and case are ignored): by default"
+        " these and any other image/, audio/, video/ or text/ type",
+        json_schema_extra={"enum": list(SDK_CONTENT_TYPES)},
+    )
+    contentLength: int = Field(
+        ge=0, le=DEFAULT_MAX_BYTES, description="Bytes; at most media_max_bytes (50 MiB)"
+    )
+    sha256Hash: str = Field(
+        pattern=r"^[A-Za-z0-9+/]{43}=$", description="The SHA-256 of the bytes, base64"
+    )
+    traceId: str | None = Field(None, max_length=800)
+    observationId: str | None = Field(None, max_length=800)
+    datasetId: str | None = Field(None, description="Not used: datasetItemId names the item")
+    datasetItemId: str | None = Field(None, max_length=800)
+    field: str | None = Field(None, description="input, output, expectedOutput or metadata")
+
+
+class UploadUrl(BaseModel):
+    """The media id and where to PUT the bytes; ``uploadUrl`` is null when they are
+    stored already."""
+
+    mediaId: str
+    uploadUrl: str | None
+
+
+class PatchMediaBody(BaseModel):
+    """``PATCH /api/public/media/{media_id}``: the outcome of the upload."""
+
+    uploadedAt: datetime | None = Field(None, description="Absent or null: now")
+    uploadHttpStatus: int = Field(
+        ge=0, le=MAX_STATUS, description="A 2xx marks the bytes stored (they must be)"
+    )
+    uploadHttpError: str | None = None
+    uploadTimeMs: int | None = Field(None, ge=0, le=MAX_TIME_MS)
+
+
+class MediaRecord(BaseModel):
+    """A stored media record with a short-lived download URL (Langfuse's
+    ``GetMediaResponse``)."""
+
+    mediaId: str
+    contentType: str
+    contentLength: int
+    uploadedAt: datetime
+    url: str
+    urlExpiry: datetime
+
+
+#: The raw bytes of the signed media routes (any content type: the record's).
+_BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
 
 
 def _base_url(request: Request, rt: Runtime) -> str:
     return rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+
+
+def _whole(value: Any) -> Any:
+    """``value`` with an integral float (``781.0``, an integer to JSON Schema) as an int."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _optional_str(body: dict[str, Any], key: str) -> str | None:
@@ -53,14 +145,15 @@ def _optional_str(body: dict[str, Any], key: str) -> str | None:
     return value
 
 
-@router.post("/api/public/media")
+@router.post("/api/public/media", responses=ok(UploadUrl), openapi_extra=json_body(MediaBody))
 async def get_upload_url(request: Request, principal: ProjectKey) -> JSON:
     """Register media by its SHA-256; ``uploadUrl`` is null when the bytes are stored."""
     body = await read_json_object(request)
     rt = runtime(request)
-    ctype = check_media(rt.settings, body.get("contentType"), body.get("contentLength"))
+    length = _whole(body.get("contentLength"))
+    ctype = check_media(rt.settings, body.get("contentType"), length)
     digest = digest_of(body.get("sha256Hash"))
-    media_id, key, length = media_id_of(digest), digest.hex(), int(body["contentLength"])
+    media_id, key = media_id_of(digest), digest.hex()
     trace_id = _optional_str(body, "traceId")
     observation_id = _optional_str(body, "observationId")
     item_id = _optional_str(body, "datasetItemId")
@@ -100,16 +193,21 @@ async def get_upload_url(request: Request, principal: ProjectKey) -> JSON:
     return JSON({"mediaId": media_id, "uploadUrl": url})
 
 
-@router.patch("/api/public/media/{media_id}", status_code=204)
+@router.patch(
+    "/api/public/media/{media_id}", status_code=204, openapi_extra=json_body(PatchMediaBody)
+)
 async def patch_media(request: Request, media_id: str, principal: ProjectKey) -> Response:
     """Record the outcome of an upload (``uploadedAt``, ``uploadHttpStatus``, ...)."""
     body = await read_json_object(request)
-    status = body.get("uploadHttpStatus")
-    if not isinstance(status, int) or isinstance(status, bool):
+    status = _whole(body.get("uploadHttpStatus"))
+    if not isinstance(status, int) or isinstance(status, bool) or not 0 <= status <= MAX_STATUS:
         raise ApiError(400, "Invalid request data", "uploadHttpStatus: required, an integer")
     at = parse_time(body.get("uploadedAt"), "uploadedAt") or datetime.now(UTC)
     error = body.get("uploadHttpError") if isinstance(body.get("uploadHttpError"), str) else None
-    time_ms = body.get("uploadTimeMs") if isinstance(body.get("uploadTimeMs"), int) else None
+    time_ms = _whole(body.get("uploadTimeMs"))
+    time_ms = time_ms if isinstance(time_ms, int) and not isinstance(time_ms, bool) else None
+    if time_ms is not None and not 0 <= time_ms <= MAX_TIME_MS:
+        raise ApiError(400, "Invalid request data", f"uploadTimeMs: 0 to {MAX_TIME_MS}")
     rt = runtime(request)
     project_id = principal.project_id
     media = rt.store.media
@@ -125,7 +223,7 @@ async def patch_media(request: Request, media_id: str, principal: ProjectKey) ->
     return Response(status_code=204)
 
 
-@router.get("/api/public/media/{media_id}")
+@router.get("/api/public/media/{media_id}", responses=ok(MediaRecord))
 async def get_media(request: Request, media_id: str, principal: ProjectKey) -> JSON:
     """The record with a short-lived download URL; 404 until its bytes are stored."""
     rt = runtime(request)
@@ -147,7 +245,12 @@ async def get_media(request: Request, media_id: str, principal: ProjectKey) -> J
     )
 
 
-@router.put("/api/media/{project_id}/{media_id}/upload")
+@router.put(
+    "/api/media/{project_id}/{media_id}/upload",
+    response_class=Response,
+    responses={200: {"description": "Stored (an empty body)", "content": {}}},
+    openapi_extra={"requestBody": {"required": True, "content": _BYTES}},
+)
 async def upload(
     request: Request, project_id: str, media_id: str, exp: str = "", sig: str = ""
 ) -> Response:
@@ -180,7 +283,24 @@ async def upload(
     return Response(status_code=200)
 
 
-@router.get("/api/media/{project_id}/{media_id}")
+@router.get(
+    "/api/media/{project_id}/{media_id}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The bytes, with the record's content type",
+            "content": _BYTES,
+            "headers": {
+                "Content-Disposition": {
+                    "description": "inline for raster images, audio and video;"
+                    " attachment otherwise",
+                    "schema": {"type": "string"},
+                },
+                "Digest": {"description": "sha-256=<base64>", "schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def download(
     request: Request, project_id: str, media_id: str, exp: str = "", sig: str = ""
 ) -> Response:
