@@ -244,3 +244,52 @@ def test_evaluator_bodies_the_document_refuses_are_400(api: Api, body: Any) -> N
     response = api.post(EVALUATORS, json=body)
     assert response.status_code == 400, response.text
     assert api.get(EVALUATORS).json()["data"] == []
+
+
+RULES = "/api/public/unstable/evaluation-rules"
+
+
+def test_rule_bodies_are_as_documented(api: Api) -> None:
+    doc = Document(api)
+    api.post(EVALUATORS, json={"name": "exact", "type": "exact_match"})
+    created = {
+        "name": "r",
+        "evaluators": [
+            {"evaluator": {"name": "exact"}, "mapping": [{"variable": "output", "source": "output",
+                                                          "jsonPath": "$[*].text"}]}
+        ],
+        "enabled": True,
+        "sampling": 1,
+        "filter": None,
+    }  # fmt: skip
+    rule = doc.call("POST", RULES, RULES, created)
+    one = RULES + "/{rule_id}"
+    url = f"{RULES}/{rule['id']}"
+    changes: list[dict[str, Any]] = [
+        {"name": " renamed "},
+        {"mapping": None},
+        {"target": "observation"},
+        {"sampling": 0.5, "enabled": False},
+        {"evaluator": {"name": "exact"}},
+    ]
+    for change in changes:
+        doc.call("PATCH", one, url, change)
+    refused = [
+        ("POST", RULES, {**created, "enabled": None}),
+        ("POST", RULES, {**created, "name": " "}),
+        ("POST", RULES, {**created, "target": None}),
+        ("POST", RULES, {**created, "sampling": 0}),
+        ("POST", RULES, {**created, "evaluators": []}),
+        ("PATCH", one, {}),
+        ("PATCH", one, {"enabled": None}),
+        ("PATCH", one, {"name": None}),
+        ("PATCH", one, {"sampling": 1.5}),
+        ("PATCH", one, {"mapping": [{"variable": "output", "source": "output", "jsonPath": "x"}]}),
+    ]
+    for method, path, body in refused:
+        assert not doc.accepts(method, path, body), body
+        target = RULES if path == RULES else url
+        response = api.request(method, target, json=body)
+        assert response.status_code == 400, (body, response.text)
+    listed = api.get(RULES).json()
+    assert listed["meta"]["totalItems"] == 1 and listed["data"][0]["name"] == "renamed"

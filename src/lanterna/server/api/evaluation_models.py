@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.json_schema import SkipJsonSchema
 
 from .body import NOT_BLANK
@@ -360,8 +360,18 @@ class Mapping(BaseModel):
     jsonPath: str | None = None
 
 
+class RuleMapping(BaseModel):
+    """A rule's mapping entry as the routes take it (a variable once; the source one
+    the target offers: see :class:`Mapping`)."""
+
+    variable: str = Field(min_length=1)
+    source: Source
+    jsonPath: str | None = Field(None, pattern=JSON_PATH)
+
+
 class EvaluatorRef(BaseModel):
-    """An evaluator family by name (its latest version is used)."""
+    """An evaluator family by name (its latest version is used; a name the project
+    lacks is a 400). ``type`` is not read."""
 
     name: str
     type: str | None = None
@@ -371,22 +381,39 @@ class Assignment(BaseModel):
     """The evaluator of a rule with its mapping (exactly one per rule)."""
 
     evaluator: EvaluatorRef
-    mapping: list[Mapping] | None = None
+    mapping: list[RuleMapping] | None = None
 
 
 class RuleBody(BaseModel):
-    """Create a rule (``name``, ``evaluator`` or ``evaluators``, ``enabled`` required)
-    or change one (PATCH: at least one field; the others keep their value; a new
-    ``target`` starts from the time of the change). ``sampling`` in (0, 1], default 1;
-    ``target`` default ``trace``."""
+    """Create a rule: ``name``, ``enabled`` and either ``evaluator`` (with an optional
+    ``mapping``) or ``evaluators`` (exactly one entry; then neither ``evaluator`` nor
+    ``mapping``). ``sampling`` in (0, 1], default 1; ``target`` default ``trace``. The
+    mapping names the evaluator's variables, from the sources the target offers; the
+    filter's columns are the target's (docs/evaluations.md)."""
 
-    name: str | None = None
-    evaluator: EvaluatorRef | None = None
-    mapping: list[Mapping] | None = None
-    evaluators: list[Assignment] | None = None
-    target: Target | None = None
-    enabled: bool | None = None
-    sampling: float | None = None
+    name: str = Field(max_length=200, pattern=NOT_BLANK)
+    evaluator: EvaluatorRef | SkipJsonSchema[None] = None
+    mapping: list[RuleMapping] | None = None
+    evaluators: list[Assignment] | None = Field(None, min_length=1, max_length=1)
+    target: Target | SkipJsonSchema[None] = None
+    enabled: bool
+    sampling: float | None = Field(None, gt=0, le=1)
+    filter: list[FilterCondition] | None = None
+
+
+class RuleChange(BaseModel):
+    """Change a rule: at least one field, the others keep their value (``mapping``
+    alone keeps the evaluator); a new ``target`` starts from the time of the change."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    name: Annotated[str, Field(max_length=200, pattern=NOT_BLANK)] | SkipJsonSchema[None] = None
+    evaluator: EvaluatorRef | SkipJsonSchema[None] = None
+    mapping: list[RuleMapping] | None = None
+    evaluators: list[Assignment] | SkipJsonSchema[None] = Field(None, min_length=1, max_length=1)
+    target: Target | SkipJsonSchema[None] = None
+    enabled: bool | SkipJsonSchema[None] = None
+    sampling: float | None = Field(None, gt=0, le=1)
     filter: list[FilterCondition] | None = None
 
 
@@ -444,9 +471,9 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return {k: _inline(v, defs) for k, v in node.items()}
 
 
-def rule_body() -> dict[str, Any]:
-    """The rule routes' documented, required JSON body (``openapi_extra=``), its nested
+def rule_body(model: type[BaseModel]) -> dict[str, Any]:
+    """A rule route's documented, required JSON body (``openapi_extra=``), its nested
     models inlined (the request body has no ``$defs`` of its own to point at)."""
-    schema = RuleBody.model_json_schema()
+    schema = model.model_json_schema()
     schema = _inline(schema, schema.pop("$defs", {}))
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
