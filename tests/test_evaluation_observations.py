@@ -318,7 +318,8 @@ def test_the_rule_routes_document_their_body_and_answer(app_api):
     doc = app_api.get("/api/openapi.json").json()
     routes = doc["paths"][RULES]
     body = routes["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert "observation" in body["properties"]["target"]["anyOf"][0]["enum"]
+    assert "observation" in body["properties"]["target"]["enum"]  # null is refused
+    assert set(body["required"]) == {"name", "enabled"}
     assert "$defs" not in str(routes)  # nested models inlined, no dangling reference
     mapping = body["properties"]["mapping"]["anyOf"][0]["items"]
     assert "tool_calls" in mapping["properties"]["source"]["enum"]
@@ -327,4 +328,5 @@ def test_the_rule_routes_document_their_body_and_answer(app_api):
     assert rule_schema["properties"]["target"]["enum"] == ["observation", "trace", "experiment"]
     one = doc["paths"][RULES + "/{rule_id}"]
     assert set(one) == {"get", "patch", "delete"}
-    assert "requestBody" in one["patch"]
+    change = one["patch"]["requestBody"]["content"]["application/json"]["schema"]
+    assert change["minProperties"] == 1 and "required" not in change

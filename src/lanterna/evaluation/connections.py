@@ -60,7 +60,8 @@ def check_connection(body: Any) -> dict[str, Any]:
             check_url(base_url)
         except DeliveryError as exc:
             raise ConnectionError_(f"baseURL: {exc}") from None
-    headers = body.get("extraHeaders") or {}
+    headers = body.get("extraHeaders")
+    headers = {} if headers is None else headers
     if not isinstance(headers, dict) or not all(
         isinstance(k, str) and k and isinstance(v, str) for k, v in headers.items()
     ):

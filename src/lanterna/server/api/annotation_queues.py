@@ -4,9 +4,10 @@ users assigned to them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 
 from ...store.db import Conn
 from ..audit import audit
@@ -15,8 +16,8 @@ from ..errors import ApiError, not_found
 from ..eval_shapes import queue_item_json, queue_json
 from ..responses import JSON
 from ..runtime import Runtime, runtime
-from .body import read_json_object
-from .params import LimitParam, Page, PageParam, one_of, page_of
+from .body import NOT_BLANK, json_body, ok, read_json_object
+from .params import LimitParam, Meta, Page, PageParam, one_of, page_of
 from .reading import page_json
 
 router = APIRouter()
@@ -24,6 +25,101 @@ router = APIRouter()
 PATH = "/api/public/annotation-queues"
 OBJECT_TYPES = ("TRACE", "OBSERVATION", "SESSION")
 STATUSES = ("PENDING", "COMPLETED")
+ObjectType = Literal["TRACE", "OBSERVATION", "SESSION"]
+Status = Literal["PENDING", "COMPLETED"]
+
+
+# --- the OpenAPI document's schemas (the routes check the bodies themselves) ----------
+
+
+class QueueBody(BaseModel):
+    """``POST /api/public/annotation-queues``: every id in ``scoreConfigIds`` must be a
+    score config of the project (a 400 naming the missing ones otherwise)."""
+
+    name: str = Field(pattern=NOT_BLANK)
+    description: str | None = None
+    scoreConfigIds: list[str]
+
+
+class QueueItemBody(BaseModel):
+    """``POST .../items``: the trace, observation or session to review (not checked to
+    exist); ``status`` defaults to PENDING."""
+
+    objectId: str = Field(min_length=1)
+    objectType: ObjectType
+    status: Status | None = None
+
+
+class QueueItemChange(BaseModel):
+    """``PATCH .../items/{item_id}``: the new status (absent or null: no change)."""
+
+    status: Status | None = None
+
+
+class QueueAssignmentBody(BaseModel):
+    """``POST`` / ``DELETE .../assignments``: the user to assign or unassign."""
+
+    userId: str = Field(min_length=1)
+
+
+class AnnotationQueue(BaseModel):
+    """A queue, as Langfuse's ``AnnotationQueue``."""
+
+    id: str
+    name: str
+    description: str | None
+    scoreConfigIds: list[str]
+    createdAt: str
+    updatedAt: str
+
+
+class AnnotationQueues(BaseModel):
+    """A page of the project's queues, newest first."""
+
+    data: list[AnnotationQueue]
+    meta: Meta
+
+
+class AnnotationQueueItem(BaseModel):
+    """An item of a queue, as Langfuse's ``AnnotationQueueItem``: ``completedAt`` is set
+    while it is COMPLETED."""
+
+    id: str
+    queueId: str
+    objectId: str
+    objectType: ObjectType
+    status: Status
+    completedAt: str | None
+    createdAt: str
+    updatedAt: str
+
+
+class AnnotationQueueItems(BaseModel):
+    """A page of a queue's items, in the order they were added."""
+
+    data: list[AnnotationQueueItem]
+    meta: Meta
+
+
+class QueueItemDeleted(BaseModel):
+    """The answer of an item's removal."""
+
+    success: bool
+    message: str
+
+
+class QueueAssignment(BaseModel):
+    """The answer of an assignment."""
+
+    userId: str
+    queueId: str
+    projectId: str
+
+
+class QueueUnassigned(BaseModel):
+    """The answer of an unassignment: ``false`` when the user was not assigned."""
+
+    success: bool
 
 
 def _bad(detail: str) -> ApiError:
@@ -43,7 +139,9 @@ async def _queue_or_404(rt: Runtime, project_id: str, queue_id: str) -> dict[str
     return queue
 
 
-@router.post(PATH)
+# Stays in LOOSE (tests/test_openapi_fuzz.py): the score config ids must exist in the
+# project, which no schema can say (a 400 naming the missing ones).
+@router.post(PATH, responses=ok(AnnotationQueue), openapi_extra=json_body(QueueBody))
 async def create_queue(request: Request, principal: ProjectKey) -> JSON:
     """Create a queue; every score config it names must exist in the project."""
     body = await read_json_object(request)
@@ -73,7 +171,7 @@ async def create_queue(request: Request, principal: ProjectKey) -> JSON:
     return JSON(shown)
 
 
-@router.get(PATH)
+@router.get(PATH, responses=ok(AnnotationQueues))
 async def list_queues(
     request: Request, principal: ProjectKey, page: PageParam = None, limit: LimitParam = None
 ) -> JSON:
@@ -89,7 +187,7 @@ async def list_queues(
     return await page_json(rt, paging, read)
 
 
-@router.get(PATH + "/{queue_id}")
+@router.get(PATH + "/{queue_id}", responses=ok(AnnotationQueue))
 async def get_queue(request: Request, queue_id: str, principal: ProjectKey) -> JSON:
     """One queue (404 when missing)."""
     rt = runtime(request)
@@ -97,7 +195,7 @@ async def get_queue(request: Request, queue_id: str, principal: ProjectKey) -> J
     return JSON(queue_json(rt.db.dialect, queue))
 
 
-@router.get(PATH + "/{queue_id}/items")
+@router.get(PATH + "/{queue_id}/items", responses=ok(AnnotationQueueItems))
 async def list_items(
     request: Request,
     queue_id: str,
@@ -123,7 +221,11 @@ async def list_items(
     return await page_json(rt, paging, read)
 
 
-@router.post(PATH + "/{queue_id}/items")
+@router.post(
+    PATH + "/{queue_id}/items",
+    responses=ok(AnnotationQueueItem),
+    openapi_extra=json_body(QueueItemBody),
+)
 async def create_item(request: Request, queue_id: str, principal: ProjectKey) -> JSON:
     """Add a trace, observation or session to a queue (PENDING unless told)."""
     body = await read_json_object(request)
@@ -152,7 +254,7 @@ async def create_item(request: Request, queue_id: str, principal: ProjectKey) ->
     return JSON(item)
 
 
-@router.get(PATH + "/{queue_id}/items/{item_id}")
+@router.get(PATH + "/{queue_id}/items/{item_id}", responses=ok(AnnotationQueueItem))
 async def get_item(request: Request, queue_id: str, item_id: str, principal: ProjectKey) -> JSON:
     """One item of a queue (404 when missing)."""
     project_id = principal.project_id
@@ -163,7 +265,11 @@ async def get_item(request: Request, queue_id: str, item_id: str, principal: Pro
     return JSON(queue_item_json(rt.db.dialect, row))
 
 
-@router.patch(PATH + "/{queue_id}/items/{item_id}")
+@router.patch(
+    PATH + "/{queue_id}/items/{item_id}",
+    responses=ok(AnnotationQueueItem),
+    openapi_extra=json_body(QueueItemChange),
+)
 async def update_item(request: Request, queue_id: str, item_id: str, principal: ProjectKey) -> JSON:
     """Set an item's status (COMPLETED stamps ``completedAt``)."""
     body = await read_json_object(request)
@@ -186,7 +292,7 @@ async def update_item(request: Request, queue_id: str, item_id: str, principal: 
     return JSON(queue_item_json(rt.db.dialect, row))
 
 
-@router.delete(PATH + "/{queue_id}/items/{item_id}")
+@router.delete(PATH + "/{queue_id}/items/{item_id}", responses=ok(QueueItemDeleted))
 async def delete_item(request: Request, queue_id: str, item_id: str, principal: ProjectKey) -> JSON:
     """Remove an item from its queue."""
     project_id = principal.project_id
@@ -209,7 +315,11 @@ async def _assignment(request: Request, queue_id: str, principal: ProjectKey) ->
     return principal.project_id, user_id
 
 
-@router.post(PATH + "/{queue_id}/assignments")
+@router.post(
+    PATH + "/{queue_id}/assignments",
+    responses=ok(QueueAssignment),
+    openapi_extra=json_body(QueueAssignmentBody),
+)
 async def assign(request: Request, queue_id: str, principal: ProjectKey) -> JSON:
     """Assign a user to a queue (again: no change)."""
     project_id, user_id = await _assignment(request, queue_id, principal)
@@ -219,7 +329,11 @@ async def assign(request: Request, queue_id: str, principal: ProjectKey) -> JSON
     return JSON({"userId": user_id, "queueId": queue_id, "projectId": project_id})
 
 
-@router.delete(PATH + "/{queue_id}/assignments")
+@router.delete(
+    PATH + "/{queue_id}/assignments",
+    responses=ok(QueueUnassigned),
+    openapi_extra=json_body(QueueAssignmentBody),
+)
 async def unassign(request: Request, queue_id: str, principal: ProjectKey) -> JSON:
     """Remove a user from a queue (``success: false`` when they were not assigned)."""
     project_id, user_id = await _assignment(request, queue_id, principal)
