@@ -27,7 +27,7 @@ from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import budget_json, crossing_json
 from .body import Deleted, json_body, ok, read_json
-from .params import LimitParam, PageParam, page_of
+from .params import LimitParam, Meta, PageParam, page_of
 
 router = APIRouter(tags=["Budgets"])
 
@@ -97,15 +97,6 @@ class Budget(BaseModel):
     updatedAt: str
     status: BudgetStatus
     crossings: list[Crossing] | None = None
-
-
-class Meta(BaseModel):
-    """The page of a list."""
-
-    page: int
-    limit: int
-    totalItems: int
-    totalPages: int
 
 
 class BudgetList(BaseModel):

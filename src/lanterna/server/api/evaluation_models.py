@@ -118,7 +118,7 @@ class OutputText(BaseModel):
     description: str
 
 
-class NumericScore(BaseModel):
+class NumericJudgeScore(BaseModel):
     """A numeric score, optionally within inclusive bounds (``minValue`` <= ``maxValue``)."""
 
     description: str
@@ -126,7 +126,7 @@ class NumericScore(BaseModel):
     maxValue: float | None = None
 
 
-class CategoricalScore(BaseModel):
+class CategoricalJudgeScore(BaseModel):
     """One or more of the categories."""
 
     description: str
@@ -139,7 +139,7 @@ class NumericOutput(BaseModel):
 
     dataType: Literal["NUMERIC"]
     reasoning: OutputText
-    score: NumericScore
+    score: NumericJudgeScore
 
 
 class BooleanOutput(BaseModel):
@@ -155,7 +155,7 @@ class CategoricalOutput(BaseModel):
 
     dataType: Literal["CATEGORICAL"]
     reasoning: OutputText
-    score: CategoricalScore
+    score: CategoricalJudgeScore
 
 
 OutputDefinition = Annotated[
