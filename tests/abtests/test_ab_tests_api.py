@@ -78,6 +78,9 @@ def test_seed_flow_with_server_side_assignment_reads_out_like_scipy(api):
     assert done["state"] == "concluded" and done["winner"] == "B"
     assert ok(api.get("/api/public/v2/prompts/research_agent"))["version"] == 2
     assert ok(api.get(f"{AB}/{test['name']}/assign", params={"unitId": "x"}))["variant"] == "B"
+    for params in ({}, {"unitId": ""}):  # unitId is required and not empty
+        refused = api.get(f"{AB}/{test['name']}/assign", params=params)
+        assert refused.status_code == 400 and "unitId" in refused.text, refused.text
 
 
 def test_ad_hoc_comparisons_by_metadata_tags_and_prompt_version(api):

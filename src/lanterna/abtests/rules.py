@@ -27,6 +27,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from .._json import integral
 from ..errors import Conflict, InvalidInput
 
 #: Metrics every trace has (besides score names).
@@ -91,7 +92,7 @@ def _variants(value: Any) -> list[dict[str, Any]]:
             raise AbTestError(f"{where}.weight must be a number")
         if weight < 0 or weight == float("inf"):
             raise AbTestError(f"{where}.weight must be zero or more (and finite)")
-        version = item.get("promptVersion")
+        version = integral(item.get("promptVersion"))
         label = item.get("promptLabel")
         if version is not None and (
             isinstance(version, bool) or not isinstance(version, int) or version < 1

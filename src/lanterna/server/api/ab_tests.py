@@ -345,12 +345,13 @@ async def _act(
 
 @router.get(AB_TESTS + "/{name}/assign", responses=ok(Assignment))
 async def assign_unit(
-    request: Request, name: str, principal: ProjectKey, unitId: str | None = None
+    request: Request,
+    name: str,
+    principal: ProjectKey,
+    unitId: Annotated[str, Query(min_length=1)],
 ) -> JSON:
     """The variant a unit sees (the same hash the SDK computes locally): for clients
-    without the SDK. Records nothing."""
-    if not unitId:
-        raise rules.AbTestError("unitId is required")
+    without the SDK. Records nothing. ``unitId`` is required (a 400 without it)."""
     test = await ops.get(runtime(request), principal.project_id, name)
     variant = variant_for(test, unitId)
     chosen = next(v for v in test["variants"] if v["name"] == variant)
