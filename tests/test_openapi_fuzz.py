@@ -80,10 +80,15 @@ LOOSE = frozenset(
         "POST /api/public/models",
         "GET /api/public/metrics",
         "GET /api/public/v2/metrics",
+        # The widget's metrics query must parse (dimensions, measures and filter columns
+        # of its view; agg "histogram" exactly with chart type HISTOGRAM).
         "POST /api/public/unstable/dashboard-widgets",
+        # A definition's placement ids differ and name widgets of the project.
         "POST /api/public/unstable/dashboards",
         "PATCH /api/public/unstable/dashboards/{dashboard_id}",
+        # Each of channelIds names an alert channel of the project.
         "POST /api/public/budgets",
+        # A regex rule's pattern must compile as RE2.
         "PUT /api/public/masking-rules",
         "POST /api/public/v2/datasets",
         "POST /api/public/datasets",
@@ -102,7 +107,11 @@ LOOSE = frozenset(
         "POST /api/public/unstable/evaluators",
         "POST /api/public/unstable/evaluation-rules",
         "PATCH /api/public/unstable/evaluation-rules/{rule_id}",
+        # Variant names differ, control is one of them, the metrics are scores of the
+        # project (or cost, latency, errorRate), the prompt versions and labels exist.
         "POST /api/public/ab-tests",
+        # groupBy=tags needs two or more tags, groupBy=promptVersion needs prompt; the
+        # metric is a score of the project (or cost, latency, errorRate).
         "GET /api/public/ab-tests/compare",
         "POST /api/public/media",
         "GET /api/public/dataset-items",
