@@ -108,16 +108,6 @@ class Dashboard(BaseModel):
     filters: list[dict[str, Any]]
 
 
-class DashboardBody(BaseModel):
-    """Create (``name`` required) or update (at least one field) a dashboard;
-    ``definition`` is ``{widgets: [placement, ...]}`` and replaces every placement."""
-
-    name: str | None = None
-    description: str | None = None
-    definition: dict[str, list[Placement]] | None = None
-    filters: list[dict[str, Any]] | None = None
-
-
 class WidgetList(BaseModel):
     """A page of widgets, most recently updated first."""
 
@@ -245,8 +235,6 @@ class WidgetCreate(BaseModel):
 def _body(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     schema.pop("$defs", None)
-    if model is DashboardBody:  # its one nested model, inlined
-        schema["properties"]["definition"] = {"type": "object"}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
