@@ -322,6 +322,10 @@ def test_rules_api_create_read_change_delete(alerts_api: Api):
     assert rule["mode"] == "threshold" and rule["intervalSeconds"] == 60
     assert rule["state"]["status"] == "ok" and rule["state"]["evaluatedAt"] is None
     assert rule["filters"] == {"environment": "production"}
+    # A whole number written as a float is an integer to JSON Schema, and to the route.
+    whole = create(api, name="whole", windowSeconds=600.0)
+    assert whole["windowSeconds"] == 600 and isinstance(whole["windowSeconds"], int)
+    assert api.delete(f"/api/public/alerts/rules/{whole['id']}").status_code == 200
     r = api.patch(f"/api/public/alerts/rules/{rule['id']}", json={"threshold": 7.5})
     assert r.status_code == 200 and r.json()["threshold"] == 7.5
     assert r.json()["description"] == "when errors climb"

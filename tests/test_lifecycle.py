@@ -164,6 +164,11 @@ def test_retention_setting_api(api):
     assert api.put("/api/public/retention", json={"retentionDays": None}).status_code == 200
     entries = api.get("/api/public/audit-log?action=retention.update").json()["data"]
     assert [e["detail"] for e in entries] == [{"from": 30, "to": None}, {"from": None, "to": 30}]
+    # 7.0 is an integer to JSON Schema (what the document says the route takes); 7.5 is not.
+    assert api.put("/api/public/retention", json={"retentionDays": 7.0}).json() == {
+        "retentionDays": 7
+    }
+    assert api.put("/api/public/retention", json={"retentionDays": 7.5}).status_code == 400
 
 
 def _job(api, owner: str, clock) -> RetentionJob:

@@ -77,13 +77,15 @@ LOOSE = frozenset(
         "POST /api/public/models",
         "GET /api/public/metrics",
         "GET /api/public/v2/metrics",
+        # The widget's metrics query must parse (dimensions, measures and filter columns
+        # of its view; agg "histogram" exactly with chart type HISTOGRAM).
         "POST /api/public/unstable/dashboard-widgets",
+        # A definition's placement ids differ and name widgets of the project.
         "POST /api/public/unstable/dashboards",
         "PATCH /api/public/unstable/dashboards/{dashboard_id}",
+        # Each of channelIds names an alert channel of the project.
         "POST /api/public/budgets",
-        "POST /api/public/alert-channels",
-        "POST /api/public/alerts/rules",
-        "PUT /api/public/retention",
+        # A regex rule's pattern must compile as RE2.
         "PUT /api/public/masking-rules",
         # inputSchema/expectedOutputSchema: a valid JSON Schema whose patterns RE2
         # compiles, which the dataset's stored items must match (a 400 otherwise).
@@ -98,9 +100,12 @@ LOOSE = frozenset(
         "POST /api/public/unstable/evaluators",
         "POST /api/public/unstable/evaluation-rules",
         "PATCH /api/public/unstable/evaluation-rules/{rule_id}",
+        # Variant names differ, control is one of them, the metrics are scores of the
+        # project (or cost, latency, errorRate), the prompt versions and labels exist.
         "POST /api/public/ab-tests",
+        # groupBy=tags needs two or more tags, groupBy=promptVersion needs prompt; the
+        # metric is a score of the project (or cost, latency, errorRate).
         "GET /api/public/ab-tests/compare",
-        "GET /api/public/ab-tests/{name}/assign",
         # version needs datasetName (a rule between parameters).
         "GET /api/public/dataset-items",
     }

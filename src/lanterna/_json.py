@@ -45,3 +45,11 @@ def _narrow(value: Any) -> Any:
 
 loads = orjson.loads
 JSONDecodeError = orjson.JSONDecodeError
+
+
+def integral(value: Any) -> Any:
+    """``value`` with a whole-number float made an int (``30.0`` -> ``30``): JSON Schema's
+    ``integer`` takes both, so a route that wants an integer takes both too."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

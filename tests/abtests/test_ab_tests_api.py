@@ -78,6 +78,9 @@ def test_seed_flow_with_server_side_assignment_reads_out_like_scipy(api):
     assert done["state"] == "concluded" and done["winner"] == "B"
     assert ok(api.get("/api/public/v2/prompts/research_agent"))["version"] == 2
     assert ok(api.get(f"{AB}/{test['name']}/assign", params={"unitId": "x"}))["variant"] == "B"
+    for params in ({}, {"unitId": ""}):  # unitId is required and not empty
+        refused = api.get(f"{AB}/{test['name']}/assign", params=params)
+        assert refused.status_code == 400 and "unitId" in refused.text, refused.text
 
 
 def test_ad_hoc_comparisons_by_metadata_tags_and_prompt_version(api):
@@ -129,7 +132,13 @@ def test_bad_definitions_are_refused_naming_the_problem(api):
     refused(api.post(AB, json=[1]), "JSON object")
     refused(api.post(AB, json=definition(colour="red")), "unknown field 'colour'")
     assert ok(api.get(AB))["data"] == []  # nothing stored
-    refused(api.get(f"{AB}/compare", params={"metric": "user_rating"}), "groupBy is required")
+    # groupBy and metric are required parameters (the document says so): a 400 naming them.
+    for params, name in (
+        ({"metric": "user_rating"}, "groupBy"),
+        ({"groupBy": "tags", "tags": ["x", "y"]}, "metric"),
+    ):
+        missing = api.get(f"{AB}/compare", params=params)
+        assert missing.status_code == 400 and name in missing.text, missing.text
     refused(
         api.get(f"{AB}/compare", params={"groupBy": "tags", "tags": ["x"], "metric": "cost"}),
         "at least two tags",

@@ -27,6 +27,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from .._json import integral
 from ..errors import Conflict, InvalidInput
 
 #: Metrics every trace has (besides score names).
@@ -38,8 +39,8 @@ RESERVED = ("compare", "new")
 #: Fields that decide assignment: fixed once a test has left ``draft``.
 ASSIGNMENT_FIELDS = ("variants", "salt", "prompt", "control")
 MAX_VARIANTS = 20
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
-_VARIANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,49}$")
+TEST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,49}$")
 #: State -> the actions allowed from it and the state each leads to.
 TRANSITIONS = {
     "start": (("draft", "stopped"), "running"),
@@ -58,7 +59,7 @@ def _text(value: Any, field: str, pattern: re.Pattern[str] | None = None) -> str
     if pattern is not None and not pattern.match(value):
         raise AbTestError(
             f"{field} {value!r} may hold letters, digits and . _ : - (at most"
-            f" {100 if pattern is _NAME else 50} characters, starting with a letter or digit)"
+            f" {100 if pattern is TEST_NAME else 50} characters, starting with a letter or digit)"
         )
     return value
 
@@ -85,13 +86,13 @@ def _variants(value: Any) -> list[dict[str, Any]]:
         unknown = set(item) - {"name", "weight", "promptVersion", "promptLabel"}
         if unknown:
             raise AbTestError(f"{where}: unknown field {sorted(unknown)[0]!r}")
-        name = _text(item.get("name"), f"{where}.name", _VARIANT)
+        name = _text(item.get("name"), f"{where}.name", VARIANT_NAME)
         weight = item.get("weight", 1)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight:
             raise AbTestError(f"{where}.weight must be a number")
         if weight < 0 or weight == float("inf"):
             raise AbTestError(f"{where}.weight must be zero or more (and finite)")
-        version = item.get("promptVersion")
+        version = integral(item.get("promptVersion"))
         label = item.get("promptLabel")
         if version is not None and (
             isinstance(version, bool) or not isinstance(version, int) or version < 1
@@ -153,7 +154,7 @@ def check_test(body: Any, before: Mapping[str, Any] | None = None) -> dict[str, 
     if before is not None and "name" in body and body["name"] != before["name"]:
         raise AbTestError("name cannot change (the SDK and URLs use it)")
     merged.update(body)
-    name = _text(merged.get("name"), "name", _NAME)
+    name = _text(merged.get("name"), "name", TEST_NAME)
     if name in RESERVED:
         raise AbTestError(f"name {name!r} is reserved")
     description = merged.get("description")

@@ -347,7 +347,7 @@ def _check_config(kind: str, config: dict[str, Any]) -> tuple[dict[str, Any], di
     if kind == "slack":
         return {}, {"url": _url(config, "url", https=True)}
     host = _text(config, "host", "config.", limit=253)
-    port = config.get("port", 587)
+    port = _json.integral(config.get("port", 587))
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise InvalidChannel("config.port: an integer from 1 to 65535")
     security = config.get("security", "starttls")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .._json import integral
 from ..analytics.alert_metrics import FILTERS, METRICS
 from ..errors import InvalidInput
 
@@ -76,7 +77,7 @@ class InvalidRule(InvalidInput):
 
 
 def _int(body: dict[str, Any], key: str, low: int, high: int) -> int:
-    value = body[key]
+    value = integral(body[key])
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidRule(f"{key}: expected an integer from {low} to {high}")
     return value

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .._json import integral
 from ..errors import Conflict, InvalidInput
 from ..store.filters import FilterError, conditions_of
 from ..timeutil import parse_ts
@@ -92,6 +93,7 @@ def _text(body: dict[str, Any], key: str, most: int, *, required: bool) -> str |
 
 
 def _integer(value: Any, where: str, least: int, most: int | None = None) -> int:
+    value = integral(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise InvalidDashboard(f"{where}: expected an integer of at least {least}")
     if most is not None and value > most:

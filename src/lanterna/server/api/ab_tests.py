@@ -10,10 +10,10 @@ what the SDK's ``assign(name, unit_id)`` and ``get_prompt(..., experiment=name)`
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...abtests import rules
 from ...abtests.assign import variant_for
@@ -25,7 +25,7 @@ from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import ab_test_json
-from .body import Deleted, json_body, ok, read_json, read_json_object
+from .body import NOT_BLANK, Deleted, json_body, ok, read_json, read_json_object
 from .params import LimitParam, Meta, PageParam, one_of, page_of
 
 router = APIRouter(tags=["AbTests"])
@@ -207,6 +207,92 @@ class Readout(BaseModel):
 
 _BODY = json_body(AbTestBody)
 
+_TEXT = Annotated[str, Field(pattern=NOT_BLANK)]
+_METRIC = Annotated[str, Field(max_length=200, pattern=NOT_BLANK)]
+
+
+class NewVariant(BaseModel):
+    """A variant of a new test: ``name`` (letters, digits, space and ``._:-``, at most
+    50), ``weight`` (zero or more, default 1), and at most one of ``promptVersion`` and
+    ``promptLabel``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "not": {
+                "required": ["promptVersion", "promptLabel"],
+                "properties": {
+                    "promptVersion": {"type": "integer"},
+                    "promptLabel": {"type": "string"},
+                },
+            }
+        },
+    )
+
+    name: Annotated[str, Field(pattern=rules.VARIANT_NAME.pattern)]
+    weight: Annotated[float, Field(ge=0)] = 1
+    promptVersion: Annotated[int | None, Field(ge=1)] = None
+    promptLabel: _TEXT | None = None
+
+
+#: A variant that names a prompt version or label (every variant, when the test names
+#: a prompt).
+_NAMES_A_PROMPT: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["promptVersion"], "properties": {"promptVersion": {"type": "integer"}}},
+        {"required": ["promptLabel"], "properties": {"promptLabel": {"type": "string"}}},
+    ]
+}
+
+
+class AbTestCreate(BaseModel):
+    """A new A/B test: ``name``, ``variants`` (2 to 20, the weights summing above 0) and
+    ``primaryMetric`` required; no other fields; with a ``prompt`` every variant names a
+    version or label of it. What JSON Schema cannot state (a 400 naming the field):
+    variant names differ, ``control`` is one of them, each metric is ``cost``,
+    ``latency``, ``errorRate`` or a score of the project, and the prompt's versions and
+    labels exist."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"required": ["prompt"], "properties": {"prompt": {"type": "string"}}},
+            "then": {"properties": {"variants": {"items": _NAMES_A_PROMPT}}},
+        },
+    )
+
+    name: Annotated[
+        str,
+        Field(
+            pattern=rules.TEST_NAME.pattern,
+            json_schema_extra={"not": {"enum": list(rules.RESERVED)}},
+        ),
+    ]
+    description: str | None = None
+    unit: Literal[rules.UNITS] | None = "user"  # type: ignore[valid-type]
+    variants: Annotated[
+        list[NewVariant],
+        Field(
+            min_length=2,
+            max_length=rules.MAX_VARIANTS,
+            json_schema_extra={
+                "contains": {
+                    "anyOf": [
+                        {"not": {"required": ["weight"]}},
+                        {"properties": {"weight": {"exclusiveMinimum": 0}}},
+                    ]
+                }
+            },
+        ),
+    ]
+    control: str | None = None
+    prompt: _TEXT | None = None
+    primaryMetric: _METRIC
+    guardrailMetrics: list[_METRIC] | None = None
+    minimumDetectableEffect: Annotated[float | None, Field(gt=0)] = None
+    alpha: Annotated[float | None, Field(gt=0, lt=0.5)] = None
+    salt: _TEXT | None = None
+
 
 @router.get(AB_TESTS, responses=ok(AbTestList))
 async def list_ab_tests(
@@ -226,7 +312,7 @@ async def list_ab_tests(
     return JSON(paging.envelope([ab_test_json(r) for r in shown], len(rows)))
 
 
-@router.post(AB_TESTS, responses=ok(AbTest), openapi_extra=_BODY)
+@router.post(AB_TESTS, responses=ok(AbTest), openapi_extra=json_body(AbTestCreate))
 async def create_ab_test(request: Request, principal: ProjectKey) -> JSON:
     """Create a draft A/B test; 400 naming the field (fewer than two variants, weights
     without a positive total, a metric that does not exist, ...), 409 on a taken name."""
@@ -241,14 +327,16 @@ async def create_ab_test(request: Request, principal: ProjectKey) -> JSON:
 async def compare(
     request: Request,
     principal: ProjectKey,
-    groupBy: str | None = None,
-    metric: str | None = None,
+    groupBy: Annotated[str, Query(pattern=r"^(metadata\.[^\x00]+|tags|promptVersion)$")],
+    metric: Annotated[str, Query(min_length=1)],
     tags: list[str] = Query(default=[]),  # noqa: B008
     prompt: str | None = None,
     control: str | None = None,
     guardrailMetrics: list[str] = Query(default=[]),  # noqa: B008
-    unit: str = "user",
-    alpha: float = 0.05,
+    unit: Annotated[str, one_of(rules.UNITS)] = "user",
+    alpha: Annotated[
+        float, Query(json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 0.5})
+    ] = 0.05,
     minimumDetectableEffect: Annotated[
         float | None, Query(json_schema_extra={"exclusiveMinimum": 0})
     ] = None,
@@ -258,7 +346,9 @@ async def compare(
     """Compare groups of traces without a declared test: ``groupBy`` is
     ``metadata.KEY`` (traces by that metadata value), ``tags`` (by which of the given
     ``tags`` they carry) or ``promptVersion`` (by the version of ``prompt`` their
-    generations used); ``control`` defaults to the largest group."""
+    generations used); ``control`` defaults to the largest group. Rules between the
+    parameters (``tags`` needs two or more tags, ``promptVersion`` needs ``prompt``) are
+    a 400 the document cannot state."""
     out = await ops.compare(
         runtime(request),
         principal.project_id,
@@ -345,12 +435,13 @@ async def _act(
 
 @router.get(AB_TESTS + "/{name}/assign", responses=ok(Assignment))
 async def assign_unit(
-    request: Request, name: str, principal: ProjectKey, unitId: str | None = None
+    request: Request,
+    name: str,
+    principal: ProjectKey,
+    unitId: Annotated[str, Query(min_length=1)],
 ) -> JSON:
     """The variant a unit sees (the same hash the SDK computes locally): for clients
-    without the SDK. Records nothing."""
-    if not unitId:
-        raise rules.AbTestError("unitId is required")
+    without the SDK. Records nothing. ``unitId`` is required (a 400 without it)."""
     test = await ops.get(runtime(request), principal.project_id, name)
     variant = variant_for(test, unitId)
     chosen = next(v for v in test["variants"] if v["name"] == variant)

@@ -6,20 +6,34 @@ evaluator (:mod:`lanterna.alerts.evaluator`) keeps its state and history.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from ...alerts.rules import api_fields, check_rule
+from ...alerts.rules import (
+    BASELINES,
+    COMPARATORS,
+    INTERVAL_MAX,
+    INTERVAL_MIN,
+    MODES,
+    NAME_MAX,
+    QUIET_MAX,
+    WINDOW_MAX,
+    WINDOW_MIN,
+    api_fields,
+    check_rule,
+)
+from ...analytics.alert_metrics import FILTERS, METRICS
 from ...store.db import Conn
 from ..audit import audit
 from ..auth import AlertsAdminKey, ProjectKey
 from ..errors import not_found
+from ..openapi import NO_NUL
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import alert_event_json, alert_rule_json
-from .body import read_json
+from .body import NOT_BLANK, json_body, read_json
 from .params import LimitParam, Message, Meta, PageParam, page_of
 
 router = APIRouter(tags=["Alerts"])
@@ -133,6 +147,81 @@ _BODY = {
 }
 
 
+def _filter_schema(kind: str) -> dict[str, Any]:
+    """A filter's value: ``{key: value}`` pairs (strings or numbers) for metadata, else
+    a non-empty string."""
+    if kind == "object":
+        scalar = {"anyOf": [{"type": "string"}, {"type": "number"}]}
+        return {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"minLength": 1, "pattern": NO_NUL},
+            "additionalProperties": scalar,
+        }
+    return {"type": "string", "minLength": 1}
+
+
+#: The rules between a new rule's fields: ``scoreName`` with ``score_avg``; a number
+#: ``threshold`` in threshold mode (the default), ``baseline`` and ``factor`` in
+#: baseline mode.
+_RULE_CONDITIONS: list[dict[str, Any]] = [
+    {
+        "if": {"properties": {"metric": {"const": "score_avg"}}},
+        "then": {
+            "required": ["scoreName"],
+            "properties": {"scoreName": {"type": "string", "pattern": NOT_BLANK}},
+        },
+    },
+    {
+        "if": {"properties": {"mode": {"const": "baseline"}}, "required": ["mode"]},
+        "then": {
+            "required": ["baseline", "factor"],
+            "properties": {"baseline": {"type": "string"}, "factor": {"type": "number"}},
+        },
+        "else": {"required": ["threshold"], "properties": {"threshold": {"type": "number"}}},
+    },
+]
+
+
+class RuleCreate(BaseModel):
+    """A new alert rule: ``name`` and ``metric`` required; ``scoreName`` (not blank) with
+    ``metric`` ``score_avg``; ``threshold`` in ``threshold`` mode (the default),
+    ``baseline`` and ``factor`` in ``baseline`` mode; no other fields. Defaults as in
+    docs/alerts.md."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"allOf": _RULE_CONDITIONS},  # type: ignore[dict-item]
+    )
+
+    name: Annotated[str, Field(max_length=NAME_MAX, pattern=NOT_BLANK)]
+    description: Annotated[str | None, Field(max_length=2000)] = ""
+    metric: Literal[tuple(METRICS)]  # type: ignore[valid-type]
+    scoreName: Annotated[str | None, Field(max_length=NAME_MAX)] = None
+    filters: Annotated[
+        dict[str, Any],
+        Field(
+            json_schema_extra={
+                "properties": {name: _filter_schema(f[2]) for name, f in FILTERS.items()},
+                "additionalProperties": False,
+            }
+        ),
+    ] = {}
+    comparator: Literal[COMPARATORS] = ">"  # type: ignore[valid-type]
+    threshold: float | None = None
+    mode: Literal[MODES] = "threshold"  # type: ignore[valid-type]
+    baseline: Literal[BASELINES] | None = None  # type: ignore[valid-type]
+    factor: Annotated[float | None, Field(gt=0)] = None
+    windowSeconds: Annotated[int, Field(ge=WINDOW_MIN, le=WINDOW_MAX)] = 300
+    intervalSeconds: Annotated[int, Field(ge=INTERVAL_MIN, le=INTERVAL_MAX)] = 60
+    minSamples: Annotated[int, Field(ge=0, le=10**9)] = 1
+    cooldownSeconds: Annotated[int, Field(ge=0, le=QUIET_MAX)] = 600
+    renotifySeconds: Annotated[int, Field(ge=0, le=QUIET_MAX)] = 0
+    notifyResolved: bool = True
+    channelIds: list[Annotated[str, Field(min_length=1)]] = []
+    enabled: bool = True
+
+
 def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
     return {200: {"model": model, "description": "OK"}}
 
@@ -154,7 +243,7 @@ async def list_rules(
     return JSON(await rt.read(read))
 
 
-@router.post(RULES, responses=_ok(Rule), openapi_extra=_BODY)
+@router.post(RULES, responses=_ok(Rule), openapi_extra=json_body(RuleCreate))
 async def create_rule(request: Request, principal: AlertsAdminKey) -> JSON:
     """Create a rule; it is evaluated at the evaluator's next tick. 400 naming the
     field when the body is wrong (nothing is stored)."""

@@ -10,10 +10,10 @@ period a status is computed for.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...alerts import budgets as rules
 from ...store.db import Conn
@@ -26,7 +26,7 @@ from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import budget_json, crossing_json
-from .body import Deleted, json_body, ok, read_json
+from .body import NOT_BLANK, Deleted, json_body, ok, read_json
 from .params import LimitParam, Meta, PageParam, page_of
 
 router = APIRouter(tags=["Budgets"])
@@ -108,6 +108,32 @@ class BudgetList(BaseModel):
 
 _BODY = json_body(BudgetBody)
 
+_TEXT = Annotated[str, Field(max_length=rules.MAX_TEXT, pattern=NOT_BLANK)]
+
+
+class BudgetCreate(BaseModel):
+    """A new budget: ``name`` and ``limitUsd`` required; ``scopeValue`` required with a
+    ``user``, ``session`` or ``tag`` scope and absent (or null) with ``project``; no
+    other fields. Each of ``channelIds`` must be an alert channel of the project (a 400
+    otherwise: a rule JSON Schema cannot state)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"scope": {"const": "project"}}},
+            "then": {"properties": {"scopeValue": {"type": "null"}}},
+            "else": {"required": ["scopeValue"], "properties": {"scopeValue": {"type": "string"}}},
+        },
+    )
+
+    name: _TEXT
+    scope: Literal[rules.SCOPES] = "project"  # type: ignore[valid-type]
+    scopeValue: _TEXT | None = None
+    period: Literal[rules.PERIODS] = "month"  # type: ignore[valid-type]
+    limitUsd: Annotated[float, Field(gt=0, le=rules.MAX_LIMIT_USD)]
+    softPercent: Annotated[float | None, Field(gt=0, lt=100)] = rules.DEFAULT_SOFT_PERCENT
+    channelIds: list[Annotated[str, Field(min_length=1)]] = []
+
 
 def _at(value: str | None) -> datetime:
     return parse_time(value, "at") or now()
@@ -160,7 +186,7 @@ async def list_budgets(
     return JSON(await runtime(request).read(read))
 
 
-@router.post(BUDGETS, responses=ok(Budget), openapi_extra=_BODY)
+@router.post(BUDGETS, responses=ok(Budget), openapi_extra=json_body(BudgetCreate))
 async def create_budget(request: Request, principal: BudgetsAdminKey) -> JSON:
     """Create a budget; 400 naming the field when the body is wrong (nothing stored)."""
     fields = rules.check_budget(await read_json(request))

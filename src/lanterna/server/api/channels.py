@@ -5,17 +5,17 @@ send a test). Project-scoped by the API key like every public route; secrets
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from .. import channel_ops as ops
 from ..audit import audit
 from ..auth import AlertsAdminKey, ProjectKey
 from ..responses import JSON
 from ..runtime import runtime
-from .body import Deleted, json_body, ok, read_json
+from .body import NOT_BLANK, Deleted, json_body, ok, read_json
 
 router = APIRouter(tags=["Alert channels"])
 
@@ -59,6 +59,100 @@ class ChannelTestResult(BaseModel):
     error: str | None = None
 
 
+#: A character ``str.strip`` keeps (and not NUL): see ``body.NOT_BLANK``.
+_KEPT = r"[^\s\x1c-\x1f\x85\x00]"
+#: A channel's URL (``outbound.check_url``): http(s), a host, an optional port, no user
+#: name or password. The pattern states a part of what the server takes (a DNS name or
+#: IPv4 address; the server also takes IPv6 literals and other spellings ``urlsplit``
+#: reads): every URL it allows is accepted.
+URL = r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,4})?([/?#][^\s\x00]*)?$"
+#: An email address as the server takes it: an ``@``, none of CR, LF, ``,;<>``.
+ADDRESS = r"^[^\r\n,;<>\x00]*@[^\r\n,;<>\x00]*$"
+#: A webhook secret: at least 16 characters between its first and last kept character.
+SECRET = rf"^[^\x00]*?{_KEPT}[^\x00]{{14,}}{_KEPT}[^\x00]*$"
+
+_Closed = ConfigDict(extra="forbid")
+
+
+class WebhookConfig(BaseModel):
+    """A webhook: the URL it POSTs to and the HMAC ``secret`` (16 characters or more)."""
+
+    model_config = _Closed
+    url: Annotated[str, Field(max_length=2000, pattern=URL)]
+    secret: Annotated[str, Field(max_length=500, pattern=SECRET)]
+
+
+class SlackConfig(BaseModel):
+    """A Slack incoming webhook: its https URL."""
+
+    model_config = _Closed
+    url: Annotated[str, Field(max_length=2000, pattern=URL.replace("https?", "https"))]
+
+
+class EmailConfig(BaseModel):
+    """An SMTP server and the addresses (``to``: 1 to 50; the server also takes them as
+    one string separated by commas or semicolons). ``password`` is required with a
+    non-empty ``username``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {
+                "required": ["username"],
+                "properties": {"username": {"type": "string", "minLength": 1}},
+            },
+            "then": {
+                "required": ["password"],
+                "properties": {"password": {"type": "string", "minLength": 1}},
+            },
+        },
+    )
+    host: Annotated[str, Field(max_length=253, pattern=NOT_BLANK)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: Annotated[str | None, Field(max_length=254)] = None
+    password: Annotated[str | None, Field(max_length=1000)] = None
+    from_: Annotated[str, Field(alias="from", max_length=254, pattern=ADDRESS)]
+    to: Annotated[
+        list[Annotated[str, Field(max_length=254, pattern=ADDRESS)]],
+        Field(min_length=1, max_length=50),
+    ]
+
+
+_NAME = Annotated[str, Field(max_length=200, pattern=NOT_BLANK)]
+
+
+class WebhookChannelBody(BaseModel):
+    """A webhook channel to create."""
+
+    model_config = _Closed
+    name: _NAME
+    type: Literal["webhook"]
+    config: WebhookConfig
+
+
+class SlackChannelBody(BaseModel):
+    """A Slack channel to create."""
+
+    model_config = _Closed
+    name: _NAME
+    type: Literal["slack"]
+    config: SlackConfig
+
+
+class EmailChannelBody(BaseModel):
+    """An email channel to create."""
+
+    model_config = _Closed
+    name: _NAME
+    type: Literal["email"]
+    config: EmailConfig
+
+
+class AlertChannelCreate(RootModel[WebhookChannelBody | SlackChannelBody | EmailChannelBody]):
+    """Create a channel: ``name``, ``type`` and the ``config`` of that type."""
+
+
 _BODY = json_body(AlertChannelBody)
 
 
@@ -68,7 +162,7 @@ async def list_channels(request: Request, principal: ProjectKey) -> JSON:
     return JSON({"data": await ops.list_channels(runtime(request), principal.project_id)})
 
 
-@router.post(CHANNELS, responses=ok(AlertChannel), openapi_extra=_BODY)
+@router.post(CHANNELS, responses=ok(AlertChannel), openapi_extra=json_body(AlertChannelCreate))
 async def create_channel(request: Request, principal: AlertsAdminKey) -> JSON:
     """Create a channel; 400 naming the field that is wrong."""
     body = await read_json(request)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...analytics import dashboards as rules
 from ...analytics.dashboards import InvalidDashboard, PlacementConflict
@@ -27,7 +27,7 @@ from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import dashboard_json, widget_json
-from .body import read_json
+from .body import NOT_BLANK, json_body, read_json
 from .params import LimitParam, Message, Meta, PageParam, page_of
 
 router = APIRouter(tags=["Dashboards (unstable)"])
@@ -108,16 +108,6 @@ class Dashboard(BaseModel):
     filters: list[dict[str, Any]]
 
 
-class DashboardBody(BaseModel):
-    """Create (``name`` required) or update (at least one field) a dashboard;
-    ``definition`` is ``{widgets: [placement, ...]}`` and replaces every placement."""
-
-    name: str | None = None
-    description: str | None = None
-    definition: dict[str, list[Placement]] | None = None
-    filters: list[dict[str, Any]] | None = None
-
-
 class WidgetList(BaseModel):
     """A page of widgets, most recently updated first."""
 
@@ -132,11 +122,119 @@ class DashboardList(BaseModel):
     meta: Meta
 
 
+# --- the bodies of a new widget and a new or changed dashboard, as the routes check them
+
+
+_NAME = Annotated[str, Field(max_length=rules.NAME_MAX, pattern=NOT_BLANK)]
+_DESCRIPTION = Annotated[str | None, Field(max_length=rules.DESCRIPTION_MAX)]
+_TILE_FITS: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"x": {"const": x}, "width": {"maximum": rules.GRID_COLUMNS - x}}}
+        for x in range(rules.GRID_COLUMNS)
+    ]
+}
+
+
+class Condition(BaseModel):
+    """A filter condition (as the metrics query's): ``value`` required but for type
+    ``null``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"type": {"const": "null"}}},
+            "else": {"required": ["value"]},
+        }
+    )
+
+    type: str
+    column: str
+    operator: str
+    value: Any = None
+    key: str | None = None
+
+
+class NewPlacement(BaseModel):
+    """A widget's tile in a dashboard's ``definition``: ``x + width`` at most 12."""
+
+    model_config = ConfigDict(json_schema_extra=_TILE_FITS)
+
+    type: Literal["widget"] = "widget"
+    id: Annotated[str, Field(min_length=1)]
+    widgetId: Annotated[str, Field(min_length=1)]
+    x: Annotated[int, Field(ge=0, le=rules.GRID_COLUMNS - 1)]
+    y: Annotated[int, Field(ge=0)]
+    width: Annotated[int, Field(ge=1, le=rules.GRID_COLUMNS)]
+    height: Annotated[int, Field(ge=1)]
+
+
+class Definition(BaseModel):
+    """The placements of a dashboard (at most 100)."""
+
+    widgets: Annotated[list[NewPlacement], Field(max_length=rules.MAX_PLACEMENTS)]
+
+
+class DashboardCreate(BaseModel):
+    """A new dashboard: ``name`` required. Not stated here (a 400 naming the field):
+    placement ids differ, and each placement's widget is one of the project's."""
+
+    name: _NAME
+    description: _DESCRIPTION = None
+    definition: Definition | None = None
+    filters: list[Condition] | None = None
+
+
+class DashboardChange(BaseModel):
+    """A dashboard change: at least one of the fields not null; ``definition`` replaces
+    every placement (the same rules as on create)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [field], "not": {"properties": {field: {"type": "null"}}}}
+                for field in ("name", "description", "definition", "filters")
+            ]
+        }
+    )
+
+    name: _NAME | None = None
+    description: _DESCRIPTION = None
+    definition: Definition | None = None
+    filters: list[Condition] | None = None
+
+
+class Dimension(BaseModel):
+    """A dimension of a widget's query."""
+
+    field: Annotated[str, Field(min_length=1)]
+
+
+class WidgetMetric(BaseModel):
+    """A metric of a widget's query: a measure and its aggregation."""
+
+    measure: Annotated[str, Field(min_length=1)]
+    agg: Annotated[str, Field(min_length=1)]
+
+
+class WidgetCreate(BaseModel):
+    """A new widget. Not stated here (a 400 with the metrics query's message): the query
+    must parse as ``GET /api/public/v2/metrics`` parses it (the view's dimensions,
+    measures, aggregations and filter columns; ``agg`` ``histogram`` exactly with chart
+    type ``HISTOGRAM``), and ``chartConfig`` holds only its known keys with their
+    types."""
+
+    name: _NAME
+    description: _DESCRIPTION = None
+    view: Literal[rules.VIEWS]  # type: ignore[valid-type]
+    dimensions: list[Dimension]
+    metrics: Annotated[list[WidgetMetric], Field(min_length=1)]
+    filters: list[Condition]
+    chartType: Literal[rules.CHART_TYPES]  # type: ignore[valid-type]
+    chartConfig: dict[str, Any] | None = None
+
+
 def _body(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     schema.pop("$defs", None)
-    if model is DashboardBody:  # its one nested model, inlined
-        schema["properties"]["definition"] = {"type": "object"}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
@@ -207,7 +305,7 @@ async def list_widgets(
     )
 
 
-@router.post(WIDGETS, responses=_ok(Widget), openapi_extra=_body(WidgetBody))
+@router.post(WIDGETS, responses=_ok(Widget), openapi_extra=json_body(WidgetCreate))
 async def create_widget(request: Request, principal: ProjectKey) -> JSON:
     """Create a widget (place it with ``POST /dashboards/{id}/placements``); 400 naming
     the field, or with the metrics query's message when its query does not parse."""
@@ -299,7 +397,7 @@ def _check_placed(store: Dashboards, conn: Conn, project_id: str, fields: dict[s
         )
 
 
-@router.post(DASHBOARDS, responses=_ok(Dashboard), openapi_extra=_body(DashboardBody))
+@router.post(DASHBOARDS, responses=_ok(Dashboard), openapi_extra=json_body(DashboardCreate))
 async def create_dashboard(request: Request, principal: ProjectKey) -> JSON:
     """Create a dashboard (``name`` required; optional description, definition, filters)."""
     fields = rules.check_dashboard(await read_json(request))
@@ -328,7 +426,9 @@ async def get_dashboard(request: Request, dashboard_id: str, principal: ProjectK
 
 
 @router.patch(
-    DASHBOARDS + "/{dashboard_id}", responses=_ok(Dashboard), openapi_extra=_body(DashboardBody)
+    DASHBOARDS + "/{dashboard_id}",
+    responses=_ok(Dashboard),
+    openapi_extra=json_body(DashboardChange),
 )
 async def update_dashboard(request: Request, dashboard_id: str, principal: ProjectKey) -> JSON:
     """Change a dashboard's name, description, definition (all placements) or filters."""

@@ -14,15 +14,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
+from ..._json import integral
 from ...errors import InvalidRequestData
-from ...ingest.masking import check_rules
+from ...ingest.masking import BUILTINS, MAX_PATTERN, MAX_RULES, PATH_ROOTS, REDACTED, check_rules
 from ...lifecycle.deletion import delete_session, delete_user
 from ...store.interface import Deleted
 from ..audit import audit
@@ -41,6 +42,10 @@ router = APIRouter(tags=["Data lifecycle"])
 MAX_RETENTION_DAYS = 36500
 OptStr = Annotated[str | None, Query()]
 OptList = Annotated[list[str] | None, Query()]
+#: Any string without a NUL (every body string: ``read_json``).
+NO_NUL_TEXT = r"^[^\x00]*$"
+#: A masking rule's ``path`` (``ingest.masking._path``): a root, then non-empty keys.
+MASK_PATH = rf"^(\$\.)?({'|'.join(PATH_ROOTS)})(\.[^.\x00]+)+$"
 
 
 class DeletedCounts(BaseModel):
@@ -56,6 +61,49 @@ class Retention(BaseModel):
     everything. From 1 to 36500."""
 
     retentionDays: int | None = None
+
+
+class RetentionBody(BaseModel):
+    """Set the retention: ``retentionDays`` (required) from 1 to 36500, or null to keep
+    everything."""
+
+    retentionDays: Annotated[int | None, Field(ge=1, le=MAX_RETENTION_DAYS)]
+
+
+#: A masking rule's ``replacement`` (default ``[REDACTED]``).
+_REPLACEMENT = Field(default=REDACTED, max_length=100, pattern=NO_NUL_TEXT)
+
+
+class BuiltinRule(BaseModel):
+    """Redact what a built-in pattern finds."""
+
+    type: Literal["builtin"]
+    name: Literal[tuple(BUILTINS)]  # type: ignore[valid-type]
+    replacement: str = _REPLACEMENT
+
+
+class RegexRule(BaseModel):
+    """Redact what an RE2 ``pattern`` finds (it must compile: a 400 otherwise, which
+    JSON Schema cannot state)."""
+
+    type: Literal["regex"]
+    pattern: Annotated[str, Field(min_length=1, max_length=MAX_PATTERN, pattern=NO_NUL_TEXT)]
+    replacement: str = _REPLACEMENT
+
+
+class PathRule(BaseModel):
+    """Replace the value at a path: ``input``, ``output`` or ``metadata`` (``$.``
+    may lead), then keys separated by dots."""
+
+    type: Literal["path"]
+    path: Annotated[str, Field(max_length=200, pattern=MASK_PATH)]
+    replacement: str = _REPLACEMENT
+
+
+class MaskingRulesBody(BaseModel):
+    """Replace the project's redaction rules: ``rules`` (required, at most 50)."""
+
+    rules: Annotated[list[BuiltinRule | RegexRule | PathRule], Field(max_length=MAX_RULES)]
 
 
 class MaskingRules(BaseModel):
@@ -120,6 +168,7 @@ def retention_days(raw: Any) -> int | None:
     """A retention in days as given (an integer from 1 to 36500, or None)."""
     if raw is None:
         return None
+    raw = integral(raw)
     if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_RETENTION_DAYS:
         raise InvalidRequestData(
             f"retentionDays: an integer from 1 to {MAX_RETENTION_DAYS}, or null to keep everything"
@@ -135,7 +184,9 @@ def get_retention(request: Request, principal: ProjectKey) -> JSON:
     return JSON({"retentionDays": (row or {}).get("retention_days")})
 
 
-@router.put("/api/public/retention", responses=ok(Retention), openapi_extra=json_body(Retention))
+@router.put(
+    "/api/public/retention", responses=ok(Retention), openapi_extra=json_body(RetentionBody)
+)
 async def put_retention(request: Request, principal: ProjectKey) -> JSON:
     """Set the project's retention (audited as ``retention.update``)."""
     body = await read_json(request)
@@ -165,7 +216,9 @@ def get_masking_rules(request: Request, principal: ProjectKey) -> JSON:
 
 
 @router.put(
-    "/api/public/masking-rules", responses=ok(MaskingRules), openapi_extra=json_body(MaskingRules)
+    "/api/public/masking-rules",
+    responses=ok(MaskingRules),
+    openapi_extra=json_body(MaskingRulesBody),
 )
 async def put_masking_rules(request: Request, principal: ProjectKey) -> JSON:
     """Replace the project's redaction rules (checked: a 400 names the first bad rule;
