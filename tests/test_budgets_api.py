@@ -34,7 +34,9 @@ def utc(text: str) -> datetime:
 
 @pytest.fixture
 def http(live_server: Any) -> Any:
-    with httpx.Client(base_url=live_server.url, auth=live_server.project.auth) as client:
+    with httpx.Client(
+        base_url=live_server.url, auth=live_server.project.auth, timeout=60
+    ) as client:
         yield client
 
 

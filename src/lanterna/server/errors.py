@@ -20,6 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from ..errors import ERROR_NAMES, INVALID_REQUEST_DATA, DomainError, NotFound
 from ..store.db import is_connection_lost
 from ..store.writer import DatabaseUnavailableError
+from .doc_models import answer
 from .responses import JSON
 
 log = logging.getLogger("lanterna.server")
@@ -140,15 +141,12 @@ def install(app: FastAPI, html_page: HtmlPage | None = None) -> None:
 #: any client error is an :class:`ErrorBody`; FastAPI's default 422 is not listed (a
 #: validation error answers 400 here).
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    "4XX": {"model": ErrorBody, "description": "Client error: the message says why"},
+    "4XX": answer(ErrorBody, "Client error: the message says why"),
 }
 
 
 #: Documented on the routes that answer 501 when the events are not in the SQL
 #: database (``store.interface.require_sql_events``; docs/scale-out.md).
 SQL_EVENTS_ONLY: dict[int | str, dict[str, Any]] = {
-    501: {
-        "model": ErrorBody,
-        "description": "Not available with the configured event store (ClickHouse) yet",
-    },
+    501: answer(ErrorBody, "Not available with the configured event store (ClickHouse) yet"),
 }

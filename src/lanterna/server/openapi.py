@@ -8,12 +8,14 @@ type and body against it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from .doc_models import resolve
 from .errors import ErrorBody
 from .org_auth import require_org
 
@@ -192,29 +194,65 @@ def _hoist_defs(node: Any, schemas: dict[str, Any]) -> Any:
         return [_hoist_defs(item, schemas) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "$defs":
             for name, schema in value.items():
                 schemas.setdefault(name, _hoist_defs(schema, schemas))
         elif key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/"):
             out[key] = "#/components/schemas/" + value.removeprefix("#/$defs/")
+        elif key == "discriminator" and isinstance(value, dict) and "mapping" in value:
+            out[key] = {
+                **value,
+                "mapping": {
+                    tag: "#/components/schemas/" + ref.removeprefix("#/$defs/")
+                    if isinstance(ref, str) and ref.startswith("#/$defs/")
+                    else ref
+                    for tag, ref in value["mapping"].items()
+                },
+            }
         else:
             out[key] = _hoist_defs(value, schemas)
     return out
 
 
+#: Documents built in this process, by the routes they describe: every app of a
+#: process (the tests make hundreds) has the same routes, and building one takes seconds.
+_BUILT: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _routes_key(app: FastAPI) -> tuple[Any, ...]:
+    return (
+        app.title,
+        app.version,
+        *(
+            (route.path, tuple(sorted(route.methods or ())), id(route.endpoint))
+            for route in app.routes
+            if isinstance(route, APIRoute) and route.include_in_schema
+        ),
+    )
+
+
 def document(app: FastAPI) -> dict[str, Any]:
-    """The app's OpenAPI document with the auth schemes and common answers added."""
+    """The app's OpenAPI document with the auth schemes and common answers added
+    (built once per process for a set of routes; each app gets its own copy)."""
     if app.openapi_schema is not None:
         return app.openapi_schema
+    key = _routes_key(app)
+    if key not in _BUILT:
+        _BUILT[key] = _build(app)
+    app.openapi_schema = copy.deepcopy(_BUILT[key])
+    return app.openapi_schema
+
+
+def _build(app: FastAPI) -> dict[str, Any]:
     spec = FastAPI.openapi(app)
     components = spec.setdefault("components", {})
     components["securitySchemes"] = SECURITY_SCHEMES
     schemas = components.setdefault("schemas", {})
     schemas.setdefault("ErrorBody", ErrorBody.model_json_schema())
     schemas.setdefault(JSON_VALUE, JSON_VALUE_SCHEMA)
-    spec["paths"] = _hoist_defs(spec["paths"], schemas)
+    spec["paths"] = _hoist_defs(resolve(spec["paths"], schemas), schemas)
     seen: set[str] = set()
     org = org_operations(app)
     for path, item in spec["paths"].items():
@@ -228,7 +266,6 @@ def document(app: FastAPI) -> dict[str, Any]:
             if path.startswith(("/api/", "/v1/")):
                 for status, answer in COMMON_RESPONSES.items():
                     op["responses"].setdefault(status, answer)
-    app.openapi_schema = spec
     return spec
 
 

@@ -28,6 +28,7 @@ from ...analytics.alert_metrics import FILTERS, METRICS
 from ...store.db import Conn
 from ..audit import audit
 from ..auth import AlertsAdminKey, ProjectKey
+from ..doc_models import answer
 from ..errors import not_found
 from ..openapi import NO_NUL
 from ..responses import JSON
@@ -223,7 +224,7 @@ class RuleCreate(BaseModel):
 
 
 def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model, "description": "OK"}}
+    return {200: answer(model, "OK")}
 
 
 @router.get(RULES, responses=_ok(RuleList))

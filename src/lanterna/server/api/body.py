@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 
 from ... import _json
+from ..doc_models import answer
 from ..errors import ApiError
 from ..runtime import runtime
 
@@ -119,7 +120,7 @@ class Deleted(BaseModel):
 
 def ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
     """A route's documented 200 answer (``responses=``)."""
-    return {200: {"model": model, "description": "OK"}}
+    return {200: answer(model, "OK")}
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:

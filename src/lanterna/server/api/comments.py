@@ -13,6 +13,7 @@ from ...store.db import Conn
 from ...store.interface import Store
 from ..audit import audit
 from ..auth import ProjectKey
+from ..doc_models import answer
 from ..errors import ApiError, not_found
 from ..eval_shapes import comment_json
 from ..responses import JSON
@@ -91,7 +92,7 @@ def _exists(store: Store, conn: Conn, project_id: str, object_type: str, object_
 
 @router.post(
     PATH,
-    responses={200: {"model": CommentId, "description": "Created"}},
+    responses={200: answer(CommentId, "Created")},
     openapi_extra=json_body(CommentBody),
 )
 async def create_comment(request: Request, principal: ProjectKey) -> JSON:

@@ -23,6 +23,7 @@ from ...store.db import Conn
 from ...store.dialect import Dialect
 from ...store.interface import Dashboards
 from ..auth import ProjectKey
+from ..doc_models import answer
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
@@ -239,7 +240,7 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model, "description": "OK"}}
+    return {200: answer(model, "OK")}
 
 
 def _store(request: Request) -> Dashboards:

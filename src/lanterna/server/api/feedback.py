@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from ..audit import actor_of, audit
 from ..auth import ProjectKey
+from ..doc_models import answer
 from ..errors import ApiError
 from ..responses import JSON
 from ..runtime import runtime
@@ -52,7 +53,7 @@ def _text(body: dict[str, object], name: str, most: int, *, required: bool) -> s
 @router.post(
     "/api/public/feedback",
     status_code=201,
-    responses={201: {"model": SubmitFeedbackResponse, "description": "Created"}},
+    responses={201: answer(SubmitFeedbackResponse, "Created")},
     openapi_extra=json_body(SubmitFeedbackRequest),
 )
 async def submit_feedback(request: Request, principal: ProjectKey) -> JSON:

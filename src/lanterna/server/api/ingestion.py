@@ -15,6 +15,7 @@ from ...ingest.score_configs import check_batch, config_ids
 from ...store.db import Conn
 from ...store.interface import PreparedEvents, Store
 from ..auth import AnyKey
+from ..doc_models import answer
 from ..errors import ApiError
 from ..responses import JSON
 from ..runtime import runtime
@@ -194,7 +195,7 @@ def _prepare(
 @router.post(
     "/api/public/ingestion",
     status_code=207,
-    responses={207: {"model": IngestionResult, "description": "Each event's outcome"}},
+    responses={207: answer(IngestionResult, "Each event's outcome")},
     openapi_extra=json_body(IngestionBatch),
 )
 async def ingest(request: Request, principal: AnyKey) -> JSON:

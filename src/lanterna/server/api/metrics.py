@@ -17,6 +17,7 @@ from ...store.db import Conn
 from ...store.filters import OPERATORS, parse_time
 from ...store.interface import require_sql_events
 from ..auth import ProjectKey
+from ..doc_models import answer
 from ..errors import SQL_EVENTS_ONLY
 from ..responses import JSON
 from ..runtime import runtime
@@ -163,7 +164,7 @@ def _answer(request: Request, project_id: str, text: str | None, version: int) -
 
 
 _ANSWER = {
-    200: {"model": MetricsResponse, "description": "The query's rows"},
+    200: answer(MetricsResponse, "The query's rows"),
     **SQL_EVENTS_ONLY,
 }
 

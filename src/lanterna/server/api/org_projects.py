@@ -23,6 +23,7 @@ from ...store.db import Conn
 from ...timeutil import format_ts, now
 from ..audit import audit, audit_org
 from ..auth import key_cache
+from ..doc_models import answer
 from ..errors import ApiError, not_found
 from ..org_auth import OrgKey
 from ..responses import JSON
@@ -205,7 +206,7 @@ async def update_project(request: Request, org: OrgKey, projectId: str) -> JSON:
 @router.delete(
     PROJECTS + "/{projectId}",
     status_code=202,
-    responses={202: {"model": ProjectDeletionResponse, "description": "Deleted"}},
+    responses={202: answer(ProjectDeletionResponse, "Deleted")},
 )
 async def remove_project(request: Request, org: OrgKey, projectId: str) -> JSON:
     """Delete a project with all its data (traces, observations, scores, sessions,

@@ -29,6 +29,7 @@ from ...ingest.otlp_experiments import ExperimentLink
 from ...store.db import Conn
 from ...timeutil import now
 from ..auth import ProjectKey
+from ..doc_models import answer
 from ..errors import ApiError
 from ..media import media_allowed, with_media
 from ..runtime import Runtime, runtime
@@ -132,11 +133,9 @@ _EXPORT_BODY = {
 }
 #: The answer is in the request's format.
 _EXPORTED: dict[int | str, dict[str, Any]] = {
-    200: {
-        "model": OtlpExportResponse,
-        "description": "Committed; the answer in the request's media type",
-        "content": {PROTOBUF: _BYTES},
-    }
+    200: answer(
+        OtlpExportResponse, "Committed; the answer in the request's media type", {PROTOBUF: _BYTES}
+    )
 }
 
 

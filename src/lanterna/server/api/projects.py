@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from ..._version import __version__
 from ..auth import ProjectKey
+from ..doc_models import answer
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
@@ -25,7 +26,7 @@ class Health(BaseModel):
     version: str
 
 
-_HEALTH = {"model": Health, "description": "Alive"}
+_HEALTH = answer(Health, "Alive")
 
 
 @router.get(

@@ -27,6 +27,7 @@ from ...accounts import store as accounts
 from ...errors import Conflict
 from ...store.db import Conn
 from ..audit import audit_org
+from ..doc_models import answer
 from ..errors import ErrorBody
 from ..org_auth import OrgKey
 from ..responses import JSON
@@ -52,7 +53,7 @@ class ScimOrApiError(RootModel[ScimError | ErrorBody]):
 
 router = APIRouter(
     tags=["Scim"],
-    responses={"4XX": {"model": ScimOrApiError, "description": "Refused: nothing changed"}},
+    responses={"4XX": answer(ScimOrApiError, "Refused: nothing changed")},
 )
 
 SCIM = "/api/public/scim"
@@ -387,7 +388,7 @@ def _display_name(name: Any) -> str | None:
 @router.post(
     SCIM + "/Users",
     status_code=201,
-    responses={201: {"model": ScimUser, "description": "Created"}},
+    responses={201: answer(ScimUser, "Created")},
     openapi_extra=json_body(ScimUserBody),
 )
 async def create_user(request: Request, org: OrgKey) -> JSON:

@@ -25,6 +25,7 @@ from ...store.interface import VALUE_OPERATORS, ScoreQuery
 from ...timeutil import format_ts, now
 from ..audit import audit
 from ..auth import AnyKey, ProjectKey
+from ..doc_models import answer
 from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import Runtime, runtime
@@ -83,9 +84,9 @@ async def _configs(
 @router.post(
     "/api/public/scores",
     responses={
-        200: {"model": CreatedScore, "description": "One score (an object) created"},
-        202: {"model": ScoresAccepted, "description": "Every score of a list created"},
-        207: {"model": ScoresPartly, "description": "Some scores of a list refused"},
+        200: answer(CreatedScore, "One score (an object) created"),
+        202: answer(ScoresAccepted, "Every score of a list created"),
+        207: answer(ScoresPartly, "Some scores of a list refused"),
     },
     openapi_extra=scores_body(),
 )
@@ -390,7 +391,7 @@ def list_scores_v2(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(
     "/api/public/v2/scores/{score_id:path}",
-    responses={200: {"model": Score, "description": "OK"}},
+    responses={200: answer(Score, "OK")},
 )
 def get_score_v2(request: Request, score_id: str, principal: ProjectKey) -> JSON:
     """One score of any target; 404 when the project has no such score."""
@@ -409,7 +410,7 @@ def list_scores_v1(request: Request, principal: ProjectKey) -> JSON:
 
 @router.get(
     "/api/public/scores/{score_id:path}",
-    responses={200: {"model": ScoreV1, "description": "OK"}},
+    responses={200: answer(ScoreV1, "OK")},
 )
 def get_score_v1(request: Request, score_id: str, principal: ProjectKey) -> JSON:
     """One trace score in the ScoreV1 shape; 404 for other targets or unknown ids."""
@@ -425,7 +426,7 @@ def get_score_v1(request: Request, score_id: str, principal: ProjectKey) -> JSON
 @router.delete(
     "/api/public/scores/{score_id:path}",
     status_code=202,
-    responses={202: {"model": Deleted, "description": "Deleted"}},
+    responses={202: answer(Deleted, "Deleted")},
 )
 async def delete_score(request: Request, score_id: str, principal: ProjectKey) -> JSON:
     """Delete a score once committed; 404 when the project has no such score.
