@@ -26,6 +26,13 @@ HUGE = 2**70
 _TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {}
 
 
+def _plausible(schema: dict[str, object]) -> str:
+    """A valid value of a required query parameter's schema."""
+    if schema.get("format") == "date-time":
+        return "2026-01-01T00:00:00Z"
+    return "1" if schema.get("type") == "integer" else "x"
+
+
 def _integer_query_cases() -> Iterator[tuple[str, str, str]]:
     """(method, url, parameter): each integer query parameter of each route, set huge."""
     spec = create_app(Settings(data_dir=str(Path(tempfile.mkdtemp())))).openapi()
@@ -38,12 +45,18 @@ def _integer_query_cases() -> Iterator[tuple[str, str, str]]:
             for p in params:
                 if p["in"] == "path":
                     base = base.replace("{" + p["name"] + "}", "x")
+            # The other required query parameters, given (so the answer is about ours).
+            given = "".join(
+                f"&{p['name']}={_plausible(p.get('schema', {}))}"
+                for p in params
+                if p["in"] == "query" and p.get("required")
+            )
             for p in params:
                 schema = p.get("schema", {})
                 kinds = {schema.get("type")} | {s.get("type") for s in schema.get("anyOf", [])}
                 if p["in"] == "query" and "integer" in kinds:
                     for value in (HUGE, -HUGE):
-                        url = f"{base}?{p['name']}={value}"
+                        url = f"{base}?{p['name']}={value}{given}"
                         _TEMPLATES[(method.upper(), url)] = (method, path)
                         yield method.upper(), url, p["name"]
 

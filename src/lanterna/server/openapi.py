@@ -186,6 +186,16 @@ def _secured(path: str, method: str) -> list[dict[str, list[str]]]:
     return schemes
 
 
+def _without_defaults(node: Any) -> Any:
+    """``node`` without its ``default`` notes (a body's model and the same model as an
+    answer differ only there)."""
+    if isinstance(node, dict):
+        return {k: _without_defaults(v) for k, v in node.items() if k != "default"}
+    if isinstance(node, list):
+        return [_without_defaults(v) for v in node]
+    return node
+
+
 def _hoist_defs(node: Any, schemas: dict[str, Any]) -> Any:
     """Move the ``$defs`` of schemas written inline (a route's ``json_body``) into
     ``components.schemas``, where their ``#/...`` references resolve: inside the
@@ -198,7 +208,10 @@ def _hoist_defs(node: Any, schemas: dict[str, Any]) -> Any:
     for key, value in node.items():
         if key == "$defs":
             for name, schema in value.items():
-                schemas.setdefault(name, _hoist_defs(schema, schemas))
+                hoisted = _hoist_defs(schema, schemas)
+                kept = schemas.setdefault(name, hoisted)
+                if _without_defaults(kept) != _without_defaults(hoisted):
+                    raise RuntimeError(f"two schemas named {name} in the OpenAPI document")
         elif key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/"):
             out[key] = "#/components/schemas/" + value.removeprefix("#/$defs/")
         elif key == "discriminator" and isinstance(value, dict) and "mapping" in value:
