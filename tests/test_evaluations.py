@@ -172,6 +172,7 @@ def test_evaluators_are_versioned_by_name_and_checked(app_api, stub):
     no_connection = app_api.post("/api/public/unstable/evaluators", json=JUDGE)
     assert no_connection.status_code == 422
     assert no_connection.json()["error"] == "evaluator_preflight_failed"
+    assert no_connection.json()["code"] == "evaluator_preflight_failed"  # Langfuse's envelope
     connect(app_api, stub)
     first = app_api.post("/api/public/unstable/evaluators", json=JUDGE).json()
     assert (first["version"], first["variables"]) == (1, ["question", "answer"])

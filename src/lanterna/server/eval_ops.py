@@ -32,6 +32,10 @@ class PreflightFailed(DomainError):
     status = 422
     error = "evaluator_preflight_failed"
 
+    def body(self) -> dict[str, Any]:
+        """Langfuse's error envelope of the unstable evaluators API: ``code`` too."""
+        return {**super().body(), "code": self.error}
+
 
 async def save_connection(rt: Runtime, project_id: str, body: Any) -> dict[str, Any]:
     """Create or replace (by provider) a connection, its secrets sealed; its JSON."""

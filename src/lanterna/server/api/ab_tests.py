@@ -48,7 +48,10 @@ class AbTestBody(BaseModel):
     one (PATCH: the fields given; a started test's ``variants``, ``salt``, ``prompt`` and
     ``control`` are fixed, 409). ``primaryMetric`` and ``guardrailMetrics``: score names
     of the project, or ``cost``, ``latency``, ``errorRate``; ``unit``: ``user`` or
-    ``session``; ``minimumDetectableEffect``: absolute, in the metric's unit."""
+    ``session``; ``minimumDetectableEffect``: absolute, in the metric's unit. Any other
+    field is refused (400)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
     description: str | None = None
