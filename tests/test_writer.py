@@ -123,6 +123,48 @@ def test_sqlite_wal_is_checkpointed_in_the_background_and_bounded(
     db.close()
 
 
+def test_sqlite_wal_stays_bounded_while_readers_never_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Readers of this process that never pause (a dashboard under load) hold an old
+    snapshot at every moment; the writer holds new reads back while it restarts the
+    log, so the WAL stays bounded instead of growing with every commit."""
+    monkeypatch.setattr(writer_module, "WAL_RESTART_BYTES", 256 * 1024)
+    monkeypatch.setattr(writer_module, "WAL_KEEP_BYTES", 64 * 1024)
+    db = Database(f"sqlite:///{tmp_path / 'w.db'}", read_pool_size=4)
+    migrate(db)
+    writer = Writer(db)
+    writer.start()
+    wal = tmp_path / "w.db-wal"
+    stop = threading.Event()
+    reads = [0] * 3
+
+    def reader(slot: int) -> None:
+        while not stop.is_set():
+            with db.read() as conn:
+                conn.all("SELECT id, name FROM organizations")
+            reads[slot] += 1
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        sizes = []
+        for n in range(60):
+            writer.run_sync(_insert(f"org-{n}-" + "x" * 100_000), timeout=10)
+            sizes.append(os.path.getsize(wal))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        writer.stop()
+    # 6 MB were written while the readers read on; the log was restarted, not grown
+    assert max(sizes) < 1024 * 1024, sizes
+    assert min(reads) > 10, reads  # the readers really were reading throughout
+    assert len(_names(db)) == 60
+    db.close()
+
+
 @contextmanager
 def _sqlite_writer(path: Path) -> Iterator[tuple[Database, Writer]]:
     db = Database(f"sqlite:///{path}")

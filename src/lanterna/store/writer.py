@@ -68,6 +68,8 @@ _STOP = object()
 #: Above this WAL size the writer itself finishes a checkpoint and restarts the log,
 #: so that the file cannot grow without bound under sustained load.
 WAL_RESTART_BYTES = 128 * 1024 * 1024
+#: How long that restart waits for the reads running when it starts (new ones wait).
+RESTART_WAIT_MS = 1000
 #: The WAL file is cut back to this size whenever it restarts.
 WAL_KEEP_BYTES = 128 * 1024 * 1024
 
@@ -493,11 +495,15 @@ class Writer:
             # already) so that the next transaction writes the log from its start.
             # RESTART waits for readers of old snapshots: only briefly, so that a long
             # query never stalls writes; the next commit tries again.
+            # New reads of this process are held back meanwhile (at most the wait
+            # below): with readers that never pause there is otherwise never a moment
+            # without an old snapshot, and the WAL grows without bound.
             raw = conn.raw
             previous = raw.execute("PRAGMA busy_timeout").fetchone()[0]
             try:
-                raw.execute("PRAGMA busy_timeout=50")
-                raw.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                with self.db.hold_readers():
+                    raw.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+                    raw.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
             except Exception:
                 log.warning("WAL restart checkpoint failed", exc_info=True)
             finally:
