@@ -333,10 +333,11 @@ class Database:
 
     @contextmanager
     def hold_readers(self) -> Iterator[None]:
-        """New reads of this process wait (at most a few seconds) until the block ends;
-        reads already running go on. The writer restarts the WAL inside it: SQLite can
-        only do that once no reader holds an older snapshot, which a process that never
-        stops reading never offers, and then the WAL grows without bound."""
+        """New reads of this process wait (at most ``READER_HOLD_SECONDS``) until the
+        block ends; reads already running go on. The writer restarts the WAL inside it:
+        SQLite can only do that once no read uses the log, and a read starting while
+        the restart waits would make it wait for that read too (with reads that never
+        pause, the restart then never comes and the WAL grows without bound)."""
         if self.path is None:
             yield
             return
