@@ -123,6 +123,123 @@ def test_sqlite_wal_is_checkpointed_in_the_background_and_bounded(
     db.close()
 
 
+def test_sqlite_wal_stays_bounded_while_readers_never_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Readers of this process that never pause (a dashboard under load) hold a
+    snapshot at every moment, each longer than the writer's brief first wait (50 ms:
+    with that wait alone the WAL grew to the 1.6 MB written); the writer's second,
+    longer attempt restarts the log, so the WAL stays bounded."""
+    monkeypatch.setattr(writer_module, "WAL_RESTART_BYTES", 256 * 1024)
+    monkeypatch.setattr(writer_module, "WAL_KEEP_BYTES", 64 * 1024)
+    monkeypatch.setattr(writer_module, "HELD_RESTART_EVERY_SECONDS", 0.0)
+    db = Database(f"sqlite:///{tmp_path / 'w.db'}", read_pool_size=4)
+    migrate(db)
+    writer = Writer(db)
+    writer.start()
+    wal = tmp_path / "w.db-wal"
+    stop = threading.Event()
+    reads = [0, 0]
+    first_read = threading.Event()
+
+    def reader(slot: int) -> None:
+        if slot:  # the second reader is half a read behind the first
+            first_read.wait(5)
+            stop.wait(0.1)
+        while not stop.is_set():
+            with db.read() as conn:
+                conn.raw.execute("BEGIN")
+                conn.one("SELECT count(*) AS n FROM organizations")  # snapshot taken
+                first_read.set()
+                stop.wait(0.2)  # a slow query: 200 ms, far longer than the brief wait
+                conn.raw.execute("COMMIT")
+            reads[slot] += 1
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        first_read.wait(5)
+        sizes = []
+        for n in range(16):
+            writer.run_sync(_insert(f"org-{n}-" + "x" * 100_000), timeout=10)
+            sizes.append(os.path.getsize(wal))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        writer.stop()
+    # 1.6 MB were written while the readers read on; the log was restarted, not grown
+    assert max(sizes) < 1024 * 1024, sizes
+    assert min(reads) >= 5, reads  # the readers really were reading throughout
+    assert len(_names(db)) == 16
+    db.close()
+
+
+def test_a_read_arriving_during_the_wal_restart_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A read that starts while the writer waits to restart the WAL would take a
+    snapshot the restart must wait for too; held back until the restart is over, it
+    cannot prolong it, so the restart's wait is bounded by the reads already running."""
+    monkeypatch.setattr(writer_module, "WAL_RESTART_BYTES", 64 * 1024)
+    monkeypatch.setattr(writer_module, "HELD_RESTART_EVERY_SECONDS", 0.0)
+    db = Database(f"sqlite:///{tmp_path / 'w.db'}", read_pool_size=4)
+    migrate(db)
+    order: list[str] = []
+    held = threading.Event()
+    done = threading.Event()
+    restart = writer_module.Writer._restart_wal
+
+    def watched(self, conn, wait_ms):  # type: ignore[no-untyped-def]
+        if wait_ms == writer_module.HELD_RESTART_WAIT_MS:
+            held.set()
+        restarted = restart(self, conn, wait_ms)
+        if wait_ms == writer_module.HELD_RESTART_WAIT_MS:
+            order.append(f"restart {'done' if restarted else 'failed'}")
+            done.set()
+        return restarted
+
+    monkeypatch.setattr(writer_module.Writer, "_restart_wal", watched)
+    writer = Writer(db)
+    writer.start()
+    old_read_may_end = threading.Event()
+    old_read_began = threading.Event()
+    new_read_began = threading.Event()
+
+    def read(began: threading.Event, may_end: threading.Event, name: str) -> None:
+        with db.read() as conn:
+            conn.raw.execute("BEGIN")
+            conn.one("SELECT count(*) AS n FROM organizations")  # the snapshot
+            order.append(name)
+            began.set()
+            may_end.wait(10)
+            conn.raw.execute("COMMIT")
+
+    old = threading.Thread(target=read, args=(old_read_began, old_read_may_end, "old read"))
+    old.start()
+    old_read_began.wait(10)
+    try:
+        # the WAL passes its bound: the brief restart fails (the old read), the held
+        # one begins and waits for the old read
+        writer.submit(_insert("big-" + "x" * 100_000))
+        assert held.wait(10)
+        new = threading.Thread(target=read, args=(new_read_began, done, "new read"))
+        new.start()
+        # the new read is held back: give it the chance to begin before the old ends
+        new_read_began.wait(0.3)
+        old_read_may_end.set()
+        assert done.wait(10)
+        new.join(10)
+        old.join(10)
+    finally:
+        old_read_may_end.set()
+        done.set()
+        writer.stop()
+    assert order == ["old read", "restart done", "new read"]
+    db.close()
+
+
 @contextmanager
 def _sqlite_writer(path: Path) -> Iterator[tuple[Database, Writer]]:
     db = Database(f"sqlite:///{path}")

@@ -245,6 +245,10 @@ def percentile_cont(values: list[float], fraction: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+#: Longest a read waits while the writer restarts the WAL (``Database.hold_readers``).
+READER_HOLD_SECONDS = 2.0
+
+
 class Database:
     """A database opened from a URL: ``sqlite:///path.db``, a path, or ``postgresql://``."""
 
@@ -280,6 +284,9 @@ class Database:
             self.path = Path(path).expanduser().resolve()
             secure_sqlite(self.path)  # folder 0700, database, WAL and SHM 0600
             self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+            # Open unless the writer is restarting the WAL (``hold_readers``).
+            self._gate = threading.Event()
+            self._gate.set()
             self._reader_count = 0
             self._read_pool_size = read_pool_size
             if sqlite_memory_mib:
@@ -325,12 +332,29 @@ class Database:
             conn.raw.close()
 
     @contextmanager
+    def hold_readers(self) -> Iterator[None]:
+        """New reads of this process wait (at most ``READER_HOLD_SECONDS``) until the
+        block ends; reads already running go on. The writer restarts the WAL inside it:
+        SQLite can only do that once no read uses the log, and a read starting while
+        the restart waits would make it wait for that read too (with reads that never
+        pause, the restart then never comes and the WAL grows without bound)."""
+        if self.path is None:
+            yield
+            return
+        self._gate.clear()
+        try:
+            yield
+        finally:
+            self._gate.set()
+
+    @contextmanager
     def read(self) -> Iterator[Conn]:
         """Borrow a read connection (autocommit; each statement sees committed data)."""
         if self.path is None:
             with self._pool.connection() as pg:
                 yield Conn(pg, self.dialect)
             return
+        self._gate.wait(READER_HOLD_SECONDS)
         try:
             lite = self._readers.get_nowait()
         except queue.Empty:

@@ -68,6 +68,11 @@ _STOP = object()
 #: Above this WAL size the writer itself finishes a checkpoint and restarts the log,
 #: so that the file cannot grow without bound under sustained load.
 WAL_RESTART_BYTES = 128 * 1024 * 1024
+#: When a restart finds readers of old snapshots, at most this often the writer holds
+#: new reads back (``Database.hold_readers``) and waits for the running ones ...
+HELD_RESTART_EVERY_SECONDS = 5.0
+#: ... this long (reads wait at most ``db.READER_HOLD_SECONDS``).
+HELD_RESTART_WAIT_MS = 1000
 #: The WAL file is cut back to this size whenever it restarts.
 WAL_KEEP_BYTES = 128 * 1024 * 1024
 
@@ -317,6 +322,7 @@ class Writer:
         self._checkpointer: Checkpointer | None = None
         self._syncer: WalSyncer | None = None
         self._wal = str(db.path) + "-wal" if db.path is not None else None
+        self._last_held_restart = -HELD_RESTART_EVERY_SECONDS
         self.commits = 0
         self.units = 0
 
@@ -488,20 +494,39 @@ class Writer:
             size = os.stat(self._wal).st_size
         except OSError:
             return
-        if size > WAL_RESTART_BYTES:
-            # Between transactions: finish the checkpoint (most frames are copied
-            # already) so that the next transaction writes the log from its start.
-            # RESTART waits for readers of old snapshots: only briefly, so that a long
-            # query never stalls writes; the next commit tries again.
-            raw = conn.raw
-            previous = raw.execute("PRAGMA busy_timeout").fetchone()[0]
-            try:
-                raw.execute("PRAGMA busy_timeout=50")
-                raw.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
-            except Exception:
-                log.warning("WAL restart checkpoint failed", exc_info=True)
-            finally:
-                raw.execute(f"PRAGMA busy_timeout={int(previous)}")
+        if size <= WAL_RESTART_BYTES:
+            return
+        # Between transactions: finish the checkpoint (most frames are copied already)
+        # so that the next transaction writes the log from its start. RESTART waits
+        # for readers of old snapshots: first only briefly, so that a long query never
+        # stalls writes; the next commit tries again.
+        if self._restart_wal(conn, wait_ms=50):
+            return
+        # Readers that never pause (a dashboard under load) hold an old snapshot at
+        # every moment, and the WAL would grow without bound: now and then, new reads
+        # of this process are held back while the restart waits for the running ones.
+        now = time.monotonic()
+        if now - self._last_held_restart < HELD_RESTART_EVERY_SECONDS:
+            return
+        self._last_held_restart = now
+        with self.db.hold_readers():
+            if not self._restart_wal(conn, wait_ms=HELD_RESTART_WAIT_MS):
+                log.info("WAL restart waited %d ms for readers in vain", HELD_RESTART_WAIT_MS)
+
+    def _restart_wal(self, conn: Conn, wait_ms: int) -> bool:
+        """``wal_checkpoint(RESTART)``, waiting at most ``wait_ms`` for readers; True
+        when the log was restarted."""
+        raw = conn.raw
+        previous = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+        try:
+            raw.execute(f"PRAGMA busy_timeout={wait_ms}")
+            busy = raw.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
+        except Exception:
+            log.warning("WAL restart checkpoint failed", exc_info=True)
+            return False
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={int(previous)}")
+        return not busy
 
     def _commit_group(
         self, conn: Conn, group: list[tuple[Work, concurrent.futures.Future[Any]]]
