@@ -273,8 +273,10 @@ def run(args: argparse.Namespace) -> int:
         cpu0 = server.cpu_seconds()
         start.set()
         samples: list[tuple[float, float]] = []
+        wal_mib: list[float] = []
         print(
-            f"{'elapsed s':>9} {'requests':>9} {'req/s':>7} {'RSS MiB':>8} {'db MiB':>7}",
+            f"{'elapsed s':>9} {'requests':>9} {'req/s':>7} {'RSS MiB':>8} {'db MiB':>7}"
+            f" {'WAL MiB':>8}",
             flush=True,
         )
         last_done, last_t = 0, t0
@@ -286,7 +288,11 @@ def run(args: argparse.Namespace) -> int:
             count = done.value
             rate = (count - last_done) / max(now - last_t, 1e-9)
             size = _db_mib(args.backend, workdir)
-            print(f"{now - t0:9.0f} {count:9d} {rate:7.0f} {rss:8.1f} {size:7.1f}", flush=True)
+            wal_mib.append(_wal_mib(args.backend, workdir))
+            print(
+                f"{now - t0:9.0f} {count:9d} {rate:7.0f} {rss:8.1f} {size:7.1f} {wal_mib[-1]:8.1f}",
+                flush=True,
+            )
             last_done, last_t = count, now
         tallies = [results.get() for _ in procs]
         for proc in procs:
@@ -295,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
         server_cpu = server.cpu_seconds() - cpu0
         acked = [tid for t in tallies for tid in t.acked]
         missing = _missing(args.backend, workdir, db_args, acked)
-    return _report(args, tallies, elapsed, server_cpu, samples, len(acked), missing)
+    return _report(args, tallies, elapsed, server_cpu, samples, len(acked), missing, wal_mib)
 
 
 def _db_mib(backend: str, workdir: Path) -> float:
@@ -306,6 +312,17 @@ def _db_mib(backend: str, workdir: Path) -> float:
         return 0.0
     files = [workdir / "lanterna.db", workdir / "lanterna.db-wal"]
     return sum(f.stat().st_size for f in files if f.exists()) / 2**20
+
+
+def _wal_mib(backend: str, workdir: Path) -> float:
+    """The SQLite WAL file's size (MiB; 0 on PostgreSQL): the writer restarts it past
+    128 MiB, so under any load it must stay near that (``WAL_LIMIT_MIB``)."""
+    wal = workdir / "lanterna.db-wal"
+    return wal.stat().st_size / 2**20 if backend == "sqlite" and wal.exists() else 0.0
+
+
+#: The WAL may pass its 128 MiB restart size between two restarts, not grow beyond this.
+WAL_LIMIT_MIB = 256.0
 
 
 def rss_growth(rss: list[float]) -> float:
@@ -324,6 +341,7 @@ def _report(
     samples: list[tuple[float, float]],
     acked: int,
     missing: int,
+    wal_mib: list[float],
 ) -> int:
     print(f"\n{'kind':>12} {'requests':>9} {'errors':>7} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8}")
     total = errors = 0
@@ -349,7 +367,9 @@ def _report(
         f" server CPU {server_cpu:.0f} s in {elapsed:.0f} s"
     )
     print(f"acknowledged traces: {acked}, missing from the database: {missing}")
-    failed = errors > 0 or missing > 0 or growth > args.rss_slack
+    wal_max = max(wal_mib, default=0.0)
+    print(f"WAL MiB: max {wal_max:.1f} (limit {WAL_LIMIT_MIB:.0f})")
+    failed = errors > 0 or missing > 0 or growth > args.rss_slack or wal_max > WAL_LIMIT_MIB
     print("FAIL" if failed else "OK", flush=True)
     return 1 if failed else 0
 

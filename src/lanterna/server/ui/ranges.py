@@ -3,7 +3,8 @@
 A page's range is a preset (``range=24h``...) or ``range=custom`` with ``from``/``to``
 (a date or a ``datetime-local`` value, UTC unless it names an offset). The lists
 (traces, sessions, users) default to all time and leave a preset's end open; the
-metrics page needs both ends and defaults to the last 7 days. The filter form is the
+metrics page needs both ends and defaults to the last 7 days, in whole UTC hours (see
+:func:`bounded_range`). The filter form is the
 ``range_fields``/``range_filter`` macros of ``templates/_range_filter.html``.
 """
 
@@ -76,15 +77,23 @@ class Bounded:
 
 def bounded_range(params: Mapping[str, str]) -> Bounded:
     """The metrics page's range: a preset ending now (:data:`METRIC_DEFAULT` for none or
-    an unknown one) or ``custom`` ``from``/``to`` (a missing end is the preset's)."""
+    an unknown one) or ``custom`` ``from``/``to`` (a missing end is the preset's).
+
+    A preset covers whole UTC hours: from the start of the hour it reaches back to, to
+    the end of the current hour. Whole hours are read from the hourly rollups; a
+    partial hour at either end would be read from raw rows, and the current hour holds
+    everything just ingested (a minute of heavy traffic is as costly as the month).
+    A custom range keeps its exact ends."""
     form = {k: (params.get(k) or "").strip() for k in ("range", "from", "to")}
     preset = form["range"] or METRIC_DEFAULT
     form["range"] = preset
-    end = now()
     fallback = METRIC_RANGES[METRIC_DEFAULT]
-    start = end - METRIC_RANGES.get(preset, fallback)
+    current = now()
+    end = hour_ceil(current)
+    start = hour_floor(current - METRIC_RANGES.get(preset, fallback))
     error = ""
     if preset == "custom":
+        start, end = current - fallback, current
         try:
             start = parse_when(form["from"], "from") or start
             end = parse_when(form["to"], "to") or end
@@ -93,3 +102,14 @@ def bounded_range(params: Mapping[str, str]) -> Bounded:
         if start >= end:
             error, start = "The range must start before it ends.", end - fallback
     return Bounded(start, end, form, error)
+
+
+def hour_floor(moment: datetime) -> datetime:
+    """The start of ``moment``'s UTC hour."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def hour_ceil(moment: datetime) -> datetime:
+    """The end of ``moment``'s UTC hour (``moment`` itself on a whole hour)."""
+    floor = hour_floor(moment)
+    return floor if floor == moment else floor + timedelta(hours=1)
