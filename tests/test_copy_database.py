@@ -447,6 +447,66 @@ def test_a_copied_sqlite_folder_answers_the_same_on_postgresql(tmp_path, pg_url,
     assert tables > 60  # one progress row per table copied, and the whole copy's
 
 
+@pytest.fixture
+def pg_source(pg_url: str) -> Iterator[str]:
+    """A second new PostgreSQL database, migrated: the source of a PostgreSQL copy."""
+    admin = os.environ[PG_ENV]
+    name = f"lanterna_copysrc_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"{admin.rpartition('/')[0]}/{name}"
+    db = Database(url)
+    migrate(db)
+    db.close()
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_postgresql_database_copies_to_another(tmp_path, pg_source, pg_url, capsys):
+    """PostgreSQL as the source (moving to a new server): the same answers, keys and
+    logins on the copy."""
+    data = tmp_path / "data"
+    project = new_project(pg_source)
+    with TestClient(create_app(_settings(pg_source, data))) as client:
+        client.auth = project.auth
+        _fill(client, project)
+        dataset_id = client.get("/api/public/v2/datasets/qa").json()["id"]
+        before = _answers(client, dataset_id)
+    db = Database(pg_source)
+    with db.transaction() as conn:
+        from lanterna.accounts import store as accounts
+
+        user = accounts.create_user(conn, "owner@example.com", PASSWORD, is_admin=False)
+        accounts.set_member(conn, user, project.id, "owner")
+    db.close()
+
+    code = main(["migrate", "--from", pg_source, "--to", pg_url, "--batch-size", "7"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert re.search(r"observations: 36 / 36 rows done", out), out
+    assert "Verified:" in out and "counts and checksums equal" in out
+
+    with TestClient(create_app(_settings(pg_url, data))) as client:
+        client.auth = project.auth
+        after = _answers(client, dataset_id)
+        for path in READS:
+            path = path.format(dataset_id=dataset_id)
+            assert after[path] == before[path], (path, _differences(after[path], before[path]))
+        assert (
+            client.get("/api/public/traces", auth=(project.public_key, "sk-wrong")).status_code
+            == 401
+        )
+        assert _login(client, "owner@example.com", PASSWORD) == 303
+        # the copy takes new writes (its sequences and keys are its own)
+        ingested = client.post(
+            "/api/public/ingestion",
+            json={"batch": [_event("trace-create", {"id": "after-copy", "name": "n"}, 999)]},
+        )
+        assert ingested.status_code == 207 and ingested.json()["successes"], ingested.text
+        assert client.get("/api/public/traces/after-copy").status_code == 200
+
+
 class _Stop(KeyboardInterrupt):
     pass
 
