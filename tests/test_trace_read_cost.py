@@ -39,7 +39,7 @@ def _steps(db: Database, project_id: str) -> tuple[int, int]:
         for read in (traces.observations_of, traces.scores_of):
             ticks = [0]
 
-            def tick() -> int:
+            def tick(ticks: list[int] = ticks) -> int:
                 ticks[0] += 1
                 return 0
 
