@@ -237,7 +237,8 @@ def api(db_url: str, events_url: str, tmp_path: Path) -> Iterator[Api]:
 
 
 @pytest.fixture
-def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    """The app served by uvicorn on 127.0.0.1 in a background thread."""
-    with serve(db_url, tmp_path) as server:
+def live_server(db_url: str, events_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """The app served by uvicorn on 127.0.0.1 in a background thread (``clickhouse``:
+    with the event store in chDB)."""
+    with serve(db_url, tmp_path, events_url=events_url) as server:
         yield server

@@ -311,7 +311,14 @@ def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatc
         with httpx.Client(base_url=server.url, auth=auth, timeout=30) as http:
             batch = [
                 event(
-                    "trace-create", {"id": "e2e", "name": "draft", "userId": "u1", "tags": ["a"]}
+                    "trace-create",
+                    {
+                        "id": "e2e",
+                        "name": "draft",
+                        "userId": "u1",
+                        "tags": ["a"],
+                        "sessionId": "e2e-session",
+                    },
                 ),
                 event(
                     "generation-create",
@@ -375,8 +382,13 @@ def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatc
             assert sorted(s["value"] for s in scores["data"]) == [0.5, 1]
 
             documented = http.get("/api/openapi.json").json()["paths"]
+            # Sessions come from the traces' session ids.
+            sessions = http.get("/api/public/sessions").json()
+            assert [s["id"] for s in sessions["data"]] == ["e2e-session"], sessions
+            session = http.get("/api/public/sessions/e2e-session").json()
+            assert [t["id"] for t in session["traces"]] == ["e2e"]
+            assert session["totalCost"] == pytest.approx(generation["calculatedTotalCost"])
             for path in (
-                "/api/public/sessions",
                 "/api/public/users",
                 "/api/public/metrics/daily",
                 "/api/public/v2/metrics",
@@ -388,7 +400,7 @@ def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatc
                 assert body["error"] == "NotImplementedError"
                 assert "event store yet" in body["message"], body
 
-            # The web UI's trace list (with its totals row) and a trace's page.
+            # The web UI's trace list (with its totals row), a trace's page, the sessions.
             project_id = http.get("/api/public/projects").json()["data"][0]["id"]
             session = _login(server.url).cookies[SESSION_COOKIE]
             with httpx.Client(
@@ -399,6 +411,10 @@ def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatc
                 assert "final" in page.text and "otel-agent" in page.text
                 page = browser.get(f"/project/{project_id}/traces/e2e")
                 assert page.status_code == 200 and "e2e-gen" in page.text, page.text
+                page = browser.get(f"/project/{project_id}/sessions")
+                assert page.status_code == 200 and "e2e-session" in page.text, page.text
+                page = browser.get(f"/project/{project_id}/sessions/e2e-session")
+                assert page.status_code == 200 and "final" in page.text, page.text
 
             assert http.delete("/api/public/traces/e2e").status_code == 200
             assert http.get("/api/public/traces/e2e").status_code == 404

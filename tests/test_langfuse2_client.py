@@ -17,7 +17,7 @@ import pytest
 
 from support import run_sdk_script
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.clickhouse]
 
 
 def run_client(script: str, server: Any) -> dict[str, Any]:

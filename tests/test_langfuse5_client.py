@@ -18,7 +18,7 @@ import pytest
 from helpers import event
 from support import run_sdk_script
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.clickhouse]
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"  # an OTel-style 32-hex trace id
 OBSERVATION_ID = "b7ad6b7169203331"

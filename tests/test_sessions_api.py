@@ -8,6 +8,8 @@ import pytest
 
 from helpers import event, ingest, iso
 
+pytestmark = pytest.mark.clickhouse
+
 
 def test_session_with_its_traces_oldest_first(api):
     ingest(

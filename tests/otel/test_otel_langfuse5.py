@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ROOT / ".venvs" / "langfuse5" / "bin" / "python"
 CLIENTS = Path(__file__).resolve().parent / "clients"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.clickhouse]
 
 
 def run_client(script: str, live_server, **env: str) -> dict[str, str]:

@@ -144,7 +144,8 @@ def session_detail(
     if row is None:
         return None
     traces = store.sessions.traces_of_session(conn, project_id, session_id)
-    out = SessionDetail(row, traces, session_totals(conn, project_id, session_id))
+    usage = session_totals(store.events_conn(conn), project_id, session_id)
+    out = SessionDetail(row, traces, usage)
     if turns:
         out.turns, out.average_latency = session_turns(store, conn, project_id, traces)
     return out

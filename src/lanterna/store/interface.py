@@ -644,6 +644,11 @@ class Store(Protocol):
     media: Media
     blob_exports: BlobExports
 
+    def events_conn(self, conn: Conn) -> Conn:
+        """A ``Conn`` on which portable SQL reads the event tables (``traces``,
+        ``observations``, ``scores``): ``conn`` itself when they are in its database."""
+        ...
+
 
 class SqlStore:
     """The SQLite/PostgreSQL store: this package's query modules, checked by mypy
@@ -678,6 +683,10 @@ class SqlStore:
         self.ab_tests: AbTests = ab_tests
         self.media: Media = media
         self.blob_exports: BlobExports = blob_exports
+
+    def events_conn(self, conn: Conn) -> Conn:
+        """``conn``: the event tables are in its database."""
+        return conn
 
 
 #: The writer combines neighbouring ingestion units (mypy checks the unit's shape).

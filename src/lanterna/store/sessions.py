@@ -20,10 +20,12 @@ def list_sessions(
     environments: Sequence[str] = (),
     limit: int,
     offset: int,
+    source: str = "sessions",
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the project's sessions (newest first) and the total count.
 
     ``from_timestamp`` is inclusive, ``to_timestamp`` exclusive, both on ``created_at``.
+    ``source``: the table (or a subquery with its columns) to read them from.
     """
     d = conn.dialect
     where = ["project_id = ?"]
@@ -38,20 +40,22 @@ def list_sessions(
         where.append(f"environment IN ({', '.join('?' * len(environments))})")
         params.extend(environments)
     clause = " AND ".join(where)
-    total = int(conn.scalar(f"SELECT COUNT(*) FROM sessions WHERE {clause}", params))
+    total = int(conn.scalar(f"SELECT COUNT(*) FROM {source} WHERE {clause}", params))
     if total <= offset:
         return [], total
     rows = conn.all(
-        f"SELECT * FROM sessions WHERE {clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+        f"SELECT * FROM {source} WHERE {clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
         [*params, limit, offset],
     )
     return rows, total
 
 
-def get_session(conn: Conn, project_id: str, session_id: str) -> dict[str, Any] | None:
-    """One session row, or None."""
+def get_session(
+    conn: Conn, project_id: str, session_id: str, source: str = "sessions"
+) -> dict[str, Any] | None:
+    """One session row, or None (``source`` as in :func:`list_sessions`)."""
     return conn.one(
-        "SELECT * FROM sessions WHERE project_id = ? AND id = ?", (project_id, session_id)
+        f"SELECT * FROM {source} WHERE project_id = ? AND id = ?", (project_id, session_id)
     )
 
 

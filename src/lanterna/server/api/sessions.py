@@ -10,7 +10,7 @@ from ...queries.sessions import session_detail, session_list
 from ...store.db import Conn
 from ...store.filters import parse_time
 from ..auth import ProjectKey
-from ..errors import SQL_EVENTS_ONLY, not_found
+from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import session_json, trace_json, usage_json
@@ -21,7 +21,7 @@ from .params import LimitParam, PageParam, page_of
 router = APIRouter()
 
 
-@router.get("/api/public/sessions", responses={**ok(PaginatedSessions), **SQL_EVENTS_ONLY})
+@router.get("/api/public/sessions", responses=ok(PaginatedSessions))
 def list_sessions(
     request: Request,
     principal: ProjectKey,
@@ -56,7 +56,7 @@ def list_sessions(
 
 @router.get(
     "/api/public/sessions/{session_id:path}",
-    responses={**ok(SessionWithTraces), **SQL_EVENTS_ONLY},
+    responses=ok(SessionWithTraces),
 )
 def get_session(request: Request, session_id: str, principal: ProjectKey) -> JSON:
     """A session with all its traces (oldest first); 404 when the project has none."""

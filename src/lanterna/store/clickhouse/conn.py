@@ -232,7 +232,8 @@ class ChRaw:
             value = out[i]
             if isinstance(value, datetime):
                 out[i] = value if value.tzinfo else value.replace(tzinfo=UTC)
-            elif value is not None and not self._json_text and names[i] in _JSON_NAMES:
+            elif isinstance(value, str) and not self._json_text and names[i] in _JSON_NAMES:
+                # (an aggregate may share a JSON column's name: ``input`` token sums)
                 out[i] = _json.loads(value)
         return tuple(out)
 

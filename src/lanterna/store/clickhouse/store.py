@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from .. import media, scores, traces
+from .. import media, scores, sessions, traces
 from .. import observations as observations_module
 from ..db import Conn
 from ..interface import (
@@ -250,16 +250,27 @@ class ChScores:
         )
 
 
-class ChSessions:
-    """The ``Sessions`` resource on ClickHouse: not yet (the SQL store keeps a session
-    table in its write path, which ClickHouse ingestion does not); every operation
-    answers 501 rather than an empty view."""
+#: Sessions as the traces name them: the SQL store keeps a ``sessions`` row written with
+#: a session's first trace (its environment, the time it was stored); here the same
+#: comes from the session's earliest stored trace. (ClickHouse resolves a column's name
+#: to a SELECT alias of that name, so the inner aliases differ from the columns read;
+#: the outer filters on ``project_id``, a grouping key, reach the inner query.)
+_SESSIONS = (
+    "(SELECT project_id, sid AS id, env AS environment, stored AS created_at FROM ("
+    "SELECT project_id, session_id AS sid, argMin(environment, (created_at, id)) AS env,"
+    " min(created_at) AS stored FROM traces WHERE session_id IS NOT NULL"
+    " GROUP BY project_id, session_id)) AS sessions"
+)
 
-    def _no(self) -> NotOnClickHouse:
-        return NotOnClickHouse("sessions are not available on the ClickHouse event store yet")
+
+class ChSessions:
+    """The ``Sessions`` resource on ClickHouse, read from the traces' session ids."""
+
+    def __init__(self, events: EventsDb) -> None:
+        self.events = events
 
     def get_session(self, conn: Conn, project_id: str, session_id: str) -> Row | None:
-        raise self._no()
+        return sessions.get_session(_on(self.events, conn), project_id, session_id, _SESSIONS)
 
     def list_sessions(
         self,
@@ -272,20 +283,29 @@ class ChSessions:
         limit: int,
         offset: int,
     ) -> Page:
-        raise self._no()
+        return sessions.list_sessions(
+            _on(self.events, conn),
+            project_id,
+            from_timestamp=from_timestamp,
+            to_timestamp=to_timestamp,
+            environments=environments,
+            limit=limit,
+            offset=offset,
+            source=_SESSIONS,
+        )
 
     def traces_of_session(self, conn: Conn, project_id: str, session_id: str) -> list[Row]:
-        raise self._no()
+        return sessions.traces_of_session(_on(self.events, conn), project_id, session_id)
 
     def session_stats(
         self, conn: Conn, project_id: str, session_ids: Sequence[str]
     ) -> dict[str, SessionStats]:
-        raise self._no()
+        return sessions.session_stats(_on(self.events, conn), project_id, session_ids)
 
     def sessions_of_user(
         self, conn: Conn, project_id: str, user_id: str, *, limit: int = 50
     ) -> list[str]:
-        raise self._no()
+        return sessions.sessions_of_user(_on(self.events, conn), project_id, user_id, limit=limit)
 
 
 class ClickHouseStore(SqlStore):
@@ -300,8 +320,12 @@ class ClickHouseStore(SqlStore):
         self.traces: Traces = ChTraces(events)
         self.observations: Observations = ChObservations(events)
         self.scores: Scores = ChScores(events)
-        self.sessions: Sessions = ChSessions()
+        self.sessions: Sessions = ChSessions(events)
         self.ingest: Ingest = ChIngest(events)
+
+    def events_conn(self, conn: Conn) -> Conn:
+        """A ``Conn`` on ClickHouse whose rows look like those of ``conn``'s database."""
+        return _on(self.events, conn)
 
 
 def clickhouse_store(url: str) -> ClickHouseStore:
