@@ -388,8 +388,12 @@ def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatc
             session = http.get("/api/public/sessions/e2e-session").json()
             assert [t["id"] for t in session["traces"]] == ["e2e"]
             assert session["totalCost"] == pytest.approx(generation["calculatedTotalCost"])
+            # Users from the traces' user ids (no per-user totals are kept there).
+            users = http.get("/api/public/users").json()["data"]
+            assert sorted(u["userId"] for u in users) == ["u1", "user-otel"], users
+            u1 = http.get("/api/public/users/u1").json()
+            assert u1["totalCost"] == pytest.approx(generation["calculatedTotalCost"])
             for path in (
-                "/api/public/users",
                 "/api/public/metrics/daily",
                 "/api/public/v2/metrics",
             ):
@@ -400,7 +404,7 @@ def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatc
                 assert body["error"] == "NotImplementedError"
                 assert "event store yet" in body["message"], body
 
-            # The web UI's trace list (with its totals row), a trace's page, the sessions.
+            # The web UI's trace list (with its totals row), a trace's page, sessions, users.
             project_id = http.get("/api/public/projects").json()["data"][0]["id"]
             session = _login(server.url).cookies[SESSION_COOKIE]
             with httpx.Client(
@@ -415,6 +419,10 @@ def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatc
                 assert page.status_code == 200 and "e2e-session" in page.text, page.text
                 page = browser.get(f"/project/{project_id}/sessions/e2e-session")
                 assert page.status_code == 200 and "final" in page.text, page.text
+                page = browser.get(f"/project/{project_id}/users")
+                assert page.status_code == 200 and "user-otel" in page.text, page.text
+                page = browser.get(f"/project/{project_id}/users/u1")
+                assert page.status_code == 200 and "e2e-session" in page.text, page.text
 
             assert http.delete("/api/public/traces/e2e").status_code == 200
             assert http.get("/api/public/traces/e2e").status_code == 404

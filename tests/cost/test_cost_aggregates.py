@@ -52,6 +52,7 @@ def costs(api: Any) -> dict[str, float]:
     return {o["id"]: o["calculatedTotalCost"] or 0.0 for o in rows}
 
 
+@pytest.mark.clickhouse  # also with the ClickHouse event store
 def test_trace_total_cost_is_the_sum_of_its_observations(api):
     seed(api)
     by_obs = costs(api)
@@ -62,6 +63,7 @@ def test_trace_total_cost_is_the_sum_of_its_observations(api):
     assert traces["t4"]["totalCost"] == 0
 
 
+@pytest.mark.clickhouse  # also with the ClickHouse event store
 def test_a_session_carries_its_cost_and_tokens(api):
     seed(api)
     session = api.get("/api/public/sessions/s1").json()
@@ -74,6 +76,7 @@ def test_a_session_carries_its_cost_and_tokens(api):
     assert [t["id"] for t in session["traces"]] == ["t1", "t2"]
 
 
+@pytest.mark.clickhouse  # also with the ClickHouse event store
 def test_users_list_and_one_user(api):
     seed(api)
     page = api.get("/api/public/users").json()

@@ -140,13 +140,15 @@ def list_users(
     offset: int,
     order: str = "lastSeen",
     desc: bool = True,
+    kept_totals: bool = True,
 ) -> tuple[list[UserTotals], int]:
     """A page of users (the distinct ``userId`` of traces), ordered by ``order`` (a key
     of :data:`USER_ORDERS`; most recently seen first by default), ties by user id.
 
-    A whole project's users come from ``user_totals`` (one row per user); a scope with
-    a time range or filter groups its traces."""
-    if _whole(scope):
+    A whole project's users come from ``user_totals`` (one row per user) where the write
+    path keeps it (``kept_totals``: not on the ClickHouse event store); a scope with a
+    time range or filter groups its traces."""
+    if kept_totals and _whole(scope):
         return _list_from_totals(
             conn, scope.project_id, limit=limit, offset=offset, order=order, desc=desc
         )
@@ -181,9 +183,12 @@ def list_users(
     return _users(conn, where, params, heads), total
 
 
-def get_user(conn: Conn, scope: Scope, user_id: str) -> UserTotals | None:
-    """One user's totals, or None when no trace in scope has that ``userId``."""
-    if _whole(scope):
+def get_user(
+    conn: Conn, scope: Scope, user_id: str, *, kept_totals: bool = True
+) -> UserTotals | None:
+    """One user's totals, or None when no trace in scope has that ``userId``
+    (``kept_totals`` as in :func:`list_users`)."""
+    if kept_totals and _whole(scope):
         row = conn.one(
             "SELECT * FROM user_totals WHERE project_id = ? AND user_id = ?",
             [scope.project_id, user_id],

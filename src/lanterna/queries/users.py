@@ -25,6 +25,16 @@ LIST_RECENT = 100
 PAGE_RECENT = 1000
 
 
+def _kept(store: Store) -> bool:
+    """Whether the write path keeps per-user totals (``user_totals``): in the SQL store."""
+    return store.events_backend == "sql"
+
+
+def user_totals(store: Store, conn: Conn, scope: Scope, user_id: str) -> UserTotals | None:
+    """One user's totals in ``scope``, or None when no trace in it has that ``userId``."""
+    return get_user(store.events_conn(conn), scope, user_id, kept_totals=_kept(store))
+
+
 @dataclass(slots=True)
 class UserItem:
     """A user of a list page; score averages and main features when asked for."""
@@ -50,13 +60,22 @@ def user_list(
     ``details``, each user's score averages and main features (over their latest
     :data:`LIST_RECENT` traces).
 
-    All of it is :mod:`lanterna.analytics.usage`'s today; ``store`` is taken like every
-    view's, so a backend that answers users itself changes no caller."""
-    users, total = list_users(conn, scope, limit=limit, offset=offset, order=order, desc=desc)
+    All of it is :mod:`lanterna.analytics.usage`'s, read wherever the store keeps the
+    events (``Store.events_conn``)."""
+    events = store.events_conn(conn)
+    users, total = list_users(
+        events,
+        scope,
+        limit=limit,
+        offset=offset,
+        order=order,
+        desc=desc,
+        kept_totals=_kept(store),
+    )
     items = [UserItem(u) for u in users]
     if details:
         ids = [u.user_id for u in users]
-        scores, names = user_summaries(conn, scope.project_id, ids, recent=LIST_RECENT)
+        scores, names = user_summaries(events, scope.project_id, ids, recent=LIST_RECENT)
         for item in items:
             item.scores = scores.get(item.totals.user_id, {})
             item.features = [name for _, name in names.get(item.totals.user_id, [])[:3]]
@@ -83,7 +102,7 @@ def user_detail(
 ) -> UserDetail | None:
     """One user with their ``recent`` latest traces and their sessions (most recent
     first), or None when no trace has that ``userId``."""
-    totals = get_user(conn, Scope(project_id), user_id)
+    totals = user_totals(store, conn, Scope(project_id), user_id)
     if totals is None:
         return None
     traces, _ = trace_list(
@@ -96,7 +115,8 @@ def user_detail(
         parts=USER_TRACE_PARTS,
     )
     session_ids = store.sessions.sessions_of_user(conn, project_id, user_id)
-    scores, names = user_summaries(conn, project_id, [user_id], recent=PAGE_RECENT)
+    events = store.events_conn(conn)
+    scores, names = user_summaries(events, project_id, [user_id], recent=PAGE_RECENT)
     return UserDetail(
         totals=totals,
         scores=scores.get(user_id, {}),

@@ -10,14 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from ...analytics import usage
 from ...analytics.metrics import Scope
-from ...queries.users import user_list
+from ...queries.users import user_list, user_totals
 from ...store.db import Conn
 from ...store.filters import parse_time
-from ...store.interface import require_sql_events
 from ..auth import ProjectKey
-from ..errors import SQL_EVENTS_ONLY, not_found
+from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import user_json
@@ -42,7 +40,7 @@ def _scope(
     )
 
 
-@router.get("/api/public/users", responses={**ok(UserTotalsList), **SQL_EVENTS_ONLY})
+@router.get("/api/public/users", responses=ok(UserTotalsList))
 def list_users(
     request: Request,
     principal: ProjectKey,
@@ -56,7 +54,6 @@ def list_users(
     paging = page_of(page, limit)
     scope = _scope(principal.project_id, from_timestamp, to_timestamp, environment)
     rt = runtime(request)
-    require_sql_events(rt.store, "the users API")
 
     def read(conn: Conn) -> dict[str, Any]:
         items, total = user_list(rt.store, conn, scope, limit=paging.limit, offset=paging.offset)
@@ -65,7 +62,7 @@ def list_users(
     return JSON(rt.read_sync(read))
 
 
-@router.get("/api/public/users/{user_id:path}", responses={**ok(UserTotals), **SQL_EVENTS_ONLY})
+@router.get("/api/public/users/{user_id:path}", responses=ok(UserTotals))
 def get_user(
     request: Request,
     user_id: str,
@@ -77,8 +74,7 @@ def get_user(
     """One user's totals; 404 when no trace (in the time range) has that ``userId``."""
     scope = _scope(principal.project_id, from_timestamp, to_timestamp, environment)
     rt = runtime(request)
-    require_sql_events(rt.store, "the users API")
-    found = rt.read_sync(lambda conn: usage.get_user(conn, scope, user_id))
+    found = rt.read_sync(lambda conn: user_totals(rt.store, conn, scope, user_id))
     if found is None:
         raise not_found(f"User {user_id}")
     return JSON(user_json(found))
