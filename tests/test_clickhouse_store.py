@@ -393,10 +393,12 @@ def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatc
             assert sorted(u["userId"] for u in users) == ["u1", "user-otel"], users
             u1 = http.get("/api/public/users/u1").json()
             assert u1["totalCost"] == pytest.approx(generation["calculatedTotalCost"])
-            for path in (
-                "/api/public/metrics/daily",
-                "/api/public/v2/metrics",
-            ):
+            days = http.get("/api/public/metrics/daily").json()["data"]
+            assert sum(d["countTraces"] for d in days) == 2, days
+            assert sum(d["totalCost"] for d in days) == pytest.approx(
+                generation["calculatedTotalCost"] + otel["calculatedTotalCost"]
+            )
+            for path in ("/api/public/v2/metrics",):
                 assert "501" in documented[path]["get"]["responses"], path
                 answer = http.get(path)
                 assert answer.status_code == 501, (path, answer.text)

@@ -111,6 +111,7 @@ def test_users_list_and_one_user(api):
     assert bad.status_code == 400
 
 
+@pytest.mark.clickhouse  # also with the ClickHouse event store
 def test_daily_metrics_in_langfuse_shape(api):
     seed(api)
     page = api.get("/api/public/metrics/daily").json()

@@ -269,13 +269,16 @@ class DayUsage:
     models: list[ModelUsage] = field(default_factory=list)
 
 
-def daily_usage(conn: Conn, scope: Scope, *, limit: int, offset: int) -> tuple[list[DayUsage], int]:
+def daily_usage(
+    conn: Conn, scope: Scope, *, limit: int, offset: int, rollups: bool = True
+) -> tuple[list[DayUsage], int]:
     """Per UTC day with traces (newest first): traces, observations, cost, usage by model.
 
     Days are those of the traces' timestamps; ``models`` lists the observations that
-    name a model.
+    name a model. ``rollups``: whether ``conn``'s database keeps the hourly rollups
+    (not the ClickHouse event store: there every scope reads raw rows).
     """
-    if scope.rolled_up:
+    if rollups and scope.rolled_up:
         found = sorted(_days_from_rollups(conn, scope).values(), key=lambda x: x.date)
         found = [x for x in reversed(found) if x.traces]
         return found[offset : offset + limit], len(found)

@@ -29,7 +29,7 @@ from .params import LimitParam, PageParam, page_of
 router = APIRouter()
 
 
-@router.get("/api/public/metrics/daily", responses={**ok(DailyMetrics), **SQL_EVENTS_ONLY})
+@router.get("/api/public/metrics/daily", responses=ok(DailyMetrics))
 def daily_metrics(
     request: Request,
     principal: ProjectKey,
@@ -43,7 +43,7 @@ def daily_metrics(
     to_timestamp: Annotated[str | None, time_param("toTimestamp")] = None,
 ) -> JSON:
     """Days with traces, newest first (Langfuse's deprecated daily metrics shape)."""
-    require_sql_events(runtime(request).store, "the daily metrics API")
+    store = runtime(request).store
     paging = page_of(page, limit)
     scope = Scope(
         principal.project_id,
@@ -56,7 +56,13 @@ def daily_metrics(
     )
 
     def read(conn: Conn) -> dict[str, Any]:
-        days, total = daily_usage(conn, scope, limit=paging.limit, offset=paging.offset)
+        days, total = daily_usage(
+            store.events_conn(conn),
+            scope,
+            limit=paging.limit,
+            offset=paging.offset,
+            rollups=store.events_backend == "sql",
+        )
         return paging.envelope([daily_json(day) for day in days], total)
 
     return JSON(runtime(request).read_sync(read))

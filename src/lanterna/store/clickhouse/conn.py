@@ -166,6 +166,12 @@ class ClickHouseDialect(Dialect):
     def epoch_seconds(self, column: str) -> str:
         return f"(toUnixTimestamp64Micro({column}) / 1000000.0)"
 
+    def utc_day(self, column: str) -> str:
+        return f"formatDateTime({column}, '%Y-%m-%d', 'UTC')"
+
+    def utc_hour(self, column: str) -> str:
+        return f"formatDateTime({column}, '%Y-%m-%dT%H', 'UTC')"
+
     def search_hits(self, text: str) -> tuple[str, list[Any]] | None:
         return None
 
