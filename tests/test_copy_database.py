@@ -683,8 +683,6 @@ def test_a_copy_killed_mid_way_continues_when_run_again(tmp_path, pg_url):
     assert "counts and checksums equal" in again.stdout
 
 
-
-
 @pytest.mark.slow
 def test_with_events_the_events_go_to_the_clickhouse_event_store(
     tmp_path, tmp_path_factory, pg_url, capsys
