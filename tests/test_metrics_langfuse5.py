@@ -16,7 +16,7 @@ import pytest
 from helpers import event, iso
 from support import run_sdk_script
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.clickhouse]
 
 FROM, TO = iso(seconds=-60), iso(seconds=7200)
 #: (observation id, trace id, model, start, seconds taken, total tokens, cost)

@@ -19,6 +19,8 @@ from helpers import T0, event, ingest, iso
 from lanterna.server.app import create_app
 from support import Api, make_settings, new_project
 
+pytestmark = pytest.mark.clickhouse
+
 FROM, TO = iso(seconds=-3600), iso(seconds=3 * 86400)
 DAY = 86400.0
 
@@ -482,8 +484,11 @@ def test_a_query_sees_only_its_own_project(seeded):
     assert metrics(seeded, query, auth=("pk-lf-nobody", "sk-lf-nothing")).status_code == 401
 
 
-def test_a_query_over_the_time_limit_is_cancelled_with_a_422(db_url: str, tmp_path: Path):
+def test_a_query_over_the_time_limit_is_cancelled_with_a_422(
+    db_url: str, events_url: str, tmp_path: Path
+):
     settings = make_settings(db_url, tmp_path)
+    settings.events_url = events_url
     settings.query_timeout_ms = 1
     project = new_project(db_url)
     with Api(create_app(settings)) as client:
@@ -505,7 +510,9 @@ def test_a_query_over_the_time_limit_is_cancelled_with_a_422(db_url: str, tmp_pa
         assert response.status_code == 422, response.text
         assert "limit" in response.json()["message"]
     # The same query answers under the default limit.
-    with Api(create_app(make_settings(db_url, tmp_path))) as client:
+    settings = make_settings(db_url, tmp_path)
+    settings.events_url = events_url
+    with Api(create_app(settings)) as client:
         response = metrics(client, query, version=1, auth=project.auth)
         assert response.status_code == 200, response.text
         assert len(response.json()["data"]) == 1000  # v1's row cap

@@ -143,10 +143,3 @@ def install(app: FastAPI, html_page: HtmlPage | None = None) -> None:
 RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": answer(ErrorBody, "Client error: the message says why"),
 }
-
-
-#: Documented on the routes that answer 501 when the events are not in the SQL
-#: database (``store.interface.require_sql_events``; docs/scale-out.md).
-SQL_EVENTS_ONLY: dict[int | str, dict[str, Any]] = {
-    501: answer(ErrorBody, "Not available with the configured event store (ClickHouse) yet"),
-}

@@ -143,6 +143,10 @@ class Conn:
             finally:
                 self.raw.set_progress_handler(None, 0)
             return
+        if self.dialect.name == "clickhouse":  # the event store's own limit
+            with self.raw.time_limit(seconds, message):
+                yield self
+            return
         import psycopg
 
         millis = max(1, math.ceil(seconds * 1000))

@@ -56,7 +56,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..cost.calculate import Pricing
-from ..errors import DomainError
 from ..ingest.events import DomainEvent
 from . import (
     ab_tests,
@@ -133,7 +132,6 @@ __all__ = [
     "Datasets",
     "Deleted",
     "Evaluations",
-    "EventsElsewhere",
     "ExperimentQuery",
     "Experiments",
     "Ingest",
@@ -167,7 +165,6 @@ __all__ = [
     "TraceTotals",
     "Traces",
     "purge_freed",
-    "require_sql_events",
     "sql_store",
 ]
 
@@ -696,21 +693,3 @@ COMBINABLE_INGEST: type[Combinable] = PreparedEvents
 def sql_store() -> Store:
     """The SQLite/PostgreSQL :class:`Store` (mypy checks that it is one)."""
     return SqlStore()
-
-
-class EventsElsewhere(DomainError):
-    """A feature that reads what only the SQLite/PostgreSQL event tables keep (sessions,
-    rollups, per-user totals, ...), asked of a store whose events are elsewhere (501)."""
-
-    status = 501
-    error = "NotImplementedError"
-
-
-def require_sql_events(store: Store, what: str) -> None:
-    """Raise :class:`EventsElsewhere` unless ``store`` keeps its events in SQL: ``what``
-    (e.g. ``"the metrics API"``) is not implemented on the other event stores yet."""
-    if store.events_backend != "sql":
-        raise EventsElsewhere(
-            f"{what} is not available with the {store.events_backend} event store yet"
-            " (docs/scale-out.md)"
-        )

@@ -67,6 +67,8 @@ def compile_query(query: Query, project_id: str, dialect: Dialect) -> Compiled:
         params.extend(bound)
         if measure.join:
             joins.add(measure.join)
+        if measure.ch_join and d.name == "clickhouse":
+            joins.add(measure.ch_join)
     for k, metric in enumerate(query.metrics):
         value = f"m{measures.index(metric.measure)}"
         outer.append(f"{_aggregate(d, query, metric, value)} AS a{k}")

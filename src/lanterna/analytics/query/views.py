@@ -66,6 +66,9 @@ class Measure:
     distinct: bool = False
     join: str | None = None
     unit: str = ""
+    #: The join it needs on ClickHouse instead of a correlated subquery (its SQL there
+    #: reads the joined per-trace sums: see :func:`_per_trace`).
+    ch_join: str | None = None
 
     def allows(self, aggregation: str) -> bool:
         """True when ``aggregation`` applies to this measure."""
@@ -165,11 +168,17 @@ def _cost_part(part: str) -> Sql:
     )
 
 
-def _of_observations(select: Text) -> Text:
-    """A trace's value over its observations (a correlated subquery on their index)."""
+def _of_observations(select: Text, on_clickhouse: Text) -> Text:
+    """A trace's value over its observations: a correlated subquery on their index, or
+    on ClickHouse (which does not run those) ``on_clickhouse`` over the joined per-trace
+    sums (``tob``, the ``trace_observations`` join)."""
     return lambda d: (
-        f"(SELECT {select(d)} FROM observations ob"
-        " WHERE ob.project_id = t.project_id AND ob.trace_id = t.id)"
+        on_clickhouse(d)
+        if d.name == "clickhouse"
+        else (
+            f"(SELECT {select(d)} FROM observations ob"
+            " WHERE ob.project_id = t.project_id AND ob.trace_id = t.id)"
+        )
     )
 
 
@@ -182,14 +191,24 @@ def _summed(column: str) -> str:
 COUNT = Measure("count", _plain("1"), integer=True)
 
 
-def _errors(flag: str) -> tuple[Measure, Measure]:
+def _errors(
+    flag: str, *, on_clickhouse: str | None = None, ch_join: str | None = None
+) -> tuple[Measure, Measure]:
     """Lanterna's error measures (Langfuse has none): ``errorCount``, 1 for a row that
     is an error and 0 otherwise (its ``sum`` counts errors), and ``errorRate``, the same
-    as a float (its ``avg`` is the share of rows that are errors)."""
+    as a float (its ``avg`` is the share of rows that are errors). ``on_clickhouse``:
+    the flag there, reading ``ch_join``."""
+
+    def case(d: Dialect) -> str:
+        chosen = on_clickhouse if on_clickhouse and d.name == "clickhouse" else flag
+        return f"CASE WHEN {chosen} THEN 1 ELSE 0 END"
+
     return (
-        Measure("errorCount", _plain(f"CASE WHEN {flag} THEN 1 ELSE 0 END"), integer=True),
+        Measure("errorCount", lambda d: (case(d), []), integer=True, ch_join=ch_join),
         Measure(
-            "errorRate", _plain(f"CAST(CASE WHEN {flag} THEN 1 ELSE 0 END AS DOUBLE PRECISION)")
+            "errorRate",
+            lambda d: (f"CAST({case(d)} AS DOUBLE PRECISION)", []),
+            ch_join=ch_join,
         ),
     )
 
@@ -222,14 +241,23 @@ TRACES = View(
     ),
     _measures(
         COUNT,
-        Measure("observationsCount", _sql(_of_observations(lambda _d: "COUNT(*)")), integer=True),
+        Measure(
+            "observationsCount",
+            _sql(_of_observations(lambda _d: "COUNT(*)", lambda _d: "COALESCE(tob.n, 0)")),
+            integer=True,
+            ch_join="trace_observations",
+        ),
         Measure(
             "scoresCount",
-            _plain(
-                "(SELECT COUNT(*) FROM scores sc"
-                f" WHERE sc.project_id = {_T}.project_id AND sc.trace_id = {_T}.id)"
+            lambda d: (
+                "COALESCE(tsc.n, 0)"
+                if d.name == "clickhouse"
+                else "(SELECT COUNT(*) FROM scores sc"
+                f" WHERE sc.project_id = {_T}.project_id AND sc.trace_id = {_T}.id)",
+                [],
             ),
             integer=True,
+            ch_join="trace_scores",
         ),
         Measure("uniqueUserIds", _plain(f"{_T}.user_id"), integer=True, distinct=True),
         Measure("uniqueSessionIds", _plain(f"{_T}.session_id"), integer=True, distinct=True),
@@ -242,28 +270,48 @@ TRACES = View(
                             "MAX(COALESCE(ob.end_time, ob.start_time))", "MIN(ob.start_time)"
                         )
                         + " * 1000"
-                    )
+                    ),
+                    lambda d: f"{d.seconds_between('tob.last_end', 'tob.first_start')} * 1000",
                 )
             ),
             unit="ms",
+            ch_join="trace_observations",
         ),
         Measure(
             "totalTokens",
-            _sql(_of_observations(lambda _d: _summed("ob.usage_total"))),
+            _sql(_of_observations(lambda _d: _summed("ob.usage_total"), lambda _d: "tob.tokens")),
             integer=True,
+            ch_join="trace_observations",
         ),
         Measure(
             "totalCost",
-            _float(_of_observations(lambda _d: _summed("ob.total_cost"))),
+            _float(_of_observations(lambda _d: _summed("ob.total_cost"), lambda _d: "tob.cost")),
             unit="USD",
+            ch_join="trace_observations",
         ),
         # A trace is an error when one of its observations has level ERROR.
         *_errors(
             "EXISTS (SELECT 1 FROM observations ob WHERE ob.project_id = t.project_id"
-            " AND ob.trace_id = t.id AND ob.level = 'ERROR')"
+            " AND ob.trace_id = t.id AND ob.level = 'ERROR')",
+            on_clickhouse="COALESCE(tob.errors, 0) > 0",
+            ch_join="trace_observations",
         ),
     ),
-    {},
+    {
+        # ClickHouse only (see Measure.ch_join): a trace's observations and scores summed
+        # once per trace of the project.
+        "trace_observations": "LEFT JOIN (SELECT ob.project_id AS p, ob.trace_id AS tid,"
+        " COUNT(*) AS n, MIN(ob.start_time) AS first_start,"
+        " MAX(COALESCE(ob.end_time, ob.start_time)) AS last_end,"
+        f" {_summed('ob.usage_total')} AS tokens, {_summed('ob.total_cost')} AS cost,"
+        " SUM(CASE WHEN ob.level = 'ERROR' THEN 1 ELSE 0 END) AS errors"
+        " FROM observations ob WHERE ob.project_id = ? GROUP BY ob.project_id, ob.trace_id)"
+        f" tob ON tob.p = {_T}.project_id AND tob.tid = {_T}.id",
+        "trace_scores": "LEFT JOIN (SELECT sc.project_id AS p, sc.trace_id AS tid,"
+        " COUNT(*) AS n FROM scores sc WHERE sc.project_id = ?"
+        f" GROUP BY sc.project_id, sc.trace_id) tsc ON tsc.p = {_T}.project_id"
+        f" AND tsc.tid = {_T}.id",
+    },
     extra_filters={
         "metadata": (f"{_T}.metadata", "object", None),
         "timestamp": (f"{_T}.timestamp", "datetime", None),

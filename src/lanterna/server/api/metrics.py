@@ -10,15 +10,13 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from ...analytics.metrics import Scope
-from ...analytics.query import AGGREGATIONS, parse_query, run_query, views_for
+from ...analytics.query import AGGREGATIONS, parse_query, run_query, run_raw, views_for
 from ...analytics.query.model import BINS_MAX, GRANULARITIES, ROW_LIMIT_MAX
 from ...analytics.usage import daily_usage
 from ...store.db import Conn
 from ...store.filters import OPERATORS, parse_time
-from ...store.interface import require_sql_events
 from ..auth import ProjectKey
 from ..doc_models import answer
-from ..errors import SQL_EVENTS_ONLY
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import daily_json
@@ -157,21 +155,22 @@ def _query_param(version: int) -> Any:
 
 
 def _answer(request: Request, project_id: str, text: str | None, version: int) -> JSON:
-    require_sql_events(runtime(request).store, "the metrics API")
+    store = runtime(request).store
     query = parse_query(text, version=version)
     millis = runtime(request).settings.query_timeout_ms
     timeout = millis / 1000 if millis > 0 else None
 
     def read(conn: Conn) -> dict[str, Any]:
+        if store.events_backend != "sql":  # no rollups there: raw rows, exact
+            return {"data": run_raw(store.events_conn(conn), project_id, query, timeout=timeout)}
         # Percentiles over large ranges from the histograms (docs/metrics.md).
         return {"data": run_query(conn, project_id, query, timeout=timeout, approximate=None)}
 
     return JSON(runtime(request).read_sync(read))
 
 
-_ANSWER = {
+_ANSWER: dict[int | str, dict[str, Any]] = {
     200: answer(MetricsResponse, "The query's rows"),
-    **SQL_EVENTS_ONLY,
 }
 
 

@@ -5,14 +5,13 @@ ClickHouse; ``schema.py``: tables, views and their migrations; ``events.py``: in
 
 from .conn import EventsDb, EventsUrl, EventsUrlError
 from .schema import migrate
-from .store import ClickHouseStore, NotOnClickHouse, clickhouse_store
+from .store import ClickHouseStore, clickhouse_store
 
 __all__ = [
     "ClickHouseStore",
     "EventsDb",
     "EventsUrl",
     "EventsUrlError",
-    "NotOnClickHouse",
     "clickhouse_store",
     "migrate",
 ]

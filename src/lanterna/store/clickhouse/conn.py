@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,6 +169,37 @@ class ClickHouseDialect(Dialect):
     def utc_day(self, column: str) -> str:
         return f"formatDateTime({column}, '%Y-%m-%d', 'UTC')"
 
+    def utc_month(self, column: str) -> str:
+        return f"formatDateTime({column}, '%Y-%m', 'UTC')"
+
+    def time_bucket(self, column: str, granularity: str) -> str:
+        # dateTrunc's week starts on Monday, as PostgreSQL's date_trunc
+        start = f"toDateTime(dateTrunc('{granularity}', {column}, 'UTC'), 'UTC')"
+        return f"formatDateTime({start}, '%Y-%m-%dT%H:%i:%S.000Z', 'UTC')"
+
+    def seconds_between(self, end: str, start: str) -> str:
+        return f"((toUnixTimestamp64Micro({end}) - toUnixTimestamp64Micro({start})) / 1000000.0)"
+
+    def percentile(self, fraction: float, expr: str) -> str:
+        # linear interpolation between the closest ranks, as percentile_cont; NULLs skipped
+        return f"quantileExactInclusive({float(fraction)!r})({expr})"
+
+    def collect(self, expr: str) -> str:
+        return f"groupArray({expr})"  # skips NULLs
+
+    def collected(self, value: Any) -> list[Any]:
+        return [] if value is None else list(value)
+
+    def json_sum_keys_containing(self, column: str) -> str:
+        pairs = f"JSONExtractKeysAndValues(ifNull({column}, '{{}}'), 'Float64')"
+        chosen = f"arrayFilter(x -> positionCaseInsensitiveUTF8(x.1, ?) > 0, {pairs})"
+        return f"arrayReduce('sumOrNull', arrayMap(x -> x.2, {chosen}))"
+
+    def sql(self, text: str) -> str:
+        # A cast to a plain type refuses NULL on ClickHouse; the portable queries cast
+        # values that may be NULL (a trace without observations has no cost).
+        return text.replace(" AS DOUBLE PRECISION)", " AS Nullable(Float64))")
+
     def utc_hour(self, column: str) -> str:
         return f"formatDateTime({column}, '%Y-%m-%dT%H', 'UTC')"
 
@@ -214,13 +245,30 @@ class ChRaw:
     def __init__(self, events: EventsDb, *, json_text: bool) -> None:
         self._events = events
         self._json_text = json_text
+        self._limit: float | None = None
+
+    @contextlib.contextmanager
+    def time_limit(self, seconds: float, message: str) -> Iterator[None]:
+        """Queries in the block stop after ``seconds`` (ClickHouse's
+        ``max_execution_time``) and raise :class:`StatementTimeout` with ``message``."""
+        from ..db import StatementTimeout
+
+        self._limit = seconds
+        try:
+            yield
+        except Exception as exc:
+            if "TIMEOUT_EXCEEDED" in str(exc) or "Timeout exceeded" in str(exc):
+                raise StatementTimeout(message) from None
+            raise
+        finally:
+            self._limit = None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
         text = bind(sql, params)
         if not text.lstrip()[:6].upper().startswith(("SELECT", "WITH")):
             self._events.command(text)
             return _Cursor((), [], 0)
-        names, rows = self._events.query(text)
+        names, rows = self._events.query(text, limit=self._limit)
         fix = [
             i
             for i, n in enumerate(names)
@@ -254,7 +302,7 @@ class EventsDb:
 
     #: Settings every query runs with: SQL joins that find nothing give NULLs, as
     #: in SQLite and PostgreSQL.
-    SETTINGS = {"join_use_nulls": 1}
+    SETTINGS = {"join_use_nulls": 1, "allow_experimental_correlated_subqueries": 1}
 
     def __init__(self, url: str) -> None:
         self.url = EventsUrl.parse(url)
@@ -270,10 +318,16 @@ class EventsDb:
         """The ClickHouse database the tables live in."""
         return self.url.database
 
-    def query(self, sql: str) -> tuple[Sequence[str], list[tuple[Any, ...]]]:
-        """Run a SELECT; return column names and rows."""
+    def query(
+        self, sql: str, *, limit: float | None = None
+    ) -> tuple[Sequence[str], list[tuple[Any, ...]]]:
+        """Run a SELECT (stopped after ``limit`` seconds); return column names and rows."""
+        settings: dict[str, Any] = dict(self.SETTINGS)
+        if limit:
+            settings["max_execution_time"] = limit
+            settings["timeout_overflow_mode"] = "throw"
         with self._lock:
-            result = self._client.query(sql, settings=self.SETTINGS)
+            result = self._client.query(sql, settings=settings)
         return result.column_names, list(result.result_rows)
 
     def command(self, sql: str) -> None:

@@ -19,7 +19,6 @@ from .. import media, scores, sessions, traces
 from .. import observations as observations_module
 from ..db import Conn
 from ..interface import (
-    EventsElsewhere,
     Ingest,
     Observations,
     Scores,
@@ -34,10 +33,6 @@ from ..sessions import SessionStats
 from ..traces import TraceQuery, TraceRollup, TraceTotals
 from .conn import EventsDb
 from .events import ChIngest, tombstones
-
-
-class NotOnClickHouse(EventsElsewhere):
-    """An operation the ClickHouse event store does not offer yet (501)."""
 
 
 def _on(events: EventsDb, conn: Conn) -> Conn:
