@@ -389,6 +389,26 @@ def _login(client: TestClient, email: str, password: str) -> int:
     return client.post("/login", data=body, follow_redirects=False).status_code
 
 
+def _add_owner(url: str, project_id: str) -> None:
+    """An account owning the project, to log in with on the copy."""
+    from lanterna.accounts import store as accounts
+
+    db = Database(url)
+    with db.transaction() as conn:
+        user = accounts.create_user(conn, "owner@example.com", PASSWORD, is_admin=False)
+        accounts.set_member(conn, user, project_id, "owner")
+    db.close()
+
+
+def _copy_verified(source: str, target: str, capsys: Any) -> None:
+    """``lanterna migrate`` from ``source`` to ``target``: every row copied and verified."""
+    code = main(["migrate", "--from", source, "--to", target, "--batch-size", "7"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert re.search(r"observations: 36 / 36 rows done", out), out
+    assert "Verified:" in out and "counts and checksums equal" in out
+
+
 def test_a_copied_sqlite_folder_answers_the_same_on_postgresql(tmp_path, pg_url, capsys):
     source_url, data, project = _source(tmp_path)
     assert (
@@ -408,19 +428,8 @@ def test_a_copied_sqlite_folder_answers_the_same_on_postgresql(tmp_path, pg_url,
         ids = _fill(client, project)
         dataset_id = client.get("/api/public/v2/datasets/qa").json()["id"]
         before = _answers(client, dataset_id)
-    db = Database(source_url)
-    with db.transaction() as conn:
-        from lanterna.accounts import store as accounts
-
-        user = accounts.create_user(conn, "owner@example.com", PASSWORD, is_admin=False)
-        accounts.set_member(conn, user, project.id, "owner")
-    db.close()
-
-    code = main(["migrate", "--from", source_url, "--to", pg_url, "--batch-size", "7"])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert re.search(r"observations: 36 / 36 rows done", out), out
-    assert "Verified:" in out and "counts and checksums equal" in out
+    _add_owner(source_url, project.id)
+    _copy_verified(source_url, pg_url, capsys)
 
     settings = _settings(pg_url, data)  # the same data folder: the same server key
     with TestClient(create_app(settings)) as client:
@@ -484,19 +493,8 @@ def test_a_postgresql_database_copies_to_another(tmp_path, pg_source, pg_url, ca
         _fill(client, project)
         dataset_id = client.get("/api/public/v2/datasets/qa").json()["id"]
         before = _answers(client, dataset_id)
-    db = Database(pg_source)
-    with db.transaction() as conn:
-        from lanterna.accounts import store as accounts
-
-        user = accounts.create_user(conn, "owner@example.com", PASSWORD, is_admin=False)
-        accounts.set_member(conn, user, project.id, "owner")
-    db.close()
-
-    code = main(["migrate", "--from", pg_source, "--to", pg_url, "--batch-size", "7"])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert re.search(r"observations: 36 / 36 rows done", out), out
-    assert "Verified:" in out and "counts and checksums equal" in out
+    _add_owner(pg_source, project.id)
+    _copy_verified(pg_source, pg_url, capsys)
 
     with TestClient(create_app(_settings(pg_url, data))) as client:
         client.auth = project.auth
