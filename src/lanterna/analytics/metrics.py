@@ -41,6 +41,8 @@ from typing import Any
 from ..store import rollup_read
 from ..store.db import Conn
 from ..store.rollups import MIN_LATENCY, NO_LATENCY, PERCENTILE_ERROR, K, middle
+from .query import parse_query
+from .query.plan import top_user_sums
 
 __all__ = ["PERCENTILE_ERROR", "Histogram", "Scope", "Usage", "overview", "top_by_cost"]
 
@@ -453,6 +455,10 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
         raise ValueError(column)
     if not scope.rolled_up or scope.trace_name is not None:
         return _top_by_cost_raw(conn, scope, column, limit)
+    if column == "user_id":
+        walked = _top_users_walked(conn, scope, limit)
+        if walked is not None:
+            return walked
     d = conn.dialect
     start, end = scope.bounds()
     hours, partial = rollup_read.split_hours(start, end)
@@ -488,6 +494,50 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
         [*params, limit],
     )
     return _top_rows(rows)
+
+
+def _top_users_walked(conn: Conn, scope: Scope, limit: int) -> list[dict[str, Any]] | None:
+    """:func:`top_by_cost` of users by the query layer's walk of the users' all-time
+    totals (``analytics.query.top_users``), None when it cannot answer."""
+    start, end = scope.bounds()
+    filters = []
+    environments = scope.environment_filter()
+    if environments is not None:
+        if not environments:
+            return None
+        negate = isinstance(environments, rollup_read.Excluding)
+        filters.append(
+            {
+                "column": "environment",
+                "operator": "none of" if negate else "any of",
+                "value": list(environments),
+                "type": "stringOptions",
+            }
+        )
+    body = {
+        "view": "traces",
+        "dimensions": [{"field": "userId"}],
+        "metrics": [
+            {"measure": "totalCost", "aggregation": "sum"},
+            {"measure": "totalTokens", "aggregation": "sum"},
+        ],
+        "filters": filters,
+        "fromTimestamp": start.isoformat(),
+        "toTimestamp": end.isoformat(),
+        "config": {"row_limit": limit},
+    }
+    groups = top_user_sums(conn, scope.project_id, parse_query(body, version=1))
+    if groups is None:
+        return None
+    # Users with a trace with observations, by cost (the rollups' ``observed_traces``).
+    users = sorted(
+        ((key[0], s) for key, s in groups.items() if key[0] is not None and s.observed > 0),
+        key=lambda item: (-item[1].cost, item[0]),
+    )
+    return [
+        {"id": user, "traces": int(s.observed), "cost": float(s.cost), "tokens": int(s.tokens)}
+        for user, s in users[:limit]
+    ]
 
 
 def _top_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

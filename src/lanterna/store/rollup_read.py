@@ -211,7 +211,15 @@ def _select(
         params.extend(values)
     cols = [f"{time.get(g, g)} AS {g}" for g in group_by]
     sums = [f"SUM({m}) AS {m}" for m in measures]
-    sql = f"SELECT {', '.join([*cols, *sums])} FROM {table} WHERE {' AND '.join(where)}"
+    source = table
+    if (
+        table == "rollup_user_hours"
+        and filters.get("user_id")
+        and not isinstance(filters["user_id"], Excluding)
+    ):
+        # Some users' hours: their own rows (the key leads with the hour).
+        source += conn.dialect.indexed_by("rollup_user_hours_user")
+    sql = f"SELECT {', '.join([*cols, *sums])} FROM {source} WHERE {' AND '.join(where)}"
     if group_by:
         sql += f" GROUP BY {', '.join(time.get(g, g) for g in group_by)}"
     rows = conn.all(sql, params)

@@ -42,7 +42,7 @@ from ...store import rollup_read
 from ...store.db import Conn
 from ...store.filters import Condition
 from ...store.rollups import NO_LATENCY, bucket
-from . import plan_observations
+from . import plan_observations, top_users
 from .model import TIME_DIMENSION, Metric, Query
 from .run import run_raw
 from .views import PERCENTILES, TRACES
@@ -218,7 +218,11 @@ def run_query(
         found = plan_observations.route(query, approximate=approximate)
         rows = plan_observations.answer(conn, project_id, query, found, timeout, _bucket)
         return _ordered(query, rows)[: query.row_limit]
-    groups: dict[tuple[Any, ...], _Sums] = defaultdict(_Sums)
+    if plan.tables[0] == "rollup_user_hours" and len(plan.tables) > 1:
+        top = _top_users(conn, project_id, query, timeout)
+        if top is not None:
+            return top
+    groups: dict[tuple[Any, ...], Sums] = defaultdict(Sums)
     whole, partial = rollup_read.split_hours(query.start, query.end)
     with conn.time_limit(timeout):
         if whole is not None:
@@ -227,8 +231,74 @@ def run_query(
         _from_raw(conn, project_id, query, start, end, timeout, groups)
     rows = [_row(query, key, sums) for key, sums in groups.items() if sums.rows > 0]
     if not rows and not query.dimensions and not query.granularity:
-        rows = [_row(query, (), _Sums())]  # as SQL: one row of an empty aggregate
+        rows = [_row(query, (), Sums())]  # as SQL: one row of an empty aggregate
     return _ordered(query, rows)[: query.row_limit]
+
+
+def _top_users(
+    conn: Conn, project_id: str, query: Query, timeout: float | None
+) -> list[dict[str, Any]] | None:
+    """A query by user ordered by a metric, with a ``row_limit``: the top users by
+    :mod:`.top_users` (their own hours of the user rollup, walked in the order of their
+    all-time totals) instead of every user of the range; None when it cannot."""
+    groups = top_user_sums(conn, project_id, query, timeout=timeout)
+    if groups is None:
+        return None
+    rows = [_row(query, key, s) for key, s in groups.items() if s.rows > 0]
+    return _ordered(query, rows)[: query.row_limit]
+
+
+def top_user_sums(
+    conn: Conn, project_id: str, query: Query, *, timeout: float | None = None
+) -> dict[tuple[Any, ...], Sums] | None:
+    """The sums (by ``(userId,)``) of the groups that hold ``query``'s top
+    ``row_limit`` users, and of the group without a user, as :func:`_top_users` reads
+    them; None when :mod:`.top_users` cannot answer ``query``."""
+    if top_users.ordered_metric(query) is None or explain(query).tables[:1] != (
+        "rollup_user_hours",
+    ):
+        return None
+    whole, partial = rollup_read.split_hours(query.start, query.end)
+    # The partial hours at either end, for every user at once (a few minutes of rows).
+    edge: dict[tuple[Any, ...], Sums] = defaultdict(Sums)
+    for start, end in partial:
+        _from_raw(conn, project_id, query, start, end, timeout, edge)
+    users_only = Plan(ROLLUP, ("rollup_user_hours",))
+
+    def sums(users: list[str]) -> dict[tuple[Any, ...], Sums]:
+        groups: dict[tuple[Any, ...], Sums] = defaultdict(Sums)
+        if whole is not None:
+            some = top_users.only_users(query, users)
+            _from_rollups(conn, project_id, some, users_only, whole, groups)
+        for user in users:
+            if (user,) in edge:
+                _add(groups[(user,)], edge[(user,)])
+        return groups
+
+    with conn.time_limit(timeout):
+        groups = top_users.top_users(conn, project_id, query, sums=sums, value=_value)
+        if groups is None:
+            return None
+        # The group without a user: all traces less the users' traces.
+        rest = Sums()
+        if whole is not None:
+            total = replace(query, dimensions=())
+            everyone: dict[tuple[Any, ...], Sums] = defaultdict(Sums)
+            _from_rollups(conn, project_id, total, explain(total), whole, everyone)
+            _add(rest, everyone[()])
+            users: dict[tuple[Any, ...], Sums] = defaultdict(Sums)
+            _from_rollups(conn, project_id, total, users_only, whole, users)
+            _add(rest, users[()], -1)
+    _add(rest, edge.get((None,), Sums()))
+    if rest.rows > 0:
+        groups[(None,)] = rest
+    return groups
+
+
+def _add(into: Sums, more: Sums, sign: int = 1) -> None:
+    """Add ``more``'s sums (not its histogram) to ``into`` (``sign`` -1: subtract)."""
+    for name in ("rows", "errors", "observations", "cost", "tokens", "latency_ms", "observed"):
+        setattr(into, name, getattr(into, name) + sign * getattr(more, name))
 
 
 def _large(
@@ -252,7 +322,7 @@ def _large(
 
 
 @dataclass(slots=True)
-class _Sums:
+class Sums:
     """What a group adds up to: the partial sums every metric is made from."""
 
     rows: int = 0  # of the view: traces or scores
@@ -272,7 +342,7 @@ def _from_rollups(
     query: Query,
     plan: Plan,
     whole: tuple[datetime, datetime],
-    groups: dict[tuple[Any, ...], _Sums],
+    groups: dict[tuple[Any, ...], Sums],
 ) -> None:
     first, last = whole
     mapping = _dimensions(query)
@@ -321,7 +391,7 @@ def _from_rollups(
         return
     # Grouped by user: the group without one is every trace less the users' traces.
     at = dims.index("user_id")
-    totals: dict[tuple[Any, ...], _Sums] = defaultdict(_Sums)
+    totals: dict[tuple[Any, ...], Sums] = defaultdict(Sums)
     _trace_sums(read, query, plan, [b for b in by if b != "user_id"], key, totals)
     for k, users in list(groups.items()):
         if k[at] is not None:
@@ -339,7 +409,7 @@ def _trace_sums(
     plan: Plan,
     by: list[str],
     key: Any,
-    groups: dict[tuple[Any, ...], _Sums],
+    groups: dict[tuple[Any, ...], Sums],
 ) -> None:
     """Sums from the trace and observation rollups, grouped by ``by``."""
     needs = _needs(query)
@@ -370,7 +440,7 @@ def _trace_sums(
 
 
 def _needs(query: Query) -> set[str]:
-    """The partial sums (:class:`_Sums` fields) the query's metrics are made from."""
+    """The partial sums (:class:`Sums` fields) the query's metrics are made from."""
     out = {"rows"}
     for metric in query.metrics:
         out |= _NEEDS.get(metric.measure, set())
@@ -384,7 +454,7 @@ def _from_raw(
     start: datetime,
     end: datetime,
     timeout: float | None,
-    groups: dict[tuple[Any, ...], _Sums],
+    groups: dict[tuple[Any, ...], Sums],
 ) -> None:
     needs = _needs(query)
     if query.view.name in _SCORE_VIEWS:
@@ -423,7 +493,7 @@ def _bucket(hour: str, granularity: str | None) -> str:
     return f"{day.isoformat()}T00:00:00.000Z"
 
 
-def _row(query: Query, key: tuple[Any, ...], s: _Sums) -> dict[str, Any]:
+def _row(query: Query, key: tuple[Any, ...], s: Sums) -> dict[str, Any]:
     return plan_observations.row_of(query, key, lambda metric: _value(metric, s))
 
 
@@ -431,7 +501,7 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def _value(metric: Metric, s: _Sums) -> Any:
+def _value(metric: Metric, s: Sums) -> Any:
     measure, aggregation = metric.measure, metric.aggregation
     if measure == "value":  # a score's (every numeric and boolean score has one)
         if aggregation == "count":
@@ -494,4 +564,4 @@ def _ordered(query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["EXACT", "RAW", "ROLLUP", "Plan", "explain", "run_query"]
+__all__ = ["EXACT", "RAW", "ROLLUP", "Plan", "Sums", "explain", "run_query", "top_user_sums"]

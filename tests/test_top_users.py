@@ -1,0 +1,197 @@
+"""Top users by walking ``user_totals`` (analytics.query.top_users): a query by user
+ordered by cost, trace count or observation count with a ``row_limit`` answers as the
+raw rows do, over ranges that cut users' activity at both ends, with environment
+filters, ties, users without cost and traces without a user; the walk is the path
+taken (shown by a bound made wrong on purpose), and a walk that does not settle falls
+back to grouping every user. Its bound holds because no cost is stored negative."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from helpers import T0, event, ingest, iso
+from lanterna.analytics import metrics
+from lanterna.analytics.query import run_query, run_raw, top_users
+from lanterna.store.db import Database
+from test_query_planner import _query, _same
+
+USERS = [f"u{i:02d}" for i in range(30)]
+RANGES = (
+    (T0 - timedelta(hours=30, minutes=17), T0 + timedelta(hours=20, minutes=41)),
+    (T0 - timedelta(hours=6), T0 + timedelta(hours=6)),
+    (T0 - timedelta(days=3), T0 + timedelta(days=3)),
+    (T0 + timedelta(minutes=5), T0 + timedelta(minutes=55)),
+)
+QUERIES: tuple[dict[str, Any], ...] = (
+    {"metrics": [{"measure": "totalCost", "aggregation": "sum"}], "config": {"row_limit": 5}},
+    {"metrics": [{"measure": "totalCost", "aggregation": "sum"},
+                 {"measure": "count", "aggregation": "count"},
+                 {"measure": "errorRate", "aggregation": "avg"},
+                 {"measure": "totalTokens", "aggregation": "sum"}],
+     "orderBy": [{"field": "sum_totalCost", "direction": "desc"}],
+     "filters": [{"column": "environment", "operator": "none of", "value": ["dev"],
+                  "type": "stringOptions"}],
+     "config": {"row_limit": 3}},
+    {"metrics": [{"measure": "count", "aggregation": "count"}], "config": {"row_limit": 4}},
+    {"metrics": [{"measure": "observationsCount", "aggregation": "sum"},
+                 {"measure": "totalCost", "aggregation": "sum"}],
+     "filters": [{"column": "environment", "operator": "=", "value": "dev", "type": "string"}],
+     "config": {"row_limit": 2}},
+    {"metrics": [{"measure": "totalCost", "aggregation": "sum"}], "config": {"row_limit": 40}},
+)  # fmt: skip
+
+
+def _by_user(body: dict[str, Any], start: Any, end: Any) -> Any:
+    return _query({**body, "dimensions": [{"field": "userId"}]}, start, end)
+
+
+def _trace(
+    rng: random.Random, n: int, user: str | None, cost: float | None, at: float
+) -> list[dict[str, Any]]:
+    trace_id = f"t{n}"
+    env = "dev" if rng.random() < 0.25 else "default"
+    body = {"id": trace_id, "name": "chat", "timestamp": iso(seconds=at), "environment": env}
+    if user is not None:
+        body["userId"] = user
+    events = [event("trace-create", body)]
+    if cost is not None:
+        events.append(
+            event(
+                "generation-create",
+                {
+                    "id": f"g{n}",
+                    "traceId": trace_id,
+                    "name": "llm",
+                    "environment": env,
+                    "startTime": iso(seconds=at),
+                    "endTime": iso(seconds=at + 1.5),
+                    "model": "m",
+                    "level": "ERROR" if rng.random() < 0.1 else "DEFAULT",
+                    "usageDetails": {"input": 10, "output": 5},
+                    "costDetails": {"total": cost},
+                },
+            )
+        )
+    return events
+
+
+def _data(api: Any, seed: int = 7) -> None:
+    """Thirty users over three days with costs from a small set (ties), users whose
+    traces have no observation, and traces without a user."""
+    rng = random.Random(seed)
+    events: list[dict[str, Any]] = []
+    n = 0
+    for i, user in enumerate(USERS):
+        for _ in range(rng.randint(1, 6)):
+            cost = None if i % 11 == 10 else rng.choice([0.0, 0.5, 1.0, 2.0, 3.25])
+            events += _trace(rng, n, user, cost, rng.uniform(-36, 36) * 3600)
+            n += 1
+    for _ in range(12):
+        events += _trace(rng, n, None, rng.choice([1.0, 4.0]), rng.uniform(-36, 36) * 3600)
+        n += 1
+    for start in range(0, len(events), 50):
+        ingest(api, *events[start : start + 50])
+
+
+def _assert_same(planned: list[dict[str, Any]], raw: list[dict[str, Any]], body: Any) -> None:
+    assert [r["userId"] for r in planned] == [r["userId"] for r in raw], (body, planned, raw)
+    for have, want in zip(planned, raw, strict=True):
+        for column, value in want.items():
+            assert (value is None and have[column] is None) or _same(have[column], value), (
+                body,
+                column,
+                have,
+                want,
+            )
+
+
+def test_top_users_answer_as_the_raw_rows_do(api):
+    _data(api)
+    rt, pid = api.app.state.runtime, api.project.id
+    for start, end in RANGES:
+        for body in QUERIES:
+            query = _by_user(body, start, end)
+            assert top_users.ordered_metric(query) is not None
+            planned = rt.read_sync(lambda c, q=query: run_query(c, pid, q))
+            raw = rt.read_sync(lambda c, q=query: run_raw(c, pid, q))
+            _assert_same(planned, raw, body)
+
+
+def _set_bound(db_url: str, pid: str, user: str, cost: float) -> None:
+    db = Database(db_url)
+    try:
+        with db.transaction() as conn:
+            conn.run(
+                "UPDATE user_totals SET cost = ? WHERE project_id = ? AND user_id = ?",
+                [cost, pid, user],
+            )
+    finally:
+        db.close()
+
+
+def _top_cost(api: Any) -> list[Any]:
+    query = _by_user(QUERIES[0], *RANGES[2])
+    rows = api.app.state.runtime.read_sync(lambda c: run_query(c, api.project.id, query))
+    return [r["userId"] for r in rows if r["userId"] is not None]
+
+
+def test_the_walk_is_the_path_taken(api, db_url):
+    """With the top user's all-time cost written as zero in ``user_totals``, the walk
+    never reads that user: the answer (wrong on purpose) leaves them out."""
+    _data(api)
+    top = _top_cost(api)
+    _set_bound(db_url, api.project.id, top[0], 0.0)
+    assert top[0] not in _top_cost(api)
+
+
+def test_a_negative_cost_is_not_stored(api):
+    """What makes a user's all-time cost a bound of their cost over any range."""
+    ingest(api, *_trace(random.Random(1), 999, "u29", -0.25, 0))
+    trace = api.get("/api/public/traces/t999").json()
+    assert trace["totalCost"] in (0, None)
+
+
+def test_a_walk_that_does_not_settle_falls_back(api, db_url, monkeypatch):
+    _data(api)
+    top = _top_cost(api)
+    _set_bound(db_url, api.project.id, top[0], 0.0)
+    monkeypatch.setattr(top_users, "MAX_EXACT", 3)
+    assert top[0] in _top_cost(api)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"metrics": [{"measure": "totalCost", "aggregation": "sum"}],
+         "orderBy": [{"field": "sum_totalCost", "direction": "asc"}]},
+        {"metrics": [{"measure": "totalCost", "aggregation": "sum"},
+                     {"measure": "count", "aggregation": "count"}],
+         "orderBy": [{"field": "count_count", "direction": "desc"}]},
+        {"metrics": [{"measure": "totalTokens", "aggregation": "sum"}]},
+        {"metrics": [{"measure": "count", "aggregation": "count"}],
+         "timeDimension": {"granularity": "day"}},
+        {"metrics": [{"measure": "count", "aggregation": "count"}],
+         "filters": [{"column": "name", "operator": "=", "value": "chat", "type": "string"}]},
+    ],
+)  # fmt: skip
+def test_queries_the_walk_does_not_answer(body):
+    assert top_users.ordered_metric(_by_user(body, *RANGES[0])) is None
+
+
+@pytest.mark.parametrize("exclude", [(), ("dev",)])
+def test_the_metrics_pages_top_users_are_the_raw_rows_top_users(api, exclude):
+    _data(api)
+    rt, pid = api.app.state.runtime, api.project.id
+    for start, end in RANGES:
+        scope = metrics.Scope(pid, start, end, exclude_environments=exclude)
+        walked = rt.read_sync(lambda c, s=scope: metrics.top_by_cost(c, s, "user_id", 6))
+        raw = rt.read_sync(lambda c, s=scope: metrics._top_by_cost_raw(c, s, "user_id", 100))
+        # the raw query's ties fall to the user id as the walk orders them
+        raw.sort(key=lambda r: (-r["cost"], r["id"]))
+        assert [r["id"] for r in walked] == [r["id"] for r in raw[:6]]
+        for have, want in zip(walked, raw, strict=False):
+            assert have == {**want, "cost": pytest.approx(want["cost"])}
