@@ -14,6 +14,7 @@ from conftest import Browser
 from helpers import event, ingest, iso
 from lanterna.queries.traces import trace_list
 from lanterna.store.db import Database
+from lanterna.store.dialect import SQLITE
 from lanterna.store.migrations import migrate
 from lanterna.store.traces import TraceQuery
 from support import Project
@@ -213,3 +214,39 @@ def _found_all(client: Browser, project: Project, q: str) -> set[str]:
     response = client.get(f"/project/{project.id}/traces", params={"q": q, "limit": 100})
     assert response.status_code == 200, response.text
     return set(re.findall(rf'href="/project/{project.id}/traces/([^"?]+)"', response.text))
+
+
+PAIRS = {
+    "ko-end": ({"q": "요금제 환불"}, None),  # at the end of a string: the quote follows
+    "ko-mid": (None, "환불정책"),
+    "en": ("REFUND", None),
+    "number": (None, 57),  # JSON text ending in the two characters
+    "pair": ("xy", None),
+}
+
+
+def test_two_character_searches_find_every_match(
+    two_projects: tuple[Browser, Project, Project], db_url: str
+) -> None:
+    """Two characters are shorter than a trigram: on SQLite the traces with a trigram
+    starting with them (the index's vocabulary) are read, when every occurrence must
+    be followed by another character; otherwise, and on PostgreSQL, every trace."""
+    client, a, b = two_projects
+    assert client.login("owner-a@example.com") in (302, 303)
+    ingest(client, *(_trace(tid, i, o) for tid, (i, o) in PAIRS.items()), auth=a.auth)
+    ingest(client, _trace("other", "환불", None), auth=b.auth)
+    if db_url.startswith("sqlite"):
+        d = SQLITE
+        assert d.search_hits("환불") is not None and d.search_hits("fU") is not None
+        # A last character JSON text can end with, or a case the index folds its own way
+        assert [d.search_hits(t) for t in ("57", "ue", 'a"', "Éa", "a")] == [None] * 5
+    assert _found(client, a, "환불") == {"ko-end", "ko-mid"}
+    assert _found(client, a, "fU") == {"en"}
+    assert _found(client, a, "57") == {"number"}
+    assert _found(client, a, "xy") == {"pair"}
+    assert _found(client, a, "zq") == set()
+    # The vocabulary follows the index: updates and deletes.
+    ingest(client, event("trace-create", {"id": "ko-mid", "output": "없음"}, at=1), auth=a.auth)
+    assert _found(client, a, "환불") == {"ko-end"}
+    assert client.delete("/api/public/traces/ko-end", auth=a.auth).status_code == 200
+    assert _found(client, a, "환불") == set()

@@ -192,11 +192,11 @@ class Dialect:
         """SQL selecting (as ``rowid``) the traces that may contain ``text``: those
         having all of its trigrams in the index of :meth:`search_index` (which folds
         case at least as widely as :meth:`trace_search`), in index order; None when
-        ``text`` is shorter than a trigram or the planner uses the index by itself
-        (PostgreSQL)."""
+        ``text`` is shorter than a trigram (but see :func:`_pair_hits`) or the planner uses
+        the index by itself (PostgreSQL)."""
         grams = _trigrams(text)
         if not grams:
-            return None
+            return _pair_hits(text)
         match = " AND ".join('"' + g.replace('"', '""') + '"' for g in grams)
         return "SELECT rowid FROM traces_search WHERE traces_search MATCH ?", [match]
 
@@ -423,6 +423,35 @@ def _pg_searched(alias: str) -> str:
     """What PostgreSQL's trace search index holds (and the search's LIKE reads)."""
     return (
         f"lower(COALESCE({alias}input::text, '') || chr(10) || COALESCE({alias}output::text, ''))"
+    )
+
+
+#: The characters stored JSON text can end with (a string, an object, an array, a
+#: number, ``true``/``false``/``null``), in lower case.
+_JSON_LAST = frozenset('"}]0123456789el')
+
+
+def _pair_hits(text: str) -> tuple[str, list[Any]] | None:
+    """SQLite: the traces that may contain a two-character ``text``: those with a
+    trigram that starts with it (the index's vocabulary, ``traces_search_vocab``,
+    lists them: migration 0043). Complete when each occurrence is followed by another
+    character, which holds when the text's last character cannot end stored JSON
+    text; and when the index's case folding of ``text`` is known (ASCII, or a script
+    without case). Else None: the search reads the traces."""
+    if len(text) != 2 or text[-1].lower() in _JSON_LAST:
+        return None
+    if not all(ch.isascii() or ch.lower() == ch.upper() for ch in text):
+        return None
+    folded = text.lower()
+    # No such trigram: a match of one that cannot occur (control characters are
+    # escaped in JSON text), so that MATCH gets an expression it can parse.
+    terms = (
+        "SELECT COALESCE(group_concat('\"' || replace(term, '\"', '\"\"') || '\"', ' OR '),"
+        " '\"' || char(1, 1, 1) || '\"') FROM traces_search_vocab WHERE term >= ? AND term < ?"
+    )
+    return (
+        f"SELECT rowid FROM traces_search WHERE traces_search MATCH ({terms})",
+        [folded, folded + "\U0010ffff"],
     )
 
 
