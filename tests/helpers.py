@@ -47,3 +47,16 @@ def price_model(client: Any, model: str, input_price: float, output_price: float
         },
     )
     assert response.status_code == 200, response.text
+
+
+def write_row(db_url: str, sql: str, params: list[Any]) -> None:
+    """Run one statement on the database at ``db_url`` in its own transaction (a test
+    setting up a state the write path would not make)."""
+    from lanterna.store.db import Database
+
+    db = Database(db_url)
+    try:
+        with db.transaction() as conn:
+            conn.run(sql, params)
+    finally:
+        db.close()

@@ -39,6 +39,7 @@ def _trace_event(draw: Any) -> dict[str, Any]:
     for key, values in (
         ("name", ["chat", "search"]),
         ("userId", ["u1", "u2"]),
+        ("sessionId", ["s1", "s2"]),
         ("environment", ["production", "dev"]),
     ):
         if draw(st.booleans()):
@@ -88,6 +89,7 @@ def _whole_trace(draw: Any) -> list[dict[str, Any]]:
                 "timestamp": iso(seconds=at),
                 "name": draw(st.sampled_from(["chat", "search"])),
                 "userId": draw(st.sampled_from(["u1", "u2"])),
+                "sessionId": draw(st.sampled_from(["s1", "s2"])),
                 "environment": draw(st.sampled_from(["production", "dev"])),
             },
         )

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from helpers import T0, event, ingest, iso
+from helpers import T0, event, ingest, iso, write_row
 from lanterna.analytics import metrics
 from lanterna.analytics.query import run_query, run_raw, top_users
-from lanterna.store.db import Database
 from test_query_planner import _query, _same
 
 USERS = [f"u{i:02d}" for i in range(30)]
@@ -122,15 +121,11 @@ def test_top_users_answer_as_the_raw_rows_do(api):
 
 
 def _set_bound(db_url: str, pid: str, user: str, cost: float) -> None:
-    db = Database(db_url)
-    try:
-        with db.transaction() as conn:
-            conn.run(
-                "UPDATE user_totals SET cost = ? WHERE project_id = ? AND user_id = ?",
-                [cost, pid, user],
-            )
-    finally:
-        db.close()
+    write_row(
+        db_url,
+        "UPDATE user_totals SET cost = ? WHERE project_id = ? AND user_id = ?",
+        [cost, pid, user],
+    )
 
 
 def _top_cost(api: Any) -> list[Any]:

@@ -1,7 +1,8 @@
 """Property test of the per-user totals (``user_totals``): whatever the events
 (creates and updates in any order and batches, users and timestamps changing),
 deletes and cost recomputes, the users API and a user's totals equal the raw rows'
-aggregates, on every page and in every order; and the unfiltered trace and observation
+aggregates, on every page and in every order; so do the per-session totals
+(``session_totals``); and the unfiltered trace and observation
 lists' totals (``row_counts``) equal the stored rows."""
 
 from __future__ import annotations
@@ -97,6 +98,55 @@ def assert_users_match(api: Any) -> None:
     assert api.get("/api/public/users/nobody-at-all").status_code == 404
 
 
+def assert_sessions_match(api: Any) -> None:
+    """``session_totals`` holds each session's raw aggregates: environment (None for
+    several), first and last trace time, traces, traces with observations, cost,
+    tokens, and a cost magnitude that bounds the cost."""
+    pid = api.project.id
+
+    def read(conn: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        d = conn.dialect
+        want: dict[str, Any] = {}
+        for r in conn.all(
+            "SELECT t.session_id AS s, MIN(t.environment) AS e1, MAX(t.environment) AS e2,"
+            " MIN(t.timestamp) AS first, MAX(t.timestamp) AS last, COUNT(*) AS n"
+            " FROM traces t WHERE t.project_id = ? AND t.session_id IS NOT NULL"
+            " GROUP BY t.session_id",
+            [pid],
+        ):
+            env = r["e1"] if r["e1"] == r["e2"] else None
+            want[r["s"]] = [env, d.ts_parse(r["first"]), d.ts_parse(r["last"]), r["n"], 0, 0.0, 0]
+        for r in conn.all(
+            "SELECT t.session_id AS s, COUNT(DISTINCT t.id) AS n, SUM(o.total_cost) AS cost,"
+            " SUM(o.usage_total) AS tokens FROM traces t JOIN observations o"
+            " ON o.project_id = t.project_id AND o.trace_id = t.id"
+            " WHERE t.project_id = ? AND t.session_id IS NOT NULL GROUP BY t.session_id",
+            [pid],
+        ):
+            want[r["s"]][4:] = [r["n"], float(r["cost"] or 0), int(r["tokens"] or 0)]
+        got = {
+            r["session_id"]: r
+            for r in conn.all("SELECT * FROM session_totals WHERE project_id = ?", [pid])
+        }
+        for r in got.values():
+            r["first_seen"], r["last_seen"] = (
+                d.ts_parse(r["first_seen"]),
+                d.ts_parse(r["last_seen"]),
+            )
+        return want, got
+
+    want, got = api.app.state.runtime.read_sync(read)
+    assert set(got) == set(want)
+    for session, (env, first, last, n, observed, cost, tokens) in want.items():
+        row = got[session]
+        assert (row["environment"], row["first_seen"], row["last_seen"]) == (env, first, last)
+        assert (row["traces"], row["observed_traces"], row["tokens"]) == (n, observed, tokens)
+        assert row["cost"] == pytest.approx(cost, abs=1e-9)
+        m = row["magnitude"]
+        if cost > 1e-9:
+            assert 2.0**m <= cost * (1 + 1e-12) and cost < 2.0 ** (m + 1) * (1 + 1e-12)
+
+
 def assert_counts_match(api: Any) -> None:
     """The unfiltered traces and observations lists count every stored row."""
     pid = api.project.id
@@ -121,6 +171,7 @@ def test_user_totals_equal_raw_rows_whatever_happens(api, db_url, steps):
     for kind, arg in steps:
         priced = apply_step(api, db_url, kind, arg, priced=priced)
         assert_users_match(api)
+        assert_sessions_match(api)
         assert_counts_match(api)
 
 

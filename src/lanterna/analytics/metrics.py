@@ -43,6 +43,7 @@ from ..store.db import Conn
 from ..store.rollups import MIN_LATENCY, NO_LATENCY, PERCENTILE_ERROR, K, middle
 from .query import parse_query
 from .query.plan import top_user_sums
+from .top_sessions import top_sessions
 
 __all__ = ["PERCENTILE_ERROR", "Histogram", "Scope", "Usage", "overview", "top_by_cost"]
 
@@ -455,10 +456,15 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
         raise ValueError(column)
     if not scope.rolled_up or scope.trace_name is not None:
         return _top_by_cost_raw(conn, scope, column, limit)
-    if column == "user_id":
-        walked = _top_users_walked(conn, scope, limit)
-        if walked is not None:
-            return walked
+    walked = (
+        _top_users_walked(conn, scope, limit)
+        if column == "user_id"
+        else top_sessions(
+            conn, scope.project_id, *scope.bounds(), scope.environment_filter(), limit
+        )
+    )
+    if walked is not None:
+        return walked
     d = conn.dialect
     start, end = scope.bounds()
     hours, partial = rollup_read.split_hours(start, end)

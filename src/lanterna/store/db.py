@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DomainError
-from .dialect import POSTGRES, SQLITE, Dialect
+from .dialect import POSTGRES, SQLITE, Dialect, magnitude
 from .files import secure_sqlite
 
 
@@ -217,6 +217,8 @@ def _sqlite_connect(path: str, *, readonly: bool) -> sqlite3.Connection:
         raw.execute("PRAGMA query_only=1")
     # Exact percentiles (the metrics query API); PostgreSQL has percentile_cont.
     raw.create_aggregate("lanterna_percentile", 2, _Percentile)  # type: ignore[arg-type]
+    # A session's cost magnitude (store/session_totals.py); PostgreSQL computes it in SQL.
+    raw.create_function("lanterna_magnitude", 1, magnitude, deterministic=True)
     return raw
 
 

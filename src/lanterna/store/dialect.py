@@ -8,6 +8,7 @@ column types in migrations, and how a write transaction takes the database's wri
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -116,6 +117,10 @@ class Dialect:
         several times more; the arrays of ``traces_time`` are in the index, so the
         rows that fail are never read."""
         return f"(instr({column}, json_quote(?)) > 0 AND {self.json_array_contains(column)})", 2
+
+    def magnitude(self, cost: str) -> str:
+        """SQL for :func:`magnitude` of the SQL expression ``cost``."""
+        return f"lanterna_magnitude({cost})"
 
     def by_index(self, table: str, index: str) -> str:
         """``table`` read through ``index``: SQLite's ``INDEXED BY`` where its planner,
@@ -335,6 +340,13 @@ class PostgresDialect(Dialect):
     def by_index(self, table: str, index: str) -> str:
         return table
 
+    def magnitude(self, cost: str) -> str:
+        # floor(log2) in numeric, exact enough: the reads allow a rounding's slack.
+        return (
+            f"(CASE WHEN ({cost}) > 0 AND ({cost}) < 'Infinity'::float8"
+            f" THEN floor(log(2.0, ({cost})::numeric))::int ELSE {NO_COST} END)"
+        )
+
     def text_search(self, column: str) -> str:
         return f"strpos(lower({column}::text), lower(?)) > 0"
 
@@ -424,6 +436,19 @@ def _pg_searched(alias: str) -> str:
     return (
         f"lower(COALESCE({alias}input::text, '') || chr(10) || COALESCE({alias}output::text, ''))"
     )
+
+
+#: The magnitude of a cost that is not positive (below any double's exponent).
+NO_COST = -1100
+
+
+def magnitude(cost: float | None) -> int:
+    """``m`` with ``2**m <= cost < 2**(m+1)`` (exact), :data:`NO_COST` when the cost is
+    not a positive finite number: a session's cost bucket (``store/session_totals.py``;
+    the SQLite function ``lanterna_magnitude``)."""
+    if cost is None or not 0 < cost < math.inf:
+        return NO_COST
+    return math.frexp(cost)[1] - 1
 
 
 #: The characters stored JSON text can end with (a string, an object, an array, a

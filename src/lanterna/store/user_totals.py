@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from . import ab_rollups, rollups
+from . import ab_rollups, rollups, session_totals
 from .db import Conn
 
 #: The summed columns, in the order of a delta.
@@ -43,7 +43,6 @@ _TAIL = (
     " ELSE excluded.last_seen END, "
     + ", ".join(f"{c} = user_totals.{c} + excluded.{c}" for c in SUMS)
 )
-_CHUNK = 500
 
 
 def _sums(contribution: rollups.Contribution, sign: int, into: dict[str, list[float]]) -> None:
@@ -105,13 +104,7 @@ def add(
 def _recheck(conn: Conn, project_id: str, users: list[str]) -> None:
     """Users who lost a trace: drop those left without traces, and read the first and
     last seen of the others from their traces (``traces_user``: two seeks each)."""
-    for start in range(0, len(users), _CHUNK):
-        chunk = users[start : start + _CHUNK]
-        conn.run(
-            "DELETE FROM user_totals WHERE project_id = ? AND traces <= 0"
-            f" AND user_id IN ({', '.join('?' * len(chunk))})",
-            [project_id, *chunk],
-        )
+    session_totals.drop_emptied(conn, "user_totals", "user_id", project_id, users)
     for user in users:
         conn.run(
             "UPDATE user_totals SET"
@@ -131,10 +124,11 @@ def apply(
     minus: rollups.Contribution | None = None,
 ) -> None:
     """:func:`.rollups.add` and :func:`add`: every write that moves the rollups moves
-    the user totals (and the A/B rollups: :func:`.ab_rollups.apply`) by the same
-    difference."""
+    the user totals (and the session totals, :func:`.session_totals.add`, and the A/B
+    rollups, :func:`.ab_rollups.apply`) by the same difference."""
     rollups.add(conn, project_id, plus, minus)
     add(conn, project_id, plus, minus)
+    session_totals.add(conn, project_id, plus, minus)
     ab_rollups.apply(conn, project_id, plus, minus)
 
 
