@@ -359,13 +359,60 @@ def _totals_alone(
         name: Column(f"tt.{column}", _OWN_COLUMNS[name].kind)
         for name, column in _TOTALS_FILTERS.items()
     }
-    compiled = compile_conditions(conditions, columns, conn.dialect, resource="traces")
     direction = "DESC" if query.order_desc else "ASC"
+    keyed = _totals_by_key(conn, project_id, conditions, columns, direction, limit)
+    if keyed is not None:
+        return keyed
+    compiled = compile_conditions(conditions, columns, conn.dialect, resource="traces")
     source = conn.dialect.by_index("trace_totals tt", "trace_totals_time")
     return (
         f"SELECT tt.trace_id AS id, {_CHOSEN_COLUMNS} FROM {source}"
         f" WHERE tt.project_id = ? AND {compiled.where()}"
         f" ORDER BY tt.timestamp {direction}, tt.trace_id {direction} LIMIT ?",
+        [project_id, *compiled.params, limit],
+    )
+
+
+#: A filter column equal to one value -> the traces index leading with it.
+_KEYED = (("sessionId", "session_id", "traces_session"), ("userId", "user_id", "traces_user"))
+
+
+def _totals_by_key(
+    conn: Conn,
+    project_id: str,
+    conditions: list[Condition],
+    columns: dict[str, Column],
+    direction: str,
+    limit: int,
+) -> tuple[str, list[Any]] | None:
+    """:func:`_totals_alone` for a query naming one session or one user: that one's
+    traces in time order from the traces index leading with it (a user's share of the
+    range, not every trace of it), each with its ``trace_totals`` row by key."""
+    found = next(
+        (
+            key
+            for key in _KEYED
+            if any(
+                c.column == key[0] and c.operator == "=" and c.type == "string" for c in conditions
+            )
+        ),
+        None,
+    )
+    if found is None:
+        return None
+    name, column, index = found
+    keyed = {
+        **columns,
+        "timestamp": Column("t.timestamp", columns["timestamp"].kind),
+        name: Column(f"t.{column}", columns[name].kind),
+    }
+    compiled = compile_conditions(conditions, keyed, conn.dialect, resource="traces")
+    source = conn.dialect.by_index("traces t", index)
+    return (
+        f"SELECT tt.trace_id AS id, {_CHOSEN_COLUMNS} FROM {source}"
+        " JOIN trace_totals tt ON tt.project_id = t.project_id AND tt.trace_id = t.id"
+        f" WHERE t.project_id = ? AND {compiled.where()}"
+        f" ORDER BY t.timestamp {direction}, t.id {direction} LIMIT ?",
         [project_id, *compiled.params, limit],
     )
 
