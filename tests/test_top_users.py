@@ -41,6 +41,7 @@ QUERIES: tuple[dict[str, Any], ...] = (
      "filters": [{"column": "environment", "operator": "=", "value": "dev", "type": "string"}],
      "config": {"row_limit": 2}},
     {"metrics": [{"measure": "totalCost", "aggregation": "sum"}], "config": {"row_limit": 40}},
+    {"metrics": [{"measure": "count", "aggregation": "count"}], "config": {"row_limit": 100}},
 )  # fmt: skip
 
 
@@ -167,6 +168,9 @@ def test_a_walk_that_does_not_settle_falls_back(api, db_url, monkeypatch):
                      {"measure": "count", "aggregation": "count"}],
          "orderBy": [{"field": "count_count", "direction": "desc"}]},
         {"metrics": [{"measure": "totalTokens", "aggregation": "sum"}]},
+        {"metrics": [{"measure": "totalCost", "aggregation": "sum"}]},  # row_limit 1000
+        {"metrics": [{"measure": "count", "aggregation": "count"}],
+         "config": {"row_limit": 101}},
         {"metrics": [{"measure": "count", "aggregation": "count"}],
          "timeDimension": {"granularity": "day"}},
         {"metrics": [{"measure": "count", "aggregation": "count"}],

@@ -18,7 +18,8 @@ rows as the planner reads them.
 It answers only what it answers exactly, else ``None`` (the caller groups as before):
 a query by ``userId`` alone, without a time dimension, filtered on ``environment``
 only, ordered (descending) by its first metric, the trace count, the observation
-count or the cost; and only when it settles within :data:`MAX_EXACT` users. The row
+count or the cost, with a ``row_limit`` of at most :data:`MAX_LIMIT`; and only when it
+settles within :data:`MAX_EXACT` users. The row
 of traces without a user (``userId`` null) is all traces less the users' traces,
 whole hours from the rollups as the planner computes it.
 """
@@ -43,6 +44,9 @@ BOUNDS = {
 }
 #: Users whose exact sums are read before giving up (the caller then groups them all).
 MAX_EXACT = 2_000
+#: The largest ``row_limit`` walked: past it, reading each user's own hours costs
+#: about what grouping all of them does.
+MAX_LIMIT = 100
 
 
 def ordered_metric(query: Query) -> tuple[str, Metric] | None:
@@ -51,6 +55,8 @@ def ordered_metric(query: Query) -> tuple[str, Metric] | None:
     if query.dimensions != ("userId",) or query.granularity or query.view.name != "traces":
         return None
     if any(c.column != "environment" for c in query.filters) or not query.metrics:
+        return None
+    if query.row_limit > MAX_LIMIT:
         return None
     metric = query.metrics[0]
     # Ordered by the first metric, descending (the default order too), so that ties
