@@ -14,6 +14,8 @@ import pytest
 
 from helpers import T0, event, ingest, iso, write_row
 from lanterna.analytics import metrics, top_sessions
+from lanterna.store import session_totals
+from lanterna.store.db import Database
 from lanterna.store.dialect import NO_COST
 
 RANGES = (
@@ -104,3 +106,32 @@ def test_the_walk_by_magnitude_is_the_path_taken(api, db_url, monkeypatch):
     assert top[0]["id"] not in [r["id"] for r in _top(api, scope, 3)]
     monkeypatch.setattr(top_sessions, "MAX_SESSIONS", 1)
     assert [r["id"] for r in _top(api, scope, 3)] == [r["id"] for r in top]
+
+
+def test_the_migration_builds_what_the_write_path_keeps(api, db_url):
+    """Migration 0044's backfill (one grouped pass over ``trace_totals``) gives the rows
+    the write path kept, magnitudes included."""
+    _data(api)
+    # a session in two environments
+    ingest(api, event("trace-create", {"id": "t0", "environment": "other"}))
+
+    def rows(conn: Any) -> dict[str, Any]:
+        found = conn.all(
+            "SELECT * FROM session_totals WHERE project_id = ? ORDER BY session_id",
+            [api.project.id],
+        )
+        return {r["session_id"]: r for r in found}
+
+    kept = api.app.state.runtime.read_sync(rows)
+    assert any(r["environment"] is None for r in kept.values())
+    db = Database(db_url)
+    try:
+        with db.transaction() as conn:
+            conn.run("DELETE FROM session_totals")
+            session_totals.backfill(conn)
+            built = rows(conn)
+    finally:
+        db.close()
+    assert set(built) == set(kept)
+    for session, row in kept.items():
+        assert built[session] == {**row, "cost": pytest.approx(row["cost"])}, session
