@@ -46,7 +46,7 @@ _OBSERVATION_SUMS = [
     {"measure": m, "aggregation": a}
     for m, a in (("count", "count"), ("count", "sum"), ("errorCount", "sum"),
                  ("errorCount", "avg"), ("errorRate", "avg"), ("totalCost", "sum"),
-                 ("totalTokens", "sum"))
+                 ("totalTokens", "sum"), ("inputTokens", "sum"), ("outputTokens", "sum"))
 ]  # fmt: skip
 _DURATIONS = [
     {"measure": m, "aggregation": a}
@@ -110,6 +110,15 @@ PLANNED: tuple[dict[str, Any], ...] = (
     {"view": "observations", "metrics": [{"measure": "count", "aggregation": "count"}],
      "dimensions": [{"field": "traceName"}],
      "filters": [{"column": "level", "operator": "=", "value": "ERROR", "type": "string"}]},
+    # "is not null": any value but the rollups' "none"
+    {"view": "observations", "metrics": _OBSERVATION_SUMS,
+     "dimensions": [{"field": "providedModelName"}],
+     "filters": [{"column": "providedModelName", "operator": "is not null", "type": "null"}]},
+    {"metrics": _ALL_SUMS, "dimensions": [{"field": "name"}],
+     "filters": [{"column": "name", "operator": "is not null", "type": "null"}]},
+    {"metrics": [{"measure": "totalCost", "aggregation": "sum"}],
+     "dimensions": [{"field": "userId"}],
+     "filters": [{"column": "userId", "operator": "is not null", "type": "null"}]},
     {"view": "observations", "metrics": [{"measure": "totalTokens", "aggregation": "sum"}],
      "dimensions": [{"field": "providedModelName"}], "timeDimension": {"granularity": "week"},
      "orderBy": [{"field": "sum_totalTokens", "direction": "desc"}]},

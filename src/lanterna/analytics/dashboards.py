@@ -530,7 +530,9 @@ DEFAULT_WIDGETS: tuple[dict[str, Any], ...] = (
         "view": "observations",
         "dimensions": [{"field": "providedModelName"}],
         "metrics": [{"measure": "totalCost", "agg": "sum"}, {"measure": "count", "agg": "count"}],
-        "filters": [{"column": "type", "operator": "=", "value": "GENERATION", "type": "string"}],
+        # Observations with a model (generations, embeddings): a filter the model
+        # rollup answers, where one on the type reads every observation of the range.
+        "filters": [{"column": "providedModelName", "operator": "is not null", "type": "null"}],
         "chartType": "PIVOT_TABLE",
         "chartConfig": {"row_limit": 10},
     },

@@ -10,12 +10,12 @@ A query of the observations view goes to these rollups when all of these hold:
 - it groups by and filters on ``environment`` and at most one *facet*:
   ``providedModelName``, ``name`` or ``traceName`` (each observation is counted once
   per facet; two facets together are not kept), filters being ``=`` or ``any of``
-  with non-empty string values; or it filters ``level = 'ERROR'`` and counts;
+  with non-empty string values, or ``is not null``; or it filters ``level = 'ERROR'`` and counts;
 - each metric is ``count`` (count, sum), ``errorCount`` or ``errorRate`` (sum, count,
-  avg), ``totalCost`` or ``totalTokens`` (sum); or, with no facet but the model,
-  ``latency`` or ``timeToFirstToken`` (sum, count, avg; percentiles when the caller
-  accepts approximate ones: the bucket's middle, within
-  :data:`~lanterna.store.rollups.PERCENTILE_ERROR`).
+  avg), ``totalCost``, ``inputTokens``, ``outputTokens`` or ``totalTokens`` (sum);
+  or, with no facet but the model, ``latency`` or ``timeToFirstToken`` (sum, count,
+  avg; percentiles when the caller accepts approximate ones: the bucket's middle,
+  within :data:`~lanterna.store.rollups.PERCENTILE_ERROR`).
 
 A sum over observations that all lack the value is null, as in SQL (the facets keep
 how many observations have a cost and a total token count).
@@ -48,7 +48,7 @@ _SUMS = frozenset(
         ("count", "sum"),
         *((m, a) for m in ("errorCount", "errorRate") for a in ("sum", "count", "avg")),
         ("totalCost", "sum"),
-        ("totalTokens", "sum"),
+        *((m, "sum") for m in ("inputTokens", "outputTokens", "totalTokens")),
     }
 )
 #: measures read from the latency histograms (by model), by their ``measure`` there
@@ -106,7 +106,10 @@ def route(query: Query, *, approximate: bool = False) -> Route:
 def filter_values(cond: Condition) -> Sequence[str] | None:
     """The values an ``=`` or ``any of`` filter allows when they are non-empty
     strings (what a rollup can apply), else None; a ``none of`` filter on
-    ``environment`` (non-empty) as :class:`~lanterna.store.rollup_read.Excluding`."""
+    ``environment`` (non-empty), and ``is not null``, as
+    :class:`~lanterna.store.rollup_read.Excluding`."""
+    if cond.type == "null" and cond.operator == "is not null":
+        return rollup_read.Excluding([""])  # "" stands for none in the rollups
     values: Any = None
     excluded = cond.column == "environment" and cond.operator == "none of" and cond.value
     if cond.type == "string" and cond.operator == "=":
@@ -129,6 +132,8 @@ class _Sums:
     cost: float = 0.0
     costed: int = 0
     tokens: int = 0
+    input: int = 0
+    output: int = 0
     counted: int = 0
     durations: dict[str, list[float]] = field(default_factory=dict)  # measure: [n, ms]
     histograms: dict[str, Counter[int]] = field(default_factory=dict)
@@ -173,7 +178,7 @@ def _from_rollups(
     bucket_of: Any,
 ) -> None:
     time = "hour" if query.granularity == "hour" else "day"
-    facet_values: list[str] | None = None
+    facet_values: Sequence[str] | None = None
     environments: Sequence[str] | None = None
     for cond in query.filters:
         values = filter_values(cond) if cond.column != "level" else None
@@ -182,7 +187,7 @@ def _from_rollups(
         if cond.column == "environment":
             environments = rollup_read.narrow(environments, values)
         else:
-            facet_values = list(rollup_read.narrow(facet_values, values))
+            facet_values = rollup_read.narrow(facet_values, values)
 
     def read(table: str, measures: list[str], by: list[str], **filters: Any) -> list[Any]:
         if environments is not None:
@@ -203,7 +208,8 @@ def _from_rollups(
     filters: dict[str, Any] = {"facet": [plan.facet]}
     if facet_values is not None:
         filters["value"] = facet_values
-    measures = ["observations", "errors", "cost", "total_tokens", "costed", "counted"]
+    measures = ["observations", "errors", "cost", "costed", "counted"]
+    measures += ["input_tokens", "output_tokens", "total_tokens"]
     for r in read(FACETS_TABLE, measures, by, **filters):
         s = groups[key(r, "value")]
         s.rows += int(r["errors"] if plan.errors_only else r["observations"])
@@ -211,6 +217,8 @@ def _from_rollups(
         s.cost += float(r["cost"])
         s.costed += int(r["costed"])
         s.tokens += int(r["total_tokens"])
+        s.input += int(r["input_tokens"])
+        s.output += int(r["output_tokens"])
         s.counted += int(r["counted"])
     if LATENCY_TABLE in plan.tables:
         wanted = {_DURATIONS[m.measure] for m in query.metrics if m.measure in _DURATIONS}
@@ -246,6 +254,7 @@ def _from_raw(
 ) -> None:
     metrics = [Metric("count", "count"), Metric("errorCount", "sum")]
     metrics += [Metric(m, a) for m in ("totalCost", "totalTokens") for a in ("sum", "count")]
+    metrics += [Metric("inputTokens", "sum"), Metric("outputTokens", "sum")]
     durations = [m for m in _DURATIONS if any(x.measure == m for x in query.metrics)]
     for m in durations:
         metrics += [Metric(m, "sum"), Metric(m, "count")]
@@ -264,6 +273,8 @@ def _from_raw(
         s.cost += float(r["sum_totalCost"] or 0)
         s.costed += int(r["count_totalCost"])
         s.tokens += int(r["sum_totalTokens"] or 0)
+        s.input += int(r["sum_inputTokens"] or 0)
+        s.output += int(r["sum_outputTokens"] or 0)
         s.counted += int(r["count_totalTokens"])
         for m in durations:
             d = s.duration(_DURATIONS[m])
@@ -307,8 +318,10 @@ def _value(metric: Metric, s: _Sums) -> Any:
         return s.rows
     if measure == "totalCost":
         return float(s.cost) if s.costed else None
-    if measure == "totalTokens":
-        return int(s.tokens) if s.counted else None
+    if measure in ("inputTokens", "outputTokens", "totalTokens"):
+        # The three are stored together (cost.calculate.write): null together.
+        tokens = {"inputTokens": s.input, "outputTokens": s.output, "totalTokens": s.tokens}
+        return int(tokens[measure]) if s.counted else None
     if not s.rows:
         return None
     if aggregation == "avg":
