@@ -194,3 +194,18 @@ def test_the_metrics_pages_top_users_are_the_raw_rows_top_users(api, exclude):
         assert [r["id"] for r in walked] == [r["id"] for r in raw[:6]]
         for have, want in zip(walked, raw, strict=False):
             assert have == {**want, "cost": pytest.approx(want["cost"])}
+
+
+def test_many_traces_without_a_user_are_all_traces_less_the_users(api, monkeypatch):
+    """Past WITHOUT_USER_READ traces without a user, that row is every trace less the
+    users' (from the rollups) instead of those traces one by one: the same answer."""
+    from lanterna.analytics.query import plan
+
+    _data(api)
+    monkeypatch.setattr(plan, "WITHOUT_USER_READ", 0)
+    rt, pid = api.app.state.runtime, api.project.id
+    for start, end in RANGES:
+        for body in QUERIES:
+            query = _by_user(body, start, end)
+            planned = rt.read_sync(lambda c, q=query: run_query(c, pid, q))
+            _assert_same(planned, rt.read_sync(lambda c, q=query: run_raw(c, pid, q)), body)

@@ -279,20 +279,65 @@ def top_user_sums(
         groups = top_users.top_users(conn, project_id, query, sums=sums, value=_value)
         if groups is None:
             return None
-        # The group without a user: all traces less the users' traces.
-        rest = Sums()
-        if whole is not None:
-            total = replace(query, dimensions=())
-            everyone: dict[tuple[Any, ...], Sums] = defaultdict(Sums)
-            _from_rollups(conn, project_id, total, explain(total), whole, everyone)
-            _add(rest, everyone[()])
-            users: dict[tuple[Any, ...], Sums] = defaultdict(Sums)
-            _from_rollups(conn, project_id, total, users_only, whole, users)
-            _add(rest, users[()], -1)
-    _add(rest, edge.get((None,), Sums()))
+        rest = _without_user(conn, project_id, query)
+        if rest is None:
+            # Many traces without a user: all traces less the users' traces.
+            rest = Sums()
+            if whole is not None:
+                total = replace(query, dimensions=())
+                everyone: dict[tuple[Any, ...], Sums] = defaultdict(Sums)
+                _from_rollups(conn, project_id, total, explain(total), whole, everyone)
+                _add(rest, everyone[()])
+                users: dict[tuple[Any, ...], Sums] = defaultdict(Sums)
+                _from_rollups(conn, project_id, total, users_only, whole, users)
+                _add(rest, users[()], -1)
+            _add(rest, edge.get((None,), Sums()))
     if rest.rows > 0:
         groups[(None,)] = rest
     return groups
+
+
+#: The traces without a user a top-users query reads one by one (more: it subtracts the
+#: users' sums from all traces', which reads every user-hour of the range).
+WITHOUT_USER_READ = 20_000
+
+
+def _without_user(conn: Conn, project_id: str, query: Query) -> Sums | None:
+    """The sums of the query's traces without a user, from their ``trace_totals`` rows
+    (through ``traces_user``), when there are at most :data:`WITHOUT_USER_READ`."""
+    d = conn.dialect
+    source = d.by_index("traces t", "traces_user")
+    where = "t.project_id = ? AND t.user_id IS NULL AND t.timestamp >= ? AND t.timestamp < ?"
+    params: list[Any] = [project_id, d.ts(query.start), d.ts(query.end)]
+    n = conn.scalar(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {where} LIMIT ?) AS x",
+        [*params, WITHOUT_USER_READ + 1],
+    )
+    if int(n or 0) > WITHOUT_USER_READ:
+        return None
+    for cond in query.filters:  # environment only (top_users.ordered_metric)
+        values = _filter_values(cond)
+        if values is None:
+            return None
+        negate = "NOT " if isinstance(values, rollup_read.Excluding) else ""
+        where += f" AND tt.environment {negate}IN ({', '.join('?' * len(values))})"
+        params.extend(values)
+        if not values:
+            return None
+    row = conn.one(
+        "SELECT COUNT(*) AS n, SUM(CASE WHEN tt.observations > 0 THEN 1 ELSE 0 END) AS seen,"
+        " SUM(tt.error) AS errors, SUM(tt.observations) AS observations,"
+        f" SUM(tt.cost) AS cost, SUM(tt.tokens) AS tokens FROM {source}"
+        " JOIN trace_totals tt ON tt.project_id = t.project_id AND tt.trace_id = t.id"
+        f" WHERE {where}",
+        params,
+    )
+    out = Sums()
+    if row is not None and row["n"]:
+        out.rows, out.observed = int(row["n"]), int(row["seen"] or 0)
+        out.errors, out.observations = int(row["errors"] or 0), int(row["observations"] or 0)
+        out.cost, out.tokens = float(row["cost"] or 0), int(row["tokens"] or 0)
+    return out
 
 
 def _add(into: Sums, more: Sums, sign: int = 1) -> None:
