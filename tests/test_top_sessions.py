@@ -123,7 +123,7 @@ def test_the_migration_builds_what_the_write_path_keeps(api, db_url):
         return {r["session_id"]: r for r in found}
 
     kept = api.app.state.runtime.read_sync(rows)
-    assert any(r["environment"] is None for r in kept.values())
+    assert any("," in r["environments"] for r in kept.values())
     db = Database(db_url)
     try:
         with db.transaction() as conn:
@@ -134,4 +134,7 @@ def test_the_migration_builds_what_the_write_path_keeps(api, db_url):
         db.close()
     assert set(built) == set(kept)
     for session, row in kept.items():
+        envs = set(row["environments"].split(","))
+        assert set(built[session].pop("environments").split(",")) == envs, session
+        row.pop("environments")
         assert built[session] == {**row, "cost": pytest.approx(row["cost"])}, session

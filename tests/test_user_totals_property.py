@@ -99,23 +99,30 @@ def assert_users_match(api: Any) -> None:
 
 
 def assert_sessions_match(api: Any) -> None:
-    """``session_totals`` holds each session's raw aggregates: environment (None for
-    several), first and last trace time, traces, traces with observations, cost,
-    tokens, and a cost magnitude that bounds the cost."""
+    """``session_totals`` holds each session's raw aggregates: environments, first and
+    last trace time, traces, traces with observations, cost, tokens, and a cost
+    magnitude that bounds the cost."""
     pid = api.project.id
 
     def read(conn: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         d = conn.dialect
         want: dict[str, Any] = {}
         for r in conn.all(
-            "SELECT t.session_id AS s, MIN(t.environment) AS e1, MAX(t.environment) AS e2,"
+            "SELECT t.session_id AS s, " + d.comma_list("t.environment") + " AS envs,"
             " MIN(t.timestamp) AS first, MAX(t.timestamp) AS last, COUNT(*) AS n"
             " FROM traces t WHERE t.project_id = ? AND t.session_id IS NOT NULL"
             " GROUP BY t.session_id",
             [pid],
         ):
-            env = r["e1"] if r["e1"] == r["e2"] else None
-            want[r["s"]] = [env, d.ts_parse(r["first"]), d.ts_parse(r["last"]), r["n"], 0, 0.0, 0]
+            want[r["s"]] = [
+                set(r["envs"].split(",")),
+                d.ts_parse(r["first"]),
+                d.ts_parse(r["last"]),
+                r["n"],
+                0,
+                0.0,
+                0,
+            ]
         for r in conn.all(
             "SELECT t.session_id AS s, COUNT(DISTINCT t.id) AS n, SUM(o.total_cost) AS cost,"
             " SUM(o.usage_total) AS tokens FROM traces t JOIN observations o"
@@ -139,7 +146,8 @@ def assert_sessions_match(api: Any) -> None:
     assert set(got) == set(want)
     for session, (env, first, last, n, observed, cost, tokens) in want.items():
         row = got[session]
-        assert (row["environment"], row["first_seen"], row["last_seen"]) == (env, first, last)
+        envs = set(row["environments"].split(","))
+        assert (envs, row["first_seen"], row["last_seen"]) == (env, first, last)
         assert (row["traces"], row["observed_traces"], row["tokens"]) == (n, observed, tokens)
         assert row["cost"] == pytest.approx(cost, abs=1e-9)
         m = row["magnitude"]

@@ -6,10 +6,11 @@ Sessions are read from ``session_totals`` (one row per session, kept exact in th
 path) by cost *magnitude*, highest first: every session of magnitude ``m`` costs less
 than ``2**(m+1)`` in all, so less over any range (no cost is stored negative). After
 each magnitude, the walk stops once the ``limit``-th cost found exceeds what the next
-magnitude can hold. A session whose traces all lie in the range and in one
-environment has its totals as they are (or none, when that environment is left out);
-the others (cut by the range, or in several environments) are summed from their
-traces in the range (``traces_session``, then each trace's ``trace_totals`` row).
+magnitude can hold. A session whose traces all lie in the range has its totals as
+they are when the environment filter keeps all its environments (and none when it
+keeps none of them); the others (cut by the range, or with environments both kept and
+left out) are summed from their traces in the range (``traces_session``, then each
+trace's ``trace_totals`` row).
 
 Ties fall to the session id, as the raw-row query orders them. A walk that reads more
 than :data:`MAX_SESSIONS` sessions without settling returns None (the caller groups
@@ -56,7 +57,7 @@ def top_sessions(
     while level is not None:
         level = int(level)
         rows = conn.all(
-            "SELECT session_id, environment, first_seen, last_seen, observed_traces, cost,"
+            "SELECT session_id, environments, first_seen, last_seen, observed_traces, cost,"
             " tokens FROM session_totals WHERE project_id = ? AND magnitude = ?"
             " AND last_seen >= ? AND first_seen < ?",
             [project_id, level, d.ts(start), d.ts(end)],
@@ -68,9 +69,10 @@ def top_sessions(
         for r in rows:
             first, last = d.ts_parse(r["first_seen"]), d.ts_parse(r["last_seen"])
             inside = first is not None and last is not None and start <= first and last < end
-            if r["environment"] is None or not inside:
+            kept = _kept(r["environments"], environments)
+            if kept is None or not inside:
                 cut.append(r["session_id"])
-            elif _allowed(r["environment"], environments) and r["observed_traces"] > 0:
+            elif kept and r["observed_traces"] > 0:
                 found[r["session_id"]] = (
                     int(r["observed_traces"]),
                     float(r["cost"]),
@@ -99,12 +101,17 @@ def _ranked(found: dict[str, tuple[int, float, int]]) -> list[tuple[str, tuple[i
     return sorted(found.items(), key=lambda item: (-item[1][1], item[0]))
 
 
-def _allowed(environment: str, environments: Sequence[str] | None) -> bool:
+def _kept(listed: str | None, environments: Sequence[str] | None) -> bool | None:
+    """Whether the filter keeps all of a session's environments (True), none (False)
+    or some (None; also for a session whose environments are not known)."""
+    if listed is None:
+        return None
     if environments is None:
         return True
-    if isinstance(environments, Excluding):
-        return environment not in environments
-    return environment in environments
+    excluded = isinstance(environments, Excluding)
+    kept = {(env not in environments) if excluded else (env in environments)
+            for env in listed.split(",")}  # fmt: skip
+    return kept.pop() if len(kept) == 1 else None
 
 
 def _summed(

@@ -122,6 +122,14 @@ class Dialect:
         """SQL for :func:`magnitude` of the SQL expression ``cost``."""
         return f"lanterna_magnitude({cost})"
 
+    def position(self, haystack: str, needle: str) -> str:
+        """SQL for where text ``needle`` starts in ``haystack`` (1-based; 0: absent)."""
+        return f"instr({haystack}, {needle})"
+
+    def comma_list(self, column: str) -> str:
+        """SQL aggregate: the distinct values of ``column``, comma-separated (any order)."""
+        return f"group_concat(DISTINCT {column})"
+
     def by_index(self, table: str, index: str) -> str:
         """``table`` read through ``index``: SQLite's ``INDEXED BY`` where its planner,
         without statistics, would walk the primary key instead (a grouped join over one
@@ -339,6 +347,12 @@ class PostgresDialect(Dialect):
 
     def by_index(self, table: str, index: str) -> str:
         return table
+
+    def position(self, haystack: str, needle: str) -> str:
+        return f"strpos({haystack}, {needle})"
+
+    def comma_list(self, column: str) -> str:
+        return f"string_agg(DISTINCT {column}, ',')"
 
     def magnitude(self, cost: str) -> str:
         # floor(log2) in numeric, exact enough: the reads allow a rounding's slack.

@@ -1,5 +1,6 @@
-"""Per-session totals: one row per project and session id of traces (its environment,
-or NULL when its traces are in several; first and last trace time; traces, traces with
+"""Per-session totals: one row per project and session id of traces (the environments
+of its traces, comma-separated: environment names hold no comma; first and last trace
+time; traces, traces with
 observations, cost, total tokens) and the cost's *magnitude* (``m`` with
 ``2**m <= cost < 2**(m+1)``, :data:`~.dialect.NO_COST` for none), so that the top sessions by
 cost of a range (the metrics page) read the few sessions that can rank instead of
@@ -8,9 +9,9 @@ grouping every trace of the range (``analytics/top_sessions.py``).
 Kept in the write transaction from the same before/after ``trace_totals`` rows the
 rollups move by (:func:`add`, called with :func:`.user_totals.apply`): the sums move
 by the traces' differences; the first and last trace time only widen with a trace
-that is new to a session, and the environment becomes NULL when a trace of another
-one joins; a session that lost a trace (deleted, moved to another session, re-timed,
-or moved to another environment) has them read again from ``traces_session``. So a
+that is new to a session; a session that gains a trace of an environment it did not
+have, or lost a trace (deleted, moved to another session, re-timed, or moved to another
+environment), has them read again from ``traces_session``. So a
 batch costs one upsert statement for its sessions, and the table equals the raw rows.
 
 The magnitude index (``session_totals_magnitude``) changes only when a session's cost
@@ -31,7 +32,7 @@ __all__ = ["NO_COST", "add", "backfill", "magnitude"]
 
 #: The summed columns, in the order of a delta.
 SUMS = ("traces", "observed_traces", "cost", "tokens")
-_COLUMNS = ("environment", "first_seen", "last_seen", *SUMS, "magnitude")
+_COLUMNS = ("environments", "first_seen", "last_seen", *SUMS, "magnitude")
 _CHUNK = 500
 
 
@@ -39,9 +40,13 @@ def _upsert_tail(conn: Conn) -> str:
     new_cost = "session_totals.cost + excluded.cost"
     return (
         " ON CONFLICT (project_id, session_id) DO UPDATE SET"
-        " environment = CASE WHEN excluded.first_seen IS NULL THEN session_totals.environment"
-        " WHEN session_totals.environment = excluded.environment"
-        " THEN session_totals.environment ELSE NULL END,"
+        # NULL (read again from the traces, see add) when a new environment joins
+        " environments = CASE WHEN excluded.first_seen IS NULL"
+        " THEN session_totals.environments WHEN "
+        + conn.dialect.position(
+            "',' || session_totals.environments || ','", "',' || excluded.environments || ','"
+        )
+        + " > 0 THEN session_totals.environments ELSE NULL END,"
         " first_seen = CASE WHEN excluded.first_seen IS NULL"
         " OR excluded.first_seen > session_totals.first_seen THEN session_totals.first_seen"
         " ELSE excluded.first_seen END,"
@@ -110,6 +115,19 @@ def add(conn: Conn, project_id: str, plus: Any, minus: Any = None) -> None:
         rows.append([project_id, session, env, first, last, *d, magnitude(d[2])])
     if rows:
         conn.insert(_HEAD, rows, _upsert_tail(conn))
+        # Sessions that a trace of a new environment joined (see _upsert_tail).
+        spanned = sorted(spans)
+        for start in range(0, len(spanned), _CHUNK):
+            chunk = spanned[start : start + _CHUNK]
+            recheck.update(
+                r["session_id"]
+                for r in conn.all(
+                    "SELECT session_id FROM session_totals WHERE project_id = ?"
+                    f" AND session_id IN ({', '.join('?' * len(chunk))})"
+                    " AND environments IS NULL",
+                    [project_id, *chunk],
+                )
+            )
     if recheck:
         _recheck(conn, project_id, sorted(recheck))
 
@@ -127,8 +145,9 @@ def drop_emptied(conn: Conn, table: str, column: str, project_id: str, keys: lis
 
 
 def _recheck(conn: Conn, project_id: str, sessions: list[str]) -> None:
-    """Sessions that lost a trace: drop those left without traces, and read the
-    environment and first and last trace time of the others from their traces."""
+    """Sessions that lost a trace or gained an environment: drop those left without
+    traces, and read the environments and first and last trace time of the others from
+    their traces."""
     drop_emptied(conn, "session_totals", "session_id", project_id, sessions)
     for session in sessions:
         conn.run(
@@ -137,8 +156,9 @@ def _recheck(conn: Conn, project_id: str, sessions: list[str]) -> None:
             " WHERE project_id = ? AND session_id = ?),"
             " last_seen = (SELECT MAX(timestamp) FROM traces"
             " WHERE project_id = ? AND session_id = ?),"
-            " environment = (SELECT CASE WHEN MIN(environment) = MAX(environment)"
-            " THEN MIN(environment) END FROM traces WHERE project_id = ? AND session_id = ?)"
+            " environments = (SELECT "
+            + conn.dialect.comma_list("environment")
+            + " FROM traces WHERE project_id = ? AND session_id = ?)"
             " WHERE project_id = ? AND session_id = ?",
             [project_id, session] * 4,
         )
@@ -150,7 +170,7 @@ def backfill(conn: Conn) -> None:
     conn.run(
         f"INSERT INTO session_totals (project_id, session_id, {', '.join(_COLUMNS)})"
         " SELECT project_id, session_id,"
-        " CASE WHEN MIN(environment) = MAX(environment) THEN MIN(environment) END,"
+        f" {conn.dialect.comma_list('environment')},"
         " MIN(timestamp), MAX(timestamp), COUNT(*),"
         " SUM(CASE WHEN observations > 0 THEN 1 ELSE 0 END), SUM(cost), SUM(tokens),"
         f" {conn.dialect.magnitude('SUM(cost)')}"

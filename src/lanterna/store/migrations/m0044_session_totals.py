@@ -9,7 +9,7 @@ from .sql import ddl
 
 def up(conn: Conn) -> None:
     """``session_totals`` (``store/session_totals.py``): one row per session id of
-    traces (environment or NULL for several, first and last trace time, traces,
+    traces (their environments, first and last trace time, traces,
     traces with observations, cost, total tokens, cost magnitude), and an index by
     magnitude, built here from ``trace_totals`` in one grouped pass. The metrics
     page's top sessions over 30 days had grouped every trace of the range
@@ -20,7 +20,7 @@ def up(conn: Conn) -> None:
         CREATE TABLE session_totals (
             project_id TEXT NOT NULL,
             session_id TEXT NOT NULL,
-            environment TEXT,
+            environments TEXT,
             first_seen {TS},
             last_seen {TS},
             traces BIGINT NOT NULL,
