@@ -93,7 +93,8 @@ def top_users(
 
     exact = 0
     offset = 0
-    size = max(2 * limit, 10)
+    # The first `limit` users; the next read usually stops at its first user's bound.
+    size = max(limit, 1)
     d = conn.dialect
     while True:
         rows = conn.all(
