@@ -115,16 +115,19 @@ def sessions_of_user(conn: Conn, project_id: str, user_id: str, *, limit: int = 
     """Ids of the sessions a user's traces belong to, most recent first (by their
     latest trace; ties by id).
 
-    Read from the user's latest :data:`USER_SESSIONS_SAMPLE` traces when those name
-    ``limit`` sessions whose latest trace is newer than the oldest trace read: their
-    latest traces are all in the sample, and every other session's is older, so the
-    answer is exact. Otherwise every trace of the user is grouped."""
-    sample = conn.all(
-        "SELECT session_id, timestamp FROM traces WHERE project_id = ? AND user_id = ?"
-        " ORDER BY timestamp DESC LIMIT ?",
-        (project_id, user_id, USER_SESSIONS_SAMPLE),
-    )
-    if len(sample) == USER_SESSIONS_SAMPLE:
+    Read from the user's latest :data:`USER_SESSIONS_SAMPLE` traces (then ten times as
+    many: a busy user's sessions hold hundreds of traces) when those name ``limit``
+    sessions whose latest trace is newer than the oldest trace read: their latest
+    traces are all in the sample, and every other session's is older, so the answer is
+    exact. Otherwise every trace of the user is grouped."""
+    for size in (USER_SESSIONS_SAMPLE, 10 * USER_SESSIONS_SAMPLE):
+        sample = conn.all(
+            "SELECT session_id, timestamp FROM traces WHERE project_id = ? AND user_id = ?"
+            " ORDER BY timestamp DESC LIMIT ?",
+            (project_id, user_id, size),
+        )
+        if len(sample) < size:
+            break  # every trace of the user read: grouped below
         oldest = sample[-1]["timestamp"]
         last: dict[str, Any] = {}
         for r in sample:
