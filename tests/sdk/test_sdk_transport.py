@@ -76,7 +76,8 @@ def test_serve_refuses_a_url_as_its_bind_interface(tmp_path: Path, how):
 
 
 def test_explicit_calls_raise_the_sdk_errors_only(make_client, stand_in):
-    client = make_client(public_key="pk", secret_key="sk", host=stand_in.url, timeout=0.5)
+    # 2 s: under a loaded machine a local answer can take longer than 0.5 s
+    client = make_client(public_key="pk", secret_key="sk", host=stand_in.url, timeout=2.0)
     stand_in.script = [Reply(401, {"message": "Invalid credentials"})]
     with pytest.raises(LanternaAPIError) as refused:
         client.get_budget_status("b1")
@@ -112,7 +113,8 @@ def test_explicit_calls_raise_the_sdk_errors_only(make_client, stand_in):
 
 
 def test_cost_look_ups_answer_none_instead_of_raising(make_client, stand_in):
-    client = make_client(public_key="pk", secret_key="sk", host=stand_in.url, timeout=0.5)
+    # 2 s: under a loaded machine a local answer can take longer than 0.5 s
+    client = make_client(public_key="pk", secret_key="sk", host=stand_in.url, timeout=2.0)
     stand_in.script = [Reply(401, {"message": "Invalid credentials"})]
     assert client.get_user_cost("u1") is None
     stand_in.script = [Reply(503)] * 3
