@@ -9,9 +9,10 @@ grouping every trace of the range (``analytics/top_sessions.py``).
 Kept in the write transaction from the same before/after ``trace_totals`` rows the
 rollups move by (:func:`add`, called with :func:`.user_totals.apply`): the sums move
 by the traces' differences; the first and last trace time only widen with a trace
-that is new to a session; a session that gains a trace of an environment it did not
-have, or lost a trace (deleted, moved to another session, re-timed, or moved to another
-environment), has them read again from ``traces_session``. So a
+that is new to a session, and its environments list only gains the new trace's
+environment; a session that lost a trace (deleted, moved to another session,
+re-timed, or moved to another environment), or gained traces of several environments
+in one batch, has them read again from ``traces_session``. So a
 batch costs one upsert statement for its sessions, and the table equals the raw rows.
 
 The magnitude index (``session_totals_magnitude``) changes only when a session's cost
@@ -40,13 +41,15 @@ def _upsert_tail(conn: Conn) -> str:
     new_cost = "session_totals.cost + excluded.cost"
     return (
         " ON CONFLICT (project_id, session_id) DO UPDATE SET"
-        # NULL (read again from the traces, see add) when a new environment joins
+        # A new environment joins the list (several in one batch: NULL, and add reads
+        # the session's environments again from its traces)
         " environments = CASE WHEN excluded.first_seen IS NULL"
         " THEN session_totals.environments WHEN "
         + conn.dialect.position(
             "',' || session_totals.environments || ','", "',' || excluded.environments || ','"
         )
-        + " > 0 THEN session_totals.environments ELSE NULL END,"
+        + " > 0 THEN session_totals.environments"
+        " ELSE session_totals.environments || ',' || excluded.environments END,"
         " first_seen = CASE WHEN excluded.first_seen IS NULL"
         " OR excluded.first_seen > session_totals.first_seen THEN session_totals.first_seen"
         " ELSE excluded.first_seen END,"
@@ -115,19 +118,6 @@ def add(conn: Conn, project_id: str, plus: Any, minus: Any = None) -> None:
         rows.append([project_id, session, env, first, last, *d, magnitude(d[2])])
     if rows:
         conn.insert(_HEAD, rows, _upsert_tail(conn))
-        # Sessions that a trace of a new environment joined (see _upsert_tail).
-        spanned = sorted(spans)
-        for start in range(0, len(spanned), _CHUNK):
-            chunk = spanned[start : start + _CHUNK]
-            recheck.update(
-                r["session_id"]
-                for r in conn.all(
-                    "SELECT session_id FROM session_totals WHERE project_id = ?"
-                    f" AND session_id IN ({', '.join('?' * len(chunk))})"
-                    " AND environments IS NULL",
-                    [project_id, *chunk],
-                )
-            )
     if recheck:
         _recheck(conn, project_id, sorted(recheck))
 

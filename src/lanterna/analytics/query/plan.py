@@ -317,13 +317,11 @@ def _without_user(conn: Conn, project_id: str, query: Query) -> Sums | None:
         return None
     for cond in query.filters:  # environment only (top_users.ordered_metric)
         values = _filter_values(cond)
-        if values is None:
+        if not values:  # not a rollup filter, or no environment at all
             return None
         negate = "NOT " if isinstance(values, rollup_read.Excluding) else ""
         where += f" AND tt.environment {negate}IN ({', '.join('?' * len(values))})"
         params.extend(values)
-        if not values:
-            return None
     row = conn.one(
         "SELECT COUNT(*) AS n, SUM(CASE WHEN tt.observations > 0 THEN 1 ELSE 0 END) AS seen,"
         " SUM(tt.error) AS errors, SUM(tt.observations) AS observations,"

@@ -19,9 +19,8 @@ It answers only what it answers exactly, else ``None`` (the caller groups as bef
 a query by ``userId`` alone, without a time dimension, filtered on ``environment``
 only, ordered (descending) by its first metric, the trace count, the observation
 count or the cost, with a ``row_limit`` of at most :data:`MAX_LIMIT`; and only when it
-settles within :data:`MAX_EXACT` users. The row
-of traces without a user (``userId`` null) is all traces less the users' traces,
-whole hours from the rollups as the planner computes it.
+settles within :data:`MAX_EXACT` users. The row of traces without a user (``userId``
+null) is computed by the caller (:func:`.plan.top_user_sums`).
 """
 
 from __future__ import annotations
