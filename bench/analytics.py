@@ -475,6 +475,10 @@ def reads(project_id: str, ids: dict[str, str], v2: bool) -> list[Read]:
         Read("trace list, page 1", f"{p}/traces", LIST_MS),
         Read("trace list, 3 filters + 30 days", f"{p}/traces?{three}", LIST_MS),
         Read("trace list, tag filter", f"{p}/traces?tag=vip&range=7d", LIST_MS),
+        # The list's count and totals row, which the page loads after its rows.
+        Read("trace list count + totals", f"{p}/traces/summary", DASHBOARD_MS),
+        Read("... 3 filters + 30 days", f"{p}/traces/summary?{three}", DASHBOARD_MS),
+        Read("... tag filter", f"{p}/traces/summary?tag=vip&range=7d", DASHBOARD_MS),
         Read("traces API, page 1", "/api/public/traces?limit=50", LIST_MS, True),
         Read("traces API, 3 filters", f"/api/public/traces?{api_three}", LIST_MS, True),
         Read("traces API, page 1000", "/api/public/traces?limit=50&page=1000", LIST_MS, True),

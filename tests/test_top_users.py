@@ -209,3 +209,26 @@ def test_many_traces_without_a_user_are_all_traces_less_the_users(api, monkeypat
             query = _by_user(body, start, end)
             planned = rt.read_sync(lambda c, q=query: run_query(c, pid, q))
             _assert_same(planned, rt.read_sync(lambda c, q=query: run_raw(c, pid, q)), body)
+
+
+def test_a_users_hours_are_read_from_the_index_alone(api, db_url):
+    """On SQLite the walk's reads of users' hours find every sum in
+    ``rollup_user_hours_user`` (0047): no lookup of the rollup's key per hour."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL keeps the narrow index (0047)")
+    _data(api)
+    query = _by_user(QUERIES[0], *RANGES[2])
+    statements: list[str] = []
+
+    def read(c: Any) -> list[str]:
+        c.raw.set_trace_callback(statements.append)
+        try:
+            run_query(c, api.project.id, query)
+        finally:
+            c.raw.set_trace_callback(None)
+        hours = [s for s in statements if "FROM rollup_user_hours" in s]
+        return [str(c.raw.execute(f"EXPLAIN QUERY PLAN {s}").fetchall()) for s in hours]
+
+    plans = api.app.state.runtime.read_sync(read)
+    assert plans
+    assert all("USING COVERING INDEX rollup_user_hours_user" in p for p in plans), plans

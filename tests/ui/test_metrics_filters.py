@@ -4,6 +4,7 @@ ingested traces (read back one by one through the public API)."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,8 +149,18 @@ def test_trace_list_totals_are_those_of_the_filtered_set(site: Site) -> None:
     with http_login(site, site.viewer) as client:
         for query, trace_ids in cases.items():
             want = expected(site, trace_ids)
-            r = client.get(site.path(f"traces?{query}"))
+            # The list page shows its rows; the count and totals load after it.
+            listed = client.get(site.path(f"traces?{query}"))
+            assert listed.status_code == 200, listed.text
+            assert 'data-total="' not in listed.text
+            slot = re.search(r'data-load="([^"]+)"', listed.text)
+            assert slot, listed.text
+            r = client.get(html.unescape(slot.group(1)))
             assert r.status_code == 200, r.text
+            assert f'data-testid="trace-count" data-value="{len(trace_ids)}"' in r.text, query
+            if query == "":  # without scripts, totals=1 puts them in the list page
+                inline = client.get(site.path("traces?totals=1"))
+                assert kpis(inline.text, "total") == kpis(r.text, "total")
             got = kpis(r.text, "total")
             assert int(got["traces"]) == want["traces"], query
             assert float(got["cost"]) == pytest.approx(want["cost"]), query
@@ -160,6 +171,43 @@ def test_trace_list_totals_are_those_of_the_filtered_set(site: Site) -> None:
                 assert got["latency"] == "", query
             scores = {k: float(v) for k, v in kpis(r.text, "score").items()}
             assert scores == pytest.approx(want["scores"]), query
+
+
+def test_trace_list_pages_without_counting_and_summary_errors_name_the_field(
+    site: Site,
+) -> None:
+    """The list reads one row past its page to offer the next page (no count); the
+    summary counts them all; the summary of a bad filter is a 400 naming it."""
+    at = datetime.now(timezone.utc) - timedelta(minutes=5)
+    events = [
+        {
+            "id": f"event-page-{i:02d}",
+            "type": "trace-create",
+            "timestamp": at.isoformat(),
+            "body": {
+                "id": f"page-{i:02d}",
+                "name": "paged",
+                "timestamp": (at - timedelta(seconds=i)).isoformat(),
+            },
+        }
+        for i in range(27)
+    ]
+    ingest(site.url, site.project.auth, events)
+    with http_login(site, site.viewer) as client:
+        ids: list[str] = []
+        for number, next_page in ((1, True), (2, False)):
+            r = client.get(
+                site.path("traces"), params={"name": "paged", "limit": 25, "page": number}
+            )
+            assert ('rel="next"' in r.text) is next_page, number
+            assert f"page {number}" in r.text
+            ids += re.findall(r'data-trace-id="([^"]+)"', r.text)
+        assert ids == [f"page-{i:02d}" for i in range(27)]  # newest first
+        summary = client.get(site.path("traces/summary"), params={"name": "paged"})
+        assert 'data-testid="trace-count" data-value="27"' in summary.text
+        bad = client.get(site.path("traces/summary?range=custom&from=yesterday"))
+    assert bad.status_code == 400
+    assert "from: not a date or time: 'yesterday'" in html.unescape(bad.text)
 
 
 def _kpi(page: Any, key: str) -> str:

@@ -209,42 +209,64 @@ def list_rows(
     return [list_row(conn.dialect, project_id, i) for i in items], total
 
 
+@dataclass(slots=True)
+class Summary:
+    """The trace list's count and totals row: ``count`` matches, and ``more`` past
+    the count limit, in which case ``totals`` sums only the first ``count`` of them."""
+
+    count: int
+    more: bool
+    totals: TraceTotals
+
+
+def summarize(
+    store: Store, conn: Conn, project_id: str, query: TraceQuery, count_limit: int
+) -> Summary:
+    """Count the list's matches (up to ``count_limit``) and sum its totals row."""
+    _, n = store.traces.list_traces(
+        conn, project_id, query, limit=1, offset=0, with_io=False, count_limit=count_limit
+    )
+    totals = store.traces.trace_totals(conn, project_id, query, limit=count_limit)
+    return Summary(min(n, count_limit), n > count_limit, totals)
+
+
+def _count_limit(view: ListView) -> int:
+    return SEARCH_COUNT_LIMIT if view.params["q"] else COUNT_LIMIT
+
+
 @router.get("/project/{project_id}/traces")
 async def traces_list(request: Request, project_id: str) -> Response:
-    """The project's traces: filters in the URL, search, sort, pages."""
+    """The project's traces: filters in the URL, search, sort, pages.
+
+    The page reads only its rows (and whether one more follows). The count of the
+    matches and their totals row, which read up to ``COUNT_LIMIT`` matches, come from
+    :func:`traces_summary` after the page has loaded (``totals=1`` in the URL puts them
+    in the page itself, for a browser without scripts)."""
     page = await project_page(request, project_id)
     view = ListView.from_request(request)
     error = ""
     rows: list[dict[str, Any]] = []
     total = 0
     offset = (view.page - 1) * view.limit
-    count_limit = SEARCH_COUNT_LIMIT if view.params["q"] else COUNT_LIMIT
-    totals: TraceTotals | None = None
+    inline = request.query_params.get("totals") == "1"
+    summary: Summary | None = None
     try:
         query = view.query()
         rt = rt_of(request)
 
-        def read(c: Conn) -> tuple[list[dict[str, Any]], int, TraceTotals]:
+        def read(c: Conn) -> tuple[list[dict[str, Any]], int, Summary | None]:
+            # Counting only to one past the page tells whether a next page exists.
             found, n = list_rows(
-                rt.store,
-                c,
-                page.pid,
-                query,
-                limit=view.limit,
-                offset=offset,
-                count_limit=count_limit,
+                rt.store, c, page.pid, query, limit=view.limit, offset=offset, count_limit=0
             )
-            # Totals of the filtered set, bounded like the count (see COUNT_LIMIT).
-            return found, n, rt.store.traces.trace_totals(c, page.pid, query, limit=count_limit)
+            if not inline:
+                return found, n, None
+            return found, n, summarize(rt.store, c, page.pid, query, _count_limit(view))
 
-        rows, total, totals = await rt.read(read)
+        rows, total, summary = await rt.read(read)
     except FilterError as exc:
         error = str(exc)
-    counted = max(count_limit, offset + view.limit)
-    more = total > counted
-    bounded = total > count_limit  # the totals summed the first count_limit matches
-    total = min(total, counted)
-    pages = max(1, -(-total // view.limit), view.page + 1 if more else 0)
+    more = total > offset + view.limit
     return render(
         request,
         "traces.html",
@@ -252,11 +274,9 @@ async def traces_list(request: Request, project_id: str) -> Response:
             "view": view,
             "p": view.params,
             "rows": rows,
-            "totals": totals,
-            "totals_bounded": bounded,
-            "total": total,
+            "summary": summary,
             "more": more,
-            "pages": pages,
+            "pages": view.page + 1 if more else view.page,
             "error": error,
             "sorts": SORTS,
             "ranges": tuple(LIST_RANGES),
@@ -265,6 +285,24 @@ async def traces_list(request: Request, project_id: str) -> Response:
         page=page,
         status=400 if error else 200,
     )
+
+
+@router.get("/project/{project_id}/traces/summary")
+async def traces_summary(request: Request, project_id: str) -> Response:
+    """The count and totals row of the trace list with the same filters (an HTML
+    fragment the list page loads after it has shown its rows)."""
+    page = await project_page(request, project_id)
+    view = ListView.from_request(request)
+    try:
+        query = view.query()
+        rt = rt_of(request)
+        summary = await rt.read(
+            lambda c: summarize(rt.store, c, page.pid, query, _count_limit(view))
+        )
+    except FilterError as exc:
+        context = {"error": str(exc), "summary": None}
+        return render(request, "_trace_summary.html", context, page=page, status=400)
+    return render(request, "_trace_summary.html", {"error": "", "summary": summary}, page=page)
 
 
 # --- one trace ----------------------------------------------------------------------

@@ -1,5 +1,7 @@
 // Lanterna dashboard behaviour. No user data is ever inserted as HTML here:
 // values reach the page escaped by the server, and charts read JSON via textContent.
+// A part loaded later (data-load) is a fragment the server rendered, escaped the
+// same way; it is parsed apart from the page and its nodes moved in.
 (function () {
   "use strict";
 
@@ -45,6 +47,24 @@
           btn.textContent = "Copied";
         }
       });
+    });
+
+    // Parts read after the page has shown (the trace list's count and totals): the
+    // fragment replaces its slot; on failure the slot's link stays.
+    document.querySelectorAll("[data-load]").forEach(function (slot) {
+      fetch(slot.getAttribute("data-load"), {
+        credentials: "same-origin",
+        redirect: "error",
+        headers: { "Accept": "text/html" }
+      }).then(function (r) {
+        return r.ok || r.status === 400 ? r.text() : Promise.reject(r.status);
+      }).then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var nodes = Array.prototype.slice.call(doc.body.childNodes);
+        var parent = slot.parentNode;
+        nodes.forEach(function (n) { parent.insertBefore(document.importNode(n, true), slot); });
+        parent.removeChild(slot);
+      }).catch(function () { /* the link in the slot still works */ });
     });
 
     // Diff version pickers submit on change.
