@@ -387,7 +387,7 @@ def _totals_by_key(
 ) -> tuple[str, list[Any]] | None:
     """:func:`_totals_alone` for a query naming one session or one user: that one's
     traces in time order from the traces index leading with it (a user's share of the
-    range, not every trace of it), each with its ``trace_totals`` row by key."""
+    range, not every trace of it), each match with its ``trace_totals`` row by key."""
     found = next(
         (
             key
@@ -400,12 +400,10 @@ def _totals_by_key(
     )
     if found is None:
         return None
-    name, column, index = found
-    keyed = {
-        **columns,
-        "timestamp": Column("t.timestamp", columns["timestamp"].kind),
-        name: Column(f"t.{column}", columns[name].kind),
-    }
+    index = found[2]
+    # Every filter on the trace's own columns: ``traces_user`` holds the name and the
+    # environment too (0048), so only the matches are joined to ``trace_totals``.
+    keyed = {n: Column(f"t.{c}", columns[n].kind) for n, c in _TOTALS_FILTERS.items()}
     compiled = compile_conditions(conditions, keyed, conn.dialect, resource="traces")
     source = conn.dialect.by_index("traces t", index)
     return (
