@@ -562,3 +562,70 @@ def test_the_read_function_names_what_a_table_cannot_answer(api):
         filters={"model": ["model-a", None]},
     )
     assert {r["model"]: r["observations"] for r in rows} == {"model-a": 1, None: 1}
+
+
+def test_a_partial_day_is_read_as_the_day_less_its_other_hours(api):
+    """When more of a partial day's hours are in the range than out of it, the read
+    takes the day from the daily table less the hours outside (from the hourly one):
+    the same sums as the hours inside, every table, whichever side holds the data."""
+    from lanterna.store import rollup_read
+    from lanterna.store.rollup_read import Excluding
+
+    # Traces at 00:30, 02:10, 09:00, 10:40, 21:00 and 23:50 of T0's day and the next,
+    # and one of another environment at 00:20 only: a group the day less its other
+    # hours leaves empty, which is no group.
+    minutes = [-570, -470, -60, 40, 660, 830]
+    ingest(
+        api,
+        *[e for i, m in enumerate([*minutes, *(m + 1440 for m in minutes)]) for e in _trace(i, m)],
+        *_trace(99, -580, env="staging"),
+    )
+    rt = api.app.state.runtime
+    pid = api.project.id
+    day0 = T0.replace(hour=0)
+    fine_filter = {
+        "rollup_trace_hours": "trace_name",
+        "rollup_observation_hours": "trace_name",
+        "rollup_model_traces": "trace_name",
+    }
+    for table, dimension in fine_filter.items():
+        measures = rollup_read.MEASURES[table]
+        assert rollup_read.coarsest(table, measures, ["day"]) != table
+        for first_hour, last_hour in ((3, 68), (0, 44), (9, 48), (14, 61), (1, 26)):
+            first = day0 + timedelta(hours=first_hour)
+            last = day0 + timedelta(hours=last_hour)
+
+            def read(
+                filters: dict[str, Any], a: Any = first, b: Any = last, t: str = table
+            ) -> dict[tuple[str, str], Any]:
+                rows = rt.read_sync(
+                    lambda c: rollup_read.read(
+                        c,
+                        t,
+                        pid,
+                        a,
+                        b,
+                        measures=rollup_read.MEASURES[t],
+                        group_by=["day", "environment"],
+                        filters=filters,
+                    )
+                )
+                return {(r["day"], r["environment"]): r for r in rows}
+
+            # A filter the daily table cannot apply keeps the read on the hourly one.
+            hourly = read({dimension: Excluding(["no such name"])})
+            got = read({})
+            assert set(got) == set(hourly), (table, first_hour, last_hour)
+            for key, row in hourly.items():
+                assert [got[key][m] for m in measures] == pytest.approx(
+                    [row[m] for m in measures]
+                ), (table, first_hour, last_hour)
+    # (03:00, two days later 20:00): both partial days as days less their other hours.
+    parts = rollup_read._parts(
+        "rollup_trace_hours", "rollup_days", day0 + timedelta(hours=3), day0 + timedelta(hours=68)
+    )
+    assert [(p[0], p[3]) for p in parts] == [
+        ("rollup_trace_hours", -1),
+        ("rollup_trace_hours", -1),
+        ("rollup_days", 1),
+    ]

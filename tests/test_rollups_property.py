@@ -224,6 +224,9 @@ def _check_answers(api: Any, raw: dict[str, Any]) -> None:
         WINDOW,
         (T0 - timedelta(minutes=53), T0 + timedelta(hours=2, minutes=9)),
         (T0 + timedelta(minutes=1), T0 + timedelta(minutes=59)),
+        # 14 of T0's day's hours in the range: that day's daily rows less its hours
+        # before 10:00 (where the data starts at 08:00), then a whole day.
+        (T0 - timedelta(minutes=53), T0 + timedelta(days=1, hours=14)),
     ):
         scope = metrics.Scope(pid, start, end)
         totals = rt.read_sync(lambda c, s=scope: metrics.overview(c, s))["totals"]

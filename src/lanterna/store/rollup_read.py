@@ -1,7 +1,8 @@
 """Reading the rollups (:mod:`lanterna.store.rollups`): sums and histograms over whole
 UTC hours, grouped by and filtered on the tables' dimensions, each read from the
 coarsest level that holds the answer (whole days from a daily table, the hours at
-either end from the hourly one: :func:`coarsest`, :func:`split_days`).
+either end from the hourly one, or a partial day as the day less its hours outside
+the range when those are fewer: :func:`coarsest`, :func:`split_days`, :func:`_parts`).
 
 For the dashboard's metrics (:mod:`lanterna.analytics.metrics`) and for the metrics
 query planner. A planner answers a query from the rollups when
@@ -70,6 +71,17 @@ COARSER = {
     "rollup_observation_latency": "rollup_observation_latency_days",
 }
 
+#: fine table -> its value every row holds more than zero of (a group whose sum of it
+#: is zero has no row)
+COUNT = {
+    "rollup_trace_hours": "traces",
+    "rollup_observation_hours": "observations",
+    "rollup_model_traces": "traces",
+    "rollup_observation_facets": "observations",
+    "rollup_observation_latency": "observations",
+    "rollup_user_hours": "traces",
+    "rollup_score_hours": "scores",
+}
 
 def coarsest(
     table: str, measures: Sequence[str], dimensions: Sequence[str], filters: Sequence[str] = ()
@@ -162,26 +174,68 @@ def read(
     if unknown:
         raise ValueError(f"{table} has no measure {sorted(unknown)}")
     coarse = coarsest(table, measures, group_by, list(filters))
-    days, edges = split_days(first, last) if coarse != table else (None, [(first, last)])
-    parts: list[tuple[str, str, str]] = [(table, _label(a), _label(b)) for a, b in edges]
-    if days is not None:
-        parts.append((coarse, days[0].date().isoformat(), days[1].date().isoformat()))
+    parts = _parts(table, coarse, first, last)
+    count = COUNT.get(table, "")
+    asked = list(measures)
+    subtracts = any(sign < 0 for *_, sign in parts)
+    if subtracts and count not in asked:
+        asked.append(count)  # to drop the groups a day's sums less its other hours empty
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for name, low, high in parts:
-        for r in _select(conn, name, project_id, low, high, measures, group_by, filters):
+    for name, low, high, sign in parts:
+        for r in _select(conn, name, project_id, low, high, asked, group_by, filters):
             key = tuple(r[g] for g in group_by)
             have = out.get(key)
             if have is None:
-                out[key] = r
-            else:  # a group in whole days and in the hours at either end
-                for m in measures:
-                    have[m] += r[m]
+                have = out[key] = {**r, **{m: 0 for m in asked}}
+            # a group in whole days and in the hours at either end
+            for m in asked:
+                have[m] += sign * r[m]
+    if subtracts:
+        out = {k: r for k, r in out.items() if r[count] > 0}
+        if count not in measures:
+            for r in out.values():
+                del r[count]
     rows = list(out.values())
     for r in rows:
         for g in group_by:
             if g in _TEXT and r[g] == "":
                 r[g] = None
     return rows
+
+
+def _parts(
+    table: str, coarse: str, first: datetime, last: datetime
+) -> list[tuple[str, str, str, int]]:
+    """What to sum for the whole hours ``[first, last)``: ``(table, low, high, sign)``
+    per read. With a coarse (daily) level: the whole days from it, and each partial
+    day at either end either as its hours in the range (fine table) or, when fewer of
+    its hours fall outside the range than inside, as the whole day (coarse) less its
+    hours outside (fine, subtracted). A range ending now thus reads today's row of the
+    daily table and the hours still to come (none) instead of today's past hours."""
+    if coarse == table:
+        return [(table, _label(first), _label(last), 1)]
+    days, edges = split_days(first, last)
+    if days is None:
+        return [(table, _label(first), _label(last), 1)]
+    d0, d1 = days
+    parts: list[tuple[str, str, str, int]] = []
+    for a, b in edges:
+        day = a.replace(hour=0)
+        inside = (b - a) // timedelta(hours=1)
+        if 24 - inside >= inside:
+            parts.append((table, _label(a), _label(b), 1))
+            continue
+        if table not in COUNT:
+            parts.append((table, _label(a), _label(b), 1))
+            continue
+        d0, d1 = min(d0, day), max(d1, day + timedelta(days=1))
+        parts.extend(
+            (table, _label(x), _label(y), -1)
+            for x, y in ((day, a), (b, day + timedelta(days=1)))
+            if x < y
+        )
+    parts.append((coarse, d0.date().isoformat(), d1.date().isoformat(), 1))
+    return parts
 
 
 def _select(
