@@ -56,9 +56,13 @@ def top_sessions(
     )
     while level is not None:
         level = int(level)
+        # Through the magnitude index: SQLite's planner, without statistics of the
+        # table, walked every session of the project by its key (10 M observations:
+        # 117 ms for 239 sessions).
+        source = d.by_index("session_totals", "session_totals_magnitude")
         rows = conn.all(
             "SELECT session_id, environments, first_seen, last_seen, observed_traces, cost,"
-            " tokens FROM session_totals WHERE project_id = ? AND magnitude = ?"
+            f" tokens FROM {source} WHERE project_id = ? AND magnitude = ?"
             " AND last_seen >= ? AND first_seen < ?",
             [project_id, level, d.ts(start), d.ts(end)],
         )

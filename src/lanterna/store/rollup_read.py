@@ -266,13 +266,15 @@ def _select(
     cols = [f"{time.get(g, g)} AS {g}" for g in group_by]
     sums = [f"SUM({m}) AS {m}" for m in measures]
     source = table
-    if (
-        table == "rollup_user_hours"
-        and filters.get("user_id")
-        and not isinstance(filters["user_id"], Excluding)
-    ):
-        # Some users' hours: their own rows (the key leads with the hour).
-        source += conn.dialect.indexed_by("rollup_user_hours_user")
+    if table == "rollup_user_hours":
+        if filters.get("user_id") and not isinstance(filters["user_id"], Excluding):
+            # Some users' hours: their own rows (the key leads with the hour).
+            source += conn.dialect.indexed_by("rollup_user_hours_user")
+        else:
+            # The range's rows by the key: without planner statistics SQLite took the
+            # user index (it holds every column, 0047) to group by user without a
+            # sort, a walk of every user-hour of the project whatever the range.
+            source = conn.dialect.by_index(table, "sqlite_autoindex_rollup_user_hours_1")
     sql = f"SELECT {', '.join([*cols, *sums])} FROM {source} WHERE {' AND '.join(where)}"
     if group_by:
         sql += f" GROUP BY {', '.join(time.get(g, g) for g in group_by)}"
