@@ -83,6 +83,7 @@ COUNT = {
     "rollup_score_hours": "scores",
 }
 
+
 def coarsest(
     table: str, measures: Sequence[str], dimensions: Sequence[str], filters: Sequence[str] = ()
 ) -> str:
