@@ -66,3 +66,41 @@ def test_user_summaries_read_the_latest_traces(api):
     scores, names = rt.read_sync(lambda c: user_summaries(c, pid, ["u"]))
     assert scores == {"u": {"q": pytest.approx(sum(range(30)) / 30)}}
     assert names == {"u": [(20, "old"), (10, "new")]}
+
+
+def test_session_summaries_cost_and_tokens_are_the_sessions_observations(api):
+    """The user page's and the sessions list's cost and tokens per session come from
+    ``session_totals`` in one read; they equal the sums over the sessions'
+    observations, after a trace moves to another session and one is deleted, and a
+    session without traces sums to nothing."""
+    from lanterna.analytics.usage import session_totals
+    from lanterna.queries.sessions import session_summaries
+
+    batch = []
+    for i in range(9):
+        tid = f"t{i}"
+        batch.append(event("trace-create", {"id": tid, "userId": "u", "sessionId": f"s{i % 3}"}))
+        for j in range(i % 3 + 1):
+            batch.append(
+                event(
+                    "generation-create",
+                    {
+                        "id": f"{tid}-g{j}",
+                        "traceId": tid,
+                        "startTime": iso(seconds=i),
+                        "usageDetails": {"input": 10 * i + j, "output": 3},
+                        "costDetails": {"total": 0.001 * (i + 1) * (j + 1)},
+                    },
+                )
+            )
+    ingest(api, *batch)
+    ingest(api, event("trace-create", {"id": "t4", "sessionId": "s0"}))  # s1 -> s0
+    assert api.delete("/api/public/traces/t2").status_code == 200
+    rt = api.app.state.runtime
+    pid = api.project.id
+    ids = ["s0", "s1", "s2", "no-such-session"]
+    got = rt.read_sync(lambda c: session_summaries(rt.store, c, pid, ids))
+    for sid in ids:
+        want = rt.read_sync(lambda c, s=sid: session_totals(c, pid, s))
+        assert (got[sid].cost, got[sid].tokens) == (pytest.approx(want.cost), want.total_tokens)
+    assert got["s0"].turns == 4 and got["s2"].turns == 2 and got["no-such-session"].cost == 0

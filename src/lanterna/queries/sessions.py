@@ -35,19 +35,25 @@ def session_summaries(
     """``session id -> SessionSummary`` for a page of sessions.
 
     Turns are traces; duration runs from the first trace's timestamp to the last one's.
-    Cost and tokens are :func:`lanterna.analytics.usage.session_totals`.
+    Cost and tokens are :func:`lanterna.analytics.usage.session_totals`, read from the
+    store's per-session totals where it keeps them.
     """
     out: dict[str, SessionSummary] = {}
+    usage = store.sessions.session_usage(conn, project_id, session_ids)
     for sid, stats in store.sessions.session_stats(conn, project_id, session_ids).items():
-        totals = session_totals(conn, project_id, sid)
+        if usage is not None:
+            cost, tokens = usage.get(sid, (0.0, 0))
+        else:  # a store without per-session totals
+            totals = session_totals(conn, project_id, sid)
+            cost, tokens = totals.cost, totals.total_tokens
         out[sid] = SessionSummary(
             turns=stats.turns,
             users=stats.users,
             first=stats.first,
             last=stats.last,
             duration=seconds_between(stats.first, stats.last),
-            cost=totals.cost,
-            tokens=totals.total_tokens,
+            cost=cost,
+            tokens=tokens,
         )
     return out
 

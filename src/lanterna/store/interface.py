@@ -298,6 +298,10 @@ class Sessions(Protocol):
         self, conn: Conn, project_id: str, user_id: str, *, limit: int = 50
     ) -> list[str]: ...
 
+    def session_usage(
+        self, conn: Conn, project_id: str, session_ids: Sequence[str]
+    ) -> dict[str, tuple[float, int]] | None: ...
+
 
 class ScoreConfigs(Protocol):
     """Score configs: create, read, page, update (archive)."""

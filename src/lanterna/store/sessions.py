@@ -107,6 +107,25 @@ def session_stats(
     return out
 
 
+def session_usage(
+    conn: Conn, project_id: str, session_ids: Sequence[str]
+) -> dict[str, tuple[float, int]] | None:
+    """``session id -> (cost, total tokens)`` of the sessions' traces' observations,
+    from ``session_totals`` (one row per session, kept in the write path): one read
+    for a page of sessions instead of each session's observations. A session without
+    a row has no trace, so (0, 0)."""
+    ids = list(dict.fromkeys(session_ids))
+    out = {sid: (0.0, 0) for sid in ids}
+    if ids:
+        for r in conn.all(
+            "SELECT session_id, cost, tokens FROM session_totals WHERE project_id = ?"
+            f" AND session_id IN ({', '.join('?' * len(ids))})",
+            [project_id, *ids],
+        ):
+            out[r["session_id"]] = (float(r["cost"]), int(r["tokens"]))
+    return out
+
+
 #: :func:`sessions_of_user` first reads this many of the user's latest traces.
 USER_SESSIONS_SAMPLE = 1000
 

@@ -302,6 +302,13 @@ class ChSessions:
     ) -> list[str]:
         return sessions.sessions_of_user(_on(self.events, conn), project_id, user_id, limit=limit)
 
+    def session_usage(
+        self, conn: Conn, project_id: str, session_ids: Sequence[str]
+    ) -> dict[str, tuple[float, int]] | None:
+        """None: ClickHouse keeps no per-session totals (the caller sums the sessions'
+        observations)."""
+        return None
+
 
 class ClickHouseStore(SqlStore):
     """The SQL store with traces, observations, scores and ingestion on ClickHouse."""
