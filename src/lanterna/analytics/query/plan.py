@@ -25,8 +25,9 @@ the score's own hour, the views' time column) when it groups by and filters on
 ``value`` with ``sum``, ``count`` or ``avg``.
 
 The range is split into whole UTC hours (rollups) and the partial hours at either end,
-which the raw-row query answers as partial sums (and, for percentiles, the values);
-the two are added per group, then ordered and limited as the raw query would be.
+which the traces' ``trace_totals`` rows (what the rollups are summed from) or else the
+raw-row query answer as partial sums (and, for percentiles, the values); the two are
+added per group, then ordered and limited as the raw query would be.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ...store import rollup_read
 from ...store.db import Conn
 from ...store.filters import Condition
 from ...store.rollups import NO_LATENCY, bucket
+from ...timeutil import format_ts
 from . import plan_observations, top_users
 from .model import TIME_DIMENSION, Metric, Query
 from .run import run_raw
@@ -228,7 +230,7 @@ def run_query(
         if whole is not None:
             _from_rollups(conn, project_id, query, plan, whole, groups)
     for start, end in partial:
-        _from_raw(conn, project_id, query, start, end, timeout, groups)
+        _edge(conn, project_id, query, start, end, timeout, groups)
     rows = [_row(query, key, sums) for key, sums in groups.items() if sums.rows > 0]
     if not rows and not query.dimensions and not query.granularity:
         rows = [_row(query, (), Sums())]  # as SQL: one row of an empty aggregate
@@ -262,7 +264,7 @@ def top_user_sums(
     # The partial hours at either end, for every user at once (a few minutes of rows).
     edge: dict[tuple[Any, ...], Sums] = defaultdict(Sums)
     for start, end in partial:
-        _from_raw(conn, project_id, query, start, end, timeout, edge)
+        _edge(conn, project_id, query, start, end, timeout, edge)
     users_only = Plan(ROLLUP, ("rollup_user_hours",))
 
     def sums(users: list[str]) -> dict[tuple[Any, ...], Sums]:
@@ -488,6 +490,95 @@ def _needs(query: Query) -> set[str]:
     for metric in query.metrics:
         out |= _NEEDS.get(metric.measure, set())
     return out
+
+
+#: rollup dimension -> the ``trace_totals`` column holding it
+_TOTALS_COLUMNS = {
+    "trace_name": "tt.name",
+    "environment": "tt.environment",
+    "user_id": "tt.user_id",
+}
+
+
+def _edge(
+    conn: Conn,
+    project_id: str,
+    query: Query,
+    start: datetime,
+    end: datetime,
+    timeout: float | None,
+    groups: dict[tuple[Any, ...], Sums],
+) -> None:
+    """A partial hour at either end of a rollup answer: from the traces' own
+    ``trace_totals`` rows (:func:`_from_trace_totals`) when they hold what the query
+    needs, else from the raw rows."""
+    with conn.time_limit(timeout):
+        if _from_trace_totals(conn, project_id, query, start, end, groups):
+            return
+    _from_raw(conn, project_id, query, start, end, timeout, groups)
+
+
+def _from_trace_totals(
+    conn: Conn,
+    project_id: str,
+    query: Query,
+    start: datetime,
+    end: datetime,
+    groups: dict[tuple[Any, ...], Sums],
+) -> bool:
+    """Add the sums of the traces view's traces in ``[start, end)`` from their
+    ``trace_totals`` rows (kept in the write path, the rows the rollups are summed
+    from: each trace's observations, cost, tokens, latency and error flag) through its
+    time index, instead of every trace's observations; False (nothing added) when a
+    dimension or filter is not one of its columns. A name or user that is none counts
+    as ``''``, as in the rollups."""
+    if query.view.name != "traces":
+        return False
+    mapping = _dimensions(query)
+    dims = [_TOTALS_COLUMNS.get(mapping.get(d, "")) for d in query.dimensions]
+    d = conn.dialect
+    where = ["tt.project_id = ?", "tt.timestamp >= ?", "tt.timestamp < ?"]
+    params: list[Any] = [project_id, d.ts(start), d.ts(end)]
+    for cond in query.filters:
+        values = _filter_values(cond, mapping)
+        column = _TOTALS_COLUMNS.get(mapping.get(cond.column, ""))
+        if values is None or column is None:
+            return False
+        negate = "NOT " if isinstance(values, rollup_read.Excluding) else ""
+        if not values:
+            where.append("1 = 1" if negate else "1 = 0")
+            continue
+        marks = ", ".join("?" * len(values))
+        where.append(f"COALESCE({column}, '') {negate}IN ({marks})")
+        params.extend(values)
+    if any(c is None for c in dims):
+        return False
+    cols = "".join(f"COALESCE({c}, '') AS d{i}, " for i, c in enumerate(dims))
+    source = d.by_index("trace_totals tt", "trace_totals_time")
+    rows = conn.all(
+        f"SELECT {cols}tt.timestamp AS ts, tt.observations AS n, tt.cost AS cost,"
+        f" tt.tokens AS tokens, tt.latency AS latency, tt.error AS error FROM {source}"
+        f" WHERE {' AND '.join(where)}",
+        params,
+    )
+    for r in rows:
+        key = tuple(r[f"d{i}"] or None for i in range(len(dims)))
+        if query.granularity:
+            at = r["ts"]
+            label = at[:13] if isinstance(at, str) else format_ts(at)[:13]
+            key = (*key, _bucket(label, query.granularity))
+        s = groups[key]
+        s.rows += 1
+        if r["n"]:
+            latency = float(r["latency"] or 0.0)
+            s.observed += 1
+            s.errors += int(r["error"])
+            s.observations += int(r["n"])
+            s.cost += float(r["cost"])
+            s.tokens += int(r["tokens"])
+            s.latency_ms += latency * 1000
+            s.latency[bucket(latency)] += 1
+    return True
 
 
 def _from_raw(
