@@ -92,16 +92,30 @@ def top_users(
 
     exact = 0
     offset = 0
-    # The first `limit` users; the next read usually stops at its first user's bound.
+    # The first `limit` users; the next ones usually stop at their first user's bound.
     size = max(limit, 1)
     d = conn.dialect
+    ordered: list[dict[str, Any]] = []  # the users in bound order, read ahead
+    read_all = False
+
+    def users(offset: int, size: int) -> list[dict[str, Any]]:
+        # Each read sorts every user of the range: read four times the limit at once,
+        # which is as far as most walks go.
+        nonlocal read_all
+        while len(ordered) < offset + size and not read_all:
+            want = max(offset + size - len(ordered), 4 * max(limit, 1))
+            got = conn.all(
+                f"SELECT user_id, {bound_column} AS bound FROM user_totals"
+                " WHERE project_id = ? AND last_seen >= ? AND first_seen < ?"
+                f" ORDER BY {bound_column} DESC, user_id LIMIT ? OFFSET ?",
+                [project_id, d.ts(query.start), d.ts(query.end), want, len(ordered)],
+            )
+            ordered.extend(got)
+            read_all = len(got) < want
+        return ordered[offset : offset + size]
+
     while True:
-        rows = conn.all(
-            f"SELECT user_id, {bound_column} AS bound FROM user_totals"
-            " WHERE project_id = ? AND last_seen >= ? AND first_seen < ?"
-            f" ORDER BY {bound_column} DESC, user_id LIMIT ? OFFSET ?",
-            [project_id, d.ts(query.start), d.ts(query.end), size, offset],
-        )
+        rows = users(offset, size)
         offset += len(rows)
         best = sorted(chosen.items(), key=rank)[:limit]
         kth = value(metric, best[-1][1]) if len(best) >= limit else None
