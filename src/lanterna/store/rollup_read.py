@@ -182,12 +182,17 @@ def read(
     if subtracts and count not in asked:
         asked.append(count)  # to drop the groups a day's sums less its other hours empty
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    single = len(group_by) == 1 and group_by[0]
     for name, low, high, sign in parts:
         for r in _select(conn, name, project_id, low, high, asked, group_by, filters):
-            key = tuple(r[g] for g in group_by)
+            key = (r[single],) if single else tuple(r[g] for g in group_by)
             have = out.get(key)
-            if have is None:
-                have = out[key] = {**r, **{m: 0 for m in asked}}
+            if have is None:  # the group's first row
+                if sign < 0:
+                    for m in asked:
+                        r[m] = -r[m]
+                out[key] = r
+                continue
             # a group in whole days and in the hours at either end
             for m in asked:
                 have[m] += sign * r[m]
@@ -197,10 +202,11 @@ def read(
             for r in out.values():
                 del r[count]
     rows = list(out.values())
-    for r in rows:
-        for g in group_by:
-            if g in _TEXT and r[g] == "":
-                r[g] = None
+    for g in group_by:
+        if g in _TEXT:
+            for r in rows:
+                if r[g] == "":
+                    r[g] = None
     return rows
 
 
