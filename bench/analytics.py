@@ -479,6 +479,7 @@ def reads(project_id: str, ids: dict[str, str], v2: bool) -> list[Read]:
         Read("trace list count + totals", f"{p}/traces/summary", DASHBOARD_MS),
         Read("... 3 filters + 30 days", f"{p}/traces/summary?{three}", DASHBOARD_MS),
         Read("... tag filter", f"{p}/traces/summary?tag=vip&range=7d", DASHBOARD_MS),
+        Read(f"... search '{SEARCH_COMMON}'", f"{p}/traces/summary?q={SEARCH_COMMON}", SEARCH_MS),
         Read("traces API, page 1", "/api/public/traces?limit=50", LIST_MS, True),
         Read("traces API, 3 filters", f"/api/public/traces?{api_three}", LIST_MS, True),
         Read("traces API, page 1000", "/api/public/traces?limit=50&page=1000", LIST_MS, True),

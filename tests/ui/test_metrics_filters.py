@@ -16,6 +16,7 @@ import pytest
 from seed import chat_trace, ingest, seed_basic
 
 from conftest import PASSWORD, Site, login, shot
+from lanterna.store import traces as store_traces
 from lanterna.store.db import Database
 from lanterna.store.interface import SqlStore, TraceQuery
 
@@ -247,9 +248,12 @@ def test_browser_metadata_filter_compares_variants(site: Site, page: Any) -> Non
     shot(page, "trace-list-totals")
 
 
-def test_trace_totals_are_bounded_like_the_count(site: Site) -> None:
+def test_trace_totals_are_bounded_like_the_count(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Past its limit, the totals are those of the first matches in the list's order
-    (the newest ones by default), as the list's count stops at its limit."""
+    (the newest ones by default), as the list's count stops at its limit; the scores
+    read a few traces per statement add up to the same averages."""
     cases = _seed(site)
     db = Database(site.db_url)
     try:
@@ -257,8 +261,11 @@ def test_trace_totals_are_bounded_like_the_count(site: Site) -> None:
             traces = SqlStore().traces
             all_five = traces.trace_totals(conn, site.project.id, TraceQuery(), limit=10)
             newest_two = traces.trace_totals(conn, site.project.id, TraceQuery(), limit=2)
+            monkeypatch.setattr(store_traces, "_SCORE_CHUNK", 2)
+            in_pairs = traces.trace_totals(conn, site.project.id, TraceQuery(), limit=10)
     finally:
         db.close()
+    assert in_pairs.scores == pytest.approx(all_five.scores) and all_five.scores
     assert all_five.traces == 5
     assert all_five.cost == pytest.approx(expected(site, cases[""])["cost"])
     # The newest two: the extra trace (20 minutes ago) and the research trace (25).
