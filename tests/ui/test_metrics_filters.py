@@ -266,7 +266,8 @@ def test_trace_totals_are_bounded_like_the_count(
     finally:
         db.close()
     assert in_pairs.scores == pytest.approx(all_five.scores) and all_five.scores
-    assert all_five.traces == 5
+    assert all_five.traces == 5 and not all_five.more
+    assert newest_two.more  # the count says "2+"
     assert all_five.cost == pytest.approx(expected(site, cases[""])["cost"])
     # The newest two: the extra trace (20 minutes ago) and the research trace (25).
     want = expected(site, [*cases["release=2.0.0"], *cases["name=research"]])

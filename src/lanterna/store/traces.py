@@ -274,10 +274,10 @@ def _matching(conn: Conn, project_id: str, query: TraceQuery) -> _Matching:
 class TraceTotals:
     """What a set of traces adds up to (the trace list's totals row).
 
-    ``traces``: how many were summed (at most the limit asked for); ``cost`` and
-    ``tokens``: sums over their observations; ``latency``: the average latency of those
-    with observations (None when none has); ``scores``: the average of each numeric
-    or boolean score name over their scores.
+    ``traces``: how many were summed (at most the limit asked for; ``more``: and more
+    match); ``cost`` and ``tokens``: sums over their observations; ``latency``: the
+    average latency of those with observations (None when none has); ``scores``: the
+    average of each numeric or boolean score name over their scores.
     """
 
     traces: int = 0
@@ -285,12 +285,13 @@ class TraceTotals:
     tokens: int = 0
     latency: float | None = None
     scores: dict[str, float] = field(default_factory=dict)
+    more: bool = False
 
 
 def trace_totals(conn: Conn, project_id: str, query: TraceQuery, *, limit: int) -> TraceTotals:
     """Totals over the traces matching ``query``: all of them when there are at most
     ``limit``, else the first ``limit`` of them in the list's order (the list counts
-    up to a limit the same way).
+    up to a limit the same way), and whether more match.
 
     Raises :class:`FilterError` like :func:`list_traces`.
     """
@@ -299,14 +300,18 @@ def trace_totals(conn: Conn, project_id: str, query: TraceQuery, *, limit: int) 
     # here; then their scores by name, a few hundred traces per statement. (Joined to
     # the scores in one statement, SQLite took 200 ms for 10,000 traces at 10 M
     # observations; by lists of ids, 35 ms.)
-    chosen, params = _totals_alone(conn, project_id, query, limit) or _totals_joined(
-        conn, project_id, query, limit
+    # One more than the limit: whether more match (the list's count stops there too).
+    chosen, params = _totals_alone(conn, project_id, query, limit + 1) or _totals_joined(
+        conn, project_id, query, limit + 1
     )
     out = TraceTotals()
     ids: list[str] = []
     observed = 0
     latency = 0.0
     for r in conn.all(chosen, params):
+        if len(ids) == limit:
+            out.more = True
+            break
         ids.append(r["id"])
         out.cost += float(r["cost"] or 0.0)
         out.tokens += int(r["tokens"] or 0)

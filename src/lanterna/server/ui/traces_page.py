@@ -222,12 +222,10 @@ class Summary:
 def summarize(
     store: Store, conn: Conn, project_id: str, query: TraceQuery, count_limit: int
 ) -> Summary:
-    """Count the list's matches (up to ``count_limit``) and sum its totals row."""
-    _, n = store.traces.list_traces(
-        conn, project_id, query, limit=1, offset=0, with_io=False, count_limit=count_limit
-    )
+    """Count the list's matches (up to ``count_limit``) and sum its totals row, in
+    one walk: the totals read one match past the limit to know whether more match."""
     totals = store.traces.trace_totals(conn, project_id, query, limit=count_limit)
-    return Summary(min(n, count_limit), n > count_limit, totals)
+    return Summary(totals.traces, totals.more, totals)
 
 
 def _count_limit(view: ListView) -> int:

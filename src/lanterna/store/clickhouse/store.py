@@ -76,7 +76,8 @@ class ChTraces:
     ) -> TraceTotals:
         """The trace list's totals row, from the observations and scores themselves
         (the SQL store reads the ``trace_totals`` rows its write path keeps): the same
-        traces (the first ``limit`` in the list's order), the same sums and averages."""
+        traces (the first ``limit`` in the list's order, and whether more match), the
+        same sums and averages."""
         ch = _on(self.events, conn)
         m = traces._matching(ch, project_id, query)
         ids = [
@@ -84,10 +85,12 @@ class ChTraces:
             for r in ch.all(
                 f"SELECT t.id AS id FROM {m.source} WHERE {m.count_where}"
                 f" ORDER BY {m.order} LIMIT ?",
-                [*m.count_params, limit],
+                [*m.count_params, limit + 1],
             )
         ]
-        out = TraceTotals(traces=len(ids))
+        more = len(ids) > limit
+        ids = ids[:limit]
+        out = TraceTotals(traces=len(ids), more=more)
         metrics = traces.trace_metrics(ch, project_id, ids)
         out.cost = sum(cost for _latency, cost in metrics.values())
         if metrics:  # the average over the traces with observations
