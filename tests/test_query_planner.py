@@ -349,3 +349,31 @@ def test_score_views_from_the_score_rollup(api):
         {"name": "helpful", "count_count": 2, "sum_count": 2, "avg_count": 1.0,
          "count_value": 2, "sum_value": 1.0, "avg_value": 0.5}
     ]  # fmt: skip
+
+
+def test_a_raw_query_computes_each_measure_once_per_row(tmp_path):
+    """The inner select of a raw-row query is not merged into the aggregate (SQLite
+    would then repeat a measure's expression for every aggregate using it: an
+    observation's latency from its text timestamps three times for a sum, a count
+    and a percentile's values). Shown by SQLite's plan: the subquery runs as its own
+    co-routine."""
+    from lanterna.analytics.query.run import compile_query
+    from lanterna.store.migrations import migrate
+
+    db = Database(f"sqlite:///{tmp_path / 'plan.db'}")
+    migrate(db)
+    body = {
+        "view": "observations",
+        "dimensions": [{"field": "providedModelName"}],
+        "metrics": [
+            {"measure": "latency", "aggregation": "avg"},
+            {"measure": "latency", "aggregation": "p95"},
+        ],
+    }
+    query = _query(body, T0 - timedelta(hours=1), T0)
+    with db.read() as conn:
+        compiled = compile_query(query, "p", conn.dialect)
+        plan = conn.raw.execute(f"EXPLAIN QUERY PLAN {compiled.sql}", compiled.params).fetchall()
+    db.close()
+    steps = [str(row[-1]) for row in plan]
+    assert "CO-ROUTINE q" in steps or "MATERIALIZE q" in steps, steps

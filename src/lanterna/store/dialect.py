@@ -21,6 +21,11 @@ class Dialect:
     """The SQLite flavour; :class:`PostgresDialect` overrides what differs."""
 
     name = "sqlite"
+    #: What ends a subquery in FROM so that the planner computes its columns once per
+    #: row instead of merging it into the outer query, where every use of a column
+    #: repeats its expression (a latency from text timestamps in ``SUM``, ``COUNT`` and
+    #: a collection: three times). ``LIMIT -1`` is no limit on SQLite.
+    subquery_fence = " LIMIT -1"
     #: Rows per multi-row INSERT when writing many. SQLite runs a statement in one
     #: call, so larger statements mean fewer GIL round trips than ``executemany``.
     insert_rows = 64
@@ -281,6 +286,7 @@ class PostgresDialect(Dialect):
     """PostgreSQL via psycopg 3: ``%s`` placeholders, timestamptz and jsonb."""
 
     name = "postgresql"
+    subquery_fence = " OFFSET 0"  # a subquery PostgreSQL does not pull up
     # psycopg re-parses (uncached) every long statement's placeholders in Python, while
     # its executemany pipelines one prepared single-row statement: faster here.
     insert_rows = 1

@@ -100,7 +100,8 @@ def compile_query(query: Query, project_id: str, dialect: Dialect) -> Compiled:
 
     sql = (
         f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)}"
-        f" FROM {view.table} {alias} {' '.join(join_sql)} WHERE {' AND '.join(where)}) q"
+        f" FROM {view.table} {alias} {' '.join(join_sql)} WHERE {' AND '.join(where)}"
+        f"{d.subquery_fence}) q"
     )
     if group:
         sql += f" GROUP BY {', '.join(group)}"

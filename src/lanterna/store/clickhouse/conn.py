@@ -132,6 +132,7 @@ class ClickHouseDialect(Dialect):
 
     name = "clickhouse"
     keeps_row_counts = False
+    subquery_fence = ""  # ClickHouse computes a subquery's columns once
 
     def ts(self, dt: datetime | None) -> Any:
         return dt
