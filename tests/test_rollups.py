@@ -620,6 +620,8 @@ def test_a_partial_day_is_read_as_the_day_less_its_other_hours(api):
                 assert [got[key][m] for m in measures] == pytest.approx(
                     [row[m] for m in measures]
                 ), (table, first_hour, last_hour)
+    # Every table read this way knows which of its values says a group has rows.
+    assert set(rollup_read.COUNT) == set(rollup_read.COARSER)
     # (03:00, two days later 20:00): both partial days as days less their other hours.
     parts = rollup_read._parts(
         "rollup_trace_hours", "rollup_days", day0 + timedelta(hours=3), day0 + timedelta(hours=68)

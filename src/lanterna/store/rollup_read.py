@@ -71,16 +71,14 @@ COARSER = {
     "rollup_observation_latency": "rollup_observation_latency_days",
 }
 
-#: fine table -> its value every row holds more than zero of (a group whose sum of it
-#: is zero has no row)
+#: each fine table of :data:`COARSER` -> its value every row holds more than zero of (a
+#: group whose sum of it is zero has no row)
 COUNT = {
     "rollup_trace_hours": "traces",
     "rollup_observation_hours": "observations",
     "rollup_model_traces": "traces",
     "rollup_observation_facets": "observations",
     "rollup_observation_latency": "observations",
-    "rollup_user_hours": "traces",
-    "rollup_score_hours": "scores",
 }
 
 
@@ -176,9 +174,9 @@ def read(
         raise ValueError(f"{table} has no measure {sorted(unknown)}")
     coarse = coarsest(table, measures, group_by, list(filters))
     parts = _parts(table, coarse, first, last)
-    count = COUNT.get(table, "")
     asked = list(measures)
     subtracts = any(sign < 0 for *_, sign in parts)
+    count = COUNT[table] if subtracts else ""
     if subtracts and count not in asked:
         asked.append(count)  # to drop the groups a day's sums less its other hours empty
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -230,9 +228,6 @@ def _parts(
         day = a.replace(hour=0)
         inside = (b - a) // timedelta(hours=1)
         if 24 - inside >= inside:
-            parts.append((table, _label(a), _label(b), 1))
-            continue
-        if table not in COUNT:
             parts.append((table, _label(a), _label(b), 1))
             continue
         d0, d1 = min(d0, day), max(d1, day + timedelta(days=1))

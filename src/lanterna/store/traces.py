@@ -320,10 +320,17 @@ def trace_totals(conn: Conn, project_id: str, query: TraceQuery, *, limit: int) 
             latency += float(r["latency"] or 0.0)
     out.traces = len(ids)
     out.latency = latency / observed if observed else None
+    out.scores = score_averages(conn, project_id, ids)
+    return out
+
+
+def score_averages(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dict[str, float]:
+    """The average of each numeric or boolean score name over these traces' scores
+    (sorted by name), read :data:`_SCORE_CHUNK` traces per statement."""
     sums: dict[str, list[float]] = {}
     source = conn.dialect.by_index("scores s", "scores_trace")
-    for i in range(0, len(ids), _SCORE_CHUNK):
-        part = ids[i : i + _SCORE_CHUNK]
+    for i in range(0, len(trace_ids), _SCORE_CHUNK):
+        part = trace_ids[i : i + _SCORE_CHUNK]
         for r in conn.all(
             f"SELECT s.name AS name, COUNT(s.value) AS n, SUM(s.value) AS total FROM {source}"
             f" WHERE s.project_id = ? AND s.trace_id IN ({', '.join('?' * len(part))})"
@@ -334,12 +341,10 @@ def trace_totals(conn: Conn, project_id: str, query: TraceQuery, *, limit: int) 
             have = sums.setdefault(r["name"], [0, 0.0])
             have[0] += int(r["n"] or 0)
             have[1] += float(r["total"] or 0.0)
-    out.scores = {name: total / n for name, (n, total) in sums.items() if n}
-    out.scores = dict(sorted(out.scores.items()))
-    return out
+    return {name: total / n for name, (n, total) in sorted(sums.items()) if n}
 
 
-#: Traces whose scores :func:`trace_totals` reads per statement.
+#: Traces whose scores :func:`score_averages` reads per statement.
 _SCORE_CHUNK = 500
 
 #: Trace list filters that ``trace_totals`` holds as ``traces`` does (API name -> its

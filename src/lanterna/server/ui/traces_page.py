@@ -209,23 +209,13 @@ def list_rows(
     return [list_row(conn.dialect, project_id, i) for i in items], total
 
 
-@dataclass(slots=True)
-class Summary:
-    """The trace list's count and totals row: ``count`` matches, and ``more`` past
-    the count limit, in which case ``totals`` sums only the first ``count`` of them."""
-
-    count: int
-    more: bool
-    totals: TraceTotals
-
-
 def summarize(
     store: Store, conn: Conn, project_id: str, query: TraceQuery, count_limit: int
-) -> Summary:
-    """Count the list's matches (up to ``count_limit``) and sum its totals row, in
-    one walk: the totals read one match past the limit to know whether more match."""
-    totals = store.traces.trace_totals(conn, project_id, query, limit=count_limit)
-    return Summary(totals.traces, totals.more, totals)
+) -> TraceTotals:
+    """The list's count and totals row in one walk: the totals of the first
+    ``count_limit`` matches, whose ``traces`` is the count and ``more`` says "and
+    more" (the walk reads one match past the limit)."""
+    return store.traces.trace_totals(conn, project_id, query, limit=count_limit)
 
 
 def _count_limit(view: ListView) -> int:
@@ -247,12 +237,12 @@ async def traces_list(request: Request, project_id: str) -> Response:
     total = 0
     offset = (view.page - 1) * view.limit
     inline = request.query_params.get("totals") == "1"
-    summary: Summary | None = None
+    summary: TraceTotals | None = None
     try:
         query = view.query()
         rt = rt_of(request)
 
-        def read(c: Conn) -> tuple[list[dict[str, Any]], int, Summary | None]:
+        def read(c: Conn) -> tuple[list[dict[str, Any]], int, TraceTotals | None]:
             # Counting only to one past the page tells whether a next page exists.
             found, n = list_rows(
                 rt.store, c, page.pid, query, limit=view.limit, offset=offset, count_limit=0

@@ -95,22 +95,10 @@ class ChTraces:
         out.cost = sum(cost for _latency, cost in metrics.values())
         if metrics:  # the average over the traces with observations
             out.latency = sum(latency for latency, _cost in metrics.values()) / len(metrics)
-        sums: dict[str, tuple[int, float]] = {}
         for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rollups = traces.trace_rollups(ch, project_id, chunk)
+            rollups = traces.trace_rollups(ch, project_id, ids[start : start + 500])
             out.tokens += sum(r.tokens for r in rollups.values())
-            marks = ", ".join("?" * len(chunk))
-            for r in ch.all(
-                "SELECT name, COUNT(value) AS n, SUM(value) AS total FROM scores"
-                f" WHERE project_id = ? AND trace_id IN ({marks})"
-                " AND data_type IN ('NUMERIC', 'BOOLEAN') AND value IS NOT NULL"
-                " GROUP BY name",
-                [project_id, *chunk],
-            ):
-                n, total = sums.get(r["name"], (0, 0.0))
-                sums[r["name"]] = (n + int(r["n"]), total + float(r["total"] or 0.0))
-        out.scores = {name: total / n for name, (n, total) in sorted(sums.items()) if n}
+        out.scores = traces.score_averages(ch, project_id, ids)
         return out
 
     def observations_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]:
