@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -316,3 +317,19 @@ def chdb_folder(tmp_path_factory: Any) -> Path:
     if not _chdb_folder:
         _chdb_folder.append(tmp_path_factory.mktemp("chdb"))
     return _chdb_folder[0]
+
+
+def store_of(events_url: str) -> Any:
+    """The store a server with ``events_url`` uses (``server.runtime.store_for``): the
+    SQL one, or with the event store on ClickHouse."""
+    from lanterna.server.runtime import store_for
+
+    settings = types.SimpleNamespace(events_url=events_url)
+    return store_for(settings)  # type: ignore[arg-type]
+
+
+def events_conn(events_url: str) -> Any:
+    """``conn -> Conn`` on which the event tables are read, as the server's store gives
+    (``Store.events_conn``): on ClickHouse (``events_url`` set) its event store, else
+    ``conn`` itself."""
+    return store_of(events_url).events_conn

@@ -31,9 +31,10 @@ from lanterna.alerts.message import AlertMessage, Channel, DeliveryError
 from lanterna.cli import main
 from lanterna.server.app import create_app
 from lanterna.store.db import Database
-from lanterna.store.interface import sql_store
 from lanterna.store.writer import Writer
-from support import Project, make_settings, new_project, wait_until
+from support import Project, make_settings, new_project, store_of, wait_until
+
+pytestmark = pytest.mark.clickhouse
 
 
 class Api(TestClient):
@@ -91,9 +92,10 @@ def channels() -> Channels:
 
 
 @pytest.fixture
-def alerts_api(db_url: str, tmp_path: Path, channels: Channels) -> Iterator[Api]:
+def alerts_api(db_url: str, events_url: str, tmp_path: Path, channels: Channels) -> Iterator[Api]:
     """The app with its background evaluator off (tests tick it with their own time)."""
     settings = make_settings(db_url, tmp_path)
+    settings.events_url = events_url
     settings.alert_tick_seconds = 0
     app = create_app(settings, alert_channels=channels)
     project = new_project(db_url)
@@ -261,9 +263,11 @@ def test_baseline_fires_on_a_three_fold_spike_not_on_daily_variation(
 
 
 @contextmanager
-def evaluator_pair(db_url: str, channels_for: Any) -> Iterator[list[Evaluator]]:
+def evaluator_pair(
+    db_url: str, channels_for: Any, events_url: str = ""
+) -> Iterator[list[Evaluator]]:
     """Two evaluators as two processes have them: each with its own database handle
-    and writer, on one database."""
+    and writer, on one database (and the event store of ``events_url``)."""
     evaluators, parts = [], []
     try:
         for name in ("one", "two"):
@@ -272,7 +276,9 @@ def evaluator_pair(db_url: str, channels_for: Any) -> Iterator[list[Evaluator]]:
             writer.start()
             parts.append((db, writer))
             evaluators.append(
-                Evaluator(db, sql_store(), writer.run_sync, channels_for=channels_for, owner=name)
+                Evaluator(
+                    db, store_of(events_url), writer.run_sync, channels_for=channels_for, owner=name
+                )
             )
         yield evaluators
     finally:
@@ -299,12 +305,12 @@ def tick_together(evaluators: list[Evaluator], at: datetime) -> dict[str, list]:
 
 
 def test_two_evaluators_on_one_database_evaluate_and_notify_once(
-    alerts_api: Api, channels: Channels, db_url: str
+    alerts_api: Api, channels: Channels, db_url: str, events_url: str
 ):
     api = alerts_api
     rules = [create(api, name=f"r{i}") for i in range(5)]
     send(api, observations(NOW, 40, errors=10))
-    with evaluator_pair(db_url, channels) as evaluators:
+    with evaluator_pair(db_url, channels, events_url) as evaluators:
         results = tick_together(evaluators, NOW + MIN)
     evaluated = sorted(o.rule_id for outs in results.values() for o in outs)
     assert evaluated == sorted(r["id"] for r in rules)  # each exactly once

@@ -21,6 +21,8 @@ from lanterna.analytics.query import explain, parse_query, run_query
 from lanterna.store.db import Database
 from support import SECRETS, Api
 
+pytestmark = pytest.mark.clickhouse
+
 PASSWORD = "app traffic password"
 SECRETS.add(PASSWORD)
 DAY = (datetime.fromisoformat("2026-03-02T00:00:00+00:00"),
@@ -71,7 +73,7 @@ def test_alert_rules_leave_out_the_judge_unless_filtered_for(seeded, start, end)
     pid = seeded.project.id
 
     def reading(spec: MetricSpec) -> Any:
-        return rt.read_sync(lambda c: measure(c, pid, spec, start, end))
+        return rt.read_sync(lambda c: measure(rt.store.events_conn(c), pid, spec, start, end))
 
     assert reading(MetricSpec("total_cost")).value == pytest.approx(APP_COST)
     assert reading(MetricSpec("count")).value == 1
@@ -95,7 +97,9 @@ def test_dashboards_leave_out_the_judge_unless_filtered_for(seeded):
     def total(filters: list[dict[str, Any]]) -> float:
         query = dashboards.widget_query(widget, *DAY, filters)
         assert explain(query, approximate=True).path == "rollup"
-        rows = rt.read_sync(lambda c: run_query(c, pid, query, approximate=True))
+        rows = rt.read_sync(
+            lambda c: run_query(rt.store.events_conn(c), pid, query, approximate=True)
+        )
         return float(rows[0]["sum_totalCost"])
 
     assert total([]) == pytest.approx(APP_COST)

@@ -13,8 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
+import support
 from lanterna.alerts.budgets import budget_messages, period_bounds
 from lanterna.store.db import Database
+
+pytestmark = pytest.mark.clickhouse
 
 BUDGETS = "/api/public/budgets"
 BUDGET_KEYS = {
@@ -220,7 +223,7 @@ def test_budgets_are_in_the_openapi_document(http):
     assert "get" in paths[BUDGETS + "/{budget_id}/status"]
 
 
-def test_crossings_become_alert_messages_once_per_period(http, live_server):
+def test_crossings_become_alert_messages_once_per_period(http, live_server, events_url):
     budget = ok(
         http.post(
             BUDGETS,
@@ -229,11 +232,16 @@ def test_crossings_become_alert_messages_once_per_period(http, live_server):
         )
     )  # fmt: skip
     db = Database(live_server.db_url)
+    events = support.events_conn(events_url)
 
     def tick(now: str) -> list[Any]:
         with db.transaction() as conn:
             return budget_messages(
-                conn, live_server.project.id, utc(now), base_url="http://lanterna.test"
+                conn,
+                live_server.project.id,
+                utc(now),
+                base_url="http://lanterna.test",
+                events=events(conn),
             )
 
     try:
@@ -275,7 +283,7 @@ def test_period_bounds_are_utc_calendar_periods():
     assert period_bounds("total", at) == (None, None)
 
 
-def test_two_evaluators_at_once_record_a_crossing_once(http, live_server):
+def test_two_evaluators_at_once_record_a_crossing_once(http, live_server, events_url):
     """Two processes' evaluators in overlapping transactions: the first records and
     notifies, the second waits for its commit and finds the crossing recorded."""
     import threading
@@ -285,16 +293,19 @@ def test_two_evaluators_at_once_record_a_crossing_once(http, live_server):
     ok(http.post(BUDGETS, json={"name": "p", "limitUsd": 1, "period": "total"}))
     spend(http, "2026-03-02T08:00:00Z", 2.0)
     first, second, watcher = (Database(live_server.db_url) for _ in range(3))
+    events = support.events_conn(events_url)
     at = utc("2026-03-02T09:00:00")
     found: list[Any] = []
     try:
         with first.transaction() as conn:
-            (message,) = budget_messages(conn, live_server.project.id, at)
+            (message,) = budget_messages(conn, live_server.project.id, at, events=events(conn))
             assert message.details["level"] == "exceeded"
 
             def other() -> None:
                 with second.transaction() as conn2:
-                    found.append(budget_messages(conn2, live_server.project.id, at))
+                    found.append(
+                        budget_messages(conn2, live_server.project.id, at, events=events(conn2))
+                    )
 
             thread = threading.Thread(target=other)
             thread.start()

@@ -15,6 +15,8 @@ import pytest
 from lanterna.analytics.dashboards import per_minute, widget_query
 from support import run_sdk_script
 
+pytestmark = pytest.mark.clickhouse
+
 DASHBOARDS = "/api/public/unstable/dashboards"
 WIDGETS = "/api/public/unstable/dashboard-widgets"
 WIDGET_KEYS = {

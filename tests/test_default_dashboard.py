@@ -17,6 +17,8 @@ from lanterna.server.ui.dashboards_page import ensure_default
 from lanterna.store.db import Database
 from lanterna.store.migrations import m0046_default_top_models as m0046
 
+pytestmark = pytest.mark.clickhouse
+
 
 @pytest.mark.parametrize("widget", rules.DEFAULT_WIDGETS, ids=lambda w: w["name"])
 def test_each_default_widget_reads_the_rollups(widget: dict[str, Any]) -> None:

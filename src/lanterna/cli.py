@@ -242,9 +242,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .evaluation.worker import Evaluate, EvaluationWorker
     from .lifecycle.retention import RetentionJob, RetentionLoop
     from .server.media import blob_store
+    from .server.runtime import migrate_events, store_for
     from .server.scheduled_exports import ExportJob, ExportLoop
     from .store.db import Database
-    from .store.interface import purge_freed, sql_store
+    from .store.interface import purge_freed
     from .store.migrations import migrate
     from .store.writer import Writer
 
@@ -257,8 +258,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     writer = Writer(db)
     try:
         migrate(db)
+        store = store_for(settings)  # with --events-url: the ClickHouse event store
+        migrate_events(db, store)
         writer.start()
-        store = sql_store()
         evaluator = Evaluator(
             db,
             store,
@@ -677,6 +679,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--public-url",
         help="the server's URL, for links in notifications (env LANTERNA_PUBLIC_URL)",
+    )
+    worker.add_argument(
+        "--events-url",
+        metavar="URL",
+        help="the servers' ClickHouse event store, where rules and budgets read the traces"
+        " (env LANTERNA_EVENTS_URL; see docs/scale-out.md)",
     )
     worker.set_defaults(func=cmd_worker)
 

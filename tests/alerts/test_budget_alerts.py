@@ -25,6 +25,8 @@ from support import make_settings, new_project
 from test_alerts import Api, evaluator, evaluator_pair, tick_together
 from test_budgets_api import spend
 
+pytestmark = pytest.mark.clickhouse
+
 SECRET = "whsec-budget-0123456789"
 BUDGETS = "/api/public/budgets"
 DAY = datetime(2024, 5, 8, tzinfo=timezone.utc)
@@ -36,10 +38,13 @@ def iso(at: datetime) -> str:
 
 
 @pytest.fixture
-def setup(db_url: str, tmp_path: Path) -> Iterator[tuple[Api, Receiver, dict[str, Any]]]:
+def setup(
+    db_url: str, events_url: str, tmp_path: Path
+) -> Iterator[tuple[Api, Receiver, dict[str, Any]]]:
     """The app (background evaluator off, loopback allowed), a receiver, and a budget of
     $10 a day with the soft threshold at 80 % notifying a webhook on the receiver."""
     settings = make_settings(db_url, tmp_path)
+    settings.events_url = events_url
     settings.alert_tick_seconds = 0
     settings.outbound_allow = "127.0.0.1"
     project = new_project(db_url)
@@ -93,10 +98,12 @@ def test_a_budget_notifies_its_channel_once_per_crossing(setup):
     assert entries[1]["channelId"] == budget["channelIds"][0]
 
 
-def test_two_evaluators_ticking_at_once_notify_each_crossing_once(setup, db_url: str):
+def test_two_evaluators_ticking_at_once_notify_each_crossing_once(
+    setup, db_url: str, events_url: str
+):
     api, receiver, _ = setup
     channels_for = rule_channels(api.app.state.runtime)  # type: ignore[attr-defined]
-    with evaluator_pair(db_url, channels_for) as evaluators:
+    with evaluator_pair(db_url, channels_for, events_url) as evaluators:
         spend(api, iso(DAY + HOUR), 9.0)
         tick_together(evaluators, DAY + 2 * HOUR)
         assert [b["details"]["level"] for b in bodies(receiver)] == ["soft"]
@@ -134,7 +141,11 @@ def test_budget_channels_must_be_the_projects_own(setup, db_url: str):
 
 
 def test_lanterna_worker_notifies_a_budget_crossing_once(
-    setup, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    setup,
+    db_url: str,
+    events_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ):
     """The worker's own channel lookup (server key from the data dir, the allowlist from
     the environment) at its own clock: an all-time budget already past its limit."""
@@ -148,6 +159,8 @@ def test_lanterna_worker_notifies_a_budget_crossing_once(
     args = ["worker", "--once", "--data-dir", data_dir]
     if not db_url.startswith("sqlite"):
         args += ["--database-url", db_url]
+    if events_url:
+        args += ["--events-url", events_url]
     assert main(args) == 0
     assert main(args) == 0
     (over,) = bodies(receiver)

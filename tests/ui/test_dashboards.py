@@ -9,8 +9,12 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
+
 from conftest import Browser
 from helpers import event, ingest, iso
+
+pytestmark = pytest.mark.clickhouse
 
 WIDGETS = "/api/public/unstable/dashboard-widgets"
 

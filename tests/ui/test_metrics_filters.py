@@ -20,6 +20,8 @@ from lanterna.store import traces as store_traces
 from lanterna.store.db import Database
 from lanterna.store.interface import SqlStore, TraceQuery
 
+pytestmark = pytest.mark.clickhouse
+
 
 def _seed(site: Site) -> dict[str, list[str]]:
     """seed_basic's four traces and one more of release 2.0.0 and model claude-3-haiku;
@@ -248,8 +250,17 @@ def test_browser_metadata_filter_compares_variants(site: Site, page: Any) -> Non
     shot(page, "trace-list-totals")
 
 
+def _store(events_url: str) -> Any:
+    """The server's store: SQL, or with the event store on ClickHouse."""
+    if not events_url:
+        return SqlStore()
+    from lanterna.store.clickhouse import clickhouse_store
+
+    return clickhouse_store(events_url)
+
+
 def test_trace_totals_are_bounded_like_the_count(
-    site: Site, monkeypatch: pytest.MonkeyPatch
+    site: Site, events_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past its limit, the totals are those of the first matches in the list's order
     (the newest ones by default), as the list's count stops at its limit; the scores
@@ -258,7 +269,7 @@ def test_trace_totals_are_bounded_like_the_count(
     db = Database(site.db_url)
     try:
         with db.transaction() as conn:
-            traces = SqlStore().traces
+            traces = _store(events_url).traces
             all_five = traces.trace_totals(conn, site.project.id, TraceQuery(), limit=10)
             newest_two = traces.trace_totals(conn, site.project.id, TraceQuery(), limit=2)
             monkeypatch.setattr(store_traces, "_SCORE_CHUNK", 2)

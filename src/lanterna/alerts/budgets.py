@@ -207,12 +207,20 @@ class BudgetStatus:
         return "total" if self.period_start is None else format_ts(self.period_start)
 
 
-def status(conn: Conn, project_id: str, budget: dict[str, Any], at: datetime) -> BudgetStatus:
-    """The budget's status in its period containing ``at``."""
+def status(
+    conn: Conn,
+    project_id: str,
+    budget: dict[str, Any],
+    at: datetime,
+    *,
+    events: Conn | None = None,
+) -> BudgetStatus:
+    """The budget's status in its period containing ``at``, its spend read on
+    ``events`` (the store's ``events_conn``; ``conn`` by default)."""
     start, end = period_bounds(budget["period"], at)
     value = budget["scope_value"]
     spent = cost_between(
-        conn,
+        events or conn,
         project_id,
         start,
         end,
@@ -235,7 +243,12 @@ def describe(budget: dict[str, Any]) -> str:
 
 
 def has_new_crossing(
-    conn: Conn, project_id: str, now: datetime, *, store: BudgetStore | None = None
+    conn: Conn,
+    project_id: str,
+    now: datetime,
+    *,
+    store: BudgetStore | None = None,
+    events: Conn | None = None,
 ) -> bool:
     """True when a budget of the project has reached a level not yet recorded in its
     current period. Read-only: the evaluator checks it on a read connection so that the
@@ -243,7 +256,7 @@ def has_new_crossing(
     crossing to record."""
     budgets: BudgetStore = stored if store is None else store
     for budget in budgets.list_all(conn, project_id):
-        st = status(conn, project_id, budget, now)
+        st = status(conn, project_id, budget, now, events=events)
         if st.state == "ok":
             continue
         recorded = {
@@ -264,6 +277,7 @@ def budget_messages(
     *,
     base_url: str = "",
     store: BudgetStore | None = None,
+    events: Conn | None = None,
 ) -> list[AlertMessage]:
     """Record each budget of the project that reached its soft threshold or its limit
     in the current period and was not recorded yet, and return one ``fired``
@@ -274,12 +288,13 @@ def budget_messages(
     and the decision to notify are one, so each crossing is notified once even when
     several processes evaluate at once. ``base_url`` is the server's public URL (the
     messages link to the Budgets page); ``store`` is where budgets are kept (the
-    server's ``runtime.store.budgets``; the SQLite/PostgreSQL one by default).
+    server's ``runtime.store.budgets``; the SQLite/PostgreSQL one by default);
+    ``events`` is where the spend is read (``runtime.store.events_conn``; ``conn``).
     """
     budgets: BudgetStore = stored if store is None else store
     out: list[AlertMessage] = []
     for budget in budgets.list_all(conn, project_id):
-        st = status(conn, project_id, budget, now)
+        st = status(conn, project_id, budget, now, events=events)
         if st.state == "ok":
             continue
         levels = ["soft", "exceeded"] if st.state == "exceeded" else ["soft"]

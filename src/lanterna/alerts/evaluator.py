@@ -194,7 +194,7 @@ class Evaluator:
             if rule["mode"] == "baseline":
                 asks.append(Ask(rule["project_id"], spec, *self._baseline_range(rule, at)))
         with self.db.read() as conn:
-            results = iter(measure_many(conn, asks))
+            results = iter(measure_many(self.store.events_conn(conn), asks))
         return [
             (next(results), next(results) if rule["mode"] == "baseline" else None) for rule in rules
         ]
@@ -214,7 +214,9 @@ class Evaluator:
                 # Spend is read first on a read connection; the writer (which holds the
                 # write lock while it runs) is used only when a crossing is new.
                 with self.db.read() as conn:
-                    if not has_new_crossing(conn, pid, at, store=budgets):
+                    if not has_new_crossing(
+                        conn, pid, at, store=budgets, events=self.store.events_conn(conn)
+                    ):
                         continue
                 found = self.write(partial(self._crossings, project_id=pid, at=at))
             except Exception:  # one project's failure must not stop the others
@@ -246,7 +248,14 @@ class Evaluator:
         """In the write transaction: the messages of the crossings recorded now, each
         with its budget's channel ids."""
         budgets = self.store.budgets
-        messages = budget_messages(conn, project_id, at, base_url=self.base_url, store=budgets)
+        messages = budget_messages(
+            conn,
+            project_id,
+            at,
+            base_url=self.base_url,
+            store=budgets,
+            events=self.store.events_conn(conn),
+        )
         out = []
         for message in messages:
             budget = budgets.get(conn, project_id, message.rule_id)
@@ -258,7 +267,7 @@ class Evaluator:
     def _read(self, rule: dict[str, Any], start: datetime, end: datetime) -> Reading:
         spec = MetricSpec(rule["metric"], rule["filters"], rule["score_name"])
         with self.db.read() as conn:
-            return measure(conn, rule["project_id"], spec, start, end)
+            return measure(self.store.events_conn(conn), rule["project_id"], spec, start, end)
 
     @staticmethod
     def _baseline_range(rule: dict[str, Any], at: datetime) -> tuple[datetime, datetime]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -76,6 +76,8 @@ class Scope:
     #: environments left out (the metrics page: the evaluation judge's own, unless an
     #: environment is chosen; see ``analytics/app_traffic.py``)
     exclude_environments: Sequence[str] = ()
+    #: read raw rows only (set on a database without rollups, :func:`rollup_read.kept`)
+    raw: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "environments", tuple(self.environments))
@@ -101,7 +103,8 @@ class Scope:
         project, hour, environment and trace name, not per user, tag, release, model
         or metadata."""
         return (
-            self.user_id is None
+            not self.raw
+            and self.user_id is None
             and not self.tags
             and self.release is None
             and self.model is None
@@ -264,6 +267,11 @@ class Histogram:
         return rollup_read.percentile(self.counts, q)
 
 
+def _read_on(conn: Conn, scope: Scope) -> Scope:
+    """``scope``, to be read from raw rows where ``conn`` keeps no rollups."""
+    return scope if rollup_read.kept(conn) else replace(scope, raw=True)
+
+
 def _trace_rows(conn: Conn, scope: Scope, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Raw rows of ``[start, end)``: per (series bucket, latency bucket) the traces with
     observations, errors and summed latency. One pass."""
@@ -376,6 +384,7 @@ def _parts(conn: Conn, scope: Scope) -> tuple[int, list[dict[str, Any]], list[di
 def overview(conn: Conn, scope: Scope) -> dict[str, Any]:
     """Totals, latency percentiles and histogram, and the per-bucket series."""
     d = conn.dialect
+    scope = _read_on(conn, scope)
     labels = scope.buckets()
     traces, trace_rows, model_rows = _parts(conn, scope)
 
@@ -454,6 +463,7 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
     cost most; ``traces`` counts their traces with observations."""
     if column not in ("user_id", "session_id"):
         raise ValueError(column)
+    scope = _read_on(conn, scope)
     if not scope.rolled_up or scope.trace_name is not None:
         return _top_by_cost_raw(conn, scope, column, limit)
     walked = (
@@ -574,6 +584,7 @@ def score_series(conn: Conn, scope: Scope) -> dict[str, list[float | None]]:
     """Average of each numeric/boolean score name per bucket (None where none), by the
     scores' timestamps; whole hours from the score rollup when the scope allows."""
     d = conn.dialect
+    scope = _read_on(conn, scope)
     start, end = scope.bounds()
     hours, partial = rollup_read.split_hours(start, end)
     if not scope.rolled_up or scope.trace_name is not None:

@@ -50,7 +50,7 @@ class Runtime:
         #: Every stored-data operation routes, pages and the read layer call
         #: (``store/interface.py``; the SQLite/PostgreSQL store unless another is given);
         #: run them through :meth:`read` and :meth:`write`.
-        self.store: Store = store if store is not None else _store_for(settings)
+        self.store: Store = store if store is not None else store_for(settings)
         #: The alert evaluator (``alerts/evaluator.py``): its rules' channels come from
         #: ``alert_channels``; it ticks in a thread when ``alert_tick_seconds`` > 0.
         self.evaluator = Evaluator(
@@ -133,11 +133,7 @@ class Runtime:
         if self._starts > 1:
             return
         migrate(self.db)
-        events = getattr(self.store, "events", None)
-        if events is not None:  # the ClickHouse event store: its schema, migrated once
-            from ..store.clickhouse import migrate as migrate_events
-
-            migrate_events(events, lambda: self.db.transaction(exclusive=True))
+        migrate_events(self.db, self.store)
         self.writer.start()
         if self.settings.alert_tick_seconds > 0:
             self._alert_loop = EvaluatorLoop(self.evaluator, self.settings.alert_tick_seconds)
@@ -217,14 +213,25 @@ class Runtime:
         return result
 
 
-def _store_for(settings: Settings) -> Store:
+def store_for(settings: Settings) -> Store:
     """The SQLite/PostgreSQL store, or with ``events_url`` the one keeping traces,
-    observations and scores in ClickHouse (imported only then)."""
+    observations and scores in ClickHouse (imported only then). The server and
+    ``lanterna worker`` read and write through it."""
     if not settings.events_url:
         return sql_store()
     from ..store.clickhouse import clickhouse_store
 
     return clickhouse_store(settings.events_url)
+
+
+def migrate_events(db: Database, store: Store) -> None:
+    """The ClickHouse event store's schema, migrated once across processes (under the
+    metadata database's exclusive write lock); nothing for the SQL store."""
+    events = getattr(store, "events", None)
+    if events is not None:
+        from ..store.clickhouse import migrate as migrate_clickhouse
+
+        migrate_clickhouse(events, lambda: db.transaction(exclusive=True))
 
 
 def runtime(request: Request) -> Runtime:

@@ -144,6 +144,13 @@ def split_hours(
     return (first, last), parts
 
 
+def kept(conn: Conn) -> bool:
+    """Whether ``conn``'s database keeps the rollups. The ClickHouse event store
+    (``Store.events_conn``) keeps none: the analytics read its raw rows, which it is
+    built to sum, and every figure is exact there."""
+    return conn.dialect.name != "clickhouse"
+
+
 def read(
     conn: Conn,
     table: str,

@@ -211,6 +211,8 @@ def run_query(
     come from the rollups' histograms (within 2.53 %); otherwise they are exact. None:
     from the histograms when the range holds ``approximate_from`` rows or more of the
     view (reading them exactly would read that many raw rows), else exact."""
+    if not rollup_read.kept(conn):  # the ClickHouse event store: raw rows, exact
+        return run_raw(conn, project_id, query, timeout=timeout)
     if approximate is None:
         approximate = _large(conn, project_id, query, timeout, approximate_from)
     plan = explain(query, approximate=approximate)

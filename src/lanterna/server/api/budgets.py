@@ -144,7 +144,7 @@ def _store(request: Request) -> Budgets:
 
 
 def _shown(
-    store: Budgets,
+    request: Request,
     conn: Conn,
     project_id: str,
     row: dict[str, Any],
@@ -153,7 +153,9 @@ def _shown(
     crossings: bool = False,
 ) -> dict[str, Any]:
     """A budget's JSON with its status at ``at`` (and its crossings)."""
-    st = rules.status(conn, project_id, row, at)
+    stores = runtime(request).store
+    store = stores.budgets
+    st = rules.status(conn, project_id, row, at, events=stores.events_conn(conn))
     out = {
         **budget_json(row),
         "status": {"budgetId": row["id"], "at": format_ts(at), **rules.status_json(st)},
@@ -180,7 +182,7 @@ async def list_budgets(
     def read(conn: Conn) -> dict[str, Any]:
         rows = store.list_all(conn, principal.project_id)
         shown = rows[paging.offset : paging.offset + paging.limit]
-        data = [_shown(store, conn, principal.project_id, r, when) for r in shown]
+        data = [_shown(request, conn, principal.project_id, r, when) for r in shown]
         return paging.envelope(data, len(rows))
 
     return JSON(await runtime(request).read(read))
@@ -197,7 +199,7 @@ async def create_budget(request: Request, principal: BudgetsAdminKey) -> JSON:
     def work(conn: Conn) -> dict[str, Any]:
         rules.check_channels(conn, channels, principal.project_id, fields)
         row = store.create(conn, principal.project_id, fields)
-        return _shown(store, conn, principal.project_id, row, when)
+        return _shown(request, conn, principal.project_id, row, when)
 
     shown = await runtime(request).write(work)
     await audit(runtime(request), principal, "budget.create", shown["id"], {"name": shown["name"]})
@@ -216,7 +218,7 @@ async def _one(
         row = store.get(conn, project_id, budget_id)
         if row is None:
             return None
-        shown = _shown(store, conn, project_id, row, when, crossings=whole)
+        shown = _shown(request, conn, project_id, row, when, crossings=whole)
         return shown if whole else dict(shown["status"])
 
     found = await runtime(request).read(read)
@@ -260,7 +262,9 @@ async def update_budget(request: Request, budget_id: str, principal: BudgetsAdmi
         if "channelIds" in patch:
             rules.check_channels(conn, channels, principal.project_id, fields)
         changed = store.update(conn, principal.project_id, budget_id, fields)
-        return None if changed is None else _shown(store, conn, principal.project_id, changed, when)
+        if changed is None:
+            return None
+        return _shown(request, conn, principal.project_id, changed, when)
 
     outcome = await runtime(request).write(work)
     if outcome is None:

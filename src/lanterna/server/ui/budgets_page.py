@@ -28,7 +28,8 @@ def _budgets(request: Request, page: Page) -> Any:
     def read(c: Conn) -> list[dict[str, Any]]:
         out = []
         for row in rt.store.budgets.list_all(c, page.pid):
-            status = rules.status_json(rules.status(c, page.pid, row, at))
+            st = rules.status(c, page.pid, row, at, events=rt.store.events_conn(c))
+            status = rules.status_json(st)
             crossings = rt.store.budgets.crossings(c, page.pid, row["id"], limit=5)
             out.append(
                 {

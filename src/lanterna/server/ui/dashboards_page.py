@@ -10,14 +10,13 @@ filter its view lacks, the query time limit) shows its message and the rest stil
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ...analytics import dashboards as rules
-from ...analytics.query import AGGREGATIONS, VIEWS, run_query
+from ...analytics.query import AGGREGATIONS, VIEWS, Query, run_query
 from ...errors import DomainError
 from ...store.db import Conn
 from ...store.filters import OPERATORS
@@ -128,16 +127,13 @@ async def _tiles(
             continue
         try:
             query = rules.widget_query(widget, start, end, dashboard["filters"])
-            rows = await rt.read(
-                partial(
-                    run_query,
-                    project_id=page.pid,
-                    query=query,
-                    timeout=timeout,
-                    # Dashboards take percentiles from rollup histograms (within 2.53 %).
-                    approximate=True,
-                )
-            )
+
+            def read(c: Conn, query: Query = query) -> list[dict[str, Any]]:
+                # Dashboards take percentiles from rollup histograms (within 2.53 %).
+                events = rt.store.events_conn(c)
+                return run_query(events, page.pid, query, timeout=timeout, approximate=True)
+
+            rows = await rt.read(read)
         except DomainError as exc:
             tile["error"] = exc.message
             continue

@@ -278,7 +278,10 @@ async def metrics_page(request: Request, project_id: str) -> Response:
     page = await project_page(request, project_id)
     scope, params, error = scope_of(request, page.pid)
 
-    def read(c: Conn) -> tuple[dict[str, Any], list[Any], list[Any], dict[str, Any]]:
+    events = rt_of(request).store.events_conn
+
+    def read(conn: Conn) -> tuple[dict[str, Any], list[Any], list[Any], dict[str, Any]]:
+        c = events(conn)
         return (
             metrics.overview(c, scope),
             metrics.top_by_cost(c, scope, "user_id"),
