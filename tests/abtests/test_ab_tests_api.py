@@ -16,6 +16,8 @@ from scipy import stats as sps
 from ab_seed import definition, ok, prompts_and_score_config, run_flow
 from lanterna.abtests.assign import variant_for
 
+pytestmark = pytest.mark.clickhouse
+
 AB = "/api/public/ab-tests"
 
 

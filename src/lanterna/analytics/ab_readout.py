@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..abtests.rules import AbTestError
-from ..store import ab_rollups
+from ..store import ab_rollups, rollup_read
 from ..store.db import Conn
 
 if TYPE_CHECKING:  # scipy and statsmodels load on the first readout, not at start
@@ -75,6 +75,8 @@ class Grouping:
             for tag in self.tags:
                 params += [tag, tag]
             return f"(CASE {whens} END)", params
+        if self.kind == "promptVersion" and d.name == "clickhouse":
+            return "CAST(pv.version AS TEXT)", []  # joined by _traces (no correlation there)
         if self.kind == "promptVersion":
             return (
                 "(SELECT CAST(MIN(o.prompt_version) AS TEXT) FROM observations o"
@@ -95,6 +97,15 @@ def _traces(
 ) -> tuple[str, list[Any]]:
     """The participating traces as a sub-select: trace id, hour, variant, unit."""
     variant, params = grouping.sql(conn)
+    join = ""
+    if grouping.kind == "promptVersion" and conn.dialect.name == "clickhouse":
+        # the traces' prompt version joined once, where SQL has a correlated subquery
+        join = (
+            " LEFT JOIN (SELECT o.trace_id AS trace_id, MIN(o.prompt_version) AS version"
+            " FROM observations o WHERE o.project_id = ? AND o.prompt_name = ?"
+            " GROUP BY o.trace_id) pv ON pv.trace_id = t.id"
+        )
+        params = [project_id, grouping.value]
     where = ["t.project_id = ?"]
     args: list[Any] = [*params, project_id]
     if from_ts is not None:
@@ -107,9 +118,33 @@ def _traces(
     inner = (
         f"SELECT t.id AS trace_id, {conn.dialect.utc_hour('t.timestamp')} AS hour,"
         f" {variant} AS variant, COALESCE({unit_col}, t.id) AS unit"
-        f" FROM traces t WHERE {' AND '.join(where)}"
+        f" FROM traces t{join} WHERE {' AND '.join(where)}"
     )
     return f"(SELECT * FROM ({inner}) p WHERE p.variant IS NOT NULL)", args
+
+
+def _per_trace(conn: Conn, join: str) -> tuple[str, dict[str, str]]:
+    """``{join} <per-trace totals> tt ON ...`` (one ``?``: the project) and the SQL of each
+    total's column (``cost``, ``latency``, ``error``) by name. SQL: the write path's
+    ``trace_totals`` rows (one per stored trace). The ClickHouse event store keeps none:
+    there the traces' observations summed the same way (cost 0, error 0 and latency null
+    for a trace without observations, as ``rollups.Contribution.add_trace`` keeps them),
+    always left-joined so those traces are still counted."""
+    if rollup_read.kept(conn):
+        return (
+            f"{join} trace_totals tt ON tt.project_id = ? AND tt.trace_id = g.trace_id",
+            {"cost": "tt.cost", "latency": "tt.latency", "error": "tt.error"},
+        )
+    latency = conn.dialect.seconds_between(
+        "MAX(COALESCE(ob.end_time, ob.start_time))", "MIN(ob.start_time)"
+    )
+    return (
+        "LEFT JOIN (SELECT ob.trace_id AS trace_id, SUM(ob.total_cost) AS cost,"
+        f" {latency} AS latency, MAX(CASE WHEN ob.level = 'ERROR' THEN 1 ELSE 0 END) AS error"
+        " FROM observations ob WHERE ob.project_id = ? GROUP BY ob.trace_id) tt"
+        " ON tt.trace_id = g.trace_id",
+        {"cost": "COALESCE(tt.cost, 0)", "latency": "tt.latency", "error": "COALESCE(tt.error, 0)"},
+    )
 
 
 def operational(
@@ -129,11 +164,11 @@ def operational(
     if rollup and grouping.rolled_up(from_ts, to_ts):
         return _rolled_operational(_Rolled(conn, project_id, grouping.value), unit)
     g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
+    totals, col = _per_trace(conn, "LEFT JOIN")
     rows = conn.all(
         f"SELECT g.variant AS variant, COUNT(*) AS n, COUNT(DISTINCT g.unit) AS units,"
-        " SUM(tt.cost) AS cost, AVG(tt.latency) AS latency, SUM(tt.error) AS errors"
-        f" FROM {g} g LEFT JOIN trace_totals tt"
-        " ON tt.project_id = ? AND tt.trace_id = g.trace_id GROUP BY g.variant",
+        f" SUM({col['cost']}) AS cost, AVG({col['latency']}) AS latency,"
+        f" SUM({col['error']}) AS errors FROM {g} g {totals} GROUP BY g.variant",
         [*args, project_id],
     )
     return stats.Operational(
@@ -212,13 +247,14 @@ def _rolled_metric(rolled: _Rolled, metric: str, kind: str) -> stats.MetricRows:
     return stats.MetricRows(metric, kind, rows)
 
 
-def score_kind(conn: Conn, project_id: str, name: str) -> str | None:
+def score_kind(conn: Conn, project_id: str, name: str, *, events: Conn | None = None) -> str | None:
     """``numeric``, ``boolean`` or ``categorical`` for a score name (from its config,
-    else from a stored score); None when the project has neither."""
+    else from a stored score, read on ``events``: ``conn`` by default); None when the
+    project has neither."""
     row = conn.one(
         "SELECT data_type FROM score_configs WHERE project_id = ? AND name = ? LIMIT 1",
         (project_id, name),
-    ) or conn.one(
+    ) or (events or conn).one(
         "SELECT data_type FROM scores WHERE project_id = ? AND name = ? LIMIT 1",
         (project_id, name),
     )
@@ -227,11 +263,11 @@ def score_kind(conn: Conn, project_id: str, name: str) -> str | None:
     return {"NUMERIC": "numeric", "BOOLEAN": "boolean"}.get(row["data_type"], "categorical")
 
 
-def metric_kind(conn: Conn, project_id: str, metric: str) -> str:
+def metric_kind(conn: Conn, project_id: str, metric: str, *, events: Conn | None = None) -> str:
     """The kind of a metric; 400 naming it when it is neither a builtin nor a score."""
     if metric in _TRACE_METRICS:
         return _TRACE_METRICS[metric][1]
-    kind = score_kind(conn, project_id, metric)
+    kind = score_kind(conn, project_id, metric, events=events)
     if kind is None:
         raise AbTestError(
             f"metric {metric!r} does not exist: name a score of this project"
@@ -250,22 +286,23 @@ def metric_rows(
     to_ts: datetime | None = None,
     *,
     rollup: bool = True,
+    kind: str | None = None,
 ) -> stats.MetricRows:
     """The metric's values per variant and hour, grouped (from the A/B rollups when
-    they answer and ``rollup``)."""
+    they answer and ``rollup``); ``kind``: the metric's, when the caller has it."""
     from ..abtests import stats
 
-    kind = metric_kind(conn, project_id, metric)
+    kind = kind or metric_kind(conn, project_id, metric)
     if rollup and grouping.rolled_up(from_ts, to_ts):
         return _rolled_metric(_Rolled(conn, project_id, grouping.value), metric, kind)
     g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
+    totals, col = _per_trace(conn, "JOIN")
     if metric in ("cost", "latency"):  # as many values as traces: sums, not values
-        column = _TRACE_METRICS[metric][0]
+        x = col[_TRACE_METRICS[metric][0]]
         found = conn.all(
-            f"SELECT g.variant AS variant, g.hour AS hour, COUNT(tt.{column}) AS n,"
-            f" SUM(tt.{column}) AS total, SUM(tt.{column} * tt.{column}) AS squares"
-            f" FROM {g} g JOIN trace_totals tt ON tt.project_id = ? AND tt.trace_id = g.trace_id"
-            f" WHERE tt.{column} IS NOT NULL GROUP BY g.variant, g.hour",
+            f"SELECT g.variant AS variant, g.hour AS hour, COUNT({x}) AS n,"
+            f" SUM({x}) AS total, SUM({x} * {x}) AS squares"
+            f" FROM {g} g {totals} WHERE {x} IS NOT NULL GROUP BY g.variant, g.hour",
             [*args, project_id],
         )
         moments = [
@@ -275,11 +312,10 @@ def metric_rows(
         ]  # fmt: skip
         return stats.MetricRows(metric, kind, [], moments)
     if metric in _TRACE_METRICS:
-        column = _TRACE_METRICS[metric][0]
+        x = col[_TRACE_METRICS[metric][0]]
         sql = (
-            f"SELECT g.variant AS variant, g.hour AS hour, tt.{column} AS value, COUNT(*) AS n"
-            f" FROM {g} g JOIN trace_totals tt ON tt.project_id = ? AND tt.trace_id = g.trace_id"
-            f" WHERE tt.{column} IS NOT NULL GROUP BY g.variant, g.hour, tt.{column}"
+            f"SELECT g.variant AS variant, g.hour AS hour, {x} AS value, COUNT(*) AS n"
+            f" FROM {g} g {totals} WHERE {x} IS NOT NULL GROUP BY g.variant, g.hour, {x}"
         )
         params = [*args, project_id]
     else:
@@ -318,6 +354,7 @@ def readout(
     from_ts: datetime | None = None,
     to_ts: datetime | None = None,
     rollup: bool = True,
+    events: Conn | None = None,
 ) -> dict[str, Any]:
     """The whole readout (the API's ``AbTestReadout``): per variant and metric the
     summaries and comparisons against the control, cost, latency and error rate, the
@@ -327,21 +364,27 @@ def readout(
     Without ``variants`` (an ad-hoc comparison) the variants are the groups found, the
     most frequent first (at most :data:`MAX_GROUPS`), the control the first (or
     ``control``). ``rollup=False`` reads a declared test from the raw rows too (the
-    rollups' check)."""
+    rollups' check). ``events``: where the traces and scores are read (the store's
+    ``events_conn``; ``conn`` by default); the ClickHouse event store keeps no rollups
+    (:func:`~lanterna.store.rollup_read.kept`), so there the raw rows answer."""
     from ..abtests import stats
 
-    kinds = {m: metric_kind(conn, project_id, m) for m in (metric, *guardrails)}
+    ev = events or conn
+    rollup = rollup and rollup_read.kept(ev)
+    kinds = {m: metric_kind(conn, project_id, m, events=ev) for m in (metric, *guardrails)}
     rolled = None
     if rollup and grouping.rolled_up(from_ts, to_ts):
         rolled = _Rolled(conn, project_id, grouping.value)
         ops = _rolled_operational(rolled, unit)
     else:
-        ops = operational(conn, project_id, grouping, unit, from_ts, to_ts, rollup=False)
+        ops = operational(ev, project_id, grouping, unit, from_ts, to_ts, rollup=False)
 
     def rows_of(m: str) -> stats.MetricRows:
         if rolled is not None:
             return _rolled_metric(rolled, m, kinds[m])
-        return metric_rows(conn, project_id, grouping, m, unit, from_ts, to_ts, rollup=False)
+        return metric_rows(
+            ev, project_id, grouping, m, unit, from_ts, to_ts, rollup=False, kind=kinds[m]
+        )
 
     if variants is None:
         found = sorted(ops.traces, key=lambda v: (-ops.traces[v], v))[:MAX_GROUPS]

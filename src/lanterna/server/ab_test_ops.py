@@ -172,6 +172,7 @@ async def readout(
             mde=mde if mde is not None else test["minimumDetectableEffect"],
             from_ts=from_ts,
             to_ts=to_ts,
+            events=rt.store.events_conn(conn),
         )
 
     out = await rt.read(read)
@@ -240,6 +241,7 @@ async def compare(
             mde=mde,
             from_ts=from_ts,
             to_ts=to_ts,
+            events=rt.store.events_conn(conn),
         )
 
     out = await rt.read(read)

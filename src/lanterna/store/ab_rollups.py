@@ -91,6 +91,15 @@ def member_sql(dialect: Dialect, column: str = "metadata") -> tuple[str, str]:
             f"(CASE WHEN {both} THEN {column} ->> 'experiment' END)",
             f"(CASE WHEN {both} THEN {column} ->> 'variant' END)",
         )
+    if dialect.name == "clickhouse":  # metadata as JSON text
+        text = f"ifNull({column}, '{{}}')"
+        both = (
+            f"JSONType({text}, 'experiment') = 'String' AND JSONType({text}, 'variant') = 'String'"
+        )
+        return (
+            f"(CASE WHEN {both} THEN JSONExtractString({text}, 'experiment') END)",
+            f"(CASE WHEN {both} THEN JSONExtractString({text}, 'variant') END)",
+        )
     both = (
         f"instr({column}, '\"experiment\"') > 0"  # cheap: most metadata has no test
         f" AND json_type({column}, '$.experiment') = 'text'"
