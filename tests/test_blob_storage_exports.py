@@ -28,6 +28,8 @@ from media_files import BUCKET, CREDENTIALS, moto_s3
 from spec_schemas import conforms
 from support import Api, db_args, make_settings, new_project
 
+pytestmark = pytest.mark.clickhouse
+
 PATH = "/api/public/integrations/blob-storage"
 DAY = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -39,9 +41,12 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+def api(db_url: str, events_url: str, tmp_path: Path) -> Iterator[Api]:
     settings = dataclasses.replace(
-        make_settings(db_url, tmp_path), outbound_allow="127.0.0.1", export_tick_seconds=0
+        make_settings(db_url, tmp_path),
+        outbound_allow="127.0.0.1",
+        export_tick_seconds=0,
+        events_url=events_url,
     )
     app = create_app(settings)
     project = new_project(db_url)
@@ -322,7 +327,13 @@ def test_a_private_endpoint_is_refused_without_the_outbound_allowlist(
 
 
 def test_one_exporter_at_a_time_and_the_worker_runs_them(
-    api: Api, s3_endpoint: str, db_url: str, tmp_path: Path, capsys: Any, monkeypatch: Any
+    api: Api,
+    s3_endpoint: str,
+    db_url: str,
+    events_url: str,
+    tmp_path: Path,
+    capsys: Any,
+    monkeypatch: Any,
 ) -> None:
     pid = api.project.id
     org = org_key(api, pid)
@@ -347,7 +358,8 @@ def test_one_exporter_at_a_time_and_the_worker_runs_them(
     # `lanterna worker --once` runs the due export (with the real clock).
     monkeypatch.setenv("LANTERNA_OUTBOUND_ALLOW", "127.0.0.1")
     monkeypatch.setenv("LANTERNA_DATA_DIR", str(tmp_path))  # the server key's folder
-    assert main(["worker", "--once", *db_args(db_url)]) == 0
+    events = ["--events-url", events_url] if events_url else []
+    assert main(["worker", "--once", *db_args(db_url), *events]) == 0
     assert "ran 1 scheduled export(s)" in capsys.readouterr().out
     status = api.get(f"{PATH}/{made['id']}", auth=org).json()
     assert status["syncStatus"] == "up_to_date" and status["lastSyncAt"] is not None

@@ -19,6 +19,8 @@ from lanterna.cli import main
 from lanterna.lifecycle.importer import ImportFailed, import_file, read_records, send
 from support import new_project
 
+pytestmark = pytest.mark.clickhouse
+
 OBSERVATION_TYPES = (
     "span",
     "event",
@@ -228,7 +230,7 @@ def test_export_then_import_gives_identical_api_answers(live_server):
         assert after[key] == answer, key
 
 
-def test_filters_csv_and_parquet(live_server, tmp_path):
+def test_filters_csv_and_parquet(live_server, events_url, tmp_path):
     with httpx.Client(base_url=live_server.url, auth=live_server.project.auth, timeout=60) as c:
         c.post("/api/public/ingestion", json={"batch": _every_kind()})
         one_user = c.get("/api/public/export", params={"userId": "user-1"}).text
@@ -265,6 +267,8 @@ def test_filters_csv_and_parquet(live_server, tmp_path):
     )
     out = tmp_path / "export.jsonl"
     args = ["export", "-o", str(out), "--project", live_server.project.id]
+    if events_url:
+        where += ["--events-url", events_url]
     assert main([*args, *where]) == 0
     assert out.read_bytes() == via_api
     assert main([*args, "--format", "parquet", "--kind", "observation", *where]) == 0

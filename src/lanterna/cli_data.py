@@ -51,11 +51,12 @@ def _runners(db: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
 def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
     """``delete user ID`` / ``delete session ID``: the data and the counts, audited."""
     from .lifecycle.deletion import delete_session, delete_user
-    from .store.interface import sql_store
+    from .server.runtime import store_for
 
-    db = _open(ctx.settings_of(args).db_url)
+    settings = ctx.settings_of(args)
+    db = _open(settings.db_url)
     try:
-        store = sql_store()
+        store = store_for(settings)  # with --events-url: the ClickHouse event store
         read, write = _runners(db)
         pid = read(lambda c: ctx.project_of(c, args.project))
         run = delete_user if args.what == "user" else delete_session
@@ -75,8 +76,9 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     """``export``: the project's traces (filtered) as JSONL, CSV or Parquet."""
     from .server.export import JSONL_KINDS, Progress, encode, export_choice, records
     from .server.media import blob_store
+    from .server.runtime import store_for
     from .store.filters import parse_filter
-    from .store.interface import TraceQuery, sql_store
+    from .store.interface import TraceQuery
 
     fmt, kind = export_choice(args.format, args.kind)
     query = TraceQuery(
@@ -101,7 +103,7 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
         pid = read(lambda c: ctx.project_of(c, args.project))
         kinds = JSONL_KINDS if fmt == "jsonl" else (kind,)
         items = records(
-            sql_store(), read, pid, query, kinds=kinds, progress=progress, blobs=blobs.read
+            store_for(settings), read, pid, query, kinds=kinds, progress=progress, blobs=blobs.read
         )
         out = open(args.output, "wb") if args.output else nullcontext(sys.stdout.buffer)  # noqa: SIM115
         with out as sink:
@@ -198,6 +200,14 @@ def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _events_option(parser: Any) -> None:
+    parser.add_argument(
+        "--events-url",
+        metavar="URL",
+        help="the servers' ClickHouse event store (env LANTERNA_EVENTS_URL; docs/scale-out.md)",
+    )
+
+
 def add_commands(sub: Any, db_options: Options, ctx: Context, when: Callable[[str], Any]) -> None:
     """Add the lifecycle commands to ``lanterna``'s sub-parsers."""
 
@@ -209,6 +219,7 @@ def add_commands(sub: Any, db_options: Options, ctx: Context, when: Callable[[st
     delete.add_argument("id", help="the user id or session id")
     delete.add_argument("--project", help="project id (needed when there are several)")
     db_options(delete)
+    _events_option(delete)
     delete.set_defaults(func=bind(cmd_delete))
 
     export = sub.add_parser("export", help="export traces, observations and scores")
@@ -229,6 +240,7 @@ def add_commands(sub: Any, db_options: Options, ctx: Context, when: Callable[[st
     export.add_argument("--environment", action="append", help="only this environment")
     export.add_argument("--filter", help="the trace list's filter JSON")
     db_options(export)
+    _events_option(export)
     export.set_defaults(func=bind(cmd_export))
 
     imp = sub.add_parser("import", help="send a JSONL export to a server's project")

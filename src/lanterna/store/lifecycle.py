@@ -10,7 +10,7 @@ writer, a batch per transaction, so a large deletion never holds the write lock 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -182,11 +182,33 @@ def projects_with_retention(conn: Conn) -> list[tuple[str, int]]:
     return [(r["id"], int(r["retention_days"])) for r in rows]
 
 
+#: SQL and parameters finding up to ``n`` traces never stored whose observations all
+#: started before ``stamp``: ``(project_id, stamp, n) -> (sql, params)``.
+Orphans = Callable[[str, Any, int], tuple[str, list[Any]]]
+
+
+def _orphans(project_id: str, stamp: Any, n: int) -> tuple[str, list[Any]]:
+    return (
+        "SELECT DISTINCT o.trace_id FROM observations o WHERE o.project_id = ?"
+        " AND o.start_time < ? AND NOT EXISTS (SELECT 1 FROM traces t"
+        " WHERE t.project_id = o.project_id AND t.id = o.trace_id)"
+        " AND NOT EXISTS (SELECT 1 FROM observations n WHERE n.project_id = o.project_id"
+        " AND n.trace_id = o.trace_id AND n.start_time >= ?) LIMIT ?",
+        [project_id, stamp, stamp, n],
+    )
+
+
 def expired_trace_ids(
-    conn: Conn, project_id: str, cutoff: datetime, *, limit: int = BATCH
+    conn: Conn,
+    project_id: str,
+    cutoff: datetime,
+    *,
+    limit: int = BATCH,
+    orphans: Orphans = _orphans,
 ) -> list[str]:
     """Up to ``limit`` ids of traces older than ``cutoff`` (by the trace's timestamp),
-    and of traces never stored whose observations all started before it."""
+    and of traces never stored whose observations all started before it (``orphans``:
+    the query finding those, for a database that spells it otherwise)."""
     stamp = conn.dialect.ts(cutoff)
     rows = conn.all(
         "SELECT id FROM traces WHERE project_id = ? AND timestamp < ? ORDER BY timestamp LIMIT ?",
@@ -194,15 +216,7 @@ def expired_trace_ids(
     )
     ids = [r["id"] for r in rows]
     if len(ids) < limit:
-        orphans = conn.all(
-            "SELECT DISTINCT o.trace_id FROM observations o WHERE o.project_id = ?"
-            " AND o.start_time < ? AND NOT EXISTS (SELECT 1 FROM traces t"
-            " WHERE t.project_id = o.project_id AND t.id = o.trace_id)"
-            " AND NOT EXISTS (SELECT 1 FROM observations n WHERE n.project_id = o.project_id"
-            " AND n.trace_id = o.trace_id AND n.start_time >= ?) LIMIT ?",
-            (project_id, stamp, stamp, limit - len(ids)),
-        )
-        ids += [r["trace_id"] for r in orphans]
+        ids += [r["trace_id"] for r in conn.all(*orphans(project_id, stamp, limit - len(ids)))]
     return ids
 
 

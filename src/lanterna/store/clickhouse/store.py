@@ -20,6 +20,7 @@ from .. import observations as observations_module
 from ..db import Conn
 from ..interface import (
     Ingest,
+    Lifecycle,
     Observations,
     Scores,
     Sessions,
@@ -33,6 +34,7 @@ from ..sessions import SessionStats
 from ..traces import TraceQuery, TraceRollup, TraceTotals
 from .conn import EventsDb
 from .events import ChIngest, tombstones
+from .lifecycle import ChLifecycle
 
 
 def _on(events: EventsDb, conn: Conn) -> Conn:
@@ -315,6 +317,7 @@ class ClickHouseStore(SqlStore):
         self.scores: Scores = ChScores(events)
         self.sessions: Sessions = ChSessions(events)
         self.ingest: Ingest = ChIngest(events)
+        self.lifecycle: Lifecycle = ChLifecycle(events)
 
     def events_conn(self, conn: Conn) -> Conn:
         """A ``Conn`` on ClickHouse whose rows look like those of ``conn``'s database."""
