@@ -8,7 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from helpers import event, ingest
+
+pytestmark = pytest.mark.clickhouse
 
 DATASET_KEYS = {
     "id", "name", "description", "metadata", "inputSchema", "expectedOutputSchema",

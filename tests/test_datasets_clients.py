@@ -13,7 +13,7 @@ import pytest
 
 from support import run_sdk_script
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.clickhouse]
 
 
 def get(server: Any, path: str, **params: Any) -> Any:

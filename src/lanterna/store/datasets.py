@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..ingest.otlp_experiments import ExperimentLink
+from . import event_rows
 from .db import Conn
 
 _DATASET = (
@@ -476,35 +477,51 @@ def page_run_items(
     )
 
 
-def run_items_of(conn: Conn, project_id: str, run_ids: Sequence[str]) -> list[Row]:
-    """Every item of these runs, with the linked trace's output, oldest first."""
+def run_items_of(
+    conn: Conn, project_id: str, run_ids: Sequence[str], *, events: Conn | None = None
+) -> list[Row]:
+    """Every item of these runs, with the linked trace's output and name and the linked
+    observation's output (read on ``events``, the store's ``events_conn``; ``conn`` by
+    default), oldest first."""
     if not run_ids:
         return []
     marks = ", ".join("?" for _ in run_ids)
     rows = conn.all(
         "SELECT ri.id, ri.run_id, ri.dataset_item_id, ri.trace_id, ri.observation_id,"
-        " ri.created_at, t.output AS trace_output, t.name AS trace_name,"
-        " o.output AS observation_output FROM dataset_run_items ri"
-        " LEFT JOIN traces t ON t.project_id = ri.project_id AND t.id = ri.trace_id"
-        " LEFT JOIN observations o ON o.project_id = ri.project_id AND o.id = ri.observation_id"
+        " ri.created_at FROM dataset_run_items ri"
         f" WHERE ri.project_id = ? AND ri.run_id IN ({marks}) ORDER BY ri.created_at, ri.id",
         (project_id, *run_ids),
     )
+    ev = events or conn
+    traces = event_rows.by_id(ev, "traces", project_id, (r["trace_id"] for r in rows), _TRACE)
+    spans = event_rows.by_id(
+        ev, "observations", project_id, (r["observation_id"] for r in rows), ("output",)
+    )
+    for r in rows:
+        trace = traces.get(r["trace_id"]) or {}
+        r["trace_output"], r["trace_name"] = trace.get("output"), trace.get("name")
+        r["observation_output"] = (spans.get(r["observation_id"]) or {}).get("output")
     return _decoded(conn, rows, ("trace_output", "observation_output"))
 
 
-def scores_of_runs(conn: Conn, project_id: str, run_ids: Sequence[str]) -> list[Row]:
+_TRACE = ("output", "name")
+
+
+def scores_of_runs(
+    conn: Conn, project_id: str, run_ids: Sequence[str], *, events: Conn | None = None
+) -> list[Row]:
     """The scores on the runs' traces and observations, and those on the runs
-    themselves (``dataset_run_id``): plain score rows."""
+    themselves (``dataset_run_id``): plain score rows (read on ``events``)."""
     if not run_ids:
         return []
     marks = ", ".join("?" for _ in run_ids)
-    return conn.all(
-        "SELECT s.* FROM scores s WHERE s.project_id = ? AND (s.dataset_run_id IN"
-        f" ({marks}) OR s.trace_id IN (SELECT ri.trace_id FROM dataset_run_items ri"
-        f" WHERE ri.project_id = ? AND ri.run_id IN ({marks})))"
-        " ORDER BY s.timestamp, s.id",
-        (project_id, *run_ids, project_id, *run_ids),
+    traces = conn.all(
+        f"SELECT DISTINCT ri.trace_id FROM dataset_run_items ri"
+        f" WHERE ri.project_id = ? AND ri.run_id IN ({marks})",
+        (project_id, *run_ids),
+    )
+    return event_rows.scores_on(
+        events or conn, project_id, trace_ids=(r["trace_id"] for r in traces), run_ids=run_ids
     )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from . import event_rows
 from .db import Conn
 
 
@@ -88,9 +89,11 @@ def experiment_items_after(
     *,
     limit: int,
     after: tuple[datetime, str] | None,
+    events: Conn | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Run items in range with their run, dataset item and trace, newest first;
-    ``after`` is the last row's (created_at, id)."""
+    """Run items in range with their run, dataset item and trace (read on ``events``,
+    the store's ``events_conn``; ``conn`` by default), newest first; ``after`` is the
+    last row's (created_at, id)."""
     d = conn.dialect
     where, params = _where(conn, project_id, q)
     if after is not None:
@@ -99,14 +102,20 @@ def experiment_items_after(
     rows = conn.all(
         "SELECT ri.id, ri.trace_id, ri.observation_id, ri.created_at, ri.dataset_version,"
         " ri.dataset_item_id, r.id AS run_id, r.name AS run_name, r.description AS run_description,"
-        " r.metadata AS run_metadata, r.dataset_id, i.expected_output, i.metadata AS item_metadata,"
-        " t.input, t.output, t.metadata, t.environment, t.timestamp AS trace_time"
+        " r.metadata AS run_metadata, r.dataset_id, i.expected_output, i.metadata AS item_metadata"
         f"{_FROM} LEFT JOIN dataset_items i ON i.project_id = ri.project_id"
-        " AND i.id = ri.dataset_item_id LEFT JOIN traces t ON t.project_id = ri.project_id"
-        f" AND t.id = ri.trace_id WHERE {where} ORDER BY ri.created_at DESC, ri.id DESC LIMIT ?",
+        f" AND i.id = ri.dataset_item_id WHERE {where} ORDER BY ri.created_at DESC, ri.id DESC"
+        " LIMIT ?",
         [*params, limit + 1],
     )
+    traces = event_rows.by_id(
+        events or conn, "traces", project_id, (r["trace_id"] for r in rows[:limit]), _TRACE
+    )
     for row in rows:
+        trace = traces.get(row["trace_id"]) or {}
+        for column in ("input", "output", "metadata", "environment"):
+            row[column] = trace.get(column)
+        row["trace_time"] = trace.get("timestamp")
         for column in (
             "run_metadata",
             "expected_output",
@@ -119,21 +128,14 @@ def experiment_items_after(
     return rows[:limit], len(rows) > limit
 
 
+_TRACE = ("input", "output", "metadata", "environment", "timestamp")
+
+
 def scores_on(
     conn: Conn, project_id: str, *, trace_ids: Sequence[str] = (), run_ids: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
-    """Plain score rows on these traces (their observations included) or these runs."""
-    parts, params = [], [project_id]
-    if trace_ids:
-        parts.append(f"s.trace_id IN ({', '.join('?' for _ in trace_ids)})")
-        params.extend(trace_ids)
-    if run_ids:
-        parts.append(f"s.dataset_run_id IN ({', '.join('?' for _ in run_ids)})")
-        params.extend(run_ids)
-    if not parts:
-        return []
-    return conn.all(
-        f"SELECT s.* FROM scores s WHERE s.project_id = ? AND ({' OR '.join(parts)})"
-        " ORDER BY s.timestamp DESC, s.id DESC",
-        params,
+    """Plain score rows on these traces (their observations included) or these runs,
+    newest first (``conn``: where the scores are, the store's ``events_conn``)."""
+    return event_rows.scores_on(
+        conn, project_id, trace_ids=trace_ids, run_ids=run_ids, newest_first=True
     )

@@ -22,13 +22,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ... import _json
 from ...errors import DomainError
 from ..dialect import Dialect
 from ..tables import COLUMNS, JSON
+
+if TYPE_CHECKING:
+    from ..db import Conn
 
 
 class EventsUrlError(DomainError):
@@ -385,3 +388,10 @@ def _open(url: EventsUrl) -> Any:
     admin.command(f"CREATE DATABASE IF NOT EXISTS {url.database}")
     admin.close()
     return clickhouse_connect.get_client(**server, database=url.database)
+
+
+def events_on(events: EventsDb, conn: Conn) -> Conn:
+    """A Conn on ClickHouse whose rows look like those of ``conn``'s database (JSON as
+    text for SQLite, parsed for PostgreSQL): what ``Store.events_conn`` gives."""
+    ch: Conn = events.conn(json_text=conn.dialect.name != "postgresql")
+    return ch

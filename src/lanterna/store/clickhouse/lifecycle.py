@@ -22,7 +22,7 @@ from .. import media
 from ..db import Conn
 from ..lifecycle import BATCH, Deleted
 from ..traces import TraceQuery
-from .conn import EventsDb
+from .conn import EventsDb, events_on
 from .events import tombstones
 
 _KINDS = ("score", "observation", "trace")
@@ -55,8 +55,7 @@ class ChLifecycle:
 
     def _ev(self, conn: Conn) -> Conn:
         """A Conn on the event tables whose rows look like those of ``conn``'s database."""
-        ch: Conn = self.events.conn(json_text=conn.dialect.name != "postgresql")
-        return ch
+        return events_on(self.events, conn)
 
     def user_trace_ids(
         self, conn: Conn, project_id: str, user_id: str, *, limit: int = BATCH

@@ -19,6 +19,8 @@ from .. import media, scores, sessions, traces
 from .. import observations as observations_module
 from ..db import Conn
 from ..interface import (
+    Datasets,
+    Experiments,
     Ingest,
     Lifecycle,
     Observations,
@@ -32,15 +34,12 @@ from ..protocols import CursorPage, Page, Row
 from ..scores import ScoreDistribution, ScoreQuery
 from ..sessions import SessionStats
 from ..traces import TraceQuery, TraceRollup, TraceTotals
-from .conn import EventsDb
+from .conn import EventsDb, events_on
+from .datasets import ChDatasets, ChExperiments
 from .events import ChIngest, tombstones
 from .lifecycle import ChLifecycle
 
-
-def _on(events: EventsDb, conn: Conn) -> Conn:
-    """A Conn on ClickHouse whose rows look like those of ``conn``'s database."""
-    ch: Conn = events.conn(json_text=conn.dialect.name != "postgresql")
-    return ch
+_on = events_on
 
 
 class ChTraces:
@@ -318,6 +317,8 @@ class ClickHouseStore(SqlStore):
         self.sessions: Sessions = ChSessions(events)
         self.ingest: Ingest = ChIngest(events)
         self.lifecycle: Lifecycle = ChLifecycle(events)
+        self.datasets: Datasets = ChDatasets(events)
+        self.experiments: Experiments = ChExperiments(events)
 
     def events_conn(self, conn: Conn) -> Conn:
         """A ``Conn`` on ClickHouse whose rows look like those of ``conn``'s database."""
