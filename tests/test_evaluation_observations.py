@@ -15,6 +15,8 @@ from lanterna.evaluation.worker import sampled
 from support import Api
 from test_evaluations import JUDGE, app_api, connect, runs, stub, tick
 
+pytestmark = pytest.mark.clickhouse
+
 __all__ = ["app_api", "stub"]  # the fixtures, used by name
 
 RULES = "/api/public/unstable/evaluation-rules"

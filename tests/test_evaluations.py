@@ -19,11 +19,14 @@ from lanterna.timeutil import now
 from llm_stub import LlmStub, llm_stub
 from support import SECRETS, Api, make_settings, new_project
 
+pytestmark = pytest.mark.clickhouse
+
 
 @pytest.fixture
-def app_api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+def app_api(db_url: str, events_url: str, tmp_path: Path) -> Iterator[Api]:
     """The app with the loopback stub allowed, background loops off (tests tick)."""
     settings = make_settings(db_url, tmp_path)
+    settings.events_url = events_url
     settings.outbound_allow = "127.0.0.1"
     settings.evaluation_tick_seconds = 0
     settings.alert_tick_seconds = 0

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ..timeutil import now
+from . import event_rows
 from .db import Conn
 from .filters import Column, Condition, compile_conditions
 from .observations import TRACE_JOIN, observation_columns
@@ -393,17 +394,22 @@ def new_traces(
     *,
     until: datetime,
     limit: int,
+    events: Conn | None = None,
 ) -> tuple[list[dict[str, Any]], tuple[datetime, str] | None]:
     """Traces that arrived after ``after`` (``(created_at, id)``) and by ``until``,
     oldest first, at most ``limit`` looked at: those matching ``conditions`` (with
     input, output, metadata), and the cursor past the last one looked at (None when
     none arrived). ``until`` lies a little in the past, so that a batch stamped before
-    it commits is not skipped."""
+    it commits is not skipped. ``events``: where the traces are (the store's
+    ``events_conn``; ``conn`` by default)."""
     d = conn.dialect
+    conn = events or conn
     ids, cursor = _arrived(conn, "traces", "created_at", project_id, after, until, limit)
     if cursor is None:
         return [], None
-    compiled = compile_conditions(conditions, trace_columns(d), d, resource="traces")
+    compiled = compile_conditions(
+        conditions, trace_columns(conn.dialect), conn.dialect, resource="traces"
+    )
     marks = ", ".join("?" for _ in ids)
     rows = conn.all(
         "SELECT t.id, t.name, t.environment, t.timestamp, t.input, t.output, t.metadata,"
@@ -425,18 +431,21 @@ def new_observations(
     *,
     until: datetime,
     limit: int,
+    events: Conn | None = None,
 ) -> tuple[list[dict[str, Any]], tuple[datetime, str] | None]:
     """Observations that arrived after ``after`` (``(created_at, id)``: when the server
     first stored them) and by ``until``, oldest first, at most ``limit`` looked at:
     those matching ``conditions`` (over :func:`observation_rule_columns`), with what an
     evaluator reads (input, output, metadata, type, name, model, environment), and the
-    cursor past the last one looked at (None when none arrived)."""
+    cursor past the last one looked at (None when none arrived). ``events``: where the
+    observations are (``conn`` by default)."""
     d = conn.dialect
+    conn = events or conn
     ids, cursor = _arrived(conn, "observations", "created_at", project_id, after, until, limit)
     if cursor is None:
         return [], None
     compiled = compile_conditions(
-        conditions, observation_rule_columns(conn), d, resource="observation rules"
+        conditions, observation_rule_columns(conn), conn.dialect, resource="observation rules"
     )
     join = TRACE_JOIN if "trace" in compiled.joins else ""
     marks = ", ".join("?" for _ in ids)
@@ -488,14 +497,16 @@ def new_run_items(
     *,
     until: datetime,
     limit: int,
+    events: Conn | None = None,
 ) -> tuple[list[dict[str, Any]], tuple[datetime, str] | None]:
     """Dataset run items that arrived after ``after`` (``(updated_at, id)``: when the
     server stored them) and by ``until``, oldest first, at most ``limit`` looked at:
     those of the datasets ``datasets`` allows (``("any of", ids)`` or ``("none of",
     ids)``; None: every dataset), each with what an evaluator reads (the linked
     observation's input, output and metadata, else the trace's; the trace's
-    environment; the item's expected output and metadata), and the cursor past the last
-    one looked at (None when none arrived)."""
+    environment; the item's expected output and metadata; traces and observations read
+    on ``events``, ``conn`` by default), and the cursor past the last one looked at (None
+    when none arrived)."""
     d = conn.dialect
     ids, cursor = _arrived(conn, "dataset_run_items", "updated_at", project_id, after, until, limit)
     if cursor is None:
@@ -512,17 +523,27 @@ def new_run_items(
             where += " AND 1 = 0"
     rows = conn.all(
         "SELECT ri.id, ri.trace_id, ri.observation_id, ri.run_id, r.dataset_id,"
-        " ri.dataset_item_id, t.environment, t.input AS trace_input,"
-        " t.output AS trace_output, t.metadata AS trace_metadata, o.input AS obs_input,"
-        " o.output AS obs_output, o.metadata AS obs_metadata,"
-        " i.expected_output, i.metadata AS item_metadata FROM dataset_run_items ri"
+        " ri.dataset_item_id, i.expected_output, i.metadata AS item_metadata"
+        " FROM dataset_run_items ri"
         " JOIN dataset_runs r ON r.project_id = ri.project_id AND r.id = ri.run_id"
         " LEFT JOIN dataset_items i ON i.project_id = ri.project_id AND i.id = ri.dataset_item_id"
-        " LEFT JOIN traces t ON t.project_id = ri.project_id AND t.id = ri.trace_id"
-        " LEFT JOIN observations o ON o.project_id = ri.project_id AND o.id = ri.observation_id"
         f" WHERE {where} ORDER BY ri.updated_at, ri.id",
         params,
     )
+    ev = events or conn
+    wanted = ("input", "output", "metadata")
+    traces = event_rows.by_id(
+        ev, "traces", project_id, (r["trace_id"] for r in rows), (*wanted, "environment")
+    )
+    spans = event_rows.by_id(
+        ev, "observations", project_id, (r["observation_id"] for r in rows), wanted
+    )
+    for row in rows:
+        trace = traces.get(row["trace_id"]) or {}
+        span = spans.get(row["observation_id"]) or {}
+        row["environment"] = trace.get("environment")
+        for col in wanted:
+            row[f"trace_{col}"], row[f"obs_{col}"] = trace.get(col), span.get(col)
     out = []
     for row in rows:
         own = "obs" if row["observation_id"] else "trace"

@@ -1,6 +1,7 @@
-"""Datasets and experiments with the events in ClickHouse: the metadata store's
-functions (``store/datasets.py``, ``store/experiments.py``), with the run items' traces,
-observations and scores read from the event store (``store/event_rows.py``)."""
+"""Datasets, experiments and online evaluations with the events in ClickHouse: the
+metadata store's functions (``store/datasets.py``, ``store/experiments.py``,
+``store/evaluations.py``), with the traces, observations and scores they read taken
+from the event store (``store/event_rows.py`` looks the linked ones up by id)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .. import datasets, experiments
+from .. import datasets, evaluations, experiments
 from ..db import Conn
 from ..experiments import ExperimentQuery
 from .conn import EventsDb, events_on
@@ -70,3 +71,26 @@ class ChExperiments:
         return experiments.scores_on(
             _on(self.events, conn), project_id, trace_ids=trace_ids, run_ids=run_ids
         )
+
+
+class ChEvaluations:
+    """The ``Evaluations`` resource: the SQL store's (evaluators, rules, runs), with the
+    traces, observations and run items' events an evaluation reads from ClickHouse."""
+
+    def __init__(self, events: EventsDb) -> None:
+        self.events = events
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(evaluations, name)
+
+    def new_traces(self, conn: Conn, *args: Any, **kwargs: Any) -> Any:
+        """``evaluations.new_traces`` on the event store."""
+        return evaluations.new_traces(conn, *args, events=_on(self.events, conn), **kwargs)
+
+    def new_observations(self, conn: Conn, *args: Any, **kwargs: Any) -> Any:
+        """``evaluations.new_observations`` on the event store."""
+        return evaluations.new_observations(conn, *args, events=_on(self.events, conn), **kwargs)
+
+    def new_run_items(self, conn: Conn, *args: Any, **kwargs: Any) -> Any:
+        """``evaluations.new_run_items`` with the linked events from the event store."""
+        return evaluations.new_run_items(conn, *args, events=_on(self.events, conn), **kwargs)

@@ -20,6 +20,7 @@ from .. import observations as observations_module
 from ..db import Conn
 from ..interface import (
     Datasets,
+    Evaluations,
     Experiments,
     Ingest,
     Lifecycle,
@@ -35,7 +36,7 @@ from ..scores import ScoreDistribution, ScoreQuery
 from ..sessions import SessionStats
 from ..traces import TraceQuery, TraceRollup, TraceTotals
 from .conn import EventsDb, events_on
-from .datasets import ChDatasets, ChExperiments
+from .datasets import ChDatasets, ChEvaluations, ChExperiments
 from .events import ChIngest, tombstones
 from .lifecycle import ChLifecycle
 
@@ -319,6 +320,7 @@ class ClickHouseStore(SqlStore):
         self.lifecycle: Lifecycle = ChLifecycle(events)
         self.datasets: Datasets = ChDatasets(events)
         self.experiments: Experiments = ChExperiments(events)
+        self.evaluations: Evaluations = ChEvaluations(events)
 
     def events_conn(self, conn: Conn) -> Conn:
         """A ``Conn`` on ClickHouse whose rows look like those of ``conn``'s database."""
