@@ -1,4 +1,4 @@
-"""Prompt management API (Langfuse v2 prompts), on both backends."""
+"""Prompt management API (Langfuse v2 prompts), on the three backends."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import httpx
+import pytest
 
 from helpers import event, ingest
+
+pytestmark = pytest.mark.clickhouse
 
 
 def create(api, **body):

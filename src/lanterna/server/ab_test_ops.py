@@ -30,7 +30,7 @@ def check_references(store: Store, conn: Conn, project_id: str, fields: dict[str
     metrics += [(f"guardrailMetrics[{i}]", g) for i, g in enumerate(fields["guardrails"])]
     for where, metric in metrics:
         if metric not in rules.BUILTIN_METRICS and not store.ab_tests.score_exists(
-            conn, project_id, metric
+            conn, project_id, metric, events=store.events_conn(conn)
         ):
             raise AbTestError(
                 f"{where}: metric {metric!r} does not exist (name a score config or a stored"

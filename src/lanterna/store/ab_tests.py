@@ -127,16 +127,14 @@ def delete(conn: Conn, project_id: str, name: str) -> bool:
     )
 
 
-def score_exists(conn: Conn, project_id: str, name: str) -> bool:
-    """Whether the project has a score config or a score of that name."""
+def score_exists(conn: Conn, project_id: str, name: str, *, events: Conn | None = None) -> bool:
+    """Whether the project has a score config or a score of that name (scores read on
+    ``events``, the store's ``events_conn``; ``conn`` by default)."""
     if conn.one(
         "SELECT 1 FROM score_configs WHERE project_id = ? AND name = ? LIMIT 1",
         (project_id, name),
     ):
         return True
-    return (
-        conn.one(
-            "SELECT 1 FROM scores WHERE project_id = ? AND name = ? LIMIT 1", (project_id, name)
-        )
-        is not None
-    )
+    return (events or conn).one(
+        "SELECT 1 FROM scores WHERE project_id = ? AND name = ? LIMIT 1", (project_id, name)
+    ) is not None

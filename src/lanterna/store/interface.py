@@ -376,6 +376,7 @@ class Prompts(Protocol):
         *,
         from_ts: datetime | None = None,
         to_ts: datetime | None = None,
+        events: Conn | None = None,
     ) -> list[VersionStats]: ...
 
 

@@ -256,19 +256,23 @@ def version_metrics(
     *,
     from_ts: datetime | None = None,
     to_ts: datetime | None = None,
+    events: Conn | None = None,
 ) -> list[VersionStats]:
-    """Per version of ``name``: generations, latency, cost, tokens and average scores."""
+    """Per version of ``name``: generations, latency, cost, tokens and average scores
+    (observations and scores read on ``events``, the store's ``events_conn``; ``conn``
+    by default)."""
     d = conn.dialect
+    ev = events or conn
     where = ["o.project_id = ?", "o.prompt_name = ?"]
     params: list[Any] = [project_id, name]
     if from_ts is not None:
         where.append("o.start_time >= ?")
-        params.append(d.ts(from_ts))
+        params.append(ev.dialect.ts(from_ts))
     if to_ts is not None:
         where.append("o.start_time < ?")
-        params.append(d.ts(to_ts))
+        params.append(ev.dialect.ts(to_ts))
     clause = " AND ".join(where)
-    rows = conn.all(
+    rows = ev.all(
         "SELECT o.prompt_version AS version, o.trace_id, o.id, o.start_time, o.end_time,"
         f" o.total_cost, o.usage_details FROM observations o WHERE {clause}",
         params,
@@ -291,7 +295,7 @@ def version_metrics(
                 s["usage"][key] += value
     scores: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     if rows:
-        score_rows = conn.all(
+        score_rows = ev.all(
             "SELECT o.prompt_version AS version, s.id, s.name, s.value"
             " FROM scores s JOIN observations o ON o.project_id = s.project_id"
             " AND o.trace_id = s.trace_id"

@@ -484,7 +484,9 @@ class AbTests(Protocol):
 
     def delete(self, conn: Conn, project_id: str, name: str) -> bool: ...
 
-    def score_exists(self, conn: Conn, project_id: str, name: str) -> bool: ...
+    def score_exists(
+        self, conn: Conn, project_id: str, name: str, *, events: Conn | None = None
+    ) -> bool: ...
 
 
 class Media(Protocol):

@@ -334,7 +334,7 @@ def prompt_metrics(
     rt = runtime(request)
     stats = rt.read_sync(
         lambda c: rt.store.prompts.version_metrics(
-            c, principal.project_id, name, from_ts=start, to_ts=end
+            c, principal.project_id, name, from_ts=start, to_ts=end, events=rt.store.events_conn(c)
         )
     )
     return JSON({"name": name, "data": [shapes.version_stats_json(s) for s in stats]})

@@ -130,9 +130,10 @@ def _int(value: str | None) -> int | None:
 
 
 def prompt_detail(
-    prompts: Prompts, conn: Conn, project_id: str, name: str
+    prompts: Prompts, conn: Conn, project_id: str, name: str, events: Conn | None = None
 ) -> dict[str, Any] | None:
-    """Every version of a prompt (newest first) and their stats."""
+    """Every version of a prompt (newest first) and their stats (from the generations
+    on ``events``, the store's ``events_conn``)."""
     metas, _ = _metas(prompts, conn, project_id, name=name, limit=1)
     if not metas:
         return None
@@ -142,7 +143,8 @@ def prompt_detail(
         if row is not None:
             versions.append(row)
     stats = {
-        s.version: version_stats_json(s) for s in prompts.version_metrics(conn, project_id, name)
+        s.version: version_stats_json(s)
+        for s in prompts.version_metrics(conn, project_id, name, events=events)
     }
     return {"meta": metas[0], "versions": versions, "stats": stats}
 
@@ -154,7 +156,7 @@ async def prompt_page(request: Request, project_id: str, name: str) -> Response:
     rt = rt_of(request)
 
     def read(c: Conn) -> dict[str, Any] | None:
-        found = prompt_detail(rt.store.prompts, c, page.pid, name)
+        found = prompt_detail(rt.store.prompts, c, page.pid, name, rt.store.events_conn(c))
         if found is not None:  # comments are per version (its id)
             found["comments"] = {
                 v["id"]: comments_of(rt.store, c, page.pid, "PROMPT", v["id"])
@@ -260,7 +262,13 @@ async def create_version(request: Request, project_id: str) -> Response:
         new = check_create(_new_version_body(form))
         row = await rt.write(lambda c: prompts.create(c, page.pid, new, created_by=author))
     except PromptError as exc:
-        found = await rt.read(lambda c: prompt_detail(prompts, c, page.pid, name)) if name else None
+        found = (
+            await rt.read(
+                lambda c: prompt_detail(prompts, c, page.pid, name, rt.store.events_conn(c))
+            )
+            if name
+            else None
+        )
         if found is None:
             items, total = await rt.read(
                 lambda c: _metas(prompts, c, page.pid, page=1, limit=PAGE_SIZE)
@@ -284,7 +292,9 @@ async def set_label(request: Request, project_id: str) -> Response:
     try:
         labels = check_labels([form.get("label") or PRODUCTION])
     except PromptError as exc:
-        found = await rt.read(lambda c: prompt_detail(prompts, c, page.pid, name))
+        found = await rt.read(
+            lambda c: prompt_detail(prompts, c, page.pid, name, rt.store.events_conn(c))
+        )
         if found is None:
             raise not_found("Prompt") from None
         return _prompt_response(request, page, name, found, error=str(exc), form=None, status=400)

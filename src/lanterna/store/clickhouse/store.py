@@ -36,9 +36,9 @@ from ..scores import ScoreDistribution, ScoreQuery
 from ..sessions import SessionStats
 from ..traces import TraceQuery, TraceRollup, TraceTotals
 from .conn import EventsDb, events_on
-from .datasets import ChDatasets, ChEvaluations, ChExperiments
 from .events import ChIngest, tombstones
 from .lifecycle import ChLifecycle
+from .metadata import ChDatasets, ChEvaluations, ChExperiments
 
 _on = events_on
 
