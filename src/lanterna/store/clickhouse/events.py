@@ -98,6 +98,16 @@ def load(
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         marks = ", ".join("?" * len(chunk))
+        # Which ids have any row at all, from the table itself: no FINAL merge for the
+        # common case of new entities (the id's bloom filter skips most granules).
+        seen = conn.all(
+            f"SELECT DISTINCT id FROM {TABLES[kind]} WHERE project_id = ? AND id IN ({marks})",
+            [project_id, *chunk],
+        )
+        if not seen:
+            continue
+        chunk = [r["id"] for r in seen]
+        marks = ", ".join("?" * len(chunk))
         for row in conn.all(
             f"SELECT {cols} FROM {view} WHERE project_id = ? AND id IN ({marks})",
             [project_id, *chunk],
