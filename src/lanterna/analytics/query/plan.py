@@ -364,8 +364,21 @@ def _large(
         order_by=(),
         row_limit=1,
     )
-    rows = run_query(conn, project_id, count, timeout=timeout)
-    return bool(rows) and int(rows[0][count.metrics[0].column] or 0) >= threshold
+
+    def counted(q: Query) -> int:
+        rows = run_query(conn, project_id, q, timeout=timeout)
+        return int(rows[0][q.metrics[0].column] or 0) if rows else 0
+
+    whole, partial = rollup_read.split_hours(query.start, query.end)
+    # The whole hours alone (rollup rows only) often settle it: the partial hours at
+    # either end are raw rows, read only when the whole ones fall short.
+    if (
+        whole is not None
+        and partial
+        and counted(replace(count, start=whole[0], end=whole[1])) >= threshold
+    ):
+        return True
+    return counted(count) >= threshold
 
 
 @dataclass(slots=True)

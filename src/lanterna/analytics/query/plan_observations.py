@@ -139,10 +139,16 @@ class _Sums:
     histograms: dict[str, Counter[int]] = field(default_factory=dict)
 
     def duration(self, measure: str) -> list[float]:
-        return self.durations.setdefault(measure, [0, 0.0])
+        d = self.durations.get(measure)
+        if d is None:
+            d = self.durations[measure] = [0, 0.0]
+        return d
 
     def histogram(self, measure: str) -> Counter[int]:
-        return self.histograms.setdefault(measure, Counter())
+        h = self.histograms.get(measure)
+        if h is None:  # not setdefault: a Counter built on every call costs more than the sum
+            h = self.histograms[measure] = Counter()
+        return h
 
 
 def answer(
@@ -229,18 +235,24 @@ def _from_rollups(
         more: dict[str, Any] = {"measure": sorted(wanted)}
         if facet_values is not None:
             more["model"] = facet_values
+        # The seconds only for a sum or an average (not read for percentiles alone).
+        summed = any(
+            m.measure in _DURATIONS and m.aggregation in ("sum", "avg") for m in query.metrics
+        )
         for r in read(
             LATENCY_TABLE,
-            ["observations", "seconds"],
+            ["observations", "seconds"] if summed else ["observations"],
             [*by, "measure", *(["bucket"] if percentiles else [])],
             **more,
         ):
             s = groups[key(r, "model")]
             d = s.duration(r["measure"])
-            d[0] += int(r["observations"])
-            d[1] += float(r["seconds"]) * 1000
+            n = int(r["observations"])
+            d[0] += n
+            if summed:
+                d[1] += float(r["seconds"]) * 1000
             if percentiles:
-                s.histogram(r["measure"])[int(r["bucket"])] += int(r["observations"])
+                s.histogram(r["measure"])[int(r["bucket"])] += n
 
 
 def _from_raw(
