@@ -14,6 +14,7 @@ import pytest
 from scipy import stats as sps
 
 from ab_seed import definition, ok, prompts_and_score_config, run_flow
+from helpers import event, ingest
 from lanterna.abtests.assign import variant_for
 
 pytestmark = pytest.mark.clickhouse
@@ -89,6 +90,10 @@ def test_ad_hoc_comparisons_by_metadata_tags_and_prompt_version(api):
     prompts_and_score_config(api)
     test = ok(api.post(AB, json=definition()))
     ratings = run_flow(api, ok(api.post(f"{AB}/{test['name']}/start")))
+    # A trace in none of the groups (no variant, tag or prompt), rated: left out of each.
+    outsider = {"id": "outsider", "name": "other", "metadata": {"team": "x"}}
+    rating = {"id": "outsider-r", "traceId": "outsider", "name": "user_rating", "value": 1}
+    ingest(api, event("trace-create", outsider), event("score-create", rating))
     for params in (
         {"groupBy": "metadata.variant", "control": "A"},
         {
@@ -99,10 +104,11 @@ def test_ad_hoc_comparisons_by_metadata_tags_and_prompt_version(api):
     ):
         out = ok(api.get(f"{AB}/compare", params={**params, "metric": "user_rating"}))
         assert out["control"] == out["variants"][0] and out["srm"] is None
+        names = params.get("tags") or (["A", "B"] if "control" in params else ["1", "2"])
+        assert sorted(out["variants"]) == sorted(names), out["variants"]
         if params["groupBy"] == "metadata.variant":
             check_against_scipy(out, ratings)
         else:  # the same groups under other names (tags, versions "1" and "2")
-            names = params.get("tags") or ["1", "2"]
             per = out["primary"]["variants"]
             assert [per[names[0]]["n"], per[names[1]]["n"]] == [len(ratings[v]) for v in "AB"]
             larger = 1 if len(ratings["B"]) > len(ratings["A"]) else 0  # a tie: the first

@@ -67,6 +67,15 @@ class Grouping:
         if self.kind == "abTest":  # both strings, as the A/B rollups take them
             experiment, variant = ab_rollups.member_sql(d, "t.metadata")
             return f"(CASE WHEN {experiment} = ? THEN {variant} END)", [self.value]
+        if self.kind == "metadata" and d.name == "clickhouse":
+            # NULL when the key is missing (JSONExtractString gives ''), a non-string
+            # value as its JSON text, as SQLite and PostgreSQL give it
+            m = "ifNull(t.metadata, '{}')"
+            return (
+                f"if(JSONHas({m}, ?), if(JSONType({m}, ?) = 'String',"
+                f" JSONExtractString({m}, ?), JSONExtractRaw({m}, ?)), NULL)",
+                [self.value] * 4,
+            )
         if self.kind == "metadata":
             return f"CAST({d.json_text_at('t.metadata')} AS TEXT)", [self.value]
         if self.kind == "tags":
@@ -76,7 +85,8 @@ class Grouping:
                 params += [tag, tag]
             return f"(CASE {whens} END)", params
         if self.kind == "promptVersion" and d.name == "clickhouse":
-            return "CAST(pv.version AS TEXT)", []  # joined by _traces (no correlation there)
+            # joined by _traces (no correlated subquery there); NULL without the prompt
+            return "CAST(pv.version AS Nullable(String))", []
         if self.kind == "promptVersion":
             return (
                 "(SELECT CAST(MIN(o.prompt_version) AS TEXT) FROM observations o"
@@ -123,17 +133,22 @@ def _traces(
     return f"(SELECT * FROM ({inner}) p WHERE p.variant IS NOT NULL)", args
 
 
-def _per_trace(conn: Conn, join: str) -> tuple[str, dict[str, str]]:
-    """``{join} <per-trace totals> tt ON ...`` (one ``?``: the project) and the SQL of each
-    total's column (``cost``, ``latency``, ``error``) by name. SQL: the write path's
-    ``trace_totals`` rows (one per stored trace). The ClickHouse event store keeps none:
-    there the traces' observations summed the same way (cost 0, error 0 and latency null
-    for a trace without observations, as ``rollups.Contribution.add_trace`` keeps them),
-    always left-joined so those traces are still counted."""
+def _per_trace(
+    conn: Conn, join: str, g: str, args: list[Any], project_id: str
+) -> tuple[str, dict[str, str], list[Any]]:
+    """``{join} <per-trace totals> tt ON ...`` for the participating traces ``g`` (the
+    sub-select of :func:`_traces` and its ``args``), the SQL of each total's column
+    (``cost``, ``latency``, ``error``) by name, and the parameters of ``FROM {g} g
+    {join ...}``. SQL: the write path's ``trace_totals`` rows (one per stored trace). The
+    ClickHouse event store keeps none: there the participating traces' observations
+    summed the same way (cost 0, error 0 and latency null for a trace without
+    observations, as ``rollups.Contribution.add_trace`` keeps them), always left-joined
+    so those traces are still counted."""
     if rollup_read.kept(conn):
         return (
             f"{join} trace_totals tt ON tt.project_id = ? AND tt.trace_id = g.trace_id",
             {"cost": "tt.cost", "latency": "tt.latency", "error": "tt.error"},
+            [*args, project_id],
         )
     latency = conn.dialect.seconds_between(
         "MAX(COALESCE(ob.end_time, ob.start_time))", "MIN(ob.start_time)"
@@ -141,9 +156,11 @@ def _per_trace(conn: Conn, join: str) -> tuple[str, dict[str, str]]:
     return (
         "LEFT JOIN (SELECT ob.trace_id AS trace_id, SUM(ob.total_cost) AS cost,"
         f" {latency} AS latency, MAX(CASE WHEN ob.level = 'ERROR' THEN 1 ELSE 0 END) AS error"
-        " FROM observations ob WHERE ob.project_id = ? GROUP BY ob.trace_id) tt"
+        " FROM observations ob WHERE ob.project_id = ?"
+        f" AND ob.trace_id IN (SELECT trace_id FROM {g} gi) GROUP BY ob.trace_id) tt"
         " ON tt.trace_id = g.trace_id",
         {"cost": "COALESCE(tt.cost, 0)", "latency": "tt.latency", "error": "COALESCE(tt.error, 0)"},
+        [*args, project_id, *args],
     )
 
 
@@ -164,12 +181,12 @@ def operational(
     if rollup and grouping.rolled_up(from_ts, to_ts):
         return _rolled_operational(_Rolled(conn, project_id, grouping.value), unit)
     g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
-    totals, col = _per_trace(conn, "LEFT JOIN")
+    totals, col, params = _per_trace(conn, "LEFT JOIN", g, args, project_id)
     rows = conn.all(
         f"SELECT g.variant AS variant, COUNT(*) AS n, COUNT(DISTINCT g.unit) AS units,"
         f" SUM({col['cost']}) AS cost, AVG({col['latency']}) AS latency,"
         f" SUM({col['error']}) AS errors FROM {g} g {totals} GROUP BY g.variant",
-        [*args, project_id],
+        params,
     )
     return stats.Operational(
         traces={r["variant"]: int(r["n"]) for r in rows},
@@ -296,14 +313,14 @@ def metric_rows(
     if rollup and grouping.rolled_up(from_ts, to_ts):
         return _rolled_metric(_Rolled(conn, project_id, grouping.value), metric, kind)
     g, args = _traces(conn, project_id, grouping, unit, from_ts, to_ts)
-    totals, col = _per_trace(conn, "JOIN")
+    totals, col, totals_params = _per_trace(conn, "JOIN", g, args, project_id)
     if metric in ("cost", "latency"):  # as many values as traces: sums, not values
         x = col[_TRACE_METRICS[metric][0]]
         found = conn.all(
             f"SELECT g.variant AS variant, g.hour AS hour, COUNT({x}) AS n,"
             f" SUM({x}) AS total, SUM({x} * {x}) AS squares"
             f" FROM {g} g {totals} WHERE {x} IS NOT NULL GROUP BY g.variant, g.hour",
-            [*args, project_id],
+            totals_params,
         )
         moments = [
             (str(r["variant"]), str(r["hour"]), int(r["n"]), float(r["total"]),
@@ -317,7 +334,7 @@ def metric_rows(
             f"SELECT g.variant AS variant, g.hour AS hour, {x} AS value, COUNT(*) AS n"
             f" FROM {g} g {totals} WHERE {x} IS NOT NULL GROUP BY g.variant, g.hour, {x}"
         )
-        params = [*args, project_id]
+        params = totals_params
     else:
         value = "s.string_value" if kind == "categorical" else "s.value"
         sql = (

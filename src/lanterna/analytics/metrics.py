@@ -101,14 +101,19 @@ class Scope:
     def rolled_up(self) -> bool:
         """True when the hourly rollups can answer for this scope: they are kept per
         project, hour, environment and trace name, not per user, tag, release, model
-        or metadata."""
+        or metadata (and not at all where :attr:`raw`)."""
+        return not self.raw and not self.trace_filtered
+
+    @property
+    def trace_filtered(self) -> bool:
+        """True when the scope names a user, a tag, a release, a model or metadata:
+        what only the traces themselves can tell."""
         return (
-            not self.raw
-            and self.user_id is None
-            and not self.tags
-            and self.release is None
-            and self.model is None
-            and not self.metadata
+            self.user_id is not None
+            or bool(self.tags)
+            or self.release is not None
+            or self.model is not None
+            or bool(self.metadata)
         )
 
     def environment_filter(self) -> Sequence[str] | None:
@@ -594,7 +599,7 @@ def score_series(conn: Conn, scope: Scope) -> dict[str, list[float | None]]:
         params: list[Any] = [scope.project_id, d.ts(a), d.ts(b)]
         env, env_params = scope.environment_sql("s.environment")
         params.extend(env_params)
-        if not scope.rolled_up or scope.trace_name is not None:
+        if scope.trace_filtered or scope.trace_name is not None:
             # scores of the traces in scope (by the scores' timestamps)
             traces, trace_params = scope.filters(conn)
             env += f" AND s.trace_id IN (SELECT t.id FROM traces t WHERE {traces})"

@@ -531,18 +531,18 @@ def new_run_items(
         params,
     )
     ev = events or conn
-    wanted = ("input", "output", "metadata")
+    read = ("input", "output", "metadata")
     traces = event_rows.by_id(
-        ev, "traces", project_id, (r["trace_id"] for r in rows), (*wanted, "environment")
+        ev, "traces", project_id, (r["trace_id"] for r in rows), (*read, "environment")
     )
     spans = event_rows.by_id(
-        ev, "observations", project_id, (r["observation_id"] for r in rows), wanted
+        ev, "observations", project_id, (r["observation_id"] for r in rows), read
     )
     for row in rows:
         trace = traces.get(row["trace_id"]) or {}
         span = spans.get(row["observation_id"]) or {}
         row["environment"] = trace.get("environment")
-        for col in wanted:
+        for col in read:
             row[f"trace_{col}"], row[f"obs_{col}"] = trace.get(col), span.get(col)
     out = []
     for row in rows:

@@ -198,10 +198,13 @@ async def create_budget(request: Request, principal: BudgetsAdminKey) -> JSON:
 
     def work(conn: Conn) -> dict[str, Any]:
         rules.check_channels(conn, channels, principal.project_id, fields)
-        row = store.create(conn, principal.project_id, fields)
-        return _shown(request, conn, principal.project_id, row, when)
+        return store.create(conn, principal.project_id, fields)
 
-    shown = await runtime(request).write(work)
+    row = await runtime(request).write(work)
+    # The status is read after the commit, outside the writer (its spend may scan events).
+    shown = await runtime(request).read(
+        lambda c: _shown(request, c, principal.project_id, row, when)
+    )
     await audit(runtime(request), principal, "budget.create", shown["id"], {"name": shown["name"]})
     return JSON(shown)
 
@@ -261,12 +264,16 @@ async def update_budget(request: Request, budget_id: str, principal: BudgetsAdmi
         fields = rules.check_update(row, patch)
         if "channelIds" in patch:
             rules.check_channels(conn, channels, principal.project_id, fields)
-        changed = store.update(conn, principal.project_id, budget_id, fields)
-        if changed is None:
-            return None
-        return _shown(request, conn, principal.project_id, changed, when)
+        return store.update(conn, principal.project_id, budget_id, fields)
 
-    outcome = await runtime(request).write(work)
+    changed = await runtime(request).write(work)
+    outcome = (
+        None
+        if changed is None
+        else await runtime(request).read(
+            lambda c: _shown(request, c, principal.project_id, changed, when)
+        )
+    )
     if outcome is None:
         raise not_found(f"Budget {budget_id}")
     await audit(runtime(request), principal, "budget.update", budget_id, {"fields": sorted(patch)})

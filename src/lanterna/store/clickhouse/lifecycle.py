@@ -37,9 +37,11 @@ def _orphans(project_id: str, stamp: Any, n: int) -> tuple[str, list[Any]]:
     correlated subqueries."""
     return (
         "SELECT trace_id FROM observations WHERE project_id = ?"
+        " AND trace_id IN (SELECT trace_id FROM observations"
+        " WHERE project_id = ? AND start_time < ?)"  # only traces with an old observation
         " AND trace_id NOT IN (SELECT id FROM traces WHERE project_id = ?)"
         " GROUP BY trace_id HAVING MAX(start_time) < ? ORDER BY trace_id LIMIT ?",
-        [project_id, project_id, stamp, n],
+        [project_id, project_id, stamp, project_id, stamp, n],
     )
 
 
@@ -75,8 +77,14 @@ class ChLifecycle:
 
     def delete_project_rows(self, conn: Conn, project_id: str) -> int:
         """The project's remaining events (scores and observations without a stored
-        trace) as tombstones, then its rows in the metadata database and the project."""
-        gone = sum(tombstones(self.events, kind, project_id, "1 = 1", []) for kind in _KINDS)
+        trace) as tombstones, :data:`BATCH` at a time, then its rows in the metadata
+        database and the project."""
+        gone = 0
+        for kind in _KINDS:
+            view = "observations" if kind == "observation" else f"{kind}s"
+            some = f"id IN (SELECT id FROM {view} WHERE project_id = ? LIMIT {BATCH})"
+            while n := tombstones(self.events, kind, project_id, some, [project_id]):
+                gone += n
         return gone + sql.delete_project_rows(conn, project_id)
 
     def delete_trace_data(
