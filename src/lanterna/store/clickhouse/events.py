@@ -87,26 +87,39 @@ def to_ch_row(
     return [project_id, entity_id, *cells, _naive(created), _naive(stamp), version, deleted]
 
 
+def existing(events: EventsDb, project_id: str, ids: dict[str, list[str]]) -> dict[str, set[str]]:
+    """``kind -> ids`` among ``ids`` (by kind) that have any row, deleted ones too: one
+    statement over the tables themselves, without ``FINAL`` (the ids' bloom filters skip
+    most granules), so that a batch of new entities (the common case) reads nothing
+    more."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for kind, wanted in ids.items():
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            parts.append(
+                f"SELECT DISTINCT '{kind}' AS kind, id FROM {TABLES[kind]}"
+                f" WHERE project_id = ? AND id IN ({', '.join('?' * len(chunk))})"
+            )
+            params += [project_id, *chunk]
+    found: dict[str, set[str]] = {kind: set() for kind in ids}
+    if parts:
+        for r in events.conn(json_text=True).all(" UNION ALL ".join(parts), params):
+            found[r["kind"]].add(r["id"])
+    return found
+
+
 def load(
     events: EventsDb, kind: str, project_id: str, ids: list[str]
 ) -> dict[str, tuple[dict[str, Any], datetime]]:
-    """``id -> (record, created_at)`` of the stored entities among ``ids``."""
+    """``id -> (record, created_at)`` of the stored entities among ``ids`` (the merged,
+    latest version of each, through the ``FINAL`` view)."""
     conn = events.conn(json_text=True)
     view = TABLES[kind].removesuffix("_rows")
     cols = ", ".join(["id", "created_at", *COLUMNS[kind]])
     found: dict[str, tuple[dict[str, Any], datetime]] = {}
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        # Which ids have any row at all, from the table itself: no FINAL merge for the
-        # common case of new entities (the id's bloom filter skips most granules).
-        seen = conn.all(
-            f"SELECT DISTINCT id FROM {TABLES[kind]} WHERE project_id = ? AND id IN ({marks})",
-            [project_id, *chunk],
-        )
-        if not seen:
-            continue
-        chunk = [r["id"] for r in seen]
         marks = ", ".join("?" * len(chunk))
         for row in conn.all(
             f"SELECT {cols} FROM {view} WHERE project_id = ? AND id IN ({marks})",
@@ -144,8 +157,11 @@ class ChPrepared(write.PreparedEvents):
         prompts = PromptLinker(conn, project_id)
         pricing = batch_pricing(conn, project_id)
         written = 0
+        # Which entities exist (one probe for every kind), then those read back whole.
+        there = existing(self.target, project_id, {k: list(e) for k, e in self.kinds.items()})
         for kind, entities in self.kinds.items():
-            stored = load(self.target, kind, project_id, list(entities))
+            known = sorted(there[kind])
+            stored = load(self.target, kind, project_id, known) if known else {}
             rows = []
             for entity_id in sorted(entities):
                 old, created = stored.get(entity_id, (None, stamp))
