@@ -51,7 +51,10 @@ def next_version() -> int:
 
 
 def _naive(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    tz = value.tzinfo
+    if tz is UTC:  # the common case (parsed timestamps are UTC): no conversion
+        return value.replace(tzinfo=None)
+    return value.astimezone(UTC).replace(tzinfo=None) if tz else value
 
 
 def _cell(storage: str | None, value: Any) -> Any:
