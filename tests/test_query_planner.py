@@ -190,6 +190,22 @@ def _assert_percentiles_within_bound(rt: Any, pid: str) -> None:
                 lambda c, q=query: run_query(c, pid, q, approximate=None, approximate_from=1)
             )
             assert large == [row]
+            # At the boundary: the range's rows (whole hours and partial ones) counted
+            # exactly, so a threshold of that many takes the histograms and one more not.
+            counting = _query(
+                {"view": view, "metrics": [{"measure": "count", "aggregation": "count"}]},
+                start,
+                end,
+            )
+            (total,) = rt.read_sync(lambda c, q=counting: run_query(c, pid, q))
+            n = int(total["count_count"])
+            for threshold, want_rows in ((n, [row]), (n + 1, exact)):
+                got_rows = rt.read_sync(
+                    lambda c, q=query, t=threshold: run_query(
+                        c, pid, q, approximate=None, approximate_from=t
+                    )
+                )
+                assert got_rows == want_rows, (view, start, end, threshold)
         for name, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
             got = row[f"{name}_latency"]
             if not values:

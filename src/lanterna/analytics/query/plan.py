@@ -370,15 +370,16 @@ def _large(
         return int(rows[0][q.metrics[0].column] or 0) if rows else 0
 
     whole, partial = rollup_read.split_hours(query.start, query.end)
-    # The whole hours alone (rollup rows only) often settle it: the partial hours at
-    # either end are raw rows, read only when the whole ones fall short.
-    if (
-        whole is not None
-        and partial
-        and counted(replace(count, start=whole[0], end=whole[1])) >= threshold
-    ):
-        return True
-    return counted(count) >= threshold
+    if whole is None or not partial:
+        return counted(count) >= threshold
+    # The whole hours alone (rollup rows only) often settle it; the partial hours at
+    # either end are raw rows, counted only when the whole ones fall short.
+    n = counted(replace(count, start=whole[0], end=whole[1]))
+    for a, b in partial:
+        if n >= threshold:
+            break
+        n += counted(replace(count, start=a, end=b))
+    return n >= threshold
 
 
 @dataclass(slots=True)
