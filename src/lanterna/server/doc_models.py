@@ -12,10 +12,20 @@ routes answer with orjson what ``server/shapes.py`` builds).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
+
+
+class DocModel(BaseModel):
+    """The base of the API's models. They document requests and answers (the routes
+    check bodies and build answers themselves), so pydantic builds each one when first
+    used, mostly for the OpenAPI document, not when the server starts (``defer_build``)."""
+
+    model_config = ConfigDict(defer_build=True)
+
 
 #: The key of the marker that stands for a model's schema until :func:`resolve`.
 MODEL_KEY = "x-lanterna-model"
@@ -32,6 +42,79 @@ def answer(model: Any, description: str, content: dict[str, Any] | None = None) 
     media: dict[str, Any] = {"application/json": {"schema": {MODEL_KEY: key}}}
     media.update(content or {})
     return {"description": description, "content": media}
+
+
+class Deferred(dict[str, Any]):
+    """A route's ``openapi_extra`` made only when the OpenAPI document is built: a JSON
+    schema of a request body takes pydantic a few milliseconds per model, which every
+    start of the server paid for some fifty routes. FastAPI reads the mapping's truth,
+    items and values (``fastapi.openapi.utils.deep_dict_update``); each of them fills it
+    first."""
+
+    def __init__(self, make: Callable[[], dict[str, Any]]) -> None:
+        super().__init__()
+        self._make: Callable[[], dict[str, Any]] | None = make
+
+    def _fill(self) -> None:
+        if self._make is not None:
+            make, self._make = self._make, None
+            super().update(make())
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
+
+    def __iter__(self) -> Iterator[str]:
+        self._fill()
+        return super().__iter__()
+
+    def __getitem__(self, key: str) -> Any:
+        self._fill()
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self._fill()
+        return super().__contains__(key)
+
+    def __eq__(self, other: object) -> bool:
+        self._fill()
+        return super().__eq__(other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        self._fill()
+        return super().__repr__()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._fill()
+        return super().get(key, default)
+
+    def keys(self) -> Any:
+        self._fill()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._fill()
+        return super().values()
+
+    def items(self) -> Any:
+        self._fill()
+        return super().items()
+
+    def copy(self) -> dict[str, Any]:
+        self._fill()
+        return dict(super().items())
+
+
+def request_body(schema: Callable[[], dict[str, Any]]) -> Deferred:
+    """A route's documented, required JSON body (``openapi_extra=``) whose schema
+    ``schema()`` makes when the document is built."""
+    return Deferred(
+        lambda: {
+            "requestBody": {"required": True, "content": {"application/json": {"schema": schema()}}}
+        }
+    )
 
 
 def _markers(node: Any, found: set[str]) -> None:

@@ -13,14 +13,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
 
 from ..errors import ERROR_NAMES, INVALID_REQUEST_DATA, DomainError, NotFound
 from ..store.db import is_connection_lost
 from ..store.writer import DatabaseUnavailableError
-from .doc_models import answer
+from .doc_models import DocModel, answer
 from .responses import JSON
 
 log = logging.getLogger("lanterna.server")
@@ -32,7 +31,7 @@ API_PREFIXES = ("/api/", "/v1/")
 HtmlPage = Callable[[Request, DomainError], Awaitable[Response]]
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(DocModel):
     """Every JSON error of the API (its schema in the OpenAPI document)."""
 
     message: str

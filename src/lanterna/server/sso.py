@@ -20,15 +20,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
-from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client
-from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError
-from joserfc.jwk import KeySet
 
 from .. import _json
 from ..alerts.secretbox import SecretKeyError
@@ -36,6 +31,10 @@ from ..errors import DomainError
 from .channel_ops import box_of
 from .runtime import Runtime
 from .settings import Settings
+
+if TYPE_CHECKING:  # authlib and joserfc load on the first sign-in (a slower start else)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+    from joserfc.jwk import KeySet
 
 log = logging.getLogger("lanterna.sso")
 
@@ -125,6 +124,9 @@ async def provider(rt: Runtime, *, refresh_keys: bool = False) -> Provider:
                     f"The single sign-on provider's discovery document lacks {exc.args[0]}.", 502
                 ) from None
         if cached.keys is None or refresh_keys:
+            from joserfc.errors import JoseError
+            from joserfc.jwk import KeySet
+
             try:
                 cached.keys = KeySet.import_key_set(
                     await _get_json(client, cached.jwks_uri, "key set")  # type: ignore[arg-type]
@@ -138,6 +140,8 @@ async def provider(rt: Runtime, *, refresh_keys: bool = False) -> Provider:
 
 
 def _client(settings: Settings, callback: str) -> AsyncOAuth2Client:
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
     return AsyncOAuth2Client(
         client_id=settings.oidc_client_id,
         client_secret=settings.oidc_client_secret,
@@ -150,6 +154,8 @@ def _client(settings: Settings, callback: str) -> AsyncOAuth2Client:
 
 async def start(rt: Runtime, callback: str, next_url: str) -> tuple[str, str]:
     """``(authorization URL, sealed flow cookie)`` of a new login."""
+    from authlib.common.security import generate_token
+
     found = await provider(rt)
     state, nonce, verifier = generate_token(32), generate_token(32), generate_token(64)
     async with _client(rt.settings, callback) as client:
@@ -221,6 +227,9 @@ async def finish(
 async def check_id_token(rt: Runtime, found: Provider, id_token: str, nonce: str) -> dict[str, Any]:
     """The ID token's claims once its signature, issuer, audience, expiry and nonce
     are right; :class:`SsoError` otherwise."""
+    from joserfc import jwt
+    from joserfc.errors import InvalidKeyIdError, JoseError
+
     assert found.keys is not None
     try:
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ...abtests import rules
 from ...abtests.assign import variant_for
@@ -21,6 +21,7 @@ from ...store.filters import parse_time
 from .. import ab_test_ops as ops
 from ..audit import audit
 from ..auth import Principal, ProjectKey
+from ..doc_models import DocModel
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
@@ -33,7 +34,7 @@ router = APIRouter(tags=["AbTests"])
 AB_TESTS = "/api/public/ab-tests"
 
 
-class Variant(BaseModel):
+class Variant(DocModel):
     """A variant: its name, weight (zero or more; the weights' shares split the units)
     and, when the test names a prompt, the prompt version or label it serves."""
 
@@ -43,7 +44,7 @@ class Variant(BaseModel):
     promptLabel: str | None = None
 
 
-class AbTestBody(BaseModel):
+class AbTestBody(DocModel):
     """Create an A/B test (``name``, ``variants`` and ``primaryMetric`` required) or change
     one (PATCH: the fields given; a started test's ``variants``, ``salt``, ``prompt`` and
     ``control`` are fixed, 409). ``primaryMetric`` and ``guardrailMetrics``: score names
@@ -66,7 +67,7 @@ class AbTestBody(BaseModel):
     salt: str | None = None
 
 
-class AbTest(BaseModel):
+class AbTest(DocModel):
     """An A/B test: definition, ``state`` (draft, running, stopped, concluded) and winner."""
 
     id: str
@@ -90,14 +91,14 @@ class AbTest(BaseModel):
     concludedAt: str | None
 
 
-class AbTestList(BaseModel):
+class AbTestList(DocModel):
     """A page of the project's A/B tests, newest first."""
 
     data: list[AbTest]
     meta: Meta
 
 
-class ConcludeBody(BaseModel):
+class ConcludeBody(DocModel):
     """Conclude with a ``winner`` (one of the variants); ``promote`` moves the prompt's
     ``production`` label to the winner's version."""
 
@@ -105,7 +106,7 @@ class ConcludeBody(BaseModel):
     promote: bool = False
 
 
-class Assignment(BaseModel):
+class Assignment(DocModel):
     """The variant a unit sees (and the prompt version or label it names)."""
 
     abTest: str
@@ -116,7 +117,7 @@ class Assignment(BaseModel):
     promptLabel: str | None
 
 
-class Comparison(BaseModel):
+class Comparison(DocModel):
     """A variant against the control: ``test`` (``welch_t``, ``two_proportion_z``,
     ``chi_square``), difference with its interval, p-value, Holm-adjusted p-value,
     Mann-Whitney U (numeric metrics)."""
@@ -134,7 +135,7 @@ class Comparison(BaseModel):
     mannWhitneyP: float | None = None
 
 
-class VariantSummary(BaseModel):
+class VariantSummary(DocModel):
     """A variant's n, mean (a proportion for boolean metrics) and its 95 % interval;
     ``categories`` (counts) for categorical scores."""
 
@@ -147,7 +148,7 @@ class VariantSummary(BaseModel):
     categories: dict[str, int] | None = None
 
 
-class MetricReadout(BaseModel):
+class MetricReadout(DocModel):
     """One metric: kind, per variant summary, per non-control variant its comparison."""
 
     metric: str
@@ -158,7 +159,7 @@ class MetricReadout(BaseModel):
     correction: str | None
 
 
-class Operational(BaseModel):
+class Operational(DocModel):
     """A variant's traces, units, cost, mean latency (seconds) and error rate."""
 
     traces: int
@@ -169,7 +170,7 @@ class Operational(BaseModel):
     errorRate: float | None
 
 
-class Srm(BaseModel):
+class Srm(DocModel):
     """The sample-ratio mismatch check: chi-square of units per variant against the
     weights; ``mismatch`` below p = 0.001."""
 
@@ -180,7 +181,7 @@ class Srm(BaseModel):
     observed: dict[str, int]
 
 
-class Verdict(BaseModel):
+class Verdict(DocModel):
     """``status``: srm, insufficient, winner, loser or no_difference; ``text``: the
     plain-language verdict."""
 
@@ -189,7 +190,7 @@ class Verdict(BaseModel):
     text: str
 
 
-class Readout(BaseModel):
+class Readout(DocModel):
     """The readout of an A/B test (``abTest``) or comparison (``groupBy``)."""
 
     abTest: AbTest | None = None
@@ -214,7 +215,7 @@ _TEXT = Annotated[str, Field(pattern=NOT_BLANK)]
 _METRIC = Annotated[str, Field(max_length=200, pattern=NOT_BLANK)]
 
 
-class NewVariant(BaseModel):
+class NewVariant(DocModel):
     """A variant of a new test: ``name`` (letters, digits, space and ``._:-``, at most
     50), ``weight`` (zero or more, default 1), and at most one of ``promptVersion`` and
     ``promptLabel``."""
@@ -248,7 +249,7 @@ _NAMES_A_PROMPT: dict[str, Any] = {
 }
 
 
-class AbTestCreate(BaseModel):
+class AbTestCreate(DocModel):
     """A new A/B test: ``name``, ``variants`` (2 to 20, the weights summing above 0) and
     ``primaryMetric`` required; no other fields; with a ``prompt`` every variant names a
     version or label of it. What JSON Schema cannot state (a 400 naming the field):

@@ -28,7 +28,7 @@ from ...analytics.alert_metrics import FILTERS, METRICS
 from ...store.db import Conn
 from ..audit import audit
 from ..auth import AlertsAdminKey, ProjectKey
-from ..doc_models import answer
+from ..doc_models import DocModel, answer, request_body
 from ..errors import not_found
 from ..openapi import NO_NUL
 from ..responses import JSON
@@ -43,7 +43,7 @@ RULES = "/api/public/alerts/rules"
 HISTORY = "/api/public/alerts/history"
 
 
-class RuleBody(BaseModel):
+class RuleBody(DocModel):
     """Create (``name``, ``metric`` and ``threshold`` or ``baseline`` + ``factor``
     required) or change (the fields given; the rest stay) an alert rule. See
     docs/alerts.md for every field, its range and its default."""
@@ -68,7 +68,7 @@ class RuleBody(BaseModel):
     enabled: bool | None = None
 
 
-class RuleState(BaseModel):
+class RuleState(DocModel):
     """The rule's last evaluation."""
 
     status: str
@@ -81,7 +81,7 @@ class RuleState(BaseModel):
     nextEvaluationAt: str | None
 
 
-class Rule(BaseModel):
+class Rule(DocModel):
     """An alert rule with its condition in words and its state."""
 
     id: str
@@ -109,7 +109,7 @@ class Rule(BaseModel):
     updatedAt: str
 
 
-class Event(BaseModel):
+class Event(DocModel):
     """One entry of the alert history: ``fired``, ``resolved``, ``notified``,
     ``delivery_error`` (the channel's message) or ``evaluation_error``. ``source``:
     ``rule``, or ``budget`` for a budget's crossing (``ruleId`` is then the budget's
@@ -126,26 +126,21 @@ class Event(BaseModel):
     message: str
 
 
-class RuleList(BaseModel):
+class RuleList(DocModel):
     """A page of rules, by name."""
 
     data: list[Rule]
     meta: Meta
 
 
-class EventList(BaseModel):
+class EventList(DocModel):
     """A page of the history, newest first."""
 
     data: list[Event]
     meta: Meta
 
 
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": RuleBody.model_json_schema()}},
-    }
-}
+_BODY = request_body(RuleBody.model_json_schema)
 
 
 def _filter_schema(kind: str) -> dict[str, Any]:
@@ -184,7 +179,7 @@ _RULE_CONDITIONS: list[dict[str, Any]] = [
 ]
 
 
-class RuleCreate(BaseModel):
+class RuleCreate(DocModel):
     """A new alert rule: ``name`` and ``metric`` required; ``scoreName`` (not blank) with
     ``metric`` ``score_avg``; ``threshold`` in ``threshold`` mode (the default),
     ``baseline`` and ``factor`` in ``baseline`` mode; no other fields. Defaults as in

@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ...store.db import Conn
 from ..audit import audit
 from ..auth import ProjectKey
+from ..doc_models import DocModel
 from ..errors import ApiError, not_found
 from ..eval_shapes import queue_item_json, queue_json
 from ..responses import JSON
@@ -32,7 +33,7 @@ Status = Literal["PENDING", "COMPLETED"]
 # --- the OpenAPI document's schemas (the routes check the bodies themselves) ----------
 
 
-class QueueBody(BaseModel):
+class QueueBody(DocModel):
     """``POST /api/public/annotation-queues``: every id in ``scoreConfigIds`` must be a
     score config of the project (a 400 naming the missing ones otherwise)."""
 
@@ -41,7 +42,7 @@ class QueueBody(BaseModel):
     scoreConfigIds: list[str]
 
 
-class QueueItemBody(BaseModel):
+class QueueItemBody(DocModel):
     """``POST .../items``: the trace, observation or session to review (not checked to
     exist); ``status`` defaults to PENDING."""
 
@@ -50,19 +51,19 @@ class QueueItemBody(BaseModel):
     status: Status | None = None
 
 
-class QueueItemChange(BaseModel):
+class QueueItemChange(DocModel):
     """``PATCH .../items/{item_id}``: the new status (absent or null: no change)."""
 
     status: Status | None = None
 
 
-class QueueAssignmentBody(BaseModel):
+class QueueAssignmentBody(DocModel):
     """``POST`` / ``DELETE .../assignments``: the user to assign or unassign."""
 
     userId: str = Field(min_length=1)
 
 
-class AnnotationQueue(BaseModel):
+class AnnotationQueue(DocModel):
     """A queue, as Langfuse's ``AnnotationQueue``."""
 
     id: str
@@ -73,14 +74,14 @@ class AnnotationQueue(BaseModel):
     updatedAt: str
 
 
-class AnnotationQueues(BaseModel):
+class AnnotationQueues(DocModel):
     """A page of the project's queues, newest first."""
 
     data: list[AnnotationQueue]
     meta: Meta
 
 
-class AnnotationQueueItem(BaseModel):
+class AnnotationQueueItem(DocModel):
     """An item of a queue, as Langfuse's ``AnnotationQueueItem``: ``completedAt`` is set
     while it is COMPLETED."""
 
@@ -94,21 +95,21 @@ class AnnotationQueueItem(BaseModel):
     updatedAt: str
 
 
-class AnnotationQueueItems(BaseModel):
+class AnnotationQueueItems(DocModel):
     """A page of a queue's items, in the order they were added."""
 
     data: list[AnnotationQueueItem]
     meta: Meta
 
 
-class QueueItemDeleted(BaseModel):
+class QueueItemDeleted(DocModel):
     """The answer of an item's removal."""
 
     success: bool
     message: str
 
 
-class QueueAssignment(BaseModel):
+class QueueAssignment(DocModel):
     """The answer of an assignment."""
 
     userId: str
@@ -116,7 +117,7 @@ class QueueAssignment(BaseModel):
     projectId: str
 
 
-class QueueUnassigned(BaseModel):
+class QueueUnassigned(DocModel):
     """The answer of an unassignment: ``false`` when the user was not assigned."""
 
     success: bool

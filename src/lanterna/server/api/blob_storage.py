@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from ...alerts.stored import outbound_policy
@@ -20,6 +20,7 @@ from ...store.db import Conn
 from ...store.filters import parse_time
 from ...timeutil import now
 from ..audit import audit
+from ..doc_models import DocModel
 from ..errors import ApiError, not_found
 from ..org_auth import OrgKey, OrgPrincipal
 from ..responses import JSON
@@ -44,7 +45,7 @@ FieldGroup = Literal[
 SyncStatus = Literal["idle", "running", "queued", "up_to_date", "disabled", "error"]
 
 
-class CreateBlobStorageIntegrationRequest(BaseModel):
+class CreateBlobStorageIntegrationRequest(DocModel):
     """The body of ``PUT``: a project's integration."""
 
     projectId: str = Field(min_length=1)
@@ -66,7 +67,7 @@ class CreateBlobStorageIntegrationRequest(BaseModel):
     exportFieldGroups: list[FieldGroup] | None = None
 
 
-class BlobStorageIntegrationResponse(BaseModel):
+class BlobStorageIntegrationResponse(DocModel):
     """An integration (the secret access key never appears)."""
 
     id: str
@@ -94,13 +95,13 @@ class BlobStorageIntegrationResponse(BaseModel):
     updatedAt: datetime
 
 
-class BlobStorageIntegrationsResponse(BaseModel):
+class BlobStorageIntegrationsResponse(DocModel):
     """The organisation's integrations."""
 
     data: list[BlobStorageIntegrationResponse]
 
 
-class BlobStorageIntegrationStatusResponse(BaseModel):
+class BlobStorageIntegrationStatusResponse(DocModel):
     """An integration's sync status; ``lastSyncAt`` is the end of the last exported
     window (compare it with an ETL bookmark)."""
 

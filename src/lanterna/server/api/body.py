@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 
 from ... import _json
-from ..doc_models import answer
+from ..doc_models import DocModel, answer, request_body
 from ..errors import ApiError
 from ..runtime import runtime
 
@@ -112,7 +112,7 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     return value
 
 
-class Deleted(BaseModel):
+class Deleted(DocModel):
     """The answer of a delete: ``{"message": ...}``."""
 
     message: str
@@ -126,5 +126,4 @@ def ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
     """A route's documented, required JSON body (``openapi_extra=``); the route reads
     it with :func:`read_json` and checks it itself (so a bad field is a 400 naming it)."""
-    schema = model.model_json_schema()
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return request_body(model.model_json_schema)

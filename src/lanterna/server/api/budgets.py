@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ...alerts import budgets as rules
 from ...store.db import Conn
@@ -22,6 +22,7 @@ from ...store.interface import Budgets
 from ...timeutil import format_ts, now
 from ..audit import audit
 from ..auth import BudgetsAdminKey, ProjectKey
+from ..doc_models import DocModel
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
@@ -34,7 +35,7 @@ router = APIRouter(tags=["Budgets"])
 BUDGETS = "/api/public/budgets"
 
 
-class BudgetBody(BaseModel):
+class BudgetBody(DocModel):
     """Create a budget (``name`` and ``limitUsd`` required) or change one (PATCH: at
     least one field; the others keep their value). ``scope``: ``project`` (default),
     ``user``, ``session`` or ``tag``, with ``scopeValue`` naming the user id, session id
@@ -54,7 +55,7 @@ class BudgetBody(BaseModel):
     channelIds: list[str] | None = None
 
 
-class BudgetStatus(BaseModel):
+class BudgetStatus(DocModel):
     """A budget's spend in the period containing ``at``: ``state`` is ``ok``, ``soft``
     (at or over the soft threshold) or ``exceeded`` (at or over the limit); the period
     bounds are null for ``total``."""
@@ -71,7 +72,7 @@ class BudgetStatus(BaseModel):
     periodEnd: str | None
 
 
-class Crossing(BaseModel):
+class Crossing(DocModel):
     """A recorded crossing (``soft`` or ``exceeded``) in the period from ``periodStart``."""
 
     level: str
@@ -81,7 +82,7 @@ class Crossing(BaseModel):
     at: str
 
 
-class Budget(BaseModel):
+class Budget(DocModel):
     """A budget with its current status (and, for one budget, its recorded crossings,
     newest first)."""
 
@@ -99,7 +100,7 @@ class Budget(BaseModel):
     crossings: list[Crossing] | None = None
 
 
-class BudgetList(BaseModel):
+class BudgetList(DocModel):
     """A page of the project's budgets, by name."""
 
     data: list[Budget]
@@ -111,7 +112,7 @@ _BODY = json_body(BudgetBody)
 _TEXT = Annotated[str, Field(max_length=rules.MAX_TEXT, pattern=NOT_BLANK)]
 
 
-class BudgetCreate(BaseModel):
+class BudgetCreate(DocModel):
     """A new budget: ``name`` and ``limitUsd`` required; ``scopeValue`` required with a
     ``user``, ``session`` or ``tag`` scope and absent (or null) with ``project``; no
     other fields. Each of ``channelIds`` must be an alert channel of the project (a 400

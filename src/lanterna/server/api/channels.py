@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import ConfigDict, Field, RootModel
 
 from .. import channel_ops as ops
 from ..audit import audit
 from ..auth import AlertsAdminKey, ProjectKey
+from ..doc_models import DocModel
 from ..responses import JSON
 from ..runtime import runtime
 from .body import NOT_BLANK, Deleted, json_body, ok, read_json
@@ -22,7 +23,7 @@ router = APIRouter(tags=["Alert channels"])
 CHANNELS = "/api/public/alert-channels"
 
 
-class AlertChannel(BaseModel):
+class AlertChannel(DocModel):
     """A channel; each secret field in ``config`` is ``"********"`` when set, else null."""
 
     id: str
@@ -33,7 +34,7 @@ class AlertChannel(BaseModel):
     updatedAt: str
 
 
-class AlertChannelBody(BaseModel):
+class AlertChannelBody(DocModel):
     """Create (``name``, ``type``, ``config`` required) or update (any of them; ``type``
     cannot change) a channel. ``config`` by type: ``webhook`` ``{url, secret}`` (secret
     at least 16 characters); ``slack`` ``{url}`` (the incoming-webhook URL, https);
@@ -46,13 +47,13 @@ class AlertChannelBody(BaseModel):
     config: dict[str, Any] | None = None
 
 
-class AlertChannelList(BaseModel):
+class AlertChannelList(DocModel):
     """The project's channels, by name."""
 
     data: list[AlertChannel]
 
 
-class ChannelTestResult(BaseModel):
+class ChannelTestResult(DocModel):
     """The outcome of a "send test": ``delivered``, and ``error`` saying why not."""
 
     delivered: bool
@@ -74,7 +75,7 @@ SECRET = rf"^[^\x00]*?{_KEPT}[^\x00]{{14,}}{_KEPT}[^\x00]*$"
 _Closed = ConfigDict(extra="forbid")
 
 
-class WebhookConfig(BaseModel):
+class WebhookConfig(DocModel):
     """A webhook: the URL it POSTs to and the HMAC ``secret`` (16 characters or more)."""
 
     model_config = _Closed
@@ -82,14 +83,14 @@ class WebhookConfig(BaseModel):
     secret: Annotated[str, Field(max_length=500, pattern=SECRET)]
 
 
-class SlackConfig(BaseModel):
+class SlackConfig(DocModel):
     """A Slack incoming webhook: its https URL."""
 
     model_config = _Closed
     url: Annotated[str, Field(max_length=2000, pattern=URL.replace("https?", "https"))]
 
 
-class EmailConfig(BaseModel):
+class EmailConfig(DocModel):
     """An SMTP server and the addresses (``to``: 1 to 50; the server also takes them as
     one string separated by commas or semicolons). ``password`` is required with a
     non-empty ``username``."""
@@ -122,7 +123,7 @@ class EmailConfig(BaseModel):
 _NAME = Annotated[str, Field(max_length=200, pattern=NOT_BLANK)]
 
 
-class WebhookChannelBody(BaseModel):
+class WebhookChannelBody(DocModel):
     """A webhook channel to create."""
 
     model_config = _Closed
@@ -131,7 +132,7 @@ class WebhookChannelBody(BaseModel):
     config: WebhookConfig
 
 
-class SlackChannelBody(BaseModel):
+class SlackChannelBody(DocModel):
     """A Slack channel to create."""
 
     model_config = _Closed
@@ -140,7 +141,7 @@ class SlackChannelBody(BaseModel):
     config: SlackConfig
 
 
-class EmailChannelBody(BaseModel):
+class EmailChannelBody(DocModel):
     """An email channel to create."""
 
     model_config = _Closed

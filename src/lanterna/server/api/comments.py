@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ...store.db import Conn
 from ...store.interface import Store
 from ..audit import audit
 from ..auth import ProjectKey
-from ..doc_models import answer
+from ..doc_models import DocModel, answer
 from ..errors import ApiError, not_found
 from ..eval_shapes import comment_json
 from ..responses import JSON
@@ -30,7 +30,7 @@ OBJECT_TYPES: tuple[str, ...] = get_args(ObjectType)
 MAX_CONTENT = 5000
 
 
-class CommentBody(BaseModel):
+class CommentBody(DocModel):
     """``POST /api/public/comments``: what the route checks, as a schema."""
 
     model_config = ConfigDict(
@@ -48,13 +48,13 @@ class CommentBody(BaseModel):
     projectId: str | None = Field(None, description="The API key's project, if given")
 
 
-class CommentId(BaseModel):
+class CommentId(DocModel):
     """The new comment's id."""
 
     id: str
 
 
-class Comment(BaseModel):
+class Comment(DocModel):
     """A comment (Langfuse's ``Comment``)."""
 
     id: str
@@ -67,7 +67,7 @@ class Comment(BaseModel):
     authorUserId: str | None
 
 
-class CommentList(BaseModel):
+class CommentList(DocModel):
     """A page of comments, newest first."""
 
     data: list[Comment]

@@ -19,9 +19,10 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ...schema import LEVELS, OBSERVATION_TYPES, SCORE_SOURCES
+from ..doc_models import DocModel
 from .org_projects import Project
 from .params import Meta
 
@@ -48,7 +49,7 @@ def _nullable_enum(values: tuple[str, ...]) -> Any:
 # --- traces ----------------------------------------------------------------------------
 
 
-class Trace(BaseModel):
+class Trace(DocModel):
     """A trace (Langfuse's ``Trace``) with ``bookmarked``, ``projectId``, its row times and
     ``htmlPath`` (the trace's page in the dashboard)."""
 
@@ -89,14 +90,14 @@ class TraceWithDetails(Trace):
     totalCost: float = Field(description=_COST)
 
 
-class Traces(BaseModel):
+class Traces(DocModel):
     """A page of traces, newest first unless ``orderBy`` says otherwise."""
 
     data: list[TraceWithDetails]
     meta: Meta
 
 
-class TraceScore(BaseModel):
+class TraceScore(DocModel):
     """A score of a trace (Langfuse's ``ScoreV1``, plus ``sessionId``, ``datasetRunId`` and
     ``projectId``): ``value`` is the number (0 for CATEGORICAL without a config and for
     TEXT), ``stringValue`` the label, ``True``/``False`` or the text (null for NUMERIC).
@@ -127,7 +128,7 @@ class TraceScore(BaseModel):
 # --- observations ------------------------------------------------------------------------
 
 
-class ObservationUsage(BaseModel):
+class ObservationUsage(DocModel):
     """Langfuse's deprecated ``usage``: input, output and total units (tokens), costs."""
 
     input: int
@@ -139,7 +140,7 @@ class ObservationUsage(BaseModel):
     totalCost: float | None
 
 
-class ObservationsView(BaseModel):
+class ObservationsView(DocModel):
     """An observation, v1 shape (Langfuse's ``ObservationsView``): its fields, the
     derived usage, cost, unit prices and latency, and Lanterna's ``costInfo`` (what
     priced it, or why it has no cost: docs/api-cost.md)."""
@@ -188,7 +189,7 @@ class ObservationsView(BaseModel):
     unit: str
 
 
-class ObservationsViews(BaseModel):
+class ObservationsViews(DocModel):
     """A page of observations (v1), newest start first."""
 
     data: list[ObservationsView]
@@ -205,7 +206,7 @@ class TraceWithFullDetails(Trace):
     totalCost: float = Field(description=_COST)
 
 
-class ObservationV2(BaseModel):
+class ObservationV2(DocModel):
     """An observation of the cursor API (Langfuse's ``ObservationV2``): the ``core``
     fields, ``modelId`` and the prices always (null unless the ``model`` group is asked
     for); each other field only when its group is asked for. ``input`` and ``output`` are
@@ -265,13 +266,13 @@ class ObservationV2(BaseModel):
     traceName: str | None = None
 
 
-class ObservationsV2Meta(BaseModel):
+class ObservationsV2Meta(DocModel):
     """``cursor``: give it back for the next page; absent on the last page."""
 
     cursor: str | None = None
 
 
-class ObservationsV2Response(BaseModel):
+class ObservationsV2Response(DocModel):
     """A page of observations of the cursor API, newest start first."""
 
     data: list[ObservationV2]
@@ -281,7 +282,7 @@ class ObservationsV2Response(BaseModel):
 # --- sessions ----------------------------------------------------------------------------
 
 
-class Session(BaseModel):
+class Session(DocModel):
     """A session (Langfuse's ``Session``)."""
 
     id: str
@@ -290,7 +291,7 @@ class Session(BaseModel):
     environment: str
 
 
-class PaginatedSessions(BaseModel):
+class PaginatedSessions(DocModel):
     """A page of sessions, newest first."""
 
     data: list[Session]
@@ -311,7 +312,7 @@ class SessionWithTraces(Session):
 # --- users, daily metrics, projects ------------------------------------------------------
 
 
-class UserTotals(BaseModel):
+class UserTotals(DocModel):
     """A user (a ``userId`` of traces): first and last trace, traces, observations,
     tokens, cost (USD), within the asked time range."""
 
@@ -326,14 +327,14 @@ class UserTotals(BaseModel):
     totalCost: float
 
 
-class UserTotalsList(BaseModel):
+class UserTotalsList(DocModel):
     """A page of users, most recently seen first."""
 
     data: list[UserTotals]
     meta: Meta
 
 
-class UsageByModel(BaseModel):
+class UsageByModel(DocModel):
     """One model's observations on a day."""
 
     model: str
@@ -345,7 +346,7 @@ class UsageByModel(BaseModel):
     totalCost: float
 
 
-class DailyMetricsDetails(BaseModel):
+class DailyMetricsDetails(DocModel):
     """A UTC day with traces: traces, their observations, cost (USD), usage by model."""
 
     date: Date
@@ -355,14 +356,14 @@ class DailyMetricsDetails(BaseModel):
     usage: list[UsageByModel]
 
 
-class DailyMetrics(BaseModel):
+class DailyMetrics(DocModel):
     """A page of days with traces, newest first."""
 
     data: list[DailyMetricsDetails]
     meta: Meta
 
 
-class Projects(BaseModel):
+class Projects(DocModel):
     """The key's own project, as the only item."""
 
     data: list[Project]

@@ -23,7 +23,7 @@ from ...store.db import Conn
 from ...store.dialect import Dialect
 from ...store.interface import Dashboards
 from ..auth import ProjectKey
-from ..doc_models import answer
+from ..doc_models import DocModel, answer, request_body
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
@@ -37,7 +37,7 @@ DASHBOARDS = "/api/public/unstable/dashboards"
 WIDGETS = "/api/public/unstable/dashboard-widgets"
 
 
-class Widget(BaseModel):
+class Widget(DocModel):
     """A dashboard widget (Langfuse's ``unstableDashboardWidget``)."""
 
     id: str
@@ -53,7 +53,7 @@ class Widget(BaseModel):
     chartConfig: dict[str, Any]
 
 
-class WidgetBody(BaseModel):
+class WidgetBody(DocModel):
     """Create (every field but ``description`` and ``chartConfig`` required) or update
     (at least one field) a widget: view ``observations``, ``scores-numeric``,
     ``scores-boolean`` or ``scores-categorical``; dimensions ``[{field}]``; metrics
@@ -72,7 +72,7 @@ class WidgetBody(BaseModel):
     chartConfig: dict[str, Any] | None = None
 
 
-class Placement(BaseModel):
+class Placement(DocModel):
     """A widget's tile on a dashboard's 12-column grid."""
 
     type: str = "widget"
@@ -84,7 +84,7 @@ class Placement(BaseModel):
     height: int
 
 
-class PlacementBody(BaseModel):
+class PlacementBody(DocModel):
     """Add (``widgetId`` required; the rest defaults to a 6x6 tile at x 0 below every
     tile) or move/resize (``x``, ``y``, ``width``, ``height``; at least one) a placement."""
 
@@ -97,7 +97,7 @@ class PlacementBody(BaseModel):
     height: int | None = None
 
 
-class Dashboard(BaseModel):
+class Dashboard(DocModel):
     """A dashboard (Langfuse's ``unstableDashboard``)."""
 
     id: str
@@ -109,14 +109,14 @@ class Dashboard(BaseModel):
     filters: list[dict[str, Any]]
 
 
-class WidgetList(BaseModel):
+class WidgetList(DocModel):
     """A page of widgets, most recently updated first."""
 
     data: list[Widget]
     meta: Meta
 
 
-class DashboardList(BaseModel):
+class DashboardList(DocModel):
     """A page of dashboards, most recently updated first."""
 
     data: list[Dashboard]
@@ -136,7 +136,7 @@ _TILE_FITS: dict[str, Any] = {
 }
 
 
-class Condition(BaseModel):
+class Condition(DocModel):
     """A filter condition (as the metrics query's): ``value`` required but for type
     ``null``."""
 
@@ -154,7 +154,7 @@ class Condition(BaseModel):
     key: str | None = None
 
 
-class NewPlacement(BaseModel):
+class NewPlacement(DocModel):
     """A widget's tile in a dashboard's ``definition``: ``x + width`` at most 12."""
 
     model_config = ConfigDict(json_schema_extra=_TILE_FITS)
@@ -168,13 +168,13 @@ class NewPlacement(BaseModel):
     height: Annotated[int, Field(ge=1)]
 
 
-class Definition(BaseModel):
+class Definition(DocModel):
     """The placements of a dashboard (at most 100)."""
 
     widgets: Annotated[list[NewPlacement], Field(max_length=rules.MAX_PLACEMENTS)]
 
 
-class DashboardCreate(BaseModel):
+class DashboardCreate(DocModel):
     """A new dashboard: ``name`` required. Not stated here (a 400 naming the field):
     placement ids differ, and each placement's widget is one of the project's."""
 
@@ -184,7 +184,7 @@ class DashboardCreate(BaseModel):
     filters: list[Condition] | None = None
 
 
-class DashboardChange(BaseModel):
+class DashboardChange(DocModel):
     """A dashboard change: at least one of the fields not null; ``definition`` replaces
     every placement (the same rules as on create)."""
 
@@ -203,20 +203,20 @@ class DashboardChange(BaseModel):
     filters: list[Condition] | None = None
 
 
-class Dimension(BaseModel):
+class Dimension(DocModel):
     """A dimension of a widget's query."""
 
     field: Annotated[str, Field(min_length=1)]
 
 
-class WidgetMetric(BaseModel):
+class WidgetMetric(DocModel):
     """A metric of a widget's query: a measure and its aggregation."""
 
     measure: Annotated[str, Field(min_length=1)]
     agg: Annotated[str, Field(min_length=1)]
 
 
-class WidgetCreate(BaseModel):
+class WidgetCreate(DocModel):
     """A new widget. Not stated here (a 400 with the metrics query's message): the query
     must parse as ``GET /api/public/v2/metrics`` parses it (the view's dimensions,
     measures, aggregations and filter columns; ``agg`` ``histogram`` exactly with chart
@@ -234,9 +234,12 @@ class WidgetCreate(BaseModel):
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    schema.pop("$defs", None)
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    def schema() -> dict[str, Any]:
+        made = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        made.pop("$defs", None)
+        return made
+
+    return request_body(schema)
 
 
 def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:

@@ -14,17 +14,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ...schema.datasets import MAX_ITEM_ID, MAX_LINKED_ID, MAX_NAME
 from ...schema.entities import LEVELS, SCORE_DATA_TYPES, SCORE_SOURCES
+from ..doc_models import DocModel
 from .body import NOT_BLANK
 from .params import Meta
 
 # --- answers ---------------------------------------------------------------------------
 
 
-class Dataset(BaseModel):
+class Dataset(DocModel):
     """A dataset (without its items)."""
 
     id: str
@@ -40,7 +41,7 @@ class Dataset(BaseModel):
     updatedAt: datetime
 
 
-class DatasetItem(BaseModel):
+class DatasetItem(DocModel):
     """A dataset item; ``mediaReferences`` is always empty (no media is resolved)."""
 
     id: str
@@ -64,7 +65,7 @@ class LegacyDataset(Dataset):
     runs: list[str]
 
 
-class DatasetRun(BaseModel):
+class DatasetRun(DocModel):
     """A dataset run (an experiment over a dataset)."""
 
     id: str
@@ -77,7 +78,7 @@ class DatasetRun(BaseModel):
     updatedAt: datetime
 
 
-class DatasetRunItem(BaseModel):
+class DatasetRunItem(DocModel):
     """A trace (and optionally one of its observations) linked to an item in a run."""
 
     id: str
@@ -96,42 +97,42 @@ class DatasetRunWithItems(DatasetRun):
     datasetRunItems: list[DatasetRunItem]
 
 
-class PaginatedDatasets(BaseModel):
+class PaginatedDatasets(DocModel):
     """A page of the project's datasets, newest first."""
 
     data: list[Dataset]
     meta: Meta
 
 
-class PaginatedLegacyDatasets(BaseModel):
+class PaginatedLegacyDatasets(DocModel):
     """A page of the project's datasets (v1: with items and run names), newest first."""
 
     data: list[LegacyDataset]
     meta: Meta
 
 
-class PaginatedDatasetItems(BaseModel):
+class PaginatedDatasetItems(DocModel):
     """A page of dataset items, newest first."""
 
     data: list[DatasetItem]
     meta: Meta
 
 
-class PaginatedDatasetRuns(BaseModel):
+class PaginatedDatasetRuns(DocModel):
     """A page of a dataset's runs, newest first."""
 
     data: list[DatasetRun]
     meta: Meta
 
 
-class PaginatedDatasetRunItems(BaseModel):
+class PaginatedDatasetRunItems(DocModel):
     """A page of a run's items, oldest first."""
 
     data: list[DatasetRunItem]
     meta: Meta
 
 
-class ExperimentScoreSubject(BaseModel):
+class ExperimentScoreSubject(DocModel):
     """What a score rates (an observation's subject also names its trace)."""
 
     kind: Literal["trace", "observation", "session", "experiment"]
@@ -139,7 +140,7 @@ class ExperimentScoreSubject(BaseModel):
     traceId: str | None = None
 
 
-class ExperimentScore(BaseModel):
+class ExperimentScore(DocModel):
     """A ScoreV3 inside an experiment or an experiment item (the ``core``, ``details``
     and ``subject`` groups): ``value`` a number (NUMERIC), a boolean (BOOLEAN) or a
     string (the other types)."""
@@ -160,7 +161,7 @@ class ExperimentScore(BaseModel):
     subject: ExperimentScoreSubject | None
 
 
-class Experiment(BaseModel):
+class Experiment(DocModel):
     """A dataset run over the requested range; ``metadata`` and ``scores`` (the run's
     own) only when their field group is asked for."""
 
@@ -175,20 +176,20 @@ class Experiment(BaseModel):
     scores: list[ExperimentScore] | None = Field(None, description="With fields=scores")
 
 
-class ExperimentsResponseMeta(BaseModel):
+class ExperimentsResponseMeta(DocModel):
     """``cursor``: the next page's, absent on the last page."""
 
     cursor: str | None = None
 
 
-class ExperimentsResponse(BaseModel):
+class ExperimentsResponse(DocModel):
     """A cursor page of experiments, latest activity first."""
 
     data: list[Experiment]
     meta: ExperimentsResponseMeta
 
 
-class ExperimentItem(BaseModel):
+class ExperimentItem(DocModel):
     """A run item with its trace and dataset item; each optional group's fields only
     when it is asked for (``fields``)."""
 
@@ -221,7 +222,7 @@ class ExperimentItem(BaseModel):
     )
 
 
-class ExperimentItemsResponse(BaseModel):
+class ExperimentItemsResponse(DocModel):
     """A cursor page of experiment items, newest first."""
 
     data: list[ExperimentItem]
@@ -231,7 +232,7 @@ class ExperimentItemsResponse(BaseModel):
 # --- request bodies --------------------------------------------------------------------
 
 
-class DatasetBody(BaseModel):
+class DatasetBody(DocModel):
     """Create a dataset, or update the one with this ``name`` (keys left out or null
     keep the stored value). ``inputSchema`` and ``expectedOutputSchema``: JSON Schemas
     (any draft, ``$schema`` picks it, else 2020-12; patterns RE2 can compile) that the
@@ -256,7 +257,7 @@ class DatasetBody(BaseModel):
     expectedOutputSchema: dict[str, Any] | bool | None = None
 
 
-class DatasetItemBody(BaseModel):
+class DatasetItemBody(DocModel):
     """Create an item in the dataset ``datasetName``, or update the item with this
     ``id`` (keys left out or null keep the stored value); its input and expectedOutput
     must match the dataset's schemas."""
@@ -287,7 +288,7 @@ class DatasetItemBody(BaseModel):
 _NOT_EMPTY: dict[str, Any] = {"type": "string", "minLength": 1}
 
 
-class DatasetRunItemBody(BaseModel):
+class DatasetRunItemBody(DocModel):
     """Link a trace (or an observation: its stored trace is used) to a dataset item in
     the run ``runName``, created on first use. Strict: no other key."""
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.json_schema import SkipJsonSchema
 
+from ..doc_models import DocModel, request_body
 from .body import NOT_BLANK
 from .params import Meta
 
@@ -41,7 +42,7 @@ MASKED_KEY = r"^\.\.\.[\s\S]{0,4}$"
 _NotEmpty = Annotated[str, Field(min_length=1)]
 
 
-class LlmConnectionBody(BaseModel):
+class LlmConnectionBody(DocModel):
     """``PUT /api/public/llm-connections``: create the connection named ``provider`` or
     replace all its settings and key. The key and the extra headers' values are sealed
     before they are stored and never answered."""
@@ -60,7 +61,7 @@ class LlmConnectionBody(BaseModel):
     config: dict[str, Any] | None = Field(None, description="Adapter-specific, kept as given")
 
 
-class LlmConnection(BaseModel):
+class LlmConnection(DocModel):
     """A connection as Langfuse's ``LlmConnection``: no secret in it."""
 
     id: str
@@ -80,7 +81,7 @@ class LlmConnection(BaseModel):
     updatedAt: str
 
 
-class LlmConnections(BaseModel):
+class LlmConnections(DocModel):
     """A page of the project's connections, by provider."""
 
     data: list[LlmConnection]
@@ -94,7 +95,7 @@ class LlmConnections(BaseModel):
 JSON_PATH = r"^\$(\.[A-Za-z_][A-Za-z0-9_-]*|\[[0-9]+\]|\[['\"][^'\"\x00]+['\"]\]|\[\*\])*$"
 
 
-class EvaluatorMapping(BaseModel):
+class EvaluatorMapping(DocModel):
     """An evaluator's default mapping entry: fills ``variable`` from the evaluated
     object's ``input``, ``output`` or ``metadata`` (``jsonPath`` into it); a variable
     appears once."""
@@ -104,7 +105,7 @@ class EvaluatorMapping(BaseModel):
     jsonPath: str | None = Field(None, pattern=JSON_PATH)
 
 
-class JudgeModel(BaseModel):
+class JudgeModel(DocModel):
     """The judge's model: ``provider`` names one of the project's LLM connections (422
     otherwise)."""
 
@@ -112,13 +113,13 @@ class JudgeModel(BaseModel):
     model: str = Field(min_length=1)
 
 
-class OutputText(BaseModel):
+class OutputText(DocModel):
     """What the judge is told to give in this field."""
 
     description: str
 
 
-class NumericJudgeScore(BaseModel):
+class NumericJudgeScore(DocModel):
     """A numeric score, optionally within inclusive bounds (``minValue`` <= ``maxValue``)."""
 
     description: str
@@ -126,7 +127,7 @@ class NumericJudgeScore(BaseModel):
     maxValue: float | None = None
 
 
-class CategoricalJudgeScore(BaseModel):
+class CategoricalJudgeScore(DocModel):
     """One or more of the categories."""
 
     description: str
@@ -134,7 +135,7 @@ class CategoricalJudgeScore(BaseModel):
     shouldAllowMultipleMatches: bool
 
 
-class NumericOutput(BaseModel):
+class NumericOutput(DocModel):
     """A NUMERIC judge score."""
 
     dataType: Literal["NUMERIC"]
@@ -142,7 +143,7 @@ class NumericOutput(BaseModel):
     score: NumericJudgeScore
 
 
-class BooleanOutput(BaseModel):
+class BooleanOutput(DocModel):
     """A BOOLEAN judge score."""
 
     dataType: Literal["BOOLEAN"]
@@ -150,7 +151,7 @@ class BooleanOutput(BaseModel):
     score: OutputText
 
 
-class CategoricalOutput(BaseModel):
+class CategoricalOutput(DocModel):
     """A CATEGORICAL judge score."""
 
     dataType: Literal["CATEGORICAL"]
@@ -163,7 +164,7 @@ OutputDefinition = Annotated[
 ]
 
 
-class JudgeEvaluatorBody(BaseModel):
+class JudgeEvaluatorBody(DocModel):
     """An LLM-as-a-judge evaluator (``type`` absent or null: this one). The mapping's
     variables are the prompt's ``{{variable}}`` names."""
 
@@ -175,14 +176,14 @@ class JudgeEvaluatorBody(BaseModel):
     mapping: list[EvaluatorMapping] | None = None
 
 
-class _Deterministic(BaseModel):
+class _Deterministic(DocModel):
     """What every deterministic evaluator body has."""
 
     name: str = Field(max_length=200, pattern=NOT_BLANK)
     mapping: list[EvaluatorMapping] | None = None
 
 
-class TextMatchConfig(BaseModel):
+class TextMatchConfig(DocModel):
     """``expected`` (absent: the ``expected`` variable, a dataset item's expected output)."""
 
     expected: str | None = None
@@ -196,7 +197,7 @@ class TextMatchEvaluatorBody(_Deterministic):
     config: TextMatchConfig | None = None
 
 
-class ContainsConfig(BaseModel):
+class ContainsConfig(DocModel):
     """The text the output must contain."""
 
     value: str
@@ -210,7 +211,7 @@ class ContainsEvaluatorBody(_Deterministic):
     config: ContainsConfig
 
 
-class RegexConfig(BaseModel):
+class RegexConfig(DocModel):
     """An RE2 pattern (one RE2 cannot compile is a 400)."""
 
     pattern: str
@@ -231,7 +232,7 @@ class JsonValidEvaluatorBody(_Deterministic):
     config: dict[str, Any] | None = None
 
 
-class JsonSchemaConfig(BaseModel):
+class JsonSchemaConfig(DocModel):
     """A JSON schema (checked when the evaluator is created; its patterns on RE2)."""
 
     schema_: dict[str, Any] | bool = Field(alias="schema")
@@ -244,7 +245,7 @@ class JsonSchemaEvaluatorBody(_Deterministic):
     config: JsonSchemaConfig
 
 
-class NumericConfig(BaseModel):
+class NumericConfig(DocModel):
     """``expected`` (absent: the ``expected`` variable), within ``tolerance`` (relative:
     a share of ``expected``)."""
 
@@ -281,7 +282,7 @@ DeterministicType = Literal[
 ]
 
 
-class _EvaluatorBase(BaseModel):
+class _EvaluatorBase(DocModel):
     """What every evaluator answer has (Langfuse's ``unstableEvaluatorBase``)."""
 
     id: str
@@ -303,7 +304,7 @@ class JudgeEvaluator(_EvaluatorBase):
     modelConfig: JudgeModel | None
 
 
-class DeterministicOutput(BaseModel):
+class DeterministicOutput(DocModel):
     """The score type a deterministic evaluator gives."""
 
     dataType: Literal["BOOLEAN", "NUMERIC"]
@@ -324,7 +325,7 @@ class Evaluator(RootModel[AnyEvaluator]):
     """The latest version of an evaluator."""
 
 
-class Evaluators(BaseModel):
+class Evaluators(DocModel):
     """A page of the latest version of each of the project's evaluators, by name."""
 
     data: list[AnyEvaluator]
@@ -334,7 +335,7 @@ class Evaluators(BaseModel):
 # --- evaluation rules ------------------------------------------------------------------
 
 
-class FilterCondition(BaseModel):
+class FilterCondition(DocModel):
     """One condition; every one must hold. ``target`` decides the columns: see
     docs/evaluations.md (observation: ``type``, ``name``, ``environment``, ``level``,
     ``version``, ``model``, ``traceName``, ``userId``, ``sessionId``, ``tags``,
@@ -349,7 +350,7 @@ class FilterCondition(BaseModel):
     key: str | None = None
 
 
-class Mapping(BaseModel):
+class Mapping(DocModel):
     """Fills one evaluator variable from the evaluated object: ``tool_calls`` for the
     observation and experiment targets, ``expected_output`` and
     ``experiment_item_metadata`` for experiments only; ``jsonPath`` a path such as
@@ -360,7 +361,7 @@ class Mapping(BaseModel):
     jsonPath: str | None = None
 
 
-class RuleMapping(BaseModel):
+class RuleMapping(DocModel):
     """A rule's mapping entry as the routes take it (a variable once; the source one
     the target offers: see :class:`Mapping`)."""
 
@@ -369,7 +370,7 @@ class RuleMapping(BaseModel):
     jsonPath: str | None = Field(None, pattern=JSON_PATH)
 
 
-class EvaluatorRef(BaseModel):
+class EvaluatorRef(DocModel):
     """An evaluator family by name (its latest version is used; a name the project
     lacks is a 400). ``type`` is not read."""
 
@@ -377,14 +378,14 @@ class EvaluatorRef(BaseModel):
     type: str | None = None
 
 
-class Assignment(BaseModel):
+class Assignment(DocModel):
     """The evaluator of a rule with its mapping (exactly one per rule)."""
 
     evaluator: EvaluatorRef
     mapping: list[RuleMapping] | None = None
 
 
-class RuleBody(BaseModel):
+class RuleBody(DocModel):
     """Create a rule: ``name``, ``enabled`` and either ``evaluator`` (with an optional
     ``mapping``) or ``evaluators`` (exactly one entry; then neither ``evaluator`` nor
     ``mapping``). ``sampling`` in (0, 1], default 1; ``target`` default ``trace``. The
@@ -401,7 +402,7 @@ class RuleBody(BaseModel):
     filter: list[FilterCondition] | None = None
 
 
-class RuleChange(BaseModel):
+class RuleChange(DocModel):
     """Change a rule: at least one field, the others keep their value (``mapping``
     alone keeps the evaluator); a new ``target`` starts from the time of the change."""
 
@@ -417,7 +418,7 @@ class RuleChange(BaseModel):
     filter: list[FilterCondition] | None = None
 
 
-class RuleEvaluator(BaseModel):
+class RuleEvaluator(DocModel):
     """The rule's evaluator family."""
 
     id: str
@@ -425,14 +426,14 @@ class RuleEvaluator(BaseModel):
     type: str
 
 
-class RuleAssignment(BaseModel):
+class RuleAssignment(DocModel):
     """The rule's evaluator with its mapping."""
 
     evaluator: RuleEvaluator
     mapping: list[Mapping] | None
 
 
-class EvaluationRule(BaseModel):
+class EvaluationRule(DocModel):
     """A stored rule: ``status`` ``active`` (enabled, its evaluator there) or
     ``inactive``."""
 
@@ -452,7 +453,7 @@ class EvaluationRule(BaseModel):
     updatedAt: str
 
 
-class EvaluationRules(BaseModel):
+class EvaluationRules(DocModel):
     """A page of the project's rules, newest first."""
 
     data: list[EvaluationRule]
@@ -474,6 +475,10 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
 def rule_body(model: type[BaseModel]) -> dict[str, Any]:
     """A rule route's documented, required JSON body (``openapi_extra=``), its nested
     models inlined (the request body has no ``$defs`` of its own to point at)."""
-    schema = model.model_json_schema()
-    schema = _inline(schema, schema.pop("$defs", {}))
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+    def schema() -> dict[str, Any]:
+        made = model.model_json_schema()
+        inlined: dict[str, Any] = _inline(made, made.pop("$defs", {}))
+        return inlined
+
+    return request_body(schema)

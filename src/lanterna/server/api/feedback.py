@@ -6,11 +6,11 @@ skills, MCP tools, the CLI, docs or the public API. Stored with the project (tab
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ..audit import actor_of, audit
 from ..auth import ProjectKey
-from ..doc_models import answer
+from ..doc_models import DocModel, answer
 from ..errors import ApiError
 from ..responses import JSON
 from ..runtime import runtime
@@ -21,7 +21,7 @@ router = APIRouter(tags=["Feedback"])
 TARGET_TYPES = ("skill", "mcp-tool", "cli", "docs", "public-api", "other")
 
 
-class SubmitFeedbackRequest(BaseModel):
+class SubmitFeedbackRequest(DocModel):
     """``targetType`` (``skill``, ``mcp-tool``, ``cli``, ``docs``, ``public-api``,
     ``other``), ``target`` (1-200 characters), ``feedback`` (1-3000), optional ``goal``
     (1-1500) and ``referenceUrl`` (http or https)."""
@@ -35,7 +35,7 @@ class SubmitFeedbackRequest(BaseModel):
     )
 
 
-class SubmitFeedbackResponse(BaseModel):
+class SubmitFeedbackResponse(DocModel):
     """The stored feedback's id."""
 
     id: str

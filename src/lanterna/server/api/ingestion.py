@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ... import _json
 from ...ingest.langfuse_events import EventError, ParsedBatch, read_batch
@@ -15,7 +15,7 @@ from ...ingest.score_configs import check_batch, config_ids
 from ...store.db import Conn
 from ...store.interface import PreparedEvents, Store
 from ..auth import AnyKey
-from ..doc_models import answer
+from ..doc_models import DocModel, answer
 from ..errors import ApiError
 from ..responses import JSON
 from ..runtime import runtime
@@ -44,7 +44,7 @@ EventType = Literal[
 ]
 
 
-class IngestionEvent(BaseModel):
+class IngestionEvent(DocModel):
     """One event of a batch; its ``body`` is the trace, observation or score (the fields
     of docs/api.md). A bad event is refused alone, in the answer's ``errors``."""
 
@@ -55,7 +55,7 @@ class IngestionEvent(BaseModel):
     metadata: Any = None
 
 
-class IngestionBatch(BaseModel):
+class IngestionBatch(DocModel):
     """``POST /api/public/ingestion``'s body (may be sent gzip- or deflate-encoded)."""
 
     model_config = ConfigDict(
@@ -101,14 +101,14 @@ class IngestionBatch(BaseModel):
     metadata: Any = None
 
 
-class IngestionSuccess(BaseModel):
+class IngestionSuccess(DocModel):
     """An event stored (committed before the answer)."""
 
     id: str
     status: int
 
 
-class IngestionError(BaseModel):
+class IngestionError(DocModel):
     """An event refused: nothing of it was stored; ``error`` says why."""
 
     id: str
@@ -117,7 +117,7 @@ class IngestionError(BaseModel):
     error: Any = None
 
 
-class IngestionResult(BaseModel):
+class IngestionResult(DocModel):
     """The 207 answer: each event of the batch in one of the lists (``sdk-log`` in none)."""
 
     model_config = ConfigDict(

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
@@ -28,6 +28,7 @@ from ...lifecycle.deletion import delete_session, delete_user
 from ...store.interface import Deleted
 from ..audit import audit
 from ..auth import ProjectKey
+from ..doc_models import DocModel
 from ..export import FORMATS as EXPORT_FORMATS
 from ..export import KINDS as EXPORT_KINDS
 from ..export import MEDIA_TYPES as EXPORT_MEDIA_TYPES
@@ -48,14 +49,14 @@ NO_NUL_TEXT = r"^[^\x00]*$"
 MASK_PATH = rf"^(\$\.)?({'|'.join(PATH_ROOTS)})(\.[^.\x00]+)+$"
 
 
-class DeletedCounts(BaseModel):
+class DeletedCounts(DocModel):
     """What a deletion removed."""
 
     message: str
     deleted: dict[str, int]
 
 
-class Retention(BaseModel):
+class Retention(DocModel):
     """``retentionDays``: data older than this many days is deleted by the retention job
     (traces by their timestamp, with their observations and scores); null keeps
     everything. From 1 to 36500."""
@@ -63,7 +64,7 @@ class Retention(BaseModel):
     retentionDays: int | None = None
 
 
-class RetentionBody(BaseModel):
+class RetentionBody(DocModel):
     """Set the retention: ``retentionDays`` (required) from 1 to 36500, or null to keep
     everything."""
 
@@ -74,7 +75,7 @@ class RetentionBody(BaseModel):
 _REPLACEMENT = Field(default=REDACTED, max_length=100, pattern=NO_NUL_TEXT)
 
 
-class BuiltinRule(BaseModel):
+class BuiltinRule(DocModel):
     """Redact what a built-in pattern finds."""
 
     type: Literal["builtin"]
@@ -82,7 +83,7 @@ class BuiltinRule(BaseModel):
     replacement: str = _REPLACEMENT
 
 
-class RegexRule(BaseModel):
+class RegexRule(DocModel):
     """Redact what an RE2 ``pattern`` finds (it must compile: a 400 otherwise, which
     JSON Schema cannot state)."""
 
@@ -91,7 +92,7 @@ class RegexRule(BaseModel):
     replacement: str = _REPLACEMENT
 
 
-class PathRule(BaseModel):
+class PathRule(DocModel):
     """Replace the value at a path: ``input``, ``output`` or ``metadata`` (``$.``
     may lead), then keys separated by dots."""
 
@@ -100,13 +101,13 @@ class PathRule(BaseModel):
     replacement: str = _REPLACEMENT
 
 
-class MaskingRulesBody(BaseModel):
+class MaskingRulesBody(DocModel):
     """Replace the project's redaction rules: ``rules`` (required, at most 50)."""
 
     rules: Annotated[list[BuiltinRule | RegexRule | PathRule], Field(max_length=MAX_RULES)]
 
 
-class MaskingRules(BaseModel):
+class MaskingRules(DocModel):
     """``rules``: the project's redaction rules, applied to every event before it is
     stored (see docs/operations.md#masking): ``{"type": "builtin", "name": "email" |
     "credit_card" | "api_key" | "bearer_token"}``, ``{"type": "regex", "pattern": RE2,
@@ -115,7 +116,7 @@ class MaskingRules(BaseModel):
     rules: list[dict[str, Any]]
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(DocModel):
     """One change: when, who (``user:EMAIL`` or ``key:PUBLIC_KEY``), what."""
 
     id: str
@@ -126,7 +127,7 @@ class AuditEntry(BaseModel):
     detail: dict[str, Any] | None = None
 
 
-class AuditLog(BaseModel):
+class AuditLog(DocModel):
     """A page of the audit log, newest first."""
 
     data: list[AuditEntry]

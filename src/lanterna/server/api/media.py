@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -24,6 +24,7 @@ from ...ingest.media import media_id_of
 from ...store.filters import parse_time
 from ..audit import audit
 from ..auth import ProjectKey
+from ..doc_models import DocModel
 from ..errors import ApiError, not_found
 from ..media import (
     SAFE_HEADERS,
@@ -67,7 +68,7 @@ MAX_STATUS = 2**31 - 1
 MAX_TIME_MS = 2**63 - 1
 
 
-class MediaBody(BaseModel):
+class MediaBody(DocModel):
     """``POST /api/public/media``: register media by its SHA-256 (and optionally what
     refers to it). The content types and size a server takes are its settings'
     (``media_content_types``, ``media_max_bytes``): documented here are the defaults."""
@@ -90,7 +91,7 @@ class MediaBody(BaseModel):
     field: str | None = Field(None, description="input, output, expectedOutput or metadata")
 
 
-class UploadUrl(BaseModel):
+class UploadUrl(DocModel):
     """The media id and where to PUT the bytes; ``uploadUrl`` is null when they are
     stored already."""
 
@@ -98,7 +99,7 @@ class UploadUrl(BaseModel):
     uploadUrl: str | None
 
 
-class PatchMediaBody(BaseModel):
+class PatchMediaBody(DocModel):
     """``PATCH /api/public/media/{media_id}``: the outcome of the upload."""
 
     uploadedAt: datetime | None = Field(None, description="Absent or null: now")
@@ -109,7 +110,7 @@ class PatchMediaBody(BaseModel):
     uploadTimeMs: int | None = Field(None, ge=0, le=MAX_TIME_MS)
 
 
-class MediaRecord(BaseModel):
+class MediaRecord(DocModel):
     """A stored media record with a short-lived download URL (Langfuse's
     ``GetMediaResponse``)."""
 

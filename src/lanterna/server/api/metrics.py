@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ...analytics.metrics import Scope
 from ...analytics.query import AGGREGATIONS, parse_query, run_query, run_raw, views_for
@@ -16,7 +16,7 @@ from ...analytics.usage import daily_usage
 from ...store.db import Conn
 from ...store.filters import OPERATORS, parse_time
 from ..auth import ProjectKey
-from ..doc_models import answer
+from ..doc_models import DocModel, answer
 from ..responses import JSON
 from ..runtime import runtime
 from ..shapes import daily_json
@@ -66,7 +66,7 @@ def daily_metrics(
     return JSON(runtime(request).read_sync(read))
 
 
-class MetricsResponse(BaseModel):
+class MetricsResponse(DocModel):
     """The answer of both metrics query routes."""
 
     data: list[dict[str, Any]] = Field(

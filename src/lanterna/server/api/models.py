@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.responses import Response
 
 from ...cost import builtin
@@ -22,6 +22,7 @@ from ...store.interface import Models
 from ...timeutil import now
 from ..audit import audit
 from ..auth import ProjectKey
+from ..doc_models import DocModel
 from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
@@ -42,7 +43,7 @@ Regex = Annotated[
 Price = Annotated[float, Field(ge=0)]
 
 
-class UsageCondition(BaseModel):
+class UsageCondition(DocModel):
     """A tier applies when the usage whose keys match ``usageDetailPattern``, summed,
     compares to ``value`` by ``operator``."""
 
@@ -52,7 +53,7 @@ class UsageCondition(BaseModel):
     caseSensitive: bool
 
 
-class AttributeCondition(BaseModel):
+class AttributeCondition(DocModel):
     """A tier applies when a top-level model parameter or metadata ``key`` has one of
     ``values``."""
 
@@ -62,7 +63,7 @@ class AttributeCondition(BaseModel):
     values: list[str]
 
 
-class PricingTier(BaseModel):
+class PricingTier(DocModel):
     """Prices (USD per unit, by usage type) that apply when all ``conditions`` hold; the
     default tier (priority 0) has none."""
 
@@ -74,13 +75,13 @@ class PricingTier(BaseModel):
     prices: dict[str, float]
 
 
-class ModelPrice(BaseModel):
+class ModelPrice(DocModel):
     """A unit price (USD)."""
 
     price: float
 
 
-class Model(BaseModel):
+class Model(DocModel):
     """A model definition: a custom one of the project, or a built-in one
     (``isLangfuseManaged``, id ``builtin:<provider>:<model>``, with its ``provider``).
     The flat prices and ``prices`` are the default tier's."""
@@ -102,7 +103,7 @@ class Model(BaseModel):
     provider: str | None = Field(None, description="Built-in models only.")
 
 
-class ModelList(BaseModel):
+class ModelList(DocModel):
     """A page of models: the project's custom ones (newest first), then the built-in
     ones; with ``match``, the one model the name resolves to (or none, and ``message``
     says so)."""
@@ -112,7 +113,7 @@ class ModelList(BaseModel):
     message: str | None = Field(None, description="Only when ``match`` matched no model.")
 
 
-class UsageConditionBody(BaseModel):
+class UsageConditionBody(DocModel):
     """A usage condition of a tier (``caseSensitive`` defaults to false)."""
 
     usageDetailPattern: Regex
@@ -121,7 +122,7 @@ class UsageConditionBody(BaseModel):
     caseSensitive: bool = False
 
 
-class AttributeConditionBody(BaseModel):
+class AttributeConditionBody(DocModel):
     """An attribute condition of a tier."""
 
     source: Literal["model_parameters", "metadata"]
@@ -130,7 +131,7 @@ class AttributeConditionBody(BaseModel):
     values: list[str] = Field(min_length=1)
 
 
-class PricingTierBody(BaseModel):
+class PricingTierBody(DocModel):
     """A pricing tier to create. Exactly one tier of a model is the default (priority
     0, no conditions); the others need conditions; names and priorities are unique."""
 
@@ -141,7 +142,7 @@ class PricingTierBody(BaseModel):
     prices: dict[Annotated[str, Field(min_length=1)], Price] = Field(min_length=1)
 
 
-class ModelBody(BaseModel):
+class ModelBody(DocModel):
     """Create a custom model (Langfuse's ``CreateModelRequest``): prices either flat
     (``inputPrice``/``outputPrice``, or ``totalPrice`` alone: a default tier named
     "Standard") or as ``pricingTiers``, not both."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import ConfigDict, Field, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import Conflict
@@ -23,7 +23,7 @@ from ...store.db import Conn
 from ...timeutil import format_ts, now
 from ..audit import audit, audit_org
 from ..auth import key_cache
-from ..doc_models import answer
+from ..doc_models import DocModel, answer
 from ..errors import ApiError, not_found
 from ..org_auth import OrgKey
 from ..responses import JSON
@@ -37,7 +37,7 @@ router = APIRouter(tags=["Projects"])
 PROJECTS = "/api/public/projects"
 
 
-class ProjectBody(BaseModel):
+class ProjectBody(DocModel):
     """Create (``name`` required; ``retention``: days to keep data, 0 or at least 3,
     0 or absent keeps everything) or update a project (``retention`` absent keeps the
     current setting, ``metadata`` absent keeps the current metadata)."""
@@ -62,14 +62,14 @@ class ProjectBody(BaseModel):
     )
 
 
-class Organization(BaseModel):
+class Organization(DocModel):
     """The organisation of a project."""
 
     id: str
     name: str
 
 
-class Project(BaseModel):
+class Project(DocModel):
     """A project (``retentionDays`` omitted when it keeps everything)."""
 
     id: str
@@ -79,14 +79,14 @@ class Project(BaseModel):
     retentionDays: int | None = None
 
 
-class ProjectDeletionResponse(BaseModel):
+class ProjectDeletionResponse(DocModel):
     """A deleted project."""
 
     success: bool
     message: str
 
 
-class ApiKeyBody(BaseModel):
+class ApiKeyBody(DocModel):
     """A new project key: an optional ``note``, and optionally a predefined pair
     (``publicKey`` starting ``pk-lf-`` and ``secretKey`` starting ``sk-lf-``, both or
     neither)."""
@@ -117,13 +117,13 @@ class ApiKeySummary(OrganizationApiKey):
     """A project key (secret masked): the fields an organisation key has."""
 
 
-class ApiKeyList(BaseModel):
+class ApiKeyList(DocModel):
     """The project's active keys, oldest first."""
 
     apiKeys: list[ApiKeySummary]
 
 
-class ApiKeyResponse(BaseModel):
+class ApiKeyResponse(DocModel):
     """A new key: the only answer that holds its secret."""
 
     id: str
@@ -134,7 +134,7 @@ class ApiKeyResponse(BaseModel):
     note: str | None = None
 
 
-class ApiKeyDeletionResponse(BaseModel):
+class ApiKeyDeletionResponse(DocModel):
     """A revoked key."""
 
     success: bool

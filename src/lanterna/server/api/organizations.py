@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ...accounts import orgs
 from ...accounts import store as accounts
 from ...errors import Conflict
 from ...store.db import Conn
 from ..audit import actor_of, audit, audit_org
+from ..doc_models import DocModel
 from ..errors import ApiError, not_found
 from ..org_auth import OrgKey, OrgPrincipal
 from ..responses import JSON
@@ -27,7 +28,7 @@ from .body import json_body, ok, read_json_object
 router = APIRouter(tags=["Organizations"])
 
 
-class OrganizationProject(BaseModel):
+class OrganizationProject(DocModel):
     """A project of the organisation."""
 
     id: str
@@ -37,13 +38,13 @@ class OrganizationProject(BaseModel):
     updatedAt: str
 
 
-class OrganizationProjectsResponse(BaseModel):
+class OrganizationProjectsResponse(DocModel):
     """The organisation's projects, oldest first."""
 
     projects: list[OrganizationProject]
 
 
-class OrganizationApiKey(BaseModel):
+class OrganizationApiKey(DocModel):
     """An organisation key: its public key and masked secret (``sk-lf-...abcd``)."""
 
     id: str
@@ -55,7 +56,7 @@ class OrganizationApiKey(BaseModel):
     displaySecretKey: str
 
 
-class OrganizationApiKeysResponse(BaseModel):
+class OrganizationApiKeysResponse(DocModel):
     """The organisation's active keys, oldest first."""
 
     apiKeys: list[OrganizationApiKey]
@@ -109,7 +110,7 @@ async def organization_api_keys(request: Request, org: OrgKey) -> JSON:
 API_ROLES = ("OWNER", "ADMIN", "MEMBER", "VIEWER")
 
 
-class MembershipRequest(BaseModel):
+class MembershipRequest(DocModel):
     """Give ``userId`` ``role`` (``OWNER``, ``ADMIN``, ``MEMBER`` or ``VIEWER``)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"userId": "u-1", "role": "VIEWER"}]})
@@ -118,13 +119,13 @@ class MembershipRequest(BaseModel):
     role: str = Field(json_schema_extra={"enum": list(API_ROLES)})
 
 
-class DeleteMembershipRequest(BaseModel):
+class DeleteMembershipRequest(DocModel):
     """Take ``userId`` out."""
 
     userId: str = Field(min_length=1)
 
 
-class MembershipResponse(BaseModel):
+class MembershipResponse(DocModel):
     """A member: user id, role, email and name."""
 
     userId: str = Field(min_length=1)
@@ -133,13 +134,13 @@ class MembershipResponse(BaseModel):
     name: str
 
 
-class MembershipsResponse(BaseModel):
+class MembershipsResponse(DocModel):
     """Members, oldest first."""
 
     memberships: list[MembershipResponse]
 
 
-class MembershipDeletionResponse(BaseModel):
+class MembershipDeletionResponse(DocModel):
     """A removed membership."""
 
     message: str

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.responses import Response
 
 from ...ingest.media import extract_media
@@ -29,7 +29,7 @@ from ...ingest.otlp_experiments import ExperimentLink
 from ...store.db import Conn
 from ...timeutil import now
 from ..auth import ProjectKey
-from ..doc_models import answer
+from ..doc_models import Deferred, DocModel, answer
 from ..errors import ApiError
 from ..media import media_allowed, with_media
 from ..runtime import Runtime, runtime
@@ -43,7 +43,7 @@ JSON = "application/json"
 # --- the OpenAPI shapes: OTLP/JSON (protobuf's JSON mapping), and protobuf bytes -------
 
 
-class OtlpAttribute(BaseModel):
+class OtlpAttribute(DocModel):
     """An attribute: ``key`` and an OTLP ``AnyValue`` (``{"stringValue": ...}``,
     ``intValue``, ``doubleValue``, ``boolValue``, ``arrayValue``, ``kvlistValue``,
     ``bytesValue``)."""
@@ -52,13 +52,13 @@ class OtlpAttribute(BaseModel):
     value: dict[str, Any] | None = None
 
 
-class OtlpResource(BaseModel):
+class OtlpResource(DocModel):
     """What sent the spans (``service.name``, ...)."""
 
     attributes: list[OtlpAttribute] = []
 
 
-class OtlpScope(BaseModel):
+class OtlpScope(DocModel):
     """The instrumentation library."""
 
     name: str | None = None
@@ -66,7 +66,7 @@ class OtlpScope(BaseModel):
     attributes: list[OtlpAttribute] = []
 
 
-class OtlpSpan(BaseModel):
+class OtlpSpan(DocModel):
     """A span. Ids are hex (32 digits for a trace, 16 for a span) or base64; times are
     nanoseconds since the epoch (a number or a decimal string); ``kind`` is OTLP's
     number or its name."""
@@ -84,35 +84,35 @@ class OtlpSpan(BaseModel):
     status: dict[str, Any] | None = None
 
 
-class OtlpScopeSpans(BaseModel):
+class OtlpScopeSpans(DocModel):
     """The spans of one instrumentation scope."""
 
     scope: OtlpScope | None = None
     spans: list[OtlpSpan] = []
 
 
-class OtlpResourceSpans(BaseModel):
+class OtlpResourceSpans(DocModel):
     """The spans of one resource."""
 
     resource: OtlpResource | None = None
     scopeSpans: list[OtlpScopeSpans] = []
 
 
-class OtlpExportRequest(BaseModel):
+class OtlpExportRequest(DocModel):
     """An OTLP ``ExportTraceServiceRequest`` in OTLP/JSON (the same message in protobuf
     is ``application/x-protobuf``)."""
 
     resourceSpans: list[OtlpResourceSpans] = []
 
 
-class PartialSuccess(BaseModel):
+class PartialSuccess(DocModel):
     """Spans left out (ids that are not OTLP ids): how many and why."""
 
     rejectedSpans: str = Field(description="A count (an int64: a string in OTLP/JSON).")
     errorMessage: str
 
 
-class OtlpExportResponse(BaseModel):
+class OtlpExportResponse(DocModel):
     """OTLP's ``ExportTraceServiceResponse`` in OTLP/JSON: ``{}``, or the
     ``partialSuccess`` when spans were left out; the same message in protobuf answers an
     ``application/x-protobuf`` export."""
@@ -122,15 +122,17 @@ class OtlpExportResponse(BaseModel):
 
 _BYTES = {"schema": {"type": "string", "format": "binary"}}
 #: Both media types, JSON or protobuf, optionally gzip- or deflate-encoded.
-_EXPORT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            JSON: {"schema": OtlpExportRequest.model_json_schema()},
-            PROTOBUF: _BYTES,
-        },
+_EXPORT_BODY = Deferred(
+    lambda: {
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {"schema": OtlpExportRequest.model_json_schema()},
+                PROTOBUF: _BYTES,
+            },
+        }
     }
-}
+)
 #: The answer is in the request's format.
 _EXPORTED: dict[int | str, dict[str, Any]] = {
     200: answer(

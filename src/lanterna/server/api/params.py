@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import BaseModel
 
 from ... import _json
 from ...store.filters import FilterError
 from ...timeutil import parse_ts
+from ..doc_models import DocModel
 from ..errors import ApiError
 
 DEFAULT_LIMIT = 50
@@ -43,7 +43,7 @@ def one_of(values: tuple[str, ...], alias: str | None = None) -> Any:
 VersionParam = Annotated[int | None, Query(ge=1, le=MAX_VERSION)]
 
 
-class Meta(BaseModel):
+class Meta(DocModel):
     """The page of a list (the OpenAPI shape of :meth:`Page.envelope`'s ``meta``)."""
 
     page: int
@@ -52,7 +52,7 @@ class Meta(BaseModel):
     totalPages: int
 
 
-class Message(BaseModel):
+class Message(DocModel):
     """The answer of a delete."""
 
     message: str

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
 
 from ..._version import __version__
 from ..auth import ProjectKey
-from ..doc_models import answer
+from ..doc_models import DocModel, answer
 from ..errors import not_found
 from ..responses import JSON
 from ..runtime import runtime
@@ -18,7 +17,7 @@ from .core_models import Projects
 router = APIRouter()
 
 
-class Health(BaseModel):
+class Health(DocModel):
     """``{"status": "OK", "version": ...}``; with the database unreachable (503) the
     status names the failure."""
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import ConfigDict, Field, RootModel
 from starlette.responses import Response
 
 from ...prompts import references
@@ -17,6 +17,7 @@ from ...timeutil import parse_ts
 from .. import shapes
 from ..audit import audit
 from ..auth import ProjectKey
+from ..doc_models import DocModel
 from ..errors import ApiError
 from ..responses import JSON
 from ..runtime import runtime
@@ -49,7 +50,7 @@ Label = Annotated[
 ]
 
 
-class ChatMessageIn(BaseModel):
+class ChatMessageIn(DocModel):
     """A chat message of a new prompt (stored with ``type: chatmessage``)."""
 
     role: str
@@ -57,14 +58,14 @@ class ChatMessageIn(BaseModel):
     type: Literal["chatmessage"] | None = None
 
 
-class PlaceholderIn(BaseModel):
+class PlaceholderIn(DocModel):
     """A placeholder of a new chat prompt: messages the caller fills in at compile time."""
 
     type: Literal["placeholder"]
     name: str = Field(min_length=1)
 
 
-class _NewPromptFields(BaseModel):
+class _NewPromptFields(DocModel):
     name: PromptName
     config: Any = Field(None, description="Any JSON; null or absent: {}")
     labels: list[Label] | None = Field(
@@ -115,13 +116,13 @@ class CreatePromptBody(RootModel[TextPromptBody | ChatPromptBody]):
     )
 
 
-class LabelsBody(BaseModel):
+class LabelsBody(DocModel):
     """``PATCH .../versions/{version}``: labels to add to the version (null: none)."""
 
     newLabels: list[Label] | None = None
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(DocModel):
     """A chat message of a stored prompt."""
 
     role: str
@@ -129,14 +130,14 @@ class ChatMessage(BaseModel):
     type: Literal["chatmessage"]
 
 
-class PlaceholderMessage(BaseModel):
+class PlaceholderMessage(DocModel):
     """A placeholder of a stored chat prompt."""
 
     type: Literal["placeholder"]
     name: str
 
 
-class _PromptFields(BaseModel):
+class _PromptFields(DocModel):
     id: str
     projectId: str
     name: str
@@ -173,7 +174,7 @@ class Prompt(RootModel[Annotated[TextPrompt | ChatPrompt, Field(discriminator="t
     """A prompt version as the SDKs parse it (Langfuse's ``Prompt``): text or chat."""
 
 
-class PromptMeta(BaseModel):
+class PromptMeta(DocModel):
     """A prompt name: its versions, every label of them, tags, last update and the
     newest version's config."""
 
@@ -186,21 +187,21 @@ class PromptMeta(BaseModel):
     lastConfig: Any
 
 
-class PromptMetaList(BaseModel):
+class PromptMetaList(DocModel):
     """A page of prompt names, most recently updated first."""
 
     data: list[PromptMeta]
     meta: Meta
 
 
-class ScoreAverage(BaseModel):
+class ScoreAverage(DocModel):
     """A numeric or boolean score's average and count over a version's traces."""
 
     avg: float | None
     count: int
 
 
-class VersionMetrics(BaseModel):
+class VersionMetrics(DocModel):
     """One version: its generations (and their traces), mean latency (seconds) and
     cost, total cost, summed usage by type, and score averages by name."""
 
@@ -215,7 +216,7 @@ class VersionMetrics(BaseModel):
     scores: dict[str, ScoreAverage]
 
 
-class PromptMetrics(BaseModel):
+class PromptMetrics(DocModel):
     """Every version of the prompt, oldest first."""
 
     name: str

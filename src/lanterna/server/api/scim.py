@@ -19,7 +19,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field, RootModel
+from pydantic import Field, RootModel
 from starlette.responses import Response
 
 from ...accounts import orgs
@@ -27,7 +27,7 @@ from ...accounts import store as accounts
 from ...errors import Conflict
 from ...store.db import Conn
 from ..audit import audit_org
-from ..doc_models import answer
+from ..doc_models import DocModel, answer
 from ..errors import ErrorBody
 from ..org_auth import OrgKey
 from ..responses import JSON
@@ -37,7 +37,7 @@ from .organizations import remove_org_member
 from .params import MAX_PAGE
 
 
-class ScimError(BaseModel):
+class ScimError(DocModel):
     """An RFC 7644 error (``scim_error``): what the SCIM routes answer when a request is
     wrong (a missing or wrong key, a NUL in the body: the API's :class:`ErrorBody`)."""
 
@@ -64,13 +64,13 @@ MAX_RESULTS = 100
 _FILTER = re.compile(r'^\s*userName\s+eq\s+"((?:[^"\\]|\\.)*)"\s*$', re.IGNORECASE)
 
 
-class ScimName(BaseModel):
+class ScimName(DocModel):
     """A user's name (``formatted``; ``givenName``/``familyName`` are read on create)."""
 
     formatted: str | None = None
 
 
-class ScimEmail(BaseModel):
+class ScimEmail(DocModel):
     """An email address of a user."""
 
     primary: bool
@@ -78,7 +78,7 @@ class ScimEmail(BaseModel):
     type: str
 
 
-class UserMeta(BaseModel):
+class UserMeta(DocModel):
     """When the user was provisioned."""
 
     resourceType: str
@@ -86,7 +86,7 @@ class UserMeta(BaseModel):
     lastModified: str | None = None
 
 
-class ScimUser(BaseModel):
+class ScimUser(DocModel):
     """A provisioned user."""
 
     schemas: list[str]
@@ -97,7 +97,7 @@ class ScimUser(BaseModel):
     meta: UserMeta
 
 
-class ScimUserBody(BaseModel):
+class ScimUserBody(DocModel):
     """Provision a user: ``userName`` (their email) and ``name``; ``password`` is
     accepted and ignored (no credential is made)."""
 
@@ -109,7 +109,7 @@ class ScimUserBody(BaseModel):
     password: str | None = None
 
 
-class ScimUsersListResponse(BaseModel):
+class ScimUsersListResponse(DocModel):
     """A page of the organisation's users."""
 
     schemas: list[str]
@@ -119,13 +119,13 @@ class ScimUsersListResponse(BaseModel):
     Resources: list[ScimUser]
 
 
-class ScimFeatureSupport(BaseModel):
+class ScimFeatureSupport(DocModel):
     """Whether a SCIM feature is supported."""
 
     supported: bool
 
 
-class BulkConfig(BaseModel):
+class BulkConfig(DocModel):
     """Bulk operations (not supported)."""
 
     supported: bool
@@ -133,14 +133,14 @@ class BulkConfig(BaseModel):
     maxPayloadSize: int
 
 
-class FilterConfig(BaseModel):
+class FilterConfig(DocModel):
     """Filtering (``userName eq``) and the most results a list answers."""
 
     supported: bool
     maxResults: int
 
 
-class AuthenticationScheme(BaseModel):
+class AuthenticationScheme(DocModel):
     """How to authenticate (HTTP Basic with an organisation key)."""
 
     name: str
@@ -150,14 +150,14 @@ class AuthenticationScheme(BaseModel):
     primary: bool
 
 
-class ResourceMeta(BaseModel):
+class ResourceMeta(DocModel):
     """A discovery resource's type and location."""
 
     resourceType: str
     location: str
 
 
-class ServiceProviderConfig(BaseModel):
+class ServiceProviderConfig(DocModel):
     """What this SCIM service provider supports."""
 
     schemas: list[str]
@@ -172,14 +172,14 @@ class ServiceProviderConfig(BaseModel):
     meta: ResourceMeta
 
 
-class SchemaExtension(BaseModel):
+class SchemaExtension(DocModel):
     """An extension of a resource type's schema (none here)."""
 
     schema_: str = Field(alias="schema")
     required: bool
 
 
-class ResourceType(BaseModel):
+class ResourceType(DocModel):
     """A resource type served (User)."""
 
     schemas: list[str] | None = None
@@ -192,7 +192,7 @@ class ResourceType(BaseModel):
     meta: ResourceMeta
 
 
-class ResourceTypesResponse(BaseModel):
+class ResourceTypesResponse(DocModel):
     """The resource types, as a list response."""
 
     schemas: list[str]
@@ -200,7 +200,7 @@ class ResourceTypesResponse(BaseModel):
     Resources: list[ResourceType]
 
 
-class SchemaResource(BaseModel):
+class SchemaResource(DocModel):
     """A schema and its attributes."""
 
     id: str
@@ -210,7 +210,7 @@ class SchemaResource(BaseModel):
     meta: ResourceMeta
 
 
-class SchemasResponse(BaseModel):
+class SchemasResponse(DocModel):
     """The schemas, as a list response."""
 
     schemas: list[str]

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, create_model
 from ...ingest.events import SCORE_DATA_TYPES
 from ...ingest.score_configs import MAX_NAME
 from ...store.interface import V1_DATA_TYPES
+from ..doc_models import DocModel, request_body
 from .params import Meta
 
 #: Where a score comes from (``ScoreSource``).
@@ -32,7 +33,7 @@ CONFIG_NAME = r"^[A-Za-z0-9_ .()\-]*[A-Za-z0-9_.()\-][A-Za-z0-9_ .()\-]*$"
 # --- scores (v1, v2) ------------------------------------------------------------------
 
 
-class ScoreTrace(BaseModel):
+class ScoreTrace(DocModel):
     """The trace a listed score is on (``fields`` with ``trace``, the default)."""
 
     userId: str | None
@@ -41,7 +42,7 @@ class ScoreTrace(BaseModel):
     sessionId: str | None
 
 
-class _ScoreFields(BaseModel):
+class _ScoreFields(DocModel):
     """The fields every v1/v2 score carries (Langfuse's ``BaseScore``)."""
 
     id: str
@@ -74,7 +75,7 @@ class _ScoreV1Fields(_ScoreFields):
     traceId: str
 
 
-class _Listed(BaseModel):
+class _Listed(DocModel):
     trace: ScoreTrace | None = Field(
         None, description="The score's trace; absent unless ``fields`` asks for ``trace``."
     )
@@ -129,14 +130,14 @@ ScoreV1 = _union("ScoreV1", (_ScoreV1Fields,), V1_DATA_TYPES)
 ListedScoreV1 = _union("ListedScoreV1", (_ScoreV1Fields, _Listed), V1_DATA_TYPES)
 
 
-class ScoreList(BaseModel):
+class ScoreList(DocModel):
     """A page of scores (trace, observation, session and dataset-run scores), newest first."""
 
     data: list[ListedScore]  # type: ignore[valid-type]
     meta: Meta
 
 
-class ScoreV1List(BaseModel):
+class ScoreV1List(DocModel):
     """A page of trace scores in the legacy shape, newest first."""
 
     data: list[ListedScoreV1]  # type: ignore[valid-type]
@@ -146,7 +147,7 @@ class ScoreV1List(BaseModel):
 # --- scores v3 ------------------------------------------------------------------------
 
 
-class ScoreSubject(BaseModel):
+class ScoreSubject(DocModel):
     """What a score rates; an observation's subject also names its trace."""
 
     kind: Literal["trace", "observation", "session", "experiment"]
@@ -154,7 +155,7 @@ class ScoreSubject(BaseModel):
     traceId: str | None = Field(None, description="Only for an observation.")
 
 
-class _ScoreV3Fields(BaseModel):
+class _ScoreV3Fields(DocModel):
     """The ``core`` fields, then those of the ``fields`` groups asked for (absent
     otherwise): ``details`` (comment, metadata, configId), ``annotation``
     (authorUserId, queueId), ``subject``."""
@@ -204,14 +205,14 @@ def _v3_union() -> Any:
 ScoreV3 = _v3_union()
 
 
-class ScoreV3Meta(BaseModel):
+class ScoreV3Meta(DocModel):
     """``cursor`` (base64url) fetches the next page; absent on the last one."""
 
     limit: int
     cursor: str | None = None
 
 
-class ScoreV3List(BaseModel):
+class ScoreV3List(DocModel):
     """A cursor page of scores, newest first."""
 
     data: list[ScoreV3]  # type: ignore[valid-type]
@@ -221,7 +222,7 @@ class ScoreV3List(BaseModel):
 # --- creating scores ------------------------------------------------------------------
 
 
-class CreateScore(BaseModel):
+class CreateScore(DocModel):
     """A score to create (Langfuse's ``CreateScoreRequest``). Exactly one of ``traceId``
     (with an optional ``observationId``), ``sessionId`` or ``datasetRunId``; ``value`` a
     number for NUMERIC (the default when it is a number) and BOOLEAN (0 or 1) scores, a
@@ -247,19 +248,19 @@ class CreateScore(BaseModel):
     timestamp: datetime | None = None
 
 
-class CreatedScore(BaseModel):
+class CreatedScore(DocModel):
     """One score created: its id."""
 
     id: str
 
 
-class ScoresAccepted(BaseModel):
+class ScoresAccepted(DocModel):
     """Every score of the list was written."""
 
     message: Literal["Accepted"]
 
 
-class ScoreRefused(BaseModel):
+class ScoreRefused(DocModel):
     """Why one score of a list was refused (``index`` in the list, its ``id`` if it gave
     one)."""
 
@@ -268,7 +269,7 @@ class ScoreRefused(BaseModel):
     id: str | None
 
 
-class ScoresPartly(BaseModel):
+class ScoresPartly(DocModel):
     """Some scores of the list were written, the others refused (nothing is half
     written: each score is whole or absent)."""
 
@@ -279,30 +280,32 @@ class ScoresPartly(BaseModel):
 
 def scores_body() -> dict[str, Any]:
     """``POST /api/public/scores``: one score object, or a non-empty list of them."""
-    one = CreateScore.model_json_schema()
-    defs = one.pop("$defs", {})
-    schema = {
-        "oneOf": [
-            {"$ref": "#/$defs/CreateScore"},
-            {"type": "array", "items": {"$ref": "#/$defs/CreateScore"}, "minItems": 1},
-        ],
-        "$defs": {**defs, "CreateScore": one},
-    }
-    content = {"application/json": {"schema": schema}}
-    return {"requestBody": {"required": True, "content": content}}
+
+    def schema() -> dict[str, Any]:
+        one = CreateScore.model_json_schema()
+        defs = one.pop("$defs", {})
+        return {
+            "oneOf": [
+                {"$ref": "#/$defs/CreateScore"},
+                {"type": "array", "items": {"$ref": "#/$defs/CreateScore"}, "minItems": 1},
+            ],
+            "$defs": {**defs, "CreateScore": one},
+        }
+
+    return request_body(schema)
 
 
 # --- score configs --------------------------------------------------------------------
 
 
-class ConfigCategory(BaseModel):
+class ConfigCategory(DocModel):
     """A category of a CATEGORICAL (or BOOLEAN) config: its label and number."""
 
     value: float
     label: str
 
 
-class ScoreConfig(BaseModel):
+class ScoreConfig(DocModel):
     """A score config (Langfuse's ``ScoreConfig``)."""
 
     id: str
@@ -318,21 +321,21 @@ class ScoreConfig(BaseModel):
     description: str | None
 
 
-class ScoreConfigList(BaseModel):
+class ScoreConfigList(DocModel):
     """A page of the project's score configs, newest first."""
 
     data: list[ScoreConfig]
     meta: Meta
 
 
-class CategoryBody(BaseModel):
+class CategoryBody(DocModel):
     """A category to configure: a label and a finite number, both unique in the config."""
 
     value: float
     label: str = Field(min_length=1)
 
 
-class ScoreConfigBody(BaseModel):
+class ScoreConfigBody(DocModel):
     """Create a score config. ``categories`` (a non-empty list) for CATEGORICAL configs
     only and always; ``minValue``/``maxValue`` (min <= max) for NUMERIC configs only;
     BOOLEAN configs get the categories True (1) and False (0)."""
@@ -346,7 +349,7 @@ class ScoreConfigBody(BaseModel):
     isArchived: bool = False
 
 
-class ScoreConfigPatch(BaseModel):
+class ScoreConfigPatch(DocModel):
     """Change a score config: the fields given; the result is checked as on create
     (``dataType``, if given, must be the config's own: it cannot change)."""
 

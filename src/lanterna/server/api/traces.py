@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from ...queries.traces import TraceDetail, TraceItem, TraceParts, trace_detail, trace_list
@@ -15,6 +15,7 @@ from ...store.filters import parse_filter, parse_time
 from ...store.interface import TRACE_ORDER_FIELDS, Store, TraceQuery
 from ..audit import audit
 from ..auth import ProjectKey
+from ..doc_models import DocModel
 from ..errors import ApiError, not_found
 from ..responses import JSON
 from ..runtime import runtime
@@ -40,7 +41,7 @@ FIELDS_DOC = (
 )
 
 
-class DeleteTracesRequest(BaseModel):
+class DeleteTracesRequest(DocModel):
     """The ids of the traces to delete (1 to 1,000, each a non-empty string)."""
 
     traceIds: list[Annotated[str, Field(min_length=1, pattern=r"^[^\x00]*$")]] = Field(
