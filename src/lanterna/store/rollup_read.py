@@ -320,7 +320,9 @@ def percentile(counts: Mapping[int, int], q: float) -> float | None:
     value's bucket middle, within ``PERCENTILE_ERROR`` of it), or None when empty.
     :data:`~lanterna.store.rollups.NO_LATENCY` (traces without observations) is
     left out."""
-    items = sorted((b, n) for b, n in counts.items() if b != NO_LATENCY and n)
+    # (A count below zero: an hour's histogram less raw rows whose latency fell in the
+    # next bucket when computed apart; within the bound either way.)
+    items = sorted((b, n) for b, n in counts.items() if b != NO_LATENCY and n > 0)
     total = sum(n for _, n in items)
     if total == 0:
         return None

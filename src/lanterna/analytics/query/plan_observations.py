@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ...store import rollup_read
@@ -54,6 +54,7 @@ _SUMS = frozenset(
 #: measures read from the latency histograms (by model), by their ``measure`` there
 _DURATIONS = {"latency": LATENCY, "timeToFirstToken": TTFT}
 _SQL_LIMIT = 1_000_000_000
+_HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,19 @@ def answer(
         if whole is not None:
             _from_rollups(conn, project_id, query, plan, whole, groups, bucket_of)
     for start, end in partial:
+        hour = start.replace(minute=0, second=0, microsecond=0)
+        if not query.granularity and end <= hour + _HOUR and (end - start) * 2 > _HOUR:
+            # More of the hour inside the range than outside: its rollups less the raw
+            # rows outside, so at most half an hour of rows is read one by one. Every
+            # figure here is a sum or a count, so the difference is exact.
+            with conn.time_limit(timeout):
+                _from_rollups(
+                    conn, project_id, query, plan, (hour, hour + _HOUR), groups, bucket_of
+                )
+            for a, b in ((hour, start), (end, hour + _HOUR)):
+                if a < b:
+                    _from_raw(conn, project_id, query, a, b, timeout, groups, sign=-1)
+            continue
         _from_raw(conn, project_id, query, start, end, timeout, groups)
     rows = [_row(query, key, s) for key, s in groups.items() if s.rows > 0]
     if not rows and not query.dimensions and not query.granularity:
@@ -269,7 +283,9 @@ def _from_raw(
     end: datetime,
     timeout: float | None,
     groups: dict[tuple[Any, ...], _Sums],
+    sign: int = 1,
 ) -> None:
+    """Add the raw rows of ``[start, end)`` to ``groups`` (``sign`` -1: take them away)."""
     metrics = [Metric("count", "count"), Metric("errorCount", "sum")]
     metrics += [Metric(m, a) for m in ("totalCost", "totalTokens") for a in ("sum", "count")]
     metrics += [Metric("inputTokens", "sum"), Metric("outputTokens", "sum")]
@@ -286,21 +302,25 @@ def _from_raw(
         if query.granularity:
             key = (*key, r[TIME_DIMENSION])
         s = groups[key]
-        s.rows += int(r["count_count"])
-        s.errors += int(r["sum_errorCount"] or 0)
-        s.cost += float(r["sum_totalCost"] or 0)
-        s.costed += int(r["count_totalCost"])
-        s.tokens += int(r["sum_totalTokens"] or 0)
-        s.input += int(r["sum_inputTokens"] or 0)
-        s.output += int(r["sum_outputTokens"] or 0)
-        s.counted += int(r["count_totalTokens"])
+        s.rows += sign * int(r["count_count"])
+        s.errors += sign * int(r["sum_errorCount"] or 0)
+        s.cost += sign * float(r["sum_totalCost"] or 0)
+        s.costed += sign * int(r["count_totalCost"])
+        s.tokens += sign * int(r["sum_totalTokens"] or 0)
+        s.input += sign * int(r["sum_inputTokens"] or 0)
+        s.output += sign * int(r["sum_outputTokens"] or 0)
+        s.counted += sign * int(r["count_totalTokens"])
         for m in durations:
             d = s.duration(_DURATIONS[m])
-            d[0] += int(r[f"count_{m}"])
-            d[1] += float(r[f"sum_{m}"] or 0)
+            d[0] += sign * int(r[f"count_{m}"])
+            d[1] += sign * float(r[f"sum_{m}"] or 0)
             values = r.get(f"histogram_{m}")
             if values:  # Counter.update counts in C: one call per group, not per value
-                s.histogram(_DURATIONS[m]).update([bucket(ms / 1000) for ms in values])
+                buckets = [bucket(ms / 1000) for ms in values]
+                if sign > 0:
+                    s.histogram(_DURATIONS[m]).update(buckets)
+                else:
+                    s.histogram(_DURATIONS[m]).subtract(buckets)
 
 
 def row_of(query: Query, key: tuple[Any, ...], value: Any) -> dict[str, Any]:
