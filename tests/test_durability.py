@@ -261,6 +261,10 @@ def assert_all_stored(server: Server, auth: tuple[str, str], acked: Acked) -> No
     with httpx.Client(base_url=server.url, auth=auth, timeout=60) as client:
         traces = {t["id"] for t in _all_pages(client, "/api/public/traces", fields="core")}
         observations = _all_pages(client, "/api/public/observations")
+        # One trace read whole, as a user opens it.
+        trace_id, expected = next(iter(acked.traces.items()))
+        one = client.get(f"/api/public/traces/{trace_id}").json()
+    assert {o["id"] for o in one["observations"]} == set(expected)
     assert set(acked.traces) <= traces
     by_trace: dict[str, dict[str, Any]] = {}
     for o in observations:
@@ -271,11 +275,6 @@ def assert_all_stored(server: Server, auth: tuple[str, str], acked: Acked) -> No
         for obs_id, output in expected.items():
             if output is not None:
                 assert got[obs_id]["output"] == output
-    # One trace read whole, as a user opens it.
-    trace_id, expected = next(iter(acked.traces.items()))
-    with httpx.Client(base_url=server.url, auth=auth, timeout=60) as client:
-        one = client.get(f"/api/public/traces/{trace_id}").json()
-    assert {o["id"] for o in one["observations"]} == set(expected)
 
 
 #: How many times the server is killed under load (each at a random moment). Each

@@ -56,9 +56,12 @@ class Deferred(dict[str, Any]):
         self._make: Callable[[], dict[str, Any]] | None = make
 
     def _fill(self) -> None:
-        if self._make is not None:
-            make, self._make = self._make, None
+        make = self._make
+        if make is not None:
+            # Marked filled only once full: another thread reading meanwhile fills it
+            # too (the same content) rather than seeing it empty.
             super().update(make())
+            self._make = None
 
     def __len__(self) -> int:
         self._fill()
