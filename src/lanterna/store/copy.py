@@ -9,6 +9,9 @@ not have must be ones PostgreSQL does not need (SQLite's full-text index of the 
 ``traces_search*``, which PostgreSQL replaces by a trigram index on ``traces``); any
 other one stops the copy, so no table is forgotten. Rollup tables and the per-project
 row counts are copied as rows: the write path keeps them exact, so the copies are too.
+So is ``trace_tags``, which triggers on ``traces`` keep: by name it comes before
+``traces``, and the rows the target's triggers add for each copied trace are there
+already (they insert with ``ON CONFLICT DO NOTHING``).
 Secrets are copied as stored (API key hashes, values sealed with the server key), so
 the target's server must use the same server key.
 

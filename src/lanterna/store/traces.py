@@ -372,6 +372,9 @@ def _totals_alone(
     if query.search or query.model or query.order_field != "timestamp":
         return None
     conditions = query.conditions()
+    tagged = _totals_by_tag(conn, project_id, conditions, query.order_desc, limit)
+    if tagged is not None:
+        return tagged
     if any(c.column not in _TOTALS_FILTERS for c in conditions):
         return None
     columns = {
@@ -431,6 +434,59 @@ def _totals_by_key(
         f" WHERE t.project_id = ? AND {compiled.where()}"
         f" ORDER BY t.timestamp {direction}, t.id {direction} LIMIT ?",
         [project_id, *compiled.params, limit],
+    )
+
+
+def _tag_driver(conditions: list[Condition]) -> tuple[list[str], list[Condition]] | None:
+    """The tags every match must have and the other conditions, when the conditions
+    are one tag condition (all of some tags, or any of one) and ones ``trace_totals``
+    holds; else None."""
+    tagged = [c for c in conditions if c.column == "tags"]
+    if len(tagged) != 1 or tagged[0].type != "arrayOptions":
+        return None
+    cond = tagged[0]
+    values = cond.value
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        return None
+    if not (cond.operator == "all of" or (cond.operator == "any of" and len(values) == 1)):
+        return None
+    rest = [c for c in conditions if c is not cond]
+    if any(c.column not in _TOTALS_FILTERS for c in rest):
+        return None
+    return sorted(set(values)), rest
+
+
+def _totals_by_tag(
+    conn: Conn, project_id: str, conditions: list[Condition], desc: bool, limit: int
+) -> tuple[str, list[Any]] | None:
+    """:func:`_totals_alone` for a query naming tags a trace must have: the first tag's
+    traces in time order from ``trace_tags`` (migration 0049: the tag's stretch of the
+    range, not every trace of it), the other tags by key there, each match with its
+    ``trace_totals`` row by key (which holds the other filters' columns)."""
+    found = _tag_driver(conditions)
+    if found is None:
+        return None
+    (first, *others), rest = found
+    columns = {
+        name: Column(
+            "g.timestamp" if name == "timestamp" else f"tt.{column}", _OWN_COLUMNS[name].kind
+        )
+        for name, column in _TOTALS_FILTERS.items()
+    }
+    compiled = compile_conditions(rest, columns, conn.dialect, resource="traces")
+    also = "".join(
+        " AND EXISTS (SELECT 1 FROM trace_tags g2 WHERE g2.project_id = g.project_id"
+        " AND g2.tag = ? AND g2.timestamp = g.timestamp AND g2.trace_id = g.trace_id)"
+        for _ in others
+    )
+    direction = "DESC" if desc else "ASC"
+    # CROSS JOIN: SQLite keeps the tag's rows as the outer loop (PostgreSQL plans freely).
+    return (
+        f"SELECT tt.trace_id AS id, {_CHOSEN_COLUMNS} FROM trace_tags g CROSS JOIN trace_totals tt"
+        " WHERE tt.project_id = g.project_id AND tt.trace_id = g.trace_id"
+        f" AND g.project_id = ? AND g.tag = ? AND {compiled.where()}{also}"
+        f" ORDER BY g.timestamp {direction}, g.trace_id {direction} LIMIT ?",
+        [project_id, first, *compiled.params, *others, limit],
     )
 
 
