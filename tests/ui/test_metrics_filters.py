@@ -273,6 +273,7 @@ def test_trace_totals_are_bounded_like_the_count(
             all_five = traces.trace_totals(conn, site.project.id, TraceQuery(), limit=10)
             newest_two = traces.trace_totals(conn, site.project.id, TraceQuery(), limit=2)
             monkeypatch.setattr(store_traces, "_SCORE_CHUNK", 2)
+            monkeypatch.setattr(store_traces, "_SCORE_ARRAY_CHUNK", 2)
             in_pairs = traces.trace_totals(conn, site.project.id, TraceQuery(), limit=10)
     finally:
         db.close()

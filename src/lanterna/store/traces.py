@@ -326,17 +326,25 @@ def trace_totals(conn: Conn, project_id: str, query: TraceQuery, *, limit: int) 
 
 def score_averages(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dict[str, float]:
     """The average of each numeric or boolean score name over these traces' scores
-    (sorted by name), read :data:`_SCORE_CHUNK` traces per statement."""
+    (sorted by name), read :data:`_SCORE_CHUNK` traces per statement (PostgreSQL:
+    :data:`_SCORE_ARRAY_CHUNK`, bound as one array)."""
     sums: dict[str, list[float]] = {}
     source = conn.dialect.by_index("scores s", "scores_trace")
-    for i in range(0, len(trace_ids), _SCORE_CHUNK):
-        part = trace_ids[i : i + _SCORE_CHUNK]
+    # PostgreSQL plans a list of ids bound as one array parameter faster than as many
+    # parameters: 10,000 traces' scores at 10 M observations, 135 -> 95 ms.
+    array = conn.dialect.name == "postgresql"
+    chunk = _SCORE_ARRAY_CHUNK if array else _SCORE_CHUNK
+    for i in range(0, len(trace_ids), chunk):
+        part = list(trace_ids[i : i + chunk])
+        ids, params = (
+            ("= ANY(?)", [part]) if array else (f"IN ({', '.join('?' * len(part))})", part)
+        )
         for r in conn.all(
             f"SELECT s.name AS name, COUNT(s.value) AS n, SUM(s.value) AS total FROM {source}"
-            f" WHERE s.project_id = ? AND s.trace_id IN ({', '.join('?' * len(part))})"
+            f" WHERE s.project_id = ? AND s.trace_id {ids}"
             " AND s.data_type IN ('NUMERIC', 'BOOLEAN') AND s.value IS NOT NULL"
             " GROUP BY s.name",
-            [project_id, *part],
+            [project_id, *params],
         ):
             have = sums.setdefault(r["name"], [0, 0.0])
             have[0] += int(r["n"] or 0)
@@ -344,8 +352,10 @@ def score_averages(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dic
     return {name: total / n for name, (n, total) in sorted(sums.items()) if n}
 
 
-#: Traces whose scores :func:`score_averages` reads per statement.
+#: Traces whose scores :func:`score_averages` reads per statement (SQLite, ClickHouse).
 _SCORE_CHUNK = 500
+#: ... on PostgreSQL, as one array parameter.
+_SCORE_ARRAY_CHUNK = 2000
 
 #: Trace list filters that ``trace_totals`` holds as ``traces`` does (API name -> its
 #: column there): a totals row over these alone reads ``trace_totals`` only.
