@@ -44,6 +44,18 @@ def capture(value: Any, limit: int) -> Any:
         return value if len(value) <= limit else cut(value, limit)
     if kind is int or kind is float or kind is bool or value is None:
         return value
+    if kind is dict and len(value) <= 16:
+        # A small dict of numbers (usage, costs, model parameters): the copy _walk
+        # would make, without its per-item bookkeeping, when it fits the budget.
+        left = limit
+        for key, item in value.items():
+            t = type(item)
+            if type(key) is not str or not (t is int or t is float or t is bool or item is None):
+                break
+            left -= len(key) + 12  # what _walk charges: the key + 4, a number 8
+        else:
+            if left > 0:
+                return dict(value)
     return _walk(value, _Budget(limit), 0)
 
 
@@ -77,6 +89,11 @@ def capture_args(
     """A function's arguments by parameter name (extra positionals under ``args``)."""
     if budget is None:
         budget = _Budget(limit)
+    if not kwargs:
+        simple = positional(names, args, budget.left)
+        if simple is not None:
+            budget.left -= simple[1]
+            return simple[0]
     out: dict[str, Any] = {}
     n = len(names)
     for i, value in enumerate(args):
@@ -87,6 +104,32 @@ def capture_args(
     for key, value in kwargs.items():
         out[key] = _walk(value, budget, 1)
     return out
+
+
+def positional(
+    names: tuple[str, ...], args: tuple[Any, ...], limit: int
+) -> tuple[dict[str, Any], int] | None:
+    """Positional arguments that are all strings and numbers and fit in ``limit``: what
+    :func:`capture_args` makes of them and the characters it charges; else None.
+
+    Most observed calls pass just such arguments; this takes them without a
+    :class:`_Budget` or a :func:`_walk` per argument."""
+    n = len(args)
+    if n > len(names):
+        return None
+    left = limit
+    for value in args:
+        kind = type(value)
+        if kind is str:
+            left -= len(value)
+            if left < 0:
+                return None
+        elif kind is int or kind is float or kind is bool or value is None:
+            left -= 8
+        else:
+            return None
+    out = {names[0]: args[0]} if n == 1 else dict(zip(names, args, strict=False))
+    return out, limit - left
 
 
 def _walk(value: Any, budget: _Budget, depth: int) -> Any:

@@ -27,7 +27,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -454,22 +454,24 @@ class BatchExporter:
         counts: list[int] = []  # events in each entry
         events_in_chunk = size = 0
         fast = self._fast
+        encode = None
         if fast is not None:
             fast.new_batch()
+            encode = fast.observation
         max_events, max_bytes = self._max_batch_events, self._max_batch_bytes
+        groups: Sequence[tuple[bytes, int]]
         for i, item in enumerate(items):
             items[i] = None  # let each record go as soon as it is encoded
-            large = item.size
-            groups: list[tuple[bytes, int]] | None = None
             try:
+                large = item.size
+                encoded = None
                 if large:
                     self._bytes = max(self._bytes - large, 0)
-                elif fast is not None and type(item) is Observation:
-                    encoded = fast.observation(item)
-                    if encoded is not None and len(encoded[0]) <= max_event:
-                        groups = [encoded]
-                if groups is None:
-                    groups = self._reference(item, large)
+                elif encode is not None and type(item) is Observation:
+                    encoded = encode(item)
+                    if encoded is not None and len(encoded[0]) > max_event:
+                        encoded = None
+                groups = (encoded,) if encoded is not None else self._reference(item, large)
                 del item
             except Exception as exc:
                 _errors.report("exporter.encode", exc)
@@ -504,15 +506,15 @@ class BatchExporter:
         return groups
 
     def _send(self, chunk: list[bytes], counts: list[int]) -> None:
-        # One join, so a large batch is copied once.
-        parts = [b'{"batch":[']
-        for i, data in enumerate(chunk):
-            if i:
-                parts.append(b",")
-            parts.append(data)
-        parts.append(b"]}")
-        body = b"".join(parts)
-        del parts
+        # One join, so a large batch is copied once; the framing joins the end entries.
+        if chunk:
+            parts = chunk[:]  # the caller's list stays as it is (a 413 splits it)
+            parts[0] = b'{"batch":[' + parts[0]
+            parts[-1] += b"]}"
+            body = b",".join(parts)
+            del parts
+        else:
+            body = b'{"batch":[]}'
         n = sum(counts)
         if self._spool is not None and self._stop.is_set():
             self._save(body, n)  # stopping while the server is away: keep it for later

@@ -20,7 +20,7 @@ from contextvars import Token
 from typing import Any, Literal, TypeVar, overload
 
 from . import _errors, _state
-from .capture import LARGE, _Budget, _walk, capture_args, captured_size
+from .capture import LARGE, _Budget, _walk, capture_args, captured_size, positional
 from .fields import prompt_link
 from .handles import ObservationHandle
 from .records import Observation, Trace, _bits, _rng
@@ -126,12 +126,16 @@ def begin(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observa
         obs.extra = dict(spec.link)
     if spec.capture_input and (args or kwargs) and trace.sampled:
         limit = client.max_field_size
-        budget = _Budget(limit)
-        obs.input = capture_args(
-            spec.names, args[spec.skip :] if spec.skip else args, kwargs, limit, budget
-        )
-        if limit - budget.left >= LARGE:
-            obs.size = limit - budget.left
+        given = args[spec.skip :] if spec.skip else args
+        simple = None if kwargs else positional(spec.names, given, limit)
+        if simple is not None:
+            obs.input, used = simple
+        else:
+            budget = _Budget(limit)
+            obs.input = capture_args(spec.names, given, kwargs, limit, budget)
+            used = limit - budget.left
+        if used >= LARGE:
+            obs.size = used
     return obs
 
 

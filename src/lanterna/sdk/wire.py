@@ -16,6 +16,7 @@ that both paths produce identical bytes for every observation type.
 from __future__ import annotations
 
 import time
+from binascii import hexlify
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -103,6 +104,9 @@ class FastEncoder:
         self._second_text = b""
         self._prefix = b""
         self._count = 0
+        # The last trace id formatted: a trace's records are mostly queued together.
+        self._tid = -1
+        self._tid_hex = b""
 
     def new_batch(self) -> None:
         """Draw a new random prefix for envelope ids."""
@@ -138,7 +142,7 @@ class FastEncoder:
         if shape & _ROOT:
             out += (
                 b'{"id":"%s%08x","type":"trace-create","timestamp":' + stamp + b',"body":'
-                b'{"id":"%032x","timestamp":' + stamp + b',"name":%s'
+                b'{"id":"%s","timestamp":' + stamp + b',"name":%s'
             )
             if shape & _INPUT:
                 out += b',"input":%s'
@@ -147,7 +151,7 @@ class FastEncoder:
             out += self._env + self._release + b"}},"
         out += (
             b'{"id":"%s%08x","type":%s,"timestamp":' + stamp + b',"body":'
-            b'{"id":"%016x","traceId":"%032x","name":%s,"startTime":' + stamp
+            b'{"id":"%016x","traceId":"%s","name":%s,"startTime":' + stamp
         )
         if shape & _END:
             out += b',"endTime":' + stamp
@@ -178,6 +182,12 @@ class FastEncoder:
         if top and trace.fields:
             return None
         try:
+            if tid == self._tid:
+                tid_hex = self._tid_hex
+            else:
+                # 4x faster than b"%032x" % tid (which formats through a str)
+                tid_hex = self._tid_hex = hexlify(tid.to_bytes(16, "big"))
+                self._tid = tid
             name = self._names.get(obs.name) or self._name(obs.name)
             shape = 0
             second, fraction = divmod(obs.start // 1000, 1_000_000)
@@ -204,7 +214,7 @@ class FastEncoder:
             if top and trace.root_id == oid:
                 shape |= _ROOT
                 count += 1
-                args = [prefix, count, end_text, end_fraction, tid, start_text, fraction, name]
+                args = [prefix, count, end_text, end_fraction, tid_hex, start_text, fraction, name]
                 if data_in:
                     args.append(data_in)
                 if data_out:
@@ -222,7 +232,7 @@ class FastEncoder:
                 end_text,
                 end_fraction,
                 oid,
-                tid,
+                tid_hex,
                 name,
                 start_text,
                 fraction,

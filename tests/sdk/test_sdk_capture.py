@@ -1,0 +1,134 @@
+"""The caller-side shortcuts of capture keep what the general walk records and charges.
+
+``capture`` copies a small dict of numbers directly, ``capture_args`` takes positional
+strings and numbers without a walk per argument, and ``update_current_observation``
+puts model, parameters, usage and costs straight onto the running record. Each must
+give exactly what the general path gives (same values, same key order, same size
+charged against the budget), whatever the values and however tight the limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lanterna import context, observe
+from lanterna.sdk.capture import _Budget, _walk, capture, capture_args
+from lanterna.sdk.fields import OBSERVATION_FIELDS, to_wire
+from lanterna.sdk.handles import apply_observation
+from lanterna.sdk.observe import CURRENT
+
+_numbers = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.none(),
+)
+_keys = st.one_of(st.text(max_size=12), st.integers(0, 5))
+_values = st.one_of(_numbers, st.text(max_size=40), st.lists(st.integers(), max_size=3))
+_limits = st.integers(-5, 200)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_keys, st.one_of(_numbers, _values), max_size=20), _limits)
+def test_capture_of_a_dict_is_what_the_walk_gives(value: dict[Any, Any], limit: int):
+    expected = _walk(value, _Budget(limit), 0)
+    got = capture(value, limit)
+    assert got == expected
+    assert list(got) == list(expected)  # key order too
+    assert got is not value  # a copy: the caller may change theirs afterwards
+
+
+def test_capture_of_a_dict_at_every_limit_around_its_size():
+    # Whole or cut exactly where the walk cuts: every limit near the size it charges.
+    for n in range(1, 18):
+        value = {f"k{i}": i for i in range(n)}
+        for limit in range(-1, 14 * n + 3):
+            assert capture(value, limit) == _walk(value, _Budget(limit), 0), (n, limit)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.one_of(_numbers, st.text(max_size=60), st.lists(st.text())), max_size=5),
+    _limits,
+)
+def test_positional_arguments_are_captured_and_charged_as_by_the_walk(args: list[Any], limit: int):
+    names = ("a", "b", "c", "d")
+    budget = _Budget(limit)
+    got = capture_args(names, tuple(args), {}, limit, budget)
+    # The definition: each argument walked in turn under its parameter's name (extra
+    # positionals under "args"), all charged to one budget.
+    walked = _Budget(limit)
+    expected: dict[str, Any] = {}
+    for i, value in enumerate(args):
+        item = _walk(value, walked, 1)
+        if i < len(names):
+            expected[names[i]] = item
+        else:
+            expected.setdefault("args", []).append(item)
+    assert got == expected and list(got) == list(expected)
+    assert budget.left == walked.left
+
+
+def test_an_observed_call_records_and_sizes_its_arguments_either_way(lanterna_capture):
+    @observe()
+    def f(text: str, n: int, flag: bool = False) -> None:
+        return None
+
+    f("x" * 70_000, 3)  # positional strings and numbers: the shortcut
+    f("x" * 70_000, n=3)  # a keyword: the walk
+    first, second = lanterna_capture.observations()
+    assert first["input"] == {"text": "x" * 70_000, "n": 3}
+    assert second["input"] == {"text": "x" * 70_000, "n": 3}
+
+
+def test_the_generation_update_sets_what_the_general_path_sets(lanterna_capture):
+    usage = {"input": 200, "output": 100, "total": 300}
+    params = {"temperature": 0.2, "max_tokens": 64, "stop": ["\n"]}  # a list: the walk
+    costs = {"input": 0.001, "output": 0.002}
+    seen: list[tuple[list[tuple[str, Any]], list[tuple[str, Any]]]] = []
+
+    @observe(as_type="generation")
+    def generate() -> str:
+        obs = CURRENT.get()
+        assert obs is not None
+        obs.extra = {"model": "before", "promptName": "p"}  # as a prompt link leaves it
+        context.update_current_observation(
+            model="gpt-4o", model_parameters=params, usage_details=usage, cost_details=costs
+        )
+        fast = list(obs.extra.items())
+        obs.extra = {"model": "before", "promptName": "p"}
+        wire = to_wire(
+            {
+                "model": "gpt-4o",
+                "model_parameters": params,
+                "usage_details": usage,
+                "cost_details": costs,
+            },
+            OBSERVATION_FIELDS,
+            obs.trace.client.max_field_size,
+        )
+        apply_observation(obs, wire)
+        seen.append((fast, list(obs.extra.items())))
+        return "done"
+
+    generate()
+    usage["input"] = 999  # changed after the call: the record keeps what was passed
+    ((fast, general),) = seen
+    assert fast == general
+    (obs,) = lanterna_capture.observations()
+    assert obs["model"] == "gpt-4o" and obs["usageDetails"]["input"] == 200
+    assert obs["modelParameters"] == {"temperature": 0.2, "max_tokens": 64, "stop": ["\n"]}
+    assert obs["costDetails"] == costs and obs["promptName"] == "p"
+
+
+def test_an_empty_generation_update_adds_no_fields(lanterna_capture):
+    @observe()
+    def f() -> None:
+        context.update_current_observation(model=None)
+
+    f()
+    (obs,) = lanterna_capture.observations()
+    assert "model" not in obs and "usageDetails" not in obs
