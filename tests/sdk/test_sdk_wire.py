@@ -52,8 +52,9 @@ def keeper() -> Any:
 
 
 def traced_calls() -> None:
-    """One trace per observation type: a root with input and output and a child of the
-    same type, plus errors, metadata, generation fields, a prompt link and odd names."""
+    """Traces of every observation type: a root with input and output and a child of the
+    same type, the same without arguments or results, plus errors, metadata, generation
+    fields, a prompt link and odd names."""
     for kind in AS_TYPES:
 
         @observe(as_type=kind, name=f"child-{kind}")
@@ -66,6 +67,19 @@ def traced_calls() -> None:
             return question.upper()
 
         root("why?", k=2)
+
+        # Calls without arguments or result (the exporter's shortest shapes): a child,
+        # its root, and a trace of one such observation.
+        @observe(as_type=kind, name=f"bare-{kind}")
+        def bare() -> None:
+            return None
+
+        @observe(as_type=kind, name=f"bare-root-{kind}")
+        def bare_root() -> None:
+            bare()
+
+        bare_root()
+        bare()
 
     @observe(as_type="generation", prompt={"name": "qa", "version": 3})
     def generate(prompt: str) -> str:
@@ -121,6 +135,16 @@ def test_templates_write_the_reference_bytes_and_the_server_stores_them(
         assert data == reference, record.name
         encoded.append(data)
 
+    # One encoder over the whole batch, as the exporter runs it: every envelope id once
+    # (the server drops an event whose id it has already taken).
+    batch_encoder = FastEncoder(keeper.options)
+    batch_encoder.new_batch()
+    in_one_batch = [batch_encoder.observation(record) for record in records]
+    envelope_ids = [
+        event["id"] for data, _ in in_one_batch for event in orjson.loads(b"[" + data + b"]")
+    ]
+    assert len(set(envelope_ids)) == len(envelope_ids)
+
     # The real server accepts the templated batch as is, every event of it.
     p = live_server.project
     transport = Transport(live_server.url, p.public_key, p.secret_key)
@@ -134,10 +158,10 @@ def test_templates_write_the_reference_bytes_and_the_server_stores_them(
     # ... and returns what was recorded.
     roots = [r for r in records if r.top]
     for root in roots:
-        trace = reader.wait_trace(root.trace.id, observations=2)
+        mine = {r.id: r for r in records if r.trace is root.trace}
+        trace = reader.wait_trace(root.trace.id, observations=len(mine))
         assert trace["name"] == root.name
         assert trace["release"] == "r-1" and trace["environment"] == "staging"
-        mine = {r.id: r for r in records if r.trace is root.trace}
         assert {o["id"] for o in trace["observations"]} == set(mine)
         for got in trace["observations"]:
             record = mine[got["id"]]

@@ -107,11 +107,17 @@ def begin(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observa
     """Start an observation for one call (None: tracing is off). Pops our own kwargs."""
     if kwargs and not _SPECIAL.isdisjoint(kwargs):
         return _begin_explicit(spec, args, kwargs)
-    client = _state.client or _client()
-    if not client.active:
-        return None
     parent = _get_current()
-    if parent is None:
+    if parent is not None:  # a child: its trace's client (no process-wide lookup)
+        trace = parent.trace
+        client = trace.client
+        if not client.active:
+            return None
+        obs = Observation(trace, parent.oid, spec.kind, spec.name)
+    else:
+        client = _state.client or _client()
+        if not client.active:
+            return None
         rate = client.sample_rate
         trace = Trace(_bits(128), client, rate >= 1.0 or _rng.random() < rate)
         obs = Observation(trace, None, spec.kind, spec.name)
@@ -119,9 +125,6 @@ def begin(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observa
         trace.root_id = obs.oid
         trace.root_kind = spec.kind
         obs.top = True
-    else:
-        trace = parent.trace
-        obs = Observation(trace, parent.oid, spec.kind, spec.name)
     if spec.link is not None:
         obs.extra = dict(spec.link)
     if spec.capture_input and (args or kwargs) and trace.sampled:

@@ -211,6 +211,61 @@ class FastEncoder:
                 or (data_out and _has_data_uri(obs.output, data_out))
             ):
                 return None
+            if (
+                end
+                and not data_in
+                and not data_out
+                and not extra
+                and not obs.metadata
+                and obs.level is None
+                and obs.status is None
+            ):
+                # The commonest shapes (a call without arguments or result): the child
+                # of an observation, or a trace's only observation; one tuple, no list.
+                typ = self._types.get(obs.kind) or self._type(obs.kind)
+                if parent is not None and not top:
+                    self._count = count + 1
+                    template = self._templates.get(_END | _PARENT) or self._template(_END | _PARENT)
+                    return template % (
+                        prefix,
+                        count + 1,
+                        typ,
+                        end_text,
+                        end_fraction,
+                        oid,
+                        tid_hex,
+                        name,
+                        start_text,
+                        fraction,
+                        end_text,
+                        end_fraction,
+                        parent,
+                    ), 1
+                if top and trace.root_id == oid:
+                    self._count = count + 2
+                    template = self._templates.get(_ROOT | _END) or self._template(_ROOT | _END)
+                    return template % (
+                        prefix,
+                        count + 1,
+                        end_text,
+                        end_fraction,
+                        tid_hex,
+                        start_text,
+                        fraction,
+                        name,
+                        prefix,
+                        count + 2,
+                        typ,
+                        end_text,
+                        end_fraction,
+                        oid,
+                        tid_hex,
+                        name,
+                        start_text,
+                        fraction,
+                        end_text,
+                        end_fraction,
+                    ), 2
             if top and trace.root_id == oid:
                 shape |= _ROOT
                 count += 1
