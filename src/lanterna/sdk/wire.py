@@ -222,6 +222,8 @@ class FastEncoder:
             ):
                 # The commonest shapes (a call without arguments or result): the child
                 # of an observation, or a trace's only observation; one tuple, no list.
+                # Written out in full on purpose: building the shared part as a tuple
+                # and unpacking it cost 0.3 µs a record (a tenth of the encoding).
                 typ = self._types.get(obs.kind) or self._type(obs.kind)
                 if parent is not None and not top:
                     self._count = count + 1
