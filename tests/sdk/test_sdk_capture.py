@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanterna import context, observe
-from lanterna.sdk.capture import _Budget, _walk, capture, capture_args
+from lanterna.sdk.capture import _Budget, _walk, capture, capture_args, positional
 from lanterna.sdk.fields import OBSERVATION_FIELDS, to_wire
 from lanterna.sdk.handles import apply_observation
 from lanterna.sdk.observe import CURRENT
@@ -56,8 +56,6 @@ def test_capture_of_a_dict_at_every_limit_around_its_size():
 )
 def test_positional_arguments_are_captured_and_charged_as_by_the_walk(args: list[Any], limit: int):
     names = ("a", "b", "c", "d")
-    budget = _Budget(limit)
-    got = capture_args(names, tuple(args), {}, limit, budget)
     # The definition: each argument walked in turn under its parameter's name (extra
     # positionals under "args"), all charged to one budget.
     walked = _Budget(limit)
@@ -68,20 +66,41 @@ def test_positional_arguments_are_captured_and_charged_as_by_the_walk(args: list
             expected[names[i]] = item
         else:
             expected.setdefault("args", []).append(item)
+    budget = _Budget(limit)
+    got = capture_args(names, tuple(args), {}, limit, budget)
     assert got == expected and list(got) == list(expected)
     assert budget.left == walked.left
+    # The shortcut @observe takes first: the same dict and charge, or None (the walk).
+    simple = positional(names, tuple(args), limit)
+    if simple is not None:
+        assert simple[0] == expected and list(simple[0]) == list(expected)
+        assert simple[1] == limit - walked.left
+
+
+def test_the_positional_shortcut_takes_strings_and_numbers_that_fit():
+    names = ("a", "b", "c")
+    assert positional(names, ("x" * 10, 2, None), 100) == ({"a": "x" * 10, "b": 2, "c": None}, 26)
+    assert positional(names, ("x" * 10,), 10) == ({"a": "x" * 10}, 10)
+    assert positional(names, ("x" * 11,), 10) is None  # cut: the walk's job
+    assert positional(names, (["x"],), 100) is None  # a container
+    assert positional(names, (1, 2, 3, 4), 100) is None  # more than the parameters
 
 
 def test_an_observed_call_records_and_sizes_its_arguments_either_way(lanterna_capture):
+    sizes: list[int] = []
+
     @observe()
     def f(text: str, n: int, flag: bool = False) -> None:
-        return None
+        obs = CURRENT.get()
+        assert obs is not None
+        sizes.append(obs.size)  # what counts against the exporter's memory budget
 
     f("x" * 70_000, 3)  # positional strings and numbers: the shortcut
     f("x" * 70_000, n=3)  # a keyword: the walk
     first, second = lanterna_capture.observations()
     assert first["input"] == {"text": "x" * 70_000, "n": 3}
     assert second["input"] == {"text": "x" * 70_000, "n": 3}
+    assert sizes == [70_008, 70_008]  # both over LARGE, charged alike
 
 
 def test_the_generation_update_sets_what_the_general_path_sets(lanterna_capture):

@@ -89,11 +89,6 @@ def capture_args(
     """A function's arguments by parameter name (extra positionals under ``args``)."""
     if budget is None:
         budget = _Budget(limit)
-    if not kwargs:
-        simple = positional(names, args, budget.left)
-        if simple is not None:
-            budget.left -= simple[1]
-            return simple[0]
     out: dict[str, Any] = {}
     n = len(names)
     for i, value in enumerate(args):

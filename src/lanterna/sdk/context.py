@@ -31,8 +31,12 @@ def _generation_fields(
 ) -> None:
     """``model``, ``modelParameters``, ``usageDetails`` and ``costDetails`` (the given
     ones, captured as :func:`~lanterna.sdk.fields.to_wire` does) into ``obs.extra``."""
-    given = (model, model_parameters, usage_details, cost_details)
-    if given == (None, None, None, None):
+    if (
+        model is None
+        and model_parameters is None
+        and usage_details is None
+        and cost_details is None
+    ):
         return
     extra = obs.extra
     if extra is None:
