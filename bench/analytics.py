@@ -23,6 +23,11 @@ million observations. A read far off its target runs fewer times (at least 3, ab
     .venv/bin/python bench/analytics.py --scale 0.1            # 1 M observations, both
     .venv/bin/python bench/analytics.py --backend sqlite       # 10 M observations
     .venv/bin/python bench/analytics.py --generate-only        # build the data, no reads
+    .venv/bin/python bench/analytics.py --backend clickhouse   # events in chDB, in-process
+
+ClickHouse (``--backend clickhouse``, or ``all`` with the other two): the metadata in
+SQLite and the events in chDB in this process (``--events-url chdb://...``; needs the
+``clickhouse`` extra), written by the ClickHouse writer (merge, pricing, rollup deltas).
 
 PostgreSQL: a database ``lanterna_bench_analytics_<scale>`` on the server that
 ``scripts/pg-start`` starts (or on ``--pg-admin-url``), kept for the next run
@@ -297,6 +302,8 @@ class Target:
     url: str
     meta_path: Path
     data_dir: Path  # the server's data dir (SQLite: holds lanterna.db)
+    #: clickhouse: the event store (chDB in this process; metadata in SQLite at ``url``)
+    events_url: str = ""
 
     def meta(self) -> dict[str, Any] | None:
         """The finished data set's description, or None when it is not (fully) built."""
@@ -317,6 +324,19 @@ def _save_progress(target: Target, state: dict[str, Any]) -> None:
     tmp.replace(target.progress_path)
 
 
+def _events_store(target: Target, db: Database) -> Any:
+    """clickhouse: the ClickHouse store (schema migrated) the write path inserts into;
+    None for the SQL backends."""
+    if not target.events_url:
+        return None
+    from lanterna.server.runtime import migrate_events
+    from lanterna.store.clickhouse import clickhouse_store
+
+    store = clickhouse_store(target.events_url)
+    migrate_events(db, store)
+    return store
+
+
 def generate(target: Target, observations: int, seed: int) -> dict[str, Any]:
     """Build the data set through the real write path; returns its description.
 
@@ -326,6 +346,7 @@ def generate(target: Target, observations: int, seed: int) -> dict[str, Any]:
     """
     db = Database(target.url)
     migrate(db)
+    events = _events_store(target, db)
     conn = db.connect_writer()
     traces = observations // OBS_PER_TRACE
     shape = Shape(traces, max(200, traces // 40))
@@ -370,7 +391,11 @@ def generate(target: Target, observations: int, seed: int) -> dict[str, Any]:
             for raw in trace_events(rng, shape, i, at, count):
                 batch.append(read_event(raw)[1])
             if (i + 1) % BATCH_TRACES == 0 or i == traces - 1:
-                prepared = prepare_events(conn, project_id, batch)
+                prepared = (
+                    prepare_events(conn, project_id, batch)
+                    if events is None
+                    else events.ingest.prepare_events(conn, project_id, batch)
+                )
                 with conn.transaction():
                     prepared(conn)
                 batch = []
@@ -603,12 +628,14 @@ def measure(
     from lanterna.server.settings import Settings
 
     db = Database(target.url)
+    events = _events_store(target, db)
     with db.read() as conn:
-        ids = probes(conn, meta["project_id"])
+        ids = probes(conn if events is None else events.events_conn(conn), meta["project_id"])
     db.close()
     settings = Settings(
         data_dir=str(target.data_dir),
-        database_url="" if target.backend == "sqlite" else target.url,
+        database_url="" if target.backend in ("sqlite", "clickhouse") else target.url,
+        events_url=target.events_url,
     )
     app = create_app(settings)
     basic = base64.b64encode(f"{meta['public_key']}:{meta['secret_key']}".encode()).decode()
@@ -655,6 +682,15 @@ def measure(
 
 def db_bytes(target: Target) -> int:
     """The database's size on disk (SQLite: the file, without its fixed-size WAL)."""
+    if target.backend == "clickhouse":  # the event store's parts (the metadata is small)
+        from lanterna.store.clickhouse import EventsDb
+
+        events = EventsDb(target.events_url)
+        _names, rows = events.query(
+            "SELECT sum(bytes_on_disk) FROM system.parts"
+            f" WHERE active AND database = '{events.database}'"
+        )
+        return int(rows[0][0] or 0)
     if target.backend == "sqlite":
         return (target.data_dir / "lanterna.db").stat().st_size
     db = Database(target.url)
@@ -683,10 +719,12 @@ def _pg_admin(url: str | None) -> str:
 def target_for(backend: str, data_dir: Path, scale: float, pg_admin: str | None) -> Target:
     """Where ``backend``'s data set of ``scale`` lives (created empty when missing)."""
     tag = _scale_tag(scale)
-    if backend == "sqlite":
-        home = data_dir / f"sqlite-{tag}"
+    if backend in ("sqlite", "clickhouse"):
+        home = data_dir / f"{backend}-{tag}"
         home.mkdir(parents=True, exist_ok=True)
-        return Target("sqlite", f"sqlite:///{home / 'lanterna.db'}", home / "meta.json", home)
+        events = f"chdb://{home / 'chdb'}?database=lanterna" if backend == "clickhouse" else ""
+        url = f"sqlite:///{home / 'lanterna.db'}"
+        return Target(backend, url, home / "meta.json", home, events)
     import psycopg
 
     admin = _pg_admin(pg_admin)
@@ -706,7 +744,7 @@ def reset(target: Target, pg_admin: str | None) -> None:
     """Remove a data set (a half-built one, or on ``--drop``)."""
     target.meta_path.unlink(missing_ok=True)
     target.progress_path.unlink(missing_ok=True)
-    if target.backend == "sqlite":
+    if target.backend in ("sqlite", "clickhouse"):
         shutil.rmtree(target.data_dir)
         target.data_dir.mkdir(parents=True)
         return
@@ -723,7 +761,12 @@ def main() -> int:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="fraction of 10 M observations (default 1)"
     )
-    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgres", "clickhouse", "both", "all"),
+        default="both",
+        help="both: SQLite and PostgreSQL; all: and ClickHouse (chDB in this process)",
+    )
     parser.add_argument(
         "--data-dir", default=str(ROOT / "bench" / "results" / "analytics"), type=Path
     )
@@ -735,7 +778,10 @@ def main() -> int:
     parser.add_argument("--pg-admin-url", help="PostgreSQL server (default: scripts/pg-start)")
     args = parser.parse_args()
     observations = int(FULL_OBSERVATIONS * args.scale)
-    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    backends = {
+        "both": ("sqlite", "postgres"),
+        "all": ("sqlite", "postgres", "clickhouse"),
+    }.get(args.backend, (args.backend,))
     summary: list[tuple[str, list[tuple[Read, float]], float]] = []
     for backend in backends:
         target = target_for(backend, args.data_dir, args.scale, args.pg_admin_url)
@@ -759,19 +805,18 @@ def main() -> int:
             continue
         print(f"{backend}: median of {args.runs} warm requests, server time (in-process ASGI)")
         summary.append((backend, measure(target, meta, args.runs, args.only), size))
-    if len(summary) == 2:
-        (_, a, size_a), (_, b, size_b) = summary
-        other = {r.label: ms for r, ms in b}
+    if len(summary) >= 2:
+        names = {"sqlite": "SQLite", "postgres": "PostgreSQL", "clickhouse": "ClickHouse"}
         head = f"read ({observations / 1e6:g} M observations)"
-        print(f"\n| {head} | SQLite ms | PostgreSQL ms | target |")
-        print("| --- | --- | --- | --- |")
-        for read, ms in a:
-            pg = other.get(read.label)
-            print(
-                f"| {read.label} | {ms:.1f} | {'' if pg is None else f'{pg:.1f}'}"
-                f" | < {read.target_ms:.0f} |"
-            )
-        print(f"| database size, MiB per million observations | {size_a:.0f} | {size_b:.0f} | |")
+        print(f"\n| {head} | {' | '.join(names[b] + ' ms' for b, _, _ in summary)} | target |")
+        print("| --- |" + " --- |" * (len(summary) + 1))
+        others = [{r.label: ms for r, ms in rows} for _, rows, _ in summary]
+        for read, _ in summary[0][1]:
+            cells = [o.get(read.label) for o in others]
+            shown = " | ".join("" if ms is None else f"{ms:.1f}" for ms in cells)
+            print(f"| {read.label} | {shown} | < {read.target_ms:.0f} |")
+        sizes = " | ".join(f"{size:.0f}" for _, _, size in summary)
+        print(f"| database size, MiB per million observations | {sizes} | |")
     return 0
 
 

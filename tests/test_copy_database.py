@@ -681,6 +681,24 @@ def test_a_copy_killed_mid_way_continues_when_run_again(tmp_path, pg_url):
     assert "counts and checksums equal" in again.stdout
 
 
+def _rollups_of(conn: Any) -> dict[str, dict[tuple[Any, ...], tuple[float, ...]]]:
+    """Every rollup table's non-zero sums by key (floats rounded)."""
+    from lanterna.store.rollups import TABLES
+
+    out = {}
+    for table, (_, keys, values) in TABLES.items():
+        cols = ", ".join(["project_id", *keys])
+        sums = ", ".join(f"SUM({v}) AS {v}" for v in values)
+        rows = conn.all(f"SELECT {cols}, {sums} FROM {table} GROUP BY {cols}")
+        out[table] = {
+            tuple(r[k] for k in ("project_id", *keys)): tuple(round(float(r[v]), 9) for v in values)
+            for r in rows
+            if any(r[v] for v in values)
+        }
+        assert out[table] or table.startswith("rollup_score"), table
+    return out
+
+
 @pytest.mark.slow
 def test_with_events_the_events_go_to_the_clickhouse_event_store(
     tmp_path, tmp_path_factory, pg_url, capsys
@@ -743,6 +761,15 @@ def test_with_events_the_events_go_to_the_clickhouse_event_store(
     finally:
         target.close()
     assert held == [0, 0, 0]  # the metadata database holds no events
+    # ClickHouse's rollups, rebuilt from the copied events, hold what the source's
+    # write path kept (every table, key and value).
+    source, events = source_database(source_url), EventsDb(events_url)
+    try:
+        with source.read() as conn:
+            assert _rollups_of(conn) == _rollups_of(events.conn(json_text=True))
+    finally:
+        source.close()
+        events.close()
 
     # A batch inserted into ClickHouse again (the copy died after the insert, before its
     # progress committed) is one row per entity in what the API and the check read.

@@ -200,6 +200,35 @@ def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def cmd_rollups(args: argparse.Namespace, ctx: Context) -> int:
+    """``rollups rebuild``: the ClickHouse event store's rollups recomputed from its
+    events (after a process died between inserting a batch and its rollup deltas)."""
+    from .server.runtime import migrate_events, store_for
+    from .store.clickhouse import rollups as ch_rollups
+    from .store.clickhouse.store import ClickHouseStore
+
+    settings = ctx.settings_of(args)
+    if not settings.events_url:
+        raise SystemExit(
+            "lanterna rollups: --events-url (or LANTERNA_EVENTS_URL) names the ClickHouse"
+            " event store; on SQLite and PostgreSQL the write path keeps the rollups exact"
+        )
+    db = _open(settings.db_url)
+    try:
+        store = store_for(settings)
+        assert isinstance(store, ClickHouseStore)
+        migrate_events(db, store)
+        projects = None
+        if args.project:
+            read, _ = _runners(db)
+            projects = [read(lambda c: ctx.project_of(c, args.project))]
+        rows = ch_rollups.rebuild(store.events, projects)
+    finally:
+        db.close()
+    print(f"rebuilt the rollups: {rows} row(s)")
+    return 0
+
+
 def _events_option(parser: Any) -> None:
     parser.add_argument(
         "--events-url",
@@ -248,6 +277,14 @@ def add_commands(sub: Any, db_options: Options, ctx: Context, when: Callable[[st
     imp.add_argument("--host", help="the target server's URL (default LANGFUSE_HOST)")
     imp.add_argument("--public-key", help="the target project's public key")
     imp.set_defaults(func=bind(cmd_import))
+
+    rollups = sub.add_parser("rollups", help="the ClickHouse event store's metrics rollups")
+    rollups_sub = rollups.add_subparsers(dest="action", required=True)
+    rebuild = rollups_sub.add_parser("rebuild", help="recompute them from the stored events")
+    rebuild.add_argument("--project", help="only this project's (default: every project)")
+    db_options(rebuild)
+    _events_option(rebuild)
+    rollups.set_defaults(func=bind(cmd_rollups))
 
     bak = sub.add_parser("backup", help="copy the SQLite database while it serves")
     bak.add_argument("dest", help="the backup file to write")

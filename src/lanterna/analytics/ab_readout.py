@@ -144,7 +144,7 @@ def _per_trace(
     summed the same way (cost 0, error 0 and latency null for a trace without
     observations, as ``rollups.Contribution.add_trace`` keeps them), always left-joined
     so those traces are still counted."""
-    if rollup_read.kept(conn):
+    if rollup_read.totals_kept(conn):
         return (
             f"{join} trace_totals tt ON tt.project_id = ? AND tt.trace_id = g.trace_id",
             {"cost": "tt.cost", "latency": "tt.latency", "error": "tt.error"},
@@ -383,11 +383,11 @@ def readout(
     ``control``). ``rollup=False`` reads a declared test from the raw rows too (the
     rollups' check). ``events``: where the traces and scores are read (the store's
     ``events_conn``; ``conn`` by default); the ClickHouse event store keeps no rollups
-    (:func:`~lanterna.store.rollup_read.kept`), so there the raw rows answer."""
+    (:func:`~lanterna.store.rollup_read.totals_kept`), so there the raw rows answer."""
     from ..abtests import stats
 
     ev = events or conn
-    rollup = rollup and rollup_read.kept(ev)
+    rollup = rollup and rollup_read.totals_kept(ev)
     kinds = {m: metric_kind(conn, project_id, m, events=ev) for m in (metric, *guardrails)}
     rolled = None
     if rollup and grouping.rolled_up(from_ts, to_ts):

@@ -76,7 +76,8 @@ class Scope:
     #: environments left out (the metrics page: the evaluation judge's own, unless an
     #: environment is chosen; see ``analytics/app_traffic.py``)
     exclude_environments: Sequence[str] = ()
-    #: read raw rows only (set on a database without rollups, :func:`rollup_read.kept`)
+    #: read raw rows only (set on a database without the per-trace totals the page's
+    #: rollup path reads, :func:`rollup_read.totals_kept`)
     raw: bool = False
 
     def __post_init__(self) -> None:
@@ -273,8 +274,8 @@ class Histogram:
 
 
 def _read_on(conn: Conn, scope: Scope) -> Scope:
-    """``scope``, to be read from raw rows where ``conn`` keeps no rollups."""
-    return scope if rollup_read.kept(conn) else replace(scope, raw=True)
+    """``scope``, to be read from raw rows where ``conn`` keeps no per-trace totals."""
+    return scope if rollup_read.totals_kept(conn) else replace(scope, raw=True)
 
 
 def _trace_rows(conn: Conn, scope: Scope, start: datetime, end: datetime) -> list[dict[str, Any]]:

@@ -275,8 +275,8 @@ def daily_usage(
     """Per UTC day with traces (newest first): traces, observations, cost, usage by model.
 
     Days are those of the traces' timestamps; ``models`` lists the observations that
-    name a model. ``rollups``: whether ``conn``'s database keeps the hourly rollups
-    (not the ClickHouse event store: there every scope reads raw rows).
+    name a model. ``rollups``: read the whole hours from the hourly rollups (every
+    backend keeps them; False reads every scope from raw rows).
     """
     if rollups and scope.rolled_up:
         found = sorted(_days_from_rollups(conn, scope).values(), key=lambda x: x.date)

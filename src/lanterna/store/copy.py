@@ -553,6 +553,12 @@ def copy_database(
         report.copied[table.name] = _copy_table(
             source, target, table, row, source_name, batch_size, progress, on_batch, elsewhere
         )
+    if events is not None:
+        # The event store's rollups, from the copied events (the SQL rollup tables
+        # were copied as rows; ClickHouse keeps its own). Again on a resumed copy.
+        from .clickhouse.rollups import rebuild
+
+        rebuild(events)
     with target.transaction() as conn:
         conn.run(
             f"UPDATE {PROGRESS} SET done = TRUE, updated_at = ? WHERE table_name = ?",

@@ -145,9 +145,17 @@ def split_hours(
 
 
 def kept(conn: Conn) -> bool:
-    """Whether ``conn``'s database keeps the rollups. The ClickHouse event store
-    (``Store.events_conn``) keeps none: the analytics read its raw rows, which it is
-    built to sum, and every figure is exact there."""
+    """Whether ``conn``'s database keeps the hourly and daily rollups of
+    :data:`~lanterna.store.rollups.TABLES`: every backend does (on the ClickHouse
+    event store, ``Store.events_conn``, as views of ``store/clickhouse/rollups.py``)."""
+    return conn.dialect.name in ("sqlite", "postgresql", "clickhouse")
+
+
+def totals_kept(conn: Conn) -> bool:
+    """Whether ``conn``'s database keeps the per-trace, per-user and per-session
+    totals (``trace_totals``, ``user_totals``, ``session_totals``) and the A/B rollups
+    the write path keeps on SQL. The ClickHouse event store keeps none: what reads
+    them reads its raw rows there, which it is built to sum."""
     return conn.dialect.name != "clickhouse"
 
 

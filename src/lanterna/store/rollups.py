@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -614,6 +614,39 @@ def _pg_upsert_sql(table: str) -> tuple[str, tuple[Callable[[Any], Any], ...]]:
 _PG_UPSERTS = {table: _pg_upsert_sql(table) for table in TABLES}
 
 
+def delta_rows(
+    project_id: str,
+    plus: Contribution,
+    minus: Contribution | None = None,
+    tables: Iterable[str] = TABLES,
+) -> Iterator[tuple[str, list[list[Any]]]]:
+    """``(table, rows)`` per table of ``tables``: ``[project_id, *key, *values]`` of
+    ``plus - minus`` for each key whose difference is not zero, keys in order."""
+    news = plus.tables()
+    olds = minus.tables() if minus is not None else {}
+    for table in tables:
+        attr = TABLES[table][0]
+        new = news[attr]
+        old = olds.get(attr, {})
+        if not old:  # the common case: nothing to take away
+            rows = [[project_id, *key, *new[key]] for key in sorted(new)]
+        else:
+            rows = []
+            for key in sorted(set(new) | set(old)):
+                a = new.get(key)
+                b = old.get(key)
+                if a == b:
+                    continue
+                if b is None:
+                    delta = a
+                elif a is None:
+                    delta = [-x for x in b]
+                else:
+                    delta = [x - y for x, y in zip(a, b, strict=True)]
+                rows.append([project_id, *key, *delta])  # type: ignore[misc]
+        yield table, rows
+
+
 def add(
     conn: Conn,
     project_id: str,
@@ -640,29 +673,8 @@ def add(
             f" ({', '.join('?' * len(chunk))})",
             [project_id, *chunk],
         )
-    news = plus.tables()
-    olds = minus.tables() if minus is not None else {}
     pg: list[tuple[str, list[Any]]] = []
-    for table in tables:
-        attr = TABLES[table][0]
-        new = news[attr]
-        old = olds.get(attr, {})
-        if not old:  # the common case: nothing to take away
-            rows = [[project_id, *key, *new[key]] for key in sorted(new)]
-        else:
-            rows = []
-            for key in sorted(set(new) | set(old)):
-                a = new.get(key)
-                b = old.get(key)
-                if a == b:
-                    continue
-                if b is None:
-                    delta = a
-                elif a is None:
-                    delta = [-x for x in b]
-                else:
-                    delta = [x - y for x, y in zip(a, b, strict=True)]
-                rows.append([project_id, *key, *delta])  # type: ignore[misc]
+    for table, rows in delta_rows(project_id, plus, minus, tables):
         if not rows:
             continue
         if conn.dialect.name == "postgresql":

@@ -211,7 +211,7 @@ def run_query(
     come from the rollups' histograms (within 2.53 %); otherwise they are exact. None:
     from the histograms when the range holds ``approximate_from`` rows or more of the
     view (reading them exactly would read that many raw rows), else exact."""
-    if not rollup_read.kept(conn):  # the ClickHouse event store: raw rows, exact
+    if not rollup_read.kept(conn):
         return run_raw(conn, project_id, query, timeout=timeout)
     if approximate is None:
         approximate = _large(conn, project_id, query, timeout, approximate_from)
@@ -258,8 +258,10 @@ def top_user_sums(
     """The sums (by ``(userId,)``) of the groups that hold ``query``'s top
     ``row_limit`` users, and of the group without a user, as :func:`_top_users` reads
     them; None when :mod:`.top_users` cannot answer ``query``."""
-    if top_users.ordered_metric(query) is None or explain(query).tables[:1] != (
-        "rollup_user_hours",
+    if (
+        not rollup_read.totals_kept(conn)  # the walk reads user_totals and trace_totals
+        or top_users.ordered_metric(query) is None
+        or explain(query).tables[:1] != ("rollup_user_hours",)
     ):
         return None
     whole, partial = rollup_read.split_hours(query.start, query.end)
@@ -528,9 +530,10 @@ def _edge(
     """A partial hour at either end of a rollup answer: from the traces' own
     ``trace_totals`` rows (:func:`_from_trace_totals`) when they hold what the query
     needs, else from the raw rows."""
-    with conn.time_limit(timeout):
-        if _from_trace_totals(conn, project_id, query, start, end, groups):
-            return
+    if rollup_read.totals_kept(conn):
+        with conn.time_limit(timeout):
+            if _from_trace_totals(conn, project_id, query, start, end, groups):
+                return
     _from_raw(conn, project_id, query, start, end, timeout, groups)
 
 

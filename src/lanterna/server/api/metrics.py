@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from ...analytics.metrics import Scope
-from ...analytics.query import AGGREGATIONS, parse_query, run_query, run_raw, views_for
+from ...analytics.query import AGGREGATIONS, parse_query, run_query, views_for
 from ...analytics.query.model import BINS_MAX, GRANULARITIES, ROW_LIMIT_MAX
 from ...analytics.usage import daily_usage
 from ...store.db import Conn
@@ -59,7 +59,6 @@ def daily_metrics(
             scope,
             limit=paging.limit,
             offset=paging.offset,
-            rollups=store.events_backend == "sql",
         )
         return paging.envelope([daily_json(day) for day in days], total)
 
@@ -161,10 +160,10 @@ def _answer(request: Request, project_id: str, text: str | None, version: int) -
     timeout = millis / 1000 if millis > 0 else None
 
     def read(conn: Conn) -> dict[str, Any]:
-        if store.events_backend != "sql":  # no rollups there: raw rows, exact
-            return {"data": run_raw(store.events_conn(conn), project_id, query, timeout=timeout)}
-        # Percentiles over large ranges from the histograms (docs/metrics.md).
-        return {"data": run_query(conn, project_id, query, timeout=timeout, approximate=None)}
+        # Percentiles over large ranges from the histograms (docs/metrics.md). The
+        # events' connection: ClickHouse's rollups and raw rows on that backend.
+        events = store.events_conn(conn)
+        return {"data": run_query(events, project_id, query, timeout=timeout, approximate=None)}
 
     return JSON(runtime(request).read_sync(read))
 

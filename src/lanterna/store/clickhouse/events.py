@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -32,8 +33,10 @@ from .. import write
 from ..db import Conn
 from ..models import pricing as batch_pricing
 from ..prompts import PromptLinker
+from ..rollups import Contribution
 from ..tables import BOOL, COLUMNS, JSON, TS, to_record
-from .conn import EventsDb
+from . import rollups as ch_rollups
+from .conn import CLICKHOUSE, EventsDb
 from .schema import TABLES
 
 _CHUNK = 500
@@ -98,11 +101,16 @@ def existing(events: EventsDb, project_id: str, ids: dict[str, list[str]]) -> di
     parts: list[str] = []
     params: list[Any] = []
     for kind, wanted in ids.items():
+        table, column = (
+            (TABLES["observation"], "assumeNotNull(trace_id)")
+            if kind == _NAMED
+            else (TABLES[kind], "id")
+        )
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             parts.append(
-                f"SELECT DISTINCT '{kind}' AS kind, id FROM {TABLES[kind]}"
-                f" WHERE project_id = ? AND id IN ({', '.join('?' * len(chunk))})"
+                f"SELECT DISTINCT '{kind}' AS kind, {column} AS id FROM {table}"
+                f" WHERE project_id = ? AND {column} IN ({', '.join('?' * len(chunk))})"
             )
             params += [project_id, *chunk]
     found: dict[str, set[str]] = {kind: set() for kind in ids}
@@ -159,13 +167,22 @@ class ChPrepared(write.PreparedEvents):
         stamp = now()
         prompts = PromptLinker(conn, project_id)
         pricing = batch_pricing(conn, project_id)
-        written = 0
-        # Which entities exist (one probe for every kind), then those read back whole.
-        there = existing(self.target, project_id, {k: list(e) for k, e in self.kinds.items()})
+        events = self.target
+        # Which entities exist (one probe for every kind, every trace the batch names
+        # included, and whether an observation names those), then the batch's read
+        # back whole.
+        named = sorted(self._trace_ids())
+        wanted = {k: list(e) for k, e in self.kinds.items()}
+        wanted["trace"] = named  # the batch's traces and those its observations name
+        wanted[_NAMED] = named
+        there = existing(events, project_id, wanted)
+        merged: dict[str, dict[str, tuple[dict[str, Any] | None, dict[str, Any]]]] = {}
+        rows: dict[str, list[list[Any]]] = {}
         for kind, entities in self.kinds.items():
-            known = sorted(there[kind])
-            stored = load(self.target, kind, project_id, known) if known else {}
-            rows = []
+            known = sorted(there[kind].intersection(entities))
+            stored = load(events, kind, project_id, known) if known else {}
+            changed = merged[kind] = {}
+            out = rows[kind] = []
             for entity_id in sorted(entities):
                 old, created = stored.get(entity_id, (None, stamp))
                 record = entities[entity_id].merged(kind, old)
@@ -174,27 +191,97 @@ class ChPrepared(write.PreparedEvents):
                     pricing.apply(record, old)
                 if record == old:
                     continue  # a re-sent event: nothing changes, nothing is written
-                rows.append(
+                changed[entity_id] = (old, record)
+                out.append(
                     to_ch_row(kind, project_id, entity_id, record, created, stamp, next_version())
                 )
-            if rows:
-                self.target.insert(TABLES[kind], rows, row_columns(kind))
-                written += len(rows)
+        plus, minus, slow = _fresh(there, merged)
+        if slow:
+            minus.update(ch_rollups.traces_now(events, project_id, slow))
+        written = 0
+        for kind, out in rows.items():
+            if out:
+                events.insert(TABLES[kind], out, row_columns(kind))
+                written += len(out)
+        if slow:
+            plus.update(ch_rollups.traces_now(events, project_id, slow))
+        ch_rollups.add(events, project_id, plus, minus)
         return written
+
+    def _trace_ids(self) -> set[str]:
+        """The trace ids the batch's traces and observations name."""
+        ids = set(self.kinds.get("trace", ()))
+        for entity in self.kinds.get("observation", {}).values():
+            for event in entity.events:
+                trace_id = event.fields.get("trace_id")
+                if trace_id is not None:
+                    ids.add(trace_id)
+        return ids
+
+
+#: the probe of :func:`existing` for trace ids that an observation names
+_NAMED = "named"
+
+
+def _fresh(
+    there: dict[str, set[str]],
+    merged: dict[str, dict[str, tuple[dict[str, Any] | None, dict[str, Any]]]],
+) -> tuple[Contribution, Contribution, set[str]]:
+    """``(plus, minus, slow)`` for the rollups: what the batch's new traces (stored
+    nowhere, with only new observations, none stored before) and its scores add and
+    take away, computed from the merged records; ``slow``, the other traces the batch
+    changes, computed from their rows before and after the insert."""
+    plus, minus = Contribution(), Contribution()
+    stored_traces = there.get("trace", set())
+    stored_observations = there.get("observation", set())
+    traces = merged.get("trace", {})
+    by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    slow: set[str] = set()
+    for obs_id, (old, record) in merged.get("observation", {}).items():
+        trace_id = record.get("trace_id")
+        if trace_id is None:
+            continue  # counted nowhere (the rollups are by trace), as on SQL
+        if old is not None or obs_id in stored_observations:
+            slow.add(trace_id)
+        by_trace[trace_id].append(record)
+    for trace_id in (*traces, *by_trace):
+        if trace_id in stored_traces or trace_id in there[_NAMED]:
+            slow.add(trace_id)
+    for trace_id, (_, record) in traces.items():
+        if trace_id not in slow:
+            plus.add_trace(CLICKHOUSE, trace_id, record, by_trace.pop(trace_id, []))
+    for trace_id, loose in by_trace.items():
+        if trace_id not in slow and trace_id not in traces:
+            for record in loose:  # observations of a trace not stored (yet)
+                plus.add_loose(record)
+    for score_id, (old, record) in merged.get("score", {}).items():
+        plus.add_score({**record, "id": score_id})
+        if old is not None:
+            minus.add_score({**old, "id": score_id})
+    return plus, minus, slow
 
 
 def tombstones(events: EventsDb, kind: str, project_id: str, where: str, params: list[Any]) -> int:
     """Mark the rows of ``kind`` matching ``where`` deleted (a newer version with
-    ``_deleted = 1``: reads leave them out at once, merges drop them); return how many."""
+    ``_deleted = 1``: reads leave them out at once, merges drop them) and take what
+    they added out of the rollups; return how many."""
     conn = events.conn(json_text=True)
     view = TABLES[kind].removesuffix("_rows")
     time_column = "start_time" if kind == "observation" else "timestamp"
+    extra = {"observation": ", trace_id", "score": f", {ch_rollups.SCORE_COLUMNS}"}.get(kind, "")
     rows = conn.all(
-        f"SELECT id, {time_column} AS t, created_at FROM {view} WHERE project_id = ? AND {where}",
+        f"SELECT id, {time_column} AS t, created_at{extra} FROM {view}"
+        f" WHERE project_id = ? AND {where}",
         [project_id, *params],
     )
     if not rows:
         return 0
+    traces: set[str] = set()
+    if kind == "trace":
+        traces = {r["id"] for r in rows}
+    elif kind == "observation":
+        traces = {r["trace_id"] for r in rows if r["trace_id"] is not None}
+    before = ch_rollups.traces_now(events, project_id, traces) if traces else Contribution()
     stamp = now()
     marks = []
     for r in rows:
@@ -207,6 +294,12 @@ def tombstones(events: EventsDb, kind: str, project_id: str, where: str, params:
             to_ch_row(kind, project_id, r["id"], record, r["created_at"], stamp, next_version(), 1)
         )
     events.insert(TABLES[kind], marks, row_columns(kind))
+    if kind == "score":
+        ch_rollups.add(events, project_id, Contribution(), ch_rollups.score_contribution(rows))
+    elif traces:
+        ch_rollups.add(
+            events, project_id, ch_rollups.traces_now(events, project_id, traces), before
+        )
     return len(marks)
 
 

@@ -12,7 +12,8 @@ rows left out), with the columns of the SQLite/PostgreSQL tables, so the read qu
 of ``store/`` run on them as written. Skip indexes on ids serve lookups by id and by
 trace. JSON values are ``String`` holding JSON text.
 
-A migration is a list of statements written ``IF NOT EXISTS`` (safe to run again).
+A migration is a list of statements written ``IF NOT EXISTS`` (safe to run again) and
+functions of the database (migration 2 fills the rollups from the stored events).
 Applied versions are recorded in ``lanterna_migrations``.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
+from ..rollups import TABLES as TABLES_OF_ROLLUPS
 from .conn import EventsDb
 
 _TS = "DateTime64(6, 'UTC')"
@@ -122,8 +124,17 @@ def _view(table: str) -> str:
     )
 
 
-#: ``(version, statements)`` in order; never edit an applied one, add the next.
-MIGRATIONS: list[tuple[int, list[str]]] = [
+def _rollups() -> list[str | Step]:
+    from . import rollups
+
+    return [rollups.DDL, *(rollups.view_ddl(t) for t in TABLES_OF_ROLLUPS), rollups.rebuild]
+
+
+#: A migration step: a statement, or a function of the events database (run once).
+Step = Callable[[EventsDb], object]
+
+#: ``(version, steps)`` in order; never edit an applied one, add the next.
+MIGRATIONS: list[tuple[int, list[str | Step]]] = [
     (
         1,
         [
@@ -135,6 +146,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             _view("scores"),
         ],
     ),
+    # The metrics rollups (``rollups.py``): the deltas table, a view per SQL rollup
+    # table, and the rows of the events already stored.
+    (2, _rollups()),
 ]
 
 #: The event tables (view name -> table written).
@@ -162,14 +176,17 @@ def migrate(events: EventsDb, lock: Callable[[], AbstractContextManager[object]]
     with lock():
         have = applied(events)
         for version, statements in _pending(have):
-            for statement in statements:
-                events.command(statement)
+            for step in statements:
+                if isinstance(step, str):
+                    events.command(step)
+                else:
+                    step(events)
             events.insert("lanterna_migrations", [[version]], ["version"])
             done.append(version)
     return done
 
 
-def _pending(have: set[int]) -> Iterator[tuple[int, list[str]]]:
+def _pending(have: set[int]) -> Iterator[tuple[int, list[str | Step]]]:
     for version, statements in MIGRATIONS:
         if version not in have:
             yield version, statements

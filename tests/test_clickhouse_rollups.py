@@ -1,0 +1,191 @@
+"""The metrics rollups on the ClickHouse event store (``store/clickhouse/rollups.py``):
+whatever is ingested, updated and deleted, the deltas the writer and the deletes insert
+sum to the rollups computed afresh from the raw rows; the metrics API reads them (a row
+only the rollups hold shows up); ``lanterna rollups rebuild`` restores them after a
+process died between the two inserts; the migration that adds them fills them from the
+events already stored.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import T0, event, ingest, iso
+from lanterna.cli import main
+from lanterna.store.clickhouse import EventsDb, migrate
+from lanterna.store.clickhouse import rollups as ch
+from lanterna.store.db import Database
+from test_rollups_property import _step, apply_step
+
+pytestmark = pytest.mark.clickhouse_only
+
+
+def _summed(rows: list[list[Any]]) -> dict[tuple[Any, ...], list[float]]:
+    """Delta rows summed by (project, rollup, keys): the non-zero groups."""
+    out: dict[tuple[Any, ...], list[float]] = {}
+    for r in rows:
+        have = out.setdefault(tuple(r[:8]), [0.0] * 8)
+        for i, v in enumerate(r[8:]):
+            have[i] += v
+    return {k: [round(x, 9) for x in v] for k, v in out.items() if any(v)}
+
+
+def kept(events: EventsDb, pid: str) -> dict[tuple[Any, ...], list[float]]:
+    """The project's kept rollups: its deltas summed."""
+    _names, rows = events.query(
+        f"SELECT {', '.join(ch.COLUMNS)} FROM {ch.DELTAS} WHERE project_id = '{pid}'"
+    )
+    return _summed([list(r) for r in rows])
+
+
+def afresh(events: EventsDb, pid: str) -> dict[tuple[Any, ...], list[float]]:
+    """The project's rollups computed from its raw rows, as delta rows summed."""
+    fresh = ch.traces_now(events, pid, ch.trace_ids_of(events, pid))
+    fresh.update(ch.score_contribution(ch.score_rows(events, pid, "1 = 1", [])))
+    return _summed(ch.rows_of(pid, fresh))
+
+
+def _metrics(api: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
+    query = {
+        "view": "traces",
+        "fromTimestamp": iso(T0 - timedelta(hours=3)),
+        "toTimestamp": iso(T0 + timedelta(hours=4)),
+        **body,
+    }
+    response = api.get("/api/public/metrics", params={"query": json.dumps(query)})
+    assert response.status_code == 200, response.text
+    data: list[dict[str, Any]] = response.json()["data"]
+    return data
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(_step, min_size=1, max_size=6))
+def test_the_kept_rollups_equal_a_rebuild_after_every_step(api, db_url, steps):
+    """Batches in any order (updates before creates, observations before their trace,
+    scores re-sent with another type), trace and score deletes through the API: after
+    each step the kept deltas sum, key by key, to the rollups of the raw rows."""
+    project = api.new_project()
+    api.project, api.auth = project, project.auth
+    events = api.app.state.runtime.store.events
+    priced = False
+    for kind, arg in steps:
+        priced = apply_step(api, db_url, kind, arg, priced=priced)
+        assert kept(events, project.id) == afresh(events, project.id), (kind, arg)
+
+
+def test_an_observation_of_a_stored_trace_the_batch_does_not_hold(api):
+    """A batch with a new trace and an observation of another, stored trace: that
+    trace's figures move (it once counted the observation as one without a trace)."""
+    ingest(
+        api,
+        event("trace-create", {"id": "t0", "name": "chat", "timestamp": iso(seconds=5)}),
+        event("trace-create", {"id": "t1", "name": "chat", "timestamp": iso(seconds=9)}),
+    )
+    ingest(
+        api,
+        event("trace-create", {"id": "t2", "name": "chat", "timestamp": iso(seconds=20)}),
+        event(
+            "span-create",
+            {"id": "o2", "traceId": "t2", "startTime": iso(seconds=21), "endTime": iso(seconds=22)},
+        ),
+        event(
+            "span-update",
+            {"id": "o4", "traceId": "t1", "startTime": iso(seconds=30), "level": "ERROR"},
+        ),
+    )
+    events = api.app.state.runtime.store.events
+    assert kept(events, api.project.id) == afresh(events, api.project.id)
+    sums = [
+        {"measure": "count", "aggregation": "count"},
+        {"measure": "errorCount", "aggregation": "sum"},
+        {"measure": "observationsCount", "aggregation": "sum"},
+    ]
+    # Whole hours only: the answer comes from the rollups alone.
+    body = {"metrics": sums, "fromTimestamp": iso(T0 - timedelta(hours=1))}
+    assert _metrics(api, {**body, "toTimestamp": iso(T0 + timedelta(hours=1))}) == [
+        {"count_count": 3, "sum_errorCount": 1, "sum_observationsCount": 2}
+    ]
+
+
+def test_the_metrics_api_reads_the_rollups(api):
+    """A delta only the rollups hold counts in a whole-hour query and not in one by
+    minute (raw rows)."""
+    ingest(api, event("trace-create", {"id": "tr-a", "name": "chat", "timestamp": iso(T0)}))
+    hour = (T0 + timedelta(hours=2)).isoformat()[:13]
+    row = [api.project.id, "rollup_trace_hours", hour, "default", "chat", "", "", 0, 40.0]
+    api.app.state.runtime.store.events.insert(ch.DELTAS, [row + [0.0] * 7], ch.COLUMNS)
+    count = {"metrics": [{"measure": "count", "aggregation": "count"}]}
+    assert _metrics(api, count) == [{"count_count": 41}]
+    by_minute = _metrics(api, {**count, "timeDimension": {"granularity": "minute"}})
+    assert sum(r["count_count"] for r in by_minute) == 1
+
+
+def _lose_the_deltas(events: EventsDb, pid: str) -> None:
+    events.command(f"DELETE FROM {ch.DELTAS} WHERE project_id = '{pid}'")
+    assert kept(events, pid) == {}
+
+
+def _some_data(api: Any) -> None:
+    ingest(
+        api,
+        event("trace-create", {"id": "t0", "name": "chat", "userId": "u1", "timestamp": iso()}),
+        event(
+            "generation-create",
+            {
+                "id": "g0",
+                "traceId": "t0",
+                "model": "m1",
+                "startTime": iso(seconds=1),
+                "endTime": iso(seconds=3),
+                "usageDetails": {"input": 10, "output": 5},
+            },
+        ),
+        event(
+            "score-create",
+            {"id": "s0", "traceId": "t0", "name": "quality", "value": 0.5, "timestamp": iso()},
+        ),
+    )
+
+
+def test_rollups_rebuild_restores_lost_deltas(api, db_url, events_url, capsys):
+    """The deltas of a project gone (a process died after inserting the events):
+    ``lanterna rollups rebuild --events-url`` puts back what the events say."""
+    _some_data(api)
+    events = api.app.state.runtime.store.events
+    pid = api.project.id
+    want = kept(events, pid)
+    assert want and want == afresh(events, pid)
+    _lose_the_deltas(events, pid)
+    args = ["rollups", "rebuild", "--database-url", db_url, "--events-url", events_url]
+    assert main([*args, "--project", pid]) == 0
+    assert "rebuilt the rollups" in capsys.readouterr().out
+    assert kept(events, pid) == want
+    with pytest.raises(SystemExit, match="--events-url"):
+        main(["rollups", "rebuild", "--database-url", db_url])
+
+
+def test_the_migration_fills_the_rollups_of_stored_events(api, db_url):
+    """An event store from before the rollups (migration 1 only) gets them from its
+    events when migration 2 runs."""
+    _some_data(api)
+    events = api.app.state.runtime.store.events
+    pid = api.project.id
+    want = kept(events, pid)
+    _lose_the_deltas(events, pid)
+    events.command("DELETE FROM lanterna_migrations WHERE version = 2")
+    db = Database(db_url)
+    try:
+        assert migrate(events, lambda: db.transaction(exclusive=True)) == [2]
+    finally:
+        db.close()
+    assert kept(events, pid) == want
