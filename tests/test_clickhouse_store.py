@@ -464,3 +464,18 @@ def test_serve_with_events_in_clickhouse_end_to_end(db_url, tmp_path, monkeypatc
         for table in ("traces", "observations", "scores"):
             assert metadata.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,)
     assert any((tmp_path / "events").iterdir())
+
+
+def test_a_probe_of_thousands_of_long_ids_finds_the_stored_ones(api):
+    """The writer's probe of which ids exist binds every id of a batch (or of several
+    combined): 6,000 ids of 64 characters, over ClickHouse's default 256 KiB statement,
+    in statements of at most PROBE_IDS ids."""
+    from lanterna.store.clickhouse.events import PROBE_IDS, existing
+
+    stored = ["t" * 63 + str(i) for i in range(2)]
+    ingest(api, *[event("trace-create", {"id": t, "timestamp": iso()}) for t in stored])
+    wanted = [f"{i:064d}" for i in range(6000)] + stored
+    assert len(wanted) > 2 * PROBE_IDS and sum(len(i) + 4 for i in wanted) > 256 * 1024
+    events = api.app.state.runtime.store.events
+    found = existing(events, api.project.id, {"trace": wanted, "observation": wanted[:10]})
+    assert found == {"trace": set(stored), "observation": set()}

@@ -305,8 +305,13 @@ class EventsDb:
     which runs in this process) with this project's query settings."""
 
     #: Settings every query runs with: SQL joins that find nothing give NULLs, as
-    #: in SQLite and PostgreSQL.
-    SETTINGS = {"join_use_nulls": 1, "allow_experimental_correlated_subqueries": 1}
+    #: in SQLite and PostgreSQL; statements up to 16 MiB (ids are bound as literals: a
+    #: batch's thousands of ids, or long ones, pass ClickHouse's default 256 KiB).
+    SETTINGS = {
+        "join_use_nulls": 1,
+        "allow_experimental_correlated_subqueries": 1,
+        "max_query_size": 16 * 2**20,
+    }
 
     def __init__(self, url: str) -> None:
         self.url = EventsUrl.parse(url)

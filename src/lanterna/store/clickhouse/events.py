@@ -40,6 +40,8 @@ from .conn import CLICKHOUSE, EventsDb
 from .schema import TABLES
 
 _CHUNK = 500
+#: Ids bound in one probe statement of :func:`existing`.
+PROBE_IDS = 2000
 
 _version_lock = threading.Lock()
 _last_version = 0
@@ -95,27 +97,36 @@ def to_ch_row(
 
 def existing(events: EventsDb, project_id: str, ids: dict[str, list[str]]) -> dict[str, set[str]]:
     """``kind -> ids`` among ``ids`` (by kind) that have any row, deleted ones too: one
-    statement over the tables themselves, without ``FINAL`` (the ids' bloom filters skip
-    most granules), so that a batch of new entities (the common case) reads nothing
-    more."""
+    statement per :data:`PROBE_IDS` ids over the tables themselves, without ``FINAL``
+    (the ids' bloom filters skip most granules), so that a batch of new entities (the
+    common case) reads nothing more."""
+    statements: list[tuple[list[str], list[Any]]] = []
     parts: list[str] = []
     params: list[Any] = []
     for kind, wanted in ids.items():
-        table, column = (
-            (TABLES["observation"], "assumeNotNull(trace_id)")
+        # (The observations naming a trace: by ``trace_id`` itself, which its bloom
+        # filter index serves; wrapped in a function it would read every granule.)
+        table, column, selected = (
+            (TABLES["observation"], "trace_id", "assumeNotNull(trace_id)")
             if kind == _NAMED
-            else (TABLES[kind], "id")
+            else (TABLES[kind], "id", "id")
         )
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
+            if len(params) + len(chunk) > PROBE_IDS:
+                statements.append((parts, params))
+                parts, params = [], []
             parts.append(
-                f"SELECT DISTINCT '{kind}' AS kind, {column} AS id FROM {table}"
+                f"SELECT DISTINCT '{kind}' AS kind, {selected} AS id FROM {table}"
                 f" WHERE project_id = ? AND {column} IN ({', '.join('?' * len(chunk))})"
             )
             params += [project_id, *chunk]
-    found: dict[str, set[str]] = {kind: set() for kind in ids}
     if parts:
-        for r in events.conn(json_text=True).all(" UNION ALL ".join(parts), params):
+        statements.append((parts, params))
+    found: dict[str, set[str]] = {kind: set() for kind in ids}
+    conn = events.conn(json_text=True)
+    for some, bound in statements:
+        for r in conn.all(" UNION ALL ".join(some), bound):
             found[r["kind"]].add(r["id"])
     return found
 
