@@ -19,7 +19,7 @@ from ...store.db import Conn
 from ...store.dialect import Dialect
 from ...store.filters import FilterError, compile_conditions
 from .model import TIME_DIMENSION, Metric, Query, QueryError
-from .views import PERCENTILES
+from .views import PERCENTILES, RANGED_TRACES
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,11 @@ def compile_query(query: Query, project_id: str, dialect: Dialect) -> Compiled:
     for name in sorted(joins):
         sql = view.joins[name]
         join_sql.append(sql)
-        params.extend([project_id] * sql.count("?"))
+        pieces = sql.split(RANGED_TRACES)  # a "?" is the project, but in those traces
+        for k, piece in enumerate(pieces):
+            params.extend([project_id] * piece.count("?"))
+            if k < len(pieces) - 1:
+                params.extend([project_id, d.ts(query.start), d.ts(query.end)])
 
     alias, time = view.alias, view.time_column
     where = [f"{alias}.project_id = ?", f"{time} >= ?", f"{time} < ?"]

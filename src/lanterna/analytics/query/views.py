@@ -214,6 +214,12 @@ def _errors(
 
 
 _T, _O, _S = TRACE.alias, OBSERVATION.alias, SCORE.alias
+#: In a join's SQL: the ids of the project's traces in the query's range (``run.py``
+#: binds the project, the range's start and its end).
+RANGED_TRACES = (
+    "(SELECT rt.id FROM traces rt WHERE rt.project_id = ? AND rt.timestamp >= ?"
+    " AND rt.timestamp < ?)"
+)
 
 #: Joins by name (``?``: the project id).
 JOIN_TRACES = {
@@ -299,18 +305,20 @@ TRACES = View(
     ),
     {
         # ClickHouse only (see Measure.ch_join): a trace's observations and scores summed
-        # once per trace of the project.
+        # once per trace of the query's range (RANGED_TRACES: the ids of the project's
+        # traces in it, so a range of an hour does not sum every observation stored).
         "trace_observations": "LEFT JOIN (SELECT ob.project_id AS p, ob.trace_id AS tid,"
         " COUNT(*) AS n, MIN(ob.start_time) AS first_start,"
         " MAX(COALESCE(ob.end_time, ob.start_time)) AS last_end,"
         f" {_summed('ob.usage_total')} AS tokens, {_summed('ob.total_cost')} AS cost,"
         " SUM(CASE WHEN ob.level = 'ERROR' THEN 1 ELSE 0 END) AS errors"
-        " FROM observations ob WHERE ob.project_id = ? GROUP BY ob.project_id, ob.trace_id)"
-        f" tob ON tob.p = {_T}.project_id AND tob.tid = {_T}.id",
+        f" FROM observations ob WHERE ob.project_id = ? AND ob.trace_id IN {RANGED_TRACES}"
+        f" GROUP BY ob.project_id, ob.trace_id) tob ON tob.p = {_T}.project_id"
+        f" AND tob.tid = {_T}.id",
         "trace_scores": "LEFT JOIN (SELECT sc.project_id AS p, sc.trace_id AS tid,"
-        " COUNT(*) AS n FROM scores sc WHERE sc.project_id = ?"
-        f" GROUP BY sc.project_id, sc.trace_id) tsc ON tsc.p = {_T}.project_id"
-        f" AND tsc.tid = {_T}.id",
+        f" COUNT(*) AS n FROM scores sc WHERE sc.project_id = ? AND sc.trace_id IN"
+        f" {RANGED_TRACES} GROUP BY sc.project_id, sc.trace_id) tsc"
+        f" ON tsc.p = {_T}.project_id AND tsc.tid = {_T}.id",
     },
     extra_filters={
         "metadata": (f"{_T}.metadata", "object", None),
