@@ -210,14 +210,49 @@ class ChPrepared(write.PreparedEvents):
         if slow:
             minus.update(ch_rollups.traces_now(events, project_id, slow))
         written = 0
-        for kind, out in rows.items():
-            if out:
-                events.insert(TABLES[kind], out, row_columns(kind))
-                written += len(out)
-        if slow:
-            plus.update(ch_rollups.traces_now(events, project_id, slow))
-        ch_rollups.add(events, project_id, plus, minus)
+        try:
+            for kind, out in rows.items():
+                if out:
+                    events.insert(TABLES[kind], out, row_columns(kind))
+                    written += len(out)
+            if slow:
+                plus.update(ch_rollups.traces_now(events, project_id, slow))
+            ch_rollups.add(events, project_id, plus, minus)
+        except Exception:
+            if written:  # part of the batch is stored: the rollups follow it
+                self._settle(merged, minus, slow)
+            raise
         return written
+
+    def _settle(
+        self,
+        merged: dict[str, dict[str, tuple[dict[str, Any] | None, dict[str, Any]]]],
+        minus: Contribution,
+        slow: set[str],
+    ) -> None:
+        """After an insert of the batch failed with some of it stored: move the
+        rollups from what the batch's traces and scores held before it (``minus``, and
+        nothing for its new traces) to what is stored now, so that the writer's retry
+        of each request on its own, which starts from the stored rows, adds only the
+        rest."""
+        events, project_id = self.target, self.project_id
+        traces = set(slow) | set(merged.get("trace", {}))
+        traces.update(
+            record["trace_id"]
+            for _, record in merged.get("observation", {}).values()
+            if record.get("trace_id") is not None
+        )
+        now = ch_rollups.traces_now(events, project_id, traces) if traces else Contribution()
+        scores = sorted(merged.get("score", {}))
+        for start in range(0, len(scores), _CHUNK):
+            chunk = scores[start : start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            now.update(
+                ch_rollups.score_contribution(
+                    ch_rollups.score_rows(events, project_id, f"id IN ({marks})", chunk)
+                )
+            )
+        ch_rollups.add(events, project_id, now, minus)
 
     def _trace_ids(self) -> set[str]:
         """The trace ids the batch's traces and observations name."""
