@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from helpers import T0, event, ingest, iso
 from lanterna.cli import main
+from lanterna.store import rollups
 from lanterna.store.clickhouse import EventsDb, migrate
 from lanterna.store.clickhouse import rollups as ch
 from lanterna.store.db import Database
@@ -50,7 +51,7 @@ def kept(events: EventsDb, pid: str) -> dict[tuple[Any, ...], list[float]]:
 def afresh(events: EventsDb, pid: str) -> dict[tuple[Any, ...], list[float]]:
     """The project's rollups computed from its raw rows, as delta rows summed."""
     fresh = ch.traces_now(events, pid, ch.trace_ids_of(events, pid))
-    fresh.update(ch.score_contribution(ch.score_rows(events, pid, "1 = 1", [])))
+    fresh.update(rollups.scores(ch.score_rows(events, pid, "1 = 1", [])))
     return _summed(ch.rows_of(pid, fresh))
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from ... import _json
 from ...ingest.events import DomainEvent
 from ...timeutil import now
-from .. import write
+from .. import rollups, write
 from ..db import Conn
 from ..models import pricing as batch_pricing
 from ..prompts import PromptLinker
@@ -187,7 +187,7 @@ class ChPrepared(write.PreparedEvents):
         wanted["trace"] = named  # the batch's traces and those its observations name
         wanted[_NAMED] = named
         there = existing(events, project_id, wanted)
-        merged: dict[str, dict[str, tuple[dict[str, Any] | None, dict[str, Any]]]] = {}
+        merged: _Merged = {}
         rows: dict[str, list[list[Any]]] = {}
         for kind, entities in self.kinds.items():
             known = sorted(there[kind].intersection(entities))
@@ -226,7 +226,7 @@ class ChPrepared(write.PreparedEvents):
 
     def _settle(
         self,
-        merged: dict[str, dict[str, tuple[dict[str, Any] | None, dict[str, Any]]]],
+        merged: _Merged,
         minus: Contribution,
         slow: set[str],
     ) -> None:
@@ -248,9 +248,7 @@ class ChPrepared(write.PreparedEvents):
             chunk = scores[start : start + _CHUNK]
             marks = ", ".join("?" * len(chunk))
             now.update(
-                ch_rollups.score_contribution(
-                    ch_rollups.score_rows(events, project_id, f"id IN ({marks})", chunk)
-                )
+                rollups.scores(ch_rollups.score_rows(events, project_id, f"id IN ({marks})", chunk))
             )
         ch_rollups.add(events, project_id, now, minus)
 
@@ -265,13 +263,17 @@ class ChPrepared(write.PreparedEvents):
         return ids
 
 
+#: kind -> entity id -> (its stored record or None, its merged record): a batch's
+#: changed entities
+_Merged = dict[str, dict[str, tuple[dict[str, Any] | None, dict[str, Any]]]]
+
 #: the probe of :func:`existing` for trace ids that an observation names
 _NAMED = "named"
 
 
 def _fresh(
     there: dict[str, set[str]],
-    merged: dict[str, dict[str, tuple[dict[str, Any] | None, dict[str, Any]]]],
+    merged: _Merged,
 ) -> tuple[Contribution, Contribution, set[str]]:
     """``(plus, minus, slow)`` for the rollups: what the batch's new traces (stored
     nowhere, with only new observations, none stored before) and its scores add and
@@ -341,7 +343,7 @@ def tombstones(events: EventsDb, kind: str, project_id: str, where: str, params:
         )
     events.insert(TABLES[kind], marks, row_columns(kind))
     if kind == "score":
-        ch_rollups.add(events, project_id, Contribution(), ch_rollups.score_contribution(rows))
+        ch_rollups.add(events, project_id, Contribution(), rollups.scores(rows))
     elif traces:
         ch_rollups.add(
             events, project_id, ch_rollups.traces_now(events, project_id, traces), before

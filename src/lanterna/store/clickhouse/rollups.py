@@ -28,7 +28,7 @@ reads the raw rows on ClickHouse (:func:`lanterna.store.rollup_read.totals_kept`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import rollups
@@ -125,11 +125,6 @@ def traces_now(events: EventsDb, project_id: str, trace_ids: Iterable[str]) -> C
     return contribution(events.conn(json_text=True), project_id, trace_ids)
 
 
-def score_contribution(records: Iterable[Mapping[str, Any]]) -> Contribution:
-    """What the score ``records`` (or rows) add."""
-    return rollups.scores(records)
-
-
 def trace_ids_of(events: EventsDb, project_id: str) -> list[str]:
     """Every trace id of the project, stored or named by an observation."""
     conn = events.conn(json_text=True)
@@ -151,7 +146,7 @@ SCORE_COLUMNS = "id, trace_id, timestamp, environment, name, data_type, value, s
 def score_rows(
     events: EventsDb, project_id: str, where: str, params: Sequence[Any]
 ) -> list[dict[str, Any]]:
-    """The stored scores of the project matching ``where``, as :func:`score_contribution`
+    """The stored scores of the project matching ``where``, as :func:`lanterna.store.rollups.scores`
     reads them."""
     conn = events.conn(json_text=True)
     rows = conn.all(
@@ -188,6 +183,6 @@ def rebuild(events: EventsDb, project_ids: Sequence[str] | None = None) -> int:
                 events, project_id, traces_now(events, project_id, ids[start : start + _CHUNK])
             )
         written += add(
-            events, project_id, score_contribution(score_rows(events, project_id, "1 = 1", []))
+            events, project_id, rollups.scores(score_rows(events, project_id, "1 = 1", []))
         )
     return written
