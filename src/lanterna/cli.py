@@ -9,9 +9,12 @@ import errno
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .server.settings import Settings
 
 T = TypeVar("T")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -78,6 +81,12 @@ def _tune_gc() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
+def _switch_interval(settings: Settings) -> None:
+    """Apply ``switch_interval_us`` (docs/settings.md) to this process."""
+    if settings.switch_interval_us > 0:
+        sys.setswitchinterval(settings.switch_interval_us / 1e6)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the server; on an empty database bootstrap a project and print its keys."""
     import uvicorn
@@ -88,6 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .store.db import Database
 
     settings = _settings(args)
+    _switch_interval(settings)
     if args.no_auth:
         settings.no_auth = True
         if settings.host not in _LOOPBACK:
@@ -250,6 +260,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .store.writer import Writer
 
     settings = _settings(args)
+    _switch_interval(settings)
     _lanterna_logs("info")
     interval = args.interval if args.interval is not None else settings.alert_tick_seconds
     if interval <= 0 and not args.once:

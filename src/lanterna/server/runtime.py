@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import weakref
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -62,6 +63,9 @@ class Runtime:
             clock=file_clock(settings.alert_clock_file) if settings.alert_clock_file else utc_now,
         )
         self._starts = 0  # lifespans running (start/stop are counted)
+        self._prepare_slot_by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Semaphore
+        ] = weakref.WeakKeyDictionary()
         self._alert_loop: EvaluatorLoop | None = None
         #: Per-project rate limits (``quota.py``), shared through the database.
         self.quota = RateLimits(
@@ -197,17 +201,30 @@ class Runtime:
         if self.quota.due():
             self.writer.run_sync(self.quota.sync_work())
 
+    def _prepare_slots(self) -> asyncio.Semaphore:
+        """The running event loop's semaphore of ``ingest_prepare_at_once`` slots (an
+        asyncio semaphore belongs to one loop; tests run one app in several)."""
+        loop = asyncio.get_running_loop()
+        slots = self._prepare_slot_by_loop.get(loop)
+        if slots is None:
+            slots = asyncio.Semaphore(max(1, self.settings.ingest_prepare_at_once))
+            self._prepare_slot_by_loop[loop] = slots
+        return slots
+
     async def prepare_and_commit(
         self, prepare: Callable[[Conn], tuple[T, Callable[[Conn], Any] | None]]
     ) -> T:
         """Run ``prepare`` on a read connection in the thread pool (the CPU work: parse,
         validate, pre-merge), then its returned unit of work in the writer; return
         ``prepare``'s result once that unit is committed (at once when it is None)."""
-        # The writer holds its next commit briefly for batches that are being prepared.
-        with self.writer.expect() as expected:
-            result, work = await self.read(prepare)
-            committed = self.writer.submit(work) if work is not None else None
-            expected.done()
+        # One batch is prepared at a time (``ingest_prepare_at_once``): the others wait
+        # here, without a thread, and the writer does not wait for them. It holds its
+        # next commit briefly for the batch that is being prepared.
+        async with self._prepare_slots():
+            with self.writer.expect() as expected:
+                result, work = await self.read(prepare)
+                committed = self.writer.submit(work) if work is not None else None
+                expected.done()
         if committed is not None:
             await asyncio.wrap_future(committed)
         return result

@@ -60,6 +60,17 @@ class Settings:
     body_timeout_ms: int = 30000
     #: Read connections kept open.
     read_pool_size: int = 8
+    #: Ingestion batches (JSON and OTLP) parsed and pre-merged at once in a process.
+    #: That work is pure Python, so two at once take no less time than one after the
+    #: other; more only make the writer wait longer for the interpreter lock between
+    #: its statements. Others wait their turn without holding a thread.
+    ingest_prepare_at_once: int = 1
+    #: ``lanterna serve`` and ``lanterna worker`` set the interpreter's thread switch
+    #: interval to this many microseconds (Python's default is 5,000). The writer thread
+    #: gives up the interpreter lock for every SQL statement and then waits up to this
+    #: long to get it back from a thread that is parsing; 100 lets it resume sooner.
+    #: 0: keep Python's default.
+    switch_interval_us: int = 100
     #: SQLite only: the memory SQLite may hold in the server process, in MiB (its page
     #: caches, sorts, statements; ``PRAGMA soft_heap_limit``). Each connection caches
     #: up to 64 MiB of pages on its own, so without a cap the process grows with the
