@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import event, ingest, iso
+from lanterna.analytics.usage import session_totals
 from lanterna.server.app import create_app
 from lanterna.store.clickhouse import EventsDb, EventsUrl, EventsUrlError, migrate
 from lanterna.store.interface import TraceQuery
@@ -158,6 +159,21 @@ def _answers(api: Api) -> dict[str, Any]:
             totals.tokens,
             None if totals.latency is None else round(totals.latency, 6),
             {k: round(v, 9) for k, v in totals.scores.items()},
+        )
+    # A session's traces and what their observations add up to (the session page's),
+    # through the store (a session row itself differs by design: see docs/scale-out.md).
+    for session_id in ("s-a", "s-b"):
+        traces, usage = rt.read_sync(
+            lambda c, sid=session_id: (
+                rt.store.sessions.traces_of_session(c, api.project.id, sid),
+                session_totals(rt.store.events_conn(c), api.project.id, sid),
+            )
+        )
+        out[f"session {session_id}"] = (
+            [(t["id"], t["name"], t["user_id"]) for t in traces],
+            usage.observations,
+            round(usage.cost, 9),
+            usage.total_tokens,
         )
     return out
 

@@ -36,10 +36,17 @@ def _usage_by(
 
 def session_totals(conn: Conn, project_id: str, session_id: str) -> Usage:
     """Cost and tokens of all the observations of a session's traces."""
-    row = conn.one(
-        f"SELECT {USAGE} FROM traces t {JOIN} WHERE t.project_id = ? AND t.session_id = ?",
-        (project_id, session_id),
+    # The session's traces' observations (each observation is one trace's, so this
+    # sums what joining the traces would).
+    where, params = conn.dialect.event_rows(
+        "observations",
+        "start_time",
+        "{a}project_id = ? AND {a}trace_id IN"
+        " (SELECT id FROM {traces} WHERE project_id = ? AND session_id = ?)",
+        [project_id, project_id, session_id],
+        alias="o.",
     )
+    row = conn.one(f"SELECT {USAGE} FROM observations o WHERE {where}", params)
     return Usage.of(row)
 
 

@@ -139,6 +139,17 @@ class Dialect:
         """SQL aggregate: the distinct values of ``column``, comma-separated (any order)."""
         return f"group_concat(DISTINCT {column})"
 
+    def event_rows(
+        self, table: str, time_column: str, where: str, params: list[Any], alias: str = ""
+    ) -> tuple[str, list[Any]]:
+        """The condition selecting the rows of event table ``table`` (``traces``,
+        ``observations``, ``scores``; ordered by ``time_column``) that ``where`` matches,
+        and its parameters. ``where`` writes ``{a}`` before each of the table's columns
+        (``alias``, e.g. ``"o."``, goes there) and ``{traces}`` for the traces table in
+        a subquery. ClickHouse adds a narrowing by key
+        (:class:`~lanterna.store.clickhouse.conn.ClickHouseDialect`)."""
+        return where.format(a=alias, traces="traces"), params
+
     def by_index(self, table: str, index: str) -> str:
         """``table`` read through ``index``: SQLite's ``INDEXED BY`` where its planner,
         without statistics, would walk the primary key instead (a grouped join over one

@@ -61,10 +61,10 @@ def get_session(
 
 def traces_of_session(conn: Conn, project_id: str, session_id: str) -> list[dict[str, Any]]:
     """Every trace of a session, oldest first (served by the traces_session index)."""
-    return conn.all(
-        "SELECT * FROM traces WHERE project_id = ? AND session_id = ? ORDER BY timestamp, id",
-        (project_id, session_id),
+    where, params = conn.dialect.event_rows(
+        "traces", "timestamp", "{a}project_id = ? AND {a}session_id = ?", [project_id, session_id]
     )
+    return conn.all(f"SELECT * FROM traces WHERE {where} ORDER BY timestamp, id", params)
 
 
 @dataclass(slots=True)

@@ -562,12 +562,17 @@ def trace_metrics(
     out: dict[str, tuple[float, float]] = {}
     for chunk in _in_chunks(trace_ids):
         marks = ", ".join("?" * len(chunk))
+        where, params = conn.dialect.event_rows(
+            "observations",
+            "start_time",
+            f"{{a}}project_id = ? AND {{a}}trace_id IN ({marks})",
+            [project_id, *chunk],
+        )
         rows = conn.all(
             "SELECT trace_id, MIN(start_time) AS first_start,"
             " MAX(COALESCE(end_time, start_time)) AS last_end, SUM(total_cost) AS cost"
-            f" FROM observations WHERE project_id = ? AND trace_id IN ({marks})"
-            " GROUP BY trace_id",
-            [project_id, *chunk],
+            f" FROM observations WHERE {where} GROUP BY trace_id",
+            params,
         )
         for r in rows:
             latency = seconds_between(d.ts_parse(r["first_start"]), d.ts_parse(r["last_end"]))
@@ -591,13 +596,19 @@ def trace_rollups(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dict
     if not ids:
         return {}
     marks = ", ".join("?" * len(ids))
+    where, params = conn.dialect.event_rows(
+        "observations",
+        "start_time",
+        f"{{a}}project_id = ? AND {{a}}trace_id IN ({marks})",
+        [project_id, *ids],
+        alias="o.",
+    )
     rows = conn.all(
         "SELECT o.trace_id, COUNT(*) AS n, COALESCE(SUM(o.usage_total), 0) AS tokens,"
         f" MAX({_SEVERITY}) AS severity,"
         " SUM(CASE WHEN o.level = 'ERROR' THEN 1 ELSE 0 END) AS errors"
-        f" FROM observations o WHERE o.project_id = ? AND o.trace_id IN ({marks})"
-        " GROUP BY o.trace_id",
-        [project_id, *ids],
+        f" FROM observations o WHERE {where} GROUP BY o.trace_id",
+        params,
     )
     return {
         r["trace_id"]: TraceRollup(
@@ -619,10 +630,14 @@ def _ids_by_trace(
     source = conn.dialect.by_index(table, f"{table}_trace")
     for chunk in _in_chunks(trace_ids):
         marks = ", ".join("?" * len(chunk))
-        rows = conn.all(
-            f"SELECT trace_id, id FROM {source} WHERE project_id = ? AND trace_id IN ({marks})"
-            f" ORDER BY {order}, id",
+        where, params = conn.dialect.event_rows(
+            table,
+            order,
+            f"{{a}}project_id = ? AND {{a}}trace_id IN ({marks})",
             [project_id, *chunk],
+        )
+        rows = conn.all(
+            f"SELECT trace_id, id FROM {source} WHERE {where} ORDER BY {order}, id", params
         )
         for r in rows:
             out[r["trace_id"]].append(r["id"])
@@ -641,27 +656,33 @@ def score_ids(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dict[str
 
 def get_trace(conn: Conn, project_id: str, trace_id: str) -> dict[str, Any] | None:
     """One trace row, or None."""
-    return conn.one("SELECT * FROM traces WHERE project_id = ? AND id = ?", (project_id, trace_id))
+    where, params = conn.dialect.event_rows(
+        "traces", "timestamp", "{a}project_id = ? AND {a}id = ?", [project_id, trace_id]
+    )
+    return conn.one(f"SELECT * FROM traces WHERE {where}", params)
 
 
 def observations_of(conn: Conn, project_id: str, trace_id: str) -> list[dict[str, Any]]:
     """All observations of a trace, in start order (through the trace index: without
     statistics SQLite walks the time index for the order, every row of the project)."""
     source = conn.dialect.by_index("observations", "observations_trace")
-    return conn.all(
-        f"SELECT * FROM {source} WHERE project_id = ? AND trace_id = ? ORDER BY start_time, id",
-        (project_id, trace_id),
+    where, params = conn.dialect.event_rows(
+        "observations",
+        "start_time",
+        "{a}project_id = ? AND {a}trace_id = ?",
+        [project_id, trace_id],
     )
+    return conn.all(f"SELECT * FROM {source} WHERE {where} ORDER BY start_time, id", params)
 
 
 def scores_of(conn: Conn, project_id: str, trace_id: str) -> list[dict[str, Any]]:
     """All scores of a trace (its own and its observations'), oldest first (through
     the trace index, as :func:`observations_of`)."""
     source = conn.dialect.by_index("scores", "scores_trace")
-    return conn.all(
-        f"SELECT * FROM {source} WHERE project_id = ? AND trace_id = ? ORDER BY timestamp, id",
-        (project_id, trace_id),
+    where, params = conn.dialect.event_rows(
+        "scores", "timestamp", "{a}project_id = ? AND {a}trace_id = ?", [project_id, trace_id]
     )
+    return conn.all(f"SELECT * FROM {source} WHERE {where} ORDER BY timestamp, id", params)
 
 
 def delete_traces(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int:

@@ -143,6 +143,23 @@ class ClickHouseDialect(Dialect):
     def by_index(self, table: str, index: str) -> str:
         return table
 
+    def event_rows(
+        self, table: str, time_column: str, where: str, params: list[Any], alias: str = ""
+    ) -> tuple[str, list[Any]]:
+        # The views read their tables FINAL, which reads every column of each granule
+        # (thousands of rows) the skip index keeps, input and output included: a
+        # trace's observations took 110-165 ms at 1 M observations. The keys of the
+        # matching rows, read first from the table without FINAL (narrow columns, any
+        # version, deleted or not: a superset), let the primary key select only their
+        # granules: 31 ms. The condition is applied again to the merged row.
+        outer = where.format(a=alias, traces="traces")
+        inner = where.format(a="", traces="traces_rows")
+        keys = f"({alias}{time_column}, {alias}id) IN"
+        return (
+            f"{outer} AND {keys} (SELECT {time_column}, id FROM {table}_rows WHERE {inner})",
+            [*params, *params],
+        )
+
     def indexed_by(self, index: str) -> str:
         return ""
 
