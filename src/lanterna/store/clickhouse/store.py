@@ -93,13 +93,31 @@ class ChTraces:
         more = len(ids) > limit
         ids = ids[:limit]
         out = TraceTotals(traces=len(ids), more=more)
-        metrics = traces.trace_metrics(ch, project_id, ids)
-        out.cost = sum(cost for _latency, cost in metrics.values())
-        if metrics:  # the average over the traces with observations
-            out.latency = sum(latency for latency, _cost in metrics.values()) / len(metrics)
-        for start in range(0, len(ids), 500):
-            rollups = traces.trace_rollups(ch, project_id, ids[start : start + 500])
-            out.tokens += sum(r.tokens for r in rollups.values())
+        if not ids:
+            return out
+        # One statement over all the chosen traces' observations (ClickHouse takes a
+        # list of 10,000 ids in one query; by lists of 500, 10,000 traces took 40).
+        d = ch.dialect
+        where, params = d.event_rows(
+            "observations",
+            "start_time",
+            f"{{a}}project_id = ? AND {{a}}trace_id IN ({', '.join('?' * len(ids))})",
+            [project_id, *ids],
+        )
+        latency = d.seconds_between("MAX(COALESCE(end_time, start_time))", "MIN(start_time)")
+        row = ch.one(
+            "SELECT COUNT(*) AS observed, SUM(latency) AS latency, SUM(cost) AS cost,"
+            " SUM(tokens) AS tokens FROM (SELECT trace_id, "
+            f"{latency} AS latency, SUM(total_cost) AS cost,"
+            " COALESCE(SUM(usage_total), 0) AS tokens"
+            f" FROM observations WHERE {where} GROUP BY trace_id) AS per_trace",
+            params,
+        )
+        if row is not None and int(row["observed"] or 0):
+            out.cost = float(row["cost"] or 0.0)
+            out.tokens = int(row["tokens"] or 0)
+            # the average over the traces with observations
+            out.latency = float(row["latency"] or 0.0) / int(row["observed"])
         out.scores = traces.score_averages(ch, project_id, ids)
         return out
 
