@@ -51,6 +51,10 @@ class Dialect:
     #: Whether the write path keeps per-project row counts (``store/row_counts.py``),
     #: which an unfiltered list's total reads; a store without them counts rows.
     keeps_row_counts = True
+    #: Whether each statement costs a lot whatever it reads (ClickHouse: its ``FINAL``
+    #: views), so reads of many keys go in one statement rather than one per key or
+    #: in short lists.
+    few_statements = False
 
     def begin(self, *, exclusive: bool = False) -> str:
         """SQL that starts a write transaction holding the database's write lock.

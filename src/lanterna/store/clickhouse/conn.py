@@ -135,6 +135,7 @@ class ClickHouseDialect(Dialect):
 
     name = "clickhouse"
     keeps_row_counts = False
+    few_statements = True
     subquery_fence = ""  # ClickHouse computes a subquery's columns once
 
     def ts(self, dt: datetime | None) -> Any:
