@@ -181,14 +181,16 @@ def test_queries_the_walk_does_not_answer(body):
     assert top_users.ordered_metric(_by_user(body, *RANGES[0])) is None
 
 
+@pytest.mark.clickhouse  # there: the hourly user rollup and the partial hours' traces
 @pytest.mark.parametrize("exclude", [(), ("dev",)])
 def test_the_metrics_pages_top_users_are_the_raw_rows_top_users(api, exclude):
     _data(api)
     rt, pid = api.app.state.runtime, api.project.id
+    on = rt.store.events_conn
     for start, end in RANGES:
         scope = metrics.Scope(pid, start, end, exclude_environments=exclude)
-        walked = rt.read_sync(lambda c, s=scope: metrics.top_by_cost(c, s, "user_id", 6))
-        raw = rt.read_sync(lambda c, s=scope: metrics._top_by_cost_raw(c, s, "user_id", 100))
+        walked = rt.read_sync(lambda c, s=scope: metrics.top_by_cost(on(c), s, "user_id", 6))
+        raw = rt.read_sync(lambda c, s=scope: metrics._top_by_cost_raw(on(c), s, "user_id", 100))
         # the raw query's ties fall to the user id as the walk orders them
         raw.sort(key=lambda r: (-r["cost"], r["id"]))
         assert [r["id"] for r in walked] == [r["id"] for r in raw[:6]]

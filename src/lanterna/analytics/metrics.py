@@ -76,8 +76,9 @@ class Scope:
     #: environments left out (the metrics page: the evaluation judge's own, unless an
     #: environment is chosen; see ``analytics/app_traffic.py``)
     exclude_environments: Sequence[str] = ()
-    #: read raw rows only (set on a database without the per-trace totals the page's
-    #: rollup path reads, :func:`rollup_read.totals_kept`)
+    #: read raw rows only (the top users and sessions set it on a database without the
+    #: per-trace totals their rollup path reads, :func:`rollup_read.totals_kept`; the
+    #: overview and score series read the hourly rollups every backend keeps)
     raw: bool = False
 
     def __post_init__(self) -> None:
@@ -390,7 +391,6 @@ def _parts(conn: Conn, scope: Scope) -> tuple[int, list[dict[str, Any]], list[di
 def overview(conn: Conn, scope: Scope) -> dict[str, Any]:
     """Totals, latency percentiles and histogram, and the per-bucket series."""
     d = conn.dialect
-    scope = _read_on(conn, scope)
     labels = scope.buckets()
     traces, trace_rows, model_rows = _parts(conn, scope)
 
@@ -469,16 +469,20 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
     cost most; ``traces`` counts their traces with observations."""
     if column not in ("user_id", "session_id"):
         raise ValueError(column)
-    scope = _read_on(conn, scope)
+    kept = rollup_read.totals_kept(conn)
+    if column == "session_id" or kept:  # else top users from the hourly rollups below
+        scope = _read_on(conn, scope)
     if not scope.rolled_up or scope.trace_name is not None:
         return _top_by_cost_raw(conn, scope, column, limit)
-    walked = (
-        _top_users_walked(conn, scope, limit)
-        if column == "user_id"
-        else top_sessions(
-            conn, scope.project_id, *scope.bounds(), scope.environment_filter(), limit
+    walked = None
+    if kept:
+        walked = (
+            _top_users_walked(conn, scope, limit)
+            if column == "user_id"
+            else top_sessions(
+                conn, scope.project_id, *scope.bounds(), scope.environment_filter(), limit
+            )
         )
-    )
     if walked is not None:
         return walked
     d = conn.dialect
@@ -493,6 +497,11 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
     parts: list[str] = []
     params: list[Any] = []
     for a, b in partial:
+        if not kept:  # the partial hours' traces summed from their observations
+            parts.append(_observed_traces_sql(scope, column))
+            params += [scope.project_id] * 2 + [d.ts(a), d.ts(b)] * 2 + [scope.project_id]
+            params += env_params
+            continue
         parts.append(
             f"SELECT {column} AS key, 1 AS traces, cost, tokens"
             f" FROM trace_totals{d.indexed_by(index)} WHERE project_id = ? AND timestamp >= ?"
@@ -516,6 +525,24 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
         [*params, limit],
     )
     return _top_rows(rows)
+
+
+def _observed_traces_sql(scope: Scope, column: str) -> str:
+    """``trace_totals``' rows of :func:`top_by_cost` for one range where it is not kept
+    (ClickHouse), from the raw rows: each trace of the range that has observations, with
+    its cost and tokens. Parameters: the project twice, the range twice, the project,
+    then the environments'. The observations are those of the range's traces only (a
+    ClickHouse join reads its right side whole)."""
+    envs, _ = scope.environment_sql("t.environment")
+    return (
+        f"SELECT t.{column} AS key, 1 AS traces, SUM(o.total_cost) AS cost,"
+        " SUM(o.usage_total) AS tokens FROM traces t JOIN (SELECT project_id, trace_id,"
+        " total_cost, usage_total FROM observations WHERE project_id = ? AND trace_id IN"
+        " (SELECT id FROM traces WHERE project_id = ? AND timestamp >= ? AND timestamp < ?))"
+        " o ON o.project_id = t.project_id AND o.trace_id = t.id"
+        f" WHERE t.timestamp >= ? AND t.timestamp < ? AND t.project_id = ?{envs}"
+        f" AND t.{column} IS NOT NULL GROUP BY t.id, t.{column}"
+    )
 
 
 def _top_users_walked(conn: Conn, scope: Scope, limit: int) -> list[dict[str, Any]] | None:
@@ -590,7 +617,6 @@ def score_series(conn: Conn, scope: Scope) -> dict[str, list[float | None]]:
     """Average of each numeric/boolean score name per bucket (None where none), by the
     scores' timestamps; whole hours from the score rollup when the scope allows."""
     d = conn.dialect
-    scope = _read_on(conn, scope)
     start, end = scope.bounds()
     hours, partial = rollup_read.split_hours(start, end)
     if not scope.rolled_up or scope.trace_name is not None:
