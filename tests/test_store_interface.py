@@ -122,7 +122,7 @@ def test_the_dashboard_reads_and_the_api_deletes_through_the_swapped_store(
     listed = swapped.client.get(f"/project/{pid}/traces")
     assert listed.status_code == 200, listed.text
     assert [r["id"] for r in traces.called("list_traces")[0].result[0]] == ["t-1"]
-    assert traces.called("trace_rollups")  # the list's per-trace aggregates, too
+    assert traces.called("trace_figures")  # the list's per-trace aggregates, too
 
     deleted = swapped.client.request("DELETE", "/api/public/traces", json={"traceIds": ["t-1"]})
     assert deleted.status_code == 200, deleted.text

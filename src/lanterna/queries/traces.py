@@ -107,10 +107,13 @@ def trace_list(
         count_limit=count_limit,
     )
     ids = [r["id"] for r in rows]
-    metrics = traces.trace_metrics(conn, project_id, ids) if parts.metrics else {}
+    if parts.metrics and parts.rollups:  # both from one read of the observations
+        metrics, rollups = traces.trace_figures(conn, project_id, ids)
+    else:
+        metrics = traces.trace_metrics(conn, project_id, ids) if parts.metrics else {}
+        rollups = traces.trace_rollups(conn, project_id, ids) if parts.rollups else {}
     obs = traces.observation_ids(conn, project_id, ids) if parts.observation_ids else {}
     score_ids = traces.score_ids(conn, project_id, ids) if parts.score_ids else {}
-    rollups = traces.trace_rollups(conn, project_id, ids) if parts.rollups else {}
     scores = trace_scores(store, conn, project_id, ids) if parts.scores else {}
     items = []
     for row in rows:

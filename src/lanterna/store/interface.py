@@ -210,6 +210,10 @@ class Traces(Protocol):
         self, conn: Conn, project_id: str, trace_ids: Sequence[str]
     ) -> dict[str, TraceRollup]: ...
 
+    def trace_figures(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> tuple[dict[str, tuple[float, float]], dict[str, TraceRollup]]: ...
+
     def delete_traces(self, conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int: ...
 
 

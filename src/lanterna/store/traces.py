@@ -555,31 +555,8 @@ def _in_chunks(ids: Sequence[str]) -> list[list[str]]:
 def trace_metrics(
     conn: Conn, project_id: str, trace_ids: Sequence[str]
 ) -> dict[str, tuple[float, float]]:
-    """``trace id -> (latency seconds, total cost)`` in one grouped query per chunk.
-
-    Latency runs from the first observation's start to the last one's end; traces
-    without observations are absent (their latency and cost are 0).
-    """
-    d = conn.dialect
-    out: dict[str, tuple[float, float]] = {}
-    for chunk in _in_chunks(trace_ids):
-        marks = ", ".join("?" * len(chunk))
-        where, params = conn.dialect.event_rows(
-            "observations",
-            "start_time",
-            f"{{a}}project_id = ? AND {{a}}trace_id IN ({marks})",
-            [project_id, *chunk],
-        )
-        rows = conn.all(
-            "SELECT trace_id, MIN(start_time) AS first_start,"
-            " MAX(COALESCE(end_time, start_time)) AS last_end, SUM(total_cost) AS cost"
-            f" FROM observations WHERE {where} GROUP BY trace_id",
-            params,
-        )
-        for r in rows:
-            latency = seconds_between(d.ts_parse(r["first_start"]), d.ts_parse(r["last_end"]))
-            out[r["trace_id"]] = (latency or 0.0, float(r["cost"] or 0.0))
-    return out
+    """``trace id -> (latency seconds, total cost)`` (:func:`trace_figures`)."""
+    return trace_figures(conn, project_id, trace_ids)[0]
 
 
 @dataclass(slots=True)
@@ -593,34 +570,50 @@ class TraceRollup:
 
 
 def trace_rollups(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dict[str, TraceRollup]:
-    """``trace id -> TraceRollup`` for up to a page of traces, in one grouped query."""
-    ids = list(dict.fromkeys(trace_ids))
-    if not ids:
-        return {}
-    marks = ", ".join("?" * len(ids))
-    where, params = conn.dialect.event_rows(
-        "observations",
-        "start_time",
-        f"{{a}}project_id = ? AND {{a}}trace_id IN ({marks})",
-        [project_id, *ids],
-        alias="o.",
-    )
-    rows = conn.all(
-        "SELECT o.trace_id, COUNT(*) AS n, COALESCE(SUM(o.usage_total), 0) AS tokens,"
-        f" MAX({_SEVERITY}) AS severity,"
-        " SUM(CASE WHEN o.level = 'ERROR' THEN 1 ELSE 0 END) AS errors"
-        f" FROM observations o WHERE {where} GROUP BY o.trace_id",
-        params,
-    )
-    return {
-        r["trace_id"]: TraceRollup(
-            observations=int(r["n"]),
-            tokens=int(r["tokens"] or 0),
-            level=LEVELS[int(r["severity"] or 0)],
-            errors=int(r["errors"] or 0),
+    """``trace id -> TraceRollup`` (:func:`trace_figures`)."""
+    return trace_figures(conn, project_id, trace_ids)[1]
+
+
+def trace_figures(
+    conn: Conn, project_id: str, trace_ids: Sequence[str]
+) -> tuple[dict[str, tuple[float, float]], dict[str, TraceRollup]]:
+    """Per trace, ``(latency seconds, total cost)`` and its :class:`TraceRollup`, in one
+    grouped query per chunk of traces (a list page shows both).
+
+    Latency runs from the first observation's start to the last one's end; traces
+    without observations are absent from both (their latency and cost are 0).
+    """
+    d = conn.dialect
+    metrics: dict[str, tuple[float, float]] = {}
+    rollups: dict[str, TraceRollup] = {}
+    for chunk in _in_chunks(trace_ids):
+        marks = ", ".join("?" * len(chunk))
+        where, params = d.event_rows(
+            "observations",
+            "start_time",
+            f"{{a}}project_id = ? AND {{a}}trace_id IN ({marks})",
+            [project_id, *chunk],
+            alias="o.",
         )
-        for r in rows
-    }
+        rows = conn.all(
+            "SELECT o.trace_id AS trace_id, MIN(o.start_time) AS first_start,"
+            " MAX(COALESCE(o.end_time, o.start_time)) AS last_end, SUM(o.total_cost) AS cost,"
+            " COUNT(*) AS n, COALESCE(SUM(o.usage_total), 0) AS tokens,"
+            f" MAX({_SEVERITY}) AS severity,"
+            " SUM(CASE WHEN o.level = 'ERROR' THEN 1 ELSE 0 END) AS errors"
+            f" FROM observations o WHERE {where} GROUP BY o.trace_id",
+            params,
+        )
+        for r in rows:
+            latency = seconds_between(d.ts_parse(r["first_start"]), d.ts_parse(r["last_end"]))
+            metrics[r["trace_id"]] = (latency or 0.0, float(r["cost"] or 0.0))
+            rollups[r["trace_id"]] = TraceRollup(
+                observations=int(r["n"]),
+                tokens=int(r["tokens"] or 0),
+                level=LEVELS[int(r["severity"] or 0)],
+                errors=int(r["errors"] or 0),
+            )
+    return metrics, rollups
 
 
 def _ids_by_trace(

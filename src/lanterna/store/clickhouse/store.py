@@ -147,6 +147,11 @@ class ChTraces:
     ) -> dict[str, TraceRollup]:
         return traces.trace_rollups(_on(self.events, conn), project_id, trace_ids)
 
+    def trace_figures(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+    ) -> tuple[dict[str, tuple[float, float]], dict[str, TraceRollup]]:
+        return traces.trace_figures(_on(self.events, conn), project_id, trace_ids)
+
     def delete_traces(self, conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int:
         """Delete traces with their observations and scores (runs in the writer; the
         media they referred to are released in the metadata database)."""
