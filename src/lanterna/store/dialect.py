@@ -55,6 +55,9 @@ class Dialect:
     #: views), so reads of many keys go in one statement rather than one per key or
     #: in short lists.
     few_statements = False
+    #: Whether a join reads its right side whole before matching (ClickHouse's hash
+    #: joins): a page of rows joined to a big table looks its few keys up instead.
+    whole_right_joins = False
 
     def begin(self, *, exclusive: bool = False) -> str:
         """SQL that starts a write transaction holding the database's write lock.

@@ -153,10 +153,34 @@ def list_scores(
     total = int(conn.scalar(f"SELECT COUNT(*) FROM scores s{join} WHERE {where}", params) or 0)
     if total <= offset:
         return [], total
-    rows = conn.all(
-        f"{_SELECT} WHERE {where} ORDER BY s.timestamp DESC, s.id DESC LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    )
+    order = "ORDER BY s.timestamp DESC, s.id DESC LIMIT ? OFFSET ?"
+    if reads_trace or not conn.dialect.whole_right_joins:
+        return conn.all(f"{_SELECT} WHERE {where} {order}", [*params, limit, offset]), total
+    # The page's scores, then their traces' columns by id (joined, ClickHouse would read
+    # every trace).
+    rows = conn.all(f"SELECT s.* FROM scores s WHERE {where} {order}", [*params, limit, offset])
+    ids = list(dict.fromkeys(r["trace_id"] for r in rows if r["trace_id"] is not None))
+    found: dict[str, dict[str, Any]] = {}
+    if ids:
+        cond, cond_params = conn.dialect.event_rows(
+            "traces",
+            "timestamp",
+            f"{{a}}project_id = ? AND {{a}}id IN ({', '.join('?' * len(ids))})",
+            [project_id, *ids],
+        )
+        found = {
+            t["id"]: t
+            for t in conn.all(
+                f"SELECT id, user_id, tags, environment, session_id FROM traces WHERE {cond}",
+                cond_params,
+            )
+        }
+    for r in rows:
+        t = found.get(r["trace_id"]) or {}
+        r["trace_user_id"] = t.get("user_id")
+        r["trace_tags"] = t.get("tags")
+        r["trace_environment"] = t.get("environment")
+        r["trace_session_id"] = t.get("session_id")
     return rows, total
 
 
