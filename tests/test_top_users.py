@@ -181,10 +181,23 @@ def test_queries_the_walk_does_not_answer(body):
     assert top_users.ordered_metric(_by_user(body, *RANGES[0])) is None
 
 
+def _changed_later(api: Any) -> None:
+    """A later observation of a stored trace, a deleted trace and a trace whose user
+    changes (on ClickHouse each writes deltas of its own to the hourly user rollup)."""
+    late = {"id": "g-late", "traceId": "t0", "name": "llm", "startTime": iso(seconds=0)}
+    late |= {"model": "m", "costDetails": {"total": 7.5}, "usageDetails": {"input": 3}}
+    ingest(api, event("generation-create", late))
+    assert api.delete("/api/public/traces/t3").status_code == 200
+    ingest(api, event("trace-create", {"id": "t5", "userId": USERS[-1]}))
+
+
 @pytest.mark.clickhouse  # there: the hourly user rollup and the partial hours' traces
+@pytest.mark.parametrize("later", [False, True])
 @pytest.mark.parametrize("exclude", [(), ("dev",)])
-def test_the_metrics_pages_top_users_are_the_raw_rows_top_users(api, exclude):
+def test_the_metrics_pages_top_users_are_the_raw_rows_top_users(api, exclude, later):
     _data(api)
+    if later:
+        _changed_later(api)
     rt, pid = api.app.state.runtime, api.project.id
     on = rt.store.events_conn
     for start, end in RANGES:

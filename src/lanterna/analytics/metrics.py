@@ -511,10 +511,13 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
     if column == "user_id" and hours is not None:
         # Whole hours: one row per (user, hour, environment) of the hourly user rollup.
         fmt = "%Y-%m-%dT%H"
+        # Summed per key first: on ClickHouse the table is a view of deltas, of which a
+        # key's rows may add no trace (a later observation) or take one away (a delete).
         parts.append(
-            "SELECT user_id AS key, observed_traces AS traces, cost, total_tokens AS tokens"
+            "SELECT user_id AS key, SUM(observed_traces) AS traces, SUM(cost) AS cost,"
+            " SUM(total_tokens) AS tokens"
             f" FROM rollup_user_hours WHERE project_id = ? AND hour >= ? AND hour < ?{envs}"
-            " AND observed_traces > 0"
+            " GROUP BY user_id, hour, environment HAVING SUM(observed_traces) > 0"
         )
         params += [scope.project_id, hours[0].strftime(fmt), hours[1].strftime(fmt)]
         params += env_params

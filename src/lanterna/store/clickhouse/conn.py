@@ -158,7 +158,7 @@ class ClickHouseDialect(Dialect):
         inner = where.format(a="", traces="traces_rows")
         keys = f"({alias}{time_column}, {alias}id) IN"
         return (
-            f"{outer} AND {keys} (SELECT {time_column}, id FROM {table}_rows WHERE {inner})",
+            f"({outer}) AND {keys} (SELECT {time_column}, id FROM {table}_rows WHERE {inner})",
             [*params, *params],
         )
 
