@@ -123,6 +123,43 @@ def test_the_setting_lets_more_batches_prepare_at_once(
     assert batches.most == 2
 
 
+def test_what_a_unit_needs_done_first_runs_after_the_slot_is_given_back(
+    runtime_of: Callable[[int], Runtime],
+) -> None:
+    """``finish`` (an OTLP export's media uploads) runs after the batch's turn: another
+    batch prepares while it waits, and the unit it returns is the one committed."""
+    rt = runtime_of(1)
+    uploading, uploaded = threading.Event(), threading.Event()
+    batches = Batches(2, held=0)
+
+    def finish(unit: Callable[[Conn], Any]) -> Callable[[Conn], Any]:
+        uploading.set()
+        assert uploaded.wait(10)
+
+        def wrapped(conn: Conn) -> Any:
+            conn.run(
+                "INSERT INTO row_counts (project_id, kind, n) VALUES (?, ?, ?)",
+                ("media", "pacing-test", 1),
+            )
+            return unit(conn)
+
+        return wrapped
+
+    async def main() -> list[int]:
+        first = asyncio.create_task(rt.prepare_and_commit(batches.prepare(0), finish))
+        assert await asyncio.to_thread(uploading.wait, 10)
+        second = asyncio.create_task(rt.prepare_and_commit(batches.prepare(1)))
+        assert await asyncio.to_thread(batches.started[1].wait, 10)  # during the upload
+        uploaded.set()
+        return list(await asyncio.gather(first, second))
+
+    assert asyncio.run(main()) == [0, 1]
+    stored = rt.read_sync(
+        lambda conn: conn.all("SELECT project_id FROM row_counts WHERE kind = 'pacing-test'")
+    )
+    assert sorted(r["project_id"] for r in stored) == ["media", "p0", "p1"]
+
+
 def test_a_failing_prepare_gives_its_slot_back(runtime_of: Callable[[int], Runtime]) -> None:
     rt = runtime_of(1)
 

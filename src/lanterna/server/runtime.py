@@ -203,7 +203,8 @@ class Runtime:
 
     def _prepare_slots(self) -> asyncio.Semaphore:
         """The running event loop's semaphore of ``ingest_prepare_at_once`` slots (an
-        asyncio semaphore belongs to one loop; tests run one app in several)."""
+        asyncio semaphore belongs to one loop: the HTTP server's, and the OTLP gRPC
+        receiver's own; tests run one app in several)."""
         loop = asyncio.get_running_loop()
         slots = self._prepare_slot_by_loop.get(loop)
         if slots is None:
@@ -212,19 +213,33 @@ class Runtime:
         return slots
 
     async def prepare_and_commit(
-        self, prepare: Callable[[Conn], tuple[T, Callable[[Conn], Any] | None]]
+        self,
+        prepare: Callable[[Conn], tuple[T, Callable[[Conn], Any] | None]],
+        finish: Callable[[Callable[[Conn], Any]], Callable[[Conn], Any]] | None = None,
     ) -> T:
         """Run ``prepare`` on a read connection in the thread pool (the CPU work: parse,
-        validate, pre-merge), then its returned unit of work in the writer; return
-        ``prepare``'s result once that unit is committed (at once when it is None)."""
-        # One batch is prepared at a time (``ingest_prepare_at_once``): the others wait
-        # here, without a thread, and the writer does not wait for them. It holds its
-        # next commit briefly for the batch that is being prepared.
+        validate, pre-merge), then ``finish`` on its unit of work in the thread pool (I/O
+        the unit needs done first, e.g. media blobs; it returns the unit to run), then
+        the unit in the writer; return ``prepare``'s result once that unit is committed
+        (at once when it is None)."""
+        # One batch is prepared at a time per event loop (``ingest_prepare_at_once``):
+        # the others wait here, without a thread, and the writer does not wait for them.
+        # It holds its next commit briefly for the batch that is being prepared.
         async with self._prepare_slots():
-            with self.writer.expect() as expected:
+            expected = self.writer.expect()
+            try:
                 result, work = await self.read(prepare)
-                committed = self.writer.submit(work) if work is not None else None
+            except BaseException:
                 expected.done()
+                raise
+        committed = None
+        try:
+            if work is not None and finish is not None:
+                work = await run_in_threadpool(finish, work)
+            if work is not None:
+                committed = self.writer.submit(work)
+        finally:
+            expected.done()
         if committed is not None:
             await asyncio.wrap_future(committed)
         return result

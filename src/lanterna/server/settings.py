@@ -60,10 +60,12 @@ class Settings:
     body_timeout_ms: int = 30000
     #: Read connections kept open.
     read_pool_size: int = 8
-    #: Ingestion batches (JSON and OTLP) parsed and pre-merged at once in a process.
-    #: That work is pure Python, so two at once take no less time than one after the
-    #: other; more only make the writer wait longer for the interpreter lock between
-    #: its statements. Others wait their turn without holding a thread.
+    #: Ingestion batches (JSON and OTLP) parsed and pre-merged at once by the HTTP
+    #: server (the OTLP gRPC receiver, on its own event loop, has as many again). That
+    #: work is Python, so two at once take no less time than one after the other; more
+    #: only make the writer wait longer for the interpreter lock between its
+    #: statements. Others wait their turn without holding a thread; an OTLP export's
+    #: media uploads run after its turn.
     ingest_prepare_at_once: int = 1
     #: ``lanterna serve`` and ``lanterna worker`` set the interpreter's thread switch
     #: interval to this many microseconds (Python's default is 5,000). The writer thread

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
-from ...ingest.media import extract_media
+from ...ingest.media import FoundMedia, extract_media
 from ...ingest.otlp import (
     ExportTraceServiceRequest,
     JsonExport,
@@ -150,6 +150,7 @@ async def commit_export(
     :class:`~lanterna.ingest.otlp_mapping.OtlpError` for an unusable export."""
     rejected: list[str] = []
     links: list[ExperimentLink] = []  # dataset run items recorded by experiment spans
+    found: list[FoundMedia] = []  # media taken out of the spans
 
     def prepare(conn: Conn) -> tuple[None, Callable[[Conn], Any] | None]:
         # Decoding and mapping are CPU work: in the thread pool, like the JSON path.
@@ -158,13 +159,16 @@ async def commit_export(
         events = to_events(export, rejected, links)
         if not events:
             return None, None
-        # Base64 data URIs in attributes go to the media store: the blobs are durable
-        # before the spans that refer to them commit.
-        found = extract_media(events, media_allowed(rt.settings))
-        unit = rt.store.ingest.prepare_events(conn, project_id, events)
-        return None, with_media(rt, project_id, found, unit) if found else unit
+        # Base64 data URIs in attributes go to the media store (``finish``).
+        found.extend(extract_media(events, media_allowed(rt.settings)))
+        return None, rt.store.ingest.prepare_events(conn, project_id, events)
 
-    await rt.prepare_and_commit(prepare)
+    def finish(unit: Callable[[Conn], Any]) -> Callable[[Conn], Any]:
+        # The blobs are durable before the spans that refer to them commit; written
+        # after the batch's turn to prepare, so an upload does not hold the others up.
+        return with_media(rt, project_id, found, unit) if found else unit
+
+    await rt.prepare_and_commit(prepare, finish)
     await rt.share_quota()
     if links:
         # Rare (experiment runs only), so not in the ingestion unit the writer combines.
