@@ -274,11 +274,6 @@ class Histogram:
         return rollup_read.percentile(self.counts, q)
 
 
-def _read_on(conn: Conn, scope: Scope) -> Scope:
-    """``scope``, to be read from raw rows where ``conn`` keeps no per-trace totals."""
-    return scope if rollup_read.totals_kept(conn) else replace(scope, raw=True)
-
-
 def _trace_rows(conn: Conn, scope: Scope, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Raw rows of ``[start, end)``: per (series bucket, latency bucket) the traces with
     observations, errors and summed latency. One pass."""
@@ -470,8 +465,8 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
     if column not in ("user_id", "session_id"):
         raise ValueError(column)
     kept = rollup_read.totals_kept(conn)
-    if column == "session_id" or kept:  # else top users from the hourly rollups below
-        scope = _read_on(conn, scope)
+    if column == "session_id" and not kept:  # no per-session totals: the raw rows
+        scope = replace(scope, raw=True)
     if not scope.rolled_up or scope.trace_name is not None:
         return _top_by_cost_raw(conn, scope, column, limit)
     walked = None

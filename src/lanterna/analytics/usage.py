@@ -236,9 +236,7 @@ def user_summaries(
             if t["name"] is not None:
                 counts[t["name"]] += 1
         if counts:
-            names[user] = sorted(
-                ((n, name) for name, n in counts.items()), key=lambda x: (-x[0], x[1])
-            )
+            names[user] = _ranked(counts)
         sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
         ids = [t["id"] for t in traces]
         for start in range(0, len(ids), 500):
@@ -253,8 +251,18 @@ def user_summaries(
                 v[0] += float(r["total"])
                 v[1] += int(r["n"])
         if sums:
-            scores[user] = {name: v[0] / v[1] for name, v in sorted(sums.items()) if v[1]}
+            scores[user] = _averages(sums)
     return scores, names
+
+
+def _ranked(counts: dict[str, int]) -> list[tuple[int, str]]:
+    """``(count, name)`` by count, most first, ties by name."""
+    return sorted(((n, name) for name, n in counts.items()), key=lambda x: (-x[0], x[1]))
+
+
+def _averages(sums: dict[str, list[float]]) -> dict[str, float]:
+    """Each name's ``[total, n]`` as its average, by name."""
+    return {name: v[0] / v[1] for name, v in sorted(sums.items()) if v[1]}
 
 
 def _summaries_at_once(
@@ -277,10 +285,7 @@ def _summaries_at_once(
         owner[t["id"]] = t["user_id"]
         if t["name"] is not None:
             counts[t["user_id"]][t["name"]] += 1
-    names = {
-        user: sorted(((n, name) for name, n in by_name.items()), key=lambda x: (-x[0], x[1]))
-        for user, by_name in counts.items()
-    }
+    names = {user: _ranked(by_name) for user, by_name in counts.items()}
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0]))
     if owner:
         ids = list(owner)
@@ -294,10 +299,7 @@ def _summaries_at_once(
             v = sums[owner[r["trace_id"]]][r["name"]]
             v[0] += float(r["total"])
             v[1] += int(r["n"])
-    scores = {
-        user: {name: v[0] / v[1] for name, v in sorted(by_name.items()) if v[1]}
-        for user, by_name in sums.items()
-    }
+    scores = {user: _averages(by_name) for user, by_name in sums.items()}
     return scores, {u: names[u] for u in users if u in names}
 
 

@@ -225,21 +225,19 @@ class Runtime:
         # One batch is prepared at a time per event loop (``ingest_prepare_at_once``):
         # the others wait here, without a thread, and the writer does not wait for them.
         # It holds its next commit briefly for the batch that is being prepared.
-        async with self._prepare_slots():
-            expected = self.writer.expect()
-            try:
-                result, work = await self.read(prepare)
-            except BaseException:
-                expected.done()
-                raise
+        expected = None
         committed = None
         try:
+            async with self._prepare_slots():
+                expected = self.writer.expect()
+                result, work = await self.read(prepare)
             if work is not None and finish is not None:
                 work = await run_in_threadpool(finish, work)
             if work is not None:
                 committed = self.writer.submit(work)
         finally:
-            expected.done()
+            if expected is not None:
+                expected.done()
         if committed is not None:
             await asyncio.wrap_future(committed)
         return result
