@@ -82,7 +82,7 @@ def _totals(db_url: str, project_id: str, **query: object) -> TraceTotals:
     try:
         with db.read() as conn:
             asked = TraceQuery(**query)  # type: ignore[arg-type]
-            chosen = store_traces._totals_alone(conn, project_id, asked, 101)
+            chosen = store_traces._totals_alone(conn, project_id, asked, 101, True)
             assert chosen is not None and "FROM trace_tags g " in chosen[0]
             return store_traces.trace_totals(conn, project_id, asked, limit=100)
     finally:

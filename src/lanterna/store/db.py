@@ -74,6 +74,11 @@ class Conn:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query and return every row as a tuple (no dict per row: for reads of
+        thousands of rows)."""
+        return list(self.raw.execute(self.dialect.sql(sql), params).fetchall())
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         """Run a query and return its first row as a dict, or None."""
         rows = self.all(sql, params)

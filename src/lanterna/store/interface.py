@@ -187,8 +187,12 @@ class Traces(Protocol):
     ) -> Page: ...
 
     def trace_totals(
-        self, conn: Conn, project_id: str, query: TraceQuery, *, limit: int
+        self, conn: Conn, project_id: str, query: TraceQuery, *, limit: int, scores: bool = True
     ) -> TraceTotals: ...
+
+    def trace_score_averages(
+        self, conn: Conn, project_id: str, query: TraceQuery, *, limit: int
+    ) -> dict[str, float]: ...
 
     def observations_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]: ...
 

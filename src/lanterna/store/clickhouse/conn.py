@@ -169,7 +169,9 @@ class ClickHouseDialect(Dialect):
         return f"position({column}, ?) > 0"
 
     def text_search(self, column: str) -> str:
-        return f"positionCaseInsensitiveUTF8(CAST({column} AS String), ?) > 0"
+        # ``CAST(NULL AS String)`` is an error in ClickHouse: a trace without input or
+        # output reads as empty text (no match), as SQL's NULL comparison does elsewhere.
+        return f"positionCaseInsensitiveUTF8(ifNull(CAST({column} AS Nullable(String)), ''), ?) > 0"
 
     def json_array_contains(self, column: str) -> str:
         return f"has(JSONExtract(ifNull({column}, '[]'), 'Array(String)'), ?)"

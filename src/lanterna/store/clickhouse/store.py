@@ -74,22 +74,14 @@ class ChTraces:
         )
 
     def trace_totals(
-        self, conn: Conn, project_id: str, query: TraceQuery, *, limit: int
+        self, conn: Conn, project_id: str, query: TraceQuery, *, limit: int, scores: bool = True
     ) -> TraceTotals:
         """The trace list's totals row, from the observations and scores themselves
         (the SQL store reads the ``trace_totals`` rows its write path keeps): the same
         traces (the first ``limit`` in the list's order, and whether more match), the
         same sums and averages."""
         ch = _on(self.events, conn)
-        m = traces._matching(ch, project_id, query)
-        ids = [
-            r["id"]
-            for r in ch.all(
-                f"SELECT t.id AS id FROM {m.source} WHERE {m.count_where}"
-                f" ORDER BY {m.order} LIMIT ?",
-                [*m.count_params, limit + 1],
-            )
-        ]
+        ids = _chosen_ids(ch, project_id, query, limit + 1)
         more = len(ids) > limit
         ids = ids[:limit]
         out = TraceTotals(traces=len(ids), more=more)
@@ -118,8 +110,15 @@ class ChTraces:
             out.tokens = int(row["tokens"] or 0)
             # the average over the traces with observations
             out.latency = float(row["latency"] or 0.0) / int(row["observed"])
-        out.scores = traces.score_averages(ch, project_id, ids)
+        if scores:
+            out.scores = traces.score_averages(ch, project_id, ids)
         return out
+
+    def trace_score_averages(
+        self, conn: Conn, project_id: str, query: TraceQuery, *, limit: int
+    ) -> dict[str, float]:
+        ch = _on(self.events, conn)
+        return traces.score_averages(ch, project_id, _chosen_ids(ch, project_id, query, limit))
 
     def observations_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]:
         return traces.observations_of(_on(self.events, conn), project_id, trace_id)
@@ -354,3 +353,15 @@ def clickhouse_store(url: str) -> ClickHouseStore:
     """The store for ``url`` (``clickhouse://...`` or ``chdb:///...``); its schema is
     migrated by :func:`~lanterna.store.clickhouse.schema.migrate`."""
     return ClickHouseStore(EventsDb(url))
+
+
+def _chosen_ids(ch: Conn, project_id: str, query: TraceQuery, limit: int) -> list[str]:
+    """The ids of the first ``limit`` traces matching ``query`` in the list's order."""
+    m = traces._matching(ch, project_id, query)
+    return [
+        r["id"]
+        for r in ch.all(
+            f"SELECT t.id AS id FROM {m.source} WHERE {m.count_where} ORDER BY {m.order} LIMIT ?",
+            [*m.count_params, limit],
+        )
+    ]
