@@ -71,11 +71,20 @@ _USER_HEAD = (
 
 
 def _users(
-    conn: Conn, where: str, params: list[Any], heads: list[dict[str, Any]]
+    conn: Conn,
+    scope: Scope,
+    where: str,
+    params: list[Any],
+    heads: list[dict[str, Any]],
+    kept_totals: bool,
 ) -> list[UserTotals]:
     """The users of ``heads`` (rows of :data:`_USER_HEAD`) with their usage."""
     d = conn.dialect
-    sums = _usage_by(conn, "t.user_id", where, params, [h["user_id"] for h in heads])
+    users = [h["user_id"] for h in heads]
+    if not kept_totals and _whole(scope):
+        sums = _usage_of_all_hours(conn, scope.project_id, users)
+    else:
+        sums = _usage_by(conn, "t.user_id", where, params, users)
     out = []
     for h in heads:
         first, last = d.ts_parse(h["first_seen"]), d.ts_parse(h["last_seen"])
@@ -84,6 +93,25 @@ def _users(
             UserTotals(h["user_id"], first, last, int(h["traces"]), sums.get(h["user_id"], Usage()))
         )
     return out
+
+
+def _usage_of_all_hours(conn: Conn, project_id: str, users: list[str]) -> dict[Any, Usage]:
+    """Each user's usage over the whole project from the hourly user rollup, every hour
+    summed (the ClickHouse event store, which keeps no ``user_totals``: joining the
+    users' traces to their observations read every observation of the project, 280 ms
+    for one user at 1 M observations). The rollup holds what the raw rows give: the
+    observations of the user's traces, kept by the write path and deletes."""
+    if not users:
+        return {}
+    listed = ", ".join("?" * len(users))
+    rows = conn.all(
+        "SELECT user_id AS key, SUM(observations) AS observations, SUM(cost) AS cost,"
+        " SUM(input_tokens) AS input, SUM(output_tokens) AS output, SUM(total_tokens) AS total"
+        f" FROM rollup_user_hours WHERE project_id = ? AND user_id IN ({listed})"
+        " GROUP BY user_id",
+        [project_id, *users],
+    )
+    return {r["key"]: Usage.of(r) for r in rows}
 
 
 #: What a user list can be ordered by -> the column of :data:`_USER_HEAD` (or of
@@ -187,7 +215,7 @@ def list_users(
             f"{_USER_HEAD} WHERE {where} GROUP BY t.user_id ORDER BY {by} LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-    return _users(conn, where, params, heads), total
+    return _users(conn, scope, where, params, heads, kept_totals), total
 
 
 def get_user(
@@ -205,7 +233,7 @@ def get_user(
     where += " AND t.user_id = ?"
     params.append(user_id)
     head = conn.one(f"{_USER_HEAD} WHERE {where} GROUP BY t.user_id", params)
-    found = _users(conn, where, params, [head] if head else [])
+    found = _users(conn, scope, where, params, [head] if head else [], kept_totals)
     return found[0] if found else None
 
 
