@@ -201,6 +201,69 @@ def test_users_on_clickhouse_equal_raw_rows_whatever_happens(api, db_url, steps)
     for kind, arg in steps:
         priced = apply_step(api, db_url, kind, arg, priced=priced)
         assert_users_match(api)
+        _assert_usage_orders(api)
+
+
+def _assert_usage_orders(api: Any) -> None:
+    """The users list by cost and by tokens (both ways) pages as the raw rows sort."""
+    from lanterna.analytics.metrics import Scope
+    from lanterna.analytics.usage import list_users
+
+    want = _raw_users(api)
+    rt = api.app.state.runtime
+    for order, key in (("cost", "totalCost"), ("tokens", "totalTokens")):
+        for desc in (True, False):
+            expected = sorted(want.values(), key=lambda u: u["userId"])
+            expected.sort(key=lambda u, k=key: round(u[k], 9), reverse=desc)  # type: ignore[misc]
+            got, total = rt.read_sync(
+                lambda c, o=order, d=desc: list_users(
+                    rt.store.events_conn(c),
+                    Scope(api.project.id),
+                    limit=50,
+                    offset=0,
+                    order=o,
+                    desc=d,
+                    kept_totals=False,
+                )
+            )
+            assert total == len(want)
+            assert [u.user_id for u in got] == [u["userId"] for u in expected], (order, desc)
+
+
+@pytest.mark.clickhouse
+def test_users_by_usage_follow_deletes_and_user_changes(api):
+    """The users list by cost and by tokens, and each user's totals, after a user's only
+    trace is deleted, a trace moves to another user, and a user has a trace without
+    observations (on ClickHouse from the hourly user rollup, every hour summed)."""
+    from helpers import event, iso
+
+    costs = {"ann": 3.0, "bob": 0.5, "cy": 2.0, "dee": 1.0, "eve": 4.0}
+    batch = []
+    for i, (user, cost) in enumerate(costs.items()):
+        tid = f"t-{user}"
+        at = iso(seconds=3600 * i)  # each in an hour of its own
+        batch.append(event("trace-create", {"id": tid, "userId": user, "timestamp": at}))
+        batch.append(
+            event(
+                "generation-create",
+                {
+                    "id": f"g-{user}",
+                    "traceId": tid,
+                    "startTime": at,
+                    "usageDetails": {"input": int(100 * cost), "output": 1},
+                    "costDetails": {"total": cost},
+                },
+            )
+        )
+    batch.append(event("trace-create", {"id": "t-fay", "userId": "fay", "timestamp": iso()}))
+    ingest(api, *batch)
+    assert api.delete("/api/public/traces/t-eve").status_code == 200  # eve is gone
+    ingest(api, event("trace-create", {"id": "t-cy", "userId": "dee"}))  # cy's moves to dee
+    want = _raw_users(api)
+    assert set(want) == {"ann", "bob", "dee", "fay"}
+    assert want["dee"]["totalCost"] == pytest.approx(3.0)
+    _assert_usage_orders(api)
+    assert_users_match(api)
 
 
 def test_users_list_orders_equal_raw_rows(api):

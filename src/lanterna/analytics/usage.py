@@ -198,11 +198,22 @@ def list_users(
     by = f"{column} {'DESC' if desc else 'ASC'}, user_id"
     if column in ("cost", "total"):
         # Usage sums decide the page: find its users first, then their heads.
-        page = conn.all(
-            f"SELECT t.user_id AS user_id, {USAGE} FROM traces t LEFT {JOIN}"
-            f" WHERE {where} GROUP BY t.user_id ORDER BY {by} LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
+        if not kept_totals and _whole(scope):
+            # ClickHouse: each user's sums from the hourly user rollup (every hour; a
+            # user's delta rows may take all their traces away) instead of joining
+            # every trace to every observation of the project.
+            page = conn.all(
+                "SELECT user_id, SUM(cost) AS cost, SUM(total_tokens) AS total"
+                " FROM rollup_user_hours WHERE project_id = ? GROUP BY user_id"
+                f" HAVING SUM(traces) > 0 ORDER BY {by} LIMIT ? OFFSET ?",
+                [scope.project_id, limit, offset],
+            )
+        else:
+            page = conn.all(
+                f"SELECT t.user_id AS user_id, {USAGE} FROM traces t LEFT {JOIN}"
+                f" WHERE {where} GROUP BY t.user_id ORDER BY {by} LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            )
         ids = [r["user_id"] for r in page]
         heads = conn.all(
             f"{_USER_HEAD} WHERE {where} AND t.user_id IN ({', '.join('?' * len(ids))})"
