@@ -9,6 +9,7 @@ import errno
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__
@@ -474,12 +475,23 @@ def cmd_costs(args: argparse.Namespace) -> int:
     """Recalculate calculated costs of past observations (provided costs stay)."""
     from .store.db import Database
     from .store.migrations import migrate
-    from .store.recompute import recompute
+    from .store.recompute import Result, recompute
 
-    db = Database(_settings(args).db_url)
+    settings = _settings(args)
+    db = Database(settings.db_url)
     try:
         migrate(db)
-        result = recompute(
+        walk: Callable[..., Result] = recompute
+        if settings.events_url:  # the observations are in the ClickHouse event store
+            from .server.runtime import migrate_events, store_for
+            from .store.clickhouse.recompute import recompute_events
+            from .store.clickhouse.store import ClickHouseStore
+
+            store = store_for(settings)
+            assert isinstance(store, ClickHouseStore)
+            migrate_events(db, store)
+            walk = partial(recompute_events, events=store.events)
+        result = walk(
             db,
             since=args.since,
             until=args.until,
@@ -677,6 +689,11 @@ def build_parser() -> argparse.ArgumentParser:
     recompute.add_argument("--project", help="only this project's observations")
     recompute.add_argument(
         "--batch-size", type=int, default=500, help="observations per transaction (default 500)"
+    )
+    recompute.add_argument(
+        "--events-url",
+        metavar="URL",
+        help="the ClickHouse event store holding the observations (env LANTERNA_EVENTS_URL)",
     )
     _db_options(recompute)
     costs.set_defaults(func=cmd_costs)

@@ -231,16 +231,34 @@ def test_start_date_decides_which_definition_applies(api):
     assert future["id"] not in {observation(api, x)["modelId"] for x in ("early", "late")}
 
 
-def _recompute(db_url: str, tmp_path: Path, *extra: str) -> int:
+def _recompute_in(db_url: str, tmp_path: Path, *extra: str, events_url: str = "") -> int:
     where = (
         ["--data-dir", str(Path(db_url.removeprefix("sqlite:///")).parent)]
         if db_url.startswith("sqlite")
         else ["--database-url", db_url]
     )
+    if events_url:
+        where += ["--events-url", events_url]
     return cli_main(["costs", "recompute", "--since", "2024-01-01", *where, *extra])
 
 
-def test_recompute_reprices_calculated_costs_and_keeps_provided_ones(api, db_url, tmp_path, capsys):
+def _daily_cost(api: Any) -> float:
+    """The project's cost by the daily metrics API (read from the rollups)."""
+    days = api.get("/api/public/metrics/daily", params={"limit": 50}).json()["data"]
+    return sum(float(d["totalCost"]) for d in days)
+
+
+@pytest.mark.clickhouse
+def test_recompute_reprices_calculated_costs_and_keeps_provided_ones(
+    api, db_url, events_url, tmp_path, capsys
+):
+    """Also on the ClickHouse event store (``--events-url``): new row versions there, and
+    the rollups (the daily metrics) move with the costs."""
+
+    def _recompute(*extra: str) -> int:
+        return _recompute_in(db_url, tmp_path, "--project", api.project.id, *extra,
+                             events_url=events_url)  # fmt: skip
+
     ingest(
         api,
         event("trace-create", {"id": "t"}),
@@ -254,7 +272,7 @@ def test_recompute_reprices_calculated_costs_and_keeps_provided_ones(api, db_url
     custom = create(api, modelName="gpt-4o", matchPattern="^gpt-4o$", inputPrice=1e-6,
                     outputPrice=1e-6)  # fmt: skip
 
-    assert _recompute(db_url, tmp_path, "--batch-size", "2") == 0
+    assert _recompute("--batch-size", "2") == 0
     # Both now name the custom model; only the calculated one changes its cost.
     assert "recomputed 2 observation(s): 2 changed" in capsys.readouterr().out
     calc = observation(api, "calc")
@@ -266,11 +284,13 @@ def test_recompute_reprices_calculated_costs_and_keeps_provided_ones(api, db_url
     assert observation(api, "old")["modelId"] == "builtin:openai:gpt-4o"  # before --since
     trace = api.get("/api/public/traces/t").json()
     assert trace["totalCost"] == pytest.approx(1100e-6 + 0.5 + 10 * 2.5e-6 + 1e-5)
+    assert _daily_cost(api) == pytest.approx(trace["totalCost"])
 
     # Deleting the custom model and recomputing goes back to the built-in price.
     assert api.delete(f"/api/public/models/{custom['id']}").status_code == 204
-    assert _recompute(db_url, tmp_path, "--until", "2030-01-01T00:00:00Z") == 0
+    assert _recompute("--until", "2030-01-01T00:00:00Z") == 0
     assert observation(api, "calc")["costDetails"]["total"] == pytest.approx(builtin_total)
+    assert _daily_cost(api) == pytest.approx(builtin_total + 0.5 + 10 * 2.5e-6 + 1e-5)
     capsys.readouterr()
-    assert _recompute(db_url, tmp_path) == 0  # nothing left to change
+    assert _recompute() == 0  # nothing left to change
     assert "recomputed 2 observation(s): 0 changed" in capsys.readouterr().out

@@ -25,6 +25,7 @@ from ..cost.calculate import DERIVED, Pricing, write
 from ..timeutil import now
 from . import rollups, user_totals
 from .db import Conn, Database
+from .dialect import Dialect
 from .models import price_models
 from .tables import COLUMNS, JSON, to_record
 
@@ -42,16 +43,20 @@ class Result:
     failed: int = 0
 
 
-def _batch(
+def batch(
     conn: Conn,
     since: datetime,
     until: datetime | None,
     project_id: str | None,
     after: tuple[Any, str, str] | None,
     size: int,
+    *,
+    also: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
+    """The next ``size`` observations in ``(start_time, project_id, id)`` order after
+    ``after`` (their project, id, stored columns and the columns ``also``)."""
     d = conn.dialect
-    cols = ", ".join(["project_id", "id", *COLUMNS["observation"]])
+    cols = ", ".join(["project_id", "id", *also, *COLUMNS["observation"]])
     where = ["start_time >= ?"]
     params: list[Any] = [d.ts(since)]
     if until is not None:
@@ -82,6 +87,34 @@ def _update(conn: Conn, project_id: str, obs_id: str, record: dict[str, Any], st
     )
 
 
+def reprice(
+    meta: Conn, dialect: Dialect, rows: list[dict[str, Any]], result: Result
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(row, record)`` of each of ``rows`` (observations read with ``dialect``) whose
+    derived fields (usage, cost, model) change when calculated as ingestion would now,
+    with the models of the metadata database ``meta`` read afresh (never a cache: the
+    point is to apply the models as they are now); counts scanned and failed rows."""
+    pricings: dict[str, Pricing] = {}
+    out = []
+    for row in rows:
+        pid = row["project_id"]
+        pricing = pricings.get(pid)
+        if pricing is None:
+            pricing = pricings[pid] = Pricing(partial(price_models, meta, pid))
+        record = to_record(dialect, "observation", row)
+        before = {k: record.get(k) for k in DERIVED}
+        try:
+            write(record, pricing.calculate(record))
+        except Exception:
+            log.exception("recompute failed for observation %r", row["id"])
+            result.failed += 1
+            continue
+        if {k: record.get(k) for k in DERIVED} != before:
+            out.append((row, record))
+    result.scanned += len(rows)
+    return out
+
+
 def recompute(
     db: Database,
     *,
@@ -98,29 +131,12 @@ def recompute(
     try:
         while True:
             with conn.transaction(exclusive=True):
-                rows = _batch(conn, since, until, project_id, after, batch_size)
+                rows = batch(conn, since, until, project_id, after, batch_size)
                 rollups_before = rollups.snapshot(conn, rows)  # costs feed the rollups
                 stamp = conn.dialect.ts(now())
-                pricings: dict[str, Pricing] = {}
-                for row in rows:
-                    pid = row["project_id"]
-                    pricing = pricings.get(pid)
-                    if pricing is None:
-                        # Read in this transaction, never from a cache: the point is
-                        # to apply the models as they are now.
-                        pricing = pricings[pid] = Pricing(partial(price_models, conn, pid))
-                    record = to_record(conn.dialect, "observation", row)
-                    before = {k: record.get(k) for k in DERIVED}
-                    try:
-                        write(record, pricing.calculate(record))
-                    except Exception:
-                        log.exception("recompute failed for observation %r", row["id"])
-                        result.failed += 1
-                        continue
-                    if {k: record.get(k) for k in DERIVED} != before:
-                        _update(conn, pid, row["id"], record, stamp)
-                        result.changed += 1
-                result.scanned += len(rows)
+                for row, record in reprice(conn, conn.dialect, rows, result):
+                    _update(conn, row["project_id"], row["id"], record, stamp)
+                    result.changed += 1
                 user_totals.settle(conn, rollups_before)
             if progress is not None:
                 progress(result)
