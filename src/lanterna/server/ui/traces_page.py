@@ -222,8 +222,9 @@ def summarize(
 
 async def _summary(rt: Runtime, project_id: str, query: TraceQuery, limit: int) -> TraceTotals:
     """:func:`summarize` with the score averages read on a second connection beside the
-    totals (SQLite and PostgreSQL; each walks the same first ``limit`` matches): at 10 M
-    observations each of the two reads of 10,000 traces takes about half the time."""
+    totals (SQLite and PostgreSQL; each walks the same first ``limit`` matches). On
+    PostgreSQL at 10 M observations, 10,000 traces of a tag: 212 -> 123 ms (the sums'
+    walk and the scores' took about as long as each other)."""
     store = rt.store
     if store.events_backend != "sql":  # ClickHouse finds its matches once for both
         return await rt.read(lambda c: summarize(store, c, project_id, query, limit))
