@@ -89,21 +89,25 @@ def session_stats(
     d = conn.dialect
     marks = ", ".join("?" * len(ids))
     out = {sid: SessionStats() for sid in ids}
+    # One read grouped by session and user (each session's users come with its counts;
+    # ClickHouse: one statement of tens of milliseconds instead of two).
     for r in conn.all(
-        "SELECT session_id, COUNT(*) AS turns, MIN(timestamp) AS first, MAX(timestamp) AS last"
-        f" FROM traces WHERE project_id = ? AND session_id IN ({marks}) GROUP BY session_id",
+        "SELECT session_id, user_id, COUNT(*) AS turns, MIN(timestamp) AS first,"
+        f" MAX(timestamp) AS last FROM traces WHERE project_id = ? AND session_id IN ({marks})"
+        " GROUP BY session_id, user_id",
         [project_id, *ids],
     ):
         s = out[r["session_id"]]
-        s.turns = int(r["turns"])
-        s.first, s.last = d.ts_parse(r["first"]), d.ts_parse(r["last"])
-    for r in conn.all(
-        "SELECT DISTINCT session_id, user_id FROM traces"
-        f" WHERE project_id = ? AND session_id IN ({marks}) AND user_id IS NOT NULL"
-        " ORDER BY session_id, user_id",
-        [project_id, *ids],
-    ):
-        out[r["session_id"]].users.append(r["user_id"])
+        s.turns += int(r["turns"])
+        first, last = d.ts_parse(r["first"]), d.ts_parse(r["last"])
+        if first is not None and (s.first is None or first < s.first):
+            s.first = first
+        if last is not None and (s.last is None or last > s.last):
+            s.last = last
+        if r["user_id"] is not None:
+            s.users.append(r["user_id"])
+    for s in out.values():
+        s.users.sort()
     return out
 
 

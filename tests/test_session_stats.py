@@ -1,0 +1,51 @@
+"""A page of sessions' stats (the sessions list, a user's sessions): turns, first and last
+trace time and the users of each session's traces, read in one grouped statement."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from helpers import event, ingest, iso
+
+pytestmark = pytest.mark.clickhouse
+
+
+def _at(seconds: int) -> datetime:
+    return datetime.fromisoformat(iso(seconds=seconds).replace("Z", "+00:00"))
+
+
+def test_session_stats_count_turns_times_and_users(api):
+    traces = [
+        ("a", "s1", "u2", 10),
+        ("b", "s1", "u1", 0),
+        ("c", "s1", None, 20),
+        ("d", "s1", "u1", 5),
+        ("e", "s2", "u3", 1),
+        ("f", "s3", None, 7),
+        ("g", "s3", None, 3),
+    ]
+    ingest(
+        api,
+        *[
+            event(
+                "trace-create",
+                {"id": tid, "sessionId": sid, "timestamp": iso(seconds=at)}
+                | ({"userId": user} if user else {}),
+            )
+            for tid, sid, user, at in traces
+        ],
+    )
+    rt, pid = api.app.state.runtime, api.project.id
+    stats = rt.read_sync(
+        lambda c: rt.store.sessions.session_stats(c, pid, ["s3", "s1", "s2", "nope", "s1"])
+    )
+    assert list(stats) == ["s3", "s1", "s2", "nope"]
+    got = {sid: (s.turns, s.first, s.last, s.users) for sid, s in stats.items()}
+    assert got == {
+        "s1": (4, _at(0), _at(20), ["u1", "u2"]),
+        "s2": (1, _at(1), _at(1), ["u3"]),
+        "s3": (2, _at(3), _at(7), []),
+        "nope": (0, None, None, []),
+    }
