@@ -49,3 +49,43 @@ def test_session_stats_count_turns_times_and_users(api):
         "s3": (2, _at(3), _at(7), []),
         "nope": (0, None, None, []),
     }
+
+
+def test_session_usage_equals_each_sessions_totals(api):
+    """A page of sessions' cost and tokens in one read (SQL: ``session_totals``;
+    ClickHouse: the sessions' observations joined to their traces) equals each
+    session's own sum, also after a trace moves to another session and one is deleted."""
+    from lanterna.analytics.usage import session_totals
+
+    events = []
+    for i, (tid, sid) in enumerate([("a", "s1"), ("b", "s1"), ("c", "s2"), ("d", "s3")]):
+        events.append(event("trace-create", {"id": tid, "sessionId": sid, "timestamp": iso()}))
+        for j in range(i + 1):
+            events.append(
+                event(
+                    "generation-create",
+                    {
+                        "id": f"{tid}-{j}",
+                        "traceId": tid,
+                        "startTime": iso(seconds=j),
+                        "usageDetails": {"input": 10 * (i + 1), "output": j},
+                        "costDetails": {"total": 0.25 * (i + 1)},
+                    },
+                )
+            )
+    ingest(api, *events)
+    ingest(api, event("trace-create", {"id": "b", "sessionId": "s2"}))  # b moves to s2
+    assert api.delete("/api/public/traces/d").status_code == 200
+    rt, pid = api.app.state.runtime, api.project.id
+    sessions = ["s1", "s2", "s3", "none"]
+    usage = rt.read_sync(lambda c: rt.store.sessions.session_usage(c, pid, sessions))
+    assert usage is not None
+    each = rt.read_sync(
+        lambda c: {s: session_totals(rt.store.events_conn(c), pid, s) for s in sessions}
+    )
+    assert set(usage) == set(sessions)
+    for s in sessions:
+        assert usage[s][0] == pytest.approx(each[s].cost), s
+        assert usage[s][1] == each[s].total_tokens, s
+    assert usage["s1"] == (pytest.approx(0.25), 10)
+    assert usage["s3"] == (0.0, 0) and usage["none"] == (0.0, 0)
