@@ -5,15 +5,19 @@ read back as sent, for every observation type; timestamps exact to the microseco
 from __future__ import annotations
 
 import datetime as dt
+import gc
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lanterna import Lanterna, context, observe, set_client
-from lanterna.sdk.exporter import encode
+from lanterna.sdk.exporter import BatchExporter, encode
 from lanterna.sdk.observe import AS_TYPES
-from lanterna.sdk.records import EventOptions, Observation, iso
+from lanterna.sdk.records import FROZEN_FIELDS, EventOptions, Observation, Trace, freeze, iso, thaw
 from lanterna.sdk.testing import InMemoryExporter
 from lanterna.sdk.transport import Transport
 from lanterna.sdk.wire import FastEncoder
@@ -245,3 +249,133 @@ def test_what_the_templates_leave_to_the_reference_path(keeper):
     assert FastEncoder(keeper.options).observation(fields) is None
     plain.extra = {"startTime": "2026-01-01T00:00:00Z"}
     assert FastEncoder(keeper.options).observation(plain) is None
+
+
+class Capture:
+    """A sender that keeps every POSTed body and answers 207 with no errors."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def post(self, body: bytes) -> Any:
+        self.bodies.append(body)
+        return SimpleNamespace(status_code=207, headers={}, json=lambda: {"errors": []})
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_exporter_queues_frozen_records_and_sends_the_reference_events(keeper):
+    """What the exporter queues for an observed call is ``freeze(record)`` (a tuple; the
+    record itself when it carries trace fields), and what it sends of them is, event for
+    event, the reference encoding; records the templates refuse (media, given ids)
+    are thawed for the reference path with the same result."""
+    traced_calls()
+
+    @observe(name="r")
+    def r(value: Any) -> Any:
+        return value
+
+    r("data:image/png;base64," + "A" * 100)
+    r("x", lanterna_trace_id="given-trace-id")
+    r("x" * 70_000)  # a large value: counted in the queue's bytes, reference path
+
+    @observe(name="with-fields")
+    def with_fields() -> None:
+        context.update_current_trace(user_id="u-1", tags=["a"])
+
+    with_fields()
+    records = keeper.records
+    for options in (keeper.options, EventOptions(media=lambda value, *_: value)):
+        sender = Capture()
+        exporter = BatchExporter(sender, options, flush_at=1 << 20, flush_interval=1e9)
+        exporter._start_needed = False  # no thread yet: look at the queue first
+        for record in records:
+            assert exporter.submit(record)
+        queued = list(exporter._queue)
+        assert exporter._bytes == sum(record.size for record in records) > 0
+        for record, item in zip(records, queued, strict=True):
+            frozen = freeze(record)
+            assert item == (record if frozen is None else frozen)
+            if frozen is not None:
+                assert frozen[FROZEN_FIELDS.index("root")] == (record.trace.root_id == record.oid)
+                assert dict(zip(FROZEN_FIELDS[1:], frozen[1:], strict=True)) == {
+                    key: getattr(thaw(frozen), key)
+                    for key in FROZEN_FIELDS[1:7] + FROZEN_FIELDS[8:]
+                } | {"root": frozen[7]}
+        assert frozen is None  # the trace with fields was queued as it is
+        exporter._start_needed = True
+        assert exporter.flush(10)
+        sent = [event for body in sender.bodies for event in orjson.loads(body)["batch"]]
+        reference = [event for record in records for event in record.to_events(options)]
+        assert len(sent) == len(reference) == exporter.stats()["sent"]
+        assert len({event["id"] for event in sent}) == len(sent)
+        for got, want in zip(sent, reference, strict=True):
+            want["id"] = got["id"]
+            assert got == want
+        assert exporter._bytes == 0
+        exporter.shutdown(1)
+
+
+def test_a_queued_record_leaves_the_cyclic_gc(keeper):
+    """A frozen record holding no container (ids, times, names, a string or number
+    result) is untracked at the first collection it meets, so records waiting in the
+    queue are neither walked nor promoted by the cyclic GC. (CPython keeps a tuple that
+    holds a dict tracked: such a record is one tracked object instead of the two or
+    more that an Observation and its Trace were.)"""
+
+    @observe()
+    def noop() -> None:
+        return None
+
+    @observe()
+    def answer() -> str:
+        return "x" * 1024
+
+    @observe()
+    def parent() -> int:
+        noop()
+        return 42
+
+    noop()
+    answer()
+    parent()
+    frozen = [freeze(record) for record in keeper.records]
+    gc.collect()
+    assert [gc.is_tracked(item) for item in frozen] == [False] * 4
+
+
+_NS = st.integers(min_value=1, max_value=4_102_444_800 * 10**9)  # up to 2100
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_NS, st.integers(min_value=0, max_value=3 * 10**9)).map(
+            lambda pair: (pair[0], pair[0] + pair[1])
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_one_encoder_writes_every_timestamp_exactly(readings):
+    """One encoder over many records (its cached second and millisecond in play): every
+    start and end written to the microsecond, as the reference path writes them."""
+    options = EventOptions(environment="e")
+    fast = FastEncoder(options)
+    fast.new_batch()
+    trace = Trace(1 << 127, None, True)  # type: ignore[arg-type]
+    for i, (start, end) in enumerate(readings):
+        obs = Observation(trace, None if i % 2 else 7, "span", "t")
+        trace.root_id = obs.oid if i % 2 else None
+        obs.top = bool(i % 2)
+        obs.start, obs.end = start, end
+        got = fast.observation(obs)
+        assert got is not None
+        events = obs.to_events(options)
+        data = got[0]
+        for event, sent in zip(events, orjson.loads(b"[" + data + b"]"), strict=True):
+            event["id"] = sent["id"]
+        assert data == encode(events)[1:-1]
+        body = orjson.loads(b"[" + data + b"]")[-1]["body"]
+        assert (body["startTime"], body["endTime"]) == (iso(start), iso(end))

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from . import _errors
-from .records import EventOptions, Observation
+from .records import EventOptions, Observation, thaw
 from .transport import (
     FAULT_RETRIES,
     INGESTION_PATH,
@@ -220,6 +220,29 @@ class BatchExporter:
             if self._bytes + size > self._max_bytes:
                 return self._drop()
             self._bytes += size
+        if type(item) is Observation and self._fast is not None:
+            # records.freeze(item), inlined (this runs on every observed call): the
+            # record as one tuple that the cyclic GC soon stops tracking.
+            trace = item.trace
+            top = item.top
+            if not (top and trace.fields):
+                item = (
+                    trace.tid,
+                    item.oid,
+                    item.parent_id,
+                    item.kind,
+                    item.name,
+                    item.start,
+                    item.end,
+                    top and trace.root_id == item.oid,
+                    item.input,
+                    item.output,
+                    item.metadata,
+                    item.level,
+                    item.status,
+                    item.extra,
+                    size,
+                )
         queue.append(item)
         if self._start_needed or len(queue) == self._flush_at:
             self._wake()
@@ -457,21 +480,25 @@ class BatchExporter:
         encode = None
         if fast is not None:
             fast.new_batch()
-            encode = fast.observation
+            encode = fast.record
         max_events, max_bytes = self._max_batch_events, self._max_batch_bytes
         groups: Sequence[tuple[bytes, int]]
         for i, item in enumerate(items):
             items[i] = None  # let each record go as soon as it is encoded
             try:
-                large = item.size
+                frozen = type(item) is tuple
+                large = item[-1] if frozen else item.size
                 encoded = None
                 if large:
                     self._bytes = max(self._bytes - large, 0)
-                elif encode is not None and type(item) is Observation:
+                elif frozen and encode is not None:
                     encoded = encode(item)
                     if encoded is not None and len(encoded[0]) > max_event:
                         encoded = None
-                groups = (encoded,) if encoded is not None else self._reference(item, large)
+                if encoded is not None:
+                    groups = (encoded,)
+                else:
+                    groups = self._reference(thaw(item) if frozen else item, large)
                 del item
             except Exception as exc:
                 _errors.report("exporter.encode", exc)
