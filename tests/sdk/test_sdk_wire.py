@@ -379,3 +379,27 @@ def test_one_encoder_writes_every_timestamp_exactly(readings):
         assert data == encode(events)[1:-1]
         body = orjson.loads(b"[" + data + b"]")[-1]["body"]
         assert (body["startTime"], body["endTime"]) == (iso(start), iso(end))
+
+
+def test_records_queued_during_an_export_fill_the_same_batches(keeper):
+    """The exporter takes records until the queue is empty and sends full batches as
+    they fill: 2,048 calls (4,096 events) queued at once go out in five POSTs of 1,000,
+    1,000, 1,000, 1,000 and 96 events, not in a batch and a remainder per wake-up."""
+
+    @observe()
+    def noop() -> None:
+        return None
+
+    for _ in range(2048):
+        noop()
+    sender = Capture()
+    exporter = BatchExporter(sender, keeper.options, flush_at=512, flush_interval=1e9)
+    exporter._start_needed = False  # queue everything first
+    for record in keeper.records:
+        assert exporter.submit(record)
+    exporter._start_needed = True
+    assert exporter.flush(10)
+    sizes = [len(orjson.loads(body)["batch"]) for body in sender.bodies]
+    assert sizes == [1000, 1000, 1000, 1000, 96]
+    assert exporter.stats()["sent"] == 4096 and exporter.pending() == 0
+    exporter.shutdown(1)
