@@ -480,7 +480,8 @@ class BatchExporter:
             fast.new_batch()
             encode = fast.record
         max_events, max_bytes = self._max_batch_events, self._max_batch_bytes
-        groups: Sequence[tuple[bytes, int]]
+        groups: Sequence[tuple[bytes, int]] | None
+        data: bytes | None
         pop = queue.popleft
         while queue:
             item = pop()
@@ -489,16 +490,13 @@ class BatchExporter:
             try:
                 frozen = type(item) is tuple
                 large = item[-1] if frozen else item.size
-                encoded = None
-                if large:
-                    self._bytes = max(self._bytes - large, 0)
-                elif frozen and encode is not None:
-                    encoded = encode(item)
-                    if encoded is not None and len(encoded[0]) > max_event:
-                        encoded = None
-                if encoded is not None:
-                    groups = (encoded,)
+                groups = None
+                data = encode(item) if frozen and not large and encode is not None else None
+                if data is not None and len(data) <= max_event:
+                    n = 2 if item[7] else 1  # a root also writes its trace-create
                 else:
+                    if large:
+                        self._bytes = max(self._bytes - large, 0)
                     groups = self._reference(thaw(item) if frozen else item, large)
                 del item  # let each record go as soon as it is encoded
             except Exception as exc:
@@ -506,6 +504,20 @@ class BatchExporter:
                 self._counts["failed"] += 1
                 taken -= 1
                 self._in_flight = taken
+                continue
+            if groups is None:
+                # The common record, written out: no groups, no (data, n) pairs.
+                assert data is not None
+                if chunk and (events_in_chunk + n > max_events or size + len(data) > max_bytes):
+                    self._send(chunk, counts)
+                    chunk, counts, events_in_chunk, size = [], [], 0, 0
+                    self._in_flight = taken = 1  # this record's events are still to go
+                    if self._overflow and len(queue) <= self._max_queue // 2:
+                        self._overflow_ended()
+                chunk.append(data)
+                counts.append(n)
+                events_in_chunk += n
+                size += len(data) + 1
                 continue
             for data, n in groups:
                 if chunk and (events_in_chunk + n > max_events or size + len(data) > max_bytes):

@@ -60,7 +60,9 @@ def _has_data_uri(value: Any, data: bytes) -> bool:
 
     It looks at strings starting with ``data:``; a string, or a dict of strings and
     scalars, is checked directly, anything deeper by searching the encoded bytes for a
-    JSON string starting so (never a miss, sometimes a needless reference path)."""
+    JSON string starting so (never a miss, sometimes a needless reference path), with
+    ``find``: ``in`` on bytes first tries the needle as an integer and pays for the
+    exception, several times the search itself."""
     kind = type(value)
     if kind is str:
         return bool(value.startswith("data:"))
@@ -70,9 +72,9 @@ def _has_data_uri(value: Any, data: bytes) -> bool:
                 if item.startswith("data:"):
                     return True
             elif not (item is None or type(item) in _SCALARS):
-                return _DATA_URI in data
+                return data.find(_DATA_URI) >= 0
         return False
-    return not (value is None or kind in _SCALARS) and _DATA_URI in data
+    return not (value is None or kind in _SCALARS) and data.find(_DATA_URI) >= 0
 
 
 _ROOT, _END, _PARENT, _INPUT, _OUTPUT, _TAIL = 1, 2, 4, 8, 16, 32
@@ -189,13 +191,16 @@ class FastEncoder:
         return out
 
     def observation(self, obs: Observation) -> tuple[bytes, int] | None:
-        """:meth:`record` of ``obs`` frozen (see :func:`~lanterna.sdk.records.freeze`)."""
+        """The events of ``obs`` (:meth:`record` of it frozen, see
+        :func:`~lanterna.sdk.records.freeze`), and how many; None: the reference path."""
         rec = freeze(obs)
-        return None if rec is None else self.record(rec)
+        data = None if rec is None else self.record(rec)
+        return None if data is None else (data, 2 if rec[7] else 1)  # type: ignore[index]
 
-    def record(self, rec: tuple[Any, ...]) -> tuple[bytes, int] | None:
-        """A frozen record's events, comma-joined, and how many; None: use the reference
-        path (:func:`~lanterna.sdk.records.thaw`, then ``to_events``)."""
+    def record(self, rec: tuple[Any, ...]) -> bytes | None:
+        """A frozen record's events, comma-joined: two (trace-create and the
+        observation's) for a trace's root, else one. None: use the reference path
+        (:func:`~lanterna.sdk.records.thaw`, then ``to_events``)."""
         (
             tid,
             oid,
@@ -273,7 +278,7 @@ class FastEncoder:
                         start_text,
                         end_text,
                         parent_hex,
-                    ), 1
+                    )
                 if root and parent is None:
                     return self._single % (
                         self._trace_prefix,
@@ -291,7 +296,7 @@ class FastEncoder:
                         name_text,
                         start_text,
                         end_text,
-                    ), 2
+                    )
             args: list[bytes]
             shape = 0
             if root:
@@ -301,10 +306,8 @@ class FastEncoder:
                     args.append(data_in)
                 if data_out:
                     args.append(data_out)
-                n = 2
             else:
                 args = []
-                n = 1
             args += (self._prefix, oid_hex, typ, end_text, oid_hex, tid_hex, name_text, start_text)
             if end:
                 shape |= _END
@@ -325,7 +328,7 @@ class FastEncoder:
                 shape |= _TAIL
                 args.append(tail)
             template = self._templates.get(shape) or self._template(shape)
-            return template % tuple(args), n
+            return template % tuple(args)
         except (TypeError, OverflowError, orjson.JSONEncodeError):
             return None  # the reference path falls back to the standard library
 
