@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanterna import Lanterna, context, observe, set_client
+from lanterna.sdk import wire
 from lanterna.sdk.exporter import BatchExporter, encode
 from lanterna.sdk.observe import AS_TYPES
 from lanterna.sdk.records import FROZEN_FIELDS, EventOptions, Observation, Trace, freeze, iso, thaw
@@ -403,3 +404,37 @@ def test_records_queued_during_an_export_fill_the_same_batches(keeper):
     assert sizes == [1000, 1000, 1000, 1000, 96]
     assert exporter.stats()["sent"] == 4096 and exporter.pending() == 0
     exporter.shutdown(1)
+
+
+class _Text(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        'quotes " and \\ and é ✓',
+        _Text("a str subclass"),
+        {"a": 1, "b": [1, 2.5, None], "c": {"d": "e"}},
+        {1: "int key", "b": True},
+        {_Text("k"): 1},
+        {None: 1, 2.5: "x", True: False},
+        [{"x": {2: 3}}],
+        {"when": dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)},
+        {"object": Keeper},
+        1 << 70,
+    ],
+)
+def test_the_templates_value_encoding_is_the_reference_one(value):
+    """``wire._dumps`` tries orjson without OPT_NON_STR_KEYS first (faster for dicts),
+    then with it: the bytes (or the refusal) are the reference options' own."""
+    try:
+        want: Any = orjson.dumps(value, default=str, option=wire.OPTS)
+    except orjson.JSONEncodeError as exc:
+        want = type(exc)
+    try:
+        got: Any = wire._dumps(value)
+    except orjson.JSONEncodeError as exc:
+        got = type(exc)
+    assert got == want
