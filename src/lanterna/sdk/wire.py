@@ -259,18 +259,11 @@ class FastEncoder:
             else:
                 parent_hex = self._parent_hex = hexlify(parent.to_bytes(8, "big"))
                 self._parent = parent
-            data_in = b"" if value_in is None else _dumps(value_in)
-            data_out = b"" if value_out is None else _dumps(value_out)
-            if self._media and (
-                (data_in and _has_data_uri(value_in, data_in))
-                or (data_out and _has_data_uri(value_out, data_out))
-            ):
-                return None
             typ = self._types.get(kind) or self._type(kind)
             if (
                 end
-                and not data_in
-                and not data_out
+                and value_in is None
+                and value_out is None
                 and not extra
                 and not meta
                 and level is None
@@ -309,6 +302,13 @@ class FastEncoder:
                         start_text,
                         end_text,
                     )
+            data_in = b"" if value_in is None else _dumps(value_in)
+            data_out = b"" if value_out is None else _dumps(value_out)
+            if self._media and (
+                (data_in and _has_data_uri(value_in, data_in))
+                or (data_out and _has_data_uri(value_out, data_out))
+            ):
+                return None
             args: list[bytes]
             shape = 0
             if root:
