@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanterna import Lanterna, context, observe, set_client
-from lanterna.sdk import wire
+from lanterna.sdk import _errors, wire
 from lanterna.sdk.exporter import BatchExporter, encode
 from lanterna.sdk.observe import AS_TYPES
 from lanterna.sdk.records import FROZEN_FIELDS, EventOptions, Observation, Trace, freeze, iso, thaw
@@ -438,3 +438,38 @@ def test_the_templates_value_encoding_is_the_reference_one(value):
     except orjson.JSONEncodeError as exc:
         got = type(exc)
     assert got == want
+
+
+def test_an_exporter_bug_before_any_record_is_taken_does_not_spin(keeper):
+    """A failure in ``_export`` before it takes a record ends the drain (reported) rather
+    than looping on the same queue; the next wake-up (here, flush) delivers."""
+
+    @observe()
+    def noop() -> None:
+        return None
+
+    for _ in range(3):
+        noop()
+    sender = Capture()
+    exporter = BatchExporter(sender, keeper.options, flush_interval=1e9)
+    assert exporter._fast is not None
+    calls = []
+    real = exporter._fast.new_batch
+
+    def failing_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("bug")
+        real()
+
+    exporter._fast.new_batch = failing_once  # type: ignore[method-assign]
+    exporter._start_needed = False
+    for record in keeper.records:
+        exporter.submit(record)
+    exporter._drain()  # on this thread: fails once, returns with the queue intact
+    assert len(calls) == 1 and exporter.pending() == 3 and not exporter._busy
+    assert [where for where, _ in _errors.recent] == ["exporter.export"]
+    _errors.recent.clear()
+    exporter._drain()
+    assert exporter.stats()["sent"] == 6 and exporter.stats()["failed"] == 0
+    exporter.shutdown(1)

@@ -422,6 +422,8 @@ class BatchExporter:
             except Exception as exc:
                 _errors.report("exporter.export", exc)
                 self._counts["failed"] += self._in_flight
+                if not self._in_flight:
+                    break  # it failed before taking a record: no spinning (next wake-up)
             finally:
                 self._in_flight = 0
             with self._cv:
