@@ -5,15 +5,20 @@ read back as sent, for every observation type; timestamps exact to the microseco
 from __future__ import annotations
 
 import datetime as dt
+import gc
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lanterna import Lanterna, context, observe, set_client
-from lanterna.sdk.exporter import encode
+from lanterna.sdk import _errors, wire
+from lanterna.sdk.exporter import BatchExporter, encode
 from lanterna.sdk.observe import AS_TYPES
-from lanterna.sdk.records import EventOptions, Observation, iso
+from lanterna.sdk.records import FROZEN_FIELDS, EventOptions, Observation, Trace, freeze, iso, thaw
 from lanterna.sdk.testing import InMemoryExporter
 from lanterna.sdk.transport import Transport
 from lanterna.sdk.wire import FastEncoder
@@ -245,3 +250,226 @@ def test_what_the_templates_leave_to_the_reference_path(keeper):
     assert FastEncoder(keeper.options).observation(fields) is None
     plain.extra = {"startTime": "2026-01-01T00:00:00Z"}
     assert FastEncoder(keeper.options).observation(plain) is None
+
+
+class Capture:
+    """A sender that keeps every POSTed body and answers 207 with no errors."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def post(self, body: bytes) -> Any:
+        self.bodies.append(body)
+        return SimpleNamespace(status_code=207, headers={}, json=lambda: {"errors": []})
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_exporter_queues_frozen_records_and_sends_the_reference_events(keeper):
+    """What the exporter queues for an observed call is ``freeze(record)`` (a tuple; the
+    record itself when it carries trace fields), and what it sends of them is, event for
+    event, the reference encoding; records the templates refuse (media, given ids)
+    are thawed for the reference path with the same result."""
+    traced_calls()
+
+    @observe(name="r")
+    def r(value: Any) -> Any:
+        return value
+
+    r("data:image/png;base64," + "A" * 100)
+    r("x", lanterna_trace_id="given-trace-id")
+    r("x" * 70_000)  # a large value: counted in the queue's bytes, reference path
+
+    @observe(name="with-fields")
+    def with_fields() -> None:
+        context.update_current_trace(user_id="u-1", tags=["a"])
+
+    with_fields()
+    records = keeper.records
+    for options in (keeper.options, EventOptions(media=lambda value, *_: value)):
+        sender = Capture()
+        exporter = BatchExporter(sender, options, flush_at=1 << 20, flush_interval=1e9)
+        exporter._start_needed = False  # no thread yet: look at the queue first
+        for record in records:
+            assert exporter.submit(record)
+        queued = list(exporter._queue)
+        assert exporter._bytes == sum(record.size for record in records) > 0
+        for record, item in zip(records, queued, strict=True):
+            frozen = freeze(record)
+            assert item == (record if frozen is None else frozen)
+            if frozen is not None:
+                assert frozen[FROZEN_FIELDS.index("root")] == (record.trace.root_id == record.oid)
+                assert dict(zip(FROZEN_FIELDS[1:], frozen[1:], strict=True)) == {
+                    key: getattr(thaw(frozen), key)
+                    for key in FROZEN_FIELDS[1:7] + FROZEN_FIELDS[8:]
+                } | {"root": frozen[7]}
+        assert frozen is None  # the trace with fields was queued as it is
+        exporter._start_needed = True
+        assert exporter.flush(10)
+        sent = [event for body in sender.bodies for event in orjson.loads(body)["batch"]]
+        reference = [event for record in records for event in record.to_events(options)]
+        assert len(sent) == len(reference) == exporter.stats()["sent"]
+        assert len({event["id"] for event in sent}) == len(sent)
+        for got, want in zip(sent, reference, strict=True):
+            want["id"] = got["id"]
+            assert got == want
+        assert exporter._bytes == 0
+        exporter.shutdown(1)
+
+
+def test_a_queued_record_leaves_the_cyclic_gc(keeper):
+    """A frozen record holding no container (ids, times, names, a string or number
+    result) is untracked at the first collection it meets, so records waiting in the
+    queue are neither walked nor promoted by the cyclic GC. (CPython keeps a tuple that
+    holds a dict tracked: such a record is one tracked object instead of the two or
+    more that an Observation and its Trace were.)"""
+
+    @observe()
+    def noop() -> None:
+        return None
+
+    @observe()
+    def answer() -> str:
+        return "x" * 1024
+
+    @observe()
+    def parent() -> int:
+        noop()
+        return 42
+
+    noop()
+    answer()
+    parent()
+    frozen = [freeze(record) for record in keeper.records]
+    gc.collect()
+    assert [gc.is_tracked(item) for item in frozen] == [False] * 4
+
+
+_NS = st.integers(min_value=1, max_value=4_102_444_800 * 10**9)  # up to 2100
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_NS, st.integers(min_value=0, max_value=3 * 10**9)).map(
+            lambda pair: (pair[0], pair[0] + pair[1])
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_one_encoder_writes_every_timestamp_exactly(readings):
+    """One encoder over many records (its cached second and millisecond in play): every
+    start and end written to the microsecond, as the reference path writes them."""
+    options = EventOptions(environment="e")
+    fast = FastEncoder(options)
+    fast.new_batch()
+    trace = Trace(1 << 127, None, True)  # type: ignore[arg-type]
+    for i, (start, end) in enumerate(readings):
+        obs = Observation(trace, None if i % 2 else 7, "span", "t")
+        trace.root_id = obs.oid if i % 2 else None
+        obs.top = bool(i % 2)
+        obs.start, obs.end = start, end
+        got = fast.observation(obs)
+        assert got is not None
+        events = obs.to_events(options)
+        data = got[0]
+        for event, sent in zip(events, orjson.loads(b"[" + data + b"]"), strict=True):
+            event["id"] = sent["id"]
+        assert data == encode(events)[1:-1]
+        body = orjson.loads(b"[" + data + b"]")[-1]["body"]
+        assert (body["startTime"], body["endTime"]) == (iso(start), iso(end))
+
+
+def test_records_queued_during_an_export_fill_the_same_batches(keeper):
+    """The exporter takes records until the queue is empty and sends full batches as
+    they fill: 2,048 calls (4,096 events) queued at once go out in five POSTs of 1,000,
+    1,000, 1,000, 1,000 and 96 events, not in a batch and a remainder per wake-up."""
+
+    @observe()
+    def noop() -> None:
+        return None
+
+    for _ in range(2048):
+        noop()
+    sender = Capture()
+    exporter = BatchExporter(sender, keeper.options, flush_at=512, flush_interval=1e9)
+    exporter._start_needed = False  # queue everything first
+    for record in keeper.records:
+        assert exporter.submit(record)
+    exporter._start_needed = True
+    assert exporter.flush(10)
+    sizes = [len(orjson.loads(body)["batch"]) for body in sender.bodies]
+    assert sizes == [1000, 1000, 1000, 1000, 96]
+    assert exporter.stats()["sent"] == 4096 and exporter.pending() == 0
+    exporter.shutdown(1)
+
+
+class _Text(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        'quotes " and \\ and é ✓',
+        _Text("a str subclass"),
+        {"a": 1, "b": [1, 2.5, None], "c": {"d": "e"}},
+        {1: "int key", "b": True},
+        {_Text("k"): 1},
+        {None: 1, 2.5: "x", True: False},
+        [{"x": {2: 3}}],
+        {"when": dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)},
+        {"object": Keeper},
+        1 << 70,
+    ],
+)
+def test_the_templates_value_encoding_is_the_reference_one(value):
+    """``wire._dumps`` tries orjson without OPT_NON_STR_KEYS first (faster for dicts),
+    then with it: the bytes (or the refusal) are the reference options' own."""
+    try:
+        want: Any = orjson.dumps(value, default=str, option=wire.OPTS)
+    except orjson.JSONEncodeError as exc:
+        want = type(exc)
+    try:
+        got: Any = wire._dumps(value)
+    except orjson.JSONEncodeError as exc:
+        got = type(exc)
+    assert got == want
+
+
+def test_an_exporter_bug_before_any_record_is_taken_does_not_spin(keeper):
+    """A failure in ``_export`` before it takes a record ends the drain (reported) rather
+    than looping on the same queue; the next wake-up (here, flush) delivers."""
+
+    @observe()
+    def noop() -> None:
+        return None
+
+    for _ in range(3):
+        noop()
+    sender = Capture()
+    exporter = BatchExporter(sender, keeper.options, flush_interval=1e9)
+    assert exporter._fast is not None
+    calls = []
+    real = exporter._fast.new_batch
+
+    def failing_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("bug")
+        real()
+
+    exporter._fast.new_batch = failing_once  # type: ignore[method-assign]
+    exporter._start_needed = False
+    for record in keeper.records:
+        exporter.submit(record)
+    exporter._drain()  # on this thread: fails once, returns with the queue intact
+    assert len(calls) == 1 and exporter.pending() == 3 and not exporter._busy
+    assert [where for where, _ in _errors.recent] == ["exporter.export"]
+    _errors.recent.clear()
+    exporter._drain()
+    assert exporter.stats()["sent"] == 6 and exporter.stats()["failed"] == 0
+    exporter.shutdown(1)

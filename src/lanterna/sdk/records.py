@@ -198,6 +198,85 @@ class Observation:
         return out
 
 
+#: A finished observation as the exporter queues it (:func:`freeze`): a plain tuple of
+#: ids, clock readings, names and captured values, in this order.
+FROZEN_FIELDS = (
+    "tid",
+    "oid",
+    "parent_id",
+    "kind",
+    "name",
+    "start",
+    "end",
+    "root",
+    "input",
+    "output",
+    "metadata",
+    "level",
+    "status",
+    "extra",
+    "size",
+)
+
+
+def freeze(obs: Observation) -> tuple[Any, ...] | None:
+    """``obs``, ended, as a tuple (:data:`FROZEN_FIELDS`); None when it carries trace
+    fields (the top observation of a trace updated by ``update_current_trace``).
+
+    Why: an ended record no longer changes (later updates are sent as events of their
+    own), and a tuple of ids, numbers, strings and flat dicts is one object that the
+    cyclic GC stops tracking at its first collection, where a queued
+    :class:`Observation` and its :class:`Trace` are two objects it walks on every
+    collection until the exporter takes them (and promotes, when the queue is long).
+    ``root`` is True for the trace's root observation, which also writes the
+    trace-create. :meth:`BatchExporter.submit` builds the same tuple inline.
+    """
+    trace = obs.trace
+    top = obs.top
+    if top and trace.fields:
+        return None
+    return (
+        trace.tid,
+        obs.oid,
+        obs.parent_id,
+        obs.kind,
+        obs.name,
+        obs.start,
+        obs.end,
+        top and trace.root_id == obs.oid,
+        obs.input,
+        obs.output,
+        obs.metadata,
+        obs.level,
+        obs.status,
+        obs.extra,
+        obs.size,
+    )
+
+
+def thaw(rec: tuple[Any, ...]) -> Observation:
+    """A frozen record (:func:`freeze`) as an :class:`Observation` again, for the
+    reference encoding: the same events as the observation it was made from."""
+    tid, oid, parent, kind, name, start, end, root, inp, out, meta, level, status, extra, size = rec
+    trace = Trace(tid, None, True)  # type: ignore[arg-type]  # encoding reads no client
+    if root:
+        trace.root_id = oid
+        trace.closed = True
+    obs = Observation(trace, parent, kind, name)
+    obs.oid = oid
+    obs.start = start
+    obs.end = end
+    obs.top = bool(root)
+    obs.input = inp
+    obs.output = out
+    obs.metadata = meta
+    obs.level = level
+    obs.status = status
+    obs.extra = extra
+    obs.size = size
+    return obs
+
+
 class Envelope:
     """An event built by an explicit client call (client.trace(), span.end(), score())."""
 

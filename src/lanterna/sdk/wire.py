@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .records import Observation
+from .records import Observation, freeze
 
 if TYPE_CHECKING:
     from .records import EventOptions
@@ -51,8 +51,20 @@ _DATA_URI = b'"data:'
 _SCALARS = (int, float, bool)
 
 
+# Without OPT_NON_STR_KEYS: the same bytes for dicts keyed by text (nearly all), and
+# about 150 ns less per dict; orjson refuses other keys and _dumps then asks again.
+_STR_KEYS = orjson.OPT_SERIALIZE_NUMPY
+
+
 def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=str, option=OPTS)
+    """``value`` as JSON, the bytes ``orjson.dumps(value, default=str, option=OPTS)``
+    writes (the reference encoding's)."""
+    if type(value) is str:
+        return orjson.dumps(value)
+    try:
+        return orjson.dumps(value, default=str, option=_STR_KEYS)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(value, default=str, option=OPTS)
 
 
 def _has_data_uri(value: Any, data: bytes) -> bool:
@@ -60,7 +72,9 @@ def _has_data_uri(value: Any, data: bytes) -> bool:
 
     It looks at strings starting with ``data:``; a string, or a dict of strings and
     scalars, is checked directly, anything deeper by searching the encoded bytes for a
-    JSON string starting so (never a miss, sometimes a needless reference path)."""
+    JSON string starting so (never a miss, sometimes a needless reference path), with
+    ``find``: ``in`` on bytes first tries the needle as an integer and pays for the
+    exception, several times the search itself."""
     kind = type(value)
     if kind is str:
         return bool(value.startswith("data:"))
@@ -70,12 +84,16 @@ def _has_data_uri(value: Any, data: bytes) -> bool:
                 if item.startswith("data:"):
                     return True
             elif not (item is None or type(item) in _SCALARS):
-                return _DATA_URI in data
+                return data.find(_DATA_URI) >= 0
         return False
-    return not (value is None or kind in _SCALARS) and _DATA_URI in data
+    return not (value is None or kind in _SCALARS) and data.find(_DATA_URI) >= 0
 
 
 _ROOT, _END, _PARENT, _INPUT, _OUTPUT, _TAIL = 1, 2, 4, 8, 16, 32
+# Three decimal digits, for the milliseconds and microseconds of timestamps: a tuple
+# lookup is several times cheaper than ``%06d`` (bytes %-formatting of an int goes
+# through a str).
+_D3 = tuple(b"%03d" % i for i in range(1000))
 
 
 class FastEncoder:
@@ -83,9 +101,12 @@ class FastEncoder:
 
     One per exporter, used by its thread only. Each record is one ``bytes %`` over a
     template chosen by the record's shape (root or not, ended, parent, input, output,
-    further fields), built once per shape with environment and release baked in.
-    Envelope ids are a random 96-bit prefix per batch (:meth:`new_batch`) and a 32-bit
-    counter: as unique as random ids, for one random draw per batch.
+    further fields), built once per shape with environment and release baked in; every
+    argument is bytes already (``%s`` only: formatting an int in a template costs about
+    as much as the rest of it). An envelope id is a random 64-bit prefix drawn per batch
+    (:meth:`new_batch`; one for trace-create events, another for the rest) followed by
+    the observation's own random 64-bit id: as unique as random 128-bit ids within and
+    across batches, for two random draws per batch, and the id's hex digits serve twice.
     """
 
     def __init__(self, options: EventOptions) -> None:
@@ -102,23 +123,37 @@ class FastEncoder:
         self._types: dict[str, bytes] = {}
         self._second = -1
         self._second_text = b""
+        # The last millisecond formatted (``YYYY-MM-DDTHH:MM:SS.mmm``): a record's start
+        # and end, and consecutive records, mostly fall in the same one.
+        self._ms = -1
+        self._ms_text = b""
         self._prefix = b""
-        self._count = 0
+        self._trace_prefix = b""
         # The last trace id formatted: a trace's records are mostly queued together.
         self._tid = -1
         self._tid_hex = b""
+        # The last parent id formatted: siblings are mostly queued together.
+        self._parent = -1
+        self._parent_hex = b""
+        self._child = self._template(_END | _PARENT)
+        self._single = self._template(_ROOT | _END)
 
     def new_batch(self) -> None:
-        """Draw a new random prefix for envelope ids."""
-        self._prefix = b"%024x" % self._bits(96)
-        self._count = 0
+        """Draw new random prefixes for envelope ids (observations', trace-creates')."""
+        self._prefix = b"%016x" % self._bits(64)
+        self._trace_prefix = self._prefix
+        while self._trace_prefix == self._prefix:
+            self._trace_prefix = b"%016x" % self._bits(64)
 
-    def _seconds(self, second: int) -> bytes:
-        """``YYYY-MM-DDTHH:MM:SS`` of a Unix second (the last one cached)."""
+    def _millis(self, ms: int) -> bytes:
+        """``YYYY-MM-DDTHH:MM:SS.mmm`` of a Unix millisecond (the last one cached)."""
+        second, milli = divmod(ms, 1000)
         if second != self._second:
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
             self._second = second
-        return self._second_text
+        text = self._ms_text = b"%s.%s" % (self._second_text, _D3[milli])
+        self._ms = ms
+        return text
 
     def _name(self, name: Any) -> bytes:
         cached = self._names.get(name) if type(name) is str else None
@@ -136,12 +171,12 @@ class FastEncoder:
         return cached
 
     def _template(self, shape: int) -> bytes:
-        """The ``bytes %`` template of one shape (see :meth:`observation` for its args)."""
-        stamp = b'"%s.%06dZ"'
+        """The ``bytes %`` template of one shape (see :meth:`record` for its args)."""
+        stamp = b'"%sZ"'
         out = b""
         if shape & _ROOT:
             out += (
-                b'{"id":"%s%08x","type":"trace-create","timestamp":' + stamp + b',"body":'
+                b'{"id":"%s%s","type":"trace-create","timestamp":' + stamp + b',"body":'
                 b'{"id":"%s","timestamp":' + stamp + b',"name":%s'
             )
             if shape & _INPUT:
@@ -150,13 +185,13 @@ class FastEncoder:
                 out += b',"output":%s'
             out += self._env + self._release + b"}},"
         out += (
-            b'{"id":"%s%08x","type":%s,"timestamp":' + stamp + b',"body":'
-            b'{"id":"%016x","traceId":"%s","name":%s,"startTime":' + stamp
+            b'{"id":"%s%s","type":%s,"timestamp":' + stamp + b',"body":'
+            b'{"id":"%s","traceId":"%s","name":%s,"startTime":' + stamp
         )
         if shape & _END:
             out += b',"endTime":' + stamp
         if shape & _PARENT:
-            out += b',"parentObservationId":"%016x"'
+            out += b',"parentObservationId":"%s"'
         if shape & _INPUT:
             out += b',"input":%s'
         if shape & _OUTPUT:
@@ -168,18 +203,38 @@ class FastEncoder:
         return out
 
     def observation(self, obs: Observation) -> tuple[bytes, int] | None:
-        """The record's events, comma-joined, and how many; None: use the reference path."""
-        trace = obs.trace
-        tid, oid, parent = trace.tid, obs.oid, obs.parent_id
+        """The events of ``obs`` (:meth:`record` of it frozen, see
+        :func:`~lanterna.sdk.records.freeze`), and how many; None: the reference path."""
+        rec = freeze(obs)
+        data = None if rec is None else self.record(rec)
+        return None if data is None else (data, 2 if rec[7] else 1)  # type: ignore[index]
+
+    def record(self, rec: tuple[Any, ...]) -> bytes | None:
+        """A frozen record's events, comma-joined: two (trace-create and the
+        observation's) for a trace's root, else one. None: use the reference path
+        (:func:`~lanterna.sdk.records.thaw`, then ``to_events``)."""
+        (
+            tid,
+            oid,
+            parent,
+            kind,
+            name,
+            start,
+            end,
+            root,
+            value_in,
+            value_out,
+            meta,
+            level,
+            status,
+            extra,
+            _,
+        ) = rec
         if type(tid) is not int or type(oid) is not int:
             return None
         if parent is not None and type(parent) is not int:
             return None
-        extra = obs.extra
         if extra and not _OWN_FIELDS.isdisjoint(extra):
-            return None
-        top = obs.top
-        if top and trace.fields:
             return None
         try:
             if tid == self._tid:
@@ -188,148 +243,120 @@ class FastEncoder:
                 # 4x faster than b"%032x" % tid (which formats through a str)
                 tid_hex = self._tid_hex = hexlify(tid.to_bytes(16, "big"))
                 self._tid = tid
-            name = self._names.get(obs.name) or self._name(obs.name)
-            shape = 0
-            second, fraction = divmod(obs.start // 1000, 1_000_000)
-            start_text = self._second_text if second == self._second else self._seconds(second)
-            end = obs.end
+            oid_hex = hexlify(oid.to_bytes(8, "big"))
+            name_text = self._names.get(name) or self._name(name)
+            ms, micro = divmod(start // 1000, 1000)
+            start_text = (self._ms_text if ms == self._ms else self._millis(ms)) + _D3[micro]
             if end:
-                shape = _END
-                end_second, end_fraction = divmod(end // 1000, 1_000_000)
-                end_text = start_text if end_second == second else self._seconds(end_second)
+                ms, micro = divmod(end // 1000, 1000)
+                end_text = (self._ms_text if ms == self._ms else self._millis(ms)) + _D3[micro]
             else:
-                end_text, end_fraction = start_text, fraction
-            prefix = self._prefix
-            count = self._count
-            args: list[Any]
-            value = obs.input
-            data_in = b"" if value is None else _dumps(value)
-            value = obs.output
-            data_out = b"" if value is None else _dumps(value)
-            if self._media and (
-                (data_in and _has_data_uri(obs.input, data_in))
-                or (data_out and _has_data_uri(obs.output, data_out))
-            ):
-                return None
+                end_text = start_text
+            if parent is None:
+                parent_hex = b""
+            elif parent == self._parent:
+                parent_hex = self._parent_hex
+            else:
+                parent_hex = self._parent_hex = hexlify(parent.to_bytes(8, "big"))
+                self._parent = parent
+            typ = self._types.get(kind) or self._type(kind)
             if (
                 end
-                and not data_in
-                and not data_out
+                and value_in is None
+                and value_out is None
                 and not extra
-                and not obs.metadata
-                and obs.level is None
-                and obs.status is None
+                and not meta
+                and level is None
+                and status is None
             ):
                 # The commonest shapes (a call without arguments or result): the child
                 # of an observation, or a trace's only observation; one tuple, no list.
-                # Written out in full on purpose: building the shared part as a tuple
-                # and unpacking it cost 0.3 µs a record (a tenth of the encoding).
-                typ = self._types.get(obs.kind) or self._type(obs.kind)
-                if parent is not None and not top:
-                    self._count = count + 1
-                    template = self._templates.get(_END | _PARENT) or self._template(_END | _PARENT)
-                    return template % (
-                        prefix,
-                        count + 1,
+                if parent is not None and not root:
+                    return self._child % (
+                        self._prefix,
+                        oid_hex,
                         typ,
                         end_text,
-                        end_fraction,
-                        oid,
+                        oid_hex,
                         tid_hex,
-                        name,
+                        name_text,
                         start_text,
-                        fraction,
                         end_text,
-                        end_fraction,
-                        parent,
-                    ), 1
-                if top and trace.root_id == oid:
-                    self._count = count + 2
-                    template = self._templates.get(_ROOT | _END) or self._template(_ROOT | _END)
-                    return template % (
-                        prefix,
-                        count + 1,
+                        parent_hex,
+                    )
+                if root and parent is None:
+                    return self._single % (
+                        self._trace_prefix,
+                        oid_hex,
                         end_text,
-                        end_fraction,
                         tid_hex,
                         start_text,
-                        fraction,
-                        name,
-                        prefix,
-                        count + 2,
+                        name_text,
+                        self._prefix,
+                        oid_hex,
                         typ,
                         end_text,
-                        end_fraction,
-                        oid,
+                        oid_hex,
                         tid_hex,
-                        name,
+                        name_text,
                         start_text,
-                        fraction,
                         end_text,
-                        end_fraction,
-                    ), 2
-            if top and trace.root_id == oid:
-                shape |= _ROOT
-                count += 1
-                args = [prefix, count, end_text, end_fraction, tid_hex, start_text, fraction, name]
+                    )
+            data_in = b"" if value_in is None else _dumps(value_in)
+            data_out = b"" if value_out is None else _dumps(value_out)
+            if self._media and (
+                (data_in and _has_data_uri(value_in, data_in))
+                or (data_out and _has_data_uri(value_out, data_out))
+            ):
+                return None
+            args: list[bytes]
+            shape = 0
+            if root:
+                shape = _ROOT
+                args = [self._trace_prefix, oid_hex, end_text, tid_hex, start_text, name_text]
                 if data_in:
                     args.append(data_in)
                 if data_out:
                     args.append(data_out)
-                n = 2
             else:
                 args = []
-                n = 1
-            count += 1
-            self._count = count
-            args += (
-                prefix,
-                count,
-                self._types.get(obs.kind) or self._type(obs.kind),
-                end_text,
-                end_fraction,
-                oid,
-                tid_hex,
-                name,
-                start_text,
-                fraction,
-            )
+            args += (self._prefix, oid_hex, typ, end_text, oid_hex, tid_hex, name_text, start_text)
             if end:
+                shape |= _END
                 args.append(end_text)
-                args.append(end_fraction)
             if parent is not None:
                 shape |= _PARENT
-                args.append(parent)
+                args.append(parent_hex)
             if data_in:
                 shape |= _INPUT
                 args.append(data_in)
             if data_out:
                 shape |= _OUTPUT
                 args.append(data_out)
-            if extra or obs.metadata or obs.level is not None or obs.status is not None:
-                tail = self._tail(obs)
+            if extra or meta or level is not None or status is not None:
+                tail = self._tail(meta, level, status, extra)
                 if tail is None:
                     return None
                 shape |= _TAIL
                 args.append(tail)
             template = self._templates.get(shape) or self._template(shape)
-            return template % tuple(args), n
-        except (TypeError, orjson.JSONEncodeError):
+            return template % tuple(args)
+        except (TypeError, OverflowError, orjson.JSONEncodeError):
             return None  # the reference path falls back to the standard library
 
-    def _tail(self, obs: Observation) -> bytes | None:
+    def _tail(self, meta: Any, level: Any, status: Any, extra: Any) -> bytes | None:
         """Metadata, level, status message and further wire fields, in the reference's
         order; None when the metadata holds a data URI (the media uploader's job)."""
         out = b""
-        if obs.metadata:
-            data = _dumps(obs.metadata)
-            if self._media and _has_data_uri(obs.metadata, data):
+        if meta:
+            data = _dumps(meta)
+            if self._media and _has_data_uri(meta, data):
                 return None
             out += b',"metadata":' + data
-        if obs.level is not None:
-            out += b',"level":' + _dumps(obs.level)
-        if obs.status is not None:
-            out += b',"statusMessage":' + _dumps(obs.status)
-        if obs.extra:
-            out += b"," + _dumps(obs.extra)[1:-1]
+        if level is not None:
+            out += b',"level":' + _dumps(level)
+        if status is not None:
+            out += b',"statusMessage":' + _dumps(status)
+        if extra:
+            out += b"," + _dumps(extra)[1:-1]
         return out
