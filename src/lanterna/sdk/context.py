@@ -152,8 +152,24 @@ class Context:
         ):
             # The update every LLM call makes (model, parameters, usage, costs) on a
             # running observation: straight onto the record, as to_wire and
-            # apply_observation would put it (same keys, same order), at a third of the cost.
-            _generation_fields(obs, model, model_parameters, usage_details, cost_details)
+            # apply_observation would put it (same keys, same order), at a third of the
+            # cost (_generation_fields, inlined: this runs on every LLM call).
+            if model is None and usage_details is None:
+                _generation_fields(obs, model, model_parameters, usage_details, cost_details)
+                return
+            extra = obs.extra
+            if extra is None:
+                extra = obs.extra = {}
+            if model is not None:
+                extra["model"] = model
+            if model_parameters is not None:
+                extra["modelParameters"] = capture(
+                    model_parameters, obs.trace.client.max_field_size
+                )
+            if usage_details is not None:
+                extra["usageDetails"] = capture(usage_details, obs.trace.client.max_field_size)
+            if cost_details is not None:
+                extra["costDetails"] = capture(cost_details, obs.trace.client.max_field_size)
             return
         # Only what was given, in the signature's order; plain tests of each keyword are
         # the cheapest way in CPython (this runs on every update, usually with 2-3 of 16).

@@ -130,7 +130,15 @@ def begin(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observa
     if spec.capture_input and (args or kwargs) and trace.sampled:
         limit = client.max_field_size
         given = args[spec.skip :] if spec.skip else args
-        simple = None if kwargs else positional(spec.names, given, limit)
+        if kwargs:
+            simple = None
+        elif len(given) == 1 and type(given[0]) is str and spec.names:
+            # One text argument that fits (a prompt, a question): what positional()
+            # makes of it, without the call.
+            used = len(given[0])
+            simple = ({spec.names[0]: given[0]}, used) if used <= limit else None
+        else:
+            simple = positional(spec.names, given, limit)
         if simple is not None:
             obs.input, used = simple
         else:
@@ -183,10 +191,14 @@ def end(obs: Observation, output: Any, exc: BaseException | None, capture_output
         if exc is not None:
             _mark_error(obs, exc)
         elif capture_output and output is not None and trace.sampled and obs.output is None:
-            value, size = captured_size(output, trace.client.max_field_size)
-            obs.output = value
-            if size:
-                obs.size += size
+            n = len(output) if type(output) is str else LARGE
+            if n < LARGE and n <= trace.client.max_field_size:
+                obs.output = output  # what captured_size() keeps of text, without the call
+            else:
+                value, size = captured_size(output, trace.client.max_field_size)
+                obs.output = value
+                if size:
+                    obs.size += size
         if obs.top:
             trace.closed = True
             trace.root = None

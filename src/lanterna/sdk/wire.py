@@ -51,18 +51,19 @@ _DATA_URI = b'"data:'
 _SCALARS = (int, float, bool)
 
 
-# Without OPT_NON_STR_KEYS: the same bytes for dicts keyed by text (nearly all), and
-# about 150 ns less per dict; orjson refuses other keys and _dumps then asks again.
-_STR_KEYS = orjson.OPT_SERIALIZE_NUMPY
+_dumps_str = orjson.dumps
 
 
 def _dumps(value: Any) -> bytes:
     """``value`` as JSON, the bytes ``orjson.dumps(value, default=str, option=OPTS)``
-    writes (the reference encoding's)."""
-    if type(value) is str:
-        return orjson.dumps(value)
+    writes (the reference encoding's).
+
+    First without options and ``default``: passing keywords costs orjson ~0.2 µs a
+    call, and the options only change what orjson would otherwise refuse (keys other
+    than text, numpy values, types it cannot encode, for ``default``), so the bytes of
+    what it accepts are the same; what it refuses is asked again with them."""
     try:
-        return orjson.dumps(value, default=str, option=_STR_KEYS)
+        return _dumps_str(value)
     except orjson.JSONEncodeError:
         return orjson.dumps(value, default=str, option=OPTS)
 
@@ -89,7 +90,7 @@ def _has_data_uri(value: Any, data: bytes) -> bool:
     return not (value is None or kind in _SCALARS) and data.find(_DATA_URI) >= 0
 
 
-_ROOT, _END, _PARENT, _INPUT, _OUTPUT, _TAIL = 1, 2, 4, 8, 16, 32
+_ROOT, _END, _PARENT, _INPUT, _OUTPUT, _TAIL, _EXTRA = 1, 2, 4, 8, 16, 32, 64
 # Three decimal digits, for the milliseconds and microseconds of timestamps: a tuple
 # lookup is several times cheaper than ``%06d`` (bytes %-formatting of an int goes
 # through a str).
@@ -198,6 +199,8 @@ class FastEncoder:
             out += b',"output":%s'
         if shape & _TAIL:
             out += b"%s"
+        elif shape & _EXTRA:
+            out += b",%s"
         out += self._env + b"}}"
         self._templates[shape] = out
         return out
@@ -302,12 +305,27 @@ class FastEncoder:
                         start_text,
                         end_text,
                     )
-            data_in = b"" if value_in is None else _dumps(value_in)
-            data_out = b"" if value_out is None else _dumps(value_out)
-            if self._media and (
-                (data_in and _has_data_uri(value_in, data_in))
-                or (data_out and _has_data_uri(value_out, data_out))
-            ):
+            # Strings (most outputs, many inputs) straight to orjson, and their data-URI
+            # check inline; the media uploader replaces strings starting with "data:".
+            media = self._media
+            uri = False
+            if value_in is None:
+                data_in = b""
+            elif type(value_in) is str:
+                data_in = _dumps_str(value_in)
+                uri = media and value_in.startswith("data:")
+            else:
+                data_in = _dumps(value_in)
+                uri = media and _has_data_uri(value_in, data_in)
+            if value_out is None:
+                data_out = b""
+            elif type(value_out) is str:
+                data_out = _dumps_str(value_out)
+                uri = uri or (media and value_out.startswith("data:"))
+            else:
+                data_out = _dumps(value_out)
+                uri = uri or (media and _has_data_uri(value_out, data_out))
+            if uri:
                 return None
             args: list[bytes]
             shape = 0
@@ -333,12 +351,17 @@ class FastEncoder:
             if data_out:
                 shape |= _OUTPUT
                 args.append(data_out)
-            if extra or meta or level is not None or status is not None:
+            if meta or level is not None or status is not None:
                 tail = self._tail(meta, level, status, extra)
                 if tail is None:
                     return None
                 shape |= _TAIL
                 args.append(tail)
+            elif extra:
+                # Further wire fields alone (a generation's model, usage, costs): the
+                # object's members, written after a comma the template holds.
+                shape |= _EXTRA
+                args.append(_dumps(extra)[1:-1])
             template = self._templates.get(shape) or self._template(shape)
             return template % tuple(args)
         except (TypeError, OverflowError, orjson.JSONEncodeError):
