@@ -164,6 +164,14 @@ def test_templates_write_the_reference_bytes_and_the_server_stores_them(
         event["id"] for data, _ in in_one_batch for event in orjson.loads(b"[" + data + b"]")
     ]
     assert len(set(envelope_ids)) == len(envelope_ids)
+    # The calls above reach every shape written from one tuple (bytes checked above).
+    io = wire._END | wire._INPUT | wire._OUTPUT
+    assert {
+        io | wire._ROOT,
+        io | wire._ROOT | wire._EXTRA,
+        io | wire._PARENT,
+        io | wire._PARENT | wire._EXTRA,
+    } <= set(batch_encoder._templates)
 
     # The real server accepts the templated batch as is, every event of it.
     p = live_server.project

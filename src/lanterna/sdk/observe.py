@@ -191,14 +191,7 @@ def end(obs: Observation, output: Any, exc: BaseException | None, capture_output
         if exc is not None:
             _mark_error(obs, exc)
         elif capture_output and output is not None and trace.sampled and obs.output is None:
-            n = len(output) if type(output) is str else LARGE
-            if n < LARGE and n <= trace.client.max_field_size:
-                obs.output = output  # what captured_size() keeps of text, without the call
-            else:
-                value, size = captured_size(output, trace.client.max_field_size)
-                obs.output = value
-                if size:
-                    obs.size += size
+            _take_output(obs, trace, output)
         if obs.top:
             trace.closed = True
             trace.root = None
@@ -206,6 +199,18 @@ def end(obs: Observation, output: Any, exc: BaseException | None, capture_output
             trace.client.submit(obs)
     except Exception as err:
         _errors.report("observe.end", err)
+
+
+def _take_output(obs: Observation, trace: Trace, output: Any) -> None:
+    """Record a call's result (not None, the trace sampled, no output set by an update)."""
+    n = len(output) if type(output) is str else LARGE
+    if n < LARGE and n <= trace.client.max_field_size:
+        obs.output = output  # what captured_size() keeps of text, without the call
+    else:
+        value, size = captured_size(output, trace.client.max_field_size)
+        obs.output = value
+        if size:
+            obs.size += size
 
 
 def _mark_error(obs: Observation, exc: BaseException) -> None:
@@ -254,10 +259,12 @@ def _leave(
 
 
 def _wrap_sync(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
-    # The hot path: begin/leave inlined, module functions bound to locals once.
+    # The hot path: begin/leave inlined, and end() too when the call returns (the same
+    # steps, without a call per observation); module functions bound to locals once.
     capture_output = spec.capture_output
     start, finish, failed = begin, end, _begin_failed
     set_current, reset_current = _set_current, _reset_current
+    now, take_output, report = _now, _take_output, _errors.report
 
     @functools.wraps(fn)
     def observed(*args: Any, **kwargs: Any) -> Any:
@@ -275,7 +282,18 @@ def _wrap_sync(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
             finish(obs, None, exc, False)
             raise
         reset_current(token)
-        finish(obs, result, None, capture_output)
+        try:  # end(obs, result, None, capture_output), inlined
+            obs.end = now()
+            trace = obs.trace
+            if capture_output and result is not None and trace.sampled and obs.output is None:
+                take_output(obs, trace, result)
+            if obs.top:
+                trace.closed = True
+                trace.root = None
+            if trace.sampled:
+                trace.client.submit(obs)
+        except Exception as err:
+            report("observe.end", err)
         return result
 
     return observed

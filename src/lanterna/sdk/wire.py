@@ -327,6 +327,56 @@ class FastEncoder:
                 uri = uri or (media and _has_data_uri(value_out, data_out))
             if uri:
                 return None
+            if end and data_in and data_out and not meta and level is None and status is None:
+                # A call with arguments and a result (a generation's model and usage
+                # maybe too): a trace's only observation, or a child; one tuple, no list.
+                values: tuple[bytes, ...] | None
+                if root and parent is None:
+                    shape = _ROOT | _END | _INPUT | _OUTPUT
+                    values = (
+                        self._trace_prefix,
+                        oid_hex,
+                        end_text,
+                        tid_hex,
+                        start_text,
+                        name_text,
+                        data_in,
+                        data_out,
+                        self._prefix,
+                        oid_hex,
+                        typ,
+                        end_text,
+                        oid_hex,
+                        tid_hex,
+                        name_text,
+                        start_text,
+                        end_text,
+                        data_in,
+                        data_out,
+                    )
+                elif parent is not None and not root:
+                    shape = _END | _PARENT | _INPUT | _OUTPUT
+                    values = (
+                        self._prefix,
+                        oid_hex,
+                        typ,
+                        end_text,
+                        oid_hex,
+                        tid_hex,
+                        name_text,
+                        start_text,
+                        end_text,
+                        parent_hex,
+                        data_in,
+                        data_out,
+                    )
+                else:
+                    values = None
+                if values is not None:
+                    if extra:
+                        shape |= _EXTRA
+                        values += (_dumps(extra)[1:-1],)
+                    return (self._templates.get(shape) or self._template(shape)) % values
             args: list[bytes]
             shape = 0
             if root:
