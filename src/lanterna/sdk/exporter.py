@@ -492,10 +492,10 @@ class BatchExporter:
             try:
                 frozen = type(item) is tuple
                 large = item[-1] if frozen else item.size
-                groups = None
                 data = encode(item) if frozen and not large and encode is not None else None
-                if data is not None and len(data) <= max_event:
+                if data is not None and (length := len(data)) <= max_event:
                     n = 2 if item[7] else 1  # a root also writes its trace-create
+                    groups = None
                 else:
                     if large:
                         self._bytes = max(self._bytes - large, 0)
@@ -509,17 +509,16 @@ class BatchExporter:
                 continue
             if groups is None:
                 # The common record, written out: no groups, no (data, n) pairs.
-                assert data is not None
-                if chunk and (events_in_chunk + n > max_events or size + len(data) > max_bytes):
+                if chunk and (events_in_chunk + n > max_events or size + length > max_bytes):
                     self._send(chunk, counts)
                     chunk, counts, events_in_chunk, size = [], [], 0, 0
                     self._in_flight = taken = 1  # this record's events are still to go
                     if self._overflow and len(queue) <= self._max_queue // 2:
                         self._overflow_ended()
-                chunk.append(data)
+                chunk.append(data)  # type: ignore[arg-type]  # not None: groups is None
                 counts.append(n)
                 events_in_chunk += n
-                size += len(data) + 1
+                size += length + 1
                 continue
             for data, n in groups:
                 if chunk and (events_in_chunk + n > max_events or size + len(data) > max_bytes):
