@@ -1,5 +1,5 @@
 """The trace list's totals row reads its score averages apart from its sums (the
-summary route runs the two reads side by side on two connections): both must pick the
+summary route runs the two reads side by side on two connections on PostgreSQL): both must pick the
 same first ``limit`` matching traces in the list's order, whichever way the store walks
 the matches (the time index, a tag's rows, a user's or session's index, the traces
 themselves for other filters and search)."""

@@ -58,6 +58,12 @@ class Dialect:
     #: Whether a join reads its right side whole before matching (ClickHouse's hash
     #: joins): a page of rows joined to a big table looks its few keys up instead.
     whole_right_joins = False
+    #: Whether two reads on two connections run side by side in the database server
+    #: (PostgreSQL: a process per connection), so that a read of two independent parts
+    #: takes the longer one's time. SQLite's run in this process and compete for the
+    #: interpreter: the trace list's totals row read in two parts at once took 92-136 ms
+    #: at 10 M observations, against 69 ms in one.
+    reads_beside = False
 
     def begin(self, *, exclusive: bool = False) -> str:
         """SQL that starts a write transaction holding the database's write lock.
@@ -313,6 +319,7 @@ class PostgresDialect(Dialect):
 
     name = "postgresql"
     subquery_fence = " OFFSET 0"  # a subquery PostgreSQL does not pull up
+    reads_beside = True
     # psycopg re-parses (uncached) every long statement's placeholders in Python, while
     # its executemany pipelines one prepared single-row statement: faster here.
     insert_rows = 1
