@@ -89,3 +89,53 @@ def test_session_usage_equals_each_sessions_totals(api):
         assert usage[s][1] == each[s].total_tokens, s
     assert usage["s1"] == (pytest.approx(0.25), 10)
     assert usage["s3"] == (0.0, 0) and usage["none"] == (0.0, 0)
+
+
+def test_session_page_totals_are_its_turns_sums(api):
+    """The session page reads its turns' figures and adds them up for the session's
+    usage (one read of the observations): the same usage the API reads directly, and
+    the turns' costs and latencies those of their observations."""
+    from lanterna.analytics.usage import session_totals
+    from lanterna.queries.sessions import session_detail
+
+    events = [
+        event("trace-create", {"id": "t1", "sessionId": "s", "timestamp": iso(seconds=0)}),
+        event("trace-create", {"id": "t2", "sessionId": "s", "timestamp": iso(seconds=60)}),
+        event("trace-create", {"id": "t3", "sessionId": "s", "timestamp": iso(seconds=90)}),
+        event("trace-create", {"id": "other", "sessionId": "x", "timestamp": iso(seconds=5)}),
+    ]
+    # (trace, start s, end s, cost, input tokens, output tokens); t3 has none.
+    steps = [
+        ("t1", 0, 2, 0.1, 10, 5),
+        ("t1", 1, 3.5, 0.2, 7, None),
+        ("t2", 60, 61, None, None, 4),
+        ("t2", 60.5, 60.75, 0.3, 1, 1),
+        ("other", 5, 6, 9.0, 100, 100),
+    ]
+    for i, (tid, start, end, cost, tokens_in, tokens_out) in enumerate(steps):
+        usage = {k: v for k, v in (("input", tokens_in), ("output", tokens_out)) if v}
+        body = {
+            "id": f"o{i}",
+            "traceId": tid,
+            "startTime": iso(seconds=start),
+            "endTime": iso(seconds=end),
+            "usageDetails": usage,
+        } | ({"costDetails": {"total": cost}} if cost else {})
+        events.append(event("generation-create", body))
+    assert ingest(api, *events)["errors"] == []
+    rt, pid = api.app.state.runtime, api.project.id
+    page = rt.read_sync(lambda c: session_detail(rt.store, c, pid, "s", turns=True))
+    direct = rt.read_sync(lambda c: session_totals(rt.store.events_conn(c), pid, "s"))
+    api_view = rt.read_sync(lambda c: session_detail(rt.store, c, pid, "s"))
+    assert page is not None and api_view is not None
+    totals = page.totals
+    assert (totals.observations, totals.input_tokens, totals.output_tokens) == (4, 18, 10)
+    assert totals.total_tokens == 28
+    assert totals.cost == pytest.approx(0.6)
+    assert (direct.observations, direct.input_tokens, direct.output_tokens) == (4, 18, 10)
+    assert (direct.total_tokens, direct.cost) == (28, pytest.approx(0.6))
+    assert api_view.totals == direct
+    assert [t.trace["id"] for t in page.turns] == ["t1", "t2", "t3"]
+    assert [t.latency for t in page.turns] == pytest.approx([3.5, 1.0, 0.0])
+    assert [t.cumulative_cost for t in page.turns] == pytest.approx([0.3, 0.6, 0.6])
+    assert page.average_latency == pytest.approx(2.25)  # t3 has no observations

@@ -4,6 +4,7 @@ and the dashboard's session pages both read them here."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,11 +69,10 @@ class Turn:
     cumulative_cost: float
 
 
-def session_turns(
-    store: Store, conn: Conn, project_id: str, traces: list[dict[str, Any]]
+def _turns(
+    traces: list[dict[str, Any]], metrics: dict[str, tuple[float, float]]
 ) -> tuple[list[Turn], float | None]:
     """The session's traces as turns (in order), and the average latency per turn."""
-    metrics = store.traces.trace_metrics(conn, project_id, [t["id"] for t in traces])
     turns: list[Turn] = []
     running = 0.0
     latencies: list[float] = []
@@ -150,8 +150,19 @@ def session_detail(
     if row is None:
         return None
     traces = store.sessions.traces_of_session(conn, project_id, session_id)
-    usage = session_totals(store.events_conn(conn), project_id, session_id)
+    if not turns:
+        usage = session_totals(store.events_conn(conn), project_id, session_id)
+        return SessionDetail(row, traces, usage)
+    # The turns' figures per trace add up to the session's usage: one read of the
+    # observations for both (tens of milliseconds less on ClickHouse).
+    metrics, rollups = store.traces.trace_figures(conn, project_id, [t["id"] for t in traces])
+    usage = Usage(
+        observations=sum(r.observations for r in rollups.values()),
+        cost=math.fsum(cost for _, cost in metrics.values()),
+        input_tokens=sum(r.input_tokens for r in rollups.values()),
+        output_tokens=sum(r.output_tokens for r in rollups.values()),
+        total_tokens=sum(r.tokens for r in rollups.values()),
+    )
     out = SessionDetail(row, traces, usage)
-    if turns:
-        out.turns, out.average_latency = session_turns(store, conn, project_id, traces)
+    out.turns, out.average_latency = _turns(traces, metrics)
     return out

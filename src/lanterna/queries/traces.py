@@ -8,13 +8,17 @@ observation count and the worst level its ``traces.trace_rollups``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ..store.db import Conn
+from ..store.dialect import Dialect
 from ..store.filters import Condition
 from ..store.interface import ScoreQuery, Store, TraceQuery, TraceRollup
+from ..timeutil import seconds_between
 
 Row = dict[str, Any]
 
@@ -148,6 +152,25 @@ class TraceDetail:
     cost: float | None = None
 
 
+def figures_of(dialect: Dialect, observations: Sequence[Row]) -> tuple[float, float]:
+    """``(latency seconds, total cost)`` of a trace from its observation rows (at least
+    one), as :func:`~lanterna.store.traces.trace_figures` reads them, for a page that
+    has the rows already: one statement less, tens of milliseconds on ClickHouse. The
+    cost is summed exactly (``math.fsum``)."""
+    parse = dialect.ts_parse
+    first: datetime | None = None
+    last: datetime | None = None
+    for o in observations:
+        start = parse(o["start_time"])
+        end = parse(o["end_time"]) or start
+        if start is not None and (first is None or start < first):
+            first = start
+        if end is not None and (last is None or end > last):
+            last = end
+    cost = math.fsum(o["total_cost"] for o in observations if o["total_cost"] is not None)
+    return seconds_between(first, last) or 0.0, cost
+
+
 def trace_detail(
     store: Store,
     conn: Conn,
@@ -168,7 +191,11 @@ def trace_detail(
         out.observations = traces.observations_of(conn, project_id, trace_id)
     if scores:
         out.scores = traces.scores_of(conn, project_id, trace_id)
-    if metrics:
+    if metrics and observations:
+        # From the rows just read: one statement less.
+        if out.observations:
+            out.latency, out.cost = figures_of(conn.dialect, out.observations)
+    elif metrics:
         found = traces.trace_metrics(conn, project_id, [trace_id])
         out.latency, out.cost = found.get(trace_id, (None, None))
     return out

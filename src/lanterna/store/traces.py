@@ -612,6 +612,8 @@ class TraceRollup:
     tokens: int = 0
     level: str = "DEFAULT"  # the worst observation's (``schema.LEVELS`` order)
     errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 def trace_rollups(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dict[str, TraceRollup]:
@@ -644,6 +646,7 @@ def trace_figures(
             "SELECT o.trace_id AS trace_id, MIN(o.start_time) AS first_start,"
             " MAX(COALESCE(o.end_time, o.start_time)) AS last_end, SUM(o.total_cost) AS cost,"
             " COUNT(*) AS n, COALESCE(SUM(o.usage_total), 0) AS tokens,"
+            " COALESCE(SUM(o.usage_input), 0) AS input, COALESCE(SUM(o.usage_output), 0) AS output,"
             f" MAX({_SEVERITY}) AS severity,"
             " SUM(CASE WHEN o.level = 'ERROR' THEN 1 ELSE 0 END) AS errors"
             f" FROM observations o WHERE {where} GROUP BY o.trace_id",
@@ -657,6 +660,8 @@ def trace_figures(
                 tokens=int(r["tokens"] or 0),
                 level=LEVELS[int(r["severity"] or 0)],
                 errors=int(r["errors"] or 0),
+                input_tokens=int(r["input"] or 0),
+                output_tokens=int(r["output"] or 0),
             )
     return metrics, rollups
 
