@@ -55,6 +55,37 @@ def afresh(events: EventsDb, pid: str) -> dict[tuple[Any, ...], list[float]]:
     return _summed(ch.rows_of(pid, fresh))
 
 
+def figures_kept(api: Any, pid: str) -> dict[str, tuple[Any, ...]]:
+    """The figures of every trace the kept ``trace_figures`` rows hold (so a row left
+    behind by a deleted trace shows), as the ClickHouse store reads them, rounded."""
+    rt = api.app.state.runtime
+    held = rt.store.events.query(
+        f"SELECT trace_id FROM trace_figures WHERE project_id = '{pid}' AND observations > 0"
+    )[1]
+    ids = [r[0] for r in held]
+    metrics, rolled = rt.read_sync(lambda c: rt.store.traces.trace_figures(c, pid, ids))
+    return _figures(metrics, rolled)
+
+
+def figures_raw(api: Any, pid: str) -> dict[str, tuple[Any, ...]]:
+    """Every stored trace's figures computed from its observations (the SQL stores'
+    query, ``traces.trace_figures``, run on ClickHouse's merged rows), rounded."""
+    from lanterna.store import traces
+
+    events = api.app.state.runtime.store.events
+    ids = [r[0] for r in events.query(f"SELECT id FROM traces WHERE project_id = '{pid}'")[1]]
+    metrics, rolled = traces.trace_figures(events.conn(json_text=False), pid, ids)
+    return _figures(metrics, rolled)
+
+
+def _figures(metrics: dict[str, Any], rolled: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    assert metrics.keys() == rolled.keys()
+    return {
+        tid: (round(latency, 6), round(cost, 9), rolled[tid])
+        for tid, (latency, cost) in metrics.items()
+    }
+
+
 def _metrics(api: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
     query = {
         "view": "traces",
@@ -77,7 +108,9 @@ def _metrics(api: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
 def test_the_kept_rollups_equal_a_rebuild_after_every_step(api, db_url, steps):
     """Batches in any order (updates before creates, observations before their trace,
     scores re-sent with another type), trace and score deletes through the API: after
-    each step the kept deltas sum, key by key, to the rollups of the raw rows."""
+    each step the kept deltas sum, key by key, to the rollups of the raw rows, and each
+    trace's kept figures (the trace list's latency, cost, tokens, level) are those of
+    its observations."""
     project = api.new_project()
     api.project, api.auth = project, project.auth
     events = api.app.state.runtime.store.events
@@ -85,6 +118,7 @@ def test_the_kept_rollups_equal_a_rebuild_after_every_step(api, db_url, steps):
     for kind, arg in steps:
         priced = apply_step(api, db_url, kind, arg, priced=priced)
         assert kept(events, project.id) == afresh(events, project.id), (kind, arg)
+        assert figures_kept(api, project.id) == figures_raw(api, project.id), (kind, arg)
 
 
 def test_an_observation_of_a_stored_trace_the_batch_does_not_hold(api):

@@ -77,6 +77,9 @@ MIN_LATENCY = 0.001
 #: middle: half a bucket's width on the log scale, e^(1/(2K)) - 1 (2.53 %), for
 #: values of :data:`MIN_LATENCY` and more.
 PERCENTILE_ERROR = math.exp(0.5 / K) - 1
+#: A level's rank (the worst of a trace's observations is its level, as
+#: ``schema.LEVELS`` orders them); no level ranks as DEBUG.
+SEVERITY: dict[Any, int] = {"DEBUG": 0, "DEFAULT": 1, "WARNING": 2, "ERROR": 3}
 #: The latency bucket of traces without observations (they have no latency).
 NO_LATENCY = -1_000_000
 #: Measures of ``rollup_observation_latency``.
@@ -254,6 +257,10 @@ class Contribution:
         #: trace id -> its ``trace_totals`` row (the columns of :data:`_TOTALS_COLUMNS`
         #: after project and trace id)
         self.totals: dict[str, tuple[Any, ...]] = {}
+        #: trace id -> what else the trace list shows of it: ``(input tokens, output
+        #: tokens, severity, errors)`` (severity: :data:`SEVERITY` of its worst level);
+        #: the ClickHouse event store keeps them beside the totals (``trace_figures``)
+        self.figures: dict[str, tuple[int, int, int, int]] = {}
         #: trace id -> its A/B key, for the traces taking part (:mod:`.ab_rollups`)
         self.ab: dict[str, ab_rollups.Key] = {}
         #: the scores added, as :func:`.ab_rollups.score_row` gives them
@@ -280,7 +287,7 @@ class Contribution:
         env = trace["environment"]
         tname = trace.get("name") or ""
         cost = 0.0
-        inputs = outputs = tokens = errors = 0
+        inputs = outputs = tokens = errors = severity = 0
         first = last = None
         models = set()
         if observations:
@@ -296,7 +303,11 @@ class Contribution:
                 stop = end or start
                 if last is None or stop > last:
                     last = stop
-                error = 1 if get("level") == "ERROR" else 0
+                level = get("level")
+                error = 1 if level == "ERROR" else 0
+                rank = SEVERITY.get(level, 0)
+                if rank > severity:
+                    severity = rank
                 c = get("total_cost")
                 i = get("usage_input") or 0
                 out = get("usage_output") or 0
@@ -353,6 +364,7 @@ class Contribution:
                 u[5] += inputs
                 u[6] += outputs
                 u[7] += tokens
+        self.figures[trace_id] = (inputs, outputs, severity, errors)
         self.totals[trace_id] = (
             dialect.ts(stamp),
             env,
@@ -430,6 +442,7 @@ class Contribution:
         self.score_rows.extend(other.score_rows)
         if totals:
             self.totals.update(other.totals)
+            self.figures.update(other.figures)
             self.ab.update(other.ab)
 
     def tables(self) -> dict[str, dict[Any, list[float]]]:

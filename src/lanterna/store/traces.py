@@ -367,17 +367,39 @@ def score_averages(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dic
         ids, params = (
             ("= ANY(?)", [part]) if array else (f"IN ({', '.join('?' * len(part))})", part)
         )
-        for r in conn.all(
-            f"SELECT s.name AS name, COUNT(s.value) AS n, SUM(s.value) AS total FROM {source}"
-            f" WHERE s.project_id = ? AND s.trace_id {ids}"
-            " AND s.data_type IN ('NUMERIC', 'BOOLEAN') AND s.value IS NOT NULL"
-            " GROUP BY s.name",
-            [project_id, *params],
-        ):
-            have = sums.setdefault(r["name"], [0, 0.0])
-            have[0] += int(r["n"] or 0)
-            have[1] += float(r["total"] or 0.0)
+        _score_sums(conn, source, project_id, f"s.trace_id {ids}", params, sums)
     return {name: total / n for name, (n, total) in sorted(sums.items()) if n}
+
+
+def score_averages_where(
+    conn: Conn, project_id: str, traces_in: str, params: Sequence[Any]
+) -> dict[str, float]:
+    """:func:`score_averages` of the traces whose ids ``traces_in`` selects (a
+    subquery, where a statement's long list of ids costs more to parse than the
+    subquery to run again: ClickHouse)."""
+    sums: dict[str, list[float]] = {}
+    _score_sums(conn, "scores s", project_id, f"s.trace_id IN ({traces_in})", params, sums)
+    return {name: total / n for name, (n, total) in sorted(sums.items()) if n}
+
+
+def _score_sums(
+    conn: Conn,
+    source: str,
+    project_id: str,
+    which: str,
+    params: Sequence[Any],
+    sums: dict[str, list[float]],
+) -> None:
+    for r in conn.all(
+        f"SELECT s.name AS name, COUNT(s.value) AS n, SUM(s.value) AS total FROM {source}"
+        f" WHERE s.project_id = ? AND {which}"
+        " AND s.data_type IN ('NUMERIC', 'BOOLEAN') AND s.value IS NOT NULL"
+        " GROUP BY s.name",
+        [project_id, *params],
+    ):
+        have = sums.setdefault(r["name"], [0, 0.0])
+        have[0] += int(r["n"] or 0)
+        have[1] += float(r["total"] or 0.0)
 
 
 #: Traces whose scores :func:`score_averages` reads per statement (SQLite).

@@ -208,7 +208,7 @@ class ChPrepared(write.PreparedEvents):
                 )
         plus, minus, slow = _fresh(there, merged)
         if slow:
-            minus.update(ch_rollups.traces_now(events, project_id, slow))
+            minus.update(ch_rollups.traces_now(events, project_id, slow), totals=True)
         written = 0
         try:
             for kind, out in rows.items():
@@ -216,7 +216,7 @@ class ChPrepared(write.PreparedEvents):
                     events.insert(TABLES[kind], out, row_columns(kind))
                     written += len(out)
             if slow:
-                plus.update(ch_rollups.traces_now(events, project_id, slow))
+                plus.update(ch_rollups.traces_now(events, project_id, slow), totals=True)
             ch_rollups.add(events, project_id, plus, minus)
         except Exception:
             if written:  # part of the batch is stored: the rollups follow it

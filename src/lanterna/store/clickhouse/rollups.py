@@ -21,9 +21,19 @@ likewise. :func:`rebuild` recomputes every row from the events (the migration th
 adds the table, ``lanterna migrate --events``, and ``lanterna rollups rebuild`` after a
 process died between the two inserts).
 
-The per-trace, per-user and per-session totals (``trace_totals``, ``user_totals``,
-``session_totals``) and the A/B rollups are not kept here: what reads them on SQL
-reads the raw rows on ClickHouse (:func:`lanterna.store.rollup_read.totals_kept`).
+Per trace, ``trace_figures_rows`` (a ``ReplacingMergeTree`` keyed by project and trace,
+read through the ``trace_figures`` view ``FINAL``) holds what the trace list, a
+session's page and the list's totals row show of it: its session, observations, cost,
+tokens (total, input, output), latency, worst level and errors, as the same deltas
+compute them (:attr:`~lanterna.store.rollups.Contribution.figures`). :func:`add` writes
+the row of every trace whose figures changed and a deleted row for every trace gone, so
+those reads find a page's traces by key instead of reading their observations, which
+ClickHouse keeps scattered over the whole time range (tens of milliseconds a page).
+
+The per-user and per-session totals (``user_totals``, ``session_totals``), the SQL
+``trace_totals`` table and the A/B rollups are not kept here: what reads them on SQL
+reads the raw rows (or ``trace_figures``) on ClickHouse
+(:func:`lanterna.store.rollup_read.totals_kept`).
 """
 
 from __future__ import annotations
@@ -54,6 +64,46 @@ DDL = (
     + "".join(f"    {v} Float64,\n" for v in _VALUES)
     + f") ENGINE = SummingMergeTree(({', '.join(_VALUES)}))\n"
     f"ORDER BY (project_id, rollup, {', '.join(_TEXT_KEYS)}, n)"
+)
+
+
+FIGURES = "trace_figures_rows"
+FIGURES_COLUMNS = [
+    "project_id",
+    "trace_id",
+    "session_id",
+    "observations",
+    "cost",
+    "tokens",
+    "latency",
+    "input_tokens",
+    "output_tokens",
+    "severity",
+    "errors",
+    "_version",
+    "_deleted",
+]
+FIGURES_DDL = f"""CREATE TABLE IF NOT EXISTS {FIGURES} (
+    project_id String,
+    trace_id String,
+    session_id Nullable(String),
+    observations UInt64,
+    cost Float64,
+    tokens Int64,
+    latency Nullable(Float64),
+    input_tokens Int64,
+    output_tokens Int64,
+    severity UInt8,
+    errors UInt64,
+    _version UInt64,
+    _deleted UInt8,
+    INDEX idx_session session_id TYPE bloom_filter GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree(_version, _deleted)
+ORDER BY (project_id, trace_id)"""
+FIGURES_VIEW = (
+    "CREATE VIEW IF NOT EXISTS trace_figures AS"
+    f" SELECT * EXCEPT (_version, _deleted) FROM {FIGURES} FINAL"
 )
 
 
@@ -109,14 +159,108 @@ def rows_of(
 
 
 def add(
-    events: EventsDb, project_id: str, plus: Contribution, minus: Contribution | None = None
+    events: EventsDb,
+    project_id: str,
+    plus: Contribution,
+    minus: Contribution | None = None,
+    *,
+    figures: bool = True,
 ) -> int:
-    """Insert the deltas moving the project's rollups by ``plus - minus``; return how
-    many rows."""
+    """Insert the deltas moving the project's rollups by ``plus - minus`` and (with
+    ``figures``) the changed ``trace_figures_rows``; return how many delta rows."""
     rows = rows_of(project_id, plus, minus)
     if rows:
         events.insert(DELTAS, rows, COLUMNS)
+    changed = figure_rows(project_id, plus, minus) if figures else []
+    if changed:
+        events.insert(FIGURES, changed, FIGURES_COLUMNS)
     return len(rows)
+
+
+def figure_rows(
+    project_id: str, plus: Contribution, minus: Contribution | None = None
+) -> list[list[Any]]:
+    """The ``trace_figures_rows`` rows of ``plus``'s traces whose figures differ from
+    ``minus``'s, and a deleted row for each trace only ``minus`` has."""
+    from .events import next_version
+
+    old_totals = minus.totals if minus is not None else {}
+    old_figures = minus.figures if minus is not None else {}
+    version = next_version()
+    out: list[list[Any]] = []
+    for trace_id, totals in plus.totals.items():
+        extra = plus.figures[trace_id]
+        if old_totals.get(trace_id) == totals and old_figures.get(trace_id) == extra:
+            continue
+        out.append(_figure_row(project_id, trace_id, totals, extra, version, 0))
+    for trace_id in old_totals.keys() - plus.totals.keys():
+        out.append(
+            _figure_row(
+                project_id, trace_id, old_totals[trace_id], old_figures[trace_id], version, 1
+            )
+        )
+    return out
+
+
+def _figure_row(
+    project_id: str,
+    trace_id: str,
+    totals: tuple[Any, ...],
+    extra: tuple[int, int, int, int],
+    version: int,
+    deleted: int,
+) -> list[Any]:
+    # totals: timestamp, environment, name, user, session, observations, cost, tokens,
+    # latency, error flag (``rollups._TOTALS_COLUMNS``)
+    _, _, _, _, session, n, cost, tokens, latency, _ = totals
+    return [
+        project_id,
+        trace_id,
+        session,
+        n,
+        float(cost),
+        tokens,
+        latency,
+        *extra,
+        version,
+        deleted,
+    ]
+
+
+#: The figures of every stored trace from the events, in one statement per project
+#: (migration 3, :func:`rebuild`): the values :class:`Contribution` computes (latency in
+#: whole microseconds over 10^6, as ``timedelta.total_seconds``).
+_FILL = f"""INSERT INTO {FIGURES} ({", ".join(FIGURES_COLUMNS)})
+SELECT t.project_id, t.id, t.session_id, coalesce(o.n, 0), coalesce(o.cost, 0),
+    coalesce(o.tokens, 0), o.latency, coalesce(o.input, 0), coalesce(o.output, 0),
+    coalesce(o.severity, 0), coalesce(o.errors, 0), {{version}}, 0
+FROM traces AS t LEFT JOIN (
+    SELECT trace_id, count() AS n, sum(coalesce(total_cost, 0)) AS cost,
+        sum(coalesce(usage_total, 0)) AS tokens,
+        dateDiff('microsecond', min(start_time), max(coalesce(end_time, start_time)))
+            / 1000000 AS latency,
+        sum(coalesce(usage_input, 0)) AS input, sum(coalesce(usage_output, 0)) AS output,
+        max(multiIf(level = 'ERROR', 3, level = 'WARNING', 2, level = 'DEFAULT', 1, 0))
+            AS severity,
+        countIf(level = 'ERROR') AS errors
+    FROM observations WHERE project_id = ? AND trace_id IS NOT NULL
+    GROUP BY trace_id
+) AS o ON o.trace_id = t.id
+WHERE t.project_id = ?"""
+
+
+def fill_figures(events: EventsDb, project_ids: Sequence[str] | None = None) -> None:
+    """Write the ``trace_figures_rows`` of ``project_ids`` (default: every project
+    with traces) from the stored events, one statement per project."""
+    from .events import next_version
+
+    conn = events.conn(json_text=True)
+    if project_ids is None:
+        project_ids = sorted(
+            r["project_id"] for r in conn.all("SELECT DISTINCT project_id FROM traces")
+        )
+    for project_id in project_ids:
+        conn.run(_FILL.format(version=next_version()), [project_id, project_id])
 
 
 def traces_now(events: EventsDb, project_id: str, trace_ids: Iterable[str]) -> Contribution:
@@ -158,10 +302,13 @@ def score_rows(
     return rows
 
 
-def rebuild(events: EventsDb, project_ids: Sequence[str] | None = None) -> int:
+def rebuild(
+    events: EventsDb, project_ids: Sequence[str] | None = None, *, figures: bool = True
+) -> int:
     """Recompute the rollups of ``project_ids`` (default: every project with events)
     from the events: their deltas dropped, then one row per key inserted; return how
-    many rows."""
+    many rows. With ``figures``, the traces' ``trace_figures_rows`` too (migration 2,
+    which runs before the table exists, leaves them to migration 3)."""
     conn = events.conn(json_text=True)
     if project_ids is None:
         project_ids = sorted(
@@ -172,16 +319,19 @@ def rebuild(events: EventsDb, project_ids: Sequence[str] | None = None) -> int:
             }
         )
         events.command(f"TRUNCATE TABLE {DELTAS}")
+        if figures:
+            events.command(f"TRUNCATE TABLE {FIGURES}")
     else:
         for project_id in project_ids:
             conn.run(f"DELETE FROM {DELTAS} WHERE project_id = ?", [project_id])
+            if figures:
+                conn.run(f"DELETE FROM {FIGURES} WHERE project_id = ?", [project_id])
     written = 0
     for project_id in project_ids:
         ids = trace_ids_of(events, project_id)
         for start in range(0, len(ids), _CHUNK):
-            written += add(
-                events, project_id, traces_now(events, project_id, ids[start : start + _CHUNK])
-            )
+            now = traces_now(events, project_id, ids[start : start + _CHUNK])
+            written += add(events, project_id, now, figures=figures)
         written += add(
             events, project_id, rollups.scores(score_rows(events, project_id, "1 = 1", []))
         )

@@ -127,7 +127,20 @@ def _view(table: str) -> str:
 def _rollups() -> list[str | Step]:
     from . import rollups
 
-    return [rollups.DDL, *(rollups.view_ddl(t) for t in TABLES_OF_ROLLUPS), rollups.rebuild]
+    return [
+        rollups.DDL,
+        *(rollups.view_ddl(t) for t in TABLES_OF_ROLLUPS),
+        lambda events: rollups.rebuild(events, figures=False),
+    ]
+
+
+def _figures(events: EventsDb) -> None:
+    """Migration 3: the per-trace figures table and view, filled from the events."""
+    from . import rollups
+
+    events.command(rollups.FIGURES_DDL)
+    events.command(rollups.FIGURES_VIEW)
+    rollups.fill_figures(events)
 
 
 #: A migration step: a statement, or a function of the events database (run once).
@@ -149,6 +162,9 @@ MIGRATIONS: list[tuple[int, list[str | Step]]] = [
     # The metrics rollups (``rollups.py``): the deltas table, a view per SQL rollup
     # table, and the rows of the events already stored.
     (2, _rollups()),
+    # Each trace's figures (``rollups.py``): the table, its view, and the rows of the
+    # traces already stored.
+    (3, [_figures]),
 ]
 
 #: The event tables (view name -> table written).

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from ...schema import LEVELS
 from .. import media, scores, sessions, traces
 from .. import observations as observations_module
 from ..db import Conn
@@ -41,6 +43,22 @@ from .lifecycle import ChLifecycle
 from .metadata import ChDatasets, ChEvaluations, ChExperiments
 
 _on = events_on
+
+
+def _figures(ch: Conn, project_id: str, trace_ids: Sequence[str]) -> list[Row]:
+    """The ``trace_figures`` rows of those of ``trace_ids`` with observations (as
+    ``traces.trace_figures``, which leaves out traces without any)."""
+    ids = list(dict.fromkeys(trace_ids))
+    out: list[Row] = []
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start : start + 10_000]
+        out += ch.all(
+            "SELECT trace_id, observations, cost, tokens, latency, input_tokens,"
+            " output_tokens, severity, errors FROM trace_figures WHERE project_id = ?"
+            f" AND trace_id IN ({', '.join('?' * len(chunk))}) AND observations > 0",
+            [project_id, *chunk],
+        )
+    return out
 
 
 class ChTraces:
@@ -81,44 +99,51 @@ class ChTraces:
         traces (the first ``limit`` in the list's order, and whether more match), the
         same sums and averages."""
         ch = _on(self.events, conn)
-        ids = _chosen_ids(ch, project_id, query, limit + 1)
-        more = len(ids) > limit
-        ids = ids[:limit]
-        out = TraceTotals(traces=len(ids), more=more)
-        if not ids:
-            return out
-        # One statement over all the chosen traces' observations (ClickHouse takes a
-        # list of 10,000 ids in one query; by lists of 500, 10,000 traces took 40).
-        d = ch.dialect
-        where, params = d.event_rows(
-            "observations",
-            "start_time",
-            f"{{a}}project_id = ? AND {{a}}trace_id IN ({', '.join('?' * len(ids))})",
-            [project_id, *ids],
-        )
-        latency = d.seconds_between("MAX(COALESCE(end_time, start_time))", "MIN(start_time)")
+        chosen, params = _chosen_sql(ch, project_id, query)
+        if query.search:
+            # A search costs more than a list of its matches' ids: run it once.
+            ids = [r["id"] for r in ch.all(chosen, [*params, limit + 1])]
+            matched = len(ids)
+            if not ids:
+                return TraceTotals()
+            which, which_params = ", ".join("?" * len(ids[:limit])), ids[:limit]
+            counted, counted_params = "", []
+        else:
+            # The chosen traces found again in each statement's subquery: a list of
+            # 10,000 ids takes ClickHouse about 100 ms to parse, the subquery 20-30.
+            which, which_params = chosen, [*params, limit]
+            counted, counted_params = (
+                f"(SELECT COUNT(*) FROM ({chosen}) AS c) AS matched,",
+                [
+                    *params,
+                    limit + 1,
+                ],
+            )
+        # The chosen traces' figures summed (by key), with how many match.
         row = ch.one(
-            "SELECT COUNT(*) AS observed, SUM(latency) AS latency, SUM(cost) AS cost,"
-            " SUM(tokens) AS tokens FROM (SELECT trace_id, "
-            f"{latency} AS latency, SUM(total_cost) AS cost,"
-            " COALESCE(SUM(usage_total), 0) AS tokens"
-            f" FROM observations WHERE {where} GROUP BY trace_id) AS per_trace",
-            params,
+            f"SELECT {counted} COUNT(*) AS observed, SUM(latency) AS latency,"
+            " SUM(cost) AS cost, SUM(tokens) AS tokens FROM trace_figures"
+            f" WHERE project_id = ? AND trace_id IN ({which}) AND observations > 0",
+            [*counted_params, project_id, *which_params],
         )
+        if counted:
+            matched = int(row["matched"] or 0) if row is not None else 0
+        out = TraceTotals(traces=min(matched, limit), more=matched > limit)
         if row is not None and int(row["observed"] or 0):
             out.cost = float(row["cost"] or 0.0)
             out.tokens = int(row["tokens"] or 0)
             # the average over the traces with observations
             out.latency = float(row["latency"] or 0.0) / int(row["observed"])
-        if scores:
-            out.scores = traces.score_averages(ch, project_id, ids)
+        if scores and matched:
+            out.scores = traces.score_averages_where(ch, project_id, which, which_params)
         return out
 
     def trace_score_averages(
         self, conn: Conn, project_id: str, query: TraceQuery, *, limit: int
     ) -> dict[str, float]:
         ch = _on(self.events, conn)
-        return traces.score_averages(ch, project_id, _chosen_ids(ch, project_id, query, limit))
+        chosen, params = _chosen_sql(ch, project_id, query)
+        return traces.score_averages_where(ch, project_id, chosen, [*params, limit])
 
     def observations_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]:
         return traces.observations_of(_on(self.events, conn), project_id, trace_id)
@@ -129,7 +154,7 @@ class ChTraces:
     def trace_metrics(
         self, conn: Conn, project_id: str, trace_ids: Sequence[str]
     ) -> dict[str, tuple[float, float]]:
-        return traces.trace_metrics(_on(self.events, conn), project_id, trace_ids)
+        return self.trace_figures(conn, project_id, trace_ids)[0]
 
     def observation_ids(
         self, conn: Conn, project_id: str, trace_ids: Sequence[str]
@@ -144,12 +169,27 @@ class ChTraces:
     def trace_rollups(
         self, conn: Conn, project_id: str, trace_ids: Sequence[str]
     ) -> dict[str, TraceRollup]:
-        return traces.trace_rollups(_on(self.events, conn), project_id, trace_ids)
+        return self.trace_figures(conn, project_id, trace_ids)[1]
 
     def trace_figures(
         self, conn: Conn, project_id: str, trace_ids: Sequence[str]
     ) -> tuple[dict[str, tuple[float, float]], dict[str, TraceRollup]]:
-        return traces.trace_figures(_on(self.events, conn), project_id, trace_ids)
+        """What ``traces.trace_figures`` computes from the observations, read from the
+        traces' ``trace_figures`` rows by key (the write path keeps them)."""
+        metrics: dict[str, tuple[float, float]] = {}
+        rollups: dict[str, TraceRollup] = {}
+        for r in _figures(_on(self.events, conn), project_id, trace_ids):
+            tid = r["trace_id"]
+            metrics[tid] = (float(r["latency"] or 0.0), float(r["cost"]))
+            rollups[tid] = TraceRollup(
+                observations=int(r["observations"]),
+                tokens=int(r["tokens"]),
+                level=LEVELS[int(r["severity"])],
+                errors=int(r["errors"]),
+                input_tokens=int(r["input_tokens"]),
+                output_tokens=int(r["output_tokens"]),
+            )
+        return metrics, rollups
 
     def delete_traces(self, conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int:
         """Delete traces with their observations and scores (runs in the writer; the
@@ -320,31 +360,18 @@ class ChSessions:
     def session_usage(
         self, conn: Conn, project_id: str, session_ids: Sequence[str]
     ) -> dict[str, tuple[float, int]] | None:
-        """``session id -> (cost, total tokens)`` of a page of sessions' observations in
-        one statement (ClickHouse keeps no per-session totals; one statement per session
-        cost tens of milliseconds each): the observations of the sessions' traces, found
-        by key, joined to those traces' sessions."""
+        """``session id -> (cost, total tokens)`` of a page of sessions: their traces'
+        ``trace_figures`` rows summed (ClickHouse keeps no per-session totals), one
+        statement."""
         ids = list(dict.fromkeys(session_ids))
         out = {sid: (0.0, 0) for sid in ids}
         if not ids:
             return out
-        ch = _on(self.events, conn)
-        marks = ", ".join("?" * len(ids))
-        where, params = ch.dialect.event_rows(
-            "observations",
-            "start_time",
-            "{a}project_id = ? AND {a}trace_id IN (SELECT id FROM {traces}"
-            f" WHERE project_id = ? AND session_id IN ({marks}))",
-            [project_id, project_id, *ids],
-            alias="o.",
-        )
-        for r in ch.all(
-            "SELECT t.session_id AS session_id, COALESCE(SUM(o.total_cost), 0) AS cost,"
-            " COALESCE(SUM(o.usage_total), 0) AS tokens FROM observations o"
-            " JOIN (SELECT id, session_id FROM traces WHERE project_id = ?"
-            f" AND session_id IN ({marks})) t ON t.id = o.trace_id"
-            f" WHERE {where} GROUP BY t.session_id",
-            [project_id, *ids, *params],
+        for r in _on(self.events, conn).all(
+            "SELECT session_id, SUM(cost) AS cost, SUM(tokens) AS tokens FROM trace_figures"
+            f" WHERE project_id = ? AND session_id IN ({', '.join('?' * len(ids))})"
+            " GROUP BY session_id",
+            [project_id, *ids],
         ):
             out[r["session_id"]] = (float(r["cost"] or 0.0), int(r["tokens"] or 0))
         return out
@@ -380,13 +407,9 @@ def clickhouse_store(url: str) -> ClickHouseStore:
     return ClickHouseStore(EventsDb(url))
 
 
-def _chosen_ids(ch: Conn, project_id: str, query: TraceQuery, limit: int) -> list[str]:
-    """The ids of the first ``limit`` traces matching ``query`` in the list's order."""
+def _chosen_sql(ch: Conn, project_id: str, query: TraceQuery) -> tuple[str, list[Any]]:
+    """The statement selecting the ids of the first ``?`` traces matching ``query`` in
+    the list's order, and its parameters but the last (the limit)."""
     m = traces._matching(ch, project_id, query)
-    return [
-        r["id"]
-        for r in ch.all(
-            f"SELECT t.id AS id FROM {m.source} WHERE {m.count_where} ORDER BY {m.order} LIMIT ?",
-            [*m.count_params, limit],
-        )
-    ]
+    sql = f"SELECT t.id AS id FROM {m.source} WHERE {m.count_where} ORDER BY {m.order} LIMIT ?"
+    return sql, list(m.count_params)
