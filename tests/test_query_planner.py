@@ -18,6 +18,7 @@ from helpers import T0, event, ingest, iso
 from lanterna.analytics.query import explain, parse_query, run_query, run_raw
 from lanterna.store.db import Database
 from lanterna.store.rollups import MIN_LATENCY, PERCENTILE_ERROR
+from test_clickhouse_rollups import afresh, kept
 from test_rollups_property import _step, apply_step
 
 #: Ranges over the property test's data (T0 - 2 h .. T0 + 3 h): partial hours at both
@@ -153,8 +154,6 @@ def _read(rt: Any, fn: Any) -> Any:
 def _assert_clickhouse_rollups_equal_a_rebuild(rt: Any, pid: str) -> None:
     """ClickHouse: the deltas the writes and deletes inserted sum, key by key, to what
     the rollups computed afresh from the raw rows hold."""
-    from test_clickhouse_rollups import afresh, kept
-
     assert kept(rt.store.events, pid) == afresh(rt.store.events, pid)
 
 

@@ -61,18 +61,21 @@ def _data(api: Any, seed: int = 11) -> None:
 
 
 def _raw(api: Any, scope: Any) -> list[dict[str, Any]]:
-    rows = api.app.state.runtime.read_sync(
-        lambda c: metrics._top_by_cost_raw(c, scope, "session_id", 1000)
+    rt = api.app.state.runtime
+    rows = rt.read_sync(
+        lambda c: metrics._top_by_cost_raw(rt.store.events_conn(c), scope, "session_id", 1000)
     )
     return sorted(rows, key=lambda r: (-r["cost"], r["id"]))
 
 
 def _top(api: Any, scope: Any, limit: int) -> list[dict[str, Any]]:
-    return api.app.state.runtime.read_sync(
-        lambda c: metrics.top_by_cost(c, scope, "session_id", limit)
+    rt = api.app.state.runtime
+    return rt.read_sync(
+        lambda c: metrics.top_by_cost(rt.store.events_conn(c), scope, "session_id", limit)
     )
 
 
+@pytest.mark.clickhouse  # there: each trace's kept figures (trace_figures)
 @pytest.mark.parametrize("exclude", [(), ("dev",)])
 def test_top_sessions_are_the_raw_rows_top_sessions(api, exclude):
     _data(api)

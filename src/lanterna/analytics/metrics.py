@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -465,8 +465,6 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
     if column not in ("user_id", "session_id"):
         raise ValueError(column)
     kept = rollup_read.totals_kept(conn)
-    if column == "session_id" and not kept:  # no per-session totals: the raw rows
-        scope = replace(scope, raw=True)
     if not scope.rolled_up or scope.trace_name is not None:
         return _top_by_cost_raw(conn, scope, column, limit)
     walked = None
@@ -486,20 +484,16 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
     if column == "session_id" or hours is None:
         partial = [(start, end)]
     # trace_totals: one narrow row per trace (see store.rollups); its time index
-    # covers the query, so a range reads its slice of that index.
-    index = "trace_totals_time"
+    # covers the query, so a range reads its slice of that index. ClickHouse keeps
+    # each trace's figures with the same columns (``trace_figures``).
+    source = f"trace_totals{d.indexed_by('trace_totals_time')}" if kept else "trace_figures"
     envs, env_params = scope.environment_sql("environment")
     parts: list[str] = []
     params: list[Any] = []
     for a, b in partial:
-        if not kept:  # the partial hours' traces summed from their observations
-            parts.append(_observed_traces_sql(scope, column))
-            params += [scope.project_id] * 2 + [d.ts(a), d.ts(b)] * 2 + [scope.project_id]
-            params += env_params
-            continue
         parts.append(
             f"SELECT {column} AS key, 1 AS traces, cost, tokens"
-            f" FROM trace_totals{d.indexed_by(index)} WHERE project_id = ? AND timestamp >= ?"
+            f" FROM {source} WHERE project_id = ? AND timestamp >= ?"
             f" AND timestamp < ?{envs} AND {column} IS NOT NULL AND observations > 0"
         )
         params += [scope.project_id, d.ts(a), d.ts(b), *env_params]
@@ -523,24 +517,6 @@ def top_by_cost(conn: Conn, scope: Scope, column: str, limit: int = 10) -> list[
         [*params, limit],
     )
     return _top_rows(rows)
-
-
-def _observed_traces_sql(scope: Scope, column: str) -> str:
-    """``trace_totals``' rows of :func:`top_by_cost` for one range where it is not kept
-    (ClickHouse), from the raw rows: each trace of the range that has observations, with
-    its cost and tokens. Parameters: the project twice, the range twice, the project,
-    then the environments'. The observations are those of the range's traces only (a
-    ClickHouse join reads its right side whole)."""
-    envs, _ = scope.environment_sql("t.environment")
-    return (
-        f"SELECT t.{column} AS key, 1 AS traces, SUM(o.total_cost) AS cost,"
-        " SUM(o.usage_total) AS tokens FROM traces t JOIN (SELECT project_id, trace_id,"
-        " total_cost, usage_total FROM observations WHERE project_id = ? AND trace_id IN"
-        " (SELECT id FROM traces WHERE project_id = ? AND timestamp >= ? AND timestamp < ?))"
-        " o ON o.project_id = t.project_id AND o.trace_id = t.id"
-        f" WHERE t.timestamp >= ? AND t.timestamp < ? AND t.project_id = ?{envs}"
-        f" AND t.{column} IS NOT NULL GROUP BY t.id, t.{column}"
-    )
 
 
 def _top_users_walked(conn: Conn, scope: Scope, limit: int) -> list[dict[str, Any]] | None:

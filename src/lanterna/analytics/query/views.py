@@ -277,7 +277,7 @@ TRACES = View(
                         )
                         + " * 1000"
                     ),
-                    lambda d: f"{d.seconds_between('tob.last_end', 'tob.first_start')} * 1000",
+                    lambda _d: "tob.latency * 1000",
                 )
             ),
             unit="ms",
@@ -304,17 +304,16 @@ TRACES = View(
         ),
     ),
     {
-        # ClickHouse only (see Measure.ch_join): a trace's observations and scores summed
-        # once per trace of the query's range (RANGED_TRACES: the ids of the project's
-        # traces in it, so a range of an hour does not sum every observation stored).
-        "trace_observations": "LEFT JOIN (SELECT ob.project_id AS p, ob.trace_id AS tid,"
-        " COUNT(*) AS n, MIN(ob.start_time) AS first_start,"
-        " MAX(COALESCE(ob.end_time, ob.start_time)) AS last_end,"
-        f" {_summed('ob.usage_total')} AS tokens, {_summed('ob.total_cost')} AS cost,"
-        " SUM(CASE WHEN ob.level = 'ERROR' THEN 1 ELSE 0 END) AS errors"
-        f" FROM observations ob WHERE ob.project_id = ? AND ob.trace_id IN {RANGED_TRACES}"
-        f" GROUP BY ob.project_id, ob.trace_id) tob ON tob.p = {_T}.project_id"
-        f" AND tob.tid = {_T}.id",
+        # ClickHouse only (see Measure.ch_join): a trace's observations summed, as the
+        # write path keeps them per trace (``trace_figures``: latency in seconds, cost and
+        # tokens 0 where its observations have none), and its scores counted, for the
+        # traces of the query's range (RANGED_TRACES: the ids of the project's traces in
+        # it, so a range of an hour does not read every trace stored).
+        "trace_observations": "LEFT JOIN (SELECT f.project_id AS p, f.trace_id AS tid,"
+        " f.observations AS n, f.latency AS latency, f.tokens AS tokens, f.cost AS cost,"
+        " f.errors AS errors FROM trace_figures f WHERE f.project_id = ?"
+        f" AND f.trace_id IN {RANGED_TRACES} AND f.observations > 0) tob"
+        f" ON tob.p = {_T}.project_id AND tob.tid = {_T}.id",
         "trace_scores": "LEFT JOIN (SELECT sc.project_id AS p, sc.trace_id AS tid,"
         f" COUNT(*) AS n FROM scores sc WHERE sc.project_id = ? AND sc.trace_id IN"
         f" {RANGED_TRACES} GROUP BY sc.project_id, sc.trace_id) tsc"

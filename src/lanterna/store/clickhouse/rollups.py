@@ -39,6 +39,7 @@ reads the raw rows (or ``trace_figures``) on ClickHouse
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC
 from typing import Any
 
 from .. import rollups
@@ -71,6 +72,9 @@ FIGURES = "trace_figures_rows"
 FIGURES_COLUMNS = [
     "project_id",
     "trace_id",
+    "timestamp",
+    "environment",
+    "user_id",
     "session_id",
     "observations",
     "cost",
@@ -86,6 +90,9 @@ FIGURES_COLUMNS = [
 FIGURES_DDL = f"""CREATE TABLE IF NOT EXISTS {FIGURES} (
     project_id String,
     trace_id String,
+    timestamp DateTime64(6, 'UTC'),
+    environment String,
+    user_id Nullable(String),
     session_id Nullable(String),
     observations UInt64,
     cost Float64,
@@ -211,11 +218,15 @@ def _figure_row(
     deleted: int,
 ) -> list[Any]:
     # totals: timestamp, environment, name, user, session, observations, cost, tokens,
-    # latency, error flag (``rollups._TOTALS_COLUMNS``)
-    _, _, _, _, session, n, cost, tokens, latency, _ = totals
+    # latency, error flag (``rollups._TOTALS_COLUMNS``); the timestamp an aware
+    # datetime (``ClickHouseDialect.ts``), inserted naive in UTC
+    stamp, env, _, user, session, n, cost, tokens, latency, _ = totals
     return [
         project_id,
         trace_id,
+        stamp.astimezone(UTC).replace(tzinfo=None),
+        env,
+        user,
         session,
         n,
         float(cost),
@@ -231,7 +242,8 @@ def _figure_row(
 #: (migration 3, :func:`rebuild`): the values :class:`Contribution` computes (latency in
 #: whole microseconds over 10^6, as ``timedelta.total_seconds``).
 _FILL = f"""INSERT INTO {FIGURES} ({", ".join(FIGURES_COLUMNS)})
-SELECT t.project_id, t.id, t.session_id, coalesce(o.n, 0), coalesce(o.cost, 0),
+SELECT t.project_id, t.id, t.timestamp, t.environment, t.user_id, t.session_id,
+    coalesce(o.n, 0), coalesce(o.cost, 0),
     coalesce(o.tokens, 0), o.latency, coalesce(o.input, 0), coalesce(o.output, 0),
     coalesce(o.severity, 0), coalesce(o.errors, 0), {{version}}, 0
 FROM traces AS t LEFT JOIN (
