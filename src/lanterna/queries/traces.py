@@ -16,8 +16,7 @@ from typing import Any
 
 from ..store.db import Conn
 from ..store.dialect import Dialect
-from ..store.filters import Condition
-from ..store.interface import ScoreQuery, Store, TraceQuery, TraceRollup
+from ..store.interface import Store, TraceQuery, TraceRollup
 from ..timeutil import seconds_between
 
 Row = dict[str, Any]
@@ -41,8 +40,7 @@ def trace_scores(
     ids = list(dict.fromkeys(trace_ids))
     if not ids:
         return {}
-    query = ScoreQuery(filters=[Condition("stringOptions", "traceId", "any of", ids)])
-    rows, _total = store.scores.list_scores(conn, project_id, query, limit=limit, offset=0)
+    rows = store.scores.scores_of_traces(conn, project_id, ids, limit=limit)
     out: dict[str, list[ScoreBrief]] = {}
     for r in rows:
         value = r["value"] if r["data_type"] in ("NUMERIC", "BOOLEAN") else r["string_value"]

@@ -255,6 +255,10 @@ class Scores(Protocol):
         self, conn: Conn, project_id: str, q: ScoreQuery, *, limit: int, offset: int
     ) -> Page: ...
 
+    def scores_of_traces(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str], *, limit: int
+    ) -> list[Row]: ...
+
     def scores_after(
         self,
         conn: Conn,

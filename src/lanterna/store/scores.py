@@ -8,6 +8,7 @@ conditions, merged with the ``filter`` JSON parameter over :data:`SCORE_COLUMNS`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -182,6 +183,24 @@ def list_scores(
         r["trace_environment"] = t.get("environment")
         r["trace_session_id"] = t.get("session_id")
     return rows, total
+
+
+def scores_of_traces(
+    conn: Conn, project_id: str, trace_ids: Sequence[str], *, limit: int
+) -> list[dict[str, Any]]:
+    """The scores of ``trace_ids`` (their own and their observations'), newest first,
+    at most ``limit``: their own columns only, in one statement (a list page's scores;
+    :func:`list_scores` also counts them and reads their traces' columns)."""
+    ids = list(dict.fromkeys(trace_ids))
+    if not ids:
+        return []
+    source = conn.dialect.by_index("scores s", "scores_trace")
+    return conn.all(
+        f"SELECT s.* FROM {source} WHERE s.project_id = ?"
+        f" AND s.trace_id IN ({', '.join('?' * len(ids))})"
+        " ORDER BY s.timestamp DESC, s.id DESC LIMIT ?",
+        [project_id, *ids, limit],
+    )
 
 
 def scores_after(

@@ -266,6 +266,11 @@ class ChScores:
     ) -> Page:
         return scores.list_scores(_on(self.events, conn), project_id, q, limit=limit, offset=offset)
 
+    def scores_of_traces(
+        self, conn: Conn, project_id: str, trace_ids: Sequence[str], *, limit: int
+    ) -> list[Row]:
+        return scores.scores_of_traces(_on(self.events, conn), project_id, trace_ids, limit=limit)
+
     def scores_after(
         self,
         conn: Conn,
