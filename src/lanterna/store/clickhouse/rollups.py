@@ -107,7 +107,12 @@ FIGURES_DDL = f"""CREATE TABLE IF NOT EXISTS {FIGURES} (
     INDEX idx_session session_id TYPE bloom_filter GRANULARITY 1
 )
 ENGINE = ReplacingMergeTree(_version, _deleted)
-ORDER BY (project_id, trace_id)"""
+ORDER BY (project_id, trace_id)
+SETTINGS index_granularity = 256"""
+# Small granules: a page's traces are found by key among random ids, one granule each
+# (1 M observations: a page of 50, 25.6 ms with granules of 8,192 rows, 18.2 with 256).
+# Compact parts (one file for all columns) read such a page in 8.4 ms but scan a month
+# for the top sessions in 55 ms instead of 33: not taken.
 FIGURES_VIEW = (
     "CREATE VIEW IF NOT EXISTS trace_figures AS"
     f" SELECT * EXCEPT (_version, _deleted) FROM {FIGURES} FINAL"
