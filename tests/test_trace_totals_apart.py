@@ -14,6 +14,7 @@ import pytest
 
 from helpers import T0, event, ingest, iso
 from lanterna.server.ui.traces_page import _summary
+from lanterna.store.clickhouse import store as ch_store
 from lanterna.store.traces import TraceQuery
 
 pytestmark = pytest.mark.clickhouse
@@ -126,10 +127,13 @@ def _expected(
     return chosen, {name: total / n for name, (n, total) in sorted(sums.items())}
 
 
-def test_score_averages_read_apart_cover_the_totals_traces(api):
+@pytest.mark.parametrize("per_id", [0.0, 1.0])
+def test_score_averages_read_apart_cover_the_totals_traces(api, monkeypatch, per_id):
     """For every way of walking the matches, the score averages read apart equal those
     read with the sums and those of the first five matching traces; the summary route's
-    two reads side by side put together the same row."""
+    two reads side by side put together the same row. (ClickHouse: with the chosen
+    traces' ids bound, ``per_id`` 0, and found again by a subquery, 1.)"""
+    monkeypatch.setattr(ch_store, "_PARSE_PER_ID", per_id)
     scores = _seed(api)
     rt, pid = api.app.state.runtime, api.project.id
     traces = rt.store.traces
