@@ -15,6 +15,7 @@ from ..analytics.usage import session_totals
 from ..store.db import Conn
 from ..store.interface import Store
 from ..timeutil import seconds_between
+from .traces import times_of
 
 
 @dataclass(slots=True)
@@ -155,7 +156,9 @@ def session_detail(
         return SessionDetail(row, traces, usage)
     # The turns' figures per trace add up to the session's usage: one read of the
     # observations for both (tens of milliseconds less on ClickHouse).
-    metrics, rollups = store.traces.trace_figures(conn, project_id, [t["id"] for t in traces])
+    metrics, rollups = store.traces.trace_figures(
+        conn, project_id, [t["id"] for t in traces], around=times_of(conn, traces)
+    )
     usage = Usage(
         observations=sum(r.observations for r in rollups.values()),
         cost=math.fsum(cost for _, cost in metrics.values()),

@@ -82,6 +82,13 @@ class TraceItem:
     scores: list[ScoreBrief] = field(default_factory=list)
 
 
+def times_of(conn: Conn, rows: Sequence[Row]) -> tuple[datetime, datetime] | None:
+    """The first and last time of these trace rows (None for none)."""
+    stamps = [conn.dialect.ts_parse(r["timestamp"]) for r in rows]
+    known = [s for s in stamps if s is not None]
+    return (min(known), max(known)) if known else None
+
+
 def trace_list(
     store: Store,
     conn: Conn,
@@ -109,11 +116,12 @@ def trace_list(
         count_limit=count_limit,
     )
     ids = [r["id"] for r in rows]
-    if parts.metrics and parts.rollups:  # both from one read of the observations
-        metrics, rollups = traces.trace_figures(conn, project_id, ids)
-    else:
-        metrics = traces.trace_metrics(conn, project_id, ids) if parts.metrics else {}
-        rollups = traces.trace_rollups(conn, project_id, ids) if parts.rollups else {}
+    metrics: dict[str, tuple[float, float]] = {}
+    rollups: dict[str, TraceRollup] = {}
+    if parts.metrics or parts.rollups:  # both from one read (a store may key it by time)
+        metrics, rollups = traces.trace_figures(conn, project_id, ids, around=times_of(conn, rows))
+        metrics = metrics if parts.metrics else {}
+        rollups = rollups if parts.rollups else {}
     obs = traces.observation_ids(conn, project_id, ids) if parts.observation_ids else {}
     score_ids = traces.score_ids(conn, project_id, ids) if parts.score_ids else {}
     scores = trace_scores(store, conn, project_id, ids) if parts.scores else {}

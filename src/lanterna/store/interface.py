@@ -215,7 +215,12 @@ class Traces(Protocol):
     ) -> dict[str, TraceRollup]: ...
 
     def trace_figures(
-        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+        self,
+        conn: Conn,
+        project_id: str,
+        trace_ids: Sequence[str],
+        *,
+        around: tuple[datetime, datetime] | None = None,
     ) -> tuple[dict[str, tuple[float, float]], dict[str, TraceRollup]]: ...
 
     def delete_traces(self, conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int: ...

@@ -11,6 +11,7 @@ its caller's project.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,9 @@ from ...store.db import Conn
 from ...store.dialect import Dialect
 from ...store.filters import FilterError, compile_conditions
 from .model import TIME_DIMENSION, Metric, Query, QueryError
-from .views import PERCENTILES, RANGED_TRACES
+from .views import PERCENTILES, RANGED_FIGURES, RANGED_TRACES
+
+_RANGED = re.compile(f"({re.escape(RANGED_TRACES)}|{re.escape(RANGED_FIGURES)})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +91,14 @@ def compile_query(query: Query, project_id: str, dialect: Dialect) -> Compiled:
     for name in sorted(joins):
         sql = view.joins[name]
         join_sql.append(sql)
-        pieces = sql.split(RANGED_TRACES)  # a "?" is the project, but in those traces
-        for k, piece in enumerate(pieces):
-            params.extend([project_id] * piece.count("?"))
-            if k < len(pieces) - 1:
+        # A "?" is the project, but in the range's traces and figures.
+        for piece in _RANGED.split(sql):
+            if piece == RANGED_TRACES:
                 params.extend([project_id, d.ts(query.start), d.ts(query.end)])
+            elif piece == RANGED_FIGURES:
+                params.extend([d.ts(query.start), d.ts(query.end)])
+            else:
+                params.extend([project_id] * piece.count("?"))
 
     alias, time = view.alias, view.time_column
     where = [f"{alias}.project_id = ?", f"{time} >= ?", f"{time} < ?"]

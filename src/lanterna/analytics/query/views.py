@@ -221,6 +221,10 @@ RANGED_TRACES = (
     " AND rt.timestamp < ?)"
 )
 
+#: In a join's SQL: the figures' rows of the query's range (``run.py`` binds its start
+#: and end): ``trace_figures`` is ordered by the traces' time.
+RANGED_FIGURES = "f.timestamp >= ? AND f.timestamp < ?"
+
 #: Joins by name (``?``: the project id).
 JOIN_TRACES = {
     "observations": f"LEFT JOIN traces {_T} ON {_T}.project_id = {_O}.project_id"
@@ -312,7 +316,7 @@ TRACES = View(
         "trace_observations": "LEFT JOIN (SELECT f.project_id AS p, f.trace_id AS tid,"
         " f.observations AS n, f.latency AS latency, f.tokens AS tokens, f.cost AS cost,"
         " f.errors AS errors FROM trace_figures f WHERE f.project_id = ?"
-        f" AND f.trace_id IN {RANGED_TRACES} AND f.observations > 0) tob"
+        f" AND {RANGED_FIGURES} AND f.trace_id IN {RANGED_TRACES} AND f.observations > 0) tob"
         f" ON tob.p = {_T}.project_id AND tob.tid = {_T}.id",
         "trace_scores": "LEFT JOIN (SELECT sc.project_id AS p, sc.trace_id AS tid,"
         f" COUNT(*) AS n FROM scores sc WHERE sc.project_id = ? AND sc.trace_id IN"

@@ -46,18 +46,35 @@ from .metadata import ChDatasets, ChEvaluations, ChExperiments
 _on = events_on
 
 
-def _figures(ch: Conn, project_id: str, trace_ids: Sequence[str]) -> list[Row]:
+def _figures(
+    ch: Conn,
+    project_id: str,
+    trace_ids: Sequence[str],
+    around: tuple[datetime, datetime] | None = None,
+) -> list[Row]:
     """The ``trace_figures`` rows of those of ``trace_ids`` with observations (as
-    ``traces.trace_figures``, which leaves out traces without any)."""
+    ``traces.trace_figures``, which leaves out traces without any): within ``around``
+    (the traces' first and last time, inclusive) when given, else by the times of
+    their stored rows."""
     ids = list(dict.fromkeys(trace_ids))
     out: list[Row] = []
     for start in range(0, len(ids), 10_000):
         chunk = ids[start : start + 10_000]
+        marks = ", ".join("?" * len(chunk))
+        if around is not None:
+            keys = f"timestamp >= ? AND timestamp <= ? AND trace_id IN ({marks})"
+            params: list[Any] = [ch.dialect.ts(around[0]), ch.dialect.ts(around[1]), *chunk]
+        else:
+            keys = (
+                "(timestamp, trace_id) IN (SELECT timestamp, id FROM traces_rows"
+                f" WHERE project_id = ? AND id IN ({marks}))"
+            )
+            params = [project_id, *chunk]
         out += ch.all(
             "SELECT trace_id, observations, cost, tokens, latency, input_tokens,"
             " output_tokens, severity, errors FROM trace_figures WHERE project_id = ?"
-            f" AND trace_id IN ({', '.join('?' * len(chunk))}) AND observations > 0",
-            [project_id, *chunk],
+            f" AND {keys} AND observations > 0",
+            [project_id, *params],
         )
     return out
 
@@ -100,28 +117,37 @@ class ChTraces:
         traces (the first ``limit`` in the list's order, and whether more match), the
         same sums and averages."""
         ch = _on(self.events, conn)
+        d = ch.dialect
         chosen, params = _chosen_sql(ch, project_id, query)
         started = time.perf_counter()
-        ids = [r["id"] for r in ch.all(chosen, [*params, limit + 1])]
+        found = ch.all(chosen, [*params, limit + 1])
         took = time.perf_counter() - started
-        matched = len(ids)
-        if not ids:
+        matched = len(found)
+        if not found:
             return TraceTotals()
         if took > matched * _PARSE_PER_ID:
             # Finding them again costs more than reading their ids in each statement
-            # (filters ClickHouse scans for, a search): bind the ids.
-            which, which_params = ", ".join("?" * len(ids[:limit])), ids[:limit]
+            # (filters ClickHouse scans for, a search): bind the ids (and their time
+            # range, the figures' key).
+            ids = [r["id"] for r in found[:limit]]
+            stamps = [d.ts_parse(r["timestamp"]) for r in found[:limit]]
+            which, which_params = ", ".join("?" * len(ids)), ids
+            keys = f"timestamp >= ? AND timestamp <= ? AND trace_id IN ({which})"
+            keys_params = [d.ts(min(stamps)), d.ts(max(stamps)), *ids]  # type: ignore[type-var]
         else:
             # The chosen traces found again in each statement's subquery (the list's
             # time order, a tag, a user): ClickHouse parses a statement with 10,000 ids
             # in about 100 ms, a cheap subquery runs in 20-30.
-            which, which_params = chosen, [*params, limit]
+            which = f"SELECT id FROM ({chosen}) AS c"
+            which_params = [*params, limit]
+            keys = f"(timestamp, trace_id) IN (SELECT timestamp, id FROM ({chosen}) AS c)"
+            keys_params = which_params
         # The chosen traces' figures summed, by key.
         row = ch.one(
             "SELECT COUNT(*) AS observed, SUM(latency) AS latency, SUM(cost) AS cost,"
             " SUM(tokens) AS tokens FROM trace_figures"
-            f" WHERE project_id = ? AND trace_id IN ({which}) AND observations > 0",
-            [project_id, *which_params],
+            f" WHERE project_id = ? AND {keys} AND observations > 0",
+            [project_id, *keys_params],
         )
         out = TraceTotals(traces=min(matched, limit), more=matched > limit)
         if row is not None and int(row["observed"] or 0):
@@ -138,7 +164,9 @@ class ChTraces:
     ) -> dict[str, float]:
         ch = _on(self.events, conn)
         chosen, params = _chosen_sql(ch, project_id, query)
-        return traces.score_averages_where(ch, project_id, chosen, [*params, limit])
+        return traces.score_averages_where(
+            ch, project_id, f"SELECT id FROM ({chosen}) AS c", [*params, limit]
+        )
 
     def observations_of(self, conn: Conn, project_id: str, trace_id: str) -> list[Row]:
         return traces.observations_of(_on(self.events, conn), project_id, trace_id)
@@ -167,13 +195,18 @@ class ChTraces:
         return self.trace_figures(conn, project_id, trace_ids)[1]
 
     def trace_figures(
-        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+        self,
+        conn: Conn,
+        project_id: str,
+        trace_ids: Sequence[str],
+        *,
+        around: tuple[datetime, datetime] | None = None,
     ) -> tuple[dict[str, tuple[float, float]], dict[str, TraceRollup]]:
         """What ``traces.trace_figures`` computes from the observations, read from the
         traces' ``trace_figures`` rows by key (the write path keeps them)."""
         metrics: dict[str, tuple[float, float]] = {}
         rollups: dict[str, TraceRollup] = {}
-        for r in _figures(_on(self.events, conn), project_id, trace_ids):
+        for r in _figures(_on(self.events, conn), project_id, trace_ids, around):
             tid = r["trace_id"]
             metrics[tid] = (float(r["latency"] or 0.0), float(r["cost"]))
             rollups[tid] = TraceRollup(
@@ -416,5 +449,8 @@ def _chosen_sql(ch: Conn, project_id: str, query: TraceQuery) -> tuple[str, list
     """The statement selecting the ids of the first ``?`` traces matching ``query`` in
     the list's order, and its parameters but the last (the limit)."""
     m = traces._matching(ch, project_id, query)
-    sql = f"SELECT t.id AS id FROM {m.source} WHERE {m.count_where} ORDER BY {m.order} LIMIT ?"
+    sql = (
+        f"SELECT t.id AS id, t.timestamp AS timestamp FROM {m.source} WHERE {m.count_where}"
+        f" ORDER BY {m.order} LIMIT ?"
+    )
     return sql, list(m.count_params)
