@@ -2,8 +2,8 @@
 trace with its observations, scores, latency and cost. The public API
 (``/api/public/traces``) and the dashboard's trace pages both read them here.
 
-Per-trace latency and cost are the store's ``traces.trace_metrics``; tokens,
-observation count and the worst level its ``traces.trace_rollups``.
+Per-trace latency, cost, tokens, observation count and the worst level are the
+store's ``traces.trace_figures``.
 """
 
 from __future__ import annotations

@@ -210,10 +210,6 @@ class Traces(Protocol):
         self, conn: Conn, project_id: str, trace_ids: Sequence[str]
     ) -> dict[str, list[str]]: ...
 
-    def trace_rollups(
-        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
-    ) -> dict[str, TraceRollup]: ...
-
     def trace_figures(
         self,
         conn: Conn,

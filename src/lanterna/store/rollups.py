@@ -62,6 +62,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from ..schema import LEVELS
 from ..timeutil import format_ts
 from . import ab_rollups
 from .db import Conn
@@ -77,9 +78,8 @@ MIN_LATENCY = 0.001
 #: middle: half a bucket's width on the log scale, e^(1/(2K)) - 1 (2.53 %), for
 #: values of :data:`MIN_LATENCY` and more.
 PERCENTILE_ERROR = math.exp(0.5 / K) - 1
-#: A level's rank (the worst of a trace's observations is its level, as
-#: ``schema.LEVELS`` orders them); no level ranks as DEBUG.
-SEVERITY: dict[Any, int] = {"DEBUG": 0, "DEFAULT": 1, "WARNING": 2, "ERROR": 3}
+#: A level's rank in ``LEVELS`` (a trace's is its worst observation's; none is DEBUG's).
+SEVERITY: dict[Any, int] = {level: rank for rank, level in enumerate(LEVELS)}
 #: The latency bucket of traces without observations (they have no latency).
 NO_LATENCY = -1_000_000
 #: Measures of ``rollup_observation_latency``.

@@ -638,11 +638,6 @@ class TraceRollup:
     output_tokens: int = 0
 
 
-def trace_rollups(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dict[str, TraceRollup]:
-    """``trace id -> TraceRollup`` (:func:`trace_figures`)."""
-    return trace_figures(conn, project_id, trace_ids)[1]
-
-
 def trace_figures(
     conn: Conn,
     project_id: str,

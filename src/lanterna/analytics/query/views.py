@@ -310,9 +310,9 @@ TRACES = View(
     {
         # ClickHouse only (see Measure.ch_join): a trace's observations summed, as the
         # write path keeps them per trace (``trace_figures``: latency in seconds, cost and
-        # tokens 0 where its observations have none), and its scores counted, for the
-        # traces of the query's range (RANGED_TRACES: the ids of the project's traces in
-        # it, so a range of an hour does not read every trace stored).
+        # tokens 0 where its observations have none), for the traces of the query's
+        # range (RANGED_TRACES: the ids of the project's traces in it, so a range of an
+        # hour does not read every trace stored).
         "trace_observations": "LEFT JOIN (SELECT f.project_id AS p, f.trace_id AS tid,"
         " f.observations AS n, f.latency AS latency, f.tokens AS tokens, f.cost AS cost,"
         " f.errors AS errors FROM trace_figures f WHERE f.project_id = ?"

@@ -70,47 +70,27 @@ DDL = (
 
 
 FIGURES = "trace_figures_rows"
-FIGURES_COLUMNS = [
-    "project_id",
-    "trace_id",
-    "timestamp",
-    "environment",
-    "user_id",
-    "session_id",
-    "observations",
-    "cost",
-    "tokens",
-    "latency",
-    "input_tokens",
-    "output_tokens",
-    "severity",
-    "errors",
-    "_version",
-    "_deleted",
+#: ``trace_figures_rows``' columns and types: a trace's ``trace_totals`` columns but its
+#: name and error flag (``rollups._TOTALS_COLUMNS``), then ``Contribution.figures``.
+_FIGURES_LAYOUT = [
+    ("project_id", "String"),
+    ("trace_id", "String"),
+    ("timestamp", "DateTime64(6, 'UTC')"),
+    ("environment", "String"),
+    ("user_id", "Nullable(String)"),
+    ("session_id", "Nullable(String)"),
+    ("observations", "UInt64"),
+    ("cost", "Float64"),
+    ("tokens", "Int64"),
+    ("latency", "Nullable(Float64)"),
+    ("input_tokens", "Int64"),
+    ("output_tokens", "Int64"),
+    ("severity", "UInt8"),
+    ("errors", "UInt64"),
+    ("_version", "UInt64"),
+    ("_deleted", "UInt8"),
 ]
-FIGURES_DDL = f"""CREATE TABLE IF NOT EXISTS {FIGURES} (
-    project_id String,
-    trace_id String,
-    timestamp DateTime64(6, 'UTC'),
-    environment String,
-    user_id Nullable(String),
-    session_id Nullable(String),
-    observations UInt64,
-    cost Float64,
-    tokens Int64,
-    latency Nullable(Float64),
-    input_tokens Int64,
-    output_tokens Int64,
-    severity UInt8,
-    errors UInt64,
-    _version UInt64,
-    _deleted UInt8,
-    INDEX idx_trace trace_id TYPE bloom_filter GRANULARITY 1,
-    INDEX idx_session session_id TYPE bloom_filter GRANULARITY 1
-)
-ENGINE = ReplacingMergeTree(_version, _deleted)
-ORDER BY (project_id, timestamp, trace_id)
-SETTINGS index_granularity = 256"""
+FIGURES_COLUMNS = [name for name, _ in _FIGURES_LAYOUT]
 # Ordered by the trace's time (fixed at its first write, so every version of a row has
 # the same key), as the reads that take many traces find them: the totals row's 10,000
 # latest traces at 10 M observations 225 -> 38 ms, the top sessions of a day 180 -> 16
@@ -120,6 +100,14 @@ SETTINGS index_granularity = 256"""
 # page of 50 25.6 ms with granules of 8,192 rows, 18.2 with 256). Compact parts (one
 # file for all columns) read such a page in 8.4 ms but scan a month for the top
 # sessions in 55 ms instead of 33: not taken.
+FIGURES_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {FIGURES} (\n"
+    + "".join(f"    {name} {kind},\n" for name, kind in _FIGURES_LAYOUT)
+    + "    INDEX idx_trace trace_id TYPE bloom_filter GRANULARITY 1,\n"
+    "    INDEX idx_session session_id TYPE bloom_filter GRANULARITY 1\n"
+    ")\nENGINE = ReplacingMergeTree(_version, _deleted)\n"
+    "ORDER BY (project_id, timestamp, trace_id)\nSETTINGS index_granularity = 256"
+)
 FIGURES_VIEW = (
     "CREATE VIEW IF NOT EXISTS trace_figures AS"
     f" SELECT * EXCEPT (_version, _deleted) FROM {FIGURES} FINAL"
@@ -251,8 +239,9 @@ def _figure_row(
 
 
 #: The figures of every stored trace from the events, in one statement per project
-#: (migration 3, :func:`rebuild`): the values :class:`Contribution` computes (latency in
-#: whole microseconds over 10^6, as ``timedelta.total_seconds``).
+#: (migration 3; :func:`rebuild` writes them through :func:`add`): the values
+#: :class:`Contribution` computes (latency in whole microseconds over 10^6, as
+#: ``timedelta.total_seconds``).
 _FILL = f"""INSERT INTO {FIGURES} ({", ".join(FIGURES_COLUMNS)})
 SELECT t.project_id, t.id, t.timestamp, t.environment, t.user_id, t.session_id,
     coalesce(o.n, 0), coalesce(o.cost, 0),

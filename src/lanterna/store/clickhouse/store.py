@@ -130,10 +130,10 @@ class ChTraces:
             # (filters ClickHouse scans for, a search): bind the ids (and their time
             # range, the figures' key).
             ids = [r["id"] for r in found[:limit]]
-            stamps = [d.ts_parse(r["timestamp"]) for r in found[:limit]]
+            stamps = [s for r in found[:limit] if (s := d.ts_parse(r["timestamp"]))]
             which, which_params = ", ".join("?" * len(ids)), ids
             keys = f"timestamp >= ? AND timestamp <= ? AND trace_id IN ({which})"
-            keys_params = [d.ts(min(stamps)), d.ts(max(stamps)), *ids]  # type: ignore[type-var]
+            keys_params = [d.ts(min(stamps)), d.ts(max(stamps)), *ids]
         else:
             # The chosen traces found again in each statement's subquery (the list's
             # time order, a tag, a user): ClickHouse parses a statement with 10,000 ids
@@ -188,11 +188,6 @@ class ChTraces:
         self, conn: Conn, project_id: str, trace_ids: Sequence[str]
     ) -> dict[str, list[str]]:
         return traces.score_ids(_on(self.events, conn), project_id, trace_ids)
-
-    def trace_rollups(
-        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
-    ) -> dict[str, TraceRollup]:
-        return self.trace_figures(conn, project_id, trace_ids)[1]
 
     def trace_figures(
         self,
