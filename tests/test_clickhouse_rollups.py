@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from helpers import T0, event, ingest, iso
 from lanterna.cli import main
 from lanterna.store import rollups
-from lanterna.store.clickhouse import EventsDb, migrate
+from lanterna.store.clickhouse import EventsDb, key_totals, migrate
 from lanterna.store.clickhouse import rollups as ch
 from lanterna.store.db import Database
 from test_rollups_property import _step, apply_step
@@ -86,6 +86,65 @@ def _figures(metrics: dict[str, Any], rolled: dict[str, Any]) -> dict[str, tuple
     }
 
 
+def keys_kept(events: EventsDb, pid: str) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """Every user's and session's kept totals (``key_totals_rows``, merged), rounded."""
+    _names, rows = events.query(
+        "SELECT kind, key, first_seen, last_seen, traces, observations, cost, input_tokens,"
+        f" output_tokens, total_tokens, users FROM {key_totals.TABLE} FINAL"
+        f" WHERE project_id = '{pid}'"
+    )
+    return {(r[0], r[1]): (*r[2:6], round(r[6], 9), *r[7:10], r[10]) for r in rows}
+
+
+def keys_raw(events: EventsDb, pid: str) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """Every user's and session's totals from the merged traces and observations."""
+    conn = events.conn(json_text=False)
+    out: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for kind in ("user", "session"):
+        col = f"{kind}_id"
+        sums = {
+            r["k"]: (r["n"], round(r["cost"], 9), r["i"], r["o"], r["t"])
+            for r in conn.all(
+                f"SELECT t.{col} AS k, count() AS n, sum(coalesce(o.total_cost, 0)) AS cost,"
+                " sum(coalesce(o.usage_input, 0)) AS i, sum(coalesce(o.usage_output, 0)) AS o,"
+                " sum(coalesce(o.usage_total, 0)) AS t FROM traces t JOIN observations o"
+                " ON o.project_id = t.project_id AND o.trace_id = t.id"
+                f" WHERE t.project_id = ? AND t.{col} IS NOT NULL GROUP BY t.{col}",
+                [pid],
+            )
+        }
+        users: dict[str, dict[str, int]] = {}
+        if kind == "session":
+            for r in conn.all(
+                "SELECT session_id, user_id, count() AS n FROM traces WHERE project_id = ?"
+                " AND session_id IS NOT NULL AND user_id IS NOT NULL GROUP BY session_id, user_id",
+                [pid],
+            ):
+                users.setdefault(r["session_id"], {})[r["user_id"]] = r["n"]
+        for r in conn.all(
+            f"SELECT {col} AS k, min(timestamp) AS f, max(timestamp) AS l, count() AS n"
+            f" FROM traces WHERE project_id = ? AND {col} IS NOT NULL GROUP BY {col}",
+            [pid],
+        ):
+            out[(kind, r["k"])] = (
+                r["f"].replace(tzinfo=None),
+                r["l"].replace(tzinfo=None),
+                r["n"],
+                *sums.get(r["k"], (0, 0.0, 0, 0, 0)),
+                users.get(r["k"], {}),
+            )
+    return out
+
+
+def user_traces(events: EventsDb, pid: str, source: str) -> set[tuple[Any, ...]]:
+    """The user, time, id, name and session of every trace with a user in ``source``."""
+    _names, rows = events.query(
+        f"SELECT user_id, timestamp, id, name, session_id FROM {source}"
+        f" WHERE project_id = '{pid}' AND user_id IS NOT NULL"
+    )
+    return set(rows)
+
+
 def _metrics(api: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
     query = {
         "view": "traces",
@@ -110,7 +169,8 @@ def test_the_kept_rollups_equal_a_rebuild_after_every_step(api, db_url, steps):
     scores re-sent with another type), trace and score deletes through the API: after
     each step the kept deltas sum, key by key, to the rollups of the raw rows, and each
     trace's kept figures (the trace list's latency, cost, tokens, level) are those of
-    its observations."""
+    its observations, each user's and session's kept totals those of its traces, and the
+    copy of the traces ordered by user holds each trace with a user as it is."""
     project = api.new_project()
     api.project, api.auth = project, project.auth
     events = api.app.state.runtime.store.events
@@ -119,6 +179,9 @@ def test_the_kept_rollups_equal_a_rebuild_after_every_step(api, db_url, steps):
         priced = apply_step(api, db_url, kind, arg, priced=priced)
         assert kept(events, project.id) == afresh(events, project.id), (kind, arg)
         assert figures_kept(api, project.id) == figures_raw(api, project.id), (kind, arg)
+        assert keys_kept(events, project.id) == keys_raw(events, project.id), (kind, arg)
+        want = user_traces(events, project.id, "traces")
+        assert user_traces(events, project.id, "user_traces") == want, (kind, arg)
 
 
 def test_an_observation_of_a_stored_trace_the_batch_does_not_hold(api):

@@ -192,9 +192,9 @@ def test_user_totals_equal_raw_rows_whatever_happens(api, db_url, steps):
 )
 @given(steps=st.lists(_step, min_size=1, max_size=6))
 def test_users_on_clickhouse_equal_raw_rows_whatever_happens(api, db_url, steps):
-    """On the ClickHouse event store (no ``user_totals``: a user's usage is the hourly
-    user rollup summed over every hour), the users API and each user's totals equal the
-    raw rows' aggregates whatever the events, user changes and deletes."""
+    """On the ClickHouse event store (``user_totals`` kept in ``key_totals_rows``), the
+    users API and each user's totals equal the raw rows' aggregates whatever the
+    events, user changes and deletes."""
     project = api.new_project()
     api.project, api.auth = project, project.auth
     priced = False
@@ -223,7 +223,6 @@ def _assert_usage_orders(api: Any) -> None:
                     offset=0,
                     order=o,
                     desc=d,
-                    kept_totals=False,
                 )
             )
             assert total == len(want)
@@ -234,7 +233,7 @@ def _assert_usage_orders(api: Any) -> None:
 def test_users_by_usage_follow_deletes_and_user_changes(api):
     """The users list by cost and by tokens, and each user's totals, after a user's only
     trace is deleted, a trace moves to another user, and a user has a trace without
-    observations (on ClickHouse from the hourly user rollup, every hour summed)."""
+    observations (on ClickHouse from the kept ``key_totals_rows``)."""
     from helpers import event, iso
 
     costs = {"ann": 3.0, "bob": 0.5, "cy": 2.0, "dee": 1.0, "eve": 4.0}

@@ -76,15 +76,11 @@ def _users(
     where: str,
     params: list[Any],
     heads: list[dict[str, Any]],
-    kept_totals: bool,
 ) -> list[UserTotals]:
     """The users of ``heads`` (rows of :data:`_USER_HEAD`) with their usage."""
     d = conn.dialect
     users = [h["user_id"] for h in heads]
-    if not kept_totals and _whole(scope):
-        sums = _usage_of_all_hours(conn, scope.project_id, users)
-    else:
-        sums = _usage_by(conn, "t.user_id", where, params, users)
+    sums = _usage_by(conn, "t.user_id", where, params, users)
     out = []
     for h in heads:
         first, last = d.ts_parse(h["first_seen"]), d.ts_parse(h["last_seen"])
@@ -93,25 +89,6 @@ def _users(
             UserTotals(h["user_id"], first, last, int(h["traces"]), sums.get(h["user_id"], Usage()))
         )
     return out
-
-
-def _usage_of_all_hours(conn: Conn, project_id: str, users: list[str]) -> dict[Any, Usage]:
-    """Each user's usage over the whole project from the hourly user rollup, every hour
-    summed (the ClickHouse event store, which keeps no ``user_totals``: joining the
-    users' traces to their observations read every observation of the project, 280 ms
-    for one user at 1 M observations). The rollup holds what the raw rows give: the
-    observations of the user's traces, kept by the write path and deletes."""
-    if not users:
-        return {}
-    listed = ", ".join("?" * len(users))
-    rows = conn.all(
-        "SELECT user_id AS key, SUM(observations) AS observations, SUM(cost) AS cost,"
-        " SUM(input_tokens) AS input, SUM(output_tokens) AS output, SUM(total_tokens) AS total"
-        f" FROM rollup_user_hours WHERE project_id = ? AND user_id IN ({listed})"
-        " GROUP BY user_id",
-        [project_id, *users],
-    )
-    return {r["key"]: Usage.of(r) for r in rows}
 
 
 #: What a user list can be ordered by -> the column of :data:`_USER_HEAD` (or of
@@ -175,15 +152,14 @@ def list_users(
     offset: int,
     order: str = "lastSeen",
     desc: bool = True,
-    kept_totals: bool = True,
 ) -> tuple[list[UserTotals], int]:
     """A page of users (the distinct ``userId`` of traces), ordered by ``order`` (a key
     of :data:`USER_ORDERS`; most recently seen first by default), ties by user id.
 
-    A whole project's users come from ``user_totals`` (one row per user) where the write
-    path keeps it (``kept_totals``: not on the ClickHouse event store); a scope with a
-    time range or filter groups its traces."""
-    if kept_totals and _whole(scope):
+    A whole project's users come from ``user_totals`` (one row per user, kept by the
+    write path on every backend); a scope with a time range or filter groups its
+    traces."""
+    if _whole(scope):
         return _list_from_totals(
             conn, scope.project_id, limit=limit, offset=offset, order=order, desc=desc
         )
@@ -198,22 +174,11 @@ def list_users(
     by = f"{column} {'DESC' if desc else 'ASC'}, user_id"
     if column in ("cost", "total"):
         # Usage sums decide the page: find its users first, then their heads.
-        if not kept_totals and _whole(scope):
-            # ClickHouse: each user's sums from the hourly user rollup (every hour; a
-            # user's delta rows may take all their traces away) instead of joining
-            # every trace to every observation of the project.
-            page = conn.all(
-                "SELECT user_id, SUM(cost) AS cost, SUM(total_tokens) AS total"
-                " FROM rollup_user_hours WHERE project_id = ? GROUP BY user_id"
-                f" HAVING SUM(traces) > 0 ORDER BY {by} LIMIT ? OFFSET ?",
-                [scope.project_id, limit, offset],
-            )
-        else:
-            page = conn.all(
-                f"SELECT t.user_id AS user_id, {USAGE} FROM traces t LEFT {JOIN}"
-                f" WHERE {where} GROUP BY t.user_id ORDER BY {by} LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            )
+        page = conn.all(
+            f"SELECT t.user_id AS user_id, {USAGE} FROM traces t LEFT {JOIN}"
+            f" WHERE {where} GROUP BY t.user_id ORDER BY {by} LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
         ids = [r["user_id"] for r in page]
         heads = conn.all(
             f"{_USER_HEAD} WHERE {where} AND t.user_id IN ({', '.join('?' * len(ids))})"
@@ -226,15 +191,13 @@ def list_users(
             f"{_USER_HEAD} WHERE {where} GROUP BY t.user_id ORDER BY {by} LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-    return _users(conn, scope, where, params, heads, kept_totals), total
+    return _users(conn, scope, where, params, heads), total
 
 
-def get_user(
-    conn: Conn, scope: Scope, user_id: str, *, kept_totals: bool = True
-) -> UserTotals | None:
-    """One user's totals, or None when no trace in scope has that ``userId``
-    (``kept_totals`` as in :func:`list_users`)."""
-    if kept_totals and _whole(scope):
+def get_user(conn: Conn, scope: Scope, user_id: str) -> UserTotals | None:
+    """One user's totals, or None when no trace in scope has that ``userId`` (a
+    whole project's from ``user_totals``, as in :func:`list_users`)."""
+    if _whole(scope):
         row = conn.one(
             "SELECT * FROM user_totals WHERE project_id = ? AND user_id = ?",
             [scope.project_id, user_id],
@@ -244,13 +207,13 @@ def get_user(
     where += " AND t.user_id = ?"
     params.append(user_id)
     head = conn.one(f"{_USER_HEAD} WHERE {where} GROUP BY t.user_id", params)
-    found = _users(conn, scope, where, params, [head] if head else [], kept_totals)
+    found = _users(conn, scope, where, params, [head] if head else [])
     return found[0] if found else None
 
 
 def _latest(conn: Conn, project_id: str, user_id: str, recent: int | None) -> list[dict[str, Any]]:
     """Ids and names of a user's traces: all of them, or their latest ``recent``."""
-    sql = "SELECT id, name FROM traces WHERE project_id = ? AND user_id = ?"
+    sql = f"SELECT id, name FROM {conn.dialect.user_traces} WHERE project_id = ? AND user_id = ?"
     if recent is None:
         return conn.all(sql, [project_id, user_id])
     return conn.all(f"{sql} ORDER BY timestamp DESC LIMIT ?", [project_id, user_id, recent])
@@ -315,7 +278,8 @@ def _summaries_at_once(
     traces = conn.all(
         "SELECT r.user_id AS user_id, r.id AS id, r.name AS name FROM (SELECT user_id, id,"
         " name, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY timestamp DESC, id DESC) AS n"
-        f" FROM traces WHERE project_id = ? AND user_id IN ({marks})) AS r{cut}",
+        f" FROM {conn.dialect.user_traces} WHERE project_id = ? AND user_id IN ({marks}))"
+        f" AS r{cut}",
         [project_id, *users, *([] if recent is None else [recent])],
     )
     owner: dict[str, str] = {}

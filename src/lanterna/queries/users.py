@@ -25,14 +25,9 @@ LIST_RECENT = 100
 PAGE_RECENT = 1000
 
 
-def _kept(store: Store) -> bool:
-    """Whether the write path keeps per-user totals (``user_totals``): in the SQL store."""
-    return store.events_backend == "sql"
-
-
 def user_totals(store: Store, conn: Conn, scope: Scope, user_id: str) -> UserTotals | None:
     """One user's totals in ``scope``, or None when no trace in it has that ``userId``."""
-    return get_user(store.events_conn(conn), scope, user_id, kept_totals=_kept(store))
+    return get_user(store.events_conn(conn), scope, user_id)
 
 
 @dataclass(slots=True)
@@ -70,7 +65,6 @@ def user_list(
         offset=offset,
         order=order,
         desc=desc,
-        kept_totals=_kept(store),
     )
     items = [UserItem(u) for u in users]
     if details:

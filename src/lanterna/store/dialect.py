@@ -55,6 +55,11 @@ class Dialect:
     #: views), so reads of many keys go in one statement rather than one per key or
     #: in short lists.
     few_statements = False
+    #: The table (or view) to read a user's traces from, by ``project_id`` and
+    #: ``user_id`` (columns ``id``, ``timestamp``, ``name``, ``session_id``): the
+    #: traces themselves where an index finds a user's; ClickHouse keeps a copy ordered
+    #: by user (``store/clickhouse/key_totals.py``).
+    user_traces = "traces"
     #: Whether a join reads its right side whole before matching (ClickHouse's hash
     #: joins): a page of rows joined to a big table looks its few keys up instead.
     whole_right_joins = False

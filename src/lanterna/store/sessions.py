@@ -143,9 +143,10 @@ def sessions_of_user(conn: Conn, project_id: str, user_id: str, *, limit: int = 
     sessions whose latest trace is newer than the oldest trace read: their latest
     traces are all in the sample, and every other session's is older, so the answer is
     exact. Otherwise every trace of the user is grouped."""
+    source = conn.dialect.user_traces
     for size in (USER_SESSIONS_SAMPLE, 10 * USER_SESSIONS_SAMPLE):
         sample = conn.all(
-            "SELECT session_id, timestamp FROM traces WHERE project_id = ? AND user_id = ?"
+            f"SELECT session_id, timestamp FROM {source} WHERE project_id = ? AND user_id = ?"
             " ORDER BY timestamp DESC LIMIT ?",
             (project_id, user_id, size),
         )
@@ -161,7 +162,7 @@ def sessions_of_user(conn: Conn, project_id: str, user_id: str, *, limit: int = 
             ranked.sort(key=lambda x: x[1], reverse=True)
             return [sid for sid, _ in ranked[:limit]]
     rows = conn.all(
-        "SELECT session_id, MAX(timestamp) AS last FROM traces"
+        f"SELECT session_id, MAX(timestamp) AS last FROM {source}"
         " WHERE project_id = ? AND user_id = ? AND session_id IS NOT NULL"
         " GROUP BY session_id ORDER BY last DESC, session_id LIMIT ?",
         (project_id, user_id, limit),

@@ -241,6 +241,16 @@ def _matching(conn: Conn, project_id: str, query: TraceQuery) -> _Matching:
     d = conn.dialect
     base = f"t.project_id = ? AND {compiled.where()}"
     base_params = [project_id, *compiled.params]
+    user = _one_user(query)
+    if user is not None and d.user_traces != "traces":
+        # ClickHouse: the user's traces found by key in the copy ordered by user, so
+        # that the traces are read by their own key (the condition holds on the
+        # merged row all the same)
+        base += (
+            f" AND (t.timestamp, t.id) IN (SELECT timestamp, id FROM {d.user_traces}"
+            " WHERE project_id = ? AND user_id = ?)"
+        )
+        base_params += [project_id, user]
     hits = d.search_hits(query.search) if query.search else None
     # A search the index narrows to few traces reads those and sorts them; a broad one
     # reads the traces in list order until the page is full. Either way the count
@@ -268,6 +278,14 @@ def _matching(conn: Conn, project_id: str, query: TraceQuery) -> _Matching:
     in_order = not compiled.clauses and query.order_field == "timestamp"
     in_order = in_order and not (hits is not None and few)
     return _Matching(where, params, order, source, count_where, count_params, unfiltered, in_order)
+
+
+def _one_user(query: TraceQuery) -> str | None:
+    """The user id a query's traces must have, when it names one."""
+    for c in query.conditions():
+        if c.column == "userId" and c.operator == "=" and isinstance(c.value, str):
+            return c.value
+    return None
 
 
 @dataclass(slots=True)

@@ -136,6 +136,7 @@ class ClickHouseDialect(Dialect):
     name = "clickhouse"
     keeps_row_counts = False
     few_statements = True
+    user_traces = "user_traces"
     whole_right_joins = True
     subquery_fence = ""  # ClickHouse computes a subquery's columns once
 

@@ -31,9 +31,10 @@ the row of every trace whose figures changed and a deleted row for every trace g
 those reads find a page's traces by key instead of reading their observations, which
 ClickHouse keeps scattered over the whole time range (tens of milliseconds a page).
 
-The per-user and per-session totals (``user_totals``, ``session_totals``), the SQL
-``trace_totals`` table and the A/B rollups are not kept here: what reads them on SQL
-reads the raw rows (or ``trace_figures``) on ClickHouse
+After the figures, :func:`add` moves each user's and session's totals and the traces in
+user order (:mod:`.key_totals`). The SQL ``trace_totals`` table, its cost-indexed
+``session_totals`` and the A/B rollups are not kept here: what reads them on SQL reads
+the raw rows (or ``trace_figures``) on ClickHouse
 (:func:`lanterna.store.rollup_read.totals_kept`).
 """
 
@@ -43,9 +44,12 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC
 from typing import Any
 
+from ...timeutil import now
 from .. import rollups
 from ..rollups import TABLES, Contribution, contribution
+from . import key_totals
 from .conn import EventsDb
+from .schema import replacing_ddl
 
 DELTAS = "rollup_deltas"
 _TEXT_KEYS = ("k1", "k2", "k3", "k4", "k5")
@@ -100,13 +104,15 @@ FIGURES_COLUMNS = [name for name, _ in _FIGURES_LAYOUT]
 # page of 50 25.6 ms with granules of 8,192 rows, 18.2 with 256). Compact parts (one
 # file for all columns) read such a page in 8.4 ms but scan a month for the top
 # sessions in 55 ms instead of 33: not taken.
-FIGURES_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {FIGURES} (\n"
-    + "".join(f"    {name} {kind},\n" for name, kind in _FIGURES_LAYOUT)
-    + "    INDEX idx_trace trace_id TYPE bloom_filter GRANULARITY 1,\n"
-    "    INDEX idx_session session_id TYPE bloom_filter GRANULARITY 1\n"
-    ")\nENGINE = ReplacingMergeTree(_version, _deleted)\n"
-    "ORDER BY (project_id, timestamp, trace_id)\nSETTINGS index_granularity = 256"
+FIGURES_DDL = replacing_ddl(
+    FIGURES,
+    _FIGURES_LAYOUT,
+    "project_id, timestamp, trace_id",
+    indexes=(
+        "INDEX idx_trace trace_id TYPE bloom_filter GRANULARITY 1",
+        "INDEX idx_session session_id TYPE bloom_filter GRANULARITY 1",
+    ),
+    granularity=256,
 )
 FIGURES_VIEW = (
     "CREATE VIEW IF NOT EXISTS trace_figures AS"
@@ -172,15 +178,30 @@ def add(
     minus: Contribution | None = None,
     *,
     figures: bool = True,
+    keys: bool = True,
 ) -> int:
     """Insert the deltas moving the project's rollups by ``plus - minus`` and (with
-    ``figures``) the changed ``trace_figures_rows``; return how many delta rows."""
+    ``figures``) the changed ``trace_figures_rows``, then (with ``keys`` too) the
+    users' and sessions' rows they move (:mod:`.key_totals`); return how many delta
+    rows."""
+    from .events import next_version
+
     rows = rows_of(project_id, plus, minus)
     if rows:
         events.insert(DELTAS, rows, COLUMNS)
     changed = figure_rows(project_id, plus, minus) if figures else []
     if changed:
         events.insert(FIGURES, changed, FIGURES_COLUMNS)
+        if keys:
+            version = next_version()
+            copied = key_totals.user_trace_rows(project_id, plus, minus, version)
+            if copied:
+                events.insert(key_totals.USER_TRACES, copied, key_totals.USER_TRACES_COLUMNS)
+            moved = key_totals.rows_of(
+                events, project_id, plus, minus, stamp=now(), version=version
+            )
+            if moved:
+                events.insert(key_totals.TABLE, moved, key_totals.COLUMNS)
     return len(rows)
 
 
@@ -320,8 +341,11 @@ def rebuild(
 ) -> int:
     """Recompute the rollups of ``project_ids`` (default: every project with events)
     from the events: their deltas dropped, then one row per key inserted; return how
-    many rows. With ``figures``, the traces' ``trace_figures_rows`` too (migration 2,
-    which runs before the table exists, leaves them to migration 3)."""
+    many rows. With ``figures``, the traces' ``trace_figures_rows`` and the users' and
+    sessions' ``key_totals_rows`` too (migration 2, which runs before those tables
+    exist, leaves them to migrations 3 and 4)."""
+    from .events import next_version
+
     conn = events.conn(json_text=True)
     if project_ids is None:
         project_ids = sorted(
@@ -334,18 +358,23 @@ def rebuild(
         events.command(f"TRUNCATE TABLE {DELTAS}")
         if figures:
             events.command(f"TRUNCATE TABLE {FIGURES}")
+            events.command(f"TRUNCATE TABLE {key_totals.TABLE}")
+            events.command(f"TRUNCATE TABLE {key_totals.USER_TRACES}")
     else:
         for project_id in project_ids:
             conn.run(f"DELETE FROM {DELTAS} WHERE project_id = ?", [project_id])
             if figures:
-                conn.run(f"DELETE FROM {FIGURES} WHERE project_id = ?", [project_id])
+                for table in (FIGURES, key_totals.TABLE, key_totals.USER_TRACES):
+                    conn.run(f"DELETE FROM {table} WHERE project_id = ?", [project_id])
     written = 0
     for project_id in project_ids:
         ids = trace_ids_of(events, project_id)
         for start in range(0, len(ids), _CHUNK):
-            now = traces_now(events, project_id, ids[start : start + _CHUNK])
-            written += add(events, project_id, now, figures=figures)
+            stored = traces_now(events, project_id, ids[start : start + _CHUNK])
+            written += add(events, project_id, stored, figures=figures, keys=False)
         written += add(
             events, project_id, rollups.scores(score_rows(events, project_id, "1 = 1", []))
         )
+    if figures:  # every user and session from the figures just written
+        key_totals.fill(events, project_ids, next_version())
     return written

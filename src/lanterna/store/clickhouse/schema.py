@@ -19,7 +19,7 @@ Applied versions are recorded in ``lanterna_migrations``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 
 from ..rollups import TABLES as TABLES_OF_ROLLUPS
@@ -117,6 +117,24 @@ _SCORES = f"""CREATE TABLE IF NOT EXISTS scores_rows (
 {_ENGINE.format(time="timestamp")}"""
 
 
+def replacing_ddl(
+    table: str,
+    layout: Sequence[tuple[str, str]],
+    order_by: str,
+    *,
+    indexes: Sequence[str] = (),
+    granularity: int | None = None,
+) -> str:
+    """``CREATE TABLE`` of a ``ReplacingMergeTree(_version, _deleted)`` with the columns
+    ``layout`` (name, type) and skip ``indexes``, ordered by ``order_by``."""
+    lines = [f"    {name} {kind}" for name, kind in layout] + [f"    {i}" for i in indexes]
+    settings = f"\nSETTINGS index_granularity = {granularity}" if granularity else ""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} (\n" + ",\n".join(lines) + "\n)\n"
+        f"ENGINE = ReplacingMergeTree(_version, _deleted)\nORDER BY ({order_by}){settings}"
+    )
+
+
 def _view(table: str) -> str:
     return (
         f"CREATE VIEW IF NOT EXISTS {table} AS"
@@ -143,6 +161,24 @@ def _figures(events: EventsDb) -> None:
     rollups.fill_figures(events)
 
 
+def _key_totals(events: EventsDb) -> None:
+    """Migration 4: the users' and sessions' totals table and views and the traces
+    ordered by user, filled from the figures and the traces."""
+    from . import key_totals
+    from .events import next_version
+
+    for statement in (
+        key_totals.DDL,
+        key_totals.USERS_VIEW,
+        key_totals.SESSIONS_VIEW,
+        key_totals.USER_TRACES_DDL,
+        key_totals.USER_TRACES_VIEW,
+    ):
+        events.command(statement)
+    _, rows = events.query("SELECT DISTINCT project_id FROM trace_figures")
+    key_totals.fill(events, sorted(r[0] for r in rows), next_version())
+
+
 #: A migration step: a statement, or a function of the events database (run once).
 Step = Callable[[EventsDb], object]
 
@@ -165,6 +201,9 @@ MIGRATIONS: list[tuple[int, list[str | Step]]] = [
     # Each trace's figures (``rollups.py``): the table, its view, and the rows of the
     # traces already stored.
     (3, [_figures]),
+    # Each user's and session's totals (``key_totals.py``): the table, its views, and
+    # the rows of the traces already stored.
+    (4, [_key_totals]),
 ]
 
 #: The event tables (view name -> table written).

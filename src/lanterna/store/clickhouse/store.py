@@ -38,6 +38,7 @@ from ..protocols import CursorPage, Page, Row
 from ..scores import ScoreDistribution, ScoreQuery
 from ..sessions import SessionStats
 from ..traces import TraceQuery, TraceRollup, TraceTotals
+from . import key_totals
 from .conn import EventsDb, events_on
 from .events import ChIngest, tombstones
 from .lifecycle import ChLifecycle
@@ -328,17 +329,9 @@ class ChScores:
         )
 
 
-#: Sessions as the traces name them: the SQL store keeps a ``sessions`` row written with
-#: a session's first trace (its environment, the time it was stored); here the same
-#: comes from the session's earliest stored trace. (ClickHouse resolves a column's name
-#: to a SELECT alias of that name, so the inner aliases differ from the columns read;
-#: the outer filters on ``project_id``, a grouping key, reach the inner query.)
-_SESSIONS = (
-    "(SELECT project_id, sid AS id, env AS environment, stored AS created_at FROM ("
-    "SELECT project_id, session_id AS sid, argMin(environment, (created_at, id)) AS env,"
-    " min(created_at) AS stored FROM traces WHERE session_id IS NOT NULL"
-    " GROUP BY project_id, session_id)) AS sessions"
-)
+#: Sessions as the SQL store's ``sessions`` table has them (id, environment and time of
+#: the trace that began it), from each session's kept totals (``key_totals.py``).
+_SESSIONS = "kept_sessions"
 
 
 class ChSessions:
@@ -375,10 +368,28 @@ class ChSessions:
     def traces_of_session(self, conn: Conn, project_id: str, session_id: str) -> list[Row]:
         return sessions.traces_of_session(_on(self.events, conn), project_id, session_id)
 
+    def _kept(self, conn: Conn, project_id: str, session_ids: Sequence[str]) -> list[Row]:
+        """The kept totals (``key_totals.py``) of the sessions ``session_ids``."""
+        ids = list(dict.fromkeys(session_ids))
+        if not ids:
+            return []
+        return _on(self.events, conn).all(
+            "SELECT key, traces, first_seen, last_seen, cost, total_tokens, users"
+            f" FROM {key_totals.TABLE} FINAL WHERE project_id = ? AND kind = 'session'"
+            f" AND key IN ({', '.join('?' * len(ids))})",
+            [project_id, *ids],
+        )
+
     def session_stats(
         self, conn: Conn, project_id: str, session_ids: Sequence[str]
     ) -> dict[str, SessionStats]:
-        return sessions.session_stats(_on(self.events, conn), project_id, session_ids)
+        """A page of sessions' stats from their kept totals: one read by key."""
+        out = {sid: SessionStats() for sid in dict.fromkeys(session_ids)}
+        for r in self._kept(conn, project_id, session_ids):
+            out[r["key"]] = SessionStats(
+                int(r["traces"]), r["first_seen"], r["last_seen"], sorted(r["users"])
+            )
+        return out
 
     def sessions_of_user(
         self, conn: Conn, project_id: str, user_id: str, *, limit: int = 50
@@ -388,20 +399,11 @@ class ChSessions:
     def session_usage(
         self, conn: Conn, project_id: str, session_ids: Sequence[str]
     ) -> dict[str, tuple[float, int]] | None:
-        """``session id -> (cost, total tokens)`` of a page of sessions: their traces'
-        ``trace_figures`` rows summed (ClickHouse keeps no per-session totals), one
-        statement."""
-        ids = list(dict.fromkeys(session_ids))
-        out = {sid: (0.0, 0) for sid in ids}
-        if not ids:
-            return out
-        for r in _on(self.events, conn).all(
-            "SELECT session_id, SUM(cost) AS cost, SUM(tokens) AS tokens FROM trace_figures"
-            f" WHERE project_id = ? AND session_id IN ({', '.join('?' * len(ids))})"
-            " GROUP BY session_id",
-            [project_id, *ids],
-        ):
-            out[r["session_id"]] = (float(r["cost"] or 0.0), int(r["tokens"] or 0))
+        """``session id -> (cost, total tokens)`` of a page of sessions, from their kept
+        totals."""
+        out = {sid: (0.0, 0) for sid in dict.fromkeys(session_ids)}
+        for r in self._kept(conn, project_id, session_ids):
+            out[r["key"]] = (float(r["cost"]), int(r["total_tokens"]))
         return out
 
 
