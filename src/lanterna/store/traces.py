@@ -242,7 +242,8 @@ def _matching(conn: Conn, project_id: str, query: TraceQuery) -> _Matching:
     base = f"t.project_id = ? AND {compiled.where()}"
     base_params = [project_id, *compiled.params]
     user = _one_user(query)
-    if user is not None and d.user_traces != "traces":
+    order_by_time = query.order_field == "timestamp"
+    if user is not None and _few_of_user(conn, project_id, user):
         # ClickHouse: the user's traces found by key in the copy ordered by user, so
         # that the traces are read by their own key (the condition holds on the
         # merged row all the same)
@@ -274,10 +275,38 @@ def _matching(conn: Conn, project_id: str, query: TraceQuery) -> _Matching:
         source = f"({hits[0]}) AS h CROSS JOIN traces t ON t.rowid = h.rowid"
         count_where, count_params = where_of(False)
         count_params = [*hits[1], *count_params]
+    only_user = len(query.conditions()) == 1 and not (query.search or query.model)
+    if user is not None and d.user_traces != "traces" and only_user and order_by_time:
+        # ClickHouse, the traces of one user in time order and no other condition:
+        # counted (and the totals row's chosen in order) in the copy ordered by user
+        # (a busy user's 35,000 traces at 10 M observations: 10 ms, against 180 for
+        # their merged rows)
+        source, count_where = f"{d.user_traces} t", "t.project_id = ? AND t.user_id = ?"
+        count_params = [project_id, user]
     unfiltered = not compiled.clauses and not query.search and not query.model
     in_order = not compiled.clauses and query.order_field == "timestamp"
     in_order = in_order and not (hits is not None and few)
     return _Matching(where, params, order, source, count_where, count_params, unfiltered, in_order)
+
+
+#: A user with at most this many traces has them found by key on ClickHouse
+#: (:func:`_few_of_user`).
+FEW_USER_TRACES = 2000
+
+
+def _few_of_user(conn: Conn, project_id: str, user: str) -> bool:
+    """Whether the traces of ``user`` are best found by key in the copy of the traces
+    ordered by user (``Dialect.user_traces``, ClickHouse): when they are few. At 10 M
+    observations the merged rows of a user's 40 traces with a name filter take 36 ms
+    (count) and 84 ms (a page) found that way against 177 and 518 read whole; 400
+    traces 122 and 144 against 198 and 174; but 35,000 traces (whose rows cover most of
+    the table) 212 and 67 against 178 and 47."""
+    if conn.dialect.user_traces == "traces":
+        return False
+    traces = conn.scalar(
+        "SELECT traces FROM user_totals WHERE project_id = ? AND user_id = ?", [project_id, user]
+    )
+    return int(traces or 0) <= FEW_USER_TRACES
 
 
 def _one_user(query: TraceQuery) -> str | None:
