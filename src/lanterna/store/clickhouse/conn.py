@@ -343,6 +343,8 @@ class EventsDb:
             _CHDB_LOCK if self.url.kind == "chdb" else contextlib.nullcontext()
         )
         self._client = _open(self.url)
+        #: table -> column name -> type, read once per table (see :meth:`insert`)
+        self._types: dict[str, dict[str, str]] = {}
 
     @property
     def database(self) -> str:
@@ -367,9 +369,21 @@ class EventsDb:
             self._client.command(sql, settings=self.SETTINGS)
 
     def insert(self, table: str, rows: list[list[Any]], columns: Sequence[str]) -> None:
-        """Insert ``rows`` synchronously: when this returns, ClickHouse has them."""
+        """Insert ``rows`` synchronously: when this returns, ClickHouse has them.
+
+        The columns' types are read once per table and handed to the client, which
+        otherwise asks for them (``DESCRIBE TABLE``) before every insert: 0.6-1.8 ms of
+        an insert's 4-5 ms in chDB. Tables change only in migrations, which run before
+        this process writes."""
+        names = list(columns)
+        types = self._types.get(table)
+        if types is None or not all(name in types for name in names):
+            _, described = self.query(f"DESCRIBE TABLE {table}")
+            types = self._types[table] = {str(r[0]): str(r[1]) for r in described}
         with self._lock:
-            self._client.insert(table, rows, column_names=list(columns))
+            self._client.insert(
+                table, rows, column_names=names, column_type_names=[types[n] for n in names]
+            )
 
     def conn(self, *, json_text: bool) -> Any:
         """A :class:`~lanterna.store.db.Conn` running the portable queries here."""
