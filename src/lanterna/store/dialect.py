@@ -49,7 +49,8 @@ class Dialect:
     #: nothing (``BEGIN IMMEDIATE`` already holds the only write lock).
     for_update = ""
     #: Whether the write path keeps per-project row counts (``store/row_counts.py``),
-    #: which an unfiltered list's total reads; a store without them counts rows.
+    #: which an unfiltered list's total reads; a store without them (ClickHouse) sums
+    #: its daily rollups' counts instead (``row_counts.count``).
     keeps_row_counts = True
     #: Whether each statement costs a lot whatever it reads (ClickHouse: its ``FINAL``
     #: views), so reads of many keys go in one statement rather than one per key or

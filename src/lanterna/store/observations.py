@@ -126,7 +126,7 @@ def list_observations(
     join = TRACE_JOIN if "trace" in compiled.joins else ""
     where = f"o.project_id = ? AND {compiled.where()}"
     params = [project_id, *compiled.params]
-    if compiled.clauses or not conn.dialect.keeps_row_counts:
+    if compiled.clauses:
         total = int(
             conn.scalar(f"SELECT COUNT(*) FROM observations o {join} WHERE {where}", params)
         )

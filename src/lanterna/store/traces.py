@@ -178,7 +178,7 @@ def list_traces(
     source, count_where, count_params = m.source, m.count_where, m.count_params
     order = m.order
     cap = None if count_limit is None else max(count_limit, offset + limit) + 1
-    if m.unfiltered and conn.dialect.keeps_row_counts:  # the count kept in the write path
+    if m.unfiltered:  # the count kept in the write path (row_counts, or the rollups)
         total = row_counts.count(conn, project_id, "trace")
         total = total if cap is None else min(total, cap)
     else:
