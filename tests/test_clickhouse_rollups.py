@@ -304,23 +304,44 @@ def test_the_migration_fills_the_rollups_of_stored_events(api, db_url):
     assert kept(events, pid) == want
 
 
-def test_a_failed_insert_inside_a_batch_leaves_the_rollups_right(api, monkeypatch):
-    """The traces of a batch inserted, its observations' insert failing: the rollups
-    move by what was stored, so the re-sent batch (or the writer's retry) adds only the
-    rest, and they equal the raw rows'."""
+@pytest.mark.parametrize(
+    "failing",
+    [
+        "observations_rows",
+        "rollup_deltas",
+        "trace_figures_rows",
+        "user_traces_rows",
+        "key_totals_rows",
+    ],
+)
+def test_a_failed_insert_inside_a_batch_leaves_the_rollups_right(api, monkeypatch, failing):
+    """The traces of a batch inserted, then one insert failing (its observations', or
+    one of the rollups' steps): the rollups, figures, users' and sessions' totals and the
+    traces in user order move by what was stored, each step once, so the re-sent batch
+    (or the writer's retry) adds only the rest, and they equal the raw rows'."""
     events = api.app.state.runtime.store.events
     real = type(events).insert
     failed = []
+    ingest(api, event("trace-create", {"id": "t1", "userId": "u", "sessionId": "s"}))
 
     def flaky(self: Any, table: str, rows: list[list[Any]], columns: Any) -> None:
-        if table == "observations_rows" and not failed:
+        if table == failing and not failed:
             failed.append(table)
             raise RuntimeError("connection dropped")
         real(self, table, rows, columns)
 
     monkeypatch.setattr(type(events), "insert", flaky)
     batch = [
-        event("trace-create", {"id": "t9", "name": "chat", "timestamp": iso(seconds=3)}),
+        event(
+            "trace-create",
+            {
+                "id": "t9",
+                "name": "chat",
+                "timestamp": iso(seconds=3),
+                "userId": "u",
+                "sessionId": "s",
+            },
+        ),
         event(
             "span-create",
             {"id": "o9", "traceId": "t9", "startTime": iso(seconds=4), "endTime": iso(seconds=6)},
@@ -333,7 +354,63 @@ def test_a_failed_insert_inside_a_batch_leaves_the_rollups_right(api, monkeypatc
         answered = False
     if not answered:  # as an SDK does: the batch again
         assert api.post("/api/public/ingestion", json=body).status_code < 300
-    assert failed == ["observations_rows"]
+    assert failed == [failing]
     pid = api.project.id
     assert kept(events, pid) == afresh(events, pid)
+    assert figures_kept(api, pid) == figures_raw(api, pid)
+    assert keys_kept(events, pid) == keys_raw(events, pid)
+    assert user_traces(events, pid, "user_traces") == user_traces(events, pid, "traces")
+    assert keys_kept(events, pid)[("session", "s")][2] == 2  # two traces, once each
     assert [o["id"] for o in api.get("/api/public/traces/t9").json()["observations"]] == ["o9"]
+
+
+def _sessions_kept(events: EventsDb, pid: str) -> dict[str, tuple[Any, ...]]:
+    _names, rows = events.query(
+        f"SELECT id, environment, created_at FROM kept_sessions WHERE project_id = '{pid}'"
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def test_the_writer_and_a_rebuild_keep_the_same_users_and_sessions(api):
+    """What the writer keeps of each user and session (sums, first and last trace, a
+    session's traces per user, environment and start) is what a rebuild (and migration
+    4, the same statements) computes from the stored traces: a session begun by traces
+    of two environments in one batch, a user id that is the empty string, a trace
+    moved to another session, a session emptied by a delete. (A session whose first
+    traces are gone keeps their environment and start in the writer, as the SQL store's
+    ``sessions`` row does, where a rebuild takes its remaining traces'.)"""
+
+    def trace(tid: str, at: float, **body: Any) -> dict[str, Any]:
+        return event("trace-create", {"id": tid, "timestamp": iso(seconds=at), **body})
+
+    ingest(
+        api,
+        trace("a2", 5, sessionId="s1", userId="ann", environment="dev"),
+        trace("a1", 2, sessionId="s1", userId="", environment="production"),
+        trace("a3", 2, sessionId="s1", userId="bob", environment="staging"),
+        trace("b1", 9, sessionId="s2", userId="ann"),
+        trace("c1", 1, sessionId="s3", userId="cy"),
+        event(
+            "generation-create",
+            {
+                "id": "g1",
+                "traceId": "a2",
+                "startTime": iso(seconds=5),
+                "usageDetails": {"input": 5, "output": 2},
+                "costDetails": {"total": 0.25},
+            },
+        ),
+    )
+    ingest(api, trace("b2", 0, sessionId="s2", userId="bob"))
+    ingest(api, event("trace-create", {"id": "b2", "sessionId": "s1"}))  # s2 -> s1
+    assert api.delete("/api/public/traces/c1").status_code == 200  # s3 is empty
+    events = api.app.state.runtime.store.events
+    pid = api.project.id
+    keys, sessions = keys_kept(events, pid), _sessions_kept(events, pid)
+    assert keys == keys_raw(events, pid)
+    assert set(sessions) == {"s1", "s2"}
+    assert sessions["s1"][0] == "production"  # a1: earliest time, then id, of its batch
+    assert keys[("session", "s1")][-1] == {"": 1, "ann": 1, "bob": 2}
+    ch.rebuild(events, [pid])
+    assert keys_kept(events, pid) == keys
+    assert _sessions_kept(events, pid) == sessions

@@ -364,7 +364,9 @@ class EventsDb:
         return result.column_names, list(result.result_rows)
 
     def command(self, sql: str) -> None:
-        """Run a statement that returns no rows (DDL)."""
+        """Run a statement that returns no rows (DDL: the column types :meth:`insert`
+        holds are read again after one)."""
+        self._types.clear()
         with self._lock:
             self._client.command(sql, settings=self.SETTINGS)
 

@@ -210,6 +210,7 @@ class ChPrepared(write.PreparedEvents):
         if slow:
             minus.update(ch_rollups.traces_now(events, project_id, slow), totals=True)
         written = 0
+        done: set[str] = set()  # the steps of ``ch_rollups.add`` written
         try:
             for kind, out in rows.items():
                 if out:
@@ -217,10 +218,10 @@ class ChPrepared(write.PreparedEvents):
                     written += len(out)
             if slow:
                 plus.update(ch_rollups.traces_now(events, project_id, slow), totals=True)
-            ch_rollups.add(events, project_id, plus, minus)
+            ch_rollups.add(events, project_id, plus, minus, stamp=stamp, done=done)
         except Exception:
             if written:  # part of the batch is stored: the rollups follow it
-                self._settle(merged, minus, slow)
+                self._settle(merged, minus, slow, stamp, done)
             raise
         return written
 
@@ -229,12 +230,15 @@ class ChPrepared(write.PreparedEvents):
         merged: _Merged,
         minus: Contribution,
         slow: set[str],
+        stamp: datetime,
+        done: set[str],
     ) -> None:
         """After an insert of the batch failed with some of it stored: move the
         rollups from what the batch's traces and scores held before it (``minus``, and
         nothing for its new traces) to what is stored now, so that the writer's retry
         of each request on its own, which starts from the stored rows, adds only the
-        rest."""
+        rest. The steps of the rollups' write that went through before the error
+        (``done``) are not written again."""
         events, project_id = self.target, self.project_id
         traces = set(slow) | set(merged.get("trace", {}))
         traces.update(
@@ -250,7 +254,7 @@ class ChPrepared(write.PreparedEvents):
             now.update(
                 rollups.scores(ch_rollups.score_rows(events, project_id, f"id IN ({marks})", chunk))
             )
-        ch_rollups.add(events, project_id, now, minus)
+        ch_rollups.add(events, project_id, now, minus, stamp=stamp, done=done)
 
     def _trace_ids(self) -> set[str]:
         """The trace ids the batch's traces and observations name."""

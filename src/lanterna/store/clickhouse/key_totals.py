@@ -24,10 +24,13 @@ session lost a trace, its first and last time are read again from its traces'
 changes on ClickHouse (the merge fixes it at the first write), so only a trace that
 leaves can move them inwards.
 
-As the event rows themselves (``events.py``), this is a merge in the writer: two
-processes moving the same user or session at the same moment each start from the row
-before the other's write. Route a project's writes to one process, or run
-``lanterna rollups rebuild``, which also rewrites these rows from the figures.
+As the event rows themselves (``events.py``), this is a merge in the writer, which
+runs inside a write transaction of the metadata database: on SQLite every writer (each
+server's, ``lanterna costs recompute``) holds its one write lock, so they take turns;
+on PostgreSQL servers share the lock, and two of them moving the same user or session
+at the same moment each start from the row before the other's write (as they would
+merge one trace's updates). ``lanterna rollups rebuild`` writes every row again from
+the figures.
 """
 
 from __future__ import annotations
@@ -114,17 +117,22 @@ class _Move:
     users: Counter[str] = field(default_factory=Counter)
     #: a trace left it (deleted, or moved to another user or session)
     shrinks: bool = False
+    earliest: tuple[datetime, str] | None = None
 
     def take(self, sign: int, totals: tuple[Any, ...], extra: tuple[int, ...]) -> None:
         self.traces += sign
         for i, value in enumerate(_sums(totals, extra)):
             self.sums[i] += sign * value
 
-    def widen(self, stamp: datetime, environment: str) -> None:
+    def widen(self, stamp: datetime, trace_id: str, environment: str) -> None:
         if self.first is None or stamp < self.first:
-            self.first, self.environment = stamp, environment
+            self.first = stamp
         if self.last is None or stamp > self.last:
             self.last = stamp
+        if self.earliest is None or (stamp, trace_id) < self.earliest:
+            # a new session's environment: its earliest trace's (by time, then id),
+            # as the fill (:data:`_FILL_SESSIONS`) picks among traces stored together
+            self.earliest, self.environment = (stamp, trace_id), environment
 
 
 def _sums(totals: tuple[Any, ...], extra: tuple[int, ...]) -> tuple[Any, ...]:
@@ -159,7 +167,7 @@ def moves(plus: Contribution, minus: Contribution | None) -> dict[tuple[str, str
                 m.take(1, new, new_extra)
                 if kind == "session" and new[3] is not None:
                     m.users[new[3]] += 1
-                m.widen(_naive(new[0]), new[1])
+                m.widen(_naive(new[0]), trace_id, new[1])
     return out
 
 
@@ -210,14 +218,19 @@ def _current(
 def _bounds(
     events: EventsDb, project_id: str, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[datetime, datetime]]:
-    """The first and last trace time of each of ``keys`` from the traces' figures."""
+    """The first and last trace time of each of ``keys`` from their stored traces."""
     out: dict[tuple[str, str], tuple[datetime, datetime]] = {}
-    for kind, column in (("user", "user_id"), ("session", "session_id")):
+    # a user's traces by key in the copy ordered by user (written before these rows);
+    # a session's through the figures' skip index on it
+    for kind, column, source in (
+        ("user", "user_id", "user_traces"),
+        ("session", "session_id", "trace_figures"),
+    ):
         ids = [key for k, key in keys if k == kind]
         if ids:
             _, rows = events.query(
                 bind(
-                    f"SELECT {column}, min(timestamp), max(timestamp) FROM trace_figures"
+                    f"SELECT {column}, min(timestamp), max(timestamp) FROM {source}"
                     f" WHERE project_id = ? AND {column} IN ({', '.join('?' * len(ids))})"
                     f" GROUP BY {column}",
                     [project_id, *ids],
@@ -283,7 +296,8 @@ def rows_of(
 
 #: Every user's and session's row from the traces' figures, one statement per project
 #: and kind (migration 4 and :func:`.rollups.rebuild`). A session's environment and
-#: ``created_at`` are its earliest stored trace's.
+#: ``created_at`` are its earliest stored trace's (the writer keeps those of the traces
+#: that began it, as the SQL store's ``sessions`` row does, even once they are gone).
 _FILL_USERS = f"""INSERT INTO {TABLE} ({", ".join(COLUMNS)})
 SELECT project_id, 'user', user_id, '', min(timestamp), min(timestamp), max(timestamp),
     count(), sum(observations), sum(cost), sum(input_tokens), sum(output_tokens),
@@ -291,13 +305,14 @@ SELECT project_id, 'user', user_id, '', min(timestamp), min(timestamp), max(time
 FROM trace_figures WHERE project_id = ? AND user_id IS NOT NULL
 GROUP BY project_id, user_id"""
 _FILL_SESSIONS = f"""INSERT INTO {TABLE} ({", ".join(COLUMNS)})
-SELECT f.project_id, 'session', f.session_id, argMin(t.environment, (t.created_at, t.id)),
-    min(t.created_at), min(f.timestamp), max(f.timestamp), count(), sum(f.observations),
-    sum(f.cost), sum(f.input_tokens), sum(f.output_tokens), sum(f.tokens),
-    mapFilter((k, v) -> k != '', sumMap(map(coalesce(f.user_id, ''), toInt64(1)))),
+SELECT f.project_id, 'session', f.session_id,
+    argMin(t.environment, (t.created_at, t.timestamp, t.id)), min(t.created_at),
+    min(f.timestamp), max(f.timestamp), count(), sum(f.observations), sum(f.cost),
+    sum(f.input_tokens), sum(f.output_tokens), sum(f.tokens),
+    sumMapIf(map(assumeNotNull(f.user_id), toInt64(1)), f.user_id IS NOT NULL),
     {{version}}, 0
 FROM trace_figures AS f INNER JOIN (
-    SELECT id, environment, created_at FROM traces
+    SELECT id, timestamp, environment, created_at FROM traces
     WHERE project_id = ? AND session_id IS NOT NULL
 ) AS t ON t.id = f.trace_id
 WHERE f.project_id = ? AND f.session_id IS NOT NULL

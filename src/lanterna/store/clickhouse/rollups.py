@@ -41,7 +41,7 @@ the raw rows (or ``trace_figures``) on ClickHouse
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from ...timeutil import now
@@ -179,29 +179,46 @@ def add(
     *,
     figures: bool = True,
     keys: bool = True,
+    stamp: datetime | None = None,
+    done: set[str] | None = None,
 ) -> int:
     """Insert the deltas moving the project's rollups by ``plus - minus`` and (with
-    ``figures``) the changed ``trace_figures_rows``, then (with ``keys`` too) the
-    users' and sessions' rows they move (:mod:`.key_totals`); return how many delta
-    rows."""
+    ``figures``) the changed ``trace_figures_rows``, then (with ``keys`` too) the traces
+    in user order and the users' and sessions' rows they move (:mod:`.key_totals`;
+    ``stamp``: a new session's start, default now); return how many delta rows.
+
+    ``done`` collects the names of the steps written (``deltas``, ``figures``,
+    ``user_traces``, ``keys``) and skips those already in it: a writer that failed part
+    way through and moves the rollups again from the stored rows (``events.py``) does
+    not add the deltas or the users' and sessions' moves twice (the figures and the
+    copy in user order are whole rows, the same when written again)."""
     from .events import next_version
 
+    done = set() if done is None else done
     rows = rows_of(project_id, plus, minus)
-    if rows:
+    if rows and "deltas" not in done:
         events.insert(DELTAS, rows, COLUMNS)
+    done.add("deltas")
     changed = figure_rows(project_id, plus, minus) if figures else []
-    if changed:
+    if not changed:
+        return len(rows)
+    if "figures" not in done:
         events.insert(FIGURES, changed, FIGURES_COLUMNS)
-        if keys:
-            version = next_version()
-            copied = key_totals.user_trace_rows(project_id, plus, minus, version)
-            if copied:
-                events.insert(key_totals.USER_TRACES, copied, key_totals.USER_TRACES_COLUMNS)
-            moved = key_totals.rows_of(
-                events, project_id, plus, minus, stamp=now(), version=version
-            )
-            if moved:
-                events.insert(key_totals.TABLE, moved, key_totals.COLUMNS)
+        done.add("figures")
+    if not keys:
+        return len(rows)
+    version = next_version()
+    copied = key_totals.user_trace_rows(project_id, plus, minus, version)
+    if copied and "user_traces" not in done:
+        events.insert(key_totals.USER_TRACES, copied, key_totals.USER_TRACES_COLUMNS)
+    done.add("user_traces")
+    if "keys" not in done:
+        moved = key_totals.rows_of(
+            events, project_id, plus, minus, stamp=stamp or now(), version=version
+        )
+        if moved:
+            events.insert(key_totals.TABLE, moved, key_totals.COLUMNS)
+        done.add("keys")
     return len(rows)
 
 
