@@ -259,8 +259,7 @@ def top_user_sums(
     ``row_limit`` users, and of the group without a user, as :func:`_top_users` reads
     them; None when :mod:`.top_users` cannot answer ``query``."""
     if (
-        not rollup_read.totals_kept(conn)  # the walk reads user_totals and trace_totals
-        or top_users.ordered_metric(query) is None
+        top_users.ordered_metric(query) is None  # (user_totals is kept on every backend)
         or explain(query).tables[:1] != ("rollup_user_hours",)
     ):
         return None
@@ -310,7 +309,11 @@ WITHOUT_USER_READ = 20_000
 
 def _without_user(conn: Conn, project_id: str, query: Query) -> Sums | None:
     """The sums of the query's traces without a user, from their ``trace_totals`` rows
-    (through ``traces_user``), when there are at most :data:`WITHOUT_USER_READ`."""
+    (through ``traces_user``), when there are at most :data:`WITHOUT_USER_READ`; None
+    where ``trace_totals`` is not kept (ClickHouse: the caller subtracts the users'
+    sums from everyone's, both from the rollups)."""
+    if not rollup_read.totals_kept(conn):
+        return None
     d = conn.dialect
     source = d.by_index("traces t", "traces_user")
     where = "t.project_id = ? AND t.user_id IS NULL AND t.timestamp >= ? AND t.timestamp < ?"
