@@ -72,7 +72,6 @@ _USER_HEAD = (
 
 def _users(
     conn: Conn,
-    scope: Scope,
     where: str,
     params: list[Any],
     heads: list[dict[str, Any]],
@@ -191,7 +190,7 @@ def list_users(
             f"{_USER_HEAD} WHERE {where} GROUP BY t.user_id ORDER BY {by} LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-    return _users(conn, scope, where, params, heads), total
+    return _users(conn, where, params, heads), total
 
 
 def get_user(conn: Conn, scope: Scope, user_id: str) -> UserTotals | None:
@@ -207,7 +206,7 @@ def get_user(conn: Conn, scope: Scope, user_id: str) -> UserTotals | None:
     where += " AND t.user_id = ?"
     params.append(user_id)
     head = conn.one(f"{_USER_HEAD} WHERE {where} GROUP BY t.user_id", params)
-    found = _users(conn, scope, where, params, [head] if head else [])
+    found = _users(conn, where, params, [head] if head else [])
     return found[0] if found else None
 
 

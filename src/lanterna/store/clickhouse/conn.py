@@ -95,6 +95,15 @@ def _checked_name(name: str) -> str:
 # --- binding -------------------------------------------------------------------------
 
 
+def naive_utc(value: datetime) -> datetime:
+    """``value`` as ClickHouse stores a ``DateTime64(6, 'UTC')``: naive, in UTC (a
+    naive ``value`` is taken to be UTC already)."""
+    tz = value.tzinfo
+    if tz is UTC:  # the common case (parsed timestamps are UTC): no conversion
+        return value.replace(tzinfo=None)
+    return value.astimezone(UTC).replace(tzinfo=None) if tz else value
+
+
 def literal(value: Any) -> str:
     """``value`` as a ClickHouse SQL literal (the queries bind with ``?``)."""
     if value is None:
@@ -104,8 +113,7 @@ def literal(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
+        value = naive_utc(value)
         return f"toDateTime64('{value.isoformat(sep=' ', timespec='microseconds')}', 6, 'UTC')"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(literal(v) for v in value) + "]"

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ... import _json
@@ -36,7 +36,7 @@ from ..prompts import PromptLinker
 from ..rollups import Contribution
 from ..tables import BOOL, COLUMNS, JSON, TS, to_record
 from . import rollups as ch_rollups
-from .conn import CLICKHOUSE, EventsDb
+from .conn import CLICKHOUSE, EventsDb, naive_utc
 from .schema import TABLES
 
 _CHUNK = 500
@@ -55,18 +55,11 @@ def next_version() -> int:
         return _last_version
 
 
-def _naive(value: datetime) -> datetime:
-    tz = value.tzinfo
-    if tz is UTC:  # the common case (parsed timestamps are UTC): no conversion
-        return value.replace(tzinfo=None)
-    return value.astimezone(UTC).replace(tzinfo=None) if tz else value
-
-
 def _cell(storage: str | None, value: Any) -> Any:
     if value is None:
         return None
     if storage is TS:
-        return _naive(value)
+        return naive_utc(value)
     if storage is JSON:
         return _json.dumps(value)
     if storage is BOOL:
@@ -92,7 +85,7 @@ def to_ch_row(
     """``record`` as a row of ``kind``'s table (see :func:`row_columns`)."""
     get = record.get
     cells = [_cell(storage, get(name)) for name, storage in COLUMNS[kind].items()]
-    return [project_id, entity_id, *cells, _naive(created), _naive(stamp), version, deleted]
+    return [project_id, entity_id, *cells, naive_utc(created), naive_utc(stamp), version, deleted]
 
 
 def existing(events: EventsDb, project_id: str, ids: dict[str, list[str]]) -> dict[str, set[str]]:

@@ -38,11 +38,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ..rollups import Contribution
-from .conn import EventsDb, bind
+from .conn import EventsDb, bind, naive_utc
 from .schema import replacing_ddl
 
 TABLE = "key_totals_rows"
@@ -167,7 +167,7 @@ def moves(plus: Contribution, minus: Contribution | None) -> dict[tuple[str, str
                 m.take(1, new, new_extra)
                 if kind == "session" and new[3] is not None:
                     m.users[new[3]] += 1
-                m.widen(_naive(new[0]), trace_id, new[1])
+                m.widen(naive_utc(new[0]), trace_id, new[1])
     return out
 
 
@@ -180,18 +180,23 @@ def user_trace_rows(
     out: list[list[Any]] = []
     for trace_id in plus.totals.keys() | old_totals.keys():
         new, old = plus.totals.get(trace_id), old_totals.get(trace_id)
-        # totals: timestamp, environment, name, user, session, ...
-        if new is not None and old is not None and new[:5] == old[:5]:
+        # totals: timestamp, environment, name, user, session, ...: the copy holds all
+        # but the environment
+        if new is not None and old is not None and new[2:5] == old[2:5] and new[0] == old[0]:
             continue
         if old is not None and old[3] is not None and (new is None or new[3] != old[3]):
-            out.append([project_id, old[3], _naive(old[0]), trace_id, old[2], old[4], version, 1])
+            out.append(_copy_row(project_id, trace_id, old, version, 1))
         if new is not None and new[3] is not None:
-            out.append([project_id, new[3], _naive(new[0]), trace_id, new[2], new[4], version, 0])
+            out.append(_copy_row(project_id, trace_id, new, version, 0))
     return out
 
 
-def _naive(stamp: datetime) -> datetime:
-    return stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
+def _copy_row(
+    project_id: str, trace_id: str, totals: tuple[Any, ...], version: int, deleted: int
+) -> list[Any]:
+    """A ``user_traces_rows`` row of a trace's ``Contribution.totals`` row."""
+    stamp, _, name, user, session = totals[:5]
+    return [project_id, user, naive_utc(stamp), trace_id, name, session, version, deleted]
 
 
 def _current(
@@ -236,7 +241,7 @@ def _bounds(
                     [project_id, *ids],
                 )
             )
-            out.update({(kind, r[0]): (_naive(r[1]), _naive(r[2])) for r in rows})
+            out.update({(kind, r[0]): (naive_utc(r[1]), naive_utc(r[2])) for r in rows})
     return out
 
 
@@ -265,10 +270,10 @@ def rows_of(
             if m.traces <= 0 or m.first is None or m.last is None:
                 continue  # nothing stored gains it (a trace left a key never kept)
             row = [project_id, kind, key, m.environment if kind == "session" else ""]
-            row += [_naive(stamp), m.first, m.last, 0, 0, 0.0, 0, 0, 0, {}]
+            row += [naive_utc(stamp), m.first, m.last, 0, 0, 0.0, 0, 0, 0, {}]
         else:
             row = list(row)
-            row[4:7] = [_naive(v) for v in row[4:7]]
+            row[4:7] = [naive_utc(v) for v in row[4:7]]
             original = list(row)
             if m.first is not None and m.first < row[5]:
                 row[5] = m.first

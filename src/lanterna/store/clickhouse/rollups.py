@@ -41,14 +41,14 @@ the raw rows (or ``trace_figures``) on ClickHouse
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ...timeutil import now
 from .. import rollups
 from ..rollups import TABLES, Contribution, contribution
 from . import key_totals
-from .conn import EventsDb
+from .conn import EventsDb, naive_utc
 from .schema import replacing_ddl
 
 DELTAS = "rollup_deltas"
@@ -262,7 +262,7 @@ def _figure_row(
     return [
         project_id,
         trace_id,
-        stamp.astimezone(UTC).replace(tzinfo=None),
+        naive_utc(stamp),
         env,
         user,
         session,
