@@ -182,7 +182,7 @@ def https_stand_in(stand_in, tmp_path: Path):
     return stand_in.url.replace("http://", "https://"), cert
 
 
-def test_tls_is_verified_unless_told_otherwise(make_client, https_stand_in, clean_env):
+def test_tls_is_verified_unless_told_otherwise(make_client, stand_in, https_stand_in, clean_env):
     url, cert = https_stand_in
     strict = make_client(public_key="pk", secret_key="sk", host=url, timeout=5)
     with pytest.raises(LanternaConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
@@ -190,6 +190,11 @@ def test_tls_is_verified_unless_told_otherwise(make_client, https_stand_in, clea
     assert strict.get_user_cost("u1") is None
     bundle = make_client(public_key="pk", secret_key="sk", host=url, tls_verify=str(cert))
     assert bundle.get_user_cost("u1") == 0.0
+    # the exporter's own session (its socket read and written directly) over TLS too
+    for i in range(3):
+        bundle.trace(name=f"over tls {i}")
+        assert bundle.flush(10)
+    assert [e["body"]["name"] for e in stand_in.events()] == [f"over tls {i}" for i in range(3)]
     clean_env.setenv("LANTERNA_TLS_VERIFY", "false")
     unchecked = make_client(public_key="pk", secret_key="sk", host=url)
     assert unchecked.get_user_cost("u1") == 0.0
