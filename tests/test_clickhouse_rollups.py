@@ -78,6 +78,27 @@ def figures_raw(api: Any, pid: str) -> dict[str, tuple[Any, ...]]:
     return _figures(metrics, rolled)
 
 
+def observation_ids_listed(api: Any, pid: str) -> tuple[dict[str, list[str]], ...]:
+    """Each stored trace's observation ids as the traces API lists them (read within
+    the starts its figures keep) and as the trace id index finds them in the merged
+    rows (the SQL stores' query), traces without observations left out."""
+    from lanterna.queries.traces import TraceParts, trace_list
+    from lanterna.store import traces
+
+    rt = api.app.state.runtime
+    events = rt.store.events
+    parts = TraceParts(io=False, metrics=False, observation_ids=True)
+    items, _ = rt.read_sync(
+        lambda c: trace_list(
+            rt.store, c, pid, traces.TraceQuery(), limit=1000, offset=0, parts=parts
+        )
+    )
+    listed = {i.row["id"]: i.observation_ids for i in items if i.observation_ids}
+    ids = [i.row["id"] for i in items]
+    raw = traces.observation_ids(events.conn(json_text=False), pid, ids)
+    return listed, {k: v for k, v in raw.items() if v}
+
+
 def _figures(metrics: dict[str, Any], rolled: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     assert metrics.keys() == rolled.keys()
     return {
@@ -179,7 +200,8 @@ def test_the_kept_rollups_equal_a_rebuild_after_every_step(api, db_url, steps):
     scores re-sent with another type), trace and score deletes through the API: after
     each step the kept deltas sum, key by key, to the rollups of the raw rows, and each
     trace's kept figures (the trace list's latency, cost, tokens, level) are those of
-    its observations, each user's and session's kept totals those of its traces, and the
+    its observations, the traces API lists every observation id read within the
+    starts the figures keep, each user's and session's kept totals those of its traces, and the
     copy of the traces ordered by user holds each trace with a user as it is; the
     unfiltered lists count every stored trace and observation."""
     project = api.new_project()
@@ -190,6 +212,8 @@ def test_the_kept_rollups_equal_a_rebuild_after_every_step(api, db_url, steps):
         priced = apply_step(api, db_url, kind, arg, priced=priced)
         assert kept(events, project.id) == afresh(events, project.id), (kind, arg)
         assert figures_kept(api, project.id) == figures_raw(api, project.id), (kind, arg)
+        listed, raw = observation_ids_listed(api, project.id)
+        assert listed == raw, (kind, arg)
         assert keys_kept(events, project.id) == keys_raw(events, project.id), (kind, arg)
         want = user_traces(events, project.id, "traces")
         assert user_traces(events, project.id, "user_traces") == want, (kind, arg)
@@ -287,6 +311,16 @@ def test_rollups_rebuild_restores_lost_deltas(api, db_url, events_url, capsys):
         main(["rollups", "rebuild", "--database-url", db_url])
 
 
+def run_again(events: EventsDb, db_url: str, version: int) -> list[int]:
+    """Forget that migration ``version`` ran and migrate: the versions applied."""
+    events.command(f"DELETE FROM lanterna_migrations WHERE version = {version}")
+    db = Database(db_url)
+    try:
+        return migrate(events, lambda: db.transaction(exclusive=True))
+    finally:
+        db.close()
+
+
 def test_the_migration_fills_the_rollups_of_stored_events(api, db_url):
     """An event store from before the rollups (migration 1 only) gets them from its
     events when migration 2 runs."""
@@ -295,12 +329,7 @@ def test_the_migration_fills_the_rollups_of_stored_events(api, db_url):
     pid = api.project.id
     want = kept(events, pid)
     _lose_the_deltas(events, pid)
-    events.command("DELETE FROM lanterna_migrations WHERE version = 2")
-    db = Database(db_url)
-    try:
-        assert migrate(events, lambda: db.transaction(exclusive=True)) == [2]
-    finally:
-        db.close()
+    assert run_again(events, db_url, 2) == [2]
     assert kept(events, pid) == want
 
 
@@ -414,3 +443,60 @@ def test_the_writer_and_a_rebuild_keep_the_same_users_and_sessions(api):
     ch.rebuild(events, [pid])
     assert keys_kept(events, pid) == keys
     assert _sessions_kept(events, pid) == sessions
+
+
+def test_migration_5_keeps_each_traces_observation_starts(api, db_url):
+    """Figures written before migration 5 (no first and last observation start): the
+    traces API still lists every observation id (through the trace id index), and the
+    migration fills the starts from the events, after which the list reads within
+    them. Observations starting before their trace and long after it are kept."""
+    for n, (start, end) in enumerate([(-30, -20), (1, 2), (3600, 3601)]):
+        ingest(
+            api,
+            event("trace-create", {"id": f"t{n}", "timestamp": iso(seconds=n)}),
+            event(
+                "span-create",
+                {
+                    "id": f"o{n}a",
+                    "traceId": f"t{n}",
+                    "startTime": iso(seconds=start),
+                    "endTime": iso(seconds=end),
+                },
+            ),
+            event("span-create", {"id": f"o{n}b", "traceId": f"t{n}", "startTime": iso(seconds=n)}),
+        )
+    ingest(api, event("trace-create", {"id": "bare", "timestamp": iso(seconds=5)}))
+    events = api.app.state.runtime.store.events
+    pid = api.project.id
+    _, rows = events.query(
+        "SELECT trace_id, first_start, last_start FROM trace_figures"
+        f" WHERE project_id = '{pid}' AND observations > 0 ORDER BY trace_id"
+    )
+    t0 = T0.replace(tzinfo=None)
+    assert rows == [
+        ("t0", t0 - timedelta(seconds=30), t0),
+        ("t1", t0 + timedelta(seconds=1), t0 + timedelta(seconds=1)),
+        ("t2", t0 + timedelta(seconds=2), t0 + timedelta(seconds=3600)),
+    ]
+    want = {
+        "t0": ["o0a", "o0b"],
+        "t1": ["o1a", "o1b"],  # the same start: by id
+        "t2": ["o2b", "o2a"],
+    }
+    assert observation_ids_listed(api, pid) == (want, want)
+    page = api.get("/api/public/traces", params={"limit": 50}).json()["data"]
+    assert {t["id"]: t["observations"] for t in page} == {**want, "bare": []}
+
+    # as a store migrated up to 4 has them: the columns empty
+    events.command(
+        "ALTER TABLE trace_figures_rows UPDATE first_start = NULL, last_start = NULL"
+        " WHERE 1 SETTINGS mutations_sync = 2"
+    )
+    assert observation_ids_listed(api, pid) == (want, want)
+    assert run_again(events, db_url, 5) == [5]
+    _, filled = events.query(
+        f"SELECT count() FROM trace_figures WHERE project_id = '{pid}' AND first_start IS NOT NULL"
+    )
+    assert filled[0][0] == 3
+    assert observation_ids_listed(api, pid) == (want, want)
+    assert figures_kept(api, pid) == figures_raw(api, pid)

@@ -118,11 +118,16 @@ def trace_list(
     ids = [r["id"] for r in rows]
     metrics: dict[str, tuple[float, float]] = {}
     rollups: dict[str, TraceRollup] = {}
-    if parts.metrics or parts.rollups:  # both from one read (a store may key it by time)
-        metrics, rollups = traces.trace_figures(conn, project_id, ids, around=times_of(conn, rows))
+    around = times_of(conn, rows)  # a store may key these reads by the traces' time
+    if parts.metrics or parts.rollups:  # both from one read
+        metrics, rollups = traces.trace_figures(conn, project_id, ids, around=around)
         metrics = metrics if parts.metrics else {}
         rollups = rollups if parts.rollups else {}
-    obs = traces.observation_ids(conn, project_id, ids) if parts.observation_ids else {}
+    obs = (
+        traces.observation_ids(conn, project_id, ids, around=around)
+        if parts.observation_ids
+        else {}
+    )
     score_ids = traces.score_ids(conn, project_id, ids) if parts.score_ids else {}
     scores = trace_scores(store, conn, project_id, ids) if parts.scores else {}
     items = []

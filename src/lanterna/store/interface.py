@@ -203,7 +203,12 @@ class Traces(Protocol):
     ) -> dict[str, tuple[float, float]]: ...
 
     def observation_ids(
-        self, conn: Conn, project_id: str, trace_ids: Sequence[str]
+        self,
+        conn: Conn,
+        project_id: str,
+        trace_ids: Sequence[str],
+        *,
+        around: tuple[datetime, datetime] | None = None,
     ) -> dict[str, list[str]]: ...
 
     def score_ids(

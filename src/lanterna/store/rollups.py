@@ -237,6 +237,10 @@ def _into(
 _STORED = ("traces", "wide", "loose", "buckets", "users", "model_traces", "scores")
 
 
+#: :attr:`Contribution.figures` of one trace.
+Figures = tuple[int, int, int, int, datetime | None, datetime | None]
+
+
 class Contribution:
     """What a set of traces adds to the rollups: values per key of what every table is
     summed from (:meth:`tables`), and each trace's ``trace_totals`` row.
@@ -258,9 +262,12 @@ class Contribution:
         #: after project and trace id)
         self.totals: dict[str, tuple[Any, ...]] = {}
         #: trace id -> what else the trace list shows of it: ``(input tokens, output
-        #: tokens, severity, errors)`` (severity: :data:`SEVERITY` of its worst level);
-        #: the ClickHouse event store keeps them beside the totals (``trace_figures``)
-        self.figures: dict[str, tuple[int, int, int, int]] = {}
+        #: tokens, severity, errors, first start, last start)`` (severity:
+        #: :data:`SEVERITY` of its worst level; the starts: its observations' earliest
+        #: and latest ``start_time``, None without any); the ClickHouse event store keeps
+        #: them beside the totals (``trace_figures``), and reads a page's observation
+        #: ids within the starts
+        self.figures: dict[str, Figures] = {}
         #: trace id -> its A/B key, for the traces taking part (:mod:`.ab_rollups`)
         self.ab: dict[str, ab_rollups.Key] = {}
         #: the scores added, as :func:`.ab_rollups.score_row` gives them
@@ -288,7 +295,7 @@ class Contribution:
         tname = trace.get("name") or ""
         cost = 0.0
         inputs = outputs = tokens = errors = severity = 0
-        first = last = None
+        first = last = latest = None
         models = set()
         if observations:
             wide, durations = self.wide, self._durations
@@ -300,6 +307,8 @@ class Contribution:
                 end = get("end_time")
                 if first is None or start < first:
                     first = start
+                if latest is None or start > latest:
+                    latest = start
                 stop = end or start
                 if last is None or stop > last:
                     last = stop
@@ -364,7 +373,7 @@ class Contribution:
                 u[5] += inputs
                 u[6] += outputs
                 u[7] += tokens
-        self.figures[trace_id] = (inputs, outputs, severity, errors)
+        self.figures[trace_id] = (inputs, outputs, severity, errors, first, latest)
         self.totals[trace_id] = (
             dialect.ts(stamp),
             env,

@@ -121,8 +121,18 @@ def _ids_by_trace(
     return out
 
 
-def observation_ids(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> dict[str, list[str]]:
-    """``trace id -> its observation ids`` (start order), one query per chunk of traces."""
+def observation_ids(
+    conn: Conn,
+    project_id: str,
+    trace_ids: Sequence[str],
+    *,
+    around: tuple[datetime, datetime] | None = None,
+) -> dict[str, list[str]]:
+    """``trace id -> its observation ids`` (start order), one query per chunk of traces.
+
+    ``around``, the traces' first and last time when the caller has them, serves the
+    stores that keep each trace's observation starts (ClickHouse's); the trace index
+    needs none."""
     return _ids_by_trace(conn, "observations", project_id, trace_ids, "start_time")
 
 

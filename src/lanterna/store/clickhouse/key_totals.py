@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..rollups import Contribution
+from ..rollups import Contribution, Figures
 from .conn import EventsDb, bind, naive_utc
 from .schema import replacing_ddl
 
@@ -119,7 +119,7 @@ class _Move:
     shrinks: bool = False
     earliest: tuple[datetime, str] | None = None
 
-    def take(self, sign: int, totals: tuple[Any, ...], extra: tuple[int, ...]) -> None:
+    def take(self, sign: int, totals: tuple[Any, ...], extra: Figures) -> None:
         self.traces += sign
         for i, value in enumerate(_sums(totals, extra)):
             self.sums[i] += sign * value
@@ -135,7 +135,7 @@ class _Move:
             self.earliest, self.environment = (stamp, trace_id), environment
 
 
-def _sums(totals: tuple[Any, ...], extra: tuple[int, ...]) -> tuple[Any, ...]:
+def _sums(totals: tuple[Any, ...], extra: Figures) -> tuple[Any, ...]:
     # totals: timestamp, environment, name, user, session, observations, cost, tokens,
     # latency, error flag; extra: input tokens, output tokens, severity, errors
     return (totals[5], float(totals[6]), extra[0], extra[1], totals[7])

@@ -46,7 +46,7 @@ from typing import Any
 
 from ...timeutil import now
 from .. import rollups
-from ..rollups import TABLES, Contribution, contribution
+from ..rollups import TABLES, Contribution, Figures, contribution
 from . import key_totals
 from .conn import EventsDb, naive_utc
 from .schema import replacing_ddl
@@ -91,6 +91,10 @@ _FIGURES_LAYOUT = [
     ("output_tokens", "Int64"),
     ("severity", "UInt8"),
     ("errors", "UInt64"),
+    # The observations' earliest and latest start: a page's observation ids are read
+    # within them, by the observations' time key (migration 5).
+    ("first_start", "Nullable(DateTime64(6, 'UTC'))"),
+    ("last_start", "Nullable(DateTime64(6, 'UTC'))"),
     ("_version", "UInt64"),
     ("_deleted", "UInt8"),
 ]
@@ -251,7 +255,7 @@ def _figure_row(
     project_id: str,
     trace_id: str,
     totals: tuple[Any, ...],
-    extra: tuple[int, int, int, int],
+    extra: Figures,
     version: int,
     deleted: int,
 ) -> list[Any]:
@@ -270,7 +274,9 @@ def _figure_row(
         float(cost),
         tokens,
         latency,
-        *extra,
+        *extra[:4],
+        None if extra[4] is None else naive_utc(extra[4]),
+        None if extra[5] is None else naive_utc(extra[5]),
         version,
         deleted,
     ]
@@ -284,7 +290,8 @@ _FILL = f"""INSERT INTO {FIGURES} ({", ".join(FIGURES_COLUMNS)})
 SELECT t.project_id, t.id, t.timestamp, t.environment, t.user_id, t.session_id,
     coalesce(o.n, 0), coalesce(o.cost, 0),
     coalesce(o.tokens, 0), o.latency, coalesce(o.input, 0), coalesce(o.output, 0),
-    coalesce(o.severity, 0), coalesce(o.errors, 0), {{version}}, 0
+    coalesce(o.severity, 0), coalesce(o.errors, 0), o.first_start, o.last_start,
+    {{version}}, 0
 FROM traces AS t LEFT JOIN (
     SELECT trace_id, count() AS n, sum(coalesce(total_cost, 0)) AS cost,
         sum(coalesce(usage_total, 0)) AS tokens,
@@ -293,7 +300,8 @@ FROM traces AS t LEFT JOIN (
         sum(coalesce(usage_input, 0)) AS input, sum(coalesce(usage_output, 0)) AS output,
         max(multiIf(level = 'ERROR', 3, level = 'WARNING', 2, level = 'DEFAULT', 1, 0))
             AS severity,
-        countIf(level = 'ERROR') AS errors
+        countIf(level = 'ERROR') AS errors,
+        min(start_time) AS first_start, max(start_time) AS last_start
     FROM observations WHERE project_id = ? AND trace_id IS NOT NULL
     GROUP BY trace_id
 ) AS o ON o.trace_id = t.id

@@ -179,6 +179,28 @@ def _key_totals(events: EventsDb) -> None:
     key_totals.fill(events, sorted(r[0] for r in rows), next_version())
 
 
+def _figure_starts(events: EventsDb) -> None:
+    """Migration 5: each trace's first and last observation start in its figures (the
+    columns, the view again with them), filled from the events when rows lack them
+    (a store that ran migration 3 with these columns already has them)."""
+    from . import rollups
+
+    for column in ("first_start", "last_start"):
+        events.command(
+            f"ALTER TABLE {rollups.FIGURES} ADD COLUMN IF NOT EXISTS {column}"
+            " Nullable(DateTime64(6, 'UTC')) AFTER "
+            + ("errors" if column == "first_start" else "first_start")
+        )
+    events.command("DROP VIEW IF EXISTS trace_figures")  # a view keeps its columns
+    events.command(rollups.FIGURES_VIEW)
+    _, rows = events.query(
+        "SELECT DISTINCT project_id FROM trace_figures"
+        " WHERE observations > 0 AND first_start IS NULL"
+    )
+    if rows:
+        rollups.fill_figures(events, sorted(r[0] for r in rows))
+
+
 #: A migration step: a statement, or a function of the events database (run once).
 Step = Callable[[EventsDb], object]
 
@@ -204,6 +226,8 @@ MIGRATIONS: list[tuple[int, list[str | Step]]] = [
     # Each user's and session's totals (``key_totals.py``): the table, its views, and
     # the rows of the traces already stored.
     (4, [_key_totals]),
+    # Each trace's first and last observation start, kept with its figures.
+    (5, [_figure_starts]),
 ]
 
 #: The event tables (view name -> table written).
