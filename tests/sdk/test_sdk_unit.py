@@ -518,3 +518,44 @@ def test_one_observe_object_used_by_many_tasks_at_once(lanterna_capture):
     assert sorted(o["output"] for o in inner) == [0, 1, 2]
     assert all(o["parentObservationId"] == outer["id"] for o in inner)
     assert context.get_current_observation_id() is None
+
+
+def test_a_call_without_arguments_is_traced_by_the_wrapper_as_by_begin(make_client, monkeypatch):
+    """The sync wrapper starts a call without arguments itself (begin's commonest case,
+    inlined): a disabled client leaves it untraced, a child joins its parent's trace,
+    and a failure while starting the trace runs the call untraced and is reported."""
+    from lanterna.sdk import _state
+
+    off = make_client(enabled=False)
+
+    @observe()
+    def leaf():
+        return context.get_current_trace_id()
+
+    @observe()
+    def root():
+        return context.get_current_trace_id(), leaf()
+
+    assert root() == (None, None)
+    assert off.exporter.pending() == 0
+
+    exporter = InMemoryExporter()
+    make_client(exporter=exporter)
+    trace_id, child_trace = root()
+    assert trace_id is not None and child_trace == trace_id
+    names = {o["name"]: o for o in exporter.observations()}
+    assert names["leaf"]["parentObservationId"] == names["root"]["id"]
+    assert [t["id"] for t in exporter.traces()] == [trace_id]
+
+    class Broken:
+        @property
+        def active(self):
+            raise RuntimeError("no client today")
+
+    monkeypatch.setattr(_state, "client", Broken())
+    assert root() == (None, None)  # the call ran, untraced
+    assert [(where, str(exc)) for where, exc in _errors.recent] == [
+        ("observe.begin", "no client today"),
+        ("observe.begin", "no client today"),
+    ]
+    _errors.recent.clear()
