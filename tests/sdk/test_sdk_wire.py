@@ -21,7 +21,16 @@ from lanterna import Lanterna, context, observe, set_client
 from lanterna.sdk import _errors, wire
 from lanterna.sdk.exporter import BatchExporter, encode
 from lanterna.sdk.observe import AS_TYPES
-from lanterna.sdk.records import FROZEN_FIELDS, EventOptions, Observation, Trace, freeze, iso, thaw
+from lanterna.sdk.records import (
+    FROZEN_FIELDS,
+    EventOptions,
+    Observation,
+    Trace,
+    freeze,
+    iso,
+    new_observation,
+    thaw,
+)
 from lanterna.sdk.testing import InMemoryExporter
 from lanterna.sdk.transport import Transport
 from lanterna.sdk.wire import FastEncoder
@@ -390,7 +399,7 @@ def test_one_encoder_writes_every_timestamp_exactly(readings):
     fast.new_batch()
     trace = Trace(1 << 127, None, True)  # type: ignore[arg-type]
     for i, (start, end) in enumerate(readings):
-        obs = Observation(trace, None if i % 2 else 7, "span", "t")
+        obs = new_observation(trace, None if i % 2 else 7, "span", "t")
         trace.root_id = obs.oid if i % 2 else None
         obs.top = bool(i % 2)
         obs.start, obs.end = start, end

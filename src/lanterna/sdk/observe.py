@@ -23,7 +23,7 @@ from . import _errors, _state
 from .capture import LARGE, _Budget, _walk, capture_args, captured_size, positional
 from .fields import prompt_link
 from .handles import ObservationHandle
-from .records import Observation, Trace, _bits, _rng
+from .records import Observation, Trace, _bits, _rng, new_observation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -113,14 +113,14 @@ def begin(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Observa
         client = trace.client
         if not client.active:
             return None
-        obs = Observation(trace, parent.oid, spec.kind, spec.name)
+        obs = new_observation(trace, parent.oid, spec.kind, spec.name)
     else:
         client = _state.client or _client()
         if not client.active:
             return None
         rate = client.sample_rate
         trace = Trace(_bits(128), client, rate >= 1.0 or _rng.random() < rate)
-        obs = Observation(trace, None, spec.kind, spec.name)
+        obs = new_observation(trace, None, spec.kind, spec.name)
         trace.root = obs
         trace.root_id = obs.oid
         trace.root_kind = spec.kind
@@ -163,7 +163,7 @@ def _begin_explicit(
         if not client.active:
             return None
         trace = Trace(str(trace_id), client, True)
-        obs: Observation | None = Observation(
+        obs: Observation | None = new_observation(
             trace, str(parent_id) if parent_id else None, spec.kind, spec.name
         )
         assert obs is not None
@@ -271,7 +271,7 @@ def _wrap_sync(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     # our keyword arguments or a prompt link, inside an observed call (a child) or not
     # (a trace's root); anything else goes through begin(), which does the same.
     plain = spec.link is None
-    get_current, new_obs, new_trace, bits, rng = _get_current, Observation, Trace, _bits, _rng
+    get_current, new_obs, new_trace, bits, rng = _get_current, new_observation, Trace, _bits, _rng
     state, default_client = _state, _client
 
     @functools.wraps(fn)

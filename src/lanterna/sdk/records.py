@@ -96,7 +96,8 @@ class Trace:
 
 
 class Observation:
-    """One span/generation/... while it runs and until it is exported."""
+    """One span/generation/... while it runs and until it is exported (made by
+    :func:`new_observation`)."""
 
     __slots__ = (
         "end",
@@ -115,29 +116,28 @@ class Observation:
         "top",
         "trace",
     )
-
-    def __init__(self, trace: Trace, parent_id: int | str | None, kind: str, name: str) -> None:
-        #: The id: a 64-bit integer, formatted when read (:attr:`id`), or given text.
-        self.oid: int | str = _bits(64)
-        self.trace = trace
-        #: The parent's raw id (integer or text), or None.
-        self.parent_id = parent_id
-        #: Event type prefix: span, generation, event, agent, tool, chain, retriever, ...
-        self.kind = kind
-        self.name = name
-        self.start = time.time_ns()
-        self.end = 0
-        self.input: Any = None
-        self.output: Any = None
-        self.metadata: dict[str, Any] | None = None
-        self.level: str | None = None
-        self.status: str | None = None
-        #: Further wire fields (model, usageDetails, completionStartTime, ...).
-        self.extra: dict[str, Any] | None = None
-        #: The outermost local observation of its trace: it carries the trace's fields.
-        self.top = False
-        #: Characters of large captured values, for the exporter's memory budget.
-        self.size = 0
+    #: The id: a 64-bit integer, formatted when read (:attr:`id`), or given text.
+    oid: int | str
+    trace: Trace
+    #: The parent's raw id (integer or text), or None.
+    parent_id: int | str | None
+    #: Event type prefix: span, generation, event, agent, tool, chain, retriever, ...
+    kind: str
+    name: str
+    #: ``time.time_ns()`` at the start, and at the end (0 while it runs).
+    start: int
+    end: int
+    input: Any
+    output: Any
+    metadata: dict[str, Any] | None
+    level: str | None
+    status: str | None
+    #: Further wire fields (model, usageDetails, completionStartTime, ...).
+    extra: dict[str, Any] | None
+    #: The outermost local observation of its trace: it carries the trace's fields.
+    top: bool
+    #: Characters of large captured values, for the exporter's memory budget.
+    size: int
 
     @property
     def id(self) -> str:
@@ -196,6 +196,28 @@ class Observation:
             out.append(opts.envelope("trace-create", tbody, stamp, trace=True))
         out.append(opts.envelope(f"{self.kind}-create", body, stamp))
         return out
+
+
+_new_object = object.__new__
+_now = time.time_ns
+
+
+def new_observation(trace: Trace, parent_id: int | str | None, kind: str, name: str) -> Observation:
+    """A new :class:`Observation` of ``trace``, started now (the class has no
+    ``__init__``: a function storing the fields costs ~0.1 µs less than calling the
+    class, on every observed call)."""
+    obs: Observation = _new_object(Observation)
+    obs.oid = _bits(64)
+    obs.trace = trace
+    obs.parent_id = parent_id
+    obs.kind = kind
+    obs.name = name
+    obs.start = _now()
+    obs.end = 0
+    obs.input = obs.output = obs.metadata = obs.level = obs.status = obs.extra = None
+    obs.top = False
+    obs.size = 0
+    return obs
 
 
 #: A finished observation as the exporter queues it (:func:`freeze`): a plain tuple of
@@ -262,7 +284,7 @@ def thaw(rec: tuple[Any, ...]) -> Observation:
     if root:
         trace.root_id = oid
         trace.closed = True
-    obs = Observation(trace, parent, kind, name)
+    obs = new_observation(trace, parent, kind, name)
     obs.oid = oid
     obs.start = start
     obs.end = end

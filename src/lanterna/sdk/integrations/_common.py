@@ -9,7 +9,7 @@ from ..capture import capture
 from ..fields import TRACE_FIELDS, to_wire
 from ..handles import apply_trace
 from ..observe import CURRENT
-from ..records import Observation, Trace, _rng, new_trace_id
+from ..records import Observation, Trace, _rng, new_observation, new_trace_id
 
 if TYPE_CHECKING:
     from ..client import Lanterna
@@ -36,13 +36,13 @@ def start(
         if current is not None and current.trace.client is client:
             parent = current
     if parent is not None:
-        obs = Observation(parent.trace, parent.oid, kind, name)
+        obs = new_observation(parent.trace, parent.oid, kind, name)
         if trace_fields:
             apply_trace(parent.trace, to_wire(trace_fields, TRACE_FIELDS, client.max_field_size))
     else:
         rate = client.sample_rate
         trace = Trace(trace_id or new_trace_id(), client, rate >= 1.0 or _rng.random() < rate)
-        obs = Observation(trace, None, kind, name)
+        obs = new_observation(trace, None, kind, name)
         obs.top = True
         if trace_id is None:
             trace.root = obs
