@@ -4,7 +4,7 @@ background jobs.
 
 Every delete goes through :func:`lanterna.store.traces.delete_traces` (which keeps the
 hourly rollups exact) or, for scores without a trace, through
-:func:`lanterna.store.rollups.remove_scores` before the rows go; each runs in the
+:func:`lanterna.store.rollup_write.remove_scores` before the rows go; each runs in the
 writer, a batch per transaction, so a large deletion never holds the write lock long.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import rollups
+from . import rollup_write
 from .db import Conn
 from .traces import TraceQuery, _matching, delete_traces
 
@@ -165,7 +165,7 @@ def delete_scores(conn: Conn, project_id: str, score_ids: Sequence[str]) -> int:
     deleted = 0
     for i in range(0, len(score_ids), BATCH):
         chunk = list(score_ids[i : i + BATCH])
-        rollups.remove_scores(conn, project_id, "id", chunk)
+        rollup_write.remove_scores(conn, project_id, "id", chunk)
         deleted += conn.run(
             f"DELETE FROM scores WHERE project_id = ? AND id IN ({_marks(chunk)})",
             [project_id, *chunk],

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..cost.calculate import DERIVED, Pricing, write
 from ..timeutil import now
-from . import rollups, user_totals
+from . import rollup_write, user_totals
 from .db import Conn, Database
 from .dialect import Dialect
 from .models import price_models
@@ -132,7 +132,7 @@ def recompute(
         while True:
             with conn.transaction(exclusive=True):
                 rows = batch(conn, since, until, project_id, after, batch_size)
-                rollups_before = rollups.snapshot(conn, rows)  # costs feed the rollups
+                rollups_before = rollup_write.snapshot(conn, rows)  # costs feed the rollups
                 stamp = conn.dialect.ts(now())
                 for row, record in reprice(conn, conn.dialect, rows, result):
                     _update(conn, row["project_id"], row["id"], record, stamp)

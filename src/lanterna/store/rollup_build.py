@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .db import Conn
+from .rollup_write import add
 from .rollups import (
     _OBS_COLS,
     _TIMES,
@@ -13,7 +14,6 @@ from .rollups import (
     OBSERVATION_TIMED,
     TABLES,
     Contribution,
-    add,
     contribution,
 )
 

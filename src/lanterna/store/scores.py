@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..schema import SCORE
-from . import rollups
+from . import rollup_write
 from .db import Conn
 from .filters import Column, Condition, compile_conditions, field_columns, merge_conditions
 
@@ -245,7 +245,7 @@ def get_score(
 
 def delete_score(conn: Conn, project_id: str, score_id: str) -> bool:
     """Delete one score; False when the project has no such score. Runs in the writer."""
-    rollups.remove_scores(conn, project_id, "id", [score_id])
+    rollup_write.remove_scores(conn, project_id, "id", [score_id])
     sql = "DELETE FROM scores WHERE project_id = ? AND id = ?"
     return conn.run(sql, (project_id, score_id)) > 0
 

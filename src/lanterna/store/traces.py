@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ..schema import TRACE
-from . import media, paging, rollups, row_counts, user_totals
+from . import media, paging, rollup_write, row_counts, user_totals
 from .db import Conn
 from .dialect import Dialect
 from .filters import (
@@ -707,7 +707,7 @@ def delete_traces(conn: Conn, project_id: str, trace_ids: Sequence[str]) -> int:
         for chunk in _in_chunks(trace_ids):
             marks = ", ".join("?" * len(chunk))
             params = [project_id, *chunk]
-            rollups.remove_scores(conn, project_id, "trace_id", chunk)
+            rollup_write.remove_scores(conn, project_id, "trace_id", chunk)
             conn.run(f"DELETE FROM scores WHERE project_id = ? AND trace_id IN ({marks})", params)
             observations += conn.run(
                 f"DELETE FROM observations WHERE project_id = ? AND trace_id IN ({marks})", params

@@ -4,7 +4,7 @@ users API and a user's page read one narrow row per user instead of grouping the
 user's traces and observations.
 
 Kept in the write transaction from the same before/after :class:`~.rollups.Contribution`
-the hourly rollups move by (:func:`add`, called with every :func:`.rollups.add`
+the hourly rollups move by (:func:`add`, called with every :func:`.rollup_write.add`
 through :func:`apply`): the sums move by the user-hour values summed per user; the
 first and last seen only widen with a trace that is new to a user, and a user who
 lost a trace (deleted, moved to another user, or re-timed) has them read again from
@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from . import ab_rollups, rollups, session_totals
+from . import ab_rollups, rollup_write, rollups, session_totals
 from .db import Conn
 
 #: The summed columns, in the order of a delta.
@@ -59,7 +59,7 @@ def add(
     minus: rollups.Contribution | None = None,
 ) -> None:
     """Move the project's user totals by ``plus - minus`` (what a write made of the
-    traces it touched: see :func:`.rollups.add`)."""
+    traces it touched: see :func:`.rollup_write.add`)."""
     deltas: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0, 0, 0, 0])
     _sums(plus, 1, deltas)
     old = minus.totals if minus is not None else {}
@@ -123,19 +123,19 @@ def apply(
     plus: rollups.Contribution,
     minus: rollups.Contribution | None = None,
 ) -> None:
-    """:func:`.rollups.add` and :func:`add`: every write that moves the rollups moves
+    """:func:`.rollup_write.add` and :func:`add`: every write that moves the rollups moves
     the user totals (and the session totals, :func:`.session_totals.add`, and the A/B
     rollups, :func:`.ab_rollups.apply`) by the same difference."""
-    rollups.add(conn, project_id, plus, minus)
+    rollup_write.add(conn, project_id, plus, minus)
     add(conn, project_id, plus, minus)
     session_totals.add(conn, project_id, plus, minus)
     ab_rollups.apply(conn, project_id, plus, minus)
 
 
 def maintained(conn: Conn, project_id: str, trace_ids: set[str], work: Any) -> Any:
-    """:func:`.rollups.maintained` with the user totals kept too: run ``work()`` (a
+    """Run ``work()`` (a
     write touching only ``trace_ids`` and their observations) and move both by the
-    difference it made."""
+    difference it made (the rollups, the user totals, see :func:`apply`)."""
     if not trace_ids:
         return work()
     before = rollups.recorded(conn, project_id, trace_ids)
@@ -144,8 +144,9 @@ def maintained(conn: Conn, project_id: str, trace_ids: set[str], work: Any) -> A
     return result
 
 
-def settle(conn: Conn, before: rollups.Snapshot) -> None:
-    """:func:`.rollups.settle` with the user totals kept too."""
+def settle(conn: Conn, before: rollup_write.Snapshot) -> None:
+    """After a write that :func:`.rollup_write.snapshot` saw the traces of: move the
+    rollups and the user totals by what it changed."""
     for project_id, ids, old in before:
         apply(conn, project_id, rollups.contribution(conn, project_id, ids), old)
 
