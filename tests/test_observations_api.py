@@ -150,6 +150,20 @@ def test_v2_default_groups_are_core_and_basic(api):
     assert gen["modelId"] is None and gen["environment"] == "production"
 
 
+def test_v2_an_observation_without_a_stored_trace_has_no_trace_columns(api):
+    """An observation naming a trace that was never stored is listed with its trace's
+    columns empty (as the join gives them; ClickHouse reads the page's traces apart)."""
+    seed(api)
+    ingest(api, event("span-create", {"id": "lone", "traceId": "ghost", "name": "x"}))
+    body = v2(api, fields="core,basic,trace_context")
+    lone = next(o for o in body["data"] if o["id"] == "lone")
+    assert lone["traceId"] == "ghost"
+    assert lone["userId"] is None and lone["sessionId"] is None and lone["public"] is None
+    assert lone.get("traceName") is None and lone.get("tags") in (None, [])
+    others = {o["id"]: o for o in body["data"]}
+    assert others["gen"]["userId"] == "alice" and others["other-root"]["userId"] == "bob"
+
+
 def test_v2_field_groups(api):
     seed(api)
     fields = "core,io,metadata,model,usage,prompt,metrics,trace_context,time"

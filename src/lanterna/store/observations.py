@@ -167,6 +167,7 @@ def observations_after(
     with_trace: bool,
     with_io: bool,
     with_metadata: bool,
+    traces_apart: bool = False,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Up to ``limit`` matching observations after the cursor, and whether more exist.
 
@@ -174,6 +175,8 @@ def observations_after(
     with the cursor sees every row exactly once). ``after`` is the last row's
     ``(start_time, id)`` from the previous page. ``with_trace`` adds the trace's
     columns (``trace_*``); IO and metadata are read only when asked for.
+    ``traces_apart`` reads the page first and then its traces by id, when no filter
+    needs them: ClickHouse builds a join's right side from the whole traces table.
     """
     compiled = _compile(conn, query)
     d = conn.dialect
@@ -188,14 +191,41 @@ def observations_after(
         "o.input, o.output" if with_io else "NULL AS input, NULL AS output",
         "o.metadata" if with_metadata else "NULL AS metadata",
     ]
+    later = with_trace and traces_apart and "trace" not in compiled.joins
     join = ""
-    if with_trace or "trace" in compiled.joins:
+    if (with_trace and not later) or "trace" in compiled.joins:
         join = TRACE_JOIN
-    if with_trace:
+    if with_trace and not later:
         select.append(_V2_TRACE)
     rows = conn.all(
         f"SELECT {', '.join(select)} FROM observations o {join} WHERE {' AND '.join(where)}"
         " ORDER BY o.start_time DESC, o.id DESC LIMIT ?",
         [*params, limit + 1],
     )
+    if later:
+        _add_trace_columns(conn, project_id, rows)
     return rows[:limit], len(rows) > limit
+
+
+def _add_trace_columns(conn: Conn, project_id: str, rows: list[dict[str, Any]]) -> None:
+    """Give ``rows`` the ``trace_*`` columns of ``_V2_TRACE`` (None without a stored
+    trace, as the join's), their traces read by id."""
+    ids = sorted({r["trace_id"] for r in rows if r["trace_id"] is not None})
+    found: dict[str, dict[str, Any]] = {}
+    if ids:
+        where, params = conn.dialect.event_rows(
+            "traces",
+            "timestamp",
+            f"{{a}}project_id = ? AND {{a}}id IN ({', '.join('?' * len(ids))})",
+            [project_id, *ids],
+        )
+        for t in conn.all(
+            "SELECT id, name, tags, release, user_id, session_id, public, bookmarked"
+            f" FROM traces WHERE {where}",
+            params,
+        ):
+            found[t["id"]] = t
+    for r in rows:
+        t = found.get(r["trace_id"]) or {}
+        for column in ("name", "tags", "release", "user_id", "session_id", "public", "bookmarked"):
+            r[f"trace_{column}"] = t.get(column)

@@ -304,6 +304,7 @@ class ChObservations:
             with_trace=with_trace,
             with_io=with_io,
             with_metadata=with_metadata,
+            traces_apart=True,
         )
 
 
