@@ -5,11 +5,12 @@ the traces ordered by user, ``store/clickhouse/key_totals.py``)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from helpers import event, ingest, iso
+from helpers import T0, event, ingest, iso
 from lanterna.store.traces import TraceQuery
 
 pytestmark = pytest.mark.clickhouse
@@ -73,3 +74,39 @@ def test_one_users_traces_follow_moves_and_deletes(api):
     first_two = _totals(api, "ann", 2)  # the latest two, and more
     assert (first_two.traces, first_two.more) == (2, True)
     assert first_two.tokens == (11 + 7) + (11 + 5)
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_one_users_traces_with_a_name_and_a_time_range(api, monkeypatch, busy):
+    """A user's list narrowed by name and time (the UI's filters) counts and totals the
+    same traces as the raw rows, whether the user's traces are few (found by key) or
+    many (ClickHouse: counted in the copy ordered by user, which holds name and time)."""
+    from lanterna.store import traces as traces_module
+
+    if busy:
+        monkeypatch.setattr(traces_module, "FEW_USER_TRACES", 0)
+    batch = []
+    for i in range(12):
+        body = {"id": f"t{i}", "userId": "ann" if i % 4 else "bob", "timestamp": iso(seconds=i)}
+        body["name"] = "chat" if i % 2 else "search"
+        batch.append(event("trace-create", body))
+        batch.append(
+            event(
+                "span-create",
+                {"id": f"s{i}", "traceId": f"t{i}", "startTime": iso(seconds=i)},
+            )
+        )
+    ingest(api, *batch)
+    ingest(api, event("trace-create", {"id": "t5", "name": "search"}))  # leaves "chat"
+    params = {"userId": "ann", "name": "chat", "fromTimestamp": iso(seconds=2), "limit": 2}
+    ids: list[str] = []
+    for page in (1, 2, 3):
+        body = api.get("/api/public/traces", params={**params, "page": page}).json()
+        ids += [t["id"] for t in body["data"]]
+        assert body["meta"]["totalItems"] == 4
+    assert ids == ["t11", "t9", "t7", "t3"]
+    rt = api.app.state.runtime
+    pid = api.project.id
+    query = TraceQuery(user_id="ann", name="chat", from_timestamp=T0 + timedelta(seconds=2))
+    totals = rt.read_sync(lambda c: rt.store.traces.trace_totals(c, pid, query, limit=100))
+    assert (totals.traces, totals.more) == (4, False)
