@@ -36,6 +36,30 @@ def by_id(
     return found
 
 
+def with_trace_columns(
+    conn: Conn, project_id: str, rows: list[Row], columns: Sequence[str]
+) -> None:
+    """Give a page's ``rows`` (with ``trace_id``) their trace's ``columns`` as
+    ``trace_<column>`` (None without a stored trace, as a left join gives them), the
+    traces read by id with their keys found first (``Dialect.event_rows``: on
+    ClickHouse only their granules are read merged). For stores that would build a
+    join's right side from every trace (``Dialect.whole_right_joins``)."""
+    found: dict[str, Row] = {}
+    for chunk in _chunks(r["trace_id"] for r in rows):
+        where, params = conn.dialect.event_rows(
+            "traces",
+            "timestamp",
+            f"{{a}}project_id = ? AND {{a}}id IN ({', '.join('?' * len(chunk))})",
+            [project_id, *chunk],
+        )
+        for t in conn.all(f"SELECT id, {', '.join(columns)} FROM traces WHERE {where}", params):
+            found[t["id"]] = t
+    for r in rows:
+        t = found.get(r["trace_id"]) or {}
+        for column in columns:
+            r[f"trace_{column}"] = t.get(column)
+
+
 def scores_on(
     conn: Conn,
     project_id: str,

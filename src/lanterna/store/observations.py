@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ..schema import OBSERVATION
-from . import paging, row_counts
+from . import event_rows, paging, row_counts
 from .db import Conn
 from .dialect import Dialect
 from .filters import (
@@ -150,11 +150,9 @@ def list_observations(
 
 #: Every column but the lazy ones (input, output, metadata: read only when asked for).
 _V2_BASE = ", ".join(f"o.{column}" for column in OBSERVATION.eager_columns)
-_V2_TRACE = (
-    "t.name AS trace_name, t.tags AS trace_tags, t.release AS trace_release,"
-    " t.user_id AS trace_user_id, t.session_id AS trace_session_id,"
-    " t.public AS trace_public, t.bookmarked AS trace_bookmarked"
-)
+#: The trace's columns a v2 observation carries (as ``trace_<column>``).
+_V2_TRACE_COLUMNS = ("name", "tags", "release", "user_id", "session_id", "public", "bookmarked")
+_V2_TRACE = ", ".join(f"t.{c} AS trace_{c}" for c in _V2_TRACE_COLUMNS)
 
 
 def observations_after(
@@ -167,7 +165,6 @@ def observations_after(
     with_trace: bool,
     with_io: bool,
     with_metadata: bool,
-    traces_apart: bool = False,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Up to ``limit`` matching observations after the cursor, and whether more exist.
 
@@ -175,8 +172,9 @@ def observations_after(
     with the cursor sees every row exactly once). ``after`` is the last row's
     ``(start_time, id)`` from the previous page. ``with_trace`` adds the trace's
     columns (``trace_*``); IO and metadata are read only when asked for.
-    ``traces_apart`` reads the page first and then its traces by id, when no filter
-    needs them: ClickHouse builds a join's right side from the whole traces table.
+    Where a join's right side is built from the whole traces table
+    (``Dialect.whole_right_joins``: ClickHouse) and no filter needs the trace, the page
+    is read first and then its traces by id.
     """
     compiled = _compile(conn, query)
     d = conn.dialect
@@ -191,7 +189,7 @@ def observations_after(
         "o.input, o.output" if with_io else "NULL AS input, NULL AS output",
         "o.metadata" if with_metadata else "NULL AS metadata",
     ]
-    later = with_trace and traces_apart and "trace" not in compiled.joins
+    later = with_trace and d.whole_right_joins and "trace" not in compiled.joins
     join = ""
     if (with_trace and not later) or "trace" in compiled.joins:
         join = TRACE_JOIN
@@ -203,29 +201,5 @@ def observations_after(
         [*params, limit + 1],
     )
     if later:
-        _add_trace_columns(conn, project_id, rows)
+        event_rows.with_trace_columns(conn, project_id, rows, _V2_TRACE_COLUMNS)
     return rows[:limit], len(rows) > limit
-
-
-def _add_trace_columns(conn: Conn, project_id: str, rows: list[dict[str, Any]]) -> None:
-    """Give ``rows`` the ``trace_*`` columns of ``_V2_TRACE`` (None without a stored
-    trace, as the join's), their traces read by id."""
-    ids = sorted({r["trace_id"] for r in rows if r["trace_id"] is not None})
-    found: dict[str, dict[str, Any]] = {}
-    if ids:
-        where, params = conn.dialect.event_rows(
-            "traces",
-            "timestamp",
-            f"{{a}}project_id = ? AND {{a}}id IN ({', '.join('?' * len(ids))})",
-            [project_id, *ids],
-        )
-        for t in conn.all(
-            "SELECT id, name, tags, release, user_id, session_id, public, bookmarked"
-            f" FROM traces WHERE {where}",
-            params,
-        ):
-            found[t["id"]] = t
-    for r in rows:
-        t = found.get(r["trace_id"]) or {}
-        for column in ("name", "tags", "release", "user_id", "session_id", "public", "bookmarked"):
-            r[f"trace_{column}"] = t.get(column)

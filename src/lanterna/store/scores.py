@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..schema import SCORE
-from . import rollup_write
+from . import event_rows, rollup_write
 from .db import Conn
 from .filters import Column, Condition, compile_conditions, field_columns, merge_conditions
 
@@ -160,28 +160,9 @@ def list_scores(
     # The page's scores, then their traces' columns by id (joined, ClickHouse would read
     # every trace).
     rows = conn.all(f"SELECT s.* FROM scores s WHERE {where} {order}", [*params, limit, offset])
-    ids = list(dict.fromkeys(r["trace_id"] for r in rows if r["trace_id"] is not None))
-    found: dict[str, dict[str, Any]] = {}
-    if ids:
-        cond, cond_params = conn.dialect.event_rows(
-            "traces",
-            "timestamp",
-            f"{{a}}project_id = ? AND {{a}}id IN ({', '.join('?' * len(ids))})",
-            [project_id, *ids],
-        )
-        found = {
-            t["id"]: t
-            for t in conn.all(
-                f"SELECT id, user_id, tags, environment, session_id FROM traces WHERE {cond}",
-                cond_params,
-            )
-        }
-    for r in rows:
-        t = found.get(r["trace_id"]) or {}
-        r["trace_user_id"] = t.get("user_id")
-        r["trace_tags"] = t.get("tags")
-        r["trace_environment"] = t.get("environment")
-        r["trace_session_id"] = t.get("session_id")
+    event_rows.with_trace_columns(
+        conn, project_id, rows, ("user_id", "tags", "environment", "session_id")
+    )
     return rows, total
 
 

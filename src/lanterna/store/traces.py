@@ -288,13 +288,8 @@ def _matching(conn: Conn, project_id: str, query: TraceQuery) -> _Matching:
         # observations: 10 ms, against 180 for their merged rows; with a name and 30
         # days, against 600)
         source = f"{d.user_traces} t"
-        count_where, count_params = (
-            f"t.project_id = ? AND {compiled.where()}",
-            [
-                project_id,
-                *compiled.params,
-            ],
-        )
+        count_where = f"t.project_id = ? AND {compiled.where()}"
+        count_params = [project_id, *compiled.params]
     unfiltered = not compiled.clauses and not query.search and not query.model
     in_order = not compiled.clauses and query.order_field == "timestamp"
     in_order = in_order and not (hits is not None and few)

@@ -191,7 +191,8 @@ class ChTraces:
         """``traces.observation_ids``; with ``around`` (the traces' first and last time)
         read within the traces' first and last observation start as their figures keep
         them, by the observations' time key, instead of through the trace id index
-        (10 M observations, a page of 50 traces: 209 -> 4 ms)."""
+        (10 M observations, a page of 50 traces: 199-214 -> 16 ms, and 15 more to
+        read the starts)."""
         ch = _on(self.events, conn)
         if around is None or not trace_ids:
             return traces.observation_ids(ch, project_id, trace_ids)
@@ -304,7 +305,6 @@ class ChObservations:
             with_trace=with_trace,
             with_io=with_io,
             with_metadata=with_metadata,
-            traces_apart=True,
         )
 
 
