@@ -19,14 +19,19 @@ each from ``tests/clients/<name>.txt``. A peer whose venv is missing is skipped.
 
 The "CPython floor" is the least a tracing decorator can do -- a wrapper that sets and
 resets a contextvar, reads the clock and appends to a deque -- applied to the same
-workloads. Figures per call, each minus the same loop without the decorator, all in
-process CPU time (exporter threads share the GIL with the app, so this is what the app
-really pays; CPU time, unlike wall time, is not inflated by other processes on a shared
-machine): ``loop`` is the caller's loop, ``+flush`` the loop plus the flush that
-delivers everything. Rounds are interleaved (every SDK once per round) and the best of
-all rounds is kept. Lanterna's worker also prints the memory each queued record holds
-(tracemalloc) and whether a burst of 20,000 calls with default settings was fully
-delivered.
+workloads. The "python minimum" is the least a tracer in Python keeps per call without
+delivering it (the call's ids, parent, type, name, clock readings, argument, result and
+the generation's update, as one tuple on a deque); Lanterna's worker also measures the
+least the delivery itself costs (the events it sent, encoded by orjson from ready dicts
+and POSTed again to the sink), and the report adds the two: the least a delivered call
+can cost in Python, against the floor. Figures per call, each minus the same loop
+without the decorator, all in process CPU time (exporter threads share the GIL with
+the app, so this is what the app really pays; CPU time, unlike wall time, is not
+inflated by other processes on a shared machine): ``loop`` is the caller's loop,
+``+flush`` the loop plus the flush that delivers everything. Rounds are interleaved
+(every SDK once per round) and the best of all rounds is kept. Lanterna's worker also
+prints the memory each queued record holds (tracemalloc) and whether a burst of 20,000
+calls with default settings was fully delivered.
 """
 
 from __future__ import annotations
@@ -48,10 +53,13 @@ PEERS = {
     "opentelemetry": ROOT / ".venvs/langfuse5/bin/python",
     "phoenix": ROOT / ".venvs/phoenix/bin/python",
     "cpython floor": ROOT / ".venv/bin/python",
+    "python minimum": ROOT / ".venv/bin/python",
 }
 #: Process CPU per call including the flush, on the reference machine (issue 20).
 TARGETS = {"noop": 5.0, "nested": 15.0, "generation": 10.0}
 FLOOR = "cpython floor"
+#: Not an SDK: the least record keeping in Python, without delivery (_setup_record_floor).
+MINIMUM = "python minimum"
 TEXT = "x" * 1024
 
 
@@ -139,6 +147,8 @@ def _setup(sdk: str, url: str) -> tuple[dict[str, Any], Any]:
         return _setup_phoenix(url)
     elif sdk == FLOOR:
         return _setup_floor()
+    elif sdk == MINIMUM:
+        return _setup_record_floor()
     else:
         return _setup_otel(url)
 
@@ -251,6 +261,85 @@ def _setup_phoenix(url: str) -> tuple[dict[str, Any], Any]:
     )
 
 
+def _setup_record_floor() -> tuple[dict[str, Any], Any]:
+    """The three workloads under the least a tracer written in Python keeps per call,
+    without delivering it: the floor's steps, plus the call's record (its trace id and
+    own random id, parent id, type, name, both clock readings, the captured argument and
+    result, and the fields the generation's update sets) as one tuple on a deque.
+    ``update`` sets the running call's fields as ``update_current_observation`` does;
+    no sampling, size limits, error handling or exporter. "Flushing" empties the deque."""
+    import functools
+    import random
+    from collections import deque
+    from contextvars import ContextVar
+
+    var: ContextVar[Any] = ContextVar("r", default=None)
+    queue: deque[Any] = deque()
+    now = time.time_ns
+    bits = random.Random().getrandbits
+
+    def traced(kind: str) -> Any:
+        def decorate(fn: Any) -> Any:
+            name = fn.__name__
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                parent = var.get()
+                record = [parent[0] if parent else bits(128), bits(64), None]
+                token = var.set(record)
+                start = now()
+                try:
+                    result = fn(*args, **kwargs)
+                finally:
+                    var.reset(token)
+                queue.append(
+                    (
+                        *record,
+                        parent and parent[1],
+                        kind,
+                        name,
+                        start,
+                        now(),
+                        {"prompt": args[0]} if args else None,
+                        result,
+                    )
+                )
+                return result
+
+            return wrapper
+
+        return decorate
+
+    def update(**fields: Any) -> None:
+        var.get()[2] = fields
+
+    usage = {"input": 200, "output": 100, "total": 300}
+
+    @traced("span")
+    def noop() -> None:
+        return None
+
+    @traced("span")
+    def child() -> None:
+        return None
+
+    @traced("span")
+    def nested() -> None:
+        child()
+        child()
+        child()
+
+    @traced("generation")
+    def generation(prompt: str) -> str:
+        update(model="gpt-4o", usage_details=usage)
+        return TEXT
+
+    return (
+        {"noop": (noop, ()), "nested": (nested, ()), "generation": (generation, (TEXT,))},
+        queue.clear,
+    )
+
+
 def _setup_floor() -> tuple[dict[str, Any], Any]:
     """The three workloads under the least a tracing decorator does (contextvar set and
     reset, a clock read, a deque append); "flushing" empties the deque."""
@@ -353,7 +442,57 @@ def run_worker(sdk: str, url: str, calls: int, reps: int) -> None:
         }
     if sdk == "lanterna":
         out.update(_lanterna_extras(workloads))
+        out["_wire"] = {
+            name: _wire_floor(workloads[name], flush, url, calls, reps) for name in workloads
+        }
     print(json.dumps(out))
+
+
+def _wire_floor(workload: Any, flush: Any, url: str, calls: int, reps: int) -> float:
+    """µs of process CPU per call that delivering the call's events costs at the least:
+    the very bytes Lanterna sent for ``calls`` calls (captured at its sender), encoded
+    by orjson from ready-made dicts (C, no Python per field) and POSTed to the sink on
+    one kept-alive connection. No SDK can deliver the same events for less than this
+    plus the CPython floor (the wrapper alone)."""
+    import gc
+    import http.client
+    from urllib.parse import urlsplit
+
+    import orjson
+
+    from lanterna import get_client
+
+    fn, args = workload
+    sender = get_client().exporter._sender  # type: ignore[attr-defined]
+    bodies: list[bytes] = []
+    post = sender.post
+
+    def keep(body: bytes) -> Any:
+        bodies.append(body)
+        return post(body)
+
+    sender.post = keep
+    try:
+        for _ in range(calls):
+            fn(*args)
+        flush()
+    finally:
+        del sender.post
+    batches = [orjson.loads(body) for body in bodies]
+    where = urlsplit(url)
+    conn = http.client.HTTPConnection(where.hostname, where.port)
+    headers = {"Content-Type": "application/json"}
+    best = float("inf")
+    cpu = time.process_time
+    for _ in range(reps):
+        gc.collect()
+        c0 = cpu()
+        for batch in batches:
+            conn.request("POST", "/api/public/ingestion", orjson.dumps(batch), headers)
+            conn.getresponse().read()
+        best = min(best, cpu() - c0)
+    conn.close()
+    return best / calls * 1e6
 
 
 def _lanterna_extras(workloads: dict[str, Any]) -> dict[str, Any]:
@@ -438,7 +577,7 @@ def main() -> None:
                 print(f"skipping {sdk}: {python} is missing (run scripts/test to build it)")
         for round_no in range(rounds):
             for sdk, python in peers.items():
-                ours = sdk in ("lanterna", FLOOR)
+                ours = sdk in ("lanterna", FLOOR, MINIMUM)
                 calls = (20_000 if ours else 2_000) // (4 if args.quick else 1)
                 got = _run_worker(python, sdk, url, calls, 2 if args.quick else 3)
                 if got is not None:
@@ -473,7 +612,9 @@ def _run_worker(python: Path, sdk: str, url: str, calls: int, reps: int) -> dict
 def _keep_best(best: dict[str, Any], got: dict[str, Any]) -> None:
     """Fold one round into the best so far: the least µs per figure; the latest extras."""
     for key, row in got.items():
-        if key.startswith("_"):
+        if key == "_wire":
+            best[key] = {k: min(v, best[key][k]) for k, v in row.items()}
+        elif key.startswith("_"):
             best[key] = row
         else:
             best[key] = {k: min(v, best[key][k]) for k, v in row.items()}
@@ -511,6 +652,22 @@ def report(results: dict[str, dict[str, Any]]) -> None:
             f"  {workload:<11} {got:6.2f} µs (target {target:g} µs, 10x floor {10 * low:.2f} µs):"
             f" {verdict}"
         )
+    wire = ours.get("_wire", {})
+    least = results.get(MINIMUM, {})
+    if wire and floor and least:
+        print(
+            "\nThe least a delivered call can cost in Python here (µs): the python minimum's"
+            "\nrecord keeping plus the wire (encoding the events Lanterna sent with orjson"
+            "\nfrom ready dicts, and POSTing the same bytes):"
+        )
+        for workload, cost in wire.items():
+            low = floor[workload]["flush"]
+            keep = least[workload]["flush"]
+            print(
+                f"  {workload:<11} {keep + cost:6.2f} = record {keep:.2f} + wire {cost:.2f}:"
+                f" {(keep + cost) / low:.1f}x the floor (Lanterna"
+                f" {ours[workload]['flush'] / low:.1f}x)"
+            )
     memory = ours.get("_memory", {})
     if memory:
         per = ", ".join(f"{k} {v:.0f}" for k, v in memory.items())
