@@ -4,6 +4,7 @@ ingestion server for fault tests, and a check that the SDK swallowed no internal
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +68,18 @@ def stand_in() -> Iterator[StandIn]:
 
 # The shipped test kit's fixture, used by the SDK's own unit tests.
 from lanterna.sdk.testing import lanterna_capture  # noqa: E402, F401
+
+
+@pytest.fixture
+def tls_cert(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (files), by the openssl command."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    args += ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+    return cert, key

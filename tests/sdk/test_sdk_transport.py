@@ -164,17 +164,11 @@ def test_every_request_carries_the_same_auth_and_sdk_headers(make_client, stand_
 
 
 @pytest.fixture
-def https_stand_in(stand_in, tmp_path: Path):
+def https_stand_in(stand_in, tls_cert):
     """The stand-in behind TLS with a self-signed certificate for 127.0.0.1."""
-    import shutil
     import ssl
 
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
-    args += ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)]
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
+    cert, key = tls_cert
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     server = stand_in.server

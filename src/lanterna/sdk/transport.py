@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sys
 import threading
 import time
 import urllib.parse
@@ -347,23 +348,35 @@ class Session:
         self._head: bytes | None = None  # per path: the request head, ``%d`` for the length
         self._path = ""
         self._prefix = ""
-        self._buffer = b""
+        # Received and not yet read; a bytearray, whose front ``del`` is O(1) in CPython.
+        self._buffer = bytearray()
+        self._heard = False  # has any byte of the current answer arrived?
 
     def post(self, path: str, body: bytes) -> Reply:
         """POST a JSON body; raises :class:`LanternaConnectionError` when no answer came."""
         for attempt in (0, 1):
             reused = self._sock is not None
+            self._heard = False
             try:
                 if self._sock is None:
                     self._open()
                 if self._head is None or self._path != path:
                     self._head, self._path = self._request_head(path), path
-                self._send(self._head % len(body), body)
+                try:
+                    self._send(self._head % len(body), body)
+                except (BrokenPipeError, ConnectionResetError) as failed:
+                    # The server may have answered before it stopped reading (a 413 for
+                    # a body over its limit) and closed: read that answer if it came.
+                    try:
+                        status, headers, content, _ = self._answer()
+                    except (OSError, _BadAnswer):
+                        raise failed from None
+                    self.close()
+                    return Reply(status, headers, content)
                 status, headers, content, close = self._answer()
             except (OSError, _BadAnswer) as exc:
                 self.close()
-                stale = isinstance(exc, (_Closed, ConnectionResetError, BrokenPipeError))
-                if reused and stale and attempt == 0:
+                if reused and attempt == 0 and not self._heard and _stale(exc):
                     continue  # the server closed an idle kept-alive connection: once more
                 raise no_answer(exc, self.transport.timeout) from exc
             if close:
@@ -372,6 +385,7 @@ class Session:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _open(self) -> None:
+        import http.client
         import socket
 
         conn, prefix = self.transport.connect()
@@ -382,13 +396,16 @@ class Session:
                 raise _BadAnswer("no socket")
             with contextlib.suppress(OSError):  # a Unix socket or a test double has none
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except http.client.HTTPException as exc:  # a proxy's answer to CONNECT unreadable
+            conn.close()
+            raise _BadAnswer(f"{type(exc).__name__}: {exc}") from exc
         except BaseException:
             conn.close()
             raise
         self._conn, self._sock, self._prefix = conn, sock, prefix
         self._plain = not hasattr(sock, "getpeercert")  # an SSLSocket has no sendmsg
         self._head = None
-        self._buffer = b""
+        self._buffer = bytearray()
 
     def _request_head(self, path: str) -> bytes:
         """The head of a POST to ``path``, with ``%d`` where the body's length goes."""
@@ -426,29 +443,41 @@ class Session:
         self._buffer += data
 
     def _answer(self) -> tuple[int, _Headers, bytes, bool]:
-        """Status, headers, body and whether the connection ends with this answer."""
-        if not self._buffer:
-            data = self._sock.recv(65536)
-            if not data:  # no answer at all: an idle connection the server had closed
-                raise _Closed("the server closed the connection without answering")
-            self._buffer = data
+        """Status, headers, body and whether the connection ends with this answer.
+
+        Read as leniently as ``http.client`` reads: line ends CRLF or LF, empty lines
+        before a status line skipped, repeated headers joined with commas (a repeated
+        ``Content-Length`` of one value is that value), a chunked body whose connection
+        ends after the last chunk."""
+        buffer = self._buffer
         while True:
-            while (end := self._buffer.find(b"\r\n\r\n")) < 0:
-                if len(self._buffer) > _MAX_HEAD:
+            _skip_line_ends(buffer)
+            while not buffer:
+                data = self._sock.recv(65536)
+                if not data:  # no answer at all: an idle connection the server had closed
+                    raise _Closed("the server closed the connection without answering")
+                buffer += data
+                _skip_line_ends(buffer)
+            self._heard = True
+            while (end := _head_end(buffer)) < 0:
+                if len(buffer) > _MAX_HEAD:
                     raise _BadAnswer("the answer's head is too long")
                 self._fill()
-            head, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
-            lines = head.decode("latin-1").split("\r\n")
-            version, _, rest = lines[0].partition(" ")
-            code = rest[:3]
-            if not version.startswith("HTTP/1.") or not code.isdigit():
+            lines = bytes(buffer[:end]).decode("latin-1").split("\n")
+            del buffer[: end + (3 if buffer[end + 1] == 13 else 2)]
+            parts = lines[0].split(None, 2)
+            version = parts[0] if parts else ""
+            code = parts[1] if len(parts) > 1 else ""
+            if not (version.startswith("HTTP/1.") and len(code) == 3 and _digits(code)):
                 raise _BadAnswer(f"not an HTTP answer: {lines[0][:60]!r}")
             status = int(code)
             headers = _Headers()
             for line in lines[1:]:
                 name, colon, value = line.partition(":")
                 if colon:
-                    headers[name.strip().lower()] = value.strip()
+                    name, value = name.strip().lower(), value.strip()
+                    seen = headers.get(name)
+                    headers[name] = value if seen is None else f"{seen}, {value}"
             if not 100 <= status < 200:
                 break
         connection = headers.get("connection", "").lower()
@@ -456,61 +485,113 @@ class Session:
         if status in (204, 304):
             return status, headers, b"", close
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            return status, headers, self._chunked(), close
+            content, ended = self._chunked()
+            return status, headers, content, close or ended
         length = headers.get("content-length")
         if length is None:  # the body ends with the connection
+            pieces = [bytes(buffer)]
             while data := self._sock.recv(65536):
-                self._buffer += data
-            content, self._buffer = self._buffer, b""
-            return status, headers, content, True
-        if not length.isdigit():
+                pieces.append(data)
+            buffer.clear()
+            return status, headers, b"".join(pieces), True
+        values = {value.strip() for value in length.split(",")}
+        size = values.pop() if len(values) == 1 else ""
+        if not _digits(size):
             raise _BadAnswer(f"bad Content-Length {length[:30]!r}")
-        return status, headers, self._take(int(length)), close
+        return status, headers, self._take(int(size)), close
 
     def _take(self, n: int) -> bytes:
-        while len(self._buffer) < n:
-            self._fill()
-        data, self._buffer = self._buffer[:n], self._buffer[n:]
+        buffer = self._buffer
+        while len(buffer) < n:
+            data = self._sock.recv(max(65536, min(n - len(buffer), 1 << 20)))
+            if not data:
+                raise _BadAnswer("the server closed the connection in the middle of its answer")
+            buffer += data
+        data = bytes(buffer[:n])
+        del buffer[:n]
         return data
 
-    def _line(self) -> bytes:
-        while (end := self._buffer.find(b"\r\n")) < 0:
-            if len(self._buffer) > _MAX_HEAD:
+    def _line(self) -> bytes | None:
+        """The next line without its line end; None: the connection ended first."""
+        buffer = self._buffer
+        while (end := buffer.find(b"\n")) < 0:
+            if len(buffer) > _MAX_HEAD:
                 raise _BadAnswer("a chunk's size line is too long")
-            self._fill()
-        line, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
-        return line
+            data = self._sock.recv(65536)
+            if not data:
+                return None
+            buffer += data
+        line = bytes(buffer[:end])
+        del buffer[: end + 1]
+        return line[:-1] if line.endswith(b"\r") else line
 
-    def _chunked(self) -> bytes:
+    def _chunked(self) -> tuple[bytes, bool]:
+        """A chunked body, and whether the connection ended right after its last chunk."""
         parts: list[bytes] = []
         while True:
-            size = self._line().split(b";", 1)[0].strip()
+            line = self._line()
+            if line is None:
+                raise _BadAnswer("the server closed the connection in the middle of its answer")
+            size = line.split(b";", 1)[0].strip()
             try:
                 n = int(size, 16)
             except ValueError:
-                raise _BadAnswer(f"bad chunk size {size[:30]!r}") from None
+                n = -1
+            if n < 0:
+                raise _BadAnswer(f"bad chunk size {size[:30]!r}")
             if n == 0:
-                while self._line():  # trailer fields, up to the empty line
+                while line := self._line():  # trailer fields, up to the empty line
                     pass
-                return b"".join(parts)
+                return b"".join(parts), line is None
             parts.append(self._take(n))
-            if self._take(2) != b"\r\n":
-                raise _BadAnswer("a chunk does not end with CRLF")
+            if self._line() != b"":
+                raise _BadAnswer("a chunk does not end with a line end")
 
     def close(self) -> None:
         """Close the connection (a later request opens another)."""
         conn, self._conn, self._sock = self._conn, None, None
-        self._buffer = b""
+        self._buffer = bytearray()
         if conn is not None:
             conn.close()
 
     def forget(self) -> None:
         """Drop the connection without closing it (in a forked child: it is the parent's)."""
         self._conn = self._sock = None
-        self._buffer = b""
+        self._buffer = bytearray()
 
 
 _MAX_HEAD = 65536
+
+
+def _skip_line_ends(buffer: bytearray) -> None:
+    """Drop the CR and LF bytes at the front (between answers, some servers send one)."""
+    n = 0
+    while n < len(buffer) and buffer[n] in (10, 13):
+        n += 1
+    if n:
+        del buffer[:n]
+
+
+def _head_end(buffer: bytearray) -> int:
+    """Where an answer's head ends: the index of the LF ending its last line (the empty
+    line after it follows, ``\\r\\n`` or ``\\n``), or -1 when it is not all here."""
+    crlf, lf = buffer.find(b"\n\r\n"), buffer.find(b"\n\n")
+    if crlf < 0:
+        return lf
+    return crlf if lf < 0 or crlf < lf else lf
+
+
+def _digits(text: str) -> bool:
+    """Only ASCII digits (``isdigit`` alone takes superscripts, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
+def _stale(exc: BaseException) -> bool:
+    """Did sending or the first read fail as on a connection the server had closed?"""
+    if isinstance(exc, (_Closed, ConnectionResetError, BrokenPipeError)):
+        return True
+    ssl = sys.modules.get("ssl")  # a TLS peer gone without close_notify
+    return ssl is not None and isinstance(exc, ssl.SSLEOFError)
 
 
 class _BadAnswer(Exception):
