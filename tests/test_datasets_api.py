@@ -267,6 +267,64 @@ def test_schema_patterns_run_on_re2_and_refuse_what_it_cannot_compile(api):
         "patternProperties": {"(?<=x)y": {}}}}), 400, "RE2 cannot compile")  # fmt: skip
 
 
+def test_schema_references_stay_inside_the_schema_and_never_stall_a_write(api):
+    """A ``$ref`` to a URL, a URN or a file is refused when the dataset is saved, and the
+    server fetches nothing (a slow host would hold the single writer); a schema that
+    refers to itself without end, or to a part it does not hold, is refused too; one that
+    loops only for some values makes those values invalid (400), with nothing written."""
+    import http.server
+    import threading
+
+    fetched: list[str] = []
+
+    class Host(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fetched.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"type": "string"}')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    host = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Host)
+    threading.Thread(target=host.serve_forever, daemon=True).start()
+    remote = f"http://127.0.0.1:{host.server_address[1]}/schema.json"
+    try:
+        for n, ref in enumerate([remote, "urn:x", "file:///etc/hostname", remote + "#/a"]):
+            schema = {"type": "object", "properties": {"q": {"$ref": ref}}}
+            refused(api.post("/api/public/v2/datasets", json={"name": f"r{n}",
+                    "inputSchema": schema}), 400, "outside the schema")  # fmt: skip
+        dataset(api, name="kept")
+        refused(api.post("/api/public/v2/datasets", json={"name": "kept",
+                "expectedOutputSchema": {"$ref": remote}}), 400, "outside the schema")  # fmt: skip
+        assert fetched == []
+    finally:
+        host.shutdown()
+        host.server_close()
+    for schema, words in [
+        ({"$ref": "#"}, "refers to itself without end"),
+        ({"anyOf": [{"type": "null"}, {"$ref": "#"}]}, "refers to itself without end"),
+        ({"$ref": "#/$defs/missing"}, "cannot be followed"),
+    ]:
+        refused(api.post("/api/public/v2/datasets", json={"name": "loop",
+                "inputSchema": schema}), 400, words)  # fmt: skip
+    # a tree refers to itself and ends: kept, and it checks the nesting
+    tree = {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}}}
+    dataset(api, name="tree", inputSchema=tree)
+    assert item(api, datasetName="tree", input={"kids": [{"kids": []}]})["input"]
+    refused(api.post("/api/public/dataset-items", json={"datasetName": "tree",
+            "input": {"kids": [{"kids": 1}]}}), 400, "is not of type")  # fmt: skip
+    # loops only for an object holding "x": saved; such a value is refused, nothing written
+    loops = {"if": {"type": "object", "required": ["x"]}, "then": {"$ref": "#"}}
+    dataset(api, name="some", inputSchema=loops)
+    refused(api.post("/api/public/dataset-items", json={"datasetName": "some",
+            "input": {"x": 1}}), 400, "refers to itself without end")  # fmt: skip
+    assert item(api, datasetName="some", input={"y": 1})["input"] == {"y": 1}
+    assert [i["input"] for i in items_of(api, "some")] == [{"y": 1}]
+
+
 def _documented(doc: dict[str, Any], method: str, path: str) -> dict[str, Any]:
     """The JSON Schema our OpenAPI document gives the 200 answer of an operation."""
     answer = doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]

@@ -21,7 +21,14 @@ import re2
 
 from .. import _json
 from ..errors import InvalidRequestData
-from ..ingest.json_schema import compile_pattern, patterns_of, validator_class
+from ..ingest.json_schema import (
+    compile_pattern,
+    patterns_of,
+    reference_problem,
+    validator,
+    validator_class,
+    value_problem,
+)
 
 #: The deterministic evaluator types (the API's ``type``) and the score type each gives.
 TYPES: dict[str, str] = {
@@ -70,6 +77,9 @@ def check_schema(schema: Any, where: str = "config.schema") -> None:
         raise EvaluatorConfigError(f"{where}: not a valid JSON schema: {exc.message}") from None
     for pattern in patterns_of(schema):
         compile_regex(pattern)
+    problem = reference_problem(schema)
+    if problem is not None:
+        raise EvaluatorConfigError(f"{where}: {problem}")
 
 
 def _text_of(config: dict[str, Any], key: str, required: bool = True) -> str | None:
@@ -183,8 +193,13 @@ def _json_schema(config: dict[str, Any], output: str, variables: dict[str, Any])
     if not ok:
         return _bool(False, f"the output is not JSON: {why}")
     from jsonschema.exceptions import best_match
+    from referencing.exceptions import Unresolvable
 
-    error = best_match(validator_class()(config["schema"]).iter_errors(value))
+    try:
+        error = best_match(validator(config["schema"]).iter_errors(value))
+    except (RecursionError, Unresolvable):
+        reason = value_problem(config["schema"], value)
+        return _bool(False, f"the schema cannot evaluate the output: {reason}")
     if error is None:
         return _bool(True, "the output is valid against the schema")
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
