@@ -168,3 +168,27 @@ def test_the_2x_sdk_parses_a_trace_with_every_kind_of_score(live_server: Any) ->
     assert got["projects"] == ["Test Project"]
     assert got["daily"] == [1]
     assert got["sdk_log"] == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/public/metrics/daily",
+        "/api/public/traces",
+        "/api/public/sessions",
+        "/api/public/users",
+        "/api/public/scores",
+        "/api/public/v2/scores",
+    ],
+)
+@pytest.mark.parametrize("param", ["fromTimestamp", "toTimestamp"])
+def test_a_time_in_year_9999_is_a_400_naming_the_parameter_and_the_limit(
+    api: Any, path: str, param: str
+) -> None:
+    _seed(api)
+    response = api.get(path, params={param: "9999-12-31T23:59:59Z"})
+    assert response.status_code == 400, response.text
+    text = response.text
+    assert param in text and "9999-01-01" in text
+    last = api.get(path, params={param: "9998-12-31T23:59:59Z"})
+    assert last.status_code == 200, last.text

@@ -392,3 +392,42 @@ def test_answers_are_what_the_document_and_langfuse_spec_say(api):
         gone = ok(api.delete(url))
         jsonschema.validate(gone, _documented(doc, "delete", path))
         conforms(name, gone)
+
+
+def _nested(levels: int) -> Any:
+    """A JSON array nested ``levels`` deep."""
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_json_nested_past_the_event_limit_is_refused_and_nothing_is_written(api):
+    # The limit of an ingestion event body (200 levels, the body object being one).
+    dataset(api)
+    one = item(api, datasetName="qa", id="i1")
+    ingest(api, event("trace-create", {"id": "tr-1", "name": "task"}))
+    run_item = {"runName": "r", "datasetItemId": "i1", "traceId": "tr-1"}
+    ok(api.post("/api/public/dataset-run-items", json=run_item))
+    deep = _nested(254)
+    for path, body in [
+        ("/api/public/v2/datasets", {"name": "deep", "metadata": deep}),
+        ("/api/public/datasets", {"name": "deep", "metadata": deep}),
+        ("/api/public/v2/datasets", {"name": "qa", "metadata": _nested(200)}),
+        ("/api/public/dataset-items", {"datasetName": "qa", "id": "d", "input": deep}),
+        ("/api/public/dataset-items", {"datasetName": "qa", "id": "d", "expectedOutput": deep}),
+        ("/api/public/dataset-items", {"datasetName": "qa", "id": "i1", "metadata": deep}),
+        ("/api/public/dataset-run-items", {**run_item, "runName": "r2", "metadata": deep}),
+    ]:  # fmt: skip
+        refused(api.post(path, json=body), 400, "nested more than 200 levels deep")
+    assert [d["name"] for d in ok(api.get("/api/public/v2/datasets"))["data"]] == ["qa"]
+    assert ok(api.get("/api/public/datasets"))["data"][0]["metadata"] is None
+    assert [i["id"] for i in items_of(api, "qa")] == [one["id"]]
+    assert items_of(api, "qa")[0]["metadata"] is None
+    runs = ok(api.get("/api/public/datasets/qa/runs"))["data"]
+    assert [r["name"] for r in runs] == ["r"]
+    # 199 levels inside the body object are within the limit and read back.
+    kept = _nested(199)
+    assert dataset(api, "fine", metadata=kept)["metadata"] == kept
+    assert item(api, datasetName="fine", input=kept)["input"] == kept
+    assert ok(api.get("/api/public/v2/datasets"))["meta"]["totalItems"] == 2

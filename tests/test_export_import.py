@@ -308,3 +308,26 @@ def test_import_waits_out_the_targets_rate_limit():
         result = send(c, [("trace", {"id": "t1", "name": "x"})], sleep=waits.append)
     assert waits == [3.0] and result.errors == [] and result.sent == {"trace": 1}
     assert len(sent) == 2 and sent[0] == sent[1]
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"type": "datetime", "column": "timestamp", "operator": ">", "value": "garbage"},
+        {
+            "type": "datetime",
+            "column": "timestamp",
+            "operator": ">",
+            "value": "9999-06-01T00:00:00Z",
+        },
+        {"type": "string", "column": "nope", "operator": "=", "value": "x"},
+    ],
+)
+def test_a_bad_filter_is_a_400_before_the_stream_starts(api, condition):
+    params = {"filter": json.dumps([condition])}
+    listed = api.get("/api/public/traces", params=params)
+    assert listed.status_code == 400
+    for fmt in ("jsonl", "csv", "parquet"):
+        exported = api.get("/api/public/export", params={**params, "format": fmt})
+        assert exported.status_code == 400, exported.text
+        assert exported.json()["message"] == listed.json()["message"]

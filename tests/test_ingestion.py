@@ -419,6 +419,15 @@ def test_bad_envelope_fields_are_per_event_400(api, envelope, fragment):
         ("trace-create", {"id": "t", "timestamp": "0001-01-01T00:00:00+05:00"}, "range"),
         ("span-create", {"id": "s", "endTime": "9999-12-31T23:59:59-05:00"}, "range"),
         ("trace-create", {"id": "t", "metadata": nested(201)}, "levels deep"),
+        ("trace-create", {"id": "t", "timestamp": "9999-12-31T23:00:00Z"}, "9999-01-01"),
+        ("trace-create", {"id": "t", "timestamp": "9998-12-31T23:00:00-02:00"}, "9999-01-01"),
+        ("span-create", {"id": "s", "startTime": "9999-06-01T00:00:00Z"}, "9999-01-01"),
+        ("span-create", {"id": "s", "endTime": "9999-06-01T00:00:00Z"}, "9999-01-01"),
+        ("generation-create", {"id": "g", "completionStartTime": "9999-06-01T00:00:00Z"},
+         "9999-01-01"),
+        ("event-create", {"id": "e", "startTime": "9999-06-01T00:00:00Z"}, "9999-01-01"),
+        ("score-create", {"id": "s", "traceId": "t", "name": "n", "value": 1,
+                          "timestamp": "9999-06-01T00:00:00Z"}, "9999-01-01"),
         ("observation-create", {"id": "o", "type": "AGENT"}, "type"),
         ("score-create", {"id": "s", "traceId": "t", "name": "n", "value": [1]}, "value"),
         ("score-create", {"id": "s", "name": "n", "value": 1}, "traceId"),
@@ -432,6 +441,42 @@ def test_wrong_field_types_are_per_event_400_naming_the_field(api, db_url, type_
     assert error["status"] == 400
     assert fragment in error["error"], error
     assert count(db_url, "traces") + count(db_url, "observations") + count(db_url, "scores") == 0
+
+
+def test_a_time_in_year_9999_is_refused_and_its_neighbours_are_stored(api, db_url):
+    # The next hour of the last one there is cannot be computed (rollups, buckets).
+    late = event("trace-create", {"id": "late", "timestamp": "9999-12-31T23:00:00Z"})
+    child = event("span-create", {"id": "o", "traceId": "late", "startTime": iso()})
+    stamped = {**event("trace-create", {"id": "t2"}), "timestamp": "9999-12-31T23:59:59Z"}
+    result = ingest(api, late, child, stamped)
+    assert [e["id"] for e in result["errors"]] == [late["id"], stamped["id"]]
+    assert {e["status"] for e in result["errors"]} == {400}
+    assert all("before 9999-01-01" in e["error"] for e in result["errors"])
+    assert result["successes"] == [{"id": child["id"], "status": 201}]
+    assert count(db_url, "observations") == 1
+    # The last moment accepted is stored and read back.
+    last = "9998-12-31T23:59:59.999999Z"
+    ingest(api, event("trace-create", {"id": "last", "timestamp": last}),
+           event("span-create", {"id": "o2", "traceId": "last", "startTime": last,
+                                 "endTime": last}))  # fmt: skip
+    assert get_trace(api, "last")["timestamp"] == last
+
+
+def test_a_trace_stored_in_the_last_hour_there_is_still_takes_observations(api, db_url):
+    # Stored before ingestion refused year 9999 (its next hour does not exist).
+    from datetime import datetime
+
+    ingest(api, event("trace-create", {"id": "t"}))
+    db = Database(db_url)
+    try:
+        with db.transaction() as conn:
+            late = datetime.fromisoformat("9999-12-31T23:30:00+00:00")
+            conn.run("UPDATE traces SET timestamp = ? WHERE id = 't'", [conn.dialect.ts(late)])
+    finally:
+        db.close()
+    result = ingest(api, event("span-create", {"id": "o", "traceId": "t", "startTime": iso()}))
+    assert result["errors"] == []
+    assert [o["id"] for o in get_trace(api, "t")["observations"]] == ["o"]
 
 
 def test_deep_nesting_up_to_the_limit_is_stored_and_read_back(api):

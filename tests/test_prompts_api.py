@@ -242,3 +242,64 @@ def test_metrics_compare_versions(api):
         params={"name": "qa", "fromTimestamp": "2030-01-01T00:00:00Z"},
     ).json()["data"]
     assert all(row["generations"] == 0 for row in later)
+
+
+def test_json_nested_past_the_event_limit_is_refused_and_nothing_is_written(api):
+    deep: object = []
+    for _ in range(253):
+        deep = [deep]
+    create(api, name="p", prompt="x")
+    for body in [
+        {"name": "deep", "prompt": "x", "config": deep},
+        {"name": "p", "prompt": "x", "config": {"a": deep}},
+        {"name": "deep", "type": "chat", "prompt": [{"role": "user", "content": "x",
+                                                     "extra": deep}]},
+    ]:  # fmt: skip
+        response = api.post("/api/public/v2/prompts", json=body)
+        assert response.status_code == 400, response.text
+        assert "nested more than 200 levels deep" in response.json()["message"]
+    patched = api.patch("/api/public/v2/prompts/p/versions/1", json={"newLabels": deep})
+    assert patched.status_code == 400, patched.text
+    listing = api.get("/api/public/v2/prompts").json()
+    assert [(p["name"], p["versions"]) for p in listing["data"]] == [("p", [1])]
+    assert api.get("/api/public/v2/prompts/p").json()["config"] == {}
+
+
+@pytest.mark.parametrize(
+    "version", ["99999999999999999999", "2147483648", "0", "1" * 5000, "\u00b2", "-1", ""]
+)
+def test_a_reference_to_a_version_out_of_range_is_refused(api, version):
+    create(api, name="other", prompt="Be kind.")
+    ref = f"@@@langfusePrompt:name=other|version={version}@@@"
+    for body in [
+        {"name": "main", "prompt": f"hi {ref}"},
+        {"name": "main", "type": "chat", "prompt": [{"role": "user", "content": ref}]},
+    ]:
+        response = api.post("/api/public/v2/prompts", json=body)
+        assert response.status_code == 400, response.text
+        assert "1 to 2147483647" in response.json()["message"]
+    assert api.get("/api/public/v2/prompts/main").status_code == 404
+    ok = f"@@@langfusePrompt:name=other|version={2**31 - 1}@@@"
+    create(api, name="main", prompt=ok)  # in range; found or not is known on reading
+    assert "not found" in api.get("/api/public/v2/prompts/main").json()["message"]
+
+
+@pytest.mark.parametrize("version", ["99999999999999999999", "1" * 5000, "\u00b2"])
+def test_a_stored_reference_to_a_version_out_of_range_is_not_found(api, db_url, version):
+    from lanterna.store.db import Database
+
+    create(api, name="other", prompt="Be kind.")
+    create(api, name="main", prompt="hi @@@langfusePrompt:name=other|version=1@@@")
+    # A row stored before creation checked the version.
+    text = f"hi @@@langfusePrompt:name=other|version={version}@@@"
+    db = Database(db_url)
+    try:
+        with db.transaction() as conn:
+            conn.run("UPDATE prompts SET prompt = ? WHERE name = 'main'", [conn.dialect.json(text)])
+    finally:
+        db.close()
+    response = api.get("/api/public/v2/prompts/main")
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    assert "not found" in message or "must be a number" in message
+    assert api.get("/api/public/v2/prompts/main", params={"resolve": "false"}).status_code == 200

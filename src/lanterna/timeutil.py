@@ -15,16 +15,23 @@ from datetime import datetime, timedelta, timezone
 
 UTC = timezone.utc
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+#: Accepted timestamps fall before this instant (exclusive). Year 9999 is refused so that
+#: every later computation (the next hour, day, week or month bucket, retention windows,
+#: rollups, zone shifts of a dashboard) stays inside ``datetime``'s range.
+MAX_TS = datetime(9999, 1, 1, tzinfo=UTC)
+_MAX_TS_TEXT = "9999-01-01T00:00:00Z"
 
 
 class NaiveTimestampError(ValueError):
     """A timestamp without a UTC offset: we refuse to guess its zone."""
 
 
-def parse_ts(value: object) -> datetime:
+def parse_ts(value: object, *, bounded: bool = True) -> datetime:
     """Parse an ISO-8601 timestamp that carries an offset (``Z`` or ``+hh:mm``).
 
-    Raises ``ValueError`` (``NaiveTimestampError`` for a missing offset) on bad input.
+    Raises ``ValueError`` (``NaiveTimestampError`` for a missing offset) on bad input,
+    and, unless ``bounded`` is false (times read back from storage), for a time at or
+    after :data:`MAX_TS`.
     """
     if not isinstance(value, str):
         raise ValueError(f"expected an ISO-8601 string, got {type(value).__name__}")
@@ -34,7 +41,7 @@ def parse_ts(value: object) -> datetime:
         pass
     else:
         if fast.tzinfo is UTC:
-            return fast
+            return fast if fast < MAX_TS or not bounded else check_ts(fast, value)
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -46,9 +53,18 @@ def parse_ts(value: object) -> datetime:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise NaiveTimestampError(f"timestamp {value!r} has no UTC offset (add Z or +hh:mm)")
     try:
-        return dt.astimezone(UTC)
+        dt = dt.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00+05:00 falls before year 1 in UTC
         raise ValueError(f"timestamp {value!r} is out of range") from None
+    return check_ts(dt, value) if bounded else dt
+
+
+def check_ts(dt: datetime, value: object = None) -> datetime:
+    """``dt`` when it falls before :data:`MAX_TS`; ``ValueError`` naming the limit if not."""
+    if dt < MAX_TS:
+        return dt
+    shown = format_ts(dt) if value is None else value
+    raise ValueError(f"timestamp {shown!r} is out of range: must be before {_MAX_TS_TEXT}")
 
 
 def format_ts(dt: datetime) -> str:

@@ -378,6 +378,37 @@ def test_deeply_nested_attribute_json_is_refused(api):
     assert "nested more than" in response.json()["message"]
 
 
+@pytest.mark.parametrize(
+    "key", ["langfuse.trace.tags", "langfuse.tags", "tag.tags", "ai.telemetry.metadata.tags"]
+)
+@pytest.mark.parametrize("depth", [201, 300])
+def test_tags_json_nested_too_deep_is_refused(api, key, depth):
+    deep = "[" * depth + "]" * depth
+
+    def work(tracer):
+        with tracer.start_as_current_span("root") as s:
+            s.set_attribute(key, deep)
+
+    spans = record(work)
+    for body, kind in ((protobuf(spans), PROTOBUF), (json.dumps(otlp_json(spans)), JSON)):
+        response = post(api, body, kind)
+        assert response.status_code == 400, response.text
+        assert "nested more than 200 levels deep" in response.json()["message"]
+        assert key in response.json()["message"]
+    assert api.get("/api/public/traces").json()["data"] == []
+
+
+def test_tags_json_within_the_limit_is_kept(api):
+    def work(tracer):
+        with tracer.start_as_current_span("root") as s:
+            s.set_attribute("langfuse.trace.tags", '["a", [["b"]]]')
+
+    spans = record(work)
+    assert post(api, protobuf(spans), PROTOBUF).status_code == 200
+    [trace] = api.get("/api/public/traces").json()["data"]
+    assert trace["tags"] == ['[["b"]]', "a"]
+
+
 def test_unusable_ids_are_refused(api, bot_spans):
     request = encode_spans(bot_spans)
     request.resource_spans[0].scope_spans[0].spans[0].trace_id = b"\x01" * 500

@@ -3,6 +3,7 @@ audit log page, through the real app: who may do what, and what lands in the log
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
@@ -94,3 +95,55 @@ def test_settings_changes_are_audited(two_projects) -> None:
     assert _post(client, f"{settings}/keys", settings, note="ci").status_code == 200
     actions = [e["action"] for e in client.get("/api/public/audit-log", auth=a.auth).json()["data"]]
     assert actions == ["api_key.create", "retention.update", "project.update"]
+
+
+def test_csv_export_neutralises_formulas_and_keeps_numbers(two_projects) -> None:
+    """Text a spreadsheet would run (OWASP's CSV injection: ``=``, ``+``, ``-``, ``@``,
+    tab, carriage return first) gets a leading ``'``, in the dashboard's export and the
+    API's (one writer); numbers, negative ones too, stay numbers."""
+    client, a, _ = two_projects
+    formula = '=HYPERLINK("http://evil.example","x")'
+    user = "+1+cmd|' /C calc'!A0"
+    _ingest(
+        client,
+        a,
+        event("trace-create", {"id": "t1", "name": formula, "userId": user, "tags": ["-x"]}),
+        event(
+            "generation-create",
+            {
+                "id": "g1",
+                "traceId": "t1",
+                "name": "@sum",
+                "model": "m",
+                "costDetails": {"total": 0.25},
+                "usageDetails": {"input": 3},
+            },
+        ),
+        event("score-create", {"id": "q1", "traceId": "t1", "name": "\tq", "value": -1.5}),
+        event("score-create", {"id": "q2", "traceId": "t1", "name": "c", "value": "-2\r"}),
+    )
+    assert client.login("viewer-a@example.com") == 303
+
+    def rows(path: str, **auth: object) -> list[dict[str, str]]:
+        response = client.get(path, **auth)  # type: ignore[arg-type]
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/csv")
+        return list(csv.DictReader(io.StringIO(response.text)))
+
+    for where, auth in (
+        (f"/project/{a.id}/data/export", {}),
+        ("/api/public/export", {"auth": a.auth}),
+    ):
+        (trace,) = rows(f"{where}?format=csv&kind=trace", **auth)
+        assert trace["name"] == "'" + formula
+        assert trace["userId"] == "'" + user
+        assert trace["tags"] == '["-x"]'  # JSON text starts with [: left as is
+        assert trace["id"] == "t1"
+        (generation,) = rows(f"{where}?format=csv&kind=observation", **auth)
+        assert generation["name"] == "'@sum"
+        assert generation["calculatedTotalCost"] == "0.25"  # a number: no quote
+        assert generation["model"] == "m"
+        scores = {s["id"]: s for s in rows(f"{where}?format=csv&kind=score", **auth)}
+        assert scores["q1"]["name"] == "'\tq"
+        assert scores["q1"]["value"] == "-1.5"  # negative number: unchanged
+        assert scores["q2"]["stringValue"] == "'-2\r"

@@ -3,6 +3,8 @@ and each score name's distribution (histogram for numbers, counts for the others
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -12,6 +14,7 @@ from seed import seed_basic
 from conftest import Browser, Site, login, shot
 from helpers import event, iso
 from lanterna.server.app import create_app
+from lanterna.server.ui import metrics_page
 from support import make_settings, new_project
 
 
@@ -130,3 +133,26 @@ def test_scores_page_filters_over_http(db_url: str, tmp_path) -> None:
         # Another project's scores page: not found.
         other = new_project(db_url, "Other")
         assert client.get(f"/project/{other.id}/scores").status_code == 404
+
+
+def test_category_labels_reach_the_chart_as_on_the_metrics_page(two_projects) -> None:
+    """A category holding quotes and markup: ``<``, ``>`` and ``&`` escaped for plotly,
+    quotes kept (plotly would show ``&quot;``), the metrics page's ``label``."""
+    client, a, _ = two_projects
+    value = 'say "hi" <b>now</b> & go'
+    now = datetime.now(timezone.utc).isoformat()
+    batch = [
+        event("trace-create", {"id": "t1", "timestamp": now}),
+        event("score-create", {"id": "s1", "traceId": "t1", "name": "tone", "value": value,
+                               "dataType": "CATEGORICAL", "timestamp": now}),
+    ]  # fmt: skip
+    sent = client.post("/api/public/ingestion", json={"batch": batch}, auth=a.auth)
+    assert sent.status_code == 207 and not sent.json()["errors"], sent.text
+    assert client.login("viewer-a@example.com") == 303
+    page = client.get(f"/project/{a.id}/scores")
+    assert page.status_code == 200
+    islands = re.findall(
+        r'<script type="application/json" data-chart="[^"]+">(.*?)</script>', page.text
+    )
+    (x,) = [json.loads(island)["data"][0]["x"] for island in islands]
+    assert x == [metrics_page.label(value)] == ['say "hi" &lt;b&gt;now&lt;/b&gt; &amp; go']

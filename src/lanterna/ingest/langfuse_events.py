@@ -393,6 +393,18 @@ def without_nul(body: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def check_depth(value: Any, where: str = "body") -> None:
+    """Raise :class:`Invalid` when ``value`` (decoded JSON) nests deeper than
+    :data:`MAX_DEPTH`: the limit of an event body, for the bodies of the other routes."""
+    wrapped: Any = value
+    for _ in range(_ENCODER_DEPTH - MAX_DEPTH):
+        wrapped = [wrapped]
+    try:
+        _json.dumpb(wrapped)
+    except TypeError:
+        raise Invalid(f"{where}: nested more than {MAX_DEPTH} levels deep") from None
+
+
 def _bodies_clean(batch: list[Any]) -> bool:
     """True when no event of ``batch`` holds a NUL or nests deeper than :func:`without_nul`
     allows: one encode for the whole batch instead of one per event (a hot path).

@@ -21,7 +21,7 @@ from ..errors import InvalidInput
 from ..schema import OBSERVATION, TRACE
 from .environment import normalize_environment
 from .events import OBSERVATION_TYPES, DomainEvent
-from .langfuse_events import Invalid, without_nul
+from .langfuse_events import Invalid, check_depth, without_nul
 from .otlp_fields import clip, plan, read_fields
 from .otlp_io import CONSUMED_PREFIXES, input_output, trace_input_output
 from .otlp_semconv import (
@@ -405,7 +405,9 @@ def session_id(attrs: dict[str, Any]) -> str | None:
     return None if text is None else clip(text, _SESSION_ID)
 
 
-def _tag_list(value: Any) -> list[str] | None:
+def _tag_list(value: Any, key: str) -> list[str] | None:
+    """Tags from one attribute (``key`` names it); :class:`Invalid` when its JSON nests
+    deeper than an event body may (a tag holding a structure is that structure's JSON)."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -413,20 +415,23 @@ def _tag_list(value: Any) -> list[str] | None:
         if isinstance(parsed, str):
             return [t.strip() for t in parsed.split(",") if t.strip()]
         value = parsed
+    if isinstance(value, (list, dict)):
+        check_depth(value, key)
     if isinstance(value, list):
         return [t if isinstance(t, str) else _json.dumps(t) for t in value if t not in (None, "")]
     return [_json.dumps(value)]
 
 
 def tags(attrs: dict[str, Any]) -> list[str] | None:
-    """Trace tags: a string array, a JSON array, a comma-separated or a single string."""
+    """Trace tags: a string array, a JSON array, a comma-separated or a single string;
+    :class:`Invalid` for JSON nested too deep."""
     for key in _TAG_KEYS:
-        found = _tag_list(attrs.get(key))
+        found = _tag_list(attrs.get(key), key)
         if found:
             return sorted(set(found))
-    found = _tag_list(_from_metadata(attrs, "langfuse_tags"))
+    found = _tag_list(_from_metadata(attrs, "langfuse_tags"), "langfuse_tags")
     for key in _LATE_TAG_KEYS:
-        found = found or _tag_list(attrs.get(key))
+        found = found or _tag_list(attrs.get(key), key)
     return sorted(set(found)) if found else None
 
 
@@ -545,7 +550,10 @@ def trace_event(span: SpanData, observation: DomainEvent) -> DomainEvent | None:
     value = session_id(a)
     if value is not None:
         fields["session_id"] = value
-    value = tags(a)
+    try:
+        value = tags(a)
+    except Invalid as exc:  # the export is refused, as for other attributes nested too deep
+        raise OtlpError(f"span {span.span_id}: {exc}") from None
     if value is not None:
         fields["tags"] = value
     value = public(a)

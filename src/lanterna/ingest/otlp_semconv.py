@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import _json
-from ..timeutil import NaiveTimestampError, parse_ts
+from ..timeutil import NaiveTimestampError, check_ts, parse_ts
 from .usage import (
     MAX_COST,
     MAX_COUNT,
@@ -454,12 +454,16 @@ def completion_start_time(attrs: dict[str, Any], start: datetime) -> datetime | 
         text = parse_json(value)
         if isinstance(text, str):
             try:
-                return parse_ts(text)
-            except NaiveTimestampError:
-                return parse_ts(text + "Z")  # SDKs write UTC; an offset-less time is UTC
-            except ValueError:
+                try:
+                    return parse_ts(text)
+                except NaiveTimestampError:
+                    return parse_ts(text + "Z")  # SDKs write UTC; an offset-less time is UTC
+            except ValueError:  # unreadable or out of range (timeutil.MAX_TS): skipped
                 pass
     ms = _number(first(attrs, "ai.response.msToFirstChunk", "ai.stream.msToFirstChunk"))
     if ms is not None and ms >= 0:
-        return start + timedelta(milliseconds=ms)
+        try:
+            return check_ts(start + timedelta(milliseconds=ms))
+        except (OverflowError, ValueError):  # past the range of a timestamp: skipped
+            pass
     return None

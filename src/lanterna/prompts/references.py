@@ -15,6 +15,9 @@ from ..errors import InvalidInput
 
 REFERENCE = re.compile(r"@@@langfusePrompt:(.*?)@@@")
 MAX_DEPTH = 5
+#: The highest prompt version (versions are 32-bit integers in the database).
+MAX_VERSION = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class PromptReferenceError(InvalidInput, ValueError):
@@ -45,12 +48,39 @@ def parse(text: str) -> list[Reference]:
             raise PromptReferenceError(
                 f"a prompt reference needs a version or a label: {match.group(0)}"
             )
-        if version is not None and not version.isdigit():
+        if version is not None and not _DIGITS.fullmatch(version):
             raise PromptReferenceError(
                 f"prompt reference version must be a number: {match.group(0)}"
             )
-        found.append(Reference(match.group(0), name, int(version) if version else None, label))
+        number = None
+        if version is not None:
+            # Past 10 digits a version is out of range (and int() of thousands of
+            # digits fails): any number above MAX_VERSION stands for it.
+            number = int(version) if len(version) <= 10 else MAX_VERSION + 1
+        found.append(Reference(match.group(0), name, number, label))
     return found
+
+
+def check_versions(text: str) -> None:
+    """Raise :class:`PromptReferenceError` when a reference in ``text`` (a prompt being
+    created) gives a version that is not a whole number from 1 to :data:`MAX_VERSION`."""
+    if "@@@langfusePrompt:" not in text:
+        return
+    for match in REFERENCE.finditer(text):
+        for part in match.group(1).split("|"):
+            key, eq, version = part.partition("=")
+            if eq and key == "version" and not _in_range(version):
+                raise PromptReferenceError(
+                    f"prompt reference version must be a whole number from 1 to"
+                    f" {MAX_VERSION}: {match.group(0)[:300]}"
+                )
+
+
+def _in_range(version: str) -> bool:
+    # Length first: int() of a long digit string is slow, and past 10 digits is too high.
+    return (
+        bool(_DIGITS.fullmatch(version)) and len(version) <= 10 and 1 <= int(version) <= MAX_VERSION
+    )
 
 
 Lookup = Callable[[str, int | None, str | None], dict[str, Any] | None]
@@ -78,7 +108,10 @@ def resolve(
         if depth > MAX_DEPTH:
             raise PromptReferenceError(f"prompt references nest deeper than {MAX_DEPTH}")
         for ref in refs:
-            row = lookup(ref.name, ref.version, ref.label)
+            # A version no prompt can have (stored before creation refused it) is not
+            # looked up: the database's integers would overflow.
+            in_range = ref.version is None or 1 <= ref.version <= MAX_VERSION
+            row = lookup(ref.name, ref.version, ref.label) if in_range else None
             if row is None:
                 raise PromptReferenceError(f"referenced prompt not found: {ref.text}")
             key = f"{row['name']}@{row['version']}"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidInput
+from .references import check_versions
 
 LABEL = re.compile(r"[a-z0-9_\-.]+")
 RESERVED_NAMES = frozenset({"new", "metrics", "prompt-detail"})
@@ -95,6 +96,8 @@ def check_create(body: Any) -> NewPrompt:
         prompt: Any = body["prompt"]
     else:
         prompt = _check_messages(body.get("prompt"))
+    for text in [prompt] if kind == "text" else [m.get("content", "") for m in prompt]:
+        check_versions(text)
     config = body.get("config")
     tags = body.get("tags")
     if tags is not None and (

@@ -13,7 +13,9 @@ The writers turn that stream into bytes:
   its id, trace id, content type, length and SHA-256;
 - ``csv`` and ``parquet``: one entity kind per file (``kind``), one column per API
   field (objects and lists as JSON text); Parquet columns are typed from the first
-  row group (numbers, booleans, text), written a row group per page.
+  row group (numbers, booleans, text), written a row group per page. A CSV text cell
+  starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading ``'``
+  (a spreadsheet would run it as a formula).
 
 Used by ``GET /api/public/export``, the dashboard's export link and ``lanterna export``.
 """
@@ -175,6 +177,22 @@ def _cell(value: Any) -> Any:
     return _json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
+#: What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A CSV cell: text a spreadsheet would run as a formula (``=HYPERLINK(...)``,
+    ``+1+cmd|...``) gets a leading ``'``, so it shows as text; numbers, negative ones
+    too, stay numbers."""
+    if value is None:
+        return ""
+    value = _cell(value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _rows_of(
     items: Iterable[tuple[str, dict[str, Any]]], kind: str, size: int = 1000
 ) -> Iterator[list[dict[str, Any]]]:
@@ -199,7 +217,7 @@ def csv_rows(items: Iterable[tuple[str, dict[str, Any]]], kind: str) -> Iterator
             columns = list(chunk[0])
             writer.writerow(columns)
         for item in chunk:
-            writer.writerow(["" if item.get(c) is None else _cell(item.get(c)) for c in columns])
+            writer.writerow([_csv_cell(item.get(c)) for c in columns])
         yield buf.getvalue().encode()
 
 
@@ -336,6 +354,9 @@ def streamed(
     the media's bytes read with ``blobs``."""
     fmt, kind = export_choice(params.get("format") or None, params.get("kind") or None)
     query = export_query(params)
+    # The filter's columns and values are checked now, so a bad one is a 400 rather
+    # than a stream cut after its 200 status went out.
+    read(lambda conn: store.evaluations.check_trace_filter(conn, query.conditions()))
     logged = [0]
 
     def progress(p: Progress) -> None:

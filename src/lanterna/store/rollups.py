@@ -64,7 +64,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from ..schema import LEVELS
-from ..timeutil import format_ts
+from ..timeutil import UTC, format_ts
 from . import ab_rollups
 from .db import Conn
 from .dialect import Dialect
@@ -301,7 +301,9 @@ class Contribution:
         if observations:
             wide, durations = self.wide, self._durations
             h0 = datetime.fromisoformat(hour + ":00:00+00:00")
-            h1 = h0 + _HOUR
+            # Ingestion refuses year 9999 (timeutil.MAX_TS); rows stored before it did
+            # may sit in the last hour there is, which has no next hour.
+            h1 = h0 + _HOUR if h0 < _LAST_HOUR else _END_OF_TIME
             for o in observations:
                 get = o.get
                 start = o["start_time"]
@@ -498,6 +500,8 @@ class Contribution:
 
 
 _HOUR = timedelta(hours=1)
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+_LAST_HOUR = _END_OF_TIME.replace(minute=0, second=0, microsecond=0)
 
 
 class Fresh:

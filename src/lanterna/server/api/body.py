@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 
 from ... import _json
+from ...ingest.langfuse_events import check_depth
 from ..doc_models import DocModel, answer, request_body
 from ..errors import ApiError
 from ..runtime import runtime
@@ -69,8 +70,11 @@ async def read_decoded_body(request: Request) -> bytes:
     return raw
 
 
-async def read_json(request: Request) -> Any:
-    """The body parsed as JSON; 400 with the parser's reason when it is not JSON."""
+async def read_json(request: Request, *, depth_checked: bool = True) -> Any:
+    """The body parsed as JSON; 400 with the parser's reason when it is not JSON, or
+    (unless ``depth_checked`` is false: the route checks each part itself) when it nests
+    deeper than an ingestion event may (``MAX_DEPTH``): such a value could be stored
+    but not encoded back in the answers that embed it."""
     raw = await read_body(request)
     if not raw.strip():
         raise ApiError(400, "Invalid request data", "empty body, expected JSON")
@@ -83,6 +87,8 @@ async def read_json(request: Request) -> Any:
         raise ApiError(
             400, "Invalid request data", "a string holds a NUL character (\\u0000): not stored"
         )
+    if depth_checked:
+        check_depth(value)  # Invalid: a 400, as for a score
     return value
 
 

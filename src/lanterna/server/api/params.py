@@ -137,6 +137,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         start, row_id = _json.loads(base64.urlsafe_b64decode(cursor.encode()))
         if not isinstance(row_id, str):
             raise ValueError("id")
-        return parse_ts(start), row_id
+        # A row's own time: compared, never computed with, so rows stored before
+        # timeutil.MAX_TS was enforced still page.
+        return parse_ts(start, bounded=False), row_id
     except (ValueError, TypeError, binascii.Error, _json.JSONDecodeError):
         raise FilterError("cursor: not a cursor returned by this endpoint") from None

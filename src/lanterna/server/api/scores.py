@@ -92,7 +92,8 @@ async def _configs(
 )
 async def create_scores(request: Request, principal: AnyKey) -> JSON:
     """Create one score (``200 {id}``) or a list of scores (``202`` / ``207``)."""
-    payload = await read_json(request)
+    # score_event checks each score's depth (a list's deep one is refused alone).
+    payload = await read_json(request, depth_checked=False)
     received = format_ts(now())
     project_id = principal.project_id
     rt = runtime(request)

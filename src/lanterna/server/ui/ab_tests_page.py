@@ -103,23 +103,27 @@ def charts(out: dict[str, Any]) -> list[dict[str, Any]]:
                 ],
             }
         )
-    specs.append(
-        {
-            "id": "chart-distribution",
-            "title": label(f"{primary['metric']}: distribution per variant"),
-            "layout": {"barmode": "group", "yaxis": {"tickformat": ".0%"}},
-            "data": [
-                {
-                    "type": "bar",
-                    "name": label(v),
-                    "x": [label(x) for x in out["distribution"][v]["x"]],
-                    "y": out["distribution"][v]["share"],
-                    "marker": {"color": COLORS[i % len(COLORS)]},
-                }
-                for i, v in enumerate(variants)
-            ],
-        }
-    )
+    # Cost and latency are read as sums (no values, so no distribution), and a variant
+    # without traces has none: such variants draw no bars; no chart when none has one.
+    shares = out.get("distribution") or {}
+    if any(shares.get(v, {}).get("x") for v in variants):
+        specs.append(
+            {
+                "id": "chart-distribution",
+                "title": label(f"{primary['metric']}: distribution per variant"),
+                "layout": {"barmode": "group", "yaxis": {"tickformat": ".0%"}},
+                "data": [
+                    {
+                        "type": "bar",
+                        "name": label(v),
+                        "x": [label(x) for x in shares.get(v, {}).get("x", [])],
+                        "y": shares.get(v, {}).get("share", []),
+                        "marker": {"color": COLORS[i % len(COLORS)]},
+                    }
+                    for i, v in enumerate(variants)
+                ],
+            }
+        )
     if out["cumulative"]:
         data: list[dict[str, Any]] = []
         xs = [p["bucket"] for p in out["cumulative"]]

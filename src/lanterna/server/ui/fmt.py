@@ -6,7 +6,7 @@ import math
 import re
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment
 from markupsafe import Markup
@@ -21,7 +21,7 @@ def when(value: Any) -> str:
         return ""
     if not isinstance(value, datetime):
         try:
-            value = parse_ts(str(value))
+            value = parse_ts(str(value), bounded=False)
         except ValueError:
             return str(value)
     return value.strftime("%Y-%m-%d %H:%M:%S")
@@ -115,6 +115,13 @@ def query(params: dict[str, Any], **changes: Any) -> str:
     return "?" + urlencode(pairs) if pairs else "?"
 
 
+def urlpart(value: Any) -> str:
+    """A path segment or query value percent-encoded whole: ``/`` too (Jinja's
+    ``urlencode`` keeps it, so an id holding ``../`` would make a link lead to another
+    page); '' for none. Routes taking such ids use ``{x:path}`` and get them decoded."""
+    return "" if value is None else quote(str(value), safe="")
+
+
 def short_id(value: Any, size: int = 8) -> str:
     """The first characters of an id."""
     text = "" if value is None else str(value)
@@ -159,6 +166,7 @@ def install(env: Environment) -> None:
         pretty=pretty,
         json_island=json_island,
         short_id=short_id,
+        urlpart=urlpart,
         score_value=score_value,
         model_parameters=model_parameters,
     )

@@ -33,9 +33,9 @@ def _metas(
 
 
 def prompt_url(project_id: str, name: str, **params: Any) -> str:
-    """The page of one prompt (names may hold ``/``)."""
+    """The page of one prompt; the name encoded whole (it may hold ``/``, even ``../``)."""
     query = urlencode({k: v for k, v in params.items() if v is not None})
-    return f"/project/{project_id}/prompts/{quote(name, safe='/')}" + ("?" + query if query else "")
+    return f"/project/{project_id}/prompts/{quote(name, safe='')}" + ("?" + query if query else "")
 
 
 @router.get("/project/{project_id}/prompts")

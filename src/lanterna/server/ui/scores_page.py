@@ -4,7 +4,6 @@ each value for the others)."""
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from ...store.interface import ScoreDistribution, ScoreQuery
 from ..shapes import score_json, score_trace_json
 from .fmt import score_value
 from .listing import PAGE_SIZE, ListQuery, list_query
+from .metrics_page import label
 from .web import project_page, render, rt_of
 
 router = APIRouter()
@@ -98,8 +98,9 @@ def chart(dist: ScoreDistribution, index: int) -> dict[str, Any]:
         y = [n for _, _, n in dist.bins]
         axis = {"type": "category", "title": {"text": "value"}}
     else:
-        # plotly reads a little HTML in labels: markup characters are escaped.
-        x = [html.escape(v) if v else "(empty)" for v, _ in dist.counts]
+        # plotly reads a little HTML in labels: markup characters are escaped (quotes
+        # not: plotly would show their entities), as on the metrics page.
+        x = [label(v) if v else "(empty)" for v, _ in dist.counts]
         y = [n for _, n in dist.counts]
         axis = {"type": "category"}
     return {

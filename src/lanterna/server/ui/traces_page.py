@@ -366,8 +366,8 @@ def place_on_timeline(nodes: list[Node], trace_start: datetime) -> float:
     t0 = trace_start
     t1 = trace_start
     for node in nodes:
-        start = parse_ts(node.obs["startTime"])
-        end = parse_ts(node.obs["endTime"]) if node.obs["endTime"] else start
+        start = parse_ts(node.obs["startTime"], bounded=False)
+        end = parse_ts(node.obs["endTime"], bounded=False) if node.obs["endTime"] else start
         end = max(end, start)
         starts.append((node, start, end))
         t0, t1 = min(t0, start), max(t1, end)
@@ -480,7 +480,7 @@ def _trace_response(
 ) -> Response:
     trace = found["trace"]
     nodes = build_tree(found["observations"])
-    span = place_on_timeline(nodes, parse_ts(trace["timestamp"]))
+    span = place_on_timeline(nodes, parse_ts(trace["timestamp"], bounded=False))
     selected_id = request.query_params.get("observation", "")
     selected = next((n.obs for n in nodes if n.obs["id"] == selected_id), None)
     subject = selected or trace
@@ -552,7 +552,7 @@ async def add_score(request: Request, project_id: str) -> Response:
         return await _with_media(request, page, found, error=str(exc), status=400)
     event.fields["author_user_id"] = page.viewer.user["id"]
     await rt.write(lambda c: rt.store.ingest.apply_events(c, page.pid, [event]))
-    target = f"/project/{page.pid}/traces/{quote(trace_id, safe='/')}"
+    target = f"/project/{page.pid}/traces/{quote(trace_id, safe='')}"
     if observation_id:
         target += "?" + urlencode({"observation": observation_id})
     return redirect(target + "#scores")
