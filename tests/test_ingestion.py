@@ -519,6 +519,38 @@ def test_nul_characters_are_dropped_on_every_backend(api):
     assert get_trace(api, "t2")["name"] == "\\u0000"
 
 
+def test_a_lone_surrogate_is_a_per_event_error_and_the_rest_is_stored(api):
+    # A JSON escape \ud800 without its pair is no Unicode text (no database stores
+    # it); the strict parser refused the whole batch for it. Only its event is refused.
+    import json
+
+    good = event("trace-create", {"id": "fine", "name": "ok \U0001f600"})
+    bad = event("trace-create", {"id": "bad", "name": "half \ud800 a pair"})
+    worse = event("span-create", {"id": "s", "traceId": "fine"}, id="env-\udfff")
+    body = json.dumps({"batch": [good, bad, worse]}).encode()  # ASCII, \ud800 escaped
+    assert b"\\ud800" in body
+    response = api.post(
+        "/api/public/ingestion", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 207, response.text
+    result = response.json()
+    assert [s["id"] for s in result["successes"]] == [good["id"]]
+    assert [(e["id"], e["status"]) for e in result["errors"]] == [
+        (bad["id"], 400),
+        ("env-?", 400),
+    ]
+    assert all("lone surrogate" in e["error"] for e in result["errors"])
+    assert get_trace(api, "fine")["name"] == "ok \U0001f600"
+    assert api.get("/api/public/traces/bad").status_code == 404
+    # a body malformed otherwise is still a 400 for the whole batch
+    broken = api.post(
+        "/api/public/ingestion",
+        content=b'{"batch": [\\ud800',
+        headers={"Content-Type": "application/json"},
+    )
+    assert broken.status_code == 400
+
+
 # --- size limits (an app with small limits) ------------------------------------------
 
 

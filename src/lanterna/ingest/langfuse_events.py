@@ -422,6 +422,16 @@ def _bodies_clean(batch: list[Any]) -> bool:
     return b"\\u0000" not in encoded
 
 
+def _lone_surrogate(value: Any) -> bool:
+    """Does ``value`` hold a string with a lone UTF-16 surrogate (a JSON escape such as
+    ``\\ud800`` without its pair, which the standard library's parser lets through)?"""
+    try:
+        _json.dumpb(value)
+    except TypeError as exc:  # orjson.JSONEncodeError; too deep a value fails here too
+        return "surrogate" in str(exc)
+    return False
+
+
 #: An event's envelope id has the limits of the ids of entities.
 _EVENT_ID = TRACE["id"]
 _EVENT_TIME = TRACE["timestamp"]
@@ -498,6 +508,17 @@ def read_batch(batch: list[Any], *, scores_only: bool = False) -> ParsedBatch:
     for raw in batch:
         raw_id = raw.get("id") if isinstance(raw, dict) else None
         error_id = raw_id if isinstance(raw_id, str) and raw_id else "unknown"
+        if not checked and _lone_surrogate(raw):
+            out.errors.append(
+                EventError(
+                    error_id.encode("utf-8", "replace").decode(),
+                    400,
+                    "Invalid request data",
+                    "a string holds a lone surrogate (\\ud800-\\udfff escaped alone):"
+                    " not Unicode text",
+                )
+            )
+            continue
         if scores_only and isinstance(raw, dict) and raw.get("type") not in SCORE_ONLY_TYPES:
             out.errors.append(
                 EventError(error_id, 401, "Authentication error", "Access Scope Denied")

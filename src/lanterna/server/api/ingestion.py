@@ -175,7 +175,7 @@ def _prepare(
     try:
         payload = _json.loads(raw)
     except _json.JSONDecodeError as exc:
-        raise ApiError(400, "Invalid request data", f"malformed JSON: {exc}") from None
+        payload = _with_lone_surrogates(raw, exc)
     if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
         raise ApiError(400, "Invalid request data", "body must be an object with a 'batch' array")
     batch: list[Any] = payload["batch"]
@@ -190,6 +190,21 @@ def _prepare(
     events = parsed.events
     prepared = store.ingest.prepare_events(conn, project_id, events) if events else None
     return (parsed, errors), prepared
+
+
+def _with_lone_surrogates(raw: bytes, exc: Exception) -> Any:
+    """A batch orjson refused for a lone surrogate escape (``\\ud800`` without its
+    pair), parsed by the standard library, which lets it through, so that only the
+    events holding one are refused (per-event errors of ``read_batch``); any other
+    malformed body is a 400."""
+    if "surrogate" in str(exc):
+        import json
+
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            pass
+    raise ApiError(400, "Invalid request data", f"malformed JSON: {exc}") from None
 
 
 @router.post(
