@@ -378,16 +378,7 @@ def without_nul(body: dict[str, Any]) -> dict[str, Any]:
     shows an escaped NUL (a C-speed search), so clean bodies cost one encode.
     Raises :class:`Invalid` for a body nested deeper than :data:`MAX_DEPTH`.
     """
-    # orjson encodes at most 254 levels. Encoding the body inside extra list levels
-    # proves that it, and every response that embeds its values, stays encodable.
-    wrapped: Any = body
-    for _ in range(_ENCODER_DEPTH - MAX_DEPTH):
-        wrapped = [wrapped]
-    try:
-        encoded = _json.dumpb(wrapped)
-    except TypeError:
-        raise Invalid(f"body: nested more than {MAX_DEPTH} levels deep") from None
-    if b"\\u0000" not in encoded:
+    if b"\\u0000" not in _encoded_within_depth(body):
         return body
     cleaned: dict[str, Any] = _strip_nul(body)
     return cleaned
@@ -396,11 +387,19 @@ def without_nul(body: dict[str, Any]) -> dict[str, Any]:
 def check_depth(value: Any, where: str = "body") -> None:
     """Raise :class:`Invalid` when ``value`` (decoded JSON) nests deeper than
     :data:`MAX_DEPTH`: the limit of an event body, for the bodies of the other routes."""
+    _encoded_within_depth(value, where)
+
+
+def _encoded_within_depth(value: Any, where: str = "body") -> bytes:
+    """``value`` encoded; :class:`Invalid` when it nests deeper than :data:`MAX_DEPTH`.
+
+    orjson encodes at most 254 levels. Encoding the value inside extra list levels
+    proves that it, and every response that embeds it, stays encodable."""
     wrapped: Any = value
     for _ in range(_ENCODER_DEPTH - MAX_DEPTH):
         wrapped = [wrapped]
     try:
-        _json.dumpb(wrapped)
+        return _json.dumpb(wrapped)
     except TypeError:
         raise Invalid(f"{where}: nested more than {MAX_DEPTH} levels deep") from None
 
