@@ -293,6 +293,32 @@ def test_exit_with_the_server_down_ends_within_the_deadline():
     assert "Connection refused" in result.stderr
 
 
+def test_exit_while_a_batch_is_retrying_ends_within_the_deadline():
+    # The batch's POST was refused before the exit began: its retries must still end at
+    # the exit deadline (the worker takes records as soon as they come, so on a busy
+    # machine this is the common case, not a race).
+    code = """
+        import time
+        from lanterna import observe, Lanterna
+        client = Lanterna(public_key="pk", secret_key="sk", host="http://127.0.0.1:PORT",
+                          exit_timeout=1.0, flush_interval=0.01)
+        @observe()
+        def job(i):
+            return i
+        for i in range(20):
+            job(i)
+        client.flush(0.05)
+        while not client.stats()["retried"]:
+            time.sleep(0.01)
+        print(time.monotonic(), flush=True)
+    """.replace("PORT", str(free_port()))
+    result = _run_script(code, {}, timeout=30)
+    ended = time.monotonic()
+    assert result.returncode == 0, result.stderr
+    assert "shutdown: 40 events undelivered within 1.0 s" in result.stderr
+    assert ended - float(result.stdout.split()[-1]) < 5
+
+
 def test_forked_child_delivers_its_own_events(stand_in):
     code = """
         import os, sys

@@ -204,6 +204,10 @@ class BatchExporter:
         self._busy = False
         self._in_flight = 0
         self._abort_at = float("inf")
+        #: Set when the exit deadline starts or the thread must stop: ends a retry's
+        #: backoff wait at once (the retry loop clears it), so a batch whose retries
+        #: began before the exit still ends within the exit's deadline.
+        self._nudge = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._start_needed = True
@@ -329,6 +333,7 @@ class BatchExporter:
             # Retries must not outlive the deadline; new records are no longer taken.
             ends = time.monotonic() + timeout
             self._abort_at = self._clock.monotonic() + timeout
+            self._nudge.set()
             ok = self._flush(timeout) if (self._queue or self._busy) else True
             self._closed = True
             if self._spool is not None and not ok:
@@ -353,6 +358,7 @@ class BatchExporter:
                     f"; last error: {self._last_error}" if self._last_error else "",
                 )
             self._stop.set()
+            self._nudge.set()
             self._wakeup.set()
             thread = self._thread
             if thread is not None and thread is not threading.current_thread():
@@ -366,6 +372,7 @@ class BatchExporter:
     def _spool_the_rest(self) -> None:
         """Let the thread write what is still queued to the spool (a local disk: quick)."""
         self._stop.set()
+        self._nudge.set()
         self._wakeup.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -566,9 +573,9 @@ class BatchExporter:
             self._save(body, n)  # stopping while the server is away: keep it for later
             return
         clock = self._clock
-        deadline = self._abort_at
+        deadline = float("inf")
         if self._max_retry is not None:
-            deadline = min(clock.monotonic() + self._max_retry, deadline)
+            deadline = clock.monotonic() + self._max_retry
         attempt = faults = 0
         while True:
             self._counts["batches"] += 1
@@ -603,7 +610,8 @@ class BatchExporter:
             delay = backoff(attempt, *self._backoff)
             if wait is not None:
                 delay = max(delay, wait)
-            if clock.monotonic() + delay > deadline or self._stop.is_set():
+            # The exit's deadline is read on every attempt: it may have started since.
+            if clock.monotonic() + delay > min(deadline, self._abort_at) or self._stop.is_set():
                 aborted = self._stop.is_set() or clock.monotonic() + delay > self._abort_at
                 if aborted and self._spool is not None:
                     self._save(body, n)
@@ -617,7 +625,8 @@ class BatchExporter:
             if attempt == 1:
                 logger.info("lanterna: the server is not taking events (%s); retrying", reason)
             logger.debug("lanterna: retrying %d events in %.2f s (%s)", n, delay, reason)
-            clock.wait(delay, self._stop)
+            clock.wait(delay, self._nudge)
+            self._nudge.clear()
 
     def _accepted(self, n: int, response: Response) -> None:
         errors: list[Any] = []
