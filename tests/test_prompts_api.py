@@ -172,6 +172,33 @@ def test_prompt_references_resolve(api):
     assert response.status_code == 400 and "ghost" in response.json()["message"]
 
 
+def test_a_version_whose_references_lead_back_to_it_is_refused(api):
+    create(api, name="tone", prompt="Be kind.", labels=["production"])
+    create(api, name="wrap", prompt="Wrap: @@@langfusePrompt:name=main|label=production@@@")
+    create(api, name="chatty", type="chat", prompt=[{"role": "user", "content": "hi"}])
+    refused = {
+        "itself": "@@@langfusePrompt:name=main|label=production@@@",
+        "through another": "x @@@langfusePrompt:name=wrap|label=production@@@",
+        "a chat prompt": "@@@langfusePrompt:name=chatty|version=1@@@",
+    }
+    for why, text in refused.items():
+        response = api.post(
+            "/api/public/v2/prompts",
+            json={"name": "main", "prompt": text, "labels": ["production"]},
+        )
+        assert response.status_code == 400, (why, response.text)
+        message = response.json()["message"]
+        assert "cycle" in message or "only text prompts" in message, (why, message)
+        assert api.get("/api/public/v2/prompts/main").status_code == 404, why
+    # A chain that ends, and a prompt that does not exist yet, are taken.
+    fine = (
+        "@@@langfusePrompt:name=tone|label=production@@@ @@@langfusePrompt:name=later|version=1@@@"
+    )
+    create(api, name="main", prompt=fine, labels=["production"])
+    create(api, name="later", prompt="Made later.")
+    assert api.get("/api/public/v2/prompts/main").json()["prompt"] == "Be kind. Made later."
+
+
 def test_other_projects_prompts_are_invisible(api):
     create(api, name="secret-sauce", prompt="x", labels=["production"])
     other = api.new_project()

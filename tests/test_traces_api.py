@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from urllib.parse import quote
 
 import pytest
 
@@ -345,6 +346,25 @@ def test_trace_ids_with_slashes(api):
     assert api.get("/api/public/traces/a/b").json()["name"] == "slashed"
     assert api.delete("/api/public/traces/a/b").status_code == 200
     assert api.get("/api/public/traces/a/b").status_code == 404
+
+
+def test_ids_with_line_feeds_are_read_by_id(api):
+    # A client may choose any id; one holding a line feed is stored, so it is read back
+    # (and deleted) by id like any other, not a 404 of the route's pattern.
+    trace, obs, score = "two\nlines/x", "obs\nid", "score\nid"
+    ingest(
+        api,
+        event("trace-create", {"id": trace, "name": "lf", "sessionId": "s\n1"}),
+        event("span-create", {"id": obs, "traceId": trace, "name": "step"}),
+        event("score-create", {"id": score, "traceId": trace, "name": "q", "value": 1}),
+    )
+    assert api.get(f"/api/public/traces/{quote(trace, safe='')}").json()["name"] == "lf"
+    assert api.get(f"/api/public/observations/{quote(obs, safe='')}").json()["name"] == "step"
+    assert api.get(f"/api/public/scores/{quote(score, safe='')}").json()["traceId"] == trace
+    session = api.get(f"/api/public/sessions/{quote('s' + chr(10) + '1', safe='')}").json()
+    assert [t["id"] for t in session["traces"]] == [trace]
+    assert api.delete(f"/api/public/traces/{quote(trace, safe='')}").status_code == 200
+    assert api.get(f"/api/public/traces/{quote(trace, safe='')}").status_code == 404
 
 
 def test_live_server_lists_traces(live_server):

@@ -19,7 +19,7 @@ import httpx
 from conftest import PASSWORD, Site
 from helpers import event, iso
 
-TRACES = ["../../settings/data", "a/b", "x/../../../../account", "plain"]
+TRACES = ["../../settings/data", "a/b", "x/../../../../account", "plain", "two\nlines"]
 SESSIONS = {"../../settings/data": "../../../account", "a/b": "s/1"}
 USERS = {"../../settings/data": "../../../account", "a/b": "u/1"}
 

@@ -93,11 +93,14 @@ def _as_text(prompt: Any) -> str:
 
 
 def resolve(
-    prompt: Any, lookup: Lookup, *, root: tuple[str, int]
+    prompt: Any, lookup: Lookup, *, root: tuple[str, int], missing_ok: bool = False
 ) -> tuple[Any, dict[str, Any] | None]:
     """Replace references in a prompt (text or chat) using ``lookup(name, version, label)``.
 
     Returns the resolved prompt and the resolution graph (None without references).
+    With ``missing_ok`` a reference to a prompt that does not exist stays as written
+    (a prompt being created may name one created later); a cycle, too deep a nesting or
+    a reference to a chat prompt still raise.
     """
     graph: dict[str, Any] = {"root": {"name": root[0], "version": root[1]}, "dependencies": {}}
 
@@ -113,6 +116,8 @@ def resolve(
             in_range = ref.version is None or 1 <= ref.version <= MAX_VERSION
             row = lookup(ref.name, ref.version, ref.label) if in_range else None
             if row is None:
+                if missing_ok and in_range:
+                    continue
                 raise PromptReferenceError(f"referenced prompt not found: {ref.text}")
             key = f"{row['name']}@{row['version']}"
             if row["name"] in chain:

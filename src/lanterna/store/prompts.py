@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..prompts import references
 from ..prompts.validate import LATEST, PRODUCTION, NewPrompt, PromptError
 from ..timeutil import now
 from .db import Conn
@@ -109,6 +110,18 @@ def create(conn: Conn, project_id: str, new: NewPrompt, created_by: str = "API")
             d.ts(stamp),
         ),
     )
+    # A version whose references lead back to its own name (or to a chat prompt, or
+    # nest too deep) could never be served resolved: refused (a 400, the UI's form
+    # error) and rolled back with the write. A prompt not found yet may be made later.
+    try:
+        references.resolve(
+            new.prompt,
+            lambda n, v, lbl: get(conn, project_id, n, version=v, label=lbl),
+            root=(new.name, version),
+            missing_ok=True,
+        )
+    except references.PromptReferenceError as exc:
+        raise PromptError(str(exc)) from None
     return row
 
 
