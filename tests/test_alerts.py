@@ -443,6 +443,39 @@ def test_lanterna_worker_evaluates_due_rules(
     assert done.returncode == 0 and done.stdout.strip() == "evaluated 0 rule(s)", done.stderr
 
 
+def test_a_worker_sharing_the_api_processes_environment_runs_every_job(db_url: str):
+    # docs/scale-out.md has API processes set the background jobs' periods to 0 so the
+    # workers run them; a worker given that same environment runs them all at their
+    # default periods (it exited, or skipped retention and exports, before), and reads
+    # its own period for evaluation rules.
+    import os
+    import signal
+
+    env = {
+        **os.environ,
+        "LANTERNA_ALERT_TICK_SECONDS": "0",
+        "LANTERNA_RETENTION_INTERVAL_SECONDS": "0",
+        "LANTERNA_EXPORT_TICK_SECONDS": "0",
+        "LANTERNA_EVALUATION_TICK_SECONDS": "7",
+    }
+    with subprocess.Popen(
+        [sys.executable, "-m", "lanterna", "worker", *_db_args(db_url)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    ) as worker:  # fmt: skip
+        try:
+            assert worker.stdout is not None and worker.stderr is not None
+            first = worker.stdout.readline()
+            assert (
+                "alert rules every 15 s, evaluation rules every 7 s, retention every 3600 s,"
+                " scheduled exports every 60 s" in first
+            ), (first, worker.stderr.read() if worker.poll() is not None else "")
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=60) == 0
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+
+
 def test_a_rule_notifies_its_stored_webhook_channel_once(db_url: str, tmp_path: Path):
     """The server's own channel lookup: a webhook channel made through its API, on a
     loopback receiver (allowlisted), gets one signed notification and one resolve."""

@@ -96,3 +96,35 @@ def test_migrate_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "0001_core" in capsys.readouterr().out
     assert main(args) == 0
     assert "applied 0 migration(s)" in capsys.readouterr().out
+
+
+def test_an_unknown_log_level_is_refused_before_anything_is_set_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    # Before, it passed the parser, created the database and printed new keys, then
+    # failed inside uvicorn.
+    with pytest.raises(SystemExit) as ended:
+        main(["serve", "--data-dir", str(tmp_path), "--log-level", "verbose"])
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'verbose'" in err and "LANGFUSE_SECRET_KEY" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "printed"),
+    [
+        ("127.0.0.1", "http://localhost:3999"),
+        ("0.0.0.0", "http://localhost:3999"),
+        ("10.0.0.5", "http://10.0.0.5:3999"),
+        ("::1", "http://[::1]:3999"),  # was http://::1:3999, not a URL
+        ("fe80::1", "http://[fe80::1]:3999"),
+    ],
+)
+def test_the_printed_langfuse_host_is_a_url_for_any_bound_host(
+    tmp_path: Path, host: str, printed: str
+):
+    from lanterna.server.settings import Settings
+
+    settings = Settings.from_env(host=host, port=3999, data_dir=str(tmp_path))
+    assert settings.base_url == printed

@@ -263,7 +263,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _switch_interval(settings)
     _lanterna_logs("info")
-    interval = args.interval if args.interval is not None else settings.alert_tick_seconds
+    # A worker runs every background job whatever the settings that turn them off in
+    # `serve` (API processes set them to 0 so the workers run them; one environment may
+    # be shared): a 0 there means the default period here.
+    periods = _worker_periods(settings)
+    interval = args.interval if args.interval is not None else periods["alert_tick_seconds"]
     if interval <= 0 and not args.once:
         raise SystemExit("lanterna: --interval must be a positive number of seconds")
     db = Database(settings.db_url)
@@ -280,7 +284,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             channels_for=_stored_channels(db, store, settings),
             base_url=settings.base_url,
         )
-        every = settings.retention_interval_seconds
+        every = periods["retention_interval_seconds"]
         media = store.media
         blobs = blob_store(settings)
         retention = RetentionJob(
@@ -316,7 +320,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if args.once:
             outcomes = evaluator.tick()
             print(f"evaluated {len(outcomes)} rule(s)")
-            run = retention.tick() if every > 0 else None
+            run = retention.tick()
             if run is not None:
                 gone = run.total
                 print(f"retention: deleted {gone.traces} trace(s), {gone.scores} score(s)")
@@ -324,15 +328,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
             if turns:  # quiet when the project has no evaluation rules
                 done = sum(t.evaluated + t.errors for t in turns)
                 print(f"ran {len(turns)} evaluation rule(s): {done} evaluation(s)")
-            exported = exports.tick() if settings.export_tick_seconds > 0 else []
+            exported = exports.tick()
             if exported:
                 print(f"ran {len(exported)} scheduled export(s) to object storage")
             return 0
         loop = EvaluatorLoop(evaluator, interval)
-        evaluation_loop = EvaluatorLoop(evaluations, interval, "lanterna-evaluation")
-        cleaner = RetentionLoop(retention, min(every, 300)) if every > 0 else None
-        tick = settings.export_tick_seconds
-        exporter = ExportLoop(exports, tick) if tick > 0 else None
+        evaluation_loop = EvaluatorLoop(
+            evaluations, periods["evaluation_tick_seconds"], "lanterna-evaluation"
+        )
+        cleaner = RetentionLoop(retention, min(every, 300))
+        exporter = ExportLoop(exports, periods["export_tick_seconds"])
 
         def stop(*_: object) -> None:
             evaluation_loop.stop(timeout=0)
@@ -341,26 +346,40 @@ def cmd_worker(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, stop)
         print(
-            f"lanterna worker: evaluating alert rules and evaluation rules every {interval:g} s"
-            f" on {db.describe()}"
+            f"lanterna worker: alert rules every {interval:g} s, evaluation rules every"
+            f" {periods['evaluation_tick_seconds']:g} s, retention every {every:g} s,"
+            f" scheduled exports every {periods['export_tick_seconds']:g} s on {db.describe()}"
         )
-        if cleaner is not None:
-            cleaner.start()  # the retention job, once across processes (a lease)
-        if exporter is not None:
-            exporter.start()  # scheduled exports, a lease per integration
+        cleaner.start()  # the retention job, once across processes (a lease)
+        exporter.start()  # scheduled exports, a lease per integration
         evaluation_loop.start()
         try:
             loop.run_forever()
         finally:
             evaluation_loop.stop()
-            if cleaner is not None:
-                cleaner.stop()
-            if exporter is not None:
-                exporter.stop()
+            cleaner.stop()
+            exporter.stop()
         return 0
     finally:
         writer.stop()
         db.close()
+
+
+def _worker_periods(settings) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Seconds between runs of each job of ``lanterna worker``: the setting, or its
+    default where the setting is 0 (off in `serve`, never in a worker)."""
+    from .server.settings import Settings
+
+    names = (
+        "alert_tick_seconds",
+        "evaluation_tick_seconds",
+        "retention_interval_seconds",
+        "export_tick_seconds",
+    )
+    # A dataclass keeps each field's default as the class attribute.
+    return {
+        n: getattr(settings, n) if getattr(settings, n) > 0 else getattr(Settings, n) for n in names
+    }
 
 
 def _project_id(conn, given: str | None) -> str:  # type: ignore[no-untyped-def]
@@ -547,7 +566,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1, env LANTERNA_HOST)")
     serve.add_argument("--port", type=int, help="port (default 3000, env LANTERNA_PORT)")
     _db_options(serve)
-    serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn log level (default info)",
+    )
     serve.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
@@ -596,7 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--interval",
         type=float,
-        help="seconds between looks for due rules (default: LANTERNA_ALERT_TICK_SECONDS, 15)",
+        help="seconds between looks for due alert rules (default: LANTERNA_ALERT_TICK_SECONDS,"
+        " or 15 where that is 0)",
     )
     worker.add_argument(
         "--once", action="store_true", help="one look for due rules and new traces, then exit"

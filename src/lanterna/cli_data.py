@@ -274,7 +274,9 @@ def add_commands(sub: Any, db_options: Options, ctx: Context, when: Callable[[st
 
     imp = sub.add_parser("import", help="send a JSONL export to a server's project")
     imp.add_argument("file", help="the JSONL file made by `lanterna export`")
-    imp.add_argument("--host", help="the target server's URL (default LANGFUSE_HOST)")
+    imp.add_argument(
+        "--host", help="the target server's URL (default LANGFUSE_HOST, else LANGFUSE_BASE_URL)"
+    )
     imp.add_argument("--public-key", help="the target project's public key")
     imp.set_defaults(func=bind(cmd_import))
 

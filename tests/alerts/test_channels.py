@@ -401,7 +401,32 @@ def test_bad_outbound_and_key_settings_are_refused_at_start(tmp_path: Path) -> N
 
     with pytest.raises(SettingsError, match=r"LANTERNA_OUTBOUND_ALLOW: .*'10\.0\.0\.0/40'"):
         Settings(data_dir=str(tmp_path), outbound_allow="10.0.0.0/40")
-    with pytest.raises(SettingsError, match="LANTERNA_SECRET_KEY must be 32 bytes"):
+    with pytest.raises(
+        SettingsError, match=r"LANTERNA_SECRET_KEY \(or LANTERNA_ENCRYPTION_KEY\) must be 32 bytes"
+    ):
         Settings(data_dir=str(tmp_path), secret_key="not-a-key")
     assert Settings(data_dir=str(tmp_path), secret_key="ab" * 32).secret_key == "ab" * 32
     assert "ab" * 32 not in repr(Settings(data_dir=str(tmp_path), secret_key="ab" * 32))
+
+
+def test_the_sdks_api_secret_in_lanterna_secret_key_does_not_stop_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # LANTERNA_SECRET_KEY is also the SDK's API secret: a shell set up for the SDK holds
+    # sk-lf-..., which the server ignores (its key then comes from the data directory),
+    # and LANTERNA_ENCRYPTION_KEY names the server's key whatever LANTERNA_SECRET_KEY is.
+    from lanterna.alerts.secretbox import load_key
+    from lanterna.server.settings import Settings
+
+    monkeypatch.setenv("LANTERNA_SECRET_KEY", "sk-lf-1234")
+    with caplog.at_level(logging.WARNING, logger="lanterna"):
+        settings = Settings.from_env(data_dir=str(tmp_path))
+    assert settings.secret_key == ""
+    assert "holds an API secret key" in caplog.text and "sk-lf-1234" not in caplog.text
+    assert len(load_key(settings.secret_key, settings.data_dir)) == 32  # secret.key
+    monkeypatch.setenv("LANTERNA_ENCRYPTION_KEY", "cd" * 32)
+    assert Settings.from_env(data_dir=str(tmp_path)).secret_key == "cd" * 32
+    monkeypatch.setenv("LANTERNA_SECRET_KEY", "ab" * 32)
+    assert Settings.from_env(data_dir=str(tmp_path)).secret_key == "cd" * 32
+    monkeypatch.delenv("LANTERNA_ENCRYPTION_KEY")
+    assert Settings.from_env(data_dir=str(tmp_path)).secret_key == "ab" * 32

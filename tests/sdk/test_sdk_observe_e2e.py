@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -391,13 +392,19 @@ def test_auth_check(client, live_server, make_client):
     assert bad.auth_check() is False
 
 
-def test_langfuse_environment_variables_configure_the_client(
-    live_server, reader, monkeypatch, make_client
-):
+def _langfuse_env(monkeypatch, live_server) -> None:
+    """The live server's project in the LANGFUSE_ variables an app would set."""
     p = live_server.project
     monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", p.public_key)
     monkeypatch.setenv("LANGFUSE_SECRET_KEY", p.secret_key)
     monkeypatch.setenv("LANGFUSE_HOST", live_server.url)
+
+
+def test_langfuse_environment_variables_configure_the_client(
+    live_server, reader, monkeypatch, make_client
+):
+    p = live_server.project
+    _langfuse_env(monkeypatch, live_server)
     monkeypatch.setenv("LANTERNA_ENVIRONMENT", "staging")
     client = make_client()
     assert isinstance(client, Lanterna) and client.host == live_server.url
@@ -416,3 +423,58 @@ def test_lanterna_variables_win_over_langfuse_ones(monkeypatch, make_client):
     client = make_client(enabled=False)
     assert client.public_key == "pk-lanterna"
     assert client.host == "http://example.invalid:1"
+
+
+def test_unreadable_environment_values_are_logged_and_the_defaults_used(
+    live_server, monkeypatch, make_client, caplog
+):
+    # A typo in the app's environment must not raise into the app's first traced call,
+    # nor turn tracing off: each bad value is named in a warning and its default used.
+    _langfuse_env(monkeypatch, live_server)
+    bad = {
+        "LANTERNA_FLUSH_AT": "abc",
+        "LANTERNA_FLUSH_INTERVAL": "1s",
+        "LANTERNA_MAX_QUEUE_SIZE": "1e5",
+        "LANGFUSE_SAMPLE_RATE": "half",
+        "LANTERNA_TIMEOUT": "",  # empty: not set
+        "LANTERNA_EXIT_TIMEOUT": "two",
+        "LANTERNA_MAX_RETRY_SECONDS": "1m",
+        "LANTERNA_ENABLED": "flase",
+        "LANTERNA_MEDIA_UPLOAD": "maybe",
+    }
+    for name, value in bad.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.WARNING, logger="lanterna"):
+        client = make_client()
+
+        @observe()
+        def job(x: int) -> int:
+            return x + 1
+
+        assert job(1) == 2
+    assert client.sample_rate == 1.0 and client.timeout == 20.0
+    assert client.flush(10)
+    messages = "\n".join(r.getMessage() for r in caplog.records)
+    for name, value in bad.items():
+        if value:
+            assert f"{name}={value!r}" in messages, name
+    assert "LANTERNA_TIMEOUT" not in messages
+    assert client.stats()["sent"] == 2
+
+
+def test_the_servers_encryption_key_in_lanterna_secret_key_is_not_sent_as_the_api_secret(
+    live_server, monkeypatch, make_client
+):
+    # A shell set up for `lanterna serve` may hold its encryption key in
+    # LANTERNA_SECRET_KEY; the SDK does not take it for the API secret (which the
+    # LANGFUSE_ variable then gives), so the app's traces still arrive.
+    p = live_server.project
+    _langfuse_env(monkeypatch, live_server)
+    monkeypatch.setenv("LANTERNA_SECRET_KEY", "ab" * 32)
+    client = make_client()
+    assert client.secret_key == p.secret_key
+    client.trace(name="keyed")
+    assert client.flush(10) and client.stats()["sent"] == 1
+    monkeypatch.setenv("LANTERNA_SECRET_KEY", p.secret_key)  # an API secret: taken
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-lf-other")
+    assert make_client(enabled=False).secret_key == p.secret_key

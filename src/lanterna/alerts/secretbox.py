@@ -53,7 +53,7 @@ def load_key(secret_key: str, data_dir: str) -> bytes:
     """The server key: ``secret_key`` (the setting) if given, else the key file in
     ``data_dir``, created with a fresh random key when missing."""
     if secret_key:
-        return _decode_key(secret_key, "LANTERNA_SECRET_KEY")
+        return _decode_key(secret_key, "LANTERNA_SECRET_KEY (or LANTERNA_ENCRYPTION_KEY)")
     path = Path(data_dir).expanduser() / KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

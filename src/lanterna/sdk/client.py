@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 DEFAULT_HOST = "http://localhost:3000"
 _warned_no_keys = False
 _warned_lanterna_host = False
+_warned_server_key = False
 _lock = threading.Lock()
 
 
@@ -45,17 +47,68 @@ def _env(*names: str) -> str | None:
     return None
 
 
+_FALSE_WORDS = ("0", "false", "no", "off", "")
+_TRUE_WORDS = ("1", "true", "yes", "on")
+
+
 def _env_bool(value: str | None) -> bool | None:
     if value is None:
         return None
-    return value.strip().lower() not in ("0", "false", "no", "off", "")
+    return value.strip().lower() not in _FALSE_WORDS
+
+
+def _flag(raw: str) -> bool:
+    """A boolean variable's value; any other word is a ``ValueError`` (see :func:`_pick`)."""
+    word = raw.strip().lower()
+    if word in _TRUE_WORDS or word in _FALSE_WORDS:
+        return word in _TRUE_WORDS
+    raise ValueError("one of 1/0, true/false, yes/no, on/off")
 
 
 def _pick(arg: Any, *names: str, cast: Callable[[str], Any] = str, default: Any = None) -> Any:
+    """``arg`` if given, else the first variable of ``names`` that is set, read with
+    ``cast``; else ``default``. A value ``cast`` cannot read is logged and the default
+    used: a typo in the environment must not raise into the app (or stop its tracing)."""
     if arg is not None:
         return arg
-    raw = _env(*names)
-    return cast(raw) if raw is not None else default
+    for name in names:
+        raw = os.environ.get(name)
+        if raw:
+            try:
+                return cast(raw)
+            except (ValueError, TypeError) as exc:
+                expected = {int: "a whole number", float: "a number"}.get(cast, str(exc))  # type: ignore[call-overload]
+                _errors.logger.warning(
+                    "lanterna: %s=%r is not %s; the default %r is used",
+                    name,
+                    raw[:40],
+                    expected,
+                    default,
+                )
+                return default
+    return default
+
+
+#: Stands for a ``LANTERNA_SECRET_KEY`` holding the server's encryption key.
+_SERVER_KEY: Any = object()
+_SERVER_KEY_FORM = re.compile(r"[0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?")
+
+
+def _api_secret(raw: str) -> Any:
+    """``LANTERNA_SECRET_KEY`` is also the server's encryption key (32 bytes, 64 hex
+    digits or base64); in a shell that holds that, it is no API secret: ignored (logged
+    once), so ``LANGFUSE_SECRET_KEY`` is used. API secrets start with ``sk-lf-``."""
+    global _warned_server_key
+    value = raw.strip()
+    if value.startswith("sk-lf-") or not _SERVER_KEY_FORM.fullmatch(value):
+        return raw
+    if not _warned_server_key:
+        _warned_server_key = True
+        _errors.logger.warning(
+            "lanterna: LANTERNA_SECRET_KEY holds the server's encryption key, not an API"
+            " secret key (sk-lf-...): ignored; LANGFUSE_SECRET_KEY is used if set"
+        )
+    return _SERVER_KEY
 
 
 def _tls_verify(raw: str) -> bool | str:
@@ -170,10 +223,14 @@ class Lanterna:
         # Options only the Langfuse SDKs have (threads, max_retries, sdk_integration,
         # httpx_client, debug, ...) are accepted so their call sites work, and ignored.
         self.public_key = _pick(public_key, "LANTERNA_PUBLIC_KEY", "LANGFUSE_PUBLIC_KEY")
-        self.secret_key = _pick(secret_key, "LANTERNA_SECRET_KEY", "LANGFUSE_SECRET_KEY")
+        self.secret_key = _pick(
+            secret_key, "LANTERNA_SECRET_KEY", "LANGFUSE_SECRET_KEY", cast=_api_secret
+        )
+        if self.secret_key is _SERVER_KEY:
+            self.secret_key = _env("LANGFUSE_SECRET_KEY")
         self.base_url = resolve_base_url(base_url or host)
         on = _pick(
-            enabled, "LANTERNA_ENABLED", "LANGFUSE_TRACING_ENABLED", cast=_env_bool, default=True
+            enabled, "LANTERNA_ENABLED", "LANGFUSE_TRACING_ENABLED", cast=_flag, default=True
         )
         self.sample_rate = float(
             _pick(
@@ -199,7 +256,7 @@ class Lanterna:
             media_upload,
             "LANTERNA_MEDIA_UPLOAD",
             "LANGFUSE_MEDIA_UPLOAD_ENABLED",
-            cast=_env_bool,
+            cast=_flag,
             default=True,
         )
         options = EventOptions(

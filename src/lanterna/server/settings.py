@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -16,6 +17,27 @@ def _default_data_dir() -> str:
 
 
 _CLI_ONLY = frozenset({"no_auth"})
+#: What the SDKs' API secret keys start with (``LANTERNA_SECRET_KEY`` is the SDK's API
+#: secret as well as the server's encryption key; a shell may hold the former).
+_API_SECRET_PREFIX = "sk-lf-"
+
+
+def _server_key(secret: str | None) -> str | None:
+    """The server's encryption key from the environment: ``LANTERNA_ENCRYPTION_KEY``,
+    else ``LANTERNA_SECRET_KEY`` unless that holds an SDK's API secret (``sk-lf-...``:
+    then ignored, with a warning, so ``lanterna serve`` starts in a shell set up for the
+    SDK)."""
+    preferred = os.environ.get("LANTERNA_ENCRYPTION_KEY")
+    if preferred:
+        return preferred
+    if secret and secret.strip().startswith(_API_SECRET_PREFIX):
+        logging.getLogger("lanterna").warning(
+            "lanterna: LANTERNA_SECRET_KEY holds an API secret key (sk-lf-..., what the SDK"
+            " reads), not the server's encryption key: ignored here (the server's key is"
+            " LANTERNA_ENCRYPTION_KEY, else the data directory's secret.key)"
+        )
+        return None
+    return secret
 
 
 class SettingsError(ValueError):
@@ -112,14 +134,17 @@ class Settings:
     #: process sharing a database the same key.
     secret_key: str = field(default="", repr=False)
     #: Seconds between the alert evaluator's looks for due rules inside ``lanterna serve``;
-    #: 0 turns the evaluator off in this process (run ``lanterna worker`` instead).
+    #: 0 turns the evaluator off there (run ``lanterna worker`` instead, which takes 0 as
+    #: the default: a worker runs every background job).
     alert_tick_seconds: int = 15
     #: Seconds between runs of the retention job (deletes what is older than each
-    #: project's retention) inside ``lanterna serve``; 0 turns it off in this process
-    #: (``lanterna worker`` runs it too). One process runs it at a time (a lease).
+    #: project's retention) inside ``lanterna serve``; 0 turns it off there
+    #: (``lanterna worker`` runs it too, 0 meaning the default). One process runs it at a
+    #: time (a lease).
     retention_interval_seconds: int = 3600
     #: Seconds between the evaluation worker's looks for new traces to evaluate (online
-    #: evaluation rules) inside ``lanterna serve``; 0 turns it off in this process.
+    #: evaluation rules) inside ``lanterna serve``; 0 turns it off there (a worker takes
+    #: 0 as the default).
     evaluation_tick_seconds: int = 15
     #: Longest wait for an LLM connection's answer (LLM-as-a-judge, the playground), in
     #: seconds; past it the evaluation is recorded as an error.
@@ -170,8 +195,8 @@ class Settings:
     #: Email and password login on the login page; false leaves single sign-on only.
     password_login: bool = True
     #: Seconds between the scheduled exports' looks for due blob-storage integrations
-    #: inside ``lanterna serve`` (``lanterna worker`` runs them too); 0 turns it off in
-    #: this process. One process runs an integration at a time (a lease).
+    #: inside ``lanterna serve`` (``lanterna worker`` runs them too, 0 meaning the
+    #: default); 0 turns it off in serve. One process runs an integration at a time.
     export_tick_seconds: int = 60
     #: Testing only: a file holding an ISO 8601 UTC time (``2024-05-08T12:00:00Z``) that
     #: the alert evaluator takes as "now", read again at every tick, instead of the
@@ -232,6 +257,8 @@ class Settings:
             if f.name in _CLI_ONLY:
                 continue
             raw = os.environ.get(f"LANTERNA_{f.name.upper()}")
+            if f.name == "secret_key":
+                raw = _server_key(raw)
             if raw is not None and raw != "":
                 values[f.name] = _parsed(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -253,4 +280,6 @@ class Settings:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "") else self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 address, bracketed in a URL
         return f"http://{host}:{self.port}"
