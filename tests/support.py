@@ -333,3 +333,13 @@ def events_conn(events_url: str) -> Any:
     (``Store.events_conn``): on ClickHouse (``events_url`` set) its event store, else
     ``conn`` itself."""
     return store_of(events_url).events_conn
+
+
+def all_routes(routes: list[Any]) -> Iterator[Any]:
+    """Every route of an app's ``routes``, also inside included routers."""
+    for item in routes:
+        inner = getattr(item, "original_router", None)
+        if inner is not None:
+            yield from all_routes(inner.routes)
+        else:
+            yield item

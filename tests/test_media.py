@@ -105,19 +105,19 @@ def test_upload_download_and_the_bytes_stored_once(media_api: Api) -> None:
     assert content.headers["content-disposition"].startswith("inline;")
     assert "sandbox" in content.headers["content-security-policy"]
 
-    # The same bytes again (another trace, or another project): nothing to upload.
+    # The same bytes again in this project (another trace): nothing to upload.
     again = register(media_api, image, "image/png", traceId="t2")
     assert again.json() == {"mediaId": media_id(image), "uploadUrl": None}
+    # Another project is asked for the bytes (a null uploadUrl would tell it that some
+    # project holds that file); they are stored once all the same.
     other = media_api.new_project("B")
-    elsewhere = register(media_api, image, "image/png", traceId="t9")
-    assert elsewhere.json()["uploadUrl"] is None
-    from_b = media_api.post(
-        "/api/public/media",
-        json={"contentType": "image/png", "contentLength": len(image),
-              "sha256Hash": sha256_b64(image), "traceId": "b1", "field": "input"},
-        auth=other.auth,
-    )  # fmt: skip
-    assert from_b.json() == {"mediaId": media_id(image), "uploadUrl": None}
+    b_body = {"contentType": "image/png", "contentLength": len(image),
+              "sha256Hash": sha256_b64(image), "traceId": "b1", "field": "input"}  # fmt: skip
+    from_b = media_api.post("/api/public/media", json=b_body, auth=other.auth).json()
+    assert from_b["mediaId"] == media_id(image) and from_b["uploadUrl"]
+    assert put(media_api, from_b["uploadUrl"], image, "image/png").status_code == 200
+    b_again = media_api.post("/api/public/media", json=b_body, auth=other.auth).json()
+    assert b_again == {"mediaId": media_id(image), "uploadUrl": None}
     assert len(blobs_in(media_api)) == 1
 
 

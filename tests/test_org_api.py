@@ -26,20 +26,10 @@ def org_key(api: Api) -> tuple[str, str]:
     return key.public_key, key.secret_key
 
 
-def _routes(routes: list[Any]) -> Any:
-    """Every route, also inside included routers."""
-    for item in routes:
-        inner = getattr(item, "original_router", None)
-        if inner is not None:
-            yield from _routes(inner.routes)
-        else:
-            yield item
-
-
 def org_routes(api: Api) -> list[tuple[str, str]]:
     """Every (method, path) of the app that takes an organisation key."""
     found = []
-    for route in _routes(api.app.routes):
+    for route in support.all_routes(api.app.routes):
         dependant = getattr(route, "dependant", None)
         if dependant is None:
             continue
@@ -304,3 +294,41 @@ def test_feedback(api: Api):
     assert refused.status_code == 401
     log = api.get("/api/public/audit-log").json()["data"]
     assert log[0]["action"] == "feedback.submit" and log[0]["target"] == feedback_id
+
+
+def test_removal_from_one_organisation_does_not_log_the_user_out_of_others(api: Api):
+    # Any organisation's key can remove (or SCIM-deprovision) a user from it; that must
+    # not end the user's login sessions, which serve their other organisations too. A
+    # user left with nothing is logged out.
+    from lanterna.accounts import orgs
+
+    key = org_key(api)
+    other = api.new_project("Elsewhere")
+    other_org = support._in_transaction(
+        api.app, lambda c: str(projects.get_project(c, other.id)["org_id"])
+    )
+    ada = _user(api, "ada@example.com", "Ada")
+    this_org = org_of(api)
+
+    def setup(c: Any) -> str:
+        orgs.set_org_member(c, this_org, ada, "member")
+        orgs.set_org_member(c, other_org, ada, "member")
+        return accounts.create_session(c, ada, 1)
+
+    token = support._in_transaction(api.app, setup)
+
+    def page(project_id: str) -> int:
+        api.cookies.set("lanterna_session", token)
+        try:
+            return api.get(f"/project/{project_id}/traces").status_code
+        finally:
+            api.cookies.clear()
+
+    assert page(api.project.id) == 200 and page(other.id) == 200
+    gone = api.request("DELETE", f"/api/public/scim/Users/{ada}", auth=key)
+    assert gone.status_code == 204, gone.text
+    assert page(api.project.id) == 404  # what she lost is refused at once
+    assert page(other.id) == 200  # still logged in for the rest
+    support._in_transaction(api.app, lambda c: orgs.remove_from_org(c, other_org, ada))
+    alive = support._in_transaction(api.app, lambda c: accounts.session_user(c, token))
+    assert alive is None

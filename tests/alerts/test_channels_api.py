@@ -243,7 +243,21 @@ def test_send_test_by_email_reaches_the_smtp_server_and_logs_no_secret(
         assert made["config"]["to"] == ["oncall@example.com", "lead@example.com"]
         r = api.post(f"{URL}/{made['id']}/test")
         assert r.json() == {"delivered": True, "error": None}
-    [(_, recipients, raw)] = box.mails
+        # The stored password goes only to the server it was given for: moving the
+        # channel to another host, port, security or username needs it again (or an
+        # admin who never saw it could send it to a server of theirs with "Send test").
+        url = f"{URL}/{made['id']}"
+        for moved in ({"host": "localhost"}, {"port": box.port + 1}, {"username": "me"}):
+            refused = api.patch(url, json={"config": {**moved, "password": MASK}})
+            assert refused.status_code == 400, refused.text
+            assert "config.password: give the password again" in refused.json()["message"]
+        kept = api.patch(url, json={"config": {"to": "oncall@example.com"}})
+        assert kept.status_code == 200 and kept.json()["config"]["password"] == MASK
+        again = {"host": "localhost", "password": "smtp-password-123"}
+        assert api.patch(url, json={"config": again}).status_code == 200
+        assert api.post(f"{url}/test").json() == {"delivered": True, "error": None}
+    [(_, recipients, raw), (_, to_one, _)] = box.mails
+    assert to_one == ["oncall@example.com"]
     assert recipients == ["oncall@example.com", "lead@example.com"]
     assert b"Test notification: Test of channel Mail" in raw
     assert "smtp-password-123" not in caplog.text

@@ -79,7 +79,7 @@ def test_a_viewer_key_reads_but_every_change_is_refused(api, db_url, capsys):
         for method, path, body in changes:
             r = client.request(method, path, json=body, auth=key)
             assert r.status_code == 403, (method, path, r.text)
-            assert "admin or owner" in r.json()["message"]
+            assert "may only read" in r.json()["message"]
 
     # Nothing changed: one of each, as the admin key made them.
     rules = client.get("/api/public/alerts/rules").json()["data"]

@@ -22,7 +22,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from test_otel_sdk_exporter import RESOURCE, check_rag_trace, rag_app
 
-from support import LiveServer, serve
+from lanterna.store import projects
+from support import SECRETS, LiveServer, _in_transaction, serve
 
 
 def _free_port() -> int:
@@ -92,6 +93,19 @@ def test_wrong_credentials_are_refused(grpc_server) -> None:
                 timeout=5,
             )
         assert wrong.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # A viewer key reads only: its spans are refused, as over HTTP.
+        viewer = _in_transaction(
+            server.db_url, lambda c: projects.create_key(c, server.project.id, role="viewer")
+        )
+        SECRETS.add(viewer.secret_key)
+        with pytest.raises(grpc.RpcError) as read_only:
+            stub.Export(
+                ExportTraceServiceRequest(),
+                metadata=(("authorization", _basic((viewer.public_key, viewer.secret_key))),),
+                timeout=5,
+            )
+        assert read_only.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "may only read" in (read_only.value.details() or "")
         ok = stub.Export(
             ExportTraceServiceRequest(),
             metadata=(("authorization", _basic(server.project.auth)),),

@@ -7,10 +7,12 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import support
@@ -179,6 +181,17 @@ def shot(tab: Any, name: str) -> None:
     partial = target.with_name(f".{target.name}.{os.getpid()}")
     partial.write_bytes(tab.screenshot())
     os.replace(partial, target)
+
+
+@contextmanager
+def logged_in(site: Site, email: str) -> Iterator[httpx.Client]:
+    """An HTTP client of ``site`` logged in as ``email`` through the login form."""
+    with httpx.Client(base_url=site.url, timeout=30) as client:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+        assert token
+        data = {"csrf_token": token.group(1), "email": email, "password": PASSWORD}
+        assert client.post("/login", data=data).status_code in (200, 303)
+        yield client
 
 
 def login(tab: Any, url: str, email: str, password: str = PASSWORD) -> None:

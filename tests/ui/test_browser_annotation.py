@@ -3,9 +3,11 @@ the trace, score it with the queue's score configs, complete, on to the next).""
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
-from conftest import Site, login, shot
+from conftest import Site, add_user, logged_in, login, shot
 from helpers import event
 
 
@@ -125,3 +127,27 @@ def test_comments_on_a_session_and_a_prompt_version(sqlite_site: Site, page) -> 
         auth=auth,
     ).json()["data"]
     assert [c["content"] for c in on_prompt] == ["prompt note"]
+
+
+def test_a_comment_naming_a_stranger_as_author_shows_no_email(site: Site) -> None:
+    # An API key may set any authorUserId; the page shows an author's email only for a
+    # user who may see the project, so a comment can neither pass for someone else's
+    # nor reveal another organisation's user's email.
+    stranger_email = f"stranger-{uuid.uuid4().hex[:8]}@elsewhere.example"
+    stranger = add_user(site.db_url, stranger_email, {})
+    member_email = f"member-{uuid.uuid4().hex[:8]}@example.com"
+    member = add_user(site.db_url, member_email, {site.project.id: "member"})
+    trace = f"c-{uuid.uuid4().hex[:8]}"
+    auth = site.project.auth
+    batch = [event("trace-create", {"id": trace, "name": "commented"})]
+    assert httpx.post(f"{site.url}/api/public/ingestion", json={"batch": batch}, auth=auth)
+    for author, text in ((stranger, "from a stranger"), (member, "from a member")):
+        body = {"projectId": site.project.id, "objectType": "TRACE", "objectId": trace,
+                "content": text, "authorUserId": author}  # fmt: skip
+        made = httpx.post(f"{site.url}/api/public/comments", json=body, auth=auth)
+        assert made.status_code == 200, made.text
+    with logged_in(site, site.viewer) as client:
+        page = client.get(f"/project/{site.project.id}/traces/{trace}").text
+    assert "from a stranger" in page and "from a member" in page
+    assert stranger_email not in page and stranger in page
+    assert member_email in page

@@ -9,29 +9,17 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from urllib.parse import quote, urljoin
 
 import httpx
 
-from conftest import PASSWORD, Site
+from conftest import Site, logged_in
 from helpers import event, iso
 
 TRACES = ["../../settings/data", "a/b", "x/../../../../account", "plain", "two\nlines"]
 SESSIONS = {"../../settings/data": "../../../account", "a/b": "s/1"}
 USERS = {"../../settings/data": "../../../account", "a/b": "u/1"}
-
-
-@contextmanager
-def _logged_in(site: Site) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=site.url, timeout=30) as client:
-        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
-        assert token
-        data = {"csrf_token": token.group(1), "email": site.viewer, "password": PASSWORD}
-        assert client.post("/login", data=data).status_code in (200, 303)
-        yield client
 
 
 def _links(page_url: str, text: str) -> set[str]:
@@ -78,7 +66,7 @@ def test_ids_with_slashes_and_dot_segments_link_to_their_own_pages(site: Site) -
     made = httpx.post(f"{site.url}/api/public/v2/prompts", json=body, auth=site.project.auth)
     assert made.status_code in (200, 201), made.text
 
-    with _logged_in(site) as client:
+    with logged_in(site, site.viewer) as client:
         _check(client, site, "traces", "traces", TRACES)
         _check(client, site, "sessions", "sessions", list(SESSIONS.values()))
         _check(client, site, "users", "users", list(USERS.values()))

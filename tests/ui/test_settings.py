@@ -70,6 +70,40 @@ def test_invite_members_and_change_roles(two_projects) -> None:
     assert admin.get(f"/project/{a.id}/traces").status_code == 404
 
 
+def test_an_admin_cannot_demote_an_organisation_owner_through_an_invite(two_projects) -> None:
+    # An organisation owner is an owner of each of its projects without a project
+    # membership; re-inviting their email must not let an admin lower that role, nor
+    # an owner take away the project's only owner.
+    from lanterna.accounts import orgs
+    from lanterna.accounts import store as accounts
+
+    client, a, _ = two_projects
+    rt = client.app.state.runtime
+    boss = add_user(rt.db.url, "boss@example.com", {})
+    admin_id = _user_id(client, "viewer-a@example.com")
+
+    def setup(c) -> None:
+        org = c.scalar("SELECT org_id FROM projects WHERE id = ?", (a.id,))
+        orgs.set_org_member(c, str(org), boss, "owner")
+        c.run("UPDATE memberships SET role = 'admin' WHERE user_id = ?", (admin_id,))
+
+    rt.writer.run_sync(setup)
+    base = f"/project/{a.id}/settings"
+    admin = Browser(client.app, client=("127.0.0.1", 50012))
+    assert admin.login("viewer-a@example.com") == 303
+    response = _post(admin, f"{base}/members", email="boss@example.com", role="viewer")
+    assert response.status_code == 403 and "above yours" in response.text
+    boss_tab = Browser(client.app, client=("127.0.0.1", 50013))
+    assert boss_tab.login("boss@example.com") == 303
+    role = rt.read_sync(lambda c: accounts.role_in(c, accounts.get_user(c, boss), a.id))
+    assert role == "owner"  # unchanged
+    # The project's member owner leaves; the organisation owner is then its only owner.
+    owner_id = _user_id(client, "owner-a@example.com")
+    rt.writer.run_sync(lambda c: c.run("DELETE FROM memberships WHERE user_id = ?", (owner_id,)))
+    response = _post(boss_tab, f"{base}/members", email="boss@example.com", role="member")
+    assert response.status_code == 403 and "at least one owner" in response.text
+
+
 def test_project_name_retention_and_model_prices(two_projects) -> None:
     client, a, _ = two_projects
     assert client.login("owner-a@example.com") == 303

@@ -83,9 +83,11 @@ def project_members(conn: Conn, project_id: str) -> list[dict[str, Any]]:
 
 
 def remove_from_org(conn: Conn, org_id: str, user_id: str) -> bool:
-    """Take the user out of the organisation and each of its projects, and end every
-    login session of theirs (their next request with a cookie is refused). False when
-    they were no member."""
+    """Take the user out of the organisation and each of its projects. Pages check
+    memberships on every request, so what they lose is refused at once; their login
+    sessions end only when nothing is left to them (no other organisation or project,
+    not an instance admin): one organisation cannot log a user out of the others.
+    False when they were no member."""
     gone = conn.run(
         "DELETE FROM org_memberships WHERE org_id = ? AND user_id = ?", (org_id, user_id)
     )
@@ -94,7 +96,14 @@ def remove_from_org(conn: Conn, org_id: str, user_id: str) -> bool:
         " AND project_id IN (SELECT id FROM projects WHERE org_id = ?)",
         (user_id, org_id),
     )
-    conn.run("DELETE FROM ui_sessions WHERE user_id = ?", (user_id,))
+    still = conn.one(
+        "SELECT 1 AS kept FROM org_memberships WHERE user_id = ?"
+        " UNION ALL SELECT 1 FROM memberships WHERE user_id = ?"
+        " UNION ALL SELECT 1 FROM users WHERE id = ? AND is_admin",
+        (user_id, user_id, user_id),
+    )
+    if still is None:
+        conn.run("DELETE FROM ui_sessions WHERE user_id = ?", (user_id,))
     return gone > 0
 
 
@@ -139,6 +148,22 @@ def projects_left_without_owner(
         if owners(roles, org_owners) and not owners(after, after_org_owners):
             left.append(project_id)
     return sorted(left)
+
+
+def owners_besides(conn: Conn, project_id: str, user_id: str) -> int:
+    """The project's owners other than ``user_id``: owner memberships, and organisation
+    owners without a project role of their own there."""
+    explicit = conn.scalar(
+        "SELECT COUNT(*) FROM memberships WHERE project_id = ? AND role = 'owner' AND user_id <> ?",
+        (project_id, user_id),
+    )
+    via_org = conn.scalar(
+        "SELECT COUNT(*) FROM org_memberships om JOIN projects p ON p.org_id = om.org_id"
+        " WHERE p.id = ? AND om.role = 'owner' AND om.user_id <> ? AND NOT EXISTS"
+        " (SELECT 1 FROM memberships m WHERE m.user_id = om.user_id AND m.project_id = p.id)",
+        (project_id, user_id),
+    )
+    return int(explicit or 0) + int(via_org or 0)
 
 
 def leaves_no_owner(conn: Conn, project_id: str, user_id: str, new_role: str | None) -> bool:

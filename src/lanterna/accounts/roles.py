@@ -8,6 +8,7 @@ ROLES = ("owner", "admin", "member", "viewer")
 
 Permission = Literal[
     "read",  # see traces, sessions, users, metrics, prompts, settings pages
+    "write",  # an API key's changes: ingestion, scores, prompts, datasets, ...
     "annotate",  # add scores by hand
     "edit_prompts",  # create prompt versions, move labels
     "edit_dashboards",  # create, arrange and delete dashboards and their widgets
@@ -23,6 +24,7 @@ _RANK = {role: len(ROLES) - i for i, role in enumerate(ROLES)}  # owner 4 ... vi
 #: The least role that holds each permission.
 _NEEDS: dict[str, str] = {
     "read": "viewer",
+    "write": "member",
     "annotate": "member",
     "edit_prompts": "member",
     "edit_dashboards": "member",

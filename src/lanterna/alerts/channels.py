@@ -398,21 +398,37 @@ def check_channel(body: Any, stored: ChannelFields | None = None) -> ChannelFiel
     config = body.get("config", {} if stored else None)
     if not isinstance(config, dict):
         raise InvalidChannel("config: required, an object")
+    kept: set[str] = set()  # stored secrets the update keeps without sending them
     if stored is not None:
         merged: dict[str, Any] = {**stored.config}
         for key, secret in stored.secrets.items():
             merged[key] = secret
+            kept.add(key)
         for key, value in config.items():
             if key in SECRET_FIELDS[kind] and value in (MASK, None):
                 continue
             merged[key] = value
+            kept.discard(key)
         config = merged
     allowed = _ALLOWED[kind]
     extra = sorted(set(config) - allowed)
     if extra:
         raise InvalidChannel(f"config.{extra[0]}: unknown for a {kind} channel")
     settings, secrets = _check_config(kind, config)
+    if stored is not None and "password" in kept and "password" in secrets:
+        # The SMTP password is sent to the host at login: kept while the server it
+        # goes to changes, an admin who never saw it could read it on a host of theirs.
+        moved = [k for k in _PASSWORD_GOES_TO if settings.get(k) != stored.config.get(k)]
+        if moved:
+            raise InvalidChannel(
+                f"config.password: give the password again to change {', '.join(moved)}"
+                " (the stored one is only sent to the server it was given for)"
+            )
     return ChannelFields(name, kind, settings, secrets)
+
+
+#: Email settings that decide where the stored SMTP password is sent.
+_PASSWORD_GOES_TO = ("host", "port", "security", "username")
 
 
 _ALLOWED: dict[str, set[str]] = {

@@ -8,9 +8,11 @@ An organisation key (``server/org_auth.py``) is refused here with 403: it opens 
 the organisation-level routes.
 
 A key has a role (``lanterna keys create --role``; ``admin`` by default and for keys
-made before roles existed): routes that change alert rules, channels and budgets take
-:data:`AlertsAdminKey` / :data:`BudgetsAdminKey`, which answer 403 to a key whose role
-may not (``member``, ``viewer``), as the dashboard does for its users.
+made before roles existed), checked as the dashboard checks its users' roles: a
+``viewer`` key only reads (403 on any other method); routes that change alert rules,
+channels, budgets, the project's settings or delete its data take
+:data:`AlertsAdminKey` / :data:`BudgetsAdminKey` / :data:`ProjectAdminKey`, which answer
+403 to a ``member`` key too.
 """
 
 from __future__ import annotations
@@ -150,18 +152,37 @@ def _count_read(request: Request, principal: Principal) -> None:
             rt.share_quota_sync()
 
 
+#: Methods that only read: a key of any role may use them.
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def refuse_read_only_writes(method: str, principal: Principal) -> None:
+    """A ``viewer`` key reads only: 403 on any other method (changes need ``member``,
+    the routes of project settings and data deletion ``admin``)."""
+    if method not in _READS and not allowed(principal.role, "write"):
+        raise ApiError(
+            403,
+            f"This API key's role ({principal.role}) may only read; sending or changing"
+            " data needs a key with the member role or above",
+        )
+
+
 def require_project(request: Request) -> Principal:
-    """Dependency: a full-access project key (Basic auth)."""
+    """Dependency: a full-access project key (Basic auth) whose role may use the
+    request's method (see :func:`refuse_read_only_writes`)."""
     principal = authenticate(request)
     if principal.scope != "all":
         raise ApiError(403, "Access denied - insufficient permissions for this endpoint")
+    refuse_read_only_writes(request.method, principal)
     _count_read(request, principal)
     return principal
 
 
 def allow_public_key(request: Request) -> Principal:
-    """Dependency: a Basic project key, or a Bearer public key (scores scope)."""
+    """Dependency: a Basic project key, or a Bearer public key (scores scope), of a role
+    that may use the request's method."""
     principal = authenticate(request)
+    refuse_read_only_writes(request.method, principal)
     _count_read(request, principal)
     return principal
 
@@ -187,4 +208,8 @@ ProjectKey = Annotated[Principal, Depends(require_project)]
 AlertsAdminKey = Annotated[Principal, Depends(_may("edit_alerts"))]
 #: A project key that may change budgets (role admin or owner).
 BudgetsAdminKey = Annotated[Principal, Depends(_may("manage_project"))]
+#: A project key that may change the project's settings and delete its data: retention,
+#: masking rules, model prices, LLM connections, evaluators, deletions (admin or owner),
+#: as the web UI's settings and data pages.
+ProjectAdminKey = Annotated[Principal, Depends(_may("manage_project"))]
 AnyKey = Annotated[Principal, Depends(allow_public_key)]

@@ -30,7 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from ..errors import DomainError, RateLimited
 from ..ingest.otlp_mapping import OtlpError
 from .api.otel import commit_export
-from .auth import authenticate_header
+from .auth import authenticate_header, refuse_read_only_writes
 from .runtime import Runtime
 
 log = logging.getLogger("lanterna.otlp_grpc")
@@ -53,6 +53,10 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED, "a public key alone cannot export spans"
             )
+        try:
+            refuse_read_only_writes("POST", principal)
+        except DomainError as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.message)
         try:
             rejected = await commit_export(rt, principal.project_id, lambda: request)
         except OtlpError as exc:

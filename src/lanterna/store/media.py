@@ -95,15 +95,6 @@ def mark_uploaded(
     )
 
 
-def is_blob_uploaded(conn: Conn, sha256: str) -> bool:
-    """Whether some record (of any project) says these bytes were stored."""
-    return bool(
-        conn.scalar(
-            "SELECT 1 FROM media WHERE sha256 = ? AND uploaded_at IS NOT NULL LIMIT 1", (sha256,)
-        )
-    )
-
-
 def add_reference(
     conn: Conn,
     project_id: str,

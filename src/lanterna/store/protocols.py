@@ -519,8 +519,6 @@ class Media(Protocol):
         time_ms: int | None = None,
     ) -> bool: ...
 
-    def is_blob_uploaded(self, conn: Conn, sha256: str) -> bool: ...
-
     def add_reference(
         self,
         conn: Conn,

@@ -16,7 +16,7 @@ from ...store.db import Conn
 from ...store.interface import Evaluations
 from .. import eval_ops as ops
 from ..audit import audit
-from ..auth import ProjectKey
+from ..auth import ProjectAdminKey, ProjectKey
 from ..errors import ApiError, not_found
 from ..eval_shapes import connection_json, evaluator_json, rule_json
 from ..responses import JSON
@@ -65,7 +65,7 @@ async def list_connections(
 
 
 @router.put(CONNECTIONS, responses=ok(LlmConnection), openapi_extra=json_body(LlmConnectionBody))
-async def upsert_connection(request: Request, principal: ProjectKey) -> JSON:
+async def upsert_connection(request: Request, principal: ProjectAdminKey) -> JSON:
     """Create the connection named ``provider`` or replace its settings and key."""
     body = await read_json(request)
     rt = runtime(request)
@@ -76,7 +76,9 @@ async def upsert_connection(request: Request, principal: ProjectKey) -> JSON:
 
 
 @router.delete(CONNECTIONS + "/{connection_id}", responses=ok(Deleted))
-async def delete_connection(request: Request, connection_id: str, principal: ProjectKey) -> JSON:
+async def delete_connection(
+    request: Request, connection_id: str, principal: ProjectAdminKey
+) -> JSON:
     """Delete a connection (its sealed key goes with it)."""
     project_id = principal.project_id
     rt = runtime(request)
@@ -97,7 +99,7 @@ async def delete_connection(request: Request, connection_id: str, principal: Pro
 # mapping names a variable once and a NUMERIC score's minValue is at most its maxValue:
 # rules no schema states.
 @router.post(EVALUATORS, responses=ok(Evaluator), openapi_extra=json_body(EvaluatorBody))
-async def create_evaluator(request: Request, principal: ProjectKey) -> JSON:
+async def create_evaluator(request: Request, principal: ProjectAdminKey) -> JSON:
     """Create an evaluator, or the next version of the one with that name."""
     body = await read_json(request)
     rt = runtime(request)
@@ -142,7 +144,7 @@ async def get_evaluator(request: Request, evaluator_id: str, principal: ProjectK
 
 
 @router.delete(EVALUATORS + "/{evaluator_id}", responses=ok(Deleted))
-async def delete_evaluator(request: Request, evaluator_id: str, principal: ProjectKey) -> JSON:
+async def delete_evaluator(request: Request, evaluator_id: str, principal: ProjectAdminKey) -> JSON:
     """Delete every version of an evaluator; 409 while a rule uses it."""
     project_id = principal.project_id
     rt = runtime(request)
@@ -168,7 +170,7 @@ async def delete_evaluator(request: Request, evaluator_id: str, principal: Proje
 # the target's columns, and ``evaluators`` excludes ``evaluator``/``mapping``: rules no
 # schema states (a 400 naming what is wrong).
 @router.post(RULES, responses=ok(EvaluationRule), openapi_extra=rule_body(RuleBody))
-async def create_rule(request: Request, principal: ProjectKey) -> JSON:
+async def create_rule(request: Request, principal: ProjectAdminKey) -> JSON:
     """Create a rule; it evaluates the observations, traces or run items that arrive
     from now on."""
     body = await read_json_object(request)
@@ -218,7 +220,7 @@ async def get_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSO
 @router.patch(
     RULES + "/{rule_id}", responses=ok(EvaluationRule), openapi_extra=rule_body(RuleChange)
 )
-async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
+async def update_rule(request: Request, rule_id: str, principal: ProjectAdminKey) -> JSON:
     """Change the fields given (name, evaluator and mapping, target, enabled, sampling,
     filter)."""
     fields = check_rule(await read_json_object(request), partial=True)
@@ -243,7 +245,7 @@ async def update_rule(request: Request, rule_id: str, principal: ProjectKey) -> 
 
 
 @router.delete(RULES + "/{rule_id}", responses=ok(Deleted))
-async def delete_rule(request: Request, rule_id: str, principal: ProjectKey) -> JSON:
+async def delete_rule(request: Request, rule_id: str, principal: ProjectAdminKey) -> JSON:
     """Delete a rule (the scores it gave stay)."""
     project_id = principal.project_id
     rt = runtime(request)

@@ -27,7 +27,7 @@ from ...ingest.masking import BUILTINS, MAX_PATTERN, MAX_RULES, PATH_ROOTS, REDA
 from ...lifecycle.deletion import delete_session, delete_user
 from ...store.interface import Deleted
 from ..audit import audit
-from ..auth import ProjectKey
+from ..auth import ProjectAdminKey, ProjectKey
 from ..doc_models import DocModel
 from ..export import FORMATS as EXPORT_FORMATS
 from ..export import KINDS as EXPORT_KINDS
@@ -140,7 +140,7 @@ async def _deleted(rt: Runtime, principal: Any, what: str, target: str, gone: De
 
 
 @router.delete("/api/public/users/{user_id:path}", responses=ok(DeletedCounts))
-async def delete_user_data(request: Request, user_id: str, principal: ProjectKey) -> JSON:
+async def delete_user_data(request: Request, user_id: str, principal: ProjectAdminKey) -> JSON:
     """Delete every trace of ``user_id`` with its observations and scores, and the
     sessions that become empty (with their scores); rollups follow. Audited."""
     rt = runtime(request)
@@ -153,7 +153,9 @@ async def delete_user_data(request: Request, user_id: str, principal: ProjectKey
 
 
 @router.delete("/api/public/sessions/{session_id:path}", responses=ok(DeletedCounts))
-async def delete_session_data(request: Request, session_id: str, principal: ProjectKey) -> JSON:
+async def delete_session_data(
+    request: Request, session_id: str, principal: ProjectAdminKey
+) -> JSON:
     """Delete the session's traces with their observations and scores, its own scores
     and the session. Audited."""
     rt = runtime(request)
@@ -188,7 +190,7 @@ def get_retention(request: Request, principal: ProjectKey) -> JSON:
 @router.put(
     "/api/public/retention", responses=ok(Retention), openapi_extra=json_body(RetentionBody)
 )
-async def put_retention(request: Request, principal: ProjectKey) -> JSON:
+async def put_retention(request: Request, principal: ProjectAdminKey) -> JSON:
     """Set the project's retention (audited as ``retention.update``)."""
     body = await read_json(request)
     if not isinstance(body, dict) or "retentionDays" not in body:
@@ -221,7 +223,7 @@ def get_masking_rules(request: Request, principal: ProjectKey) -> JSON:
     responses=ok(MaskingRules),
     openapi_extra=json_body(MaskingRulesBody),
 )
-async def put_masking_rules(request: Request, principal: ProjectKey) -> JSON:
+async def put_masking_rules(request: Request, principal: ProjectAdminKey) -> JSON:
     """Replace the project's redaction rules (checked: a 400 names the first bad rule;
     audited as ``masking.update``). They apply to events received from now on."""
     body = await read_json(request)
@@ -278,7 +280,7 @@ def export(
 @router.get("/api/public/audit-log", responses=ok(AuditLog))
 def audit_log(
     request: Request,
-    principal: ProjectKey,
+    principal: ProjectAdminKey,
     page: PageParam = None,
     limit: LimitParam = None,
     action: OptStr = None,

@@ -173,16 +173,11 @@ async def get_upload_url(request: Request, principal: ProjectKey) -> JSON:
         return row
 
     row = await rt.write(register)
-    stored = await run_in_threadpool(rt.blobs.exists, key)
-    if stored and row["uploaded_at"] is None:
-        # Uploaded before (by another project, or an acknowledged upload whose PATCH
-        # never came): these bytes are stored once.
-        uploaded = await rt.read(lambda c: media.is_blob_uploaded(c, key))
-        if uploaded or not rt.blobs.direct:
-            now = datetime.now(UTC)
-            await rt.write(lambda c: media.mark_uploaded(c, project_id, media_id, now, 200))
-            row = {**row, "uploaded_at": now}
-    if stored and row["uploaded_at"] is not None:
+    # Bytes this project uploaded need no upload. Bytes only another project uploaded
+    # are asked for again (stored once all the same: blobs are named by their SHA-256):
+    # a null uploadUrl would tell this project that another holds that file.
+    stored = row["uploaded_at"] is not None and await run_in_threadpool(rt.blobs.exists, key)
+    if stored:
         return JSON({"mediaId": media_id, "uploadUrl": None})
     if rt.blobs.direct:
         url = rt.blobs.upload_url(key, ctype, sha256_b64(key), rt.settings.media_url_seconds)

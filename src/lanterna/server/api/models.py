@@ -21,7 +21,7 @@ from ...store.db import Conn
 from ...store.interface import Models
 from ...timeutil import now
 from ..audit import audit
-from ..auth import ProjectKey
+from ..auth import ProjectAdminKey, ProjectKey
 from ..doc_models import DocModel
 from ..errors import ApiError, not_found
 from ..responses import JSON
@@ -219,7 +219,7 @@ def _match(models: Models, conn: Conn, project_id: str, name: str, paging: Any) 
 # flat prices or tiers (not both, totalPrice alone), exactly one default tier, unique
 # tier names and priorities are not JSON Schema.
 @router.post("/api/public/models", responses=ok(Model), openapi_extra=json_body(ModelBody))
-async def create_model(request: Request, principal: ProjectKey) -> JSON:
+async def create_model(request: Request, principal: ProjectAdminKey) -> JSON:
     """Create a custom model; it prices new observations at once and wins over built-ins."""
     fields = check_create(await read_json(request))
     project_id = principal.project_id
@@ -259,7 +259,7 @@ def get_model(request: Request, model_id: str, principal: ProjectKey) -> JSON:
     status_code=204,
     responses={204: {"description": "Deleted"}},
 )
-async def delete_model(request: Request, model_id: str, principal: ProjectKey) -> Response:
+async def delete_model(request: Request, model_id: str, principal: ProjectAdminKey) -> Response:
     """Delete a custom model (204); built-in models cannot be deleted (403)."""
     project_id = principal.project_id
     rt = runtime(request)

@@ -14,7 +14,7 @@ from ...store.dialect import Dialect
 from ...store.filters import parse_filter, parse_time
 from ...store.interface import TRACE_ORDER_FIELDS, Store, TraceQuery
 from ..audit import audit
-from ..auth import ProjectKey
+from ..auth import ProjectAdminKey, ProjectKey
 from ..doc_models import DocModel
 from ..errors import ApiError, not_found
 from ..responses import JSON
@@ -140,7 +140,7 @@ def list_traces(
 @router.delete(
     "/api/public/traces", responses=ok(Deleted), openapi_extra=json_body(DeleteTracesRequest)
 )
-async def delete_traces(request: Request, principal: ProjectKey) -> JSON:
+async def delete_traces(request: Request, principal: ProjectAdminKey) -> JSON:
     """Delete up to 1000 traces (with their observations and scores) by id."""
     body = await read_json_object(request)
     ids = body.get("traceIds")
@@ -202,7 +202,7 @@ def get_trace(
 
 
 @router.delete("/api/public/traces/{trace_id:path}", responses=ok(Deleted))
-async def delete_trace(request: Request, trace_id: str, principal: ProjectKey) -> JSON:
+async def delete_trace(request: Request, trace_id: str, principal: ProjectAdminKey) -> JSON:
     """Delete one trace with its observations and scores.
 
     Answers 200 whether or not the trace existed (deleting is idempotent, as in

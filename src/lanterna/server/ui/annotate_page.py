@@ -33,7 +33,9 @@ def comments_of(
     store: Store, conn: Conn, project_id: str, object_type: str, object_id: str
 ) -> list[dict[str, Any]]:
     """The comments on one object, oldest first, each with its author's email (or
-    None for one made through the API)."""
+    None for one made through the API). An API key may name any ``authorUserId``: it
+    shows as an email only when that user may see the project (else as written), so a
+    comment can neither pass for a stranger's nor show a stranger's email."""
     rows = store.comments.of_object(conn, project_id, object_type, object_id)
     emails: dict[str, str | None] = {}
     out = []
@@ -41,7 +43,8 @@ def comments_of(
         author = row["author_user_id"]
         if author and author not in emails:
             user = accounts.get_user(conn, author)
-            emails[author] = user["email"] if user else author
+            member = user is not None and accounts.role_in(conn, user, project_id) is not None
+            emails[author] = user["email"] if member and user else author
         out.append({**comment_json(conn.dialect, row), "author": emails.get(author or "")})
     return out
 

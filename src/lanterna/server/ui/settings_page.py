@@ -190,9 +190,19 @@ async def add_member(request: Request, project_id: str) -> Response:
         return await _render(request, page, status=400, section_error="Enter an email address.")
 
     def invite(c: Conn) -> tuple[str | None, str | None]:
-        current = next((m for m in accounts.list_members(c, page.pid) if m["email"] == email), None)
-        if current and current["role"] not in assignable_roles(page.role):
+        user = accounts.find_user(c, email)
+        # The role they have here now: a project membership, else their organisation's
+        # role (an organisation owner is an owner of each of its projects).
+        current = accounts.role_in(c, user, page.pid) if user is not None else None
+        if current is not None and current not in assignable_roles(page.role):
             return None, "That member's role is above yours."
+        if (
+            user is not None
+            and current == "owner"
+            and role != "owner"
+            and not orgs.owners_besides(c, page.pid, user["id"])
+        ):
+            return None, "A project keeps at least one owner."
         return accounts.invite(c, email, page.pid, role), None
 
     password, error = await rt_of(request).write(invite)
