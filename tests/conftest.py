@@ -12,6 +12,7 @@ those and leaves every other test on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -185,13 +186,34 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"log audit: no secret in {records:,} log records")
 
 
+_sqlite_templates: list[Path] = []
+
+
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database, made once per process; each test gets a copy."""
+    if not _sqlite_templates:
+        path = tmp_path_factory.mktemp("sqlite-template") / "lanterna.db"
+        db = Database(f"sqlite:///{path}")
+        try:
+            migrate(db)
+        finally:
+            db.close()
+        _sqlite_templates.append(path)
+    return _sqlite_templates[0]
+
+
 @pytest.fixture
-def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+def db_url(
+    backend: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A fresh, empty (migrated on PostgreSQL) database for one test (``clickhouse``:
     the SQLite metadata database beside the event store, see :func:`events_url`)."""
     if backend in ("sqlite", "clickhouse"):
         if backend == "clickhouse":
             _need_chdb()
+        # A copy of this process's migrated file (0.5 ms) instead of migrating every
+        # test's database again (~50 ms of CPU each).
+        shutil.copyfile(_sqlite_template(tmp_path_factory), tmp_path / "lanterna.db")
         yield f"sqlite:///{tmp_path / 'lanterna.db'}"
         return
     import psycopg
