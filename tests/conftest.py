@@ -203,9 +203,7 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def db_url(
-    backend: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def db_url(backend: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, empty (migrated on PostgreSQL) database for one test (``clickhouse``:
     the SQLite metadata database beside the event store, see :func:`events_url`)."""
     if backend in ("sqlite", "clickhouse"):

@@ -38,6 +38,13 @@ ADMIN_ONLY = {
     ("POST", "/api/public/unstable/evaluation-rules"),
     ("PATCH", "/api/public/unstable/evaluation-rules/{rule_id}"),
     ("DELETE", "/api/public/unstable/evaluation-rules/{rule_id}"),
+    # A/B tests: created, changed and concluded by admins (the web UI's manage_project).
+    ("POST", "/api/public/ab-tests"),
+    ("PATCH", "/api/public/ab-tests/{name}"),
+    ("DELETE", "/api/public/ab-tests/{name}"),
+    ("POST", "/api/public/ab-tests/{name}/start"),
+    ("POST", "/api/public/ab-tests/{name}/stop"),
+    ("POST", "/api/public/ab-tests/{name}/conclude"),
     # Alert rules, channels and budgets (tests/alerts/test_key_roles.py reads them).
     ("POST", "/api/public/alerts/rules"),
     ("PATCH", "/api/public/alerts/rules/{rule_id}"),

@@ -115,6 +115,13 @@ def test_upload_download_and_the_bytes_stored_once(media_api: Api) -> None:
               "sha256Hash": sha256_b64(image), "traceId": "b1", "field": "input"}  # fmt: skip
     from_b = media_api.post("/api/public/media", json=b_body, auth=other.auth).json()
     assert from_b["mediaId"] == media_id(image) and from_b["uploadUrl"]
+    # Claiming the upload without making it does not give B the bytes stored by A.
+    claimed = media_api.patch(
+        f"/api/public/media/{media_id(image)}", json={"uploadHttpStatus": 200}, auth=other.auth
+    )
+    assert claimed.status_code == 400 and "not uploaded" in claimed.json()["message"]
+    hidden = media_api.get(f"/api/public/media/{media_id(image)}", auth=other.auth)
+    assert hidden.status_code == 404
     assert put(media_api, from_b["uploadUrl"], image, "image/png").status_code == 200
     b_again = media_api.post("/api/public/media", json=b_body, auth=other.auth).json()
     assert b_again == {"mediaId": media_id(image), "uploadUrl": None}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -125,3 +126,42 @@ def test_the_upload_url_is_bound_to_the_checksum_and_a_false_success_is_refused(
     assert claimed.status_code == 400
     assert s3_api.get(f"/api/public/media/{media_id(audio)}").status_code == 404
     assert objects(s3_api) == []
+
+
+def test_another_project_cannot_claim_bytes_it_did_not_upload(s3_api: Api) -> None:
+    image = png(rgb=(40, 50, 60))
+    got = register(s3_api, image, "image/png")
+    put = presigned_put(got["uploadUrl"], image, "image/png", sha256_b64(image))
+    assert put.status_code == 200, put.text
+    assert s3_api.patch(f"/api/public/media/{media_id(image)}",
+                        json={"uploadHttpStatus": 200}).status_code == 204  # fmt: skip
+
+    # Another project is asked for the bytes; claiming the upload without making it
+    # (the object is there, written before it asked) gives it nothing.
+    other = new_project(s3_api.app.state.runtime.db.url, "B")
+    body = {"contentType": "image/png", "contentLength": len(image),
+            "sha256Hash": sha256_b64(image), "field": "input"}  # fmt: skip
+    from_b = s3_api.post("/api/public/media", json=body, auth=other.auth).json()
+    assert from_b["uploadUrl"]
+    # As if B had asked a minute after the object was written (no waiting in tests).
+    s3_api.app.state.runtime.writer.run_sync(
+        lambda c: c.run(
+            "UPDATE media SET created_at = ? WHERE project_id = ?",
+            (c.dialect.ts(datetime.now(UTC) + timedelta(minutes=1)), other.id),
+        )
+    )
+    url = f"/api/public/media/{media_id(image)}"
+    claimed = s3_api.patch(url, json={"uploadHttpStatus": 200}, auth=other.auth)
+    assert claimed.status_code == 400 and "not in storage" in claimed.json()["message"]
+    assert s3_api.get(url, auth=other.auth).status_code == 404
+    s3_api.app.state.runtime.writer.run_sync(
+        lambda c: c.run(
+            "UPDATE media SET created_at = ? WHERE project_id = ?",
+            (c.dialect.ts(datetime.now(UTC)), other.id),
+        )
+    )
+    put = presigned_put(from_b["uploadUrl"], image, "image/png", sha256_b64(image))
+    assert put.status_code == 200, put.text
+    assert s3_api.patch(url, json={"uploadHttpStatus": 200}, auth=other.auth).status_code == 204
+    assert s3_api.get(url, auth=other.auth).status_code == 200
+    assert len(objects(s3_api)) == 1

@@ -180,6 +180,9 @@ def test_a_version_whose_references_lead_back_to_it_is_refused(api):
         "itself": "@@@langfusePrompt:name=main|label=production@@@",
         "through another": "x @@@langfusePrompt:name=wrap|label=production@@@",
         "a chat prompt": "@@@langfusePrompt:name=chatty|version=1@@@",
+        # Not made yet, but resolving it would come back to this prompt once it is.
+        "its own next version": "@@@langfusePrompt:name=main|version=2@@@",
+        "its own label": "@@@langfusePrompt:name=main|label=staging@@@",
     }
     for why, text in refused.items():
         response = api.post(

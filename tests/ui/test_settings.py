@@ -93,6 +93,10 @@ def test_an_admin_cannot_demote_an_organisation_owner_through_an_invite(two_proj
     assert admin.login("viewer-a@example.com") == 303
     response = _post(admin, f"{base}/members", email="boss@example.com", role="viewer")
     assert response.status_code == 403 and "above yours" in response.text
+    # An instance admin's access does not come from the project: an admin may add one.
+    add_user(rt.db.url, "root@example.com", {}, admin=True)
+    response = _post(admin, f"{base}/members", email="root@example.com", role="member")
+    assert response.status_code == 303, response.text
     boss_tab = Browser(client.app, client=("127.0.0.1", 50013))
     assert boss_tab.login("boss@example.com") == 303
     role = rt.read_sync(lambda c: accounts.role_in(c, accounts.get_user(c, boss), a.id))

@@ -114,6 +114,8 @@ def resolve(
             # A version no prompt can have (stored before creation refused it) is not
             # looked up: the database's integers would overflow.
             in_range = ref.version is None or 1 <= ref.version <= MAX_VERSION
+            if ref.name in chain:  # found or not yet made: resolving it would come back
+                raise PromptReferenceError(f"prompt references form a cycle through {ref.name}")
             row = lookup(ref.name, ref.version, ref.label) if in_range else None
             if row is None:
                 if missing_ok and in_range:

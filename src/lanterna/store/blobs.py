@@ -21,11 +21,14 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from .db import Conn
 
+#: Seconds an object store's clock (or a file's mtime) may lag the server's.
+CLOCK_SKEW_SECONDS = 5
 #: Keys are 64 lowercase hex digits (a SHA-256); anything else is refused.
 _HEX = frozenset("0123456789abcdef")
 
@@ -48,6 +51,11 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool:
         """Whether the blob is stored."""
+        ...
+
+    def written_since(self, key: str, since: datetime) -> bool:
+        """Whether the blob is stored and was (last) written at or after ``since`` (a few
+        seconds of clock skew allowed): an upload made after ``since``."""
         ...
 
     def write(self, key: str, chunks: Iterable[bytes]) -> None:
@@ -87,6 +95,14 @@ class LocalBlobs:
     def exists(self, key: str) -> bool:
         """Whether the blob's file exists."""
         return self._path(key).is_file()
+
+    def written_since(self, key: str, since: datetime) -> bool:
+        """Whether the blob's file was written at or after ``since``."""
+        try:
+            written = self._path(key).stat().st_mtime
+        except FileNotFoundError:
+            return False
+        return written >= since.timestamp() - CLOCK_SKEW_SECONDS
 
     def write(self, key: str, chunks: Iterable[bytes]) -> None:
         """Write to a temporary file in the target folder, fsync it, rename it into place,
@@ -184,6 +200,19 @@ class S3Blobs:
                 return False
             raise
         return True
+
+    def written_since(self, key: str, since: datetime) -> bool:
+        """A HEAD of the object: its ``LastModified`` at or after ``since``."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self._client.head_object(Bucket=self.bucket, Key=self._object(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        modified: datetime = head["LastModified"]
+        return modified.timestamp() >= since.timestamp() - CLOCK_SKEW_SECONDS
 
     def write(self, key: str, chunks: Iterable[bytes]) -> None:
         """A PUT of the object (used when the server itself extracts media)."""

@@ -20,7 +20,7 @@ from ...abtests.assign import variant_for
 from ...store.filters import parse_time
 from .. import ab_test_ops as ops
 from ..audit import audit
-from ..auth import Principal, ProjectKey
+from ..auth import Principal, ProjectAdminKey, ProjectKey
 from ..doc_models import DocModel
 from ..errors import not_found
 from ..responses import JSON
@@ -317,7 +317,7 @@ async def list_ab_tests(
 
 
 @router.post(AB_TESTS, responses=ok(AbTest), openapi_extra=json_body(AbTestCreate))
-async def create_ab_test(request: Request, principal: ProjectKey) -> JSON:
+async def create_ab_test(request: Request, principal: ProjectAdminKey) -> JSON:
     """Create a draft A/B test; 400 naming the field (fewer than two variants, weights
     without a positive total, a metric that does not exist, ...), 409 on a taken name."""
     body = await read_json(request)
@@ -378,7 +378,7 @@ async def get_ab_test(request: Request, name: str, principal: ProjectKey) -> JSO
 
 
 @router.patch(AB_TESTS + "/{name}", responses=ok(AbTest), openapi_extra=_BODY)
-async def update_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
+async def update_ab_test(request: Request, name: str, principal: ProjectAdminKey) -> JSON:
     """Change an A/B test. While it is running, stopped or concluded its variants,
     weights, salt, prompt and control are fixed (409: that would move units to another
     variant)."""
@@ -391,7 +391,7 @@ async def update_ab_test(request: Request, name: str, principal: ProjectKey) -> 
 
 
 @router.delete(AB_TESTS + "/{name}", responses=ok(Deleted))
-async def delete_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
+async def delete_ab_test(request: Request, name: str, principal: ProjectAdminKey) -> JSON:
     """Delete an A/B test (its traces and scores stay)."""
     rt = runtime(request)
     if not await rt.write(lambda conn: rt.store.ab_tests.delete(conn, principal.project_id, name)):
@@ -401,13 +401,13 @@ async def delete_ab_test(request: Request, name: str, principal: ProjectKey) -> 
 
 
 @router.post(AB_TESTS + "/{name}/start", responses=ok(AbTest))
-async def start_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
+async def start_ab_test(request: Request, name: str, principal: ProjectAdminKey) -> JSON:
     """Start (or restart) a draft or stopped test: units are assigned by their hash."""
     return JSON(await _act(request, principal, name, "start"))
 
 
 @router.post(AB_TESTS + "/{name}/stop", responses=ok(AbTest))
-async def stop_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
+async def stop_ab_test(request: Request, name: str, principal: ProjectAdminKey) -> JSON:
     """Stop a running test: every unit gets the control until it is started again."""
     return JSON(await _act(request, principal, name, "stop"))
 
@@ -415,7 +415,7 @@ async def stop_ab_test(request: Request, name: str, principal: ProjectKey) -> JS
 @router.post(
     AB_TESTS + "/{name}/conclude", responses=ok(AbTest), openapi_extra=json_body(ConcludeBody)
 )
-async def conclude_ab_test(request: Request, name: str, principal: ProjectKey) -> JSON:
+async def conclude_ab_test(request: Request, name: str, principal: ProjectAdminKey) -> JSON:
     """Conclude with a winner (every unit gets it from now on); ``promote: true`` moves
     the prompt's ``production`` label to the winner's version."""
     body = await read_json_object(request)

@@ -210,8 +210,17 @@ async def patch_media(request: Request, media_id: str, principal: ProjectKey) ->
     row = await rt.read(lambda c: media.get_media(c, project_id, media_id))
     if row is None:
         raise not_found(f"Media {media_id}")
-    if 200 <= status < 300 and not await run_in_threadpool(rt.blobs.exists, row["sha256"]):
-        raise ApiError(400, f"The bytes of media {media_id} are not in storage", "Bad request")
+    if 200 <= status < 300 and row["uploaded_at"] is None:
+        # A success only this project's own upload can have made: blobs are shared by
+        # their SHA-256, so "some project stored these bytes" is not enough (a project
+        # could otherwise read another's file by its hash, or learn that it exists).
+        if not rt.blobs.direct:
+            raise ApiError(  # the server's own upload route marks what it received
+                400, f"The bytes of media {media_id} were not uploaded to its URL", "Bad request"
+            )
+        since = rt.db.dialect.ts_parse(row["created_at"]) or datetime.now(UTC)
+        if not await run_in_threadpool(rt.blobs.written_since, row["sha256"], since):
+            raise ApiError(400, f"The bytes of media {media_id} are not in storage", "Bad request")
     error = error[:2000] if error else None
     await rt.write(
         lambda c: media.mark_uploaded(c, project_id, media_id, at, status, error, time_ms)

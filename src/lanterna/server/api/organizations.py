@@ -215,7 +215,8 @@ async def put_organization_membership(request: Request, org: OrgKey) -> JSON:
     openapi_extra=json_body(DeleteMembershipRequest),
 )
 async def delete_organization_membership(request: Request, org: OrgKey) -> JSON:
-    """Take a user out of the organisation and its projects; their login sessions end."""
+    """Take a user out of the organisation and its projects (refused at once; their login
+    sessions end when nothing is left to them)."""
     user_id, _ = await membership_body(request, with_role=False)
     if await remove_org_member(runtime(request), org, user_id) is None:
         raise not_found("Membership")
@@ -225,8 +226,9 @@ async def delete_organization_membership(request: Request, org: OrgKey) -> JSON:
 async def remove_org_member(
     rt: Runtime, org: OrgPrincipal, user_id: str, detail: dict[str, Any] | None = None
 ) -> dict[str, Any] | None:
-    """Take a member out of the organisation and its projects and end their login
-    sessions, audited in each project's log; the member's row, or None for no member."""
+    """Take a member out of the organisation and its projects (their login sessions end
+    when nothing is left to them: ``orgs.remove_from_org``), audited in each project's
+    log; the member's row, or None for no member."""
 
     def work(c: Conn) -> dict[str, Any] | None:
         found = orgs.org_member(c, org.org_id, user_id)

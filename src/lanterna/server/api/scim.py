@@ -435,8 +435,9 @@ async def get_user(request: Request, org: OrgKey, userId: str) -> JSON:
     responses={204: {"description": "Deprovisioned (no body)"}},
 )
 async def delete_user(request: Request, org: OrgKey, userId: str) -> Response:
-    """Deprovision: out of the organisation and its projects, login sessions ended at
-    once (204); 404 for a user the organisation does not have."""
+    """Deprovision: out of the organisation and its projects at once (204; their login
+    sessions end when no other organisation or project is left to them); 404 for a user
+    the organisation does not have."""
     try:
         removed = await remove_org_member(runtime(request), org, userId, {"via": "scim"})
     except Conflict as exc:

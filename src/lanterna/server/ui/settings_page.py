@@ -192,8 +192,10 @@ async def add_member(request: Request, project_id: str) -> Response:
     def invite(c: Conn) -> tuple[str | None, str | None]:
         user = accounts.find_user(c, email)
         # The role they have here now: a project membership, else their organisation's
-        # role (an organisation owner is an owner of each of its projects).
-        current = accounts.role_in(c, user, page.pid) if user is not None else None
+        # role (an organisation owner is an owner of each of its projects). An instance
+        # admin's own access does not come from it, so it is not theirs to lose.
+        member = {**user, "is_admin": False} if user is not None else None
+        current = accounts.role_in(c, member, page.pid) if member is not None else None
         if current is not None and current not in assignable_roles(page.role):
             return None, "That member's role is above yours."
         if (
