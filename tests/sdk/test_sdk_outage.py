@@ -164,3 +164,31 @@ def test_a_spool_directory_keeps_what_the_exit_could_not_deliver(make_client, tm
         assert list(spool.iterdir()) == []
     finally:
         server.close()
+
+
+def test_a_batch_waiting_to_retry_when_the_exit_gives_up_is_spooled_without_another_post(
+    make_client, tmp_path
+):
+    # The server is down; the batch's first POST was refused and its retry waits. The
+    # exit's flush runs out: the batch is written to the spool at once, with no further
+    # POST that could outlast the exit (a server that does not answer holds one for the
+    # transport's whole timeout).
+    import threading
+
+    clock = VirtualClock()
+    clock.at(0.01, hold=True)  # inside the first retry wait
+    client = client_of(make_client, free_port(), clock, spool_dir=tmp_path / "spool")
+    answer("waiting")
+    assert clock.reached[0.01].wait(30)
+    posts = client.stats()["batches"]
+    ended = threading.Thread(target=client.shutdown, args=(0.2,))
+    ended.start()
+    exporter = client.exporter
+    assert exporter._stop.wait(30)  # the flush ran out; the rest is being spooled
+    clock.release(0.01)
+    ended.join(30)
+    assert not ended.is_alive()
+    stats = client.stats()
+    assert stats["spooled"] == 2 and stats["failed"] == 0
+    assert stats["batches"] == posts  # no POST after the stop
+    assert len(list((tmp_path / "spool").iterdir())) == 1

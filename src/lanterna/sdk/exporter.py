@@ -613,13 +613,7 @@ class BatchExporter:
             # The exit's deadline is read on every attempt: it may have started since.
             if clock.monotonic() + delay > min(deadline, self._abort_at) or self._stop.is_set():
                 aborted = self._stop.is_set() or clock.monotonic() + delay > self._abort_at
-                if aborted and self._spool is not None:
-                    self._save(body, n)
-                    return
-                self._counts["failed"] += n
-                logger.warning(
-                    "lanterna: gave up on %d events after %d attempts (%s)", n, attempt, reason
-                )
+                self._give_up(body, n, attempt, reason, aborted)
                 return
             self._counts["retried"] += 1
             if attempt == 1:
@@ -627,6 +621,18 @@ class BatchExporter:
             logger.debug("lanterna: retrying %d events in %.2f s (%s)", n, delay, reason)
             clock.wait(delay, self._nudge)
             self._nudge.clear()
+            if self._stop.is_set():  # stopped while waiting: no POST that could outlast it
+                self._give_up(body, n, attempt, reason, aborted=True)
+                return
+
+    def _give_up(self, body: bytes, n: int, attempts: int, reason: str, aborted: bool) -> None:
+        """A batch no longer retried: spooled when the exit cut it short and a spool is
+        set, else counted as failed and logged."""
+        if aborted and self._spool is not None:
+            self._save(body, n)
+            return
+        self._counts["failed"] += n
+        logger.warning("lanterna: gave up on %d events after %d attempts (%s)", n, attempts, reason)
 
     def _accepted(self, n: int, response: Response) -> None:
         errors: list[Any] = []
