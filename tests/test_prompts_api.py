@@ -202,6 +202,31 @@ def test_a_version_whose_references_lead_back_to_it_is_refused(api):
     assert api.get("/api/public/v2/prompts/main").json()["prompt"] == "Be kind. Made later."
 
 
+def test_a_label_move_that_would_make_a_cycle_is_refused(api):
+    # a v1 refers to b's staging label; b v2 refers to a's production, which is a v2
+    # (no references): every version resolves. Putting production back on a v1 would
+    # make a v1 -> b v2 -> a v1 and both prompts unreadable: refused, nothing moved.
+    ref = "@@@langfusePrompt:name={}|label={}@@@"
+    create(api, name="b", prompt="plain")
+    create(api, name="a", prompt="A1 " + ref.format("b", "staging"))
+    create(api, name="a", prompt="A2", labels=["production"])
+    create(api, name="b", prompt="B2 " + ref.format("a", "production"), labels=["staging"])
+    assert (
+        api.get("/api/public/v2/prompts/b", params={"label": "staging"}).json()["prompt"] == "B2 A2"
+    )
+    moved = api.patch("/api/public/v2/prompts/a/versions/1", json={"newLabels": ["production"]})
+    assert moved.status_code == 400, moved.text
+    assert "cycle" in moved.json()["message"]
+    assert api.get("/api/public/v2/prompts/a").json()["version"] == 2  # nothing moved
+    assert api.get("/api/public/v2/prompts/b", params={"label": "staging"}).status_code == 200
+    # A move that makes no cycle is taken.
+    ok = api.patch("/api/public/v2/prompts/b/versions/1", json={"newLabels": ["staging"]})
+    assert ok.status_code == 200, ok.text
+    assert api.get("/api/public/v2/prompts/a", params={"version": 1}).json()["prompt"] == (
+        "A1 plain"
+    )
+
+
 def test_other_projects_prompts_are_invisible(api):
     create(api, name="secret-sauce", prompt="x", labels=["production"])
     other = api.new_project()

@@ -110,19 +110,25 @@ def create(conn: Conn, project_id: str, new: NewPrompt, created_by: str = "API")
             d.ts(stamp),
         ),
     )
-    # A version whose references lead back to its own name (or to a chat prompt, or
-    # nest too deep) could never be served resolved: refused (a 400, the UI's form
-    # error) and rolled back with the write. A prompt not found yet may be made later.
+    _check_resolvable(conn, project_id, new.name, version, new.prompt)
+    return row
+
+
+def _check_resolvable(conn: Conn, project_id: str, name: str, version: int, prompt: Any) -> None:
+    """Refuse (PromptError, a 400 or the UI's form error; the caller's write rolls back)
+    a version whose references, as the labels now stand, lead back to its own name, to
+    a chat prompt, or nest too deep: it could never be served resolved. A reference to
+    a prompt not made yet is taken (it may be made later). Any cycle that a new version
+    or a moved label makes passes through that version, so checking it is enough."""
     try:
         references.resolve(
-            new.prompt,
+            prompt,
             lambda n, v, lbl: get(conn, project_id, n, version=v, label=lbl),
-            root=(new.name, version),
+            root=(name, version),
             missing_ok=True,
         )
     except references.PromptReferenceError as exc:
         raise PromptError(str(exc)) from None
-    return row
 
 
 def get(
@@ -161,6 +167,7 @@ def add_labels(
     )
     target["labels"] = merged
     target["updated_at"] = stamp
+    _check_resolvable(conn, project_id, name, version, target["prompt"])
     return target
 
 

@@ -281,6 +281,17 @@ async def create_version(request: Request, project_id: str) -> Response:
     return redirect(prompt_url(page.pid, row["name"], version=row["version"]))
 
 
+async def _label_refused(request: Request, page: Page, name: str, exc: PromptError) -> Response:
+    """The prompt's page again, with why the label was refused (400)."""
+    rt = rt_of(request)
+    found = await rt.read(
+        lambda c: prompt_detail(rt.store.prompts, c, page.pid, name, rt.store.events_conn(c))
+    )
+    if found is None:
+        raise not_found("Prompt") from None
+    return _prompt_response(request, page, name, found, error=str(exc), form=None, status=400)
+
+
 @router.post("/project/{project_id}/prompt-labels")
 async def set_label(request: Request, project_id: str) -> Response:
     """Put a label (``production`` by default) on one version; it leaves the others."""
@@ -292,15 +303,13 @@ async def set_label(request: Request, project_id: str) -> Response:
     try:
         labels = check_labels([form.get("label") or PRODUCTION])
     except PromptError as exc:
-        found = await rt.read(
-            lambda c: prompt_detail(prompts, c, page.pid, name, rt.store.events_conn(c))
-        )
-        if found is None:
-            raise not_found("Prompt") from None
-        return _prompt_response(request, page, name, found, error=str(exc), form=None, status=400)
+        return await _label_refused(request, page, name, exc)
     if version is None:
         raise not_found("Prompt version")
-    row = await rt.write(lambda c: prompts.add_labels(c, page.pid, name, version, labels))
+    try:
+        row = await rt.write(lambda c: prompts.add_labels(c, page.pid, name, version, labels))
+    except PromptError as exc:  # the move would make a cycle of references
+        return await _label_refused(request, page, name, exc)
     if row is None:
         raise not_found("Prompt version")
     await audit(rt, page, "prompt.labels", name, {"version": version, "labels": labels})
