@@ -440,6 +440,8 @@ def test_v2_filters(scored, params, expected):
         {"limit": "0"},
         {"page": "0"},
         {"page": "two"},
+        {"page": "1000000001"},  # past the documented maximum (its page was answered)
+        {"page": "42847366346841060000000"},
         {"dataType": "PERCENT"},
         {"source": "HUMAN"},
         {"operator": "like", "value": "1"},

@@ -68,6 +68,10 @@ TIME_PARAMETERS = frozenset(
 )
 #: No NUL byte in a path or query string, on any route (``guards.RequestGuard``'s 400).
 NO_NUL = "^[^\\u0000]*$"
+#: A time parameter: no NUL, before year 9999 (``timeutil.MAX_TS``: a 400 from there) and
+#: not on the first day of year 1, whose times with a positive offset fall before year 1
+#: in UTC (a 400 "out of range").
+TIME_RANGE = "^(?!9999-|0001-01-01T)[^\\u0000]*$"
 
 
 def _string_rules(schema: dict[str, Any], extra: dict[str, str]) -> None:
@@ -75,6 +79,8 @@ def _string_rules(schema: dict[str, Any], extra: dict[str, str]) -> None:
     if schema.get("type") == "string":
         for key, value in extra.items():
             schema.setdefault(key, value)  # a route's own pattern excludes NULs already
+        if schema.get("format") == "date-time" and schema.get("pattern") == NO_NUL:
+            schema["pattern"] = TIME_RANGE
     for branch in schema.get("anyOf", ()):
         _string_rules(branch, extra)
     if isinstance(schema.get("items"), dict):

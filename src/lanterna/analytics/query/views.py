@@ -477,7 +477,8 @@ SCORES_BOOLEAN = replace(
         own(SCORE, "value"),
         Dimension("booleanValue", _text(f"({_S}.value = 1)"), "boolean"),
     ),
-    versions=(2,),
+    # v2's view; v1 takes it too, as Langfuse's OpenAPI document lists it there.
+    versions=(1, 2),
 )
 
 #: Every view by its API name.

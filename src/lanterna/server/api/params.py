@@ -85,11 +85,12 @@ class Page:
 
 
 def page_of(page: int | None, limit: int | None, *, max_limit: int = MAX_PAGE_LIMIT) -> Page:
-    """Validate ``page`` (>= 1, default 1) and ``limit`` (1..max, default 50)."""
+    """Validate ``page`` (1..:data:`MAX_PAGE`, default 1) and ``limit`` (1..max, default
+    50): what the routes' documents say, also where a route reads them itself."""
     page = 1 if page is None else page
     limit = DEFAULT_LIMIT if limit is None else limit
-    if page < 1:
-        raise ApiError(400, "Invalid request data", "page: must be 1 or more")
+    if not 1 <= page <= MAX_PAGE:
+        raise ApiError(400, "Invalid request data", f"page: must be between 1 and {MAX_PAGE}")
     if not 1 <= limit <= max_limit:
         raise ApiError(400, "Invalid request data", f"limit: must be between 1 and {max_limit}")
     return Page(page, limit)
