@@ -341,3 +341,10 @@ def percentile(counts: Mapping[int, int], q: float) -> float | None:
         if seen >= rank:
             return middle(b)
     return middle(items[-1][0])
+
+
+def no_empty(value: Any) -> Any:
+    """A dimension's value from raw rows as the rollups key it: they keep "no value" as
+    ``""`` and answer it as None, so an empty string and a missing value are one group
+    there; raw rows added to (or taken from) rollup sums must land in that group."""
+    return None if value == "" else value

@@ -624,7 +624,7 @@ def _from_raw(
         query, metrics=tuple(metrics), start=start, end=end, order_by=(), row_limit=_SQL_LIMIT
     )
     for r in run_raw(conn, project_id, part, timeout=timeout, collect=True):
-        key = tuple(r[d] for d in query.dimensions)
+        key = tuple(rollup_read.no_empty(r[d]) for d in query.dimensions)
         if query.granularity:
             key = (*key, r[TIME_DIMENSION])
         s = groups[key]
