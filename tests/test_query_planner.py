@@ -481,3 +481,23 @@ def test_an_empty_name_outside_a_partial_hour_is_not_counted(api):
         rows = _read(rt, lambda c, q=query: run_query(c, pid, q))
         want = 1  # the observation at 10:30, or the trace at 10:00
         assert [(r["name"] or "", r["count_count"]) for r in rows] == [("", want)], (view, rows)
+
+
+def test_the_sum_of_count_over_a_range_without_data_is_null_on_every_path(api):
+    # docs/metrics.md: the one row of a range without data answers null (count: 0). The
+    # observation rollups answered 0 for sum_count where raw rows (a filter on type)
+    # answered null.
+    pid = api.project.id
+    rt = api.app.state.runtime
+    metrics = [
+        {"measure": "count", "aggregation": "sum"},
+        {"measure": "count", "aggregation": "count"},
+    ]
+    planned = _query({"view": "observations", "metrics": metrics}, T0, T0 + timedelta(hours=2))
+    raw = _query({"view": "observations", "metrics": metrics, "filters": [
+        {"column": "type", "operator": "=", "value": "SPAN", "type": "string"}]},
+        T0, T0 + timedelta(hours=2))  # fmt: skip
+    assert explain(planned).path == "rollup" and explain(raw).path == "raw"
+    for query in (planned, raw):
+        rows = _read(rt, lambda c, q=query: run_query(c, pid, q))
+        assert rows == [{"sum_count": None, "count_count": 0}], (explain(query).path, rows)

@@ -354,7 +354,7 @@ def _value(metric: Metric, s: _Sums) -> Any:
     if aggregation == "count":
         return s.rows
     if measure == "count":
-        return s.rows
+        return s.rows or None  # the sum of no rows is null, as SQL's SUM
     if measure == "totalCost":
         return float(s.cost) if s.costed else None
     if measure in ("inputTokens", "outputTokens", "totalTokens"):
