@@ -365,7 +365,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         db.close()
 
 
-def _worker_periods(settings) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _worker_periods(settings: Settings) -> dict[str, float]:
     """Seconds between runs of each job of ``lanterna worker``: the setting, or its
     default where the setting is 0 (off in `serve`, never in a worker)."""
     from .server.settings import Settings

@@ -122,8 +122,6 @@ def resolve(
                     continue
                 raise PromptReferenceError(f"referenced prompt not found: {ref.text}")
             key = f"{row['name']}@{row['version']}"
-            if row["name"] in chain:
-                raise PromptReferenceError(f"prompt references form a cycle through {row['name']}")
             graph["dependencies"].setdefault(parent, []).append(
                 {"name": row["name"], "version": row["version"]}
             )

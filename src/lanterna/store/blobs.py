@@ -189,28 +189,29 @@ class S3Blobs:
             raise BlobError(f"not a blob key: {key[:80]!r}")
         return self.prefix + key
 
-    def exists(self, key: str) -> bool:
-        """A HEAD of the object."""
+    def _head(self, key: str) -> dict[str, Any] | None:
+        """The object's HEAD answer, or None when there is no such object."""
         from botocore.exceptions import ClientError
 
         try:
-            self._client.head_object(Bucket=self.bucket, Key=self._object(key))
+            head: dict[str, Any] = self._client.head_object(
+                Bucket=self.bucket, Key=self._object(key)
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise
-        return True
+        return head
+
+    def exists(self, key: str) -> bool:
+        """A HEAD of the object."""
+        return self._head(key) is not None
 
     def written_since(self, key: str, since: datetime) -> bool:
         """A HEAD of the object: its ``LastModified`` at or after ``since``."""
-        from botocore.exceptions import ClientError
-
-        try:
-            head = self._client.head_object(Bucket=self.bucket, Key=self._object(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+        head = self._head(key)
+        if head is None:
+            return False
         modified: datetime = head["LastModified"]
         return modified.timestamp() >= since.timestamp() - CLOCK_SKEW_SECONDS
 

@@ -43,8 +43,10 @@ def comments_of(
         author = row["author_user_id"]
         if author and author not in emails:
             user = accounts.get_user(conn, author)
-            member = user is not None and accounts.role_in(conn, user, project_id) is not None
-            emails[author] = user["email"] if member and user else author
+            if user is not None and accounts.role_in(conn, user, project_id) is not None:
+                emails[author] = user["email"]
+            else:
+                emails[author] = author
         out.append({**comment_json(conn.dialect, row), "author": emails.get(author or "")})
     return out
 
